@@ -1,0 +1,75 @@
+//! `bootstrap`, `login`, `logout`, `whoami`.
+use crate::output::{self, Format};
+use crate::session;
+use anyhow::{Context, Result, anyhow};
+use opennvr_sdk::pb;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct BootstrapArgs {
+    /// The setup token the server wrote at first start.
+    #[arg(long, conflicts_with = "setup_token_file", env = "NVRCTL_SETUP_TOKEN", hide_env_values = true)]
+    setup_token: Option<String>,
+    /// File holding the setup token (the server logs its path, by default ./var/setup-token).
+    #[arg(long)]
+    setup_token_file: Option<PathBuf>,
+    /// Username of the first administrator.
+    #[arg(long, short = 'u')]
+    username: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    #[arg(long, short = 'u')]
+    username: String,
+}
+
+pub async fn bootstrap(server: Option<String>, format: Format, a: BootstrapArgs) -> Result<()> {
+    let token = match (a.setup_token, a.setup_token_file) {
+        (Some(t), _) => t,
+        (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?,
+        (None, None) => return Err(anyhow!("give --setup-token-file (or --setup-token)")),
+    };
+    let server = session::server_url(server)?;
+    let password = crate::cmd::read_password("Password for the new administrator: ")?;
+    let client = session::anonymous(&server).await?;
+    let tokens = client.bootstrap(token.trim(), &a.username, &password).await?;
+    session::save(&server, &tokens)?;
+    print_user(format, tokens.user.as_ref());
+    Ok(())
+}
+
+pub async fn login(server: Option<String>, format: Format, a: LoginArgs) -> Result<()> {
+    let server = session::server_url(server)?;
+    let password = crate::cmd::read_password("Password: ")?;
+    let client = session::anonymous(&server).await?;
+    let tokens = client.login(&a.username, &password).await?;
+    session::save(&server, &tokens)?;
+    print_user(format, tokens.user.as_ref());
+    Ok(())
+}
+
+pub async fn logout(server: Option<String>) -> Result<()> {
+    let client = session::signed_in(server).await?;
+    let r = client.auth().logout(pb::LogoutRequest {}).await;
+    session::clear()?;
+    r?;
+    Ok(())
+}
+
+pub async fn whoami(server: Option<String>, format: Format) -> Result<()> {
+    let client = session::signed_in(server).await?;
+    let me = client.auth().who_am_i(pb::WhoAmIRequest {}).await?.into_inner();
+    let user = me.user.unwrap_or_default();
+    output::print(
+        format,
+        &["Username", "Role", "Session", "Permissions"],
+        vec![vec![user.username, output::role(user.role), me.session_id, me.permissions.join(" ")]],
+    );
+    Ok(())
+}
+
+fn print_user(format: Format, user: Option<&pb::User>) {
+    let u = user.cloned().unwrap_or_default();
+    output::print(format, &["Signed in as", "Role", "Id"], vec![vec![u.username, output::role(u.role), u.id]]);
+}

@@ -1,0 +1,62 @@
+//! `nvrctl`: the OpenNVR command-line client, a thin layer over the Rust SDK.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod cmd;
+mod output;
+mod session;
+
+use clap::{Parser, Subcommand};
+use output::Format;
+use std::process::ExitCode;
+
+/// Command-line client for an OpenNVR server.
+#[derive(Debug, Parser)]
+#[command(name = "nvrctl", version, about)]
+struct Cli {
+    /// Server URL [default: the signed-in server, else http://127.0.0.1:7450].
+    #[arg(long, global = true, env = "NVRCTL_SERVER")]
+    server: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the first administrator with the server's one-time setup token, and sign in.
+    Bootstrap(cmd::auth::BootstrapArgs),
+    /// Sign in; the session is kept in your config directory and refreshed as needed.
+    Login(cmd::auth::LoginArgs),
+    /// End the session.
+    Logout,
+    /// Show who you are signed in as.
+    Whoami,
+    /// Manage users.
+    #[command(subcommand)]
+    Users(cmd::users::UsersCommand),
+    /// List or revoke sessions.
+    #[command(subcommand)]
+    Sessions(cmd::sessions::SessionsCommand),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bootstrap(a) => cmd::auth::bootstrap(cli.server, cli.output, a).await,
+        Command::Login(a) => cmd::auth::login(cli.server, cli.output, a).await,
+        Command::Logout => cmd::auth::logout(cli.server).await,
+        Command::Whoami => cmd::auth::whoami(cli.server, cli.output).await,
+        Command::Users(c) => cmd::users::run(cli.server, cli.output, c).await,
+        Command::Sessions(c) => cmd::sessions::run(cli.server, cli.output, c).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nvrctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The saved session: server URL and tokens in `<config dir>/nvrctl/session.json` (mode 0600),
+//! refreshed transparently before it expires.
+use anyhow::{Context, Result, anyhow};
+use opennvr_sdk::{Client, pb};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+/// Default server URL.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7450";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    server: String,
+    access_token: String,
+    access_token_expires: i64,
+    refresh_token: String,
+    refresh_token_expires: i64,
+    session_id: String,
+}
+
+fn path() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("NVRCTL_SESSION_FILE") {
+        return Ok(PathBuf::from(p));
+    }
+    let dir = dirs::config_dir().ok_or_else(|| anyhow!("no config directory (set NVRCTL_SESSION_FILE)"))?;
+    Ok(dir.join("nvrctl").join("session.json"))
+}
+
+fn load() -> Result<Option<Saved>> {
+    let p = path()?;
+    match std::fs::read(&p) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("reading {}", p.display()))?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+    }
+}
+
+/// Saves `tokens` for `server`, readable only by the user.
+pub fn save(server: &str, tokens: &pb::Tokens) -> Result<()> {
+    let p = path()?;
+    if let Some(dir) = p.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let saved = Saved {
+        server: server.to_owned(),
+        access_token: tokens.access_token.clone(),
+        access_token_expires: tokens.access_token_expire_time.as_ref().map_or(0, |t| t.seconds),
+        refresh_token: tokens.refresh_token.clone(),
+        refresh_token_expires: tokens.refresh_token_expire_time.as_ref().map_or(0, |t| t.seconds),
+        session_id: tokens.session_id.clone(),
+    };
+    let tmp = p.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(&serde_json::to_vec_pretty(&saved)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
+    Ok(())
+}
+
+/// Forgets the saved session.
+pub fn clear() -> Result<()> {
+    match std::fs::remove_file(path()?) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The server to talk to: the flag, else the saved session's, else the default.
+pub fn server_url(flag: Option<String>) -> Result<String> {
+    Ok(match flag {
+        Some(s) => s,
+        None => load()?.map(|s| s.server).unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+    })
+}
+
+/// A client without a session.
+pub async fn anonymous(server: &str) -> Result<Client> {
+    Ok(Client::connect(server).await?)
+}
+
+/// A client with the saved session, refreshed (and re-saved) when the access token is about to expire.
+pub async fn signed_in(flag: Option<String>) -> Result<Client> {
+    let saved = load()?.ok_or_else(|| anyhow!("not signed in: run `nvrctl login`"))?;
+    let server = flag.unwrap_or(saved.server.clone());
+    if server != saved.server {
+        return Err(anyhow!("signed in to {}, not {server}: run `nvrctl login --server {server}`", saved.server));
+    }
+    let client = Client::connect(&server).await?;
+    client.set_tokens(Some(pb::Tokens {
+        access_token: saved.access_token,
+        access_token_expire_time: Some(prost_types::Timestamp { seconds: saved.access_token_expires, nanos: 0 }),
+        refresh_token: saved.refresh_token,
+        refresh_token_expire_time: Some(prost_types::Timestamp { seconds: saved.refresh_token_expires, nanos: 0 }),
+        session_id: saved.session_id,
+        user: None,
+    }));
+    let before = client.tokens().map(|t| t.refresh_token);
+    client
+        .refresh_if_expiring(std::time::Duration::from_secs(30))
+        .await
+        .context("the session has ended: run `nvrctl login`")?;
+    let after = client.tokens();
+    if let Some(t) = after
+        && Some(&t.refresh_token) != before.as_ref()
+    {
+        save(&server, &t)?;
+    }
+    Ok(client)
+}

@@ -1,0 +1,266 @@
+"""A thin, hand-written client over the generated OpenNVR stubs.
+
+``connect(target)`` opens a gRPC channel; ``OpenNvrClient`` wraps it with an interceptor that sends
+``authorization: Bearer <credential>`` and keeps the tokens of the signed-in session::
+
+    from opennvr import OpenNvrClient
+
+    with OpenNvrClient("127.0.0.1:7450") as nvr:
+        nvr.login("admin", "a long password")
+        print(nvr.auth.WhoAmI(auth_service_pb2.WhoAmIRequest()).user.username)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
+
+import grpc
+
+from opennvr.v1 import (
+    audit_service_pb2_grpc,
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+    camera_service_pb2_grpc,
+    event_service_pb2_grpc,
+    inference_service_pb2_grpc,
+    recording_service_pb2_grpc,
+)
+
+__all__ = ["connect", "OpenNvrClient", "BearerInterceptor"]
+
+#: AuthService RPCs that take no credential ("Permission: public" in the proto).
+PUBLIC_METHODS = frozenset(
+    "/opennvr.v1.AuthService/" + m for m in ("Bootstrap", "Login", "CompleteSecondFactor", "Refresh")
+)
+
+ChannelOptions = Sequence[Tuple[str, Any]]
+
+
+def connect(
+    target: str,
+    *,
+    credentials: Optional[grpc.ChannelCredentials] = None,
+    options: Optional[ChannelOptions] = None,
+) -> grpc.Channel:
+    """Opens a channel to an OpenNVR server, e.g. ``connect("127.0.0.1:7450")``.
+
+    Without ``credentials`` the channel is plain HTTP/2 (h2c); pass ``grpc.ssl_channel_credentials()``
+    (or your own) for a server with TLS.
+    """
+    if credentials is None:
+        return grpc.insecure_channel(target, options=options)
+    return grpc.secure_channel(target, credentials, options=options)
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: Optional[float]
+    metadata: Optional[Sequence[Tuple[str, str]]]
+    credentials: Optional[grpc.CallCredentials]
+    wait_for_ready: Optional[bool]
+    compression: Any
+
+
+class BearerInterceptor(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds ``authorization: Bearer <credential()>`` to every non-public call.
+
+    ``before_call`` (if given) runs first for non-public calls; OpenNvrClient uses it to refresh an
+    access token that is about to expire.
+    """
+
+    def __init__(
+        self,
+        credential: Callable[[], Optional[str]],
+        before_call: Optional[Callable[[], None]] = None,
+    ) -> None:
+        self._credential = credential
+        self._before_call = before_call
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        if details.method in PUBLIC_METHODS:
+            return details
+        metadata = list(details.metadata or [])
+        if any(key.lower() == "authorization" for key, _ in metadata):
+            return details
+        if self._before_call is not None:
+            self._before_call()
+        credential = self._credential()
+        if not credential:
+            return details
+        metadata.append(("authorization", f"Bearer {credential}"))
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            metadata,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )  # type: ignore[return-value]
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+        return continuation(self._details(client_call_details), request_iterator)
+
+
+class OpenNvrClient:
+    """Holds the session's tokens and one stub per OpenNVR service.
+
+    ``target_or_channel`` is ``"host:port"`` (opened with :func:`connect`) or an existing channel.
+    ``credential`` may be an API key secret or an access token obtained elsewhere. With a refresh
+    token held, an access token that expires within ``refresh_margin`` seconds is refreshed before the
+    next call (``refresh_margin=0`` turns that off).
+    """
+
+    def __init__(
+        self,
+        target_or_channel: "str | grpc.Channel",
+        *,
+        credential: Optional[str] = None,
+        credentials: Optional[grpc.ChannelCredentials] = None,
+        options: Optional[ChannelOptions] = None,
+        refresh_margin: float = 30.0,
+    ) -> None:
+        if isinstance(target_or_channel, str):
+            self._raw_channel = connect(target_or_channel, credentials=credentials, options=options)
+            self._owns_channel = True
+        else:
+            self._raw_channel = target_or_channel
+            self._owns_channel = False
+        self._lock = threading.Lock()
+        self._credential = credential
+        self._tokens: Optional[auth_service_pb2.Tokens] = None
+        self._refresh_margin = refresh_margin
+        self.channel = grpc.intercept_channel(
+            self._raw_channel, BearerInterceptor(lambda: self._credential, self._refresh_if_needed)
+        )
+        self.auth = auth_service_pb2_grpc.AuthServiceStub(self.channel)
+        self.cameras = camera_service_pb2_grpc.CameraServiceStub(self.channel)
+        self.recordings = recording_service_pb2_grpc.RecordingServiceStub(self.channel)
+        self.audit = audit_service_pb2_grpc.AuditServiceStub(self.channel)
+        self.events = event_service_pb2_grpc.EventServiceStub(self.channel)
+        self.inference = inference_service_pb2_grpc.InferenceServiceStub(self.channel)
+
+    # ---- credential and tokens ----
+
+    @property
+    def credential(self) -> Optional[str]:
+        """What is sent as the bearer credential: an access token or an API key secret."""
+        return self._credential
+
+    @property
+    def tokens(self) -> Optional[auth_service_pb2.Tokens]:
+        """The tokens of the current session, if signed in with a password."""
+        return self._tokens
+
+    def set_credential(self, credential: Optional[str]) -> None:
+        """Uses an API key secret (or an access token obtained elsewhere); forgets held tokens."""
+        with self._lock:
+            self._tokens = None
+            self._credential = credential
+
+    def _keep(self, tokens: auth_service_pb2.Tokens) -> auth_service_pb2.Tokens:
+        if not tokens.access_token:
+            raise RuntimeError("OpenNVR answered without tokens")
+        self._tokens = tokens
+        self._credential = tokens.access_token
+        return tokens
+
+    # ---- sign-in ----
+
+    def bootstrap(
+        self, setup_token: str, username: str, password: str, display_name: str = "", **call: Any
+    ) -> auth_service_pb2.Tokens:
+        """Creates the first administrator with the one-time setup token and signs it in."""
+        res = self.auth.Bootstrap(
+            auth_service_pb2.BootstrapRequest(
+                setup_token=setup_token, username=username, password=password, display_name=display_name
+            ),
+            **call,
+        )
+        with self._lock:
+            return self._keep(res.tokens)
+
+    def login(self, username: str, password: str, **call: Any) -> auth_service_pb2.LoginResponse:
+        """Signs in with a password. Keeps the tokens when ``WhichOneof("result") == "tokens"``;
+        for ``"second_factor"`` finish with :meth:`complete_second_factor`.
+
+        Raises ``grpc.RpcError`` (code UNAUTHENTICATED) for wrong credentials.
+        """
+        res = self.auth.Login(auth_service_pb2.LoginRequest(username=username, password=password), **call)
+        if res.WhichOneof("result") == "tokens":
+            with self._lock:
+                self._keep(res.tokens)
+        return res
+
+    def complete_second_factor(
+        self, challenge_token: str, factor: auth_service_pb2.SecondFactor, **call: Any
+    ) -> auth_service_pb2.Tokens:
+        """Finishes a login that asked for a second factor."""
+        res = self.auth.CompleteSecondFactor(
+            auth_service_pb2.CompleteSecondFactorRequest(challenge_token=challenge_token, factor=factor), **call
+        )
+        with self._lock:
+            return self._keep(res.tokens)
+
+    def refresh(self, **call: Any) -> auth_service_pb2.Tokens:
+        """Exchanges the held refresh token for new tokens of the same session."""
+        with self._lock:
+            return self._refresh_locked(**call)
+
+    def _refresh_locked(self, **call: Any) -> auth_service_pb2.Tokens:
+        if self._tokens is None or not self._tokens.refresh_token:
+            raise RuntimeError("no refresh token held; log in first")
+        res = self.auth.Refresh(auth_service_pb2.RefreshRequest(refresh_token=self._tokens.refresh_token), **call)
+        return self._keep(res.tokens)
+
+    def _refresh_if_needed(self) -> None:
+        if self._refresh_margin <= 0:
+            return
+        with self._lock:
+            tokens = self._tokens
+            if tokens is None or not tokens.refresh_token or not tokens.HasField("access_token_expire_time"):
+                return
+            if tokens.access_token_expire_time.ToSeconds() - time.time() < self._refresh_margin:
+                self._refresh_locked()
+
+    def logout(self, **call: Any) -> None:
+        """Ends the session on the server and forgets the tokens."""
+        try:
+            if self._credential:
+                self.auth.Logout(auth_service_pb2.LogoutRequest(), **call)
+        finally:
+            with self._lock:
+                self._tokens = None
+                self._credential = None
+
+    def whoami(self, **call: Any) -> auth_service_pb2.WhoAmIResponse:
+        """Describes the caller (user, session, permissions)."""
+        return self.auth.WhoAmI(auth_service_pb2.WhoAmIRequest(), **call)
+
+    # ---- lifetime ----
+
+    def close(self) -> None:
+        """Closes the channel if this client opened it."""
+        if self._owns_channel:
+            self._raw_channel.close()
+
+    def __enter__(self) -> "OpenNvrClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,83 @@
+"""Smoke test of the Python SDK against a LIVE OpenNVR server over gRPC (plain h2c).
+
+Environment (all required; the tests fail, never skip, without them):
+  OPENNVR_SMOKE_GRPC_TARGET  host:port of the server, e.g. 127.0.0.1:7450
+  OPENNVR_SMOKE_USER         an existing user (scripts/sdk-smoke bootstraps it in the TypeScript smoke)
+  OPENNVR_SMOKE_PASSWORD     its password
+"""
+
+from __future__ import annotations
+
+import os
+
+import grpc
+import pytest
+
+from opennvr import OpenNvrClient
+from opennvr.v1 import auth_service_pb2, auth_service_pb2_grpc
+
+ENV = ("OPENNVR_SMOKE_GRPC_TARGET", "OPENNVR_SMOKE_USER", "OPENNVR_SMOKE_PASSWORD")
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        pytest.fail(f"{name} is not set: the smoke test needs a live server (run scripts/sdk-smoke)", pytrace=False)
+    return value
+
+
+def test_environment() -> None:
+    for name in ENV:
+        env(name)
+
+
+def test_login_and_whoami() -> None:
+    with OpenNvrClient(env("OPENNVR_SMOKE_GRPC_TARGET")) as nvr:
+        res = nvr.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD"), timeout=30)
+        assert res.WhichOneof("result") == "tokens"
+        assert res.tokens.access_token
+        assert nvr.credential == res.tokens.access_token
+
+        me = nvr.auth.WhoAmI(auth_service_pb2.WhoAmIRequest(), timeout=30)
+        assert me.user.username == env("OPENNVR_SMOKE_USER").lower()
+        assert me.session_id == res.tokens.session_id
+
+
+def test_plain_stub_with_bearer_metadata() -> None:
+    with grpc.insecure_channel(env("OPENNVR_SMOKE_GRPC_TARGET")) as channel:
+        auth = auth_service_pb2_grpc.AuthServiceStub(channel)
+        res = auth.Login(
+            auth_service_pb2.LoginRequest(username=env("OPENNVR_SMOKE_USER"), password=env("OPENNVR_SMOKE_PASSWORD")),
+            timeout=30,
+        )
+        me = auth.WhoAmI(
+            auth_service_pb2.WhoAmIRequest(),
+            metadata=[("authorization", f"Bearer {res.tokens.access_token}")],
+            timeout=30,
+        )
+        assert me.user.username == env("OPENNVR_SMOKE_USER").lower()
+
+
+def test_refreshes_expiring_access_token() -> None:
+    # A margin longer than any token lifetime makes every authenticated call refresh first.
+    with OpenNvrClient(env("OPENNVR_SMOKE_GRPC_TARGET"), refresh_margin=10**9) as nvr:
+        first = nvr.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD"), timeout=30).tokens
+        me = nvr.whoami(timeout=30)
+        assert nvr.tokens is not None
+        assert nvr.tokens.refresh_token != first.refresh_token, "the refresh token did not rotate"
+        assert me.session_id == first.session_id
+
+
+def test_whoami_without_credential_is_unauthenticated() -> None:
+    with OpenNvrClient(env("OPENNVR_SMOKE_GRPC_TARGET")) as nvr:
+        with pytest.raises(grpc.RpcError) as err:
+            nvr.whoami(timeout=30)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, err.value.details()
+
+
+def test_wrong_password_is_unauthenticated() -> None:
+    with OpenNvrClient(env("OPENNVR_SMOKE_GRPC_TARGET")) as nvr:
+        with pytest.raises(grpc.RpcError) as err:
+            nvr.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD") + "-wrong", timeout=30)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, err.value.details()
+        assert nvr.credential is None

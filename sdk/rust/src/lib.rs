@@ -1,0 +1,172 @@
+//! OpenNVR Rust client: connect to a server, sign in, keep the session's tokens fresh, and reach
+//! every `opennvr.v1` service with the bearer token attached.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub use opennvr_proto::v1 as pb;
+use pb::audit_service_client::AuditServiceClient;
+use pb::auth_service_client::AuthServiceClient;
+use pb::camera_service_client::CameraServiceClient;
+use pb::event_service_client::EventServiceClient;
+use pb::inference_service_client::InferenceServiceClient;
+use pb::recording_service_client::RecordingServiceClient;
+use std::sync::{Arc, RwLock};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+/// Errors of the client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server could not be reached.
+    #[error("cannot connect to {endpoint}: {source}")]
+    Connect { endpoint: String, source: tonic::transport::Error },
+    /// The server answered with an error status.
+    #[error("{}: {}", .0.code(), .0.message())]
+    Status(#[from] Status),
+    /// The server answered without the tokens it should have sent.
+    #[error("the server sent no tokens")]
+    NoTokens,
+}
+
+/// Result of client calls.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Attaches `authorization: Bearer <access token>` when the client holds one.
+#[derive(Clone, Default)]
+pub struct Bearer(Arc<RwLock<Option<pb::Tokens>>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> std::result::Result<Request<()>, Status> {
+        let guard = self.0.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(tokens) = guard.as_ref() {
+            let value = format!("Bearer {}", tokens.access_token)
+                .parse()
+                .map_err(|_| Status::internal("access token is not a valid header value"))?;
+            req.metadata_mut().insert("authorization", value);
+        }
+        Ok(req)
+    }
+}
+
+type Svc = InterceptedService<Channel, Bearer>;
+
+/// A connection to one OpenNVR server, holding the signed-in session's tokens.
+#[derive(Clone)]
+pub struct Client {
+    channel: Channel,
+    tokens: Bearer,
+}
+
+impl Client {
+    /// Connects to `endpoint` (`http://host:7450` or `https://...`).
+    pub async fn connect(endpoint: &str) -> Result<Client> {
+        let ep = Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|source| Error::Connect { endpoint: endpoint.to_owned(), source })?;
+        let channel = ep.connect().await.map_err(|source| Error::Connect { endpoint: endpoint.to_owned(), source })?;
+        Ok(Client { channel, tokens: Bearer::default() })
+    }
+
+    /// The tokens held, if signed in.
+    pub fn tokens(&self) -> Option<pb::Tokens> {
+        self.tokens.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the tokens (e.g. restored from a saved session).
+    pub fn set_tokens(&self, tokens: Option<pb::Tokens>) {
+        *self.tokens.0.write().unwrap_or_else(|e| e.into_inner()) = tokens;
+    }
+
+    fn keep(&self, tokens: Option<pb::Tokens>) -> Result<pb::Tokens> {
+        let tokens = tokens.ok_or(Error::NoTokens)?;
+        self.set_tokens(Some(tokens.clone()));
+        Ok(tokens)
+    }
+
+    /// Creates the first administrator with the server's one-time setup token, and signs in as it.
+    pub async fn bootstrap(&self, setup_token: &str, username: &str, password: &str) -> Result<pb::Tokens> {
+        let r = self
+            .auth()
+            .bootstrap(pb::BootstrapRequest {
+                setup_token: setup_token.to_owned(),
+                username: username.to_owned(),
+                password: password.to_owned(),
+                display_name: String::new(),
+            })
+            .await?;
+        self.keep(r.into_inner().tokens)
+    }
+
+    /// Signs in with a password.
+    pub async fn login(&self, username: &str, password: &str) -> Result<pb::Tokens> {
+        let r = self
+            .auth()
+            .login(pb::LoginRequest { username: username.to_owned(), password: password.to_owned() })
+            .await?
+            .into_inner();
+        match r.result {
+            Some(pb::login_response::Result::Tokens(t)) => self.keep(Some(t)),
+            Some(pb::login_response::Result::SecondFactor(_)) => {
+                Err(Error::Status(Status::failed_precondition("this account needs a second factor")))
+            }
+            None => Err(Error::NoTokens),
+        }
+    }
+
+    /// Exchanges the held refresh token for new tokens.
+    pub async fn refresh(&self) -> Result<pb::Tokens> {
+        let refresh_token = self.tokens().map(|t| t.refresh_token).ok_or(Error::NoTokens)?;
+        let r = self.auth().refresh(pb::RefreshRequest { refresh_token }).await?;
+        self.keep(r.into_inner().tokens)
+    }
+
+    /// Refreshes when the access token expires within `margin`.
+    pub async fn refresh_if_expiring(&self, margin: std::time::Duration) -> Result<()> {
+        let Some(t) = self.tokens() else { return Ok(()) };
+        let expires = t.access_token_expire_time.map(|ts| ts.seconds).unwrap_or(0);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        if expires - now <= margin.as_secs() as i64 {
+            self.refresh().await?;
+        }
+        Ok(())
+    }
+
+    fn svc(&self) -> Svc {
+        InterceptedService::new(self.channel.clone(), self.tokens.clone())
+    }
+
+    /// AuthService.
+    pub fn auth(&self) -> AuthServiceClient<Svc> {
+        AuthServiceClient::new(self.svc())
+    }
+
+    /// CameraService.
+    pub fn cameras(&self) -> CameraServiceClient<Svc> {
+        CameraServiceClient::new(self.svc())
+    }
+
+    /// RecordingService.
+    pub fn recordings(&self) -> RecordingServiceClient<Svc> {
+        RecordingServiceClient::new(self.svc())
+    }
+
+    /// AuditService.
+    pub fn audit(&self) -> AuditServiceClient<Svc> {
+        AuditServiceClient::new(self.svc())
+    }
+
+    /// InferenceService.
+    pub fn inference(&self) -> InferenceServiceClient<Svc> {
+        InferenceServiceClient::new(self.svc())
+    }
+
+    /// EventService.
+    pub fn events(&self) -> EventServiceClient<Svc> {
+        EventServiceClient::new(self.svc())
+    }
+
+    /// The underlying channel, for raw calls.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+}

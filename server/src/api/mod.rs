@@ -1,0 +1,99 @@
+//! The gRPC, grpc-web and plain HTTP face of the server, on one router: thin services over the app
+//! layer, one authentication layer, one error mapping.
+pub mod auth_service;
+pub mod authn;
+pub mod convert;
+pub mod http_routes;
+pub mod policy;
+pub mod status;
+
+use crate::error::{Error, Result};
+use axum::Router;
+use opennvr_proto::v1::auth_service_server::AuthServiceServer;
+use std::sync::Arc;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Package whose RPCs the policy table covers.
+pub const PACKAGE: &str = "opennvr.v1";
+
+/// Services that later capabilities implement, and the capability each comes with.
+const LATER: &[(&str, &str)] = &[
+    ("CameraService", "the cameras and MediaMTX control plane"),
+    ("RecordingService", "recording: segments, timeline, playback, export, holds, retention"),
+    ("AuditService", "the audit trail"),
+    ("InferenceService", "inference routing and IDS alerts"),
+    ("EventService", "live events"),
+];
+
+/// What the router is made of.
+pub struct RouterParts {
+    pub auth: auth_service::AuthApi,
+    pub gate: Arc<authn::Gate>,
+    pub http: Arc<http_routes::HttpState>,
+    pub cors_origins: Vec<String>,
+}
+
+/// Answers calls to services that are not built yet with UNIMPLEMENTED naming the capability.
+async fn not_yet(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path();
+    let service = path.trim_start_matches('/').split('/').next().unwrap_or("").trim_start_matches("opennvr.v1.");
+    let status = match LATER.iter().find(|(s, _)| *s == service) {
+        Some((s, capability)) => {
+            tonic::Status::unimplemented(format!("{s} is not implemented yet: it arrives with {capability}"))
+        }
+        None => tonic::Status::unimplemented(format!("unknown method {path}")),
+    };
+    status.into_http::<axum::body::Body>().into_response()
+}
+
+/// Builds the whole router: gRPC + grpc-web services behind the gate, and the plain HTTP routes.
+pub fn router(parts: RouterParts) -> Result<Router> {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    // The reporter only needs to mark the services we serve; it is cheap to keep in a task.
+    tokio::spawn(async move {
+        health_reporter.set_serving::<AuthServiceServer<auth_service::AuthApi>>().await;
+    });
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(opennvr_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(Error::internal)?;
+    let grpc = tonic::service::Routes::new(AuthServiceServer::new(parts.auth))
+        .add_service(health)
+        .add_service(reflection)
+        .into_axum_router()
+        .fallback(not_yet)
+        .layer(axum::middleware::from_fn_with_state(parts.gate, authn::gate))
+        .layer(tonic_web::GrpcWebLayer::new());
+    let mut app = http_routes::routes(parts.http).merge(grpc);
+    if !parts.cors_origins.is_empty() {
+        let origins = parts
+            .cors_origins
+            .iter()
+            .map(|o| {
+                o.parse().map_err(|_| {
+                    crate::config::config_error(format!("OPENNVR_CORS_ORIGINS: {o:?} is not a valid origin"))
+                })
+            })
+            .collect::<Result<Vec<http::HeaderValue>>>()?;
+        let h = |s: &'static str| http::HeaderName::from_static(s);
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([http::Method::POST, http::Method::GET, http::Method::OPTIONS])
+                .allow_headers([
+                    h("content-type"),
+                    h("authorization"),
+                    h("x-grpc-web"),
+                    h("x-user-agent"),
+                    h("grpc-timeout"),
+                    h("connect-protocol-version"),
+                    h("connect-timeout-ms"),
+                ])
+                .expose_headers([h("grpc-status"), h("grpc-message"), h("grpc-status-details-bin")])
+                .max_age(std::time::Duration::from_secs(600)),
+        );
+    }
+    Ok(app)
+}

@@ -1,0 +1,117 @@
+//! The table of what every RPC requires: read once at start from the `Permission:`, `Camera-scoped:`
+//! and `Step-up:` lines that document each RPC in the proto, so the contract and the enforcement are
+//! one declaration. An RPC without them stops the server at boot.
+use crate::domain::Permission;
+use crate::error::{Error, Result};
+use prost::Message;
+use std::collections::HashMap;
+
+/// Who may call an RPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials needed.
+    Public,
+    /// Any signed-in user, acting on their own account.
+    SignedIn,
+    /// A role holding this permission.
+    Permission(Permission),
+}
+
+/// The requirements of one RPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RpcPolicy {
+    pub access: Access,
+    /// Whether the answer depends on which camera is touched (checked by the app's authorizer).
+    pub camera_scoped: bool,
+    /// Whether a recent second factor will be required once strong authentication lands.
+    pub step_up: bool,
+}
+
+/// RPC path (`/opennvr.v1.AuthService/Login`) → policy.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyTable(HashMap<String, RpcPolicy>);
+
+impl PolicyTable {
+    /// Reads the table from the encoded `FileDescriptorSet` (with source info) of `package`.
+    pub fn from_descriptor(descriptor: &[u8], package: &str) -> Result<PolicyTable> {
+        let set = prost_types::FileDescriptorSet::decode(descriptor).map_err(Error::internal)?;
+        let mut table = HashMap::new();
+        for file in set.file.iter().filter(|f| f.package() == package) {
+            let comments: HashMap<Vec<i32>, &str> = file
+                .source_code_info
+                .iter()
+                .flat_map(|s| s.location.iter())
+                .filter_map(|l| Some((l.path.clone(), l.leading_comments.as_deref()?)))
+                .collect();
+            for (si, service) in file.service.iter().enumerate() {
+                for (mi, method) in service.method.iter().enumerate() {
+                    let path = format!("/{package}.{}/{}", service.name(), method.name());
+                    let comment = comments.get(&vec![6, si as i32, 2, mi as i32]).copied().unwrap_or("");
+                    let policy = parse(comment).map_err(|e| Error::internal(format!("{path}: {e}")))?;
+                    table.insert(path, policy);
+                }
+            }
+        }
+        if table.is_empty() {
+            return Err(Error::internal(format!("no RPCs of {package} in the descriptor (missing source info?)")));
+        }
+        Ok(PolicyTable(table))
+    }
+
+    /// The policy of `path`, if it is an RPC of the package.
+    pub fn get(&self, path: &str) -> Option<&RpcPolicy> {
+        self.0.get(path)
+    }
+
+    /// Every RPC path, sorted.
+    pub fn paths(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+fn parse(comment: &str) -> std::result::Result<RpcPolicy, String> {
+    let field = |name: &str| -> std::result::Result<&str, String> {
+        comment
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':').map(str::trim))
+            .ok_or_else(|| format!("missing `{name}:` line in the RPC comment"))
+    };
+    let yes_no = |name: &str| -> std::result::Result<bool, String> {
+        match field(name)? {
+            "yes" => Ok(true),
+            "no" => Ok(false),
+            other => Err(format!("`{name}: {other}` must be yes or no")),
+        }
+    };
+    let access = match field("Permission")? {
+        "public" => Access::Public,
+        "self" => Access::SignedIn,
+        name => Access::Permission(name.parse().map_err(|_| format!("unknown permission {name:?}"))?),
+    };
+    Ok(RpcPolicy { access, camera_scoped: yes_no("Camera-scoped")?, step_up: yes_no("Step-up")? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_trailer_and_rejects_unknown_permission() {
+        let p = parse(" Lists users.\n Permission: user.read\n Camera-scoped: no\n Step-up: yes\n").unwrap();
+        assert_eq!(
+            p,
+            RpcPolicy { access: Access::Permission(Permission::UserRead), camera_scoped: false, step_up: true }
+        );
+        assert!(parse(" Permission: users.read\n Camera-scoped: no\n Step-up: no").is_err());
+        assert!(parse(" Permission: self\n Step-up: no").is_err());
+    }
+
+    #[test]
+    fn every_rpc_of_the_api_has_a_policy() {
+        let t = PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, "opennvr.v1").unwrap();
+        assert_eq!(t.get("/opennvr.v1.AuthService/Login").map(|p| p.access), Some(Access::Public));
+        assert!(t.paths().len() > 50);
+    }
+}

@@ -1,0 +1,525 @@
+//! Identity use cases: bootstrap, login with throttling, refresh-token rotation with reuse detection,
+//! sessions, users and the last-admin rule.
+use super::setup::SetupToken;
+use super::{Client, PageRequest, Principal};
+use crate::bail;
+use crate::clock::SharedClock;
+use crate::domain::{Permission, Role, normalise_username, validate_display_name};
+use crate::error::{Error, ErrorKind, Result};
+use crate::security::password::{PasswordHasherPool, check_policy};
+use crate::security::revocation::RevocationCache;
+use crate::security::token::TokenIssuer;
+use crate::store::Store;
+use crate::store::sessions::{RefreshTokenRow, SessionRow};
+use crate::store::throttle::LoginFailureRow;
+use crate::store::users::{UserChanges, UserRow};
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// Failures allowed from one address before back-off starts.
+const FREE_FAILURES: i32 = 3;
+/// Longest back-off.
+const MAX_BACKOFF_SECS: i64 = 15 * 60;
+/// Failures older than this are forgotten.
+const FAILURE_WINDOW_SECS: i64 = 60 * 60;
+/// A rotated refresh token presented again within this grace is a client retry, not theft.
+pub const REFRESH_REUSE_GRACE_SECS: i64 = 10;
+
+/// Tokens handed to a client after login, bootstrap or refresh.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub access_expires_at: DateTime<Utc>,
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
+    pub session_id: Uuid,
+    pub user: UserRow,
+}
+
+/// Fields of a user that an update may change (the update mask picks which).
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    /// Expected version (etag); `None` skips the check.
+    pub expected_version: Option<i64>,
+}
+
+/// The identity service.
+#[derive(Clone)]
+pub struct AuthApp {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub hasher: PasswordHasherPool,
+    pub tokens: TokenIssuer,
+    pub revocations: RevocationCache,
+    pub setup: SetupToken,
+    pub session_ttl: Duration,
+}
+
+fn refresh_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn new_refresh_token() -> String {
+    format!(
+        "nvr_rt_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::security::secret::random_bytes::<32>())
+    )
+}
+
+fn role_of(row: &UserRow) -> Result<Role> {
+    row.role.parse().map_err(|_| Error::internal(format!("user {} has unknown role {}", row.id, row.role)))
+}
+
+impl AuthApp {
+    /// Creates the first administrator with the setup token. Works once, even when calls race.
+    pub async fn bootstrap(
+        &self,
+        setup_token: &str,
+        username: &str,
+        password: &str,
+        display_name: &str,
+        client: &Client,
+    ) -> Result<IssuedTokens> {
+        if setup_token.is_empty() {
+            return Err(Error::invalid("setup_token", "setup_token is required"));
+        }
+        let username = normalise_username("username", username)?;
+        check_policy("password", &username, password)?;
+        validate_display_name("display_name", display_name)?;
+        self.setup.check(setup_token)?;
+        let hash = self.hasher.hash(password.to_owned()).await?;
+        let now = self.clock.now();
+        let user = UserRow {
+            id: Uuid::new_v4(),
+            username,
+            display_name: display_name.to_owned(),
+            password_hash: hash,
+            role: Role::Admin.as_str().to_owned(),
+            disabled: false,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let row = user.clone();
+        self.store
+            .transaction(move |c| {
+                UserRow::lock_table(c)?;
+                if UserRow::count(c)? > 0 {
+                    bail!(FailedPrecondition, "the server is already set up");
+                }
+                row.insert(c)
+            })
+            .await?;
+        self.setup.consume();
+        tracing::info!(user = %user.username, "first administrator created");
+        self.open_session(user, client).await
+    }
+
+    /// Checks a password and opens a session. Failed attempts are throttled per user and address.
+    pub async fn login(&self, username: &str, password: &str, client: &Client) -> Result<IssuedTokens> {
+        if username.is_empty() {
+            return Err(Error::invalid("username", "username is required"));
+        }
+        if password.is_empty() {
+            return Err(Error::invalid("password", "password is required"));
+        }
+        let username = username.trim().to_lowercase();
+        let address = client.address_text();
+        let now = self.clock.now();
+        let (name, addr) = (username.clone(), address.clone());
+        let (user, failures) = self
+            .store
+            .run(move |c| Ok((UserRow::by_username(c, &name)?, LoginFailureRow::find(c, &name, &addr)?)))
+            .await?;
+        if let Some(f) = &failures
+            && f.blocked_until > now
+        {
+            let wait = (f.blocked_until - now).to_std().unwrap_or_default();
+            return Err(Error::new(
+                ErrorKind::ResourceExhausted,
+                format!("too many failed logins; retry in {} s", wait.as_secs().max(1)),
+            )
+            .with_retry_after(wait));
+        }
+        // An unknown user costs one argon2 verification too, so timing does not reveal who exists.
+        let ok = self.hasher.verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await?;
+        let user = match user {
+            Some(u) if ok && !u.disabled => u,
+            _ => {
+                self.record_failure(username, address, failures, now).await?;
+                return Err(Error::new(ErrorKind::Unauthenticated, "wrong username or password"));
+            }
+        };
+        if failures.is_some() {
+            let (name, addr) = (username.clone(), address.clone());
+            self.store.run(move |c| LoginFailureRow::clear(c, &name, &addr)).await?;
+        }
+        self.open_session(user, client).await
+    }
+
+    async fn record_failure(
+        &self,
+        username: String,
+        address: String,
+        previous: Option<LoginFailureRow>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let failures = match previous {
+            Some(p) if (now - p.last_failure_at).num_seconds() < FAILURE_WINDOW_SECS => p.failures + 1,
+            _ => 1,
+        };
+        let backoff = if failures > FREE_FAILURES {
+            let exp = (failures - FREE_FAILURES - 1).min(20) as u32;
+            (1i64 << exp).min(MAX_BACKOFF_SECS)
+        } else {
+            0
+        };
+        let row = LoginFailureRow {
+            username,
+            client_address: address,
+            failures,
+            last_failure_at: now,
+            blocked_until: now + Duration::seconds(backoff),
+        };
+        tracing::warn!(user = %row.username, client = %row.client_address, failures, backoff_secs = backoff, "failed login");
+        self.store.run(move |c| row.upsert(c)).await
+    }
+
+    async fn open_session(&self, user: UserRow, client: &Client) -> Result<IssuedTokens> {
+        let now = self.clock.now();
+        let role = role_of(&user)?;
+        let session = SessionRow {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            created_at: now,
+            last_refresh_at: now,
+            expires_at: now + self.session_ttl,
+            revoked_at: None,
+            revoked_reason: None,
+            client_address: client.address_text(),
+            user_agent: client.user_agent.chars().take(256).collect(),
+            step_up_at: None,
+        };
+        let refresh = new_refresh_token();
+        let token_row = RefreshTokenRow {
+            token_hash: refresh_hash(&refresh),
+            session_id: session.id,
+            created_at: now,
+            used_at: None,
+        };
+        let (session_id, expires_at) = (session.id, session.expires_at);
+        self.store
+            .transaction(move |c| {
+                session.insert(c)?;
+                token_row.insert(c)
+            })
+            .await?;
+        let (access_token, access_expires_at) = self.tokens.issue(user.id, session_id, role)?;
+        Ok(IssuedTokens {
+            access_token,
+            access_expires_at,
+            refresh_token: refresh,
+            refresh_expires_at: expires_at,
+            session_id,
+            user,
+        })
+    }
+
+    /// Exchanges a refresh token for new tokens. A token already used (past a short retry grace)
+    /// means it was stolen: the whole session is revoked.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<IssuedTokens> {
+        if refresh_token.is_empty() {
+            return Err(Error::invalid("refresh_token", "refresh_token is required"));
+        }
+        let hash = refresh_hash(refresh_token);
+        let now = self.clock.now();
+        let next = new_refresh_token();
+        let next_row_hash = refresh_hash(&next);
+        let outcome = self
+            .store
+            .transaction(move |c| {
+                let invalid = || Error::new(ErrorKind::Unauthenticated, "refresh token is invalid or expired");
+                let token = RefreshTokenRow::find_for_update(c, &hash)?.ok_or_else(invalid)?;
+                let session = SessionRow::find_for_update(c, token.session_id)?.ok_or_else(invalid)?;
+                if session.revoked_at.is_some() || session.expires_at <= now {
+                    return Err(invalid());
+                }
+                if let Some(used_at) = token.used_at
+                    && (now - used_at).num_seconds() > REFRESH_REUSE_GRACE_SECS
+                {
+                    SessionRow::revoke(c, session.id, now, "refresh token reuse")?;
+                    return Ok(Err(session.id));
+                }
+                let user = UserRow::find(c, session.user_id)?.ok_or_else(invalid)?;
+                if user.disabled {
+                    return Err(invalid());
+                }
+                if token.used_at.is_none() {
+                    RefreshTokenRow::mark_used(c, &token.token_hash, now)?;
+                }
+                RefreshTokenRow { token_hash: next_row_hash, session_id: session.id, created_at: now, used_at: None }
+                    .insert(c)?;
+                SessionRow::touch(c, session.id, now)?;
+                Ok(Ok((session, user)))
+            })
+            .await?;
+        match outcome {
+            Ok((session, user)) => {
+                let (access_token, access_expires_at) = self.tokens.issue(user.id, session.id, role_of(&user)?)?;
+                Ok(IssuedTokens {
+                    access_token,
+                    access_expires_at,
+                    refresh_token: next,
+                    refresh_expires_at: session.expires_at,
+                    session_id: session.id,
+                    user,
+                })
+            }
+            Err(revoked) => {
+                self.revocations.insert(&[revoked]);
+                tracing::warn!(session = %revoked, "refresh token reused: session revoked");
+                Err(Error::new(
+                    ErrorKind::Unauthenticated,
+                    "refresh token was already used; the session has been revoked",
+                ))
+            }
+        }
+    }
+
+    /// Ends the caller's session.
+    pub async fn logout(&self, who: &Principal) -> Result<()> {
+        self.revoke_sessions_where(who.session_id, "logout").await
+    }
+
+    async fn revoke_sessions_where(&self, session: Uuid, reason: &'static str) -> Result<()> {
+        let now = self.clock.now();
+        self.store.run(move |c| SessionRow::revoke(c, session, now, reason)).await?;
+        self.revocations.insert(&[session]);
+        Ok(())
+    }
+
+    /// The caller's user and session.
+    pub async fn who_am_i(&self, who: &Principal) -> Result<(UserRow, SessionRow)> {
+        let (user_id, session_id) = (who.user_id, who.session_id);
+        self.store
+            .run(move |c| {
+                let user = UserRow::find(c, user_id)?
+                    .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "user no longer exists"))?;
+                let session = SessionRow::find(c, session_id)?
+                    .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "session no longer exists"))?;
+                Ok((user, session))
+            })
+            .await
+    }
+
+    /// Changes the caller's password after checking the current one; other sessions are revoked
+    /// unless `keep_other_sessions`.
+    pub async fn change_password(
+        &self,
+        who: &Principal,
+        current: &str,
+        new: &str,
+        keep_other_sessions: bool,
+    ) -> Result<()> {
+        if current.is_empty() {
+            return Err(Error::invalid("current_password", "current_password is required"));
+        }
+        let (user, _) = self.who_am_i(who).await?;
+        check_policy("new_password", &user.username, new)?;
+        if !self.hasher.verify(current.to_owned(), Some(user.password_hash.clone())).await? {
+            return Err(Error::new(ErrorKind::Unauthenticated, "current_password is wrong"));
+        }
+        let hash = self.hasher.hash(new.to_owned()).await?;
+        let (user_id, keep, now) = (user.id, who.session_id, self.clock.now());
+        let revoked = self
+            .store
+            .transaction(move |c| {
+                UserRow::update(c, user_id, &UserChanges { password_hash: Some(hash), ..Default::default() }, now)?;
+                if keep_other_sessions {
+                    Ok(Vec::new())
+                } else {
+                    SessionRow::revoke_all_of_user(c, user_id, Some(keep), now, "password changed")
+                }
+            })
+            .await?;
+        self.revocations.insert(&revoked);
+        Ok(())
+    }
+
+    /// Live sessions of `user_id` (empty: the caller). Other users' sessions need `session.manage`.
+    pub async fn list_sessions(&self, who: &Principal, user_id: &str) -> Result<Vec<SessionRow>> {
+        let target = if user_id.is_empty() { who.user_id } else { super::parse_id("user_id", user_id)? };
+        if target != who.user_id {
+            who.require(Permission::SessionManage)?;
+        }
+        let now = self.clock.now();
+        self.store.run(move |c| SessionRow::live_of_user(c, target, now)).await
+    }
+
+    /// Revokes a session: the caller's own, or anyone's with `session.manage`.
+    pub async fn revoke_session(&self, who: &Principal, session_id: &str) -> Result<()> {
+        let id = super::parse_id("session_id", session_id)?;
+        let session = self
+            .store
+            .run(move |c| SessionRow::find(c, id))
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("session {id} not found")))?;
+        if session.user_id != who.user_id {
+            // Do not reveal other users' sessions to someone who may not manage them.
+            who.require(Permission::SessionManage)
+                .map_err(|_| Error::new(ErrorKind::NotFound, format!("session {id} not found")))?;
+        }
+        self.revoke_sessions_where(id, "revoked").await
+    }
+
+    /// Creates a user.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        display_name: &str,
+        role: Option<Role>,
+        disabled: bool,
+        password: &str,
+    ) -> Result<UserRow> {
+        let username = normalise_username("user.username", username)?;
+        validate_display_name("user.display_name", display_name)?;
+        let role = role.ok_or_else(|| Error::invalid("user.role", "user.role is required"))?;
+        check_policy("password", &username, password)?;
+        let hash = self.hasher.hash(password.to_owned()).await?;
+        let now = self.clock.now();
+        let row = UserRow {
+            id: Uuid::new_v4(),
+            username,
+            display_name: display_name.to_owned(),
+            password_hash: hash,
+            role: role.as_str().to_owned(),
+            disabled,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let insert = row.clone();
+        self.store.run(move |c| insert.insert(c)).await.map_err(|e| match e.kind() {
+            ErrorKind::AlreadyExists => {
+                Error::new(ErrorKind::AlreadyExists, format!("user {} already exists", row.username))
+            }
+            _ => e,
+        })?;
+        Ok(row)
+    }
+
+    /// One user.
+    pub async fn get_user(&self, id: &str) -> Result<UserRow> {
+        let id = super::parse_id("user_id", id)?;
+        self.store
+            .run(move |c| UserRow::find(c, id))
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("user {id} not found")))
+    }
+
+    /// A page of users by username.
+    pub async fn list_users(&self, role: Option<Role>, page: PageRequest) -> Result<(Vec<UserRow>, String)> {
+        let (after, limit) = (page.after.clone(), page.size);
+        let rows = self.store.run(move |c| UserRow::page(c, role.map(Role::as_str), after.as_deref(), limit)).await?;
+        let next = page.next_token(rows.len(), rows.last().map(|u| u.username.as_str()));
+        Ok((rows, next))
+    }
+
+    /// Updates role, disabled flag or display name. Disabling or demoting revokes the user's sessions.
+    /// The last enabled admin can be neither disabled nor demoted, even by concurrent calls.
+    pub async fn update_user(&self, who: &Principal, id: &str, update: UserUpdate) -> Result<UserRow> {
+        let id = super::parse_id("user.id", id)?;
+        if let Some(name) = &update.display_name {
+            validate_display_name("user.display_name", name)?;
+        }
+        if id == who.user_id && (update.disabled == Some(true) || update.role.is_some_and(|r| r != who.role)) {
+            // Allowed, but the last-admin rule below still applies.
+            tracing::info!(user = %id, "user changes own role or disables self");
+        }
+        let now = self.clock.now();
+        let (row, revoked) = self
+            .store
+            .transaction(move |c| {
+                UserRow::lock_table(c)?;
+                let current = UserRow::find_for_update(c, id)?
+                    .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("user {id} not found")))?;
+                if let Some(v) = update.expected_version
+                    && v != current.version
+                {
+                    bail!(Aborted, "user {id} was changed by someone else (etag mismatch); reload and retry");
+                }
+                let was_admin = current.role == Role::Admin.as_str() && !current.disabled;
+                let stays_admin = update.role.map_or(current.role == Role::Admin.as_str(), |r| r == Role::Admin)
+                    && !update.disabled.unwrap_or(current.disabled);
+                if was_admin && !stays_admin && UserRow::enabled_admins(c)? <= 1 {
+                    bail!(FailedPrecondition, "user {id} is the last enabled admin: it cannot be disabled or demoted");
+                }
+                let changes = UserChanges {
+                    display_name: update.display_name,
+                    role: update.role.map(|r| r.as_str().to_owned()),
+                    disabled: update.disabled,
+                    password_hash: None,
+                };
+                let row = UserRow::update(c, id, &changes, now)?;
+                let privileges_changed = row.role != current.role || (row.disabled && !current.disabled);
+                let revoked = if privileges_changed {
+                    SessionRow::revoke_all_of_user(c, id, None, now, "role or status changed")?
+                } else {
+                    Vec::new()
+                };
+                Ok((row, revoked))
+            })
+            .await?;
+        self.revocations.insert(&revoked);
+        Ok(row)
+    }
+
+    /// Sets another user's password (administrators); their sessions are revoked.
+    pub async fn set_user_password(&self, id: &str, password: &str) -> Result<()> {
+        let user = self.get_user(id).await?;
+        check_policy("password", &user.username, password)?;
+        let hash = self.hasher.hash(password.to_owned()).await?;
+        let (user_id, now) = (user.id, self.clock.now());
+        let revoked = self
+            .store
+            .transaction(move |c| {
+                UserRow::update(c, user_id, &UserChanges { password_hash: Some(hash), ..Default::default() }, now)?;
+                SessionRow::revoke_all_of_user(c, user_id, None, now, "password reset")
+            })
+            .await?;
+        self.revocations.insert(&revoked);
+        Ok(())
+    }
+
+    /// Deletes a user and their sessions. The last enabled admin cannot be deleted.
+    pub async fn delete_user(&self, id: &str, expected_version: Option<i64>) -> Result<()> {
+        let id = super::parse_id("user_id", id)?;
+        let now = self.clock.now();
+        let revoked = self
+            .store
+            .transaction(move |c| {
+                UserRow::lock_table(c)?;
+                let current = UserRow::find_for_update(c, id)?
+                    .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("user {id} not found")))?;
+                if let Some(v) = expected_version
+                    && v != current.version
+                {
+                    bail!(Aborted, "user {id} was changed by someone else (etag mismatch); reload and retry");
+                }
+                if current.role == Role::Admin.as_str() && !current.disabled && UserRow::enabled_admins(c)? <= 1 {
+                    bail!(FailedPrecondition, "user {id} is the last enabled admin: it cannot be deleted");
+                }
+                let revoked = SessionRow::revoke_all_of_user(c, id, None, now, "user deleted")?;
+                UserRow::delete(c, id)?;
+                Ok(revoked)
+            })
+            .await?;
+        self.revocations.insert(&revoked);
+        Ok(())
+    }
+}

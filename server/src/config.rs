@@ -1,0 +1,290 @@
+//! Server configuration: command-line flags and environment variables over an optional TOML file,
+//! validated at boot. Weak or missing secrets stop the server with a message naming the variable.
+use crate::error::{Error, ErrorKind, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default listen address: loopback only, so a fresh install is not reachable from the network until
+/// the operator decides (`OPENNVR_LISTEN=0.0.0.0:7450`, ideally with TLS).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7450";
+
+/// `opennvr-server`: the OpenNVR network video recorder server.
+#[derive(Debug, Parser)]
+#[command(name = "opennvr-server", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub options: Options,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+}
+
+/// Every configuration key. Each may come from the flag, the environment variable, or the TOML file
+/// (`OPENNVR_CONFIG`, keys in snake_case), in that order of precedence.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// TOML configuration file (keys are the long flag names in snake_case).
+    #[arg(long, env = "OPENNVR_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on for gRPC, grpc-web and HTTP [default: 127.0.0.1:7450].
+    #[arg(long, env = "OPENNVR_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for server state: embedded PostgreSQL, generated keys, setup token [default: ./var].
+    #[arg(long, env = "OPENNVR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL for the server's runtime role. Unset: run the embedded PostgreSQL in the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL URL for the schema owner role that runs migrations [default: DATABASE_URL].
+    #[arg(long, env = "OPENNVR_DATABASE_OWNER_URL", hide_env_values = true)]
+    pub database_owner_url: Option<String>,
+    /// Maximum connections in the runtime pool [default: 16].
+    #[arg(long, env = "OPENNVR_DB_POOL_SIZE")]
+    pub db_pool_size: Option<usize>,
+    /// Statement timeout set on every connection, in seconds [default: 10].
+    #[arg(long, env = "OPENNVR_DB_STATEMENT_TIMEOUT_SECS")]
+    pub db_statement_timeout_secs: Option<u64>,
+    /// Directory with the PostgreSQL server binaries for the embedded database [default: search PATH
+    /// and /usr/lib/postgresql/*/bin].
+    #[arg(long, env = "OPENNVR_PG_BIN_DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+    /// File holding the 32-byte master key (key-encryption key) that seals every stored secret: raw
+    /// 32 bytes, 64 hex digits or base64. Required with DATABASE_URL; the embedded default generates
+    /// one in the data directory if missing.
+    #[arg(long, env = "OPENNVR_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM). With a key, the port serves TLS (HTTP/2 and HTTP/1.1 by ALPN).
+    #[arg(long, env = "OPENNVR_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "OPENNVR_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Comma-separated origins allowed to call grpc-web from a browser (CORS) [default: none].
+    #[arg(long, env = "OPENNVR_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
+    /// Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed [default: none].
+    #[arg(long, env = "OPENNVR_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<IpAddr>>,
+    /// Log format: `text` or `json` [default: text]. Levels come from RUST_LOG.
+    #[arg(long, env = "OPENNVR_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Lifetime of access tokens, in seconds [default: 600].
+    #[arg(long, env = "OPENNVR_ACCESS_TOKEN_TTL_SECS")]
+    pub access_token_ttl_secs: Option<u64>,
+    /// Lifetime of a session (its refresh tokens), in seconds [default: 2592000 = 30 days].
+    #[arg(long, env = "OPENNVR_SESSION_TTL_SECS")]
+    pub session_ttl_secs: Option<u64>,
+    /// How long a new signing key is published in the JWKS before it signs, in seconds [default: 7200,
+    /// longer than MediaMTX's one-hour JWKS refresh].
+    #[arg(long, env = "OPENNVR_SIGNING_KEY_PUBLISH_SECS")]
+    pub signing_key_publish_secs: Option<u64>,
+    /// Age after which the signing key is replaced, in seconds [default: 2592000 = 30 days].
+    #[arg(long, env = "OPENNVR_SIGNING_KEY_ROTATE_SECS")]
+    pub signing_key_rotate_secs: Option<u64>,
+    /// Issuer (`iss`) of the tokens the server signs [default: opennvr].
+    #[arg(long, env = "OPENNVR_TOKEN_ISSUER")]
+    pub token_issuer: Option<String>,
+    /// argon2id memory cost in KiB [default: 19456]. Lower values are for tests only.
+    #[arg(long, env = "OPENNVR_ARGON2_MEMORY_KIB")]
+    pub argon2_memory_kib: Option<u32>,
+    /// argon2id iterations [default: 2].
+    #[arg(long, env = "OPENNVR_ARGON2_ITERATIONS")]
+    pub argon2_iterations: Option<u32>,
+}
+
+impl Options {
+    /// Fills every unset key from `file`.
+    fn or(self, file: Options) -> Options {
+        Options {
+            config: self.config,
+            listen: self.listen.or(file.listen),
+            data_dir: self.data_dir.or(file.data_dir),
+            database_url: self.database_url.or(file.database_url),
+            database_owner_url: self.database_owner_url.or(file.database_owner_url),
+            db_pool_size: self.db_pool_size.or(file.db_pool_size),
+            db_statement_timeout_secs: self.db_statement_timeout_secs.or(file.db_statement_timeout_secs),
+            pg_bin_dir: self.pg_bin_dir.or(file.pg_bin_dir),
+            master_key_file: self.master_key_file.or(file.master_key_file),
+            tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(file.tls_key_file),
+            cors_origins: self.cors_origins.or(file.cors_origins),
+            trusted_proxies: self.trusted_proxies.or(file.trusted_proxies),
+            log_format: self.log_format.or(file.log_format),
+            access_token_ttl_secs: self.access_token_ttl_secs.or(file.access_token_ttl_secs),
+            session_ttl_secs: self.session_ttl_secs.or(file.session_ttl_secs),
+            signing_key_publish_secs: self.signing_key_publish_secs.or(file.signing_key_publish_secs),
+            signing_key_rotate_secs: self.signing_key_rotate_secs.or(file.signing_key_rotate_secs),
+            token_issuer: self.token_issuer.or(file.token_issuer),
+            argon2_memory_kib: self.argon2_memory_kib.or(file.argon2_memory_kib),
+            argon2_iterations: self.argon2_iterations.or(file.argon2_iterations),
+        }
+    }
+}
+
+/// Where the database comes from.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// A private PostgreSQL cluster supervised by the server under the data directory.
+    Embedded { pg_bin_dir: Option<PathBuf> },
+    /// An operator-provided database.
+    External { runtime_url: String, owner_url: String },
+}
+
+/// TLS material.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: Database,
+    pub db_pool_size: usize,
+    pub db_statement_timeout: Duration,
+    pub master_key_file: Option<PathBuf>,
+    pub tls: Option<Tls>,
+    pub cors_origins: Vec<String>,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub log_json: bool,
+    pub access_token_ttl: Duration,
+    pub session_ttl: Duration,
+    pub signing_key_publish: Duration,
+    pub signing_key_rotate: Duration,
+    pub token_issuer: String,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+}
+
+impl Config {
+    /// Builds the configuration from parsed flags/environment and the TOML file they name.
+    pub fn load(options: Options) -> Result<Config> {
+        let file = match &options.config {
+            Some(path) => read_toml(path)?,
+            None => Options::default(),
+        };
+        Config::from_options(options.or(file))
+    }
+
+    /// Validates merged options.
+    pub fn from_options(o: Options) -> Result<Config> {
+        let database = match (o.database_url, o.database_owner_url) {
+            (Some(runtime), owner) => {
+                check_url("DATABASE_URL", &runtime)?;
+                let owner = owner.unwrap_or_else(|| runtime.clone());
+                check_url("OPENNVR_DATABASE_OWNER_URL", &owner)?;
+                Database::External { runtime_url: runtime, owner_url: owner }
+            }
+            (None, Some(_)) => {
+                return Err(config_error(
+                    "OPENNVR_DATABASE_OWNER_URL is set without DATABASE_URL: set both for an external database, or neither for the embedded one",
+                ));
+            }
+            (None, None) => Database::Embedded { pg_bin_dir: o.pg_bin_dir },
+        };
+        if matches!(database, Database::External { .. }) && o.master_key_file.is_none() {
+            return Err(config_error(
+                "OPENNVR_MASTER_KEY_FILE is required with DATABASE_URL: generate one with `head -c 32 /dev/urandom > master.key && chmod 600 master.key`",
+            ));
+        }
+        let tls = match (o.tls_cert_file, o.tls_key_file) {
+            (Some(cert_file), Some(key_file)) => Some(Tls { cert_file, key_file }),
+            (None, None) => None,
+            _ => {
+                return Err(config_error("OPENNVR_TLS_CERT_FILE and OPENNVR_TLS_KEY_FILE must be set together"));
+            }
+        };
+        let log_json = match o.log_format.as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(config_error(format!("OPENNVR_LOG_FORMAT must be text or json, not {other:?}")));
+            }
+        };
+        let secs = |v: Option<u64>, default: u64, name: &str| -> Result<Duration> {
+            match v.unwrap_or(default) {
+                0 => Err(config_error(format!("{name} must be greater than zero"))),
+                s => Ok(Duration::from_secs(s)),
+            }
+        };
+        let pool = o.db_pool_size.unwrap_or(16);
+        if pool == 0 {
+            return Err(config_error("OPENNVR_DB_POOL_SIZE must be greater than zero"));
+        }
+        Ok(Config {
+            listen: match o.listen {
+                Some(l) => l,
+                None => DEFAULT_LISTEN.parse().map_err(Error::internal)?,
+            },
+            data_dir: o.data_dir.unwrap_or_else(|| PathBuf::from("./var")),
+            database,
+            db_pool_size: pool,
+            db_statement_timeout: secs(o.db_statement_timeout_secs, 10, "OPENNVR_DB_STATEMENT_TIMEOUT_SECS")?,
+            master_key_file: o.master_key_file,
+            tls,
+            cors_origins: o.cors_origins.unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect(),
+            trusted_proxies: o.trusted_proxies.unwrap_or_default(),
+            log_json,
+            access_token_ttl: secs(o.access_token_ttl_secs, 600, "OPENNVR_ACCESS_TOKEN_TTL_SECS")?,
+            session_ttl: secs(o.session_ttl_secs, 30 * 86_400, "OPENNVR_SESSION_TTL_SECS")?,
+            signing_key_publish: secs(o.signing_key_publish_secs, 7_200, "OPENNVR_SIGNING_KEY_PUBLISH_SECS")?,
+            signing_key_rotate: secs(o.signing_key_rotate_secs, 30 * 86_400, "OPENNVR_SIGNING_KEY_ROTATE_SECS")?,
+            token_issuer: o.token_issuer.unwrap_or_else(|| "opennvr".to_owned()),
+            argon2_memory_kib: o.argon2_memory_kib.unwrap_or(19_456),
+            argon2_iterations: o.argon2_iterations.unwrap_or(2),
+        })
+    }
+
+    /// True when the server runs its own PostgreSQL (and may generate missing keys).
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.database, Database::Embedded { .. })
+    }
+}
+
+fn read_toml(path: &Path) -> Result<Options> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| config_error(format!("OPENNVR_CONFIG: cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| config_error(format!("OPENNVR_CONFIG: {}: {e}", path.display())))
+}
+
+/// Refuses URLs that carry a placeholder or trivially weak password.
+fn check_url(name: &str, url: &str) -> Result<()> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(config_error(format!("{name} must be a postgres:// URL")));
+    }
+    if let Some(password) = url_password(url)
+        && crate::security::secret::is_placeholder(password.as_bytes())
+    {
+        return Err(config_error(format!(
+            "{name} carries a placeholder or weak password: give the database role a strong random password"
+        )));
+    }
+    Ok(())
+}
+
+fn url_password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.split_once('@')?.0;
+    userinfo.split_once(':').map(|(_, p)| p)
+}
+
+/// A configuration error: the message names the variable at fault.
+pub fn config_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::FailedPrecondition, message)
+}

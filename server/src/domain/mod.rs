@@ -1,0 +1,6 @@
+//! Plain domain types and rules: roles, permissions, users. No tonic, no Diesel, no I/O.
+mod role;
+mod user;
+
+pub use role::{Permission, Role};
+pub use user::{normalise_username, validate_display_name};

@@ -1,0 +1,155 @@
+//! The one error type of the server. Its kinds are the gRPC codes; `api::status` turns it into a
+//! `tonic::Status` in exactly one place, so domain and app code never import tonic.
+use std::fmt;
+
+/// What went wrong, in the vocabulary of gRPC status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A request field is invalid (see [`Error::field`]).
+    InvalidArgument,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// The thing to create exists already.
+    AlreadyExists,
+    /// The state of the system forbids the operation (e.g. last admin, used setup token).
+    FailedPrecondition,
+    /// An optimistic-concurrency check failed.
+    Aborted,
+    /// No valid credentials.
+    Unauthenticated,
+    /// Credentials are valid but lack the permission.
+    PermissionDenied,
+    /// Too many attempts; retry later.
+    ResourceExhausted,
+    /// A dependency (database, MediaMTX) is not reachable.
+    Unavailable,
+    /// The capability is not built yet.
+    Unimplemented,
+    /// A bug or an unexpected failure; details are logged, never returned.
+    Internal,
+}
+
+/// An error with a kind, a message safe to show to the caller, and optionally the request field at fault.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    field: Option<&'static str>,
+    retry_after: Option<std::time::Duration>,
+    reason: Option<&'static str>,
+}
+
+/// Result alias used throughout the server.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error of `kind` with a caller-safe `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), field: None, retry_after: None, reason: None }
+    }
+
+    /// An invalid-argument error naming the request `field`.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::InvalidArgument,
+            message: message.into(),
+            field: Some(field),
+            retry_after: None,
+            reason: None,
+        }
+    }
+
+    /// An internal error: `detail` is logged here and never returned to the caller.
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(ErrorKind::Internal, "internal error")
+    }
+
+    /// Attaches a retry delay (for throttling).
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// Attaches a stable machine-readable reason (`ERROR_REASON_...`, sent as `google.rpc.ErrorInfo`).
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// The machine-readable reason, if any.
+    pub fn reason(&self) -> Option<&'static str> {
+        self.reason
+    }
+
+    /// The kind of error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The caller-safe message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The request field at fault, for invalid-argument errors.
+    pub fn field(&self) -> Option<&'static str> {
+        self.field
+    }
+
+    /// How long to wait before retrying, for throttling errors.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.field {
+            Some(field) => write!(f, "{:?}: {}: {}", self.kind, field, self.message),
+            None => write!(f, "{:?}: {}", self.kind, self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Shorthand: `bail!(NotFound, "user {id} not found")`.
+#[macro_export]
+macro_rules! bail {
+    ($kind:ident, $($arg:tt)+) => {
+        return Err($crate::error::Error::new($crate::error::ErrorKind::$kind, format!($($arg)+)))
+    };
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error as D};
+        match e {
+            D::NotFound => Error::new(ErrorKind::NotFound, "not found"),
+            D::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                Error::new(ErrorKind::AlreadyExists, "already exists")
+            }
+            D::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                Error::new(ErrorKind::Aborted, "concurrent update, retry")
+            }
+            D::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+                Error::new(ErrorKind::Unavailable, "database unavailable")
+            }
+            other => Error::internal(other),
+        }
+    }
+}
+
+impl From<deadpool_diesel::PoolError> for Error {
+    fn from(e: deadpool_diesel::PoolError) -> Self {
+        tracing::warn!(error = %e, "database pool");
+        Error::new(ErrorKind::Unavailable, "database unavailable")
+    }
+}
+
+impl From<deadpool_diesel::InteractError> for Error {
+    fn from(e: deadpool_diesel::InteractError) -> Self {
+        Error::internal(e)
+    }
+}

@@ -1,0 +1,19 @@
+//! OpenNVR server library: configuration, the layered application (api → app → store/security → domain)
+//! and the process that serves it.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod postgres;
+pub mod security;
+pub mod server;
+pub mod store;
+
+pub use config::Config;
+pub use error::{Error, ErrorKind};

@@ -1,0 +1,80 @@
+//! Prometheus metrics: RPC counts and latencies by method and status code, database pool usage.
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+/// Labels of an RPC observation.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub method: String,
+    pub code: String,
+}
+
+/// Labels of a method (latency histogram).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    pub method: String,
+}
+
+/// The server's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    rpcs: Family<RpcLabels, Counter>,
+    latency: Family<MethodLabels, Histogram>,
+    pool_size: Gauge,
+    pool_available: Gauge,
+    pool_max: Gauge,
+    pool_waiting: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("opennvr");
+        let rpcs = Family::<RpcLabels, Counter>::default();
+        let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.5, 14))
+        });
+        let (pool_size, pool_available, pool_max, pool_waiting) =
+            (Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register("rpc_requests", "gRPC calls by method and status code", rpcs.clone());
+        registry.register("rpc_duration_seconds", "gRPC call latency to response headers", latency.clone());
+        registry.register("db_pool_connections", "Open database connections", pool_size.clone());
+        registry.register("db_pool_available", "Idle database connections", pool_available.clone());
+        registry.register("db_pool_max_connections", "Database pool capacity", pool_max.clone());
+        registry.register("db_pool_waiting", "Tasks waiting for a database connection", pool_waiting.clone());
+        Self { registry: Arc::new(registry), rpcs, latency, pool_size, pool_available, pool_max, pool_waiting }
+    }
+
+    /// Records one finished call.
+    pub fn observe_rpc(&self, method: &str, code: &str, seconds: f64) {
+        self.rpcs.get_or_create(&RpcLabels { method: method.to_owned(), code: code.to_owned() }).inc();
+        self.latency.get_or_create(&MethodLabels { method: method.to_owned() }).observe(seconds);
+    }
+
+    /// Renders the Prometheus text format, with pool usage read now.
+    pub fn render(&self, pool: Option<crate::store::PoolUsage>) -> String {
+        if let Some(p) = pool {
+            self.pool_size.set(p.size as i64);
+            self.pool_available.set(p.available as i64);
+            self.pool_max.set(p.max_size as i64);
+            self.pool_waiting.set(p.waiting as i64);
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        out
+    }
+}

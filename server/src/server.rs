@@ -1,0 +1,328 @@
+//! Boot and serve: configuration → database (embedded or external) → migrations → keys → app →
+//! one listener for gRPC, grpc-web and HTTP (optionally TLS) → graceful shutdown.
+use crate::api::{self, RouterParts, auth_service::AuthApi, authn::Gate, http_routes::HttpState, policy::PolicyTable};
+use crate::app::auth::AuthApp;
+use crate::app::setup::SetupToken;
+use crate::clock::SharedClock;
+use crate::config::{Config, Database, config_error};
+use crate::error::{Error, ErrorKind, Result};
+use crate::metrics::Metrics;
+use crate::postgres::{self, EmbeddedPostgres};
+use crate::security::keyring::{KeyPolicy, KeyRing};
+use crate::security::password::PasswordHasherPool;
+use crate::security::revocation::{POLL_INTERVAL, RevocationCache};
+use crate::security::seal::MasterKey;
+use crate::security::secret;
+use crate::security::token::TokenIssuer;
+use crate::store::Store;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+/// How long in-flight calls get to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(20);
+
+/// A booted server, before or while it serves.
+pub struct Server {
+    pub config: Config,
+    pub store: Store,
+    pub keys: KeyRing,
+    pub auth: AuthApp,
+    pub local_addr: SocketAddr,
+    listener: Option<TcpListener>,
+    router: axum::Router,
+    embedded: Option<EmbeddedPostgres>,
+    background: Vec<JoinHandle<()>>,
+}
+
+/// Runs migrations for `config` and returns how many were applied (`opennvr-server migrate`).
+pub async fn migrate_only(config: &Config) -> Result<usize> {
+    prepare_data_dir(&config.data_dir)?;
+    let (runtime_url, owner_url, embedded) = database_urls(config).await?;
+    let _ = runtime_url;
+    let applied =
+        tokio::task::spawn_blocking(move || crate::store::migrate(&owner_url)).await.map_err(Error::internal)??;
+    if let Some(pg) = embedded {
+        pg.stop()?;
+    }
+    Ok(applied)
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| config_error(format!("OPENNVR_DATA_DIR: cannot create {}: {e}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| config_error(format!("OPENNVR_DATA_DIR: cannot restrict {}: {e}", dir.display())))
+}
+
+async fn database_urls(config: &Config) -> Result<(String, String, Option<EmbeddedPostgres>)> {
+    match &config.database {
+        Database::External { runtime_url, owner_url } => Ok((runtime_url.clone(), owner_url.clone(), None)),
+        Database::Embedded { pg_bin_dir } => {
+            let data_dir = std::fs::canonicalize(&config.data_dir).map_err(Error::internal)?;
+            let bin = pg_bin_dir.clone();
+            let pg = tokio::task::spawn_blocking(move || {
+                let bins = postgres::find_binaries(bin.as_deref())?;
+                EmbeddedPostgres::start(&data_dir, bins)
+            })
+            .await
+            .map_err(Error::internal)??;
+            Ok((
+                pg.url(postgres::RUNTIME_ROLE, postgres::DATABASE),
+                pg.url(postgres::OWNER_ROLE, postgres::DATABASE),
+                Some(pg),
+            ))
+        }
+    }
+}
+
+/// The master key: from the configured file, or (embedded default only) generated in the data directory.
+fn master_key(config: &Config) -> Result<MasterKey> {
+    const VAR: &str = "OPENNVR_MASTER_KEY_FILE";
+    let path = match &config.master_key_file {
+        Some(p) => p.clone(),
+        None if config.is_embedded() => {
+            let p = config.data_dir.join("master.key");
+            if !p.exists() {
+                secret::write_private_file(&p, &secret::random_bytes::<32>())
+                    .map_err(|e| config_error(format!("cannot write {}: {e}", p.display())))?;
+                tracing::warn!(
+                    path = %p.display(),
+                    "generated a master key for the embedded database; back it up, or set OPENNVR_MASTER_KEY_FILE to a key you keep elsewhere"
+                );
+            }
+            p
+        }
+        None => return Err(config_error(format!("{VAR} is required with DATABASE_URL"))),
+    };
+    Ok(MasterKey::new(&secret::load_master_key(VAR, &path)?))
+}
+
+impl Server {
+    /// Boots everything up to a bound listener; call [`Server::serve`] to answer calls.
+    pub async fn boot(config: Config, clock: SharedClock) -> Result<Server> {
+        prepare_data_dir(&config.data_dir)?;
+        let master = master_key(&config)?;
+        let (runtime_url, owner_url, embedded) = database_urls(&config).await?;
+        let applied =
+            tokio::task::spawn_blocking(move || crate::store::migrate(&owner_url)).await.map_err(Error::internal)??;
+        if applied > 0 {
+            tracing::info!(applied, "database migrated");
+        }
+        let store = Store::connect(&runtime_url, config.db_pool_size, config.db_statement_timeout)?;
+        let to_chrono = |d: Duration| chrono::Duration::from_std(d).map_err(Error::internal);
+        let access_ttl = to_chrono(config.access_token_ttl)?;
+        let keys = KeyRing::new(
+            store.clone(),
+            master,
+            clock.clone(),
+            KeyPolicy {
+                publish_ahead: to_chrono(config.signing_key_publish)?,
+                rotate_after: to_chrono(config.signing_key_rotate)?,
+                max_token_ttl: access_ttl,
+            },
+        );
+        keys.maintain().await?;
+        let revocations = RevocationCache::new(store.clone(), clock.clone(), access_ttl);
+        revocations.poll().await?;
+        let tokens = TokenIssuer::new(keys.clone(), clock.clone(), config.token_issuer.clone(), access_ttl);
+        let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let hasher = PasswordHasherPool::new(config.argon2_memory_kib, config.argon2_iterations, parallel)?;
+        let setup = SetupToken::default();
+        let auth = AuthApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            hasher,
+            tokens: tokens.clone(),
+            revocations: revocations.clone(),
+            setup: setup.clone(),
+            session_ttl: to_chrono(config.session_ttl)?,
+        };
+        if store.run(crate::store::users::UserRow::count).await? == 0 {
+            let path = setup.issue(&config.data_dir)?;
+            tracing::warn!(
+                path = %path.display(),
+                "no users yet: create the first administrator with `nvrctl bootstrap --setup-token-file {}`",
+                path.display()
+            );
+        }
+        let metrics = Metrics::new();
+        let gate = Arc::new(Gate {
+            policies: PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, api::PACKAGE)?,
+            tokens,
+            revocations: revocations.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            metrics: metrics.clone(),
+        });
+        let router = api::router(RouterParts {
+            auth: AuthApi { app: auth.clone() },
+            gate,
+            http: Arc::new(HttpState { store: store.clone(), keys: keys.clone(), metrics }),
+            cors_origins: config.cors_origins.clone(),
+        })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| config_error(format!("OPENNVR_LISTEN: cannot listen on {}: {e}", config.listen)))?;
+        let local_addr = listener.local_addr().map_err(Error::internal)?;
+        let background = vec![
+            every(POLL_INTERVAL, {
+                let r = revocations.clone();
+                move || {
+                    let r = r.clone();
+                    async move { r.poll().await }
+                }
+            }),
+            every(Duration::from_secs(60), {
+                let k = keys.clone();
+                move || {
+                    let k = k.clone();
+                    async move { k.maintain().await }
+                }
+            }),
+        ];
+        Ok(Server { config, store, keys, auth, local_addr, listener: Some(listener), router, embedded, background })
+    }
+
+    /// Serves until `shutdown` turns true, lets in-flight calls finish, then closes the pool and
+    /// stops the embedded database.
+    pub async fn serve(mut self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+        let listener = self.listener.take().ok_or_else(|| Error::internal("server already served"))?;
+        let tls = match &self.config.tls {
+            Some(t) => Some(tls_acceptor(&t.cert_file, &t.key_file)?),
+            None => None,
+        };
+        tracing::info!(addr = %self.local_addr, tls = tls.is_some(), "serving gRPC, grpc-web and HTTP");
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = async { shutdown.wait_for(|stop| *stop).await.map(|_| ()) } => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let service =
+                self.router.clone().map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                });
+            let service = hyper_util::service::TowerToHyperService::new(service);
+            match &tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "connection ended");
+                        }
+                    });
+                }
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                            Ok(Ok(tls_stream)) => {
+                                let conn = builder
+                                    .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
+                                    .into_owned();
+                                if let Err(e) = watcher.watch(conn).await {
+                                    tracing::debug!(error = %e, "connection ended");
+                                }
+                            }
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        }
+                    });
+                }
+            }
+        }
+        tracing::info!("shutting down: letting in-flight calls finish");
+        if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+            tracing::warn!("some calls did not finish within {DRAIN:?}");
+        }
+        self.stop();
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        self.store.close();
+        if let Some(pg) = self.embedded.take()
+            && let Err(e) = pg.stop()
+        {
+            tracing::error!(error = %e, "stopping the embedded PostgreSQL");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs `f` every `period`, logging failures.
+fn every<F, Fut>(period: Duration, f: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = f().await {
+                tracing::warn!(error = %e, "background task failed");
+            }
+        }
+    })
+}
+
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
+    let read = |p: &Path, var: &str| {
+        std::fs::read(p).map_err(|e| config_error(format!("{var}: cannot read {}: {e}", p.display())))
+    };
+    let certs = rustls_pemfile::certs(&mut read(cert, "OPENNVR_TLS_CERT_FILE")?.as_slice())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| config_error(format!("OPENNVR_TLS_CERT_FILE: {e}")))?;
+    let key = rustls_pemfile::private_key(&mut read(key, "OPENNVR_TLS_KEY_FILE")?.as_slice())
+        .map_err(|e| config_error(format!("OPENNVR_TLS_KEY_FILE: {e}")))?
+        .ok_or_else(|| config_error("OPENNVR_TLS_KEY_FILE holds no private key"))?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(Error::internal)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| config_error(format!("OPENNVR_TLS_CERT_FILE/OPENNVR_TLS_KEY_FILE: {e}")))?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))
+}
+
+/// Maps a boot error to a process exit message.
+pub fn describe(e: &Error) -> String {
+    match e.kind() {
+        ErrorKind::Internal => "internal error during start-up (see the log above)".to_owned(),
+        _ => e.message().to_owned(),
+    }
+}

@@ -1,0 +1,207 @@
+//! PostgreSQL through Diesel: the pool, embedded migrations and every query. The only place SQL lives.
+pub mod keys;
+pub mod schema;
+pub mod sessions;
+pub mod throttle;
+pub mod users;
+
+use crate::error::{Error, ErrorKind, Result};
+use deadpool_diesel::postgres::{Hook, HookError, Manager, Pool, Runtime};
+use diesel::prelude::*;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::time::Duration;
+
+/// Every migration in `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+
+/// The runtime connection pool.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("status", &self.pool.status()).finish()
+    }
+}
+
+/// A snapshot of pool usage, for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolUsage {
+    pub size: usize,
+    pub available: usize,
+    pub max_size: usize,
+    pub waiting: usize,
+}
+
+impl Store {
+    /// Builds the runtime pool on `url`; every new connection gets `statement_timeout`.
+    pub fn connect(url: &str, max_size: usize, statement_timeout: Duration) -> Result<Store> {
+        let timeout_ms = statement_timeout.as_millis();
+        let hook = Hook::async_fn(move |conn, _| {
+            Box::pin(async move {
+                conn.interact(move |c| diesel::sql_query(format!("SET statement_timeout = {timeout_ms}")).execute(c))
+                    .await
+                    .map_err(|e| HookError::Message(e.to_string().into()))?
+                    .map_err(|e| HookError::Message(e.to_string().into()))?;
+                Ok(())
+            })
+        });
+        let pool = Pool::builder(Manager::new(url, Runtime::Tokio1))
+            .max_size(max_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .post_create(hook)
+            .build()
+            .map_err(Error::internal)?;
+        Ok(Store { pool })
+    }
+
+    /// Runs `f` on a pooled connection, off the async runtime.
+    pub async fn run<F, R>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let conn = self.pool.get().await?;
+        conn.interact(f).await?
+    }
+
+    /// Runs `f` in a transaction on a pooled connection.
+    pub async fn transaction<F, R>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.run(move |c| c.transaction(f)).await
+    }
+
+    /// True when a connection can be had and answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        let check = self.run(|c| {
+            diesel::sql_query("SELECT 1").execute(c)?;
+            Ok(())
+        });
+        matches!(tokio::time::timeout(Duration::from_secs(2), check).await, Ok(Ok(())))
+    }
+
+    /// Current pool usage.
+    pub fn usage(&self) -> PoolUsage {
+        let s = self.pool.status();
+        PoolUsage { size: s.size, available: s.available, max_size: s.max_size, waiting: s.waiting }
+    }
+
+    /// Closes the pool: idle connections drop, no new ones are made.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}
+
+impl From<diesel::ConnectionError> for Error {
+    fn from(e: diesel::ConnectionError) -> Self {
+        tracing::warn!(error = %e, "database connection");
+        Error::new(ErrorKind::Unavailable, "database unavailable")
+    }
+}
+
+/// Versions the database has applied that this binary does not know (a newer server migrated it).
+pub fn unknown_versions(conn: &mut PgConnection) -> Result<Vec<String>> {
+    let known: Vec<String> = MigrationHarness::applied_migrations(conn)
+        .map_err(Error::internal)?
+        .into_iter()
+        .map(|v| v.to_string())
+        .collect();
+    let ours: Vec<String> = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map_err(Error::internal)?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    Ok(known.into_iter().filter(|v| !ours.contains(v)).collect())
+}
+
+/// Brings the schema up to date as the owner role at `owner_url`. Refuses a schema newer than this
+/// binary. Returns the number of migrations applied.
+pub fn migrate(owner_url: &str) -> Result<usize> {
+    let mut conn = PgConnection::establish(owner_url).map_err(|e| {
+        Error::new(ErrorKind::Unavailable, format!("cannot connect to the database as the owner role: {e}"))
+    })?;
+    // Serialise concurrent starts: only one process migrates at a time.
+    diesel::sql_query("SELECT pg_advisory_lock(7450001)").execute(&mut conn)?;
+    let result = migrate_locked(&mut conn);
+    diesel::sql_query("SELECT pg_advisory_unlock(7450001)").execute(&mut conn)?;
+    result
+}
+
+fn migrate_locked(conn: &mut PgConnection) -> Result<usize> {
+    let newer = has_migrations_table(conn)?.then(|| unknown_versions(conn)).transpose()?.unwrap_or_default();
+    if !newer.is_empty() {
+        return Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            format!(
+                "the database schema is newer than this server knows (unknown migrations: {}): run a newer opennvr-server, or restore a backup made for this version",
+                newer.join(", ")
+            ),
+        ));
+    }
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map_err(|e| Error::new(ErrorKind::FailedPrecondition, format!("database migration failed: {e}")))?;
+    Ok(applied.len())
+}
+
+fn has_migrations_table(conn: &mut PgConnection) -> Result<bool> {
+    #[derive(QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let row: Exists =
+        diesel::sql_query("SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS exists").get_result(conn)?;
+    Ok(row.exists)
+}
+
+/// Reverts every applied migration (tests and `migrate` round-trips only).
+pub fn revert_all(conn: &mut PgConnection) -> Result<usize> {
+    let reverted = conn.revert_all_migrations(MIGRATIONS).map_err(Error::internal)?;
+    Ok(reverted.len())
+}
+
+/// Creates, as a superuser, the roles OpenNVR uses: the owner that runs migrations, the NOLOGIN
+/// group `opennvr_runtime` that holds the runtime privileges, and a login role in that group.
+/// Idempotent. Passwords are only set when given (socket-only clusters use trust).
+pub fn provision_roles(superuser: &mut PgConnection, owner: &str, runtime_login: &str) -> Result<()> {
+    for name in [owner, runtime_login] {
+        if !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(Error::internal(format!("bad role name {name}")));
+        }
+    }
+    let sql = format!(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'opennvr_runtime') THEN CREATE ROLE opennvr_runtime NOLOGIN; END IF;
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{owner}') THEN CREATE ROLE {owner} LOGIN; END IF;
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{runtime_login}') THEN CREATE ROLE {runtime_login} LOGIN IN ROLE opennvr_runtime; END IF;
+         END $$"
+    );
+    diesel::sql_query(sql).execute(superuser)?;
+    Ok(())
+}
+
+/// Creates database `name` owned by `owner` (optionally from `template`) unless it exists.
+pub fn create_database(superuser: &mut PgConnection, name: &str, owner: &str, template: Option<&str>) -> Result<()> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let existing: Count = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result(superuser)?;
+    if existing.n == 0 {
+        let template = template.map(|t| format!(" TEMPLATE \"{t}\"")).unwrap_or_default();
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\" OWNER \"{owner}\"{template}")).execute(superuser)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! Queries on `sessions` and `refresh_tokens`.
+use super::schema::{refresh_tokens, sessions};
+use crate::error::Result;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+/// A row of `sessions`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_refresh_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_reason: Option<String>,
+    pub client_address: String,
+    pub user_agent: String,
+    pub step_up_at: Option<DateTime<Utc>>,
+}
+
+/// A row of `refresh_tokens`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens, check_for_backend(diesel::pg::Pg))]
+pub struct RefreshTokenRow {
+    pub token_hash: Vec<u8>,
+    pub session_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+impl SessionRow {
+    /// Inserts a session.
+    pub fn insert(&self, c: &mut PgConnection) -> Result<()> {
+        diesel::insert_into(sessions::table).values(self).execute(c)?;
+        Ok(())
+    }
+
+    /// The session with `id`.
+    pub fn find(c: &mut PgConnection, id: Uuid) -> Result<Option<SessionRow>> {
+        Ok(sessions::table.find(id).select(SessionRow::as_select()).first(c).optional()?)
+    }
+
+    /// The session with `id`, locked until the transaction ends.
+    pub fn find_for_update(c: &mut PgConnection, id: Uuid) -> Result<Option<SessionRow>> {
+        Ok(sessions::table.find(id).select(SessionRow::as_select()).for_update().first(c).optional()?)
+    }
+
+    /// Live (not revoked, not expired) sessions of `user_id`, newest first.
+    pub fn live_of_user(c: &mut PgConnection, user_id: Uuid, now: DateTime<Utc>) -> Result<Vec<SessionRow>> {
+        Ok(sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now))
+            .order(sessions::created_at.desc())
+            .select(SessionRow::as_select())
+            .load(c)?)
+    }
+
+    /// Records a refresh.
+    pub fn touch(c: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        diesel::update(sessions::table.find(id)).set(sessions::last_refresh_at.eq(now)).execute(c)?;
+        Ok(())
+    }
+
+    /// Revokes one session; returns whether it was live.
+    pub fn revoke(c: &mut PgConnection, id: Uuid, now: DateTime<Utc>, reason: &str) -> Result<bool> {
+        Ok(diesel::update(sessions::table.find(id).filter(sessions::revoked_at.is_null()))
+            .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
+            .execute(c)?
+            > 0)
+    }
+
+    /// Revokes every live session of `user_id` except `keep`; returns the ids revoked.
+    pub fn revoke_all_of_user(
+        c: &mut PgConnection,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Vec<Uuid>> {
+        let mut q = diesel::update(sessions::table)
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null())
+            .into_boxed();
+        if let Some(keep) = keep {
+            q = q.filter(sessions::id.ne(keep));
+        }
+        Ok(q.set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
+            .returning(sessions::id)
+            .get_results(c)?)
+    }
+
+    /// Sessions revoked at or after `since` (for the revocation cache), with when.
+    pub fn revoked_since(c: &mut PgConnection, since: DateTime<Utc>) -> Result<Vec<(Uuid, DateTime<Utc>)>> {
+        let rows: Vec<(Uuid, Option<DateTime<Utc>>)> = sessions::table
+            .filter(sessions::revoked_at.ge(since))
+            .select((sessions::id, sessions::revoked_at))
+            .load(c)?;
+        Ok(rows.into_iter().filter_map(|(id, at)| at.map(|at| (id, at))).collect())
+    }
+}
+
+impl RefreshTokenRow {
+    /// Stores a refresh token hash.
+    pub fn insert(&self, c: &mut PgConnection) -> Result<()> {
+        diesel::insert_into(refresh_tokens::table).values(self).execute(c)?;
+        Ok(())
+    }
+
+    /// The token with `hash`, locked until the transaction ends (rotation is serialised on it).
+    pub fn find_for_update(c: &mut PgConnection, hash: &[u8]) -> Result<Option<RefreshTokenRow>> {
+        Ok(refresh_tokens::table
+            .find(hash.to_vec())
+            .select(RefreshTokenRow::as_select())
+            .for_update()
+            .first(c)
+            .optional()?)
+    }
+
+    /// Marks the token used.
+    pub fn mark_used(c: &mut PgConnection, hash: &[u8], now: DateTime<Utc>) -> Result<()> {
+        diesel::update(refresh_tokens::table.find(hash.to_vec())).set(refresh_tokens::used_at.eq(now)).execute(c)?;
+        Ok(())
+    }
+}

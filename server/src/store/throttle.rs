@@ -1,0 +1,49 @@
+//! Queries on `login_failures`: failed-login counts per (username, client address).
+use super::schema::login_failures;
+use crate::error::Result;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+
+/// A row of `login_failures`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = login_failures, check_for_backend(diesel::pg::Pg))]
+pub struct LoginFailureRow {
+    pub username: String,
+    pub client_address: String,
+    pub failures: i32,
+    pub last_failure_at: DateTime<Utc>,
+    pub blocked_until: DateTime<Utc>,
+}
+
+impl LoginFailureRow {
+    /// The failure record of `username` from `client_address`.
+    pub fn find(c: &mut PgConnection, username: &str, client_address: &str) -> Result<Option<LoginFailureRow>> {
+        Ok(login_failures::table
+            .find((username.to_owned(), client_address.to_owned()))
+            .select(LoginFailureRow::as_select())
+            .first(c)
+            .optional()?)
+    }
+
+    /// Writes the record (insert or replace).
+    pub fn upsert(&self, c: &mut PgConnection) -> Result<()> {
+        diesel::insert_into(login_failures::table)
+            .values(self)
+            .on_conflict((login_failures::username, login_failures::client_address))
+            .do_update()
+            .set((
+                login_failures::failures.eq(excluded(login_failures::failures)),
+                login_failures::last_failure_at.eq(excluded(login_failures::last_failure_at)),
+                login_failures::blocked_until.eq(excluded(login_failures::blocked_until)),
+            ))
+            .execute(c)?;
+        Ok(())
+    }
+
+    /// Forgets the failures of `username` from `client_address` (after a successful login).
+    pub fn clear(c: &mut PgConnection, username: &str, client_address: &str) -> Result<()> {
+        diesel::delete(login_failures::table.find((username.to_owned(), client_address.to_owned()))).execute(c)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,332 @@
+//! Identity: bootstrap, login and throttling, token expiry, refresh rotation, sessions, users and
+//! the last-admin rule.
+use crate::harness::{ADMIN_PASSWORD, TestServer};
+use opennvr_sdk::pb;
+use tonic::Code;
+
+fn code<T: std::fmt::Debug>(r: Result<T, opennvr_sdk::Error>) -> Code {
+    match r {
+        Err(opennvr_sdk::Error::Status(s)) => s.code(),
+        other => panic!("expected a status error, got {other:?}"),
+    }
+}
+
+fn status_code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> Code {
+    r.expect_err("expected an error").code()
+}
+
+#[tokio::test]
+async fn bootstrap_works_once_and_needs_the_setup_token() {
+    let s = TestServer::start().await;
+    let token = s.setup_token();
+    let c = s.client().await;
+    assert_eq!(code(c.bootstrap("nvr_setup_wrong", "admin", ADMIN_PASSWORD).await), Code::Unauthenticated);
+    assert_eq!(code(c.bootstrap(&token, "admin", "short").await), Code::InvalidArgument);
+    let tokens = c.bootstrap(&token, "Admin", ADMIN_PASSWORD).await.unwrap();
+    assert_eq!(tokens.user.as_ref().unwrap().username, "admin");
+    assert_eq!(tokens.user.as_ref().unwrap().role, pb::Role::Admin as i32);
+    assert!(!s.data_dir.join("setup-token").exists(), "the used setup token file is removed");
+    let again = s.client().await;
+    assert_eq!(code(again.bootstrap(&token, "second", ADMIN_PASSWORD).await), Code::FailedPrecondition);
+    let me = c.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner();
+    assert_eq!(me.user.unwrap().username, "admin");
+    assert!(me.permissions.contains(&"user.write".to_owned()));
+}
+
+#[tokio::test]
+async fn concurrent_bootstraps_create_exactly_one_admin() {
+    let s = TestServer::start().await;
+    let token = s.setup_token();
+    let mut calls = Vec::new();
+    for i in 0..8 {
+        let c = s.client().await;
+        let token = token.clone();
+        calls.push(tokio::spawn(async move { c.bootstrap(&token, &format!("admin{i}"), ADMIN_PASSWORD).await }));
+    }
+    let mut ok = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(opennvr_sdk::Error::Status(st)) => assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    let mut su = s.db.superuser();
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let n: N = diesel::sql_query("SELECT count(*) AS n FROM users").get_result(&mut su).unwrap();
+    assert_eq!(n.n, 1);
+}
+
+#[tokio::test]
+async fn login_ok_wrong_password_and_unknown_user() {
+    let s = TestServer::start().await;
+    let _admin = s.admin().await;
+    let c = s.client().await;
+    let wrong = c.login("admin", "not-the-password-at-all").await;
+    let unknown = c.login("nobody", "not-the-password-at-all").await;
+    for r in [wrong, unknown] {
+        match r {
+            Err(opennvr_sdk::Error::Status(st)) => {
+                assert_eq!(st.code(), Code::Unauthenticated);
+                assert_eq!(st.message(), "wrong username or password", "unknown user and wrong password look alike");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let t = c.login("ADMIN", ADMIN_PASSWORD).await.unwrap();
+    assert!(!t.access_token.is_empty() && t.refresh_token.starts_with("nvr_rt_"));
+    assert_eq!(code(c.login("", ADMIN_PASSWORD).await), Code::InvalidArgument);
+}
+
+/// A login from `address` (the test server trusts loopback as a proxy, so X-Forwarded-For counts).
+async fn login_from(c: &opennvr_sdk::Client, address: &str, password: &str) -> Result<(), tonic::Status> {
+    let mut req = tonic::Request::new(pb::LoginRequest { username: "admin".into(), password: password.into() });
+    req.metadata_mut().insert("x-forwarded-for", address.parse().unwrap());
+    c.auth().login(req).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn failed_logins_back_off_per_address_and_expire() {
+    let db = crate::harness::TestDb::new();
+    let mut options = crate::harness::test_options(&db);
+    options.trusted_proxies = Some(vec!["127.0.0.1".parse().unwrap()]);
+    let s = TestServer::start_with(db, options).await;
+    let _admin = s.admin().await;
+    let c = s.client().await;
+    let attacker = "203.0.113.9";
+    for _ in 0..4 {
+        assert_eq!(status_code(login_from(&c, attacker, "wrong-password-xyz").await), Code::Unauthenticated);
+    }
+    // Blocked now, even with the right password, from that address...
+    let blocked = login_from(&c, attacker, ADMIN_PASSWORD).await.unwrap_err();
+    assert_eq!(blocked.code(), Code::ResourceExhausted);
+    let details = tonic_types::StatusExt::get_error_details(&blocked);
+    assert!(details.retry_info().is_some(), "throttling says when to retry");
+    // ...but the admin at another address is not locked out.
+    login_from(&c, "198.51.100.7", ADMIN_PASSWORD).await.unwrap();
+    // Back-off grows: one more failure after the block expires doubles it.
+    s.clock.advance(chrono::Duration::seconds(2));
+    assert_eq!(status_code(login_from(&c, attacker, "wrong-password-xyz").await), Code::Unauthenticated);
+    s.clock.advance(chrono::Duration::milliseconds(1500));
+    assert_eq!(status_code(login_from(&c, attacker, ADMIN_PASSWORD).await), Code::ResourceExhausted);
+    // And it expires.
+    s.clock.advance(chrono::Duration::seconds(3));
+    login_from(&c, attacker, ADMIN_PASSWORD).await.unwrap();
+    // A success clears the record: three more failures are free again.
+    for _ in 0..3 {
+        assert_eq!(status_code(login_from(&c, attacker, "wrong-password-xyz").await), Code::Unauthenticated);
+    }
+    login_from(&c, attacker, ADMIN_PASSWORD).await.unwrap();
+}
+
+#[tokio::test]
+async fn access_tokens_expire() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    admin.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+    s.clock.advance(chrono::Duration::seconds(599));
+    admin.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+    s.clock.advance(chrono::Duration::seconds(2));
+    let e = admin.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains("expired"), "{}", e.message());
+    // The refresh token still works and gives a fresh access token.
+    admin.refresh().await.unwrap();
+    admin.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_session() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let first = admin.tokens().unwrap();
+    let second = admin.refresh().await.unwrap();
+    assert_ne!(first.refresh_token, second.refresh_token);
+    assert_eq!(first.session_id, second.session_id);
+    // A client retrying within the grace period is not treated as theft.
+    let retry = s.client().await;
+    retry.set_tokens(Some(first.clone()));
+    retry.refresh().await.unwrap();
+    // After the grace, presenting the used token again revokes the whole session.
+    s.clock.advance(chrono::Duration::seconds(30));
+    let thief = s.client().await;
+    thief.set_tokens(Some(first));
+    match thief.refresh().await {
+        Err(opennvr_sdk::Error::Status(st)) => {
+            assert_eq!(st.code(), Code::Unauthenticated);
+            assert!(st.message().contains("revoked"), "{}", st.message());
+        }
+        other => panic!("{other:?}"),
+    }
+    // The legitimate holder's tokens of that session are dead too.
+    assert_eq!(code(admin.refresh().await), Code::Unauthenticated);
+    assert_eq!(status_code(admin.auth().who_am_i(pb::WhoAmIRequest {}).await), Code::Unauthenticated);
+    assert!(matches!(s.client().await.refresh().await, Err(opennvr_sdk::Error::NoTokens)));
+}
+
+#[tokio::test]
+async fn logout_sessions_and_password_change() {
+    let s = TestServer::start().await;
+    let a = s.admin().await;
+    let b = s.client().await;
+    b.login("admin", ADMIN_PASSWORD).await.unwrap();
+    let sessions = a.auth().list_sessions(pb::ListSessionsRequest::default()).await.unwrap().into_inner().sessions;
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions.iter().filter(|x| x.current).count(), 1);
+    // Revoke b's session from a.
+    let b_sid = b.tokens().unwrap().session_id;
+    a.auth().revoke_session(pb::RevokeSessionRequest { session_id: b_sid }).await.unwrap();
+    assert_eq!(status_code(b.auth().who_am_i(pb::WhoAmIRequest {}).await), Code::Unauthenticated);
+    // Password change revokes the other sessions but keeps this one.
+    let c = s.client().await;
+    c.login("admin", ADMIN_PASSWORD).await.unwrap();
+    let wrong = a
+        .auth()
+        .change_password(pb::ChangePasswordRequest {
+            current_password: "wrong-current-pass".into(),
+            new_password: "new-harbor-lantern-99".into(),
+            keep_other_sessions: false,
+        })
+        .await;
+    assert_eq!(status_code(wrong), Code::Unauthenticated);
+    a.auth()
+        .change_password(pb::ChangePasswordRequest {
+            current_password: ADMIN_PASSWORD.into(),
+            new_password: "new-harbor-lantern-99".into(),
+            keep_other_sessions: false,
+        })
+        .await
+        .unwrap();
+    a.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+    assert_eq!(status_code(c.auth().who_am_i(pb::WhoAmIRequest {}).await), Code::Unauthenticated);
+    assert_eq!(code(s.client().await.login("admin", ADMIN_PASSWORD).await), Code::Unauthenticated);
+    s.client().await.login("admin", "new-harbor-lantern-99").await.unwrap();
+    // Logout ends the session.
+    a.auth().logout(pb::LogoutRequest {}).await.unwrap();
+    assert_eq!(status_code(a.auth().who_am_i(pb::WhoAmIRequest {}).await), Code::Unauthenticated);
+    assert_eq!(code(a.refresh().await), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn users_crud_validation_and_etags() {
+    let s = TestServer::start().await;
+    let a = s.admin().await;
+    let viewer = s.user(&a, "vera", pb::Role::Viewer).await;
+    let bad = a
+        .auth()
+        .create_user(pb::CreateUserRequest {
+            user: Some(pb::User { username: "bad name!".into(), role: pb::Role::Viewer as i32, ..Default::default() }),
+            password: ADMIN_PASSWORD.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let details = tonic_types::StatusExt::get_error_details(&bad);
+    assert_eq!(details.bad_request().unwrap().field_violations[0].field, "user.username");
+    let dup = a
+        .auth()
+        .create_user(pb::CreateUserRequest {
+            user: Some(pb::User { username: "VERA".into(), role: pb::Role::Viewer as i32, ..Default::default() }),
+            password: ADMIN_PASSWORD.into(),
+        })
+        .await;
+    assert_eq!(status_code(dup), Code::AlreadyExists);
+    let list =
+        a.auth().list_users(pb::ListUsersRequest { page_size: 1, ..Default::default() }).await.unwrap().into_inner();
+    assert_eq!(list.users.len(), 1);
+    assert!(!list.next_page_token.is_empty());
+    let page2 = a
+        .auth()
+        .list_users(pb::ListUsersRequest { page_size: 1, page_token: list.next_page_token, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page2.users[0].username, "vera");
+    let vera = page2.users[0].clone();
+    // Promote with the right etag; a stale etag is refused.
+    let updated = a
+        .auth()
+        .update_user(pb::UpdateUserRequest {
+            user: Some(pb::User { role: pb::Role::Operator as i32, ..vera.clone() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["role".into()] }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(updated.role, pb::Role::Operator as i32);
+    let stale = a
+        .auth()
+        .update_user(pb::UpdateUserRequest {
+            user: Some(pb::User { display_name: "Vera".into(), ..vera.clone() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["display_name".into()] }),
+        })
+        .await;
+    assert_eq!(status_code(stale), Code::Aborted);
+    // The role change revoked her sessions (the old token carried the old role).
+    assert_eq!(status_code(viewer.auth().who_am_i(pb::WhoAmIRequest {}).await), Code::Unauthenticated);
+    let no_mask = a.auth().update_user(pb::UpdateUserRequest { user: Some(updated.clone()), update_mask: None }).await;
+    assert_eq!(status_code(no_mask), Code::InvalidArgument);
+    a.auth().delete_user(pb::DeleteUserRequest { user_id: updated.id.clone(), etag: String::new() }).await.unwrap();
+    let gone = a.auth().get_user(pb::GetUserRequest { user_id: updated.id }).await;
+    assert_eq!(status_code(gone), Code::NotFound);
+    let bad_id = a.auth().get_user(pb::GetUserRequest { user_id: "x".into() }).await.unwrap_err();
+    assert_eq!(bad_id.code(), Code::InvalidArgument);
+    assert!(bad_id.message().contains("user_id"));
+}
+
+#[tokio::test]
+async fn the_last_enabled_admin_stays_even_under_concurrent_calls() {
+    let s = TestServer::start().await;
+    let a = s.admin().await;
+    let me = a.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    for (user, mask) in [
+        (pb::User { disabled: true, ..me.clone() }, "disabled"),
+        (pb::User { role: pb::Role::Viewer as i32, ..me.clone() }, "role"),
+    ] {
+        let r = a
+            .auth()
+            .update_user(pb::UpdateUserRequest {
+                user: Some(pb::User { etag: String::new(), ..user }),
+                update_mask: Some(prost_types::FieldMask { paths: vec![mask.into()] }),
+            })
+            .await;
+        assert_eq!(status_code(r), Code::FailedPrecondition);
+    }
+    let r = a.auth().delete_user(pb::DeleteUserRequest { user_id: me.id.clone(), etag: String::new() }).await;
+    assert_eq!(status_code(r), Code::FailedPrecondition);
+    // Two admins disable each other at the same moment: exactly one call wins, every round.
+    let b = s.user(&a, "bob", pb::Role::Admin).await;
+    let bob = b.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    let set_disabled = |c: opennvr_sdk::Client, target: pb::User, disabled: bool| async move {
+        c.auth()
+            .update_user(pb::UpdateUserRequest {
+                user: Some(pb::User { disabled, etag: String::new(), ..target }),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["disabled".into()] }),
+            })
+            .await
+    };
+    for round in 0..5 {
+        let (ca, cb) = (s.client().await, s.client().await);
+        ca.login("admin", ADMIN_PASSWORD).await.unwrap();
+        cb.login("bob", ADMIN_PASSWORD).await.unwrap();
+        let (x, y) =
+            tokio::join!(set_disabled(ca.clone(), bob.clone(), true), set_disabled(cb.clone(), me.clone(), true));
+        assert_eq!([x.is_ok(), y.is_ok()].iter().filter(|w| **w).count(), 1, "round {round}: {x:?} {y:?}");
+        let x_won = x.is_ok();
+        let loser_error = if x_won { y.unwrap_err() } else { x.unwrap_err() };
+        assert!(
+            matches!(loser_error.code(), Code::FailedPrecondition | Code::Unauthenticated),
+            "the loser is refused, or was itself disabled first: {loser_error:?}"
+        );
+        let (survivor, loser) = if x_won { (ca, bob.clone()) } else { (cb, me.clone()) };
+        set_disabled(survivor, loser, false).await.unwrap();
+    }
+}

@@ -1,0 +1,162 @@
+//! Start-up: configuration refusals, migrations, schema versions, database roles, sealed keys.
+use crate::harness::{TestDb, TestServer, cluster_url, master_key_file, temp_dir, test_options, url_for};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use opennvr_server::config::{Config, Options};
+use opennvr_server::security::seal::{MasterKey, Sealed};
+use opennvr_server::server::Server;
+use opennvr_server::store;
+use std::sync::Arc;
+
+async fn boot_error(options: Options) -> String {
+    let config = match Config::from_options(options) {
+        Ok(c) => c,
+        Err(e) => return e.to_string(),
+    };
+    match Server::boot(config, Arc::new(opennvr_server::clock::SystemClock)).await {
+        Ok(_) => panic!("the server booted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn weak_or_missing_secrets_stop_the_server() {
+    let db = TestDb::new();
+    // No master key with an external database.
+    let mut o = test_options(&db);
+    o.master_key_file = None;
+    assert!(boot_error(o).await.contains("OPENNVR_MASTER_KEY_FILE is required"));
+    // A key file of repeated bytes, a placeholder text, a short key.
+    for contents in [
+        vec![0u8; 32],
+        b"changeme".to_vec(),
+        vec![7u8; 16],
+        b"0000000000000000000000000000000000000000000000000000000000000000".to_vec(),
+    ] {
+        let dir = temp_dir("weak");
+        let p = dir.join("master.key");
+        std::fs::write(&p, &contents).unwrap();
+        let mut o = test_options(&db);
+        o.master_key_file = Some(p);
+        let e = boot_error(o).await;
+        assert!(e.contains("OPENNVR_MASTER_KEY_FILE"), "{e}");
+    }
+    // A database URL with a placeholder password.
+    let mut o = test_options(&db);
+    o.database_url = Some("postgres://opennvr:changeme@127.0.0.1/opennvr".into());
+    let e = boot_error(o).await;
+    assert!(e.contains("DATABASE_URL") && e.contains("placeholder"), "{e}");
+    // An owner URL without a runtime URL.
+    let mut o = test_options(&db);
+    o.database_url = None;
+    assert!(boot_error(o).await.contains("OPENNVR_DATABASE_OWNER_URL"));
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_fails_loudly() {
+    let s = TestServer::start().await;
+    let mut options = s.options.clone();
+    s.shutdown().await;
+    let db = TestDb { name: options.database_url.as_ref().unwrap().rsplit('/').next().unwrap().to_owned() };
+    options.master_key_file = Some(master_key_file(&temp_dir("other-key")));
+    options.data_dir = Some(temp_dir("data2"));
+    let _ = db;
+    let e = boot_error(options).await;
+    assert!(e.contains("master key"), "{e}");
+}
+
+#[tokio::test]
+async fn migrations_go_up_down_and_up_again() {
+    let db = TestDb::empty();
+    let owner = db.owner_url();
+    assert!(store::migrate(&owner).unwrap() >= 1);
+    assert_eq!(store::migrate(&owner).unwrap(), 0, "nothing pending the second time");
+    let mut c = PgConnection::establish(&owner).unwrap();
+    assert!(store::revert_all(&mut c).unwrap() >= 1);
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let tables: N = diesel::sql_query(
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations'",
+    )
+    .get_result(&mut c)
+    .unwrap();
+    assert_eq!(tables.n, 0, "down removes everything up made");
+    assert!(store::migrate(&owner).unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn a_schema_newer_than_the_server_is_refused() {
+    let db = TestDb::new();
+    let mut su = db.superuser();
+    diesel::sql_query("INSERT INTO __diesel_schema_migrations (version) VALUES ('20991231000000')")
+        .execute(&mut su)
+        .unwrap();
+    let e = store::migrate(&db.owner_url()).unwrap_err().to_string();
+    assert!(e.contains("newer than this server") && e.contains("20991231000000"), "{e}");
+}
+
+#[tokio::test]
+async fn the_runtime_role_has_only_what_it_needs() {
+    let db = TestDb::new();
+    let mut rt = PgConnection::establish(&db.runtime_url()).unwrap();
+    for forbidden in [
+        "CREATE TABLE intruder (x int)",
+        "DROP TABLE users",
+        "ALTER TABLE users ADD COLUMN x int",
+        "UPDATE signing_keys SET kid = kid",
+        "TRUNCATE sessions",
+    ] {
+        let e = diesel::sql_query(forbidden).execute(&mut rt);
+        assert!(e.is_err(), "runtime role may not: {forbidden}");
+    }
+    diesel::sql_query("SELECT count(*) FROM users").execute(&mut rt).unwrap();
+}
+
+#[tokio::test]
+async fn signing_keys_are_stored_sealed_never_in_clear() {
+    let s = TestServer::start().await;
+    let _admin = s.admin().await;
+    let key =
+        opennvr_server::security::secret::load_master_key("test", s.options.master_key_file.as_ref().unwrap()).unwrap();
+    let master = MasterKey::new(&key);
+    let mut su = s.db.superuser();
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        kid: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        kek_id: String,
+        #[diesel(sql_type = diesel::sql_types::Bytea)]
+        private_key_sealed: Vec<u8>,
+    }
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT kid, kek_id, private_key_sealed FROM signing_keys").load(&mut su).unwrap();
+    assert!(!rows.is_empty());
+    #[derive(diesel::QueryableByName)]
+    struct Dump {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        t: String,
+    }
+    // Every row of every table, as text.
+    let tables: Vec<Dump> =
+        diesel::sql_query("SELECT table_name::text AS t FROM information_schema.tables WHERE table_schema = 'public'")
+            .load(&mut su)
+            .unwrap();
+    let mut dump = String::new();
+    for t in tables {
+        let rows: Vec<Dump> = diesel::sql_query(format!("SELECT x::text AS t FROM {} x", t.t)).load(&mut su).unwrap();
+        rows.into_iter().for_each(|r| dump.push_str(&r.t));
+    }
+    for row in &rows {
+        let sealed = Sealed { kek_id: row.kek_id.clone(), blob: row.private_key_sealed.clone() };
+        let secret = master.open(&format!("signing_keys/{}", row.kid), &sealed).unwrap();
+        assert_eq!(secret.len(), 32);
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!dump.contains(&hex), "the private key of {} appears in clear", row.kid);
+        // Moved to another row's identity, the sealed key does not open.
+        assert!(master.open("signing_keys/other", &sealed).is_err());
+    }
+    let _ = (cluster_url(), url_for);
+}

@@ -1,0 +1,315 @@
+//! Test fixtures: a private PostgreSQL cluster, a migrated template database cloned per test, and
+//! the real server started in-process on an ephemeral port.
+#![allow(dead_code)]
+use chrono::Utc;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use opennvr_server::clock::ManualClock;
+use opennvr_server::config::{Config, Options};
+use opennvr_server::server::Server;
+use opennvr_server::store;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Strong enough for the policy, used by every test admin.
+pub const ADMIN_PASSWORD: &str = "granite-harbor-lantern-42";
+
+/// The cluster every test of this process uses: `OPENNVR_TEST_PG_URL` (a superuser URL of a
+/// cluster the test script started), or a private one started here and stopped with the process.
+pub fn cluster_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| match std::env::var("OPENNVR_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => start_private_cluster(),
+    })
+}
+
+fn start_private_cluster() -> String {
+    let bins = opennvr_server::postgres::find_binaries(None).expect("PostgreSQL binaries for tests");
+    let dir = std::env::temp_dir().join(format!("opennvr-test-pg-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = nix::unistd::Uid::effective().is_root();
+    let pg_user = root.then(|| nix::unistd::User::from_name("postgres").unwrap().expect("postgres user"));
+    if let Some(u) = &pg_user {
+        nix::unistd::chown(&dir, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    let cmd = |program: &str| {
+        let mut c = Command::new(bins.bin_dir.join(program));
+        if let Some(u) = &pg_user {
+            c.uid(u.uid.as_raw()).gid(u.gid.as_raw());
+        }
+        c.current_dir(&dir);
+        c
+    };
+    let data = dir.join("data");
+    let ok = cmd("initdb")
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "initdb: {}", String::from_utf8_lossy(&ok.stderr));
+    let port = free_port();
+    let mut postgres = cmd("postgres");
+    postgres
+        .arg("-D")
+        .arg(&data)
+        .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=300"])
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-k")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // The cluster dies with this test process. The death signal fires when the spawning *thread*
+    // exits, so spawn from a thread that lives as long as the process.
+    unsafe {
+        postgres.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).map_err(std::io::Error::from)
+        });
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let child = postgres.spawn();
+        tx.send(child.map(|_| ())).unwrap();
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().unwrap().unwrap();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    for _ in 0..100 {
+        if PgConnection::establish(&url).is_ok() {
+            return url;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("private PostgreSQL did not start");
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `url` with its database replaced by `db` and its user by `user`.
+pub fn url_for(url: &str, user: &str, db: &str) -> String {
+    let (_, rest) = url.split_once("://").unwrap();
+    let (_, hostpart) = rest.split_once('@').unwrap();
+    let (host, _) = hostpart.split_once('/').unwrap();
+    format!("postgres://{user}@{host}/{db}")
+}
+
+const OWNER: &str = "opennvr_owner";
+const RUNTIME: &str = "opennvr_app";
+
+/// The migrated template: created once per cluster (serialised across processes by an advisory lock).
+fn template() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let su_url = cluster_url();
+        let mut su = PgConnection::establish(su_url).unwrap();
+        diesel::sql_query("SELECT pg_advisory_lock(7450100)").execute(&mut su).unwrap();
+        let versions: Vec<String> =
+            diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&store::MIGRATIONS)
+                .unwrap()
+                .iter()
+                .map(|m| m.name().to_string())
+                .collect();
+        let digest = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            versions.hash(&mut h);
+            for dir in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations")).unwrap() {
+                let dir = dir.unwrap().path();
+                for f in ["up.sql", "down.sql"] {
+                    std::fs::read_to_string(dir.join(f)).unwrap_or_default().hash(&mut h);
+                }
+            }
+            h.finish()
+        };
+        let name = format!("opennvr_template_{digest:016x}");
+        store::provision_roles(&mut su, OWNER, RUNTIME).unwrap();
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let exists: N = diesel::sql_query(format!("SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"))
+            .get_result(&mut su)
+            .unwrap();
+        if exists.n == 0 {
+            let building = format!("{name}_building");
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {building}")).execute(&mut su).unwrap();
+            store::create_database(&mut su, &building, OWNER, None).unwrap();
+            store::migrate(&url_for(su_url, OWNER, &building)).unwrap();
+            diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}")).execute(&mut su).unwrap();
+        }
+        diesel::sql_query("SELECT pg_advisory_unlock(7450100)").execute(&mut su).unwrap();
+        name
+    })
+}
+
+/// A database of its own for one test.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    /// A fresh database cloned from the migrated template.
+    pub fn new() -> TestDb {
+        let template = template();
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut su = PgConnection::establish(cluster_url()).unwrap();
+        store::create_database(&mut su, &name, OWNER, Some(template)).unwrap();
+        TestDb { name }
+    }
+
+    /// An empty database (no migrations), owned by the owner role.
+    pub fn empty() -> TestDb {
+        let name = format!("e_{}", uuid::Uuid::new_v4().simple());
+        let mut su = PgConnection::establish(cluster_url()).unwrap();
+        store::provision_roles(&mut su, OWNER, RUNTIME).unwrap();
+        store::create_database(&mut su, &name, OWNER, None).unwrap();
+        TestDb { name }
+    }
+
+    pub fn runtime_url(&self) -> String {
+        url_for(cluster_url(), RUNTIME, &self.name)
+    }
+
+    pub fn owner_url(&self) -> String {
+        url_for(cluster_url(), OWNER, &self.name)
+    }
+
+    pub fn superuser_url(&self) -> String {
+        url_for(cluster_url(), "postgres", &self.name)
+    }
+
+    /// A superuser connection to this database.
+    pub fn superuser(&self) -> PgConnection {
+        PgConnection::establish(&self.superuser_url()).unwrap()
+    }
+}
+
+/// A fresh temporary directory.
+pub fn temp_dir(prefix: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("opennvr-{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes a random master key file (0600) into `dir`.
+pub fn master_key_file(dir: &Path) -> PathBuf {
+    let p = dir.join("master.key");
+    let key: [u8; 32] = std::array::from_fn(|i| (uuid::Uuid::new_v4().as_bytes()[i % 16]).wrapping_add(i as u8));
+    std::fs::write(&p, hex_encode(&key)).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Configuration of a test server on `db`: cheap argon2, ephemeral port, a fresh data directory.
+pub fn test_options(db: &TestDb) -> Options {
+    let data_dir = temp_dir("data");
+    Options {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        master_key_file: Some(master_key_file(&data_dir)),
+        data_dir: Some(data_dir),
+        database_url: Some(db.runtime_url()),
+        database_owner_url: Some(db.owner_url()),
+        db_pool_size: Some(8),
+        argon2_memory_kib: Some(256),
+        argon2_iterations: Some(1),
+        ..Options::default()
+    }
+}
+
+/// The real server, serving in-process.
+pub struct TestServer {
+    pub db: TestDb,
+    pub clock: ManualClock,
+    pub addr: std::net::SocketAddr,
+    pub data_dir: PathBuf,
+    pub options: Options,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// A server on a fresh database with default test options.
+    pub async fn start() -> TestServer {
+        let db = TestDb::new();
+        let options = test_options(&db);
+        TestServer::start_with(db, options).await
+    }
+
+    /// A server on `db` with `options`.
+    pub async fn start_with(db: TestDb, options: Options) -> TestServer {
+        let clock = ManualClock::new(Utc::now());
+        let config = Config::from_options(options.clone()).expect("valid test config");
+        let data_dir = config.data_dir.clone();
+        let server = Server::boot(config, Arc::new(clock.clone())).await.expect("server boots");
+        let addr = server.local_addr;
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            server.serve(rx).await.expect("server serves");
+        });
+        TestServer { db, clock, addr, data_dir, options, stop, task: Some(task) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A client connected to this server, not signed in.
+    pub async fn client(&self) -> opennvr_sdk::Client {
+        opennvr_sdk::Client::connect(&self.url()).await.unwrap()
+    }
+
+    /// The one-time setup token the server wrote.
+    pub fn setup_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("setup-token")).unwrap().trim().to_owned()
+    }
+
+    /// A client signed in as a freshly bootstrapped admin `admin`.
+    pub async fn admin(&self) -> opennvr_sdk::Client {
+        let c = self.client().await;
+        c.bootstrap(&self.setup_token(), "admin", ADMIN_PASSWORD).await.unwrap();
+        c
+    }
+
+    /// Creates a user with `role` through `admin` and returns a client signed in as them.
+    pub async fn user(
+        &self,
+        admin: &opennvr_sdk::Client,
+        name: &str,
+        role: opennvr_sdk::pb::Role,
+    ) -> opennvr_sdk::Client {
+        admin
+            .auth()
+            .create_user(opennvr_sdk::pb::CreateUserRequest {
+                user: Some(opennvr_sdk::pb::User { username: name.into(), role: role as i32, ..Default::default() }),
+                password: ADMIN_PASSWORD.into(),
+            })
+            .await
+            .unwrap();
+        let c = self.client().await;
+        c.login(name, ADMIN_PASSWORD).await.unwrap();
+        c
+    }
+
+    /// Stops serving and waits for the shutdown to finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+}

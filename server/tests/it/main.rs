@@ -1,0 +1,8 @@
+//! Integration tests: the real server on a real PostgreSQL, called through the SDK as users do.
+//! One test binary for the crate (every extra binary is another link).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod auth;
+mod boot;
+mod harness;
+mod http;
+mod permissions;
