@@ -238,6 +238,7 @@ pub struct TestServer {
     pub addr: std::net::SocketAddr,
     pub data_dir: PathBuf,
     pub options: Options,
+    pub keys: opennvr_server::security::keyring::KeyRing,
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -257,11 +258,12 @@ impl TestServer {
         let data_dir = config.data_dir.clone();
         let server = Server::boot(config, Arc::new(clock.clone())).await.expect("server boots");
         let addr = server.local_addr;
+        let keys = server.keys.clone();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             server.serve(rx).await.expect("server serves");
         });
-        TestServer { db, clock, addr, data_dir, options, stop, task: Some(task) }
+        TestServer { db, clock, addr, data_dir, options, keys, stop, task: Some(task) }
     }
 
     pub fn url(&self) -> String {

@@ -3,6 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod auth;
 mod boot;
+mod embedded;
 mod harness;
 mod http;
+mod keys;
+mod lifecycle;
 mod permissions;

@@ -1,0 +1,76 @@
+//! The embedded default: a private PostgreSQL under the data directory, created, supervised and
+//! stopped by the server; clear errors when it cannot be.
+use crate::harness::{ADMIN_PASSWORD, temp_dir};
+use opennvr_server::clock::SystemClock;
+use opennvr_server::config::{Config, Options};
+use opennvr_server::server::Server;
+use std::sync::Arc;
+
+fn embedded_options(data_dir: &std::path::Path) -> Options {
+    Options {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        data_dir: Some(data_dir.to_path_buf()),
+        argon2_memory_kib: Some(256),
+        argon2_iterations: Some(1),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn embedded_database_is_created_kept_and_stopped() {
+    let dir = temp_dir("embedded");
+    let boot = || async {
+        let server = Server::boot(Config::from_options(embedded_options(&dir)).unwrap(), Arc::new(SystemClock))
+            .await
+            .expect("embedded boot");
+        let url = format!("http://{}", server.local_addr);
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(server.serve(rx));
+        (url, tx, task)
+    };
+    let (url, stop, task) = boot().await;
+    let mode = |p: &str| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join(p)).unwrap().permissions()) & 0o777
+    };
+    assert_eq!(mode("master.key"), 0o600, "generated master key is private");
+    assert_eq!(mode("setup-token"), 0o600, "setup token is private");
+    assert!(dir.join("postgres/data/PG_VERSION").exists());
+    let token = std::fs::read_to_string(dir.join("setup-token")).unwrap();
+    let c = opennvr_sdk::Client::connect(&url).await.unwrap();
+    c.bootstrap(token.trim(), "admin", ADMIN_PASSWORD).await.unwrap();
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    assert!(!dir.join("postgres/data/postmaster.pid").exists(), "PostgreSQL stopped with the server");
+    // Started again, the same cluster, keys and users are there.
+    let (url, stop, task) = boot().await;
+    assert!(!dir.join("setup-token").exists(), "no new setup token once an admin exists");
+    let c = opennvr_sdk::Client::connect(&url).await.unwrap();
+    c.login("admin", ADMIN_PASSWORD).await.unwrap();
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+async fn boot_error(options: Options) -> String {
+    match Server::boot(Config::from_options(options).unwrap(), Arc::new(SystemClock)).await {
+        Ok(_) => panic!("booted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn missing_binaries_say_what_to_install() {
+    let dir = temp_dir("nobins");
+    let mut o = embedded_options(&dir);
+    o.pg_bin_dir = Some(temp_dir("empty-bin"));
+    let e = boot_error(o).await;
+    assert!(e.contains("OPENNVR_PG_BIN_DIR") && e.contains("apt-get install postgresql"), "{e}");
+}
+
+#[tokio::test]
+async fn a_cluster_of_another_major_version_is_named() {
+    let dir = temp_dir("oldpg");
+    std::fs::create_dir_all(dir.join("postgres/data")).unwrap();
+    std::fs::write(dir.join("postgres/data/PG_VERSION"), "9\n").unwrap();
+    let e = boot_error(embedded_options(&dir)).await;
+    assert!(e.contains("created by PostgreSQL 9") && e.contains("pg_upgrade"), "{e}");
+}

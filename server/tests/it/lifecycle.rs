@@ -1,0 +1,63 @@
+//! The process around the API: TLS on the one port, graceful shutdown.
+use crate::harness::{ADMIN_PASSWORD, TestDb, TestServer, temp_dir, test_options};
+use std::process::Command;
+use std::time::Instant;
+
+#[tokio::test]
+async fn tls_serves_http2_and_http1_on_one_port() {
+    let dir = temp_dir("tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let db = TestDb::new();
+    let mut options = test_options(&db);
+    options.tls_cert_file = Some(cert.clone());
+    options.tls_key_file = Some(key);
+    let s = TestServer::start_with(db, options).await;
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let url = format!("https://localhost:{}/healthz", s.addr.port());
+    let h2 = reqwest::Client::builder().tls_certs_only(vec![ca.clone()]).resolve("localhost", s.addr).build().unwrap();
+    let r = h2.get(&url).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.version()), (200, reqwest::Version::HTTP_2));
+    let h1 =
+        reqwest::Client::builder().tls_certs_only(vec![ca]).resolve("localhost", s.addr).http1_only().build().unwrap();
+    let r = h1.get(&url).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.version()), (200, reqwest::Version::HTTP_11));
+    // Plain text is not answered on a TLS port.
+    let plain = reqwest::Client::new().get(format!("http://127.0.0.1:{}/healthz", s.addr.port())).send().await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_calls_finish() {
+    let db = TestDb::new();
+    let mut options = test_options(&db);
+    // An expensive hash keeps a login in flight long enough to signal shutdown in the middle of it.
+    options.argon2_memory_kib = Some(262_144);
+    options.argon2_iterations = Some(3);
+    let s = TestServer::start_with(db, options).await;
+    let admin = s.admin().await;
+    drop(admin);
+    let c = s.client().await;
+    let login = tokio::spawn(async move {
+        let r = c.login("admin", ADMIN_PASSWORD).await;
+        (r, Instant::now())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let addr = s.addr;
+    let signalled = Instant::now();
+    s.shutdown().await;
+    let (result, finished) = login.await.unwrap();
+    assert!(finished > signalled, "the login must still have been in flight when shutdown began");
+    result.expect("the in-flight login completes");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no new connections after shutdown");
+}
