@@ -81,9 +81,18 @@ pub fn server_url(flag: Option<String>) -> Result<String> {
     })
 }
 
+/// Connects, trusting the CA in `NVRCTL_CA_FILE` for `https://` servers when it is set.
+async fn connect(server: &str) -> Result<Client> {
+    let ca = match std::env::var_os("NVRCTL_CA_FILE") {
+        Some(p) => Some(std::fs::read(&p).with_context(|| format!("reading NVRCTL_CA_FILE {}", p.to_string_lossy()))?),
+        None => None,
+    };
+    Ok(Client::connect_with_ca(server, ca.as_deref()).await?)
+}
+
 /// A client without a session.
 pub async fn anonymous(server: &str) -> Result<Client> {
-    Ok(Client::connect(server).await?)
+    connect(server).await
 }
 
 /// A client with the saved session, refreshed (and re-saved) when the access token is about to expire.
@@ -93,7 +102,7 @@ pub async fn signed_in(flag: Option<String>) -> Result<Client> {
     if server != saved.server {
         return Err(anyhow!("signed in to {}, not {server}: run `nvrctl login --server {server}`", saved.server));
     }
-    let client = Client::connect(&server).await?;
+    let client = connect(&server).await?;
     client.set_tokens(Some(pb::Tokens {
         access_token: saved.access_token,
         access_token_expire_time: Some(prost_types::Timestamp { seconds: saved.access_token_expires, nanos: 0 }),

@@ -25,9 +25,11 @@ CREATE TABLE users (
 );
 CREATE UNIQUE INDEX users_username_key ON users (username);
 
+-- A deleted user's sessions stay (revoked, user_id NULL) until housekeeping drops them, so the
+-- revocation cache still sees them after a restart.
 CREATE TABLE sessions (
   id uuid PRIMARY KEY,
-  user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  user_id uuid REFERENCES users (id) ON DELETE SET NULL,
   created_at timestamptz NOT NULL,
   last_refresh_at timestamptz NOT NULL,
   expires_at timestamptz NOT NULL,
@@ -39,6 +41,7 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_user_id_idx ON sessions (user_id);
 CREATE INDEX sessions_revoked_at_idx ON sessions (revoked_at) WHERE revoked_at IS NOT NULL;
+CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
 
 -- Refresh tokens are stored only as SHA-256 hashes.
 CREATE TABLE refresh_tokens (
@@ -51,6 +54,7 @@ CREATE INDEX refresh_tokens_session_id_idx ON refresh_tokens (session_id);
 
 -- Failed logins per (username, client address): throttling one address never locks out another.
 CREATE TABLE login_failures (
+  -- Counted before the password is checked, under a row lock, so parallel guesses cannot slip by.
   username text NOT NULL,
   client_address text NOT NULL,
   failures integer NOT NULL,

@@ -39,6 +39,18 @@ pub struct Error {
     reason: Option<&'static str>,
 }
 
+/// Stable machine-readable reasons, sent as `google.rpc.ErrorInfo.reason` (the `ErrorReason` names of
+/// `common.proto`).
+pub mod reason {
+    pub const INVALID_CREDENTIALS: &str = "ERROR_REASON_INVALID_CREDENTIALS";
+    pub const TOKEN_EXPIRED: &str = "ERROR_REASON_TOKEN_EXPIRED";
+    pub const CREDENTIAL_REVOKED: &str = "ERROR_REASON_CREDENTIAL_REVOKED";
+    pub const RATE_LIMITED: &str = "ERROR_REASON_RATE_LIMITED";
+    pub const ALREADY_BOOTSTRAPPED: &str = "ERROR_REASON_ALREADY_BOOTSTRAPPED";
+    pub const LAST_ADMIN: &str = "ERROR_REASON_LAST_ADMIN";
+    pub const ETAG_MISMATCH: &str = "ERROR_REASON_ETAG_MISMATCH";
+}
+
 /// Result alias used throughout the server.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -14,18 +14,12 @@ pub struct RpcLabels {
     pub code: String,
 }
 
-/// Labels of a method (latency histogram).
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MethodLabels {
-    pub method: String,
-}
-
 /// The server's metrics.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
     rpcs: Family<RpcLabels, Counter>,
-    latency: Family<MethodLabels, Histogram>,
+    latency: Family<RpcLabels, Histogram>,
     pool_size: Gauge,
     pool_available: Gauge,
     pool_max: Gauge,
@@ -43,13 +37,17 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("opennvr");
         let rpcs = Family::<RpcLabels, Counter>::default();
-        let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
+        let latency = Family::<RpcLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 2.5, 14))
         });
         let (pool_size, pool_available, pool_max, pool_waiting) =
             (Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default());
         registry.register("rpc_requests", "gRPC calls by method and status code", rpcs.clone());
-        registry.register("rpc_duration_seconds", "gRPC call latency to response headers", latency.clone());
+        registry.register(
+            "rpc_duration_seconds",
+            "gRPC call latency to response headers, by method and status code",
+            latency.clone(),
+        );
         registry.register("db_pool_connections", "Open database connections", pool_size.clone());
         registry.register("db_pool_available", "Idle database connections", pool_available.clone());
         registry.register("db_pool_max_connections", "Database pool capacity", pool_max.clone());
@@ -59,8 +57,9 @@ impl Metrics {
 
     /// Records one finished call.
     pub fn observe_rpc(&self, method: &str, code: &str, seconds: f64) {
-        self.rpcs.get_or_create(&RpcLabels { method: method.to_owned(), code: code.to_owned() }).inc();
-        self.latency.get_or_create(&MethodLabels { method: method.to_owned() }).observe(seconds);
+        let labels = RpcLabels { method: method.to_owned(), code: code.to_owned() };
+        self.rpcs.get_or_create(&labels).inc();
+        self.latency.get_or_create(&labels).observe(seconds);
     }
 
     /// Renders the Prometheus text format, with pool usage read now.

@@ -98,13 +98,34 @@ fn run_as() -> Result<Option<RunAs>> {
     Ok(Some(RunAs { uid: user.uid.as_raw(), gid: user.gid.as_raw() }))
 }
 
-/// A running embedded cluster.
+/// A running embedded cluster. Dropping it stops the cluster.
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
     bins: Binaries,
     data: PathBuf,
     socket_dir: PathBuf,
+    log: PathBuf,
     run_as: Option<RunAs>,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+/// Running as root, the `postgres` user must be able to walk down to the data directory.
+fn check_reachable(data_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for dir in data_dir.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(dir) else { continue };
+        if meta.mode() & 0o001 == 0 {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "running as root, the embedded PostgreSQL runs as the `postgres` user, which cannot enter {} (mode {:o}): set OPENNVR_DATA_DIR to a directory outside it (e.g. /var/lib/opennvr), or run opennvr-server as an ordinary user",
+                    dir.display(),
+                    meta.mode() & 0o7777
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl EmbeddedPostgres {
@@ -112,6 +133,9 @@ impl EmbeddedPostgres {
     /// roles and database exist.
     pub fn start(data_dir: &Path, bins: Binaries) -> Result<EmbeddedPostgres> {
         let run_as = run_as()?;
+        if run_as.is_some() {
+            check_reachable(data_dir)?;
+        }
         let root = data_dir.join("postgres");
         let data = root.join("data");
         let socket_dir = root.join("run");
@@ -126,24 +150,41 @@ impl EmbeddedPostgres {
             // The postgres user must be able to traverse the data directory to reach its own folder.
             std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o711)).map_err(Error::internal)?;
         }
-        let pg = EmbeddedPostgres { bins, data, socket_dir, run_as };
+        let log = root.join("postgres.log");
+        let stopped = std::sync::atomic::AtomicBool::new(true);
+        let pg = EmbeddedPostgres { bins, data, socket_dir, log, run_as, stopped };
         pg.check_version()?;
         if !pg.data.join("PG_VERSION").exists() {
             pg.initdb()?;
         }
         pg.stop_stale();
-        pg.pg_ctl(&[
-            "start",
-            "-w",
-            "-t",
-            "60",
-            "-l",
-            &root.join("postgres.log").to_string_lossy(),
-            "-o",
-            &pg.server_options(),
-        ])?;
+        pg.start_server()?;
         pg.provision()?;
         Ok(pg)
+    }
+
+    fn start_server(&self) -> Result<()> {
+        let log = self.log.to_string_lossy().into_owned();
+        self.pg_ctl(&["start", "-w", "-t", "60", "-l", &log, "-o", &self.server_options()])?;
+        self.stopped.store(false, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// True when the cluster's postmaster is alive.
+    pub fn is_running(&self) -> bool {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("-D").arg(&self.data).arg("status").stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.status().is_ok_and(|s| s.success())
+    }
+
+    /// Supervision: starts the cluster again if it died while the server runs.
+    pub fn ensure_running(&self) -> Result<()> {
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) || self.is_running() {
+            return Ok(());
+        }
+        tracing::error!(log = %self.log.display(), "the embedded PostgreSQL is not running: starting it again");
+        self.stop_stale();
+        self.start_server()
     }
 
     fn check_version(&self) -> Result<()> {
@@ -225,9 +266,20 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
-    /// Stops the cluster (fast shutdown: open transactions roll back).
+    /// Stops the cluster (fast shutdown: open transactions roll back). Idempotent.
     pub fn stop(&self) -> Result<()> {
+        if self.stopped.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         tracing::info!("stopping the embedded PostgreSQL");
         self.pg_ctl(&["stop", "-m", "fast", "-w"])
+    }
+}
+
+impl Drop for EmbeddedPostgres {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::error!(error = %e, "stopping the embedded PostgreSQL");
+        }
     }
 }

@@ -40,15 +40,14 @@ pub struct Server {
     pub local_addr: SocketAddr,
     listener: Option<TcpListener>,
     router: axum::Router,
-    embedded: Option<EmbeddedPostgres>,
+    embedded: Option<Arc<EmbeddedPostgres>>,
     background: Vec<JoinHandle<()>>,
 }
 
 /// Runs migrations for `config` and returns how many were applied (`opennvr-server migrate`).
 pub async fn migrate_only(config: &Config) -> Result<usize> {
     prepare_data_dir(&config.data_dir)?;
-    let (runtime_url, owner_url, embedded) = database_urls(config).await?;
-    let _ = runtime_url;
+    let (_, owner_url, embedded) = database_urls(config).await?;
     let applied =
         tokio::task::spawn_blocking(move || crate::store::migrate(&owner_url)).await.map_err(Error::internal)??;
     if let Some(pg) = embedded {
@@ -113,6 +112,15 @@ impl Server {
         prepare_data_dir(&config.data_dir)?;
         let master = master_key(&config)?;
         let (runtime_url, owner_url, embedded) = database_urls(&config).await?;
+        // From here on, a failed boot drops `embedded`, which stops the cluster.
+        let embedded = embedded.map(Arc::new);
+        if let Database::External { runtime_url, owner_url } = &config.database
+            && runtime_url == owner_url
+        {
+            tracing::warn!(
+                "OPENNVR_DATABASE_OWNER_URL is not set: migrations and queries run as one role; give the runtime role only the privileges it needs (see README)"
+            );
+        }
         let applied =
             tokio::task::spawn_blocking(move || crate::store::migrate(&owner_url)).await.map_err(Error::internal)??;
         if applied > 0 {
@@ -173,7 +181,7 @@ impl Server {
             .await
             .map_err(|e| config_error(format!("OPENNVR_LISTEN: cannot listen on {}: {e}", config.listen)))?;
         let local_addr = listener.local_addr().map_err(Error::internal)?;
-        let background = vec![
+        let mut background = vec![
             every(POLL_INTERVAL, {
                 let r = revocations.clone();
                 move || {
@@ -188,7 +196,21 @@ impl Server {
                     async move { k.maintain().await }
                 }
             }),
+            every(Duration::from_secs(600), {
+                let a = auth.clone();
+                move || {
+                    let a = a.clone();
+                    async move { a.housekeeping().await }
+                }
+            }),
         ];
+        if let Some(pg) = &embedded {
+            let pg = pg.clone();
+            background.push(every(Duration::from_secs(5), move || {
+                let pg = pg.clone();
+                async move { tokio::task::spawn_blocking(move || pg.ensure_running()).await.map_err(Error::internal)? }
+            }));
+        }
         Ok(Server { config, store, keys, auth, local_addr, listener: Some(listener), router, embedded, background })
     }
 

@@ -11,7 +11,7 @@ use pb::inference_service_client::InferenceServiceClient;
 use pb::recording_service_client::RecordingServiceClient;
 use std::sync::{Arc, RwLock};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
 /// Errors of the client.
@@ -58,10 +58,24 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `endpoint` (`http://host:7450` or `https://...`).
+    /// Connects to `endpoint` (`http://host:7450`, or `https://...` verified against the public web
+    /// roots).
     pub async fn connect(endpoint: &str) -> Result<Client> {
-        let ep = Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|source| Error::Connect { endpoint: endpoint.to_owned(), source })?;
+        Client::connect_with_ca(endpoint, None).await
+    }
+
+    /// Connects to `endpoint`; for `https://` with `ca_pem`, the server certificate is verified
+    /// against that CA (a site's own certificate authority) instead of the public web roots.
+    pub async fn connect_with_ca(endpoint: &str, ca_pem: Option<&[u8]>) -> Result<Client> {
+        let err = |source| Error::Connect { endpoint: endpoint.to_owned(), source };
+        let mut ep = Endpoint::from_shared(endpoint.to_owned()).map_err(err)?;
+        if endpoint.starts_with("https://") {
+            let tls = match ca_pem {
+                Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+                None => ClientTlsConfig::new().with_webpki_roots(),
+            };
+            ep = ep.tls_config(tls).map_err(err)?;
+        }
         let channel = ep.connect().await.map_err(|source| Error::Connect { endpoint: endpoint.to_owned(), source })?;
         Ok(Client { channel, tokens: Bearer::default() })
     }

@@ -100,7 +100,7 @@ impl AuthService for AuthApi {
         let who = principal(&req)?;
         let r = req.into_inner();
         // A user has few live sessions: they come in one page.
-        PageRequest::new(r.page_size, &r.page_token).map_err(to_status)?;
+        PageRequest::new(r.page_size, &r.page_token, &r.user_id).map_err(to_status)?;
         respond(self.app.list_sessions(&who, &r.user_id).await.map(|rows| pb::ListSessionsResponse {
             sessions: rows.iter().map(|s| convert::session(s, who.session_id)).collect(),
             next_page_token: String::new(),
@@ -175,8 +175,8 @@ impl AuthService for AuthApi {
 
     async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> ApiResult<pb::ListUsersResponse> {
         let r = req.into_inner();
-        let page = PageRequest::new(r.page_size, &r.page_token).map_err(to_status)?;
         let role = convert::role_from_pb("role", r.role).map_err(to_status)?;
+        let page = PageRequest::new(r.page_size, &r.page_token, &format!("role={}", r.role)).map_err(to_status)?;
         respond(self.app.list_users(role, page).await.map(|(rows, next)| pb::ListUsersResponse {
             users: rows.iter().map(convert::user).collect(),
             next_page_token: next,
@@ -233,14 +233,15 @@ impl AuthService for AuthApi {
     }
 
     async fn delete_user(&self, req: Request<pb::DeleteUserRequest>) -> ApiResult<pb::DeleteUserResponse> {
+        let who = principal(&req)?;
         let r = req.into_inner();
         let etag = convert::etag("etag", &r.etag).map_err(to_status)?;
-        respond(self.app.delete_user(&r.user_id, etag).await.map(|()| pb::DeleteUserResponse {}))
+        respond(self.app.delete_user(&who, &r.user_id, etag).await.map(|()| pb::DeleteUserResponse {}))
     }
 
     async fn list_roles(&self, req: Request<pb::ListRolesRequest>) -> ApiResult<pb::ListRolesResponse> {
         let r = req.into_inner();
-        PageRequest::new(r.page_size, &r.page_token).map_err(to_status)?;
+        PageRequest::new(r.page_size, &r.page_token, "").map_err(to_status)?;
         let describe = |role: Role| match role {
             Role::Admin => ("Administrator", "Everything, including users, keys, retention and audit."),
             Role::Operator => {

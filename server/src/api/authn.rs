@@ -62,7 +62,9 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -
         Err(status) => deny(status),
     };
     let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(grpc_code_name).unwrap_or("OK");
-    gate.metrics.observe_rpc(&path, code, started.elapsed().as_secs_f64());
+    // Only known methods become label values, so junk paths cannot grow the metric set.
+    let known = gate.policies.get(&path).is_some() || OPEN_PREFIXES.iter().any(|p| path.starts_with(p));
+    gate.metrics.observe_rpc(if known { &path } else { "unknown" }, code, started.elapsed().as_secs_f64());
     response
 }
 
@@ -90,7 +92,10 @@ fn authorize(gate: &Gate, req: &mut Request, path: &str) -> Result<(), Status> {
     let token = bearer(req).ok_or_else(|| Status::unauthenticated("missing bearer access token"))?;
     let claims = gate.tokens.verify(token).map_err(super::status::to_status)?;
     if gate.revocations.is_revoked(claims.sid) {
-        return Err(Status::unauthenticated("session has been revoked"));
+        return Err(super::status::to_status(
+            crate::error::Error::new(crate::error::ErrorKind::Unauthenticated, "session has been revoked")
+                .with_reason(crate::error::reason::CREDENTIAL_REVOKED),
+        ));
     }
     let principal = Principal { user_id: claims.sub, session_id: claims.sid, role: claims.role };
     if let Access::Permission(p) = policy.access {

@@ -66,7 +66,7 @@ pub fn user(u: &UserRow) -> pb::User {
 pub fn session(s: &SessionRow, current: uuid::Uuid) -> pb::Session {
     pb::Session {
         id: s.id.to_string(),
-        user_id: s.user_id.to_string(),
+        user_id: s.user_id.map(|u| u.to_string()).unwrap_or_default(),
         create_time: Some(timestamp(s.created_at)),
         last_refresh_time: Some(timestamp(s.last_refresh_at)),
         expire_time: Some(timestamp(s.expires_at)),

@@ -5,7 +5,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 /// Domain of `google.rpc.ErrorInfo` details this server sends.
-pub const ERROR_DOMAIN: &str = "opennvr.v1";
+pub const ERROR_DOMAIN: &str = "opennvr.dev";
 
 /// Converts an error into the status a client sees. Internal details never leave the server.
 pub fn to_status(e: Error) -> Status {

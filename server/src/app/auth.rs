@@ -5,7 +5,7 @@ use super::{Client, PageRequest, Principal};
 use crate::bail;
 use crate::clock::SharedClock;
 use crate::domain::{Permission, Role, normalise_username, validate_display_name};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, reason};
 use crate::security::password::{PasswordHasherPool, check_policy};
 use crate::security::revocation::RevocationCache;
 use crate::security::token::TokenIssuer;
@@ -71,6 +71,30 @@ fn new_refresh_token() -> String {
     )
 }
 
+/// Seconds of back-off after `failures` failed attempts: none for the first few, then doubling.
+fn backoff_secs(failures: i32) -> i64 {
+    if failures > FREE_FAILURES { (1i64 << (failures - FREE_FAILURES - 1).min(20)).min(MAX_BACKOFF_SECS) } else { 0 }
+}
+
+/// The answer to Bootstrap once a user exists.
+pub fn already_bootstrapped() -> Error {
+    Error::new(ErrorKind::FailedPrecondition, "the server is already set up").with_reason(reason::ALREADY_BOOTSTRAPPED)
+}
+
+fn etag_mismatch(id: Uuid) -> Error {
+    Error::new(ErrorKind::Aborted, format!("user {id} was changed by someone else (etag mismatch); reload and retry"))
+        .with_reason(reason::ETAG_MISMATCH)
+}
+
+fn last_admin(id: Uuid, what: &str) -> Error {
+    Error::new(ErrorKind::FailedPrecondition, format!("user {id} is the last enabled admin: it cannot be {what}"))
+        .with_reason(reason::LAST_ADMIN)
+}
+
+fn wrong_credentials() -> Error {
+    Error::new(ErrorKind::Unauthenticated, "wrong username or password").with_reason(reason::INVALID_CREDENTIALS)
+}
+
 fn role_of(row: &UserRow) -> Result<Role> {
     row.role.parse().map_err(|_| Error::internal(format!("user {} has unknown role {}", row.id, row.role)))
 }
@@ -110,7 +134,7 @@ impl AuthApp {
             .transaction(move |c| {
                 UserRow::lock_table(c)?;
                 if UserRow::count(c)? > 0 {
-                    bail!(FailedPrecondition, "the server is already set up");
+                    return Err(already_bootstrapped());
                 }
                 row.insert(c)
             })
@@ -120,7 +144,7 @@ impl AuthApp {
         self.open_session(user, client).await
     }
 
-    /// Checks a password and opens a session. Failed attempts are throttled per user and address.
+    /// Checks a password and opens a session. Attempts are throttled per user and client address.
     pub async fn login(&self, username: &str, password: &str, client: &Client) -> Result<IssuedTokens> {
         if username.is_empty() {
             return Err(Error::invalid("username", "username is required"));
@@ -129,65 +153,80 @@ impl AuthApp {
             return Err(Error::invalid("password", "password is required"));
         }
         let username = username.trim().to_lowercase();
-        let address = client.address_text();
-        let now = self.clock.now();
-        let (name, addr) = (username.clone(), address.clone());
-        let (user, failures) = self
-            .store
-            .run(move |c| Ok((UserRow::by_username(c, &name)?, LoginFailureRow::find(c, &name, &addr)?)))
-            .await?;
-        if let Some(f) = &failures
-            && f.blocked_until > now
-        {
-            let wait = (f.blocked_until - now).to_std().unwrap_or_default();
-            return Err(Error::new(
-                ErrorKind::ResourceExhausted,
-                format!("too many failed logins; retry in {} s", wait.as_secs().max(1)),
-            )
-            .with_retry_after(wait));
+        if username.chars().count() > 64 {
+            // No such user can exist; answer like any wrong credential, without keeping the name.
+            let _ = self.hasher.verify(password.to_owned(), None).await?;
+            return Err(wrong_credentials());
         }
+        let address = client.address_text();
+        self.password_attempt(&username, &address).await?;
+        let name = username.clone();
+        let user = self.store.run(move |c| UserRow::by_username(c, &name)).await?;
         // An unknown user costs one argon2 verification too, so timing does not reveal who exists.
         let ok = self.hasher.verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await?;
-        let user = match user {
-            Some(u) if ok && !u.disabled => u,
-            _ => {
-                self.record_failure(username, address, failures, now).await?;
-                return Err(Error::new(ErrorKind::Unauthenticated, "wrong username or password"));
+        match user {
+            Some(u) if ok && !u.disabled => {
+                self.password_attempt_succeeded(&username, &address).await?;
+                self.open_session(u, client).await
             }
-        };
-        if failures.is_some() {
-            let (name, addr) = (username.clone(), address.clone());
-            self.store.run(move |c| LoginFailureRow::clear(c, &name, &addr)).await?;
+            known => {
+                let who = if known.is_some() { username.as_str() } else { "(unknown user)" };
+                tracing::warn!(user = who, client = %address, "failed login");
+                Err(wrong_credentials())
+            }
         }
-        self.open_session(user, client).await
     }
 
-    async fn record_failure(
-        &self,
-        username: String,
-        address: String,
-        previous: Option<LoginFailureRow>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let failures = match previous {
-            Some(p) if (now - p.last_failure_at).num_seconds() < FAILURE_WINDOW_SECS => p.failures + 1,
-            _ => 1,
-        };
-        let backoff = if failures > FREE_FAILURES {
-            let exp = (failures - FREE_FAILURES - 1).min(20) as u32;
-            (1i64 << exp).min(MAX_BACKOFF_SECS)
-        } else {
-            0
-        };
-        let row = LoginFailureRow {
-            username,
-            client_address: address,
-            failures,
-            last_failure_at: now,
-            blocked_until: now + Duration::seconds(backoff),
-        };
-        tracing::warn!(user = %row.username, client = %row.client_address, failures, backoff_secs = backoff, "failed login");
-        self.store.run(move |c| row.upsert(c)).await
+    /// Counts a password attempt of `username` from `address` before the password is checked, under
+    /// a row lock (so parallel guesses are counted one by one), and refuses it while backed off.
+    async fn password_attempt(&self, username: &str, address: &str) -> Result<()> {
+        let (name, addr, now) = (username.to_owned(), address.to_owned(), self.clock.now());
+        let blocked = self
+            .store
+            .transaction(move |c| {
+                let mut row = LoginFailureRow::lock_or_create(c, &name, &addr, now)?;
+                if row.blocked_until > now {
+                    return Ok(Some(row.blocked_until - now));
+                }
+                row.failures =
+                    if (now - row.last_failure_at).num_seconds() < FAILURE_WINDOW_SECS { row.failures + 1 } else { 1 };
+                row.last_failure_at = now;
+                row.blocked_until = now + Duration::seconds(backoff_secs(row.failures));
+                row.upsert(c)?;
+                Ok(None)
+            })
+            .await?;
+        match blocked {
+            None => Ok(()),
+            Some(wait) => {
+                let wait = wait.to_std().unwrap_or_default();
+                Err(Error::new(
+                    ErrorKind::ResourceExhausted,
+                    format!("too many failed attempts; retry in {} s", wait.as_secs().max(1)),
+                )
+                .with_retry_after(wait)
+                .with_reason(reason::RATE_LIMITED))
+            }
+        }
+    }
+
+    /// A correct password: the attempts of `username` from `address` are forgotten.
+    async fn password_attempt_succeeded(&self, username: &str, address: &str) -> Result<()> {
+        let (name, addr) = (username.to_owned(), address.to_owned());
+        self.store.run(move |c| LoginFailureRow::clear(c, &name, &addr)).await
+    }
+
+    /// Forgets throttling records and sessions that no longer matter.
+    pub async fn housekeeping(&self) -> Result<()> {
+        let now = self.clock.now();
+        let keep = Duration::days(1);
+        self.store
+            .run(move |c| {
+                LoginFailureRow::purge(c, now - Duration::seconds(FAILURE_WINDOW_SECS))?;
+                SessionRow::purge_ended(c, now - keep)?;
+                Ok(())
+            })
+            .await
     }
 
     async fn open_session(&self, user: UserRow, client: &Client) -> Result<IssuedTokens> {
@@ -195,7 +234,7 @@ impl AuthApp {
         let role = role_of(&user)?;
         let session = SessionRow {
             id: Uuid::new_v4(),
-            user_id: user.id,
+            user_id: Some(user.id),
             created_at: now,
             last_refresh_at: now,
             expires_at: now + self.session_ttl,
@@ -255,13 +294,11 @@ impl AuthApp {
                     SessionRow::revoke(c, session.id, now, "refresh token reuse")?;
                     return Ok(Err(session.id));
                 }
-                let user = UserRow::find(c, session.user_id)?.ok_or_else(invalid)?;
+                let user = UserRow::find(c, session.user_id.ok_or_else(invalid)?)?.ok_or_else(invalid)?;
                 if user.disabled {
                     return Err(invalid());
                 }
-                if token.used_at.is_none() {
-                    RefreshTokenRow::mark_used(c, &token.token_hash, now)?;
-                }
+                RefreshTokenRow::supersede_unused(c, session.id, now)?;
                 RefreshTokenRow { token_hash: next_row_hash, session_id: session.id, created_at: now, used_at: None }
                     .insert(c)?;
                 SessionRow::touch(c, session.id, now)?;
@@ -329,11 +366,15 @@ impl AuthApp {
         if current.is_empty() {
             return Err(Error::invalid("current_password", "current_password is required"));
         }
-        let (user, _) = self.who_am_i(who).await?;
+        let (user, session) = self.who_am_i(who).await?;
         check_policy("new_password", &user.username, new)?;
+        // Guessing the current password with a stolen access token is throttled like a login.
+        self.password_attempt(&user.username, &session.client_address).await?;
         if !self.hasher.verify(current.to_owned(), Some(user.password_hash.clone())).await? {
-            return Err(Error::new(ErrorKind::Unauthenticated, "current_password is wrong"));
+            return Err(Error::new(ErrorKind::Unauthenticated, "current_password is wrong")
+                .with_reason(reason::INVALID_CREDENTIALS));
         }
+        self.password_attempt_succeeded(&user.username, &session.client_address).await?;
         let hash = self.hasher.hash(new.to_owned()).await?;
         let (user_id, keep, now) = (user.id, who.session_id, self.clock.now());
         let revoked = self
@@ -369,7 +410,7 @@ impl AuthApp {
             .run(move |c| SessionRow::find(c, id))
             .await?
             .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("session {id} not found")))?;
-        if session.user_id != who.user_id {
+        if session.user_id != Some(who.user_id) {
             // Do not reveal other users' sessions to someone who may not manage them.
             who.require(Permission::SessionManage)
                 .map_err(|_| Error::new(ErrorKind::NotFound, format!("session {id} not found")))?;
@@ -451,13 +492,13 @@ impl AuthApp {
                 if let Some(v) = update.expected_version
                     && v != current.version
                 {
-                    bail!(Aborted, "user {id} was changed by someone else (etag mismatch); reload and retry");
+                    return Err(etag_mismatch(id));
                 }
                 let was_admin = current.role == Role::Admin.as_str() && !current.disabled;
                 let stays_admin = update.role.map_or(current.role == Role::Admin.as_str(), |r| r == Role::Admin)
                     && !update.disabled.unwrap_or(current.disabled);
                 if was_admin && !stays_admin && UserRow::enabled_admins(c)? <= 1 {
-                    bail!(FailedPrecondition, "user {id} is the last enabled admin: it cannot be disabled or demoted");
+                    return Err(last_admin(id, "disabled or demoted"));
                 }
                 let changes = UserChanges {
                     display_name: update.display_name,
@@ -496,9 +537,13 @@ impl AuthApp {
         Ok(())
     }
 
-    /// Deletes a user and their sessions. The last enabled admin cannot be deleted.
-    pub async fn delete_user(&self, id: &str, expected_version: Option<i64>) -> Result<()> {
+    /// Deletes a user and revokes their sessions. Nobody deletes themselves, and the last enabled
+    /// admin cannot be deleted.
+    pub async fn delete_user(&self, who: &Principal, id: &str, expected_version: Option<i64>) -> Result<()> {
         let id = super::parse_id("user_id", id)?;
+        if id == who.user_id {
+            bail!(FailedPrecondition, "you cannot delete your own account; another administrator can");
+        }
         let now = self.clock.now();
         let revoked = self
             .store
@@ -509,10 +554,10 @@ impl AuthApp {
                 if let Some(v) = expected_version
                     && v != current.version
                 {
-                    bail!(Aborted, "user {id} was changed by someone else (etag mismatch); reload and retry");
+                    return Err(etag_mismatch(id));
                 }
                 if current.role == Role::Admin.as_str() && !current.disabled && UserRow::enabled_admins(c)? <= 1 {
-                    bail!(FailedPrecondition, "user {id} is the last enabled admin: it cannot be deleted");
+                    return Err(last_admin(id, "deleted"));
                 }
                 let revoked = SessionRow::revoke_all_of_user(c, id, None, now, "user deleted")?;
                 UserRow::delete(c, id)?;

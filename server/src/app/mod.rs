@@ -42,41 +42,50 @@ impl Client {
     }
 }
 
-/// A page request, decoded.
+/// A page request, decoded. Tokens are bound to the request's filters: a token from another query
+/// is refused.
 #[derive(Debug, Clone)]
 pub struct PageRequest {
     pub size: i64,
     pub after: Option<String>,
+    binding: String,
 }
 
+/// Largest page a List RPC returns.
+pub const MAX_PAGE_SIZE: i64 = 1000;
+
 impl PageRequest {
-    /// Validates `page_size` (0 = default 50, at most 1000) and decodes `page_token`.
-    pub fn new(page_size: i32, page_token: &str) -> Result<PageRequest> {
+    /// Validates `page_size` (0 = 50, above 1000 lowered to 1000, negative refused) and decodes
+    /// `page_token`, which must have been issued for the same `binding` (the request's filters).
+    pub fn new(page_size: i32, page_token: &str, binding: &str) -> Result<PageRequest> {
         use base64::Engine;
         let size = match page_size {
             0 => 50,
-            n if (1..=1000).contains(&n) => i64::from(n),
-            _ => return Err(Error::invalid("page_size", "page_size must be between 0 and 1000")),
+            n if n < 0 => return Err(Error::invalid("page_size", "page_size must not be negative")),
+            n => i64::from(n).min(MAX_PAGE_SIZE),
         };
+        let foreign = || Error::invalid("page_token", "page_token is not one this server issued for this query");
         let after = if page_token.is_empty() {
             None
         } else {
-            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(page_token)
-                .map_err(|_| Error::invalid("page_token", "page_token is not one this server issued"))?;
-            Some(
-                String::from_utf8(bytes)
-                    .map_err(|_| Error::invalid("page_token", "page_token is not one this server issued"))?,
-            )
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(page_token).map_err(|_| foreign())?;
+            let text = String::from_utf8(bytes).map_err(|_| foreign())?;
+            let (bound, last) = text.split_once('\u{1f}').ok_or_else(foreign)?;
+            if bound != binding {
+                return Err(foreign());
+            }
+            Some(last.to_owned())
         };
-        Ok(PageRequest { size, after })
+        Ok(PageRequest { size, after, binding: binding.to_owned() })
     }
 
     /// The token for the page after `last`, when the page was full.
     pub fn next_token(&self, returned: usize, last: Option<&str>) -> String {
         use base64::Engine;
         match last {
-            Some(last) if returned as i64 >= self.size => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last),
+            Some(last) if returned as i64 >= self.size => {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}\u{1f}{last}", self.binding))
+            }
             _ => String::new(),
         }
     }

@@ -39,12 +39,13 @@ impl SetupToken {
     pub fn check(&self, presented: &str) -> Result<()> {
         let expected = *self.hash.lock().unwrap_or_else(|e| e.into_inner());
         let Some(expected) = expected else {
-            return Err(Error::new(ErrorKind::FailedPrecondition, "the server is already set up"));
+            return Err(super::auth::already_bootstrapped());
         };
         let got: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
         let diff = expected.iter().zip(got.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if diff != 0 {
-            return Err(Error::new(ErrorKind::Unauthenticated, "setup_token is wrong"));
+            return Err(Error::new(ErrorKind::Unauthenticated, "setup_token is wrong")
+                .with_reason(crate::error::reason::INVALID_CREDENTIALS));
         }
         Ok(())
     }

@@ -61,6 +61,12 @@ pub fn load_master_key(var: &str, path: &Path) -> Result<[u8; 32]> {
             path.display()
         ))
     })?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "{var}: the master key file is readable by other users; chmod 600 it");
+        }
+    }
     if weak_key(&key) {
         return Err(config_error(format!(
             "{var}: {} holds a weak key (repeated bytes); generate one with `head -c 32 /dev/urandom`",

@@ -76,7 +76,8 @@ impl TokenIssuer {
             .map_err(|_| bad())?
             .claims;
         if claims.exp <= self.clock.now().timestamp() {
-            return Err(Error::new(ErrorKind::Unauthenticated, "access token expired"));
+            return Err(Error::new(ErrorKind::Unauthenticated, "access token expired")
+                .with_reason(crate::error::reason::TOKEN_EXPIRED));
         }
         Ok(claims)
     }

@@ -199,6 +199,11 @@ pub fn create_database(superuser: &mut PgConnection, name: &str, owner: &str, te
     let existing: Count = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
         .bind::<diesel::sql_types::Text, _>(name)
         .get_result(superuser)?;
+    for ident in [Some(name), Some(owner), template].into_iter().flatten() {
+        if !ident.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(Error::internal(format!("bad database identifier {ident:?}")));
+        }
+    }
     if existing.n == 0 {
         let template = template.map(|t| format!(" TEMPLATE \"{t}\"")).unwrap_or_default();
         diesel::sql_query(format!("CREATE DATABASE \"{name}\" OWNER \"{owner}\"{template}")).execute(superuser)?;

@@ -1,5 +1,4 @@
-//! Diesel table definitions, kept in step with `migrations/` (checked by the migration tests).
-// @generated-style: written to match `diesel print-schema` output.
+//! Diesel table definitions, written to match `diesel print-schema` for `migrations/`.
 
 diesel::table! {
     users (id) {
@@ -18,7 +17,7 @@ diesel::table! {
 diesel::table! {
     sessions (id) {
         id -> Uuid,
-        user_id -> Uuid,
+        user_id -> Nullable<Uuid>,
         created_at -> Timestamptz,
         last_refresh_at -> Timestamptz,
         expires_at -> Timestamptz,

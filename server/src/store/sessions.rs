@@ -10,7 +10,8 @@ use uuid::Uuid;
 #[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
 pub struct SessionRow {
     pub id: Uuid,
-    pub user_id: Uuid,
+    /// `None` once the user is deleted (the revoked session is kept for the revocation cache).
+    pub user_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub last_refresh_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -93,6 +94,13 @@ impl SessionRow {
             .get_results(c)?)
     }
 
+    /// Drops sessions that ended (expired or revoked) before `before`.
+    pub fn purge_ended(c: &mut PgConnection, before: DateTime<Utc>) -> Result<usize> {
+        Ok(diesel::delete(sessions::table)
+            .filter(sessions::expires_at.lt(before).or(sessions::revoked_at.lt(before)))
+            .execute(c)?)
+    }
+
     /// Sessions revoked at or after `since` (for the revocation cache), with when.
     pub fn revoked_since(c: &mut PgConnection, since: DateTime<Utc>) -> Result<Vec<(Uuid, DateTime<Utc>)>> {
         let rows: Vec<(Uuid, Option<DateTime<Utc>>)> = sessions::table
@@ -118,6 +126,17 @@ impl RefreshTokenRow {
             .for_update()
             .first(c)
             .optional()?)
+    }
+
+    /// Marks every unused token of `session` used: after a rotation only the newest token is live, so
+    /// a forked chain is caught as reuse.
+    pub fn supersede_unused(c: &mut PgConnection, session: Uuid, now: DateTime<Utc>) -> Result<()> {
+        diesel::update(refresh_tokens::table)
+            .filter(refresh_tokens::session_id.eq(session))
+            .filter(refresh_tokens::used_at.is_null())
+            .set(refresh_tokens::used_at.eq(now))
+            .execute(c)?;
+        Ok(())
     }
 
     /// Marks the token used.

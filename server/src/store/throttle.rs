@@ -17,13 +17,37 @@ pub struct LoginFailureRow {
 }
 
 impl LoginFailureRow {
-    /// The failure record of `username` from `client_address`.
-    pub fn find(c: &mut PgConnection, username: &str, client_address: &str) -> Result<Option<LoginFailureRow>> {
+    /// The record of `username` from `client_address`, created empty if missing, locked until the
+    /// transaction ends: concurrent attempts for the same pair are counted one after another.
+    pub fn lock_or_create(
+        c: &mut PgConnection,
+        username: &str,
+        client_address: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LoginFailureRow> {
+        diesel::insert_into(login_failures::table)
+            .values(&LoginFailureRow {
+                username: username.to_owned(),
+                client_address: client_address.to_owned(),
+                failures: 0,
+                last_failure_at: now,
+                blocked_until: now,
+            })
+            .on_conflict_do_nothing()
+            .execute(c)?;
         Ok(login_failures::table
             .find((username.to_owned(), client_address.to_owned()))
             .select(LoginFailureRow::as_select())
-            .first(c)
-            .optional()?)
+            .for_update()
+            .first(c)?)
+    }
+
+    /// Drops records whose last failure is older than `before` and that block nothing.
+    pub fn purge(c: &mut PgConnection, before: DateTime<Utc>) -> Result<usize> {
+        Ok(diesel::delete(login_failures::table)
+            .filter(login_failures::last_failure_at.lt(before))
+            .filter(login_failures::blocked_until.lt(before))
+            .execute(c)?)
     }
 
     /// Writes the record (insert or replace).

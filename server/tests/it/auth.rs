@@ -108,6 +108,7 @@ async fn failed_logins_back_off_per_address_and_expire() {
     assert_eq!(blocked.code(), Code::ResourceExhausted);
     let details = tonic_types::StatusExt::get_error_details(&blocked);
     assert!(details.retry_info().is_some(), "throttling says when to retry");
+    assert_eq!(details.error_info().unwrap().reason, "ERROR_REASON_RATE_LIMITED");
     // ...but the admin at another address is not locked out.
     login_from(&c, "198.51.100.7", ADMIN_PASSWORD).await.unwrap();
     // Back-off grows: one more failure after the block expires doubles it.
@@ -298,10 +299,13 @@ async fn the_last_enabled_admin_stays_even_under_concurrent_calls() {
                 update_mask: Some(prost_types::FieldMask { paths: vec![mask.into()] }),
             })
             .await;
-        assert_eq!(status_code(r), Code::FailedPrecondition);
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition);
+        assert_eq!(
+            tonic_types::StatusExt::get_error_details(&e).error_info().unwrap().reason,
+            "ERROR_REASON_LAST_ADMIN"
+        );
     }
-    let r = a.auth().delete_user(pb::DeleteUserRequest { user_id: me.id.clone(), etag: String::new() }).await;
-    assert_eq!(status_code(r), Code::FailedPrecondition);
     // Two admins disable each other at the same moment: exactly one call wins, every round.
     let b = s.user(&a, "bob", pb::Role::Admin).await;
     let bob = b.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
@@ -329,4 +333,93 @@ async fn the_last_enabled_admin_stays_even_under_concurrent_calls() {
         let (survivor, loser) = if x_won { (ca, bob.clone()) } else { (cb, me.clone()) };
         set_disabled(survivor, loser, false).await.unwrap();
     }
+    // Two admins delete each other at the same moment: one is deleted, never both.
+    let (ca, cb) = (s.client().await, s.client().await);
+    ca.login("admin", ADMIN_PASSWORD).await.unwrap();
+    cb.login("bob", ADMIN_PASSWORD).await.unwrap();
+    let (mut aa, mut ab) = (ca.auth(), cb.auth());
+    let (x, y) = tokio::join!(
+        aa.delete_user(pb::DeleteUserRequest { user_id: bob.id.clone(), etag: String::new() }),
+        ab.delete_user(pb::DeleteUserRequest { user_id: me.id.clone(), etag: String::new() })
+    );
+    assert_eq!([x.is_ok(), y.is_ok()].iter().filter(|w| **w).count(), 1, "{x:?} {y:?}");
+    let mut su = s.db.superuser();
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let n: N = diesel::sql_query("SELECT count(*) AS n FROM users WHERE role = 'admin' AND NOT disabled")
+        .get_result(&mut su)
+        .unwrap();
+    assert_eq!(n.n, 1);
+}
+
+#[tokio::test]
+async fn parallel_guesses_are_counted_one_by_one() {
+    let db = crate::harness::TestDb::new();
+    let mut options = crate::harness::test_options(&db);
+    options.trusted_proxies = Some(vec!["127.0.0.1".parse().unwrap()]);
+    let s = TestServer::start_with(db, options).await;
+    let _admin = s.admin().await;
+    let mut guesses = Vec::new();
+    for i in 0..20 {
+        let c = s.client().await;
+        guesses
+            .push(tokio::spawn(async move { login_from(&c, "203.0.113.50", &format!("guess-number-{i:04}")).await }));
+    }
+    let (mut checked, mut throttled) = (0, 0);
+    for g in guesses {
+        match g.await.unwrap().unwrap_err().code() {
+            Code::Unauthenticated => checked += 1,
+            Code::ResourceExhausted => throttled += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    // The clock stands still: three free attempts and the one that starts the back-off, no more.
+    assert_eq!((checked, throttled), (4, 16));
+}
+
+#[tokio::test]
+async fn a_refresh_chain_forked_by_a_replay_is_caught() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let t1 = admin.tokens().unwrap();
+    let t2 = admin.refresh().await.unwrap();
+    // Someone replays t1 within the retry grace and gets a chain of their own...
+    let replay = s.client().await;
+    replay.set_tokens(Some(t1));
+    replay.refresh().await.unwrap();
+    // ...which retires t2: when its holder uses it after the grace, the session is revoked.
+    s.clock.advance(chrono::Duration::seconds(30));
+    let holder = s.client().await;
+    holder.set_tokens(Some(t2));
+    assert_eq!(code(holder.refresh().await), Code::Unauthenticated);
+    assert_eq!(code(replay.refresh().await), Code::Unauthenticated, "the whole session is gone");
+}
+
+#[tokio::test]
+async fn nobody_deletes_themselves_and_deleted_users_stay_locked_out() {
+    let s = TestServer::start().await;
+    let a = s.admin().await;
+    let b = s.user(&a, "bea", pb::Role::Admin).await;
+    let me = a.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    let own = a.auth().delete_user(pb::DeleteUserRequest { user_id: me.id.clone(), etag: String::new() }).await;
+    assert_eq!(status_code(own), Code::FailedPrecondition);
+    b.auth().delete_user(pb::DeleteUserRequest { user_id: me.id, etag: String::new() }).await.unwrap();
+    assert_eq!(status_code(a.auth().list_roles(pb::ListRolesRequest::default()).await), Code::Unauthenticated);
+    assert_eq!(code(a.refresh().await), Code::Unauthenticated);
+    // The revoked session outlives the user row, so a restarted server still refuses the token.
+    let mut su = s.db.superuser();
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let n: N = diesel::sql_query("SELECT count(*) AS n FROM sessions WHERE user_id IS NULL AND revoked_at IS NOT NULL")
+        .get_result(&mut su)
+        .unwrap();
+    assert_eq!(n.n, 1);
 }

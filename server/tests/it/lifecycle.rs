@@ -32,6 +32,12 @@ async fn tls_serves_http2_and_http1_on_one_port() {
         reqwest::Client::builder().tls_certs_only(vec![ca]).resolve("localhost", s.addr).http1_only().build().unwrap();
     let r = h1.get(&url).send().await.unwrap();
     assert_eq!((r.status().as_u16(), r.version()), (200, reqwest::Version::HTTP_11));
+    // The SDK speaks gRPC over TLS, trusting the site's CA.
+    let pem = std::fs::read(&cert).unwrap();
+    let sdk = opennvr_sdk::Client::connect_with_ca(&format!("https://127.0.0.1:{}", s.addr.port()), Some(&pem))
+        .await
+        .unwrap();
+    sdk.bootstrap(&s.setup_token(), "admin", crate::harness::ADMIN_PASSWORD).await.unwrap();
     // Plain text is not answered on a TLS port.
     let plain = reqwest::Client::new().get(format!("http://127.0.0.1:{}/healthz", s.addr.port())).send().await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
