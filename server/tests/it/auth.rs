@@ -53,14 +53,8 @@ async fn concurrent_bootstraps_create_exactly_one_admin() {
     }
     assert_eq!(ok, 1);
     let mut su = s.db.superuser();
-    use diesel::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let n: N = diesel::sql_query("SELECT count(*) AS n FROM users").get_result(&mut su).unwrap();
-    assert_eq!(n.n, 1);
+    let n = crate::harness::count(&mut su, "SELECT count(*) AS n FROM users");
+    assert_eq!(n, 1);
 }
 
 #[tokio::test]
@@ -344,16 +338,8 @@ async fn the_last_enabled_admin_stays_even_under_concurrent_calls() {
     );
     assert_eq!([x.is_ok(), y.is_ok()].iter().filter(|w| **w).count(), 1, "{x:?} {y:?}");
     let mut su = s.db.superuser();
-    use diesel::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let n: N = diesel::sql_query("SELECT count(*) AS n FROM users WHERE role = 'admin' AND NOT disabled")
-        .get_result(&mut su)
-        .unwrap();
-    assert_eq!(n.n, 1);
+    let n = crate::harness::count(&mut su, "SELECT count(*) AS n FROM users WHERE role = 'admin' AND NOT disabled");
+    assert_eq!(n, 1);
 }
 
 #[tokio::test]
@@ -412,14 +398,9 @@ async fn nobody_deletes_themselves_and_deleted_users_stay_locked_out() {
     assert_eq!(code(a.refresh().await), Code::Unauthenticated);
     // The revoked session outlives the user row, so a restarted server still refuses the token.
     let mut su = s.db.superuser();
-    use diesel::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let n: N = diesel::sql_query("SELECT count(*) AS n FROM sessions WHERE user_id IS NULL AND revoked_at IS NOT NULL")
-        .get_result(&mut su)
-        .unwrap();
-    assert_eq!(n.n, 1);
+    let n = crate::harness::count(
+        &mut su,
+        "SELECT count(*) AS n FROM sessions WHERE user_id IS NULL AND revoked_at IS NOT NULL",
+    );
+    assert_eq!(n, 1);
 }

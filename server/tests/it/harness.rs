@@ -133,15 +133,8 @@ fn template() -> &'static str {
         };
         let name = format!("opennvr_template_{digest:016x}");
         store::provision_roles(&mut su, OWNER, RUNTIME).unwrap();
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let exists: N = diesel::sql_query(format!("SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"))
-            .get_result(&mut su)
-            .unwrap();
-        if exists.n == 0 {
+        let exists = count(&mut su, format!("SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"));
+        if exists == 0 {
             let building = format!("{name}_building");
             diesel::sql_query(format!("DROP DATABASE IF EXISTS {building}")).execute(&mut su).unwrap();
             store::create_database(&mut su, &building, OWNER, None).unwrap();
@@ -314,4 +307,15 @@ impl TestServer {
             t.await.unwrap();
         }
     }
+}
+
+/// The single `count(*) AS n` a query returns.
+pub fn count(conn: &mut PgConnection, sql: impl AsRef<str>) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let row: N = diesel::sql_query(sql.as_ref()).get_result(conn).unwrap();
+    row.n
 }
