@@ -95,8 +95,27 @@ pub async fn anonymous(server: &str) -> Result<Client> {
     connect(server).await
 }
 
+/// An exclusive lock on the saved session, so two nvrctl runs never refresh the same token at once
+/// (the loser's rotated token would look like a stolen one to the server).
+fn lock() -> Result<std::fs::File> {
+    let p = path()?.with_extension("lock");
+    if let Some(dir) = p.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&p)
+        .with_context(|| format!("opening {}", p.display()))?;
+    f.lock().with_context(|| format!("locking {}", p.display()))?;
+    Ok(f)
+}
+
 /// A client with the saved session, refreshed (and re-saved) when the access token is about to expire.
 pub async fn signed_in(flag: Option<String>) -> Result<Client> {
+    let _lock = lock()?;
     let saved = load()?.ok_or_else(|| anyhow!("not signed in: run `nvrctl login`"))?;
     let server = flag.unwrap_or(saved.server.clone());
     if server != saved.server {

@@ -24,6 +24,7 @@ pub struct Metrics {
     pool_available: Gauge,
     pool_max: Gauge,
     pool_waiting: Gauge,
+    password_hashes: Gauge,
 }
 
 impl Default for Metrics {
@@ -52,7 +53,27 @@ impl Metrics {
         registry.register("db_pool_available", "Idle database connections", pool_available.clone());
         registry.register("db_pool_max_connections", "Database pool capacity", pool_max.clone());
         registry.register("db_pool_waiting", "Tasks waiting for a database connection", pool_waiting.clone());
-        Self { registry: Arc::new(registry), rpcs, latency, pool_size, pool_available, pool_max, pool_waiting }
+        let password_hashes = Gauge::default();
+        registry.register(
+            "password_hashes_in_flight",
+            "argon2id hashes being computed or queued",
+            password_hashes.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            rpcs,
+            latency,
+            pool_size,
+            pool_available,
+            pool_max,
+            pool_waiting,
+            password_hashes,
+        }
+    }
+
+    /// The gauge of password hashes in flight, for the hasher pool to update.
+    pub fn password_hashes_in_flight(&self) -> Gauge {
+        self.password_hashes.clone()
     }
 
     /// Records one finished call.

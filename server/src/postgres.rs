@@ -107,6 +107,8 @@ pub struct EmbeddedPostgres {
     log: PathBuf,
     run_as: Option<RunAs>,
     stopped: std::sync::atomic::AtomicBool,
+    /// Held while starting or stopping, so supervision never races a deliberate stop.
+    control: std::sync::Mutex<()>,
 }
 
 /// Running as root, the `postgres` user must be able to walk down to the data directory.
@@ -152,7 +154,7 @@ impl EmbeddedPostgres {
         }
         let log = root.join("postgres.log");
         let stopped = std::sync::atomic::AtomicBool::new(true);
-        let pg = EmbeddedPostgres { bins, data, socket_dir, log, run_as, stopped };
+        let pg = EmbeddedPostgres { bins, data, socket_dir, log, run_as, stopped, control: Default::default() };
         pg.check_version()?;
         if !pg.data.join("PG_VERSION").exists() {
             pg.initdb()?;
@@ -165,25 +167,27 @@ impl EmbeddedPostgres {
 
     fn start_server(&self) -> Result<()> {
         let log = self.log.to_string_lossy().into_owned();
-        self.pg_ctl(&["start", "-w", "-t", "60", "-l", &log, "-o", &self.server_options()])?;
+        // Marked running before the attempt: if `pg_ctl start` times out while the postmaster still
+        // comes up, dropping this handle stops it all the same.
         self.stopped.store(false, std::sync::atomic::Ordering::SeqCst);
-        Ok(())
+        self.pg_ctl(&["start", "-w", "-t", "60", "-l", &log, "-o", &self.server_options()])
     }
 
-    /// True when the cluster's postmaster is alive.
-    pub fn is_running(&self) -> bool {
+    /// True when `pg_ctl status` says, positively, that no server runs (exit status 3). Any other
+    /// failure (a busy machine, a spawn error) is not taken as a death.
+    fn is_down(&self) -> bool {
         let mut cmd = self.command("pg_ctl");
         cmd.arg("-D").arg(&self.data).arg("status").stdout(Stdio::null()).stderr(Stdio::null());
-        cmd.status().is_ok_and(|s| s.success())
+        cmd.status().is_ok_and(|s| s.code() == Some(3))
     }
 
     /// Supervision: starts the cluster again if it died while the server runs.
     pub fn ensure_running(&self) -> Result<()> {
-        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) || self.is_running() {
+        let _control = self.control.lock().unwrap_or_else(|e| e.into_inner());
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) || !self.is_down() {
             return Ok(());
         }
         tracing::error!(log = %self.log.display(), "the embedded PostgreSQL is not running: starting it again");
-        self.stop_stale();
         self.start_server()
     }
 
@@ -268,6 +272,7 @@ impl EmbeddedPostgres {
 
     /// Stops the cluster (fast shutdown: open transactions roll back). Idempotent.
     pub fn stop(&self) -> Result<()> {
+        let _control = self.control.lock().unwrap_or_else(|e| e.into_inner());
         if self.stopped.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }

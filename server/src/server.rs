@@ -144,7 +144,9 @@ impl Server {
         revocations.poll().await?;
         let tokens = TokenIssuer::new(keys.clone(), clock.clone(), config.token_issuer.clone(), access_ttl);
         let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let hasher = PasswordHasherPool::new(config.argon2_memory_kib, config.argon2_iterations, parallel)?;
+        let metrics = Metrics::new();
+        let hasher = PasswordHasherPool::new(config.argon2_memory_kib, config.argon2_iterations, parallel)?
+            .with_in_flight_gauge(metrics.password_hashes_in_flight());
         let setup = SetupToken::default();
         let auth = AuthApp {
             store: store.clone(),
@@ -154,6 +156,7 @@ impl Server {
             revocations: revocations.clone(),
             setup: setup.clone(),
             session_ttl: to_chrono(config.session_ttl)?,
+            attempts: Default::default(),
         };
         if store.run(crate::store::users::UserRow::count).await? == 0 {
             let path = setup.issue(&config.data_dir)?;
@@ -163,7 +166,6 @@ impl Server {
                 path.display()
             );
         }
-        let metrics = Metrics::new();
         let gate = Arc::new(Gate {
             policies: PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, api::PACKAGE)?,
             tokens,

@@ -87,10 +87,11 @@ impl AuthService for AuthApi {
 
     async fn change_password(&self, req: Request<pb::ChangePasswordRequest>) -> ApiResult<pb::ChangePasswordResponse> {
         let who = principal(&req)?;
+        let client = client(&req);
         let r = req.into_inner();
         respond(
             self.app
-                .change_password(&who, &r.current_password, &r.new_password, r.keep_other_sessions)
+                .change_password(&who, &client, &r.current_password, &r.new_password, r.keep_other_sessions)
                 .await
                 .map(|()| pb::ChangePasswordResponse {}),
         )

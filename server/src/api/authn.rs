@@ -23,8 +23,13 @@ pub struct Gate {
     pub metrics: Metrics,
 }
 
-/// Services outside `opennvr.v1` that are open: health (probes) and reflection (the schema is public).
-const OPEN_PREFIXES: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection.v1.", "/grpc.reflection.v1alpha."];
+/// Methods outside `opennvr.v1` that are open: health (probes) and reflection (the schema is public).
+const OPEN_METHODS: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
 
 fn deny(status: Status) -> Response {
     status.into_http::<axum::body::Body>().into_response()
@@ -63,7 +68,7 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -
     };
     let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(grpc_code_name).unwrap_or("OK");
     // Only known methods become label values, so junk paths cannot grow the metric set.
-    let known = gate.policies.get(&path).is_some() || OPEN_PREFIXES.iter().any(|p| path.starts_with(p));
+    let known = gate.policies.get(&path).is_some() || OPEN_METHODS.contains(&path.as_ref());
     gate.metrics.observe_rpc(if known { &path } else { "unknown" }, code, started.elapsed().as_secs_f64());
     response
 }
@@ -80,7 +85,7 @@ fn authorize(gate: &Gate, req: &mut Request, path: &str) -> Result<(), Status> {
             .to_owned(),
     };
     req.extensions_mut().insert(client);
-    if OPEN_PREFIXES.iter().any(|p| path.starts_with(p)) {
+    if OPEN_METHODS.contains(&path) {
         return Ok(());
     }
     let Some(policy) = gate.policies.get(path) else {

@@ -16,6 +16,8 @@ use crate::store::users::{UserChanges, UserRow};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Failures allowed from one address before back-off starts.
@@ -58,6 +60,41 @@ pub struct AuthApp {
     pub revocations: RevocationCache,
     pub setup: SetupToken,
     pub session_ttl: Duration,
+    pub attempts: AttemptQueue,
+}
+
+/// One queue per (username, client address): password checks of a pair run one at a time, so
+/// parallel guesses are judged in order and correct parallel logins are not mistaken for guessing.
+#[derive(Clone, Default)]
+pub struct AttemptQueue(Arc<std::sync::Mutex<HashMap<(String, String), Lane>>>);
+
+/// The queue of one (username, client address).
+type Lane = Arc<tokio::sync::Mutex<()>>;
+
+/// The turn of one password check; the queue entry goes when nobody else waits.
+pub struct AttemptTurn {
+    queue: AttemptQueue,
+    key: (String, String),
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl AttemptQueue {
+    /// Waits for the turn of (`username`, `address`).
+    pub async fn enter(&self, username: &str, address: &str) -> AttemptTurn {
+        let key = (username.to_owned(), address.to_owned());
+        let lane = self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default().clone();
+        AttemptTurn { queue: self.clone(), key, guard: Some(lane.lock_owned().await) }
+    }
+}
+
+impl Drop for AttemptTurn {
+    fn drop(&mut self) {
+        self.guard.take();
+        let mut lanes = self.queue.0.lock().unwrap_or_else(|e| e.into_inner());
+        if lanes.get(&self.key).is_some_and(|lane| Arc::strong_count(lane) == 1) {
+            lanes.remove(&self.key);
+        }
+    }
 }
 
 fn refresh_hash(token: &str) -> Vec<u8> {
@@ -158,17 +195,14 @@ impl AuthApp {
             let _ = self.hasher.verify(password.to_owned(), None).await?;
             return Err(wrong_credentials());
         }
-        let address = client.address_text();
-        self.password_attempt(&username, &address).await?;
+        let address = client.throttle_key();
         let name = username.clone();
         let user = self.store.run(move |c| UserRow::by_username(c, &name)).await?;
         // An unknown user costs one argon2 verification too, so timing does not reveal who exists.
-        let ok = self.hasher.verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await?;
+        let phc = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = self.check_password_throttled(&username, &address, password, phc).await?;
         match user {
-            Some(u) if ok && !u.disabled => {
-                self.password_attempt_succeeded(&username, &address).await?;
-                self.open_session(u, client).await
-            }
+            Some(u) if ok && !u.disabled => self.open_session(u, client).await,
             known => {
                 let who = if known.is_some() { username.as_str() } else { "(unknown user)" };
                 tracing::warn!(user = who, client = %address, "failed login");
@@ -177,43 +211,53 @@ impl AuthApp {
         }
     }
 
-    /// Counts a password attempt of `username` from `address` before the password is checked, under
-    /// a row lock (so parallel guesses are counted one by one), and refuses it while backed off.
-    async fn password_attempt(&self, username: &str, address: &str) -> Result<()> {
-        let (name, addr, now) = (username.to_owned(), address.to_owned(), self.clock.now());
-        let blocked = self
-            .store
-            .transaction(move |c| {
-                let mut row = LoginFailureRow::lock_or_create(c, &name, &addr, now)?;
-                if row.blocked_until > now {
-                    return Ok(Some(row.blocked_until - now));
-                }
-                row.failures =
-                    if (now - row.last_failure_at).num_seconds() < FAILURE_WINDOW_SECS { row.failures + 1 } else { 1 };
-                row.last_failure_at = now;
-                row.blocked_until = now + Duration::seconds(backoff_secs(row.failures));
-                row.upsert(c)?;
-                Ok(None)
-            })
-            .await?;
-        match blocked {
-            None => Ok(()),
-            Some(wait) => {
-                let wait = wait.to_std().unwrap_or_default();
-                Err(Error::new(
-                    ErrorKind::ResourceExhausted,
-                    format!("too many failed attempts; retry in {} s", wait.as_secs().max(1)),
-                )
-                .with_retry_after(wait)
-                .with_reason(reason::RATE_LIMITED))
-            }
-        }
-    }
-
-    /// A correct password: the attempts of `username` from `address` are forgotten.
-    async fn password_attempt_succeeded(&self, username: &str, address: &str) -> Result<()> {
+    /// Verifies `password` against `phc` (the decoy when `None`), throttled per username and client
+    /// address: checks of one pair run one after another, each seeing the outcome of the last, and
+    /// failures beyond the free few back off, doubling each time.
+    async fn check_password_throttled(
+        &self,
+        username: &str,
+        address: &str,
+        password: &str,
+        phc: Option<String>,
+    ) -> Result<bool> {
+        let _turn = self.attempts.enter(username, address).await;
         let (name, addr) = (username.to_owned(), address.to_owned());
-        self.store.run(move |c| LoginFailureRow::clear(c, &name, &addr)).await
+        let record = self.store.run(move |c| LoginFailureRow::find(c, &name, &addr)).await?;
+        let now = self.clock.now();
+        if let Some(r) = &record
+            && r.blocked_until > now
+        {
+            let wait = (r.blocked_until - now).to_std().unwrap_or_default();
+            return Err(Error::new(
+                ErrorKind::ResourceExhausted,
+                format!("too many failed attempts; retry in {} s", wait.as_secs().max(1)),
+            )
+            .with_retry_after(wait)
+            .with_reason(reason::RATE_LIMITED));
+        }
+        let ok = self.hasher.verify(password.to_owned(), phc).await?;
+        let (name, addr) = (username.to_owned(), address.to_owned());
+        if ok {
+            if record.is_some() {
+                self.store.run(move |c| LoginFailureRow::clear(c, &name, &addr)).await?;
+            }
+            return Ok(true);
+        }
+        let now = self.clock.now();
+        let failures = match record {
+            Some(r) if (now - r.last_failure_at).num_seconds() < FAILURE_WINDOW_SECS => r.failures + 1,
+            _ => 1,
+        };
+        let row = LoginFailureRow {
+            username: name,
+            client_address: addr,
+            failures,
+            last_failure_at: now,
+            blocked_until: now + Duration::seconds(backoff_secs(failures)),
+        };
+        self.store.run(move |c| row.upsert(c)).await?;
+        Ok(false)
     }
 
     /// Forgets throttling records and sessions that no longer matter.
@@ -283,9 +327,19 @@ impl AuthApp {
             .store
             .transaction(move |c| {
                 let invalid = || Error::new(ErrorKind::Unauthenticated, "refresh token is invalid or expired");
+                let revoked = || {
+                    Error::new(ErrorKind::Unauthenticated, "the session has ended")
+                        .with_reason(reason::CREDENTIAL_REVOKED)
+                };
+                // Lock the session first, then the token: every rotation of a session takes its locks
+                // in this order, so concurrent refreshes of one session queue instead of deadlocking.
+                let session_id = RefreshTokenRow::session_of(c, &hash)?.ok_or_else(invalid)?;
+                let session = SessionRow::find_for_update(c, session_id)?.ok_or_else(invalid)?;
                 let token = RefreshTokenRow::find_for_update(c, &hash)?.ok_or_else(invalid)?;
-                let session = SessionRow::find_for_update(c, token.session_id)?.ok_or_else(invalid)?;
-                if session.revoked_at.is_some() || session.expires_at <= now {
+                if session.revoked_at.is_some() {
+                    return Err(revoked());
+                }
+                if session.expires_at <= now {
                     return Err(invalid());
                 }
                 if let Some(used_at) = token.used_at
@@ -294,9 +348,9 @@ impl AuthApp {
                     SessionRow::revoke(c, session.id, now, "refresh token reuse")?;
                     return Ok(Err(session.id));
                 }
-                let user = UserRow::find(c, session.user_id.ok_or_else(invalid)?)?.ok_or_else(invalid)?;
+                let user = UserRow::find(c, session.user_id.ok_or_else(revoked)?)?.ok_or_else(revoked)?;
                 if user.disabled {
-                    return Err(invalid());
+                    return Err(revoked());
                 }
                 RefreshTokenRow::supersede_unused(c, session.id, now)?;
                 RefreshTokenRow { token_hash: next_row_hash, session_id: session.id, created_at: now, used_at: None }
@@ -345,10 +399,12 @@ impl AuthApp {
         let (user_id, session_id) = (who.user_id, who.session_id);
         self.store
             .run(move |c| {
-                let user = UserRow::find(c, user_id)?
-                    .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "user no longer exists"))?;
-                let session = SessionRow::find(c, session_id)?
-                    .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "session no longer exists"))?;
+                let gone = |what: &str| {
+                    Error::new(ErrorKind::Unauthenticated, format!("{what} no longer exists"))
+                        .with_reason(reason::CREDENTIAL_REVOKED)
+                };
+                let user = UserRow::find(c, user_id)?.ok_or_else(|| gone("user"))?;
+                let session = SessionRow::find(c, session_id)?.ok_or_else(|| gone("session"))?;
                 Ok((user, session))
             })
             .await
@@ -359,6 +415,7 @@ impl AuthApp {
     pub async fn change_password(
         &self,
         who: &Principal,
+        client: &Client,
         current: &str,
         new: &str,
         keep_other_sessions: bool,
@@ -366,15 +423,14 @@ impl AuthApp {
         if current.is_empty() {
             return Err(Error::invalid("current_password", "current_password is required"));
         }
-        let (user, session) = self.who_am_i(who).await?;
+        let (user, _) = self.who_am_i(who).await?;
         check_policy("new_password", &user.username, new)?;
         // Guessing the current password with a stolen access token is throttled like a login.
-        self.password_attempt(&user.username, &session.client_address).await?;
-        if !self.hasher.verify(current.to_owned(), Some(user.password_hash.clone())).await? {
+        let phc = Some(user.password_hash.clone());
+        if !self.check_password_throttled(&user.username, &client.throttle_key(), current, phc).await? {
             return Err(Error::new(ErrorKind::Unauthenticated, "current_password is wrong")
                 .with_reason(reason::INVALID_CREDENTIALS));
         }
-        self.password_attempt_succeeded(&user.username, &session.client_address).await?;
         let hash = self.hasher.hash(new.to_owned()).await?;
         let (user_id, keep, now) = (user.id, who.session_id, self.clock.now());
         let revoked = self

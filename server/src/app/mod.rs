@@ -36,6 +36,20 @@ pub struct Client {
 }
 
 impl Client {
+    /// The key failed password attempts are counted under: the IPv4 address, or the /64 network of
+    /// an IPv6 address (one host can use a whole /64).
+    pub fn throttle_key(&self) -> String {
+        match self.address {
+            Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            Some(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            None => String::new(),
+        }
+    }
+
     /// The address as stored (`""` when unknown).
     pub fn address_text(&self) -> String {
         self.address.map(|a| a.to_string()).unwrap_or_default()

@@ -2,6 +2,7 @@
 use crate::error::{Error, Result};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -74,6 +75,24 @@ pub struct PasswordHasherPool {
     /// A hash of a random password, verified against when the user is unknown so that an unknown
     /// user costs the same time as a wrong password.
     decoy: Arc<String>,
+    /// Hashes being computed or waiting for a slot (exported as a metric).
+    in_flight: Gauge,
+}
+
+/// Counts one hash in flight while it lives.
+struct InFlight(Gauge);
+
+impl InFlight {
+    fn new(g: &Gauge) -> Self {
+        g.inc();
+        InFlight(g.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl PasswordHasherPool {
@@ -84,11 +103,23 @@ impl PasswordHasherPool {
         })?;
         let decoy_password = hex::encode(super::secret::random_bytes::<16>());
         let decoy = hash_with(&params, &decoy_password)?;
-        Ok(Self { params, permits: Arc::new(Semaphore::new(parallel.max(1))), decoy: Arc::new(decoy) })
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(parallel.max(1))),
+            decoy: Arc::new(decoy),
+            in_flight: Gauge::default(),
+        })
+    }
+
+    /// Reports hashes in flight through `gauge`.
+    pub fn with_in_flight_gauge(mut self, gauge: Gauge) -> Self {
+        self.in_flight = gauge;
+        self
     }
 
     /// Hashes `password` into a PHC string.
     pub async fn hash(&self, password: String) -> Result<String> {
+        let _in_flight = InFlight::new(&self.in_flight);
         let _permit = self.permits.acquire().await.map_err(Error::internal)?;
         let params = self.params.clone();
         tokio::task::spawn_blocking(move || hash_with(&params, &password)).await.map_err(Error::internal)?
@@ -96,6 +127,7 @@ impl PasswordHasherPool {
 
     /// Verifies `password` against `phc`; with `None` verifies against the decoy and returns false.
     pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool> {
+        let _in_flight = InFlight::new(&self.in_flight);
         let _permit = self.permits.acquire().await.map_err(Error::internal)?;
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.decoy.as_ref().clone());

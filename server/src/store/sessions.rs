@@ -118,6 +118,11 @@ impl RefreshTokenRow {
         Ok(())
     }
 
+    /// The session a token belongs to (without locking anything).
+    pub fn session_of(c: &mut PgConnection, hash: &[u8]) -> Result<Option<Uuid>> {
+        Ok(refresh_tokens::table.find(hash.to_vec()).select(refresh_tokens::session_id).first(c).optional()?)
+    }
+
     /// The token with `hash`, locked until the transaction ends (rotation is serialised on it).
     pub fn find_for_update(c: &mut PgConnection, hash: &[u8]) -> Result<Option<RefreshTokenRow>> {
         Ok(refresh_tokens::table

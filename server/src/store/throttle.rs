@@ -17,29 +17,13 @@ pub struct LoginFailureRow {
 }
 
 impl LoginFailureRow {
-    /// The record of `username` from `client_address`, created empty if missing, locked until the
-    /// transaction ends: concurrent attempts for the same pair are counted one after another.
-    pub fn lock_or_create(
-        c: &mut PgConnection,
-        username: &str,
-        client_address: &str,
-        now: DateTime<Utc>,
-    ) -> Result<LoginFailureRow> {
-        diesel::insert_into(login_failures::table)
-            .values(&LoginFailureRow {
-                username: username.to_owned(),
-                client_address: client_address.to_owned(),
-                failures: 0,
-                last_failure_at: now,
-                blocked_until: now,
-            })
-            .on_conflict_do_nothing()
-            .execute(c)?;
+    /// The failure record of `username` from `client_address`.
+    pub fn find(c: &mut PgConnection, username: &str, client_address: &str) -> Result<Option<LoginFailureRow>> {
         Ok(login_failures::table
             .find((username.to_owned(), client_address.to_owned()))
             .select(LoginFailureRow::as_select())
-            .for_update()
-            .first(c)?)
+            .first(c)
+            .optional()?)
     }
 
     /// Drops records whose last failure is older than `before` and that block nothing.

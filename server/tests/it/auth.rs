@@ -365,6 +365,43 @@ async fn parallel_guesses_are_counted_one_by_one() {
     }
     // The clock stands still: three free attempts and the one that starts the back-off, no more.
     assert_eq!((checked, throttled), (4, 16));
+    // Correct logins in parallel from one address are not mistaken for guessing.
+    let mut logins = Vec::new();
+    for _ in 0..8 {
+        let c = s.client().await;
+        logins.push(tokio::spawn(async move { login_from(&c, "198.51.100.20", ADMIN_PASSWORD).await }));
+    }
+    for l in logins {
+        l.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_of_one_session_never_fail_inside_the_server() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    for round in 0..10 {
+        let t1 = admin.tokens().unwrap();
+        let t2 = admin.refresh().await.unwrap();
+        let (x, y) = (s.client().await, s.client().await);
+        x.set_tokens(Some(t1));
+        y.set_tokens(Some(t2));
+        let (rx, ry) = tokio::join!(x.refresh(), y.refresh());
+        for r in [rx, ry] {
+            match r {
+                Ok(_) => {}
+                Err(opennvr_sdk::Error::Status(st)) => {
+                    assert_eq!(st.code(), Code::Unauthenticated, "round {round}: {st:?}")
+                }
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        admin.set_tokens(y.tokens());
+        if admin.refresh().await.is_err() {
+            // The fork was judged as reuse: the session is gone; start a new one.
+            admin.login("admin", ADMIN_PASSWORD).await.unwrap();
+        }
+    }
 }
 
 #[tokio::test]
@@ -397,7 +434,15 @@ async fn nobody_deletes_themselves_and_deleted_users_stay_locked_out() {
     assert_eq!(status_code(a.auth().list_roles(pb::ListRolesRequest::default()).await), Code::Unauthenticated);
     assert_eq!(code(a.refresh().await), Code::Unauthenticated);
     // The revoked session outlives the user row, so a restarted server still refuses the token.
+    let token = a.tokens().unwrap();
+    let (db, mut options) = (crate::harness::TestDb { name: s.db.name.clone() }, s.options.clone());
     let mut su = s.db.superuser();
+    s.shutdown().await;
+    options.data_dir = Some(crate::harness::temp_dir("restart"));
+    let again = TestServer::start_with(db, options).await;
+    let c = again.client().await;
+    c.set_tokens(Some(token));
+    assert_eq!(status_code(c.auth().list_roles(pb::ListRolesRequest::default()).await), Code::Unauthenticated);
     let n = crate::harness::count(
         &mut su,
         "SELECT count(*) AS n FROM sessions WHERE user_id IS NULL AND revoked_at IS NOT NULL",

@@ -74,3 +74,57 @@ async fn a_cluster_of_another_major_version_is_named() {
     let e = boot_error(embedded_options(&dir)).await;
     assert!(e.contains("created by PostgreSQL 9") && e.contains("pg_upgrade"), "{e}");
 }
+
+#[tokio::test]
+async fn a_dead_embedded_database_is_restarted_and_a_failed_boot_stops_it() {
+    let dir = temp_dir("supervised");
+    let server = Server::boot(Config::from_options(embedded_options(&dir)).unwrap(), Arc::new(SystemClock))
+        .await
+        .expect("embedded boot");
+    let url = format!("http://{}", server.local_addr);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(server.serve(rx));
+    let ready = || async { reqwest::get(format!("{url}/readyz")).await.unwrap().status().as_u16() };
+    assert_eq!(ready().await, 200);
+    // Kill the postmaster the hard way.
+    let pid_file = dir.join("postgres/data/postmaster.pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().lines().next().unwrap().trim().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let mut down_seen = false;
+    let mut back = false;
+    for _ in 0..300 {
+        match ready().await {
+            200 if down_seen => {
+                back = true;
+                break;
+            }
+            200 => {}
+            _ => down_seen = true,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(down_seen && back, "supervision restarts the embedded PostgreSQL (down seen: {down_seen})");
+    tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    assert!(!pid_file.exists());
+    // A boot that fails after the cluster started (here: the wrong master key) leaves nothing running.
+    let mut o = embedded_options(&dir);
+    let other = temp_dir("other-master");
+    o.master_key_file = Some(crate::harness::master_key_file(&other));
+    let e = boot_error(o).await;
+    assert!(e.contains("master key"), "{e}");
+    assert!(!pid_file.exists(), "the embedded PostgreSQL was stopped after the failed boot");
+}
+
+#[tokio::test]
+async fn as_root_a_data_directory_the_postgres_user_cannot_reach_is_refused() {
+    if !nix::unistd::Uid::effective().is_root() {
+        // The check exists only for root (the cluster then runs as `postgres`); CI runs as root.
+        eprintln!("not root: nothing to check");
+        return;
+    }
+    let parent = temp_dir("private-parent");
+    std::fs::set_permissions(&parent, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let e = boot_error(embedded_options(&parent.join("var"))).await;
+    assert!(e.contains("cannot enter") && e.contains("OPENNVR_DATA_DIR"), "{e}");
+}

@@ -58,12 +58,23 @@ async fn shutdown_lets_in_flight_calls_finish() {
         let r = c.login("admin", ADMIN_PASSWORD).await;
         (r, Instant::now())
     });
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Wait until the server is hashing that password: the call is in flight.
+    let metrics = format!("{}/metrics", s.url());
+    let mut in_flight = false;
+    for _ in 0..400 {
+        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        if text.lines().any(|l| l.starts_with("opennvr_password_hashes_in_flight ") && !l.ends_with(" 0")) {
+            in_flight = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(in_flight, "the login never reached the password check");
     let addr = s.addr;
     let signalled = Instant::now();
     s.shutdown().await;
     let (result, finished) = login.await.unwrap();
-    assert!(finished > signalled, "the login must still have been in flight when shutdown began");
+    assert!(finished > signalled);
     result.expect("the in-flight login completes");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no new connections after shutdown");
 }
