@@ -16,19 +16,22 @@ fn embedded_options(data_dir: &std::path::Path) -> Options {
     }
 }
 
+type Serving = (String, tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<opennvr_server::error::Result<()>>);
+
+/// Boots the embedded default in `dir` and serves it: its URL, the stop switch, the serving task.
+async fn serve_embedded(dir: &std::path::Path) -> Serving {
+    let server = Server::boot(Config::from_options(embedded_options(dir)).unwrap(), Arc::new(SystemClock))
+        .await
+        .expect("embedded boot");
+    let url = format!("http://{}", server.local_addr);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    (url, tx, tokio::spawn(server.serve(rx)))
+}
+
 #[tokio::test]
 async fn embedded_database_is_created_kept_and_stopped() {
     let dir = temp_dir("embedded");
-    let boot = || async {
-        let server = Server::boot(Config::from_options(embedded_options(&dir)).unwrap(), Arc::new(SystemClock))
-            .await
-            .expect("embedded boot");
-        let url = format!("http://{}", server.local_addr);
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(server.serve(rx));
-        (url, tx, task)
-    };
-    let (url, stop, task) = boot().await;
+    let (url, stop, task) = serve_embedded(&dir).await;
     let mode = |p: &str| {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join(p)).unwrap().permissions()) & 0o777
     };
@@ -42,7 +45,7 @@ async fn embedded_database_is_created_kept_and_stopped() {
     task.await.unwrap().unwrap();
     assert!(!dir.join("postgres/data/postmaster.pid").exists(), "PostgreSQL stopped with the server");
     // Started again, the same cluster, keys and users are there.
-    let (url, stop, task) = boot().await;
+    let (url, stop, task) = serve_embedded(&dir).await;
     assert!(!dir.join("setup-token").exists(), "no new setup token once an admin exists");
     let c = opennvr_sdk::Client::connect(&url).await.unwrap();
     c.login("admin", ADMIN_PASSWORD).await.unwrap();
@@ -78,12 +81,7 @@ async fn a_cluster_of_another_major_version_is_named() {
 #[tokio::test]
 async fn a_dead_embedded_database_is_restarted_and_a_failed_boot_stops_it() {
     let dir = temp_dir("supervised");
-    let server = Server::boot(Config::from_options(embedded_options(&dir)).unwrap(), Arc::new(SystemClock))
-        .await
-        .expect("embedded boot");
-    let url = format!("http://{}", server.local_addr);
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(server.serve(rx));
+    let (url, tx, task) = serve_embedded(&dir).await;
     let ready = || async { reqwest::get(format!("{url}/readyz")).await.unwrap().status().as_u16() };
     assert_eq!(ready().await, 200);
     // Kill the postmaster the hard way.
