@@ -39,6 +39,9 @@ enum Command {
     /// List or revoke sessions.
     #[command(subcommand)]
     Sessions(cmd::sessions::SessionsCommand),
+    /// Read, follow, export and verify the audit trail.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
 }
 
 #[tokio::main]
@@ -51,6 +54,7 @@ async fn main() -> ExitCode {
         Command::Whoami => cmd::auth::whoami(cli.server, cli.output).await,
         Command::Users(c) => cmd::users::run(cli.server, cli.output, c).await,
         Command::Sessions(c) => cmd::sessions::run(cli.server, cli.output, c).await,
+        Command::Audit(c) => cmd::audit::run(cli.server, cli.output, c).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -97,6 +97,9 @@ pub struct Options {
     /// Issuer (`iss`) of the tokens the server signs [default: opennvr].
     #[arg(long, env = "OPENNVR_TOKEN_ISSUER")]
     pub token_issuer: Option<String>,
+    /// How often the audit chain head is signed (a checkpoint), in seconds [default: 300].
+    #[arg(long, env = "OPENNVR_AUDIT_CHECKPOINT_SECS")]
+    pub audit_checkpoint_secs: Option<u64>,
     /// argon2id memory cost in KiB [default: 19456]. Lower values are for tests only.
     #[arg(long, env = "OPENNVR_ARGON2_MEMORY_KIB")]
     pub argon2_memory_kib: Option<u32>,
@@ -128,6 +131,7 @@ impl Options {
             signing_key_publish_secs: self.signing_key_publish_secs.or(file.signing_key_publish_secs),
             signing_key_rotate_secs: self.signing_key_rotate_secs.or(file.signing_key_rotate_secs),
             token_issuer: self.token_issuer.or(file.token_issuer),
+            audit_checkpoint_secs: self.audit_checkpoint_secs.or(file.audit_checkpoint_secs),
             argon2_memory_kib: self.argon2_memory_kib.or(file.argon2_memory_kib),
             argon2_iterations: self.argon2_iterations.or(file.argon2_iterations),
         }
@@ -168,6 +172,7 @@ pub struct Config {
     pub signing_key_publish: Duration,
     pub signing_key_rotate: Duration,
     pub token_issuer: String,
+    pub audit_checkpoint: Duration,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
 }
@@ -246,6 +251,7 @@ impl Config {
             signing_key_publish: secs(o.signing_key_publish_secs, 7_200, "OPENNVR_SIGNING_KEY_PUBLISH_SECS")?,
             signing_key_rotate: secs(o.signing_key_rotate_secs, 30 * 86_400, "OPENNVR_SIGNING_KEY_ROTATE_SECS")?,
             token_issuer: o.token_issuer.unwrap_or_else(|| "opennvr".to_owned()),
+            audit_checkpoint: secs(o.audit_checkpoint_secs, 300, "OPENNVR_AUDIT_CHECKPOINT_SECS")?,
             argon2_memory_kib: o.argon2_memory_kib.unwrap_or(19_456),
             argon2_iterations: o.argon2_iterations.unwrap_or(2),
         })

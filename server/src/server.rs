@@ -3,6 +3,7 @@
 use crate::api::{self, RouterParts, auth_service::AuthApi, authn::Gate, http_routes::HttpState, policy::PolicyTable};
 use crate::app::auth::AuthApp;
 use crate::app::setup::SetupToken;
+use crate::audit::AuditTrail;
 use crate::clock::SharedClock;
 use crate::config::{Config, Database, config_error};
 use crate::error::{Error, ErrorKind, Result};
@@ -37,6 +38,7 @@ pub struct Server {
     pub store: Store,
     pub keys: KeyRing,
     pub auth: AuthApp,
+    pub audit: AuditTrail,
     pub local_addr: SocketAddr,
     listener: Option<TcpListener>,
     router: axum::Router,
@@ -131,7 +133,7 @@ impl Server {
         let access_ttl = to_chrono(config.access_token_ttl)?;
         let keys = KeyRing::new(
             store.clone(),
-            master,
+            master.clone(),
             clock.clone(),
             KeyPolicy {
                 publish_ahead: to_chrono(config.signing_key_publish)?,
@@ -139,6 +141,7 @@ impl Server {
                 max_token_ttl: access_ttl,
             },
         );
+        let audit = AuditTrail::new(store.clone(), clock.clone(), master.clone());
         keys.maintain().await?;
         let revocations = RevocationCache::new(store.clone(), clock.clone(), access_ttl);
         revocations.poll().await?;
@@ -157,6 +160,7 @@ impl Server {
             setup: setup.clone(),
             session_ttl: to_chrono(config.session_ttl)?,
             attempts: Default::default(),
+            audit: audit.clone(),
         };
         if store.run(crate::store::users::UserRow::count).await? == 0 {
             let path = setup.issue(&config.data_dir)?;
@@ -172,9 +176,13 @@ impl Server {
             revocations: revocations.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             metrics: metrics.clone(),
+            audit: audit.clone(),
         });
         let router = api::router(RouterParts {
             auth: AuthApi { app: auth.clone() },
+            audit: crate::api::audit_service::AuditApi {
+                app: crate::app::audit::AuditApp { store: store.clone(), trail: audit.clone(), clock: clock.clone() },
+            },
             gate,
             http: Arc::new(HttpState { store: store.clone(), keys: keys.clone(), metrics }),
             cors_origins: config.cors_origins.clone(),
@@ -206,6 +214,13 @@ impl Server {
                 }
             }),
         ];
+        background.push(every(config.audit_checkpoint, {
+            let a = audit.clone();
+            move || {
+                let a = a.clone();
+                async move { a.checkpoint().await.map(|_| ()) }
+            }
+        }));
         if let Some(pg) = &embedded {
             let pg = pg.clone();
             background.push(every(Duration::from_secs(5), move || {
@@ -213,7 +228,18 @@ impl Server {
                 async move { tokio::task::spawn_blocking(move || pg.ensure_running()).await.map_err(Error::internal)? }
             }));
         }
-        Ok(Server { config, store, keys, auth, local_addr, listener: Some(listener), router, embedded, background })
+        Ok(Server {
+            config,
+            store,
+            keys,
+            auth,
+            audit,
+            local_addr,
+            listener: Some(listener),
+            router,
+            embedded,
+            background,
+        })
     }
 
     /// Serves until `shutdown` turns true, lets in-flight calls finish, then closes the pool and
@@ -280,6 +306,10 @@ impl Server {
         tracing::info!("shutting down: letting in-flight calls finish");
         if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
             tracing::warn!("some calls did not finish within {DRAIN:?}");
+        }
+        // Sign the head once more, so the last entries are vouched for by the audit key.
+        if let Err(e) = self.audit.checkpoint().await {
+            tracing::warn!(error = %e, "final audit checkpoint failed");
         }
         self.stop();
         Ok(())

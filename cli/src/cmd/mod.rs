@@ -1,4 +1,5 @@
 //! One module per noun.
+pub mod audit;
 pub mod auth;
 pub mod sessions;
 pub mod users;

@@ -2,6 +2,8 @@
 //! every `opennvr.v1` service with the bearer token attached.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod audit;
+
 pub use opennvr_proto::v1 as pb;
 use pb::audit_service_client::AuditServiceClient;
 use pb::auth_service_client::AuthServiceClient;

@@ -2,7 +2,7 @@
 use super::convert;
 use super::status::{ApiResult, respond, to_status};
 use crate::app::auth::{AuthApp, UserUpdate};
-use crate::app::{Client, PageRequest, Principal};
+use crate::app::{Call, PageRequest, Principal};
 use crate::domain::Role;
 use crate::error::{Error, ErrorKind};
 use opennvr_proto::v1 as pb;
@@ -14,12 +14,13 @@ pub struct AuthApi {
     pub app: AuthApp,
 }
 
-fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
-    req.extensions().get::<Principal>().copied().ok_or_else(|| Status::unauthenticated("not signed in"))
+/// The call context the authentication layer attached.
+fn call<T>(req: &Request<T>) -> Result<Call, Status> {
+    req.extensions().get::<Call>().cloned().ok_or_else(|| Status::internal("call context missing"))
 }
 
-fn client<T>(req: &Request<T>) -> Client {
-    req.extensions().get::<Client>().cloned().unwrap_or_default()
+fn principal(call: &Call) -> Result<Principal, Status> {
+    call.principal().cloned().map_err(to_status)
 }
 
 /// The capability that will implement an RPC that is not built yet.
@@ -33,22 +34,22 @@ const API_KEYS: &str = "API keys";
 #[tonic::async_trait]
 impl AuthService for AuthApi {
     async fn bootstrap(&self, req: Request<pb::BootstrapRequest>) -> ApiResult<pb::BootstrapResponse> {
-        let client = client(&req);
+        let call = call(&req)?;
         let r = req.into_inner();
         respond(
             self.app
-                .bootstrap(&r.setup_token, &r.username, &r.password, &r.display_name, &client)
+                .bootstrap(&r.setup_token, &r.username, &r.password, &r.display_name, &call)
                 .await
                 .map(|t| pb::BootstrapResponse { tokens: Some(convert::tokens(&t)) }),
         )
     }
 
     async fn login(&self, req: Request<pb::LoginRequest>) -> ApiResult<pb::LoginResponse> {
-        let client = client(&req);
+        let call = call(&req)?;
         let r = req.into_inner();
         respond(
             self.app
-                .login(&r.username, &r.password, &client)
+                .login(&r.username, &r.password, &call)
                 .await
                 .map(|t| pb::LoginResponse { result: Some(pb::login_response::Result::Tokens(convert::tokens(&t))) }),
         )
@@ -62,19 +63,23 @@ impl AuthService for AuthApi {
     }
 
     async fn refresh(&self, req: Request<pb::RefreshRequest>) -> ApiResult<pb::RefreshResponse> {
+        let call = call(&req)?;
         let r = req.into_inner();
         respond(
-            self.app.refresh(&r.refresh_token).await.map(|t| pb::RefreshResponse { tokens: Some(convert::tokens(&t)) }),
+            self.app
+                .refresh(&r.refresh_token, &call)
+                .await
+                .map(|t| pb::RefreshResponse { tokens: Some(convert::tokens(&t)) }),
         )
     }
 
     async fn logout(&self, req: Request<pb::LogoutRequest>) -> ApiResult<pb::LogoutResponse> {
-        let who = principal(&req)?;
-        respond(self.app.logout(&who).await.map(|()| pb::LogoutResponse {}))
+        let call = call(&req)?;
+        respond(self.app.logout(&call).await.map(|()| pb::LogoutResponse {}))
     }
 
     async fn who_am_i(&self, req: Request<pb::WhoAmIRequest>) -> ApiResult<pb::WhoAmIResponse> {
-        let who = principal(&req)?;
+        let who = principal(&call(&req)?)?;
         respond(self.app.who_am_i(&who).await.map(|(user, session)| pb::WhoAmIResponse {
             user: Some(convert::user(&user)),
             session_id: session.id.to_string(),
@@ -86,19 +91,18 @@ impl AuthService for AuthApi {
     }
 
     async fn change_password(&self, req: Request<pb::ChangePasswordRequest>) -> ApiResult<pb::ChangePasswordResponse> {
-        let who = principal(&req)?;
-        let client = client(&req);
+        let call = call(&req)?;
         let r = req.into_inner();
         respond(
             self.app
-                .change_password(&who, &client, &r.current_password, &r.new_password, r.keep_other_sessions)
+                .change_password(&call, &r.current_password, &r.new_password, r.keep_other_sessions)
                 .await
                 .map(|()| pb::ChangePasswordResponse {}),
         )
     }
 
     async fn list_sessions(&self, req: Request<pb::ListSessionsRequest>) -> ApiResult<pb::ListSessionsResponse> {
-        let who = principal(&req)?;
+        let who = principal(&call(&req)?)?;
         let r = req.into_inner();
         // A user has few live sessions: they come in one page.
         PageRequest::new(r.page_size, &r.page_token, &r.user_id).map_err(to_status)?;
@@ -109,9 +113,9 @@ impl AuthService for AuthApi {
     }
 
     async fn revoke_session(&self, req: Request<pb::RevokeSessionRequest>) -> ApiResult<pb::RevokeSessionResponse> {
-        let who = principal(&req)?;
+        let call = call(&req)?;
         let r = req.into_inner();
-        respond(self.app.revoke_session(&who, &r.session_id).await.map(|()| pb::RevokeSessionResponse {}))
+        respond(self.app.revoke_session(&call, &r.session_id).await.map(|()| pb::RevokeSessionResponse {}))
     }
 
     async fn begin_step_up(&self, _: Request<pb::BeginStepUpRequest>) -> ApiResult<pb::BeginStepUpResponse> {
@@ -162,10 +166,12 @@ impl AuthService for AuthApi {
     }
 
     async fn create_user(&self, req: Request<pb::CreateUserRequest>) -> ApiResult<pb::CreateUserResponse> {
+        let call = call(&req)?;
         let r = req.into_inner();
         let user = r.user.ok_or_else(|| to_status(Error::invalid("user", "user is required")))?;
         let role = convert::role_from_pb("user.role", user.role).map_err(to_status)?;
-        let created = self.app.create_user(&user.username, &user.display_name, role, user.disabled, &r.password).await;
+        let created =
+            self.app.create_user(&call, &user.username, &user.display_name, role, user.disabled, &r.password).await;
         respond(created.map(|u| pb::CreateUserResponse { user: Some(convert::user(&u)) }))
     }
 
@@ -185,7 +191,7 @@ impl AuthService for AuthApi {
     }
 
     async fn update_user(&self, req: Request<pb::UpdateUserRequest>) -> ApiResult<pb::UpdateUserResponse> {
-        let who = principal(&req)?;
+        let call = call(&req)?;
         let r = req.into_inner();
         let user = r.user.ok_or_else(|| to_status(Error::invalid("user", "user is required")))?;
         let mask = r.update_mask.ok_or_else(|| to_status(Error::invalid("update_mask", "update_mask is required")))?;
@@ -216,7 +222,7 @@ impl AuthService for AuthApi {
         }
         respond(
             self.app
-                .update_user(&who, &user.id, update)
+                .update_user(&call, &user.id, update)
                 .await
                 .map(|u| pb::UpdateUserResponse { user: Some(convert::user(&u)) }),
         )
@@ -226,18 +232,19 @@ impl AuthService for AuthApi {
         &self,
         req: Request<pb::SetUserPasswordRequest>,
     ) -> ApiResult<pb::SetUserPasswordResponse> {
+        let call = call(&req)?;
         let r = req.into_inner();
-        let result = self.app.set_user_password(&r.user_id, &r.new_password).await;
+        let result = self.app.set_user_password(&call, &r.user_id, &r.new_password).await;
         respond(
             result.map_err(|e| rename_field(e, "password", "new_password")).map(|()| pb::SetUserPasswordResponse {}),
         )
     }
 
     async fn delete_user(&self, req: Request<pb::DeleteUserRequest>) -> ApiResult<pb::DeleteUserResponse> {
-        let who = principal(&req)?;
+        let call = call(&req)?;
         let r = req.into_inner();
         let etag = convert::etag("etag", &r.etag).map_err(to_status)?;
-        respond(self.app.delete_user(&who, &r.user_id, etag).await.map(|()| pb::DeleteUserResponse {}))
+        respond(self.app.delete_user(&call, &r.user_id, etag).await.map(|()| pb::DeleteUserResponse {}))
     }
 
     async fn list_roles(&self, req: Request<pb::ListRolesRequest>) -> ApiResult<pb::ListRolesResponse> {

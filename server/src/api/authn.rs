@@ -1,8 +1,11 @@
 //! The one layer every gRPC call passes: it works out the client address, authenticates the bearer
 //! access token (signature, expiry, revocation — without touching the database), checks the
-//! permission the RPC needs from the policy table, and records metrics.
+//! permission the RPC needs from the policy table, records the audit entry of every call the app
+//! did not record itself (denials, failures, sensitive reads), and records metrics.
 use super::policy::{Access, PolicyTable};
-use crate::app::{Client, Principal};
+use crate::app::{Call, Client, Principal};
+use crate::audit::AuditTrail;
+use crate::domain::{AuditResult, action_of};
 use crate::metrics::Metrics;
 use crate::security::revocation::RevocationCache;
 use crate::security::token::TokenIssuer;
@@ -21,6 +24,7 @@ pub struct Gate {
     pub revocations: RevocationCache,
     pub trusted_proxies: Vec<IpAddr>,
     pub metrics: Metrics,
+    pub audit: AuditTrail,
 }
 
 /// Methods outside `opennvr.v1` that are open: health (probes) and reflection (the schema is public).
@@ -58,22 +62,55 @@ fn bearer(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
+/// Reads that are not audited when they succeed. Everything else is: every change, and the
+/// sensitive reads (the audit trail itself, export downloads).
+fn is_plain_read(path: &str) -> bool {
+    let Some((service, method)) = path.trim_start_matches('/').split_once('/') else { return false };
+    if service == "opennvr.v1.AuditService" || method == "DownloadExport" {
+        return false;
+    }
+    ["Get", "List", "Watch"].iter().any(|p| method.starts_with(p)) || method == "WhoAmI"
+}
+
 /// The middleware.
 pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let path = req.uri().path().to_owned();
-    let response = match authorize(&gate, &mut req, &path) {
-        Ok(()) => next.run(req).await,
-        Err(status) => deny(status),
+    let open = OPEN_METHODS.contains(&path.as_str());
+    let known = open || gate.policies.get(&path).is_some();
+    let (response, call) = if !known {
+        (deny(Status::unimplemented(format!("unknown method {path}"))), None)
+    } else if open {
+        (next.run(req).await, None)
+    } else {
+        let mut call = new_call(&gate, &req, &path);
+        match authorize(&gate, &req, &path) {
+            Ok(principal) => {
+                call.principal = principal;
+                req.extensions_mut().insert(call.clone());
+                (next.run(req).await, Some(call))
+            }
+            Err((status, principal)) => {
+                call.principal = principal;
+                (deny(status), Some(call))
+            }
+        }
     };
-    let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(grpc_code_name).unwrap_or("OK");
+    let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned();
+    if let Some(call) = call {
+        let message = response.headers().get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("");
+        record_unaudited(&gate, &call, &code, message).await;
+    }
     // Only known methods become label values, so junk paths cannot grow the metric set.
-    let known = gate.policies.get(&path).is_some() || OPEN_METHODS.contains(&path.as_ref());
-    gate.metrics.observe_rpc(if known { &path } else { "unknown" }, code, started.elapsed().as_secs_f64());
+    gate.metrics.observe_rpc(
+        if known { &path } else { "unknown" },
+        grpc_code_name(&code),
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 
-fn authorize(gate: &Gate, req: &mut Request, path: &str) -> Result<(), Status> {
+fn new_call(gate: &Gate, req: &Request, path: &str) -> Call {
     let client = Client {
         address: client_address(req, &gate.trusted_proxies),
         user_agent: req
@@ -82,32 +119,94 @@ fn authorize(gate: &Gate, req: &mut Request, path: &str) -> Result<(), Status> {
             .or_else(|| req.headers().get(http::header::USER_AGENT))
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
-            .to_owned(),
+            .chars()
+            .take(256)
+            .collect(),
     };
-    req.extensions_mut().insert(client);
-    if OPEN_METHODS.contains(&path) {
-        return Ok(());
-    }
+    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or(("", path));
+    let service = service.rsplit('.').next().unwrap_or(service);
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    Call::new(client, path.to_owned(), action_of(service, method), request_id)
+}
+
+/// The principal of an allowed call (`None` for public RPCs), or the status of a refused one with
+/// whoever was recognised.
+fn authorize(gate: &Gate, req: &Request, path: &str) -> Result<Option<Principal>, (Status, Option<Principal>)> {
     let Some(policy) = gate.policies.get(path) else {
-        return Err(Status::unimplemented(format!("unknown method {path}")));
+        return Err((Status::unimplemented(format!("unknown method {path}")), None));
     };
     if policy.access == Access::Public {
-        return Ok(());
+        return Ok(None);
     }
-    let token = bearer(req).ok_or_else(|| Status::unauthenticated("missing bearer access token"))?;
-    let claims = gate.tokens.verify(token).map_err(super::status::to_status)?;
+    let token = bearer(req).ok_or_else(|| (Status::unauthenticated("missing bearer access token"), None))?;
+    let claims = gate.tokens.verify(token).map_err(|e| (super::status::to_status(e), None))?;
     if gate.revocations.is_revoked(claims.sid) {
-        return Err(super::status::to_status(
-            crate::error::Error::new(crate::error::ErrorKind::Unauthenticated, "session has been revoked")
-                .with_reason(crate::error::reason::CREDENTIAL_REVOKED),
+        return Err((
+            super::status::to_status(
+                crate::error::Error::new(crate::error::ErrorKind::Unauthenticated, "session has been revoked")
+                    .with_reason(crate::error::reason::CREDENTIAL_REVOKED),
+            ),
+            None,
         ));
     }
-    let principal = Principal { user_id: claims.sub, session_id: claims.sid, role: claims.role };
-    if let Access::Permission(p) = policy.access {
-        principal.require(p).map_err(super::status::to_status)?;
+    let principal = Principal {
+        user_id: claims.sub,
+        session_id: claims.sid,
+        role: claims.role,
+        username: claims.preferred_username,
+    };
+    if let Access::Permission(p) = policy.access
+        && let Err(e) = principal.require(p)
+    {
+        return Err((super::status::to_status(e), Some(principal)));
     }
-    req.extensions_mut().insert(principal);
-    Ok(())
+    Ok(Some(principal))
+}
+
+/// Writes the entry of a call the app did not audit: a denial, a failure, or a sensitive read.
+async fn record_unaudited(gate: &Gate, call: &Call, code: &str, message: &str) {
+    if call.is_audited() || (code == "0" && is_plain_read(&call.method)) {
+        return;
+    }
+    let result = match code {
+        "0" => AuditResult::Success,
+        "7" | "16" => AuditResult::Denied,
+        _ => AuditResult::Failed,
+    };
+    let mut record = call.record(result, "", "");
+    if result != AuditResult::Success {
+        record.reason = format!("{}: {}", grpc_code_name(code), percent_decode(message));
+    }
+    if let Err(e) = gate.audit.record(record).await {
+        // The call already happened; losing its entry is logged loudly.
+        tracing::error!(error = %e, method = %call.method, "could not write the audit entry of a call");
+    }
+}
+
+/// Decodes a `grpc-message` header (percent-encoded UTF-8).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn grpc_code_name(code: &str) -> &'static str {

@@ -88,3 +88,76 @@ pub fn tokens(t: &IssuedTokens) -> pb::Tokens {
         user: Some(user(&t.user)),
     }
 }
+
+/// A request timestamp as a time; errors name `field`.
+pub fn from_timestamp(field: &'static str, t: &prost_types::Timestamp) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
+        .ok_or_else(|| Error::invalid(field, format!("{field} is not a valid time")))
+}
+
+/// Wire audit event.
+pub fn audit_event(r: &crate::store::audit::AuditEventRow) -> pb::AuditEvent {
+    let actor_type = match r.actor_type.as_str() {
+        "user" => pb::ActorType::User,
+        "api_key" => pb::ActorType::ApiKey,
+        "system" => pb::ActorType::System,
+        "anonymous" => pb::ActorType::Anonymous,
+        _ => pb::ActorType::Unspecified,
+    };
+    let result = match r.result.as_str() {
+        "success" => pb::AuditResult::Success,
+        "denied" => pb::AuditResult::Denied,
+        "failed" => pb::AuditResult::Failed,
+        _ => pb::AuditResult::Unspecified,
+    };
+    pb::AuditEvent {
+        sequence: r.sequence,
+        id: r.id.to_string(),
+        time: Some(timestamp(r.time)),
+        actor: Some(pb::AuditActor {
+            r#type: actor_type as i32,
+            user_id: r.actor_user_id.clone(),
+            username: r.actor_username.clone(),
+            api_key_id: r.actor_api_key_id.clone(),
+            session_id: r.actor_session_id.clone(),
+            client_address: r.client_address.clone(),
+            user_agent: r.user_agent.clone(),
+        }),
+        action: r.action.clone(),
+        method: r.method.clone(),
+        target_type: r.target_type.clone(),
+        target_id: r.target_id.clone(),
+        camera_id: r.camera_id.clone(),
+        result: result as i32,
+        reason: r.reason.clone(),
+        details: serde_json::from_str(&r.details).unwrap_or_default(),
+        request_id: r.request_id.clone(),
+        prev_hash: r.prev_hash.clone(),
+        hash: r.hash.clone(),
+    }
+}
+
+/// Wire checkpoint.
+pub fn checkpoint(c: &crate::store::audit::CheckpointRow) -> pb::AuditCheckpoint {
+    pb::AuditCheckpoint {
+        sequence: c.sequence,
+        hash: c.hash.clone(),
+        time: Some(timestamp(c.time)),
+        key_id: c.key_id.clone(),
+        signature: c.signature.clone(),
+    }
+}
+
+/// Wire audit signing key (public half as a JWK).
+pub fn audit_key(k: &crate::store::audit::AuditKeyRow) -> pb::AuditSigningKey {
+    use base64::Engine;
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&k.public_key);
+    pb::AuditSigningKey {
+        key_id: k.kid.clone(),
+        algorithm: "EdDSA".to_owned(),
+        public_key_jwk: serde_json::json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": k.kid, "x": x})
+            .to_string(),
+        create_time: Some(timestamp(k.created_at)),
+        retire_time: k.retired_at.map(timestamp),
+    }
+}

@@ -1,5 +1,6 @@
 //! The gRPC, grpc-web and plain HTTP face of the server, on one router: thin services over the app
 //! layer, one authentication layer, one error mapping.
+pub mod audit_service;
 pub mod auth_service;
 pub mod authn;
 pub mod convert;
@@ -20,7 +21,6 @@ pub const PACKAGE: &str = "opennvr.v1";
 const LATER: &[(&str, &str)] = &[
     ("CameraService", "the cameras and MediaMTX control plane"),
     ("RecordingService", "recording: segments, timeline, playback, export, holds, retention"),
-    ("AuditService", "the audit trail"),
     ("InferenceService", "inference routing and IDS alerts"),
     ("EventService", "live events"),
 ];
@@ -28,6 +28,7 @@ const LATER: &[(&str, &str)] = &[
 /// What the router is made of.
 pub struct RouterParts {
     pub auth: auth_service::AuthApi,
+    pub audit: audit_service::AuditApi,
     pub gate: Arc<authn::Gate>,
     pub http: Arc<http_routes::HttpState>,
     pub cors_origins: Vec<String>,
@@ -60,6 +61,7 @@ pub fn router(parts: RouterParts) -> Result<Router> {
         .build_v1()
         .map_err(Error::internal)?;
     let grpc = tonic::service::Routes::new(AuthServiceServer::new(parts.auth))
+        .add_service(opennvr_proto::v1::audit_service_server::AuditServiceServer::new(parts.audit))
         .add_service(health)
         .add_service(reflection)
         .into_axum_router()

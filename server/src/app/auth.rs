@@ -1,9 +1,11 @@
 //! Identity use cases: bootstrap, login with throttling, refresh-token rotation with reuse detection,
 //! sessions, users and the last-admin rule.
 use super::setup::SetupToken;
-use super::{Client, PageRequest, Principal};
+use super::{Call, Client, PageRequest, Principal};
+use crate::audit::{AuditTrail, append};
 use crate::bail;
 use crate::clock::SharedClock;
+use crate::domain::{Actor, ActorType, AuditRecord, AuditResult};
 use crate::domain::{Permission, Role, normalise_username, validate_display_name};
 use crate::error::{Error, ErrorKind, Result, reason};
 use crate::security::password::{PasswordHasherPool, check_policy};
@@ -61,6 +63,7 @@ pub struct AuthApp {
     pub setup: SetupToken,
     pub session_ttl: Duration,
     pub attempts: AttemptQueue,
+    pub audit: AuditTrail,
 }
 
 /// One queue per (username, client address): password checks of a pair run one at a time, so
@@ -132,6 +135,17 @@ fn wrong_credentials() -> Error {
     Error::new(ErrorKind::Unauthenticated, "wrong username or password").with_reason(reason::INVALID_CREDENTIALS)
 }
 
+/// The actor of entries about `user` acting (in `session`, if any).
+fn user_actor(user: &UserRow, session: Option<Uuid>) -> Actor {
+    Actor {
+        kind: ActorType::User,
+        user_id: user.id.to_string(),
+        username: user.username.clone(),
+        api_key_id: String::new(),
+        session_id: session.map(|s| s.to_string()).unwrap_or_default(),
+    }
+}
+
 fn role_of(row: &UserRow) -> Result<Role> {
     row.role.parse().map_err(|_| Error::internal(format!("user {} has unknown role {}", row.id, row.role)))
 }
@@ -144,7 +158,7 @@ impl AuthApp {
         username: &str,
         password: &str,
         display_name: &str,
-        client: &Client,
+        call: &Call,
     ) -> Result<IssuedTokens> {
         if setup_token.is_empty() {
             return Err(Error::invalid("setup_token", "setup_token is required"));
@@ -167,22 +181,27 @@ impl AuthApp {
             updated_at: now,
         };
         let row = user.clone();
+        let mut record = call.record(AuditResult::Success, "user", &user.id.to_string()).detail("role", "admin");
+        record.actor = user_actor(&user, None);
         self.store
             .transaction(move |c| {
                 UserRow::lock_table(c)?;
                 if UserRow::count(c)? > 0 {
                     return Err(already_bootstrapped());
                 }
-                row.insert(c)
+                row.insert(c)?;
+                append(c, &record, now).map(|_| ())
             })
             .await?;
+        call.mark_audited();
         self.setup.consume();
         tracing::info!(user = %user.username, "first administrator created");
-        self.open_session(user, client).await
+        self.open_session(user, &call.client, None).await
     }
 
     /// Checks a password and opens a session. Attempts are throttled per user and client address.
-    pub async fn login(&self, username: &str, password: &str, client: &Client) -> Result<IssuedTokens> {
+    pub async fn login(&self, username: &str, password: &str, call: &Call) -> Result<IssuedTokens> {
+        let client = &call.client;
         if username.is_empty() {
             return Err(Error::invalid("username", "username is required"));
         }
@@ -190,9 +209,16 @@ impl AuthApp {
             return Err(Error::invalid("password", "password is required"));
         }
         let username = username.trim().to_lowercase();
+        let failed = |reason: &str| {
+            let mut r = call.record(AuditResult::Failed, "user", "");
+            r.actor = Actor::anonymous(&username.chars().take(64).collect::<String>());
+            r.reason = reason.to_owned();
+            r
+        };
         if username.chars().count() > 64 {
             // No such user can exist; answer like any wrong credential, without keeping the name.
             let _ = self.hasher.verify(password.to_owned(), None).await?;
+            self.record_alone(call, failed("wrong username or password")).await?;
             return Err(wrong_credentials());
         }
         let address = client.throttle_key();
@@ -200,12 +226,31 @@ impl AuthApp {
         let user = self.store.run(move |c| UserRow::by_username(c, &name)).await?;
         // An unknown user costs one argon2 verification too, so timing does not reveal who exists.
         let phc = user.as_ref().map(|u| u.password_hash.clone());
-        let ok = self.check_password_throttled(&username, &address, password, phc).await?;
+        let ok = match self.check_password_throttled(&username, &address, password, phc).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                if e.kind() == ErrorKind::ResourceExhausted {
+                    self.record_alone(call, failed("RESOURCE_EXHAUSTED: too many failed attempts")).await?;
+                }
+                return Err(e);
+            }
+        };
         match user {
-            Some(u) if ok && !u.disabled => self.open_session(u, client).await,
+            Some(u) if ok && !u.disabled => {
+                let mut record = call.record(AuditResult::Success, "user", &u.id.to_string());
+                record.actor = user_actor(&u, None);
+                let tokens = self.open_session(u, client, Some(record)).await?;
+                call.mark_audited();
+                Ok(tokens)
+            }
             known => {
                 let who = if known.is_some() { username.as_str() } else { "(unknown user)" };
                 tracing::warn!(user = who, client = %address, "failed login");
+                let mut record = failed("wrong username or password");
+                if let Some(u) = known {
+                    record.target_id = u.id.to_string();
+                }
+                self.record_alone(call, record).await?;
                 Err(wrong_credentials())
             }
         }
@@ -273,7 +318,15 @@ impl AuthApp {
             .await
     }
 
-    async fn open_session(&self, user: UserRow, client: &Client) -> Result<IssuedTokens> {
+    /// Writes one entry in a transaction of its own and marks the call audited.
+    async fn record_alone(&self, call: &Call, record: AuditRecord) -> Result<()> {
+        self.audit.record(record).await?;
+        call.mark_audited();
+        Ok(())
+    }
+
+    /// Opens a session for `user`; `record` (the login's entry) commits with it.
+    async fn open_session(&self, user: UserRow, client: &Client, record: Option<AuditRecord>) -> Result<IssuedTokens> {
         let now = self.clock.now();
         let role = role_of(&user)?;
         let session = SessionRow {
@@ -299,10 +352,16 @@ impl AuthApp {
         self.store
             .transaction(move |c| {
                 session.insert(c)?;
-                token_row.insert(c)
+                token_row.insert(c)?;
+                if let Some(mut record) = record {
+                    record.actor.session_id = session.id.to_string();
+                    record.details.insert("session_id".into(), session.id.to_string());
+                    append(c, &record, now)?;
+                }
+                Ok(())
             })
             .await?;
-        let (access_token, access_expires_at) = self.tokens.issue(user.id, session_id, role)?;
+        let (access_token, access_expires_at) = self.tokens.issue(user.id, session_id, role, &user.username)?;
         Ok(IssuedTokens {
             access_token,
             access_expires_at,
@@ -315,7 +374,7 @@ impl AuthApp {
 
     /// Exchanges a refresh token for new tokens. A token already used (past a short retry grace)
     /// means it was stolen: the whole session is revoked.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<IssuedTokens> {
+    pub async fn refresh(&self, refresh_token: &str, call: &Call) -> Result<IssuedTokens> {
         if refresh_token.is_empty() {
             return Err(Error::invalid("refresh_token", "refresh_token is required"));
         }
@@ -323,6 +382,7 @@ impl AuthApp {
         let now = self.clock.now();
         let next = new_refresh_token();
         let next_row_hash = refresh_hash(&next);
+        let base = call.record(AuditResult::Success, "session", "");
         let outcome = self
             .store
             .transaction(move |c| {
@@ -346,6 +406,14 @@ impl AuthApp {
                     && (now - used_at).num_seconds() > REFRESH_REUSE_GRACE_SECS
                 {
                     SessionRow::revoke(c, session.id, now, "refresh token reuse")?;
+                    let mut record = base.clone();
+                    record.result = AuditResult::Failed;
+                    record.target_id = session.id.to_string();
+                    record.reason = "refresh token reused: session revoked".into();
+                    if let Some(u) = session.user_id.map(|id| UserRow::find(c, id)).transpose()?.flatten() {
+                        record.actor = user_actor(&u, Some(session.id));
+                    }
+                    append(c, &record, now)?;
                     return Ok(Err(session.id));
                 }
                 let user = UserRow::find(c, session.user_id.ok_or_else(revoked)?)?.ok_or_else(revoked)?;
@@ -356,12 +424,18 @@ impl AuthApp {
                 RefreshTokenRow { token_hash: next_row_hash, session_id: session.id, created_at: now, used_at: None }
                     .insert(c)?;
                 SessionRow::touch(c, session.id, now)?;
+                let mut record = base;
+                record.actor = user_actor(&user, Some(session.id));
+                record.target_id = session.id.to_string();
+                append(c, &record, now)?;
                 Ok(Ok((session, user)))
             })
             .await?;
+        call.mark_audited();
         match outcome {
             Ok((session, user)) => {
-                let (access_token, access_expires_at) = self.tokens.issue(user.id, session.id, role_of(&user)?)?;
+                let (access_token, access_expires_at) =
+                    self.tokens.issue(user.id, session.id, role_of(&user)?, &user.username)?;
                 Ok(IssuedTokens {
                     access_token,
                     access_expires_at,
@@ -377,19 +451,29 @@ impl AuthApp {
                 Err(Error::new(
                     ErrorKind::Unauthenticated,
                     "refresh token was already used; the session has been revoked",
-                ))
+                )
+                .with_reason(reason::CREDENTIAL_REVOKED))
             }
         }
     }
 
     /// Ends the caller's session.
-    pub async fn logout(&self, who: &Principal) -> Result<()> {
-        self.revoke_sessions_where(who.session_id, "logout").await
+    pub async fn logout(&self, call: &Call) -> Result<()> {
+        let session = call.principal()?.session_id;
+        self.revoke_audited(call, session, "logout").await
     }
 
-    async fn revoke_sessions_where(&self, session: Uuid, reason: &'static str) -> Result<()> {
+    /// Revokes `session`, recording the call's entry in the same transaction.
+    async fn revoke_audited(&self, call: &Call, session: Uuid, reason: &'static str) -> Result<()> {
         let now = self.clock.now();
-        self.store.run(move |c| SessionRow::revoke(c, session, now, reason)).await?;
+        let record = call.record(AuditResult::Success, "session", &session.to_string());
+        self.store
+            .transaction(move |c| {
+                SessionRow::revoke(c, session, now, reason)?;
+                append(c, &record, now).map(|_| ())
+            })
+            .await?;
+        call.mark_audited();
         self.revocations.insert(&[session]);
         Ok(())
     }
@@ -414,8 +498,7 @@ impl AuthApp {
     /// unless `keep_other_sessions`.
     pub async fn change_password(
         &self,
-        who: &Principal,
-        client: &Client,
+        call: &Call,
         current: &str,
         new: &str,
         keep_other_sessions: bool,
@@ -423,27 +506,37 @@ impl AuthApp {
         if current.is_empty() {
             return Err(Error::invalid("current_password", "current_password is required"));
         }
+        let who = call.principal()?;
         let (user, _) = self.who_am_i(who).await?;
         check_policy("new_password", &user.username, new)?;
         // Guessing the current password with a stolen access token is throttled like a login.
         let phc = Some(user.password_hash.clone());
-        if !self.check_password_throttled(&user.username, &client.throttle_key(), current, phc).await? {
+        if !self.check_password_throttled(&user.username, &call.client.throttle_key(), current, phc).await? {
+            let mut record = call.record(AuditResult::Failed, "user", &user.id.to_string());
+            record.reason = "UNAUTHENTICATED: current_password is wrong".into();
+            self.record_alone(call, record).await?;
             return Err(Error::new(ErrorKind::Unauthenticated, "current_password is wrong")
                 .with_reason(reason::INVALID_CREDENTIALS));
         }
         let hash = self.hasher.hash(new.to_owned()).await?;
         let (user_id, keep, now) = (user.id, who.session_id, self.clock.now());
+        let record = call
+            .record(AuditResult::Success, "user", &user.id.to_string())
+            .detail("other_sessions", if keep_other_sessions { "kept" } else { "revoked" });
         let revoked = self
             .store
             .transaction(move |c| {
                 UserRow::update(c, user_id, &UserChanges { password_hash: Some(hash), ..Default::default() }, now)?;
-                if keep_other_sessions {
-                    Ok(Vec::new())
+                let revoked = if keep_other_sessions {
+                    Vec::new()
                 } else {
-                    SessionRow::revoke_all_of_user(c, user_id, Some(keep), now, "password changed")
-                }
+                    SessionRow::revoke_all_of_user(c, user_id, Some(keep), now, "password changed")?
+                };
+                append(c, &record, now)?;
+                Ok(revoked)
             })
             .await?;
+        call.mark_audited();
         self.revocations.insert(&revoked);
         Ok(())
     }
@@ -459,7 +552,8 @@ impl AuthApp {
     }
 
     /// Revokes a session: the caller's own, or anyone's with `session.manage`.
-    pub async fn revoke_session(&self, who: &Principal, session_id: &str) -> Result<()> {
+    pub async fn revoke_session(&self, call: &Call, session_id: &str) -> Result<()> {
+        let who = call.principal()?;
         let id = super::parse_id("session_id", session_id)?;
         let session = self
             .store
@@ -471,12 +565,13 @@ impl AuthApp {
             who.require(Permission::SessionManage)
                 .map_err(|_| Error::new(ErrorKind::NotFound, format!("session {id} not found")))?;
         }
-        self.revoke_sessions_where(id, "revoked").await
+        self.revoke_audited(call, id, "revoked").await
     }
 
     /// Creates a user.
     pub async fn create_user(
         &self,
+        call: &Call,
         username: &str,
         display_name: &str,
         role: Option<Role>,
@@ -501,12 +596,24 @@ impl AuthApp {
             updated_at: now,
         };
         let insert = row.clone();
-        self.store.run(move |c| insert.insert(c)).await.map_err(|e| match e.kind() {
-            ErrorKind::AlreadyExists => {
-                Error::new(ErrorKind::AlreadyExists, format!("user {} already exists", row.username))
-            }
-            _ => e,
-        })?;
+        let record = call
+            .record(AuditResult::Success, "user", &row.id.to_string())
+            .detail("username", row.username.clone())
+            .detail("role", row.role.clone())
+            .detail("disabled", disabled.to_string());
+        self.store
+            .transaction(move |c| {
+                insert.insert(c)?;
+                append(c, &record, now).map(|_| ())
+            })
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::AlreadyExists => {
+                    Error::new(ErrorKind::AlreadyExists, format!("user {} already exists", row.username))
+                }
+                _ => e,
+            })?;
+        call.mark_audited();
         Ok(row)
     }
 
@@ -529,7 +636,8 @@ impl AuthApp {
 
     /// Updates role, disabled flag or display name. Disabling or demoting revokes the user's sessions.
     /// The last enabled admin can be neither disabled nor demoted, even by concurrent calls.
-    pub async fn update_user(&self, who: &Principal, id: &str, update: UserUpdate) -> Result<UserRow> {
+    pub async fn update_user(&self, call: &Call, id: &str, update: UserUpdate) -> Result<UserRow> {
+        let who = call.principal()?;
         let id = super::parse_id("user.id", id)?;
         if let Some(name) = &update.display_name {
             validate_display_name("user.display_name", name)?;
@@ -539,6 +647,16 @@ impl AuthApp {
             tracing::info!(user = %id, "user changes own role or disables self");
         }
         let now = self.clock.now();
+        let mut record = call.record(AuditResult::Success, "user", &id.to_string());
+        for (k, v) in [
+            ("display_name", update.display_name.clone()),
+            ("role", update.role.map(|r| r.as_str().to_owned())),
+            ("disabled", update.disabled.map(|d| d.to_string())),
+        ] {
+            if let Some(v) = v {
+                record.details.insert(k.to_owned(), v);
+            }
+        }
         let (row, revoked) = self
             .store
             .transaction(move |c| {
@@ -569,38 +687,46 @@ impl AuthApp {
                 } else {
                     Vec::new()
                 };
+                append(c, &record, now)?;
                 Ok((row, revoked))
             })
             .await?;
+        call.mark_audited();
         self.revocations.insert(&revoked);
         Ok(row)
     }
 
     /// Sets another user's password (administrators); their sessions are revoked.
-    pub async fn set_user_password(&self, id: &str, password: &str) -> Result<()> {
+    pub async fn set_user_password(&self, call: &Call, id: &str, password: &str) -> Result<()> {
         let user = self.get_user(id).await?;
         check_policy("password", &user.username, password)?;
         let hash = self.hasher.hash(password.to_owned()).await?;
         let (user_id, now) = (user.id, self.clock.now());
+        let record = call.record(AuditResult::Success, "user", &user.id.to_string());
         let revoked = self
             .store
             .transaction(move |c| {
                 UserRow::update(c, user_id, &UserChanges { password_hash: Some(hash), ..Default::default() }, now)?;
-                SessionRow::revoke_all_of_user(c, user_id, None, now, "password reset")
+                let revoked = SessionRow::revoke_all_of_user(c, user_id, None, now, "password reset")?;
+                append(c, &record, now)?;
+                Ok(revoked)
             })
             .await?;
+        call.mark_audited();
         self.revocations.insert(&revoked);
         Ok(())
     }
 
     /// Deletes a user and revokes their sessions. Nobody deletes themselves, and the last enabled
     /// admin cannot be deleted.
-    pub async fn delete_user(&self, who: &Principal, id: &str, expected_version: Option<i64>) -> Result<()> {
+    pub async fn delete_user(&self, call: &Call, id: &str, expected_version: Option<i64>) -> Result<()> {
+        let who = call.principal()?;
         let id = super::parse_id("user_id", id)?;
         if id == who.user_id {
             bail!(FailedPrecondition, "you cannot delete your own account; another administrator can");
         }
         let now = self.clock.now();
+        let mut record = call.record(AuditResult::Success, "user", &id.to_string());
         let revoked = self
             .store
             .transaction(move |c| {
@@ -617,9 +743,12 @@ impl AuthApp {
                 }
                 let revoked = SessionRow::revoke_all_of_user(c, id, None, now, "user deleted")?;
                 UserRow::delete(c, id)?;
+                record.details.insert("username".into(), current.username);
+                append(c, &record, now)?;
                 Ok(revoked)
             })
             .await?;
+        call.mark_audited();
         self.revocations.insert(&revoked);
         Ok(())
     }

@@ -1,19 +1,92 @@
 //! Use cases that combine store, security and domain. Plain structs holding `Arc` handles, callable
 //! without gRPC.
+pub mod audit;
 pub mod auth;
 pub mod setup;
 
-use crate::domain::{Permission, Role};
+use crate::domain::{Actor, ActorType, AuditRecord, AuditResult, Permission, Role};
 use crate::error::{Error, ErrorKind, Result};
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
 
 /// Who is calling: established by the authentication layer from a verified access token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub user_id: Uuid,
     pub session_id: Uuid,
     pub role: Role,
+    pub username: String,
+}
+
+/// One API call as the app layer sees it: who (if anyone yet), from where, which action, and whether
+/// its audit entry has been written. The layer around the services records the entry of every call
+/// the app did not record itself (denials, failures, sensitive reads), so each call leaves one.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub principal: Option<Principal>,
+    pub client: Client,
+    /// Full gRPC method.
+    pub method: String,
+    /// `<noun>.<verb>` of the method.
+    pub action: String,
+    pub request_id: String,
+    audited: Arc<AtomicBool>,
+}
+
+impl Call {
+    /// A call of `method` (named `action`) from `client`, not yet authenticated.
+    pub fn new(client: Client, method: String, action: String, request_id: String) -> Call {
+        Call { principal: None, client, method, action, request_id, audited: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// The signed-in caller, or UNAUTHENTICATED.
+    pub fn principal(&self) -> Result<&Principal> {
+        self.principal.as_ref().ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "not signed in"))
+    }
+
+    /// The actor of this call's entries.
+    pub fn actor(&self) -> Actor {
+        match &self.principal {
+            Some(p) => Actor {
+                kind: ActorType::User,
+                user_id: p.user_id.to_string(),
+                username: p.username.clone(),
+                api_key_id: String::new(),
+                session_id: p.session_id.to_string(),
+            },
+            None => Actor::anonymous(""),
+        }
+    }
+
+    /// An entry for this call with `result`, about `target_type`/`target_id`.
+    pub fn record(&self, result: AuditResult, target_type: &str, target_id: &str) -> AuditRecord {
+        AuditRecord {
+            actor: self.actor(),
+            client_address: self.client.address_text(),
+            user_agent: self.client.user_agent.clone(),
+            action: self.action.clone(),
+            method: self.method.clone(),
+            target_type: target_type.to_owned(),
+            target_id: target_id.to_owned(),
+            camera_id: String::new(),
+            result,
+            reason: String::new(),
+            details: Default::default(),
+            request_id: self.request_id.clone(),
+        }
+    }
+
+    /// Notes that the app wrote this call's entry (after its transaction committed).
+    pub fn mark_audited(&self) {
+        self.audited.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the app wrote this call's entry.
+    pub fn is_audited(&self) -> bool {
+        self.audited.load(Ordering::SeqCst)
+    }
 }
 
 impl Principal {

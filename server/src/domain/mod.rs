@@ -1,6 +1,8 @@
 //! Plain domain types and rules: roles, permissions, users. No tonic, no Diesel, no I/O.
+mod audit;
 mod role;
 mod user;
 
+pub use audit::{Actor, ActorType, AuditRecord, AuditResult, action_of};
 pub use role::{Permission, Role};
 pub use user::{normalise_username, validate_display_name};

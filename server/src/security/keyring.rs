@@ -75,12 +75,23 @@ impl KeyRing {
                 if let Some(activates_at) = new_key_at {
                     let row = generate(&master, purpose, now, activates_at)?;
                     row.insert(c)?;
+                    let record = crate::domain::AuditRecord::system("signing_key.create", "signing_key", &row.kid)
+                        .detail("activates_at", activates_at.to_rfc3339())
+                        .detail("public_key", URL_SAFE_NO_PAD.encode(&row.public_key));
+                    crate::audit::append(c, &record, now)?;
                     rows.push(row);
                     rows.sort_by_key(|r| r.activates_at);
                 }
                 let expired: Vec<String> = unpublished(&rows, now, policy.max_token_ttl);
                 if !expired.is_empty() {
                     SigningKeyRow::delete(c, &expired)?;
+                    for kid in &expired {
+                        crate::audit::append(
+                            c,
+                            &crate::domain::AuditRecord::system("signing_key.retire", "signing_key", kid),
+                            now,
+                        )?;
+                    }
                     rows.retain(|r| !expired.contains(&r.kid));
                 }
                 Ok(rows)

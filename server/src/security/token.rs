@@ -16,6 +16,9 @@ pub struct AccessClaims {
     pub sub: Uuid,
     pub sid: Uuid,
     pub role: Role,
+    /// The username at issue time (for audit entries and logs).
+    #[serde(default)]
+    pub preferred_username: String,
     pub iat: i64,
     pub exp: i64,
     pub jti: Uuid,
@@ -39,13 +42,14 @@ impl TokenIssuer {
     }
 
     /// A signed access token for `user` in session `session`, and when it expires.
-    pub fn issue(&self, user: Uuid, session: Uuid, role: Role) -> Result<(String, DateTime<Utc>)> {
+    pub fn issue(&self, user: Uuid, session: Uuid, role: Role, username: &str) -> Result<(String, DateTime<Utc>)> {
         let now = self.clock.now();
         let exp = now + self.ttl;
         let claims = AccessClaims {
             sub: user,
             sid: session,
             role,
+            preferred_username: username.to_owned(),
             iat: now.timestamp(),
             exp: exp.timestamp(),
             jti: Uuid::new_v4(),

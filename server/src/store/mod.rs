@@ -1,4 +1,5 @@
 //! PostgreSQL through Diesel: the pool, embedded migrations and every query. The only place SQL lives.
+pub mod audit;
 pub mod keys;
 pub mod schema;
 pub mod sessions;

@@ -63,3 +63,61 @@ diesel::table! {
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(users, sessions, refresh_tokens, login_failures, signing_keys);
+
+diesel::table! {
+    audit_chain_head (id) {
+        id -> Bool,
+        sequence -> Int8,
+        hash -> Bytea,
+    }
+}
+
+diesel::table! {
+    audit_events (sequence) {
+        sequence -> Int8,
+        id -> Uuid,
+        time -> Timestamptz,
+        actor_type -> Text,
+        actor_user_id -> Text,
+        actor_username -> Text,
+        actor_api_key_id -> Text,
+        actor_session_id -> Text,
+        client_address -> Text,
+        user_agent -> Text,
+        action -> Text,
+        method -> Text,
+        target_type -> Text,
+        target_id -> Text,
+        camera_id -> Text,
+        result -> Text,
+        reason -> Text,
+        details -> Text,
+        request_id -> Text,
+        prev_hash -> Bytea,
+        hash -> Bytea,
+    }
+}
+
+diesel::table! {
+    audit_signing_keys (kid) {
+        kid -> Text,
+        public_key -> Bytea,
+        private_key_sealed -> Bytea,
+        kek_id -> Text,
+        created_at -> Timestamptz,
+        retired_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (sequence) {
+        sequence -> Int8,
+        hash -> Bytea,
+        time -> Timestamptz,
+        key_id -> Text,
+        signature -> Bytea,
+    }
+}
+
+diesel::joinable!(audit_checkpoints -> audit_signing_keys (key_id));
+diesel::allow_tables_to_appear_in_same_query!(audit_events, audit_checkpoints, audit_signing_keys, audit_chain_head);

@@ -232,6 +232,7 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     pub options: Options,
     pub keys: opennvr_server::security::keyring::KeyRing,
+    pub audit: opennvr_server::audit::AuditTrail,
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -252,11 +253,12 @@ impl TestServer {
         let server = Server::boot(config, Arc::new(clock.clone())).await.expect("server boots");
         let addr = server.local_addr;
         let keys = server.keys.clone();
+        let audit = server.audit.clone();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             server.serve(rx).await.expect("server serves");
         });
-        TestServer { db, clock, addr, data_dir, options, keys, stop, task: Some(task) }
+        TestServer { db, clock, addr, data_dir, options, keys, audit, stop, task: Some(task) }
     }
 
     pub fn url(&self) -> String {

@@ -1,0 +1,178 @@
+//! `audit list|tail|export|verify|check`: read the trail, follow it live, export it, and verify an
+//! export offline (no server, no database) or the server's chain in place.
+use crate::output::{self, Format};
+use crate::session;
+use anyhow::{Context, Result, bail};
+use opennvr_sdk::pb;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// List entries, newest first.
+    List {
+        /// Exact action (`user.create`) or a prefix ending in `.` (`user.`).
+        #[arg(long, default_value = "")]
+        action: String,
+        /// Only entries by this user id.
+        #[arg(long, default_value = "")]
+        user_id: String,
+        /// How many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: i32,
+    },
+    /// Follow new entries as they are written (Ctrl-C to stop).
+    Tail {
+        /// Replay entries after this sequence first.
+        #[arg(long)]
+        after: Option<i64>,
+    },
+    /// Export the trail (JSON Lines, verifiable offline; or CSV) to FILE.
+    Export {
+        file: PathBuf,
+        #[arg(long)]
+        csv: bool,
+        #[arg(long)]
+        start_sequence: Option<i64>,
+        #[arg(long)]
+        end_sequence: Option<i64>,
+    },
+    /// Verify a JSON Lines export offline: every hash, link and checkpoint signature.
+    Verify { file: PathBuf },
+    /// Ask the server to verify its chain in place.
+    Check {
+        #[arg(long)]
+        start_sequence: Option<i64>,
+        #[arg(long)]
+        end_sequence: Option<i64>,
+    },
+}
+
+fn row(e: &pb::AuditEvent) -> Vec<String> {
+    let actor = e.actor.clone().unwrap_or_default();
+    let result = pb::AuditResult::try_from(e.result)
+        .map(|r| r.as_str_name().trim_start_matches("AUDIT_RESULT_").to_lowercase())
+        .unwrap_or_default();
+    vec![
+        e.sequence.to_string(),
+        output::time(e.time.as_ref()),
+        if actor.username.is_empty() { actor.user_id } else { actor.username },
+        actor.client_address,
+        e.action.clone(),
+        format!(
+            "{}{}",
+            e.target_type,
+            if e.target_id.is_empty() { String::new() } else { format!("/{}", e.target_id) }
+        ),
+        result,
+        e.reason.clone(),
+    ]
+}
+
+const HEADER: [&str; 8] = ["Seq", "Time", "Actor", "Client", "Action", "Target", "Result", "Reason"];
+
+pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Result<()> {
+    if let AuditCommand::Verify { file } = &c {
+        return verify(file);
+    }
+    let client = session::signed_in(server).await?;
+    match c {
+        AuditCommand::List { action, user_id, limit } => {
+            let filter = pb::AuditEventFilter { action, actor_user_id: user_id, ..Default::default() };
+            let page = client
+                .audit()
+                .list_audit_events(pb::ListAuditEventsRequest {
+                    page_size: limit,
+                    filter: Some(filter),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            output::print(format, &HEADER, page.events.iter().map(row).collect());
+        }
+        AuditCommand::Tail { after } => {
+            let mut stream = client
+                .audit()
+                .watch_audit_events(pb::WatchAuditEventsRequest { filter: None, after_sequence: after })
+                .await?
+                .into_inner();
+            while let Some(msg) = stream.message().await? {
+                if let Some(pb::watch_audit_events_response::Kind::Event(e)) = msg.kind {
+                    match format {
+                        Format::Json => output::print(format, &HEADER, vec![row(&e)]),
+                        Format::Table => println!("{}", row(&e).join("  ")),
+                    }
+                }
+            }
+        }
+        AuditCommand::Export { file, csv, start_sequence, end_sequence } => {
+            let fmt = if csv { pb::AuditExportFormat::Csv } else { pb::AuditExportFormat::Jsonl };
+            let mut stream = client
+                .audit()
+                .export_audit_events(pb::ExportAuditEventsRequest {
+                    format: fmt as i32,
+                    start_sequence,
+                    end_sequence,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            let tmp = file.with_extension("partial");
+            let mut out = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let mut bytes = 0usize;
+            while let Some(chunk) = stream.message().await? {
+                out.write_all(&chunk.data)?;
+                bytes += chunk.data.len();
+            }
+            out.sync_all()?;
+            std::fs::rename(&tmp, &file)?;
+            eprintln!("wrote {bytes} bytes to {}", file.display());
+        }
+        AuditCommand::Check { start_sequence, end_sequence } => {
+            let r = client
+                .audit()
+                .verify_audit_chain(pb::VerifyAuditChainRequest { start_sequence, end_sequence })
+                .await?
+                .into_inner();
+            if r.ok {
+                println!(
+                    "OK: events {}..{} ({} verified), {} checkpoint(s) verified",
+                    r.first_sequence, r.last_sequence, r.verified_count, r.checkpoints_verified
+                );
+            } else {
+                bail!(
+                    "BROKEN at sequence {}: {}",
+                    r.first_broken_sequence.map(|s| s.to_string()).unwrap_or_default(),
+                    r.failure_detail
+                );
+            }
+        }
+        AuditCommand::Verify { .. } => {}
+    }
+    Ok(())
+}
+
+fn verify(file: &PathBuf) -> Result<()> {
+    let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    match opennvr_sdk::audit::verify_export(std::io::BufReader::new(f)) {
+        Ok(r) => {
+            println!(
+                "OK: {} event(s) {}..{}, {} checkpoint signature(s) verified.",
+                r.events,
+                r.first_sequence.unwrap_or(0),
+                r.last_sequence.unwrap_or(0),
+                r.checkpoints
+            );
+            match r.last_checkpoint {
+                Some(cp) if r.unanchored() > 0 => println!(
+                    "Events up to {cp} are vouched for by a signed checkpoint; the {} event(s) after it are covered by the hash chain only.",
+                    r.unanchored()
+                ),
+                Some(cp) => println!("Every event, up to {cp}, is vouched for by a signed checkpoint."),
+                None => println!("No checkpoint in the export: the events are covered by the hash chain only."),
+            }
+            Ok(())
+        }
+        Err(e) => bail!("verification FAILED: {e}"),
+    }
+}

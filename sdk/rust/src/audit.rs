@@ -1,0 +1,349 @@
+//! The audit trail's hash scheme (`opennvr-audit-v1`) and offline verification of JSON Lines exports.
+//! The server chains entries with [`chain_hash`]; anyone holding an export and the audit public keys
+//! can check it with [`verify_export`], without the server or its database.
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+
+/// Name of the hash scheme, written in export headers.
+pub const HASH_SCHEME: &str = "opennvr-audit-v1";
+/// `prev_hash` of the first entry.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// The fields of one entry that the chain covers, in their canonical order.
+#[derive(Debug, Clone, Default)]
+pub struct ChainFields<'a> {
+    pub sequence: i64,
+    pub id: &'a str,
+    /// RFC 3339, UTC, microseconds (see [`format_time`]).
+    pub time: &'a str,
+    pub actor_type: &'a str,
+    pub actor_user_id: &'a str,
+    pub actor_username: &'a str,
+    pub actor_api_key_id: &'a str,
+    pub actor_session_id: &'a str,
+    pub client_address: &'a str,
+    pub user_agent: &'a str,
+    pub action: &'a str,
+    pub method: &'a str,
+    pub target_type: &'a str,
+    pub target_id: &'a str,
+    pub camera_id: &'a str,
+    /// `success`, `denied` or `failed`.
+    pub result: &'a str,
+    pub reason: &'a str,
+    /// Canonical JSON of the details (see [`canonical_details`]).
+    pub details: &'a str,
+    pub request_id: &'a str,
+}
+
+fn put(h: &mut Sha256, s: &str) {
+    h.update((s.len() as u32).to_be_bytes());
+    h.update(s.as_bytes());
+}
+
+/// `SHA-256(prev_hash || "opennvr-audit-v1" || sequence || length-prefixed fields)`.
+pub fn chain_hash(prev_hash: &[u8], e: &ChainFields<'_>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev_hash);
+    put(&mut h, HASH_SCHEME);
+    h.update(e.sequence.to_be_bytes());
+    for f in [
+        e.id,
+        e.time,
+        e.actor_type,
+        e.actor_user_id,
+        e.actor_username,
+        e.actor_api_key_id,
+        e.actor_session_id,
+        e.client_address,
+        e.user_agent,
+        e.action,
+        e.method,
+        e.target_type,
+        e.target_id,
+        e.camera_id,
+        e.result,
+        e.reason,
+        e.details,
+        e.request_id,
+    ] {
+        put(&mut h, f);
+    }
+    h.finalize().into()
+}
+
+/// Details as canonical JSON: an object of strings with sorted keys, no whitespace.
+pub fn canonical_details(details: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(details).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// A time in the canonical form: RFC 3339, UTC, exactly six fractional digits.
+pub fn format_time(unix_micros: i64) -> String {
+    let secs = unix_micros.div_euclid(1_000_000);
+    let micros = unix_micros.rem_euclid(1_000_000) as u32;
+    chrono::DateTime::from_timestamp(secs, micros * 1000)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .unwrap_or_default()
+}
+
+/// The bytes a checkpoint signature covers.
+pub fn checkpoint_message(sequence: i64, hash: &[u8], time: &str) -> Vec<u8> {
+    let mut m = b"opennvr-audit-checkpoint-v1\0".to_vec();
+    m.extend_from_slice(&sequence.to_be_bytes());
+    m.extend_from_slice(hash);
+    m.extend_from_slice(&(time.len() as u32).to_be_bytes());
+    m.extend_from_slice(time.as_bytes());
+    m
+}
+
+/// One line of a JSON Lines export.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ExportLine {
+    Header(ExportHeader),
+    Event(Box<ExportEvent>),
+    Checkpoint(ExportCheckpoint),
+    Trailer(ExportTrailer),
+}
+
+/// First line: the scheme, the anchor and the public keys that signed checkpoints.
+#[derive(Debug, Deserialize)]
+pub struct ExportHeader {
+    pub hash_scheme: String,
+    /// `prev_hash` of the first exported event (base64).
+    pub anchor_hash: String,
+    pub keys: Vec<ExportKey>,
+}
+
+/// An audit public key.
+#[derive(Debug, Deserialize)]
+pub struct ExportKey {
+    pub key_id: String,
+    /// Raw Ed25519 public key, base64.
+    pub public_key: String,
+}
+
+/// An event line (field names as in `AuditEvent`, flattened; hashes base64).
+#[derive(Debug, Deserialize)]
+pub struct ExportEvent {
+    pub sequence: i64,
+    pub id: String,
+    pub time: String,
+    pub actor_type: String,
+    #[serde(default)]
+    pub actor_user_id: String,
+    #[serde(default)]
+    pub actor_username: String,
+    #[serde(default)]
+    pub actor_api_key_id: String,
+    #[serde(default)]
+    pub actor_session_id: String,
+    #[serde(default)]
+    pub client_address: String,
+    #[serde(default)]
+    pub user_agent: String,
+    pub action: String,
+    #[serde(default)]
+    pub method: String,
+    #[serde(default)]
+    pub target_type: String,
+    #[serde(default)]
+    pub target_id: String,
+    #[serde(default)]
+    pub camera_id: String,
+    pub result: String,
+    #[serde(default)]
+    pub reason: String,
+    pub details: BTreeMap<String, String>,
+    #[serde(default)]
+    pub request_id: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A checkpoint line.
+#[derive(Debug, Deserialize)]
+pub struct ExportCheckpoint {
+    pub sequence: i64,
+    pub hash: String,
+    pub time: String,
+    pub key_id: String,
+    pub signature: String,
+}
+
+/// Last line.
+#[derive(Debug, Deserialize)]
+pub struct ExportTrailer {
+    pub count: i64,
+    pub last_sequence: i64,
+    pub last_hash: String,
+}
+
+impl ExportEvent {
+    /// The chained fields of this event.
+    pub fn fields<'a>(&'a self, details: &'a str) -> ChainFields<'a> {
+        ChainFields {
+            sequence: self.sequence,
+            id: &self.id,
+            time: &self.time,
+            actor_type: &self.actor_type,
+            actor_user_id: &self.actor_user_id,
+            actor_username: &self.actor_username,
+            actor_api_key_id: &self.actor_api_key_id,
+            actor_session_id: &self.actor_session_id,
+            client_address: &self.client_address,
+            user_agent: &self.user_agent,
+            action: &self.action,
+            method: &self.method,
+            target_type: &self.target_type,
+            target_id: &self.target_id,
+            camera_id: &self.camera_id,
+            result: &self.result,
+            reason: &self.reason,
+            details,
+            request_id: &self.request_id,
+        }
+    }
+}
+
+/// What an offline verification found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub events: i64,
+    pub first_sequence: Option<i64>,
+    pub last_sequence: Option<i64>,
+    pub checkpoints: i64,
+    /// Sequence of the newest verified checkpoint.
+    pub last_checkpoint: Option<i64>,
+}
+
+impl VerifyReport {
+    /// Events after the newest checkpoint, vouched for by the chain only.
+    pub fn unanchored(&self) -> i64 {
+        match (self.last_sequence, self.last_checkpoint) {
+            (Some(last), Some(cp)) => last - cp,
+            (Some(_), None) => self.events,
+            _ => 0,
+        }
+    }
+}
+
+/// Why an export does not verify: the line (1-based) and, where known, the sequence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}{}: {message}", .sequence.map(|s| format!(" (sequence {s})")).unwrap_or_default())]
+pub struct VerifyError {
+    pub line: usize,
+    pub sequence: Option<i64>,
+    pub message: String,
+}
+
+fn b64(line: usize, seq: Option<i64>, what: &str, s: &str) -> Result<Vec<u8>, VerifyError> {
+    B64.decode(s).map_err(|_| VerifyError { line, sequence: seq, message: format!("{what} is not base64") })
+}
+
+/// Verifies a JSON Lines export: every event's hash, every link, no gaps, every checkpoint's hash
+/// and signature against the keys in the header, and the trailer.
+pub fn verify_export(input: impl BufRead) -> Result<VerifyReport, VerifyError> {
+    let mut report = VerifyReport::default();
+    let mut keys: HashMap<String, VerifyingKey> = HashMap::new();
+    let mut prev: Option<Vec<u8>> = None;
+    let mut hashes: HashMap<i64, Vec<u8>> = HashMap::new();
+    let mut header_seen = false;
+    let mut trailer_seen = false;
+    for (i, line) in input.lines().enumerate() {
+        let n = i + 1;
+        let err = |seq: Option<i64>, message: String| VerifyError { line: n, sequence: seq, message };
+        let line = line.map_err(|e| err(None, format!("unreadable: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if trailer_seen {
+            return Err(err(None, "content after the trailer".into()));
+        }
+        let parsed: ExportLine =
+            serde_json::from_str(&line).map_err(|e| err(None, format!("not an export line: {e}")))?;
+        match parsed {
+            ExportLine::Header(h) => {
+                if header_seen || n != 1 {
+                    return Err(err(None, "the header must be the first line, once".into()));
+                }
+                if h.hash_scheme != HASH_SCHEME {
+                    return Err(err(None, format!("unknown hash scheme {:?}", h.hash_scheme)));
+                }
+                for k in h.keys {
+                    let raw: [u8; 32] = b64(n, None, "public_key", &k.public_key)?
+                        .try_into()
+                        .map_err(|_| err(None, format!("key {} is not 32 bytes", k.key_id)))?;
+                    let vk = VerifyingKey::from_bytes(&raw)
+                        .map_err(|_| err(None, format!("key {} is invalid", k.key_id)))?;
+                    keys.insert(k.key_id, vk);
+                }
+                prev = Some(b64(n, None, "anchor_hash", &h.anchor_hash)?);
+                header_seen = true;
+            }
+            _ if !header_seen => return Err(err(None, "missing header".into())),
+            ExportLine::Event(e) => {
+                let seq = Some(e.sequence);
+                if let Some(last) = report.last_sequence
+                    && e.sequence != last + 1
+                {
+                    return Err(err(seq, format!("sequence gap or reordering: {} follows {last}", e.sequence)));
+                }
+                let prev_hash = b64(n, seq, "prev_hash", &e.prev_hash)?;
+                if Some(&prev_hash) != prev.as_ref() {
+                    return Err(err(seq, "prev_hash does not link to the previous event".into()));
+                }
+                let details = canonical_details(&e.details);
+                let computed = chain_hash(&prev_hash, &e.fields(&details));
+                if b64(n, seq, "hash", &e.hash)? != computed {
+                    return Err(err(seq, "hash does not match the event's contents (altered)".into()));
+                }
+                report.events += 1;
+                report.first_sequence.get_or_insert(e.sequence);
+                report.last_sequence = Some(e.sequence);
+                hashes.insert(e.sequence, computed.to_vec());
+                prev = Some(computed.to_vec());
+            }
+            ExportLine::Checkpoint(c) => {
+                let seq = Some(c.sequence);
+                let hash = b64(n, seq, "hash", &c.hash)?;
+                match hashes.get(&c.sequence) {
+                    Some(h) if *h == hash => {}
+                    Some(_) => return Err(err(seq, "checkpoint hash differs from the chain".into())),
+                    None => return Err(err(seq, "checkpoint for an event not in the export".into())),
+                }
+                let key = keys.get(&c.key_id).ok_or_else(|| err(seq, format!("unknown key {}", c.key_id)))?;
+                let sig: [u8; 64] = b64(n, seq, "signature", &c.signature)?
+                    .try_into()
+                    .map_err(|_| err(seq, "signature is not 64 bytes".into()))?;
+                key.verify(&checkpoint_message(c.sequence, &hash, &c.time), &Signature::from_bytes(&sig))
+                    .map_err(|_| err(seq, format!("checkpoint signature by {} does not verify", c.key_id)))?;
+                report.checkpoints += 1;
+                report.last_checkpoint = Some(report.last_checkpoint.map_or(c.sequence, |s| s.max(c.sequence)));
+            }
+            ExportLine::Trailer(t) => {
+                let last_hash = b64(n, None, "last_hash", &t.last_hash)?;
+                if t.count != report.events
+                    || t.last_sequence != report.last_sequence.unwrap_or(0)
+                    || (report.events > 0 && Some(&last_hash) != prev.as_ref())
+                {
+                    return Err(err(None, "trailer does not match the events (truncated or altered)".into()));
+                }
+                trailer_seen = true;
+            }
+        }
+    }
+    if !trailer_seen {
+        return Err(VerifyError {
+            line: 0,
+            sequence: None,
+            message: "missing trailer: the export is truncated".into(),
+        });
+    }
+    Ok(report)
+}

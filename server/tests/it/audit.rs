@@ -1,0 +1,296 @@
+//! The audit trail: one entry per audited call, written with the change it records; append-only;
+//! tamper-evident in place and in exports; checkpoints that survive key rotation; gapless under
+//! concurrent writers.
+use crate::harness::{ADMIN_PASSWORD, TestServer, count};
+use diesel::RunQueryDsl;
+use opennvr_sdk::pb;
+use tonic::Code;
+
+async fn events(c: &opennvr_sdk::Client, action: &str) -> Vec<pb::AuditEvent> {
+    c.audit()
+        .list_audit_events(pb::ListAuditEventsRequest {
+            page_size: 1000,
+            filter: Some(pb::AuditEventFilter { action: action.into(), ..Default::default() }),
+            oldest_first: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+}
+
+fn create(name: &str) -> pb::CreateUserRequest {
+    pb::CreateUserRequest {
+        user: Some(pb::User { username: name.into(), role: pb::Role::Viewer as i32, ..Default::default() }),
+        password: ADMIN_PASSWORD.into(),
+    }
+}
+
+#[tokio::test]
+async fn each_audited_call_leaves_exactly_one_entry() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let created = admin.auth().create_user(create("vera")).await.unwrap().into_inner().user.unwrap();
+    let dup = admin.auth().create_user(create("vera")).await.unwrap_err();
+    assert_eq!(dup.code(), Code::AlreadyExists);
+    let viewer = s.client().await;
+    viewer.login("vera", ADMIN_PASSWORD).await.unwrap();
+    let denied = viewer.auth().create_user(create("mallory")).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let entries = events(&admin, "user.create").await;
+    assert_eq!(entries.len(), 3, "{entries:#?}");
+    let (ok, failed, refused) = (&entries[0], &entries[1], &entries[2]);
+    assert_eq!((ok.result, ok.target_id.as_str()), (pb::AuditResult::Success as i32, created.id.as_str()));
+    assert_eq!(ok.actor.as_ref().unwrap().username, "admin");
+    assert_eq!(ok.method, "/opennvr.v1.AuthService/CreateUser");
+    assert_eq!(ok.details.get("role").map(String::as_str), Some("viewer"));
+    assert!(!ok.details.values().any(|v| v.contains(ADMIN_PASSWORD)), "no secrets in details");
+    assert_eq!(failed.result, pb::AuditResult::Failed as i32);
+    assert!(failed.reason.starts_with("ALREADY_EXISTS"), "{}", failed.reason);
+    assert_eq!(refused.result, pb::AuditResult::Denied as i32);
+    assert_eq!(refused.actor.as_ref().unwrap().username, "vera");
+    assert!(refused.reason.starts_with("PERMISSION_DENIED"));
+    // Plain reads are not audited; reading the trail is.
+    admin.auth().list_users(pb::ListUsersRequest::default()).await.unwrap();
+    assert!(events(&admin, "users.list").await.is_empty());
+    assert!(!events(&admin, "audit_events.list").await.is_empty());
+}
+
+#[tokio::test]
+async fn logins_bootstrap_and_key_creation_are_recorded() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let c = s.client().await;
+    assert!(c.login("admin", "wrong-password-xyz").await.is_err());
+    assert!(c.login("nobody", "wrong-password-xyz").await.is_err());
+    c.login("admin", ADMIN_PASSWORD).await.unwrap();
+    let logins = events(&admin, "auth.login").await;
+    let summary: Vec<(i32, String)> =
+        logins.iter().map(|e| (e.result, e.actor.as_ref().unwrap().username.clone())).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (pb::AuditResult::Failed as i32, "admin".to_owned()),
+            (pb::AuditResult::Failed as i32, "nobody".to_owned()),
+            (pb::AuditResult::Success as i32, "admin".to_owned()),
+        ]
+    );
+    assert_eq!(events(&admin, "auth.bootstrap").await.len(), 1);
+    let keys = events(&admin, "signing_key.create").await;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].actor.as_ref().unwrap().r#type, pb::ActorType::System as i32);
+    // Refresh-token reuse is recorded as such.
+    let t1 = admin.tokens().unwrap();
+    admin.refresh().await.unwrap();
+    s.clock.advance(chrono::Duration::seconds(30));
+    let thief = s.client().await;
+    thief.set_tokens(Some(t1));
+    assert!(thief.refresh().await.is_err());
+    let c2 = s.client().await;
+    c2.login("admin", ADMIN_PASSWORD).await.unwrap();
+    let refreshes = events(&c2, "auth.refresh").await;
+    assert_eq!(refreshes.last().unwrap().reason, "refresh token reused: session revoked");
+}
+
+#[tokio::test]
+async fn a_change_commits_with_its_entry_or_not_at_all() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let mut su = s.db.superuser();
+    // Make the entry of one change fail after the change itself was written in the transaction.
+    diesel::sql_query(
+        "CREATE FUNCTION test_fail_entry() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+           IF NEW.action = 'user.create' AND NEW.result = 'success' AND NEW.details LIKE '%rollback-me%' THEN
+             RAISE EXCEPTION 'injected failure';
+           END IF; RETURN NEW; END $$",
+    )
+    .execute(&mut su)
+    .unwrap();
+    diesel::sql_query(
+        "CREATE TRIGGER test_fail_entry BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION test_fail_entry()",
+    )
+    .execute(&mut su)
+    .unwrap();
+    let e = admin.auth().create_user(create("rollback-me")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Internal);
+    assert_eq!(
+        count(&mut su, "SELECT count(*) AS n FROM users WHERE username = 'rollback-me'"),
+        0,
+        "the change rolled back"
+    );
+    let entries = events(&admin, "user.create").await;
+    assert_eq!(entries.len(), 1, "only the failure entry: {entries:#?}");
+    assert_eq!(entries[0].result, pb::AuditResult::Failed as i32);
+}
+
+#[tokio::test]
+async fn the_runtime_role_cannot_rewrite_the_trail_and_triggers_stop_everyone_else() {
+    let s = TestServer::start().await;
+    let _admin = s.admin().await;
+    let mut rt = <diesel::PgConnection as diesel::Connection>::establish(&s.db.runtime_url()).unwrap();
+    for sql in [
+        "UPDATE audit_events SET reason = 'x'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+        "UPDATE audit_checkpoints SET key_id = key_id",
+        "UPDATE audit_signing_keys SET public_key = public_key",
+    ] {
+        assert!(diesel::sql_query(sql).execute(&mut rt).is_err(), "runtime role may not: {sql}");
+    }
+    let mut owner = <diesel::PgConnection as diesel::Connection>::establish(&s.db.owner_url()).unwrap();
+    for sql in ["UPDATE audit_events SET reason = 'x'", "DELETE FROM audit_events", "TRUNCATE audit_events"] {
+        let e = diesel::sql_query(sql).execute(&mut owner).unwrap_err().to_string();
+        assert!(e.contains("append-only"), "the trigger refuses the owner too: {sql}: {e}");
+    }
+}
+
+async fn verify(c: &opennvr_sdk::Client) -> pb::VerifyAuditChainResponse {
+    c.audit().verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn tampering_in_place_is_found_at_its_sequence() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    for i in 0..5 {
+        admin.auth().create_user(create(&format!("user{i}"))).await.unwrap();
+    }
+    let r = verify(&admin).await;
+    assert!(r.ok, "{r:?}");
+    let target = events(&admin, "user.create").await[2].sequence;
+    let mut su = s.db.superuser();
+    let tamper = |su: &mut diesel::PgConnection, sql: &str| {
+        use diesel::connection::SimpleConnection;
+        su.batch_execute(&format!(
+            "ALTER TABLE audit_events DISABLE TRIGGER USER; {sql}; ALTER TABLE audit_events ENABLE TRIGGER USER;"
+        ))
+        .unwrap();
+    };
+    // Altered details.
+    tamper(&mut su, &format!("UPDATE audit_events SET details = '{{\"role\":\"admin\"}}' WHERE sequence = {target}"));
+    let r = verify(&admin).await;
+    assert!(!r.ok);
+    assert_eq!(r.first_broken_sequence, Some(target));
+    assert_eq!(r.failure, pb::AuditChainFailure::HashMismatch as i32);
+    // A removed row (after the altered one, which stays first).
+    tamper(&mut su, &format!("DELETE FROM audit_events WHERE sequence = {}", target + 1));
+    let r = admin
+        .audit()
+        .verify_audit_chain(pb::VerifyAuditChainRequest { start_sequence: Some(target + 1), end_sequence: None })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.first_broken_sequence, r.failure), (Some(target + 1), pb::AuditChainFailure::SequenceGap as i32));
+    // Two rows swapped (reordered).
+    let (a, b) = (target + 3, target + 4);
+    tamper(
+        &mut su,
+        &format!(
+            "UPDATE audit_events SET sequence = 1000000000000 + CASE sequence WHEN {a} THEN {b} ELSE {a} END
+               WHERE sequence IN ({a}, {b});
+             UPDATE audit_events SET sequence = sequence - 1000000000000 WHERE sequence > 1000000000000"
+        ),
+    );
+    let r = admin
+        .audit()
+        .verify_audit_chain(pb::VerifyAuditChainRequest { start_sequence: Some(a), end_sequence: None })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.first_broken_sequence, Some(a), "{r:?}");
+    assert_eq!(r.failure, pb::AuditChainFailure::LinkMismatch as i32);
+}
+
+async fn export(c: &opennvr_sdk::Client) -> Vec<u8> {
+    let mut stream = c.audit().export_audit_events(pb::ExportAuditEventsRequest::default()).await.unwrap().into_inner();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        out.extend_from_slice(&chunk.data);
+    }
+    out
+}
+
+#[tokio::test]
+async fn exports_verify_offline_across_key_rotation_and_any_edit_fails() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    admin.auth().create_user(create("before")).await.unwrap();
+    let first = s.audit.checkpoint().await.unwrap().expect("a checkpoint");
+    s.audit.rotate_key().await.unwrap();
+    admin.auth().create_user(create("after")).await.unwrap();
+    s.audit.checkpoint().await.unwrap().expect("a second checkpoint");
+    admin.auth().create_user(create("unanchored")).await.unwrap();
+    let file = export(&admin).await;
+    let report = opennvr_sdk::audit::verify_export(file.as_slice()).unwrap();
+    assert_eq!(report.checkpoints, 2, "the checkpoint signed before the rotation still verifies");
+    assert!(report.unanchored() > 0, "entries after the last checkpoint are covered by the chain only");
+    assert_eq!(report.first_sequence, Some(1));
+    let r = verify(&admin).await;
+    assert!(r.ok && r.checkpoints_verified == 2, "{r:?}");
+    assert!(first.sequence < r.last_verified_checkpoint.unwrap().sequence);
+    // One byte changed anywhere in an event line breaks verification.
+    let text = String::from_utf8(file.clone()).unwrap();
+    let pos = text.find("\"before\"").expect("the username is in the export") + 2;
+    let mut edited = file.clone();
+    edited[pos] = b'X';
+    assert!(opennvr_sdk::audit::verify_export(edited.as_slice()).is_err());
+    // Dropping a line (an event) breaks it too.
+    let lines: Vec<&str> = text.lines().collect();
+    let without: String = lines.iter().enumerate().filter(|(i, _)| *i != 3).map(|(_, l)| format!("{l}\n")).collect();
+    assert!(opennvr_sdk::audit::verify_export(without.as_bytes()).is_err());
+    // And truncating it.
+    let truncated: String = lines[..lines.len() - 1].iter().map(|l| format!("{l}\n")).collect();
+    assert!(opennvr_sdk::audit::verify_export(truncated.as_bytes()).is_err());
+}
+
+#[tokio::test]
+async fn concurrent_writers_chain_without_gaps() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let mut tasks = Vec::new();
+    for w in 0..32 {
+        let trail = s.audit.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let record = opennvr_server::domain::AuditRecord::system("test.write", "writer", &w.to_string())
+                    .detail("i", i.to_string());
+                trail.record(record).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let r = verify(&admin).await;
+    assert!(r.ok, "{r:?}");
+    let mut su = s.db.superuser();
+    let total = count(&mut su, "SELECT count(*) AS n FROM audit_events");
+    assert_eq!(count(&mut su, "SELECT max(sequence) AS n FROM audit_events"), total, "gapless from 1");
+    assert_eq!(count(&mut su, "SELECT count(*) AS n FROM audit_events WHERE action = 'test.write'"), 320);
+}
+
+#[tokio::test]
+async fn watch_streams_new_entries() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let mut stream = admin
+        .audit()
+        .watch_audit_events(pb::WatchAuditEventsRequest {
+            filter: Some(pb::AuditEventFilter { action: "user.".into(), ..Default::default() }),
+            after_sequence: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    admin.auth().create_user(create("watched")).await.unwrap();
+    let msg =
+        tokio::time::timeout(std::time::Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
+    match msg.kind {
+        Some(pb::watch_audit_events_response::Kind::Event(e)) => {
+            assert_eq!(e.action, "user.create");
+            assert_eq!(e.details.get("username").map(String::as_str), Some("watched"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
