@@ -100,6 +100,13 @@ pub struct Options {
     /// How often the audit chain head is signed (a checkpoint), in seconds [default: 300].
     #[arg(long, env = "OPENNVR_AUDIT_CHECKPOINT_SECS")]
     pub audit_checkpoint_secs: Option<u64>,
+    /// Archive audit entries older than this many days (exported to a verified file first, cut at a
+    /// signed checkpoint) [default: never; the trail is kept whole].
+    #[arg(long, env = "OPENNVR_AUDIT_ARCHIVE_DAYS")]
+    pub audit_archive_days: Option<u64>,
+    /// Where archived audit entries are written [default: <data dir>/audit-archive].
+    #[arg(long, env = "OPENNVR_AUDIT_ARCHIVE_DIR")]
+    pub audit_archive_dir: Option<PathBuf>,
     /// argon2id memory cost in KiB [default: 19456]. Lower values are for tests only.
     #[arg(long, env = "OPENNVR_ARGON2_MEMORY_KIB")]
     pub argon2_memory_kib: Option<u32>,
@@ -132,6 +139,8 @@ impl Options {
             signing_key_rotate_secs: self.signing_key_rotate_secs.or(file.signing_key_rotate_secs),
             token_issuer: self.token_issuer.or(file.token_issuer),
             audit_checkpoint_secs: self.audit_checkpoint_secs.or(file.audit_checkpoint_secs),
+            audit_archive_days: self.audit_archive_days.or(file.audit_archive_days),
+            audit_archive_dir: self.audit_archive_dir.or(file.audit_archive_dir),
             argon2_memory_kib: self.argon2_memory_kib.or(file.argon2_memory_kib),
             argon2_iterations: self.argon2_iterations.or(file.argon2_iterations),
         }
@@ -173,6 +182,9 @@ pub struct Config {
     pub signing_key_rotate: Duration,
     pub token_issuer: String,
     pub audit_checkpoint: Duration,
+    /// Entries older than this are archived; `None` keeps the trail whole.
+    pub audit_archive_after: Option<Duration>,
+    pub audit_archive_dir: PathBuf,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
 }
@@ -232,12 +244,14 @@ impl Config {
         if pool == 0 {
             return Err(config_error("OPENNVR_DB_POOL_SIZE must be greater than zero"));
         }
+        let data_dir = o.data_dir.unwrap_or_else(|| PathBuf::from("./var"));
         Ok(Config {
             listen: match o.listen {
                 Some(l) => l,
                 None => DEFAULT_LISTEN.parse().map_err(Error::internal)?,
             },
-            data_dir: o.data_dir.unwrap_or_else(|| PathBuf::from("./var")),
+            audit_archive_dir: o.audit_archive_dir.unwrap_or_else(|| data_dir.join("audit-archive")),
+            data_dir,
             database,
             db_pool_size: pool,
             db_statement_timeout: secs(o.db_statement_timeout_secs, 10, "OPENNVR_DB_STATEMENT_TIMEOUT_SECS")?,
@@ -252,6 +266,11 @@ impl Config {
             signing_key_rotate: secs(o.signing_key_rotate_secs, 30 * 86_400, "OPENNVR_SIGNING_KEY_ROTATE_SECS")?,
             token_issuer: o.token_issuer.unwrap_or_else(|| "opennvr".to_owned()),
             audit_checkpoint: secs(o.audit_checkpoint_secs, 300, "OPENNVR_AUDIT_CHECKPOINT_SECS")?,
+            audit_archive_after: match o.audit_archive_days {
+                None => None,
+                Some(0) => return Err(config_error("OPENNVR_AUDIT_ARCHIVE_DAYS must be greater than zero")),
+                Some(d) => Some(Duration::from_secs(d * 86_400)),
+            },
             argon2_memory_kib: o.argon2_memory_kib.unwrap_or(19_456),
             argon2_iterations: o.argon2_iterations.unwrap_or(2),
         })

@@ -178,11 +178,11 @@ impl Server {
             metrics: metrics.clone(),
             audit: audit.clone(),
         });
+        let audit_app =
+            crate::app::audit::AuditApp { store: store.clone(), trail: audit.clone(), clock: clock.clone() };
         let router = api::router(RouterParts {
             auth: AuthApi { app: auth.clone() },
-            audit: crate::api::audit_service::AuditApi {
-                app: crate::app::audit::AuditApp { store: store.clone(), trail: audit.clone(), clock: clock.clone() },
-            },
+            audit: crate::api::audit_service::AuditApi { app: audit_app.clone() },
             gate,
             http: Arc::new(HttpState { store: store.clone(), keys: keys.clone(), metrics }),
             cors_origins: config.cors_origins.clone(),
@@ -221,6 +221,13 @@ impl Server {
                 async move { a.checkpoint().await.map(|_| ()) }
             }
         }));
+        if let Some(after) = config.audit_archive_after {
+            let (app, dir, after) = (audit_app.clone(), config.audit_archive_dir.clone(), to_chrono(after)?);
+            background.push(every(Duration::from_secs(3600), move || {
+                let (app, dir) = (app.clone(), dir.clone());
+                async move { app.archive(after, &dir).await.map(|_| ()) }
+            }));
+        }
         if let Some(pg) = &embedded {
             let pg = pg.clone();
             background.push(every(Duration::from_secs(5), move || {

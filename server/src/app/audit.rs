@@ -7,7 +7,7 @@ use crate::store::Store;
 use crate::store::audit::{AuditEventRow, AuditKeyRow, CheckpointRow, EventFilter};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use opennvr_sdk::audit::{GENESIS, HASH_SCHEME, format_time};
+use opennvr_sdk::audit::{HASH_SCHEME, format_time};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -248,6 +248,78 @@ impl AuditApp {
     }
 }
 
+/// What an archive pass did.
+#[derive(Debug, Clone)]
+pub struct Archived {
+    pub through: i64,
+    pub removed: i64,
+    pub file: std::path::PathBuf,
+}
+
+impl AuditApp {
+    /// Moves entries older than `older_than` out of the database: up to the newest checkpoint signed
+    /// before the cutoff, they are exported to a file in `dir`, the file is verified, and only then
+    /// deleted through the one database function that may, in the same transaction as the entry
+    /// that records the pass. The remaining chain verifies from that checkpoint.
+    pub async fn archive(&self, older_than: chrono::Duration, dir: &std::path::Path) -> Result<Option<Archived>> {
+        use sha2::Digest;
+        let cutoff = self.clock.now() - older_than;
+        let (first, checkpoint) = self
+            .store
+            .run(move |c| Ok((AuditEventRow::first_sequence(c)?, CheckpointRow::latest_before(c, cutoff)?)))
+            .await?;
+        let (Some(first), Some(cp)) = (first, checkpoint) else { return Ok(None) };
+        if cp.sequence < first {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("creating {}: {e}", dir.display())))?;
+        let file = dir.join(format!("audit-{first:012}-{:012}.jsonl", cp.sequence));
+        let partial = file.with_extension("partial");
+        let mut rx = self.export(ExportFormat::JsonLines, Some(first), Some(cp.sequence), None, None).await?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            bytes.extend_from_slice(&chunk?);
+        }
+        let report = opennvr_sdk::audit::verify_export(bytes.as_slice())
+            .map_err(|e| Error::internal(format!("the archive export does not verify: {e}")))?;
+        if report.last_checkpoint != Some(cp.sequence) {
+            return Err(Error::internal("the archive export does not end at its checkpoint"));
+        }
+        write_durably(&partial, &file, &bytes)?;
+        let digest = hex::encode(sha2::Sha256::digest(&bytes));
+        let record =
+            crate::domain::AuditRecord::system("audit.archive", "audit_events", &format!("{first}-{}", cp.sequence))
+                .detail("file", file.display().to_string())
+                .detail("sha256", digest)
+                .detail("through_sequence", cp.sequence.to_string());
+        let (now, upto) = (self.clock.now(), cp.sequence);
+        let removed = self
+            .store
+            .transaction(move |c| {
+                let removed = crate::store::audit::archive_through(c, upto)?;
+                crate::audit::append(c, &record, now)?;
+                Ok(removed)
+            })
+            .await?;
+        tracing::info!(through = cp.sequence, removed, file = %file.display(), "audit entries archived");
+        Ok(Some(Archived { through: cp.sequence, removed, file }))
+    }
+}
+
+/// Writes `bytes` to `partial`, syncs it, and renames it to `file` (then syncs the directory).
+fn write_durably(partial: &std::path::Path, file: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let io = |e: std::io::Error| Error::internal(format!("writing {}: {e}", file.display()));
+    let mut f = std::fs::File::create(partial).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(partial, file).map_err(io)?;
+    if let Some(dir) = file.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(())
+}
+
 async fn export_into(
     store: &Store,
     tx: &mpsc::Sender<Result<Vec<u8>>>,
@@ -261,12 +333,7 @@ async fn export_into(
         let chunk = std::mem::take(buf).into_bytes();
         async move { tx.send(Ok(chunk)).await.map_err(|_| Error::internal("export receiver went away")) }
     };
-    let (anchor, keys) = store
-        .run(move |c| {
-            let anchor = if first <= 1 { Some(GENESIS.to_vec()) } else { AuditEventRow::hash_at(c, first - 1)? };
-            Ok((anchor.unwrap_or_else(|| GENESIS.to_vec()), AuditKeyRow::all(c)?))
-        })
-        .await?;
+    let (anchor, keys) = store.run(move |c| Ok((crate::audit::anchor(c, first)?, AuditKeyRow::all(c)?))).await?;
     match format {
         ExportFormat::JsonLines => {
             let header = serde_json::json!({

@@ -86,6 +86,20 @@ pub fn append(c: &mut PgConnection, record: &AuditRecord, now: DateTime<Utc>) ->
     Ok(row)
 }
 
+/// The hash the event at `start` must link to: the genesis hash, the stored previous event's hash,
+/// or — once older entries were archived — the hash of the signed checkpoint they ended at.
+pub fn anchor(c: &mut PgConnection, start: i64) -> Result<Vec<u8>> {
+    if start <= 1 {
+        return Ok(GENESIS.to_vec());
+    }
+    if let Some(h) = AuditEventRow::hash_at(c, start - 1)? {
+        return Ok(h);
+    }
+    CheckpointRow::at(c, start - 1)?.map(|cp| cp.hash).ok_or_else(|| {
+        Error::new(ErrorKind::FailedPrecondition, format!("no event or checkpoint {} to anchor the range", start - 1))
+    })
+}
+
 /// Why a verification stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChainFailure {
@@ -224,13 +238,7 @@ impl AuditTrail {
                     return Err(Error::invalid("start_sequence", "start_sequence must be between 1 and end_sequence"));
                 }
                 let mut report = ChainReport { first_sequence: start, last_sequence: end, ..Default::default() };
-                let mut prev = if start == 1 {
-                    GENESIS.to_vec()
-                } else {
-                    AuditEventRow::hash_at(c, start - 1)?.ok_or_else(|| {
-                        Error::new(ErrorKind::FailedPrecondition, format!("no event {} to anchor the range", start - 1))
-                    })?
-                };
+                let mut prev = anchor(c, start)?;
                 let mut hashes = std::collections::HashMap::new();
                 let mut expected = start;
                 while expected <= end {

@@ -208,6 +208,21 @@ impl CheckpointRow {
             .load(c)?)
     }
 
+    /// The checkpoint at `sequence`.
+    pub fn at(c: &mut PgConnection, sequence: i64) -> Result<Option<CheckpointRow>> {
+        Ok(audit_checkpoints::table.find(sequence).select(CheckpointRow::as_select()).first(c).optional()?)
+    }
+
+    /// The newest checkpoint signed before `before`.
+    pub fn latest_before(c: &mut PgConnection, before: DateTime<Utc>) -> Result<Option<CheckpointRow>> {
+        Ok(audit_checkpoints::table
+            .filter(audit_checkpoints::time.lt(before))
+            .order(audit_checkpoints::sequence.desc())
+            .select(CheckpointRow::as_select())
+            .first(c)
+            .optional()?)
+    }
+
     /// The newest checkpoint.
     pub fn latest(c: &mut PgConnection) -> Result<Option<CheckpointRow>> {
         Ok(audit_checkpoints::table
@@ -240,4 +255,18 @@ impl AuditKeyRow {
             .execute(c)?;
         Ok(())
     }
+}
+
+/// Deletes the entries up to `upto` through the one database function allowed to (it insists on a
+/// signed checkpoint at `upto`). Returns how many went.
+pub fn archive_through(c: &mut PgConnection, upto: i64) -> Result<i64> {
+    #[derive(QueryableByName)]
+    struct Removed {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let r: Removed = diesel::sql_query("SELECT audit_archive_through($1) AS n")
+        .bind::<diesel::sql_types::BigInt, _>(upto)
+        .get_result(c)?;
+    Ok(r.n)
 }

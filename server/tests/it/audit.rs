@@ -529,3 +529,45 @@ async fn every_audited_rpc_leaves_one_entry() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert_eq!(checked, audited_rpcs().len());
 }
+
+#[tokio::test]
+async fn archiving_cuts_at_a_checkpoint_and_the_rest_still_verifies() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    admin.auth().create_user(create("old-a")).await.unwrap();
+    let old = s.audit.checkpoint().await.unwrap().unwrap();
+    s.clock.advance(chrono::Duration::days(40));
+    admin.login("admin", ADMIN_PASSWORD).await.unwrap();
+    admin.auth().create_user(create("new-b")).await.unwrap();
+    let recent = s.audit.checkpoint().await.unwrap().unwrap();
+    let app = opennvr_server::app::audit::AuditApp {
+        store: s.store.clone(),
+        trail: s.audit.clone(),
+        clock: std::sync::Arc::new(s.clock.clone()),
+    };
+    let dir = crate::harness::temp_dir("archive");
+    let done = app.archive(chrono::Duration::days(30), &dir).await.unwrap().expect("something to archive");
+    assert_eq!((done.through, done.removed), (old.sequence, old.sequence));
+    // The archive file verifies offline, up to its checkpoint.
+    let file = std::fs::read(&done.file).unwrap();
+    let report = opennvr_sdk::audit::verify_export(file.as_slice()).unwrap();
+    assert_eq!((report.first_sequence, report.last_checkpoint), (Some(1), Some(old.sequence)));
+    // The remaining chain verifies from that checkpoint, in place and in an export.
+    let r = verify(&admin).await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.first_sequence, old.sequence + 1);
+    assert!(opennvr_sdk::audit::verify_export(export(&admin).await.as_slice()).is_ok());
+    let archived = events(&admin, "audit.archive").await;
+    assert_eq!(archived.len(), 1);
+    assert_eq!(archived[0].details.get("through_sequence"), Some(&old.sequence.to_string()));
+    assert!(events(&admin, "user.create").await.iter().all(|e| e.sequence > old.sequence));
+    // Nothing else can delete: not the function without a checkpoint there, not the runtime role.
+    let mut rt = <diesel::PgConnection as diesel::Connection>::establish(&s.db.runtime_url()).unwrap();
+    let e = diesel::sql_query(format!("SELECT audit_archive_through({})", recent.sequence - 1)).execute(&mut rt);
+    assert!(e.unwrap_err().to_string().contains("no signed checkpoint"));
+    assert!(diesel::sql_query("DELETE FROM audit_events").execute(&mut rt).is_err());
+    diesel::sql_query("SELECT set_config('opennvr.audit_archive', 'on', false)").execute(&mut rt).unwrap();
+    assert!(diesel::sql_query("DELETE FROM audit_events").execute(&mut rt).is_err(), "the flag alone opens nothing");
+    // Nothing older than the cutoff is left: a second pass has nothing to do.
+    assert!(app.archive(chrono::Duration::days(30), &dir).await.unwrap().is_none());
+}

@@ -233,6 +233,7 @@ pub struct TestServer {
     pub options: Options,
     pub keys: opennvr_server::security::keyring::KeyRing,
     pub audit: opennvr_server::audit::AuditTrail,
+    pub store: opennvr_server::store::Store,
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -254,11 +255,12 @@ impl TestServer {
         let addr = server.local_addr;
         let keys = server.keys.clone();
         let audit = server.audit.clone();
+        let store = server.store.clone();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             server.serve(rx).await.expect("server serves");
         });
-        TestServer { db, clock, addr, data_dir, options, keys, audit, stop, task: Some(task) }
+        TestServer { db, clock, addr, data_dir, options, keys, audit, store, stop, task: Some(task) }
     }
 
     pub fn url(&self) -> String {
