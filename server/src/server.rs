@@ -123,8 +123,14 @@ impl Server {
                 "OPENNVR_DATABASE_OWNER_URL is not set: migrations and queries run as one role; give the runtime role only the privileges it needs (see README)"
             );
         }
-        let applied =
-            tokio::task::spawn_blocking(move || crate::store::migrate(&owner_url)).await.map_err(Error::internal)??;
+        let archive_enabled = config.audit_archive_after.is_some();
+        let applied = tokio::task::spawn_blocking(move || {
+            let applied = crate::store::migrate(&owner_url)?;
+            crate::store::apply_owner_settings(&owner_url, archive_enabled)?;
+            Ok::<_, Error>(applied)
+        })
+        .await
+        .map_err(Error::internal)??;
         if applied > 0 {
             tracing::info!(applied, "database migrated");
         }

@@ -39,6 +39,8 @@ pub enum AuditCommand {
     },
     /// Verify a JSON Lines export offline: every hash, link and checkpoint signature.
     Verify { file: PathBuf },
+    /// List the audit signing keys (to compare with the keys an export carries).
+    Keys,
     /// Ask the server to verify its chain in place.
     Check {
         #[arg(long)]
@@ -147,6 +149,26 @@ pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Res
                 );
             }
         }
+        AuditCommand::Keys => {
+            let keys = client
+                .audit()
+                .list_audit_signing_keys(pb::ListAuditSigningKeysRequest::default())
+                .await?
+                .into_inner()
+                .keys;
+            let rows = keys
+                .iter()
+                .map(|k| {
+                    vec![
+                        k.key_id.clone(),
+                        opennvr_sdk::audit::jwk_fingerprint(&k.public_key_jwk).unwrap_or_default(),
+                        output::time(k.create_time.as_ref()),
+                        output::time(k.retire_time.as_ref()),
+                    ]
+                })
+                .collect();
+            output::print(format, &["Key", "Public key SHA-256", "Created", "Retired"], rows);
+        }
         AuditCommand::Verify { .. } => {}
     }
     Ok(())
@@ -163,6 +185,14 @@ fn verify(file: &PathBuf) -> Result<()> {
                 r.last_sequence.unwrap_or(0),
                 r.checkpoints
             );
+            for (kid, fingerprint) in &r.signing_keys {
+                println!(
+                    "Checkpoints signed by {kid} (public key SHA-256 {fingerprint}): compare with `nvrctl audit keys` or your own record; the keys come from the export itself."
+                );
+            }
+            if !r.anchored_at_genesis {
+                println!("The export starts after sequence 1: its first link rests on the anchor hash in its header.");
+            }
             match r.last_checkpoint {
                 Some(cp) if r.unanchored() > 0 => println!(
                     "Events up to {cp} are vouched for by a signed checkpoint; the {} event(s) after it are covered by the hash chain only.",

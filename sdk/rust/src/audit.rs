@@ -115,6 +115,10 @@ pub enum ExportLine {
 #[derive(Debug, Deserialize)]
 pub struct ExportHeader {
     pub hash_scheme: String,
+    #[serde(default)]
+    pub first_sequence: Option<i64>,
+    #[serde(default)]
+    pub last_sequence: Option<i64>,
     /// `prev_hash` of the first exported event (base64).
     pub anchor_hash: String,
     pub keys: Vec<ExportKey>,
@@ -220,6 +224,12 @@ pub struct VerifyReport {
     pub checkpoints: i64,
     /// Sequence of the newest verified checkpoint.
     pub last_checkpoint: Option<i64>,
+    /// Keys whose signatures verified, with the SHA-256 fingerprint of their public key (hex): they
+    /// come from the export itself, so compare them with keys obtained independently.
+    pub signing_keys: Vec<(String, String)>,
+    /// False when the first event is not sequence 1: its link to what came before rests on the
+    /// export's anchor hash, vouched for only by checkpoints outside the export.
+    pub anchored_at_genesis: bool,
 }
 
 impl VerifyReport {
@@ -254,6 +264,7 @@ pub fn verify_export(input: impl BufRead) -> Result<VerifyReport, VerifyError> {
     let mut prev: Option<Vec<u8>> = None;
     let mut hashes: HashMap<i64, Vec<u8>> = HashMap::new();
     let mut header_seen = false;
+    let mut header_range = (None, None);
     let mut trailer_seen = false;
     for (i, line) in input.lines().enumerate() {
         let n = i + 1;
@@ -284,6 +295,7 @@ pub fn verify_export(input: impl BufRead) -> Result<VerifyReport, VerifyError> {
                     keys.insert(k.key_id, vk);
                 }
                 prev = Some(b64(n, None, "anchor_hash", &h.anchor_hash)?);
+                header_range = (h.first_sequence, h.last_sequence);
                 header_seen = true;
             }
             _ if !header_seen => return Err(err(None, "missing header".into())),
@@ -293,6 +305,9 @@ pub fn verify_export(input: impl BufRead) -> Result<VerifyReport, VerifyError> {
                     && e.sequence != last + 1
                 {
                     return Err(err(seq, format!("sequence gap or reordering: {} follows {last}", e.sequence)));
+                }
+                if report.events == 0 && e.sequence == 1 && prev.as_deref() != Some(GENESIS.as_slice()) {
+                    return Err(err(seq, "the first event must link to the genesis hash".into()));
                 }
                 let prev_hash = b64(n, seq, "prev_hash", &e.prev_hash)?;
                 if Some(&prev_hash) != prev.as_ref() {
@@ -324,6 +339,10 @@ pub fn verify_export(input: impl BufRead) -> Result<VerifyReport, VerifyError> {
                 key.verify(&checkpoint_message(c.sequence, &hash, &c.time), &Signature::from_bytes(&sig))
                     .map_err(|_| err(seq, format!("checkpoint signature by {} does not verify", c.key_id)))?;
                 report.checkpoints += 1;
+                let fingerprint = key_fingerprint(key.as_bytes());
+                if !report.signing_keys.iter().any(|(k, _)| *k == c.key_id) {
+                    report.signing_keys.push((c.key_id.clone(), fingerprint));
+                }
                 report.last_checkpoint = Some(report.last_checkpoint.map_or(c.sequence, |s| s.max(c.sequence)));
             }
             ExportLine::Trailer(t) => {
@@ -333,6 +352,13 @@ pub fn verify_export(input: impl BufRead) -> Result<VerifyReport, VerifyError> {
                     || (report.events > 0 && Some(&last_hash) != prev.as_ref())
                 {
                     return Err(err(None, "trailer does not match the events (truncated or altered)".into()));
+                }
+                let (hf, hl) = header_range;
+                if report.events > 0
+                    && (hf.is_some_and(|f| Some(f) != report.first_sequence)
+                        || hl.is_some_and(|l| Some(l) != report.last_sequence))
+                {
+                    return Err(err(None, "the header's range does not match the events".into()));
                 }
                 trailer_seen = true;
             }
@@ -345,5 +371,22 @@ pub fn verify_export(input: impl BufRead) -> Result<VerifyReport, VerifyError> {
             message: "missing trailer: the export is truncated".into(),
         });
     }
+    report.anchored_at_genesis = report.first_sequence.is_none_or(|f| f == 1);
     Ok(report)
+}
+
+/// The fingerprint an audit key is shown by: SHA-256 of the raw public key, hex.
+pub fn key_fingerprint(public_key: &[u8]) -> String {
+    hex_of(&Sha256::digest(public_key))
+}
+
+/// The fingerprint of an Ed25519 public key given as a JWK (`AuditSigningKey.public_key_jwk`).
+pub fn jwk_fingerprint(jwk: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(jwk).ok()?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(v.get("x")?.as_str()?).ok()?;
+    Some(key_fingerprint(&raw))
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -52,15 +52,16 @@ pub fn recompute(prev_hash: &[u8], row: &AuditEventRow) -> [u8; 32] {
     chain_hash(prev_hash, &fields(row, &id, &time))
 }
 
-/// Appends `record` to the trail inside the caller's transaction. The chain head stays locked until
-/// that transaction ends, so the entry commits with the change it records, or not at all.
+/// Appends `record` to the trail inside the caller's transaction. The chain head stays locked from
+/// this statement until that transaction ends, so the entry commits with the change it records, or
+/// not at all, and entries chain in commit order.
 pub fn append(c: &mut PgConnection, record: &AuditRecord, now: DateTime<Utc>) -> Result<AuditEventRow> {
-    let (head, prev) = q::lock_head(c)?;
     let id = Uuid::new_v4();
+    let time = to_micros(now);
     let mut row = AuditEventRow {
-        sequence: head + 1,
+        sequence: 0,
         id,
-        time: to_micros(now),
+        time,
         actor_type: record.actor.kind.as_str().to_owned(),
         actor_user_id: record.actor.user_id.clone(),
         actor_username: record.actor.username.clone(),
@@ -77,12 +78,38 @@ pub fn append(c: &mut PgConnection, record: &AuditRecord, now: DateTime<Utc>) ->
         reason: record.reason.chars().take(1024).collect(),
         details: canonical_details(&record.details),
         request_id: record.request_id.clone(),
-        prev_hash: prev,
+        prev_hash: Vec::new(),
         hash: Vec::new(),
     };
-    row.hash = recompute(&row.prev_hash, &row).to_vec();
-    row.insert(c)?;
-    q::set_head(c, row.sequence, &row.hash)?;
+    let (id_text, time_text) = (id.to_string(), format_time(time.timestamp_micros()));
+    let f = fields(&row, &id_text, &time_text);
+    let texts: Vec<String> = [
+        f.id,
+        f.time,
+        f.actor_type,
+        f.actor_user_id,
+        f.actor_username,
+        f.actor_api_key_id,
+        f.actor_session_id,
+        f.client_address,
+        f.user_agent,
+        f.action,
+        f.method,
+        f.target_type,
+        f.target_id,
+        f.camera_id,
+        f.result,
+        f.reason,
+        f.details,
+        f.request_id,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (sequence, prev_hash, hash) = q::append_chained(c, &texts)?;
+    row.sequence = sequence;
+    row.prev_hash = prev_hash;
+    row.hash = hash;
     Ok(row)
 }
 

@@ -70,18 +70,39 @@ pub struct EventFilter {
     pub end_time: Option<DateTime<Utc>>,
 }
 
-/// The chain head, locked until the transaction ends: audited transactions take turns here, so
-/// sequences are gapless and each entry links to the one committed before it.
-pub fn lock_head(c: &mut PgConnection) -> Result<(i64, Vec<u8>)> {
-    Ok(audit_chain_head::table.select((audit_chain_head::sequence, audit_chain_head::hash)).for_update().first(c)?)
-}
-
-/// Moves the chain head.
-pub fn set_head(c: &mut PgConnection, sequence: i64, hash: &[u8]) -> Result<()> {
-    diesel::update(audit_chain_head::table)
-        .set((audit_chain_head::sequence.eq(sequence), audit_chain_head::hash.eq(hash)))
-        .execute(c)?;
-    Ok(())
+/// Appends one entry in a single statement: the chain head is locked and advanced, the entry's hash
+/// computed from the previous one (`audit_chain_hash`, the opennvr-audit-v1 scheme) and the row
+/// inserted. `fields` are the chained text fields in canonical order (id, time, actor type, actor
+/// user id, username, API key id, session id, client address, user agent, action, method, target
+/// type, target id, camera id, result, reason, details, request id). Returns the sequence, the
+/// previous hash and the hash.
+pub fn append_chained(c: &mut PgConnection, fields: &[String]) -> Result<(i64, Vec<u8>, Vec<u8>)> {
+    #[derive(QueryableByName)]
+    struct Linked {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        sequence: i64,
+        #[diesel(sql_type = diesel::sql_types::Bytea)]
+        prev_hash: Vec<u8>,
+        #[diesel(sql_type = diesel::sql_types::Bytea)]
+        hash: Vec<u8>,
+    }
+    let r: Linked = diesel::sql_query(
+        "WITH h AS (
+           UPDATE audit_chain_head
+              SET prev_hash = hash, sequence = sequence + 1, hash = audit_chain_hash(hash, sequence + 1, $1)
+           RETURNING sequence, prev_hash, hash)
+         INSERT INTO audit_events (sequence, id, time, actor_type, actor_user_id, actor_username, actor_api_key_id,
+                                   actor_session_id, client_address, user_agent, action, method, target_type,
+                                   target_id, camera_id, result, reason, details, request_id, prev_hash, hash)
+         SELECT h.sequence, ($1)[1]::uuid, ($1)[2]::timestamptz, ($1)[3], ($1)[4], ($1)[5], ($1)[6], ($1)[7], ($1)[8],
+                ($1)[9], ($1)[10], ($1)[11], ($1)[12], ($1)[13], ($1)[14], ($1)[15], ($1)[16], ($1)[17], ($1)[18],
+                h.prev_hash, h.hash
+           FROM h
+         RETURNING sequence, prev_hash, hash",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(fields)
+    .get_result(c)?;
+    Ok((r.sequence, r.prev_hash, r.hash))
 }
 
 /// The chain head without locking.
@@ -90,12 +111,6 @@ pub fn head(c: &mut PgConnection) -> Result<(i64, Vec<u8>)> {
 }
 
 impl AuditEventRow {
-    /// Appends the row (the chain head must be locked by the caller).
-    pub fn insert(&self, c: &mut PgConnection) -> Result<()> {
-        diesel::insert_into(audit_events::table).values(self).execute(c)?;
-        Ok(())
-    }
-
     /// A page of events matching `f`, after (or before, newest first) sequence `cursor`.
     pub fn page(
         c: &mut PgConnection,

@@ -164,6 +164,17 @@ fn has_migrations_table(conn: &mut PgConnection) -> Result<bool> {
     Ok(row.exists)
 }
 
+/// Writes the settings only the owner may change (whether audit archiving is allowed).
+pub fn apply_owner_settings(owner_url: &str, archive_enabled: bool) -> Result<()> {
+    let mut conn = PgConnection::establish(owner_url).map_err(|e| {
+        Error::new(ErrorKind::Unavailable, format!("cannot connect to the database as the owner role: {e}"))
+    })?;
+    diesel::sql_query("UPDATE audit_settings SET archive_enabled = $1")
+        .bind::<diesel::sql_types::Bool, _>(archive_enabled)
+        .execute(&mut conn)?;
+    Ok(())
+}
+
 /// Reverts every applied migration (tests and `migrate` round-trips only).
 pub fn revert_all(conn: &mut PgConnection) -> Result<usize> {
     let reverted = conn.revert_all_migrations(MIGRATIONS).map_err(Error::internal)?;

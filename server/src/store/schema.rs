@@ -69,6 +69,7 @@ diesel::table! {
         id -> Bool,
         sequence -> Int8,
         hash -> Bytea,
+        prev_hash -> Bytea,
     }
 }
 

@@ -51,6 +51,22 @@ async fn each_audited_call_leaves_exactly_one_entry() {
     assert_eq!(refused.result, pb::AuditResult::Denied as i32);
     assert_eq!(refused.actor.as_ref().unwrap().username, "vera");
     assert!(refused.reason.starts_with("PERMISSION_DENIED"));
+    // Non-ASCII details hash the same in PostgreSQL (where entries are chained) and in Rust (where
+    // they are verified).
+    admin
+        .auth()
+        .update_user(pb::UpdateUserRequest {
+            user: Some(pb::User {
+                display_name: "Zoë — Überwachung 監視 😀".into(),
+                etag: String::new(),
+                ..created.clone()
+            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["display_name".into()] }),
+        })
+        .await
+        .unwrap();
+    let r = verify(&admin).await;
+    assert!(r.ok, "{r:?}");
     // Plain reads are not audited; reading the trail is.
     admin.auth().list_users(pb::ListUsersRequest::default()).await.unwrap();
     assert!(events(&admin, "users.list").await.is_empty());
@@ -224,6 +240,19 @@ async fn exports_verify_offline_across_key_rotation_and_any_edit_fails() {
     let file = export(&admin).await;
     let report = opennvr_sdk::audit::verify_export(file.as_slice()).unwrap();
     assert_eq!(report.checkpoints, 2, "the checkpoint signed before the rotation still verifies");
+    assert_eq!(report.signing_keys.len(), 2, "both keys signed");
+    let listed = admin
+        .audit()
+        .list_audit_signing_keys(pb::ListAuditSigningKeysRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    for (kid, fingerprint) in &report.signing_keys {
+        let k = listed.iter().find(|k| &k.key_id == kid).expect("the server lists the key");
+        assert_eq!(opennvr_sdk::audit::jwk_fingerprint(&k.public_key_jwk).as_deref(), Some(fingerprint.as_str()));
+    }
+    assert!(report.anchored_at_genesis);
     assert!(report.unanchored() > 0, "entries after the last checkpoint are covered by the chain only");
     assert_eq!(report.first_sequence, Some(1));
     let r = verify(&admin).await;
@@ -239,6 +268,15 @@ async fn exports_verify_offline_across_key_rotation_and_any_edit_fails() {
     let lines: Vec<&str> = text.lines().collect();
     let without: String = lines.iter().enumerate().filter(|(i, _)| *i != 3).map(|(_, l)| format!("{l}\n")).collect();
     assert!(opennvr_sdk::audit::verify_export(without.as_bytes()).is_err());
+    // A front cut with its anchor rewritten no longer starts at genesis; a whole rewrite from
+    // sequence 1 must link to genesis.
+    let mut header: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    header["anchor_hash"] = serde_json::json!("EREREREREREREREREREREREREREREREREREREREREQ=");
+    let reanchored: String = std::iter::once(header.to_string())
+        .chain(lines[1..].iter().map(|l| l.to_string()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(opennvr_sdk::audit::verify_export(reanchored.as_bytes()).is_err(), "sequence 1 must link to genesis");
     // And truncating it.
     let truncated: String = lines[..lines.len() - 1].iter().map(|l| format!("{l}\n")).collect();
     assert!(opennvr_sdk::audit::verify_export(truncated.as_bytes()).is_err());
@@ -532,7 +570,10 @@ async fn every_audited_rpc_leaves_one_entry() {
 
 #[tokio::test]
 async fn archiving_cuts_at_a_checkpoint_and_the_rest_still_verifies() {
-    let s = TestServer::start().await;
+    let db = crate::harness::TestDb::new();
+    let mut options = crate::harness::test_options(&db);
+    options.audit_archive_days = Some(30);
+    let s = TestServer::start_with(db, options).await;
     let admin = s.admin().await;
     admin.auth().create_user(create("old-a")).await.unwrap();
     let old = s.audit.checkpoint().await.unwrap().unwrap();
@@ -570,4 +611,25 @@ async fn archiving_cuts_at_a_checkpoint_and_the_rest_still_verifies() {
     assert!(diesel::sql_query("DELETE FROM audit_events").execute(&mut rt).is_err(), "the flag alone opens nothing");
     // Nothing older than the cutoff is left: a second pass has nothing to do.
     assert!(app.archive(chrono::Duration::days(30), &dir).await.unwrap().is_none());
+    // A forged checkpoint (the runtime role may insert checkpoints) must vouch for the entry's hash.
+    let mut su = s.db.superuser();
+    let key = count(&mut su, "SELECT count(*) AS n FROM audit_signing_keys");
+    assert!(key > 0);
+    let forged = recent.sequence - 1;
+    diesel::sql_query(format!(
+        "INSERT INTO audit_checkpoints (sequence, hash, time, key_id, signature)
+         SELECT {forged}, decode(repeat('11', 32), 'hex'), now(), kid, decode(repeat('00', 64), 'hex') FROM audit_signing_keys LIMIT 1"
+    ))
+    .execute(&mut rt)
+    .unwrap();
+    let e = diesel::sql_query(format!("SELECT audit_archive_through({forged})")).execute(&mut rt);
+    assert!(e.unwrap_err().to_string().contains("no signed checkpoint"));
+    // With archiving turned off by the operator, the function refuses outright.
+    diesel::sql_query("UPDATE audit_settings SET archive_enabled = false").execute(&mut su).unwrap();
+    let e = diesel::sql_query(format!("SELECT audit_archive_through({})", recent.sequence)).execute(&mut rt);
+    assert!(e.unwrap_err().to_string().contains("disabled"));
+    assert!(diesel::sql_query("UPDATE audit_settings SET archive_enabled = true").execute(&mut rt).is_err());
+    diesel::sql_query("UPDATE audit_settings SET archive_enabled = true").execute(&mut su).unwrap();
+    // A pass refuses to archive up to a checkpoint whose signature does not verify.
+    assert!(app.archive(chrono::Duration::days(30), &dir).await.is_err());
 }
