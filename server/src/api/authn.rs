@@ -97,9 +97,13 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -
         }
     };
     let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned();
+    let mut response = response;
     if let Some(call) = call {
-        let message = response.headers().get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("");
-        record_unaudited(&gate, &call, &code, message).await;
+        let message = response.headers().get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        if !record_unaudited(&gate, &call, &code, &message).await && code == "0" {
+            // A sensitive read whose entry could not be written is not served.
+            response = deny(Status::unavailable("the audit trail cannot be written; try again later"));
+        }
     }
     // Only known methods become label values, so junk paths cannot grow the metric set.
     gate.metrics.observe_rpc(
@@ -170,9 +174,10 @@ fn authorize(gate: &Gate, req: &Request, path: &str) -> Result<Option<Principal>
 }
 
 /// Writes the entry of a call the app did not audit: a denial, a failure, or a sensitive read.
-async fn record_unaudited(gate: &Gate, call: &Call, code: &str, message: &str) {
+/// Returns false when an entry was due and could not be written.
+async fn record_unaudited(gate: &Gate, call: &Call, code: &str, message: &str) -> bool {
     if call.is_audited() || (code == "0" && is_plain_read(&call.method)) {
-        return;
+        return true;
     }
     let result = match code {
         "0" => AuditResult::Success,
@@ -183,9 +188,12 @@ async fn record_unaudited(gate: &Gate, call: &Call, code: &str, message: &str) {
     if result != AuditResult::Success {
         record.reason = format!("{}: {}", grpc_code_name(code), percent_decode(message));
     }
-    if let Err(e) = gate.audit.record(record).await {
-        // The call already happened; losing its entry is logged loudly.
-        tracing::error!(error = %e, method = %call.method, "could not write the audit entry of a call");
+    match gate.audit.record(record).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, method = %call.method, "could not write the audit entry of a call");
+            false
+        }
     }
 }
 

@@ -209,16 +209,18 @@ impl AuthApp {
             return Err(Error::invalid("password", "password is required"));
         }
         let username = username.trim().to_lowercase();
-        let failed = |reason: &str| {
-            let mut r = call.record(AuditResult::Failed, "user", "");
+        let entry = |result: AuditResult, reason: &str| {
+            let mut r = call.record(result, "user", "");
             r.actor = Actor::anonymous(&username.chars().take(64).collect::<String>());
             r.reason = reason.to_owned();
             r
         };
+        let denied = |reason: &str| entry(AuditResult::Denied, reason);
+        let failed = |reason: &str| entry(AuditResult::Failed, reason);
         if username.chars().count() > 64 {
             // No such user can exist; answer like any wrong credential, without keeping the name.
             let _ = self.hasher.verify(password.to_owned(), None).await?;
-            self.record_alone(call, failed("wrong username or password")).await?;
+            self.record_alone(call, denied("UNAUTHENTICATED: wrong username or password")).await?;
             return Err(wrong_credentials());
         }
         let address = client.throttle_key();
@@ -246,7 +248,7 @@ impl AuthApp {
             known => {
                 let who = if known.is_some() { username.as_str() } else { "(unknown user)" };
                 tracing::warn!(user = who, client = %address, "failed login");
-                let mut record = failed("wrong username or password");
+                let mut record = denied("UNAUTHENTICATED: wrong username or password");
                 if let Some(u) = known {
                     record.target_id = u.id.to_string();
                 }
@@ -407,9 +409,9 @@ impl AuthApp {
                 {
                     SessionRow::revoke(c, session.id, now, "refresh token reuse")?;
                     let mut record = base.clone();
-                    record.result = AuditResult::Failed;
+                    record.result = AuditResult::Denied;
                     record.target_id = session.id.to_string();
-                    record.reason = "refresh token reused: session revoked".into();
+                    record.reason = "UNAUTHENTICATED: refresh token reused; session revoked".into();
                     if let Some(u) = session.user_id.map(|id| UserRow::find(c, id)).transpose()?.flatten() {
                         record.actor = user_actor(&u, Some(session.id));
                     }
@@ -512,7 +514,7 @@ impl AuthApp {
         // Guessing the current password with a stolen access token is throttled like a login.
         let phc = Some(user.password_hash.clone());
         if !self.check_password_throttled(&user.username, &call.client.throttle_key(), current, phc).await? {
-            let mut record = call.record(AuditResult::Failed, "user", &user.id.to_string());
+            let mut record = call.record(AuditResult::Denied, "user", &user.id.to_string());
             record.reason = "UNAUTHENTICATED: current_password is wrong".into();
             self.record_alone(call, record).await?;
             return Err(Error::new(ErrorKind::Unauthenticated, "current_password is wrong")

@@ -87,8 +87,8 @@ async fn logins_bootstrap_and_key_creation_are_recorded() {
     assert_eq!(
         summary,
         vec![
-            (pb::AuditResult::Failed as i32, "admin".to_owned()),
-            (pb::AuditResult::Failed as i32, "nobody".to_owned()),
+            (pb::AuditResult::Denied as i32, "admin".to_owned()),
+            (pb::AuditResult::Denied as i32, "nobody".to_owned()),
             (pb::AuditResult::Success as i32, "admin".to_owned()),
         ]
     );
@@ -106,7 +106,7 @@ async fn logins_bootstrap_and_key_creation_are_recorded() {
     let c2 = s.client().await;
     c2.login("admin", ADMIN_PASSWORD).await.unwrap();
     let refreshes = events(&c2, "auth.refresh").await;
-    assert_eq!(refreshes.last().unwrap().reason, "refresh token reused: session revoked");
+    assert_eq!(refreshes.last().unwrap().reason, "UNAUTHENTICATED: refresh token reused; session revoked");
 }
 
 #[tokio::test]
@@ -138,6 +138,11 @@ async fn a_change_commits_with_its_entry_or_not_at_all() {
     let entries = events(&admin, "user.create").await;
     assert_eq!(entries.len(), 1, "only the failure entry: {entries:#?}");
     assert_eq!(entries[0].result, pb::AuditResult::Failed as i32);
+    // A sensitive read whose entry cannot be written is not served.
+    diesel::sql_query("REVOKE INSERT ON audit_events FROM opennvr_runtime").execute(&mut su).unwrap();
+    let read = admin.audit().list_audit_events(pb::ListAuditEventsRequest::default()).await;
+    diesel::sql_query("GRANT INSERT ON audit_events TO opennvr_runtime").execute(&mut su).unwrap();
+    assert_eq!(read.unwrap_err().code(), Code::Unavailable);
 }
 
 #[tokio::test]
