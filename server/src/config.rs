@@ -100,6 +100,9 @@ pub struct Options {
     /// How often the audit chain head is signed (a checkpoint), in seconds [default: 300].
     #[arg(long, env = "OPENNVR_AUDIT_CHECKPOINT_SECS")]
     pub audit_checkpoint_secs: Option<u64>,
+    /// Age at which the audit signing key is replaced (at the next checkpoint), in days [default: 365].
+    #[arg(long, env = "OPENNVR_AUDIT_KEY_ROTATE_DAYS")]
+    pub audit_key_rotate_days: Option<u64>,
     /// Archive audit entries older than this many days (exported to a verified file first, cut at a
     /// signed checkpoint) [default: never; the trail is kept whole].
     #[arg(long, env = "OPENNVR_AUDIT_ARCHIVE_DAYS")]
@@ -139,6 +142,7 @@ impl Options {
             signing_key_rotate_secs: self.signing_key_rotate_secs.or(file.signing_key_rotate_secs),
             token_issuer: self.token_issuer.or(file.token_issuer),
             audit_checkpoint_secs: self.audit_checkpoint_secs.or(file.audit_checkpoint_secs),
+            audit_key_rotate_days: self.audit_key_rotate_days.or(file.audit_key_rotate_days),
             audit_archive_days: self.audit_archive_days.or(file.audit_archive_days),
             audit_archive_dir: self.audit_archive_dir.or(file.audit_archive_dir),
             argon2_memory_kib: self.argon2_memory_kib.or(file.argon2_memory_kib),
@@ -182,6 +186,7 @@ pub struct Config {
     pub signing_key_rotate: Duration,
     pub token_issuer: String,
     pub audit_checkpoint: Duration,
+    pub audit_key_rotate: Duration,
     /// Entries older than this are archived; `None` keeps the trail whole.
     pub audit_archive_after: Option<Duration>,
     pub audit_archive_dir: PathBuf,
@@ -266,10 +271,15 @@ impl Config {
             signing_key_rotate: secs(o.signing_key_rotate_secs, 30 * 86_400, "OPENNVR_SIGNING_KEY_ROTATE_SECS")?,
             token_issuer: o.token_issuer.unwrap_or_else(|| "opennvr".to_owned()),
             audit_checkpoint: secs(o.audit_checkpoint_secs, 300, "OPENNVR_AUDIT_CHECKPOINT_SECS")?,
+            audit_key_rotate: secs(
+                o.audit_key_rotate_days.map(|d| d.saturating_mul(86_400)),
+                365 * 86_400,
+                "OPENNVR_AUDIT_KEY_ROTATE_DAYS",
+            )?,
             audit_archive_after: match o.audit_archive_days {
                 None => None,
                 Some(0) => return Err(config_error("OPENNVR_AUDIT_ARCHIVE_DAYS must be greater than zero")),
-                Some(d) => Some(Duration::from_secs(d * 86_400)),
+                Some(d) => Some(Duration::from_secs(d.saturating_mul(86_400))),
             },
             argon2_memory_kib: o.argon2_memory_kib.unwrap_or(19_456),
             argon2_iterations: o.argon2_iterations.unwrap_or(2),

@@ -147,7 +147,7 @@ impl Server {
                 max_token_ttl: access_ttl,
             },
         );
-        let audit = AuditTrail::new(store.clone(), clock.clone(), master.clone());
+        let audit = AuditTrail::new(store.clone(), clock.clone(), master.clone(), to_chrono(config.audit_key_rotate)?);
         keys.maintain().await?;
         let revocations = RevocationCache::new(store.clone(), clock.clone(), access_ttl);
         revocations.poll().await?;

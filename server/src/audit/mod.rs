@@ -154,6 +154,7 @@ pub struct AuditTrail {
     store: Store,
     clock: SharedClock,
     master: MasterKey,
+    rotate_after: chrono::Duration,
 }
 
 fn key_owner(kid: &str) -> String {
@@ -161,9 +162,10 @@ fn key_owner(kid: &str) -> String {
 }
 
 impl AuditTrail {
-    /// The trail over `store`; audit keys are sealed with `master`.
-    pub fn new(store: Store, clock: SharedClock, master: MasterKey) -> Self {
-        Self { store, clock, master }
+    /// The trail over `store`; audit keys are sealed with `master` and replaced at the first
+    /// checkpoint after they are `rotate_after` old.
+    pub fn new(store: Store, clock: SharedClock, master: MasterKey, rotate_after: chrono::Duration) -> Self {
+        Self { store, clock, master, rotate_after }
     }
 
     /// Appends one entry in a transaction of its own (denials, failures, sensitive reads).
@@ -176,6 +178,11 @@ impl AuditTrail {
     fn current_key(&self, c: &mut PgConnection, now: DateTime<Utc>) -> Result<(String, SigningKey)> {
         let keys = AuditKeyRow::all(c)?;
         match keys.into_iter().rev().find(|k| k.retired_at.is_none()) {
+            Some(k) if now - k.created_at >= self.rotate_after => {
+                // Due for rotation: retire it and start the next key (its creation is chained).
+                AuditKeyRow::retire_current(c, to_micros(now))?;
+                self.create_key(c, now, "audit_key.rotate")
+            }
             Some(k) => {
                 let sealed = Sealed { kek_id: k.kek_id.clone(), blob: k.private_key_sealed.clone() };
                 let secret: [u8; 32] = self

@@ -638,3 +638,26 @@ async fn archiving_cuts_at_a_checkpoint_and_the_rest_still_verifies() {
     // A pass refuses to archive up to a checkpoint whose signature does not verify.
     assert!(app.archive(chrono::Duration::days(30), &dir).await.is_err());
 }
+
+#[tokio::test]
+async fn the_audit_key_rotates_on_schedule_and_old_checkpoints_still_verify() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let first = s.audit.checkpoint().await.unwrap().unwrap();
+    s.clock.advance(chrono::Duration::days(366));
+    admin.login("admin", ADMIN_PASSWORD).await.unwrap();
+    let second = s.audit.checkpoint().await.unwrap().unwrap();
+    assert_ne!(first.key_id, second.key_id, "a year-old key is replaced at the next checkpoint");
+    assert_eq!(events(&admin, "audit_key.rotate").await.len(), 1, "the rotation is in the trail");
+    let keys = admin
+        .audit()
+        .list_audit_signing_keys(pb::ListAuditSigningKeysRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert_eq!(keys.len(), 2);
+    assert!(keys.iter().find(|k| k.key_id == first.key_id).unwrap().retire_time.is_some());
+    let r = verify(&admin).await;
+    assert!(r.ok && r.checkpoints_verified == 2, "{r:?}");
+}
