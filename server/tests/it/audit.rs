@@ -166,6 +166,10 @@ async fn the_runtime_role_cannot_rewrite_the_trail_and_triggers_stop_everyone_el
     }
 }
 
+async fn signing_keys(c: &opennvr_sdk::Client) -> Vec<pb::AuditSigningKey> {
+    c.audit().list_audit_signing_keys(pb::ListAuditSigningKeysRequest::default()).await.unwrap().into_inner().keys
+}
+
 async fn verify(c: &opennvr_sdk::Client) -> pb::VerifyAuditChainResponse {
     c.audit().verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.unwrap().into_inner()
 }
@@ -246,13 +250,7 @@ async fn exports_verify_offline_across_key_rotation_and_any_edit_fails() {
     let report = opennvr_sdk::audit::verify_export(file.as_slice()).unwrap();
     assert_eq!(report.checkpoints, 2, "the checkpoint signed before the rotation still verifies");
     assert_eq!(report.signing_keys.len(), 2, "both keys signed");
-    let listed = admin
-        .audit()
-        .list_audit_signing_keys(pb::ListAuditSigningKeysRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .keys;
+    let listed = signing_keys(&admin).await;
     for (kid, fingerprint) in &report.signing_keys {
         let k = listed.iter().find(|k| &k.key_id == kid).expect("the server lists the key");
         assert_eq!(opennvr_sdk::audit::jwk_fingerprint(&k.public_key_jwk).as_deref(), Some(fingerprint.as_str()));
@@ -649,13 +647,7 @@ async fn the_audit_key_rotates_on_schedule_and_old_checkpoints_still_verify() {
     let second = s.audit.checkpoint().await.unwrap().unwrap();
     assert_ne!(first.key_id, second.key_id, "a year-old key is replaced at the next checkpoint");
     assert_eq!(events(&admin, "audit_key.rotate").await.len(), 1, "the rotation is in the trail");
-    let keys = admin
-        .audit()
-        .list_audit_signing_keys(pb::ListAuditSigningKeysRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .keys;
+    let keys = signing_keys(&admin).await;
     assert_eq!(keys.len(), 2);
     assert!(keys.iter().find(|k| k.key_id == first.key_id).unwrap().retire_time.is_some());
     let r = verify(&admin).await;
