@@ -25,6 +25,8 @@ CREATE TABLE audit_events (
   target_id text NOT NULL DEFAULT '',
   camera_id text NOT NULL DEFAULT '',
   result text NOT NULL CHECK (result IN ('success', 'denied', 'failed')),
+  -- The call's gRPC status code name: OK, or the code it was refused or failed with.
+  code text NOT NULL CHECK (code ~ '^[A-Z_]+$'),
   reason text NOT NULL DEFAULT '',
   -- Canonical JSON object of strings (sorted keys), exactly the bytes that were hashed.
   details text NOT NULL DEFAULT '{}',

@@ -37,7 +37,7 @@ async fn main() {
     .unwrap();
     diesel::sql_query("GRANT SELECT, INSERT ON bench_plain_events TO opennvr_runtime").execute(&mut su).unwrap();
 
-    // 1. Audited appends: each in its own transaction, chained under the head lock.
+    // 1. Audited appends: each in its own transaction, linked into the chain by the server's linker.
     let t = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
@@ -51,6 +51,8 @@ async fn main() {
     for task in tasks {
         task.await.unwrap();
     }
+    // Counted once every entry is in the chain, not merely committed.
+    s.audit.link_pending().await.unwrap();
     let chained = (WRITERS * PER_WRITER) as f64 / t.elapsed().as_secs_f64();
 
     // 2. The same rows, plain INSERTs into an unchained table, same pool, same concurrency.
@@ -64,8 +66,8 @@ async fn main() {
                 store
                     .transaction(move |c| {
                         diesel::sql_query(
-                            "INSERT INTO bench_plain_events (sequence, id, time, actor_type, action, target_type, target_id, result, details, prev_hash, hash)
-                             VALUES ($1, gen_random_uuid(), now(), 'system', $2, $3, $4, 'success', $5, decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'))",
+                            "INSERT INTO bench_plain_events (sequence, id, time, actor_type, action, target_type, target_id, result, code, details, prev_hash, hash)
+                             VALUES ($1, gen_random_uuid(), now(), 'system', $2, $3, $4, 'success', 'OK', $5, decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'))",
                         )
                         .bind::<diesel::sql_types::BigInt, _>((w * PER_WRITER + i + 1) as i64)
                         .bind::<diesel::sql_types::Text, _>(&r.action)
@@ -95,7 +97,7 @@ async fn main() {
     let base_time = chrono::Utc::now();
     let t = Instant::now();
     while seq < target {
-        let n = (target - seq).min(3_000);
+        let n = (target - seq).min(2_000);
         let mut rows = Vec::with_capacity(n as usize);
         for k in 0..n {
             let sequence = seq + k + 1;
@@ -116,6 +118,7 @@ async fn main() {
                 target_id: sequence.to_string(),
                 camera_id: String::new(),
                 result: "success".into(),
+                code: "OK".into(),
                 reason: String::new(),
                 details: r#"{"note":"bulk"}"#.into(),
                 request_id: String::new(),

@@ -148,6 +148,8 @@ impl Server {
             },
         );
         let audit = AuditTrail::new(store.clone(), clock.clone(), master.clone(), to_chrono(config.audit_key_rotate)?);
+        // Entries committed but not linked before a stop join the chain before anything else.
+        audit.link_pending().await?;
         keys.maintain().await?;
         let revocations = RevocationCache::new(store.clone(), clock.clone(), access_ttl);
         revocations.poll().await?;
@@ -220,6 +222,8 @@ impl Server {
                 }
             }),
         ];
+        // The one linker of audit entries into the chain.
+        background.push(tokio::spawn(audit.clone().run_linker()));
         background.push(every(config.audit_checkpoint, {
             let a = audit.clone();
             move || {

@@ -52,9 +52,14 @@ pub enum AuditCommand {
 
 fn row(e: &pb::AuditEvent) -> Vec<String> {
     let actor = e.actor.clone().unwrap_or_default();
-    let result = pb::AuditResult::try_from(e.result)
-        .map(|r| r.as_str_name().trim_start_matches("AUDIT_RESULT_").to_lowercase())
-        .unwrap_or_default();
+    // The outcome: OK, or the gRPC code the call was refused or failed with.
+    let outcome = if e.code.is_empty() {
+        pb::AuditResult::try_from(e.result)
+            .map(|r| r.as_str_name().trim_start_matches("AUDIT_RESULT_").to_lowercase())
+            .unwrap_or_default()
+    } else {
+        e.code.clone()
+    };
     vec![
         e.sequence.to_string(),
         output::time(e.time.as_ref()),
@@ -66,12 +71,12 @@ fn row(e: &pb::AuditEvent) -> Vec<String> {
             e.target_type,
             if e.target_id.is_empty() { String::new() } else { format!("/{}", e.target_id) }
         ),
-        result,
+        outcome,
         e.reason.clone(),
     ]
 }
 
-const HEADER: [&str; 8] = ["Seq", "Time", "Actor", "Client", "Action", "Target", "Result", "Reason"];
+const HEADER: [&str; 8] = ["Seq", "Time", "Actor", "Client", "Action", "Target", "Outcome", "Reason"];
 
 pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Result<()> {
     if let AuditCommand::Verify { file } = &c {

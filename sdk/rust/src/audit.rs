@@ -35,6 +35,8 @@ pub struct ChainFields<'a> {
     pub camera_id: &'a str,
     /// `success`, `denied` or `failed`.
     pub result: &'a str,
+    /// gRPC status code name: `OK`, or the code the call was refused or failed with.
+    pub code: &'a str,
     pub reason: &'a str,
     /// Canonical JSON of the details (see [`canonical_details`]).
     pub details: &'a str,
@@ -46,32 +48,40 @@ fn put(h: &mut Sha256, s: &str) {
     h.update(s.as_bytes());
 }
 
+impl<'a> ChainFields<'a> {
+    /// The chained text fields in their canonical order (everything but the sequence).
+    pub fn texts(&self) -> [&'a str; 19] {
+        [
+            self.id,
+            self.time,
+            self.actor_type,
+            self.actor_user_id,
+            self.actor_username,
+            self.actor_api_key_id,
+            self.actor_session_id,
+            self.client_address,
+            self.user_agent,
+            self.action,
+            self.method,
+            self.target_type,
+            self.target_id,
+            self.camera_id,
+            self.result,
+            self.code,
+            self.reason,
+            self.details,
+            self.request_id,
+        ]
+    }
+}
+
 /// `SHA-256(prev_hash || "opennvr-audit-v1" || sequence || length-prefixed fields)`.
 pub fn chain_hash(prev_hash: &[u8], e: &ChainFields<'_>) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev_hash);
     put(&mut h, HASH_SCHEME);
     h.update(e.sequence.to_be_bytes());
-    for f in [
-        e.id,
-        e.time,
-        e.actor_type,
-        e.actor_user_id,
-        e.actor_username,
-        e.actor_api_key_id,
-        e.actor_session_id,
-        e.client_address,
-        e.user_agent,
-        e.action,
-        e.method,
-        e.target_type,
-        e.target_id,
-        e.camera_id,
-        e.result,
-        e.reason,
-        e.details,
-        e.request_id,
-    ] {
+    for f in e.texts() {
         put(&mut h, f);
     }
     h.finalize().into()
@@ -161,6 +171,7 @@ pub struct ExportEvent {
     #[serde(default)]
     pub camera_id: String,
     pub result: String,
+    pub code: String,
     #[serde(default)]
     pub reason: String,
     pub details: BTreeMap<String, String>,
@@ -208,6 +219,7 @@ impl ExportEvent {
             target_id: &self.target_id,
             camera_id: &self.camera_id,
             result: &self.result,
+            code: &self.code,
             reason: &self.reason,
             details,
             request_id: &self.request_id,

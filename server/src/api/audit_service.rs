@@ -28,7 +28,14 @@ fn filter(f: Option<pb::AuditEventFilter>) -> Result<EventFilter, Status> {
         Ok(pb::AuditResult::Failed) => "failed",
         Err(_) => return Err(to_status(Error::invalid("filter.result", "filter.result is not a known result"))),
     };
+    if !f.code.is_empty() && !crate::domain::STATUS_CODES.contains(&f.code.as_str()) {
+        return Err(to_status(Error::invalid(
+            "filter.code",
+            "filter.code must be a gRPC status code name such as NOT_FOUND",
+        )));
+    }
     Ok(EventFilter {
+        code: f.code,
         actor_user_id: f.actor_user_id,
         actor_api_key_id: f.actor_api_key_id,
         action: f.action,

@@ -5,15 +5,18 @@
 use super::policy::{Access, PolicyTable};
 use crate::app::{Call, Client, Principal};
 use crate::audit::AuditTrail;
-use crate::domain::{AuditResult, action_of};
+use crate::domain::{STATUS_CODES, action_of};
 use crate::metrics::Metrics;
 use crate::security::revocation::RevocationCache;
 use crate::security::token::TokenIssuer;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 use tonic::Status;
 
@@ -96,14 +99,25 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -
             }
         }
     };
-    let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned();
+    let status = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let streaming = gate.policies.get(&path).is_some_and(|p| p.streaming);
+    let code = status.clone().unwrap_or_else(|| "0".to_owned());
     let mut response = response;
-    if let Some(call) = call {
-        let message = response.headers().get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-        if !record_unaudited(&gate, &call, &code, &message).await && code == "0" {
-            // A sensitive read whose entry could not be written is not served.
-            response = deny(Status::unavailable("the audit trail cannot be written; try again later"));
+    match call {
+        // A stream that started: its status comes in the trailers (or never, when the client goes
+        // away), so its entry is written when it ends.
+        Some(call) if streaming && status.is_none() => {
+            let gate = gate.clone();
+            response = response.map(|inner| Body::new(AuditedStream { inner, pending: Some((gate, call)) }));
         }
+        Some(call) => {
+            let message = response.headers().get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            if !record_unaudited(&gate, &call, &code, &message).await && code == "0" {
+                // A sensitive read whose entry could not be written is not served.
+                response = deny(Status::unavailable("the audit trail cannot be written; try again later"));
+            }
+        }
+        None => {}
     }
     // Only known methods become label values, so junk paths cannot grow the metric set.
     gate.metrics.observe_rpc(
@@ -173,20 +187,76 @@ fn authorize(gate: &Gate, req: &Request, path: &str) -> Result<Option<Principal>
     Ok(Some(principal))
 }
 
+/// The body of a streaming answer, which writes the call's entry when the stream ends: with the
+/// status of its trailers, or CANCELLED when the client went away before the end.
+struct AuditedStream {
+    inner: Body,
+    pending: Option<(Arc<Gate>, Call)>,
+}
+
+impl AuditedStream {
+    fn finish(&mut self, code: String, message: String) {
+        let Some((gate, call)) = self.pending.take() else { return };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                record_unaudited(&gate, &call, &code, &message).await;
+            });
+        }
+    }
+}
+
+impl http_body::Body for AuditedStream {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<axum::body::Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let text = |name: &str| trailers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    let code = Some(text("grpc-status")).filter(|c| !c.is_empty()).unwrap_or_else(|| "2".to_owned());
+                    let message = text("grpc-message");
+                    self.finish(code, message);
+                }
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let message = format!("the response stream failed: {e}");
+                self.finish("2".to_owned(), message);
+            }
+            Poll::Ready(None) => self.finish("2".to_owned(), "the stream ended without a status".to_owned()),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for AuditedStream {
+    fn drop(&mut self) {
+        self.finish("1".to_owned(), "the client cancelled the call".to_owned());
+    }
+}
+
 /// Writes the entry of a call the app did not audit: a denial, a failure, or a sensitive read.
 /// Returns false when an entry was due and could not be written.
 async fn record_unaudited(gate: &Gate, call: &Call, code: &str, message: &str) -> bool {
     if call.is_audited() || (code == "0" && is_plain_read(&call.method)) {
         return true;
     }
-    let result = match code {
-        "0" => AuditResult::Success,
-        "7" | "16" => AuditResult::Denied,
-        _ => AuditResult::Failed,
-    };
-    let mut record = call.record(result, "", "");
-    if result != AuditResult::Success {
-        record.reason = format!("{}: {}", grpc_code_name(code), percent_decode(message));
+    let mut record = call.record("", "");
+    if code != "0" {
+        record = record.ended(grpc_code_name(code), &percent_decode(message));
     }
     match gate.audit.record(record).await {
         Ok(_) => true,
@@ -218,24 +288,5 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn grpc_code_name(code: &str) -> &'static str {
-    match code {
-        "0" => "OK",
-        "1" => "CANCELLED",
-        "2" => "UNKNOWN",
-        "3" => "INVALID_ARGUMENT",
-        "4" => "DEADLINE_EXCEEDED",
-        "5" => "NOT_FOUND",
-        "6" => "ALREADY_EXISTS",
-        "7" => "PERMISSION_DENIED",
-        "8" => "RESOURCE_EXHAUSTED",
-        "9" => "FAILED_PRECONDITION",
-        "10" => "ABORTED",
-        "11" => "OUT_OF_RANGE",
-        "12" => "UNIMPLEMENTED",
-        "13" => "INTERNAL",
-        "14" => "UNAVAILABLE",
-        "15" => "DATA_LOSS",
-        "16" => "UNAUTHENTICATED",
-        _ => "UNKNOWN",
-    }
+    code.parse::<usize>().ok().and_then(|n| STATUS_CODES.get(n)).copied().unwrap_or("UNKNOWN")
 }

@@ -129,6 +129,7 @@ pub fn audit_event(r: &crate::store::audit::AuditEventRow) -> pb::AuditEvent {
         target_id: r.target_id.clone(),
         camera_id: r.camera_id.clone(),
         result: result as i32,
+        code: r.code.clone(),
         reason: r.reason.clone(),
         details: serde_json::from_str(&r.details).unwrap_or_default(),
         request_id: r.request_id.clone(),

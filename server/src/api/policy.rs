@@ -25,6 +25,8 @@ pub struct RpcPolicy {
     pub camera_scoped: bool,
     /// Whether a recent second factor will be required once strong authentication lands.
     pub step_up: bool,
+    /// Whether the server answers with a stream (its status comes at the end, in trailers).
+    pub streaming: bool,
 }
 
 /// RPC path (`/opennvr.v1.AuthService/Login`) → policy.
@@ -47,7 +49,8 @@ impl PolicyTable {
                 for (mi, method) in service.method.iter().enumerate() {
                     let path = format!("/{package}.{}/{}", service.name(), method.name());
                     let comment = comments.get(&vec![6, si as i32, 2, mi as i32]).copied().unwrap_or("");
-                    let policy = parse(comment).map_err(|e| Error::internal(format!("{path}: {e}")))?;
+                    let mut policy = parse(comment).map_err(|e| Error::internal(format!("{path}: {e}")))?;
+                    policy.streaming = method.server_streaming();
                     table.insert(path, policy);
                 }
             }
@@ -90,7 +93,7 @@ fn parse(comment: &str) -> std::result::Result<RpcPolicy, String> {
         "self" => Access::SignedIn,
         name => Access::Permission(name.parse().map_err(|_| format!("unknown permission {name:?}"))?),
     };
-    Ok(RpcPolicy { access, camera_scoped: yes_no("Camera-scoped")?, step_up: yes_no("Step-up")? })
+    Ok(RpcPolicy { access, camera_scoped: yes_no("Camera-scoped")?, step_up: yes_no("Step-up")?, streaming: false })
 }
 
 #[cfg(test)]
@@ -102,7 +105,12 @@ mod tests {
         let p = parse(" Lists users.\n Permission: user.read\n Camera-scoped: no\n Step-up: yes\n").unwrap();
         assert_eq!(
             p,
-            RpcPolicy { access: Access::Permission(Permission::UserRead), camera_scoped: false, step_up: true }
+            RpcPolicy {
+                access: Access::Permission(Permission::UserRead),
+                camera_scoped: false,
+                step_up: true,
+                streaming: false
+            }
         );
         assert!(parse(" Permission: users.read\n Camera-scoped: no\n Step-up: no").is_err());
         assert!(parse(" Permission: self\n Step-up: no").is_err());

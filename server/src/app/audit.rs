@@ -40,7 +40,7 @@ pub struct AuditApp {
 
 fn filter_binding(f: &EventFilter, oldest_first: bool) -> String {
     format!(
-        "{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{oldest_first}",
+        "{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{oldest_first}",
         f.actor_user_id,
         f.actor_api_key_id,
         f.action,
@@ -48,6 +48,7 @@ fn filter_binding(f: &EventFilter, oldest_first: bool) -> String {
         f.target_type,
         f.target_id,
         f.result,
+        f.code,
         f.start_time,
         f.end_time
     )
@@ -74,6 +75,7 @@ pub fn event_json(row: &AuditEventRow) -> serde_json::Value {
         "target_id": row.target_id,
         "camera_id": row.camera_id,
         "result": row.result,
+        "code": row.code,
         "reason": row.reason,
         "details": details,
         "request_id": row.request_id,
@@ -101,6 +103,7 @@ fn csv_row(row: &AuditEventRow) -> String {
         row.target_id.clone(),
         row.camera_id.clone(),
         row.result.clone(),
+        row.code.clone(),
         row.reason.clone(),
         row.details.clone(),
         row.request_id.clone(),
@@ -125,6 +128,8 @@ impl AuditApp {
             None => None,
         };
         let limit = page.size;
+        // Every entry committed before this call is in the chain, and in the answer.
+        self.trail.link_pending().await?;
         let rows = self.store.run(move |c| AuditEventRow::page(c, &filter, cursor, oldest_first, limit)).await?;
         let last = rows.last().map(|r| r.sequence.to_string());
         let next = page.next_token(rows.len(), last.as_deref());
@@ -138,6 +143,7 @@ impl AuditApp {
 
     /// Verifies the chain over a range.
     pub async fn verify(&self, start: Option<i64>, end: Option<i64>) -> Result<ChainReport> {
+        self.trail.link_pending().await?;
         self.trail.verify(start, end).await
     }
 
@@ -151,6 +157,7 @@ impl AuditApp {
     pub async fn watch(&self, filter: EventFilter, after: Option<i64>) -> Result<mpsc::Receiver<Result<WatchItem>>> {
         let (tx, rx) = mpsc::channel(256);
         let store = self.store.clone();
+        self.trail.link_pending().await?;
         // "From now on" means from the head as the call is answered, not when the task first runs.
         let mut cursor = match after {
             Some(a) => a,
@@ -218,6 +225,7 @@ impl AuditApp {
         start_time: Option<chrono::DateTime<chrono::Utc>>,
         end_time: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<mpsc::Receiver<Result<Vec<u8>>>> {
+        self.trail.link_pending().await?;
         let (first, last) = self
             .store
             .run(move |c| {
@@ -297,6 +305,9 @@ impl AuditApp {
             .store
             .transaction(move |c| {
                 let removed = crate::store::audit::archive_through(c, upto)?;
+                // The keys' creation entries may be among those archived: this entry vouches for them.
+                let keys: Vec<String> = AuditKeyRow::all(c)?.iter().map(|k| B64.encode(&k.public_key)).collect();
+                let record = record.detail(crate::audit::ARCHIVE_KEYS_DETAIL, keys.join(","));
                 crate::audit::append(c, &record, now)?;
                 Ok(removed)
             })
@@ -355,7 +366,7 @@ async fn export_into(
             buf.push('\n');
         }
         ExportFormat::Csv => buf.push_str(
-            "sequence,id,time,actor_type,actor_user_id,actor_username,client_address,action,method,target_type,target_id,camera_id,result,reason,details,request_id,prev_hash,hash\r\n",
+            "sequence,id,time,actor_type,actor_user_id,actor_username,client_address,action,method,target_type,target_id,camera_id,result,code,reason,details,request_id,prev_hash,hash\r\n",
         ),
     }
     let (mut count, mut last_hash, mut next) = (0i64, anchor, first);

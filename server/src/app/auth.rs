@@ -5,7 +5,7 @@ use super::{Call, Client, PageRequest, Principal};
 use crate::audit::{AuditTrail, append};
 use crate::bail;
 use crate::clock::SharedClock;
-use crate::domain::{Actor, ActorType, AuditRecord, AuditResult};
+use crate::domain::{Actor, ActorType, AuditRecord};
 use crate::domain::{Permission, Role, normalise_username, validate_display_name};
 use crate::error::{Error, ErrorKind, Result, reason};
 use crate::security::password::{PasswordHasherPool, check_policy};
@@ -150,6 +150,9 @@ fn role_of(row: &UserRow) -> Result<Role> {
     row.role.parse().map_err(|_| Error::internal(format!("user {} has unknown role {}", row.id, row.role)))
 }
 
+/// Work run at the start of a session's transaction.
+type Prelude = Box<dyn FnOnce(&mut diesel::PgConnection) -> Result<()> + Send>;
+
 impl AuthApp {
     /// Creates the first administrator with the setup token. Works once, even when calls race.
     pub async fn bootstrap(
@@ -181,22 +184,22 @@ impl AuthApp {
             updated_at: now,
         };
         let row = user.clone();
-        let mut record = call.record(AuditResult::Success, "user", &user.id.to_string()).detail("role", "admin");
+        let mut record = call.record("user", &user.id.to_string()).detail("role", "admin");
         record.actor = user_actor(&user, None);
-        self.store
-            .transaction(move |c| {
-                UserRow::lock_table(c)?;
-                if UserRow::count(c)? > 0 {
-                    return Err(already_bootstrapped());
-                }
-                row.insert(c)?;
-                append(c, &record, now).map(|_| ())
-            })
-            .await?;
+        // The administrator, the first session and the entry commit together.
+        let create: Prelude = Box::new(move |c| {
+            UserRow::lock_table(c)?;
+            if UserRow::count(c)? > 0 {
+                return Err(already_bootstrapped());
+            }
+            row.insert(c)
+        });
+        let username = user.username.clone();
+        let tokens = self.open_session(user, &call.client, Some(record), Some(create)).await?;
         call.mark_audited();
         self.setup.consume();
-        tracing::info!(user = %user.username, "first administrator created");
-        self.open_session(user, &call.client, None).await
+        tracing::info!(user = %username, "first administrator created");
+        Ok(tokens)
     }
 
     /// Checks a password and opens a session. Attempts are throttled per user and client address.
@@ -209,18 +212,16 @@ impl AuthApp {
             return Err(Error::invalid("password", "password is required"));
         }
         let username = username.trim().to_lowercase();
-        let entry = |result: AuditResult, reason: &str| {
-            let mut r = call.record(result, "user", "");
+        let entry = |code: &str, reason: &str| {
+            let mut r = call.record("user", "").ended(code, reason);
             r.actor = Actor::anonymous(&username.chars().take(64).collect::<String>());
-            r.reason = reason.to_owned();
             r
         };
-        let denied = |reason: &str| entry(AuditResult::Denied, reason);
-        let failed = |reason: &str| entry(AuditResult::Failed, reason);
+        let denied = |reason: &str| entry("UNAUTHENTICATED", reason);
         if username.chars().count() > 64 {
             // No such user can exist; answer like any wrong credential, without keeping the name.
             let _ = self.hasher.verify(password.to_owned(), None).await?;
-            self.record_alone(call, denied("UNAUTHENTICATED: wrong username or password")).await?;
+            self.record_alone(call, denied("wrong username or password")).await?;
             return Err(wrong_credentials());
         }
         let address = client.throttle_key();
@@ -232,23 +233,23 @@ impl AuthApp {
             Ok(ok) => ok,
             Err(e) => {
                 if e.kind() == ErrorKind::ResourceExhausted {
-                    self.record_alone(call, failed("RESOURCE_EXHAUSTED: too many failed attempts")).await?;
+                    self.record_alone(call, entry("RESOURCE_EXHAUSTED", "too many failed attempts")).await?;
                 }
                 return Err(e);
             }
         };
         match user {
             Some(u) if ok && !u.disabled => {
-                let mut record = call.record(AuditResult::Success, "user", &u.id.to_string());
+                let mut record = call.record("user", &u.id.to_string());
                 record.actor = user_actor(&u, None);
-                let tokens = self.open_session(u, client, Some(record)).await?;
+                let tokens = self.open_session(u, client, Some(record), None).await?;
                 call.mark_audited();
                 Ok(tokens)
             }
             known => {
                 let who = if known.is_some() { username.as_str() } else { "(unknown user)" };
                 tracing::warn!(user = who, client = %address, "failed login");
-                let mut record = denied("UNAUTHENTICATED: wrong username or password");
+                let mut record = denied("wrong username or password");
                 if let Some(u) = known {
                     record.target_id = u.id.to_string();
                 }
@@ -327,8 +328,16 @@ impl AuthApp {
         Ok(())
     }
 
-    /// Opens a session for `user`; `record` (the login's entry) commits with it.
-    async fn open_session(&self, user: UserRow, client: &Client, record: Option<AuditRecord>) -> Result<IssuedTokens> {
+    /// Opens a session for `user`; `prelude` (work the session depends on) runs first and `record`
+    /// (the entry of the call) last, all in one transaction. The access token is signed before that
+    /// transaction, so nothing is committed for a session that could not be handed out.
+    async fn open_session(
+        &self,
+        user: UserRow,
+        client: &Client,
+        record: Option<AuditRecord>,
+        prelude: Option<Prelude>,
+    ) -> Result<IssuedTokens> {
         let now = self.clock.now();
         let role = role_of(&user)?;
         let session = SessionRow {
@@ -351,8 +360,12 @@ impl AuthApp {
             used_at: None,
         };
         let (session_id, expires_at) = (session.id, session.expires_at);
+        let (access_token, access_expires_at) = self.tokens.issue(user.id, session_id, role, &user.username)?;
         self.store
             .transaction(move |c| {
+                if let Some(prelude) = prelude {
+                    prelude(c)?;
+                }
                 session.insert(c)?;
                 token_row.insert(c)?;
                 if let Some(mut record) = record {
@@ -363,7 +376,6 @@ impl AuthApp {
                 Ok(())
             })
             .await?;
-        let (access_token, access_expires_at) = self.tokens.issue(user.id, session_id, role, &user.username)?;
         Ok(IssuedTokens {
             access_token,
             access_expires_at,
@@ -384,7 +396,7 @@ impl AuthApp {
         let now = self.clock.now();
         let next = new_refresh_token();
         let next_row_hash = refresh_hash(&next);
-        let base = call.record(AuditResult::Success, "session", "");
+        let base = call.record("session", "");
         let outcome = self
             .store
             .transaction(move |c| {
@@ -408,10 +420,8 @@ impl AuthApp {
                     && (now - used_at).num_seconds() > REFRESH_REUSE_GRACE_SECS
                 {
                     SessionRow::revoke(c, session.id, now, "refresh token reuse")?;
-                    let mut record = base.clone();
-                    record.result = AuditResult::Denied;
+                    let mut record = base.clone().ended("UNAUTHENTICATED", "refresh token reused; session revoked");
                     record.target_id = session.id.to_string();
-                    record.reason = "UNAUTHENTICATED: refresh token reused; session revoked".into();
                     if let Some(u) = session.user_id.map(|id| UserRow::find(c, id)).transpose()?.flatten() {
                         record.actor = user_actor(&u, Some(session.id));
                     }
@@ -468,7 +478,7 @@ impl AuthApp {
     /// Revokes `session`, recording the call's entry in the same transaction.
     async fn revoke_audited(&self, call: &Call, session: Uuid, reason: &'static str) -> Result<()> {
         let now = self.clock.now();
-        let record = call.record(AuditResult::Success, "session", &session.to_string());
+        let record = call.record("session", &session.to_string());
         self.store
             .transaction(move |c| {
                 SessionRow::revoke(c, session, now, reason)?;
@@ -514,8 +524,8 @@ impl AuthApp {
         // Guessing the current password with a stolen access token is throttled like a login.
         let phc = Some(user.password_hash.clone());
         if !self.check_password_throttled(&user.username, &call.client.throttle_key(), current, phc).await? {
-            let mut record = call.record(AuditResult::Denied, "user", &user.id.to_string());
-            record.reason = "UNAUTHENTICATED: current_password is wrong".into();
+            let record =
+                call.record("user", &user.id.to_string()).ended("UNAUTHENTICATED", "current_password is wrong");
             self.record_alone(call, record).await?;
             return Err(Error::new(ErrorKind::Unauthenticated, "current_password is wrong")
                 .with_reason(reason::INVALID_CREDENTIALS));
@@ -523,7 +533,7 @@ impl AuthApp {
         let hash = self.hasher.hash(new.to_owned()).await?;
         let (user_id, keep, now) = (user.id, who.session_id, self.clock.now());
         let record = call
-            .record(AuditResult::Success, "user", &user.id.to_string())
+            .record("user", &user.id.to_string())
             .detail("other_sessions", if keep_other_sessions { "kept" } else { "revoked" });
         let revoked = self
             .store
@@ -599,7 +609,7 @@ impl AuthApp {
         };
         let insert = row.clone();
         let record = call
-            .record(AuditResult::Success, "user", &row.id.to_string())
+            .record("user", &row.id.to_string())
             .detail("username", row.username.clone())
             .detail("role", row.role.clone())
             .detail("disabled", disabled.to_string());
@@ -649,7 +659,7 @@ impl AuthApp {
             tracing::info!(user = %id, "user changes own role or disables self");
         }
         let now = self.clock.now();
-        let mut record = call.record(AuditResult::Success, "user", &id.to_string());
+        let mut record = call.record("user", &id.to_string());
         for (k, v) in [
             ("display_name", update.display_name.clone()),
             ("role", update.role.map(|r| r.as_str().to_owned())),
@@ -704,7 +714,7 @@ impl AuthApp {
         check_policy("password", &user.username, password)?;
         let hash = self.hasher.hash(password.to_owned()).await?;
         let (user_id, now) = (user.id, self.clock.now());
-        let record = call.record(AuditResult::Success, "user", &user.id.to_string());
+        let record = call.record("user", &user.id.to_string());
         let revoked = self
             .store
             .transaction(move |c| {
@@ -728,7 +738,7 @@ impl AuthApp {
             bail!(FailedPrecondition, "you cannot delete your own account; another administrator can");
         }
         let now = self.clock.now();
-        let mut record = call.record(AuditResult::Success, "user", &id.to_string());
+        let mut record = call.record("user", &id.to_string());
         let revoked = self
             .store
             .transaction(move |c| {

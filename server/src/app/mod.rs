@@ -60,8 +60,9 @@ impl Call {
         }
     }
 
-    /// An entry for this call with `result`, about `target_type`/`target_id`.
-    pub fn record(&self, result: AuditResult, target_type: &str, target_id: &str) -> AuditRecord {
+    /// A success entry for this call about `target_type`/`target_id` (see [`AuditRecord::ended`] for
+    /// the others).
+    pub fn record(&self, target_type: &str, target_id: &str) -> AuditRecord {
         AuditRecord {
             actor: self.actor(),
             client_address: self.client.address_text(),
@@ -71,7 +72,8 @@ impl Call {
             target_type: target_type.to_owned(),
             target_id: target_id.to_owned(),
             camera_id: String::new(),
-            result,
+            result: AuditResult::Success,
+            code: "OK".to_owned(),
             reason: String::new(),
             details: Default::default(),
             request_id: self.request_id.clone(),

@@ -1,5 +1,5 @@
-//! The append-only, hash-chained audit trail: the single writer of entries (inside the caller's
-//! transaction, linked under the chain-head lock), signed checkpoints, and chain verification.
+//! The append-only, hash-chained audit trail: the single writer of entries (into an inbox, inside the
+//! caller's transaction) and their linker into the chain, signed checkpoints, and chain verification.
 use crate::clock::SharedClock;
 use crate::domain::AuditRecord;
 use crate::error::{Error, ErrorKind, Result};
@@ -40,6 +40,7 @@ pub fn fields<'a>(row: &'a AuditEventRow, id: &'a str, time: &'a str) -> ChainFi
         target_id: &row.target_id,
         camera_id: &row.camera_id,
         result: &row.result,
+        code: &row.code,
         reason: &row.reason,
         details: &row.details,
         request_id: &row.request_id,
@@ -52,65 +53,36 @@ pub fn recompute(prev_hash: &[u8], row: &AuditEventRow) -> [u8; 32] {
     chain_hash(prev_hash, &fields(row, &id, &time))
 }
 
-/// Appends `record` to the trail inside the caller's transaction. The chain head stays locked from
-/// this statement until that transaction ends, so the entry commits with the change it records, or
-/// not at all, and entries chain in commit order.
-pub fn append(c: &mut PgConnection, record: &AuditRecord, now: DateTime<Utc>) -> Result<AuditEventRow> {
-    let id = Uuid::new_v4();
-    let time = to_micros(now);
-    let mut row = AuditEventRow {
+/// Appends `record` to the trail inside the caller's transaction: the entry commits with the change
+/// it records, or not at all, and is linked into the chain (sequence and hash) as it commits, by the
+/// linker ([`AuditTrail::run_linker`]).
+pub fn append(c: &mut PgConnection, record: &AuditRecord, now: DateTime<Utc>) -> Result<()> {
+    let (id, time) = (Uuid::new_v4().to_string(), format_time(to_micros(now).timestamp_micros()));
+    let reason: String = record.reason.chars().take(1024).collect();
+    let details = canonical_details(&record.details);
+    let f = ChainFields {
         sequence: 0,
-        id,
-        time,
-        actor_type: record.actor.kind.as_str().to_owned(),
-        actor_user_id: record.actor.user_id.clone(),
-        actor_username: record.actor.username.clone(),
-        actor_api_key_id: record.actor.api_key_id.clone(),
-        actor_session_id: record.actor.session_id.clone(),
-        client_address: record.client_address.clone(),
-        user_agent: record.user_agent.clone(),
-        action: record.action.clone(),
-        method: record.method.clone(),
-        target_type: record.target_type.clone(),
-        target_id: record.target_id.clone(),
-        camera_id: record.camera_id.clone(),
-        result: record.result.as_str().to_owned(),
-        reason: record.reason.chars().take(1024).collect(),
-        details: canonical_details(&record.details),
-        request_id: record.request_id.clone(),
-        prev_hash: Vec::new(),
-        hash: Vec::new(),
+        id: &id,
+        time: &time,
+        actor_type: record.actor.kind.as_str(),
+        actor_user_id: &record.actor.user_id,
+        actor_username: &record.actor.username,
+        actor_api_key_id: &record.actor.api_key_id,
+        actor_session_id: &record.actor.session_id,
+        client_address: &record.client_address,
+        user_agent: &record.user_agent,
+        action: &record.action,
+        method: &record.method,
+        target_type: &record.target_type,
+        target_id: &record.target_id,
+        camera_id: &record.camera_id,
+        result: record.result.as_str(),
+        code: &record.code,
+        reason: &reason,
+        details: &details,
+        request_id: &record.request_id,
     };
-    let (id_text, time_text) = (id.to_string(), format_time(time.timestamp_micros()));
-    let f = fields(&row, &id_text, &time_text);
-    let texts: Vec<String> = [
-        f.id,
-        f.time,
-        f.actor_type,
-        f.actor_user_id,
-        f.actor_username,
-        f.actor_api_key_id,
-        f.actor_session_id,
-        f.client_address,
-        f.user_agent,
-        f.action,
-        f.method,
-        f.target_type,
-        f.target_id,
-        f.camera_id,
-        f.result,
-        f.reason,
-        f.details,
-        f.request_id,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (sequence, prev_hash, hash) = q::append_chained(c, &texts)?;
-    row.sequence = sequence;
-    row.prev_hash = prev_hash;
-    row.hash = hash;
-    Ok(row)
+    q::append_pending(c, &f.texts())
 }
 
 /// The hash the event at `start` must link to: the genesis hash, the stored previous event's hash,
@@ -169,9 +141,30 @@ impl AuditTrail {
     }
 
     /// Appends one entry in a transaction of its own (denials, failures, sensitive reads).
-    pub async fn record(&self, record: AuditRecord) -> Result<i64> {
+    pub async fn record(&self, record: AuditRecord) -> Result<()> {
         let now = self.clock.now();
-        self.store.transaction(move |c| append(c, &record, now).map(|r| r.sequence)).await
+        self.store.transaction(move |c| append(c, &record, now)).await
+    }
+
+    /// Links every committed entry into the chain (readers call it first, so they see all committed
+    /// entries; the linker task calls it as entries commit). Returns how many it linked.
+    pub async fn link_pending(&self) -> Result<i64> {
+        self.store.run(q::link).await
+    }
+
+    /// The linker: links entries as their transactions commit, and every few seconds in any case
+    /// (entries committed before a restart, or while linking failed). Runs until dropped.
+    pub async fn run_linker(self) {
+        loop {
+            tokio::select! {
+                _ = self.store.appended() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            }
+            if let Err(e) = self.link_pending().await {
+                tracing::warn!(error = %e, "linking audit entries failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
     }
 
     /// The current audit signing key, created (and its public key recorded in the trail) if none.
@@ -236,9 +229,12 @@ impl AuditTrail {
     pub async fn checkpoint(&self) -> Result<Option<CheckpointRow>> {
         let this = self.clone();
         let now = self.clock.now();
+        // The key first, in a transaction of its own; then every committed entry is linked, a new
+        // key's creation among them, and covered by the checkpoint that key signs.
+        let (kid, key) = self.store.transaction(move |c| this.current_key(c, now)).await?;
+        self.link_pending().await?;
         self.store
             .transaction(move |c| {
-                let (kid, key) = this.current_key(c, now)?;
                 let (sequence, hash) = q::head(c)?;
                 let latest = CheckpointRow::latest(c)?.map(|cp| cp.sequence).unwrap_or(0);
                 if sequence == 0 || sequence <= latest {
@@ -260,7 +256,9 @@ impl AuditTrail {
     }
 
     /// Recomputes the chain over `[start, end]` (defaults: the whole trail) and checks the
-    /// checkpoints in range. Stops at the first broken link.
+    /// checkpoints in range: each must match the chain and carry a valid signature by an audit key
+    /// the trail itself vouches for (its creation entry precedes the checkpoint, or an archive pass
+    /// listed it). Stops at the first broken link. Memory stays bounded by the checkpoints in range.
     pub async fn verify(&self, start: Option<i64>, end: Option<i64>) -> Result<ChainReport> {
         self.store
             .run(move |c| {
@@ -272,8 +270,11 @@ impl AuditTrail {
                     return Err(Error::invalid("start_sequence", "start_sequence must be between 1 and end_sequence"));
                 }
                 let mut report = ChainReport { first_sequence: start, last_sequence: end, ..Default::default() };
+                let keys: std::collections::HashMap<String, Vec<u8>> =
+                    AuditKeyRow::all(c)?.into_iter().map(|k| (k.kid, k.public_key)).collect();
+                let attested = attested_keys(&AuditEventRow::key_attestations(c)?);
+                let mut checkpoints = CheckpointRow::range(c, start, end)?.into_iter().peekable();
                 let mut prev = anchor(c, start)?;
-                let mut hashes = std::collections::HashMap::new();
                 let mut expected = start;
                 while expected <= end {
                     let rows = AuditEventRow::range(c, expected, end, BATCH)?;
@@ -283,68 +284,115 @@ impl AuditTrail {
                         return Ok(report);
                     }
                     for row in rows {
-                        if row.sequence != expected {
-                            report.broken =
-                                Some((expected, ChainFailure::SequenceGap, format!("event {expected} is missing")));
+                        if let Some(broken) = check_link(&row, expected, &prev) {
+                            report.broken = Some(broken);
                             return Ok(report);
                         }
-                        if row.prev_hash != prev {
-                            report.broken = Some((
-                                row.sequence,
-                                ChainFailure::LinkMismatch,
-                                format!("event {} does not link to event {}", row.sequence, row.sequence - 1),
-                            ));
-                            return Ok(report);
-                        }
-                        let computed = recompute(&prev, &row);
-                        if row.hash != computed {
-                            report.broken = Some((
-                                row.sequence,
-                                ChainFailure::HashMismatch,
-                                format!("event {} was altered: its contents do not match its hash", row.sequence),
-                            ));
-                            return Ok(report);
-                        }
-                        hashes.insert(row.sequence, computed);
-                        prev = computed.to_vec();
+                        prev = row.hash.clone();
                         report.verified += 1;
                         expected += 1;
+                        while let Some(cp) = checkpoints.next_if(|cp| cp.sequence <= row.sequence) {
+                            if let Some(broken) = check_checkpoint(&cp, &row, &keys, &attested) {
+                                report.broken = Some(broken);
+                                return Ok(report);
+                            }
+                            report.checkpoints_verified += 1;
+                            report.last_checkpoint = Some(cp);
+                        }
                     }
-                }
-                let keys: std::collections::HashMap<String, Vec<u8>> =
-                    AuditKeyRow::all(c)?.into_iter().map(|k| (k.kid, k.public_key)).collect();
-                for cp in CheckpointRow::range(c, start, end)? {
-                    if hashes.get(&cp.sequence).map(|h| h.as_slice()) != Some(cp.hash.as_slice()) {
-                        report.broken = Some((
-                            cp.sequence,
-                            ChainFailure::CheckpointMismatch,
-                            format!("checkpoint at {} does not match the chain", cp.sequence),
-                        ));
-                        return Ok(report);
-                    }
-                    let signed = keys
-                        .get(&cp.key_id)
-                        .and_then(|pk| <[u8; 32]>::try_from(pk.as_slice()).ok())
-                        .and_then(|pk| VerifyingKey::from_bytes(&pk).ok())
-                        .zip(<[u8; 64]>::try_from(cp.signature.as_slice()).ok())
-                        .is_some_and(|(vk, sig)| {
-                            let message =
-                                checkpoint_message(cp.sequence, &cp.hash, &format_time(cp.time.timestamp_micros()));
-                            vk.verify(&message, &ed25519_dalek::Signature::from_bytes(&sig)).is_ok()
-                        });
-                    if !signed {
-                        report.broken = Some((
-                            cp.sequence,
-                            ChainFailure::CheckpointSignature,
-                            format!("checkpoint at {} is not signed by a known audit key", cp.sequence),
-                        ));
-                        return Ok(report);
-                    }
-                    report.checkpoints_verified += 1;
-                    report.last_checkpoint = Some(cp);
                 }
                 Ok(report)
             })
             .await
     }
+}
+
+/// Why `row` does not continue the chain at `expected` after `prev`, if it does not.
+fn check_link(row: &AuditEventRow, expected: i64, prev: &[u8]) -> Option<(i64, ChainFailure, String)> {
+    if row.sequence != expected {
+        return Some((expected, ChainFailure::SequenceGap, format!("event {expected} is missing")));
+    }
+    if row.prev_hash != prev {
+        return Some((
+            row.sequence,
+            ChainFailure::LinkMismatch,
+            format!("event {} does not link to event {}", row.sequence, row.sequence - 1),
+        ));
+    }
+    if row.hash != recompute(prev, row) {
+        return Some((
+            row.sequence,
+            ChainFailure::HashMismatch,
+            format!("event {} was altered: its contents do not match its hash", row.sequence),
+        ));
+    }
+    None
+}
+
+/// Why checkpoint `cp` (at or before the verified `row`) does not vouch for the chain, if it does not.
+fn check_checkpoint(
+    cp: &CheckpointRow,
+    row: &AuditEventRow,
+    keys: &std::collections::HashMap<String, Vec<u8>>,
+    attested: &[(i64, Vec<u8>)],
+) -> Option<(i64, ChainFailure, String)> {
+    if cp.sequence != row.sequence || cp.hash != row.hash {
+        return Some((
+            cp.sequence,
+            ChainFailure::CheckpointMismatch,
+            format!("checkpoint at {} does not match the chain", cp.sequence),
+        ));
+    }
+    let Some(public) = keys.get(&cp.key_id) else {
+        return Some((
+            cp.sequence,
+            ChainFailure::CheckpointSignature,
+            format!("checkpoint at {} is signed by an unknown audit key {}", cp.sequence, cp.key_id),
+        ));
+    };
+    if !attested.iter().any(|(at, pk)| *at <= cp.sequence && pk == public) {
+        return Some((
+            cp.sequence,
+            ChainFailure::CheckpointSignature,
+            format!(
+                "checkpoint at {} is signed by audit key {}, whose creation the trail does not record",
+                cp.sequence, cp.key_id
+            ),
+        ));
+    }
+    let signed = <[u8; 32]>::try_from(public.as_slice())
+        .ok()
+        .and_then(|pk| VerifyingKey::from_bytes(&pk).ok())
+        .zip(<[u8; 64]>::try_from(cp.signature.as_slice()).ok())
+        .is_some_and(|(vk, sig)| {
+            let message = checkpoint_message(cp.sequence, &cp.hash, &format_time(cp.time.timestamp_micros()));
+            vk.verify(&message, &ed25519_dalek::Signature::from_bytes(&sig)).is_ok()
+        });
+    (!signed).then(|| {
+        (cp.sequence, ChainFailure::CheckpointSignature, format!("checkpoint at {} has a bad signature", cp.sequence))
+    })
+}
+
+/// Detail of an archive entry listing the audit public keys (base64, comma-separated) in use when it
+/// archived older entries, so the checkpoints that remain keep a key the trail vouches for.
+pub const ARCHIVE_KEYS_DETAIL: &str = "audit_keys";
+
+/// The audit public keys the trail vouches for, each with the sequence from which it may sign: a
+/// key's creation or rotation entry, or any sequence for keys an archive entry lists.
+fn attested_keys(entries: &[(i64, String, String)]) -> Vec<(i64, Vec<u8>)> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut out = Vec::new();
+    for (sequence, action, details) in entries {
+        let Ok(d) = serde_json::from_str::<std::collections::BTreeMap<String, String>>(details) else { continue };
+        if action == "audit.archive" {
+            for k in d.get(ARCHIVE_KEYS_DETAIL).map(String::as_str).unwrap_or("").split(',') {
+                if let Ok(pk) = b64.decode(k) {
+                    out.push((0, pk));
+                }
+            }
+        } else if let Some(pk) = d.get("public_key").and_then(|k| b64.decode(k).ok()) {
+            out.push((*sequence, pk));
+        }
+    }
+    out
 }

@@ -33,6 +33,15 @@ pub enum AuditResult {
 }
 
 impl AuditResult {
+    /// How a call that ended with gRPC status `code` (its name, e.g. `PERMISSION_DENIED`) counts.
+    pub fn of_code(code: &str) -> AuditResult {
+        match code {
+            "OK" => AuditResult::Success,
+            "UNAUTHENTICATED" | "PERMISSION_DENIED" => AuditResult::Denied,
+            _ => AuditResult::Failed,
+        }
+    }
+
     /// Stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -42,6 +51,27 @@ impl AuditResult {
         }
     }
 }
+
+/// gRPC status code names, indexed by code number.
+pub const STATUS_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
 
 /// Who acted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +116,8 @@ pub struct AuditRecord {
     pub target_id: String,
     pub camera_id: String,
     pub result: AuditResult,
+    /// gRPC status code name the call ended with: `OK`, or why it was refused or failed.
+    pub code: String,
     pub reason: String,
     pub details: BTreeMap<String, String>,
     pub request_id: String,
@@ -104,10 +136,19 @@ impl AuditRecord {
             target_id: target_id.to_owned(),
             camera_id: String::new(),
             result: AuditResult::Success,
+            code: "OK".to_owned(),
             reason: String::new(),
             details: BTreeMap::new(),
             request_id: String::new(),
         }
+    }
+
+    /// Marks the entry as a call that ended with gRPC status `code` (its name) and `message`.
+    pub fn ended(mut self, code: &str, message: &str) -> AuditRecord {
+        self.result = AuditResult::of_code(code);
+        self.code = code.to_owned();
+        self.reason = message.to_owned();
+        self
     }
 
     /// Adds a detail.

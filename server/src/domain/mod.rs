@@ -3,6 +3,6 @@ mod audit;
 mod role;
 mod user;
 
-pub use audit::{Actor, ActorType, AuditRecord, AuditResult, action_of};
+pub use audit::{Actor, ActorType, AuditRecord, AuditResult, STATUS_CODES, action_of};
 pub use role::{Permission, Role};
 pub use user::{normalise_username, validate_display_name};

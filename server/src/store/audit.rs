@@ -25,6 +25,7 @@ pub struct AuditEventRow {
     pub target_id: String,
     pub camera_id: String,
     pub result: String,
+    pub code: String,
     pub reason: String,
     pub details: String,
     pub request_id: String,
@@ -66,43 +67,56 @@ pub struct EventFilter {
     pub target_type: String,
     pub target_id: String,
     pub result: String,
+    /// gRPC code name (`OK`, `PERMISSION_DENIED`, ...).
+    pub code: String,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
 }
 
-/// Appends one entry in a single statement: the chain head is locked and advanced, the entry's hash
-/// computed from the previous one (`audit_chain_hash`, the opennvr-audit-v1 scheme) and the row
-/// inserted. `fields` are the chained text fields in canonical order (id, time, actor type, actor
-/// user id, username, API key id, session id, client address, user agent, action, method, target
-/// type, target id, camera id, result, reason, details, request id). Returns the sequence, the
-/// previous hash and the hash.
-pub fn append_chained(c: &mut PgConnection, fields: &[String]) -> Result<(i64, Vec<u8>, Vec<u8>)> {
+/// Entries read into the chain per `audit_link` call.
+pub const LINK_BATCH: i32 = 5_000;
+
+thread_local! {
+    /// Set when this thread (a pooled connection's worker) put an entry into the inbox; the store
+    /// wakes the linker once the work that wrote it is over.
+    static PENDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Adds one entry to the audit inbox inside the caller's transaction: no lock is taken, so audited
+/// transactions commit concurrently; the entry commits with the change it records, or not at all,
+/// and is linked into the chain by [`link`]. `fields` are the chained text fields in canonical order
+/// (`ChainFields::texts`).
+pub fn append_pending(c: &mut PgConnection, fields: &[&str]) -> Result<()> {
+    diesel::sql_query("INSERT INTO audit_inbox (fields) VALUES ($1)")
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(fields)
+        .execute(c)?;
+    PENDING.with(|p| p.set(true));
+    Ok(())
+}
+
+/// Whether this thread appended entries since the last call (and forgets it).
+pub fn take_pending() -> bool {
+    PENDING.with(|p| p.replace(false))
+}
+
+/// Links committed inbox entries into the chain (sequence and hash), in batches, until the inbox is
+/// empty; waits for a linker already at work. Returns how many entries it linked.
+pub fn link(c: &mut PgConnection) -> Result<i64> {
     #[derive(QueryableByName)]
     struct Linked {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        sequence: i64,
-        #[diesel(sql_type = diesel::sql_types::Bytea)]
-        prev_hash: Vec<u8>,
-        #[diesel(sql_type = diesel::sql_types::Bytea)]
-        hash: Vec<u8>,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        n: i32,
     }
-    let r: Linked = diesel::sql_query(
-        "WITH h AS (
-           UPDATE audit_chain_head
-              SET prev_hash = hash, sequence = sequence + 1, hash = audit_chain_hash(hash, sequence + 1, $1)
-           RETURNING sequence, prev_hash, hash)
-         INSERT INTO audit_events (sequence, id, time, actor_type, actor_user_id, actor_username, actor_api_key_id,
-                                   actor_session_id, client_address, user_agent, action, method, target_type,
-                                   target_id, camera_id, result, reason, details, request_id, prev_hash, hash)
-         SELECT h.sequence, ($1)[1]::uuid, ($1)[2]::timestamptz, ($1)[3], ($1)[4], ($1)[5], ($1)[6], ($1)[7], ($1)[8],
-                ($1)[9], ($1)[10], ($1)[11], ($1)[12], ($1)[13], ($1)[14], ($1)[15], ($1)[16], ($1)[17], ($1)[18],
-                h.prev_hash, h.hash
-           FROM h
-         RETURNING sequence, prev_hash, hash",
-    )
-    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(fields)
-    .get_result(c)?;
-    Ok((r.sequence, r.prev_hash, r.hash))
+    let mut total = 0;
+    loop {
+        let r: Linked = diesel::sql_query("SELECT audit_link($1) AS n")
+            .bind::<diesel::sql_types::Integer, _>(LINK_BATCH)
+            .get_result(c)?;
+        total += i64::from(r.n);
+        if r.n < LINK_BATCH {
+            return Ok(total);
+        }
+    }
 }
 
 /// The chain head without locking.
@@ -157,6 +171,9 @@ impl AuditEventRow {
         if !f.result.is_empty() {
             q = q.filter(audit_events::result.eq(f.result.clone()));
         }
+        if !f.code.is_empty() {
+            q = q.filter(audit_events::code.eq(f.code.clone()));
+        }
         if let Some(t) = f.start_time {
             q = q.filter(audit_events::time.ge(t));
         }
@@ -174,6 +191,17 @@ impl AuditEventRow {
             .order(audit_events::sequence.asc())
             .limit(limit)
             .select(AuditEventRow::as_select())
+            .load(c)?)
+    }
+
+    /// Sequence and details of the entries that vouch for audit signing keys: key creations and
+    /// rotations, and archive passes (which list the keys whose creation they archived).
+    pub fn key_attestations(c: &mut PgConnection) -> Result<Vec<(i64, String, String)>> {
+        Ok(audit_events::table
+            .filter(audit_events::action.eq_any(["audit_key.create", "audit_key.rotate", "audit.archive"]))
+            .filter(audit_events::actor_type.eq("system"))
+            .order(audit_events::sequence)
+            .select((audit_events::sequence, audit_events::action, audit_events::details))
             .load(c)?)
     }
 

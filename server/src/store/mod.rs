@@ -11,6 +11,7 @@ use deadpool_diesel::postgres::{Hook, HookError, Manager, Pool, Runtime};
 use diesel::prelude::*;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Every migration in `migrations/`, compiled into the binary.
@@ -20,6 +21,8 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// Signalled when work committed audit entries that await linking.
+    appended: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Store {
@@ -58,7 +61,7 @@ impl Store {
             .post_create(hook)
             .build()
             .map_err(Error::internal)?;
-        Ok(Store { pool })
+        Ok(Store { pool, appended: Arc::default() })
     }
 
     /// Runs `f` on a pooled connection, off the async runtime.
@@ -68,7 +71,17 @@ impl Store {
         R: Send + 'static,
     {
         let conn = self.pool.get().await?;
-        conn.interact(f).await?
+        let appended = self.appended.clone();
+        conn.interact(move |c| {
+            audit::take_pending();
+            let result = f(c);
+            // Entries this work wrote wait in the inbox: the linker links them as they commit.
+            if audit::take_pending() {
+                appended.notify_one();
+            }
+            result
+        })
+        .await?
     }
 
     /// Runs `f` in a transaction on a pooled connection.
@@ -87,6 +100,11 @@ impl Store {
             Ok(())
         });
         matches!(tokio::time::timeout(Duration::from_secs(2), check).await, Ok(Ok(())))
+    }
+
+    /// Waits until work may have committed audit entries that await linking.
+    pub async fn appended(&self) {
+        self.appended.notified().await
     }
 
     /// Current pool usage.

@@ -91,6 +91,7 @@ diesel::table! {
         target_id -> Text,
         camera_id -> Text,
         result -> Text,
+        code -> Text,
         reason -> Text,
         details -> Text,
         request_id -> Text,

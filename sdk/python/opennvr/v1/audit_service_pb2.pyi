@@ -237,6 +237,7 @@ class AuditEvent(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PREV_HASH_FIELD_NUMBER: _builtins.int
     HASH_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the chain, from 1, without gaps."""
     id: _builtins.str
@@ -252,8 +253,8 @@ class AuditEvent(_message.Message):
     """Camera concerned, if any."""
     result: Global___AuditResult.ValueType
     reason: _builtins.str
-    """Why: the user's stated reason (export, deletion, hold), or the denial/failure cause (a gRPC code
-    name and a short message). Never secrets.
+    """Why: the user's stated reason (export, deletion, hold), or the message the call was refused or
+    failed with. Never secrets.
     """
     request_id: _builtins.str
     """Correlates the entries of one request."""
@@ -261,6 +262,8 @@ class AuditEvent(_message.Message):
     """Hash of the previous event (32 zero bytes for sequence 1)."""
     hash: _builtins.bytes
     """SHA-256 chain hash of this event."""
+    code: _builtins.str
+    """The gRPC status code name the call ended with: "OK", or e.g. "PERMISSION_DENIED", "NOT_FOUND"."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """Commit time."""
@@ -289,10 +292,11 @@ class AuditEvent(_message.Message):
         request_id: _builtins.str = ...,
         prev_hash: _builtins.bytes = ...,
         hash: _builtins.bytes = ...,
+        code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "camera_id", b"camera_id", "details", b"details", "hash", b"hash", "id", b"id", "method", b"method", "prev_hash", b"prev_hash", "reason", b"reason", "request_id", b"request_id", "result", b"result", "sequence", b"sequence", "target_id", b"target_id", "target_type", b"target_type", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "camera_id", b"camera_id", "code", b"code", "details", b"details", "hash", b"hash", "id", b"id", "method", b"method", "prev_hash", b"prev_hash", "reason", b"reason", "request_id", b"request_id", "result", b"result", "sequence", b"sequence", "target_id", b"target_id", "target_type", b"target_type", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -313,6 +317,7 @@ class AuditEventFilter(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
     actor_user_id: _builtins.str
     actor_api_key_id: _builtins.str
     action: _builtins.str
@@ -322,6 +327,8 @@ class AuditEventFilter(_message.Message):
     target_id: _builtins.str
     result: Global___AuditResult.ValueType
     """AUDIT_RESULT_UNSPECIFIED = any."""
+    code: _builtins.str
+    """gRPC status code name ("NOT_FOUND"); empty = any."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """time in [start_time, end_time)."""
@@ -340,10 +347,11 @@ class AuditEventFilter(_message.Message):
         result: Global___AuditResult.ValueType = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
+        code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_api_key_id", b"actor_api_key_id", "actor_user_id", b"actor_user_id", "camera_id", b"camera_id", "end_time", b"end_time", "result", b"result", "start_time", b"start_time", "target_id", b"target_id", "target_type", b"target_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_api_key_id", b"actor_api_key_id", "actor_user_id", b"actor_user_id", "camera_id", b"camera_id", "code", b"code", "end_time", b"end_time", "result", b"result", "start_time", b"start_time", "target_id", b"target_id", "target_type", b"target_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
