@@ -38,7 +38,13 @@ pub enum AuditCommand {
         end_sequence: Option<i64>,
     },
     /// Verify a JSON Lines export offline: every hash, link and checkpoint signature.
-    Verify { file: PathBuf },
+    Verify {
+        file: PathBuf,
+        /// Trust only these audit keys (public key SHA-256, hex, as `nvrctl audit keys` prints it):
+        /// a checkpoint signed by any other key fails. Repeat for several keys.
+        #[arg(long = "key", value_name = "FINGERPRINT")]
+        keys: Vec<String>,
+    },
     /// List the audit signing keys (to compare with the keys an export carries).
     Keys,
     /// Ask the server to verify its chain in place.
@@ -79,8 +85,8 @@ fn row(e: &pb::AuditEvent) -> Vec<String> {
 const HEADER: [&str; 8] = ["Seq", "Time", "Actor", "Client", "Action", "Target", "Outcome", "Reason"];
 
 pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Result<()> {
-    if let AuditCommand::Verify { file } = &c {
-        return verify(file);
+    if let AuditCommand::Verify { file, keys } = &c {
+        return verify(file, keys);
     }
     let client = session::signed_in(server).await?;
     match c {
@@ -179,10 +185,18 @@ pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Res
     Ok(())
 }
 
-fn verify(file: &PathBuf) -> Result<()> {
+fn verify(file: &PathBuf, pinned: &[String]) -> Result<()> {
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     match opennvr_sdk::audit::verify_export(std::io::BufReader::new(f)) {
         Ok(r) => {
+            if !pinned.is_empty()
+                && let Some((kid, fingerprint)) =
+                    r.signing_keys.iter().find(|(_, f)| !pinned.iter().any(|p| p.eq_ignore_ascii_case(f)))
+            {
+                bail!(
+                    "verification FAILED: checkpoints are signed by {kid} (public key SHA-256 {fingerprint}), not a key given with --key"
+                );
+            }
             println!(
                 "OK: {} event(s) {}..{}, {} checkpoint signature(s) verified.",
                 r.events,
@@ -191,9 +205,13 @@ fn verify(file: &PathBuf) -> Result<()> {
                 r.checkpoints
             );
             for (kid, fingerprint) in &r.signing_keys {
-                println!(
-                    "Checkpoints signed by {kid} (public key SHA-256 {fingerprint}): compare with `nvrctl audit keys` or your own record; the keys come from the export itself."
-                );
+                if pinned.is_empty() {
+                    println!(
+                        "Checkpoints signed by {kid} (public key SHA-256 {fingerprint}): compare with `nvrctl audit keys` or your own record (or pass --key); the keys come from the export itself."
+                    );
+                } else {
+                    println!("Checkpoints signed by {kid} (public key SHA-256 {fingerprint}), a key given with --key.");
+                }
             }
             if !r.anchored_at_genesis {
                 println!("The export starts after sequence 1: its first link rests on the anchor hash in its header.");

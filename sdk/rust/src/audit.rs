@@ -142,40 +142,30 @@ pub struct ExportKey {
     pub public_key: String,
 }
 
-/// An event line (field names as in `AuditEvent`, flattened; hashes base64).
+/// An event line (field names as in `AuditEvent`, flattened; hashes base64). Every field is required
+/// and no other is allowed, so an edited field name fails like an edited value.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExportEvent {
     pub sequence: i64,
     pub id: String,
     pub time: String,
     pub actor_type: String,
-    #[serde(default)]
     pub actor_user_id: String,
-    #[serde(default)]
     pub actor_username: String,
-    #[serde(default)]
     pub actor_api_key_id: String,
-    #[serde(default)]
     pub actor_session_id: String,
-    #[serde(default)]
     pub client_address: String,
-    #[serde(default)]
     pub user_agent: String,
     pub action: String,
-    #[serde(default)]
     pub method: String,
-    #[serde(default)]
     pub target_type: String,
-    #[serde(default)]
     pub target_id: String,
-    #[serde(default)]
     pub camera_id: String,
     pub result: String,
     pub code: String,
-    #[serde(default)]
     pub reason: String,
     pub details: BTreeMap<String, String>,
-    #[serde(default)]
     pub request_id: String,
     pub prev_hash: String,
     pub hash: String,
@@ -183,6 +173,7 @@ pub struct ExportEvent {
 
 /// A checkpoint line.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExportCheckpoint {
     pub sequence: i64,
     pub hash: String,
@@ -193,6 +184,7 @@ pub struct ExportCheckpoint {
 
 /// Last line.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExportTrailer {
     pub count: i64,
     pub last_sequence: i64,

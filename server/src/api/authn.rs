@@ -108,7 +108,7 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -
         // away), so its entry is written when it ends.
         Some(call) if streaming && status.is_none() => {
             let gate = gate.clone();
-            response = response.map(|inner| Body::new(AuditedStream { inner, pending: Some((gate, call)) }));
+            response = response.map(|inner| Body::new(AuditedStream::new(inner, gate, call)));
         }
         Some(call) => {
             let message = response.headers().get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
@@ -188,20 +188,29 @@ fn authorize(gate: &Gate, req: &Request, path: &str) -> Result<Option<Principal>
 }
 
 /// The body of a streaming answer, which writes the call's entry when the stream ends: with the
-/// status of its trailers, or CANCELLED when the client went away before the end.
+/// status of its trailers — held back until the entry is written, so a client that saw the end of the
+/// stream finds its entry in the trail, and told UNAVAILABLE if it could not be — or CANCELLED when
+/// the client went away before the end.
 struct AuditedStream {
     inner: Body,
     pending: Option<(Arc<Gate>, Call)>,
+    held: Option<http_body::Frame<axum::body::Bytes>>,
+    recording: Option<Pin<Box<dyn std::future::Future<Output = bool> + Send>>>,
 }
 
 impl AuditedStream {
-    fn finish(&mut self, code: String, message: String) {
-        let Some((gate, call)) = self.pending.take() else { return };
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                record_unaudited(&gate, &call, &code, &message).await;
-            });
-        }
+    fn new(inner: Body, gate: Arc<Gate>, call: Call) -> AuditedStream {
+        AuditedStream { inner, pending: Some((gate, call)), held: None, recording: None }
+    }
+
+    /// Starts writing the entry (once).
+    fn record(
+        &mut self,
+        code: String,
+        message: String,
+    ) -> Option<Pin<Box<dyn std::future::Future<Output = bool> + Send>>> {
+        let (gate, call) = self.pending.take()?;
+        Some(Box::pin(async move { record_unaudited(&gate, &call, &code, &message).await }))
     }
 }
 
@@ -213,24 +222,42 @@ impl http_body::Body for AuditedStream {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<axum::body::Bytes>, axum::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(trailers) = frame.trailers_ref() {
-                    let text = |name: &str| trailers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                    let code = Some(text("grpc-status")).filter(|c| !c.is_empty()).unwrap_or_else(|| "2".to_owned());
-                    let message = text("grpc-message");
-                    self.finish(code, message);
+        loop {
+            if let Some(recording) = self.recording.as_mut() {
+                let written = std::task::ready!(recording.as_mut().poll(cx));
+                self.recording = None;
+                let held = self.held.take();
+                if written {
+                    return Poll::Ready(held.map(Ok));
                 }
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
+                trailers.insert("grpc-message", http::HeaderValue::from_static("the audit trail cannot be written"));
+                return Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
             }
-            Poll::Ready(Some(Err(e))) => {
-                let message = format!("the response stream failed: {e}");
-                self.finish("2".to_owned(), message);
+            let polled = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
+            let (code, message) = match &polled {
+                Some(Ok(frame)) => match frame.trailers_ref() {
+                    Some(trailers) => {
+                        let text =
+                            |name: &str| trailers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                        let code =
+                            Some(text("grpc-status")).filter(|c| !c.is_empty()).unwrap_or_else(|| "2".to_owned());
+                        (code, text("grpc-message"))
+                    }
+                    None => return Poll::Ready(polled),
+                },
+                Some(Err(e)) => ("2".to_owned(), format!("the response stream failed: {e}")),
+                None => ("2".to_owned(), "the stream ended without a status".to_owned()),
+            };
+            match self.record(code, message) {
+                Some(recording) => {
+                    self.recording = Some(recording);
+                    self.held = polled.and_then(Result::ok);
+                }
+                None => return Poll::Ready(polled),
             }
-            Poll::Ready(None) => self.finish("2".to_owned(), "the stream ended without a status".to_owned()),
-            Poll::Pending => {}
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -244,7 +271,12 @@ impl http_body::Body for AuditedStream {
 
 impl Drop for AuditedStream {
     fn drop(&mut self) {
-        self.finish("1".to_owned(), "the client cancelled the call".to_owned());
+        // The client went away before the end: the entry is written in the background.
+        let recording =
+            self.recording.take().or_else(|| self.record("1".to_owned(), "the client cancelled the call".to_owned()));
+        if let (Some(recording), Ok(runtime)) = (recording, tokio::runtime::Handle::try_current()) {
+            runtime.spawn(recording);
+        }
     }
 }
 

@@ -249,7 +249,12 @@ impl AuditTrail {
                     key_id: kid,
                     signature: key.sign(&message).to_bytes().to_vec(),
                 };
-                row.insert(c)?;
+                if !row.insert(c)? {
+                    // Another checkpoint at the head (a concurrent one, or planted): nothing was
+                    // signed here. VerifyChain judges the one that is there.
+                    tracing::warn!(sequence, "a checkpoint exists at the chain head already; none signed");
+                    return Ok(None);
+                }
                 Ok(Some(row))
             })
             .await

@@ -235,10 +235,9 @@ impl AuditEventRow {
 }
 
 impl CheckpointRow {
-    /// Stores a checkpoint.
-    pub fn insert(&self, c: &mut PgConnection) -> Result<()> {
-        diesel::insert_into(audit_checkpoints::table).values(self).on_conflict_do_nothing().execute(c)?;
-        Ok(())
+    /// Stores a checkpoint; false when one exists at that sequence already.
+    pub fn insert(&self, c: &mut PgConnection) -> Result<bool> {
+        Ok(diesel::insert_into(audit_checkpoints::table).values(self).on_conflict_do_nothing().execute(c)? == 1)
     }
 
     /// Checkpoints with `from <= sequence <= to`, in order.

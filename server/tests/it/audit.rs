@@ -157,6 +157,27 @@ async fn a_change_commits_with_its_entry_or_not_at_all() {
     let entries = events(&admin, "user.create").await;
     assert_eq!(entries.len(), 1, "only the failure entry: {entries:#?}");
     assert_eq!(entries[0].result, pb::AuditResult::Failed as i32);
+    // A transaction that fails after its entry was written (at commit) takes the entry with it.
+    diesel::sql_query(
+        "CREATE FUNCTION test_fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+           IF NEW.fields[18] LIKE '%rollback-late%' THEN RAISE EXCEPTION 'injected failure at commit'; END IF;
+           RETURN NEW; END $$",
+    )
+    .execute(&mut su)
+    .unwrap();
+    diesel::sql_query(
+        "CREATE CONSTRAINT TRIGGER test_fail_commit AFTER INSERT ON audit_inbox DEFERRABLE INITIALLY DEFERRED
+         FOR EACH ROW EXECUTE FUNCTION test_fail_commit()",
+    )
+    .execute(&mut su)
+    .unwrap();
+    assert!(admin.auth().create_user(create("rollback-late")).await.is_err());
+    assert_eq!(count(&mut su, "SELECT count(*) AS n FROM users WHERE username = 'rollback-late'"), 0);
+    let entries = events(&admin, "user.create").await;
+    assert!(
+        !entries.iter().any(|e| e.result == pb::AuditResult::Success as i32),
+        "no success entry for a change that did not commit: {entries:#?}"
+    );
     // A sensitive read whose entry cannot be written is not served.
     diesel::sql_query("REVOKE INSERT ON audit_inbox FROM opennvr_runtime").execute(&mut su).unwrap();
     let read = admin.audit().list_audit_events(pb::ListAuditEventsRequest::default()).await;
@@ -188,12 +209,24 @@ async fn the_runtime_role_cannot_rewrite_the_trail_and_triggers_stop_everyone_el
         // A checkpoint planted ahead of the chain (it would stop the real ones) or beside it.
         "INSERT INTO audit_checkpoints SELECT sequence + 1000, hash, time, key_id, signature FROM audit_checkpoints",
         "INSERT INTO audit_checkpoints SELECT sequence, sha256(hash), time, key_id, signature FROM audit_checkpoints",
-        // Entries that could never be linked (they would hold up all others) are refused at the door.
+    ] {
+        assert!(diesel::sql_query(sql).execute(&mut rt).is_err(), "runtime role may not: {sql}");
+    }
+    // Entries that could never be linked, or would not read back as hashed, are refused at the door:
+    // one of them would hold up every entry behind it.
+    for sql in [
         "INSERT INTO audit_inbox (fields) VALUES (array_fill('x'::text, ARRAY[19]))",
+        "INSERT INTO audit_inbox (fields) SELECT ('[0:18]=' || ARRAY[gen_random_uuid()::text, '2026-01-01T00:00:00.000000Z',
+           'system', '', '', '', '', '', '', 'x', '', '', '', '', 'success', 'OK', '', '{}', '']::text)::text[]",
+        "INSERT INTO audit_inbox (fields) VALUES (ARRAY[gen_random_uuid()::text, '2026-01-01T00:00:00.000000Z', 'system',
+           '', '', '', '', '', '', repeat('a', 600), '', '', '', '', 'success', 'OK', '', '{}', ''])",
+        "INSERT INTO audit_inbox (fields) VALUES (ARRAY[gen_random_uuid()::text, '2026-01-01T24:00:00.000000Z', 'system',
+           '', '', '', '', '', '', 'x', '', '', '', '', 'success', 'OK', '', '{}', ''])",
         "INSERT INTO audit_inbox (fields) SELECT ARRAY[id::text, '2026-01-01T00:00:00.000000Z', 'system', '', '', '', '',
            '', '', 'x', '', '', '', '', 'success', 'OK', '', '{}', ''] FROM audit_events LIMIT 1",
     ] {
-        assert!(diesel::sql_query(sql).execute(&mut rt).is_err(), "runtime role may not: {sql}");
+        let e = diesel::sql_query(sql).execute(&mut rt).unwrap_err().to_string();
+        assert!(e.contains("malformed audit entry") || e.contains("exists already"), "{sql}: {e}");
     }
     diesel::sql_query(pending).execute(&mut rt).expect("the runtime role adds entries");
     let mut owner = <diesel::PgConnection as diesel::Connection>::establish(&s.db.owner_url()).unwrap();
@@ -209,7 +242,7 @@ async fn the_runtime_role_cannot_rewrite_the_trail_and_triggers_stop_everyone_el
         assert!(e.contains("append-only"), "the trigger refuses the owner too: {sql}: {e}");
     }
     // The pending entry joins the chain, which still verifies.
-    assert_eq!(s.audit.link_pending().await.unwrap(), 1);
+    s.audit.link_pending().await.unwrap();
     assert_eq!(events(&admin, "test.pending").await.len(), 1);
     assert!(verify(&admin).await.ok);
 }
@@ -366,6 +399,10 @@ async fn exports_verify_offline_across_key_rotation_and_any_edit_fails() {
     let mut edited = file.clone();
     edited[pos] = b'X';
     assert!(opennvr_sdk::audit::verify_export(edited.as_slice()).is_err());
+    // So does a one-byte edit of a field's name, even of an empty field.
+    let renamed = text.replacen("\"camera_id\":\"\"", "\"camera_iX\":\"\"", 1);
+    assert_ne!(renamed, text);
+    assert!(opennvr_sdk::audit::verify_export(renamed.as_bytes()).is_err());
     // Dropping a line (an event) breaks it too.
     let lines: Vec<&str> = text.lines().collect();
     let without: String = lines.iter().enumerate().filter(|(i, _)| *i != 3).map(|(_, l)| format!("{l}\n")).collect();
@@ -399,13 +436,29 @@ async fn concurrent_writers_chain_without_gaps() {
             }
         }));
     }
+    // Readers link what is pending while the server's linker does the same.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut linkers = Vec::new();
+    for _ in 0..4 {
+        let (trail, stop) = (s.audit.clone(), stop.clone());
+        linkers.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                trail.link_pending().await.unwrap();
+            }
+        }));
+    }
     for t in tasks {
         t.await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for l in linkers {
+        l.await.unwrap();
     }
     let r = verify(&admin).await;
     assert!(r.ok, "{r:?}");
     let mut su = s.db.superuser();
     s.audit.link_pending().await.unwrap();
+    assert_eq!(count(&mut su, "SELECT count(*) AS n FROM audit_inbox"), 0, "nothing left unlinked");
     let total = count(&mut su, "SELECT count(*) AS n FROM audit_events");
     assert_eq!(count(&mut su, "SELECT max(sequence) AS n FROM audit_events"), total, "gapless from 1");
     assert_eq!(count(&mut su, "SELECT count(*) AS n FROM audit_events WHERE action = 'test.write'"), 320);
@@ -567,6 +620,16 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// RPCs open without credentials (they establish them).
+const PUBLIC: &[&str] =
+    &["AuthService.Login", "AuthService.Bootstrap", "AuthService.Refresh", "AuthService.CompleteSecondFactor"];
+
+#[derive(diesel::QueryableByName)]
+struct Code1 {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    n: String,
+}
+
 /// RPCs of capabilities not built yet: a valid request answers UNIMPLEMENTED until they land (and
 /// their fixtures get real requests).
 const NOT_BUILT: &[&str] = &[
@@ -647,14 +710,46 @@ async fn every_audited_rpc_leaves_one_entry() {
             continue;
         };
         let path = format!("/opennvr.v1.{service}/{method}");
-        s.audit.link_pending().await.unwrap();
-        let before = count(&mut su, format!("SELECT count(*) AS n FROM audit_events WHERE method = '{path}'"));
+        let pq: http::uri::PathAndQuery = path.parse().unwrap();
         let mut grpc = tonic::client::Grpc::new(admin.channel());
+        // Rejected first: with a forged token, every RPC but the public ones is refused, and the
+        // refusal is one entry with its code.
+        let entries = format!("SELECT count(*) AS n FROM audit_events WHERE method = '{path}'");
+        let public = PUBLIC.contains(&rpc.as_str());
+        s.audit.link_pending().await.unwrap();
+        let before = count(&mut su, &entries);
+        grpc.ready().await.unwrap();
+        let mut forged = tonic::Request::new(body.clone());
+        forged.metadata_mut().insert("authorization", "Bearer eyJhbGciOiJFZERTQSJ9.e30.AAAA".parse().unwrap());
+        let refused = if public {
+            None
+        } else if streaming {
+            grpc.server_streaming(forged, pq.clone(), RawCodec).await.err().map(|st| st.code())
+        } else {
+            grpc.unary(forged, pq.clone(), RawCodec).await.err().map(|st| st.code())
+        };
+        if refused == Some(Code::Unauthenticated) {
+            s.audit.link_pending().await.unwrap();
+            let codes: Vec<String> = diesel::sql_query(format!(
+                "SELECT code AS n FROM audit_events WHERE method = '{path}' ORDER BY sequence DESC LIMIT 2"
+            ))
+            .load::<Code1>(&mut su)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.n)
+            .collect();
+            if count(&mut su, &entries) - before != 1 || codes.first().map(String::as_str) != Some("UNAUTHENTICATED") {
+                problems.push(format!("{rpc}: a refused call did not leave one UNAUTHENTICATED entry"));
+            }
+        } else if !public {
+            problems.push(format!("{rpc}: a forged token was answered {refused:?}"));
+        }
+        s.audit.link_pending().await.unwrap();
+        let before = count(&mut su, &entries);
         grpc.ready().await.unwrap();
         let mut req = tonic::Request::new(body);
         req.metadata_mut()
             .insert("authorization", format!("Bearer {}", admin.tokens().unwrap().access_token).parse().unwrap());
-        let pq: http::uri::PathAndQuery = path.parse().unwrap();
         let code = if streaming {
             match grpc.server_streaming(req, pq, RawCodec).await {
                 // Read to the end: a stream the client leaves early ends as CANCELLED.
