@@ -39,6 +39,7 @@ pub struct Server {
     pub keys: KeyRing,
     pub auth: AuthApp,
     pub audit: AuditTrail,
+    pub cameras: crate::app::cameras::CameraApp,
     pub local_addr: SocketAddr,
     listener: Option<TcpListener>,
     router: axum::Router,
@@ -188,9 +189,12 @@ impl Server {
         });
         let audit_app =
             crate::app::audit::AuditApp { store: store.clone(), trail: audit.clone(), clock: clock.clone() };
+        let cameras =
+            crate::app::cameras::CameraApp { store: store.clone(), clock: clock.clone(), master: master.clone() };
         let router = api::router(RouterParts {
             auth: AuthApi { app: auth.clone() },
             audit: crate::api::audit_service::AuditApi { app: audit_app.clone() },
+            cameras: crate::api::camera_service::CameraApi { app: cameras.clone() },
             gate,
             http: Arc::new(HttpState { store: store.clone(), keys: keys.clone(), metrics }),
             cors_origins: config.cors_origins.clone(),
@@ -251,6 +255,7 @@ impl Server {
             keys,
             auth,
             audit,
+            cameras,
             local_addr,
             listener: Some(listener),
             router,

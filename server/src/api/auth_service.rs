@@ -1,6 +1,6 @@
 //! `opennvr.v1.AuthService`: decode, call [`AuthApp`], encode. Nothing else.
-use super::convert;
 use super::status::{ApiResult, respond, to_status};
+use super::{call, convert};
 use crate::app::auth::{AuthApp, UserUpdate};
 use crate::app::{Call, PageRequest, Principal};
 use crate::domain::Role;
@@ -12,11 +12,6 @@ use tonic::{Request, Status};
 /// The gRPC face of the identity service.
 pub struct AuthApi {
     pub app: AuthApp,
-}
-
-/// The call context the authentication layer attached.
-fn call<T>(req: &Request<T>) -> Result<Call, Status> {
-    req.extensions().get::<Call>().cloned().ok_or_else(|| Status::internal("call context missing"))
 }
 
 fn principal(call: &Call) -> Result<Principal, Status> {

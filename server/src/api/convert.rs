@@ -162,3 +162,54 @@ pub fn audit_key(k: &crate::store::audit::AuditKeyRow) -> pb::AuditSigningKey {
         retire_time: k.retired_at.map(timestamp),
     }
 }
+
+fn duration_of_ms(ms: i64) -> prost_types::Duration {
+    prost_types::Duration { seconds: ms / 1000, nanos: ((ms % 1000) * 1_000_000) as i32 }
+}
+
+/// Wire camera: never the password, only whether one is set.
+pub fn camera(c: &crate::store::cameras::CameraRow) -> pb::Camera {
+    use crate::domain::camera::{RecordingMode, Transport};
+    pb::Camera {
+        id: c.id.to_string(),
+        name: c.name.clone(),
+        description: c.description.clone(),
+        location: c.location.clone(),
+        source_url: c.source_url.clone(),
+        username: c.username.clone(),
+        has_password: c.password_sealed.is_some(),
+        transport: match Transport::parse(&c.transport) {
+            Some(Transport::Tcp) => pb::RtspTransport::Tcp,
+            Some(Transport::Udp) => pb::RtspTransport::Udp,
+            _ => pb::RtspTransport::Auto,
+        } as i32,
+        enabled: c.enabled,
+        recording_enabled: c.recording_enabled,
+        recording_mode: match RecordingMode::parse(&c.recording_mode) {
+            Some(RecordingMode::Events) => pb::RecordingMode::Events,
+            _ => pb::RecordingMode::Continuous,
+        } as i32,
+        segment_duration: Some(duration_of_ms(i64::from(c.segment_seconds) * 1000)),
+        event_pre_roll: c.event_pre_roll_ms.map(duration_of_ms),
+        event_post_roll: c.event_post_roll_ms.map(duration_of_ms),
+        labels: crate::app::cameras::labels_of(c).into_iter().collect(),
+        ip_addresses: c.ip_addresses.clone(),
+        path_name: crate::domain::camera::path_name(c.id),
+        create_time: Some(timestamp(c.created_at)),
+        update_time: Some(timestamp(c.updated_at)),
+        etag: format!("\"{}\"", c.version),
+    }
+}
+
+/// Wire camera grant.
+pub fn camera_grant(g: &crate::store::cameras::CameraGrantRow) -> pb::CameraGrant {
+    pb::CameraGrant {
+        camera_id: g.camera_id.to_string(),
+        user_id: g.user_id.to_string(),
+        permissions: g.permissions.clone(),
+        expire_time: g.expire_at.map(timestamp),
+        grantor_user_id: g.grantor_user_id.map(|u| u.to_string()).unwrap_or_default(),
+        create_time: Some(timestamp(g.created_at)),
+        update_time: Some(timestamp(g.updated_at)),
+    }
+}

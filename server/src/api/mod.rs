@@ -3,6 +3,7 @@
 pub mod audit_service;
 pub mod auth_service;
 pub mod authn;
+pub mod camera_service;
 pub mod convert;
 pub mod http_routes;
 pub mod policy;
@@ -14,12 +15,16 @@ use opennvr_proto::v1::auth_service_server::AuthServiceServer;
 use std::sync::Arc;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+/// The call context the authentication layer attached to a request.
+fn call<T>(req: &tonic::Request<T>) -> std::result::Result<crate::app::Call, tonic::Status> {
+    req.extensions().get::<crate::app::Call>().cloned().ok_or_else(|| tonic::Status::internal("call context missing"))
+}
+
 /// Package whose RPCs the policy table covers.
 pub const PACKAGE: &str = "opennvr.v1";
 
 /// Services that later capabilities implement, and the capability each comes with.
 const LATER: &[(&str, &str)] = &[
-    ("CameraService", "the cameras and MediaMTX control plane"),
     ("RecordingService", "recording: segments, timeline, playback, export, holds, retention"),
     ("InferenceService", "inference routing and IDS alerts"),
     ("EventService", "live events"),
@@ -29,6 +34,7 @@ const LATER: &[(&str, &str)] = &[
 pub struct RouterParts {
     pub auth: auth_service::AuthApi,
     pub audit: audit_service::AuditApi,
+    pub cameras: camera_service::CameraApi,
     pub gate: Arc<authn::Gate>,
     pub http: Arc<http_routes::HttpState>,
     pub cors_origins: Vec<String>,
@@ -62,6 +68,7 @@ pub fn router(parts: RouterParts) -> Result<Router> {
         .map_err(Error::internal)?;
     let grpc = tonic::service::Routes::new(AuthServiceServer::new(parts.auth))
         .add_service(opennvr_proto::v1::audit_service_server::AuditServiceServer::new(parts.audit))
+        .add_service(opennvr_proto::v1::camera_service_server::CameraServiceServer::new(parts.cameras))
         .add_service(health)
         .add_service(reflection)
         .into_axum_router()

@@ -2,6 +2,7 @@
 //! without gRPC.
 pub mod audit;
 pub mod auth;
+pub mod cameras;
 pub mod setup;
 
 use crate::domain::{Actor, ActorType, AuditRecord, AuditResult, Permission, Role};
@@ -33,12 +34,22 @@ pub struct Call {
     pub action: String,
     pub request_id: String,
     audited: Arc<AtomicBool>,
+    /// What the call is about, once the app knows (kind, id, camera), for the entry of a failure.
+    target: Arc<std::sync::Mutex<Option<(String, String, String)>>>,
 }
 
 impl Call {
     /// A call of `method` (named `action`) from `client`, not yet authenticated.
     pub fn new(client: Client, method: String, action: String, request_id: String) -> Call {
-        Call { principal: None, client, method, action, request_id, audited: Arc::new(AtomicBool::new(false)) }
+        Call {
+            principal: None,
+            client,
+            method,
+            action,
+            request_id,
+            audited: Arc::new(AtomicBool::new(false)),
+            target: Arc::default(),
+        }
     }
 
     /// The signed-in caller, or UNAUTHENTICATED.
@@ -60,18 +71,28 @@ impl Call {
         }
     }
 
+    /// Notes what the call is about, so that its entry names it even when the call fails.
+    pub fn about(&self, target_type: &str, target_id: &str, camera_id: &str) {
+        if let Ok(mut t) = self.target.lock() {
+            *t = Some((target_type.to_owned(), target_id.to_owned(), camera_id.to_owned()));
+        }
+    }
+
     /// A success entry for this call about `target_type`/`target_id` (see [`AuditRecord::ended`] for
-    /// the others).
+    /// the others); empty = what [`Call::about`] noted, if anything.
     pub fn record(&self, target_type: &str, target_id: &str) -> AuditRecord {
+        let noted = if target_type.is_empty() { self.target.lock().ok().and_then(|t| t.clone()) } else { None };
+        let (target_type, target_id, camera_id) =
+            noted.unwrap_or_else(|| (target_type.to_owned(), target_id.to_owned(), String::new()));
         AuditRecord {
             actor: self.actor(),
             client_address: self.client.address_text(),
             user_agent: self.client.user_agent.clone(),
             action: self.action.clone(),
             method: self.method.clone(),
-            target_type: target_type.to_owned(),
-            target_id: target_id.to_owned(),
-            camera_id: String::new(),
+            target_type,
+            target_id,
+            camera_id,
             result: AuditResult::Success,
             code: "OK".to_owned(),
             reason: String::new(),

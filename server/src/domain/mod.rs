@@ -1,5 +1,6 @@
-//! Plain domain types and rules: roles, permissions, users. No tonic, no Diesel, no I/O.
+//! Plain domain types and rules: roles, permissions, users, cameras. No tonic, no Diesel, no I/O.
 mod audit;
+pub mod camera;
 mod role;
 mod user;
 

@@ -1,5 +1,6 @@
 //! PostgreSQL through Diesel: the pool, embedded migrations and every query. The only place SQL lives.
 pub mod audit;
+pub mod cameras;
 pub mod keys;
 pub mod schema;
 pub mod sessions;

@@ -123,3 +123,45 @@ diesel::table! {
 
 diesel::joinable!(audit_checkpoints -> audit_signing_keys (key_id));
 diesel::allow_tables_to_appear_in_same_query!(audit_events, audit_checkpoints, audit_signing_keys, audit_chain_head);
+
+diesel::table! {
+    cameras (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        location -> Text,
+        source_url -> Text,
+        username -> Text,
+        password_sealed -> Nullable<Bytea>,
+        password_kek_id -> Nullable<Text>,
+        transport -> Text,
+        enabled -> Bool,
+        recording_enabled -> Bool,
+        recording_mode -> Text,
+        segment_seconds -> Int4,
+        event_pre_roll_ms -> Nullable<Int8>,
+        event_post_roll_ms -> Nullable<Int8>,
+        labels -> Jsonb,
+        ip_addresses -> Array<Text>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    camera_grants (camera_id, user_id) {
+        camera_id -> Uuid,
+        user_id -> Uuid,
+        permissions -> Array<Text>,
+        expire_at -> Nullable<Timestamptz>,
+        grantor_user_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(camera_grants -> cameras (camera_id));
+diesel::joinable!(camera_grants -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(cameras, camera_grants, users);

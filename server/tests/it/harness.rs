@@ -234,6 +234,7 @@ pub struct TestServer {
     pub keys: opennvr_server::security::keyring::KeyRing,
     pub audit: opennvr_server::audit::AuditTrail,
     pub store: opennvr_server::store::Store,
+    pub cameras: opennvr_server::app::cameras::CameraApp,
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -256,11 +257,12 @@ impl TestServer {
         let keys = server.keys.clone();
         let audit = server.audit.clone();
         let store = server.store.clone();
+        let cameras = server.cameras.clone();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             server.serve(rx).await.expect("server serves");
         });
-        TestServer { db, clock, addr, data_dir, options, keys, audit, store, stop, task: Some(task) }
+        TestServer { db, clock, addr, data_dir, options, keys, audit, store, cameras, stop, task: Some(task) }
     }
 
     pub fn url(&self) -> String {

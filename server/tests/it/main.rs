@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod boot;
+mod cameras;
 mod embedded;
 mod harness;
 mod http;

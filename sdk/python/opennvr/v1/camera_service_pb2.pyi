@@ -182,7 +182,10 @@ Global___ConnectionTestResult: _TypeAlias = ConnectionTestResult  # noqa: Y015
 
 @_typing.final
 class Camera(_message.Message):
-    """A camera. Retention is set through RecordingService retention policies, not here."""
+    """A camera. Retention (max age, max bytes) is set per camera through RecordingService retention
+    policies, under retention.manage, not here: whoever may reconfigure a camera may not thereby shorten
+    how long its evidence is kept.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -224,6 +227,8 @@ class Camera(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    SEGMENT_DURATION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. UUID."""
     name: _builtins.str
@@ -244,6 +249,8 @@ class Camera(_message.Message):
     """Output only. MediaMTX path name the server manages for this camera."""
     etag: _builtins.str
     """Output only."""
+    location: _builtins.str
+    """Where the camera is, free text ("Dock door 3, north wall")."""
     @_builtins.property
     def event_pre_roll(self) -> _duration_pb2.Duration:
         """RECORDING_MODE_EVENTS only: video kept before and after each event. Unset = server default."""
@@ -268,6 +275,10 @@ class Camera(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Output only."""
 
+    @_builtins.property
+    def segment_duration(self) -> _duration_pb2.Duration:
+        """Length of each recorded segment file. Unset = 60 s; between 10 s and 1 h."""
+
     def __init__(
         self,
         *,
@@ -289,10 +300,12 @@ class Camera(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        location: _builtins.str = ...,
+        segment_duration: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "event_post_roll", b"event_post_roll", "event_pre_roll", b"event_pre_roll", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "event_post_roll", b"event_post_roll", "event_pre_roll", b"event_pre_roll", "segment_duration", b"segment_duration", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "enabled", b"enabled", "etag", b"etag", "event_post_roll", b"event_post_roll", "event_pre_roll", b"event_pre_roll", "has_password", b"has_password", "id", b"id", "ip_addresses", b"ip_addresses", "labels", b"labels", "name", b"name", "path_name", b"path_name", "recording_enabled", b"recording_enabled", "recording_mode", b"recording_mode", "source_url", b"source_url", "transport", b"transport", "update_time", b"update_time", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "enabled", b"enabled", "etag", b"etag", "event_post_roll", b"event_post_roll", "event_pre_roll", b"event_pre_roll", "has_password", b"has_password", "id", b"id", "ip_addresses", b"ip_addresses", "labels", b"labels", "location", b"location", "name", b"name", "path_name", b"path_name", "recording_enabled", b"recording_enabled", "recording_mode", b"recording_mode", "segment_duration", b"segment_duration", "source_url", b"source_url", "transport", b"transport", "update_time", b"update_time", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -396,7 +409,7 @@ class CameraGrant(_message.Message):
     """Output only. The user who last set this grant."""
     @_builtins.property
     def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Subset of: camera.read, camera.live, recording.read, recording.export."""
+        """Subset of: camera.read, camera.live, camera.write, recording.read, recording.export."""
 
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:

@@ -142,8 +142,8 @@ class CameraServiceServicer:
 
     def UpdateCamera(self, request, context):
         """Updates a camera's settings. update_mask is required; allowed paths: "name", "description",
-        "transport", "enabled", "recording_enabled", "recording_mode", "event_pre_roll",
-        "event_post_roll", "labels", "ip_addresses". The source URL and credentials change only through
+        "location", "transport", "enabled", "recording_enabled", "recording_mode", "segment_duration",
+        "event_pre_roll", "event_post_roll", "labels", "ip_addresses". The source URL and credentials change only through
         SetCameraSource. Changing "transport" restarts the stream (viewers are dropped). Returns ABORTED
         for a stale etag, ALREADY_EXISTS for a taken name, NOT_FOUND for an unknown camera.
         Permission: camera.write
@@ -168,10 +168,12 @@ class CameraServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteCamera(self, request, context):
-        """Deletes a camera, its MediaMTX path, its grants and inference bindings. Recordings are kept (and
-        age out under the default retention policy) unless delete_recordings is set, which also needs
-        recording.delete and answers FAILED_PRECONDITION (reason ERROR_REASON_UNDER_HOLD) if any are
-        under a hold. Returns ABORTED for a stale etag, NOT_FOUND for an unknown camera.
+        """Deletes a camera: it leaves MediaMTX at once (no more live view or recording), and its grants and
+        inference bindings go. Its recordings stay, still listed under the deleted camera, and age out
+        under its retention policy (or the site default), unless delete_recordings is set, which also
+        needs recording.delete. Refused with FAILED_PRECONDITION (reason ERROR_REASON_UNDER_HOLD) while an
+        evidence hold covers any of its recordings. The name becomes free for a new camera. Returns
+        ABORTED for a stale etag, NOT_FOUND for an unknown camera.
         Permission: camera.write
         Camera-scoped: yes
         Step-up: yes
@@ -228,9 +230,13 @@ class CameraServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GrantCameraAccess(self, request, context):
-        """Gives a user permissions on one camera, on top of its role; replaces the user's previous grant on
-        that camera. Grantable: camera.read, camera.live, recording.read, recording.export (camera.read is
-        implied by the others). The caller cannot grant a permission it does not hold on that camera
+        """Gives a user permissions on one camera; replaces the user's previous grant on that camera. A
+        user's role is the ceiling of what they may do; outside the admin role (which sees every camera)
+        a user sees only the cameras they hold a grant on, and does there what both the grant and the
+        role allow. Grantable: camera.read (see it), camera.live (live view), camera.write (manage:
+        change, re-source, delete), recording.read (playback), recording.export (export clips);
+        camera.read is implied by the others. Whoever adds a camera outside the admin role is granted on
+        it what their role allows. The caller cannot grant a permission it does not hold on that camera
         (PERMISSION_DENIED). Returns INVALID_ARGUMENT for other permissions, NOT_FOUND for an unknown
         camera or user.
         Permission: camera.grant

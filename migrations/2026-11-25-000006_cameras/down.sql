@@ -1,0 +1,2 @@
+DROP TABLE camera_grants;
+DROP TABLE cameras;

@@ -1,0 +1,561 @@
+//! Camera use cases — add, read, list, change, re-source, delete, grant — and the one authorizer that
+//! answers every camera-scoped question ("may this user do X on camera 7?"). A user's role is the
+//! ceiling of what they may do; outside the admin role, a grant on a camera says which of those
+//! things they may do on that camera. Every change is audited in its own transaction.
+use super::{Call, PageRequest, Principal, parse_id};
+use crate::audit::append;
+use crate::clock::SharedClock;
+use crate::domain::camera::{self, GRANTABLE, RecordingMode, SourceUrl, Transport};
+use crate::domain::{Permission, Role};
+use crate::error::{Error, ErrorKind, Result, reason};
+use crate::security::seal::{MasterKey, Sealed};
+use crate::store::Store;
+use crate::store::cameras::{CameraChanges, CameraGrantRow, CameraRow, Visible};
+use crate::store::users::UserRow;
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// A camera's settings as a request gives them; checked by [`CameraApp`].
+#[derive(Debug, Clone, Default)]
+pub struct CameraSpec {
+    pub name: String,
+    pub description: String,
+    pub location: String,
+    pub source_url: String,
+    pub username: String,
+    pub transport: Option<Transport>,
+    pub enabled: bool,
+    pub recording_enabled: bool,
+    pub recording_mode: Option<RecordingMode>,
+    /// (seconds, nanos); `None` = the default.
+    pub segment_duration: Option<(i64, i32)>,
+    pub event_pre_roll: Option<(i64, i32)>,
+    pub event_post_roll: Option<(i64, i32)>,
+    pub labels: BTreeMap<String, String>,
+    pub ip_addresses: Vec<String>,
+}
+
+/// Fields an update may change (the update mask's paths).
+pub const UPDATABLE: [&str; 12] = [
+    "name",
+    "description",
+    "location",
+    "transport",
+    "enabled",
+    "recording_enabled",
+    "recording_mode",
+    "segment_duration",
+    "event_pre_roll",
+    "event_post_roll",
+    "labels",
+    "ip_addresses",
+];
+
+/// A new source for a camera.
+#[derive(Debug, Clone, Default)]
+pub struct SourceChange {
+    pub source_url: String,
+    pub username: String,
+    pub password: String,
+    pub keep_password: bool,
+    pub expected_version: Option<i64>,
+}
+
+/// Camera use cases.
+#[derive(Clone)]
+pub struct CameraApp {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub master: MasterKey,
+}
+
+/// Which cameras `p` may see at `now`.
+pub fn visible(p: &Principal, now: DateTime<Utc>) -> Visible {
+    if p.role == Role::Admin { Visible::All } else { Visible::GrantedTo(p.user_id, now) }
+}
+
+/// The authorizer: the camera `id` if `p` may do `permission` on it. NOT_FOUND when the camera does
+/// not exist or `p` may not see it (its existence is not revealed), PERMISSION_DENIED when `p` sees
+/// it but may not do that. With `lock`, the row stays locked until the transaction ends.
+pub fn authorize(
+    c: &mut PgConnection,
+    p: &Principal,
+    id: Uuid,
+    permission: Permission,
+    now: DateTime<Utc>,
+    lock: bool,
+) -> Result<CameraRow> {
+    let not_found = || Error::new(ErrorKind::NotFound, format!("camera {id} not found"));
+    let row = if lock { CameraRow::find_for_update(c, id)? } else { CameraRow::find(c, id)? };
+    let row = row.ok_or_else(not_found)?;
+    let held = held_on(c, p, id, now)?;
+    if held.is_empty() {
+        return Err(not_found());
+    }
+    if !held.contains(&permission) {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!("permission {} on camera {id} required", permission.name()),
+        ));
+    }
+    Ok(row)
+}
+
+/// The camera-scoped permissions `p` holds on camera `id`: their role's, limited (outside the admin
+/// role) to those a live grant on that camera gives. Empty = the camera is invisible to them.
+fn held_on(c: &mut PgConnection, p: &Principal, id: Uuid, now: DateTime<Utc>) -> Result<Vec<Permission>> {
+    if p.role == Role::Admin {
+        return Ok(Permission::ALL.to_vec());
+    }
+    let Some(grant) = CameraGrantRow::live(c, id, p.user_id, now)? else { return Ok(Vec::new()) };
+    Ok(grant
+        .permissions
+        .iter()
+        .filter_map(|n| n.parse::<Permission>().ok())
+        .filter(|perm| p.role.allows(*perm))
+        .collect())
+}
+
+fn password_owner(id: Uuid) -> String {
+    format!("cameras/{id}/password")
+}
+
+fn etag_mismatch(id: Uuid) -> Error {
+    Error::new(ErrorKind::Aborted, format!("camera {id} was changed by someone else (etag mismatch); reload and retry"))
+        .with_reason(reason::ETAG_MISMATCH)
+}
+
+fn name_taken(name: &str) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e.kind() {
+        ErrorKind::AlreadyExists => {
+            Error::new(ErrorKind::AlreadyExists, format!("a camera named {name:?} exists already"))
+        }
+        _ => e,
+    }
+}
+
+fn labels_json(labels: &BTreeMap<String, String>) -> serde_json::Value {
+    serde_json::Value::Object(labels.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect())
+}
+
+/// The labels of a stored camera.
+pub fn labels_of(row: &CameraRow) -> BTreeMap<String, String> {
+    row.labels
+        .as_object()
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+        .unwrap_or_default()
+}
+
+impl CameraApp {
+    fn seal(&self, id: Uuid, password: &str) -> Result<Option<Sealed>> {
+        if password.is_empty() {
+            Ok(None)
+        } else {
+            self.master.seal(&password_owner(id), password.as_bytes()).map(Some)
+        }
+    }
+
+    /// The camera's password in clear (for MediaMTX and connection tests only, in memory).
+    pub fn password(&self, row: &CameraRow) -> Result<Option<String>> {
+        match (&row.password_sealed, &row.password_kek_id) {
+            (Some(blob), Some(kek_id)) => {
+                let sealed = Sealed { kek_id: kek_id.clone(), blob: blob.clone() };
+                let bytes = self.master.open(&password_owner(row.id), &sealed)?;
+                String::from_utf8(bytes).map(Some).map_err(|_| Error::internal("a camera password is not UTF-8"))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Adds a camera. Outside the admin role, the creator is granted on it what their role allows.
+    pub async fn create(&self, call: &Call, spec: CameraSpec, password: &str) -> Result<CameraRow> {
+        let p = call.principal()?.clone();
+        // As stored (microseconds), so the answer matches what a later read returns.
+        let now = crate::audit::to_micros(self.clock.now());
+        let id = Uuid::new_v4();
+        let source = SourceUrl::parse("camera.source_url", &spec.source_url)?;
+        camera::validate_password("password", password)?;
+        let sealed = self.seal(id, password)?;
+        let row = CameraRow {
+            id,
+            name: camera::validate_name("camera.name", &spec.name)?,
+            description: camera::validate_text("camera.description", &spec.description, 1000)?,
+            location: camera::validate_text("camera.location", &spec.location, 200)?,
+            source_url: source.as_str().to_owned(),
+            username: camera::validate_username("camera.username", &spec.username)?,
+            password_kek_id: sealed.as_ref().map(|s| s.kek_id.clone()),
+            password_sealed: sealed.map(|s| s.blob),
+            transport: spec.transport.unwrap_or(Transport::Automatic).as_str().to_owned(),
+            enabled: spec.enabled,
+            recording_enabled: spec.recording_enabled,
+            recording_mode: spec.recording_mode.unwrap_or(RecordingMode::Continuous).as_str().to_owned(),
+            segment_seconds: match spec.segment_duration {
+                Some((s, n)) => camera::validate_segment_seconds("camera.segment_duration", s, n)?,
+                None => camera::DEFAULT_SEGMENT_SECONDS,
+            },
+            event_pre_roll_ms: spec
+                .event_pre_roll
+                .map(|(s, n)| camera::validate_roll("camera.event_pre_roll", s, n))
+                .transpose()?,
+            event_post_roll_ms: spec
+                .event_post_roll
+                .map(|(s, n)| camera::validate_roll("camera.event_post_roll", s, n))
+                .transpose()?,
+            labels: {
+                camera::validate_labels("camera.labels", &spec.labels)?;
+                labels_json(&spec.labels)
+            },
+            ip_addresses: camera::validate_ip_addresses("camera.ip_addresses", &spec.ip_addresses)?,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        let record = call
+            .record("camera", &id.to_string())
+            .detail("name", row.name.clone())
+            .detail("source_host", source.endpoint().0)
+            .detail("password_set", row.password_sealed.is_some().to_string())
+            .detail("enabled", row.enabled.to_string())
+            .detail("recording_enabled", row.recording_enabled.to_string());
+        let mut record = record;
+        record.camera_id = id.to_string();
+        let insert = row.clone();
+        let creator_grant = (p.role != Role::Admin).then(|| CameraGrantRow {
+            camera_id: id,
+            user_id: p.user_id,
+            permissions: GRANTABLE.iter().filter(|g| p.role.allows(**g)).map(|g| g.name().to_owned()).collect(),
+            expire_at: None,
+            grantor_user_id: Some(p.user_id),
+            created_at: now,
+            updated_at: now,
+        });
+        let name = row.name.clone();
+        self.store
+            .transaction(move |c| {
+                insert.insert(c)?;
+                if let Some(g) = creator_grant {
+                    g.upsert(c)?;
+                }
+                append(c, &record, now)
+            })
+            .await
+            .map_err(name_taken(&name))?;
+        call.mark_audited();
+        Ok(row)
+    }
+
+    /// One camera the caller may see.
+    pub async fn get(&self, call: &Call, id: &str) -> Result<CameraRow> {
+        let id = parse_id("camera_id", id)?;
+        call.about("camera", &id.to_string(), &id.to_string());
+        let (p, now) = (call.principal()?.clone(), self.clock.now());
+        self.store.run(move |c| authorize(c, &p, id, Permission::CameraRead, now, false)).await
+    }
+
+    /// A page of the cameras the caller may see, carrying all of `labels`.
+    pub async fn list(
+        &self,
+        call: &Call,
+        labels: BTreeMap<String, String>,
+        page: PageRequest,
+    ) -> Result<(Vec<CameraRow>, String)> {
+        camera::validate_labels("labels", &labels)?;
+        let p = call.principal()?.clone();
+        let visible = visible(&p, self.clock.now());
+        let filter = (!labels.is_empty()).then(|| labels_json(&labels));
+        let (after, limit) = (page.after.clone(), page.size);
+        let rows =
+            self.store.run(move |c| CameraRow::page(c, visible, filter.as_ref(), after.as_deref(), limit)).await?;
+        let last = rows.last().map(|r| r.name.to_lowercase());
+        let next = page.next_token(rows.len(), last.as_deref());
+        Ok((rows, next))
+    }
+
+    /// Changes the fields named in `mask` to their values in `spec`.
+    pub async fn update(
+        &self,
+        call: &Call,
+        id: &str,
+        spec: CameraSpec,
+        mask: &[String],
+        expected_version: Option<i64>,
+    ) -> Result<CameraRow> {
+        let id = parse_id("camera.id", id)?;
+        call.about("camera", &id.to_string(), &id.to_string());
+        if mask.is_empty() {
+            return Err(Error::invalid("update_mask", "update_mask names no field"));
+        }
+        let mut changes = CameraChanges::default();
+        for path in mask {
+            match path.as_str() {
+                "name" => changes.name = Some(camera::validate_name("camera.name", &spec.name)?),
+                "description" => {
+                    changes.description = Some(camera::validate_text("camera.description", &spec.description, 1000)?)
+                }
+                "location" => changes.location = Some(camera::validate_text("camera.location", &spec.location, 200)?),
+                "transport" => {
+                    changes.transport = Some(spec.transport.unwrap_or(Transport::Automatic).as_str().to_owned())
+                }
+                "enabled" => changes.enabled = Some(spec.enabled),
+                "recording_enabled" => changes.recording_enabled = Some(spec.recording_enabled),
+                "recording_mode" => {
+                    changes.recording_mode =
+                        Some(spec.recording_mode.unwrap_or(RecordingMode::Continuous).as_str().to_owned())
+                }
+                "segment_duration" => {
+                    changes.segment_seconds = Some(match spec.segment_duration {
+                        Some((s, n)) => camera::validate_segment_seconds("camera.segment_duration", s, n)?,
+                        None => camera::DEFAULT_SEGMENT_SECONDS,
+                    })
+                }
+                "event_pre_roll" => {
+                    changes.event_pre_roll_ms = Some(
+                        spec.event_pre_roll
+                            .map(|(s, n)| camera::validate_roll("camera.event_pre_roll", s, n))
+                            .transpose()?,
+                    )
+                }
+                "event_post_roll" => {
+                    changes.event_post_roll_ms = Some(
+                        spec.event_post_roll
+                            .map(|(s, n)| camera::validate_roll("camera.event_post_roll", s, n))
+                            .transpose()?,
+                    )
+                }
+                "labels" => {
+                    camera::validate_labels("camera.labels", &spec.labels)?;
+                    changes.labels = Some(labels_json(&spec.labels));
+                }
+                "ip_addresses" => {
+                    changes.ip_addresses =
+                        Some(camera::validate_ip_addresses("camera.ip_addresses", &spec.ip_addresses)?)
+                }
+                other => {
+                    return Err(Error::invalid(
+                        "update_mask",
+                        format!("update_mask path {other:?} is not updatable ({})", UPDATABLE.join(", ")),
+                    ));
+                }
+            }
+        }
+        let (p, now) = (call.principal()?.clone(), self.clock.now());
+        let mut record = call.record("camera", &id.to_string()).detail("update_mask", mask.join(","));
+        record.camera_id = id.to_string();
+        let name = changes.name.clone().unwrap_or_default();
+        let row = self
+            .store
+            .transaction(move |c| {
+                let current = authorize(c, &p, id, Permission::CameraWrite, now, true)?;
+                if expected_version.is_some_and(|v| v != current.version) {
+                    return Err(etag_mismatch(id));
+                }
+                let row = CameraRow::update(c, id, &changes, now)?;
+                append(c, &record, now)?;
+                Ok(row)
+            })
+            .await
+            .map_err(name_taken(&name))?;
+        call.mark_audited();
+        Ok(row)
+    }
+
+    /// Replaces the source URL and credentials together. A kept password only ever goes back to the
+    /// same host and port.
+    pub async fn set_source(&self, call: &Call, id: &str, change: SourceChange) -> Result<CameraRow> {
+        let id = parse_id("camera_id", id)?;
+        call.about("camera", &id.to_string(), &id.to_string());
+        let source = SourceUrl::parse("source_url", &change.source_url)?;
+        let username = camera::validate_username("username", &change.username)?;
+        if !change.keep_password {
+            camera::validate_password("password", &change.password)?;
+        }
+        let sealed = if change.keep_password { None } else { self.seal(id, &change.password)? };
+        let (p, now) = (call.principal()?.clone(), self.clock.now());
+        let mut record = call.record("camera", &id.to_string()).detail("source_host", source.endpoint().0).detail(
+            "password",
+            if change.keep_password {
+                "kept"
+            } else if sealed.is_some() {
+                "replaced"
+            } else {
+                "removed"
+            },
+        );
+        record.camera_id = id.to_string();
+        let row = self
+            .store
+            .transaction(move |c| {
+                let current = authorize(c, &p, id, Permission::CameraWrite, now, true)?;
+                if change.expected_version.is_some_and(|v| v != current.version) {
+                    return Err(etag_mismatch(id));
+                }
+                let mut changes = CameraChanges {
+                    source_url: Some(source.as_str().to_owned()),
+                    username: Some(username),
+                    ..Default::default()
+                };
+                if change.keep_password {
+                    let old = SourceUrl::parse("source_url", &current.source_url)?;
+                    if current.password_sealed.is_some() && old.endpoint() != source.endpoint() {
+                        return Err(Error::invalid(
+                            "keep_password",
+                            "keep_password needs the same host and port: a stored password is never sent to another host",
+                        ));
+                    }
+                } else {
+                    changes.password_kek_id = Some(sealed.as_ref().map(|s| s.kek_id.clone()));
+                    changes.password_sealed = Some(sealed.map(|s| s.blob));
+                }
+                let row = CameraRow::update(c, id, &changes, now)?;
+                append(c, &record, now)?;
+                Ok(row)
+            })
+            .await?;
+        call.mark_audited();
+        Ok(row)
+    }
+
+    /// Deletes a camera: it leaves the media plane and loses its grants; its recordings stay under
+    /// retention unless `delete_recordings` (which needs recording.delete).
+    pub async fn delete(
+        &self,
+        call: &Call,
+        id: &str,
+        expected_version: Option<i64>,
+        delete_recordings: bool,
+    ) -> Result<()> {
+        let id = parse_id("camera_id", id)?;
+        call.about("camera", &id.to_string(), &id.to_string());
+        let (p, now) = (call.principal()?.clone(), self.clock.now());
+        if delete_recordings {
+            p.require(Permission::RecordingDelete)?;
+        }
+        let mut record = call
+            .record("camera", &id.to_string())
+            .detail("recordings", if delete_recordings { "deleted" } else { "kept under retention" });
+        record.camera_id = id.to_string();
+        self.store
+            .transaction(move |c| {
+                let current = authorize(c, &p, id, Permission::CameraWrite, now, true)?;
+                if expected_version.is_some_and(|v| v != current.version) {
+                    return Err(etag_mismatch(id));
+                }
+                CameraRow::mark_deleted(c, id, now)?;
+                let revoked = CameraGrantRow::delete_for_camera(c, id)?;
+                let record = record.detail("grants_removed", revoked.len().to_string());
+                append(c, &record, now)
+            })
+            .await?;
+        call.mark_audited();
+        Ok(())
+    }
+
+    /// Gives `user` `permissions` on a camera (replacing their grant there). The caller may only
+    /// grant what they hold on that camera.
+    pub async fn grant(
+        &self,
+        call: &Call,
+        camera_id: &str,
+        user_id: &str,
+        permissions: &[String],
+        expire_at: Option<DateTime<Utc>>,
+    ) -> Result<CameraGrantRow> {
+        let camera = parse_id("camera_id", camera_id)?;
+        let user = parse_id("user_id", user_id)?;
+        call.about("camera_grant", &format!("{camera}/{user}"), &camera.to_string());
+        let perms = camera::grant_permissions("permissions", permissions)?;
+        let (p, now) = (call.principal()?.clone(), self.clock.now());
+        if expire_at.is_some_and(|t| t <= now) {
+            return Err(Error::invalid("expire_time", "expire_time must be in the future"));
+        }
+        let names: Vec<String> = perms.iter().map(|p| p.name().to_owned()).collect();
+        let mut record = call
+            .record("camera_grant", &format!("{camera}/{user}"))
+            .detail("user_id", user.to_string())
+            .detail("permissions", names.join(","));
+        if let Some(t) = expire_at {
+            record = record.detail("expire_time", t.to_rfc3339());
+        }
+        record.camera_id = camera.to_string();
+        let row = self
+            .store
+            .transaction(move |c| {
+                authorize(c, &p, camera, Permission::CameraRead, now, true)?;
+                let held = held_on(c, &p, camera, now)?;
+                if let Some(missing) = perms.iter().find(|perm| !held.contains(perm)) {
+                    return Err(Error::new(
+                        ErrorKind::PermissionDenied,
+                        format!("you cannot grant {} on this camera: you do not hold it", missing.name()),
+                    ));
+                }
+                UserRow::find(c, user)?
+                    .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("user {user} not found")))?;
+                let row = CameraGrantRow {
+                    camera_id: camera,
+                    user_id: user,
+                    permissions: names,
+                    expire_at,
+                    grantor_user_id: Some(p.user_id),
+                    created_at: now,
+                    updated_at: now,
+                }
+                .upsert(c)?;
+                append(c, &record, now)?;
+                Ok(row)
+            })
+            .await?;
+        call.mark_audited();
+        Ok(row)
+    }
+
+    /// Removes a user's grant on a camera; idempotent.
+    pub async fn revoke(&self, call: &Call, camera_id: &str, user_id: &str) -> Result<bool> {
+        let camera = parse_id("camera_id", camera_id)?;
+        let user = parse_id("user_id", user_id)?;
+        call.about("camera_grant", &format!("{camera}/{user}"), &camera.to_string());
+        let (p, now) = (call.principal()?.clone(), self.clock.now());
+        let mut record = call.record("camera_grant", &format!("{camera}/{user}")).detail("user_id", user.to_string());
+        record.camera_id = camera.to_string();
+        let removed = self
+            .store
+            .transaction(move |c| {
+                authorize(c, &p, camera, Permission::CameraRead, now, false)?;
+                let removed = CameraGrantRow::delete(c, camera, user)?;
+                let record = record.detail("removed", removed.to_string());
+                append(c, &record, now)?;
+                Ok(removed)
+            })
+            .await?;
+        call.mark_audited();
+        Ok(removed)
+    }
+
+    /// A page of grants on the cameras the caller may see.
+    pub async fn grants(
+        &self,
+        call: &Call,
+        camera_id: &str,
+        user_id: &str,
+        page: PageRequest,
+    ) -> Result<(Vec<CameraGrantRow>, String)> {
+        let camera = (!camera_id.is_empty()).then(|| parse_id("camera_id", camera_id)).transpose()?;
+        let user = (!user_id.is_empty()).then(|| parse_id("user_id", user_id)).transpose()?;
+        let after = match page.after.as_deref() {
+            Some(t) => {
+                let (c, u) =
+                    t.split_once('/').ok_or_else(|| Error::invalid("page_token", "page_token is not valid"))?;
+                Some((parse_id("page_token", c)?, parse_id("page_token", u)?))
+            }
+            None => None,
+        };
+        let visible = visible(call.principal()?, self.clock.now());
+        let limit = page.size;
+        let rows = self.store.run(move |c| CameraGrantRow::page(c, camera, user, visible, after, limit)).await?;
+        let last = rows.last().map(|g| format!("{}/{}", g.camera_id, g.user_id));
+        let next = page.next_token(rows.len(), last.as_deref());
+        Ok((rows, next))
+    }
+}

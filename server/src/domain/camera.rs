@@ -1,0 +1,312 @@
+//! What a camera is and which values it accepts: names, source URLs (never with credentials),
+//! transport, recording settings, labels, and the MediaMTX path name derived from its id.
+use super::Permission;
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use uuid::Uuid;
+
+/// Prefix of every MediaMTX path OpenNVR manages; paths without it are never touched.
+pub const PATH_PREFIX: &str = "opennvr-";
+
+/// The MediaMTX path of camera `id`: derived from the id, never from user text.
+pub fn path_name(id: Uuid) -> String {
+    format!("{PATH_PREFIX}{}", id.simple())
+}
+
+/// How MediaMTX's RTSP client carries a camera's media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Automatic,
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Automatic => "automatic",
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<Transport> {
+        [Transport::Automatic, Transport::Tcp, Transport::Udp].into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// What is kept of a recording camera's video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingMode {
+    Continuous,
+    Events,
+}
+
+impl RecordingMode {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingMode::Continuous => "continuous",
+            RecordingMode::Events => "events",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<RecordingMode> {
+        [RecordingMode::Continuous, RecordingMode::Events].into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// Segment length when none is given.
+pub const DEFAULT_SEGMENT_SECONDS: i32 = 60;
+/// Bounds of a segment's length.
+pub const SEGMENT_SECONDS: std::ops::RangeInclusive<i64> = 10..=3600;
+/// Longest event pre-roll or post-roll.
+pub const MAX_ROLL_MS: i64 = 3_600_000;
+
+/// A camera's name: trimmed, 1–100 characters, no control characters. Unique without regard to case.
+pub fn validate_name(field: &'static str, name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::invalid(field, format!("{field} is required")));
+    }
+    if name.chars().count() > 100 {
+        return Err(Error::invalid(field, format!("{field} must be at most 100 characters")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(field, format!("{field} must not contain control characters")));
+    }
+    Ok(name.to_owned())
+}
+
+/// Free text (description, location): at most `max` characters, no control characters but newlines.
+pub fn validate_text(field: &'static str, text: &str, max: usize) -> Result<String> {
+    if text.chars().count() > max {
+        return Err(Error::invalid(field, format!("{field} must be at most {max} characters")));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Error::invalid(field, format!("{field} must not contain control characters")));
+    }
+    Ok(text.to_owned())
+}
+
+/// A checked source URL: `rtsp://` or `rtsps://`, a host, no credentials, no fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceUrl {
+    url: url::Url,
+}
+
+impl SourceUrl {
+    /// Parses and checks `text` (the error names `field`).
+    pub fn parse(field: &'static str, text: &str) -> Result<SourceUrl> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Error::invalid(field, format!("{field} is required")));
+        }
+        if text.len() > 2048 {
+            return Err(Error::invalid(field, format!("{field} must be at most 2048 bytes")));
+        }
+        let url =
+            url::Url::parse(text).map_err(|e| Error::invalid(field, format!("{field} is not a valid URL: {e}")))?;
+        if !matches!(url.scheme(), "rtsp" | "rtsps") {
+            return Err(Error::invalid(field, format!("{field} must be an rtsp:// or rtsps:// URL")));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::invalid(
+                field,
+                format!("{field} must not carry credentials: give username and password separately"),
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(Error::invalid(field, format!("{field} must name a host")));
+        }
+        if url.fragment().is_some() {
+            return Err(Error::invalid(field, format!("{field} must not have a #fragment")));
+        }
+        Ok(SourceUrl { url })
+    }
+
+    /// The URL as stored (no credentials).
+    pub fn as_str(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// Host and port (the scheme's default when absent): a stored password only ever goes back to the
+    /// same pair.
+    pub fn endpoint(&self) -> (String, u16) {
+        let port = self.url.port().unwrap_or(if self.url.scheme() == "rtsps" { 322 } else { 554 });
+        (self.url.host_str().unwrap_or("").to_ascii_lowercase(), port)
+    }
+
+    /// The URL with `username`/`password` percent-encoded into it, for MediaMTX only (in memory).
+    pub fn with_credentials(&self, username: &str, password: &str) -> String {
+        let mut url = self.url.clone();
+        if !username.is_empty() {
+            // Setting credentials only fails for URLs without a host, which parse() refused.
+            let _ = url.set_username(username);
+            if !password.is_empty() {
+                let _ = url.set_password(Some(password));
+            }
+        }
+        url.to_string()
+    }
+}
+
+/// An RTSP username: at most 128 characters, no control characters.
+pub fn validate_username(field: &'static str, username: &str) -> Result<String> {
+    validate_text(field, username, 128).and_then(|u| {
+        if u.contains('\n') {
+            Err(Error::invalid(field, format!("{field} must not contain control characters")))
+        } else {
+            Ok(u)
+        }
+    })
+}
+
+/// An RTSP password: at most 256 bytes, no control characters.
+pub fn validate_password(field: &'static str, password: &str) -> Result<()> {
+    if password.len() > 256 {
+        return Err(Error::invalid(field, format!("{field} must be at most 256 bytes")));
+    }
+    if password.chars().any(char::is_control) {
+        return Err(Error::invalid(field, format!("{field} must not contain control characters")));
+    }
+    Ok(())
+}
+
+/// Labels: at most 32; keys 1–63 characters of `[a-z0-9_.-]` starting with a letter or digit;
+/// values at most 256 characters.
+pub fn validate_labels(field: &'static str, labels: &BTreeMap<String, String>) -> Result<()> {
+    if labels.len() > 32 {
+        return Err(Error::invalid(field, format!("{field} holds at most 32 labels")));
+    }
+    for (k, v) in labels {
+        let key_ok = !k.is_empty()
+            && k.len() <= 63
+            && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+            && k.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+        if !key_ok {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{field} key {k:?} must be 1-63 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+                ),
+            ));
+        }
+        if v.chars().count() > 256 || v.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                field,
+                format!("{field} value of {k:?} must be at most 256 characters, no control characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Extra device addresses: literal IPs, at most 16, normalised.
+pub fn validate_ip_addresses(field: &'static str, addresses: &[String]) -> Result<Vec<String>> {
+    if addresses.len() > 16 {
+        return Err(Error::invalid(field, format!("{field} holds at most 16 addresses")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(addresses.len());
+    for a in addresses {
+        let ip: IpAddr =
+            a.trim().parse().map_err(|_| Error::invalid(field, format!("{field}: {a:?} is not an IP address")))?;
+        let ip = ip.to_canonical().to_string();
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    Ok(out)
+}
+
+/// A segment length in whole seconds within [`SEGMENT_SECONDS`].
+pub fn validate_segment_seconds(field: &'static str, seconds: i64, nanos: i32) -> Result<i32> {
+    if nanos != 0 || !SEGMENT_SECONDS.contains(&seconds) {
+        return Err(Error::invalid(field, format!("{field} must be whole seconds between 10 s and 1 h")));
+    }
+    Ok(seconds as i32)
+}
+
+/// An event pre-roll or post-roll in milliseconds, at most an hour.
+pub fn validate_roll(field: &'static str, seconds: i64, nanos: i32) -> Result<i64> {
+    let ms = seconds.checked_mul(1000).and_then(|s| s.checked_add(i64::from(nanos) / 1_000_000));
+    match ms {
+        Some(ms) if (0..=MAX_ROLL_MS).contains(&ms) && nanos >= 0 => Ok(ms),
+        _ => Err(Error::invalid(field, format!("{field} must be between 0 and 1 h"))),
+    }
+}
+
+/// Permissions a camera grant may hold, with what each lets a user do on that one camera: see it,
+/// watch it live, change it (manage), play its recordings back, export clips.
+pub const GRANTABLE: [Permission; 5] = [
+    Permission::CameraRead,
+    Permission::CameraLive,
+    Permission::CameraWrite,
+    Permission::RecordingRead,
+    Permission::RecordingExport,
+];
+
+/// Parses a grant's permission names (camera.read is implied and added); sorted, unique.
+pub fn grant_permissions(field: &'static str, names: &[String]) -> Result<Vec<Permission>> {
+    if names.is_empty() {
+        return Err(Error::invalid(field, format!("{field} names no permission")));
+    }
+    let mut out = vec![Permission::CameraRead];
+    for n in names {
+        let p = n
+            .parse::<Permission>()
+            .ok()
+            .filter(|p| GRANTABLE.contains(p))
+            .ok_or_else(|| {
+                Error::invalid(
+                    field,
+                    format!("{field}: {n:?} is not grantable on a camera (camera.read, camera.live, camera.write, recording.read, recording.export)"),
+                )
+            })?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out.sort_by_key(|p| p.name());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_urls() {
+        let u = SourceUrl::parse("f", "rtsp://10.0.0.5/stream1").unwrap();
+        assert_eq!(u.endpoint(), ("10.0.0.5".to_owned(), 554));
+        assert_eq!(u.with_credentials("ad min", "p@ss:/w"), "rtsp://ad%20min:p%40ss%3A%2Fw@10.0.0.5/stream1");
+        assert_eq!(
+            SourceUrl::parse("f", "rtsps://cam.local:8322/x").unwrap().endpoint(),
+            ("cam.local".to_owned(), 8322)
+        );
+        for bad in
+            ["http://10.0.0.5/", "rtsp://user:pw@10.0.0.5/", "rtsp://user@10.0.0.5/", "rtsp:///x", "", "rtsp://h/#f"]
+        {
+            let e = SourceUrl::parse("camera.source_url", bad).unwrap_err();
+            assert_eq!(e.field(), Some("camera.source_url"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn grants_imply_read() {
+        let p = grant_permissions("p", &["camera.live".into()]).unwrap();
+        assert_eq!(p, vec![Permission::CameraLive, Permission::CameraRead]);
+        assert!(grant_permissions("p", &["user.write".into()]).is_err());
+        assert!(grant_permissions("p", &[]).is_err());
+    }
+
+    #[test]
+    fn path_names_come_from_ids() {
+        let id = Uuid::nil();
+        assert_eq!(path_name(id), "opennvr-00000000000000000000000000000000");
+    }
+}

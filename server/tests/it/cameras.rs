@@ -1,0 +1,387 @@
+//! Cameras: the API a user relies on (create, read, list, change, re-source, delete), errors that name
+//! their field, passwords sealed at rest, and per-camera grants that never let a user see or touch a
+//! camera they were not given.
+use crate::harness::{TestServer, count};
+use opennvr_sdk::pb;
+use tonic::Code;
+
+const CAMERA_PASSWORD: &str = "Cam-Secret-7f3a9";
+
+pub fn camera(name: &str) -> pb::Camera {
+    pb::Camera {
+        name: name.into(),
+        source_url: "rtsp://10.20.30.40:554/stream1".into(),
+        username: "viewer".into(),
+        enabled: true,
+        recording_enabled: true,
+        labels: [("site".to_owned(), "dock".to_owned())].into_iter().collect(),
+        ..Default::default()
+    }
+}
+
+pub async fn create(c: &opennvr_sdk::Client, name: &str) -> pb::Camera {
+    c.cameras()
+        .create_camera(pb::CreateCameraRequest { camera: Some(camera(name)), password: CAMERA_PASSWORD.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .camera
+        .unwrap()
+}
+
+async fn grant(
+    admin: &opennvr_sdk::Client,
+    camera: &pb::Camera,
+    user: &pb::User,
+    permissions: &[&str],
+    expire_time: Option<prost_types::Timestamp>,
+) -> Result<pb::CameraGrant, tonic::Status> {
+    admin
+        .cameras()
+        .grant_camera_access(pb::GrantCameraAccessRequest {
+            camera_id: camera.id.clone(),
+            user_id: user.id.clone(),
+            permissions: permissions.iter().map(|p| p.to_string()).collect(),
+            expire_time,
+        })
+        .await
+        .map(|r| r.into_inner().grant.unwrap())
+}
+
+/// Changes `camera`'s description as `c`.
+async fn describe(c: &opennvr_sdk::Client, camera: &pb::Camera) -> Result<pb::Camera, tonic::Status> {
+    c.cameras()
+        .update_camera(pb::UpdateCameraRequest {
+            camera: Some(pb::Camera { description: "described".into(), etag: String::new(), ..camera.clone() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+        })
+        .await
+        .map(|r| r.into_inner().camera.unwrap())
+}
+
+async fn list(c: &opennvr_sdk::Client) -> Vec<String> {
+    c.cameras()
+        .list_cameras(pb::ListCamerasRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .cameras
+        .into_iter()
+        .map(|c| c.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_camera_is_created_read_listed_changed_and_deleted() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let cam = create(&admin, "Dock North").await;
+    assert!(cam.has_password);
+    assert_eq!(cam.path_name, format!("opennvr-{}", uuid::Uuid::parse_str(&cam.id).unwrap().simple()));
+    assert_eq!(cam.source_url, "rtsp://10.20.30.40:554/stream1");
+    assert_eq!(cam.segment_duration.as_ref().map(|d| d.seconds), Some(60));
+    assert_eq!(cam.transport, pb::RtspTransport::Auto as i32);
+    let got = admin.cameras().get_camera(pb::GetCameraRequest { camera_id: cam.id.clone() }).await.unwrap();
+    assert_eq!(got.into_inner().camera.unwrap(), cam);
+    // Names are unique without regard to case.
+    let dup = admin
+        .cameras()
+        .create_camera(pb::CreateCameraRequest { camera: Some(camera("dock north")), password: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(dup.code(), Code::AlreadyExists);
+    create(&admin, "Alley").await;
+    create(&admin, "gate").await;
+    assert_eq!(list(&admin).await, vec!["Alley", "Dock North", "gate"]);
+    // Pages follow the name order without gaps or repeats.
+    let first = admin
+        .cameras()
+        .list_cameras(pb::ListCamerasRequest { page_size: 2, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.cameras.len(), 2);
+    let second = admin
+        .cameras()
+        .list_cameras(pb::ListCamerasRequest { page_size: 2, page_token: first.next_page_token, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.cameras.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["gate"]);
+    // Label filter.
+    let mut other = camera("Lobby");
+    other.labels = [("site".to_owned(), "office".to_owned())].into_iter().collect();
+    admin
+        .cameras()
+        .create_camera(pb::CreateCameraRequest { camera: Some(other), password: String::new() })
+        .await
+        .unwrap();
+    let office = admin
+        .cameras()
+        .list_cameras(pb::ListCamerasRequest {
+            labels: [("site".to_owned(), "office".to_owned())].into_iter().collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .cameras;
+    assert_eq!(office.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["Lobby"]);
+    // Update with a mask and an etag; a stale etag is refused.
+    let updated = admin
+        .cameras()
+        .update_camera(pb::UpdateCameraRequest {
+            camera: Some(pb::Camera {
+                recording_enabled: false,
+                segment_duration: Some(prost_types::Duration { seconds: 300, nanos: 0 }),
+                name: "SHOULD NOT CHANGE".into(),
+                ..cam.clone()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["recording_enabled".into(), "segment_duration".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .camera
+        .unwrap();
+    assert!(!updated.recording_enabled);
+    assert_eq!(updated.name, "Dock North", "only masked fields change");
+    assert_eq!(updated.segment_duration.as_ref().map(|d| d.seconds), Some(300));
+    assert_ne!(updated.etag, cam.etag);
+    let stale = admin
+        .cameras()
+        .update_camera(pb::UpdateCameraRequest {
+            camera: Some(pb::Camera { description: "x".into(), ..cam.clone() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+    // Delete: gone from the API, its name free again; the row stays for its footage.
+    admin
+        .cameras()
+        .delete_camera(pb::DeleteCameraRequest {
+            camera_id: cam.id.clone(),
+            etag: updated.etag,
+            delete_recordings: false,
+        })
+        .await
+        .unwrap();
+    let gone = admin.cameras().get_camera(pb::GetCameraRequest { camera_id: cam.id.clone() }).await.unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+    assert!(!list(&admin).await.contains(&"Dock North".to_owned()));
+    create(&admin, "Dock North").await;
+    let mut su = s.db.superuser();
+    assert_eq!(
+        count(
+            &mut su,
+            format!(
+                "SELECT count(*) AS n FROM cameras WHERE id = '{}' AND deleted_at IS NOT NULL AND password_sealed IS NULL",
+                cam.id
+            )
+        ),
+        1,
+        "the deleted camera's row stays, without its password"
+    );
+    // Every change is in the audit trail with its camera.
+    let entries = admin
+        .audit()
+        .list_audit_events(pb::ListAuditEventsRequest {
+            filter: Some(pb::AuditEventFilter { camera_id: cam.id.clone(), ..Default::default() }),
+            oldest_first: true,
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let actions: Vec<(&str, &str)> = entries.iter().map(|e| (e.action.as_str(), e.code.as_str())).collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("camera.create", "OK"),
+            ("camera.update", "OK"),
+            ("camera.update", "ABORTED"),
+            ("camera.delete", "OK"),
+            // Reading it afterwards failed, and failed calls are recorded too, with their camera.
+            ("camera.get", "NOT_FOUND"),
+        ]
+    );
+    assert!(entries.iter().all(|e| !e.details.values().any(|v| v.contains(CAMERA_PASSWORD))));
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_the_field() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let cases: Vec<(pb::Camera, &str)> = vec![
+        (pb::Camera { source_url: "rtsp://admin:pw@10.0.0.9/x".into(), ..camera("a") }, "camera.source_url"),
+        (pb::Camera { source_url: "http://10.0.0.9/x".into(), ..camera("b") }, "camera.source_url"),
+        (pb::Camera { source_url: String::new(), ..camera("c") }, "camera.source_url"),
+        (pb::Camera { name: "  ".into(), ..camera("d") }, "camera.name"),
+        (
+            pb::Camera { labels: [("Bad Key".to_owned(), "v".to_owned())].into_iter().collect(), ..camera("e") },
+            "camera.labels",
+        ),
+        (pb::Camera { ip_addresses: vec!["10.0.0.300".into()], ..camera("f") }, "camera.ip_addresses"),
+        (
+            pb::Camera { segment_duration: Some(prost_types::Duration { seconds: 5, nanos: 0 }), ..camera("g") },
+            "camera.segment_duration",
+        ),
+        (pb::Camera { transport: 42, ..camera("h") }, "camera.transport"),
+    ];
+    for (cam, field) in cases {
+        let e = admin
+            .cameras()
+            .create_camera(pb::CreateCameraRequest { camera: Some(cam.clone()), password: String::new() })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{cam:?}");
+        assert!(e.message().contains(field), "{field}: {}", e.message());
+    }
+    let cam = create(&admin, "Valid").await;
+    let e = admin
+        .cameras()
+        .update_camera(pb::UpdateCameraRequest {
+            camera: Some(cam.clone()),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["source_url".into()] }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("update_mask"), "{}", e.message());
+    let e = admin.cameras().get_camera(pb::GetCameraRequest { camera_id: "nope".into() }).await.unwrap_err();
+    assert!(e.message().contains("camera_id"), "{}", e.message());
+    // Nothing was stored by the refused calls.
+    let mut su = s.db.superuser();
+    assert_eq!(count(&mut su, "SELECT count(*) AS n FROM cameras"), 1);
+}
+
+#[tokio::test]
+async fn camera_passwords_are_sealed_at_rest_and_stay_with_their_host() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let cam = create(&admin, "Sealed").await;
+    let mut su = s.db.superuser();
+    // Not in the column, not anywhere in the row, not in the trail.
+    for sql in [
+        "SELECT count(*) AS n FROM cameras WHERE position(convert_to('Cam-Secret', 'UTF8') IN coalesce(password_sealed, ''::bytea)) > 0",
+        "SELECT count(*) AS n FROM cameras c WHERE c::text LIKE '%Cam-Secret%'",
+        "SELECT count(*) AS n FROM audit_events e WHERE e::text LIKE '%Cam-Secret%'",
+    ] {
+        assert_eq!(count(&mut su, sql), 0, "{sql}");
+    }
+    assert_eq!(count(&mut su, "SELECT count(*) AS n FROM cameras WHERE password_sealed IS NOT NULL"), 1);
+    // The server can open it (for MediaMTX only).
+    let row = s
+        .store
+        .run({
+            let id = uuid::Uuid::parse_str(&cam.id).unwrap();
+            move |c| opennvr_server::store::cameras::CameraRow::find(c, id)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.cameras.password(&row).unwrap().as_deref(), Some(CAMERA_PASSWORD));
+    // A kept password never follows the source to another host.
+    let resource = |url: &str, keep_password: bool| {
+        let request = pb::SetCameraSourceRequest {
+            camera_id: cam.id.clone(),
+            source_url: url.into(),
+            username: "viewer".into(),
+            keep_password,
+            ..Default::default()
+        };
+        let mut cameras = admin.cameras();
+        async move { cameras.set_camera_source(request).await.map(|r| r.into_inner().camera.unwrap()) }
+    };
+    let moved = resource("rtsp://10.99.99.99:554/stream1", true).await.unwrap_err();
+    assert_eq!(moved.code(), Code::InvalidArgument);
+    assert!(moved.message().contains("keep_password"), "{}", moved.message());
+    let same_host = resource("rtsp://10.20.30.40/stream2", true).await.unwrap();
+    assert!(same_host.has_password, "default port 554 is the same endpoint");
+    let cleared = resource("rtsp://10.99.99.99/stream1", false).await.unwrap();
+    assert!(!cleared.has_password);
+}
+
+#[tokio::test]
+async fn a_user_granted_camera_a_cannot_see_or_touch_camera_b() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let a = create(&admin, "A").await;
+    let b = create(&admin, "B").await;
+    let op = s.user(&admin, "olivia", pb::Role::Operator).await;
+    let who = op.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    // Nothing granted: nothing visible.
+    assert!(list(&op).await.is_empty());
+    grant(&admin, &a, &who, &["camera.read"], None).await.unwrap();
+    assert_eq!(list(&op).await, vec!["A"]);
+    op.cameras().get_camera(pb::GetCameraRequest { camera_id: a.id.clone() }).await.unwrap();
+    // B does not exist as far as the operator can tell, whatever they try.
+    let on_b = op.cameras().get_camera(pb::GetCameraRequest { camera_id: b.id.clone() }).await.unwrap_err();
+    assert_eq!(on_b.code(), Code::NotFound);
+    assert_eq!(describe(&op, &b).await.unwrap_err().code(), Code::NotFound);
+    let e = op
+        .cameras()
+        .delete_camera(pb::DeleteCameraRequest { camera_id: b.id.clone(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = op
+        .cameras()
+        .set_camera_source(pb::SetCameraSourceRequest {
+            camera_id: b.id.clone(),
+            source_url: "rtsp://10.1.1.1/x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    // On A, reading is granted but managing is not.
+    assert_eq!(describe(&op, &a).await.unwrap_err().code(), Code::PermissionDenied);
+    // A grant of camera.write (manage) on A lets them change A, still not B.
+    grant(&admin, &a, &who, &["camera.write"], None).await.unwrap();
+    describe(&op, &a).await.unwrap();
+    assert_eq!(describe(&op, &b).await.unwrap_err().code(), Code::NotFound);
+    // A camera the operator adds is theirs to see; B stays hidden; another operator sees neither.
+    create(&op, "C").await;
+    assert_eq!(list(&op).await, vec!["A", "C"]);
+    let other = s.user(&admin, "oscar", pb::Role::Operator).await;
+    assert!(list(&other).await.is_empty());
+    // The grants listing shows what the user holds, never B.
+    let grants = admin
+        .cameras()
+        .list_camera_grants(pb::ListCameraGrantsRequest { user_id: who.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .grants;
+    assert_eq!(grants.len(), 2, "{grants:?}");
+    assert!(grants.iter().all(|g| g.camera_id != b.id));
+    let a_grant = grants.iter().find(|g| g.camera_id == a.id).unwrap();
+    assert_eq!(a_grant.permissions, vec!["camera.read", "camera.write"]);
+    // Revoking hides A again; revoking twice is fine.
+    for _ in 0..2 {
+        admin
+            .cameras()
+            .revoke_camera_access(pb::RevokeCameraAccessRequest { camera_id: a.id.clone(), user_id: who.id.clone() })
+            .await
+            .unwrap();
+    }
+    assert_eq!(list(&op).await, vec!["C"]);
+    // An expired grant hides the camera too.
+    let soon = opennvr_server::clock::Clock::now(&s.clock).timestamp() + 60;
+    grant(&admin, &b, &who, &["camera.live"], Some(prost_types::Timestamp { seconds: soon, nanos: 0 })).await.unwrap();
+    assert_eq!(list(&op).await, vec!["B", "C"]);
+    s.clock.advance(chrono::Duration::seconds(120));
+    let fresh = s.client().await;
+    fresh.login("olivia", crate::harness::ADMIN_PASSWORD).await.unwrap();
+    assert_eq!(list(&fresh).await, vec!["C"]);
+    // Nobody grants what is not grantable.
+    let e = grant(&admin, &a, &who, &["user.write"], None).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("permissions"), "{}", e.message());
+}
