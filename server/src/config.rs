@@ -110,6 +110,20 @@ pub struct Options {
     /// Where archived audit entries are written [default: <data dir>/audit-archive].
     #[arg(long, env = "OPENNVR_AUDIT_ARCHIVE_DIR")]
     pub audit_archive_dir: Option<PathBuf>,
+    /// MediaMTX's Control API, e.g. `http://mediamtx:9997` [default: none; cameras are stored but not
+    /// streamed or recorded until it is set].
+    #[arg(long, env = "OPENNVR_MEDIAMTX_API_URL")]
+    pub mediamtx_api_url: Option<String>,
+    /// `recordPath` of every camera, as MediaMTX sees its recordings volume; must contain `%path`,
+    /// `%Y %m %d %H %M %S`, `%f` and `%z` [default: /recordings/%path/%Y-%m-%d_%H-%M-%S-%f%z].
+    #[arg(long, env = "OPENNVR_MEDIAMTX_RECORD_PATH")]
+    pub mediamtx_record_path: Option<String>,
+    /// The hook client MediaMTX runs for segment and availability events [default: /opennvr-hook].
+    #[arg(long, env = "OPENNVR_MEDIAMTX_HOOK_COMMAND")]
+    pub mediamtx_hook_command: Option<String>,
+    /// How often the reconciler converges MediaMTX even without changes, in seconds [default: 30].
+    #[arg(long, env = "OPENNVR_MEDIAMTX_SYNC_SECS")]
+    pub mediamtx_sync_secs: Option<u64>,
     /// argon2id memory cost in KiB [default: 19456]. Lower values are for tests only.
     #[arg(long, env = "OPENNVR_ARGON2_MEMORY_KIB")]
     pub argon2_memory_kib: Option<u32>,
@@ -145,6 +159,10 @@ impl Options {
             audit_key_rotate_days: self.audit_key_rotate_days.or(file.audit_key_rotate_days),
             audit_archive_days: self.audit_archive_days.or(file.audit_archive_days),
             audit_archive_dir: self.audit_archive_dir.or(file.audit_archive_dir),
+            mediamtx_api_url: self.mediamtx_api_url.or(file.mediamtx_api_url),
+            mediamtx_record_path: self.mediamtx_record_path.or(file.mediamtx_record_path),
+            mediamtx_hook_command: self.mediamtx_hook_command.or(file.mediamtx_hook_command),
+            mediamtx_sync_secs: self.mediamtx_sync_secs.or(file.mediamtx_sync_secs),
             argon2_memory_kib: self.argon2_memory_kib.or(file.argon2_memory_kib),
             argon2_iterations: self.argon2_iterations.or(file.argon2_iterations),
         }
@@ -190,6 +208,7 @@ pub struct Config {
     /// Entries older than this are archived; `None` keeps the trail whole.
     pub audit_archive_after: Option<Duration>,
     pub audit_archive_dir: PathBuf,
+    pub media: crate::media::MediaConfig,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
 }
@@ -256,6 +275,12 @@ impl Config {
                 None => DEFAULT_LISTEN.parse().map_err(Error::internal)?,
             },
             audit_archive_dir: o.audit_archive_dir.unwrap_or_else(|| data_dir.join("audit-archive")),
+            media: crate::media::MediaConfig::new(
+                o.mediamtx_api_url,
+                o.mediamtx_record_path,
+                o.mediamtx_hook_command,
+                secs(o.mediamtx_sync_secs, 30, "OPENNVR_MEDIAMTX_SYNC_SECS")?,
+            )?,
             data_dir,
             database,
             db_pool_size: pool,

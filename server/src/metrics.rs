@@ -25,6 +25,10 @@ pub struct Metrics {
     pool_max: Gauge,
     pool_waiting: Gauge,
     password_hashes: Gauge,
+    media_reachable: Gauge,
+    media_pending: Gauge,
+    media_last_sync: Gauge,
+    media_writes: Gauge,
 }
 
 impl Default for Metrics {
@@ -59,8 +63,26 @@ impl Metrics {
             "argon2id hashes being computed or queued",
             password_hashes.clone(),
         );
+        let (media_reachable, media_pending, media_last_sync, media_writes) =
+            (Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register("media_reachable", "1 when MediaMTX answered the last attempt", media_reachable.clone());
+        registry.register("media_pending_changes", "Camera changes not yet applied in MediaMTX", media_pending.clone());
+        registry.register(
+            "media_last_sync_timestamp_seconds",
+            "End of the last complete convergence of MediaMTX (Unix time)",
+            media_last_sync.clone(),
+        );
+        registry.register(
+            "media_config_writes",
+            "Path config writes sent to MediaMTX since start",
+            media_writes.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            media_reachable,
+            media_pending,
+            media_last_sync,
+            media_writes,
             rpcs,
             latency,
             pool_size,
@@ -84,7 +106,17 @@ impl Metrics {
     }
 
     /// Renders the Prometheus text format, with pool usage read now.
-    pub fn render(&self, pool: Option<crate::store::PoolUsage>) -> String {
+    pub fn render(
+        &self,
+        pool: Option<crate::store::PoolUsage>,
+        media: Option<&crate::media::reconciler::SyncState>,
+    ) -> String {
+        if let Some(m) = media.filter(|m| m.configured) {
+            self.media_reachable.set(i64::from(m.reachable));
+            self.media_pending.set(m.pending as i64);
+            self.media_last_sync.set(m.last_sync.map(|t| t.timestamp()).unwrap_or(0));
+            self.media_writes.set(m.writes as i64);
+        }
         if let Some(p) = pool {
             self.pool_size.set(p.size as i64);
             self.pool_available.set(p.available as i64);

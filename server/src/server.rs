@@ -189,14 +189,19 @@ impl Server {
         });
         let audit_app =
             crate::app::audit::AuditApp { store: store.clone(), trail: audit.clone(), clock: clock.clone() };
-        let cameras =
-            crate::app::cameras::CameraApp { store: store.clone(), clock: clock.clone(), master: master.clone() };
+        let media = crate::media::reconciler::MediaPlane::default();
+        let cameras = crate::app::cameras::CameraApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            master: master.clone(),
+            media: media.clone(),
+        };
         let router = api::router(RouterParts {
             auth: AuthApi { app: auth.clone() },
             audit: crate::api::audit_service::AuditApi { app: audit_app.clone() },
             cameras: crate::api::camera_service::CameraApi { app: cameras.clone() },
             gate,
-            http: Arc::new(HttpState { store: store.clone(), keys: keys.clone(), metrics }),
+            http: Arc::new(HttpState { store: store.clone(), keys: keys.clone(), metrics, media: media.clone() }),
             cors_origins: config.cors_origins.clone(),
         })?;
         let listener = TcpListener::bind(config.listen)
@@ -248,6 +253,19 @@ impl Server {
                 let pg = pg.clone();
                 async move { tokio::task::spawn_blocking(move || pg.ensure_running()).await.map_err(Error::internal)? }
             }));
+        }
+        // The media plane: MediaMTX made to hold what the database says.
+        if let Some(api) = &config.media.api_url {
+            let mtx = crate::media::mediamtx::MediaMtx::new(api, keys.clone(), clock.clone(), &config.token_issuer)
+                .map_err(Error::internal)?;
+            let reconciler = crate::media::reconciler::Reconciler::new(
+                mtx,
+                cameras.clone(),
+                config.media.clone(),
+                clock.clone(),
+                media.clone(),
+            );
+            background.push(tokio::spawn(reconciler.run()));
         }
         Ok(Server {
             config,

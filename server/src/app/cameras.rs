@@ -69,6 +69,8 @@ pub struct CameraApp {
     pub store: Store,
     pub clock: SharedClock,
     pub master: MasterKey,
+    /// Told of every change, so that MediaMTX follows at once.
+    pub media: crate::media::reconciler::MediaPlane,
 }
 
 /// Which cameras `p` may see at `now`.
@@ -244,6 +246,7 @@ impl CameraApp {
             .await
             .map_err(name_taken(&name))?;
         call.mark_audited();
+        self.media.changed();
         Ok(row)
     }
 
@@ -359,6 +362,7 @@ impl CameraApp {
             .await
             .map_err(name_taken(&name))?;
         call.mark_audited();
+        self.media.changed();
         Ok(row)
     }
 
@@ -415,6 +419,7 @@ impl CameraApp {
             })
             .await?;
         call.mark_audited();
+        self.media.changed();
         Ok(row)
     }
 
@@ -450,6 +455,7 @@ impl CameraApp {
             })
             .await?;
         call.mark_audited();
+        self.media.changed();
         Ok(())
     }
 

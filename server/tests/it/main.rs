@@ -10,4 +10,5 @@ mod harness;
 mod http;
 mod keys;
 mod lifecycle;
+mod media;
 mod permissions;

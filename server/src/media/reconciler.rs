@@ -1,0 +1,324 @@
+//! The reconciler: one serialised worker that makes MediaMTX's path configs match the cameras in the
+//! database. It runs as soon as a camera changes, when MediaMTX restarted (`/v3/info.started`
+//! changed: its API-made config is gone), and periodically. It diffs before writing and never writes
+//! a no-op (every write reloads MediaMTX's configuration), patches only the recording keys when only
+//! they changed (no stream drop), replaces the entry otherwise, deletes only paths with OpenNVR's
+//! prefix that no camera wants, and never touches other paths. While MediaMTX is unreachable it
+//! backs off; camera writes still succeed and converge when it returns.
+use super::MediaConfig;
+use super::mediamtx::{MediaMtx, MtxError};
+use crate::app::cameras::CameraApp;
+use crate::clock::SharedClock;
+use crate::domain::camera::{PATH_PREFIX, SourceUrl, path_name};
+use crate::error::Result;
+use crate::store::cameras::CameraRow;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Keys that MediaMTX hot-reloads: changing only these does not drop the stream.
+const HOT_KEYS: [&str; 5] = ["record", "recordPath", "recordFormat", "recordSegmentDuration", "recordDeleteAfter"];
+
+/// Longest wait between attempts while MediaMTX is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How the media plane is doing, as the API, `/readyz` and `/metrics` report it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncState {
+    /// Whether a media plane is configured at all.
+    pub configured: bool,
+    /// Whether the last attempt reached MediaMTX.
+    pub reachable: bool,
+    /// End of the last complete convergence.
+    pub last_sync: Option<DateTime<Utc>>,
+    /// Changes known but not yet applied (cameras whose path differs or is missing).
+    pub pending: usize,
+    pub last_error: Option<String>,
+    /// MediaMTX's `started` as last seen.
+    pub started: Option<String>,
+    pub version: Option<String>,
+    /// Config writes sent since start.
+    pub writes: u64,
+    /// Paths per camera that could not be applied, with MediaMTX's reason.
+    pub failed: BTreeMap<String, String>,
+}
+
+/// What one convergence did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub added: usize,
+    pub patched: usize,
+    pub replaced: usize,
+    pub deleted: usize,
+    pub failed: usize,
+}
+
+/// Handle to wake the reconciler and read its state.
+#[derive(Clone, Default)]
+pub struct MediaPlane {
+    wake: Arc<Notify>,
+    state: Arc<Mutex<SyncState>>,
+}
+
+impl MediaPlane {
+    /// A camera changed: converge now.
+    pub fn changed(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.pending = s.pending.max(1);
+        }
+        self.wake.notify_one();
+    }
+
+    /// The current state.
+    pub fn state(&self) -> SyncState {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SyncState)) {
+        if let Ok(mut s) = self.state.lock() {
+            f(&mut s);
+        }
+    }
+}
+
+/// The worker.
+#[derive(Clone)]
+pub struct Reconciler {
+    pub plane: MediaPlane,
+    mtx: MediaMtx,
+    cameras: CameraApp,
+    config: MediaConfig,
+    clock: SharedClock,
+}
+
+/// A Go duration string (`"60s"`, `"1m0s"`, `"1h"`, `"1d"`, `""`) in milliseconds.
+fn go_millis(s: &str) -> Option<i64> {
+    if s.is_empty() || s == "0" {
+        return Some(0);
+    }
+    let (mut total, mut number, mut rest) = (0f64, String::new(), s);
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        number.push_str(&rest[..digits]);
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let factor = match unit {
+            "ms" => 1.0,
+            "s" => 1e3,
+            "m" => 6e4,
+            "h" => 3.6e6,
+            "d" => 8.64e7,
+            "us" | "µs" => 1e-3,
+            "ns" => 1e-6,
+            _ => return None,
+        };
+        total += number.parse::<f64>().ok()? * factor;
+        number.clear();
+    }
+    Some(total.round() as i64)
+}
+
+/// Whether a MediaMTX value equals the desired one (durations compared by length, zero durations
+/// may come back as `""`).
+fn same(key: &str, actual: Option<&Value>, desired: &Value) -> bool {
+    match (actual, desired) {
+        (Some(Value::String(a)), Value::String(d)) if key.ends_with("Duration") || key.ends_with("After") => {
+            go_millis(a).is_some() && go_millis(a) == go_millis(d)
+        }
+        (Some(a), d) => a == d,
+        (None, _) => false,
+    }
+}
+
+impl Reconciler {
+    /// The reconciler of `config` (whose `api_url` must be set).
+    pub fn new(
+        mtx: MediaMtx,
+        cameras: CameraApp,
+        config: MediaConfig,
+        clock: SharedClock,
+        plane: MediaPlane,
+    ) -> Reconciler {
+        plane.update(|s| s.configured = true);
+        Reconciler { plane, mtx, cameras, config, clock }
+    }
+
+    /// The path config MediaMTX should hold for `camera`. The credentials are put into the source URL
+    /// here, in memory, and only ever sent to MediaMTX.
+    pub fn desired(&self, camera: &CameraRow, password: Option<&str>) -> Result<Map<String, Value>> {
+        let source = SourceUrl::parse("source_url", &camera.source_url)?
+            .with_credentials(&camera.username, password.unwrap_or(""));
+        let hook = |event: &str| format!("{} {event}", self.config.hook_command);
+        let conf = json!({
+            "source": source,
+            "sourceOnDemand": false,
+            "rtspTransport": camera.transport,
+            "record": camera.recording_enabled,
+            "recordPath": self.config.record_path,
+            "recordFormat": "fmp4",
+            "recordSegmentDuration": format!("{}s", camera.segment_seconds),
+            "recordDeleteAfter": "0s",
+            "runOnRecordSegmentCreate": hook("segment-create"),
+            "runOnRecordSegmentComplete": hook("segment-complete"),
+            "runOnAvailable": hook("available"),
+            "runOnUnavailable": hook("unavailable"),
+        });
+        match conf {
+            Value::Object(m) => Ok(m),
+            _ => Err(crate::error::Error::internal("path config is not an object")),
+        }
+    }
+
+    /// One convergence: reads the cameras and MediaMTX's path configs, writes the differences.
+    pub async fn converge(&self) -> std::result::Result<Report, MtxError> {
+        let info = self.mtx.info().await?;
+        let restarted = self.plane.state().started.as_ref().is_some_and(|s| *s != info.started);
+        if restarted {
+            tracing::info!(version = %info.version, "MediaMTX restarted: re-applying every camera");
+        }
+        let rows = self
+            .cameras
+            .store
+            .run(CameraRow::all)
+            .await
+            .map_err(|e| MtxError::Failed(format!("reading cameras: {e}")))?;
+        let mut wanted: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+        let mut failed = BTreeMap::new();
+        for row in rows.iter().filter(|r| r.enabled) {
+            let conf = self.cameras.password(row).and_then(|p| self.desired(row, p.as_deref()));
+            match conf {
+                Ok(c) => {
+                    wanted.insert(path_name(row.id), c);
+                }
+                Err(e) => {
+                    failed.insert(row.id.to_string(), e.to_string());
+                }
+            }
+        }
+        let actual: BTreeMap<String, Map<String, Value>> =
+            self.mtx.path_configs().await?.into_iter().filter(|(n, _)| n.starts_with(PATH_PREFIX)).collect();
+        let mut report = Report::default();
+        let mut writes = 0u64;
+        for (name, conf) in &wanted {
+            let step = match actual.get(name) {
+                None => self.mtx.replace(name, conf).await.map(|()| report.added += 1),
+                Some(have) => {
+                    let changed: Vec<&String> = conf.keys().filter(|k| !same(k, have.get(*k), &conf[*k])).collect();
+                    if changed.is_empty() {
+                        continue;
+                    }
+                    if changed.iter().all(|k| HOT_KEYS.contains(&k.as_str())) {
+                        let only: Map<String, Value> =
+                            changed.iter().map(|k| ((*k).clone(), conf[*k].clone())).collect();
+                        self.mtx.patch(name, &only).await.map(|()| report.patched += 1)
+                    } else {
+                        self.mtx.replace(name, conf).await.map(|()| report.replaced += 1)
+                    }
+                }
+            };
+            writes += 1;
+            match step {
+                Ok(()) => {}
+                // MediaMTX refused this camera's config: record it, carry on with the others.
+                Err(MtxError::Rejected(e)) => {
+                    report.failed += 1;
+                    failed.insert(name.clone(), e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for name in actual.keys().filter(|n| !wanted.contains_key(*n)) {
+            writes += 1;
+            match self.mtx.delete(name).await {
+                Ok(()) | Err(MtxError::NotFound(_)) => report.deleted += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        let now = self.clock.now();
+        self.plane.update(|s| {
+            s.reachable = true;
+            s.last_sync = Some(now);
+            s.pending = failed.len();
+            s.last_error = failed.values().next().cloned();
+            s.started = Some(info.started.clone());
+            s.version = Some(info.version.clone());
+            s.writes += writes;
+            s.failed = failed;
+        });
+        Ok(report)
+    }
+
+    /// Whether MediaMTX restarted since the last convergence (cheap: one `/v3/info`).
+    async fn restarted(&self) -> bool {
+        match self.mtx.info().await {
+            Ok(info) => self.plane.state().started.is_some_and(|s| s != info.started),
+            Err(_) => false,
+        }
+    }
+
+    /// Runs until dropped: converges on a camera change, on a MediaMTX restart (checked every second)
+    /// and every `sync_every`, backing off while MediaMTX is unreachable.
+    pub async fn run(self) {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let next_full = match self.converge().await {
+                Ok(report) => {
+                    backoff = Duration::from_millis(500);
+                    if report != Report::default() {
+                        tracing::info!(?report, "MediaMTX converged");
+                    }
+                    tokio::time::Instant::now() + self.config.sync_every
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    tracing::warn!(error = %message, retry_in = ?backoff, "MediaMTX not converged");
+                    self.plane.update(|s| {
+                        s.reachable = !matches!(e, MtxError::Unreachable(_));
+                        s.last_error = Some(message);
+                        s.pending = s.pending.max(1);
+                    });
+                    let next = tokio::time::Instant::now() + backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    next
+                }
+            };
+            // Wait for a change, a restart, or the next period.
+            loop {
+                let tick = tokio::time::sleep(Duration::from_secs(1));
+                tokio::select! {
+                    _ = self.plane.wake.notified() => break,
+                    _ = tokio::time::sleep_until(next_full) => break,
+                    _ = tick => {
+                        if self.plane.state().reachable && self.restarted().await {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_compare_by_length() {
+        assert_eq!(go_millis("60s"), Some(60_000));
+        assert_eq!(go_millis("1m0s"), Some(60_000));
+        assert_eq!(go_millis("1h0m0s"), go_millis("3600s"));
+        assert_eq!(go_millis(""), Some(0));
+        assert_eq!(go_millis("0s"), Some(0));
+        assert_eq!(go_millis("1d"), Some(86_400_000));
+        assert_eq!(go_millis("5x"), None);
+        assert!(same("recordSegmentDuration", Some(&json!("1m0s")), &json!("60s")));
+        assert!(same("recordDeleteAfter", Some(&json!("")), &json!("0s")));
+        assert!(!same("record", Some(&json!(false)), &json!(true)));
+    }
+}
