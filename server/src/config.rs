@@ -121,6 +121,16 @@ pub struct Options {
     /// The hook client MediaMTX runs for segment and availability events [default: /opennvr-hook].
     #[arg(long, env = "OPENNVR_MEDIAMTX_HOOK_COMMAND")]
     pub mediamtx_hook_command: Option<String>,
+    /// Public WebRTC (WHEP) base URL of MediaMTX that viewers reach, e.g. `https://nvr.example:8889`
+    /// [default: none; live-view answers carry no WHEP URL].
+    #[arg(long, env = "OPENNVR_MEDIAMTX_WHEP_URL")]
+    pub mediamtx_whep_url: Option<String>,
+    /// Public HLS base URL, e.g. `https://nvr.example:8888` [default: none].
+    #[arg(long, env = "OPENNVR_MEDIAMTX_HLS_URL")]
+    pub mediamtx_hls_url: Option<String>,
+    /// Public RTSP(S) base URL, e.g. `rtsps://nvr.example:8322` [default: none].
+    #[arg(long, env = "OPENNVR_MEDIAMTX_RTSP_URL")]
+    pub mediamtx_rtsp_url: Option<String>,
     /// How often the reconciler converges MediaMTX even without changes, in seconds [default: 30].
     #[arg(long, env = "OPENNVR_MEDIAMTX_SYNC_SECS")]
     pub mediamtx_sync_secs: Option<u64>,
@@ -163,6 +173,9 @@ impl Options {
             mediamtx_record_path: self.mediamtx_record_path.or(file.mediamtx_record_path),
             mediamtx_hook_command: self.mediamtx_hook_command.or(file.mediamtx_hook_command),
             mediamtx_sync_secs: self.mediamtx_sync_secs.or(file.mediamtx_sync_secs),
+            mediamtx_whep_url: self.mediamtx_whep_url.or(file.mediamtx_whep_url),
+            mediamtx_hls_url: self.mediamtx_hls_url.or(file.mediamtx_hls_url),
+            mediamtx_rtsp_url: self.mediamtx_rtsp_url.or(file.mediamtx_rtsp_url),
             argon2_memory_kib: self.argon2_memory_kib.or(file.argon2_memory_kib),
             argon2_iterations: self.argon2_iterations.or(file.argon2_iterations),
         }
@@ -280,7 +293,8 @@ impl Config {
                 o.mediamtx_record_path,
                 o.mediamtx_hook_command,
                 secs(o.mediamtx_sync_secs, 30, "OPENNVR_MEDIAMTX_SYNC_SECS")?,
-            )?,
+            )?
+            .with_public_urls(o.mediamtx_whep_url, o.mediamtx_hls_url, o.mediamtx_rtsp_url)?,
             data_dir,
             database,
             db_pool_size: pool,

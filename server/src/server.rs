@@ -189,12 +189,25 @@ impl Server {
         });
         let audit_app =
             crate::app::audit::AuditApp { store: store.clone(), trail: audit.clone(), clock: clock.clone() };
-        let media = crate::media::reconciler::MediaPlane::default();
+        let mtx = match &config.media.api_url {
+            Some(api) => Some(
+                crate::media::mediamtx::MediaMtx::new(api, keys.clone(), clock.clone(), &config.token_issuer)
+                    .map_err(Error::internal)?,
+            ),
+            None => None,
+        };
+        let media = crate::media::reconciler::MediaPlane::new(mtx.clone());
         let cameras = crate::app::cameras::CameraApp {
             store: store.clone(),
             clock: clock.clone(),
             master: master.clone(),
             media: media.clone(),
+            live: crate::media::LiveView {
+                keys: keys.clone(),
+                clock: clock.clone(),
+                issuer: config.token_issuer.clone(),
+                config: config.media.clone(),
+            },
         };
         let router = api::router(RouterParts {
             auth: AuthApi { app: auth.clone() },
@@ -255,9 +268,7 @@ impl Server {
             }));
         }
         // The media plane: MediaMTX made to hold what the database says.
-        if let Some(api) = &config.media.api_url {
-            let mtx = crate::media::mediamtx::MediaMtx::new(api, keys.clone(), clock.clone(), &config.token_issuer)
-                .map_err(Error::internal)?;
+        if let Some(mtx) = mtx {
             let reconciler = crate::media::reconciler::Reconciler::new(
                 mtx,
                 cameras.clone(),

@@ -144,16 +144,31 @@ impl CameraService for CameraApi {
 
     async fn get_camera_status(
         &self,
-        _: Request<pb::GetCameraStatusRequest>,
+        req: Request<pb::GetCameraStatusRequest>,
     ) -> ApiResult<pb::GetCameraStatusResponse> {
-        Err(later("camera status"))
+        let call = call(&req)?;
+        let r = req.into_inner();
+        respond(
+            self.app
+                .status(&call, &r.camera_id)
+                .await
+                .map(|st| pb::GetCameraStatusResponse { status: Some(convert::camera_status(&st)) }),
+        )
     }
 
     async fn list_camera_statuses(
         &self,
-        _: Request<pb::ListCameraStatusesRequest>,
+        req: Request<pb::ListCameraStatusesRequest>,
     ) -> ApiResult<pb::ListCameraStatusesResponse> {
-        Err(later("camera status"))
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let page = PageRequest::new(r.page_size, &r.page_token, "labels={}").map_err(to_status)?;
+        respond(self.app.statuses(&call, &r.camera_ids, page).await.map(|(rows, next)| {
+            pb::ListCameraStatusesResponse {
+                statuses: rows.iter().map(convert::camera_status).collect(),
+                next_page_token: next,
+            }
+        }))
     }
 
     async fn test_camera_connection(
@@ -165,9 +180,19 @@ impl CameraService for CameraApi {
 
     async fn create_viewer_token(
         &self,
-        _: Request<pb::CreateViewerTokenRequest>,
+        req: Request<pb::CreateViewerTokenRequest>,
     ) -> ApiResult<pb::CreateViewerTokenResponse> {
-        Err(later("live view"))
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let ttl =
+            r.ttl.map(|d| chrono::Duration::seconds(d.seconds) + chrono::Duration::nanoseconds(i64::from(d.nanos)));
+        respond(self.app.live(&call, &r.camera_id, ttl).await.map(|t| pb::CreateViewerTokenResponse {
+            token: t.token,
+            expire_time: Some(convert::timestamp(t.expires)),
+            whep_url: t.whep_url,
+            hls_url: t.hls_url,
+            rtsp_url: t.rtsp_url,
+        }))
     }
 
     async fn grant_camera_access(

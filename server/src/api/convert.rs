@@ -213,3 +213,51 @@ pub fn camera_grant(g: &crate::store::cameras::CameraGrantRow) -> pb::CameraGran
         update_time: Some(timestamp(g.updated_at)),
     }
 }
+
+/// Wire camera status.
+pub fn camera_status(st: &crate::app::cameras::CameraStatusView) -> pb::CameraStatus {
+    use crate::app::cameras::SyncKind;
+    use crate::domain::camera::CameraState;
+    let rt = st.runtime.clone().unwrap_or_default();
+    let available_time = rt
+        .available_time
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| timestamp(t.with_timezone(&chrono::Utc)));
+    pb::CameraStatus {
+        camera_id: st.camera_id.to_string(),
+        state: match st.state {
+            CameraState::Disabled => pb::CameraState::Disabled,
+            CameraState::Connecting => pb::CameraState::Connecting,
+            CameraState::Online => pb::CameraState::Online,
+            CameraState::Offline => pb::CameraState::Offline,
+            CameraState::Error => pb::CameraState::Error,
+        } as i32,
+        available: rt.available,
+        available_time: if rt.available { available_time } else { None },
+        reader_count: rt.readers as i32,
+        inbound_bytes: rt.inbound_bytes,
+        outbound_bytes: rt.outbound_bytes,
+        inbound_frames_in_error: rt.inbound_frames_in_error,
+        tracks: rt
+            .tracks
+            .iter()
+            .map(|(codec, w, h)| pb::MediaTrack {
+                codec: codec.clone(),
+                width: *w as i32,
+                height: *h as i32,
+                ..Default::default()
+            })
+            .collect(),
+        last_error: st.last_error.clone().unwrap_or_default(),
+        last_error_time: st.last_error.as_ref().map(|_| timestamp(st.observed)),
+        recording: st.recording,
+        last_segment_time: None,
+        sync_state: match st.sync {
+            SyncKind::InSync => pb::MediaSyncState::InSync,
+            SyncKind::Pending => pb::MediaSyncState::Pending,
+            SyncKind::Failed => pb::MediaSyncState::Failed,
+        } as i32,
+        observe_time: Some(timestamp(st.observed)),
+    }
+}

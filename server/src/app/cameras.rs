@@ -71,6 +71,29 @@ pub struct CameraApp {
     pub master: MasterKey,
     /// Told of every change, so that MediaMTX follows at once.
     pub media: crate::media::reconciler::MediaPlane,
+    /// Issues viewer tokens.
+    pub live: crate::media::LiveView,
+}
+
+/// Whether MediaMTX holds what the server wants for a camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    InSync,
+    Pending,
+    Failed,
+}
+
+/// The live status of one camera.
+#[derive(Debug, Clone)]
+pub struct CameraStatusView {
+    pub camera_id: Uuid,
+    pub state: camera::CameraState,
+    pub runtime: Option<crate::media::mediamtx::RuntimePath>,
+    pub sync: SyncKind,
+    /// Never holds credentials.
+    pub last_error: Option<String>,
+    pub recording: bool,
+    pub observed: DateTime<Utc>,
 }
 
 /// Which cameras `p` may see at `now`.
@@ -457,6 +480,83 @@ impl CameraApp {
         call.mark_audited();
         self.media.changed();
         Ok(())
+    }
+
+    /// The live status of one camera the caller may read.
+    pub async fn status(&self, call: &Call, id: &str) -> Result<CameraStatusView> {
+        let row = self.get(call, id).await?;
+        self.statuses_of(vec![row]).await.into_iter().next().ok_or_else(|| Error::internal("no status computed"))
+    }
+
+    /// The live status of the cameras the caller may read (those of `ids` only, if given).
+    pub async fn statuses(
+        &self,
+        call: &Call,
+        ids: &[String],
+        page: PageRequest,
+    ) -> Result<(Vec<CameraStatusView>, String)> {
+        if ids.is_empty() {
+            let (rows, next) = self.list(call, BTreeMap::new(), page).await?;
+            return Ok((self.statuses_of(rows).await, next));
+        }
+        if ids.len() > 1000 {
+            return Err(Error::invalid("camera_ids", "camera_ids holds at most 1000 ids"));
+        }
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            rows.push(self.get(call, id).await?);
+        }
+        Ok((self.statuses_of(rows).await, String::new()))
+    }
+
+    async fn statuses_of(&self, rows: Vec<CameraRow>) -> Vec<CameraStatusView> {
+        let now = self.clock.now();
+        let sync = self.media.state();
+        let (runtimes, media_error) = match self.media.runtimes().await {
+            Ok(Some(paths)) => (paths, None),
+            Ok(None) => (Vec::new(), Some("no media server is configured (OPENNVR_MEDIAMTX_API_URL)".to_owned())),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        rows.into_iter()
+            .map(|row| {
+                let path = camera::path_name(row.id);
+                let runtime = runtimes.iter().find(|p| p.name == path).cloned();
+                let failed = sync.failed.get(&path).or_else(|| sync.failed.get(&row.id.to_string())).cloned();
+                let not_applied = row.enabled && (media_error.is_some() || failed.is_some());
+                let available = runtime.as_ref().is_some_and(|r| r.available);
+                let kind = match (&failed, row.enabled) {
+                    (Some(_), true) => SyncKind::Failed,
+                    _ if !row.enabled => SyncKind::InSync,
+                    _ if !sync.reachable || (runtime.is_none() && media_error.is_none()) => SyncKind::Pending,
+                    _ => SyncKind::InSync,
+                };
+                CameraStatusView {
+                    camera_id: row.id,
+                    state: camera::camera_state(row.enabled, not_applied, available, self.media.seen_online(&path)),
+                    recording: row.enabled && row.recording_enabled && available,
+                    runtime,
+                    sync: if media_error.is_some() && row.enabled { SyncKind::Failed } else { kind },
+                    last_error: if row.enabled { failed.or_else(|| media_error.clone()) } else { None },
+                    observed: now,
+                }
+            })
+            .collect()
+    }
+
+    /// A live-view ticket for one camera: needs camera.live on it, and the camera enabled.
+    pub async fn live(&self, call: &Call, id: &str, ttl: Option<chrono::Duration>) -> Result<crate::media::LiveTicket> {
+        let id = parse_id("camera_id", id)?;
+        call.about("camera", &id.to_string(), &id.to_string());
+        let (p, now) = (call.principal()?.clone(), self.clock.now());
+        let user = p.user_id;
+        let row = self.store.run(move |c| authorize(c, &p, id, Permission::CameraLive, now, false)).await?;
+        if !row.enabled {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("camera {id} is disabled: nothing to watch"),
+            ));
+        }
+        self.live.ticket(&camera::path_name(id), &user.to_string(), ttl)
     }
 
     /// Gives `user` `permissions` on a camera (replacing their grant there). The caller may only

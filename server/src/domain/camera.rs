@@ -60,6 +60,32 @@ impl RecordingMode {
     }
 }
 
+/// Summary state of a camera for its operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraState {
+    /// Not enabled: not in MediaMTX.
+    Disabled,
+    /// Configured, not delivering media yet.
+    Connecting,
+    /// Delivering media.
+    Online,
+    /// Delivered media before, does not now.
+    Offline,
+    /// Its configuration could not be applied (MediaMTX refused it, or is unreachable).
+    Error,
+}
+
+/// The state of a camera from what is known of it.
+pub fn camera_state(enabled: bool, not_applied: bool, available: bool, seen_online: bool) -> CameraState {
+    match (enabled, not_applied, available, seen_online) {
+        (false, ..) => CameraState::Disabled,
+        (true, true, ..) => CameraState::Error,
+        (true, false, true, _) => CameraState::Online,
+        (true, false, false, true) => CameraState::Offline,
+        (true, false, false, false) => CameraState::Connecting,
+    }
+}
+
 /// Segment length when none is given.
 pub const DEFAULT_SEGMENT_SECONDS: i32 = 60;
 /// Bounds of a segment's length.

@@ -99,20 +99,48 @@ pub struct MediaMtx {
 }
 
 #[derive(serde::Serialize)]
-struct ApiClaims<'a> {
+struct MtxClaims<'a> {
     iss: &'a str,
     aud: &'a str,
     sub: &'a str,
     iat: i64,
     nbf: i64,
     exp: i64,
-    mediamtx_permissions: [Permission<'a>; 1],
+    jti: String,
+    mediamtx_permissions: Vec<Permission<'a>>,
 }
 
-#[derive(serde::Serialize)]
-struct Permission<'a> {
-    action: &'a str,
-    path: &'a str,
+/// One MediaMTX permission: an action (`api`, `read`, `playback`, ...) on a path (empty = any).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Permission<'a> {
+    pub action: &'a str,
+    pub path: &'a str,
+}
+
+/// A JWT for MediaMTX, signed by the server's key ring: `sub` may do `permissions` for `ttl`. `nbf`
+/// lies 30 s in the past to absorb clock skew between the server and MediaMTX. Returns the token and
+/// its expiry.
+pub fn sign(
+    keys: &KeyRing,
+    clock: &SharedClock,
+    issuer: &str,
+    sub: &str,
+    permissions: &[Permission<'_>],
+    ttl: chrono::Duration,
+) -> crate::error::Result<(String, chrono::DateTime<chrono::Utc>)> {
+    let now = clock.now();
+    let exp = now + ttl;
+    let claims = MtxClaims {
+        iss: issuer,
+        aud: AUDIENCE,
+        sub,
+        iat: now.timestamp(),
+        nbf: now.timestamp() - 30,
+        exp: exp.timestamp(),
+        jti: uuid::Uuid::new_v4().to_string(),
+        mediamtx_permissions: permissions.to_vec(),
+    };
+    Ok((keys.sign(&claims)?, exp))
 }
 
 fn enc(name: &str) -> String {
@@ -135,17 +163,10 @@ impl MediaMtx {
     }
 
     fn token(&self) -> Result<String, MtxError> {
-        let now = self.clock.now().timestamp();
-        let claims = ApiClaims {
-            iss: &self.issuer,
-            aud: AUDIENCE,
-            sub: "opennvr-server",
-            iat: now,
-            nbf: now - 30,
-            exp: now + 300,
-            mediamtx_permissions: [Permission { action: "api", path: "" }],
-        };
-        self.keys.sign(&claims).map_err(|e| MtxError::Failed(format!("signing the API token: {e}")))
+        let api = [Permission { action: "api", path: "" }];
+        sign(&self.keys, &self.clock, &self.issuer, "opennvr-server", &api, chrono::Duration::minutes(5))
+            .map(|(t, _)| t)
+            .map_err(|e| MtxError::Failed(format!("signing the API token: {e}")))
     }
 
     async fn call(

@@ -19,6 +19,10 @@ pub struct MediaConfig {
     pub hook_command: String,
     /// Convergence period without changes.
     pub sync_every: Duration,
+    /// Public base URLs viewers use (WHEP, HLS, RTSP); `None` = not offered.
+    pub whep_url: Option<String>,
+    pub hls_url: Option<String>,
+    pub rtsp_url: Option<String>,
 }
 
 impl MediaConfig {
@@ -47,6 +51,85 @@ impl MediaConfig {
         if hook_command.trim().is_empty() || hook_command.contains(char::is_whitespace) {
             return Err(config_error("OPENNVR_MEDIAMTX_HOOK_COMMAND must be one executable path, without arguments"));
         }
-        Ok(MediaConfig { api_url, record_path, hook_command, sync_every })
+        Ok(MediaConfig {
+            api_url,
+            record_path,
+            hook_command,
+            sync_every,
+            whep_url: None,
+            hls_url: None,
+            rtsp_url: None,
+        })
+    }
+
+    /// Adds the public base URLs of live view.
+    pub fn with_public_urls(
+        mut self,
+        whep: Option<String>,
+        hls: Option<String>,
+        rtsp: Option<String>,
+    ) -> Result<MediaConfig> {
+        let check = |v: Option<String>, schemes: &[&str], name: &str| -> Result<Option<String>> {
+            match v.filter(|u| !u.is_empty()) {
+                None => Ok(None),
+                Some(u) => match url::Url::parse(&u) {
+                    Ok(p) if schemes.contains(&p.scheme()) && p.host_str().is_some() => {
+                        Ok(Some(u.trim_end_matches('/').to_owned()))
+                    }
+                    _ => Err(config_error(format!("{name}: {u:?} must be a {} URL", schemes.join(" or ")))),
+                },
+            }
+        };
+        self.whep_url = check(whep, &["http", "https"], "OPENNVR_MEDIAMTX_WHEP_URL")?;
+        self.hls_url = check(hls, &["http", "https"], "OPENNVR_MEDIAMTX_HLS_URL")?;
+        self.rtsp_url = check(rtsp, &["rtsp", "rtsps"], "OPENNVR_MEDIAMTX_RTSP_URL")?;
+        Ok(self)
+    }
+}
+
+/// Live view of one camera: a short-lived token MediaMTX verifies, and where to use it.
+#[derive(Debug, Clone)]
+pub struct LiveTicket {
+    pub token: String,
+    pub expires: chrono::DateTime<chrono::Utc>,
+    pub whep_url: String,
+    pub hls_url: String,
+    pub rtsp_url: String,
+}
+
+/// Default and bounds of a viewer token's lifetime.
+pub const VIEWER_TTL: chrono::Duration = chrono::Duration::minutes(5);
+pub const VIEWER_TTL_MAX: chrono::Duration = chrono::Duration::hours(1);
+pub const VIEWER_TTL_MIN: chrono::Duration = chrono::Duration::seconds(30);
+
+/// Issues viewer tokens: signed by the server's key ring, `read` on one path only.
+#[derive(Clone)]
+pub struct LiveView {
+    pub keys: crate::security::keyring::KeyRing,
+    pub clock: crate::clock::SharedClock,
+    pub issuer: String,
+    pub config: MediaConfig,
+}
+
+impl LiveView {
+    /// A ticket for `viewer` (a user id) to watch `path` for `ttl` (default 5 min, at most 1 h).
+    pub fn ticket(&self, path: &str, viewer: &str, ttl: Option<chrono::Duration>) -> Result<LiveTicket> {
+        let ttl = ttl.unwrap_or(VIEWER_TTL);
+        if ttl < VIEWER_TTL_MIN {
+            return Err(crate::error::Error::invalid("ttl", "ttl must be at least 30 s"));
+        }
+        let ttl = ttl.min(VIEWER_TTL_MAX);
+        let read = [mediamtx::Permission { action: "read", path }];
+        let (token, expires) = mediamtx::sign(&self.keys, &self.clock, &self.issuer, viewer, &read, ttl)?;
+        let url = |base: &Option<String>, suffix: &str| {
+            base.as_ref().map(|b| format!("{b}/{path}{suffix}")).unwrap_or_default()
+        };
+        Ok(LiveTicket {
+            token,
+            expires,
+            whep_url: url(&self.config.whep_url, "/whep"),
+            hls_url: url(&self.config.hls_url, "/index.m3u8"),
+            rtsp_url: url(&self.config.rtsp_url, ""),
+        })
     }
 }

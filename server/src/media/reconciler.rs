@@ -56,14 +56,40 @@ pub struct Report {
     pub failed: usize,
 }
 
-/// Handle to wake the reconciler and read its state.
+/// Handle to the media plane: wakes the reconciler, reads its state, asks MediaMTX about paths.
 #[derive(Clone, Default)]
 pub struct MediaPlane {
     wake: Arc<Notify>,
     state: Arc<Mutex<SyncState>>,
+    client: Option<MediaMtx>,
+    /// Paths seen available at least once since start (so that "offline" differs from "connecting").
+    seen_online: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl MediaPlane {
+    /// The plane of `client` (`None`: no MediaMTX configured).
+    pub fn new(client: Option<MediaMtx>) -> MediaPlane {
+        let plane = MediaPlane { client, ..MediaPlane::default() };
+        let configured = plane.client.is_some();
+        plane.update(|s| s.configured = configured);
+        plane
+    }
+
+    /// The runtime state of every path, as MediaMTX reports it now; `None` without a media plane.
+    pub async fn runtimes(&self) -> std::result::Result<Option<Vec<super::mediamtx::RuntimePath>>, MtxError> {
+        let Some(client) = &self.client else { return Ok(None) };
+        let paths = client.paths().await?;
+        if let Ok(mut seen) = self.seen_online.lock() {
+            seen.extend(paths.iter().filter(|p| p.available).map(|p| p.name.clone()));
+        }
+        Ok(Some(paths))
+    }
+
+    /// Whether `path` was ever seen available since start.
+    pub fn seen_online(&self, path: &str) -> bool {
+        self.seen_online.lock().map(|s| s.contains(path)).unwrap_or(false)
+    }
+
     /// A camera changed: converge now.
     pub fn changed(&self) {
         if let Ok(mut s) = self.state.lock() {

@@ -614,7 +614,9 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
             pb::DeleteCameraRequest { camera_id: t.camera.id.clone(), ..Default::default() }.encode_to_vec()
         }
         "CameraService.TestCameraConnection" => pb::TestCameraConnectionRequest::default().encode_to_vec(),
-        "CameraService.CreateViewerToken" => pb::CreateViewerTokenRequest::default().encode_to_vec(),
+        "CameraService.CreateViewerToken" => {
+            pb::CreateViewerTokenRequest { camera_id: t.camera.id.clone(), ttl: None }.encode_to_vec()
+        }
         "CameraService.GrantCameraAccess" => pb::GrantCameraAccessRequest {
             camera_id: t.camera.id.clone(),
             user_id: t.victim.id.clone(),
@@ -661,7 +663,6 @@ struct Code1 {
 /// their fixtures get real requests).
 const NOT_BUILT: &[&str] = &[
     "CameraService.TestCameraConnection",
-    "CameraService.CreateViewerToken",
     "RecordingService.*",
     "InferenceService.*",
     "EventService.*",

@@ -29,7 +29,7 @@ pub async fn create(c: &opennvr_sdk::Client, name: &str) -> pb::Camera {
         .unwrap()
 }
 
-async fn grant(
+pub async fn grant(
     admin: &opennvr_sdk::Client,
     camera: &pb::Camera,
     user: &pb::User,

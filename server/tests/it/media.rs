@@ -1,7 +1,7 @@
 //! The media plane against the MediaMTX emulator: a camera change reaches MediaMTX as the right kind
 //! of write (and only then), foreign paths are left alone, a MediaMTX restart or outage is survived
 //! and converged from, and every call MediaMTX gets carries a token it verifies against our JWKS.
-use crate::cameras::create;
+use crate::cameras::{create, grant};
 use crate::harness::{TestDb, TestServer, test_options};
 use mediamtx_emulator::{AuthConfig, Emulator};
 use opennvr_sdk::pb;
@@ -208,4 +208,160 @@ async fn a_mediamtx_restart_or_outage_is_converged_from() {
     eventually("all four paths after the outage", || paths.iter().all(|p| emu.path(p).is_some())).await;
     let said = readiness_saying(&s, "media: in sync").await;
     assert!(said.contains("media: in sync"), "{said}");
+}
+
+async fn status(c: &opennvr_sdk::Client, cam: &pb::Camera) -> pb::CameraStatus {
+    c.cameras()
+        .get_camera_status(pb::GetCameraStatusRequest { camera_id: cam.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap()
+}
+
+/// Polls the camera's status until `want` holds (up to 10 s), and returns it.
+async fn status_until(
+    c: &opennvr_sdk::Client,
+    cam: &pb::Camera,
+    want: impl Fn(&pb::CameraStatus) -> bool,
+) -> pb::CameraStatus {
+    let mut last = status(c, cam).await;
+    for _ in 0..100 {
+        if want(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = status(c, cam).await;
+    }
+    panic!("status never got there: {last:?}");
+}
+
+#[tokio::test]
+async fn camera_status_follows_mediamtx() {
+    let (s, emu) = with_mediamtx().await;
+    let admin = s.admin().await;
+    let cam = create(&admin, "Gate").await;
+    let path = path_of(&cam);
+    let st = status_until(&admin, &cam, |st| st.sync_state == pb::MediaSyncState::InSync as i32).await;
+    assert_eq!(st.state, pb::CameraState::Connecting as i32, "{st:?}");
+    assert!(!st.available && !st.recording);
+    emu.set_available(&path, true);
+    let st = status_until(&admin, &cam, |st| st.state == pb::CameraState::Online as i32).await;
+    assert!(st.available && st.recording);
+    assert_eq!(st.tracks.first().map(|t| (t.codec.as_str(), t.width, t.height)), Some(("H264", 1280, 720)));
+    assert!(st.inbound_bytes > 0);
+    emu.set_available(&path, false);
+    status_until(&admin, &cam, |st| st.state == pb::CameraState::Offline as i32).await;
+    // A viewer sees the statuses of the cameras they may see, and only those.
+    let other = create(&admin, "Hidden").await;
+    let viewer = s.user(&admin, "vic", pb::Role::Viewer).await;
+    let who = viewer.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    grant(&admin, &cam, &who, &["camera.read"], None).await.unwrap();
+    let listed = viewer
+        .cameras()
+        .list_camera_statuses(pb::ListCameraStatusesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .statuses;
+    assert_eq!(listed.iter().map(|st| st.camera_id.as_str()).collect::<Vec<_>>(), vec![cam.id.as_str()]);
+    let e = viewer
+        .cameras()
+        .list_camera_statuses(pb::ListCameraStatusesRequest {
+            camera_ids: vec![other.id.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    // MediaMTX down: the camera's state says its configuration cannot be applied, and why.
+    emu.down();
+    let st = status_until(&admin, &cam, |st| st.state == pb::CameraState::Error as i32).await;
+    assert!(st.last_error.contains("unreachable"), "{}", st.last_error);
+    assert!(!st.last_error.contains("Cam-Secret"));
+    emu.restart();
+    emu.up().await.unwrap();
+    status_until(&admin, &cam, |st| st.state == pb::CameraState::Offline as i32).await;
+}
+
+#[tokio::test]
+async fn live_view_tokens_are_short_scoped_and_verify_against_the_jwks() {
+    let db = TestDb::new();
+    let mut options = test_options(&db);
+    options.mediamtx_whep_url = Some("https://nvr.example:8889".into());
+    options.mediamtx_hls_url = Some("https://nvr.example:8888/".into());
+    options.mediamtx_rtsp_url = Some("rtsps://nvr.example:8322".into());
+    let s = TestServer::start_with(db, options).await;
+    let admin = s.admin().await;
+    let cam = create(&admin, "Lobby").await;
+    let path = path_of(&cam);
+    let viewer = s.user(&admin, "vera", pb::Role::Viewer).await;
+    let who = viewer.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    let ask = |c: &opennvr_sdk::Client, ttl: Option<i64>| {
+        let mut cams = c.cameras();
+        let request = pb::CreateViewerTokenRequest {
+            camera_id: cam.id.clone(),
+            ttl: ttl.map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
+        };
+        async move { cams.create_viewer_token(request).await.map(|r| r.into_inner()) }
+    };
+    // No grant: the camera does not exist for them. Read but not live: refused.
+    assert_eq!(ask(&viewer, None).await.unwrap_err().code(), tonic::Code::NotFound);
+    grant(&admin, &cam, &who, &["camera.read"], None).await.unwrap();
+    assert_eq!(ask(&viewer, None).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    grant(&admin, &cam, &who, &["camera.live"], None).await.unwrap();
+    let t = ask(&viewer, None).await.unwrap();
+    assert_eq!(t.whep_url, format!("https://nvr.example:8889/{path}/whep"));
+    assert_eq!(t.hls_url, format!("https://nvr.example:8888/{path}/index.m3u8"));
+    assert_eq!(t.rtsp_url, format!("rtsps://nvr.example:8322/{path}"));
+    // The token verifies against the server's JWKS (as MediaMTX checks it) and grants read on this
+    // camera's path only, for five minutes.
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        reqwest::get(format!("{}/.well-known/jwks.json", s.url())).await.unwrap().json().await.unwrap();
+    let header = jsonwebtoken::decode_header(&t.token).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(header.kid.as_deref().unwrap()).unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&["mediamtx"]);
+    validation.set_issuer(&["opennvr"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&t.token, &key, &validation).unwrap().claims;
+    assert_eq!(claims["mediamtx_permissions"], json!([{"action": "read", "path": path}]));
+    assert_eq!(claims["sub"], json!(who.id));
+    let (iat, exp, nbf) =
+        (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap(), claims["nbf"].as_i64().unwrap());
+    assert_eq!(exp - iat, 300);
+    assert!(nbf < iat, "nbf in the past absorbs clock skew");
+    assert_eq!(t.expire_time.unwrap().seconds, exp);
+    // Lifetimes are capped at an hour.
+    let long = ask(&viewer, Some(7200)).await.unwrap();
+    let long_claims = jsonwebtoken::decode::<serde_json::Value>(&long.token, &key, &validation).unwrap().claims;
+    assert_eq!(long_claims["exp"].as_i64().unwrap() - long_claims["iat"].as_i64().unwrap(), 3600);
+    // It is no key to the OpenNVR API.
+    let thief = s.client().await;
+    thief.set_tokens(Some(pb::Tokens { access_token: t.token.clone(), ..viewer.tokens().unwrap() }));
+    let e = thief.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    // A disabled camera has nothing to watch.
+    admin
+        .cameras()
+        .update_camera(pb::UpdateCameraRequest {
+            camera: Some(pb::Camera { enabled: false, etag: String::new(), ..cam.clone() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["enabled".into()] }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(ask(&viewer, None).await.unwrap_err().code(), tonic::Code::FailedPrecondition);
+    // Every ticket is in the audit trail, with its camera.
+    let issued = admin
+        .audit()
+        .list_audit_events(pb::ListAuditEventsRequest {
+            filter: Some(pb::AuditEventFilter { action: "viewer_token.create".into(), ..Default::default() }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert_eq!(issued.iter().filter(|e| e.code == "OK").count(), 2);
+    assert!(issued.iter().all(|e| e.camera_id == cam.id));
 }
