@@ -111,7 +111,7 @@ pub struct Write {
 }
 
 struct Inner {
-    schema: Schema,
+    schema: Arc<Schema>,
     started: DateTime<Utc>,
     /// Path configs added through the API (the file defines only `all_others`).
     paths: BTreeMap<String, Map<String, Value>>,
@@ -166,7 +166,7 @@ impl Emulator {
     pub async fn start(auth: AuthConfig) -> Result<Emulator, String> {
         let schema = load_schema()?;
         let inner = Inner {
-            schema,
+            schema: Arc::new(schema),
             started: Utc::now(),
             paths: BTreeMap::new(),
             runtime: BTreeMap::new(),

@@ -287,7 +287,8 @@ impl Reconciler {
         }
     }
 
-    /// Runs until dropped: converges on a camera change, on a MediaMTX restart (checked every second)
+    /// Runs until dropped: converges on a camera change, on a MediaMTX restart (checked four times a
+    /// second)
     /// and every `sync_every`, backing off while MediaMTX is unreachable.
     pub async fn run(self) {
         let mut backoff = Duration::from_millis(500);
@@ -315,7 +316,7 @@ impl Reconciler {
             };
             // Wait for a change, a restart, or the next period.
             loop {
-                let tick = tokio::time::sleep(Duration::from_secs(1));
+                let tick = tokio::time::sleep(Duration::from_millis(250));
                 tokio::select! {
                     _ = self.plane.wake.notified() => break,
                     _ = tokio::time::sleep_until(next_full) => break,

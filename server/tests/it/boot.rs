@@ -154,3 +154,50 @@ async fn signing_keys_are_stored_sealed_never_in_clear() {
     }
     let _ = (cluster_url(), url_for);
 }
+
+/// The deployment files cannot be run here (no Docker engine): they are checked instead. Every key
+/// of docker/mediamtx.yml must exist in MediaMTX's reference configuration, and the values must be
+/// what the reconciler and the token signer rely on.
+#[test]
+fn the_deployment_files_agree_with_mediamtx_and_the_server() {
+    use yaml_serde::Value;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read = |p: &str| -> Value { yaml_serde::from_str(&std::fs::read_to_string(root.join(p)).unwrap()).unwrap() };
+    let ours = read("docker/mediamtx.yml");
+    let reference = read("emulator/mediamtx/mediamtx.yml");
+    let (ours, reference) = (ours.as_mapping().unwrap(), reference.as_mapping().unwrap());
+    for (k, v) in ours {
+        let key = k.as_str().unwrap();
+        assert!(reference.contains_key(k), "docker/mediamtx.yml: {key} is not a MediaMTX setting");
+        if key == "pathDefaults" {
+            let defaults = reference.get("pathDefaults").unwrap().as_mapping().unwrap();
+            for (pk, _) in v.as_mapping().unwrap() {
+                assert!(
+                    defaults.contains_key(pk),
+                    "docker/mediamtx.yml: pathDefaults.{} is unknown",
+                    pk.as_str().unwrap()
+                );
+            }
+        }
+    }
+    let get = |k: &str| ours.get(k).cloned().unwrap_or(Value::Null);
+    assert_eq!(get("api"), Value::Bool(true));
+    assert_eq!(get("authMethod").as_str(), Some("jwt"));
+    assert!(get("authJWTJWKS").as_str().unwrap().ends_with("/.well-known/jwks.json"));
+    assert_eq!(get("authJWTClaimKey").as_str(), Some("mediamtx_permissions"));
+    assert_eq!(get("authJWTIssuer").as_str(), Some("opennvr"), "the server's default OPENNVR_TOKEN_ISSUER");
+    assert_eq!(get("authJWTAudience").as_str(), Some(opennvr_server::media::mediamtx::AUDIENCE));
+    let defaults = get("pathDefaults");
+    assert_eq!(defaults.get("recordPath").and_then(Value::as_str), Some(opennvr_server::media::DEFAULT_RECORD_PATH));
+    assert_eq!(defaults.get("recordFormat").and_then(Value::as_str), Some("fmp4"));
+    assert_eq!(defaults.get("recordDeleteAfter").and_then(Value::as_str), Some("0s"));
+    // The compose file wires the server to MediaMTX's API, and the recordings read-only into it.
+    let compose = read("docker/docker-compose.yml");
+    let server = &compose["services"]["opennvr"];
+    assert_eq!(server["environment"]["OPENNVR_MEDIAMTX_API_URL"].as_str(), Some("http://mediamtx:9997"));
+    let mounts: Vec<&str> = server["volumes"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(mounts.contains(&"recordings:/recordings:ro"), "{mounts:?}");
+    let media_mounts: Vec<&str> =
+        compose["services"]["mediamtx"]["volumes"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(media_mounts.contains(&"recordings:/recordings"), "{media_mounts:?}");
+}
