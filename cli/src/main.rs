@@ -39,6 +39,12 @@ enum Command {
     /// List or revoke sessions.
     #[command(subcommand)]
     Sessions(cmd::sessions::SessionsCommand),
+    /// Manage cameras: add, list, change, delete, status, live view.
+    #[command(subcommand)]
+    Cameras(cmd::cameras::CamerasCommand),
+    /// Per-camera access grants.
+    #[command(subcommand)]
+    Grants(cmd::cameras::GrantsCommand),
     /// Read, follow, export and verify the audit trail.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -55,6 +61,8 @@ async fn main() -> ExitCode {
         Command::Users(c) => cmd::users::run(cli.server, cli.output, c).await,
         Command::Sessions(c) => cmd::sessions::run(cli.server, cli.output, c).await,
         Command::Audit(c) => cmd::audit::run(cli.server, cli.output, c).await,
+        Command::Cameras(c) => cmd::cameras::run(cli.server, cli.output, c).await,
+        Command::Grants(c) => cmd::cameras::grants(cli.server, cli.output, c).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -62,5 +70,33 @@ async fn main() -> ExitCode {
             eprintln!("nvrctl: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+        let parsed = Cli::try_parse_from([
+            "nvrctl",
+            "cameras",
+            "add",
+            "Dock",
+            "--url",
+            "rtsp://10.0.0.5/s",
+            "--label",
+            "site=dock",
+            "--segment-secs",
+            "120",
+        ]);
+        assert!(parsed.is_ok(), "{parsed:?}");
+        assert!(
+            Cli::try_parse_from(["nvrctl", "grants", "set", "Dock", "some-user"]).is_err(),
+            "permissions are required"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! One module per noun.
 pub mod audit;
 pub mod auth;
+pub mod cameras;
 pub mod sessions;
 pub mod users;
 

@@ -1,0 +1,383 @@
+//! `cameras add|list|get|update|delete|status|live` and `grants list|set|revoke`.
+use crate::output::{self, Format};
+use crate::session;
+use anyhow::{Result, anyhow};
+use opennvr_sdk::pb;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TransportArg {
+    Auto,
+    Tcp,
+    Udp,
+}
+
+impl From<TransportArg> for pb::RtspTransport {
+    fn from(t: TransportArg) -> Self {
+        match t {
+            TransportArg::Auto => pb::RtspTransport::Auto,
+            TransportArg::Tcp => pb::RtspTransport::Tcp,
+            TransportArg::Udp => pb::RtspTransport::Udp,
+        }
+    }
+}
+
+/// Settings shared by `add` and `update`.
+#[derive(Debug, clap::Args)]
+pub struct Settings {
+    #[arg(long)]
+    pub description: Option<String>,
+    #[arg(long)]
+    pub location: Option<String>,
+    #[arg(long)]
+    pub transport: Option<TransportArg>,
+    #[arg(long)]
+    pub enabled: Option<bool>,
+    /// Record continuously.
+    #[arg(long)]
+    pub record: Option<bool>,
+    /// Segment length in seconds (10-3600).
+    #[arg(long)]
+    pub segment_secs: Option<i64>,
+    /// Label as key=value; repeat for several (update replaces them all).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CamerasCommand {
+    /// Add a camera (the RTSP password is read from NVRCTL_PASSWORD, standard input, or a prompt
+    /// when --username is given).
+    Add {
+        name: String,
+        /// rtsp:// or rtsps:// URL, without credentials.
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "")]
+        username: String,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// List the cameras you may see.
+    List {
+        /// Only cameras with this label (key=value); repeat for several.
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+    },
+    /// Show one camera.
+    Get { camera: String },
+    /// Change a camera's settings (only those given).
+    Update {
+        camera: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Delete a camera (its recordings stay under retention).
+    Delete { camera: String },
+    /// Live status of one camera, or of all you may see.
+    Status { camera: Option<String> },
+    /// A short-lived live-view token and the URLs to use it on.
+    Live {
+        camera: String,
+        /// Token lifetime in seconds (default 300, at most 3600).
+        #[arg(long)]
+        ttl_secs: Option<i64>,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum GrantsCommand {
+    /// List grants, optionally of one camera and/or one user (by id).
+    List {
+        #[arg(long)]
+        camera: Option<String>,
+        #[arg(long)]
+        user_id: Option<String>,
+    },
+    /// Give a user permissions on a camera (replacing their grant there): camera.read, camera.live,
+    /// camera.write, recording.read, recording.export.
+    Set {
+        camera: String,
+        user_id: String,
+        #[arg(required = true)]
+        permissions: Vec<String>,
+    },
+    /// Remove a user's grant on a camera.
+    Revoke { camera: String, user_id: String },
+}
+
+fn labels(pairs: &[String]) -> Result<std::collections::HashMap<String, String>> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| anyhow!("label {p:?} is not key=value"))
+        })
+        .collect()
+}
+
+fn transport(t: i32) -> String {
+    pb::RtspTransport::try_from(t)
+        .map(|t| t.as_str_name().trim_start_matches("RTSP_TRANSPORT_").to_lowercase())
+        .unwrap_or_default()
+}
+
+fn row(c: &pb::Camera) -> Vec<String> {
+    vec![
+        c.name.clone(),
+        if c.enabled { "enabled" } else { "disabled" }.to_owned(),
+        if c.recording_enabled { "recording" } else { "live only" }.to_owned(),
+        c.source_url.clone(),
+        transport(c.transport),
+        c.id.clone(),
+    ]
+}
+
+const HEADER: [&str; 6] = ["Name", "State", "Recording", "Source", "Transport", "Id"];
+
+/// A camera by id or (case-insensitive) name.
+async fn find(client: &opennvr_sdk::Client, which: &str) -> Result<pb::Camera> {
+    if uuid::Uuid::parse_str(which).is_ok() {
+        let c = client.cameras().get_camera(pb::GetCameraRequest { camera_id: which.to_owned() }).await?;
+        return c.into_inner().camera.ok_or_else(|| anyhow!("no camera {which}"));
+    }
+    let mut token = String::new();
+    loop {
+        let page = client
+            .cameras()
+            .list_cameras(pb::ListCamerasRequest { page_size: 500, page_token: token, ..Default::default() })
+            .await?
+            .into_inner();
+        if let Some(c) = page.cameras.into_iter().find(|c| c.name.eq_ignore_ascii_case(which)) {
+            return Ok(c);
+        }
+        if page.next_page_token.is_empty() {
+            return Err(anyhow!("no camera {which}"));
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// Applies `s` to `camera`, returning the update-mask paths it touched.
+fn apply(s: &Settings, camera: &mut pb::Camera) -> Result<Vec<String>> {
+    let mut paths = Vec::new();
+    if let Some(v) = &s.description {
+        camera.description = v.clone();
+        paths.push("description");
+    }
+    if let Some(v) = &s.location {
+        camera.location = v.clone();
+        paths.push("location");
+    }
+    if let Some(v) = s.transport {
+        camera.transport = pb::RtspTransport::from(v) as i32;
+        paths.push("transport");
+    }
+    if let Some(v) = s.enabled {
+        camera.enabled = v;
+        paths.push("enabled");
+    }
+    if let Some(v) = s.record {
+        camera.recording_enabled = v;
+        paths.push("recording_enabled");
+    }
+    if let Some(v) = s.segment_secs {
+        camera.segment_duration = Some(prost_types::Duration { seconds: v, nanos: 0 });
+        paths.push("segment_duration");
+    }
+    if !s.labels.is_empty() {
+        camera.labels = labels(&s.labels)?;
+        paths.push("labels");
+    }
+    Ok(paths.into_iter().map(str::to_owned).collect())
+}
+
+fn state(st: &pb::CameraStatus) -> String {
+    pb::CameraState::try_from(st.state)
+        .map(|s| s.as_str_name().trim_start_matches("CAMERA_STATE_").to_lowercase())
+        .unwrap_or_default()
+}
+
+pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> Result<()> {
+    let client = session::signed_in(server).await?;
+    match c {
+        CamerasCommand::Add { name, url, username, settings } => {
+            let password = if username.is_empty() {
+                String::new()
+            } else {
+                crate::cmd::read_password(&format!("RTSP password of {username}: "))?
+            };
+            let mut camera = pb::Camera {
+                name,
+                source_url: url,
+                username,
+                enabled: true,
+                recording_enabled: true,
+                ..Default::default()
+            };
+            apply(&settings, &mut camera)?;
+            let created =
+                client.cameras().create_camera(pb::CreateCameraRequest { camera: Some(camera), password }).await?;
+            output::print(format, &HEADER, created.into_inner().camera.iter().map(row).collect());
+        }
+        CamerasCommand::List { labels: wanted } => {
+            let wanted = labels(&wanted)?;
+            let mut rows = Vec::new();
+            let mut token = String::new();
+            loop {
+                let page = client
+                    .cameras()
+                    .list_cameras(pb::ListCamerasRequest { page_size: 500, page_token: token, labels: wanted.clone() })
+                    .await?
+                    .into_inner();
+                rows.extend(page.cameras.iter().map(row));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+            output::print(format, &HEADER, rows);
+        }
+        CamerasCommand::Get { camera } => {
+            let c = find(&client, &camera).await?;
+            output::print(format, &HEADER, vec![row(&c)]);
+        }
+        CamerasCommand::Update { camera, name, settings } => {
+            let mut c = find(&client, &camera).await?;
+            let mut paths = apply(&settings, &mut c)?;
+            if let Some(n) = name {
+                c.name = n;
+                paths.push("name".into());
+            }
+            if paths.is_empty() {
+                return Err(anyhow!("nothing to change: give at least one setting"));
+            }
+            let updated = client
+                .cameras()
+                .update_camera(pb::UpdateCameraRequest {
+                    camera: Some(c),
+                    update_mask: Some(prost_types::FieldMask { paths }),
+                })
+                .await?;
+            output::print(format, &HEADER, updated.into_inner().camera.iter().map(row).collect());
+        }
+        CamerasCommand::Delete { camera } => {
+            let c = find(&client, &camera).await?;
+            client
+                .cameras()
+                .delete_camera(pb::DeleteCameraRequest {
+                    camera_id: c.id.clone(),
+                    etag: c.etag,
+                    delete_recordings: false,
+                })
+                .await?;
+            println!("Deleted camera {} ({}); its recordings stay under retention.", c.name, c.id);
+        }
+        CamerasCommand::Status { camera } => {
+            let ids = match camera {
+                Some(which) => vec![find(&client, &which).await?.id],
+                None => Vec::new(),
+            };
+            let statuses = client
+                .cameras()
+                .list_camera_statuses(pb::ListCameraStatusesRequest {
+                    page_size: 1000,
+                    camera_ids: ids,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .statuses;
+            let rows = statuses
+                .iter()
+                .map(|st| {
+                    let video = st
+                        .tracks
+                        .iter()
+                        .map(|t| {
+                            if t.width > 0 { format!("{} {}x{}", t.codec, t.width, t.height) } else { t.codec.clone() }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    vec![st.camera_id.clone(), state(st), video, st.reader_count.to_string(), st.last_error.clone()]
+                })
+                .collect();
+            output::print(format, &["Camera", "State", "Tracks", "Readers", "Last error"], rows);
+        }
+        CamerasCommand::Live { camera, ttl_secs } => {
+            let c = find(&client, &camera).await?;
+            let t = client
+                .cameras()
+                .create_viewer_token(pb::CreateViewerTokenRequest {
+                    camera_id: c.id,
+                    ttl: ttl_secs.map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
+                })
+                .await?
+                .into_inner();
+            output::print(
+                format,
+                &["Token", "Expires", "WHEP", "HLS", "RTSP"],
+                vec![vec![t.token, output::time(t.expire_time.as_ref()), t.whep_url, t.hls_url, t.rtsp_url]],
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn grants(server: Option<String>, format: Format, c: GrantsCommand) -> Result<()> {
+    let client = session::signed_in(server).await?;
+    let grant_row = |g: &pb::CameraGrant| {
+        vec![g.camera_id.clone(), g.user_id.clone(), g.permissions.join(","), output::time(g.expire_time.as_ref())]
+    };
+    const GRANT_HEADER: [&str; 4] = ["Camera", "User", "Permissions", "Expires"];
+    match c {
+        GrantsCommand::List { camera, user_id } => {
+            let camera_id = match camera {
+                Some(which) => find(&client, &which).await?.id,
+                None => String::new(),
+            };
+            let mut rows = Vec::new();
+            let mut token = String::new();
+            loop {
+                let page = client
+                    .cameras()
+                    .list_camera_grants(pb::ListCameraGrantsRequest {
+                        page_size: 500,
+                        page_token: token,
+                        camera_id: camera_id.clone(),
+                        user_id: user_id.clone().unwrap_or_default(),
+                    })
+                    .await?
+                    .into_inner();
+                rows.extend(page.grants.iter().map(grant_row));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+            output::print(format, &GRANT_HEADER, rows);
+        }
+        GrantsCommand::Set { camera, user_id, permissions } => {
+            let c = find(&client, &camera).await?;
+            let g = client
+                .cameras()
+                .grant_camera_access(pb::GrantCameraAccessRequest {
+                    camera_id: c.id,
+                    user_id,
+                    permissions,
+                    expire_time: None,
+                })
+                .await?
+                .into_inner();
+            output::print(format, &GRANT_HEADER, g.grant.iter().map(grant_row).collect());
+        }
+        GrantsCommand::Revoke { camera, user_id } => {
+            let c = find(&client, &camera).await?;
+            client.cameras().revoke_camera_access(pb::RevokeCameraAccessRequest { camera_id: c.id, user_id }).await?;
+            println!("Revoked.");
+        }
+    }
+    Ok(())
+}
