@@ -45,6 +45,9 @@ enum Command {
     /// Per-camera access grants.
     #[command(subcommand)]
     Grants(cmd::cameras::GrantsCommand),
+    /// The master key that seals every stored secret: status and rotation.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
     /// Read, follow, export and verify the audit trail.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -61,6 +64,7 @@ async fn main() -> ExitCode {
         Command::Users(c) => cmd::users::run(cli.server, cli.output, c).await,
         Command::Sessions(c) => cmd::sessions::run(cli.server, cli.output, c).await,
         Command::Audit(c) => cmd::audit::run(cli.server, cli.output, c).await,
+        Command::Keys(c) => cmd::keys::run(cli.server, cli.output, c).await,
         Command::Cameras(c) => cmd::cameras::run(cli.server, cli.output, c).await,
         Command::Grants(c) => cmd::cameras::grants(cli.server, cli.output, c).await,
     };

@@ -66,6 +66,10 @@ pub struct Options {
     /// one in the data directory if missing.
     #[arg(long, env = "OPENNVR_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// Comma-separated files of previous master keys, kept only to open what they sealed until
+    /// RotateMasterKey rewraps it [default: none].
+    #[arg(long, env = "OPENNVR_MASTER_KEY_PREVIOUS_FILES", value_delimiter = ',')]
+    pub master_key_previous_files: Option<Vec<PathBuf>>,
     /// TLS certificate chain (PEM). With a key, the port serves TLS (HTTP/2 and HTTP/1.1 by ALPN).
     #[arg(long, env = "OPENNVR_TLS_CERT_FILE")]
     pub tls_cert_file: Option<PathBuf>,
@@ -155,6 +159,7 @@ impl Options {
             db_statement_timeout_secs: self.db_statement_timeout_secs.or(file.db_statement_timeout_secs),
             pg_bin_dir: self.pg_bin_dir.or(file.pg_bin_dir),
             master_key_file: self.master_key_file.or(file.master_key_file),
+            master_key_previous_files: self.master_key_previous_files.or(file.master_key_previous_files),
             tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
             tls_key_file: self.tls_key_file.or(file.tls_key_file),
             cors_origins: self.cors_origins.or(file.cors_origins),
@@ -207,6 +212,7 @@ pub struct Config {
     pub db_pool_size: usize,
     pub db_statement_timeout: Duration,
     pub master_key_file: Option<PathBuf>,
+    pub master_key_previous_files: Vec<PathBuf>,
     pub tls: Option<Tls>,
     pub cors_origins: Vec<String>,
     pub trusted_proxies: Vec<IpAddr>,
@@ -300,6 +306,7 @@ impl Config {
             db_pool_size: pool,
             db_statement_timeout: secs(o.db_statement_timeout_secs, 10, "OPENNVR_DB_STATEMENT_TIMEOUT_SECS")?,
             master_key_file: o.master_key_file,
+            master_key_previous_files: o.master_key_previous_files.unwrap_or_default(),
             tls,
             cors_origins: o.cors_origins.unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect(),
             trusted_proxies: o.trusted_proxies.unwrap_or_default(),

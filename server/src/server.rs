@@ -106,7 +106,27 @@ fn master_key(config: &Config) -> Result<MasterKey> {
         }
         None => return Err(config_error(format!("{VAR} is required with DATABASE_URL"))),
     };
-    Ok(MasterKey::new(&secret::load_master_key(VAR, &path)?))
+    let mut previous = Vec::new();
+    for p in &config.master_key_previous_files {
+        previous.push(secret::load_master_key("OPENNVR_MASTER_KEY_PREVIOUS_FILES", p)?);
+    }
+    Ok(MasterKey::new(&secret::load_master_key(VAR, &path)?).with_previous(&previous))
+}
+
+/// Refuses to run without a master key that some stored secret needs.
+async fn check_master_keys(store: &Store, master: &MasterKey) -> Result<()> {
+    let needed = store.run(crate::store::secrets::references).await?;
+    let loaded = master.known_ids();
+    if let Some((missing, n)) = needed.iter().find(|(id, _)| !loaded.contains(id)) {
+        return Err(config_error(format!(
+            "{n} stored secret(s) are sealed with master key {missing}, which is not configured: set OPENNVR_MASTER_KEY_FILE to it, or list its file in OPENNVR_MASTER_KEY_PREVIOUS_FILES (and rotate with RotateMasterKey)"
+        )));
+    }
+    let unused: Vec<&String> = loaded.iter().skip(1).filter(|id| !needed.contains_key(*id)).collect();
+    if !unused.is_empty() {
+        tracing::info!(?unused, "previous master keys wrap no stored secret any more and can be removed");
+    }
+    Ok(())
 }
 
 impl Server {
@@ -136,6 +156,7 @@ impl Server {
             tracing::info!(applied, "database migrated");
         }
         let store = Store::connect(&runtime_url, config.db_pool_size, config.db_statement_timeout)?;
+        check_master_keys(&store, &master).await?;
         let to_chrono = |d: Duration| chrono::Duration::from_std(d).map_err(Error::internal);
         let access_ttl = to_chrono(config.access_token_ttl)?;
         let keys = KeyRing::new(
@@ -210,7 +231,10 @@ impl Server {
             },
         };
         let router = api::router(RouterParts {
-            auth: AuthApi { app: auth.clone() },
+            auth: AuthApi {
+                app: auth.clone(),
+                keys: crate::app::keys::KeyApp { store: store.clone(), clock: clock.clone(), master: master.clone() },
+            },
             audit: crate::api::audit_service::AuditApi { app: audit_app.clone() },
             cameras: crate::api::camera_service::CameraApi { app: cameras.clone() },
             gate,

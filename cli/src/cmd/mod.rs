@@ -2,6 +2,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cameras;
+pub mod keys;
 pub mod sessions;
 pub mod users;
 

@@ -12,6 +12,15 @@ use tonic::{Request, Status};
 /// The gRPC face of the identity service.
 pub struct AuthApi {
     pub app: AuthApp,
+    pub keys: crate::app::keys::KeyApp,
+}
+
+fn master_key_status(st: crate::app::keys::MasterKeyStatus) -> pb::GetMasterKeyStatusResponse {
+    pb::GetMasterKeyStatusResponse {
+        current_key_id: st.current,
+        loaded_key_ids: st.loaded,
+        secrets_by_key_id: st.references.into_iter().collect(),
+    }
 }
 
 fn principal(call: &Call) -> Result<Principal, Status> {
@@ -280,6 +289,26 @@ impl AuthService for AuthApi {
 
     async fn revoke_api_key(&self, _: Request<pb::RevokeApiKeyRequest>) -> ApiResult<pb::RevokeApiKeyResponse> {
         Err(later(API_KEYS))
+    }
+
+    async fn get_master_key_status(
+        &self,
+        _: Request<pb::GetMasterKeyStatusRequest>,
+    ) -> ApiResult<pb::GetMasterKeyStatusResponse> {
+        respond(self.keys.status().await.map(master_key_status))
+    }
+
+    async fn rotate_master_key(
+        &self,
+        req: Request<pb::RotateMasterKeyRequest>,
+    ) -> ApiResult<pb::RotateMasterKeyResponse> {
+        let call = call(&req)?;
+        respond(
+            self.keys
+                .rotate(&call)
+                .await
+                .map(|(rewrapped, st)| pb::RotateMasterKeyResponse { rewrapped, status: Some(master_key_status(st)) }),
+        )
     }
 }
 

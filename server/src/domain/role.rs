@@ -34,6 +34,8 @@ pub enum Permission {
     UserWrite,
     SessionManage,
     ApikeyManage,
+    /// Master-key status and rotation (BYOK).
+    KeyManage,
     AuditRead,
     AuditExport,
     AuditVerify,
@@ -46,7 +48,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 22] = [
+    pub const ALL: [Permission; 23] = [
         Permission::CameraRead,
         Permission::CameraWrite,
         Permission::CameraLive,
@@ -61,6 +63,7 @@ impl Permission {
         Permission::UserWrite,
         Permission::SessionManage,
         Permission::ApikeyManage,
+        Permission::KeyManage,
         Permission::AuditRead,
         Permission::AuditExport,
         Permission::AuditVerify,
@@ -89,6 +92,7 @@ impl Permission {
             UserWrite => "user.write",
             SessionManage => "session.manage",
             ApikeyManage => "apikey.manage",
+            KeyManage => "key.manage",
             AuditRead => "audit.read",
             AuditExport => "audit.export",
             AuditVerify => "audit.verify",

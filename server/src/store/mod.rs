@@ -3,6 +3,7 @@ pub mod audit;
 pub mod cameras;
 pub mod keys;
 pub mod schema;
+pub mod secrets;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

@@ -591,6 +591,7 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
             pb::DeleteUserRequest { user_id: t.victim.id.clone(), etag: String::new() }.encode_to_vec()
         }
         "AuthService.CreateApiKey" => pb::CreateApiKeyRequest::default().encode_to_vec(),
+        "AuthService.RotateMasterKey" => pb::RotateMasterKeyRequest {}.encode_to_vec(),
         "AuthService.RevokeApiKey" => pb::RevokeApiKeyRequest::default().encode_to_vec(),
         "CameraService.CreateCamera" => pb::CreateCameraRequest {
             camera: Some(crate::cameras::camera("fixture camera")),

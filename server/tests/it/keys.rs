@@ -104,3 +104,99 @@ async fn a_token_from_a_key_outside_the_ring_is_refused() {
         assert_eq!(e.code(), tonic::Code::Unauthenticated, "kid {kid}");
     }
 }
+
+async fn camera_passwords(s: &TestServer) -> Vec<Option<String>> {
+    let rows = s.store.run(opennvr_server::store::cameras::CameraRow::all).await.unwrap();
+    rows.iter().map(|r| s.cameras.password(r).unwrap()).collect()
+}
+
+fn kek_ids(su: &mut diesel::PgConnection) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct K {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        k: String,
+    }
+    let sql =
+        "SELECT DISTINCT k FROM (SELECT kek_id AS k FROM signing_keys UNION ALL SELECT kek_id FROM audit_signing_keys
+               UNION ALL SELECT password_kek_id FROM cameras WHERE password_kek_id IS NOT NULL) x ORDER BY k";
+    diesel::RunQueryDsl::load::<K>(diesel::sql_query(sql), su).unwrap().into_iter().map(|r| r.k).collect()
+}
+
+#[tokio::test]
+async fn the_master_key_rotates_online_and_every_secret_stays_readable() {
+    use crate::harness::{ADMIN_PASSWORD, TestDb, master_key_file, temp_dir};
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    crate::cameras::create(&admin, "Before").await;
+    s.audit.checkpoint().await.unwrap().expect("an audit key and a checkpoint");
+    let old_file = s.options.master_key_file.clone().unwrap();
+    let (name, mut options) = (s.db.name.clone(), s.options.clone());
+    let mut su = s.db.superuser();
+    let old_ids = kek_ids(&mut su);
+    assert_eq!(old_ids.len(), 1);
+    s.shutdown().await;
+
+    // A new master key alone cannot open what the old one sealed: the server refuses to start and
+    // says which key it needs.
+    options.master_key_file = Some(master_key_file(&temp_dir("new-key")));
+    options.data_dir = Some(temp_dir("restart"));
+    let config = opennvr_server::config::Config::from_options(options.clone()).unwrap();
+    let clock = std::sync::Arc::new(opennvr_server::clock::ManualClock::new(chrono::Utc::now()));
+    let refused = opennvr_server::server::Server::boot(config, clock).await.err().expect("refused");
+    assert!(refused.to_string().contains(&old_ids[0]), "{refused}");
+    assert!(refused.to_string().contains("OPENNVR_MASTER_KEY_PREVIOUS_FILES"), "{refused}");
+
+    // With the old key as a previous one, everything opens, and rotation moves every secret over
+    // while cameras are being added.
+    options.master_key_previous_files = Some(vec![old_file]);
+    options.data_dir = Some(temp_dir("restart"));
+    let s = TestServer::start_with(TestDb { name: name.clone() }, options.clone()).await;
+    let admin = s.client().await;
+    admin.login("admin", ADMIN_PASSWORD).await.unwrap();
+    let status = admin.auth().get_master_key_status(pb::GetMasterKeyStatusRequest {}).await.unwrap().into_inner();
+    assert_eq!(status.secrets_by_key_id.get(&old_ids[0]), Some(&3), "access key, audit key, camera: {status:?}");
+    let adding = {
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            for i in 0..20 {
+                crate::cameras::create(&admin, &format!("During {i}")).await;
+            }
+        })
+    };
+    let rotated = admin.auth().rotate_master_key(pb::RotateMasterKeyRequest {}).await.unwrap().into_inner();
+    adding.await.unwrap();
+    assert!(rotated.rewrapped >= 3, "{rotated:?}");
+    let after = admin.auth().get_master_key_status(pb::GetMasterKeyStatusRequest {}).await.unwrap().into_inner();
+    assert_eq!(after.secrets_by_key_id.keys().collect::<Vec<_>>(), vec![&after.current_key_id], "{after:?}");
+    assert_eq!(after.secrets_by_key_id[&after.current_key_id], 2 + 21);
+    assert_eq!(kek_ids(&mut su), vec![after.current_key_id.clone()]);
+    // Nothing in clear at rest, and every secret still opens.
+    let clear = "SELECT count(*) AS n FROM cameras c WHERE c::text LIKE '%Cam-Secret%'";
+    assert_eq!(crate::harness::count(&mut su, clear), 0);
+    assert!(camera_passwords(&s).await.iter().all(|p| p.as_deref() == Some("Cam-Secret-7f3a9")));
+    let entry = admin
+        .audit()
+        .list_audit_events(pb::ListAuditEventsRequest {
+            filter: Some(pb::AuditEventFilter { action: "master_key.rotate".into(), ..Default::default() }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert_eq!(entry.len(), 1);
+    assert_eq!(entry[0].details.get("remaining_with_old_keys").map(String::as_str), Some("0"));
+    s.shutdown().await;
+
+    // The old key is no longer needed: the server runs on the new one alone.
+    options.master_key_previous_files = None;
+    options.data_dir = Some(temp_dir("restart"));
+    let s = TestServer::start_with(TestDb { name }, options).await;
+    let admin = s.client().await;
+    admin.login("admin", ADMIN_PASSWORD).await.unwrap();
+    assert_eq!(camera_passwords(&s).await.len(), 21);
+    assert!(camera_passwords(&s).await.iter().all(|p| p.as_deref() == Some("Cam-Secret-7f3a9")));
+    s.audit.checkpoint().await.unwrap();
+    let check = admin.audit().verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.unwrap().into_inner();
+    assert!(check.ok, "{check:?}");
+}

@@ -1520,6 +1520,114 @@ class DeleteUserResponse(_message.Message):
 Global___DeleteUserResponse: _TypeAlias = DeleteUserResponse  # noqa: Y015
 
 @_typing.final
+class GetMasterKeyStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMasterKeyStatusRequest: _TypeAlias = GetMasterKeyStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetMasterKeyStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class SecretsByKeyIdEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CURRENT_KEY_ID_FIELD_NUMBER: _builtins.int
+    LOADED_KEY_IDS_FIELD_NUMBER: _builtins.int
+    SECRETS_BY_KEY_ID_FIELD_NUMBER: _builtins.int
+    current_key_id: _builtins.str
+    """Id of the master key that seals new secrets ("kek-" and 16 hex digits, derived from the key)."""
+    @_builtins.property
+    def loaded_key_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Master key ids the server holds, current first."""
+
+    @_builtins.property
+    def secrets_by_key_id(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Stored secrets per master key id that wraps them."""
+
+    def __init__(
+        self,
+        *,
+        current_key_id: _builtins.str = ...,
+        loaded_key_ids: _abc.Iterable[_builtins.str] | None = ...,
+        secrets_by_key_id: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_key_id", b"current_key_id", "loaded_key_ids", b"loaded_key_ids", "secrets_by_key_id", b"secrets_by_key_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMasterKeyStatusResponse: _TypeAlias = GetMasterKeyStatusResponse  # noqa: Y015
+
+@_typing.final
+class RotateMasterKeyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateMasterKeyRequest: _TypeAlias = RotateMasterKeyRequest  # noqa: Y015
+
+@_typing.final
+class RotateMasterKeyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REWRAPPED_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    rewrapped: _builtins.int
+    """Secrets whose data key was rewrapped by this call."""
+    @_builtins.property
+    def status(self) -> Global___GetMasterKeyStatusResponse:
+        """The state afterwards."""
+
+    def __init__(
+        self,
+        *,
+        rewrapped: _builtins.int = ...,
+        status: Global___GetMasterKeyStatusResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rewrapped", b"rewrapped", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateMasterKeyResponse: _TypeAlias = RotateMasterKeyResponse  # noqa: Y015
+
+@_typing.final
 class ListRolesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

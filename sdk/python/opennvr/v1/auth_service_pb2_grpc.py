@@ -171,6 +171,16 @@ class AuthServiceStub:
                 request_serializer=opennvr_dot_v1_dot_auth__service__pb2.RevokeApiKeyRequest.SerializeToString,
                 response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.RevokeApiKeyResponse.FromString,
                 _registered_method=True)
+        self.GetMasterKeyStatus = channel.unary_unary(
+                '/opennvr.v1.AuthService/GetMasterKeyStatus',
+                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.GetMasterKeyStatusRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.GetMasterKeyStatusResponse.FromString,
+                _registered_method=True)
+        self.RotateMasterKey = channel.unary_unary(
+                '/opennvr.v1.AuthService/RotateMasterKey',
+                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.RotateMasterKeyRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.RotateMasterKeyResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -500,6 +510,33 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMasterKeyStatus(self, request, context):
+        """===== Master key (BYOK) =====
+
+        Reports the master key that seals new secrets and how many stored secrets each master key id
+        still wraps. A previous key (OPENNVR_MASTER_KEY_PREVIOUS_FILES) may be removed once it wraps none.
+        Permission: key.manage
+        Camera-scoped: no
+        Step-up: no
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateMasterKey(self, request, context):
+        """Rewraps every stored secret's data key with the current master key, online (secrets sealed
+        meanwhile use the current key already; rows being changed are taken by a later pass). To rotate:
+        point OPENNVR_MASTER_KEY_FILE at the new key, list the old one in
+        OPENNVR_MASTER_KEY_PREVIOUS_FILES, restart, call this, then drop the old key once the answer
+        shows it wraps nothing. The server refuses to start without a key some secret still needs.
+        Permission: key.manage
+        Camera-scoped: no
+        Step-up: yes
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -637,6 +674,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.RevokeApiKey,
                     request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.RevokeApiKeyRequest.FromString,
                     response_serializer=opennvr_dot_v1_dot_auth__service__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
+            'GetMasterKeyStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMasterKeyStatus,
+                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.GetMasterKeyStatusRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.GetMasterKeyStatusResponse.SerializeToString,
+            ),
+            'RotateMasterKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateMasterKey,
+                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.RotateMasterKeyRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.RotateMasterKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1370,6 +1417,60 @@ class AuthService:
             '/opennvr.v1.AuthService/RevokeApiKey',
             opennvr_dot_v1_dot_auth__service__pb2.RevokeApiKeyRequest.SerializeToString,
             opennvr_dot_v1_dot_auth__service__pb2.RevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMasterKeyStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opennvr.v1.AuthService/GetMasterKeyStatus',
+            opennvr_dot_v1_dot_auth__service__pb2.GetMasterKeyStatusRequest.SerializeToString,
+            opennvr_dot_v1_dot_auth__service__pb2.GetMasterKeyStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateMasterKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opennvr.v1.AuthService/RotateMasterKey',
+            opennvr_dot_v1_dot_auth__service__pb2.RotateMasterKeyRequest.SerializeToString,
+            opennvr_dot_v1_dot_auth__service__pb2.RotateMasterKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

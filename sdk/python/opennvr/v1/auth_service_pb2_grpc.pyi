@@ -270,6 +270,25 @@ class AuthServiceStub:
     Camera-scoped: no
     Step-up: no
     """
+    GetMasterKeyStatus: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.GetMasterKeyStatusRequest, _auth_service_pb2.GetMasterKeyStatusResponse]
+    """===== Master key (BYOK) =====
+
+    Reports the master key that seals new secrets and how many stored secrets each master key id
+    still wraps. A previous key (OPENNVR_MASTER_KEY_PREVIOUS_FILES) may be removed once it wraps none.
+    Permission: key.manage
+    Camera-scoped: no
+    Step-up: no
+    """
+    RotateMasterKey: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.RotateMasterKeyRequest, _auth_service_pb2.RotateMasterKeyResponse]
+    """Rewraps every stored secret's data key with the current master key, online (secrets sealed
+    meanwhile use the current key already; rows being changed are taken by a later pass). To rotate:
+    point OPENNVR_MASTER_KEY_FILE at the new key, list the old one in
+    OPENNVR_MASTER_KEY_PREVIOUS_FILES, restart, call this, then drop the old key once the answer
+    shows it wraps nothing. The server refuses to start without a key some secret still needs.
+    Permission: key.manage
+    Camera-scoped: no
+    Step-up: yes
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -491,6 +510,25 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Permission: apikey.manage
     Camera-scoped: no
     Step-up: no
+    """
+    GetMasterKeyStatus: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.GetMasterKeyStatusRequest, _auth_service_pb2.GetMasterKeyStatusResponse]  # type: ignore[assignment]
+    """===== Master key (BYOK) =====
+
+    Reports the master key that seals new secrets and how many stored secrets each master key id
+    still wraps. A previous key (OPENNVR_MASTER_KEY_PREVIOUS_FILES) may be removed once it wraps none.
+    Permission: key.manage
+    Camera-scoped: no
+    Step-up: no
+    """
+    RotateMasterKey: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.RotateMasterKeyRequest, _auth_service_pb2.RotateMasterKeyResponse]  # type: ignore[assignment]
+    """Rewraps every stored secret's data key with the current master key, online (secrets sealed
+    meanwhile use the current key already; rows being changed are taken by a later pass). To rotate:
+    point OPENNVR_MASTER_KEY_FILE at the new key, list the old one in
+    OPENNVR_MASTER_KEY_PREVIOUS_FILES, restart, call this, then drop the old key once the answer
+    shows it wraps nothing. The server refuses to start without a key some secret still needs.
+    Permission: key.manage
+    Camera-scoped: no
+    Step-up: yes
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -872,6 +910,37 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         Permission: apikey.manage
         Camera-scoped: no
         Step-up: no
+        """
+
+    @_abc_1.abstractmethod
+    def GetMasterKeyStatus(
+        self,
+        request: _auth_service_pb2.GetMasterKeyStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.GetMasterKeyStatusResponse, _abc.Awaitable[_auth_service_pb2.GetMasterKeyStatusResponse]]:
+        """===== Master key (BYOK) =====
+
+        Reports the master key that seals new secrets and how many stored secrets each master key id
+        still wraps. A previous key (OPENNVR_MASTER_KEY_PREVIOUS_FILES) may be removed once it wraps none.
+        Permission: key.manage
+        Camera-scoped: no
+        Step-up: no
+        """
+
+    @_abc_1.abstractmethod
+    def RotateMasterKey(
+        self,
+        request: _auth_service_pb2.RotateMasterKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.RotateMasterKeyResponse, _abc.Awaitable[_auth_service_pb2.RotateMasterKeyResponse]]:
+        """Rewraps every stored secret's data key with the current master key, online (secrets sealed
+        meanwhile use the current key already; rows being changed are taken by a later pass). To rotate:
+        point OPENNVR_MASTER_KEY_FILE at the new key, list the old one in
+        OPENNVR_MASTER_KEY_PREVIOUS_FILES, restart, call this, then drop the old key once the answer
+        shows it wraps nothing. The server refuses to start without a key some secret still needs.
+        Permission: key.manage
+        Camera-scoped: no
+        Step-up: yes
         """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

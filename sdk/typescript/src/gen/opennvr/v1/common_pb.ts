@@ -38,17 +38,18 @@
 //   Step-up: yes | no
 // Permission names: camera.read camera.write camera.live camera.grant recording.read
 //   recording.export recording.delete recording.hold retention.manage storage.read user.read user.write
-//   session.manage apikey.manage audit.read audit.export audit.verify inference.read inference.write
-//   inference.run event.watch ids.read
+//   session.manage apikey.manage key.manage audit.read audit.export audit.verify inference.read
+//   inference.write inference.run event.watch ids.read
 // "Camera-scoped: yes": the request touches specific cameras (by camera_id, camera_ids, or rows that
-// belong to cameras). The permission is checked per camera: granted when the caller's role holds it
-// site-wide, or a camera grant for that camera holds it. Requests naming a camera the caller may not
-// access answer PERMISSION_DENIED (NOT_FOUND when the caller may not even read the camera, so ids do
-// not leak); List and Watch RPCs silently return only rows of cameras that pass the check (applied in
-// the query, so pages stay full and tokens stay valid). A row spanning several cameras (an evidence
-// hold) passes only if every one of its cameras does. Permissions a camera grant can hold:
-// camera.read, camera.live, recording.read, recording.export; every other permission is site-wide
-// only, so for it the check reduces to the role.
+// belong to cameras). The role is the ceiling: the caller's role must hold the permission. Admins
+// hold it on every camera; anyone else holds it on a camera only through a live camera grant there
+// that holds it too. Requests naming a camera the caller may not access answer PERMISSION_DENIED
+// (NOT_FOUND when the caller holds no grant on it, so ids do not leak); List and Watch RPCs silently
+// return only rows of cameras that pass the check (applied in the query, so pages stay full and
+// tokens stay valid). A row spanning several cameras (an evidence hold) passes only if every one of
+// its cameras does. Permissions a camera grant can hold: camera.read, camera.live, camera.write,
+// recording.read, recording.export; every other permission is site-wide only, so for it the check
+// reduces to the role (for non-admins still limited to cameras they hold a grant on).
 // "Step-up: yes": the RPC needs a recent second factor on the calling session (see
 // AuthService.StepUp); otherwise PERMISSION_DENIED with reason ERROR_REASON_STEP_UP_REQUIRED.
 //
