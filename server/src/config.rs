@@ -114,6 +114,10 @@ pub struct Options {
     /// Where archived audit entries are written [default: <data dir>/audit-archive].
     #[arg(long, env = "OPENNVR_AUDIT_ARCHIVE_DIR")]
     pub audit_archive_dir: Option<PathBuf>,
+    /// Comma-separated networks (CIDR) cameras may be in: camera sources and connection tests are
+    /// limited to them [default: the private and link-local ranges; loopback is not included].
+    #[arg(long, env = "OPENNVR_CAMERA_NETWORKS")]
+    pub camera_networks: Option<String>,
     /// MediaMTX's Control API, e.g. `http://mediamtx:9997` [default: none; cameras are stored but not
     /// streamed or recorded until it is set].
     #[arg(long, env = "OPENNVR_MEDIAMTX_API_URL")]
@@ -175,6 +179,7 @@ impl Options {
             audit_archive_days: self.audit_archive_days.or(file.audit_archive_days),
             audit_archive_dir: self.audit_archive_dir.or(file.audit_archive_dir),
             mediamtx_api_url: self.mediamtx_api_url.or(file.mediamtx_api_url),
+            camera_networks: self.camera_networks.or(file.camera_networks),
             mediamtx_record_path: self.mediamtx_record_path.or(file.mediamtx_record_path),
             mediamtx_hook_command: self.mediamtx_hook_command.or(file.mediamtx_hook_command),
             mediamtx_sync_secs: self.mediamtx_sync_secs.or(file.mediamtx_sync_secs),
@@ -228,6 +233,7 @@ pub struct Config {
     pub audit_archive_after: Option<Duration>,
     pub audit_archive_dir: PathBuf,
     pub media: crate::media::MediaConfig,
+    pub camera_networks: crate::domain::camera::CameraNetworks,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
 }
@@ -301,6 +307,10 @@ impl Config {
                 secs(o.mediamtx_sync_secs, 30, "OPENNVR_MEDIAMTX_SYNC_SECS")?,
             )?
             .with_public_urls(o.mediamtx_whep_url, o.mediamtx_hls_url, o.mediamtx_rtsp_url)?,
+            camera_networks: crate::domain::camera::CameraNetworks::parse(
+                o.camera_networks.as_deref().unwrap_or(crate::domain::camera::DEFAULT_CAMERA_NETWORKS),
+            )
+            .map_err(|e| config_error(format!("OPENNVR_CAMERA_NETWORKS: {e}")))?,
             data_dir,
             database,
             db_pool_size: pool,

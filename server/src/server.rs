@@ -229,6 +229,7 @@ impl Server {
                 issuer: config.token_issuer.clone(),
                 config: config.media.clone(),
             },
+            networks: config.camera_networks.clone(),
         };
         let router = api::router(RouterParts {
             auth: AuthApi {

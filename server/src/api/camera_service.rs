@@ -2,23 +2,16 @@
 use super::status::{ApiResult, respond, to_status};
 use super::{call, convert};
 use crate::app::PageRequest;
-use crate::app::cameras::{CameraApp, CameraSpec, SourceChange};
+use crate::app::cameras::{CameraApp, CameraSpec, ConnectionTest, SourceChange};
 use crate::domain::camera::{RecordingMode, Transport};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use opennvr_proto::v1 as pb;
 use opennvr_proto::v1::camera_service_server::CameraService;
-use tonic::{Request, Status};
+use tonic::Request;
 
 /// The gRPC face of the camera service.
 pub struct CameraApi {
     pub app: CameraApp,
-}
-
-fn later(what: &str) -> Status {
-    to_status(Error::new(
-        ErrorKind::Unimplemented,
-        format!("not implemented yet: {what} arrives with the MediaMTX control plane"),
-    ))
 }
 
 fn duration(d: &Option<prost_types::Duration>) -> Option<(i64, i32)> {
@@ -173,9 +166,22 @@ impl CameraService for CameraApi {
 
     async fn test_camera_connection(
         &self,
-        _: Request<pb::TestCameraConnectionRequest>,
+        req: Request<pb::TestCameraConnectionRequest>,
     ) -> ApiResult<pb::TestCameraConnectionResponse> {
-        Err(later("the connection test"))
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let transport = spec(&pb::Camera { transport: r.transport, ..Default::default() })
+            .map_err(|e| to_status(Error::invalid("transport", e.to_string())))?
+            .transport;
+        let test = ConnectionTest {
+            source_url: r.source_url,
+            username: r.username,
+            password: r.password,
+            transport,
+            camera_id: r.camera_id,
+            timeout: r.timeout.map(|d| std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32)),
+        };
+        respond(self.app.test_connection(&call, test).await.map(|p| convert::probe(&p)))
     }
 
     async fn create_viewer_token(

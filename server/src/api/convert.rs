@@ -261,3 +261,35 @@ pub fn camera_status(st: &crate::app::cameras::CameraStatusView) -> pb::CameraSt
         observe_time: Some(timestamp(st.observed)),
     }
 }
+
+/// Wire connection-test result.
+pub fn probe(p: &crate::media::probe::ProbeReport) -> pb::TestCameraConnectionResponse {
+    use crate::media::probe::ProbeOutcome;
+    let duration =
+        |d: std::time::Duration| prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 };
+    pb::TestCameraConnectionResponse {
+        result: match p.outcome {
+            ProbeOutcome::Ok => pb::ConnectionTestResult::Ok,
+            ProbeOutcome::Unreachable => pb::ConnectionTestResult::Unreachable,
+            ProbeOutcome::Timeout => pb::ConnectionTestResult::Timeout,
+            ProbeOutcome::AuthFailed => pb::ConnectionTestResult::AuthFailed,
+            ProbeOutcome::NotFound => pb::ConnectionTestResult::NotFound,
+            ProbeOutcome::TlsError => pb::ConnectionTestResult::TlsError,
+            ProbeOutcome::Unsupported => pb::ConnectionTestResult::Unsupported,
+        } as i32,
+        reachable: p.reachable,
+        error_message: p.message.clone(),
+        tracks: p
+            .tracks
+            .iter()
+            .map(|t| pb::MediaTrack {
+                codec: t.codec.clone(),
+                width: t.width as i32,
+                height: t.height as i32,
+                ..Default::default()
+            })
+            .collect(),
+        latency: p.describe_latency.map(duration),
+        first_frame_latency: p.first_frame_latency.map(duration),
+    }
+}

@@ -73,7 +73,26 @@ pub struct CameraApp {
     pub media: crate::media::reconciler::MediaPlane,
     /// Issues viewer tokens.
     pub live: crate::media::LiveView,
+    /// Where cameras may be: sources and connection tests are limited to these networks.
+    pub networks: camera::CameraNetworks,
 }
+
+/// A connection test as asked.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionTest {
+    pub source_url: String,
+    pub username: String,
+    pub password: String,
+    pub transport: Option<Transport>,
+    pub camera_id: String,
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// Default and bounds of a connection test's timeout: above the 4 s some cameras (and MediaMTX)
+/// wait before refusing credentials.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const PROBE_TIMEOUT_MIN: std::time::Duration = std::time::Duration::from_secs(5);
+const PROBE_TIMEOUT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Whether MediaMTX holds what the server wants for a camera.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +220,7 @@ impl CameraApp {
         let now = crate::audit::to_micros(self.clock.now());
         let id = Uuid::new_v4();
         let source = SourceUrl::parse("camera.source_url", &spec.source_url)?;
+        self.checked_addresses("camera.source_url", &source).await?;
         camera::validate_password("password", password)?;
         let sealed = self.seal(id, password)?;
         let row = CameraRow {
@@ -395,6 +415,7 @@ impl CameraApp {
         let id = parse_id("camera_id", id)?;
         call.about("camera", &id.to_string(), &id.to_string());
         let source = SourceUrl::parse("source_url", &change.source_url)?;
+        self.checked_addresses("source_url", &source).await?;
         let username = camera::validate_username("username", &change.username)?;
         if !change.keep_password {
             camera::validate_password("password", &change.password)?;
@@ -541,6 +562,81 @@ impl CameraApp {
                 }
             })
             .collect()
+    }
+
+    /// The addresses `source`'s host resolves to, all inside the camera networks (resolved once:
+    /// connections then go to these addresses). `field` names the URL in errors.
+    pub async fn checked_addresses(
+        &self,
+        field: &'static str,
+        source: &SourceUrl,
+    ) -> Result<Vec<std::net::SocketAddr>> {
+        let (host, port) = source.endpoint();
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let addrs: Vec<std::net::SocketAddr> = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![std::net::SocketAddr::new(ip, port)],
+            Err(_) => tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map_err(|e| Error::invalid(field, format!("{field}: the host {host} cannot be resolved: {e}")))?
+                .collect(),
+        };
+        if addrs.is_empty() {
+            return Err(Error::invalid(field, format!("{field}: the host {host} has no address")));
+        }
+        if let Some(outside) = addrs.iter().find(|a| !self.networks.contains(a.ip())) {
+            return Err(Error::invalid(
+                field,
+                format!("{field}: {host} is {}, outside the camera networks (OPENNVR_CAMERA_NETWORKS)", outside.ip()),
+            ));
+        }
+        Ok(addrs)
+    }
+
+    /// Probes an RTSP source (a saved camera's, or one given) without saving anything.
+    pub async fn test_connection(&self, call: &Call, t: ConnectionTest) -> Result<crate::media::probe::ProbeReport> {
+        let timeout = t.timeout.unwrap_or(PROBE_TIMEOUT);
+        if !(PROBE_TIMEOUT_MIN..=PROBE_TIMEOUT_MAX).contains(&timeout) {
+            return Err(Error::invalid("timeout", "timeout must be between 5 s and 30 s"));
+        }
+        let (mut url, mut username, mut password) = (t.source_url.clone(), t.username.clone(), t.password.clone());
+        if !t.camera_id.is_empty() {
+            let id = parse_id("camera_id", &t.camera_id)?;
+            call.about("camera", &id.to_string(), &id.to_string());
+            let (p, now) = (call.principal()?.clone(), self.clock.now());
+            let row = self.store.run(move |c| authorize(c, &p, id, Permission::CameraWrite, now, false)).await?;
+            if url.is_empty() {
+                url = row.source_url.clone();
+            }
+            if username.is_empty() {
+                username = row.username.clone();
+            }
+            if password.is_empty() {
+                // The stored password only ever goes to the camera's own host and port.
+                let same = SourceUrl::parse("source_url", &url)?.endpoint()
+                    == SourceUrl::parse("source_url", &row.source_url)?.endpoint();
+                if same {
+                    password = self.password(&row)?.unwrap_or_default();
+                }
+            }
+        }
+        let source = SourceUrl::parse("source_url", &url)?;
+        camera::validate_password("password", &password)?;
+        let addrs = self.checked_addresses("source_url", &source).await?;
+        let mut target_url =
+            url::Url::parse(source.as_str()).map_err(|e| Error::invalid("source_url", e.to_string()))?;
+        let address = addrs[0];
+        target_url
+            .set_ip_host(address.ip())
+            .map_err(|_| Error::invalid("source_url", "source_url cannot carry an address"))?;
+        let target = crate::media::probe::ProbeTarget {
+            tls: target_url.scheme() == "rtsps",
+            url: target_url,
+            address,
+            username,
+            password,
+            udp: t.transport == Some(Transport::Udp),
+        };
+        Ok(crate::media::probe::probe(target, timeout).await)
     }
 
     /// A live-view ticket for one camera: needs camera.live on it, and the camera enabled.

@@ -181,6 +181,36 @@ impl SourceUrl {
     }
 }
 
+/// The networks cameras may live in: sources and connection tests are limited to them, so the API
+/// cannot be used to reach anything else (the server's own database, MediaMTX's API, the internet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraNetworks(Vec<ipnet::IpNet>);
+
+/// Private and link-local ranges; loopback is not a camera network.
+pub const DEFAULT_CAMERA_NETWORKS: &str =
+    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,169.254.0.0/16,fc00::/7,fe80::/10";
+
+impl CameraNetworks {
+    /// Parses comma-separated CIDRs (a bare address is a one-address network).
+    pub fn parse(text: &str) -> std::result::Result<CameraNetworks, String> {
+        let mut nets = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let net = part
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| part.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{part:?} is not a CIDR network"))?;
+            nets.push(net.trunc());
+        }
+        Ok(CameraNetworks(nets))
+    }
+
+    /// Whether `ip` lies in one of the networks (IPv4-mapped IPv6 counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+}
+
 /// An RTSP username: at most 128 characters, no control characters.
 pub fn validate_username(field: &'static str, username: &str) -> Result<String> {
     validate_text(field, username, 128).and_then(|u| {
@@ -328,6 +358,19 @@ mod tests {
         assert_eq!(p, vec![Permission::CameraLive, Permission::CameraRead]);
         assert!(grant_permissions("p", &["user.write".into()]).is_err());
         assert!(grant_permissions("p", &[]).is_err());
+    }
+
+    #[test]
+    fn camera_networks() {
+        let n = CameraNetworks::parse(DEFAULT_CAMERA_NETWORKS).unwrap();
+        assert!(n.contains("10.1.2.3".parse().unwrap()));
+        assert!(n.contains("192.168.1.9".parse().unwrap()));
+        assert!(n.contains("::ffff:192.168.1.9".parse().unwrap()), "mapped IPv4");
+        assert!(!n.contains("127.0.0.1".parse().unwrap()), "loopback is not a camera network");
+        assert!(!n.contains("::1".parse().unwrap()));
+        assert!(!n.contains("8.8.8.8".parse().unwrap()));
+        assert!(CameraNetworks::parse("10.0.0.0/33").is_err());
+        assert!(CameraNetworks::parse("127.0.0.1").unwrap().contains("127.0.0.1".parse().unwrap()));
     }
 
     #[test]

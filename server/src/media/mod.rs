@@ -1,6 +1,7 @@
 //! The media plane: MediaMTX's Control API client and the reconciler that makes MediaMTX hold what
 //! the database says (the database is the desired state; MediaMTX forgets everything on restart).
 pub mod mediamtx;
+pub mod probe;
 pub mod reconciler;
 
 use crate::config::config_error;

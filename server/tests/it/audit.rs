@@ -614,7 +614,13 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
         "CameraService.DeleteCamera" => {
             pb::DeleteCameraRequest { camera_id: t.camera.id.clone(), ..Default::default() }.encode_to_vec()
         }
-        "CameraService.TestCameraConnection" => pb::TestCameraConnectionRequest::default().encode_to_vec(),
+        // A saved camera's source (an unrouted private address): the probe itself fails, in the answer.
+        "CameraService.TestCameraConnection" => pb::TestCameraConnectionRequest {
+            camera_id: t.camera.id.clone(),
+            timeout: Some(prost_types::Duration { seconds: 5, nanos: 0 }),
+            ..Default::default()
+        }
+        .encode_to_vec(),
         "CameraService.CreateViewerToken" => {
             pb::CreateViewerTokenRequest { camera_id: t.camera.id.clone(), ttl: None }.encode_to_vec()
         }
@@ -663,7 +669,6 @@ struct Code1 {
 /// RPCs of capabilities not built yet: a valid request answers UNIMPLEMENTED until they land (and
 /// their fixtures get real requests).
 const NOT_BUILT: &[&str] = &[
-    "CameraService.TestCameraConnection",
     "RecordingService.*",
     "InferenceService.*",
     "EventService.*",

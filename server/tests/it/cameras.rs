@@ -385,3 +385,105 @@ async fn a_user_granted_camera_a_cannot_see_or_touch_camera_b() {
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("permissions"), "{}", e.message());
 }
+
+async fn probe(c: &opennvr_sdk::Client, req: pb::TestCameraConnectionRequest) -> pb::TestCameraConnectionResponse {
+    c.cameras().test_camera_connection(req).await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn connection_tests_do_a_real_rtsp_handshake_inside_the_camera_networks() {
+    let open = crate::rtsp::RtspCamera::start(None);
+    let locked = crate::rtsp::RtspCamera::start(Some(("viewer", "right-password")));
+    let db = crate::harness::TestDb::new();
+    let mut options = crate::harness::test_options(&db);
+    // The test cameras listen on loopback, which only this configuration lets in.
+    options.camera_networks = Some("127.0.0.0/8,10.0.0.0/8".into());
+    let s = TestServer::start_with(db, options).await;
+    let admin = s.admin().await;
+    let timeout = Some(prost_types::Duration { seconds: 15, nanos: 0 });
+    let r =
+        probe(&admin, pb::TestCameraConnectionRequest { source_url: open.url(), timeout, ..Default::default() }).await;
+    assert_eq!(r.result, pb::ConnectionTestResult::Ok as i32, "{r:?}");
+    assert!(r.reachable && r.first_frame_latency.is_some());
+    assert_eq!(r.tracks.first().map(|t| (t.codec.as_str(), t.width, t.height)), Some(("H264", 1280, 720)), "{r:?}");
+    // Credentials: right, wrong.
+    let with = |password: &str| pb::TestCameraConnectionRequest {
+        source_url: locked.url(),
+        username: "viewer".into(),
+        password: password.into(),
+        timeout,
+        ..Default::default()
+    };
+    let r = probe(&admin, with("right-password")).await;
+    assert_eq!(r.result, pb::ConnectionTestResult::Ok as i32, "{r:?}");
+    let r = probe(&admin, with("wrong-password")).await;
+    assert_eq!(r.result, pb::ConnectionTestResult::AuthFailed as i32, "{r:?}");
+    assert!(r.reachable);
+    assert!(!r.error_message.contains("wrong-password"), "{}", r.error_message);
+    // A closed port.
+    let closed = format!("rtsp://127.0.0.1:{}/stream", crate::harness::free_port());
+    let r = probe(&admin, pb::TestCameraConnectionRequest { source_url: closed, timeout, ..Default::default() }).await;
+    assert_eq!(r.result, pb::ConnectionTestResult::Unreachable as i32, "{r:?}");
+    assert!(!r.reachable);
+    // A saved camera: its stored password is used, for its own host and port only.
+    let saved = admin
+        .cameras()
+        .create_camera(pb::CreateCameraRequest {
+            camera: Some(pb::Camera { source_url: locked.url(), ..camera("Locked") }),
+            password: "right-password".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .camera
+        .unwrap();
+    let r =
+        probe(&admin, pb::TestCameraConnectionRequest { camera_id: saved.id.clone(), timeout, ..Default::default() })
+            .await;
+    assert_eq!(r.result, pb::ConnectionTestResult::Ok as i32, "{r:?}");
+    let elsewhere = pb::TestCameraConnectionRequest {
+        camera_id: saved.id.clone(),
+        source_url: open.url(),
+        timeout,
+        ..Default::default()
+    };
+    let r = probe(&admin, elsewhere).await;
+    assert_eq!(r.result, pb::ConnectionTestResult::Ok as i32, "the open camera needs no password: {r:?}");
+    // Outside the camera networks: refused before any connection, naming the field.
+    let e = admin
+        .cameras()
+        .test_camera_connection(pb::TestCameraConnectionRequest {
+            source_url: "rtsp://192.168.1.10/stream".into(),
+            timeout,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("outside the camera networks"), "{}", e.message());
+}
+
+#[tokio::test]
+async fn loopback_is_not_a_camera_network_by_default() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    for url in ["rtsp://127.0.0.1:5432/x", "rtsp://localhost/x", "rtsp://[::1]/x"] {
+        let e = admin
+            .cameras()
+            .test_camera_connection(pb::TestCameraConnectionRequest { source_url: url.into(), ..Default::default() })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{url}");
+        assert!(e.message().contains("outside the camera networks"), "{url}: {}", e.message());
+        let e = admin
+            .cameras()
+            .create_camera(pb::CreateCameraRequest {
+                camera: Some(pb::Camera { source_url: url.into(), ..camera("Sneaky") }),
+                password: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{url}");
+        assert!(e.message().contains("camera.source_url"), "{url}: {}", e.message());
+    }
+}

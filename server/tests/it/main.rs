@@ -12,3 +12,4 @@ mod keys;
 mod lifecycle;
 mod media;
 mod permissions;
+mod rtsp;

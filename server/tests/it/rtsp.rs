@@ -1,0 +1,44 @@
+//! Real RTSP cameras for tests: Debian's GStreamer RTSP server streaming H.264 test video
+//! (`tests/support/rtsp_camera.py`), with or without credentials.
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// A running camera; stopped when dropped.
+pub struct RtspCamera {
+    child: Child,
+    pub port: u16,
+}
+
+impl RtspCamera {
+    /// Starts a camera on a free loopback port; with `creds`, only for that user and password.
+    pub fn start(creds: Option<(&str, &str)>) -> RtspCamera {
+        let port = crate::harness::free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/rtsp_camera.py");
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(script).arg(port.to_string());
+        if let Some((u, p)) = creds {
+            cmd.arg(u).arg(p);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 with GStreamer's RTSP server (see .ci/run)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the test camera did not start");
+        RtspCamera { child, port }
+    }
+
+    /// The stream's URL (no credentials).
+    pub fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/stream", self.port)
+    }
+}
+
+impl Drop for RtspCamera {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
