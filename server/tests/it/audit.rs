@@ -1,7 +1,7 @@
 //! The audit trail: one entry per audited call, written with the change it records; append-only;
 //! tamper-evident in place and in exports; checkpoints that survive key rotation; gapless under
 //! concurrent writers.
-use crate::harness::{ADMIN_PASSWORD, TestServer, count};
+use crate::harness::{ADMIN_PASSWORD, RawCodec, TestServer, count};
 use diesel::RunQueryDsl;
 use opennvr_sdk::pb;
 use tonic::Code;
@@ -486,44 +486,6 @@ async fn watch_streams_new_entries() {
             assert_eq!(e.details.get("username").map(String::as_str), Some("watched"));
         }
         other => panic!("{other:?}"),
-    }
-}
-
-/// Passes message bytes through unchanged, so one call site can send any RPC its fixture.
-#[derive(Clone, Default)]
-struct RawCodec;
-struct RawBytes;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawBytes;
-    type Decoder = RawBytes;
-    fn encoder(&mut self) -> RawBytes {
-        RawBytes
-    }
-    fn decoder(&mut self) -> RawBytes {
-        RawBytes
-    }
-}
-
-impl tonic::codec::Encoder for RawBytes {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        prost::bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawBytes {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
-        use prost::bytes::Buf;
-        let mut out = vec![0; src.remaining()];
-        src.copy_to_slice(&mut out);
-        Ok(Some(out))
     }
 }
 

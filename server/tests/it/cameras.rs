@@ -487,3 +487,112 @@ async fn loopback_is_not_a_camera_network_by_default() {
         assert!(e.message().contains("camera.source_url"), "{url}: {}", e.message());
     }
 }
+
+/// A request of camera-scoped RPC `rpc` aimed at camera `b` (or, for a listing, at every camera), and
+/// whether it lists. `None`: no fixture; an RPC that answers without one fails the walk.
+fn aimed_at(rpc: &str, b: &pb::Camera, user: &pb::User) -> Option<(Vec<u8>, bool)> {
+    use prost::Message;
+    let id = b.id.clone();
+    let (bytes, listing) = match rpc {
+        "CameraService.GetCamera" => (pb::GetCameraRequest { camera_id: id }.encode_to_vec(), false),
+        "CameraService.ListCameras" => (pb::ListCamerasRequest::default().encode_to_vec(), true),
+        "CameraService.UpdateCamera" => (
+            pb::UpdateCameraRequest {
+                camera: Some(pb::Camera { description: "mine now".into(), etag: String::new(), ..b.clone() }),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+            }
+            .encode_to_vec(),
+            false,
+        ),
+        "CameraService.SetCameraSource" => (
+            pb::SetCameraSourceRequest { camera_id: id, source_url: "rtsp://10.9.9.9/x".into(), ..Default::default() }
+                .encode_to_vec(),
+            false,
+        ),
+        "CameraService.DeleteCamera" => {
+            (pb::DeleteCameraRequest { camera_id: id, ..Default::default() }.encode_to_vec(), false)
+        }
+        "CameraService.GetCameraStatus" => (pb::GetCameraStatusRequest { camera_id: id }.encode_to_vec(), false),
+        "CameraService.ListCameraStatuses" => (pb::ListCameraStatusesRequest::default().encode_to_vec(), true),
+        "CameraService.CreateViewerToken" => {
+            (pb::CreateViewerTokenRequest { camera_id: id, ttl: None }.encode_to_vec(), false)
+        }
+        "CameraService.GrantCameraAccess" => (
+            pb::GrantCameraAccessRequest {
+                camera_id: id,
+                user_id: user.id.clone(),
+                permissions: vec!["camera.read".into()],
+                expire_time: None,
+            }
+            .encode_to_vec(),
+            false,
+        ),
+        "CameraService.RevokeCameraAccess" => {
+            (pb::RevokeCameraAccessRequest { camera_id: id, user_id: user.id.clone() }.encode_to_vec(), false)
+        }
+        "CameraService.ListCameraGrants" => (pb::ListCameraGrantsRequest::default().encode_to_vec(), true),
+        _ => return None,
+    };
+    Some((bytes, listing))
+}
+
+#[tokio::test]
+async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
+    use prost::Message;
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let a = create(&admin, "A").await;
+    let b = create(&admin, "B").await;
+    let op = s.user(&admin, "olga", pb::Role::Operator).await;
+    let who = op.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    let everything = ["camera.read", "camera.live", "camera.write", "recording.read", "recording.export"];
+    grant(&admin, &a, &who, &everything, None).await.unwrap();
+    // The same request aimed at A works (where the role allows it), so refusals below are about B.
+    let on_a = op.cameras().get_camera(pb::GetCameraRequest { camera_id: a.id.clone() }).await;
+    assert!(on_a.is_ok());
+    let set = prost_types::FileDescriptorSet::decode(opennvr_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let table =
+        opennvr_server::api::policy::PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, "opennvr.v1")
+            .unwrap();
+    let mut problems = Vec::new();
+    let mut walked = 0;
+    for f in set.file.iter().filter(|f| f.package() == "opennvr.v1") {
+        for svc in &f.service {
+            for m in &svc.method {
+                let path = format!("/opennvr.v1.{}/{}", svc.name(), m.name());
+                if !table.get(&path).is_some_and(|p| p.camera_scoped) {
+                    continue;
+                }
+                walked += 1;
+                let rpc = format!("{}.{}", svc.name(), m.name());
+                let (body, listing) = aimed_at(&rpc, &b, &who).unwrap_or_default();
+                let answer = crate::harness::raw_call(&op, &path, body, m.server_streaming()).await;
+                match (&answer, listing) {
+                    // Not built yet, or the role forbids the call outright (whatever camera): nothing
+                    // is reached. Once an RPC answers otherwise it needs a fixture above.
+                    (Err(st), _) if matches!(st.code(), Code::Unimplemented | Code::PermissionDenied) => {}
+                    _ if aimed_at(&rpc, &b, &who).is_none() => {
+                        problems.push(format!("{rpc}: answers ({answer:?}) but has no fixture in aimed_at()"))
+                    }
+                    // Aimed at B: B does not exist for them.
+                    (Err(st), false) if st.code() == Code::NotFound => {}
+                    (Ok(messages), true) => {
+                        let bytes: Vec<u8> = messages.concat();
+                        if bytes.windows(b.id.len()).any(|w| w == b.id.as_bytes()) {
+                            problems.push(format!("{rpc}: the listing leaks camera B"));
+                        }
+                        if !bytes.windows(a.id.len()).any(|w| w == a.id.as_bytes()) {
+                            problems.push(format!("{rpc}: the listing does not even show camera A"));
+                        }
+                    }
+                    other => problems.push(format!("{rpc}: aimed at B, answered {other:?}")),
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(walked >= 11, "walked {walked} camera-scoped RPCs");
+    // And B is untouched.
+    let still = admin.cameras().get_camera(pb::GetCameraRequest { camera_id: b.id.clone() }).await.unwrap();
+    assert_eq!(still.into_inner().camera.unwrap(), b);
+}

@@ -325,3 +325,68 @@ pub fn count(conn: &mut PgConnection, sql: impl AsRef<str>) -> i64 {
     let row: N = diesel::sql_query(sql.as_ref()).get_result(conn).unwrap();
     row.n
 }
+
+/// Passes message bytes through unchanged, so one call site can send any RPC its fixture.
+#[derive(Clone, Default)]
+pub struct RawCodec;
+pub struct RawBytes;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawBytes;
+    type Decoder = RawBytes;
+    fn encoder(&mut self) -> RawBytes {
+        RawBytes
+    }
+    fn decoder(&mut self) -> RawBytes {
+        RawBytes
+    }
+}
+
+impl tonic::codec::Encoder for RawBytes {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        prost::bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawBytes {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf;
+        let mut out = vec![0; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+/// Calls `path` with `body` as `client`'s signed-in user: the answer's messages (a stream's first
+/// message only, within 3 s) or its status.
+pub async fn raw_call(
+    client: &opennvr_sdk::Client,
+    path: &str,
+    body: Vec<u8>,
+    streaming: bool,
+) -> Result<Vec<Vec<u8>>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(client.channel());
+    grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut req = tonic::Request::new(body);
+    if let Some(t) = client.tokens() {
+        req.metadata_mut().insert("authorization", format!("Bearer {}", t.access_token).parse().unwrap());
+    }
+    let pq: http::uri::PathAndQuery = path.parse().unwrap();
+    if streaming {
+        let mut stream = grpc.server_streaming(req, pq, RawCodec).await?.into_inner();
+        match tokio::time::timeout(std::time::Duration::from_secs(3), stream.message()).await {
+            Ok(Ok(Some(m))) => Ok(vec![m]),
+            Ok(Ok(None)) | Err(_) => Ok(Vec::new()),
+            Ok(Err(st)) => Err(st),
+        }
+    } else {
+        grpc.unary(req, pq, RawCodec).await.map(|r| vec![r.into_inner()])
+    }
+}
