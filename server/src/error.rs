@@ -25,6 +25,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The capability is not built yet.
     Unimplemented,
+    /// A position (page, resume point) outside what is kept.
+    OutOfRange,
     /// A bug or an unexpected failure; details are logged, never returned.
     Internal,
 }
@@ -49,6 +51,7 @@ pub mod reason {
     pub const ALREADY_BOOTSTRAPPED: &str = "ERROR_REASON_ALREADY_BOOTSTRAPPED";
     pub const LAST_ADMIN: &str = "ERROR_REASON_LAST_ADMIN";
     pub const ETAG_MISMATCH: &str = "ERROR_REASON_ETAG_MISMATCH";
+    pub const RESUME_POINT_EXPIRED: &str = "ERROR_REASON_RESUME_POINT_EXPIRED";
 }
 
 /// Result alias used throughout the server.

@@ -40,6 +40,7 @@ pub struct Server {
     pub auth: AuthApp,
     pub audit: AuditTrail,
     pub cameras: crate::app::cameras::CameraApp,
+    pub events: crate::app::events::EventBus,
     pub local_addr: SocketAddr,
     listener: Option<TcpListener>,
     router: axum::Router,
@@ -218,6 +219,7 @@ impl Server {
             None => None,
         };
         let media = crate::media::reconciler::MediaPlane::new(mtx.clone());
+        let events = crate::app::events::EventBus::default();
         let cameras = crate::app::cameras::CameraApp {
             store: store.clone(),
             clock: clock.clone(),
@@ -230,6 +232,7 @@ impl Server {
                 config: config.media.clone(),
             },
             networks: config.camera_networks.clone(),
+            events: events.clone(),
         };
         let router = api::router(RouterParts {
             auth: AuthApi {
@@ -238,6 +241,9 @@ impl Server {
             },
             audit: crate::api::audit_service::AuditApi { app: audit_app.clone() },
             cameras: crate::api::camera_service::CameraApi { app: cameras.clone() },
+            events: crate::api::event_service::EventApi {
+                app: crate::app::events::EventsApp { store: store.clone(), clock: clock.clone(), bus: events.clone() },
+            },
             gate,
             http: Arc::new(HttpState { store: store.clone(), keys: keys.clone(), metrics, media: media.clone() }),
             cors_origins: config.cors_origins.clone(),
@@ -301,6 +307,7 @@ impl Server {
                 clock.clone(),
                 media.clone(),
             );
+            background.push(tokio::spawn(reconciler.clone().watch_status()));
             background.push(tokio::spawn(reconciler.run()));
         }
         Ok(Server {
@@ -310,6 +317,7 @@ impl Server {
             auth,
             audit,
             cameras,
+            events,
             local_addr,
             listener: Some(listener),
             router,

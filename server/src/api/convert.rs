@@ -293,3 +293,64 @@ pub fn probe(p: &crate::media::probe::ProbeReport) -> pb::TestCameraConnectionRe
         first_frame_latency: p.first_frame_latency.map(duration),
     }
 }
+
+fn camera_state_pb(s: crate::domain::camera::CameraState) -> pb::CameraState {
+    use crate::domain::camera::CameraState;
+    match s {
+        CameraState::Disabled => pb::CameraState::Disabled,
+        CameraState::Connecting => pb::CameraState::Connecting,
+        CameraState::Online => pb::CameraState::Online,
+        CameraState::Offline => pb::CameraState::Offline,
+        CameraState::Error => pb::CameraState::Error,
+    }
+}
+
+/// Wire site event.
+pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
+    use crate::domain::camera::CameraState;
+    use crate::domain::event::{ConfigChange, EventKind};
+    let (ty, severity, payload) = match &e.kind {
+        EventKind::CameraState { state, previous, error } => (
+            if *state == CameraState::Online { pb::EventType::CameraOnline } else { pb::EventType::CameraOffline },
+            if *state == CameraState::Online { pb::EventSeverity::Info } else { pb::EventSeverity::Warning },
+            pb::event::Payload::CameraState(pb::CameraStateChange {
+                state: camera_state_pb(*state) as i32,
+                previous_state: camera_state_pb(*previous) as i32,
+                error: error.clone(),
+            }),
+        ),
+        EventKind::CameraConfig { change, name, changed_fields, actor_user_id } => (
+            match change {
+                ConfigChange::Created => pb::EventType::CameraCreated,
+                ConfigChange::Updated => pb::EventType::CameraUpdated,
+                ConfigChange::Deleted => pb::EventType::CameraDeleted,
+            },
+            pb::EventSeverity::Info,
+            pb::event::Payload::CameraConfig(pb::CameraConfigChange {
+                camera_name: name.clone(),
+                changed_fields: changed_fields.clone(),
+                actor_user_id: actor_user_id.clone(),
+            }),
+        ),
+        EventKind::MediaServer { restarted, version, started, error } => (
+            if *restarted { pb::EventType::MediaServerRestarted } else { pb::EventType::MediaServerUnavailable },
+            if *restarted { pb::EventSeverity::Warning } else { pb::EventSeverity::Critical },
+            pb::event::Payload::MediaServer(pb::MediaServerChange {
+                version: version.clone(),
+                start_time: chrono::DateTime::parse_from_rfc3339(started)
+                    .ok()
+                    .map(|t| timestamp(t.with_timezone(&chrono::Utc))),
+                error: error.clone(),
+                reconcile_duration: None,
+            }),
+        ),
+    };
+    pb::Event {
+        id: e.id.to_string(),
+        time: Some(timestamp(e.time)),
+        r#type: ty as i32,
+        severity: severity as i32,
+        camera_id: e.camera_id.map(|c| c.to_string()).unwrap_or_default(),
+        payload: Some(payload),
+    }
+}

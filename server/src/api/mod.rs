@@ -5,6 +5,7 @@ pub mod auth_service;
 pub mod authn;
 pub mod camera_service;
 pub mod convert;
+pub mod event_service;
 pub mod http_routes;
 pub mod policy;
 pub mod status;
@@ -27,7 +28,6 @@ pub const PACKAGE: &str = "opennvr.v1";
 const LATER: &[(&str, &str)] = &[
     ("RecordingService", "recording: segments, timeline, playback, export, holds, retention"),
     ("InferenceService", "inference routing and IDS alerts"),
-    ("EventService", "live events"),
 ];
 
 /// What the router is made of.
@@ -35,6 +35,7 @@ pub struct RouterParts {
     pub auth: auth_service::AuthApi,
     pub audit: audit_service::AuditApi,
     pub cameras: camera_service::CameraApi,
+    pub events: event_service::EventApi,
     pub gate: Arc<authn::Gate>,
     pub http: Arc<http_routes::HttpState>,
     pub cors_origins: Vec<String>,
@@ -69,6 +70,7 @@ pub fn router(parts: RouterParts) -> Result<Router> {
     let grpc = tonic::service::Routes::new(AuthServiceServer::new(parts.auth))
         .add_service(opennvr_proto::v1::audit_service_server::AuditServiceServer::new(parts.audit))
         .add_service(opennvr_proto::v1::camera_service_server::CameraServiceServer::new(parts.cameras))
+        .add_service(opennvr_proto::v1::event_service_server::EventServiceServer::new(parts.events))
         .add_service(health)
         .add_service(reflection)
         .into_axum_router()

@@ -20,6 +20,7 @@ pub fn to_status(e: Error) -> Status {
         ErrorKind::ResourceExhausted => Code::ResourceExhausted,
         ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::Unimplemented => Code::Unimplemented,
+        ErrorKind::OutOfRange => Code::OutOfRange,
         ErrorKind::Internal => Code::Internal,
     };
     let mut details = ErrorDetails::new();

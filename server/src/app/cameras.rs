@@ -6,6 +6,7 @@ use super::{Call, PageRequest, Principal, parse_id};
 use crate::audit::append;
 use crate::clock::SharedClock;
 use crate::domain::camera::{self, GRANTABLE, RecordingMode, SourceUrl, Transport};
+use crate::domain::event::{ConfigChange, EventKind, SiteEvent};
 use crate::domain::{Permission, Role};
 use crate::error::{Error, ErrorKind, Result, reason};
 use crate::security::seal::{MasterKey, Sealed};
@@ -75,6 +76,8 @@ pub struct CameraApp {
     pub live: crate::media::LiveView,
     /// Where cameras may be: sources and connection tests are limited to these networks.
     pub networks: camera::CameraNetworks,
+    /// Where camera changes are announced.
+    pub events: super::events::EventBus,
 }
 
 /// A connection test as asked.
@@ -160,6 +163,23 @@ fn held_on(c: &mut PgConnection, p: &Principal, id: Uuid, now: DateTime<Utc>) ->
         .filter_map(|n| n.parse::<Permission>().ok())
         .filter(|perm| p.role.allows(*perm))
         .collect())
+}
+
+impl CameraApp {
+    /// Announces a configuration change of `row` by the caller.
+    fn announce(&self, call: &Call, row_id: Uuid, name: &str, change: ConfigChange, fields: &[String]) {
+        let actor = call.principal.as_ref().map(|p| p.user_id.to_string()).unwrap_or_default();
+        self.events.publish(SiteEvent::new(
+            self.clock.now(),
+            Some(row_id),
+            EventKind::CameraConfig {
+                change,
+                name: name.to_owned(),
+                changed_fields: fields.to_vec(),
+                actor_user_id: actor,
+            },
+        ));
+    }
 }
 
 fn password_owner(id: Uuid) -> String {
@@ -290,6 +310,7 @@ impl CameraApp {
             .map_err(name_taken(&name))?;
         call.mark_audited();
         self.media.changed();
+        self.announce(call, row.id, &row.name, ConfigChange::Created, &[]);
         Ok(row)
     }
 
@@ -406,6 +427,7 @@ impl CameraApp {
             .map_err(name_taken(&name))?;
         call.mark_audited();
         self.media.changed();
+        self.announce(call, row.id, &row.name, ConfigChange::Updated, mask);
         Ok(row)
     }
 
@@ -464,6 +486,13 @@ impl CameraApp {
             .await?;
         call.mark_audited();
         self.media.changed();
+        self.announce(
+            call,
+            row.id,
+            &row.name,
+            ConfigChange::Updated,
+            &["source_url".to_owned(), "username".to_owned()],
+        );
         Ok(row)
     }
 
@@ -486,7 +515,8 @@ impl CameraApp {
             .record("camera", &id.to_string())
             .detail("recordings", if delete_recordings { "deleted" } else { "kept under retention" });
         record.camera_id = id.to_string();
-        self.store
+        let name = self
+            .store
             .transaction(move |c| {
                 let current = authorize(c, &p, id, Permission::CameraWrite, now, true)?;
                 if expected_version.is_some_and(|v| v != current.version) {
@@ -495,11 +525,13 @@ impl CameraApp {
                 CameraRow::mark_deleted(c, id, now)?;
                 let revoked = CameraGrantRow::delete_for_camera(c, id)?;
                 let record = record.detail("grants_removed", revoked.len().to_string());
-                append(c, &record, now)
+                append(c, &record, now)?;
+                Ok(current.name)
             })
             .await?;
         call.mark_audited();
         self.media.changed();
+        self.announce(call, id, &name, ConfigChange::Deleted, &[]);
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cameras;
+pub mod events;
 pub mod keys;
 pub mod setup;
 

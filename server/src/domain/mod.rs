@@ -1,6 +1,7 @@
 //! Plain domain types and rules: roles, permissions, users, cameras. No tonic, no Diesel, no I/O.
 mod audit;
 pub mod camera;
+pub mod event;
 mod role;
 mod user;
 

@@ -9,7 +9,8 @@ use super::MediaConfig;
 use super::mediamtx::{MediaMtx, MtxError};
 use crate::app::cameras::CameraApp;
 use crate::clock::SharedClock;
-use crate::domain::camera::{PATH_PREFIX, SourceUrl, path_name};
+use crate::domain::camera::{CameraState, PATH_PREFIX, SourceUrl, path_name};
+use crate::domain::event::{EventKind, SiteEvent};
 use crate::error::Result;
 use crate::store::cameras::CameraRow;
 use chrono::{DateTime, Utc};
@@ -120,6 +121,19 @@ pub struct Reconciler {
     clock: SharedClock,
 }
 
+fn media_event(now: DateTime<Utc>, restarted: bool, version: &str, started: &str, error: &str) -> SiteEvent {
+    SiteEvent::new(
+        now,
+        None,
+        EventKind::MediaServer {
+            restarted,
+            version: version.to_owned(),
+            started: started.to_owned(),
+            error: error.to_owned(),
+        },
+    )
+}
+
 /// A Go duration string (`"60s"`, `"1m0s"`, `"1h"`, `"1d"`, `""`) in milliseconds.
 fn go_millis(s: &str) -> Option<i64> {
     if s.is_empty() || s == "0" {
@@ -206,6 +220,7 @@ impl Reconciler {
         let restarted = self.plane.state().started.as_ref().is_some_and(|s| *s != info.started);
         if restarted {
             tracing::info!(version = %info.version, "MediaMTX restarted: re-applying every camera");
+            self.cameras.events.publish(media_event(self.clock.now(), true, &info.version, &info.started, ""));
         }
         let rows = self
             .cameras
@@ -304,6 +319,11 @@ impl Reconciler {
                 Err(e) => {
                     let message = e.to_string();
                     tracing::warn!(error = %message, retry_in = ?backoff, "MediaMTX not converged");
+                    let was = self.plane.state();
+                    if matches!(e, MtxError::Unreachable(_)) && (was.reachable || was.last_sync.is_none()) {
+                        let (version, started) = (was.version.unwrap_or_default(), was.started.unwrap_or_default());
+                        self.cameras.events.publish(media_event(self.clock.now(), false, &version, &started, &message));
+                    }
                     self.plane.update(|s| {
                         s.reachable = !matches!(e, MtxError::Unreachable(_));
                         s.last_error = Some(message);
@@ -326,6 +346,34 @@ impl Reconciler {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+impl Reconciler {
+    /// Publishes cameras going online and offline, as MediaMTX reports them (polled every 2 s).
+    pub async fn watch_status(self) {
+        let mut available: BTreeMap<String, bool> = BTreeMap::new();
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let Ok(Some(paths)) = self.plane.runtimes().await else { continue };
+            for p in paths.iter().filter(|p| p.name.starts_with(PATH_PREFIX)) {
+                let before = available.insert(p.name.clone(), p.available);
+                let Some(camera) = uuid::Uuid::parse_str(&p.name[PATH_PREFIX.len()..]).ok() else { continue };
+                if before.unwrap_or(false) == p.available {
+                    continue;
+                }
+                let (state, previous) = if p.available {
+                    (CameraState::Online, if before.is_some() { CameraState::Offline } else { CameraState::Connecting })
+                } else {
+                    (CameraState::Offline, CameraState::Online)
+                };
+                self.cameras.events.publish(SiteEvent::new(
+                    self.clock.now(),
+                    Some(camera),
+                    EventKind::CameraState { state, previous, error: String::new() },
+                ));
             }
         }
     }

@@ -531,6 +531,9 @@ fn aimed_at(rpc: &str, b: &pb::Camera, user: &pb::User) -> Option<(Vec<u8>, bool
             (pb::RevokeCameraAccessRequest { camera_id: id, user_id: user.id.clone() }.encode_to_vec(), false)
         }
         "CameraService.ListCameraGrants" => (pb::ListCameraGrantsRequest::default().encode_to_vec(), true),
+        "EventService.WatchEvents" => {
+            (pb::WatchEventsRequest { camera_ids: vec![id], ..Default::default() }.encode_to_vec(), false)
+        }
         _ => return None,
     };
     Some((bytes, listing))

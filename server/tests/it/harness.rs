@@ -235,6 +235,7 @@ pub struct TestServer {
     pub audit: opennvr_server::audit::AuditTrail,
     pub store: opennvr_server::store::Store,
     pub cameras: opennvr_server::app::cameras::CameraApp,
+    pub events: opennvr_server::app::events::EventBus,
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -258,11 +259,12 @@ impl TestServer {
         let audit = server.audit.clone();
         let store = server.store.clone();
         let cameras = server.cameras.clone();
+        let events = server.events.clone();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             server.serve(rx).await.expect("server serves");
         });
-        TestServer { db, clock, addr, data_dir, options, keys, audit, store, cameras, stop, task: Some(task) }
+        TestServer { db, clock, addr, data_dir, options, keys, audit, store, cameras, events, stop, task: Some(task) }
     }
 
     pub fn url(&self) -> String {

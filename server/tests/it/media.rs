@@ -365,3 +365,109 @@ async fn live_view_tokens_are_short_scoped_and_verify_against_the_jwks() {
     assert_eq!(issued.iter().filter(|e| e.code == "OK").count(), 2);
     assert!(issued.iter().all(|e| e.camera_id == cam.id));
 }
+
+/// The next event on `stream` (heartbeats skipped), within 10 s.
+async fn next_event(stream: &mut tonic::Streaming<pb::WatchEventsResponse>) -> pb::Event {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.expect("an event in time");
+        match msg.unwrap().unwrap().kind {
+            Some(pb::watch_events_response::Kind::Event(e)) => return e,
+            Some(_) => continue,
+            None => panic!("empty message"),
+        }
+    }
+}
+
+async fn watch(c: &opennvr_sdk::Client) -> tonic::Streaming<pb::WatchEventsResponse> {
+    c.events().watch_events(pb::WatchEventsRequest::default()).await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn camera_events_reach_the_watchers_who_may_see_them() {
+    let (s, emu) = with_mediamtx().await;
+    let admin = s.admin().await;
+    let a = create(&admin, "A").await;
+    let viewer = s.user(&admin, "vik", pb::Role::Viewer).await;
+    let who = viewer.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    grant(&admin, &a, &who, &["camera.read"], None).await.unwrap();
+    let mut all = watch(&admin).await;
+    let mut mine = watch(&viewer).await;
+    let b = create(&admin, "B").await;
+    update(&admin, &a, pb::Camera { description: "dock".into(), ..a.clone() }, &["description"]).await;
+    let e = next_event(&mut all).await;
+    assert_eq!((e.r#type, e.camera_id.as_str()), (pb::EventType::CameraCreated as i32, b.id.as_str()));
+    let e = next_event(&mut all).await;
+    assert_eq!((e.r#type, e.camera_id.as_str()), (pb::EventType::CameraUpdated as i32, a.id.as_str()));
+    match e.payload {
+        Some(pb::event::Payload::CameraConfig(c)) => {
+            assert_eq!(c.changed_fields, vec!["description"]);
+            assert_eq!(c.camera_name, "A");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The viewer never hears of B: the first event they get is A's change.
+    let e = next_event(&mut mine).await;
+    assert_eq!((e.r#type, e.camera_id.as_str()), (pb::EventType::CameraUpdated as i32, a.id.as_str()));
+    // Status changes come from MediaMTX.
+    eventually("A's path", || emu.path(&path_of(&a)).is_some()).await;
+    emu.set_available(&path_of(&a), true);
+    let e = next_event(&mut mine).await;
+    assert_eq!((e.r#type, e.camera_id.as_str()), (pb::EventType::CameraOnline as i32, a.id.as_str()));
+    // A MediaMTX restart is a site-wide event.
+    emu.restart();
+    loop {
+        let e = next_event(&mut all).await;
+        if e.r#type == pb::EventType::MediaServerRestarted as i32 {
+            assert!(e.camera_id.is_empty());
+            break;
+        }
+    }
+    // Watching a camera one may not see, or resuming without a kept history, is refused.
+    let e = viewer
+        .events()
+        .watch_events(pb::WatchEventsRequest { camera_ids: vec![b.id.clone()], ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let e = admin
+        .events()
+        .watch_events(pb::WatchEventsRequest { resume_token: "old".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::OutOfRange);
+}
+
+#[tokio::test]
+async fn a_slow_watcher_is_told_it_lagged_and_never_holds_the_server_back() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let mut stream = watch(&admin).await;
+    // Far more events than the broadcast keeps, while the watcher reads nothing: publishing never
+    // waits for it.
+    for i in 0..5000 {
+        s.events.publish(opennvr_server::domain::event::SiteEvent::new(
+            chrono::Utc::now(),
+            None,
+            opennvr_server::domain::event::EventKind::MediaServer {
+                restarted: true,
+                version: format!("v{i}"),
+                started: String::new(),
+                error: String::new(),
+            },
+        ));
+    }
+    let mut lagged = 0;
+    let mut events = 0;
+    while lagged == 0 && events < 5000 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
+        match msg.kind {
+            Some(pb::watch_events_response::Kind::Lagged(l)) => lagged = l.dropped_events,
+            Some(pb::watch_events_response::Kind::Event(_)) => events += 1,
+            _ => {}
+        }
+    }
+    assert!(lagged > 0, "told it lagged after {events} events");
+    assert!(events < 5000);
+    // The API still answers.
+    admin.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+}

@@ -499,6 +499,7 @@ class WatchEventsResponse(_message.Message):
 
     EVENT_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    LAGGED_FIELD_NUMBER: _builtins.int
     RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     resume_token: _builtins.str
     """Position just after this message; pass it to WatchEvents to resume. Also set on heartbeats (it
@@ -508,22 +509,50 @@ class WatchEventsResponse(_message.Message):
     def event(self) -> Global___Event: ...
     @_builtins.property
     def heartbeat(self) -> _common_pb2.Heartbeat: ...
+    @_builtins.property
+    def lagged(self) -> Global___Lagged:
+        """The stream fell behind and this many events were dropped for it (the server never waits for
+        a slow watcher); re-read what matters and carry on.
+        """
+
     def __init__(
         self,
         *,
         event: Global___Event | None = ...,
         heartbeat: _common_pb2.Heartbeat | None = ...,
+        lagged: Global___Lagged | None = ...,
         resume_token: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "kind", b"kind"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "kind", b"kind", "lagged", b"lagged"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "kind", b"kind", "resume_token", b"resume_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "kind", b"kind", "lagged", b"lagged", "resume_token", b"resume_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["event", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["event", "heartbeat", "lagged"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___WatchEventsResponse: _TypeAlias = WatchEventsResponse  # noqa: Y015
+
+@_typing.final
+class Lagged(_message.Message):
+    """Events dropped for a watcher that fell behind."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DROPPED_EVENTS_FIELD_NUMBER: _builtins.int
+    dropped_events: _builtins.int
+    def __init__(
+        self,
+        *,
+        dropped_events: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dropped_events", b"dropped_events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Lagged: _TypeAlias = Lagged  # noqa: Y015
 
 @_typing.final
 class ListEventsRequest(_message.Message):

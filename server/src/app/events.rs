@@ -1,0 +1,151 @@
+//! Live site events: one bounded broadcast that camera changes, status changes and the media plane
+//! publish to, and watch streams that deliver to each caller only the events of cameras they may
+//! see. A slow watcher is told how many events it lost; it never slows the server.
+use super::{Call, Principal, parse_id};
+use crate::clock::SharedClock;
+use crate::domain::Role;
+use crate::domain::event::{EventKind, SiteEvent};
+use crate::error::{Error, ErrorKind, Result, reason};
+use crate::store::Store;
+use crate::store::cameras::CameraGrantRow;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use uuid::Uuid;
+
+/// Events kept for watchers that are behind; beyond that they are told they lagged.
+const CAPACITY: usize = 1024;
+/// A heartbeat after this long without anything to send.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// The broadcast every publisher sends to.
+#[derive(Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Arc<SiteEvent>>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus { tx: broadcast::channel(CAPACITY).0 }
+    }
+}
+
+impl EventBus {
+    /// Publishes `event` to every watcher (none listening is fine).
+    pub fn publish(&self, event: SiteEvent) {
+        let _ = self.tx.send(Arc::new(event));
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<SiteEvent>> {
+        self.tx.subscribe()
+    }
+}
+
+/// The kinds of event a watcher can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    CameraOnline,
+    CameraOffline,
+    CameraCreated,
+    CameraUpdated,
+    CameraDeleted,
+    MediaServerRestarted,
+    MediaServerUnavailable,
+}
+
+impl Topic {
+    /// The topic of `e`.
+    pub fn of(e: &SiteEvent) -> Topic {
+        use crate::domain::camera::CameraState;
+        use crate::domain::event::ConfigChange;
+        match &e.kind {
+            EventKind::CameraState { state: CameraState::Online, .. } => Topic::CameraOnline,
+            EventKind::CameraState { .. } => Topic::CameraOffline,
+            EventKind::CameraConfig { change: ConfigChange::Created, .. } => Topic::CameraCreated,
+            EventKind::CameraConfig { change: ConfigChange::Updated, .. } => Topic::CameraUpdated,
+            EventKind::CameraConfig { change: ConfigChange::Deleted, .. } => Topic::CameraDeleted,
+            EventKind::MediaServer { restarted: true, .. } => Topic::MediaServerRestarted,
+            EventKind::MediaServer { .. } => Topic::MediaServerUnavailable,
+        }
+    }
+}
+
+/// What a watch stream carries.
+#[derive(Debug, Clone)]
+pub enum WatchItem {
+    Event(Arc<SiteEvent>),
+    Heartbeat,
+    Lagged(u64),
+}
+
+/// Event use cases.
+#[derive(Clone)]
+pub struct EventsApp {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub bus: EventBus,
+}
+
+impl EventsApp {
+    /// Streams events from now on, of `camera_ids` only if given (site-wide events are then left
+    /// out) and of `topics` only if given; events of cameras the caller may not see never reach it.
+    /// A resume point needs the stored history, which is not kept yet: any token is expired.
+    pub async fn watch(
+        &self,
+        call: &Call,
+        camera_ids: &[String],
+        topics: Vec<Topic>,
+        resume_token: &str,
+    ) -> Result<mpsc::Receiver<WatchItem>> {
+        if !resume_token.is_empty() {
+            return Err(Error::new(ErrorKind::OutOfRange, "resume_token is older than the kept event history")
+                .with_reason(reason::RESUME_POINT_EXPIRED));
+        }
+        let p = call.principal()?.clone();
+        let mut cameras = Vec::with_capacity(camera_ids.len());
+        for id in camera_ids {
+            let id = parse_id("camera_ids", id)?;
+            if !self.may_see(&p, id).await? {
+                return Err(Error::new(ErrorKind::NotFound, format!("camera {id} not found")));
+            }
+            cameras.push(id);
+        }
+        let mut rx = self.bus.subscribe();
+        let (tx, out) = mpsc::channel(64);
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::time::timeout(HEARTBEAT, rx.recv()).await;
+                let item = match next {
+                    Err(_) => WatchItem::Heartbeat,
+                    Ok(Err(broadcast::error::RecvError::Lagged(n))) => WatchItem::Lagged(n),
+                    Ok(Err(broadcast::error::RecvError::Closed)) => return,
+                    Ok(Ok(e)) => {
+                        if !topics.is_empty() && !topics.contains(&Topic::of(&e)) {
+                            continue;
+                        }
+                        match e.camera_id {
+                            None if !cameras.is_empty() => continue,
+                            Some(c) if !cameras.is_empty() && !cameras.contains(&c) => continue,
+                            Some(c) if !this.may_see(&p, c).await.unwrap_or(false) => continue,
+                            _ => WatchItem::Event(e),
+                        }
+                    }
+                };
+                if tx.send(item).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(out)
+    }
+
+    /// Whether `p` may see camera `id` now (admins see every camera; others need a live grant).
+    async fn may_see(&self, p: &Principal, id: Uuid) -> Result<bool> {
+        if p.role == Role::Admin {
+            return Ok(true);
+        }
+        let (user, now) = (p.user_id, self.clock.now());
+        self.store.run(move |c| Ok(CameraGrantRow::live(c, id, user, now)?.is_some())).await
+    }
+}

@@ -1,0 +1,40 @@
+//! What happens on the site, as events watchers receive: plain data.
+use super::camera::CameraState;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// A camera's configuration change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigChange {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// What an event is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// A camera's source went up or down.
+    CameraState { state: CameraState, previous: CameraState, error: String },
+    /// A camera was created, changed or deleted.
+    CameraConfig { change: ConfigChange, name: String, changed_fields: Vec<String>, actor_user_id: String },
+    /// MediaMTX restarted (its API-made config was lost and is re-applied), or cannot be reached.
+    MediaServer { restarted: bool, version: String, started: String, error: String },
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteEvent {
+    pub id: Uuid,
+    pub time: DateTime<Utc>,
+    /// The camera concerned; `None` for site-wide events.
+    pub camera_id: Option<Uuid>,
+    pub kind: EventKind,
+}
+
+impl SiteEvent {
+    /// A new event of `kind` at `time`.
+    pub fn new(time: DateTime<Utc>, camera_id: Option<Uuid>, kind: EventKind) -> SiteEvent {
+        SiteEvent { id: Uuid::new_v4(), time, camera_id, kind }
+    }
+}
