@@ -190,8 +190,7 @@ impl CameraService for CameraApi {
     ) -> ApiResult<pb::CreateViewerTokenResponse> {
         let call = call(&req)?;
         let r = req.into_inner();
-        let ttl =
-            r.ttl.map(|d| chrono::Duration::seconds(d.seconds) + chrono::Duration::nanoseconds(i64::from(d.nanos)));
+        let ttl = r.ttl.map(|d| (d.seconds, d.nanos));
         respond(self.app.live(&call, &r.camera_id, ttl).await.map(|t| pb::CreateViewerTokenResponse {
             token: t.token,
             expire_time: Some(convert::timestamp(t.expires)),

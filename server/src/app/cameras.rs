@@ -168,8 +168,21 @@ fn held_on(c: &mut PgConnection, p: &Principal, id: Uuid, now: DateTime<Utc>) ->
 impl CameraApp {
     /// Announces a configuration change of `row` by the caller.
     fn announce(&self, call: &Call, row_id: Uuid, name: &str, change: ConfigChange, fields: &[String]) {
+        self.announce_to(call, row_id, name, change, fields, Vec::new());
+    }
+
+    /// The same, also to `also_for` (who held a grant on a camera just deleted).
+    fn announce_to(
+        &self,
+        call: &Call,
+        row_id: Uuid,
+        name: &str,
+        change: ConfigChange,
+        fields: &[String],
+        also_for: Vec<Uuid>,
+    ) {
         let actor = call.principal.as_ref().map(|p| p.user_id.to_string()).unwrap_or_default();
-        self.events.publish(SiteEvent::new(
+        let mut event = SiteEvent::new(
             self.clock.now(),
             Some(row_id),
             EventKind::CameraConfig {
@@ -178,7 +191,9 @@ impl CameraApp {
                 changed_fields: fields.to_vec(),
                 actor_user_id: actor,
             },
-        ));
+        );
+        event.also_for = also_for;
+        self.events.publish(event);
     }
 }
 
@@ -437,6 +452,9 @@ impl CameraApp {
         let id = parse_id("camera_id", id)?;
         call.about("camera", &id.to_string(), &id.to_string());
         let source = SourceUrl::parse("source_url", &change.source_url)?;
+        // Who may not change this camera learns nothing, not even how a name resolves.
+        let (who, at) = (call.principal()?.clone(), self.clock.now());
+        self.store.run(move |c| authorize(c, &who, id, Permission::CameraWrite, at, false)).await?;
         self.checked_addresses("source_url", &source).await?;
         let username = camera::validate_username("username", &change.username)?;
         if !change.keep_password {
@@ -526,12 +544,14 @@ impl CameraApp {
                 let revoked = CameraGrantRow::delete_for_camera(c, id)?;
                 let record = record.detail("grants_removed", revoked.len().to_string());
                 append(c, &record, now)?;
-                Ok(current.name)
+                Ok((current.name, revoked))
             })
             .await?;
+        let (name, revoked) = name;
         call.mark_audited();
         self.media.changed();
-        self.announce(call, id, &name, ConfigChange::Deleted, &[]);
+        // Those who held a grant hear of the deletion, although their grant went with it.
+        self.announce_to(call, id, &name, ConfigChange::Deleted, &[], revoked);
         Ok(())
     }
 
@@ -672,9 +692,17 @@ impl CameraApp {
     }
 
     /// A live-view ticket for one camera: needs camera.live on it, and the camera enabled.
-    pub async fn live(&self, call: &Call, id: &str, ttl: Option<chrono::Duration>) -> Result<crate::media::LiveTicket> {
+    pub async fn live(&self, call: &Call, id: &str, ttl: Option<(i64, i32)>) -> Result<crate::media::LiveTicket> {
         let id = parse_id("camera_id", id)?;
         call.about("camera", &id.to_string(), &id.to_string());
+        let ttl = match ttl {
+            None => None,
+            Some((seconds, nanos)) => Some(
+                chrono::Duration::try_seconds(seconds)
+                    .filter(|_| seconds >= 0 && nanos >= 0)
+                    .ok_or_else(|| Error::invalid("ttl", "ttl must be a positive duration of at most an hour"))?,
+            ),
+        };
         let (p, now) = (call.principal()?.clone(), self.clock.now());
         let user = p.user_id;
         let row = self.store.run(move |c| authorize(c, &p, id, Permission::CameraLive, now, false)).await?;

@@ -15,6 +15,9 @@ use uuid::Uuid;
 
 /// Events kept for watchers that are behind; beyond that they are told they lagged.
 const CAPACITY: usize = 1024;
+/// How long a watcher trusts what it learnt of a camera's visibility (after a revoked grant, the
+/// camera's events stop within this time).
+const VISIBILITY_TTL: Duration = Duration::from_secs(5);
 /// A heartbeat after this long without anything to send.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
@@ -114,6 +117,9 @@ impl EventsApp {
         let (tx, out) = mpsc::channel(64);
         let this = self.clone();
         tokio::spawn(async move {
+            // What this watcher may see, remembered for a few seconds: a burst of events costs the
+            // database one lookup per camera, not one per event.
+            let mut seen: std::collections::HashMap<Uuid, (bool, tokio::time::Instant)> = Default::default();
             loop {
                 let next = tokio::time::timeout(HEARTBEAT, rx.recv()).await;
                 let item = match next {
@@ -127,8 +133,24 @@ impl EventsApp {
                         match e.camera_id {
                             None if !cameras.is_empty() => continue,
                             Some(c) if !cameras.is_empty() && !cameras.contains(&c) => continue,
-                            Some(c) if !this.may_see(&p, c).await.unwrap_or(false) => continue,
-                            _ => WatchItem::Event(e),
+                            Some(_) if e.also_for.contains(&p.user_id) => WatchItem::Event(e),
+                            Some(c) => {
+                                let fresh =
+                                    seen.get(&c).filter(|(_, at)| at.elapsed() < VISIBILITY_TTL).map(|(v, _)| *v);
+                                let visible = match fresh {
+                                    Some(v) => v,
+                                    None => {
+                                        let v = this.may_see(&p, c).await.unwrap_or(false);
+                                        seen.insert(c, (v, tokio::time::Instant::now()));
+                                        v
+                                    }
+                                };
+                                if !visible {
+                                    continue;
+                                }
+                                WatchItem::Event(e)
+                            }
+                            None => WatchItem::Event(e),
                         }
                     }
                 };

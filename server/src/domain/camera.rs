@@ -167,6 +167,15 @@ impl SourceUrl {
         (self.url.host_str().unwrap_or("").to_ascii_lowercase(), port)
     }
 
+    /// The same URL aimed at `ip` instead of its host: connections then go to the address that was
+    /// checked, not to whatever the name resolves to later.
+    pub fn at(&self, ip: IpAddr) -> SourceUrl {
+        let mut url = self.url.clone();
+        // An rtsp(s) URL with a host always takes an IP host.
+        let _ = url.set_ip_host(ip);
+        SourceUrl { url }
+    }
+
     /// The URL with `username`/`password` percent-encoded into it, for MediaMTX only (in memory).
     pub fn with_credentials(&self, username: &str, password: &str) -> String {
         let mut url = self.url.clone();

@@ -30,11 +30,14 @@ pub struct SiteEvent {
     /// The camera concerned; `None` for site-wide events.
     pub camera_id: Option<Uuid>,
     pub kind: EventKind,
+    /// Users who may see this event although they no longer hold a grant on its camera (those who
+    /// held one on a camera just deleted).
+    pub also_for: Vec<Uuid>,
 }
 
 impl SiteEvent {
     /// A new event of `kind` at `time`.
     pub fn new(time: DateTime<Utc>, camera_id: Option<Uuid>, kind: EventKind) -> SiteEvent {
-        SiteEvent { id: Uuid::new_v4(), time, camera_id, kind }
+        SiteEvent { id: Uuid::new_v4(), time, camera_id, kind, also_for: Vec::new() }
     }
 }

@@ -65,6 +65,8 @@ pub struct MediaPlane {
     client: Option<MediaMtx>,
     /// Paths seen available at least once since start (so that "offline" differs from "connecting").
     seen_online: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// Counts camera changes, so that a change made during a convergence stays pending after it.
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl MediaPlane {
@@ -93,6 +95,7 @@ impl MediaPlane {
 
     /// A camera changed: converge now.
     pub fn changed(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut s) = self.state.lock() {
             s.pending = s.pending.max(1);
         }
@@ -132,6 +135,25 @@ fn media_event(now: DateTime<Utc>, restarted: bool, version: &str, started: &str
             error: error.to_owned(),
         },
     )
+}
+
+/// Why a camera's source has no checked address now.
+enum Placement {
+    /// The name does not resolve (maybe for a moment): leave MediaMTX as it is.
+    Unresolved(String),
+    /// It resolves outside the camera networks: the camera must not be streamed.
+    Outside(String),
+}
+
+/// `message` without any of `secrets` (MediaMTX may quote a source URL, credentials included).
+fn scrub(message: &str, secrets: &[String]) -> String {
+    let mut out = message.to_owned();
+    let mut sorted: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in sorted {
+        out = out.replace(s.as_str(), "<redacted>");
+    }
+    out
 }
 
 /// A Go duration string (`"60s"`, `"1m0s"`, `"1h"`, `"1d"`, `""`) in milliseconds.
@@ -190,8 +212,16 @@ impl Reconciler {
 
     /// The path config MediaMTX should hold for `camera`. The credentials are put into the source URL
     /// here, in memory, and only ever sent to MediaMTX.
-    pub fn desired(&self, camera: &CameraRow, password: Option<&str>) -> Result<Map<String, Value>> {
+    /// `address` is the camera's checked address: MediaMTX connects to it, never to a fresh
+    /// resolution of the name.
+    pub fn desired(
+        &self,
+        camera: &CameraRow,
+        password: Option<&str>,
+        address: std::net::IpAddr,
+    ) -> Result<Map<String, Value>> {
         let source = SourceUrl::parse("source_url", &camera.source_url)?
+            .at(address)
             .with_credentials(&camera.username, password.unwrap_or(""));
         let hook = |event: &str| format!("{} {event}", self.config.hook_command);
         let conf = json!({
@@ -216,6 +246,7 @@ impl Reconciler {
 
     /// One convergence: reads the cameras and MediaMTX's path configs, writes the differences.
     pub async fn converge(&self) -> std::result::Result<Report, MtxError> {
+        let generation = self.plane.generation.load(std::sync::atomic::Ordering::SeqCst);
         let info = self.mtx.info().await?;
         let restarted = self.plane.state().started.as_ref().is_some_and(|s| *s != info.started);
         if restarted {
@@ -230,14 +261,45 @@ impl Reconciler {
             .map_err(|e| MtxError::Failed(format!("reading cameras: {e}")))?;
         let mut wanted: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
         let mut failed = BTreeMap::new();
+        // Paths left as they are: cameras whose config cannot be built now (a secret that does not
+        // open, a name that does not resolve) keep what MediaMTX has rather than losing their stream.
+        let mut keep: Vec<String> = Vec::new();
+        let mut secrets: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for row in rows.iter().filter(|r| r.enabled) {
-            let conf = self.cameras.password(row).and_then(|p| self.desired(row, p.as_deref()));
-            match conf {
+            let name = path_name(row.id);
+            let password = match self.cameras.password(row) {
+                Ok(p) => p,
+                Err(e) => {
+                    failed.insert(name.clone(), e.to_string());
+                    keep.push(name);
+                    continue;
+                }
+            };
+            let address = match self.address_of(row).await {
+                Ok(a) => a,
+                Err(Placement::Unresolved(e)) => {
+                    failed.insert(name.clone(), e);
+                    keep.push(name);
+                    continue;
+                }
+                // Outside the camera networks (now): the camera leaves MediaMTX.
+                Err(Placement::Outside(e)) => {
+                    failed.insert(name, e);
+                    continue;
+                }
+            };
+            match self.desired(row, password.as_deref(), address) {
                 Ok(c) => {
-                    wanted.insert(path_name(row.id), c);
+                    if let Some(p) = password.filter(|p| !p.is_empty()) {
+                        let source = c.get("source").and_then(Value::as_str).unwrap_or("").to_owned();
+                        let encoded: String = url::form_urlencoded::byte_serialize(p.as_bytes()).collect();
+                        secrets.insert(name.clone(), vec![source, encoded, p]);
+                    }
+                    wanted.insert(name, c);
                 }
                 Err(e) => {
-                    failed.insert(row.id.to_string(), e.to_string());
+                    failed.insert(name.clone(), e.to_string());
+                    keep.push(name);
                 }
             }
         }
@@ -268,12 +330,12 @@ impl Reconciler {
                 // MediaMTX refused this camera's config: record it, carry on with the others.
                 Err(MtxError::Rejected(e)) => {
                     report.failed += 1;
-                    failed.insert(name.clone(), e);
+                    failed.insert(name.clone(), scrub(&e, secrets.get(name).map(Vec::as_slice).unwrap_or(&[])));
                 }
                 Err(e) => return Err(e),
             }
         }
-        for name in actual.keys().filter(|n| !wanted.contains_key(*n)) {
+        for name in actual.keys().filter(|n| !wanted.contains_key(*n) && !keep.contains(n)) {
             writes += 1;
             match self.mtx.delete(name).await {
                 Ok(()) | Err(MtxError::NotFound(_)) => report.deleted += 1,
@@ -284,7 +346,9 @@ impl Reconciler {
         self.plane.update(|s| {
             s.reachable = true;
             s.last_sync = Some(now);
-            s.pending = failed.len();
+            // A change that came in during this pass is applied by the next one.
+            let newer = self.plane.generation.load(std::sync::atomic::Ordering::SeqCst) != generation;
+            s.pending = failed.len() + usize::from(newer);
             s.last_error = failed.values().next().cloned();
             s.started = Some(info.started.clone());
             s.version = Some(info.version.clone());
@@ -292,6 +356,19 @@ impl Reconciler {
             s.failed = failed;
         });
         Ok(report)
+    }
+
+    /// The checked address of a camera's source: its literal IP, or its name resolved now; every
+    /// address must lie in the camera networks.
+    async fn address_of(&self, row: &CameraRow) -> std::result::Result<std::net::IpAddr, Placement> {
+        let source = SourceUrl::parse("source_url", &row.source_url).map_err(|e| Placement::Outside(e.to_string()))?;
+        match self.cameras.checked_addresses("source_url", &source).await {
+            Ok(addrs) => addrs.first().map(|a| a.ip()).ok_or_else(|| Placement::Unresolved("no address".into())),
+            Err(e) if e.message().contains("outside the camera networks") => {
+                Err(Placement::Outside(e.message().to_owned()))
+            }
+            Err(e) => Err(Placement::Unresolved(e.message().to_owned())),
+        }
     }
 
     /// Whether MediaMTX restarted since the last convergence (cheap: one `/v3/info`).
@@ -382,6 +459,13 @@ impl Reconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_scrubbed_from_mediamtx_messages() {
+        let secrets = vec!["rtsp://u:p%40ss@10.0.0.1/x".to_owned(), "p%40ss".to_owned(), "p@ss".to_owned()];
+        let m = scrub("invalid source: 'rtsp://u:p%40ss@10.0.0.1/x' (p@ss)", &secrets);
+        assert_eq!(m, "invalid source: '<redacted>' (<redacted>)");
+    }
 
     #[test]
     fn durations_compare_by_length() {

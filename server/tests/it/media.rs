@@ -8,8 +8,14 @@ use opennvr_sdk::pb;
 use serde_json::json;
 use std::time::Duration;
 
-/// A server driving a fresh emulator that verifies its API tokens (issuer and audience included).
+/// A server driving a fresh emulator that verifies its API tokens (issuer and audience included),
+/// converging every second besides changes and restarts.
 pub async fn with_mediamtx() -> (TestServer, Emulator) {
+    with_mediamtx_syncing(1).await
+}
+
+/// The same, converging periodically every `sync_secs`.
+pub async fn with_mediamtx_syncing(sync_secs: u64) -> (TestServer, Emulator) {
     let emu = Emulator::start(AuthConfig {
         // Nothing verifies until the server's JWKS is known, below.
         jwks_url: Some("http://127.0.0.1:9/none".into()),
@@ -21,7 +27,9 @@ pub async fn with_mediamtx() -> (TestServer, Emulator) {
     let db = TestDb::new();
     let mut options = test_options(&db);
     options.mediamtx_api_url = Some(emu.url());
-    options.mediamtx_sync_secs = Some(1);
+    options.mediamtx_sync_secs = Some(sync_secs);
+    // Loopback too, so that a source can be given by a name that resolves (localhost).
+    options.camera_networks = Some("10.0.0.0/8,127.0.0.0/8".into());
     let s = TestServer::start_with(db, options).await;
     emu.set_jwks_url(&format!("{}/.well-known/jwks.json", s.url()));
     (s, emu)
@@ -174,6 +182,28 @@ async fn camera_changes_reach_mediamtx_as_the_right_write_and_nothing_else_is_to
         .await
         .unwrap();
     eventually("the path deleted", || emu.path(&path).is_none()).await;
+    // A source given by name reaches MediaMTX as the address checked when it was resolved, so
+    // MediaMTX never resolves the name again (no DNS rebinding past the camera networks).
+    let named = admin
+        .cameras()
+        .create_camera(pb::CreateCameraRequest {
+            camera: Some(pb::Camera {
+                source_url: "rtsp://localhost:8554/cam".into(),
+                ..crate::cameras::camera("Named")
+            }),
+            password: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .camera
+        .unwrap();
+    eventually("the named camera's path", || emu.path(&path_of(&named)).is_some()).await;
+    let source = emu.path(&path_of(&named)).unwrap()["source"].as_str().unwrap().to_owned();
+    assert!(
+        source.starts_with("rtsp://viewer@127.0.0.1:8554/cam") || source.starts_with("rtsp://viewer@[::1]:8554/cam"),
+        "{source}"
+    );
     // The hand-made path was never written to, and is still there.
     assert!(emu.writes().iter().all(|w| w.name != "lobby-by-hand"));
     assert!(emu.path("lobby-by-hand").is_some());
@@ -183,7 +213,8 @@ async fn camera_changes_reach_mediamtx_as_the_right_write_and_nothing_else_is_to
 
 #[tokio::test]
 async fn a_mediamtx_restart_or_outage_is_converged_from() {
-    let (s, emu) = with_mediamtx().await;
+    // No periodic pass within the test: a restart is noticed through /v3/info's `started`.
+    let (s, emu) = with_mediamtx_syncing(3600).await;
     let admin = s.admin().await;
     let mut paths = Vec::new();
     for name in ["One", "Two", "Three"] {
@@ -332,6 +363,10 @@ async fn live_view_tokens_are_short_scoped_and_verify_against_the_jwks() {
     assert_eq!(exp - iat, 300);
     assert!(nbf < iat, "nbf in the past absorbs clock skew");
     assert_eq!(t.expire_time.unwrap().seconds, exp);
+    // Nonsense lifetimes are refused, naming the field.
+    let e = ask(&viewer, Some(i64::MAX)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("ttl"), "{}", e.message());
     // Lifetimes are capped at an hour.
     let long = ask(&viewer, Some(7200)).await.unwrap();
     let long_claims = jsonwebtoken::decode::<serde_json::Value>(&long.token, &key, &validation).unwrap().claims;
@@ -419,6 +454,19 @@ async fn camera_events_reach_the_watchers_who_may_see_them() {
         let e = next_event(&mut all).await;
         if e.r#type == pb::EventType::MediaServerRestarted as i32 {
             assert!(e.camera_id.is_empty());
+            break;
+        }
+    }
+    // A deleted camera's former grantees hear of it, although their grant went with it.
+    admin
+        .cameras()
+        .delete_camera(pb::DeleteCameraRequest { camera_id: a.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    loop {
+        let e = next_event(&mut mine).await;
+        if e.r#type == pb::EventType::CameraDeleted as i32 {
+            assert_eq!(e.camera_id, a.id);
             break;
         }
     }
