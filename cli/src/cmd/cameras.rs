@@ -77,6 +77,18 @@ pub enum CamerasCommand {
     Delete { camera: String },
     /// Live status of one camera, or of all you may see.
     Status { camera: Option<String> },
+    /// Test an RTSP source: a saved camera (with its stored password), or --url (a password is read
+    /// from NVRCTL_PASSWORD, standard input or a prompt when --username is given).
+    Test {
+        camera: Option<String>,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value = "")]
+        username: String,
+        /// Seconds to wait (5-30, default 10).
+        #[arg(long)]
+        timeout_secs: Option<i64>,
+    },
     /// A short-lived live-view token and the URLs to use it on.
     Live {
         camera: String,
@@ -305,6 +317,46 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
                 })
                 .collect();
             output::print(format, &["Camera", "State", "Tracks", "Readers", "Last error"], rows);
+        }
+        CamerasCommand::Test { camera, url, username, timeout_secs } => {
+            let camera_id = match camera {
+                Some(which) => find(&client, &which).await?.id,
+                None => String::new(),
+            };
+            if camera_id.is_empty() && url.is_none() {
+                return Err(anyhow!("give a camera or --url"));
+            }
+            let password = if username.is_empty() {
+                String::new()
+            } else {
+                crate::cmd::read_password(&format!("RTSP password of {username}: "))?
+            };
+            let r = client
+                .cameras()
+                .test_camera_connection(pb::TestCameraConnectionRequest {
+                    source_url: url.unwrap_or_default(),
+                    username,
+                    password,
+                    camera_id,
+                    timeout: timeout_secs.map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            let result = pb::ConnectionTestResult::try_from(r.result)
+                .map(|v| v.as_str_name().trim_start_matches("CONNECTION_TEST_RESULT_").to_lowercase())
+                .unwrap_or_default();
+            let tracks = r
+                .tracks
+                .iter()
+                .map(|t| if t.width > 0 { format!("{} {}x{}", t.codec, t.width, t.height) } else { t.codec.clone() })
+                .collect::<Vec<_>>()
+                .join(", ");
+            output::print(
+                format,
+                &["Result", "Reachable", "Tracks", "Detail"],
+                vec![vec![result, r.reachable.to_string(), tracks, r.error_message]],
+            );
         }
         CamerasCommand::Live { camera, ttl_secs } => {
             let c = find(&client, &camera).await?;
