@@ -724,7 +724,8 @@ fn runtime_json(g: &Inner, name: &str, r: &Runtime) -> Value {
         "tracks2": if r.available {
             json!([{"codec": "H264", "codecProps": {"width": 1280, "height": 720, "profile": "High", "level": "4.0"}}])
         } else { json!([]) },
-        "inboundBytes": if r.available { 1_000_000 } else { 0 },
+        // A source delivering 1 Mbit/s since it became available.
+        "inboundBytes": r.available_time.map(|t| (Utc::now() - t).num_milliseconds().max(0) * 125).unwrap_or(0),
         "outboundBytes": 0,
         "inboundFramesInError": 0,
         "readers": (0..r.readers).map(|i| json!({"type": "webRTCSession", "id": i.to_string()})).collect::<Vec<_>>(),

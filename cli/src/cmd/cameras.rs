@@ -62,6 +62,9 @@ pub enum CamerasCommand {
         /// Only cameras with this label (key=value); repeat for several.
         #[arg(long = "label", value_name = "KEY=VALUE")]
         labels: Vec<String>,
+        /// Only enabled (true) or only disabled (false) cameras.
+        #[arg(long)]
+        enabled: Option<bool>,
     },
     /// Show one camera.
     Get { camera: String },
@@ -234,14 +237,19 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
                 client.cameras().create_camera(pb::CreateCameraRequest { camera: Some(camera), password }).await?;
             output::print(format, &HEADER, created.into_inner().camera.iter().map(row).collect());
         }
-        CamerasCommand::List { labels: wanted } => {
+        CamerasCommand::List { labels: wanted, enabled } => {
             let wanted = labels(&wanted)?;
             let mut rows = Vec::new();
             let mut token = String::new();
             loop {
                 let page = client
                     .cameras()
-                    .list_cameras(pb::ListCamerasRequest { page_size: 500, page_token: token, labels: wanted.clone() })
+                    .list_cameras(pb::ListCamerasRequest {
+                        page_size: 500,
+                        page_token: token,
+                        labels: wanted.clone(),
+                        enabled,
+                    })
                     .await?
                     .into_inner();
                 rows.extend(page.cameras.iter().map(row));

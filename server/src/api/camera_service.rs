@@ -79,9 +79,9 @@ impl CameraService for CameraApi {
         let call = call(&req)?;
         let r = req.into_inner();
         let labels: std::collections::BTreeMap<String, String> = r.labels.into_iter().collect();
-        let binding = format!("labels={}", serde_json::to_string(&labels).unwrap_or_default());
+        let binding = format!("labels={}|enabled={:?}", serde_json::to_string(&labels).unwrap_or_default(), r.enabled);
         let page = PageRequest::new(r.page_size, &r.page_token, &binding).map_err(to_status)?;
-        respond(self.app.list(&call, labels, page).await.map(|(rows, next)| pb::ListCamerasResponse {
+        respond(self.app.list(&call, labels, r.enabled, page).await.map(|(rows, next)| pb::ListCamerasResponse {
             cameras: rows.iter().map(convert::camera).collect(),
             next_page_token: next,
         }))

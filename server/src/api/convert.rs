@@ -259,6 +259,7 @@ pub fn camera_status(st: &crate::app::cameras::CameraStatusView) -> pb::CameraSt
             SyncKind::Failed => pb::MediaSyncState::Failed,
         } as i32,
         observe_time: Some(timestamp(st.observed)),
+        inbound_bitrate_bps: st.bitrate_bps,
     }
 }
 

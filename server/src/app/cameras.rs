@@ -115,6 +115,8 @@ pub struct CameraStatusView {
     /// Never holds credentials.
     pub last_error: Option<String>,
     pub recording: bool,
+    /// Inbound bits per second over the last few seconds (0 when unknown).
+    pub bitrate_bps: i64,
     pub observed: DateTime<Utc>,
 }
 
@@ -342,6 +344,7 @@ impl CameraApp {
         &self,
         call: &Call,
         labels: BTreeMap<String, String>,
+        enabled: Option<bool>,
         page: PageRequest,
     ) -> Result<(Vec<CameraRow>, String)> {
         camera::validate_labels("labels", &labels)?;
@@ -349,8 +352,10 @@ impl CameraApp {
         let visible = visible(&p, self.clock.now());
         let filter = (!labels.is_empty()).then(|| labels_json(&labels));
         let (after, limit) = (page.after.clone(), page.size);
-        let rows =
-            self.store.run(move |c| CameraRow::page(c, visible, filter.as_ref(), after.as_deref(), limit)).await?;
+        let rows = self
+            .store
+            .run(move |c| CameraRow::page(c, visible, filter.as_ref(), enabled, after.as_deref(), limit))
+            .await?;
         let last = rows.last().map(|r| r.name.to_lowercase());
         let next = page.next_token(rows.len(), last.as_deref());
         Ok((rows, next))
@@ -569,7 +574,7 @@ impl CameraApp {
         page: PageRequest,
     ) -> Result<(Vec<CameraStatusView>, String)> {
         if ids.is_empty() {
-            let (rows, next) = self.list(call, BTreeMap::new(), page).await?;
+            let (rows, next) = self.list(call, BTreeMap::new(), None, page).await?;
             return Ok((self.statuses_of(rows).await, next));
         }
         if ids.len() > 1000 {
@@ -607,6 +612,7 @@ impl CameraApp {
                     camera_id: row.id,
                     state: camera::camera_state(row.enabled, not_applied, available, self.media.seen_online(&path)),
                     recording: row.enabled && row.recording_enabled && available,
+                    bitrate_bps: self.media.bitrate(&path),
                     runtime,
                     sync: if media_error.is_some() && row.enabled { SyncKind::Failed } else { kind },
                     last_error: if row.enabled { failed.or_else(|| media_error.clone()) } else { None },

@@ -65,6 +65,8 @@ pub struct MediaPlane {
     client: Option<MediaMtx>,
     /// Paths seen available at least once since start (so that "offline" differs from "connecting").
     seen_online: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// Inbound bitrate per path (bits per second), from the status watcher's polls.
+    rates: Arc<Mutex<std::collections::HashMap<String, i64>>>,
     /// Counts camera changes, so that a change made during a convergence stays pending after it.
     generation: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -86,6 +88,11 @@ impl MediaPlane {
             seen.extend(paths.iter().filter(|p| p.available).map(|p| p.name.clone()));
         }
         Ok(Some(paths))
+    }
+
+    /// The inbound bitrate of `path` over the last poll (bits per second; 0 when unknown).
+    pub fn bitrate(&self, path: &str) -> i64 {
+        self.rates.lock().ok().and_then(|r| r.get(path).copied()).unwrap_or(0)
     }
 
     /// Whether `path` was ever seen available since start.
@@ -432,9 +439,23 @@ impl Reconciler {
     /// Publishes cameras going online and offline, as MediaMTX reports them (polled every 2 s).
     pub async fn watch_status(self) {
         let mut available: BTreeMap<String, bool> = BTreeMap::new();
+        let mut counters: BTreeMap<String, (i64, tokio::time::Instant)> = BTreeMap::new();
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let Ok(Some(paths)) = self.plane.runtimes().await else { continue };
+            let now = tokio::time::Instant::now();
+            if let Ok(mut rates) = self.plane.rates.lock() {
+                rates.clear();
+                for p in &paths {
+                    if let Some((bytes, at)) = counters.insert(p.name.clone(), (p.inbound_bytes, now)) {
+                        let secs = now.duration_since(at).as_secs_f64();
+                        // Counters restart with the path: a drop is no traffic measure.
+                        if secs > 0.0 && p.inbound_bytes >= bytes {
+                            rates.insert(p.name.clone(), ((p.inbound_bytes - bytes) as f64 * 8.0 / secs) as i64);
+                        }
+                    }
+                }
+            }
             for p in paths.iter().filter(|p| p.name.starts_with(PATH_PREFIX)) {
                 let before = available.insert(p.name.clone(), p.available);
                 let Some(camera) = uuid::Uuid::parse_str(&p.name[PATH_PREFIX.len()..]).ok() else { continue };

@@ -100,6 +100,7 @@ impl CameraRow {
         c: &mut PgConnection,
         visible: Visible,
         labels: Option<&serde_json::Value>,
+        enabled: Option<bool>,
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<CameraRow>> {
@@ -114,6 +115,9 @@ impl CameraRow {
         }
         if let Some(labels) = labels {
             q = q.filter(cameras::labels.contains(labels.clone()));
+        }
+        if let Some(enabled) = enabled {
+            q = q.filter(cameras::enabled.eq(enabled));
         }
         if let Some(after) = after {
             q = q.filter(lower(cameras::name).gt(after.to_owned()));

@@ -127,6 +127,30 @@ async fn a_camera_is_created_read_listed_changed_and_deleted() {
         .into_inner()
         .cameras;
     assert_eq!(office.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["Lobby"]);
+    // Enabled filter.
+    let mut off = camera("Spare");
+    off.enabled = false;
+    admin
+        .cameras()
+        .create_camera(pb::CreateCameraRequest { camera: Some(off), password: String::new() })
+        .await
+        .unwrap();
+    let disabled = admin
+        .cameras()
+        .list_cameras(pb::ListCamerasRequest { enabled: Some(false), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .cameras;
+    assert_eq!(disabled.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["Spare"]);
+    let enabled = admin
+        .cameras()
+        .list_cameras(pb::ListCamerasRequest { enabled: Some(true), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .cameras;
+    assert!(enabled.iter().all(|c| c.enabled) && enabled.len() == 4, "{enabled:?}");
     // Update with a mask and an etag; a stale etag is refused.
     let updated = admin
         .cameras()

@@ -282,6 +282,9 @@ async fn camera_status_follows_mediamtx() {
     assert!(st.available && st.recording);
     assert_eq!(st.tracks.first().map(|t| (t.codec.as_str(), t.width, t.height)), Some(("H264", 1280, 720)));
     assert!(st.inbound_bytes > 0);
+    // The bitrate comes from MediaMTX's byte counters between polls (the emulated source sends 1 Mbit/s).
+    let st = status_until(&admin, &cam, |st| st.inbound_bitrate_bps > 0).await;
+    assert!((500_000..2_000_000).contains(&st.inbound_bitrate_bps), "{}", st.inbound_bitrate_bps);
     emu.set_available(&path, false);
     status_until(&admin, &cam, |st| st.state == pb::CameraState::Offline as i32).await;
     // A viewer sees the statuses of the cameras they may see, and only those.

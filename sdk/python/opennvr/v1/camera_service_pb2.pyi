@@ -332,6 +332,7 @@ class CameraStatus(_message.Message):
     LAST_SEGMENT_TIME_FIELD_NUMBER: _builtins.int
     SYNC_STATE_FIELD_NUMBER: _builtins.int
     OBSERVE_TIME_FIELD_NUMBER: _builtins.int
+    INBOUND_BITRATE_BPS_FIELD_NUMBER: _builtins.int
     camera_id: _builtins.str
     state: Global___CameraState.ValueType
     available: _builtins.bool
@@ -347,6 +348,10 @@ class CameraStatus(_message.Message):
     recording: _builtins.bool
     """Whether MediaMTX is recording this camera now."""
     sync_state: Global___MediaSyncState.ValueType
+    inbound_bitrate_bps: _builtins.int
+    """Inbound bitrate over the last few seconds (bits per second), from MediaMTX's byte counters; 0
+    when unknown.
+    """
     @_builtins.property
     def available_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -381,10 +386,11 @@ class CameraStatus(_message.Message):
         last_segment_time: _timestamp_pb2.Timestamp | None = ...,
         sync_state: Global___MediaSyncState.ValueType = ...,
         observe_time: _timestamp_pb2.Timestamp | None = ...,
+        inbound_bitrate_bps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["available_time", b"available_time", "last_error_time", b"last_error_time", "last_segment_time", b"last_segment_time", "observe_time", b"observe_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "available_time", b"available_time", "camera_id", b"camera_id", "inbound_bytes", b"inbound_bytes", "inbound_frames_in_error", b"inbound_frames_in_error", "last_error", b"last_error", "last_error_time", b"last_error_time", "last_segment_time", b"last_segment_time", "observe_time", b"observe_time", "outbound_bytes", b"outbound_bytes", "reader_count", b"reader_count", "recording", b"recording", "state", b"state", "sync_state", b"sync_state", "tracks", b"tracks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "available_time", b"available_time", "camera_id", b"camera_id", "inbound_bitrate_bps", b"inbound_bitrate_bps", "inbound_bytes", b"inbound_bytes", "inbound_frames_in_error", b"inbound_frames_in_error", "last_error", b"last_error", "last_error_time", b"last_error_time", "last_segment_time", b"last_segment_time", "observe_time", b"observe_time", "outbound_bytes", b"outbound_bytes", "reader_count", b"reader_count", "recording", b"recording", "state", b"state", "sync_state", b"sync_state", "tracks", b"tracks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -556,8 +562,11 @@ class ListCamerasRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     page_token: _builtins.str
+    enabled: _builtins.bool
+    """Only enabled (true) or only disabled (false) cameras; unset = both."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Only cameras carrying all of these labels with these values."""
@@ -568,12 +577,15 @@ class ListCamerasRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        enabled: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "enabled", b"enabled"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["labels", b"labels", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "enabled", b"enabled", "labels", b"labels", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__enabled: _TypeAlias = _typing.Literal["enabled"]  # noqa: Y015
+    _WhichOneofArgType__enabled: _TypeAlias = _typing.Literal["_enabled", b"_enabled"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__enabled) -> _WhichOneofReturnType__enabled | None: ...
 
 Global___ListCamerasRequest: _TypeAlias = ListCamerasRequest  # noqa: Y015
 
