@@ -139,6 +139,10 @@ pub struct Options {
     /// Public RTSP(S) base URL, e.g. `rtsps://nvr.example:8322` [default: none].
     #[arg(long, env = "OPENNVR_MEDIAMTX_RTSP_URL")]
     pub mediamtx_rtsp_url: Option<String>,
+    /// File holding the secret MediaMTX's hook client presents (`OPENNVR_HOOK_SECRET` in MediaMTX's
+    /// environment), at least 32 characters [default: none; the hook endpoint is off].
+    #[arg(long, env = "OPENNVR_HOOK_SECRET_FILE")]
+    pub hook_secret_file: Option<PathBuf>,
     /// How often the reconciler converges MediaMTX even without changes, in seconds [default: 30].
     #[arg(long, env = "OPENNVR_MEDIAMTX_SYNC_SECS")]
     pub mediamtx_sync_secs: Option<u64>,
@@ -183,6 +187,7 @@ impl Options {
             mediamtx_record_path: self.mediamtx_record_path.or(file.mediamtx_record_path),
             mediamtx_hook_command: self.mediamtx_hook_command.or(file.mediamtx_hook_command),
             mediamtx_sync_secs: self.mediamtx_sync_secs.or(file.mediamtx_sync_secs),
+            hook_secret_file: self.hook_secret_file.or(file.hook_secret_file),
             mediamtx_whep_url: self.mediamtx_whep_url.or(file.mediamtx_whep_url),
             mediamtx_hls_url: self.mediamtx_hls_url.or(file.mediamtx_hls_url),
             mediamtx_rtsp_url: self.mediamtx_rtsp_url.or(file.mediamtx_rtsp_url),
@@ -234,6 +239,8 @@ pub struct Config {
     pub audit_archive_dir: PathBuf,
     pub media: crate::media::MediaConfig,
     pub camera_networks: crate::domain::camera::CameraNetworks,
+    /// The hook client's secret, if hooks are on.
+    pub hook_secret: Option<String>,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
 }
@@ -307,6 +314,21 @@ impl Config {
                 secs(o.mediamtx_sync_secs, 30, "OPENNVR_MEDIAMTX_SYNC_SECS")?,
             )?
             .with_public_urls(o.mediamtx_whep_url, o.mediamtx_hls_url, o.mediamtx_rtsp_url)?,
+            hook_secret: match &o.hook_secret_file {
+                None => None,
+                Some(p) => {
+                    let s = std::fs::read_to_string(p)
+                        .map_err(|e| {
+                            config_error(format!("OPENNVR_HOOK_SECRET_FILE: cannot read {}: {e}", p.display()))
+                        })?
+                        .trim()
+                        .to_owned();
+                    if s.len() < 32 {
+                        return Err(config_error("OPENNVR_HOOK_SECRET_FILE must hold at least 32 characters"));
+                    }
+                    Some(s)
+                }
+            },
             camera_networks: crate::domain::camera::CameraNetworks::parse(
                 o.camera_networks.as_deref().unwrap_or(crate::domain::camera::DEFAULT_CAMERA_NETWORKS),
             )

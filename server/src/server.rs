@@ -245,7 +245,16 @@ impl Server {
                 app: crate::app::events::EventsApp { store: store.clone(), clock: clock.clone(), bus: events.clone() },
             },
             gate,
-            http: Arc::new(HttpState { store: store.clone(), keys: keys.clone(), metrics, media: media.clone() }),
+            http: Arc::new(HttpState {
+                store: store.clone(),
+                keys: keys.clone(),
+                metrics,
+                media: media.clone(),
+                hook_secret: config.hook_secret.as_ref().map(|s| {
+                    use sha2::Digest;
+                    sha2::Sha256::digest(s.as_bytes()).into()
+                }),
+            }),
             cors_origins: config.cors_origins.clone(),
         })?;
         let listener = TcpListener::bind(config.listen)

@@ -15,6 +15,8 @@ pub struct HttpState {
     pub keys: KeyRing,
     pub metrics: Metrics,
     pub media: crate::media::reconciler::MediaPlane,
+    /// SHA-256 of the hook client's secret; `None`: the hook endpoint is off.
+    pub hook_secret: Option<[u8; 32]>,
 }
 
 /// The plain routes.
@@ -24,6 +26,7 @@ pub fn routes(state: Arc<HttpState>) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/hooks/mediamtx", axum::routing::post(hook))
         .with_state(state)
 }
 
@@ -56,4 +59,45 @@ async fn jwks(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "public, max-age=300")],
         s.keys.jwks().to_string(),
     )
+}
+
+/// What MediaMTX's hook client sends.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HookCall {
+    event: String,
+    path: String,
+    #[serde(default)]
+    segment_path: Option<String>,
+    #[serde(default)]
+    segment_duration: Option<String>,
+}
+
+/// MediaMTX's hooks: availability changes make the status watcher look at once; segment events are
+/// accepted and logged (the recording index takes them over). Answers 404 when hooks are off, 401
+/// for a wrong secret, 400 for an unknown event.
+async fn hook(State(s): State<Arc<HttpState>>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> StatusCode {
+    use sha2::Digest;
+    let Some(expected) = s.hook_secret else { return StatusCode::NOT_FOUND };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let got: [u8; 32] = sha2::Sha256::digest(presented.as_bytes()).into();
+    if expected.iter().zip(got.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(call) = serde_json::from_slice::<HookCall>(&body) else { return StatusCode::BAD_REQUEST };
+    if !call.path.starts_with(crate::domain::camera::PATH_PREFIX) {
+        return StatusCode::BAD_REQUEST;
+    }
+    match call.event.as_str() {
+        "available" | "unavailable" => s.media.poke(),
+        "segment-create" | "segment-complete" => {
+            tracing::debug!(path = %call.path, segment = ?call.segment_path, duration = ?call.segment_duration, event = %call.event, "segment hook");
+        }
+        _ => return StatusCode::BAD_REQUEST,
+    }
+    StatusCode::ACCEPTED
 }

@@ -67,6 +67,8 @@ pub struct MediaPlane {
     seen_online: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Inbound bitrate per path (bits per second), from the status watcher's polls.
     rates: Arc<Mutex<std::collections::HashMap<String, i64>>>,
+    /// Wakes the status watcher at once (a MediaMTX availability hook).
+    poked: Arc<Notify>,
     /// Counts camera changes, so that a change made during a convergence stays pending after it.
     generation: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -88,6 +90,11 @@ impl MediaPlane {
             seen.extend(paths.iter().filter(|p| p.available).map(|p| p.name.clone()));
         }
         Ok(Some(paths))
+    }
+
+    /// MediaMTX says a path's availability changed: look now rather than at the next poll.
+    pub fn poke(&self) {
+        self.poked.notify_one();
     }
 
     /// The inbound bitrate of `path` over the last poll (bits per second; 0 when unknown).
@@ -441,7 +448,10 @@ impl Reconciler {
         let mut available: BTreeMap<String, bool> = BTreeMap::new();
         let mut counters: BTreeMap<String, (i64, tokio::time::Instant)> = BTreeMap::new();
         loop {
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = self.plane.poked.notified() => {}
+            }
             let Ok(Some(paths)) = self.plane.runtimes().await else { continue };
             let now = tokio::time::Instant::now();
             if let Ok(mut rates) = self.plane.rates.lock() {

@@ -197,6 +197,14 @@ fn the_deployment_files_agree_with_mediamtx_and_the_server() {
     assert_eq!(server["environment"]["OPENNVR_MEDIAMTX_API_URL"].as_str(), Some("http://mediamtx:9997"));
     let mounts: Vec<&str> = server["volumes"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(mounts.contains(&"recordings:/recordings:ro"), "{mounts:?}");
+    // MediaMTX runs the hook client built into its image, with the secret in its environment only.
+    let media = &compose["services"]["mediamtx"];
+    assert_eq!(media["build"]["dockerfile"].as_str(), Some("docker/Dockerfile.mediamtx"));
+    assert!(media["environment"]["OPENNVR_HOOK_SECRET"].as_str().is_some());
+    assert_eq!(server["environment"]["OPENNVR_HOOK_SECRET_FILE"].as_str(), Some("/run/secrets/hook_secret"));
+    let dockerfile = std::fs::read_to_string(root.join("docker/Dockerfile.mediamtx")).unwrap();
+    assert!(dockerfile.contains("FROM bluenviron/mediamtx:1.20.1"));
+    assert!(dockerfile.contains("/opennvr-hook /opennvr-hook"), "the hook client lands where the reconciler points");
     let media_mounts: Vec<&str> =
         compose["services"]["mediamtx"]["volumes"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(media_mounts.contains(&"recordings:/recordings"), "{media_mounts:?}");

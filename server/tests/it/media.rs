@@ -522,3 +522,50 @@ async fn a_slow_watcher_is_told_it_lagged_and_never_holds_the_server_back() {
     // The API still answers.
     admin.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
 }
+
+#[tokio::test]
+async fn mediamtx_hooks_need_the_secret_and_wake_the_status_watcher() {
+    let secret_dir = crate::harness::temp_dir("hook");
+    let secret_file = secret_dir.join("hook.secret");
+    std::fs::write(&secret_file, "a-hook-secret-of-at-least-thirty-two-chars").unwrap();
+    let emu = Emulator::start(AuthConfig::default()).await.unwrap();
+    let db = TestDb::new();
+    let mut options = test_options(&db);
+    options.mediamtx_api_url = Some(emu.url());
+    options.hook_secret_file = Some(secret_file);
+    let s = TestServer::start_with(db, options).await;
+    let admin = s.admin().await;
+    let cam = create(&admin, "Hooked").await;
+    let path = path_of(&cam);
+    eventually("the path", || emu.path(&path).is_some()).await;
+    let mut events = watch(&admin).await;
+    let hook = |secret: &str, body: serde_json::Value| {
+        let (url, secret) = (format!("{}/hooks/mediamtx", s.url()), secret.to_owned());
+        async move {
+            reqwest::Client::new().post(url).bearer_auth(secret).json(&body).send().await.unwrap().status().as_u16()
+        }
+    };
+    let secret = "a-hook-secret-of-at-least-thirty-two-chars";
+    assert_eq!(hook("wrong", json!({"event": "available", "path": path})).await, 401);
+    assert_eq!(hook(secret, json!({"event": "exploded", "path": path})).await, 400);
+    assert_eq!(hook(secret, json!({"event": "available", "path": "somebody-else"})).await, 400);
+    assert_eq!(hook(secret, json!({"event": "available", "path": path, "extra": 1})).await, 400);
+    emu.set_available(&path, true);
+    assert_eq!(hook(secret, json!({"event": "available", "path": path})).await, 202);
+    let e = next_event(&mut events).await;
+    assert_eq!((e.r#type, e.camera_id.as_str()), (pb::EventType::CameraOnline as i32, cam.id.as_str()));
+    let segment = json!({"event": "segment-complete", "path": path, "segment_path": "/recordings/x.mp4", "segment_duration": "60.02"});
+    assert_eq!(hook(secret, segment).await, 202);
+    // Without a configured secret the endpoint does not exist.
+    let plain = TestServer::start().await;
+    let status = reqwest::Client::new()
+        .post(format!("{}/hooks/mediamtx", plain.url()))
+        .bearer_auth(secret)
+        .json(&json!({"event": "available", "path": path}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(status, 404);
+}
