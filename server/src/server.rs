@@ -250,10 +250,7 @@ impl Server {
                 keys: keys.clone(),
                 metrics,
                 media: media.clone(),
-                hook_secret: config.hook_secret.as_ref().map(|s| {
-                    use sha2::Digest;
-                    sha2::Sha256::digest(s.as_bytes()).into()
-                }),
+                hook_secret: config.hook_secret.as_deref().map(crate::security::secret::SecretDigest::of),
             }),
             cors_origins: config.cors_origins.clone(),
         })?;

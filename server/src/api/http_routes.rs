@@ -15,8 +15,8 @@ pub struct HttpState {
     pub keys: KeyRing,
     pub metrics: Metrics,
     pub media: crate::media::reconciler::MediaPlane,
-    /// SHA-256 of the hook client's secret; `None`: the hook endpoint is off.
-    pub hook_secret: Option<[u8; 32]>,
+    /// The hook client's secret; `None`: the hook endpoint is off.
+    pub hook_secret: Option<crate::security::secret::SecretDigest>,
 }
 
 /// The plain routes.
@@ -77,15 +77,13 @@ struct HookCall {
 /// accepted and logged (the recording index takes them over). Answers 404 when hooks are off, 401
 /// for a wrong secret, 400 for an unknown event.
 async fn hook(State(s): State<Arc<HttpState>>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> StatusCode {
-    use sha2::Digest;
     let Some(expected) = s.hook_secret else { return StatusCode::NOT_FOUND };
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let got: [u8; 32] = sha2::Sha256::digest(presented.as_bytes()).into();
-    if expected.iter().zip(got.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
+    if !expected.matches(presented) {
         return StatusCode::UNAUTHORIZED;
     }
     let Ok(call) = serde_json::from_slice::<HookCall>(&body) else { return StatusCode::BAD_REQUEST };

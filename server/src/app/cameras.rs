@@ -580,9 +580,13 @@ impl CameraApp {
         if ids.len() > 1000 {
             return Err(Error::invalid("camera_ids", "camera_ids holds at most 1000 ids"));
         }
-        let mut rows = Vec::with_capacity(ids.len());
-        for id in ids {
-            rows.push(self.get(call, id).await?);
+        let ids = ids.iter().map(|id| parse_id("camera_ids", id)).collect::<Result<Vec<Uuid>>>()?;
+        let visible = visible(call.principal()?, self.clock.now());
+        let wanted = ids.clone();
+        let rows = self.store.run(move |c| CameraRow::with_ids(c, visible, &wanted)).await?;
+        // A camera that does not exist and one the caller may not see answer alike.
+        if let Some(missing) = ids.iter().find(|id| !rows.iter().any(|r| r.id == **id)) {
+            return Err(Error::new(ErrorKind::NotFound, format!("camera {missing} not found")));
         }
         Ok((self.statuses_of(rows).await, String::new()))
     }
@@ -590,7 +594,7 @@ impl CameraApp {
     async fn statuses_of(&self, rows: Vec<CameraRow>) -> Vec<CameraStatusView> {
         let now = self.clock.now();
         let sync = self.media.state();
-        let (runtimes, media_error) = match self.media.runtimes().await {
+        let (runtimes, media_error) = match self.media.recent_runtimes().await {
             Ok(Some(paths)) => (paths, None),
             Ok(None) => (Vec::new(), Some("no media server is configured (OPENNVR_MEDIAMTX_API_URL)".to_owned())),
             Err(e) => (Vec::new(), Some(e.to_string())),

@@ -1,7 +1,7 @@
 //! The one-time setup token that lets the first administrator be created.
 use crate::error::{Error, ErrorKind, Result};
+use crate::security::secret::SecretDigest;
 use base64::Engine;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -11,7 +11,7 @@ pub const SETUP_TOKEN_FILE: &str = "setup-token";
 /// Holds the hash of the setup token while no user exists.
 #[derive(Clone, Default)]
 pub struct SetupToken {
-    hash: Arc<Mutex<Option<[u8; 32]>>>,
+    hash: Arc<Mutex<Option<SecretDigest>>>,
     file: Arc<Mutex<Option<PathBuf>>>,
 }
 
@@ -30,7 +30,7 @@ impl SetupToken {
         }
         crate::security::secret::write_private_file(&path, format!("{token}\n").as_bytes())
             .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?;
-        *self.hash.lock().unwrap_or_else(|e| e.into_inner()) = Some(Sha256::digest(token.as_bytes()).into());
+        *self.hash.lock().unwrap_or_else(|e| e.into_inner()) = Some(SecretDigest::of(&token));
         *self.file.lock().unwrap_or_else(|e| e.into_inner()) = Some(path.clone());
         Ok(path)
     }
@@ -41,9 +41,7 @@ impl SetupToken {
         let Some(expected) = expected else {
             return Err(super::auth::already_bootstrapped());
         };
-        let got: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
-        let diff = expected.iter().zip(got.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if diff != 0 {
+        if !expected.matches(presented.trim()) {
             return Err(Error::new(ErrorKind::Unauthenticated, "setup_token is wrong")
                 .with_reason(crate::error::reason::INVALID_CREDENTIALS));
         }

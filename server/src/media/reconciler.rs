@@ -23,6 +23,12 @@ use tokio::sync::Notify;
 /// Keys that MediaMTX hot-reloads: changing only these does not drop the stream.
 const HOT_KEYS: [&str; 5] = ["record", "recordPath", "recordFormat", "recordSegmentDuration", "recordDeleteAfter"];
 
+/// A `/v3/paths/list` answer and when it came.
+type Listing = (Vec<super::mediamtx::RuntimePath>, tokio::time::Instant);
+
+/// How old a runtime listing may be for status answers.
+const RECENT: Duration = Duration::from_secs(3);
+
 /// Longest wait between attempts while MediaMTX is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -67,6 +73,8 @@ pub struct MediaPlane {
     seen_online: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Inbound bitrate per path (bits per second), from the status watcher's polls.
     rates: Arc<Mutex<std::collections::HashMap<String, i64>>>,
+    /// The last answer of `/v3/paths/list` and when it came (the status watcher refreshes it).
+    last_paths: Arc<Mutex<Option<Listing>>>,
     /// Wakes the status watcher at once (a MediaMTX availability hook).
     poked: Arc<Notify>,
     /// Counts camera changes, so that a change made during a convergence stays pending after it.
@@ -86,6 +94,9 @@ impl MediaPlane {
     pub async fn runtimes(&self) -> std::result::Result<Option<Vec<super::mediamtx::RuntimePath>>, MtxError> {
         let Some(client) = &self.client else { return Ok(None) };
         let paths = client.paths().await?;
+        if let Ok(mut last) = self.last_paths.lock() {
+            *last = Some((paths.clone(), tokio::time::Instant::now()));
+        }
         if let Ok(mut seen) = self.seen_online.lock() {
             seen.extend(paths.iter().filter(|p| p.available).map(|p| p.name.clone()));
         }
@@ -100,6 +111,24 @@ impl MediaPlane {
     /// The inbound bitrate of `path` over the last poll (bits per second; 0 when unknown).
     pub fn bitrate(&self, path: &str) -> i64 {
         self.rates.lock().ok().and_then(|r| r.get(path).copied()).unwrap_or(0)
+    }
+
+    /// The runtime paths as seen within the last few seconds (the status watcher polls every 2 s
+    /// and on hooks), asking MediaMTX only when nothing that recent is known: status RPCs do not each
+    /// cost MediaMTX a full listing.
+    pub async fn recent_runtimes(&self) -> std::result::Result<Option<Vec<super::mediamtx::RuntimePath>>, MtxError> {
+        if self.client.is_none() {
+            return Ok(None);
+        }
+        let cached = self
+            .last_paths
+            .lock()
+            .ok()
+            .and_then(|l| l.as_ref().filter(|(_, at)| at.elapsed() < RECENT).map(|(p, _)| p.clone()));
+        match cached {
+            Some(paths) if self.state().reachable => Ok(Some(paths)),
+            _ => self.runtimes().await,
+        }
     }
 
     /// Whether `path` was ever seen available since start.

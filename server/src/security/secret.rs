@@ -97,3 +97,22 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     rand::rngs::OsRng.fill_bytes(&mut out);
     out
 }
+
+/// The SHA-256 of a secret the server expects to be presented (setup token, hook secret): it keeps
+/// only the digest and compares in constant time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretDigest([u8; 32]);
+
+impl SecretDigest {
+    /// The digest of `secret`.
+    pub fn of(secret: &str) -> SecretDigest {
+        use sha2::Digest;
+        SecretDigest(sha2::Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Whether `presented` is the secret (compared by digest, in constant time).
+    pub fn matches(&self, presented: &str) -> bool {
+        let got = SecretDigest::of(presented);
+        self.0.iter().zip(got.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}

@@ -125,6 +125,20 @@ impl CameraRow {
         Ok(q.load(c)?)
     }
 
+    /// The cameras of `ids` that `visible` lets through (one query), ordered by name.
+    pub fn with_ids(c: &mut PgConnection, visible: Visible, ids: &[Uuid]) -> Result<Vec<CameraRow>> {
+        let mut q = cameras::table
+            .filter(cameras::deleted_at.is_null())
+            .filter(cameras::id.eq_any(ids.to_vec()))
+            .select(CameraRow::as_select())
+            .order((lower(cameras::name).asc(), cameras::id.asc()))
+            .into_boxed();
+        if let Visible::GrantedTo(user, now) = visible {
+            q = q.filter(cameras::id.eq_any(CameraGrantRow::live_camera_ids(user, now)));
+        }
+        Ok(q.load(c)?)
+    }
+
     /// Every camera that is not deleted (the reconciler's desired state).
     pub fn all(c: &mut PgConnection) -> Result<Vec<CameraRow>> {
         Ok(cameras::table.filter(cameras::deleted_at.is_null()).select(CameraRow::as_select()).load(c)?)

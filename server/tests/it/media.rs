@@ -300,10 +300,18 @@ async fn camera_status_follows_mediamtx() {
         .into_inner()
         .statuses;
     assert_eq!(listed.iter().map(|st| st.camera_id.as_str()).collect::<Vec<_>>(), vec![cam.id.as_str()]);
+    let asked = viewer
+        .cameras()
+        .list_camera_statuses(pb::ListCameraStatusesRequest { camera_ids: vec![cam.id.clone()], ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .statuses;
+    assert_eq!(asked.iter().map(|st| st.camera_id.as_str()).collect::<Vec<_>>(), vec![cam.id.as_str()]);
     let e = viewer
         .cameras()
         .list_camera_statuses(pb::ListCameraStatusesRequest {
-            camera_ids: vec![other.id.clone()],
+            camera_ids: vec![cam.id.clone(), other.id.clone()],
             ..Default::default()
         })
         .await
@@ -568,4 +576,26 @@ async fn mediamtx_hooks_need_the_secret_and_wake_the_status_watcher() {
         .status()
         .as_u16();
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_camera_whose_secret_does_not_open_keeps_its_stream_and_says_why() {
+    let (s, emu) = with_mediamtx().await;
+    let admin = s.admin().await;
+    let cam = create(&admin, "Sealed").await;
+    let path = path_of(&cam);
+    eventually("the path", || emu.path(&path).is_some()).await;
+    // The sealed password is damaged behind the server's back (a restore from the wrong backup).
+    let mut su = s.db.superuser();
+    let damage = format!("UPDATE cameras SET password_sealed = '\\x01' WHERE id = '{}'", cam.id);
+    diesel::RunQueryDsl::execute(diesel::sql_query(damage), &mut su).unwrap();
+    emu.clear_writes();
+    // The next passes (every second here) cannot build its config: MediaMTX keeps what it has, and
+    // the camera's status says why, without any secret.
+    let st = status_until(&admin, &cam, |st| st.sync_state == pb::MediaSyncState::Failed as i32).await;
+    assert!(st.last_error.contains("malformed") || st.last_error.contains("does not open"), "{}", st.last_error);
+    assert!(!st.last_error.contains("Cam-Secret"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(emu.path(&path).is_some(), "the path stays");
+    assert!(emu.writes().iter().all(|w| w.name != path), "{:?}", emu.writes());
 }
