@@ -14,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, patch, post};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -51,6 +51,8 @@ struct Schema {
     properties: HashMap<String, Property>,
     /// `pathDefaults` of the reference configuration, as JSON.
     defaults: Map<String, Value>,
+    /// Zero-valued instances of the session schemas (`WebRTCSession`, ...), by schema name.
+    sessions: HashMap<String, Map<String, Value>>,
 }
 
 fn load_schema() -> Result<Schema, String> {
@@ -89,7 +91,36 @@ fn load_schema() -> Result<Schema, String> {
     let mut defaults = config.get("pathDefaults").and_then(Value::as_object).cloned().ok_or("no pathDefaults")?;
     // YAML reads `source: publisher` etc. fine; keep only keys the API knows.
     defaults.retain(|k, _| properties.contains_key(k));
-    Ok(Schema { properties, defaults })
+    let mut sessions = HashMap::new();
+    for name in ["WebRTCSession", "HLSSession", "RTSPSession"] {
+        let props = api
+            .pointer(&format!("/components/schemas/{name}/properties"))
+            .and_then(Value::as_object)
+            .ok_or(format!("openapi.yaml has no {name}"))?;
+        let zero = props
+            .iter()
+            .map(|(k, p)| {
+                let referenced = p
+                    .get("$ref")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                    .and_then(|n| api.pointer(&format!("/components/schemas/{n}")));
+                let typed = referenced.unwrap_or(p);
+                let v = match (typed.get("type").and_then(Value::as_str), typed.pointer("/enum/0")) {
+                    (_, Some(first)) => first.clone(),
+                    (Some("integer"), _) => json!(0),
+                    (Some("number"), _) => json!(0.0),
+                    (Some("boolean"), _) => json!(false),
+                    (Some("array"), _) => json!([]),
+                    (Some("string"), _) => json!(""),
+                    _ => Value::Null,
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        sessions.insert(name.to_owned(), zero);
+    }
+    Ok(Schema { properties, defaults, sessions })
 }
 
 /// The runtime state of a path (what `/v3/paths/get` reports).
@@ -97,7 +128,60 @@ fn load_schema() -> Result<Schema, String> {
 struct Runtime {
     available: bool,
     available_time: Option<DateTime<Utc>>,
-    readers: u32,
+}
+
+/// How a viewer reads a path; each has its own session list and kick endpoint in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    WebRtc,
+    Hls,
+    Rtsp,
+    Rtsps,
+}
+
+impl Protocol {
+    /// Every protocol whose sessions the API lists.
+    pub const ALL: [Protocol; 4] = [Protocol::WebRtc, Protocol::Hls, Protocol::Rtsp, Protocol::Rtsps];
+
+    /// The API's collection name (`/v3/<name>/list`, `/v3/<name>/kick/{id}`).
+    pub fn collection(self) -> &'static str {
+        match self {
+            Protocol::WebRtc => "webrtcsessions",
+            Protocol::Hls => "hlssessions",
+            Protocol::Rtsp => "rtspsessions",
+            Protocol::Rtsps => "rtspssessions",
+        }
+    }
+
+    /// The `openapi.yaml` schema of one session.
+    fn schema(self) -> &'static str {
+        match self {
+            Protocol::WebRtc => "WebRTCSession",
+            Protocol::Hls => "HLSSession",
+            Protocol::Rtsp | Protocol::Rtsps => "RTSPSession",
+        }
+    }
+
+    /// How `/v3/paths` lists such a reader (`PathReaderType`).
+    fn reader_type(self) -> &'static str {
+        match self {
+            Protocol::WebRtc => "webRTCSession",
+            Protocol::Hls => "hlsSession",
+            Protocol::Rtsp => "rtspSession",
+            Protocol::Rtsps => "rtspsSession",
+        }
+    }
+}
+
+/// A viewer reading a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub protocol: Protocol,
+    pub path: String,
+    /// The JWT's `sub`, which MediaMTX reports as the session's user.
+    pub user: String,
+    pub created: DateTime<Utc>,
 }
 
 /// One config write the emulator accepted, as tests inspect them.
@@ -123,6 +207,12 @@ struct Inner {
     issuer: Option<String>,
     audience: Option<String>,
     requests: u64,
+    /// Readers by session id.
+    sessions: BTreeMap<String, Session>,
+    /// Sessions ended through a kick endpoint, oldest first.
+    kicked: Vec<Session>,
+    /// MediaMTX's local time zone: how segment names without `%z` are read.
+    time_zone: FixedOffset,
 }
 
 /// A running emulator.
@@ -177,6 +267,9 @@ impl Emulator {
             issuer: auth.issuer,
             audience: auth.audience,
             requests: 0,
+            sessions: BTreeMap::new(),
+            kicked: Vec::new(),
+            time_zone: FixedOffset::east_opt(0).ok_or("no UTC offset")?,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -206,6 +299,7 @@ impl Emulator {
         g.started = Utc::now().max(g.started + chrono::Duration::milliseconds(1));
         g.paths.clear();
         g.runtime.clear();
+        g.sessions.clear();
         g.jwks = None;
     }
 
@@ -247,7 +341,52 @@ impl Emulator {
             let r = g.runtime.entry(name.to_owned()).or_default();
             r.available = available;
             r.available_time = available.then(Utc::now);
+            if !available {
+                // Readers go with the source.
+                g.sessions.retain(|_, s| s.path != name);
+            }
         }
+    }
+
+    /// A viewer opens `path` over `protocol` with `token` (a JWT, as the Bearer header or the RTSP
+    /// password carries it), as MediaMTX admits readers: the token must verify against the JWKS
+    /// (issuer, audience, times) and grant `read` on that path, and the path must be available.
+    /// Returns the session id.
+    pub async fn open_session(&self, protocol: Protocol, path: &str, token: &str) -> Result<String, String> {
+        let claims = verify(&self.inner, token).await.map_err(|_| "authentication error".to_owned())?;
+        let may_read = claims.get("mediamtx_permissions").and_then(Value::as_array).is_some_and(|perms| {
+            perms.iter().any(|p| {
+                let on = p.get("path").and_then(Value::as_str).unwrap_or("");
+                p.get("action").and_then(Value::as_str) == Some("read") && (on.is_empty() || on == path)
+            })
+        });
+        if !may_read {
+            return Err("authentication error: user doesn't have permission to perform action".into());
+        }
+        let mut g = lock(&self.inner);
+        if !g.runtime.get(path).is_some_and(|r| r.available) {
+            return Err(format!("no stream is available on path '{path}'"));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let user = claims.get("sub").and_then(Value::as_str).unwrap_or("").to_owned();
+        let session = Session { id: id.clone(), protocol, path: path.to_owned(), user, created: Utc::now() };
+        g.sessions.insert(id.clone(), session);
+        Ok(id)
+    }
+
+    /// Runs MediaMTX in another time zone (segment names without `%z` are local time).
+    pub fn set_time_zone(&self, offset: FixedOffset) {
+        lock(&self.inner).time_zone = offset;
+    }
+
+    /// The open viewer sessions.
+    pub fn sessions(&self) -> Vec<Session> {
+        lock(&self.inner).sessions.values().cloned().collect()
+    }
+
+    /// The sessions ended through the kick endpoints, oldest first.
+    pub fn kicked(&self) -> Vec<Session> {
+        lock(&self.inner).kicked.clone()
     }
 
     /// Adds a path config as if written in `mediamtx.yml` by someone else (not OpenNVR's).
@@ -284,7 +423,7 @@ impl Emulator {
 }
 
 fn router(state: Shared) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/v3/info", get(info))
         .route("/v3/auth/jwks/refresh", post(jwks_refresh))
         .route("/v3/config/paths/list", get(config_list))
@@ -295,37 +434,77 @@ fn router(state: Shared) -> Router {
         .route("/v3/config/paths/delete/{*name}", delete(config_delete))
         .route("/v3/paths/list", get(paths_list))
         .route("/v3/paths/get/{*name}", get(paths_get))
-        .fallback(any(|| async { (StatusCode::NOT_FOUND, "404 page not found").into_response() }))
-        .with_state(state)
+        .route("/v3/recordings/list", get(recordings_list))
+        .route("/v3/recordings/get/{*name}", get(recordings_get))
+        .route("/v3/recordings/deletesegment", delete(recordings_delete_segment));
+    for protocol in Protocol::ALL {
+        let c = protocol.collection();
+        router = router
+            .route(
+                &format!("/v3/{c}/list"),
+                get(move |State(s): State<Shared>, headers: HeaderMap, Query(q): Query<Page>| {
+                    sessions_list(s, headers, q, protocol)
+                }),
+            )
+            .route(
+                &format!("/v3/{c}/get/{{id}}"),
+                get(move |State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>| {
+                    session_get(s, headers, id, protocol)
+                }),
+            )
+            .route(
+                &format!("/v3/{c}/kick/{{id}}"),
+                post(move |State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>| {
+                    session_kick(s, headers, id, protocol)
+                }),
+            );
+    }
+    router.fallback(any(|| async { (StatusCode::NOT_FOUND, "404 page not found").into_response() })).with_state(state)
 }
 
-/// Checks the bearer JWT: a valid signature by a key of the JWKS, issuer and audience if configured,
-/// and an `api` permission in `mediamtx_permissions`.
+/// Checks the bearer JWT of an API call: it verifies (see [`verify`]) and holds an `api` permission in
+/// `mediamtx_permissions`.
 async fn authenticate(state: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     let denied = || error(StatusCode::UNAUTHORIZED, "authentication error");
-    let (url, cached, issuer, audience) = {
-        let g = lock(state);
-        (g.jwks_url.clone(), g.jwks.clone(), g.issuer.clone(), g.audience.clone())
-    };
-    let Some(url) = url else {
+    if lock(state).jwks_url.is_none() {
         lock(state).requests += 1;
         return Ok(());
-    };
+    }
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(denied)?;
-    let header = jsonwebtoken::decode_header(token).map_err(|_| denied())?;
-    let kid = header.kid.ok_or_else(denied)?;
+    let claims = verify(state, token).await.map_err(|()| denied())?;
+    let allowed = claims
+        .get("mediamtx_permissions")
+        .and_then(Value::as_array)
+        .is_some_and(|perms| perms.iter().any(|p| p.get("action").and_then(Value::as_str) == Some("api")));
+    if !allowed {
+        return Err(denied());
+    }
+    lock(state).requests += 1;
+    Ok(())
+}
+
+/// A JWT's claims if it verifies as MediaMTX checks it: signed by a key of the JWKS, issuer and
+/// audience if configured, `exp` and `nbf`.
+async fn verify(state: &Shared, token: &str) -> Result<Value, ()> {
+    let (url, cached, issuer, audience) = {
+        let g = lock(state);
+        (g.jwks_url.clone(), g.jwks.clone(), g.issuer.clone(), g.audience.clone())
+    };
+    let url = url.ok_or(())?;
+    let header = jsonwebtoken::decode_header(token).map_err(|_| ())?;
+    let kid = header.kid.ok_or(())?;
     // Fetched once, then only on `/v3/auth/jwks/refresh` (MediaMTX's hourly refetch is beyond any
     // test): a token signed by a key published later is refused, as MediaMTX would.
     let jwks = match cached {
         Some(j) => j,
-        None => fetch_jwks(state, &url).await.ok_or_else(denied)?,
+        None => fetch_jwks(state, &url).await.ok_or(())?,
     };
-    let jwk = jwks.find(&kid).ok_or_else(denied)?;
-    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|_| denied())?;
+    let jwk = jwks.find(&kid).ok_or(())?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|_| ())?;
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.validate_nbf = true;
     validation.validate_aud = audience.is_some();
@@ -335,17 +514,7 @@ async fn authenticate(state: &Shared, headers: &HeaderMap) -> Result<(), Respons
     if let Some(i) = &issuer {
         validation.set_issuer(&[i]);
     }
-    let data = jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|_| denied())?;
-    let allowed = data
-        .claims
-        .get("mediamtx_permissions")
-        .and_then(Value::as_array)
-        .is_some_and(|perms| perms.iter().any(|p| p.get("action").and_then(Value::as_str) == Some("api")));
-    if !allowed {
-        return Err(denied());
-    }
-    lock(state).requests += 1;
-    Ok(())
+    jsonwebtoken::decode::<Value>(token, &key, &validation).map(|d| d.claims).map_err(|_| ())
 }
 
 async fn fetch_jwks(state: &Shared, url: &str) -> Option<jsonwebtoken::jwk::JwkSet> {
@@ -649,6 +818,8 @@ async fn write(s: &Shared, headers: &HeaderMap, op: &str, name: String, body: Op
                     g.paths.insert(name.clone(), conf);
                     if recreated {
                         g.runtime.insert(name.clone(), Runtime::default());
+                        // A recreated path drops its readers.
+                        g.sessions.retain(|_, s| s.path != name);
                     }
                     g.writes.push(Write { op: op.to_owned(), name: name.clone(), body });
                     Ok(())
@@ -657,6 +828,7 @@ async fn write(s: &Shared, headers: &HeaderMap, op: &str, name: String, body: Op
             Ok(None) => {
                 g.paths.remove(&name);
                 g.runtime.remove(&name);
+                g.sessions.retain(|_, s| s.path != name);
                 g.writes.push(Write { op: op.to_owned(), name: name.clone(), body });
                 Ok(())
             }
@@ -728,7 +900,12 @@ fn runtime_json(g: &Inner, name: &str, r: &Runtime) -> Value {
         "inboundBytes": r.available_time.map(|t| (Utc::now() - t).num_milliseconds().max(0) * 125).unwrap_or(0),
         "outboundBytes": 0,
         "inboundFramesInError": 0,
-        "readers": (0..r.readers).map(|i| json!({"type": "webRTCSession", "id": i.to_string()})).collect::<Vec<_>>(),
+        "readers": g
+            .sessions
+            .values()
+            .filter(|s| s.path == name)
+            .map(|s| json!({"type": s.protocol.reader_type(), "id": s.id}))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -757,6 +934,254 @@ async fn paths_get(State(s): State<Shared>, headers: HeaderMap, Path(name): Path
     }
 }
 
+/// A session as the API reports it: every property of its `openapi.yaml` schema, zero-valued unless
+/// known here.
+fn session_json(g: &Inner, s: &Session) -> Value {
+    let mut v = g.schema.sessions.get(s.protocol.schema()).cloned().unwrap_or_default();
+    v.insert("id".into(), json!(s.id));
+    v.insert("created".into(), json!(s.created.to_rfc3339_opts(SecondsFormat::Nanos, true)));
+    v.insert("remoteAddr".into(), json!("127.0.0.1:50000"));
+    v.insert("path".into(), json!(s.path));
+    v.insert("user".into(), json!(s.user));
+    if v.contains_key("state") {
+        v.insert("state".into(), json!("read"));
+    }
+    Value::Object(v)
+}
+
+async fn sessions_list(s: Shared, headers: HeaderMap, q: Page, protocol: Protocol) -> Response {
+    if let Err(r) = authenticate(&s, &headers).await {
+        return r;
+    }
+    let g = lock(&s);
+    let all: Vec<Session> = g.sessions.values().filter(|x| x.protocol == protocol).cloned().collect();
+    let (items, pages) = match page_of(&all, &q) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let items: Vec<Value> = items.iter().map(|x| session_json(&g, x)).collect();
+    axum::Json(json!({"pageCount": pages, "itemCount": all.len(), "items": items})).into_response()
+}
+
+/// The session `id` of `protocol`, or the error MediaMTX answers (400 for a malformed id).
+fn find_session(g: &Inner, id: &str, protocol: Protocol) -> Result<Session, (StatusCode, String)> {
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err((StatusCode::BAD_REQUEST, format!("invalid UUID: {id}")));
+    }
+    g.sessions
+        .get(id)
+        .filter(|x| x.protocol == protocol)
+        .cloned()
+        .ok_or_else(|| (StatusCode::NOT_FOUND, "session not found".to_owned()))
+}
+
+async fn session_get(s: Shared, headers: HeaderMap, id: String, protocol: Protocol) -> Response {
+    if let Err(r) = authenticate(&s, &headers).await {
+        return r;
+    }
+    let g = lock(&s);
+    match find_session(&g, &id, protocol) {
+        Ok(x) => axum::Json(session_json(&g, &x)).into_response(),
+        Err((status, e)) => error(status, e),
+    }
+}
+
+async fn session_kick(s: Shared, headers: HeaderMap, id: String, protocol: Protocol) -> Response {
+    if let Err(r) = authenticate(&s, &headers).await {
+        return r;
+    }
+    let mut g = lock(&s);
+    match find_session(&g, &id, protocol) {
+        Ok(x) => {
+            g.sessions.remove(&id);
+            g.kicked.push(x);
+            ok()
+        }
+        Err((status, e)) => error(status, e),
+    }
+}
+
+/// The start time a segment file name carries, read with `template` (a `recordPath` with `%path`
+/// already replaced, plus the extension) as MediaMTX reads it; `None` if the name does not match.
+/// Without `%z` the time is MediaMTX's local time (`zone`).
+fn segment_start(template: &str, file: &str, zone: FixedOffset) -> Option<DateTime<FixedOffset>> {
+    let (t, f) = (template.as_bytes(), file.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    let mut parts = [1970i64, 1, 1, 0, 0, 0, 0];
+    let (mut offset, mut unix) = (None, None);
+    let digits = |j: &mut usize, n: usize| -> Option<i64> {
+        let s = f.get(*j..*j + n)?;
+        if !s.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        *j += n;
+        std::str::from_utf8(s).ok()?.parse().ok()
+    };
+    while i < t.len() {
+        if t[i] == b'%' && i + 1 < t.len() {
+            let spec = t[i + 1];
+            i += 2;
+            match spec {
+                b'Y' => parts[0] = digits(&mut j, 4)?,
+                b'm' => parts[1] = digits(&mut j, 2)?,
+                b'd' => parts[2] = digits(&mut j, 2)?,
+                b'H' => parts[3] = digits(&mut j, 2)?,
+                b'M' => parts[4] = digits(&mut j, 2)?,
+                b'S' => parts[5] = digits(&mut j, 2)?,
+                b'f' => parts[6] = digits(&mut j, 6)?,
+                b'z' => {
+                    let sign = match f.get(j)? {
+                        b'+' => 1,
+                        b'-' => -1,
+                        _ => return None,
+                    };
+                    j += 1;
+                    let hhmm = digits(&mut j, 4)?;
+                    offset = FixedOffset::east_opt((sign * (hhmm / 100 * 3600 + hhmm % 100 * 60)) as i32);
+                    offset?;
+                }
+                b's' => {
+                    let n = f[j..].iter().take_while(|b| b.is_ascii_digit()).count();
+                    unix = Some(digits(&mut j, n.max(1))?);
+                }
+                _ => return None,
+            }
+        } else {
+            if f.get(j) != Some(&t[i]) {
+                return None;
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    if j != f.len() {
+        return None;
+    }
+    let zone = offset.unwrap_or(zone);
+    let start = match unix {
+        Some(u) => zone.timestamp_opt(u, 0).single()?,
+        None => zone
+            .with_ymd_and_hms(
+                parts[0] as i32,
+                parts[1] as u32,
+                parts[2] as u32,
+                parts[3] as u32,
+                parts[4] as u32,
+                parts[5] as u32,
+            )
+            .single()?,
+    };
+    Some(start + chrono::Duration::microseconds(parts[6]))
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// The recorded segments of path `name` (start, file), oldest first, found on disk from the
+/// `recordPath` of its configuration (or of `all_others`), as MediaMTX finds them.
+fn segments_of(g: &Inner, name: &str) -> Vec<(DateTime<FixedOffset>, std::path::PathBuf)> {
+    let conf = g.paths.get(name).cloned().unwrap_or_default();
+    let text =
+        |k: &str| conf.get(k).or_else(|| g.schema.defaults.get(k)).and_then(Value::as_str).unwrap_or("").to_owned();
+    let extension = if text("recordFormat") == "mpegts" { ".ts" } else { ".mp4" };
+    let template = format!("{}{extension}", text("recordPath").replace("%path", name));
+    // Files are looked for under the directory before the first time field.
+    let fixed = &template[..template.find('%').unwrap_or(template.len())];
+    let base = &fixed[..fixed.rfind('/').map(|i| i + 1).unwrap_or(0)];
+    let mut files = Vec::new();
+    files_under(std::path::Path::new(if base.is_empty() { "." } else { base }), &mut files);
+    let mut found: Vec<_> = files
+        .into_iter()
+        .filter_map(|f| {
+            let shown = f.to_string_lossy().to_string();
+            let shown = if base.is_empty() { shown.trim_start_matches("./").to_owned() } else { shown };
+            segment_start(&template, &shown, g.time_zone).map(|start| (start, f))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn recording_json(name: &str, segments: &[(DateTime<FixedOffset>, std::path::PathBuf)]) -> Value {
+    let starts: Vec<Value> = segments
+        .iter()
+        .map(|(start, _)| json!({"start": start.to_rfc3339_opts(SecondsFormat::AutoSi, true)}))
+        .collect();
+    json!({"name": name, "segments": starts})
+}
+
+async fn recordings_list(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<Page>) -> Response {
+    if let Err(r) = authenticate(&s, &headers).await {
+        return r;
+    }
+    let g = lock(&s);
+    let all: Vec<(String, Vec<_>)> =
+        g.paths.keys().map(|n| (n.clone(), segments_of(&g, n))).filter(|(_, segs)| !segs.is_empty()).collect();
+    let (items, pages) = match page_of(&all, &q) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let items: Vec<Value> = items.iter().map(|(n, segs)| recording_json(n, segs)).collect();
+    axum::Json(json!({"pageCount": pages, "itemCount": all.len(), "items": items})).into_response()
+}
+
+async fn recordings_get(State(s): State<Shared>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    if let Err(r) = authenticate(&s, &headers).await {
+        return r;
+    }
+    if let Err(e) = check_name(&name) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let g = lock(&s);
+    let segments = segments_of(&g, &name);
+    if segments.is_empty() {
+        return error(StatusCode::NOT_FOUND, "no recording segments found");
+    }
+    axum::Json(recording_json(&name, &segments)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct SegmentQuery {
+    path: Option<String>,
+    start: Option<String>,
+}
+
+async fn recordings_delete_segment(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<SegmentQuery>,
+) -> Response {
+    if let Err(r) = authenticate(&s, &headers).await {
+        return r;
+    }
+    let name = q.path.unwrap_or_default();
+    if let Err(e) = check_name(&name) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let Some(start) = q.start.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()) else {
+        return error(StatusCode::BAD_REQUEST, "invalid 'start' parameter");
+    };
+    let file = {
+        let g = lock(&s);
+        segments_of(&g, &name).into_iter().find(|(at, _)| *at == start).map(|(_, f)| f)
+    };
+    match file.map(std::fs::remove_file) {
+        Some(Ok(())) => ok(),
+        Some(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        None => error(StatusCode::BAD_REQUEST, "no such file or directory"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,6 +1192,21 @@ mod tests {
         assert_eq!(s.properties.get("record").map(|p| p.kind.clone()), Some(Kind::Boolean));
         assert_eq!(s.defaults.get("source").and_then(Value::as_str), Some("publisher"));
         assert!(check_conf(&s, &Map::new()).is_ok(), "the reference defaults are valid");
+    }
+
+    #[test]
+    fn segment_names_are_read_as_mediamtx_writes_them() {
+        let utc = FixedOffset::east_opt(0).expect("parses");
+        let paris = FixedOffset::east_opt(3600).expect("parses");
+        let t = "/rec/cam/%Y-%m-%d_%H-%M-%S-%f%z.mp4";
+        let start = segment_start(t, "/rec/cam/2026-11-25_10-00-00-250000+0100.mp4", utc).expect("parses");
+        assert_eq!(start.with_timezone(&Utc).to_rfc3339(), "2026-11-25T09:00:00.250+00:00");
+        // Without %z the name is MediaMTX's local time.
+        let local = segment_start("/rec/%Y-%m-%d_%H-%M-%S-%f.mp4", "/rec/2026-11-25_10-00-00-000000.mp4", paris);
+        assert_eq!(local.expect("parses").with_timezone(&Utc).to_rfc3339(), "2026-11-25T09:00:00+00:00");
+        assert!(segment_start(t, "/rec/cam/2026-11-25_10-00-00-250000+0100.ts", utc).is_none());
+        assert!(segment_start(t, "/rec/cam/2026-11-25_10-00-00+0100.mp4", utc).is_none());
+        assert!(segment_start(t, "/rec/other/2026-11-25_10-00-00-250000+0100.mp4", utc).is_none());
     }
 
     #[test]

@@ -182,6 +182,14 @@ impl Server {
         let hasher = PasswordHasherPool::new(config.argon2_memory_kib, config.argon2_iterations, parallel)?
             .with_in_flight_gauge(metrics.password_hashes_in_flight());
         let setup = SetupToken::default();
+        let mtx = match &config.media.api_url {
+            Some(api) => Some(
+                crate::media::mediamtx::MediaMtx::new(api, keys.clone(), clock.clone(), &config.token_issuer)
+                    .map_err(Error::internal)?,
+            ),
+            None => None,
+        };
+        let media = crate::media::reconciler::MediaPlane::new(mtx.clone());
         let auth = AuthApp {
             store: store.clone(),
             clock: clock.clone(),
@@ -192,6 +200,7 @@ impl Server {
             session_ttl: to_chrono(config.session_ttl)?,
             attempts: Default::default(),
             audit: audit.clone(),
+            media: media.clone(),
         };
         if store.run(crate::store::users::UserRow::count).await? == 0 {
             let path = setup.issue(&config.data_dir)?;
@@ -211,14 +220,6 @@ impl Server {
         });
         let audit_app =
             crate::app::audit::AuditApp { store: store.clone(), trail: audit.clone(), clock: clock.clone() };
-        let mtx = match &config.media.api_url {
-            Some(api) => Some(
-                crate::media::mediamtx::MediaMtx::new(api, keys.clone(), clock.clone(), &config.token_issuer)
-                    .map_err(Error::internal)?,
-            ),
-            None => None,
-        };
-        let media = crate::media::reconciler::MediaPlane::new(mtx.clone());
         let events = crate::app::events::EventBus::default();
         let cameras = crate::app::cameras::CameraApp {
             store: store.clone(),

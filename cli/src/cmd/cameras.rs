@@ -80,6 +80,8 @@ pub enum CamerasCommand {
     Delete { camera: String },
     /// Live status of one camera, or of all you may see.
     Status { camera: Option<String> },
+    /// How the media plane (MediaMTX) is doing: reachable, last sync, pending and failed changes.
+    Media,
     /// Test an RTSP source: a saved camera (with its stored password), or --url (a password is read
     /// from NVRCTL_PASSWORD, standard input or a prompt when --username is given).
     Test {
@@ -325,6 +327,25 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
                 })
                 .collect();
             output::print(format, &["Camera", "State", "Tracks", "Readers", "Last error"], rows);
+        }
+        CamerasCommand::Media => {
+            let st = client.cameras().get_media_plane_status(pb::GetMediaPlaneStatusRequest {}).await?.into_inner();
+            let when = st
+                .last_sync_time
+                .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "never".into());
+            let rows = vec![
+                vec!["configured".into(), st.configured.to_string()],
+                vec!["reachable".into(), st.reachable.to_string()],
+                vec!["mediamtx".into(), format!("{} (started {})", st.mediamtx_version, st.mediamtx_started)],
+                vec!["last sync".into(), when],
+                vec!["pending changes".into(), st.pending_changes.to_string()],
+                vec!["failed cameras".into(), st.failed_cameras.to_string()],
+                vec!["config writes".into(), st.config_writes.to_string()],
+                vec!["last error".into(), st.last_error],
+            ];
+            output::print(format, &["Media plane", "Value"], rows);
         }
         CamerasCommand::Test { camera, url, username, timeout_secs } => {
             let camera_id = match camera {

@@ -135,6 +135,24 @@ impl CameraService for CameraApi {
         )
     }
 
+    async fn get_media_plane_status(
+        &self,
+        _req: Request<pb::GetMediaPlaneStatusRequest>,
+    ) -> ApiResult<pb::GetMediaPlaneStatusResponse> {
+        let st = self.app.media.state();
+        Ok(tonic::Response::new(pb::GetMediaPlaneStatusResponse {
+            configured: st.configured,
+            reachable: st.reachable,
+            last_sync_time: st.last_sync.map(convert::timestamp),
+            pending_changes: i32::try_from(st.pending).unwrap_or(i32::MAX),
+            failed_cameras: i32::try_from(st.failed.len()).unwrap_or(i32::MAX),
+            last_error: st.last_error.unwrap_or_default(),
+            mediamtx_version: st.version.unwrap_or_default(),
+            mediamtx_started: st.started.unwrap_or_default(),
+            config_writes: i64::try_from(st.writes).unwrap_or(i64::MAX),
+        }))
+    }
+
     async fn get_camera_status(
         &self,
         req: Request<pb::GetCameraStatusRequest>,

@@ -64,6 +64,8 @@ pub struct AuthApp {
     pub session_ttl: Duration,
     pub attempts: AttemptQueue,
     pub audit: AuditTrail,
+    /// Told when a user's rights shrink, so that their open viewing sessions are ended at once.
+    pub media: crate::media::reconciler::MediaPlane,
 }
 
 /// One queue per (username, client address): password checks of a pair run one at a time, so
@@ -705,6 +707,7 @@ impl AuthApp {
             .await?;
         call.mark_audited();
         self.revocations.insert(&revoked);
+        self.media.poke();
         Ok(row)
     }
 
@@ -762,6 +765,7 @@ impl AuthApp {
             .await?;
         call.mark_audited();
         self.revocations.insert(&revoked);
+        self.media.poke();
         Ok(())
     }
 }

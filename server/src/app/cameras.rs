@@ -725,6 +725,80 @@ impl CameraApp {
         self.live.ticket(&camera::path_name(id), &user.to_string(), ttl)
     }
 
+    /// Of the viewer sessions MediaMTX holds on OpenNVR's paths, those whose user may no longer watch
+    /// that camera (grant revoked, expired or narrowed; user disabled, demoted or deleted; camera gone),
+    /// each with the reason. A session without a user cannot be judged and is left alone (MediaMTX
+    /// versions before the JWT's `sub` was reported).
+    pub async fn unwanted_viewers(
+        &self,
+        sessions: Vec<crate::media::mediamtx::ViewerSession>,
+    ) -> Result<Vec<(crate::media::mediamtx::ViewerSession, Uuid, &'static str)>> {
+        let now = self.clock.now();
+        let judged: Vec<_> = sessions
+            .into_iter()
+            .filter(|s| !s.user.is_empty())
+            .filter_map(|s| {
+                let camera = s.path.strip_prefix(camera::PATH_PREFIX).and_then(|id| Uuid::parse_str(id).ok())?;
+                Some((s, camera))
+            })
+            .collect();
+        if judged.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.store
+            .run(move |c| {
+                let mut users: std::collections::HashMap<String, Option<Principal>> = Default::default();
+                let mut unwanted = Vec::new();
+                for (s, camera) in judged {
+                    if !users.contains_key(&s.user) {
+                        let found = match Uuid::parse_str(&s.user) {
+                            Ok(id) => UserRow::find(c, id)?,
+                            Err(_) => None,
+                        };
+                        let principal = found.filter(|u| !u.disabled).and_then(|u| {
+                            Some(Principal {
+                                user_id: u.id,
+                                session_id: Uuid::nil(),
+                                role: u.role.parse().ok()?,
+                                username: u.username,
+                            })
+                        });
+                        users.insert(s.user.clone(), principal);
+                    }
+                    let reason = match users.get(&s.user).cloned().flatten() {
+                        None => "the user is disabled or no longer exists",
+                        Some(p) => match CameraRow::find(c, camera)? {
+                            Some(row) if !row.enabled => "the camera is disabled",
+                            None => "the camera no longer exists",
+                            Some(_) if !held_on(c, &p, camera, now)?.contains(&Permission::CameraLive) => {
+                                "the user may no longer watch this camera"
+                            }
+                            Some(_) => continue,
+                        },
+                    };
+                    unwanted.push((s, camera, reason));
+                }
+                Ok(unwanted)
+            })
+            .await
+    }
+
+    /// Records that the server ended a viewer's session on `camera`.
+    pub async fn viewer_ended(
+        &self,
+        session: &crate::media::mediamtx::ViewerSession,
+        camera: Uuid,
+        reason: &str,
+    ) -> Result<()> {
+        let record = crate::domain::AuditRecord::system("viewer_session.end", "viewer_session", &session.id)
+            .detail("user_id", session.user.clone())
+            .detail("protocol", session.collection)
+            .detail("reason", reason);
+        let record = crate::domain::AuditRecord { camera_id: camera.to_string(), ..record };
+        let now = self.clock.now();
+        self.store.run(move |c| append(c, &record, now)).await
+    }
+
     /// Gives `user` `permissions` on a camera (replacing their grant there). The caller may only
     /// grant what they hold on that camera.
     pub async fn grant(
@@ -780,6 +854,8 @@ impl CameraApp {
             })
             .await?;
         call.mark_audited();
+        // A grant can also narrow what they may do: judge their open sessions again.
+        self.media.poke();
         Ok(row)
     }
 
@@ -802,6 +878,8 @@ impl CameraApp {
             })
             .await?;
         call.mark_audited();
+        // Their open viewing sessions end now, not when their tokens expire.
+        self.media.poke();
         Ok(removed)
     }
 

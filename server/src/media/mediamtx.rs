@@ -88,6 +88,20 @@ impl RuntimePath {
     }
 }
 
+/// A viewer reading a path (`/v3/webrtcsessions`, `hlssessions`, `rtspsessions`, `rtspssessions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewerSession {
+    /// The API collection it is listed in, which is also where it is kicked.
+    pub collection: &'static str,
+    pub id: String,
+    pub path: String,
+    /// Who MediaMTX admitted: the `sub` of the viewer's JWT (empty on versions that do not say).
+    pub user: String,
+}
+
+/// The session collections of readers, one per protocol.
+const VIEWER_COLLECTIONS: [&str; 4] = ["webrtcsessions", "hlssessions", "rtspsessions", "rtspssessions"];
+
 /// The client.
 #[derive(Clone)]
 pub struct MediaMtx {
@@ -283,10 +297,86 @@ impl MediaMtx {
         }
     }
 
+    /// The start of every recorded segment of every path that has some, by path name. MediaMTX reads
+    /// them from the files on disk: this is how segments whose hooks were lost are found.
+    pub async fn recordings(&self) -> Result<Vec<(String, Vec<chrono::DateTime<chrono::Utc>>)>, MtxError> {
+        Ok(self
+            .list_all("/v3/recordings/list")
+            .await?
+            .iter()
+            .map(|v| (v.get("name").and_then(Value::as_str).unwrap_or("").to_owned(), segment_starts(v)))
+            .collect())
+    }
+
+    /// The start of every recorded segment of path `name`, oldest first (none: empty).
+    pub async fn recording(&self, name: &str) -> Result<Vec<chrono::DateTime<chrono::Utc>>, MtxError> {
+        match self.call(reqwest::Method::GET, &format!("/v3/recordings/get/{}", enc(name)), None).await {
+            Ok(v) => Ok(segment_starts(&v)),
+            Err(MtxError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes the segment of path `name` that starts at `start`.
+    pub async fn delete_segment(&self, name: &str, start: chrono::DateTime<chrono::Utc>) -> Result<(), MtxError> {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("path", name)
+            .append_pair("start", &start.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .finish();
+        self.call(reqwest::Method::DELETE, &format!("/v3/recordings/deletesegment?{query}"), None).await.map(|_| ())
+    }
+
+    /// Every viewer session, of every protocol whose server is on (a protocol that is off answers
+    /// 404 and has none).
+    pub async fn viewer_sessions(&self) -> Result<Vec<ViewerSession>, MtxError> {
+        let mut sessions = Vec::new();
+        for collection in VIEWER_COLLECTIONS {
+            let items = match self.list_all(&format!("/v3/{collection}/list")).await {
+                Ok(items) => items,
+                Err(MtxError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+            sessions.extend(items.iter().map(|v| ViewerSession {
+                collection,
+                id: text(v, "id"),
+                path: text(v, "path"),
+                user: text(v, "user"),
+            }));
+        }
+        Ok(sessions)
+    }
+
+    /// Ends a viewer session; one already gone is no error.
+    pub async fn kick(&self, session: &ViewerSession) -> Result<(), MtxError> {
+        let route = format!("/v3/{}/kick/{}", session.collection, enc(&session.id));
+        match self.call(reqwest::Method::POST, &route, None).await {
+            Ok(_) | Err(MtxError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Makes MediaMTX fetch the JWKS again (after a signing-key rotation).
     pub async fn refresh_jwks(&self) -> Result<(), MtxError> {
         self.call(reqwest::Method::POST, "/v3/auth/jwks/refresh", None).await.map(|_| ())
     }
+}
+
+/// The segment starts of a `Recording` (unreadable ones skipped), oldest first.
+fn segment_starts(v: &Value) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let mut starts: Vec<_> = v
+        .get("segments")
+        .and_then(Value::as_array)
+        .map(|segs| {
+            segs.iter()
+                .filter_map(|s| s.get("start").and_then(Value::as_str))
+                .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .collect()
+        })
+        .unwrap_or_default();
+    starts.sort();
+    starts
 }
 
 /// A reqwest error's text without its URL (which never holds secrets here, but stays short).

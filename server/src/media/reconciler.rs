@@ -103,7 +103,8 @@ impl MediaPlane {
         Ok(Some(paths))
     }
 
-    /// MediaMTX says a path's availability changed: look now rather than at the next poll.
+    /// Look at MediaMTX now rather than at the next poll: it says a path's availability changed, or
+    /// someone's rights shrank (their open viewing sessions are judged again).
     pub fn poke(&self) {
         self.poked.notify_one();
     }
@@ -472,6 +473,38 @@ impl Reconciler {
 }
 
 impl Reconciler {
+    /// Ends the sessions of viewers who may no longer watch what they watch (their tokens outlive a
+    /// revoked grant or a disabled user: MediaMTX checks a token only when a session opens). Runs
+    /// with the status watcher, so within seconds of the change, and again for a viewer who reopens
+    /// with a token that has not expired yet.
+    async fn end_unwanted_viewers(&self) {
+        let sessions = match self.mtx.viewer_sessions().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list MediaMTX's viewer sessions");
+                return;
+            }
+        };
+        let unwanted = match self.cameras.unwanted_viewers(sessions).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot judge MediaMTX's viewer sessions");
+                return;
+            }
+        };
+        for (session, camera, reason) in unwanted {
+            match self.mtx.kick(&session).await {
+                Ok(()) => {
+                    tracing::info!(session = %session.id, user = %session.user, %camera, reason, "viewer session ended");
+                    if let Err(e) = self.cameras.viewer_ended(&session, camera, reason).await {
+                        tracing::warn!(error = %e, "viewer session ended but not recorded in the audit trail");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, session = %session.id, "cannot end a viewer session"),
+            }
+        }
+    }
+
     /// Publishes cameras going online and offline, as MediaMTX reports them (polled every 2 s).
     pub async fn watch_status(self) {
         let mut available: BTreeMap<String, bool> = BTreeMap::new();
@@ -482,6 +515,9 @@ impl Reconciler {
                 _ = self.plane.poked.notified() => {}
             }
             let Ok(Some(paths)) = self.plane.runtimes().await else { continue };
+            if paths.iter().any(|p| p.name.starts_with(PATH_PREFIX) && p.readers > 0) {
+                self.end_unwanted_viewers().await;
+            }
             let now = tokio::time::Instant::now();
             if let Ok(mut rates) = self.plane.rates.lock() {
                 rates.clear();

@@ -3,7 +3,7 @@
 //! and converged from, and every call MediaMTX gets carries a token it verifies against our JWKS.
 use crate::cameras::{create, grant};
 use crate::harness::{TestDb, TestServer, test_options};
-use mediamtx_emulator::{AuthConfig, Emulator};
+use mediamtx_emulator::{AuthConfig, Emulator, Protocol};
 use opennvr_sdk::pb;
 use serde_json::json;
 use std::time::Duration;
@@ -233,12 +233,29 @@ async fn a_mediamtx_restart_or_outage_is_converged_from() {
     assert!(said.starts_with("ready\n") && said.contains("media: unreachable"), "{said}");
     let metrics = reqwest::get(format!("{}/metrics", s.url())).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("opennvr_media_reachable 0"), "{metrics}");
+    let plane = media_plane(&admin).await;
+    assert!(plane.configured && !plane.reachable, "{plane:?}");
+    assert!(plane.pending_changes > 0 && plane.last_error.contains("unreachable"), "{plane:?}");
+    let started_before = plane.mediamtx_started.clone();
     // Back (as a fresh process): everything converges, the fourth camera included.
     emu.restart();
     emu.up().await.unwrap();
     eventually("all four paths after the outage", || paths.iter().all(|p| emu.path(p).is_some())).await;
     let said = readiness_saying(&s, "media: in sync").await;
     assert!(said.contains("media: in sync"), "{said}");
+    let plane = media_plane(&admin).await;
+    assert!(plane.reachable && plane.pending_changes == 0 && plane.last_error.is_empty(), "{plane:?}");
+    assert_eq!(plane.mediamtx_version, "v1.20.1");
+    assert_ne!(plane.mediamtx_started, started_before, "the restart is visible");
+    assert!(plane.last_sync_time.is_some() && plane.config_writes >= 7, "{plane:?}");
+    // Viewers cannot read it.
+    let viewer = s.user(&admin, "vic", pb::Role::Viewer).await;
+    let e = viewer.cameras().get_media_plane_status(pb::GetMediaPlaneStatusRequest {}).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+}
+
+async fn media_plane(c: &opennvr_sdk::Client) -> pb::GetMediaPlaneStatusResponse {
+    c.cameras().get_media_plane_status(pb::GetMediaPlaneStatusRequest {}).await.unwrap().into_inner()
 }
 
 async fn status(c: &opennvr_sdk::Client, cam: &pb::Camera) -> pb::CameraStatus {
@@ -398,18 +415,98 @@ async fn live_view_tokens_are_short_scoped_and_verify_against_the_jwks() {
         .unwrap();
     assert_eq!(ask(&viewer, None).await.unwrap_err().code(), tonic::Code::FailedPrecondition);
     // Every ticket is in the audit trail, with its camera.
-    let issued = admin
-        .audit()
-        .list_audit_events(pb::ListAuditEventsRequest {
-            filter: Some(pb::AuditEventFilter { action: "viewer_token.create".into(), ..Default::default() }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let issued = audit_events(&admin, "viewer_token.create").await;
     assert_eq!(issued.iter().filter(|e| e.code == "OK").count(), 2);
     assert!(issued.iter().all(|e| e.camera_id == cam.id));
+}
+
+/// The audit entries of `action`, newest first.
+pub async fn audit_events(c: &opennvr_sdk::Client, action: &str) -> Vec<pb::AuditEvent> {
+    let filter = pb::AuditEventFilter { action: action.into(), ..Default::default() };
+    let request = pb::ListAuditEventsRequest { filter: Some(filter), ..Default::default() };
+    c.audit().list_audit_events(request).await.unwrap().into_inner().events
+}
+
+/// A viewer token for `cam`, asked by `c`.
+async fn viewer_token(c: &opennvr_sdk::Client, cam: &pb::Camera) -> String {
+    let request = pb::CreateViewerTokenRequest { camera_id: cam.id.clone(), ttl: None };
+    c.cameras().create_viewer_token(request).await.unwrap().into_inner().token
+}
+
+#[tokio::test]
+async fn revoking_a_grant_or_disabling_a_user_ends_their_open_viewing_sessions() {
+    let (s, emu) = with_mediamtx().await;
+    let admin = s.admin().await;
+    let (gate, yard) = (create(&admin, "Gate").await, create(&admin, "Yard").await);
+    let path = path_of(&gate);
+    eventually("both paths configured", || emu.path_names().len() == 2).await;
+    emu.set_available(&path, true);
+    emu.set_available(&path_of(&yard), true);
+    let (vera, otto) = (s.user(&admin, "vera", pb::Role::Viewer).await, s.user(&admin, "otto", pb::Role::Viewer).await);
+    let whoami = |c: &opennvr_sdk::Client| {
+        let mut auth = c.auth();
+        async move { auth.who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap() }
+    };
+    let (vera_user, otto_user) = (whoami(&vera).await, whoami(&otto).await);
+    for (cam, who) in [(&gate, &vera_user), (&gate, &otto_user), (&yard, &vera_user)] {
+        grant(&admin, cam, who, &["camera.read", "camera.live"], None).await.unwrap();
+    }
+    let (vera_gate, otto_gate, vera_yard) =
+        (viewer_token(&vera, &gate).await, viewer_token(&otto, &gate).await, viewer_token(&vera, &yard).await);
+    // MediaMTX admits a token on its own path only.
+    assert!(emu.open_session(Protocol::WebRtc, &path, &vera_yard).await.is_err());
+    emu.open_session(Protocol::WebRtc, &path, &vera_gate).await.unwrap();
+    emu.open_session(Protocol::Rtsp, &path, &otto_gate).await.unwrap();
+    emu.open_session(Protocol::Hls, &path_of(&yard), &vera_yard).await.unwrap();
+    let open_for =
+        |user: &pb::User, on: &str| emu.sessions().iter().filter(|x| x.user == user.id && x.path == on).count();
+    // Sessions of viewers who may watch are never ended by the sweeps.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(emu.kicked(), vec![]);
+    // Vera loses the gate: her session there ends within seconds; Otto's, and hers on the yard, stay.
+    admin
+        .cameras()
+        .revoke_camera_access(pb::RevokeCameraAccessRequest {
+            camera_id: gate.id.clone(),
+            user_id: vera_user.id.clone(),
+        })
+        .await
+        .unwrap();
+    eventually("vera's gate session ended", || open_for(&vera_user, &path) == 0).await;
+    assert_eq!(open_for(&otto_user, &path), 1);
+    assert_eq!(open_for(&vera_user, &path_of(&yard)), 1);
+    // Her token has not expired: reopening works at MediaMTX, and is ended again.
+    emu.open_session(Protocol::Rtsp, &path, &vera_gate).await.unwrap();
+    eventually("vera's reopened session ended", || open_for(&vera_user, &path) == 0).await;
+    // A grant narrowed to read only ends live viewing too; disabling Otto ends his session as well.
+    admin
+        .auth()
+        .update_user(pb::UpdateUserRequest {
+            user: Some(pb::User { disabled: true, etag: String::new(), ..otto_user.clone() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["disabled".into()] }),
+        })
+        .await
+        .unwrap();
+    eventually("otto's session ended", || open_for(&otto_user, &path) == 0).await;
+    grant(&admin, &yard, &vera_user, &["camera.read"], None).await.unwrap();
+    eventually("vera's yard session ended", || open_for(&vera_user, &path_of(&yard)) == 0).await;
+    let kicked: Vec<(String, String)> = emu.kicked().into_iter().map(|k| (k.user, k.path)).collect();
+    assert_eq!(
+        kicked,
+        vec![
+            (vera_user.id.clone(), path.clone()),
+            (vera_user.id.clone(), path.clone()),
+            (otto_user.id.clone(), path.clone()),
+            (vera_user.id.clone(), path_of(&yard)),
+        ]
+    );
+    // Each end is in the audit trail, with the camera, the user and the reason.
+    let ended = audit_events(&admin, "viewer_session.end").await;
+    assert_eq!(ended.len(), 4);
+    let otto_end = ended.iter().find(|e| e.details.get("user_id") == Some(&otto_user.id)).unwrap();
+    assert_eq!(otto_end.camera_id, gate.id);
+    assert_eq!(otto_end.details["reason"], "the user is disabled or no longer exists");
+    assert_eq!(otto_end.details["protocol"], "rtspsessions");
 }
 
 /// The next event on `stream` (heartbeats skipped), within 10 s.

@@ -801,6 +801,76 @@ class GetCameraStatusResponse(_message.Message):
 Global___GetCameraStatusResponse: _TypeAlias = GetCameraStatusResponse  # noqa: Y015
 
 @_typing.final
+class GetMediaPlaneStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMediaPlaneStatusRequest: _TypeAlias = GetMediaPlaneStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetMediaPlaneStatusResponse(_message.Message):
+    """The reconciler's state. Output only."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIGURED_FIELD_NUMBER: _builtins.int
+    REACHABLE_FIELD_NUMBER: _builtins.int
+    LAST_SYNC_TIME_FIELD_NUMBER: _builtins.int
+    PENDING_CHANGES_FIELD_NUMBER: _builtins.int
+    FAILED_CAMERAS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    MEDIAMTX_VERSION_FIELD_NUMBER: _builtins.int
+    MEDIAMTX_STARTED_FIELD_NUMBER: _builtins.int
+    CONFIG_WRITES_FIELD_NUMBER: _builtins.int
+    configured: _builtins.bool
+    """Whether a MediaMTX API URL is configured at all."""
+    reachable: _builtins.bool
+    """Whether the last attempt reached MediaMTX."""
+    pending_changes: _builtins.int
+    """Cameras whose path in MediaMTX differs from what the server wants, or is missing."""
+    failed_cameras: _builtins.int
+    """Cameras MediaMTX refused to configure (each camera's status says why)."""
+    last_error: _builtins.str
+    """The last error talking to MediaMTX; empty after a success. Never holds credentials."""
+    mediamtx_version: _builtins.str
+    """MediaMTX's version and start time as last seen (a new start time means it restarted)."""
+    mediamtx_started: _builtins.str
+    config_writes: _builtins.int
+    """Configuration writes sent since the server started."""
+    @_builtins.property
+    def last_sync_time(self) -> _timestamp_pb2.Timestamp:
+        """End of the last complete convergence (MediaMTX held every enabled camera as wanted)."""
+
+    def __init__(
+        self,
+        *,
+        configured: _builtins.bool = ...,
+        reachable: _builtins.bool = ...,
+        last_sync_time: _timestamp_pb2.Timestamp | None = ...,
+        pending_changes: _builtins.int = ...,
+        failed_cameras: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        mediamtx_version: _builtins.str = ...,
+        mediamtx_started: _builtins.str = ...,
+        config_writes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_sync_time", b"last_sync_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_writes", b"config_writes", "configured", b"configured", "failed_cameras", b"failed_cameras", "last_error", b"last_error", "last_sync_time", b"last_sync_time", "mediamtx_started", b"mediamtx_started", "mediamtx_version", b"mediamtx_version", "pending_changes", b"pending_changes", "reachable", b"reachable"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMediaPlaneStatusResponse: _TypeAlias = GetMediaPlaneStatusResponse  # noqa: Y015
+
+@_typing.final
 class ListCameraStatusesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -76,6 +76,11 @@ class CameraServiceStub:
                 request_serializer=opennvr_dot_v1_dot_camera__service__pb2.ListCameraStatusesRequest.SerializeToString,
                 response_deserializer=opennvr_dot_v1_dot_camera__service__pb2.ListCameraStatusesResponse.FromString,
                 _registered_method=True)
+        self.GetMediaPlaneStatus = channel.unary_unary(
+                '/opennvr.v1.CameraService/GetMediaPlaneStatus',
+                request_serializer=opennvr_dot_v1_dot_camera__service__pb2.GetMediaPlaneStatusRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_camera__service__pb2.GetMediaPlaneStatusResponse.FromString,
+                _registered_method=True)
         self.TestCameraConnection = channel.unary_unary(
                 '/opennvr.v1.CameraService/TestCameraConnection',
                 request_serializer=opennvr_dot_v1_dot_camera__service__pb2.TestCameraConnectionRequest.SerializeToString,
@@ -203,6 +208,18 @@ class CameraServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMediaPlaneStatus(self, request, context):
+        """Reports how the media plane is doing: whether MediaMTX is configured and reachable, when its
+        configuration last matched the cameras, what is still pending or failed, and the last error.
+        Per-camera detail is in CameraStatus.
+        Permission: camera.write
+        Camera-scoped: no
+        Step-up: no
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def TestCameraConnection(self, request, context):
         """Probes an RTSP source from the server (DESCRIBE, then waits for the first frames) without saving
         anything. Probe failures are reported in the response, not as RPC errors. With camera_id set and
@@ -309,6 +326,11 @@ def add_CameraServiceServicer_to_server(servicer, server):
                     servicer.ListCameraStatuses,
                     request_deserializer=opennvr_dot_v1_dot_camera__service__pb2.ListCameraStatusesRequest.FromString,
                     response_serializer=opennvr_dot_v1_dot_camera__service__pb2.ListCameraStatusesResponse.SerializeToString,
+            ),
+            'GetMediaPlaneStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMediaPlaneStatus,
+                    request_deserializer=opennvr_dot_v1_dot_camera__service__pb2.GetMediaPlaneStatusRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_camera__service__pb2.GetMediaPlaneStatusResponse.SerializeToString,
             ),
             'TestCameraConnection': grpc.unary_unary_rpc_method_handler(
                     servicer.TestCameraConnection,
@@ -554,6 +576,33 @@ class CameraService:
             '/opennvr.v1.CameraService/ListCameraStatuses',
             opennvr_dot_v1_dot_camera__service__pb2.ListCameraStatusesRequest.SerializeToString,
             opennvr_dot_v1_dot_camera__service__pb2.ListCameraStatusesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMediaPlaneStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opennvr.v1.CameraService/GetMediaPlaneStatus',
+            opennvr_dot_v1_dot_camera__service__pb2.GetMediaPlaneStatusRequest.SerializeToString,
+            opennvr_dot_v1_dot_camera__service__pb2.GetMediaPlaneStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

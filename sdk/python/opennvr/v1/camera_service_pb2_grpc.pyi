@@ -100,6 +100,14 @@ class CameraServiceStub:
     Camera-scoped: yes
     Step-up: no
     """
+    GetMediaPlaneStatus: _grpc.UnaryUnaryMultiCallable[_camera_service_pb2.GetMediaPlaneStatusRequest, _camera_service_pb2.GetMediaPlaneStatusResponse]
+    """Reports how the media plane is doing: whether MediaMTX is configured and reachable, when its
+    configuration last matched the cameras, what is still pending or failed, and the last error.
+    Per-camera detail is in CameraStatus.
+    Permission: camera.write
+    Camera-scoped: no
+    Step-up: no
+    """
     TestCameraConnection: _grpc.UnaryUnaryMultiCallable[_camera_service_pb2.TestCameraConnectionRequest, _camera_service_pb2.TestCameraConnectionResponse]
     """Probes an RTSP source from the server (DESCRIBE, then waits for the first frames) without saving
     anything. Probe failures are reported in the response, not as RPC errors. With camera_id set and
@@ -213,6 +221,14 @@ class CameraServiceAsyncStub(CameraServiceStub):
     """Lists the live status of the cameras the caller may read, ordered by camera name.
     Permission: camera.read
     Camera-scoped: yes
+    Step-up: no
+    """
+    GetMediaPlaneStatus: _aio.UnaryUnaryMultiCallable[_camera_service_pb2.GetMediaPlaneStatusRequest, _camera_service_pb2.GetMediaPlaneStatusResponse]  # type: ignore[assignment]
+    """Reports how the media plane is doing: whether MediaMTX is configured and reachable, when its
+    configuration last matched the cameras, what is still pending or failed, and the last error.
+    Per-camera detail is in CameraStatus.
+    Permission: camera.write
+    Camera-scoped: no
     Step-up: no
     """
     TestCameraConnection: _aio.UnaryUnaryMultiCallable[_camera_service_pb2.TestCameraConnectionRequest, _camera_service_pb2.TestCameraConnectionResponse]  # type: ignore[assignment]
@@ -373,6 +389,20 @@ class CameraServiceServicer(metaclass=_abc_1.ABCMeta):
         """Lists the live status of the cameras the caller may read, ordered by camera name.
         Permission: camera.read
         Camera-scoped: yes
+        Step-up: no
+        """
+
+    @_abc_1.abstractmethod
+    def GetMediaPlaneStatus(
+        self,
+        request: _camera_service_pb2.GetMediaPlaneStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_camera_service_pb2.GetMediaPlaneStatusResponse, _abc.Awaitable[_camera_service_pb2.GetMediaPlaneStatusResponse]]:
+        """Reports how the media plane is doing: whether MediaMTX is configured and reachable, when its
+        configuration last matched the cameras, what is still pending or failed, and the last error.
+        Per-camera detail is in CameraStatus.
+        Permission: camera.write
+        Camera-scoped: no
         Step-up: no
         """
 
