@@ -195,9 +195,10 @@ impl SourceUrl {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CameraNetworks(Vec<ipnet::IpNet>);
 
-/// Private and link-local ranges; loopback is not a camera network.
-pub const DEFAULT_CAMERA_NETWORKS: &str =
-    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,169.254.0.0/16,fc00::/7,fe80::/10";
+/// The private ranges (RFC 1918, IPv6 unique-local). Not loopback (the server's own database and
+/// MediaMTX's API), not link-local (169.254.169.254 is a cloud metadata service), not shared address
+/// space: a site whose cameras use those lists them in OPENNVR_CAMERA_NETWORKS.
+pub const DEFAULT_CAMERA_NETWORKS: &str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7";
 
 impl CameraNetworks {
     /// Parses comma-separated CIDRs (a bare address is a one-address network).

@@ -393,7 +393,8 @@ impl Reconciler {
             // A change that came in during this pass is applied by the next one.
             let newer = self.plane.generation.load(std::sync::atomic::Ordering::SeqCst) != generation;
             s.pending = failed.len() + usize::from(newer);
-            s.last_error = failed.values().next().cloned();
+            // Plane-level only: a camera's own failure is in its status, seen by who may see it.
+            s.last_error = None;
             s.started = Some(info.started.clone());
             s.version = Some(info.version.clone());
             s.writes += writes;

@@ -3,6 +3,8 @@
 //! camera they were not given.
 use crate::harness::{TestServer, count};
 use opennvr_sdk::pb;
+use opennvr_server::api::policy::Access;
+use opennvr_server::domain::Role;
 use tonic::Code;
 
 const CAMERA_PASSWORD: &str = "Cam-Secret-7f3a9";
@@ -582,26 +584,26 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
         opennvr_server::api::policy::PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, "opennvr.v1")
             .unwrap();
     let mut problems = Vec::new();
-    let mut walked = 0;
+    let mut checked = 0;
     for f in set.file.iter().filter(|f| f.package() == "opennvr.v1") {
         for svc in &f.service {
             for m in &svc.method {
                 let path = format!("/opennvr.v1.{}/{}", svc.name(), m.name());
-                if !table.get(&path).is_some_and(|p| p.camera_scoped) {
-                    continue;
-                }
-                walked += 1;
+                let Some(policy) = table.get(&path).filter(|p| p.camera_scoped) else { continue };
                 let rpc = format!("{}.{}", svc.name(), m.name());
                 let (body, listing) = aimed_at(&rpc, &b, &who).unwrap_or_default();
                 let answer = crate::harness::raw_call(&op, &path, body, m.server_streaming()).await;
+                // The operator role itself lacks the permission: refused whatever the camera, which
+                // says nothing about B (the permission matrix test covers these).
+                let role_lacks = matches!(policy.access, Access::Permission(p) if !Role::Operator.allows(p));
                 match (&answer, listing) {
-                    // Not built yet, or the role forbids the call outright (whatever camera): nothing
-                    // is reached. Once an RPC answers otherwise it needs a fixture above.
-                    (Err(st), _) if matches!(st.code(), Code::Unimplemented | Code::PermissionDenied) => {}
+                    (Err(st), _) if role_lacks && st.code() == Code::PermissionDenied => continue,
+                    // Not built yet: nothing is reached. Once it answers otherwise it needs a fixture.
+                    (Err(st), _) if st.code() == Code::Unimplemented => continue,
                     _ if aimed_at(&rpc, &b, &who).is_none() => {
                         problems.push(format!("{rpc}: answers ({answer:?}) but has no fixture in aimed_at()"))
                     }
-                    // Aimed at B: B does not exist for them.
+                    // Aimed at B: B does not exist for them (not even "exists, but you may not").
                     (Err(st), false) if st.code() == Code::NotFound => {}
                     (Ok(messages), true) => {
                         let bytes: Vec<u8> = messages.concat();
@@ -614,11 +616,23 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
                     }
                     other => problems.push(format!("{rpc}: aimed at B, answered {other:?}")),
                 }
+                checked += 1;
             }
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    assert!(walked >= 11, "walked {walked} camera-scoped RPCs");
+    assert!(checked >= 9, "checked {checked} camera-scoped RPCs against B");
+    // Testing the connection of a saved camera uses its stored password: B's is out of reach too.
+    let e = op
+        .cameras()
+        .test_camera_connection(pb::TestCameraConnectionRequest {
+            camera_id: b.id.clone(),
+            source_url: b.source_url.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
     // And B is untouched.
     let still = admin.cameras().get_camera(pb::GetCameraRequest { camera_id: b.id.clone() }).await.unwrap();
     assert_eq!(still.into_inner().camera.unwrap(), b);
