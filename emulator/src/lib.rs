@@ -1001,6 +1001,9 @@ async fn session_kick(s: Shared, headers: HeaderMap, id: String, protocol: Proto
     }
 }
 
+/// Written apart from OpenNVR's own reading of segment names on purpose: the emulator stands for
+/// MediaMTX, and a shared parser would hide a bug both sides share.
+///
 /// The start time a segment file name carries, read with `template` (a `recordPath` with `%path`
 /// already replaced, plus the extension) as MediaMTX reads it; `None` if the name does not match.
 /// Without `%z` the time is MediaMTX's local time (`zone`).

@@ -115,7 +115,7 @@ pub struct Options {
     #[arg(long, env = "OPENNVR_AUDIT_ARCHIVE_DIR")]
     pub audit_archive_dir: Option<PathBuf>,
     /// Comma-separated networks (CIDR) cameras may be in: camera sources and connection tests are
-    /// limited to them [default: the private and link-local ranges; loopback is not included].
+    /// limited to them [default: the private ranges 10/8, 172.16/12, 192.168/16, fc00::/7].
     #[arg(long, env = "OPENNVR_CAMERA_NETWORKS")]
     pub camera_networks: Option<String>,
     /// MediaMTX's Control API, e.g. `http://mediamtx:9997` [default: none; cameras are stored but not
@@ -146,6 +146,16 @@ pub struct Options {
     /// How often the reconciler converges MediaMTX even without changes, in seconds [default: 30].
     #[arg(long, env = "OPENNVR_MEDIAMTX_SYNC_SECS")]
     pub mediamtx_sync_secs: Option<u64>,
+    /// Where the server sees MediaMTX's recordings volume (read-only is enough): the directory that
+    /// the record path's part before `%path` names inside MediaMTX, e.g. `/recordings`. Segment sizes,
+    /// durations of segments whose hooks were lost, and size and free-space retention need it
+    /// [default: none].
+    #[arg(long, env = "OPENNVR_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
+    /// How often the recording index is reconciled with what MediaMTX has recorded (segments whose
+    /// hooks were lost), in seconds [default: 300].
+    #[arg(long, env = "OPENNVR_RECORDING_RECONCILE_SECS")]
+    pub recording_reconcile_secs: Option<u64>,
     /// argon2id memory cost in KiB [default: 19456]. Lower values are for tests only.
     #[arg(long, env = "OPENNVR_ARGON2_MEMORY_KIB")]
     pub argon2_memory_kib: Option<u32>,
@@ -191,6 +201,8 @@ impl Options {
             mediamtx_whep_url: self.mediamtx_whep_url.or(file.mediamtx_whep_url),
             mediamtx_hls_url: self.mediamtx_hls_url.or(file.mediamtx_hls_url),
             mediamtx_rtsp_url: self.mediamtx_rtsp_url.or(file.mediamtx_rtsp_url),
+            recordings_dir: self.recordings_dir.or(file.recordings_dir),
+            recording_reconcile_secs: self.recording_reconcile_secs.or(file.recording_reconcile_secs),
             argon2_memory_kib: self.argon2_memory_kib.or(file.argon2_memory_kib),
             argon2_iterations: self.argon2_iterations.or(file.argon2_iterations),
         }
@@ -313,7 +325,11 @@ impl Config {
                 o.mediamtx_hook_command,
                 secs(o.mediamtx_sync_secs, 30, "OPENNVR_MEDIAMTX_SYNC_SECS")?,
             )?
-            .with_public_urls(o.mediamtx_whep_url, o.mediamtx_hls_url, o.mediamtx_rtsp_url)?,
+            .with_public_urls(o.mediamtx_whep_url, o.mediamtx_hls_url, o.mediamtx_rtsp_url)?
+            .with_recordings(
+                o.recordings_dir,
+                secs(o.recording_reconcile_secs, 300, "OPENNVR_RECORDING_RECONCILE_SECS")?,
+            )?,
             hook_secret: match &o.hook_secret_file {
                 None => None,
                 Some(p) => {

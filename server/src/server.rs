@@ -235,6 +235,13 @@ impl Server {
             networks: config.camera_networks.clone(),
             events: events.clone(),
         };
+        let recordings = crate::app::recordings::RecordingApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            record_path: config.media.record_path.clone(),
+            recordings_dir: config.media.recordings_dir.clone(),
+            mtx: mtx.clone(),
+        };
         let router = api::router(RouterParts {
             auth: AuthApi {
                 app: auth.clone(),
@@ -242,6 +249,7 @@ impl Server {
             },
             audit: crate::api::audit_service::AuditApi { app: audit_app.clone() },
             cameras: crate::api::camera_service::CameraApi { app: cameras.clone() },
+            recordings: crate::api::recording_service::RecordingApi { app: recordings.clone() },
             events: crate::api::event_service::EventApi {
                 app: crate::app::events::EventsApp { store: store.clone(), clock: clock.clone(), bus: events.clone() },
             },
@@ -252,6 +260,7 @@ impl Server {
                 metrics,
                 media: media.clone(),
                 hook_secret: config.hook_secret.as_deref().map(crate::security::secret::SecretDigest::of),
+                recordings: recordings.clone(),
             }),
             cors_origins: config.cors_origins.clone(),
         })?;
@@ -316,6 +325,11 @@ impl Server {
             );
             background.push(tokio::spawn(reconciler.clone().watch_status()));
             background.push(tokio::spawn(reconciler.run()));
+            // The recording index: what the segment hooks missed.
+            background.push(every(config.media.recording_reconcile_every, move || {
+                let recordings = recordings.clone();
+                async move { recordings.reconcile().await.map(|_| ()) }
+            }));
         }
         Ok(Server {
             config,

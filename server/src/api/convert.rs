@@ -95,6 +95,20 @@ pub fn from_timestamp(field: &'static str, t: &prost_types::Timestamp) -> Result
         .ok_or_else(|| Error::invalid(field, format!("{field} is not a valid time")))
 }
 
+/// Wire segment.
+pub fn segment(camera: uuid::Uuid, s: &crate::store::recordings::SegmentEntry) -> pb::Segment {
+    pb::Segment {
+        camera_id: camera.to_string(),
+        start_time: Some(timestamp(s.start_time)),
+        duration: Some(prost_types::Duration {
+            seconds: s.duration_us.div_euclid(1_000_000),
+            nanos: i32::try_from(s.duration_us.rem_euclid(1_000_000) * 1000).unwrap_or(0),
+        }),
+        size_bytes: s.size_bytes,
+        in_progress: s.state == crate::domain::recording::SegmentState::Recording.code(),
+    }
+}
+
 /// Wire audit event.
 pub fn audit_event(r: &crate::store::audit::AuditEventRow) -> pb::AuditEvent {
     let actor_type = match r.actor_type.as_str() {

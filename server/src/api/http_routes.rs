@@ -17,6 +17,8 @@ pub struct HttpState {
     pub media: crate::media::reconciler::MediaPlane,
     /// The hook client's secret; `None`: the hook endpoint is off.
     pub hook_secret: Option<crate::security::secret::SecretDigest>,
+    /// Where segment hooks go.
+    pub recordings: crate::app::recordings::RecordingApp,
 }
 
 /// The plain routes.
@@ -73,29 +75,66 @@ struct HookCall {
     segment_duration: Option<String>,
 }
 
-/// MediaMTX's hooks: availability changes make the status watcher look at once; segment events are
-/// accepted and logged (the recording index takes them over). Answers 404 when hooks are off, 401
-/// for a wrong secret, 400 for an unknown event.
-async fn hook(State(s): State<Arc<HttpState>>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> StatusCode {
-    let Some(expected) = s.hook_secret else { return StatusCode::NOT_FOUND };
+/// MediaMTX's hooks: availability changes make the status watcher look at once; segment events feed
+/// the recording index. Answers 404 when hooks are off, 401 for a wrong secret (compared in
+/// constant time), 400 for a malformed call and 404 for a path that is not a camera's, each with a
+/// message and a log line.
+async fn hook(
+    State(s): State<Arc<HttpState>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, String) {
+    let Some(expected) = s.hook_secret else { return (StatusCode::NOT_FOUND, "hooks are off\n".into()) };
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !expected.matches(presented) {
-        return StatusCode::UNAUTHORIZED;
+        tracing::warn!("MediaMTX hook refused: wrong or missing secret");
+        return (StatusCode::UNAUTHORIZED, "wrong hook secret\n".into());
     }
-    let Ok(call) = serde_json::from_slice::<HookCall>(&body) else { return StatusCode::BAD_REQUEST };
+    let refuse = |status: StatusCode, message: String| {
+        tracing::warn!(%status, %message, "MediaMTX hook refused");
+        (status, format!("{message}\n"))
+    };
+    let call = match serde_json::from_slice::<HookCall>(&body) {
+        Ok(c) => c,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("malformed hook call: {e}")),
+    };
     if !call.path.starts_with(crate::domain::camera::PATH_PREFIX) {
-        return StatusCode::BAD_REQUEST;
+        return refuse(StatusCode::NOT_FOUND, format!("path {:?} is not one of OpenNVR's cameras", call.path));
     }
-    match call.event.as_str() {
-        "available" | "unavailable" => s.media.poke(),
-        "segment-create" | "segment-complete" => {
-            tracing::debug!(path = %call.path, segment = ?call.segment_path, duration = ?call.segment_duration, event = %call.event, "segment hook");
+    let segment = |duration: bool| -> Result<(&str, Option<&str>), String> {
+        let file = call.segment_path.as_deref().filter(|f| !f.is_empty()).ok_or("segment_path is required")?;
+        let d = call.segment_duration.as_deref();
+        if duration && d.is_none() {
+            return Err("segment_duration is required".into());
         }
-        _ => return StatusCode::BAD_REQUEST,
+        Ok((file, d.filter(|_| duration)))
+    };
+    let ingest = match call.event.as_str() {
+        "available" | "unavailable" => {
+            s.media.poke();
+            return (StatusCode::ACCEPTED, String::new());
+        }
+        "segment-create" => segment(false),
+        "segment-complete" => segment(true),
+        other => return refuse(StatusCode::BAD_REQUEST, format!("unknown hook event {other:?}")),
+    };
+    let (file, duration) = match ingest {
+        Ok(x) => x,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    };
+    match s.recordings.segment_hook(&call.path, file, duration).await {
+        Ok(_) => (StatusCode::ACCEPTED, String::new()),
+        Err(e) => {
+            let status = match e.kind() {
+                crate::error::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                crate::error::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            refuse(status, e.message().to_owned())
+        }
     }
-    StatusCode::ACCEPTED
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cameras;
 pub mod events;
 pub mod keys;
+pub mod recordings;
 pub mod setup;
 
 use crate::domain::{Actor, ActorType, AuditRecord, AuditResult, Permission, Role};

@@ -24,6 +24,10 @@ pub struct MediaConfig {
     pub whep_url: Option<String>,
     pub hls_url: Option<String>,
     pub rtsp_url: Option<String>,
+    /// Where the server sees MediaMTX's recordings volume, if it does.
+    pub recordings_dir: Option<std::path::PathBuf>,
+    /// Period of the recording index's reconciliation with MediaMTX.
+    pub recording_reconcile_every: Duration,
 }
 
 impl MediaConfig {
@@ -60,6 +64,8 @@ impl MediaConfig {
             whep_url: None,
             hls_url: None,
             rtsp_url: None,
+            recordings_dir: None,
+            recording_reconcile_every: Duration::from_secs(300),
         })
     }
 
@@ -84,6 +90,20 @@ impl MediaConfig {
         self.whep_url = check(whep, &["http", "https"], "OPENNVR_MEDIAMTX_WHEP_URL")?;
         self.hls_url = check(hls, &["http", "https"], "OPENNVR_MEDIAMTX_HLS_URL")?;
         self.rtsp_url = check(rtsp, &["rtsp", "rtsps"], "OPENNVR_MEDIAMTX_RTSP_URL")?;
+        Ok(self)
+    }
+}
+
+impl MediaConfig {
+    /// Adds where the recordings volume is seen (it must be a directory) and the reconcile period.
+    pub fn with_recordings(mut self, dir: Option<std::path::PathBuf>, every: Duration) -> Result<MediaConfig> {
+        if let Some(d) = &dir
+            && !d.is_dir()
+        {
+            return Err(config_error(format!("OPENNVR_RECORDINGS_DIR: {} is not a directory", d.display())));
+        }
+        self.recordings_dir = dir;
+        self.recording_reconcile_every = every;
         Ok(self)
     }
 }

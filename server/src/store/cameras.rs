@@ -139,6 +139,11 @@ impl CameraRow {
         Ok(q.load(c)?)
     }
 
+    /// Whether a camera with `id` exists or existed (deleted cameras keep their row).
+    pub fn exists_any(c: &mut PgConnection, id: Uuid) -> Result<bool> {
+        Ok(diesel::select(diesel::dsl::exists(cameras::table.find(id))).get_result(c)?)
+    }
+
     /// Every camera that is not deleted (the reconciler's desired state).
     pub fn all(c: &mut PgConnection) -> Result<Vec<CameraRow>> {
         Ok(cameras::table.filter(cameras::deleted_at.is_null()).select(CameraRow::as_select()).load(c)?)

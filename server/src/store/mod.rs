@@ -2,6 +2,7 @@
 pub mod audit;
 pub mod cameras;
 pub mod keys;
+pub mod recordings;
 pub mod schema;
 pub mod secrets;
 pub mod sessions;

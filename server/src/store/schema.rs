@@ -165,3 +165,82 @@ diesel::table! {
 diesel::joinable!(camera_grants -> cameras (camera_id));
 diesel::joinable!(camera_grants -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(cameras, camera_grants, users);
+
+diesel::table! {
+    segments (camera_id, start_time) {
+        camera_id -> Uuid,
+        start_time -> Timestamptz,
+        duration_us -> Int8,
+        size_bytes -> Int8,
+        state -> Int2,
+        file_path -> Text,
+    }
+}
+
+diesel::table! {
+    recording_summaries (camera_id) {
+        camera_id -> Uuid,
+        segments -> Int8,
+        bytes -> Int8,
+        duration_us -> Int8,
+        oldest_start -> Nullable<Timestamptz>,
+        newest_start -> Nullable<Timestamptz>,
+        newest_end -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    holds (id) {
+        id -> Uuid,
+        case_id -> Text,
+        reason -> Text,
+        start_time -> Timestamptz,
+        end_time -> Nullable<Timestamptz>,
+        creator_user_id -> Nullable<Uuid>,
+        creator_username -> Text,
+        created_at -> Timestamptz,
+        released_at -> Nullable<Timestamptz>,
+        release_user_id -> Nullable<Uuid>,
+        release_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    hold_cameras (hold_id, camera_id) {
+        hold_id -> Uuid,
+        camera_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    site_retention (id) {
+        id -> Bool,
+        max_age_secs -> Nullable<Int8>,
+        max_bytes -> Nullable<Int8>,
+        min_free_bytes -> Nullable<Int8>,
+        version -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    camera_retention (camera_id) {
+        camera_id -> Uuid,
+        max_age_secs -> Nullable<Int8>,
+        max_bytes -> Nullable<Int8>,
+        version -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(segments -> cameras (camera_id));
+diesel::joinable!(recording_summaries -> cameras (camera_id));
+diesel::joinable!(hold_cameras -> holds (hold_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    segments,
+    recording_summaries,
+    cameras,
+    holds,
+    hold_cameras,
+    camera_retention
+);

@@ -12,4 +12,5 @@ mod keys;
 mod lifecycle;
 mod media;
 mod permissions;
+mod recordings;
 mod rtsp;

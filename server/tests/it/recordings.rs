@@ -1,0 +1,377 @@
+//! The recording index: MediaMTX's segment hooks (accepted, idempotent, refused when wrong), what
+//! the hooks missed recovered from MediaMTX's own listing, segment listings and timelines exact on
+//! hand-built fixtures, and recordings kept from those who may only watch live.
+use crate::cameras::{create, grant};
+use crate::harness::{TestDb, TestServer, temp_dir, test_options};
+use crate::media::{eventually, path_of, strict_emulator};
+use chrono::{DateTime, Duration, FixedOffset, Utc};
+use mediamtx_emulator::Emulator;
+use opennvr_sdk::pb;
+use opennvr_server::clock::Clock;
+use serde_json::json;
+use std::path::PathBuf;
+
+pub const HOOK_SECRET: &str = "a-hook-secret-of-at-least-thirty-two-chars";
+
+/// A server with MediaMTX (the emulator), hooks on, recording into a fresh directory it can see,
+/// reconciling the index every second.
+pub struct Recorder {
+    pub s: TestServer,
+    pub emu: Emulator,
+    /// The recordings volume (as MediaMTX and the server both see it here).
+    pub dir: PathBuf,
+}
+
+impl Recorder {
+    pub async fn start() -> Recorder {
+        let dir = temp_dir("recordings");
+        let secret_file = temp_dir("hook").join("hook.secret");
+        std::fs::write(&secret_file, HOOK_SECRET).unwrap();
+        let emu = strict_emulator().await;
+        let db = TestDb::new();
+        let mut options = test_options(&db);
+        options.mediamtx_api_url = Some(emu.url());
+        options.mediamtx_sync_secs = Some(1);
+        options.hook_secret_file = Some(secret_file);
+        options.mediamtx_record_path = Some(format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f%z", dir.display()));
+        options.recordings_dir = Some(dir.clone());
+        options.recording_reconcile_secs = Some(1);
+        let s = TestServer::start_with(db, options).await;
+        emu.set_jwks_url(&format!("{}/.well-known/jwks.json", s.url()));
+        Recorder { s, emu, dir }
+    }
+
+    /// Sends a hook call as MediaMTX's hook client does; returns the HTTP status and body.
+    pub async fn hook(&self, secret: &str, body: serde_json::Value) -> (u16, String) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/hooks/mediamtx", self.s.url()))
+            .bearer_auth(secret)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// The file MediaMTX would write for a segment of `path` starting at `start`, in the zone `zone`.
+    pub fn file(&self, path: &str, start: DateTime<Utc>, zone: FixedOffset) -> String {
+        let local = start.with_timezone(&zone);
+        format!("{}/{path}/{}.mp4", self.dir.display(), local.format("%Y-%m-%d_%H-%M-%S-%6f%z"))
+    }
+
+    /// Hooks for a segment of `path`: opened, and closed after `secs` if given.
+    pub async fn segment(&self, path: &str, start: DateTime<Utc>, secs: Option<f64>) -> (u16, String) {
+        let file = self.file(path, start, FixedOffset::east_opt(0).unwrap());
+        match secs {
+            None => {
+                self.hook(HOOK_SECRET, json!({"event": "segment-create", "path": path, "segment_path": file})).await
+            }
+            Some(d) => {
+                let body = json!({"event": "segment-complete", "path": path, "segment_path": file, "segment_duration": format!("{d}")});
+                self.hook(HOOK_SECRET, body).await
+            }
+        }
+    }
+}
+
+/// `t` to the microsecond (segment names carry microseconds).
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap()
+}
+
+fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+fn time_of(t: &Option<prost_types::Timestamp>) -> DateTime<Utc> {
+    let t = t.as_ref().unwrap();
+    DateTime::from_timestamp(t.seconds, t.nanos as u32).unwrap()
+}
+
+pub async fn segments(
+    c: &opennvr_sdk::Client,
+    cam: &pb::Camera,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<pb::Segment> {
+    let request = pb::ListSegmentsRequest {
+        camera_id: cam.id.clone(),
+        start_time: Some(ts(from)),
+        end_time: Some(ts(to)),
+        ..Default::default()
+    };
+    c.recordings().list_segments(request).await.unwrap().into_inner().segments
+}
+
+async fn timeline(
+    c: &opennvr_sdk::Client,
+    cam: &pb::Camera,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let request = pb::GetTimelineRequest {
+        camera_id: cam.id.clone(),
+        start_time: Some(ts(from)),
+        end_time: Some(ts(to)),
+        ..Default::default()
+    };
+    let runs = c.recordings().get_timeline(request).await.unwrap().into_inner().runs;
+    runs.iter().map(|r| (time_of(&r.start_time), time_of(&r.end_time))).collect()
+}
+
+fn duration_secs(s: &pb::Segment) -> f64 {
+    let d = s.duration.as_ref().unwrap();
+    d.seconds as f64 + f64::from(d.nanos) / 1e9
+}
+
+#[tokio::test]
+async fn segment_hooks_are_recorded_once_and_bad_ones_refused_with_a_reason() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let cam = create(&admin, "Dock").await;
+    let path = path_of(&cam);
+    let start = micros(r.s.clock.now() - Duration::minutes(5));
+    // Opened: listed at once, in progress.
+    assert_eq!(r.segment(&path, start, None).await.0, 202);
+    let listed = segments(&admin, &cam, start - Duration::hours(1), start + Duration::hours(1)).await;
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].in_progress);
+    assert_eq!(time_of(&listed[0].start_time), start);
+    // Closed: complete, with its duration; the same hooks again change nothing.
+    assert_eq!(r.segment(&path, start, Some(60.02)).await.0, 202);
+    assert_eq!(r.segment(&path, start, Some(60.02)).await.0, 202);
+    assert_eq!(r.segment(&path, start, None).await.0, 202);
+    let listed = segments(&admin, &cam, start - Duration::hours(1), start + Duration::hours(1)).await;
+    assert_eq!(listed.len(), 1);
+    assert!(!listed[0].in_progress);
+    assert!((duration_secs(&listed[0]) - 60.02).abs() < 1e-6, "{:?}", listed[0].duration);
+    // A segment whose opening was lost arrives complete. Its start comes from the name whatever the
+    // zone MediaMTX runs in: the same instant named in UTC+05:30.
+    let later = start + Duration::seconds(61);
+    let file = r.file(&path, later, FixedOffset::east_opt(5 * 3600 + 1800).unwrap());
+    let body = json!({"event": "segment-complete", "path": path, "segment_path": file, "segment_duration": "30"});
+    assert_eq!(r.hook(HOOK_SECRET, body).await.0, 202);
+    let listed = segments(&admin, &cam, start - Duration::hours(1), start + Duration::hours(1)).await;
+    assert_eq!(listed.iter().map(|s| time_of(&s.start_time)).collect::<Vec<_>>(), vec![start, later]);
+    // Refusals: each a 4xx with a reason, and nothing recorded.
+    let good = r.file(&path, start + Duration::minutes(3), FixedOffset::east_opt(0).unwrap());
+    let other_camera = format!("opennvr-{}", uuid::Uuid::new_v4().simple());
+    let cases = [
+        (HOOK_SECRET, json!({"event": "segment-create", "path": path}), 400, "segment_path"),
+        (
+            HOOK_SECRET,
+            json!({"event": "segment-complete", "path": path, "segment_path": good}),
+            400,
+            "segment_duration",
+        ),
+        (
+            HOOK_SECRET,
+            json!({"event": "segment-complete", "path": path, "segment_path": good, "segment_duration": "soon"}),
+            400,
+            "soon",
+        ),
+        (
+            HOOK_SECRET,
+            json!({"event": "segment-complete", "path": path, "segment_path": good, "segment_duration": "-3"}),
+            400,
+            "-3",
+        ),
+        (
+            HOOK_SECRET,
+            json!({"event": "segment-create", "path": path, "segment_path": "/etc/passwd"}),
+            400,
+            "not a segment",
+        ),
+        (
+            HOOK_SECRET,
+            json!({"event": "segment-create", "path": path, "segment_path": good.replace(".mp4", ".ts")}),
+            400,
+            "not a segment",
+        ),
+        (
+            HOOK_SECRET,
+            json!({"event": "segment-create", "path": other_camera, "segment_path": good}),
+            404,
+            "not one of OpenNVR's cameras",
+        ),
+        (
+            HOOK_SECRET,
+            json!({"event": "segment-create", "path": "somebody-else", "segment_path": good}),
+            404,
+            "not one of OpenNVR's cameras",
+        ),
+        (
+            HOOK_SECRET,
+            json!({"event": "segment-create", "path": path, "segment_path": good, "extra": 1}),
+            400,
+            "unknown field",
+        ),
+        (HOOK_SECRET, json!({"event": "segment-exploded", "path": path}), 400, "unknown hook event"),
+        ("not-the-secret", json!({"event": "segment-create", "path": path, "segment_path": good}), 401, "secret"),
+    ];
+    for (secret, body, status, reason) in cases {
+        let (got, text) = r.hook(secret, body.clone()).await;
+        assert_eq!(got, status, "{body}: {text}");
+        assert!(text.contains(reason), "{body}: {text}");
+    }
+    let listed = segments(&admin, &cam, start - Duration::hours(1), start + Duration::hours(1)).await;
+    assert_eq!(listed.len(), 2, "nothing refused was recorded");
+}
+
+#[tokio::test]
+async fn timelines_join_segments_within_the_tolerance_and_reach_the_present() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let cam = create(&admin, "Yard").await;
+    let path = path_of(&cam);
+    let now = r.s.clock.now();
+    let t0 = micros(now - Duration::hours(1));
+    let at = |secs: f64| t0 + Duration::microseconds((secs * 1e6) as i64);
+    // 0–60, 60.5–120 (0.5 s gap: joined), 130–190 (10 s gap: new run), 185–200 (overlap: joined),
+    // 300–360 (a run of its own), and one opened 20 s ago, still being written.
+    for (start, secs) in [(0.0, 60.0), (60.5, 59.5), (130.0, 60.0), (185.0, 15.0), (300.0, 60.0)] {
+        assert_eq!(r.segment(&path, at(start), Some(secs)).await.0, 202);
+    }
+    let open = micros(now - Duration::seconds(20));
+    assert_eq!(r.segment(&path, open, None).await.0, 202);
+    let runs = timeline(&admin, &cam, t0 - Duration::hours(1), now + Duration::hours(1)).await;
+    assert_eq!(runs, vec![(at(0.0), at(120.0)), (at(130.0), at(200.0)), (at(300.0), at(360.0)), (open, now)]);
+    // Clipped to the range, a run straddling its start included.
+    let runs = timeline(&admin, &cam, at(30.0), at(150.0)).await;
+    assert_eq!(runs, vec![(at(30.0), at(120.0)), (at(130.0), at(150.0))]);
+    // A range inside a gap shows nothing.
+    assert!(timeline(&admin, &cam, at(121.0), at(129.0)).await.is_empty());
+    // The listing of the same range holds the straddling segment first.
+    let listed = segments(&admin, &cam, at(30.0), at(150.0)).await;
+    let starts: Vec<_> = listed.iter().map(|s| time_of(&s.start_time)).collect();
+    assert_eq!(starts, vec![at(0.0), at(60.5), at(130.0)]);
+    // Pages: two at a time, the same segments in order, then no token.
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = admin
+            .recordings()
+            .list_segments(pb::ListSegmentsRequest {
+                camera_id: cam.id.clone(),
+                page_size: 2,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        paged.extend(page.segments.iter().map(|s| time_of(&s.start_time)));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, vec![at(0.0), at(60.5), at(130.0), at(185.0), at(300.0), open]);
+    // Bad ranges are refused naming the field.
+    let e = admin
+        .recordings()
+        .get_timeline(pb::GetTimelineRequest {
+            camera_id: cam.id.clone(),
+            start_time: Some(ts(now)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), e.message().contains("end_time")), (tonic::Code::InvalidArgument, true), "{e:?}");
+    let e = admin
+        .recordings()
+        .list_segments(pb::ListSegmentsRequest {
+            camera_id: cam.id.clone(),
+            start_time: Some(ts(now)),
+            end_time: Some(ts(t0)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), e.message().contains("end_time")), (tonic::Code::InvalidArgument, true), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_live_only_viewer_cannot_list_or_see_the_timeline_of_recordings() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let cam = create(&admin, "Till").await;
+    let start = micros(r.s.clock.now() - Duration::minutes(10));
+    assert_eq!(r.segment(&path_of(&cam), start, Some(60.0)).await.0, 202);
+    let viewer = r.s.user(&admin, "lena", pb::Role::Viewer).await;
+    let who = viewer.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    grant(&admin, &cam, &who, &["camera.read", "camera.live"], None).await.unwrap();
+    let range = (Some(ts(start - Duration::hours(1))), Some(ts(start + Duration::hours(1))));
+    let list = pb::ListSegmentsRequest {
+        camera_id: cam.id.clone(),
+        start_time: range.0,
+        end_time: range.1,
+        ..Default::default()
+    };
+    let e = viewer.recordings().list_segments(list.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    let tl = pb::GetTimelineRequest {
+        camera_id: cam.id.clone(),
+        start_time: range.0,
+        end_time: range.1,
+        ..Default::default()
+    };
+    let e = viewer.recordings().get_timeline(tl.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    // With playback granted, the same calls answer.
+    grant(&admin, &cam, &who, &["camera.read", "camera.live", "recording.read"], None).await.unwrap();
+    assert_eq!(viewer.recordings().list_segments(list).await.unwrap().into_inner().segments.len(), 1);
+    assert_eq!(viewer.recordings().get_timeline(tl).await.unwrap().into_inner().runs.len(), 1);
+}
+
+#[tokio::test]
+async fn what_the_hooks_missed_is_recovered_from_mediamtx() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let cam = create(&admin, "Gate").await;
+    let path = path_of(&cam);
+    eventually("the path configured", || r.emu.path(&path).is_some()).await;
+    // MediaMTX runs in UTC-03:00 and writes four segments; only the first one's hooks arrive.
+    let zone = FixedOffset::west_opt(3 * 3600).unwrap();
+    let t0 = DateTime::from_timestamp((Utc::now() - Duration::minutes(10)).timestamp(), 0).unwrap();
+    std::fs::create_dir_all(r.dir.join(&path)).unwrap();
+    let starts: Vec<DateTime<Utc>> = (0..4).map(|i| t0 + Duration::seconds(60 * i)).collect();
+    for (i, start) in starts.iter().enumerate() {
+        let file = r.file(&path, *start, zone);
+        std::fs::write(&file, vec![0u8; 1000 * (i + 1)]).unwrap();
+        // Written until the next segment began (the last one is still being written: now).
+        let end = if i < 3 { *start + Duration::seconds(60) } else { Utc::now() };
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(end.into()).unwrap();
+    }
+    let first = r.file(&path, starts[0], zone);
+    let body = json!({"event": "segment-complete", "path": path, "segment_path": first, "segment_duration": "60"});
+    assert_eq!(r.hook(HOOK_SECRET, body).await.0, 202);
+    // A row whose file is gone (deleted behind OpenNVR's back) and an old one below MediaMTX's oldest.
+    assert_eq!(r.segment(&path, t0 - Duration::hours(2), Some(60.0)).await.0, 202);
+    let range = (t0 - Duration::hours(3), Utc::now() + Duration::hours(1));
+    let recovered = || async {
+        let listed = segments(&admin, &cam, range.0, range.1).await;
+        listed
+            .iter()
+            .map(|s| (time_of(&s.start_time), s.in_progress, s.size_bytes, duration_secs(s).round() as i64))
+            .collect::<Vec<_>>()
+    };
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = recovered().await;
+        if got.len() == 4 && got[0].0 == starts[0] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        got,
+        vec![
+            (starts[0], false, 1000, 60),
+            (starts[1], false, 2000, 60),
+            (starts[2], false, 3000, 60),
+            // The newest is still being written.
+            (starts[3], true, 4000, 0),
+        ]
+    );
+}
