@@ -514,6 +514,10 @@ async fn loopback_is_not_a_camera_network_by_default() {
     }
 }
 
+fn ts(seconds: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: 1_700_000_000 + seconds, nanos: 0 }
+}
+
 /// A request of camera-scoped RPC `rpc` aimed at camera `b` (or, for a listing, at every camera), and
 /// whether it lists. `None`: no fixture; an RPC that answers without one fails the walk.
 fn aimed_at(rpc: &str, b: &pb::Camera, user: &pb::User) -> Option<(Vec<u8>, bool)> {
@@ -557,6 +561,16 @@ fn aimed_at(rpc: &str, b: &pb::Camera, user: &pb::User) -> Option<(Vec<u8>, bool
             (pb::RevokeCameraAccessRequest { camera_id: id, user_id: user.id.clone() }.encode_to_vec(), false)
         }
         "CameraService.ListCameraGrants" => (pb::ListCameraGrantsRequest::default().encode_to_vec(), true),
+        "RecordingService.ListSegments" => {
+            (pb::ListSegmentsRequest { camera_id: id, ..Default::default() }.encode_to_vec(), false)
+        }
+        "RecordingService.GetTimeline" => {
+            let (start_time, end_time) = (Some(ts(0)), Some(ts(3600)));
+            (
+                pb::GetTimelineRequest { camera_id: id, start_time, end_time, ..Default::default() }.encode_to_vec(),
+                false,
+            )
+        }
         "EventService.WatchEvents" => {
             (pb::WatchEventsRequest { camera_ids: vec![id], ..Default::default() }.encode_to_vec(), false)
         }
