@@ -213,6 +213,10 @@ struct Inner {
     kicked: Vec<Session>,
     /// MediaMTX's local time zone: how segment names without `%z` are read.
     time_zone: FixedOffset,
+    /// How long each segment deletion takes.
+    delete_delay: Duration,
+    /// Segment files deleted through the API, oldest first.
+    deleted: Vec<std::path::PathBuf>,
 }
 
 /// A running emulator.
@@ -270,6 +274,8 @@ impl Emulator {
             sessions: BTreeMap::new(),
             kicked: Vec::new(),
             time_zone: FixedOffset::east_opt(0).ok_or("no UTC offset")?,
+            delete_delay: Duration::ZERO,
+            deleted: Vec::new(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -372,6 +378,16 @@ impl Emulator {
         let session = Session { id: id.clone(), protocol, path: path.to_owned(), user, created: Utc::now() };
         g.sessions.insert(id.clone(), session);
         Ok(id)
+    }
+
+    /// Every segment deletion takes this long before it answers.
+    pub fn set_delete_delay(&self, d: Duration) {
+        lock(&self.inner).delete_delay = d;
+    }
+
+    /// The segment files deleted through `/v3/recordings/deletesegment`, oldest first.
+    pub fn deleted_segments(&self) -> Vec<std::path::PathBuf> {
+        lock(&self.inner).deleted.clone()
     }
 
     /// Runs MediaMTX in another time zone (segment names without `%z` are local time).
@@ -1174,12 +1190,18 @@ async fn recordings_delete_segment(
     let Some(start) = q.start.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()) else {
         return error(StatusCode::BAD_REQUEST, "invalid 'start' parameter");
     };
-    let file = {
+    let (file, delay) = {
         let g = lock(&s);
-        segments_of(&g, &name).into_iter().find(|(at, _)| *at == start).map(|(_, f)| f)
+        (segments_of(&g, &name).into_iter().find(|(at, _)| *at == start).map(|(_, f)| f), g.delete_delay)
     };
-    match file.map(std::fs::remove_file) {
-        Some(Ok(())) => ok(),
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match file.clone().map(std::fs::remove_file) {
+        Some(Ok(())) => {
+            lock(&s).deleted.extend(file);
+            ok()
+        }
         Some(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         None => error(StatusCode::BAD_REQUEST, "no such file or directory"),
     }

@@ -5,8 +5,9 @@
 --   are index-only scans; autovacuum runs after a fixed number of changes (not a fraction of a huge
 --   table) to keep the visibility map current, which index-only scans need.
 -- * BRIN on start_time for cross-camera time ranges; deliberately no btree on start_time alone.
--- * state: 0 = being written (duration unknown), 1 = complete, 2 = being deleted (its file may be
---   gone already; the row goes after the file, and listings leave such rows out).
+-- * state: 0 = being written (duration unknown), 1 = complete, 2 = marked for deletion (listed
+--   nowhere; its file may be gone already, the row goes after the file; a hold created before its
+--   deletion gives it back).
 CREATE TABLE segments (
   camera_id uuid NOT NULL REFERENCES cameras (id),
   start_time timestamptz NOT NULL,
@@ -23,6 +24,8 @@ CREATE TABLE segments (
   autovacuum_analyze_scale_factor = 0.01
 );
 CREATE INDEX segments_start_brin ON segments USING brin (start_time) WITH (pages_per_range = 32);
+-- The few segments being deleted, found without touching the rest.
+CREATE INDEX segments_deleting_idx ON segments (camera_id, start_time) WHERE state = 2;
 
 -- Per-camera totals, maintained by statement-level triggers in the same transaction as every change
 -- of segments: "latest footage" and storage figures never aggregate over the segments table.

@@ -156,6 +156,9 @@ pub struct Options {
     /// hooks were lost), in seconds [default: 300].
     #[arg(long, env = "OPENNVR_RECORDING_RECONCILE_SECS")]
     pub recording_reconcile_secs: Option<u64>,
+    /// How often retention runs (besides on demand), in seconds [default: 600].
+    #[arg(long, env = "OPENNVR_RETENTION_SECS")]
+    pub retention_secs: Option<u64>,
     /// argon2id memory cost in KiB [default: 19456]. Lower values are for tests only.
     #[arg(long, env = "OPENNVR_ARGON2_MEMORY_KIB")]
     pub argon2_memory_kib: Option<u32>,
@@ -203,6 +206,7 @@ impl Options {
             mediamtx_rtsp_url: self.mediamtx_rtsp_url.or(file.mediamtx_rtsp_url),
             recordings_dir: self.recordings_dir.or(file.recordings_dir),
             recording_reconcile_secs: self.recording_reconcile_secs.or(file.recording_reconcile_secs),
+            retention_secs: self.retention_secs.or(file.retention_secs),
             argon2_memory_kib: self.argon2_memory_kib.or(file.argon2_memory_kib),
             argon2_iterations: self.argon2_iterations.or(file.argon2_iterations),
         }
@@ -329,6 +333,7 @@ impl Config {
             .with_recordings(
                 o.recordings_dir,
                 secs(o.recording_reconcile_secs, 300, "OPENNVR_RECORDING_RECONCILE_SECS")?,
+                secs(o.retention_secs, 600, "OPENNVR_RETENTION_SECS")?,
             )?,
             hook_secret: match &o.hook_secret_file {
                 None => None,

@@ -52,6 +52,7 @@ pub mod reason {
     pub const LAST_ADMIN: &str = "ERROR_REASON_LAST_ADMIN";
     pub const ETAG_MISMATCH: &str = "ERROR_REASON_ETAG_MISMATCH";
     pub const RESUME_POINT_EXPIRED: &str = "ERROR_REASON_RESUME_POINT_EXPIRED";
+    pub const UNDER_HOLD: &str = "ERROR_REASON_UNDER_HOLD";
 }
 
 /// Result alias used throughout the server.

@@ -325,10 +325,17 @@ impl Server {
             );
             background.push(tokio::spawn(reconciler.clone().watch_status()));
             background.push(tokio::spawn(reconciler.run()));
-            // The recording index: what the segment hooks missed.
-            background.push(every(config.media.recording_reconcile_every, move || {
+            // The recording index (what the segment hooks missed), and retention.
+            background.push(every(config.media.recording_reconcile_every, {
                 let recordings = recordings.clone();
-                async move { recordings.reconcile().await.map(|_| ()) }
+                move || {
+                    let recordings = recordings.clone();
+                    async move { recordings.reconcile().await.map(|_| ()) }
+                }
+            }));
+            background.push(every(config.media.retention_every, move || {
+                let recordings = recordings.clone();
+                async move { recordings.enforce_retention(None).await.map(|_| ()) }
             }));
         }
         Ok(Server {

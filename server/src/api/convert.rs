@@ -109,6 +109,113 @@ pub fn segment(camera: uuid::Uuid, s: &crate::store::recordings::SegmentEntry) -
     }
 }
 
+fn duration_of_secs(secs: i64) -> prost_types::Duration {
+    prost_types::Duration { seconds: secs, nanos: 0 }
+}
+
+/// Wire hold.
+pub fn hold(v: &crate::app::recordings::HoldView) -> pb::Hold {
+    let (h, cameras) = v;
+    pb::Hold {
+        id: h.id.to_string(),
+        case_id: h.case_id.clone(),
+        reason: h.reason.clone(),
+        camera_ids: cameras.iter().map(uuid::Uuid::to_string).collect(),
+        start_time: Some(timestamp(h.start_time)),
+        end_time: h.end_time.map(timestamp),
+        creator_user_id: h.creator_user_id.map(|u| u.to_string()).unwrap_or_default(),
+        creator_username: h.creator_username.clone(),
+        create_time: Some(timestamp(h.created_at)),
+        release_time: h.released_at.map(timestamp),
+        release_user_id: h.release_user_id.map(|u| u.to_string()).unwrap_or_default(),
+        release_reason: h.release_reason.clone().unwrap_or_default(),
+    }
+}
+
+/// Wire retention policy.
+pub fn retention_policy(p: &crate::app::retention::Policy) -> pb::RetentionPolicy {
+    pb::RetentionPolicy {
+        camera_id: p.camera_id.map(|c| c.to_string()).unwrap_or_default(),
+        max_age: p.max_age_secs.map(duration_of_secs),
+        max_bytes: p.max_bytes,
+        min_free_bytes: p.min_free_bytes,
+        update_time: Some(timestamp(p.updated_at)),
+        etag: p.version.to_string(),
+    }
+}
+
+/// A policy change from the wire: the masked fields, unset ones meaning "no limit / inherit".
+pub fn policy_change(
+    p: pb::RetentionPolicy,
+    mask: Option<prost_types::FieldMask>,
+) -> Result<crate::app::retention::PolicyChange> {
+    let mask = mask.map(|m| m.paths).unwrap_or_default();
+    if mask.is_empty() {
+        return Err(Error::invalid("update_mask", "update_mask is required"));
+    }
+    let mut change = crate::app::retention::PolicyChange {
+        camera_id: p.camera_id.clone(),
+        expected_version: etag("policy.etag", &p.etag)?,
+        ..Default::default()
+    };
+    for path in &mask {
+        match path.as_str() {
+            "max_age" => {
+                let secs = match &p.max_age {
+                    None => None,
+                    Some(d) if d.nanos == 0 => Some(d.seconds),
+                    Some(_) => return Err(Error::invalid("policy.max_age", "policy.max_age must be whole seconds")),
+                };
+                change.max_age_secs = Some(secs);
+            }
+            "max_bytes" => change.max_bytes = Some(p.max_bytes),
+            "min_free_bytes" => change.min_free_bytes = Some(p.min_free_bytes),
+            other => {
+                return Err(Error::invalid(
+                    "update_mask",
+                    format!("update_mask: {other:?} is not max_age, max_bytes or min_free_bytes"),
+                ));
+            }
+        }
+    }
+    Ok(change)
+}
+
+/// Wire storage figures.
+pub fn storage_stats(st: &crate::app::retention::StorageStats) -> pb::GetStorageStatsResponse {
+    let cameras: Vec<pb::CameraStorage> = st
+        .cameras
+        .iter()
+        .map(|c| pb::CameraStorage {
+            camera_id: c.summary.camera_id.to_string(),
+            recorded_bytes: c.summary.bytes,
+            segment_count: c.summary.segments,
+            oldest_segment_time: c.summary.oldest_start.map(timestamp),
+            newest_segment_end_time: c.summary.newest_end.map(timestamp),
+            held_bytes: c.held_bytes,
+            write_bytes_per_second: c.write_bytes_per_second,
+        })
+        .collect();
+    pb::GetStorageStatsResponse {
+        volumes: st
+            .volume
+            .iter()
+            .map(|(path, total, free, low)| pb::StorageVolume {
+                path: path.clone(),
+                total_bytes: *total,
+                free_bytes: *free,
+                low: *low,
+            })
+            .collect(),
+        recorded_bytes: cameras.iter().map(|c| c.recorded_bytes).sum(),
+        held_bytes: cameras.iter().map(|c| c.held_bytes).sum(),
+        oldest_segment_time: st.cameras.iter().filter_map(|c| c.summary.oldest_start).min().map(timestamp),
+        write_bytes_per_second: cameras.iter().map(|c| c.write_bytes_per_second).sum(),
+        compute_time: Some(timestamp(st.computed)),
+        cameras,
+    }
+}
+
 /// Wire audit event.
 pub fn audit_event(r: &crate::store::audit::AuditEventRow) -> pb::AuditEvent {
     let actor_type = match r.actor_type.as_str() {

@@ -2,7 +2,7 @@
 //! use cases are not built yet answer UNIMPLEMENTED saying so.
 use super::status::{ApiResult, respond};
 use super::{call, convert};
-use crate::app::recordings::RecordingApp;
+use crate::app::recordings::{HoldSpec, RecordingApp};
 use opennvr_proto::v1 as pb;
 use opennvr_proto::v1::recording_service_server::RecordingService;
 use std::pin::Pin;
@@ -92,59 +92,138 @@ impl RecordingService for RecordingApi {
 
     async fn delete_recordings(
         &self,
-        _req: Request<pb::DeleteRecordingsRequest>,
+        req: Request<pb::DeleteRecordingsRequest>,
     ) -> ApiResult<pb::DeleteRecordingsResponse> {
-        Err(not_yet("DeleteRecordings"))
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let range = (time("start_time", r.start_time.as_ref())?, time("end_time", r.end_time.as_ref())?);
+        respond(self.app.delete_recordings(&call, &r.camera_id, range, &r.reason, r.validate_only).await.map(|d| {
+            pb::DeleteRecordingsResponse {
+                segment_count: d.segments as i64,
+                size_bytes: d.bytes,
+                start_time: d.span.map(|s| convert::timestamp(s.0)),
+                end_time: d.span.map(|s| convert::timestamp(s.1)),
+            }
+        }))
     }
 
-    async fn create_hold(&self, _req: Request<pb::CreateHoldRequest>) -> ApiResult<pb::CreateHoldResponse> {
-        Err(not_yet("CreateHold"))
+    async fn create_hold(&self, req: Request<pb::CreateHoldRequest>) -> ApiResult<pb::CreateHoldResponse> {
+        let call = call(&req)?;
+        let h = req.into_inner().hold.unwrap_or_default();
+        let spec = HoldSpec {
+            camera_ids: h.camera_ids,
+            start: time("hold.start_time", h.start_time.as_ref())?,
+            end: time("hold.end_time", h.end_time.as_ref())?,
+            case_id: h.case_id,
+            reason: h.reason,
+        };
+        respond(
+            self.app.create_hold(&call, spec).await.map(|v| pb::CreateHoldResponse { hold: Some(convert::hold(&v)) }),
+        )
     }
 
-    async fn get_hold(&self, _req: Request<pb::GetHoldRequest>) -> ApiResult<pb::GetHoldResponse> {
-        Err(not_yet("GetHold"))
+    async fn get_hold(&self, req: Request<pb::GetHoldRequest>) -> ApiResult<pb::GetHoldResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        respond(
+            self.app.get_hold(&call, &r.hold_id).await.map(|v| pb::GetHoldResponse { hold: Some(convert::hold(&v)) }),
+        )
     }
 
-    async fn list_holds(&self, _req: Request<pb::ListHoldsRequest>) -> ApiResult<pb::ListHoldsResponse> {
-        Err(not_yet("ListHolds"))
+    async fn list_holds(&self, req: Request<pb::ListHoldsRequest>) -> ApiResult<pb::ListHoldsResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        respond(
+            self.app
+                .list_holds(&call, &r.camera_id, &r.case_id, r.show_released, r.page_size, &r.page_token)
+                .await
+                .map(|(holds, next_page_token)| pb::ListHoldsResponse {
+                    holds: holds.iter().map(convert::hold).collect(),
+                    next_page_token,
+                }),
+        )
     }
 
-    async fn release_hold(&self, _req: Request<pb::ReleaseHoldRequest>) -> ApiResult<pb::ReleaseHoldResponse> {
-        Err(not_yet("ReleaseHold"))
+    async fn release_hold(&self, req: Request<pb::ReleaseHoldRequest>) -> ApiResult<pb::ReleaseHoldResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        respond(
+            self.app
+                .release_hold(&call, &r.hold_id, &r.reason)
+                .await
+                .map(|v| pb::ReleaseHoldResponse { hold: Some(convert::hold(&v)) }),
+        )
     }
 
     async fn get_retention_policy(
         &self,
-        _req: Request<pb::GetRetentionPolicyRequest>,
+        req: Request<pb::GetRetentionPolicyRequest>,
     ) -> ApiResult<pb::GetRetentionPolicyResponse> {
-        Err(not_yet("GetRetentionPolicy"))
+        let r = req.into_inner();
+        respond(self.app.retention_policy(&r.camera_id).await.map(|(own, effective)| pb::GetRetentionPolicyResponse {
+            policy: own.as_ref().map(convert::retention_policy),
+            effective_policy: Some(convert::retention_policy(&effective)),
+        }))
     }
 
     async fn list_retention_policies(
         &self,
         _req: Request<pb::ListRetentionPoliciesRequest>,
     ) -> ApiResult<pb::ListRetentionPoliciesResponse> {
-        Err(not_yet("ListRetentionPolicies"))
+        respond(self.app.retention_policies().await.map(|all| pb::ListRetentionPoliciesResponse {
+            policies: all.iter().map(convert::retention_policy).collect(),
+            next_page_token: String::new(),
+        }))
     }
 
     async fn update_retention_policy(
         &self,
-        _req: Request<pb::UpdateRetentionPolicyRequest>,
+        req: Request<pb::UpdateRetentionPolicyRequest>,
     ) -> ApiResult<pb::UpdateRetentionPolicyResponse> {
-        Err(not_yet("UpdateRetentionPolicy"))
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let change =
+            convert::policy_change(r.policy.unwrap_or_default(), r.update_mask).map_err(super::status::to_status)?;
+        respond(
+            self.app
+                .update_retention_policy(&call, change)
+                .await
+                .map(|p| pb::UpdateRetentionPolicyResponse { policy: Some(convert::retention_policy(&p)) }),
+        )
     }
 
     async fn delete_retention_policy(
         &self,
-        _req: Request<pb::DeleteRetentionPolicyRequest>,
+        req: Request<pb::DeleteRetentionPolicyRequest>,
     ) -> ApiResult<pb::DeleteRetentionPolicyResponse> {
-        Err(not_yet("DeleteRetentionPolicy"))
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let version = convert::etag("etag", &r.etag).map_err(super::status::to_status)?;
+        respond(
+            self.app
+                .delete_retention_policy(&call, &r.camera_id, version)
+                .await
+                .map(|()| pb::DeleteRetentionPolicyResponse {}),
+        )
+    }
+
+    async fn enforce_retention(
+        &self,
+        req: Request<pb::EnforceRetentionRequest>,
+    ) -> ApiResult<pb::EnforceRetentionResponse> {
+        let call = call(&req)?;
+        respond(self.app.enforce_retention(Some(&call)).await.map(|r| pb::EnforceRetentionResponse {
+            segment_count: r.segments as i64,
+            size_bytes: r.bytes,
+            segments_by_camera: r.per_camera.iter().map(|(c, n)| (c.to_string(), *n as i64)).collect(),
+            unmet: r.unmet,
+        }))
     }
 
     async fn get_storage_stats(
         &self,
         _req: Request<pb::GetStorageStatsRequest>,
     ) -> ApiResult<pb::GetStorageStatsResponse> {
-        Err(not_yet("GetStorageStats"))
+        respond(self.app.storage_stats().await.map(|st| convert::storage_stats(&st)))
     }
 }

@@ -534,9 +534,10 @@ impl CameraApp {
         if delete_recordings {
             p.require(Permission::RecordingDelete)?;
         }
-        let mut record = call
-            .record("camera", &id.to_string())
-            .detail("recordings", if delete_recordings { "deleted" } else { "kept under retention" });
+        let mut record = call.record("camera", &id.to_string()).detail(
+            "recordings",
+            if delete_recordings { "deleted by the next retention pass" } else { "kept under retention" },
+        );
         record.camera_id = id.to_string();
         let name = self
             .store
@@ -544,6 +545,19 @@ impl CameraApp {
                 let current = authorize(c, &p, id, Permission::CameraWrite, now, true)?;
                 if expected_version.is_some_and(|v| v != current.version) {
                     return Err(etag_mismatch(id));
+                }
+                // Evidence is never stranded: no deletion while a hold covers the camera.
+                crate::store::recordings::lock_recordings(c, id)?;
+                if crate::store::recordings::camera_has_active_hold(c, id)? {
+                    return Err(Error::new(
+                        ErrorKind::FailedPrecondition,
+                        format!("camera {id} has recordings under an evidence hold: release the hold first"),
+                    )
+                    .with_reason(reason::UNDER_HOLD));
+                }
+                if delete_recordings {
+                    let n = crate::store::recordings::SegmentRow::mark_all_deleting(c, id)?;
+                    record.details.insert("segments_marked".into(), n.to_string());
                 }
                 CameraRow::mark_deleted(c, id, now)?;
                 let revoked = CameraGrantRow::delete_for_camera(c, id)?;

@@ -6,6 +6,7 @@ pub mod cameras;
 pub mod events;
 pub mod keys;
 pub mod recordings;
+pub mod retention;
 pub mod setup;
 
 use crate::domain::{Actor, ActorType, AuditRecord, AuditResult, Permission, Role};

@@ -102,7 +102,7 @@ impl RecordingApp {
     }
 
     /// Where the server sees a file MediaMTX names, if it sees the recordings volume.
-    fn local_file(&self, mediamtx_file: &str) -> Option<PathBuf> {
+    pub(crate) fn local_file(&self, mediamtx_file: &str) -> Option<PathBuf> {
         let dir = self.recordings_dir.as_ref()?;
         let fixed = &self.record_path[..self.record_path.find("%path")?];
         let rest = mediamtx_file.strip_prefix(fixed)?;
@@ -389,5 +389,193 @@ impl RecordingApp {
                 .replace("%f", &format!("{:06}", start.timestamp_subsec_micros()))
                 .replace("%z", "+0000")
         )
+    }
+}
+
+/// A hold as asked for.
+#[derive(Debug, Clone, Default)]
+pub struct HoldSpec {
+    pub camera_ids: Vec<String>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub case_id: String,
+    pub reason: String,
+}
+
+/// A hold with its cameras.
+pub type HoldView = (crate::store::recordings::HoldRow, Vec<Uuid>);
+
+impl RecordingApp {
+    /// Places an evidence hold. Its cameras must all be ones the caller may play back. Serialised
+    /// with retention per camera: segments a running pass marked but has not deleted yet are given
+    /// back, so the hold wins.
+    pub async fn create_hold(&self, call: &Call, spec: HoldSpec) -> Result<HoldView> {
+        use crate::store::recordings::{HoldRow, lock_recordings};
+        let p = call.principal()?.clone();
+        p.require(Permission::RecordingHold)?;
+        if spec.camera_ids.is_empty() {
+            return Err(Error::invalid("hold.camera_ids", "hold.camera_ids must name at least one camera"));
+        }
+        let mut cameras = Vec::new();
+        for id in &spec.camera_ids {
+            cameras.push(parse_id("hold.camera_ids", id)?);
+        }
+        cameras.sort();
+        cameras.dedup();
+        let start = spec.start.ok_or_else(|| Error::invalid("hold.start_time", "hold.start_time is required"))?;
+        if spec.end.is_some_and(|e| e <= start) {
+            return Err(Error::invalid("hold.end_time", "hold.end_time must be after hold.start_time"));
+        }
+        let case_id = spec.case_id.trim().to_owned();
+        if case_id.is_empty() || case_id.chars().count() > 200 {
+            return Err(Error::invalid("hold.case_id", "hold.case_id is required (at most 200 characters)"));
+        }
+        let reason = spec.reason.trim().to_owned();
+        if reason.is_empty() || reason.chars().count() > 2000 {
+            return Err(Error::invalid("hold.reason", "hold.reason is required (at most 2000 characters)"));
+        }
+        let now = self.clock.now();
+        let hold = HoldRow {
+            id: Uuid::new_v4(),
+            case_id,
+            reason,
+            start_time: start,
+            end_time: spec.end,
+            creator_user_id: Some(p.user_id),
+            creator_username: p.username.clone(),
+            created_at: now,
+            released_at: None,
+            release_user_id: None,
+            release_reason: None,
+        };
+        call.about("hold", &hold.id.to_string(), "");
+        let record = call
+            .record("hold", &hold.id.to_string())
+            .detail("case_id", hold.case_id.clone())
+            .detail("reason", hold.reason.clone())
+            .detail("cameras", cameras.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","))
+            .detail("start_time", start.to_rfc3339())
+            .detail("end_time", spec.end.map(|e| e.to_rfc3339()).unwrap_or_default());
+        let view = self
+            .store
+            .transaction(move |c| {
+                for cam in &cameras {
+                    authorize(c, &p, *cam, Permission::RecordingRead, now, false)?;
+                }
+                for cam in &cameras {
+                    lock_recordings(c, *cam)?;
+                    SegmentRow::unmark(c, *cam, hold.start_time, hold.end_time)?;
+                }
+                hold.insert(c, &cameras)?;
+                crate::audit::append(c, &record, now)?;
+                Ok((hold, cameras))
+            })
+            .await?;
+        call.mark_audited();
+        Ok(view)
+    }
+
+    /// Whether any of a hold's cameras is out of the caller's sight (never for administrators).
+    fn unseen(
+        c: &mut diesel::PgConnection,
+        p: &super::Principal,
+        cameras: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        for cam in cameras {
+            if authorize(c, p, *cam, Permission::RecordingRead, now, false).is_err() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// One hold, if the caller may see all its cameras.
+    pub async fn get_hold(&self, call: &Call, id: &str) -> Result<HoldView> {
+        use crate::store::recordings::HoldRow;
+        let id = parse_id("hold_id", id)?;
+        let p = call.principal()?.clone();
+        p.require(Permission::RecordingHold)?;
+        let now = self.clock.now();
+        self.store
+            .run(move |c| {
+                let not_found = || Error::new(ErrorKind::NotFound, format!("hold {id} not found"));
+                let (hold, cameras) = HoldRow::find(c, id)?.ok_or_else(not_found)?;
+                if RecordingApp::unseen(c, &p, &cameras, now)? {
+                    return Err(not_found());
+                }
+                Ok((hold, cameras))
+            })
+            .await
+    }
+
+    /// Holds newest first: those on cameras the caller may see, optionally of one camera or case.
+    pub async fn list_holds(
+        &self,
+        call: &Call,
+        camera_id: &str,
+        case_id: &str,
+        show_released: bool,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<HoldView>, String)> {
+        use crate::store::recordings::HoldRow;
+        let p = call.principal()?.clone();
+        p.require(Permission::RecordingHold)?;
+        let camera = if camera_id.is_empty() { None } else { Some(parse_id("camera_id", camera_id)?) };
+        let binding = format!("{camera_id}/{case_id}/{show_released}");
+        let page = PageRequest::new(page_size, page_token, &binding)?;
+        let bad_token = || Error::invalid("page_token", "page_token is not one this server issued");
+        let after = match &page.after {
+            None => None,
+            Some(t) => {
+                let (micros, id) = t.split_once('/').ok_or_else(bad_token)?;
+                let at = micros.parse::<i64>().ok().and_then(DateTime::<Utc>::from_timestamp_micros);
+                Some((at.ok_or_else(bad_token)?, Uuid::parse_str(id).map_err(|_| bad_token())?))
+            }
+        };
+        let now = self.clock.now();
+        let visible = super::cameras::visible(&p, now);
+        let case = (!case_id.is_empty()).then(|| case_id.to_owned());
+        let limit = page.size;
+        let holds = self
+            .store
+            .run(move |c| HoldRow::page(c, visible, camera, case.as_deref(), show_released, after, limit))
+            .await?;
+        let last = holds.last().map(|(h, _)| format!("{}/{}", h.created_at.timestamp_micros(), h.id));
+        let token = page.next_token(holds.len(), last.as_deref());
+        Ok((holds, token))
+    }
+
+    /// Releases a hold: its recordings are subject to retention again.
+    pub async fn release_hold(&self, call: &Call, id: &str, reason: &str) -> Result<HoldView> {
+        use crate::store::recordings::HoldRow;
+        let id = parse_id("hold_id", id)?;
+        let reason = reason.trim().to_owned();
+        if reason.is_empty() || reason.chars().count() > 2000 {
+            return Err(Error::invalid("reason", "reason is required (at most 2000 characters)"));
+        }
+        let p = call.principal()?.clone();
+        p.require(Permission::RecordingHold)?;
+        call.about("hold", &id.to_string(), "");
+        let now = self.clock.now();
+        let record = call.record("hold", &id.to_string()).detail("reason", reason.clone());
+        let view = self
+            .store
+            .transaction(move |c| {
+                let not_found = || Error::new(ErrorKind::NotFound, format!("hold {id} not found"));
+                let (_, cameras) = HoldRow::find(c, id)?.ok_or_else(not_found)?;
+                if RecordingApp::unseen(c, &p, &cameras, now)? {
+                    return Err(not_found());
+                }
+                if !HoldRow::release(c, id, p.user_id, &reason, now)? {
+                    return Err(Error::new(ErrorKind::FailedPrecondition, format!("hold {id} is already released")));
+                }
+                crate::audit::append(c, &record, now)?;
+                HoldRow::find(c, id)?.ok_or_else(not_found)
+            })
+            .await?;
+        call.mark_audited();
+        Ok(view)
     }
 }

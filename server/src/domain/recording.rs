@@ -11,7 +11,8 @@ pub enum SegmentState {
     /// MediaMTX is writing it: its duration is not known yet.
     Recording,
     Complete,
-    /// Retention or a deletion took it: its file may be gone already; it is listed nowhere.
+    /// Retention or a deletion marked it: listed nowhere; its file may be gone already (the row goes
+    /// after it); a hold created before its deletion gives it back.
     Deleting,
 }
 

@@ -28,6 +28,8 @@ pub struct MediaConfig {
     pub recordings_dir: Option<std::path::PathBuf>,
     /// Period of the recording index's reconciliation with MediaMTX.
     pub recording_reconcile_every: Duration,
+    /// Period of the retention passes.
+    pub retention_every: Duration,
 }
 
 impl MediaConfig {
@@ -66,6 +68,7 @@ impl MediaConfig {
             rtsp_url: None,
             recordings_dir: None,
             recording_reconcile_every: Duration::from_secs(300),
+            retention_every: Duration::from_secs(600),
         })
     }
 
@@ -95,8 +98,14 @@ impl MediaConfig {
 }
 
 impl MediaConfig {
-    /// Adds where the recordings volume is seen (it must be a directory) and the reconcile period.
-    pub fn with_recordings(mut self, dir: Option<std::path::PathBuf>, every: Duration) -> Result<MediaConfig> {
+    /// Adds where the recordings volume is seen (it must be a directory), the reconcile period and
+    /// the retention period.
+    pub fn with_recordings(
+        mut self,
+        dir: Option<std::path::PathBuf>,
+        every: Duration,
+        retention_every: Duration,
+    ) -> Result<MediaConfig> {
         if let Some(d) = &dir
             && !d.is_dir()
         {
@@ -104,6 +113,7 @@ impl MediaConfig {
         }
         self.recordings_dir = dir;
         self.recording_reconcile_every = every;
+        self.retention_every = retention_every;
         Ok(self)
     }
 }

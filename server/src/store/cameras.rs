@@ -186,7 +186,7 @@ pub struct CameraGrantRow {
     pub updated_at: DateTime<Utc>,
 }
 
-type LiveCameraIds = diesel::dsl::Select<
+pub type LiveCameraIds = diesel::dsl::Select<
     diesel::dsl::Filter<
         diesel::dsl::Filter<camera_grants::table, diesel::dsl::Eq<camera_grants::user_id, Uuid>>,
         diesel::dsl::Or<
@@ -199,7 +199,7 @@ type LiveCameraIds = diesel::dsl::Select<
 
 impl CameraGrantRow {
     /// The ids of cameras on which `user` holds a grant live at `now` (a subquery).
-    fn live_camera_ids(user: Uuid, now: DateTime<Utc>) -> LiveCameraIds {
+    pub fn live_camera_ids(user: Uuid, now: DateTime<Utc>) -> LiveCameraIds {
         camera_grants::table
             .filter(camera_grants::user_id.eq(user))
             .filter(camera_grants::expire_at.is_null().or(camera_grants::expire_at.gt(now)))

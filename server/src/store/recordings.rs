@@ -1,7 +1,7 @@
 //! Queries on the recording index: `segments` (whose per-camera totals in `recording_summaries` the
 //! database keeps with every change), evidence holds. Listings read only columns the primary key
 //! INCLUDEs, so that they are index-only scans; segments being deleted are listed nowhere.
-use super::schema::{hold_cameras, holds, recording_summaries, segments};
+use super::schema::{camera_retention, hold_cameras, holds, recording_summaries, segments, site_retention};
 use crate::domain::recording::SegmentState;
 use crate::error::Result;
 use chrono::{DateTime, Utc};
@@ -198,6 +198,11 @@ impl SegmentRow {
 }
 
 impl RecordingSummary {
+    /// Every camera's totals (one row per camera that ever recorded).
+    pub fn all(c: &mut PgConnection) -> Result<Vec<RecordingSummary>> {
+        Ok(recording_summaries::table.select(RecordingSummary::as_select()).load(c)?)
+    }
+
     /// The totals of each of `cameras` that has recorded anything.
     pub fn of(c: &mut PgConnection, cameras: &[Uuid]) -> Result<Vec<RecordingSummary>> {
         Ok(recording_summaries::table
@@ -216,4 +221,305 @@ pub fn camera_has_active_hold(c: &mut PgConnection, camera: Uuid) -> Result<bool
             .filter(holds::released_at.is_null()),
     ))
     .get_result(c)?)
+}
+
+/// What a hold keeps: `[start, end)`, `end` None for open-ended.
+pub type HeldRange = (DateTime<Utc>, Option<DateTime<Utc>>);
+
+/// A row of `holds`.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = holds, check_for_backend(diesel::pg::Pg))]
+pub struct HoldRow {
+    pub id: Uuid,
+    pub case_id: String,
+    pub reason: String,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub creator_user_id: Option<Uuid>,
+    pub creator_username: String,
+    pub created_at: DateTime<Utc>,
+    pub released_at: Option<DateTime<Utc>>,
+    pub release_user_id: Option<Uuid>,
+    pub release_reason: Option<String>,
+}
+
+impl HoldRow {
+    /// Records a hold on `cameras`.
+    pub fn insert(&self, c: &mut PgConnection, cameras: &[Uuid]) -> Result<()> {
+        diesel::insert_into(holds::table).values(self).execute(c)?;
+        let rows: Vec<_> =
+            cameras.iter().map(|cam| (hold_cameras::hold_id.eq(self.id), hold_cameras::camera_id.eq(*cam))).collect();
+        diesel::insert_into(hold_cameras::table).values(&rows).execute(c)?;
+        Ok(())
+    }
+
+    /// A hold and its cameras.
+    pub fn find(c: &mut PgConnection, id: Uuid) -> Result<Option<(HoldRow, Vec<Uuid>)>> {
+        let Some(hold) = holds::table.find(id).select(HoldRow::as_select()).first(c).optional()? else {
+            return Ok(None);
+        };
+        let cameras = hold_cameras::table
+            .filter(hold_cameras::hold_id.eq(id))
+            .select(hold_cameras::camera_id)
+            .order(hold_cameras::camera_id)
+            .load(c)?;
+        Ok(Some((hold, cameras)))
+    }
+
+    /// Holds newest first, after `after` (created_at, id), optionally only on `camera`, only with
+    /// `case_id`, only active ones; with their cameras.
+    pub fn page(
+        c: &mut PgConnection,
+        visible: super::cameras::Visible,
+        camera: Option<Uuid>,
+        case_id: Option<&str>,
+        show_released: bool,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<(HoldRow, Vec<Uuid>)>> {
+        let mut q = holds::table
+            .select(HoldRow::as_select())
+            .order((holds::created_at.desc(), holds::id.desc()))
+            .limit(limit)
+            .into_boxed();
+        if let Some(cam) = camera {
+            q = q.filter(
+                holds::id
+                    .eq_any(hold_cameras::table.filter(hold_cameras::camera_id.eq(cam)).select(hold_cameras::hold_id)),
+            );
+        }
+        if let super::cameras::Visible::GrantedTo(user, now) = visible {
+            let seen = super::cameras::CameraGrantRow::live_camera_ids(user, now);
+            q = q.filter(holds::id.eq_any(
+                hold_cameras::table.filter(hold_cameras::camera_id.eq_any(seen)).select(hold_cameras::hold_id),
+            ));
+        }
+        if let Some(case) = case_id {
+            q = q.filter(holds::case_id.eq(case.to_owned()));
+        }
+        if !show_released {
+            q = q.filter(holds::released_at.is_null());
+        }
+        if let Some((at, id)) = after {
+            q = q.filter(holds::created_at.lt(at).or(holds::created_at.eq(at).and(holds::id.lt(id))));
+        }
+        let rows: Vec<HoldRow> = q.load(c)?;
+        let ids: Vec<Uuid> = rows.iter().map(|h| h.id).collect();
+        let links: Vec<(Uuid, Uuid)> = hold_cameras::table
+            .filter(hold_cameras::hold_id.eq_any(&ids))
+            .select((hold_cameras::hold_id, hold_cameras::camera_id))
+            .order((hold_cameras::hold_id, hold_cameras::camera_id))
+            .load(c)?;
+        Ok(rows
+            .into_iter()
+            .map(|h| {
+                let cams = links.iter().filter(|(hid, _)| *hid == h.id).map(|(_, cam)| *cam).collect();
+                (h, cams)
+            })
+            .collect())
+    }
+
+    /// Releases an active hold; false if it was released already.
+    pub fn release(c: &mut PgConnection, id: Uuid, by: Uuid, reason: &str, now: DateTime<Utc>) -> Result<bool> {
+        let n = diesel::update(holds::table.find(id).filter(holds::released_at.is_null()))
+            .set((
+                holds::released_at.eq(Some(now)),
+                holds::release_user_id.eq(Some(by)),
+                holds::release_reason.eq(Some(reason.to_owned())),
+            ))
+            .execute(c)?;
+        Ok(n > 0)
+    }
+
+    /// The ranges `[start, end)` (end `None`: open-ended) that active holds keep of `camera`.
+    pub fn active_ranges(c: &mut PgConnection, camera: Uuid) -> Result<Vec<HeldRange>> {
+        Ok(hold_cameras::table
+            .inner_join(holds::table)
+            .filter(hold_cameras::camera_id.eq(camera))
+            .filter(holds::released_at.is_null())
+            .select((holds::start_time, holds::end_time))
+            .load(c)?)
+    }
+}
+
+/// `state = 2` (marked for deletion) as a literal, so that the planner can use the small partial index
+/// of such segments (a bound parameter would not prove the index's predicate in a generic plan).
+fn being_deleted() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>("segments.state = 2")
+}
+
+/// Whether a segment `[start, end)` lies (partly) under one of `holds`.
+pub fn held(holds: &[HeldRange], start: DateTime<Utc>, end: DateTime<Utc>) -> bool {
+    holds.iter().any(|(hs, he)| end > *hs && he.is_none_or(|he| start < he))
+}
+
+/// Serialises, until the transaction ends, everything that decides the fate of a camera's
+/// recordings: retention passes, deletions, hold creation.
+pub fn lock_recordings(c: &mut PgConnection, camera: Uuid) -> Result<()> {
+    let bytes = camera.as_bytes();
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&bytes[..8]);
+    // A namespace of its own among the server's advisory locks.
+    let key = i64::from_be_bytes(key) ^ 0x5245_4330_5245_4330;
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<diesel::sql_types::BigInt, _>(key).execute(c)?;
+    Ok(())
+}
+
+impl SegmentRow {
+    /// The camera's oldest complete segments, oldest first (index-only).
+    pub fn oldest_complete(c: &mut PgConnection, camera: Uuid, limit: i64) -> Result<Vec<SegmentEntry>> {
+        Ok(segments::table
+            .filter(segments::camera_id.eq(camera))
+            .filter(segments::state.eq(SegmentState::Complete.code()))
+            .order(segments::start_time)
+            .select(ENTRY)
+            .limit(limit)
+            .load(c)?)
+    }
+
+    /// Marks every complete segment of a camera for deletion.
+    pub fn mark_all_deleting(c: &mut PgConnection, camera: Uuid) -> Result<usize> {
+        Ok(diesel::update(
+            segments::table
+                .filter(segments::camera_id.eq(camera))
+                .filter(segments::state.eq(SegmentState::Complete.code())),
+        )
+        .set(segments::state.eq(SegmentState::Deleting.code()))
+        .execute(c)?)
+    }
+
+    /// Marks segments for deletion: from now on they are listed nowhere.
+    pub fn mark_deleting(c: &mut PgConnection, camera: Uuid, starts: &[DateTime<Utc>]) -> Result<usize> {
+        Ok(diesel::update(
+            segments::table
+                .filter(segments::camera_id.eq(camera))
+                .filter(segments::start_time.eq_any(starts))
+                .filter(segments::state.eq(SegmentState::Complete.code())),
+        )
+        .set(segments::state.eq(SegmentState::Deleting.code()))
+        .execute(c)?)
+    }
+
+    /// Gives back segments marked for deletion that start in `[from, to)` (a hold arrived first).
+    pub fn unmark(c: &mut PgConnection, camera: Uuid, from: DateTime<Utc>, to: Option<DateTime<Utc>>) -> Result<usize> {
+        // A segment starting before `from` may reach into the range: look a day back (segments are
+        // at most 24 h long) and leave the exact overlap test to `held`.
+        let mut q = segments::table
+            .filter(segments::camera_id.eq(camera))
+            .filter(being_deleted())
+            .filter(segments::start_time.ge(from - chrono::Duration::hours(25)))
+            .select(ENTRY)
+            .into_boxed();
+        if let Some(to) = to {
+            q = q.filter(segments::start_time.lt(to));
+        }
+        let range = [(from, to)];
+        let back: Vec<DateTime<Utc>> = q
+            .load::<SegmentEntry>(c)?
+            .into_iter()
+            .filter(|s| held(&range, s.start_time, s.end()))
+            .map(|s| s.start_time)
+            .collect();
+        Ok(diesel::update(
+            segments::table.filter(segments::camera_id.eq(camera)).filter(segments::start_time.eq_any(&back)),
+        )
+        .set(segments::state.eq(SegmentState::Complete.code()))
+        .execute(c)?)
+    }
+
+    /// A camera's segments marked for deletion, oldest first.
+    pub fn marked(c: &mut PgConnection, camera: Uuid, limit: i64) -> Result<Vec<SegmentRow>> {
+        Ok(segments::table
+            .filter(segments::camera_id.eq(camera))
+            .filter(being_deleted())
+            .order(segments::start_time)
+            .select(SegmentRow::as_select())
+            .limit(limit)
+            .load(c)?)
+    }
+
+    /// Cameras with segments marked for deletion (a pass cut short leaves some).
+    pub fn cameras_with_marked(c: &mut PgConnection) -> Result<Vec<Uuid>> {
+        Ok(segments::table.filter(being_deleted()).select(segments::camera_id).distinct().load(c)?)
+    }
+}
+
+/// The site's default retention limits (`None`: no such limit).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = site_retention, check_for_backend(diesel::pg::Pg))]
+pub struct SiteRetention {
+    pub max_age_secs: Option<i64>,
+    pub max_bytes: Option<i64>,
+    pub min_free_bytes: Option<i64>,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A camera's own retention limits (`None`: the site default's).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = camera_retention, check_for_backend(diesel::pg::Pg))]
+pub struct CameraRetention {
+    pub camera_id: Uuid,
+    pub max_age_secs: Option<i64>,
+    pub max_bytes: Option<i64>,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SiteRetention {
+    /// The site default (the migration creates its one row).
+    pub fn get(c: &mut PgConnection) -> Result<SiteRetention> {
+        Ok(site_retention::table.select(SiteRetention::as_select()).first(c)?)
+    }
+
+    /// Sets the default's limits, bumping its version.
+    pub fn set(
+        c: &mut PgConnection,
+        limits: (Option<i64>, Option<i64>, Option<i64>),
+        now: DateTime<Utc>,
+    ) -> Result<SiteRetention> {
+        Ok(diesel::update(site_retention::table)
+            .set((
+                site_retention::max_age_secs.eq(limits.0),
+                site_retention::max_bytes.eq(limits.1),
+                site_retention::min_free_bytes.eq(limits.2),
+                site_retention::version.eq(site_retention::version + 1),
+                site_retention::updated_at.eq(now),
+            ))
+            .returning(SiteRetention::as_returning())
+            .get_result(c)?)
+    }
+}
+
+impl CameraRetention {
+    /// A camera's override, if any.
+    pub fn find(c: &mut PgConnection, camera: Uuid) -> Result<Option<CameraRetention>> {
+        Ok(camera_retention::table.find(camera).select(CameraRetention::as_select()).first(c).optional()?)
+    }
+
+    /// Every override.
+    pub fn all(c: &mut PgConnection) -> Result<Vec<CameraRetention>> {
+        Ok(camera_retention::table.select(CameraRetention::as_select()).order(camera_retention::camera_id).load(c)?)
+    }
+
+    /// Writes an override (created at version 1, else its version bumped).
+    pub fn upsert(c: &mut PgConnection, row: &CameraRetention) -> Result<CameraRetention> {
+        Ok(diesel::insert_into(camera_retention::table)
+            .values(row)
+            .on_conflict(camera_retention::camera_id)
+            .do_update()
+            .set((
+                camera_retention::max_age_secs.eq(row.max_age_secs),
+                camera_retention::max_bytes.eq(row.max_bytes),
+                camera_retention::version.eq(camera_retention::version + 1),
+                camera_retention::updated_at.eq(row.updated_at),
+            ))
+            .returning(CameraRetention::as_returning())
+            .get_result(c)?)
+    }
+
+    /// Removes an override; false if there was none.
+    pub fn delete(c: &mut PgConnection, camera: Uuid) -> Result<bool> {
+        Ok(diesel::delete(camera_retention::table.find(camera)).execute(c)? > 0)
+    }
 }

@@ -244,3 +244,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     hold_cameras,
     camera_retention
 );
+diesel::allow_tables_to_appear_in_same_query!(camera_grants, holds);
+diesel::allow_tables_to_appear_in_same_query!(camera_grants, hold_cameras);

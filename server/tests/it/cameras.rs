@@ -520,7 +520,7 @@ fn ts(seconds: i64) -> prost_types::Timestamp {
 
 /// A request of camera-scoped RPC `rpc` aimed at camera `b` (or, for a listing, at every camera), and
 /// whether it lists. `None`: no fixture; an RPC that answers without one fails the walk.
-fn aimed_at(rpc: &str, b: &pb::Camera, user: &pb::User) -> Option<(Vec<u8>, bool)> {
+fn aimed_at(rpc: &str, b: &pb::Camera, user: &pb::User, b_hold: &str) -> Option<(Vec<u8>, bool)> {
     use prost::Message;
     let id = b.id.clone();
     let (bytes, listing) = match rpc {
@@ -561,6 +561,21 @@ fn aimed_at(rpc: &str, b: &pb::Camera, user: &pb::User) -> Option<(Vec<u8>, bool
             (pb::RevokeCameraAccessRequest { camera_id: id, user_id: user.id.clone() }.encode_to_vec(), false)
         }
         "CameraService.ListCameraGrants" => (pb::ListCameraGrantsRequest::default().encode_to_vec(), true),
+        "RecordingService.CreateHold" => {
+            let hold = pb::Hold {
+                camera_ids: vec![id],
+                start_time: Some(ts(0)),
+                case_id: "C-1".into(),
+                reason: "walk".into(),
+                ..Default::default()
+            };
+            (pb::CreateHoldRequest { hold: Some(hold) }.encode_to_vec(), false)
+        }
+        "RecordingService.GetHold" => (pb::GetHoldRequest { hold_id: b_hold.into() }.encode_to_vec(), false),
+        "RecordingService.ReleaseHold" => {
+            (pb::ReleaseHoldRequest { hold_id: b_hold.into(), reason: "walk".into() }.encode_to_vec(), false)
+        }
+        "RecordingService.ListHolds" => (pb::ListHoldsRequest::default().encode_to_vec(), true),
         "RecordingService.ListSegments" => {
             (pb::ListSegmentsRequest { camera_id: id, ..Default::default() }.encode_to_vec(), false)
         }
@@ -593,6 +608,19 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
     // The same request aimed at A works (where the role allows it), so refusals below are about B.
     let on_a = op.cameras().get_camera(pb::GetCameraRequest { camera_id: a.id.clone() }).await;
     assert!(on_a.is_ok());
+    // Evidence holds on each camera: B's must stay out of reach, A's shows in listings.
+    let mut b_hold = String::new();
+    for cam in [&a, &b] {
+        let hold = pb::Hold {
+            camera_ids: vec![cam.id.clone()],
+            start_time: Some(ts(0)),
+            case_id: format!("C-{}", cam.name),
+            reason: "walk".into(),
+            ..Default::default()
+        };
+        let created = admin.recordings().create_hold(pb::CreateHoldRequest { hold: Some(hold) }).await.unwrap();
+        b_hold = created.into_inner().hold.unwrap().id;
+    }
     let set = prost_types::FileDescriptorSet::decode(opennvr_proto::FILE_DESCRIPTOR_SET).unwrap();
     let table =
         opennvr_server::api::policy::PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, "opennvr.v1")
@@ -605,7 +633,7 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
                 let path = format!("/opennvr.v1.{}/{}", svc.name(), m.name());
                 let Some(policy) = table.get(&path).filter(|p| p.camera_scoped) else { continue };
                 let rpc = format!("{}.{}", svc.name(), m.name());
-                let (body, listing) = aimed_at(&rpc, &b, &who).unwrap_or_default();
+                let (body, listing) = aimed_at(&rpc, &b, &who, &b_hold).unwrap_or_default();
                 let answer = crate::harness::raw_call(&op, &path, body, m.server_streaming()).await;
                 // The operator role itself lacks the permission: refused whatever the camera, which
                 // says nothing about B (the permission matrix test covers these).
@@ -614,7 +642,7 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
                     (Err(st), _) if role_lacks && st.code() == Code::PermissionDenied => continue,
                     // Not built yet: nothing is reached. Once it answers otherwise it needs a fixture.
                     (Err(st), _) if st.code() == Code::Unimplemented => continue,
-                    _ if aimed_at(&rpc, &b, &who).is_none() => {
+                    _ if aimed_at(&rpc, &b, &who, &b_hold).is_none() => {
                         problems.push(format!("{rpc}: answers ({answer:?}) but has no fixture in aimed_at()"))
                     }
                     // Aimed at B: B does not exist for them (not even "exists, but you may not").

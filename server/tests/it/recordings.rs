@@ -375,3 +375,214 @@ async fn what_the_hooks_missed_is_recovered_from_mediamtx() {
         ]
     );
 }
+
+impl Recorder {
+    /// A camera with `n` complete one-minute segments of 1,000 bytes each, from `t0` on, written to
+    /// disk and announced by their hooks. Returns the camera and the segment starts.
+    pub async fn recorded(
+        &self,
+        admin: &opennvr_sdk::Client,
+        name: &str,
+        t0: DateTime<Utc>,
+        n: i64,
+    ) -> (pb::Camera, Vec<DateTime<Utc>>) {
+        let cam = create(admin, name).await;
+        let path = path_of(&cam);
+        eventually("the path configured", || self.emu.path(&path).is_some()).await;
+        std::fs::create_dir_all(self.dir.join(&path)).unwrap();
+        let utc = FixedOffset::east_opt(0).unwrap();
+        let starts: Vec<DateTime<Utc>> = (0..n).map(|i| t0 + Duration::seconds(60 * i)).collect();
+        for start in &starts {
+            std::fs::write(self.file(&path, *start, utc), vec![7u8; 1000]).unwrap();
+            assert_eq!(self.segment(&path, *start, Some(60.0)).await.0, 202);
+        }
+        (cam, starts)
+    }
+}
+
+async fn listed_starts(c: &opennvr_sdk::Client, cam: &pb::Camera) -> Vec<DateTime<Utc>> {
+    let far = (DateTime::from_timestamp(0, 0).unwrap(), Utc::now() + Duration::days(1));
+    segments(c, cam, far.0, far.1).await.iter().map(|s| time_of(&s.start_time)).collect()
+}
+
+async fn set_policy(
+    c: &opennvr_sdk::Client,
+    camera_id: &str,
+    policy: pb::RetentionPolicy,
+    mask: &[&str],
+) -> Result<pb::RetentionPolicy, tonic::Status> {
+    let request = pb::UpdateRetentionPolicyRequest {
+        policy: Some(pb::RetentionPolicy { camera_id: camera_id.into(), ..policy }),
+        update_mask: Some(prost_types::FieldMask { paths: mask.iter().map(|p| p.to_string()).collect() }),
+    };
+    c.recordings().update_retention_policy(request).await.map(|r| r.into_inner().policy.unwrap())
+}
+
+async fn enforce(c: &opennvr_sdk::Client) -> pb::EnforceRetentionResponse {
+    c.recordings().enforce_retention(pb::EnforceRetentionRequest {}).await.unwrap().into_inner()
+}
+
+async fn hold(
+    c: &opennvr_sdk::Client,
+    cams: &[&pb::Camera],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<pb::Hold, tonic::Status> {
+    let hold = pb::Hold {
+        camera_ids: cams.iter().map(|c| c.id.clone()).collect(),
+        start_time: Some(ts(from)),
+        end_time: Some(ts(to)),
+        case_id: "CASE-7".into(),
+        reason: "break-in at the dock".into(),
+        ..Default::default()
+    };
+    c.recordings().create_hold(pb::CreateHoldRequest { hold: Some(hold) }).await.map(|r| r.into_inner().hold.unwrap())
+}
+
+#[tokio::test]
+async fn retention_removes_exactly_the_oldest_unheld_segments_for_age_size_and_free_space() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let t0 = micros(r.s.clock.now() - Duration::hours(3));
+    let (cam, starts) = r.recorded(&admin, "Dock", t0, 10).await;
+    let (other, other_starts) = r.recorded(&admin, "Roof", t0, 2).await;
+    // Segments 3 and 4 are evidence.
+    let evidence = hold(&admin, &[&cam], starts[3], starts[5]).await.unwrap();
+    assert_eq!(evidence.camera_ids, vec![cam.id.clone()]);
+    // Age: everything that ended 6 minutes after t0 or earlier, on this camera only.
+    let age = (r.s.clock.now() - (t0 + Duration::minutes(6))).num_seconds();
+    let max_age = prost_types::Duration { seconds: age, nanos: 0 };
+    set_policy(&admin, &cam.id, pb::RetentionPolicy { max_age: Some(max_age), ..Default::default() }, &["max_age"])
+        .await
+        .unwrap();
+    let pass = enforce(&admin).await;
+    assert_eq!((pass.segment_count, pass.size_bytes), (4, 4000), "{pass:?}");
+    let kept = [3, 4, 6, 7, 8, 9].map(|i| starts[i]).to_vec();
+    assert_eq!(listed_starts(&admin, &cam).await, kept);
+    assert_eq!(listed_starts(&admin, &other).await, other_starts, "other cameras follow their own (no) limits");
+    // The files went through MediaMTX.
+    let path = path_of(&cam);
+    for i in [0, 1, 2, 5] {
+        assert!(!std::path::Path::new(&r.file(&path, starts[i], FixedOffset::east_opt(0).unwrap())).exists());
+    }
+    assert!(std::path::Path::new(&r.file(&path, starts[3], FixedOffset::east_opt(0).unwrap())).exists());
+    // Size: at most 3,000 bytes: the three oldest unheld go (6, 7, 8), the held ones stay.
+    set_policy(&admin, &cam.id, pb::RetentionPolicy { max_bytes: Some(3000), ..Default::default() }, &["max_bytes"])
+        .await
+        .unwrap();
+    let pass = enforce(&admin).await;
+    assert_eq!(pass.segment_count, 3, "{pass:?}");
+    assert_eq!(listed_starts(&admin, &cam).await, vec![starts[3], starts[4], starts[9]]);
+    // Free space: a floor no disk meets takes every unheld segment of every camera, oldest first,
+    // and says the rest is held.
+    set_policy(
+        &admin,
+        "",
+        pb::RetentionPolicy { min_free_bytes: Some(i64::MAX / 2), ..Default::default() },
+        &["min_free_bytes"],
+    )
+    .await
+    .unwrap();
+    let pass = enforce(&admin).await;
+    assert_eq!(pass.segment_count, 3, "{pass:?}");
+    assert!(pass.unmet.iter().any(|u| u.contains("held")), "{pass:?}");
+    assert_eq!(listed_starts(&admin, &cam).await, vec![starts[3], starts[4]]);
+    assert!(listed_starts(&admin, &other).await.is_empty());
+    // Each pass that removed something left one audit entry saying what.
+    let passes = crate::media::audit_events(&admin, "retention.enforce").await;
+    assert_eq!(passes.len(), 3);
+    assert_eq!(passes[0].details["segments"], "3");
+    assert_eq!(passes[2].details["segments"], "4");
+    assert_eq!(passes[2].details["per_camera"], format!("{}:4", cam.id));
+    // Deleting by hand refuses a range with held footage and deletes nothing; the camera cannot go
+    // while its hold is active. Released, both work.
+    let delete = pb::DeleteRecordingsRequest {
+        camera_id: cam.id.clone(),
+        start_time: Some(ts(t0)),
+        end_time: Some(ts(t0 + Duration::hours(1))),
+        reason: "cleanup".into(),
+        validate_only: false,
+    };
+    let e = admin.recordings().delete_recordings(delete.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    assert_eq!(listed_starts(&admin, &cam).await.len(), 2);
+    let e = admin
+        .cameras()
+        .delete_camera(pb::DeleteCameraRequest { camera_id: cam.id.clone(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("hold"), "{e:?}");
+    let release = pb::ReleaseHoldRequest { hold_id: evidence.id.clone(), reason: "case closed".into() };
+    let released = admin.recordings().release_hold(release.clone()).await.unwrap().into_inner().hold.unwrap();
+    assert!(released.release_time.is_some());
+    assert_eq!(admin.recordings().release_hold(release).await.unwrap_err().code(), tonic::Code::FailedPrecondition);
+    let gone = admin.recordings().delete_recordings(delete).await.unwrap().into_inner();
+    assert_eq!((gone.segment_count, gone.size_bytes), (2, 2000));
+    assert!(listed_starts(&admin, &cam).await.is_empty());
+    admin
+        .cameras()
+        .delete_camera(pb::DeleteCameraRequest { camera_id: cam.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    // Holds are audited both ways (the refused second release too, as a failure).
+    assert_eq!(crate::media::audit_events(&admin, "hold.create").await.len(), 1);
+    let releases = crate::media::audit_events(&admin, "hold.release").await;
+    let codes: Vec<&str> = releases.iter().map(|e| e.code.as_str()).collect();
+    assert_eq!(codes, vec!["FAILED_PRECONDITION", "OK"]);
+    assert_eq!(releases[1].details["reason"], "case closed");
+}
+
+#[tokio::test]
+async fn a_hold_created_while_a_pass_runs_keeps_everything_it_covers() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let t0 = micros(r.s.clock.now() - Duration::hours(3));
+    let (cam, starts) = r.recorded(&admin, "Vault", t0, 60).await;
+    // Every deletion takes 40 ms: the pass over all 60 segments takes seconds.
+    r.emu.set_delete_delay(std::time::Duration::from_millis(40));
+    let max_age = prost_types::Duration { seconds: 60, nanos: 0 };
+    set_policy(&admin, &cam.id, pb::RetentionPolicy { max_age: Some(max_age), ..Default::default() }, &["max_age"])
+        .await
+        .unwrap();
+    let pass = {
+        let admin = admin.clone();
+        tokio::spawn(async move { enforce(&admin).await })
+    };
+    eventually("the pass is deleting", || r.emu.deleted_segments().len() >= 3).await;
+    // The newest half becomes evidence while the pass runs.
+    let held = hold(&admin, &[&cam], starts[30], t0 + Duration::hours(2)).await.unwrap();
+    let covered_when_held: Vec<DateTime<Utc>> =
+        listed_starts(&admin, &cam).await.into_iter().filter(|s| *s >= starts[30]).collect();
+    assert!(!covered_when_held.is_empty(), "the hold came before the pass reached its range");
+    let report = pass.await.unwrap();
+    let left = listed_starts(&admin, &cam).await;
+    assert_eq!(left, covered_when_held, "everything the hold covered when it was placed is kept, nothing else");
+    assert!(report.segment_count as usize + left.len() == 60, "{report:?}");
+    for s in &left {
+        assert!(std::path::Path::new(&r.file(&path_of(&cam), *s, FixedOffset::east_opt(0).unwrap())).exists());
+    }
+    assert!(held.end_time.is_some());
+}
+
+#[tokio::test]
+async fn size_limits_need_the_recordings_volume_visible() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let e =
+        set_policy(&admin, "", pb::RetentionPolicy { max_bytes: Some(1 << 30), ..Default::default() }, &["max_bytes"])
+            .await
+            .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(e.message().contains("OPENNVR_RECORDINGS_DIR"), "{e:?}");
+    // An age limit needs nothing more; its etag guards concurrent changes.
+    let day = prost_types::Duration { seconds: 86_400, nanos: 0 };
+    let p = set_policy(&admin, "", pb::RetentionPolicy { max_age: Some(day), ..Default::default() }, &["max_age"])
+        .await
+        .unwrap();
+    let stale = pb::RetentionPolicy { etag: "1".into(), max_age: Some(day), ..Default::default() };
+    assert_ne!(p.etag, "1");
+    assert_eq!(set_policy(&admin, "", stale, &["max_age"]).await.unwrap_err().code(), tonic::Code::Aborted);
+    let e = set_policy(&admin, "", pb::RetentionPolicy::default(), &["colour"]).await.unwrap_err();
+    assert_eq!((e.code(), e.message().contains("update_mask")), (tonic::Code::InvalidArgument, true));
+}

@@ -1427,6 +1427,75 @@ class DeleteRetentionPolicyResponse(_message.Message):
 Global___DeleteRetentionPolicyResponse: _TypeAlias = DeleteRetentionPolicyResponse  # noqa: Y015
 
 @_typing.final
+class EnforceRetentionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnforceRetentionRequest: _TypeAlias = EnforceRetentionRequest  # noqa: Y015
+
+@_typing.final
+class EnforceRetentionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class SegmentsByCameraEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    SEGMENT_COUNT_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    SEGMENTS_BY_CAMERA_FIELD_NUMBER: _builtins.int
+    UNMET_FIELD_NUMBER: _builtins.int
+    segment_count: _builtins.int
+    size_bytes: _builtins.int
+    @_builtins.property
+    def segments_by_camera(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Segments removed per camera id."""
+
+    @_builtins.property
+    def unmet(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Limits that still do not hold, and why."""
+
+    def __init__(
+        self,
+        *,
+        segment_count: _builtins.int = ...,
+        size_bytes: _builtins.int = ...,
+        segments_by_camera: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        unmet: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["segment_count", b"segment_count", "segments_by_camera", b"segments_by_camera", "size_bytes", b"size_bytes", "unmet", b"unmet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnforceRetentionResponse: _TypeAlias = EnforceRetentionResponse  # noqa: Y015
+
+@_typing.final
 class GetStorageStatsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

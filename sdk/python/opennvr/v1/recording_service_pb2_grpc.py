@@ -121,6 +121,11 @@ class RecordingServiceStub:
                 request_serializer=opennvr_dot_v1_dot_recording__service__pb2.DeleteRetentionPolicyRequest.SerializeToString,
                 response_deserializer=opennvr_dot_v1_dot_recording__service__pb2.DeleteRetentionPolicyResponse.FromString,
                 _registered_method=True)
+        self.EnforceRetention = channel.unary_unary(
+                '/opennvr.v1.RecordingService/EnforceRetention',
+                request_serializer=opennvr_dot_v1_dot_recording__service__pb2.EnforceRetentionRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_recording__service__pb2.EnforceRetentionResponse.FromString,
+                _registered_method=True)
         self.GetStorageStats = channel.unary_unary(
                 '/opennvr.v1.RecordingService/GetStorageStats',
                 request_serializer=opennvr_dot_v1_dot_recording__service__pb2.GetStorageStatsRequest.SerializeToString,
@@ -338,6 +343,19 @@ class RecordingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnforceRetention(self, request, context):
+        """Runs a retention pass now (it also runs periodically): deletes the oldest unheld segments until
+        every camera's age and size limits and the site's free-space floor hold, and reports what it
+        removed and which limits still do not hold (everything left is under hold, or a deletion
+        failed). The pass leaves one audit entry when it removes anything.
+        Permission: retention.manage
+        Camera-scoped: no
+        Step-up: no
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStorageStats(self, request, context):
         """Returns storage figures: volumes, bytes and oldest recording per camera, write rate.
         Permission: storage.read
@@ -435,6 +453,11 @@ def add_RecordingServiceServicer_to_server(servicer, server):
                     servicer.DeleteRetentionPolicy,
                     request_deserializer=opennvr_dot_v1_dot_recording__service__pb2.DeleteRetentionPolicyRequest.FromString,
                     response_serializer=opennvr_dot_v1_dot_recording__service__pb2.DeleteRetentionPolicyResponse.SerializeToString,
+            ),
+            'EnforceRetention': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnforceRetention,
+                    request_deserializer=opennvr_dot_v1_dot_recording__service__pb2.EnforceRetentionRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_recording__service__pb2.EnforceRetentionResponse.SerializeToString,
             ),
             'GetStorageStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStorageStats,
@@ -903,6 +926,33 @@ class RecordingService:
             '/opennvr.v1.RecordingService/DeleteRetentionPolicy',
             opennvr_dot_v1_dot_recording__service__pb2.DeleteRetentionPolicyRequest.SerializeToString,
             opennvr_dot_v1_dot_recording__service__pb2.DeleteRetentionPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnforceRetention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opennvr.v1.RecordingService/EnforceRetention',
+            opennvr_dot_v1_dot_recording__service__pb2.EnforceRetentionRequest.SerializeToString,
+            opennvr_dot_v1_dot_recording__service__pb2.EnforceRetentionResponse.FromString,
             options,
             channel_credentials,
             insecure,

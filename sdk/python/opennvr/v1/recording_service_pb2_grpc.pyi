@@ -179,6 +179,15 @@ class RecordingServiceStub:
     Camera-scoped: no
     Step-up: yes
     """
+    EnforceRetention: _grpc.UnaryUnaryMultiCallable[_recording_service_pb2.EnforceRetentionRequest, _recording_service_pb2.EnforceRetentionResponse]
+    """Runs a retention pass now (it also runs periodically): deletes the oldest unheld segments until
+    every camera's age and size limits and the site's free-space floor hold, and reports what it
+    removed and which limits still do not hold (everything left is under hold, or a deletion
+    failed). The pass leaves one audit entry when it removes anything.
+    Permission: retention.manage
+    Camera-scoped: no
+    Step-up: no
+    """
     GetStorageStats: _grpc.UnaryUnaryMultiCallable[_recording_service_pb2.GetStorageStatsRequest, _recording_service_pb2.GetStorageStatsResponse]
     """Returns storage figures: volumes, bytes and oldest recording per camera, write rate.
     Permission: storage.read
@@ -329,6 +338,15 @@ class RecordingServiceAsyncStub(RecordingServiceStub):
     Permission: retention.manage
     Camera-scoped: no
     Step-up: yes
+    """
+    EnforceRetention: _aio.UnaryUnaryMultiCallable[_recording_service_pb2.EnforceRetentionRequest, _recording_service_pb2.EnforceRetentionResponse]  # type: ignore[assignment]
+    """Runs a retention pass now (it also runs periodically): deletes the oldest unheld segments until
+    every camera's age and size limits and the site's free-space floor hold, and reports what it
+    removed and which limits still do not hold (everything left is under hold, or a deletion
+    failed). The pass leaves one audit entry when it removes anything.
+    Permission: retention.manage
+    Camera-scoped: no
+    Step-up: no
     """
     GetStorageStats: _aio.UnaryUnaryMultiCallable[_recording_service_pb2.GetStorageStatsRequest, _recording_service_pb2.GetStorageStatsResponse]  # type: ignore[assignment]
     """Returns storage figures: volumes, bytes and oldest recording per camera, write rate.
@@ -579,6 +597,21 @@ class RecordingServiceServicer(metaclass=_abc_1.ABCMeta):
         Permission: retention.manage
         Camera-scoped: no
         Step-up: yes
+        """
+
+    @_abc_1.abstractmethod
+    def EnforceRetention(
+        self,
+        request: _recording_service_pb2.EnforceRetentionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recording_service_pb2.EnforceRetentionResponse, _abc.Awaitable[_recording_service_pb2.EnforceRetentionResponse]]:
+        """Runs a retention pass now (it also runs periodically): deletes the oldest unheld segments until
+        every camera's age and size limits and the site's free-space floor hold, and reports what it
+        removed and which limits still do not hold (everything left is under hold, or a deletion
+        failed). The pass leaves one audit entry when it removes anything.
+        Permission: retention.manage
+        Camera-scoped: no
+        Step-up: no
         """
 
     @_abc_1.abstractmethod

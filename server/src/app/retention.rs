@@ -1,0 +1,636 @@
+//! Retention: the oldest unheld segments go first, in batches, until every limit holds — each
+//! camera's maximum age and size (its own or the site default), then the site's free-space floor.
+//! A pass marks a batch for deletion under the camera's recordings lock, then deletes the files
+//! through MediaMTX and the rows after them, again under the lock: a hold created meanwhile gives
+//! back what is marked but not deleted yet, and a crash midway leaves rows marked (listed nowhere)
+//! that the next pass finishes. Each pass that removes anything leaves one audit entry.
+use super::recordings::RecordingApp;
+use crate::domain::AuditRecord;
+use crate::domain::camera::path_name;
+use crate::domain::recording::SegmentState;
+use crate::error::{Error, ErrorKind, Result};
+use crate::media::mediamtx::MtxError;
+use crate::store::recordings::{
+    CameraRetention, HeldRange, HoldRow, RecordingSummary, SegmentRow, SiteRetention, held, lock_recordings,
+};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Segments marked per transaction.
+const MARK_BATCH: i64 = 500;
+/// Segments deleted per transaction (a hold created meanwhile waits for at most one batch).
+const DELETE_BATCH: i64 = 16;
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub segments: usize,
+    pub bytes: i64,
+    /// Segments removed per camera.
+    pub per_camera: BTreeMap<Uuid, usize>,
+    /// Limits that still do not hold, and why (everything left is held, deletion failed).
+    pub unmet: Vec<String>,
+}
+
+impl RetentionReport {
+    fn add(&mut self, camera: Uuid, segments: usize, bytes: i64) {
+        if segments > 0 {
+            self.segments += segments;
+            self.bytes += bytes;
+            *self.per_camera.entry(camera).or_default() += segments;
+        }
+    }
+}
+
+/// Which limit asks for deletion now.
+#[derive(Debug, Clone, Copy)]
+struct Need {
+    /// Segments ending at or before this go.
+    cutoff: Option<DateTime<Utc>>,
+    /// This many bytes go, oldest first.
+    bytes: i64,
+}
+
+impl RecordingApp {
+    /// Free bytes on the recordings volume, when the server sees it.
+    pub fn free_bytes(&self) -> Option<i64> {
+        let dir = self.recordings_dir.as_ref()?;
+        let st = nix::sys::statvfs::statvfs(dir).ok()?;
+        i64::try_from(st.blocks_available().saturating_mul(st.fragment_size())).ok()
+    }
+
+    /// Total bytes of the recordings volume, when the server sees it.
+    pub fn total_bytes(&self) -> Option<i64> {
+        let dir = self.recordings_dir.as_ref()?;
+        let st = nix::sys::statvfs::statvfs(dir).ok()?;
+        i64::try_from(st.blocks().saturating_mul(st.fragment_size())).ok()
+    }
+
+    /// One retention pass over every camera that has footage (deleted cameras included: their
+    /// footage ages out under the site default): periodic (`call` None, a system audit entry) or
+    /// asked for by `call` (its entry is the pass's).
+    pub async fn enforce_retention(&self, call: Option<&super::Call>) -> Result<RetentionReport> {
+        let why = if call.is_some() { "on demand" } else { "periodic" };
+        let mut report = RetentionReport::default();
+        // A pass cut short left segments marked: finish them first.
+        for camera in self.store.run(SegmentRow::cameras_with_marked).await? {
+            let (n, bytes) = self.delete_marked(camera).await?;
+            report.add(camera, n, bytes);
+        }
+        let (site, overrides, summaries) = self
+            .store
+            .run(|c| Ok((SiteRetention::get(c)?, CameraRetention::all(c)?, RecordingSummary::all(c)?)))
+            .await?;
+        let now = self.clock.now();
+        for summary in &summaries {
+            let own = overrides.iter().find(|o| o.camera_id == summary.camera_id);
+            let max_age = own.and_then(|o| o.max_age_secs).or(site.max_age_secs);
+            let max_bytes = own.and_then(|o| o.max_bytes).or(site.max_bytes);
+            let cutoff = max_age.map(|secs| now - chrono::Duration::seconds(secs));
+            let over = max_bytes.map(|m| summary.bytes - m).unwrap_or(0).max(0);
+            if cutoff.is_none_or(|c| summary.oldest_start.is_none_or(|o| o >= c)) && over == 0 {
+                continue;
+            }
+            let (n, bytes) = self.trim(summary.camera_id, Need { cutoff, bytes: over }, &mut report.unmet).await?;
+            report.add(summary.camera_id, n, bytes);
+        }
+        if let Some(floor) = site.min_free_bytes {
+            self.keep_free(floor, &mut report).await?;
+        }
+        if report.segments > 0 || call.is_some() {
+            let base = match call {
+                Some(call) => call.record("recordings", ""),
+                None => AuditRecord::system("retention.enforce", "recordings", ""),
+            };
+            let mut record = base
+                .detail("trigger", why)
+                .detail("segments", report.segments.to_string())
+                .detail("bytes", report.bytes.to_string())
+                .detail(
+                    "per_camera",
+                    report.per_camera.iter().map(|(c, n)| format!("{c}:{n}")).collect::<Vec<_>>().join(","),
+                );
+            if !report.unmet.is_empty() {
+                record = record.detail("unmet", report.unmet.join("; "));
+            }
+            let now = self.clock.now();
+            self.store.run(move |c| crate::audit::append(c, &record, now)).await?;
+            if let Some(call) = call {
+                call.mark_audited();
+            }
+            tracing::info!(segments = report.segments, bytes = report.bytes, trigger = why, "retention pass");
+        }
+        Ok(report)
+    }
+
+    /// Deletes a camera's oldest unheld segments while `need` asks for it. Returns (segments, bytes).
+    async fn trim(&self, camera: Uuid, mut need: Need, unmet: &mut Vec<String>) -> Result<(usize, i64)> {
+        let mut total = (0, 0);
+        loop {
+            let picked = self
+                .store
+                .transaction(move |c| {
+                    lock_recordings(c, camera)?;
+                    let holds = HoldRow::active_ranges(c, camera)?;
+                    let oldest = SegmentRow::oldest_complete(c, camera, MARK_BATCH)?;
+                    let mut picked = Vec::new();
+                    let mut bytes = 0;
+                    let mut held_any = false;
+                    for s in &oldest {
+                        let aged = need.cutoff.is_some_and(|cut| s.end() <= cut);
+                        if !aged && need.bytes - bytes <= 0 {
+                            break;
+                        }
+                        if held(&holds, s.start_time, s.end()) {
+                            held_any = true;
+                            continue;
+                        }
+                        picked.push(s.start_time);
+                        bytes += s.size_bytes;
+                    }
+                    SegmentRow::mark_deleting(c, camera, &picked)?;
+                    Ok((picked.len(), bytes, held_any, oldest.len() as i64 == MARK_BATCH))
+                })
+                .await?;
+            let (marked, bytes, held_any, more) = picked;
+            need.bytes -= bytes;
+            let (n, b) = self.delete_marked(camera).await?;
+            total = (total.0 + n, total.1 + b);
+            if marked == 0 || !more {
+                if need.bytes > 0 {
+                    let why = if held_any { "the rest is under hold" } else { "nothing older is left" };
+                    unmet.push(format!("camera {camera} stays {} bytes over its size limit: {why}", need.bytes));
+                }
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Deletes the oldest unheld footage of whichever camera has the oldest, until the volume has
+    /// `floor` bytes free.
+    async fn keep_free(&self, floor: i64, report: &mut RetentionReport) -> Result<()> {
+        let Some(mut free) = self.free_bytes() else {
+            report
+                .unmet
+                .push("the free-space floor cannot be kept: the server does not see the recordings volume".into());
+            return Ok(());
+        };
+        let mut exhausted: Vec<Uuid> = Vec::new();
+        while free < floor {
+            let summaries = self.store.run(RecordingSummary::all).await?;
+            let Some(oldest) = summaries
+                .iter()
+                .filter(|s| s.segments > 0 && !exhausted.contains(&s.camera_id))
+                .min_by_key(|s| s.oldest_start)
+            else {
+                report.unmet.push(format!(
+                    "{} bytes free, below the floor of {floor}: everything left is held or being written",
+                    free
+                ));
+                return Ok(());
+            };
+            let camera = oldest.camera_id;
+            let mut unmet = Vec::new();
+            let (n, bytes) = self.trim(camera, Need { cutoff: None, bytes: (floor - free).min(1) }, &mut unmet).await?;
+            if n == 0 {
+                exhausted.push(camera);
+            }
+            report.add(camera, n, bytes);
+            free = self.free_bytes().unwrap_or(i64::MAX);
+        }
+        Ok(())
+    }
+
+    /// Deletes a camera's segments marked for deletion in batches, each under the camera's
+    /// recordings lock held across the deletions: the file through MediaMTX, then the row. A hold
+    /// created meanwhile waits for the batch and then gives back everything still marked.
+    /// Returns (segments, bytes).
+    pub async fn delete_marked(&self, camera: Uuid) -> Result<(usize, i64)> {
+        let Some(mtx) = self.mtx.clone() else {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "recordings are deleted through MediaMTX, which is not configured",
+            ));
+        };
+        let path = path_name(camera);
+        let mut total = (0, 0);
+        loop {
+            let (mtx, path, app) = (mtx.clone(), path.clone(), self.clone());
+            let runtime = tokio::runtime::Handle::current();
+            let (n, bytes, full) = self
+                .store
+                .transaction(move |c| {
+                    lock_recordings(c, camera)?;
+                    let rows = SegmentRow::marked(c, camera, DELETE_BATCH)?;
+                    let mut gone = Vec::new();
+                    let mut bytes = 0;
+                    for row in &rows {
+                        // The store runs this on a blocking thread: waiting here keeps the lock.
+                        let outcome = runtime.block_on(mtx.delete_segment(&path, row.start_time));
+                        match outcome {
+                            Ok(()) => {}
+                            // MediaMTX has no such file: gone, unless the server sees it there.
+                            Err(MtxError::NotFound(_)) | Err(MtxError::Rejected(_))
+                                if !runtime.block_on(app.still_on_disk(&row.file_path)) => {}
+                            Err(e) => {
+                                tracing::warn!(%camera, start = %row.start_time, error = %e, "cannot delete a segment; the next pass retries");
+                                break;
+                            }
+                        }
+                        gone.push(row.start_time);
+                        bytes += row.size_bytes;
+                    }
+                    SegmentRow::delete(c, camera, &gone)?;
+                    Ok((gone.len(), bytes, gone.len() as i64 == DELETE_BATCH))
+                })
+                .await?;
+            total = (total.0 + n, total.1 + bytes);
+            if !full {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Whether the server sees `file` on the recordings volume (false when it does not see it).
+    async fn still_on_disk(&self, file: &str) -> bool {
+        match self.local_file(file) {
+            Some(local) => tokio::fs::try_exists(local).await.unwrap_or(true),
+            None => false,
+        }
+    }
+}
+
+/// Segments of `camera` in `[from, to)` as a deletion by hand sees them: (deletable, held).
+pub fn split_held(rows: &[crate::store::recordings::SegmentEntry], holds: &[HeldRange]) -> (Vec<DateTime<Utc>>, usize) {
+    let mut deletable = Vec::new();
+    let mut under_hold = 0;
+    for s in rows.iter().filter(|s| s.state == SegmentState::Complete.code()) {
+        if held(holds, s.start_time, s.end()) {
+            under_hold += 1;
+        } else {
+            deletable.push(s.start_time);
+        }
+    }
+    (deletable, under_hold)
+}
+
+/// What a deletion by hand removed (or would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deleted {
+    pub segments: usize,
+    pub bytes: i64,
+    /// First start and last end of what was deleted.
+    pub span: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl RecordingApp {
+    /// Deletes a camera's segments lying wholly inside `[from, to)`, refusing the whole request if any
+    /// of them is under an active hold. With `validate_only`, only says what would go.
+    pub async fn delete_recordings(
+        &self,
+        call: &super::Call,
+        camera_id: &str,
+        range: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        reason: &str,
+        validate_only: bool,
+    ) -> Result<Deleted> {
+        let camera = super::parse_id("camera_id", camera_id)?;
+        call.about("camera", &camera.to_string(), &camera.to_string());
+        let p = call.principal()?.clone();
+        p.require(crate::domain::Permission::RecordingDelete)?;
+        let from = range.0.ok_or_else(|| Error::invalid("start_time", "start_time is required"))?;
+        let to = range.1.ok_or_else(|| Error::invalid("end_time", "end_time is required"))?;
+        if to <= from {
+            return Err(Error::invalid("end_time", "end_time must be after start_time"));
+        }
+        let reason = reason.trim().to_owned();
+        if reason.is_empty() || reason.chars().count() > 2000 {
+            return Err(Error::invalid("reason", "reason is required (at most 2000 characters)"));
+        }
+        let now = self.clock.now();
+        let mut record = call
+            .record("recordings", &camera.to_string())
+            .detail("start_time", from.to_rfc3339())
+            .detail("end_time", to.to_rfc3339())
+            .detail("reason", reason);
+        record.camera_id = camera.to_string();
+        let planned = self
+            .store
+            .transaction(move |c| {
+                super::cameras::authorize(c, &p, camera, crate::domain::Permission::RecordingRead, now, false)?;
+                lock_recordings(c, camera)?;
+                let holds = HoldRow::active_ranges(c, camera)?;
+                let rows: Vec<_> = SegmentRow::overlapping(c, camera, from, to)?
+                    .into_iter()
+                    .filter(|s| s.start_time >= from && s.end() <= to)
+                    .collect();
+                let (deletable, under_hold) = split_held(&rows, &holds);
+                if under_hold > 0 {
+                    return Err(Error::new(
+                        ErrorKind::FailedPrecondition,
+                        format!("{under_hold} segment(s) in the range are under an evidence hold: nothing was deleted"),
+                    )
+                    .with_reason(crate::error::reason::UNDER_HOLD));
+                }
+                let kept: Vec<_> = rows.iter().filter(|s| deletable.contains(&s.start_time)).copied().collect();
+                let deleted = Deleted {
+                    segments: kept.len(),
+                    bytes: kept.iter().map(|s| s.size_bytes).sum(),
+                    span: kept.first().zip(kept.last()).map(|(a, b)| (a.start_time, b.end())),
+                };
+                if !validate_only {
+                    SegmentRow::mark_deleting(c, camera, &deletable)?;
+                    let record = record
+                        .detail("segments", deleted.segments.to_string())
+                        .detail("bytes", deleted.bytes.to_string());
+                    crate::audit::append(c, &record, now)?;
+                }
+                Ok(deleted)
+            })
+            .await?;
+        if !validate_only {
+            call.mark_audited();
+            self.delete_marked(camera).await?;
+        }
+        Ok(planned)
+    }
+}
+
+/// A retention policy: the site default (`camera_id` None) or a camera's override. `None` limits
+/// are unset (no limit for the default; inherited for a camera).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub camera_id: Option<Uuid>,
+    pub max_age_secs: Option<i64>,
+    pub max_bytes: Option<i64>,
+    pub min_free_bytes: Option<i64>,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<SiteRetention> for Policy {
+    fn from(s: SiteRetention) -> Policy {
+        Policy {
+            camera_id: None,
+            max_age_secs: s.max_age_secs,
+            max_bytes: s.max_bytes,
+            min_free_bytes: s.min_free_bytes,
+            version: s.version,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+impl From<CameraRetention> for Policy {
+    fn from(r: CameraRetention) -> Policy {
+        Policy {
+            camera_id: Some(r.camera_id),
+            max_age_secs: r.max_age_secs,
+            max_bytes: r.max_bytes,
+            min_free_bytes: None,
+            version: r.version,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A change to a policy: which limits (by mask path) to set, and to what (`None`: unset).
+#[derive(Debug, Clone, Default)]
+pub struct PolicyChange {
+    pub camera_id: String,
+    pub max_age_secs: Option<Option<i64>>,
+    pub max_bytes: Option<Option<i64>>,
+    pub min_free_bytes: Option<Option<i64>>,
+    pub expected_version: Option<i64>,
+}
+
+fn policy_etag_mismatch() -> Error {
+    Error::new(ErrorKind::Aborted, "the retention policy was changed by someone else (etag mismatch); reload and retry")
+        .with_reason(crate::error::reason::ETAG_MISMATCH)
+}
+
+impl RecordingApp {
+    fn policy_camera(camera_id: &str) -> Result<Option<Uuid>> {
+        if camera_id.is_empty() { Ok(None) } else { super::parse_id("policy.camera_id", camera_id).map(Some) }
+    }
+
+    /// The default or a camera's override (None if it has none), and what applies to it.
+    pub async fn retention_policy(&self, camera_id: &str) -> Result<(Option<Policy>, Policy)> {
+        let camera = RecordingApp::policy_camera(camera_id)
+            .map_err(|_| Error::invalid("camera_id", "camera_id must be a UUID"))?;
+        self.store
+            .run(move |c| {
+                let site: Policy = SiteRetention::get(c)?.into();
+                let Some(camera) = camera else { return Ok((Some(site.clone()), site)) };
+                if !crate::store::cameras::CameraRow::exists_any(c, camera)? {
+                    return Err(Error::new(ErrorKind::NotFound, format!("camera {camera} not found")));
+                }
+                let own: Option<Policy> = CameraRetention::find(c, camera)?.map(Into::into);
+                let effective = Policy {
+                    camera_id: Some(camera),
+                    max_age_secs: own.as_ref().and_then(|o| o.max_age_secs).or(site.max_age_secs),
+                    max_bytes: own.as_ref().and_then(|o| o.max_bytes).or(site.max_bytes),
+                    min_free_bytes: site.min_free_bytes,
+                    version: own.as_ref().map(|o| o.version).unwrap_or(site.version),
+                    updated_at: own.as_ref().map(|o| o.updated_at).unwrap_or(site.updated_at),
+                };
+                Ok((own, effective))
+            })
+            .await
+    }
+
+    /// The site default, then every camera override.
+    pub async fn retention_policies(&self) -> Result<Vec<Policy>> {
+        self.store
+            .run(|c| {
+                let mut out: Vec<Policy> = vec![SiteRetention::get(c)?.into()];
+                out.extend(CameraRetention::all(c)?.into_iter().map(Policy::from));
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Changes the default or a camera's override. Size and free-space limits need the recordings
+    /// volume visible to the server: without it they are refused, saying why.
+    pub async fn update_retention_policy(&self, call: &super::Call, change: PolicyChange) -> Result<Policy> {
+        let camera = RecordingApp::policy_camera(&change.camera_id)?;
+        let positive = |field: &'static str, v: Option<Option<i64>>| -> Result<()> {
+            match v {
+                Some(Some(n)) if n <= 0 => Err(Error::invalid(field, format!("{field} must be positive"))),
+                _ => Ok(()),
+            }
+        };
+        positive("policy.max_age", change.max_age_secs)?;
+        positive("policy.max_bytes", change.max_bytes)?;
+        positive("policy.min_free_bytes", change.min_free_bytes)?;
+        if camera.is_some() && change.min_free_bytes.is_some() {
+            return Err(Error::invalid(
+                "policy.min_free_bytes",
+                "policy.min_free_bytes belongs to the site default only",
+            ));
+        }
+        if self.recordings_dir.is_none() {
+            for (field, v) in [("policy.max_bytes", change.max_bytes), ("policy.min_free_bytes", change.min_free_bytes)]
+            {
+                if matches!(v, Some(Some(_))) {
+                    return Err(Error::new(
+                        ErrorKind::FailedPrecondition,
+                        format!(
+                            "{field} needs the recordings volume visible to the server (OPENNVR_RECORDINGS_DIR): without it sizes and free space are unknown"
+                        ),
+                    ));
+                }
+            }
+        }
+        if change.max_age_secs.is_none() && change.max_bytes.is_none() && change.min_free_bytes.is_none() {
+            return Err(Error::invalid("update_mask", "update_mask must name max_age, max_bytes or min_free_bytes"));
+        }
+        let target = camera.map(|c| c.to_string()).unwrap_or_else(|| "site".into());
+        call.about("retention_policy", &target, &camera.map(|c| c.to_string()).unwrap_or_default());
+        let show = |v: Option<Option<i64>>| v.map(|x| x.map(|n| n.to_string()).unwrap_or_else(|| "unset".into()));
+        let mut record = call.record("retention_policy", &target);
+        for (k, v) in [
+            ("max_age_secs", change.max_age_secs),
+            ("max_bytes", change.max_bytes),
+            ("min_free_bytes", change.min_free_bytes),
+        ] {
+            if let Some(v) = show(v) {
+                record = record.detail(k, v);
+            }
+        }
+        let now = self.clock.now();
+        let policy = self
+            .store
+            .transaction(move |c| {
+                let policy: Policy = match camera {
+                    None => {
+                        let site = SiteRetention::get(c)?;
+                        if change.expected_version.is_some_and(|v| v != site.version) {
+                            return Err(policy_etag_mismatch());
+                        }
+                        SiteRetention::set(
+                            c,
+                            (
+                                change.max_age_secs.unwrap_or(site.max_age_secs),
+                                change.max_bytes.unwrap_or(site.max_bytes),
+                                change.min_free_bytes.unwrap_or(site.min_free_bytes),
+                            ),
+                            now,
+                        )?
+                        .into()
+                    }
+                    Some(cam) => {
+                        if crate::store::cameras::CameraRow::find(c, cam)?.is_none() {
+                            return Err(Error::new(ErrorKind::NotFound, format!("camera {cam} not found")));
+                        }
+                        let own = CameraRetention::find(c, cam)?;
+                        if change.expected_version.is_some_and(|v| Some(v) != own.as_ref().map(|o| o.version)) {
+                            return Err(policy_etag_mismatch());
+                        }
+                        let row = CameraRetention {
+                            camera_id: cam,
+                            max_age_secs: change.max_age_secs.unwrap_or(own.as_ref().and_then(|o| o.max_age_secs)),
+                            max_bytes: change.max_bytes.unwrap_or(own.as_ref().and_then(|o| o.max_bytes)),
+                            version: 1,
+                            updated_at: now,
+                        };
+                        CameraRetention::upsert(c, &row)?.into()
+                    }
+                };
+                crate::audit::append(c, &record, now)?;
+                Ok(policy)
+            })
+            .await?;
+        call.mark_audited();
+        Ok(policy)
+    }
+
+    /// Removes a camera's override: it follows the site default again.
+    pub async fn delete_retention_policy(
+        &self,
+        call: &super::Call,
+        camera_id: &str,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
+        if camera_id.is_empty() {
+            return Err(Error::invalid("camera_id", "camera_id is required: the site default cannot be deleted"));
+        }
+        let camera = super::parse_id("camera_id", camera_id)?;
+        call.about("retention_policy", &camera.to_string(), &camera.to_string());
+        let record = call.record("retention_policy", &camera.to_string());
+        let now = self.clock.now();
+        self.store
+            .transaction(move |c| {
+                let own = CameraRetention::find(c, camera)?.ok_or_else(|| {
+                    Error::new(ErrorKind::NotFound, format!("camera {camera} has no retention override"))
+                })?;
+                if expected_version.is_some_and(|v| v != own.version) {
+                    return Err(policy_etag_mismatch());
+                }
+                CameraRetention::delete(c, camera)?;
+                crate::audit::append(c, &record, now)
+            })
+            .await?;
+        call.mark_audited();
+        Ok(())
+    }
+}
+
+/// Storage figures of one camera.
+#[derive(Debug, Clone)]
+pub struct CameraStorage {
+    pub summary: RecordingSummary,
+    pub held_bytes: i64,
+    pub write_bytes_per_second: i64,
+}
+
+/// Storage figures of the site.
+#[derive(Debug, Clone)]
+pub struct StorageStats {
+    /// (path, total bytes, free bytes, below the free-space floor) of the volume the server sees.
+    pub volume: Option<(String, i64, i64, bool)>,
+    /// Largest first.
+    pub cameras: Vec<CameraStorage>,
+    pub computed: DateTime<Utc>,
+}
+
+impl RecordingApp {
+    /// Bytes and footage per camera (from the maintained totals: no scan of the segments), bytes under
+    /// hold and the write rate over the last hour, and the volume's space when the server sees it.
+    pub async fn storage_stats(&self) -> Result<StorageStats> {
+        let now = self.clock.now();
+        let (site, cameras) = self
+            .store
+            .run(move |c| {
+                let site = SiteRetention::get(c)?;
+                let mut out = Vec::new();
+                for summary in RecordingSummary::all(c)? {
+                    let camera = summary.camera_id;
+                    let mut held_bytes = 0;
+                    for (from, to) in HoldRow::active_ranges(c, camera)? {
+                        let to = to.unwrap_or(now + chrono::Duration::days(1));
+                        let range = [(from, Some(to))];
+                        held_bytes += SegmentRow::overlapping(c, camera, from, to)?
+                            .iter()
+                            .filter(|s| held(&range, s.start_time, s.end()))
+                            .map(|s| s.size_bytes)
+                            .sum::<i64>();
+                    }
+                    let hour = SegmentRow::overlapping(c, camera, now - chrono::Duration::hours(1), now)?;
+                    let written: i64 = hour.iter().map(|s| s.size_bytes).sum();
+                    out.push(CameraStorage { summary, held_bytes, write_bytes_per_second: written / 3600 });
+                }
+                out.sort_by_key(|c| std::cmp::Reverse(c.summary.bytes));
+                Ok((site, out))
+            })
+            .await?;
+        let volume = match (&self.recordings_dir, self.total_bytes(), self.free_bytes()) {
+            (Some(dir), Some(total), Some(free)) => {
+                Some((dir.display().to_string(), total, free, site.min_free_bytes.is_some_and(|f| free < f)))
+            }
+            _ => None,
+        };
+        Ok(StorageStats { volume, cameras, computed: now })
+    }
+}
