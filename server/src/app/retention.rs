@@ -351,7 +351,13 @@ impl RecordingApp {
             .await?;
         if !validate_only {
             call.mark_audited();
-            self.delete_marked(camera).await?;
+            // Marked segments are listed nowhere already; files MediaMTX cannot delete now go with
+            // the next retention pass.
+            if planned.segments > 0
+                && let Err(e) = self.delete_marked(camera).await
+            {
+                tracing::warn!(%camera, error = %e, "segments marked for deletion wait for the next retention pass");
+            }
         }
         Ok(planned)
     }

@@ -495,6 +495,10 @@ struct Targets {
     session_id: String,
     refresh_token: String,
     camera: pb::Camera,
+    /// A camera that stays (holds keep cameras from deletion), with an active hold and a retention
+    /// override.
+    kept_camera: pb::Camera,
+    hold_id: String,
 }
 
 /// A valid request for every audited RPC (every change and every sensitive read). An audited RPC
@@ -608,11 +612,33 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
         "RecordingService.ExportClip" => pb::ExportClipRequest::default().encode_to_vec(),
         "RecordingService.DownloadExport" => pb::DownloadExportRequest::default().encode_to_vec(),
         "RecordingService.DeleteExport" => pb::DeleteExportRequest::default().encode_to_vec(),
-        "RecordingService.DeleteRecordings" => pb::DeleteRecordingsRequest::default().encode_to_vec(),
-        "RecordingService.CreateHold" => pb::CreateHoldRequest::default().encode_to_vec(),
-        "RecordingService.ReleaseHold" => pb::ReleaseHoldRequest::default().encode_to_vec(),
-        "RecordingService.UpdateRetentionPolicy" => pb::UpdateRetentionPolicyRequest::default().encode_to_vec(),
-        "RecordingService.DeleteRetentionPolicy" => pb::DeleteRetentionPolicyRequest::default().encode_to_vec(),
+        "RecordingService.DeleteRecordings" => pb::DeleteRecordingsRequest {
+            camera_id: t.kept_camera.id.clone(),
+            start_time: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
+            end_time: Some(prost_types::Timestamp { seconds: 1_700_003_600, nanos: 0 }),
+            reason: "fixture".into(),
+            validate_only: false,
+        }
+        .encode_to_vec(),
+        "RecordingService.CreateHold" => {
+            pb::CreateHoldRequest { hold: Some(fixture_hold(&t.kept_camera)) }.encode_to_vec()
+        }
+        "RecordingService.ReleaseHold" => {
+            pb::ReleaseHoldRequest { hold_id: t.hold_id.clone(), reason: "fixture".into() }.encode_to_vec()
+        }
+        "RecordingService.UpdateRetentionPolicy" => pb::UpdateRetentionPolicyRequest {
+            policy: Some(pb::RetentionPolicy {
+                max_age: Some(prost_types::Duration { seconds: 86_400, nanos: 0 }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["max_age".into()] }),
+        }
+        .encode_to_vec(),
+        "RecordingService.DeleteRetentionPolicy" => {
+            pb::DeleteRetentionPolicyRequest { camera_id: t.kept_camera.id.clone(), etag: String::new() }
+                .encode_to_vec()
+        }
+        "RecordingService.EnforceRetention" => pb::EnforceRetentionRequest {}.encode_to_vec(),
         _ => return None,
     };
     Some(bytes)
@@ -628,10 +654,24 @@ struct Code1 {
     n: String,
 }
 
+/// A hold on `camera` from an hour on.
+fn fixture_hold(camera: &pb::Camera) -> pb::Hold {
+    pb::Hold {
+        camera_ids: vec![camera.id.clone()],
+        start_time: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
+        case_id: "FIXTURE".into(),
+        reason: "fixture".into(),
+        ..Default::default()
+    }
+}
+
 /// RPCs of capabilities not built yet: a valid request answers UNIMPLEMENTED until they land (and
 /// their fixtures get real requests).
 const NOT_BUILT: &[&str] = &[
-    "RecordingService.*",
+    "RecordingService.CreatePlaybackToken",
+    "RecordingService.ExportClip",
+    "RecordingService.DownloadExport",
+    "RecordingService.DeleteExport",
     "InferenceService.*",
     "EventService.*",
     "AuthService.CompleteSecondFactor",
@@ -692,11 +732,28 @@ async fn every_audited_rpc_leaves_one_entry() {
     other.login("admin", ADMIN_PASSWORD).await.unwrap();
     let refresher = s.client().await;
     refresher.login("admin", ADMIN_PASSWORD).await.unwrap();
+    let kept_camera = crate::cameras::create(&admin, "fixture kept").await;
+    let hold = pb::CreateHoldRequest { hold: Some(fixture_hold(&kept_camera)) };
+    let hold_id = admin.recordings().create_hold(hold).await.unwrap().into_inner().hold.unwrap().id;
+    admin
+        .recordings()
+        .update_retention_policy(pb::UpdateRetentionPolicyRequest {
+            policy: Some(pb::RetentionPolicy {
+                camera_id: kept_camera.id.clone(),
+                max_age: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["max_age".into()] }),
+        })
+        .await
+        .unwrap();
     let targets = Targets {
         victim,
         session_id: other.tokens().unwrap().session_id,
         refresh_token: refresher.tokens().unwrap().refresh_token,
         camera: crate::cameras::create(&admin, "fixture target").await,
+        kept_camera,
+        hold_id,
     };
     let mut su = s.db.superuser();
     let mut problems = Vec::new();
