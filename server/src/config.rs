@@ -156,6 +156,20 @@ pub struct Options {
     /// hooks were lost), in seconds [default: 300].
     #[arg(long, env = "OPENNVR_RECORDING_RECONCILE_SECS")]
     pub recording_reconcile_secs: Option<u64>,
+    /// Where the server reaches MediaMTX's playback server, e.g. `http://mediamtx:9996`: clip exports
+    /// are fetched from it [default: none; exports are refused].
+    #[arg(long, env = "OPENNVR_MEDIAMTX_PLAYBACK_URL")]
+    pub mediamtx_playback_url: Option<String>,
+    /// The playback server's public base URL that players reach, e.g. `https://nvr.example:9996`
+    /// [default: none; playback tokens are refused].
+    #[arg(long, env = "OPENNVR_MEDIAMTX_PUBLIC_PLAYBACK_URL")]
+    pub mediamtx_public_playback_url: Option<String>,
+    /// Longest clip one export may cover, in seconds [default: 14400 (4 h); at most 86400].
+    #[arg(long, env = "OPENNVR_EXPORT_MAX_SECS")]
+    pub export_max_secs: Option<u64>,
+    /// How long an exported file is kept for download, in hours [default: 168].
+    #[arg(long, env = "OPENNVR_EXPORT_KEEP_HOURS")]
+    pub export_keep_hours: Option<u64>,
     /// How often retention runs (besides on demand), in seconds [default: 600].
     #[arg(long, env = "OPENNVR_RETENTION_SECS")]
     pub retention_secs: Option<u64>,
@@ -207,6 +221,10 @@ impl Options {
             recordings_dir: self.recordings_dir.or(file.recordings_dir),
             recording_reconcile_secs: self.recording_reconcile_secs.or(file.recording_reconcile_secs),
             retention_secs: self.retention_secs.or(file.retention_secs),
+            mediamtx_playback_url: self.mediamtx_playback_url.or(file.mediamtx_playback_url),
+            mediamtx_public_playback_url: self.mediamtx_public_playback_url.or(file.mediamtx_public_playback_url),
+            export_max_secs: self.export_max_secs.or(file.export_max_secs),
+            export_keep_hours: self.export_keep_hours.or(file.export_keep_hours),
             argon2_memory_kib: self.argon2_memory_kib.or(file.argon2_memory_kib),
             argon2_iterations: self.argon2_iterations.or(file.argon2_iterations),
         }
@@ -334,6 +352,12 @@ impl Config {
                 o.recordings_dir,
                 secs(o.recording_reconcile_secs, 300, "OPENNVR_RECORDING_RECONCILE_SECS")?,
                 secs(o.retention_secs, 600, "OPENNVR_RETENTION_SECS")?,
+            )?
+            .with_playback(
+                o.mediamtx_playback_url,
+                o.mediamtx_public_playback_url,
+                secs(o.export_max_secs, 14_400, "OPENNVR_EXPORT_MAX_SECS")?,
+                secs(o.export_keep_hours.map(|h| h.saturating_mul(3600)), 168 * 3600, "OPENNVR_EXPORT_KEEP_HOURS")?,
             )?,
             hook_secret: match &o.hook_secret_file {
                 None => None,

@@ -241,7 +241,15 @@ impl Server {
             record_path: config.media.record_path.clone(),
             recordings_dir: config.media.recordings_dir.clone(),
             mtx: mtx.clone(),
+            live: crate::media::LiveView {
+                keys: keys.clone(),
+                clock: clock.clone(),
+                issuer: config.token_issuer.clone(),
+                config: config.media.clone(),
+            },
+            exports_dir: config.data_dir.join("exports"),
         };
+        recordings.recover_exports().await?;
         let router = api::router(RouterParts {
             auth: AuthApi {
                 app: auth.clone(),
@@ -335,7 +343,10 @@ impl Server {
             }));
             background.push(every(config.media.retention_every, move || {
                 let recordings = recordings.clone();
-                async move { recordings.enforce_retention(None).await.map(|_| ()) }
+                async move {
+                    recordings.expire_exports().await?;
+                    recordings.enforce_retention(None).await.map(|_| ())
+                }
             }));
         }
         Ok(Server {

@@ -95,15 +95,20 @@ pub fn from_timestamp(field: &'static str, t: &prost_types::Timestamp) -> Result
         .ok_or_else(|| Error::invalid(field, format!("{field} is not a valid time")))
 }
 
+/// A wire duration of `us` microseconds.
+fn duration_of_us(us: i64) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: us.div_euclid(1_000_000),
+        nanos: i32::try_from(us.rem_euclid(1_000_000) * 1000).unwrap_or(0),
+    }
+}
+
 /// Wire segment.
 pub fn segment(camera: uuid::Uuid, s: &crate::store::recordings::SegmentEntry) -> pb::Segment {
     pb::Segment {
         camera_id: camera.to_string(),
         start_time: Some(timestamp(s.start_time)),
-        duration: Some(prost_types::Duration {
-            seconds: s.duration_us.div_euclid(1_000_000),
-            nanos: i32::try_from(s.duration_us.rem_euclid(1_000_000) * 1000).unwrap_or(0),
-        }),
+        duration: Some(duration_of_us(s.duration_us)),
         size_bytes: s.size_bytes,
         in_progress: s.state == crate::domain::recording::SegmentState::Recording.code(),
     }
@@ -111,6 +116,41 @@ pub fn segment(camera: uuid::Uuid, s: &crate::store::recordings::SegmentEntry) -
 
 fn duration_of_secs(secs: i64) -> prost_types::Duration {
     prost_types::Duration { seconds: secs, nanos: 0 }
+}
+
+/// Wire export state.
+pub fn export_state(state: &str) -> pb::ExportState {
+    match state {
+        "running" => pb::ExportState::Running,
+        "succeeded" => pb::ExportState::Succeeded,
+        "failed" => pb::ExportState::Failed,
+        "expired" => pb::ExportState::Expired,
+        _ => pb::ExportState::Unspecified,
+    }
+}
+
+/// Wire export.
+pub fn export(r: &crate::store::exports::ExportRow) -> pb::Export {
+    pb::Export {
+        id: r.id.to_string(),
+        camera_id: r.camera_id.to_string(),
+        start_time: Some(timestamp(r.start_time)),
+        end_time: Some(timestamp(r.end_time)),
+        format: if r.format == "fmp4" { pb::MediaFormat::Fmp4 } else { pb::MediaFormat::Mp4 } as i32,
+        state: export_state(&r.state) as i32,
+        reason: r.reason.clone(),
+        case_id: r.case_id.clone(),
+        creator_user_id: r.creator_user_id.map(|u| u.to_string()).unwrap_or_default(),
+        create_time: Some(timestamp(r.created_at)),
+        finish_time: r.finished_at.map(timestamp),
+        expire_time: r.expire_at.map(timestamp),
+        size_bytes: r.size_bytes,
+        sha256: r.sha256.clone().unwrap_or_default(),
+        progress: if r.state == "running" { 0.0 } else { 1.0 },
+        error: r.error.clone(),
+        media_duration: Some(duration_of_us(r.media_duration_us)),
+        file_name: r.file_name.clone(),
+    }
 }
 
 /// Wire hold.

@@ -1,12 +1,13 @@
-//! `opennvr.v1.RecordingService`: decode, call [`RecordingApp`], encode. Nothing else. RPCs whose
-//! use cases are not built yet answer UNIMPLEMENTED saying so.
-use super::status::{ApiResult, respond};
+//! `opennvr.v1.RecordingService`: decode, call [`RecordingApp`], encode. Nothing else.
+use super::status::{ApiResult, respond, to_status};
 use super::{call, convert};
+use crate::app::exports::{ExportEvent, ExportSpec};
 use crate::app::recordings::{HoldSpec, RecordingApp};
 use opennvr_proto::v1 as pb;
 use opennvr_proto::v1::recording_service_server::RecordingService;
 use std::pin::Pin;
-use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Status};
 
 /// The gRPC face of the recordings.
@@ -24,8 +25,15 @@ fn time(
     t.map(|t| convert::from_timestamp(field, t)).transpose().map_err(super::status::to_status)
 }
 
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!("{what} is not implemented yet"))
+/// Whether a requested format is fragmented MP4 (unspecified: regular MP4).
+fn fragmented(format: i32) -> Result<bool, Status> {
+    match pb::MediaFormat::try_from(format) {
+        Ok(pb::MediaFormat::Unspecified) | Ok(pb::MediaFormat::Mp4) => Ok(false),
+        Ok(pb::MediaFormat::Fmp4) => Ok(true),
+        Err(_) => {
+            Err(to_status(crate::error::Error::invalid("format", format!("format: {format} is not a media format"))))
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -65,29 +73,96 @@ impl RecordingService for RecordingApi {
 
     async fn create_playback_token(
         &self,
-        _req: Request<pb::CreatePlaybackTokenRequest>,
+        req: Request<pb::CreatePlaybackTokenRequest>,
     ) -> ApiResult<pb::CreatePlaybackTokenResponse> {
-        Err(not_yet("CreatePlaybackToken"))
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let start = time("start_time", r.start_time.as_ref())?;
+        let fragmented = fragmented(r.format)?;
+        let duration = r.duration.map(|d| (d.seconds, d.nanos));
+        let ttl = r.ttl.map(|d| (d.seconds, d.nanos));
+        respond(self.app.playback_token(&call, &r.camera_id, start, duration, fragmented, ttl).await.map(|t| {
+            pb::CreatePlaybackTokenResponse {
+                token: t.token,
+                expire_time: Some(convert::timestamp(t.expires)),
+                url: t.url,
+            }
+        }))
     }
 
-    async fn export_clip(&self, _req: Request<pb::ExportClipRequest>) -> ApiResult<Self::ExportClipStream> {
-        Err(not_yet("ExportClip"))
+    async fn export_clip(&self, req: Request<pb::ExportClipRequest>) -> ApiResult<Self::ExportClipStream> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let spec = ExportSpec {
+            camera_id: r.camera_id,
+            start: time("start_time", r.start_time.as_ref())?,
+            end: time("end_time", r.end_time.as_ref())?,
+            fragmented: fragmented(r.format)?,
+            reason: r.reason,
+            case_id: r.case_id,
+            stream_data: r.stream_data,
+        };
+        let rx = self.app.export_clip(&call, spec).await.map_err(to_status)?;
+        let stream = ReceiverStream::new(rx).map(|item| {
+            item.map_err(to_status).map(|event| {
+                use pb::export_clip_response::Kind;
+                let kind = match event {
+                    ExportEvent::Progress { id, state, progress, bytes } => Kind::Progress(pb::ExportProgress {
+                        export_id: id.to_string(),
+                        state: convert::export_state(&state) as i32,
+                        progress,
+                        bytes_written: bytes,
+                    }),
+                    ExportEvent::Chunk { offset, data } => Kind::Chunk(pb::ExportChunk { offset, data }),
+                    ExportEvent::Done(row) => Kind::Export(convert::export(&row)),
+                };
+                pb::ExportClipResponse { kind: Some(kind) }
+            })
+        });
+        Ok(tonic::Response::new(Box::pin(stream)))
     }
 
-    async fn get_export(&self, _req: Request<pb::GetExportRequest>) -> ApiResult<pb::GetExportResponse> {
-        Err(not_yet("GetExport"))
+    async fn get_export(&self, req: Request<pb::GetExportRequest>) -> ApiResult<pb::GetExportResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        respond(
+            self.app
+                .get_export(&call, &r.export_id)
+                .await
+                .map(|row| pb::GetExportResponse { export: Some(convert::export(&row)) }),
+        )
     }
 
-    async fn list_exports(&self, _req: Request<pb::ListExportsRequest>) -> ApiResult<pb::ListExportsResponse> {
-        Err(not_yet("ListExports"))
+    async fn list_exports(&self, req: Request<pb::ListExportsRequest>) -> ApiResult<pb::ListExportsResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let filter = (r.camera_id.as_str(), r.case_id.as_str(), r.creator_user_id.as_str());
+        respond(self.app.list_exports(&call, filter, r.page_size, &r.page_token).await.map(
+            |(rows, next_page_token)| pb::ListExportsResponse {
+                exports: rows.iter().map(convert::export).collect(),
+                next_page_token,
+            },
+        ))
     }
 
-    async fn download_export(&self, _req: Request<pb::DownloadExportRequest>) -> ApiResult<Self::DownloadExportStream> {
-        Err(not_yet("DownloadExport"))
+    async fn download_export(&self, req: Request<pb::DownloadExportRequest>) -> ApiResult<Self::DownloadExportStream> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let rx = self.app.download_export(&call, &r.export_id, r.offset).await.map_err(to_status)?;
+        let stream = ReceiverStream::new(rx).filter_map(|item| match item {
+            Ok(ExportEvent::Chunk { offset, data }) => {
+                Some(Ok(pb::DownloadExportResponse { chunk: Some(pb::ExportChunk { offset, data }) }))
+            }
+            Ok(_) => None,
+            Err(e) => Some(Err(to_status(e))),
+        });
+        Ok(tonic::Response::new(Box::pin(stream)))
     }
 
-    async fn delete_export(&self, _req: Request<pb::DeleteExportRequest>) -> ApiResult<pb::DeleteExportResponse> {
-        Err(not_yet("DeleteExport"))
+    async fn delete_export(&self, req: Request<pb::DeleteExportRequest>) -> ApiResult<pb::DeleteExportResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        respond(self.app.delete_export(&call, &r.export_id).await.map(|()| pb::DeleteExportResponse {}))
     }
 
     async fn delete_recordings(

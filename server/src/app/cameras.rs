@@ -719,14 +719,7 @@ impl CameraApp {
     pub async fn live(&self, call: &Call, id: &str, ttl: Option<(i64, i32)>) -> Result<crate::media::LiveTicket> {
         let id = parse_id("camera_id", id)?;
         call.about("camera", &id.to_string(), &id.to_string());
-        let ttl = match ttl {
-            None => None,
-            Some((seconds, nanos)) => Some(
-                chrono::Duration::try_seconds(seconds)
-                    .filter(|_| seconds >= 0 && nanos >= 0)
-                    .ok_or_else(|| Error::invalid("ttl", "ttl must be a positive duration of at most an hour"))?,
-            ),
-        };
+        let ttl = crate::media::requested_ttl(ttl)?;
         let (p, now) = (call.principal()?.clone(), self.clock.now());
         let user = p.user_id;
         let row = self.store.run(move |c| authorize(c, &p, id, Permission::CameraLive, now, false)).await?;

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod cameras;
 pub mod events;
+pub mod exports;
 pub mod keys;
 pub mod recordings;
 pub mod retention;
@@ -193,6 +194,15 @@ impl PageRequest {
         Ok(PageRequest { size, after, binding: binding.to_owned() })
     }
 
+    /// The (time, id) position a keyset page of newest-first rows resumes after (see [`time_and_id`]).
+    pub fn after_time_and_id(&self) -> Result<Option<(chrono::DateTime<chrono::Utc>, Uuid)>> {
+        let bad = || Error::invalid("page_token", "page_token is not one this server issued");
+        let Some(t) = &self.after else { return Ok(None) };
+        let (micros, id) = t.split_once('/').ok_or_else(bad)?;
+        let at = micros.parse::<i64>().ok().and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_micros);
+        Ok(Some((at.ok_or_else(bad)?, Uuid::parse_str(id).map_err(|_| bad())?)))
+    }
+
     /// The token for the page after `last`, when the page was full.
     pub fn next_token(&self, returned: usize, last: Option<&str>) -> String {
         use base64::Engine;
@@ -203,6 +213,11 @@ impl PageRequest {
             _ => String::new(),
         }
     }
+}
+
+/// A row's (time, id) position, as [`PageRequest::after_time_and_id`] reads it back.
+pub fn time_and_id(at: chrono::DateTime<chrono::Utc>, id: Uuid) -> String {
+    format!("{}/{id}", at.timestamp_micros())
 }
 
 /// Parses a UUID request field.

@@ -39,6 +39,10 @@ pub struct RecordingApp {
     pub recordings_dir: Option<PathBuf>,
     /// MediaMTX's API, for what the hooks missed.
     pub mtx: Option<MediaMtx>,
+    /// Signs playback tokens; its configuration holds the playback server's URLs and export limits.
+    pub live: crate::media::LiveView,
+    /// Where exported clips are kept.
+    pub exports_dir: PathBuf,
 }
 
 /// What a segment hook did.
@@ -525,15 +529,7 @@ impl RecordingApp {
         let camera = if camera_id.is_empty() { None } else { Some(parse_id("camera_id", camera_id)?) };
         let binding = format!("{camera_id}/{case_id}/{show_released}");
         let page = PageRequest::new(page_size, page_token, &binding)?;
-        let bad_token = || Error::invalid("page_token", "page_token is not one this server issued");
-        let after = match &page.after {
-            None => None,
-            Some(t) => {
-                let (micros, id) = t.split_once('/').ok_or_else(bad_token)?;
-                let at = micros.parse::<i64>().ok().and_then(DateTime::<Utc>::from_timestamp_micros);
-                Some((at.ok_or_else(bad_token)?, Uuid::parse_str(id).map_err(|_| bad_token())?))
-            }
-        };
+        let after = page.after_time_and_id()?;
         let now = self.clock.now();
         let visible = super::cameras::visible(&p, now);
         let case = (!case_id.is_empty()).then(|| case_id.to_owned());
@@ -542,7 +538,7 @@ impl RecordingApp {
             .store
             .run(move |c| HoldRow::page(c, visible, camera, case.as_deref(), show_released, after, limit))
             .await?;
-        let last = holds.last().map(|(h, _)| format!("{}/{}", h.created_at.timestamp_micros(), h.id));
+        let last = holds.last().map(|(h, _)| super::time_and_id(h.created_at, h.id));
         let token = page.next_token(holds.len(), last.as_deref());
         Ok((holds, token))
     }

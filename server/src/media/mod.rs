@@ -11,6 +11,19 @@ use std::time::Duration;
 /// Default `recordPath`: MediaMTX's layout, with the UTC offset in every file name.
 pub const DEFAULT_RECORD_PATH: &str = "/recordings/%path/%Y-%m-%d_%H-%M-%S-%f%z";
 
+/// A configured base URL (empty = unset): one of `schemes`, with a host, without a trailing slash.
+fn base_url(v: Option<String>, schemes: &[&str], name: &str) -> Result<Option<String>> {
+    match v.filter(|u| !u.is_empty()) {
+        None => Ok(None),
+        Some(u) => match url::Url::parse(&u) {
+            Ok(p) if schemes.contains(&p.scheme()) && p.host_str().is_some() => {
+                Ok(Some(u.trim_end_matches('/').to_owned()))
+            }
+            _ => Err(config_error(format!("{name}: {u:?} must be a {} URL", schemes.join(" or ")))),
+        },
+    }
+}
+
 /// How OpenNVR reaches and configures MediaMTX.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -30,6 +43,13 @@ pub struct MediaConfig {
     pub recording_reconcile_every: Duration,
     /// Period of the retention passes.
     pub retention_every: Duration,
+    /// MediaMTX's playback server as the server reaches it (exports), and as players reach it.
+    pub playback_url: Option<String>,
+    pub public_playback_url: Option<String>,
+    /// Longest clip of one export.
+    pub export_max: Duration,
+    /// How long exported files are kept.
+    pub export_keep: Duration,
 }
 
 impl MediaConfig {
@@ -69,6 +89,10 @@ impl MediaConfig {
             recordings_dir: None,
             recording_reconcile_every: Duration::from_secs(300),
             retention_every: Duration::from_secs(600),
+            playback_url: None,
+            public_playback_url: None,
+            export_max: Duration::from_secs(4 * 3600),
+            export_keep: Duration::from_secs(7 * 86_400),
         })
     }
 
@@ -79,20 +103,9 @@ impl MediaConfig {
         hls: Option<String>,
         rtsp: Option<String>,
     ) -> Result<MediaConfig> {
-        let check = |v: Option<String>, schemes: &[&str], name: &str| -> Result<Option<String>> {
-            match v.filter(|u| !u.is_empty()) {
-                None => Ok(None),
-                Some(u) => match url::Url::parse(&u) {
-                    Ok(p) if schemes.contains(&p.scheme()) && p.host_str().is_some() => {
-                        Ok(Some(u.trim_end_matches('/').to_owned()))
-                    }
-                    _ => Err(config_error(format!("{name}: {u:?} must be a {} URL", schemes.join(" or ")))),
-                },
-            }
-        };
-        self.whep_url = check(whep, &["http", "https"], "OPENNVR_MEDIAMTX_WHEP_URL")?;
-        self.hls_url = check(hls, &["http", "https"], "OPENNVR_MEDIAMTX_HLS_URL")?;
-        self.rtsp_url = check(rtsp, &["rtsp", "rtsps"], "OPENNVR_MEDIAMTX_RTSP_URL")?;
+        self.whep_url = base_url(whep, &["http", "https"], "OPENNVR_MEDIAMTX_WHEP_URL")?;
+        self.hls_url = base_url(hls, &["http", "https"], "OPENNVR_MEDIAMTX_HLS_URL")?;
+        self.rtsp_url = base_url(rtsp, &["rtsp", "rtsps"], "OPENNVR_MEDIAMTX_RTSP_URL")?;
         Ok(self)
     }
 }
@@ -118,6 +131,26 @@ impl MediaConfig {
     }
 }
 
+impl MediaConfig {
+    /// Adds the playback server's URLs and the export limits.
+    pub fn with_playback(
+        mut self,
+        internal: Option<String>,
+        public: Option<String>,
+        export_max: Duration,
+        export_keep: Duration,
+    ) -> Result<MediaConfig> {
+        self.playback_url = base_url(internal, &["http", "https"], "OPENNVR_MEDIAMTX_PLAYBACK_URL")?;
+        self.public_playback_url = base_url(public, &["http", "https"], "OPENNVR_MEDIAMTX_PUBLIC_PLAYBACK_URL")?;
+        if export_max > Duration::from_secs(86_400) {
+            return Err(config_error("OPENNVR_EXPORT_MAX_SECS must be at most 86400 (24 h)"));
+        }
+        self.export_max = export_max;
+        self.export_keep = export_keep;
+        Ok(self)
+    }
+}
+
 /// Live view of one camera: a short-lived token MediaMTX verifies, and where to use it.
 #[derive(Debug, Clone)]
 pub struct LiveTicket {
@@ -133,6 +166,17 @@ pub const VIEWER_TTL: chrono::Duration = chrono::Duration::minutes(5);
 pub const VIEWER_TTL_MAX: chrono::Duration = chrono::Duration::hours(1);
 pub const VIEWER_TTL_MIN: chrono::Duration = chrono::Duration::seconds(30);
 
+/// A viewer token's lifetime as asked for (seconds, nanos), if asked for.
+pub fn requested_ttl(ttl: Option<(i64, i32)>) -> Result<Option<chrono::Duration>> {
+    match ttl {
+        None => Ok(None),
+        Some((seconds, nanos)) => chrono::Duration::try_seconds(seconds)
+            .filter(|_| seconds >= 0 && nanos >= 0)
+            .map(Some)
+            .ok_or_else(|| crate::error::Error::invalid("ttl", "ttl must be a positive duration of at most an hour")),
+    }
+}
+
 /// Issues viewer tokens: signed by the server's key ring, `read` on one path only.
 #[derive(Clone)]
 pub struct LiveView {
@@ -143,15 +187,27 @@ pub struct LiveView {
 }
 
 impl LiveView {
-    /// A ticket for `viewer` (a user id) to watch `path` for `ttl` (default 5 min, at most 1 h).
-    pub fn ticket(&self, path: &str, viewer: &str, ttl: Option<chrono::Duration>) -> Result<LiveTicket> {
+    /// A token for `viewer` (a user id) to do `action` (`read`, `playback`) on `path` only, for `ttl`
+    /// (default 5 min, at least 30 s, at most 1 h). Returns it and its expiry.
+    pub fn token(
+        &self,
+        path: &str,
+        viewer: &str,
+        action: &str,
+        ttl: Option<chrono::Duration>,
+    ) -> Result<(String, chrono::DateTime<chrono::Utc>)> {
         let ttl = ttl.unwrap_or(VIEWER_TTL);
         if ttl < VIEWER_TTL_MIN {
             return Err(crate::error::Error::invalid("ttl", "ttl must be at least 30 s"));
         }
         let ttl = ttl.min(VIEWER_TTL_MAX);
-        let read = [mediamtx::Permission { action: "read", path }];
-        let (token, expires) = mediamtx::sign(&self.keys, &self.clock, &self.issuer, viewer, &read, ttl)?;
+        let permission = [mediamtx::Permission { action, path }];
+        mediamtx::sign(&self.keys, &self.clock, &self.issuer, viewer, &permission, ttl)
+    }
+
+    /// A ticket for `viewer` (a user id) to watch `path` for `ttl` (default 5 min, at most 1 h).
+    pub fn ticket(&self, path: &str, viewer: &str, ttl: Option<chrono::Duration>) -> Result<LiveTicket> {
+        let (token, expires) = self.token(path, viewer, "read", ttl)?;
         let url = |base: &Option<String>, suffix: &str| {
             base.as_ref().map(|b| format!("{b}/{path}{suffix}")).unwrap_or_default()
         };

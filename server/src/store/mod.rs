@@ -1,6 +1,7 @@
 //! PostgreSQL through Diesel: the pool, embedded migrations and every query. The only place SQL lives.
 pub mod audit;
 pub mod cameras;
+pub mod exports;
 pub mod keys;
 pub mod recordings;
 pub mod schema;

@@ -246,3 +246,27 @@ diesel::allow_tables_to_appear_in_same_query!(
 );
 diesel::allow_tables_to_appear_in_same_query!(camera_grants, holds);
 diesel::allow_tables_to_appear_in_same_query!(camera_grants, hold_cameras);
+
+diesel::table! {
+    exports (id) {
+        id -> Uuid,
+        camera_id -> Uuid,
+        start_time -> Timestamptz,
+        end_time -> Timestamptz,
+        format -> Text,
+        state -> Text,
+        reason -> Text,
+        case_id -> Text,
+        creator_user_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        expire_at -> Nullable<Timestamptz>,
+        size_bytes -> Int8,
+        sha256 -> Nullable<Bytea>,
+        error -> Text,
+        media_duration_us -> Int8,
+        file_name -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(exports, camera_grants);

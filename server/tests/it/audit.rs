@@ -608,10 +608,27 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
         "InferenceService.UpdateAdapterBinding" => pb::UpdateAdapterBindingRequest::default().encode_to_vec(),
         "InferenceService.DeleteAdapterBinding" => pb::DeleteAdapterBindingRequest::default().encode_to_vec(),
         "InferenceService.RunInference" => pb::RunInferenceRequest::default().encode_to_vec(),
-        "RecordingService.CreatePlaybackToken" => pb::CreatePlaybackTokenRequest::default().encode_to_vec(),
-        "RecordingService.ExportClip" => pb::ExportClipRequest::default().encode_to_vec(),
-        "RecordingService.DownloadExport" => pb::DownloadExportRequest::default().encode_to_vec(),
-        "RecordingService.DeleteExport" => pb::DeleteExportRequest::default().encode_to_vec(),
+        "RecordingService.CreatePlaybackToken" => pb::CreatePlaybackTokenRequest {
+            camera_id: t.kept_camera.id.clone(),
+            start_time: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
+            duration: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "RecordingService.ExportClip" => pb::ExportClipRequest {
+            camera_id: t.kept_camera.id.clone(),
+            start_time: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
+            end_time: Some(prost_types::Timestamp { seconds: 1_700_000_060, nanos: 0 }),
+            reason: "fixture".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "RecordingService.DownloadExport" => {
+            pb::DownloadExportRequest { export_id: uuid::Uuid::new_v4().to_string(), offset: 0 }.encode_to_vec()
+        }
+        "RecordingService.DeleteExport" => {
+            pb::DeleteExportRequest { export_id: uuid::Uuid::new_v4().to_string() }.encode_to_vec()
+        }
         "RecordingService.DeleteRecordings" => pb::DeleteRecordingsRequest {
             camera_id: t.kept_camera.id.clone(),
             start_time: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
@@ -668,10 +685,6 @@ fn fixture_hold(camera: &pb::Camera) -> pb::Hold {
 /// RPCs of capabilities not built yet: a valid request answers UNIMPLEMENTED until they land (and
 /// their fixtures get real requests).
 const NOT_BUILT: &[&str] = &[
-    "RecordingService.CreatePlaybackToken",
-    "RecordingService.ExportClip",
-    "RecordingService.DownloadExport",
-    "RecordingService.DeleteExport",
     "InferenceService.*",
     "EventService.*",
     "AuthService.CompleteSecondFactor",
@@ -696,6 +709,12 @@ fn valid_outcome(service: &str, method: &str) -> (Code, Code) {
     }
     match rpc.as_str() {
         "AuthService.Bootstrap" => (Code::FailedPrecondition, Code::FailedPrecondition),
+        // Nothing is recorded on this server (no media plane): valid requests, refused for that.
+        "RecordingService.CreatePlaybackToken" | "RecordingService.ExportClip" => {
+            (Code::FailedPrecondition, Code::FailedPrecondition)
+        }
+        // No such export: the attempt is recorded all the same.
+        "RecordingService.DownloadExport" | "RecordingService.DeleteExport" => (Code::NotFound, Code::NotFound),
         "AuditService.WatchAuditEvents" => (Code::Ok, Code::Cancelled),
         _ => (Code::Ok, Code::Ok),
     }

@@ -520,7 +520,7 @@ fn ts(seconds: i64) -> prost_types::Timestamp {
 
 /// A request of camera-scoped RPC `rpc` aimed at camera `b` (or, for a listing, at every camera), and
 /// whether it lists. `None`: no fixture; an RPC that answers without one fails the walk.
-fn aimed_at(rpc: &str, b: &pb::Camera, user: &pb::User, b_hold: &str) -> Option<(Vec<u8>, bool)> {
+fn aimed_at(rpc: &str, b: &pb::Camera, user: &pb::User, b_hold: &str, b_export: &str) -> Option<(Vec<u8>, bool)> {
     use prost::Message;
     let id = b.id.clone();
     let (bytes, listing) = match rpc {
@@ -576,6 +576,36 @@ fn aimed_at(rpc: &str, b: &pb::Camera, user: &pb::User, b_hold: &str) -> Option<
             (pb::ReleaseHoldRequest { hold_id: b_hold.into(), reason: "walk".into() }.encode_to_vec(), false)
         }
         "RecordingService.ListHolds" => (pb::ListHoldsRequest::default().encode_to_vec(), true),
+        "RecordingService.CreatePlaybackToken" => {
+            let duration = Some(prost_types::Duration { seconds: 60, nanos: 0 });
+            (
+                pb::CreatePlaybackTokenRequest {
+                    camera_id: id,
+                    start_time: Some(ts(0)),
+                    duration,
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+                false,
+            )
+        }
+        "RecordingService.ExportClip" => {
+            let (start_time, end_time) = (Some(ts(0)), Some(ts(60)));
+            let reason = "walk".to_owned();
+            (
+                pb::ExportClipRequest { camera_id: id, start_time, end_time, reason, ..Default::default() }
+                    .encode_to_vec(),
+                false,
+            )
+        }
+        "RecordingService.GetExport" => (pb::GetExportRequest { export_id: b_export.into() }.encode_to_vec(), false),
+        "RecordingService.DownloadExport" => {
+            (pb::DownloadExportRequest { export_id: b_export.into(), offset: 0 }.encode_to_vec(), false)
+        }
+        "RecordingService.DeleteExport" => {
+            (pb::DeleteExportRequest { export_id: b_export.into() }.encode_to_vec(), false)
+        }
+        "RecordingService.ListExports" => (pb::ListExportsRequest::default().encode_to_vec(), true),
         "RecordingService.ListSegments" => {
             (pb::ListSegmentsRequest { camera_id: id, ..Default::default() }.encode_to_vec(), false)
         }
@@ -621,6 +651,32 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
         let created = admin.recordings().create_hold(pb::CreateHoldRequest { hold: Some(hold) }).await.unwrap();
         b_hold = created.into_inner().hold.unwrap().id;
     }
+    // A finished export of each camera (as an export leaves it; made here without footage).
+    let mut b_export = String::new();
+    for cam in [&a, &b] {
+        let row = opennvr_server::store::exports::ExportRow {
+            id: uuid::Uuid::new_v4(),
+            camera_id: cam.id.parse().unwrap(),
+            start_time: chrono::Utc::now() - chrono::Duration::hours(1),
+            end_time: chrono::Utc::now(),
+            format: "mp4".into(),
+            state: "succeeded".into(),
+            reason: "walk".into(),
+            case_id: String::new(),
+            creator_user_id: None,
+            created_at: chrono::Utc::now(),
+            finished_at: Some(chrono::Utc::now()),
+            expire_at: Some(chrono::Utc::now() + chrono::Duration::days(1)),
+            size_bytes: 10,
+            sha256: None,
+            error: String::new(),
+            media_duration_us: 0,
+            file_name: "walk.mp4".into(),
+        };
+        b_export = row.id.to_string();
+        let insert = row.clone();
+        s.store.run(move |c| insert.insert(c)).await.unwrap();
+    }
     let set = prost_types::FileDescriptorSet::decode(opennvr_proto::FILE_DESCRIPTOR_SET).unwrap();
     let table =
         opennvr_server::api::policy::PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, "opennvr.v1")
@@ -633,7 +689,7 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
                 let path = format!("/opennvr.v1.{}/{}", svc.name(), m.name());
                 let Some(policy) = table.get(&path).filter(|p| p.camera_scoped) else { continue };
                 let rpc = format!("{}.{}", svc.name(), m.name());
-                let (body, listing) = aimed_at(&rpc, &b, &who, &b_hold).unwrap_or_default();
+                let (body, listing) = aimed_at(&rpc, &b, &who, &b_hold, &b_export).unwrap_or_default();
                 let answer = crate::harness::raw_call(&op, &path, body, m.server_streaming()).await;
                 // The operator role itself lacks the permission: refused whatever the camera, which
                 // says nothing about B (the permission matrix test covers these).
@@ -642,7 +698,7 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
                     (Err(st), _) if role_lacks && st.code() == Code::PermissionDenied => continue,
                     // Not built yet: nothing is reached. Once it answers otherwise it needs a fixture.
                     (Err(st), _) if st.code() == Code::Unimplemented => continue,
-                    _ if aimed_at(&rpc, &b, &who, &b_hold).is_none() => {
+                    _ if aimed_at(&rpc, &b, &who, &b_hold, &b_export).is_none() => {
                         problems.push(format!("{rpc}: answers ({answer:?}) but has no fixture in aimed_at()"))
                     }
                     // Aimed at B: B does not exist for them (not even "exists, but you may not").

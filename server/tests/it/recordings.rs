@@ -36,6 +36,9 @@ impl Recorder {
         options.mediamtx_record_path = Some(format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f%z", dir.display()));
         options.recordings_dir = Some(dir.clone());
         options.recording_reconcile_secs = Some(1);
+        // The emulator serves MediaMTX's playback server too.
+        options.mediamtx_playback_url = Some(emu.url());
+        options.mediamtx_public_playback_url = Some(emu.url());
         let s = TestServer::start_with(db, options).await;
         emu.set_jwks_url(&format!("{}/.well-known/jwks.json", s.url()));
         Recorder { s, emu, dir }
@@ -585,4 +588,178 @@ async fn size_limits_need_the_recordings_volume_visible() {
     assert_eq!(set_policy(&admin, "", stale, &["max_age"]).await.unwrap_err().code(), tonic::Code::Aborted);
     let e = set_policy(&admin, "", pb::RetentionPolicy::default(), &["colour"]).await.unwrap_err();
     assert_eq!((e.code(), e.message().contains("update_mask")), (tonic::Code::InvalidArgument, true));
+}
+
+/// Records a real camera with ffmpeg for `secs` seconds into `path`'s directory, in two-second fMP4
+/// segments named as MediaMTX names them (MediaMTX's zone here: UTC+05:30), firing the hooks as
+/// MediaMTX does: segment-create when a file appears, segment-complete (with its duration) when
+/// ffmpeg closes it. Returns how many segment files were completed (two segments starting within one
+/// second share a file name, as they would in MediaMTX with a second-resolution record path).
+pub async fn record_real(r: &Recorder, path: &str, camera_url: &str, secs: u32) -> usize {
+    let dir = r.dir.join(path);
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = temp_dir("segment-list").join("list.csv");
+    let mut ffmpeg = tokio::process::Command::new("ffmpeg")
+        .env("TZ", "Asia/Kolkata")
+        .args(["-hide_banner", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", camera_url])
+        .args(["-t", &secs.to_string(), "-c", "copy", "-f", "segment", "-segment_time", "2", "-reset_timestamps", "1"])
+        .args([
+            "-segment_format",
+            "mp4",
+            "-segment_format_options",
+            "movflags=+frag_keyframe+empty_moov+default_base_moof",
+        ])
+        .args(["-strftime", "1", "-segment_list_type", "csv", "-segment_list"])
+        .arg(&list)
+        .arg(dir.join("%Y-%m-%d_%H-%M-%S-000000%z.mp4"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg (see .ci/run)");
+    let (mut opened, mut closed, mut completed) =
+        (std::collections::BTreeSet::new(), 0usize, std::collections::BTreeSet::new());
+    loop {
+        let done = ffmpeg.try_wait().unwrap();
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().display().to_string())
+            .filter(|f| f.ends_with(".mp4"))
+            .collect();
+        files.sort();
+        for f in files {
+            if opened.insert(f.clone()) {
+                let (status, text) =
+                    r.hook(HOOK_SECRET, json!({"event": "segment-create", "path": path, "segment_path": f})).await;
+                assert_eq!(status, 202, "{text}");
+            }
+        }
+        let lines: Vec<String> =
+            std::fs::read_to_string(&list).unwrap_or_default().lines().map(str::to_owned).collect();
+        for line in lines.iter().skip(closed) {
+            let mut parts = line.split(',');
+            let (name, start, end) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+            let file = if name.starts_with('/') { name.to_owned() } else { dir.join(name).display().to_string() };
+            let secs: f64 = end.parse::<f64>().unwrap() - start.parse::<f64>().unwrap();
+            let body = json!({"event": "segment-complete", "path": path, "segment_path": file, "segment_duration": format!("{secs:.3}")});
+            let (status, text) = r.hook(HOOK_SECRET, body).await;
+            assert_eq!(status, 202, "{text}");
+            closed += 1;
+            completed.insert(file);
+        }
+        if let Some(status) = done {
+            assert!(status.success(), "ffmpeg failed: {status}");
+            return completed.len();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_real_recording_exports_to_an_mp4_ffprobe_reads_with_its_reason_audited() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let camera = crate::rtsp::RtspCamera::start(None);
+    let cam = create(&admin, "Lobby").await;
+    let path = path_of(&cam);
+    eventually("the path configured", || r.emu.path(&path).is_some()).await;
+    let completed = record_real(&r, &path, &camera.url(), 9).await;
+    assert!(completed >= 3, "{completed} segments");
+    let far = (DateTime::from_timestamp(0, 0).unwrap(), Utc::now() + Duration::days(1));
+    let listed = segments(&admin, &cam, far.0, far.1).await;
+    let files: Vec<_> = std::fs::read_dir(r.dir.join(&path)).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(listed.iter().filter(|s| !s.in_progress).count(), completed, "{listed:?} {files:?}");
+    let first = time_of(&listed[0].start_time);
+    let (from, to) = (first + Duration::milliseconds(500), first + Duration::milliseconds(4500));
+    // The export streams progress, the file's bytes, then the finished export.
+    let request = pb::ExportClipRequest {
+        camera_id: cam.id.clone(),
+        start_time: Some(ts(from)),
+        end_time: Some(ts(to)),
+        format: pb::MediaFormat::Mp4 as i32,
+        reason: "incident 42: forced door".into(),
+        case_id: "CASE-42".into(),
+        stream_data: true,
+    };
+    let mut stream = admin.recordings().export_clip(request.clone()).await.unwrap().into_inner();
+    let (mut bytes, mut export, mut progressed) = (Vec::new(), None, false);
+    while let Some(msg) = stream.message().await.unwrap() {
+        match msg.kind.unwrap() {
+            pb::export_clip_response::Kind::Progress(_) => progressed = true,
+            pb::export_clip_response::Kind::Chunk(c) => {
+                assert_eq!(c.offset as usize, bytes.len());
+                bytes.extend(c.data);
+            }
+            pb::export_clip_response::Kind::Export(e) => export = Some(e),
+        }
+    }
+    let export = export.expect("the finished export comes last");
+    assert!(progressed);
+    assert_eq!(export.state, pb::ExportState::Succeeded as i32);
+    assert_eq!(export.size_bytes as usize, bytes.len());
+    use sha2::Digest;
+    assert_eq!(export.sha256, sha2::Sha256::digest(&bytes).to_vec());
+    let clip = temp_dir("clip").join("clip.mp4");
+    std::fs::write(&clip, &bytes).unwrap();
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration:stream=codec_name", "-of", "default=nw=1"])
+        .arg(&clip)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&probe.stdout).to_string();
+    assert!(probe.status.success() && said.contains("codec_name=h264"), "{said}");
+    let seconds: f64 = said.lines().find_map(|l| l.strip_prefix("duration=")).unwrap().parse().unwrap();
+    assert!((seconds - 4.0).abs() <= 1.2, "a 4 s clip lasts {seconds} s (cuts fall on key frames, 1 s apart)");
+    // Resumable download of the kept file.
+    let mut again = Vec::new();
+    let mut download = admin
+        .recordings()
+        .download_export(pb::DownloadExportRequest { export_id: export.id.clone(), offset: 1000 })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(msg) = download.message().await.unwrap() {
+        again.extend(msg.chunk.unwrap().data);
+    }
+    assert_eq!(again, bytes[1000..]);
+    // The reason is in the audit trail, with the camera.
+    let entries = crate::media::audit_events(&admin, "clip.export").await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].details["reason"], "incident 42: forced door");
+    assert_eq!(entries[0].camera_id, cam.id);
+    // Playback: a token for MediaMTX's playback server, scoped to this camera.
+    let ticket = admin
+        .recordings()
+        .create_playback_token(pb::CreatePlaybackTokenRequest {
+            camera_id: cam.id.clone(),
+            start_time: Some(ts(from)),
+            duration: Some(prost_types::Duration { seconds: 3, nanos: 0 }),
+            format: pb::MediaFormat::Fmp4 as i32,
+            ttl: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ticket.url.starts_with(&format!("{}/get?path={path}&start=", r.emu.url())), "{}", ticket.url);
+    let played = reqwest::Client::new().get(&ticket.url).bearer_auth(&ticket.token).send().await.unwrap();
+    assert_eq!(played.status().as_u16(), 200);
+    assert!(!played.bytes().await.unwrap().is_empty());
+    let stranger = reqwest::Client::new().get(&ticket.url).send().await.unwrap();
+    assert_eq!(stranger.status().as_u16(), 401);
+    // Someone who may only watch live gets neither.
+    let viewer = r.s.user(&admin, "lena", pb::Role::Viewer).await;
+    let who = viewer.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    grant(&admin, &cam, &who, &["camera.read", "camera.live"], None).await.unwrap();
+    let e = viewer.recordings().export_clip(request).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    let e = viewer
+        .recordings()
+        .create_playback_token(pb::CreatePlaybackTokenRequest {
+            camera_id: cam.id.clone(),
+            start_time: Some(ts(from)),
+            duration: Some(prost_types::Duration { seconds: 3, nanos: 0 }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
 }
