@@ -248,6 +248,8 @@ impl Server {
                 config: config.media.clone(),
             },
             exports_dir: config.data_dir.join("exports"),
+            media: media.clone(),
+            events: events.clone(),
         };
         recordings.recover_exports().await?;
         let router = api::router(RouterParts {
@@ -333,6 +335,7 @@ impl Server {
             );
             background.push(tokio::spawn(reconciler.clone().watch_status()));
             background.push(tokio::spawn(reconciler.run()));
+            background.push(tokio::spawn(recordings.clone().watchdog()));
             // The recording index (what the segment hooks missed), and retention.
             background.push(every(config.media.recording_reconcile_every, {
                 let recordings = recordings.clone();

@@ -506,6 +506,11 @@ pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
                 reconcile_duration: None,
             }),
         ),
+        EventKind::Recording { recording, reason } => (
+            if *recording { pb::EventType::RecordingStarted } else { pb::EventType::RecordingStopped },
+            if *recording { pb::EventSeverity::Info } else { pb::EventSeverity::Critical },
+            pb::event::Payload::RecordingState(pb::RecordingStateChange { reason: reason.clone() }),
+        ),
     };
     pb::Event {
         id: e.id.to_string(),

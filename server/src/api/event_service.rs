@@ -29,6 +29,8 @@ fn topics(types: &[i32]) -> Result<Option<Vec<Topic>>, Status> {
             Ok(pb::EventType::CameraDeleted) => Topic::CameraDeleted,
             Ok(pb::EventType::MediaServerRestarted) => Topic::MediaServerRestarted,
             Ok(pb::EventType::MediaServerUnavailable) => Topic::MediaServerUnavailable,
+            Ok(pb::EventType::RecordingStarted) => Topic::RecordingStarted,
+            Ok(pb::EventType::RecordingStopped) => Topic::RecordingStopped,
             Ok(pb::EventType::Unspecified) | Err(_) => {
                 return Err(to_status(Error::invalid("types", format!("types: {t} is not an event type"))));
             }

@@ -54,6 +54,8 @@ pub enum Topic {
     CameraDeleted,
     MediaServerRestarted,
     MediaServerUnavailable,
+    RecordingStarted,
+    RecordingStopped,
 }
 
 impl Topic {
@@ -69,7 +71,14 @@ impl Topic {
             EventKind::CameraConfig { change: ConfigChange::Deleted, .. } => Topic::CameraDeleted,
             EventKind::MediaServer { restarted: true, .. } => Topic::MediaServerRestarted,
             EventKind::MediaServer { .. } => Topic::MediaServerUnavailable,
+            EventKind::Recording { recording: true, .. } => Topic::RecordingStarted,
+            EventKind::Recording { .. } => Topic::RecordingStopped,
         }
+    }
+
+    /// Whether watching this topic on a camera needs recording.read there (camera.read otherwise).
+    pub fn about_recordings(self) -> bool {
+        matches!(self, Topic::RecordingStarted | Topic::RecordingStopped)
     }
 }
 
@@ -119,7 +128,7 @@ impl EventsApp {
         tokio::spawn(async move {
             // What this watcher may see, remembered for a few seconds: a burst of events costs the
             // database one lookup per camera, not one per event.
-            let mut seen: std::collections::HashMap<Uuid, (bool, tokio::time::Instant)> = Default::default();
+            let mut seen: std::collections::HashMap<(Uuid, bool), (bool, tokio::time::Instant)> = Default::default();
             loop {
                 let next = tokio::time::timeout(HEARTBEAT, rx.recv()).await;
                 let item = match next {
@@ -135,13 +144,16 @@ impl EventsApp {
                             Some(c) if !cameras.is_empty() && !cameras.contains(&c) => continue,
                             Some(_) if e.also_for.contains(&p.user_id) => WatchItem::Event(e),
                             Some(c) => {
-                                let fresh =
-                                    seen.get(&c).filter(|(_, at)| at.elapsed() < VISIBILITY_TTL).map(|(v, _)| *v);
+                                let recordings = Topic::of(&e).about_recordings();
+                                let fresh = seen
+                                    .get(&(c, recordings))
+                                    .filter(|(_, at)| at.elapsed() < VISIBILITY_TTL)
+                                    .map(|(v, _)| *v);
                                 let visible = match fresh {
                                     Some(v) => v,
                                     None => {
-                                        let v = this.may_see(&p, c).await.unwrap_or(false);
-                                        seen.insert(c, (v, tokio::time::Instant::now()));
+                                        let v = this.may_see_as(&p, c, recordings).await.unwrap_or(false);
+                                        seen.insert((c, recordings), (v, tokio::time::Instant::now()));
                                         v
                                     }
                                 };
@@ -164,10 +176,23 @@ impl EventsApp {
 
     /// Whether `p` may see camera `id` now (admins see every camera; others need a live grant).
     async fn may_see(&self, p: &Principal, id: Uuid) -> Result<bool> {
+        self.may_see_as(p, id, false).await
+    }
+
+    /// Whether `p` may see camera `id` — and, with `recordings`, play back its recordings.
+    async fn may_see_as(&self, p: &Principal, id: Uuid, recordings: bool) -> Result<bool> {
         if p.role == Role::Admin {
             return Ok(true);
         }
+        if recordings && !p.role.allows(crate::domain::Permission::RecordingRead) {
+            return Ok(false);
+        }
         let (user, now) = (p.user_id, self.clock.now());
-        self.store.run(move |c| Ok(CameraGrantRow::live(c, id, user, now)?.is_some())).await
+        self.store
+            .run(move |c| {
+                Ok(CameraGrantRow::live(c, id, user, now)?
+                    .is_some_and(|g| !recordings || g.permissions.iter().any(|n| n == "recording.read")))
+            })
+            .await
     }
 }

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod recordings;
 pub mod retention;
 pub mod setup;
+pub mod watchdog;
 
 use crate::domain::{Actor, ActorType, AuditRecord, AuditResult, Permission, Role};
 use crate::error::{Error, ErrorKind, Result};

@@ -43,6 +43,10 @@ pub struct RecordingApp {
     pub live: crate::media::LiveView,
     /// Where exported clips are kept.
     pub exports_dir: PathBuf,
+    /// MediaMTX's runtime state, as the status watcher keeps it (for the recording watchdog).
+    pub media: crate::media::reconciler::MediaPlane,
+    /// Where the recording watchdog announces stalls.
+    pub events: super::events::EventBus,
 }
 
 /// What a segment hook did.

@@ -20,6 +20,9 @@ pub enum EventKind {
     CameraConfig { change: ConfigChange, name: String, changed_fields: Vec<String>, actor_user_id: String },
     /// MediaMTX restarted (its API-made config was lost and is re-applied), or cannot be reached.
     MediaServer { restarted: bool, version: String, started: String, error: String },
+    /// A camera that should record stopped producing footage (`recording` false), or footage came
+    /// back (`recording` true); `reason` says what was seen.
+    Recording { recording: bool, reason: String },
 }
 
 /// One event.

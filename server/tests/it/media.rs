@@ -515,7 +515,7 @@ async fn revoking_a_grant_or_disabling_a_user_ends_their_open_viewing_sessions()
 }
 
 /// The next event on `stream` (heartbeats skipped), within 10 s.
-async fn next_event(stream: &mut tonic::Streaming<pb::WatchEventsResponse>) -> pb::Event {
+pub async fn next_event(stream: &mut tonic::Streaming<pb::WatchEventsResponse>) -> pb::Event {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.expect("an event in time");
         match msg.unwrap().unwrap().kind {
@@ -526,7 +526,7 @@ async fn next_event(stream: &mut tonic::Streaming<pb::WatchEventsResponse>) -> p
     }
 }
 
-async fn watch(c: &opennvr_sdk::Client) -> tonic::Streaming<pb::WatchEventsResponse> {
+pub async fn watch(c: &opennvr_sdk::Client) -> tonic::Streaming<pb::WatchEventsResponse> {
     c.events().watch_events(pb::WatchEventsRequest::default()).await.unwrap().into_inner()
 }
 

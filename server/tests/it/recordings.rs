@@ -763,3 +763,55 @@ async fn a_real_recording_exports_to_an_mp4_ffprobe_reads_with_its_reason_audite
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
 }
+
+/// The next recording event on `stream` (other events skipped).
+async fn next_recording_event(stream: &mut tonic::Streaming<pb::WatchEventsResponse>) -> pb::Event {
+    loop {
+        let e = crate::media::next_event(stream).await;
+        if e.r#type == pb::EventType::RecordingStarted as i32 || e.r#type == pb::EventType::RecordingStopped as i32 {
+            return e;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_camera_that_stops_producing_footage_is_reported_and_its_recovery_too() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    // Ten-second segments: the server's clock (which signs MediaMTX's tokens) moves only a little.
+    let ten = Some(prost_types::Duration { seconds: 10, nanos: 0 });
+    let request = pb::CreateCameraRequest {
+        camera: Some(pb::Camera { segment_duration: ten, ..crate::cameras::camera("Pier") }),
+        password: String::new(),
+    };
+    let cam = admin.cameras().create_camera(request).await.unwrap().into_inner().camera.unwrap();
+    let path = path_of(&cam);
+    eventually("the path configured", || r.emu.path(&path).is_some()).await;
+    r.emu.set_available(&path, true);
+    let viewer = r.s.user(&admin, "liv", pb::Role::Viewer).await;
+    let who = viewer.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    grant(&admin, &cam, &who, &["camera.read", "camera.live"], None).await.unwrap();
+    let mut events = crate::media::watch(&admin).await;
+    let mut viewer_events = crate::media::watch(&viewer).await;
+    assert_eq!(r.segment(&path, micros(r.s.clock.now()), None).await.0, 202);
+    // Footage flowing: a few rounds of the watchdog say nothing.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // On the server's clock, 30 s pass without a new segment.
+    r.s.clock.advance(Duration::seconds(30));
+    let stopped = next_recording_event(&mut events).await;
+    assert_eq!((stopped.r#type, stopped.camera_id.as_str()), (pb::EventType::RecordingStopped as i32, cam.id.as_str()));
+    let Some(pb::event::Payload::RecordingState(state)) = &stopped.payload else { panic!("{stopped:?}") };
+    assert!(state.reason.contains("no segment was opened for 30 s"), "{state:?}");
+    // A new segment: recording again, reported once.
+    assert_eq!(r.segment(&path, micros(r.s.clock.now()), None).await.0, 202);
+    let started = next_recording_event(&mut events).await;
+    assert_eq!(started.r#type, pb::EventType::RecordingStarted as i32);
+    // The camera goes away in MediaMTX: reported with that reason.
+    r.emu.set_available(&path, false);
+    let stopped = next_recording_event(&mut events).await;
+    let Some(pb::event::Payload::RecordingState(state)) = &stopped.payload else { panic!("{stopped:?}") };
+    assert!(state.reason.contains("unavailable"), "{state:?}");
+    // Someone who may not play the camera back hears nothing of its recording.
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(1), next_recording_event(&mut viewer_events)).await;
+    assert!(heard.is_err(), "{heard:?}");
+}
