@@ -16,8 +16,8 @@ struct Cli {
     /// Server URL [default: the signed-in server, else http://127.0.0.1:7450].
     #[arg(long, global = true, env = "NVRCTL_SERVER")]
     server: Option<String>,
-    /// Output format.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
+    /// Output format (`-o` is the file of `recordings export`).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
     #[command(subcommand)]
     command: Command,
@@ -51,6 +51,17 @@ enum Command {
     /// Read, follow, export and verify the audit trail.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Recorded footage: segments, timelines, playback, clip export, deletion.
+    #[command(subcommand)]
+    Recordings(cmd::recordings::RecordingsCommand),
+    /// Evidence holds: recordings kept from any deletion until released.
+    #[command(subcommand)]
+    Holds(cmd::recordings::HoldsCommand),
+    /// Retention limits, and a retention pass on demand.
+    #[command(subcommand)]
+    Retention(cmd::recordings::RetentionCommand),
+    /// Storage figures: bytes and footage per camera, the recordings volume.
+    Storage,
 }
 
 #[tokio::main]
@@ -67,6 +78,10 @@ async fn main() -> ExitCode {
         Command::Keys(c) => cmd::keys::run(cli.server, cli.output, c).await,
         Command::Cameras(c) => cmd::cameras::run(cli.server, cli.output, c).await,
         Command::Grants(c) => cmd::cameras::grants(cli.server, cli.output, c).await,
+        Command::Recordings(c) => cmd::recordings::recordings(cli.server, cli.output, c).await,
+        Command::Holds(c) => cmd::recordings::holds(cli.server, cli.output, c).await,
+        Command::Retention(c) => cmd::recordings::retention(cli.server, cli.output, c).await,
+        Command::Storage => cmd::recordings::storage(cli.server, cli.output).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -102,5 +117,11 @@ mod tests {
             Cli::try_parse_from(["nvrctl", "grants", "set", "Dock", "some-user"]).is_err(),
             "permissions are required"
         );
+        let export = ["nvrctl", "recordings", "export", "Dock", "--last", "10m", "-o", "clip.mp4"];
+        assert!(Cli::try_parse_from(export).is_err(), "an export needs a reason");
+        let export = [&export[..], &["--reason", "incident 42"]].concat();
+        assert!(Cli::try_parse_from(export).is_ok());
+        assert!(Cli::try_parse_from(["nvrctl", "holds", "create", "--since", "2026-11-25T08:00:00Z"]).is_err());
+        assert!(Cli::try_parse_from(["nvrctl", "retention", "set", "Dock", "--max-age", "30d"]).is_ok());
     }
 }

@@ -155,7 +155,7 @@ fn row(c: &pb::Camera) -> Vec<String> {
 const HEADER: [&str; 6] = ["Name", "State", "Recording", "Source", "Transport", "Id"];
 
 /// A camera by id or (case-insensitive) name.
-async fn find(client: &opennvr_sdk::Client, which: &str) -> Result<pb::Camera> {
+pub async fn find(client: &opennvr_sdk::Client, which: &str) -> Result<pb::Camera> {
     if uuid::Uuid::parse_str(which).is_ok() {
         let c = client.cameras().get_camera(pb::GetCameraRequest { camera_id: which.to_owned() }).await?;
         return c.into_inner().camera.ok_or_else(|| anyhow!("no camera {which}"));

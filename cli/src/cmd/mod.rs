@@ -3,6 +3,7 @@ pub mod audit;
 pub mod auth;
 pub mod cameras;
 pub mod keys;
+pub mod recordings;
 pub mod sessions;
 pub mod users;
 

@@ -1,0 +1,477 @@
+//! `recordings list|timeline|play|export|delete`, `holds list|create|release`,
+//! `retention show|set|run` and `storage`: what has been recorded, and how long it is kept.
+use super::cameras::find;
+use crate::output::{self, Format};
+use crate::session;
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, Utc};
+use opennvr_sdk::pb;
+use std::io::Write;
+
+/// A time range on the command line: `--since`/`--until` (RFC 3339) or `--last` (e.g. `90m`, `2h`, `7d`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Range {
+    /// Start, RFC 3339 (e.g. 2026-11-25T08:00:00Z).
+    #[arg(long)]
+    since: Option<String>,
+    /// End, RFC 3339 [default: now].
+    #[arg(long)]
+    until: Option<String>,
+    /// The last span of time up to now, e.g. 90m, 2h, 7d (instead of --since).
+    #[arg(long)]
+    last: Option<String>,
+}
+
+/// `90s`, `15m`, `2h`, `7d`.
+fn span(text: &str) -> Result<chrono::Duration> {
+    let (n, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: i64 = n.parse().map_err(|_| anyhow!("{text:?} is not a span like 90s, 15m, 2h or 7d"))?;
+    Ok(match unit {
+        "s" => chrono::Duration::seconds(n),
+        "m" => chrono::Duration::minutes(n),
+        "h" => chrono::Duration::hours(n),
+        "d" => chrono::Duration::days(n),
+        _ => bail!("{text:?} is not a span like 90s, 15m, 2h or 7d"),
+    })
+}
+
+fn instant(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| format!("{text:?} is not an RFC 3339 time"))
+}
+
+impl Range {
+    /// The range, both ends required.
+    fn bounds(&self) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+        let end = self.until.as_deref().map(instant).transpose()?.unwrap_or_else(Utc::now);
+        let start = match (&self.since, &self.last) {
+            (Some(s), None) => instant(s)?,
+            (None, Some(l)) => end - span(l)?,
+            (None, None) => bail!("give --since or --last"),
+            (Some(_), Some(_)) => bail!("give --since or --last, not both"),
+        };
+        Ok((start, end))
+    }
+}
+
+fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+fn show(t: &Option<prost_types::Timestamp>) -> String {
+    t.as_ref()
+        .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos as u32))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn secs(d: &Option<prost_types::Duration>) -> String {
+    d.as_ref().map(|d| format!("{:.1}", d.seconds as f64 + f64::from(d.nanos) / 1e9)).unwrap_or_default()
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RecordingsCommand {
+    /// The segments of a camera in a range.
+    List {
+        camera: String,
+        #[command(flatten)]
+        range: Range,
+    },
+    /// Recorded runs and gaps of a camera over a range.
+    Timeline {
+        camera: String,
+        #[command(flatten)]
+        range: Range,
+    },
+    /// A short-lived playback URL and token for a stretch of recordings.
+    Play {
+        camera: String,
+        /// Start, RFC 3339.
+        #[arg(long)]
+        since: String,
+        /// How long, e.g. 90s, 10m.
+        #[arg(long, default_value = "5m")]
+        duration: String,
+    },
+    /// Export a clip to a file; the reason is kept with the export and in the audit trail.
+    Export {
+        camera: String,
+        #[command(flatten)]
+        range: Range,
+        /// Why the clip is exported (required).
+        #[arg(long)]
+        reason: String,
+        /// Case or incident reference.
+        #[arg(long, default_value = "")]
+        case: String,
+        /// Where to write the MP4.
+        #[arg(short = 'o', long = "out")]
+        out: std::path::PathBuf,
+    },
+    /// Delete a camera's recordings lying wholly in a range (refused if any is under a hold).
+    Delete {
+        camera: String,
+        #[command(flatten)]
+        range: Range,
+        /// Why (required; kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum HoldsCommand {
+    /// Active holds (with --all, released ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Keep a range of recordings of one or more cameras from any deletion until released.
+    Create {
+        /// Cameras (names or ids).
+        #[arg(required = true)]
+        cameras: Vec<String>,
+        /// Start, RFC 3339.
+        #[arg(long)]
+        since: String,
+        /// End, RFC 3339 [default: open-ended].
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        case: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a hold: its recordings follow retention again.
+    Release {
+        hold: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RetentionCommand {
+    /// The site default and every camera override.
+    Show,
+    /// Change the site default (no camera) or a camera's override; `none` removes a limit.
+    Set {
+        camera: Option<String>,
+        /// Maximum age, e.g. 30d, or none.
+        #[arg(long)]
+        max_age: Option<String>,
+        /// Maximum bytes, or none.
+        #[arg(long)]
+        max_bytes: Option<String>,
+        /// Site only: free bytes to keep on the recordings volume, or none.
+        #[arg(long)]
+        min_free_bytes: Option<String>,
+    },
+    /// Run a retention pass now.
+    Run,
+}
+
+/// `none` or a positive number.
+fn limit(text: &str) -> Result<Option<i64>> {
+    if text == "none" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| anyhow!("{text:?} is neither a number of bytes nor none"))
+}
+
+async fn camera_id(client: &opennvr_sdk::Client, which: &str) -> Result<String> {
+    Ok(find(client, which).await?.id)
+}
+
+pub async fn recordings(server: Option<String>, format: Format, c: RecordingsCommand) -> Result<()> {
+    let client = session::signed_in(server).await?;
+    match c {
+        RecordingsCommand::List { camera, range } => {
+            let (start, end) = range.bounds()?;
+            let id = camera_id(&client, &camera).await?;
+            let mut token = String::new();
+            let mut rows = Vec::new();
+            loop {
+                let page = client
+                    .recordings()
+                    .list_segments(pb::ListSegmentsRequest {
+                        camera_id: id.clone(),
+                        start_time: Some(ts(start)),
+                        end_time: Some(ts(end)),
+                        page_size: 1000,
+                        page_token: token,
+                    })
+                    .await?
+                    .into_inner();
+                rows.extend(page.segments.iter().map(|s| {
+                    let state = if s.in_progress { "recording" } else { "complete" };
+                    vec![show(&s.start_time), secs(&s.duration), s.size_bytes.to_string(), state.to_owned()]
+                }));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+            output::print(format, &["Start", "Seconds", "Bytes", "State"], rows);
+        }
+        RecordingsCommand::Timeline { camera, range } => {
+            let (start, end) = range.bounds()?;
+            let id = camera_id(&client, &camera).await?;
+            let t = client
+                .recordings()
+                .get_timeline(pb::GetTimelineRequest {
+                    camera_id: id,
+                    start_time: Some(ts(start)),
+                    end_time: Some(ts(end)),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            let rows = t.runs.iter().map(|r| vec![show(&r.start_time), show(&r.end_time)]).collect();
+            output::print(format, &["Recorded from", "Until"], rows);
+        }
+        RecordingsCommand::Play { camera, since, duration } => {
+            let id = camera_id(&client, &camera).await?;
+            let d = span(&duration)?;
+            let t = client
+                .recordings()
+                .create_playback_token(pb::CreatePlaybackTokenRequest {
+                    camera_id: id,
+                    start_time: Some(ts(instant(&since)?)),
+                    duration: Some(prost_types::Duration { seconds: d.num_seconds(), nanos: 0 }),
+                    format: pb::MediaFormat::Fmp4 as i32,
+                    ttl: None,
+                })
+                .await?
+                .into_inner();
+            println!("URL:     {}", t.url);
+            println!("Token:   {}", t.token);
+            println!("Expires: {}", show(&t.expire_time));
+            println!("Send the token as `Authorization: Bearer <token>`.");
+        }
+        RecordingsCommand::Export { camera, range, reason, case, out } => {
+            let (start, end) = range.bounds()?;
+            let id = camera_id(&client, &camera).await?;
+            let mut stream = client
+                .recordings()
+                .export_clip(pb::ExportClipRequest {
+                    camera_id: id,
+                    start_time: Some(ts(start)),
+                    end_time: Some(ts(end)),
+                    format: pb::MediaFormat::Mp4 as i32,
+                    reason,
+                    case_id: case,
+                    stream_data: true,
+                })
+                .await?
+                .into_inner();
+            let partial = out.with_extension("part");
+            let mut file =
+                std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+            let mut export = None;
+            while let Some(msg) = stream.message().await? {
+                match msg.kind {
+                    Some(pb::export_clip_response::Kind::Chunk(c)) => file.write_all(&c.data)?,
+                    Some(pb::export_clip_response::Kind::Export(e)) => export = Some(e),
+                    _ => {}
+                }
+            }
+            let export = export.ok_or_else(|| anyhow!("the export ended without its result"))?;
+            file.sync_all()?;
+            std::fs::rename(&partial, &out)?;
+            println!(
+                "Exported {} bytes to {} (export {}, SHA-256 {}).",
+                export.size_bytes,
+                out.display(),
+                export.id,
+                hex::encode(&export.sha256)
+            );
+        }
+        RecordingsCommand::Delete { camera, range, reason, dry_run } => {
+            let (start, end) = range.bounds()?;
+            let id = camera_id(&client, &camera).await?;
+            let r = client
+                .recordings()
+                .delete_recordings(pb::DeleteRecordingsRequest {
+                    camera_id: id,
+                    start_time: Some(ts(start)),
+                    end_time: Some(ts(end)),
+                    reason,
+                    validate_only: dry_run,
+                })
+                .await?
+                .into_inner();
+            let verb = if dry_run { "Would delete" } else { "Deleted" };
+            println!("{verb} {} segment(s), {} bytes.", r.segment_count, r.size_bytes);
+        }
+    }
+    Ok(())
+}
+
+pub async fn holds(server: Option<String>, format: Format, c: HoldsCommand) -> Result<()> {
+    let client = session::signed_in(server).await?;
+    match c {
+        HoldsCommand::List { all } => {
+            let holds = client
+                .recordings()
+                .list_holds(pb::ListHoldsRequest { page_size: 1000, show_released: all, ..Default::default() })
+                .await?
+                .into_inner()
+                .holds;
+            let rows = holds
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.id.clone(),
+                        h.case_id.clone(),
+                        h.camera_ids.join(","),
+                        show(&h.start_time),
+                        show(&h.end_time),
+                        if h.release_time.is_some() { "released" } else { "active" }.to_owned(),
+                        h.reason.clone(),
+                    ]
+                })
+                .collect();
+            output::print(format, &["Hold", "Case", "Cameras", "From", "Until", "State", "Reason"], rows);
+        }
+        HoldsCommand::Create { cameras, since, until, case, reason } => {
+            let mut ids = Vec::new();
+            for c in &cameras {
+                ids.push(camera_id(&client, c).await?);
+            }
+            let hold = pb::Hold {
+                camera_ids: ids,
+                start_time: Some(ts(instant(&since)?)),
+                end_time: until.as_deref().map(instant).transpose()?.map(ts),
+                case_id: case,
+                reason,
+                ..Default::default()
+            };
+            let h = client.recordings().create_hold(pb::CreateHoldRequest { hold: Some(hold) }).await?.into_inner();
+            println!("Hold {} placed.", h.hold.map(|h| h.id).unwrap_or_default());
+        }
+        HoldsCommand::Release { hold, reason } => {
+            client.recordings().release_hold(pb::ReleaseHoldRequest { hold_id: hold.clone(), reason }).await?;
+            println!("Hold {hold} released.");
+        }
+    }
+    Ok(())
+}
+
+pub async fn retention(server: Option<String>, format: Format, c: RetentionCommand) -> Result<()> {
+    let client = session::signed_in(server).await?;
+    match c {
+        RetentionCommand::Show => {
+            let all = client
+                .recordings()
+                .list_retention_policies(pb::ListRetentionPoliciesRequest::default())
+                .await?
+                .into_inner()
+                .policies;
+            let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+            let rows = all
+                .iter()
+                .map(|p| {
+                    vec![
+                        if p.camera_id.is_empty() { "site default".to_owned() } else { p.camera_id.clone() },
+                        p.max_age.as_ref().map(|d| format!("{}s", d.seconds)).unwrap_or_else(|| "-".into()),
+                        opt(p.max_bytes),
+                        opt(p.min_free_bytes),
+                    ]
+                })
+                .collect();
+            output::print(format, &["Policy", "Max age", "Max bytes", "Min free bytes"], rows);
+        }
+        RetentionCommand::Set { camera, max_age, max_bytes, min_free_bytes } => {
+            let camera_id = match camera {
+                Some(c) => camera_id(&client, &c).await?,
+                None => String::new(),
+            };
+            let mut policy = pb::RetentionPolicy { camera_id, ..Default::default() };
+            let mut mask = Vec::new();
+            if let Some(a) = max_age {
+                policy.max_age = if a == "none" {
+                    None
+                } else {
+                    Some(prost_types::Duration { seconds: span(&a)?.num_seconds(), nanos: 0 })
+                };
+                mask.push("max_age".to_owned());
+            }
+            if let Some(b) = max_bytes {
+                policy.max_bytes = limit(&b)?;
+                mask.push("max_bytes".to_owned());
+            }
+            if let Some(f) = min_free_bytes {
+                policy.min_free_bytes = limit(&f)?;
+                mask.push("min_free_bytes".to_owned());
+            }
+            if mask.is_empty() {
+                bail!("give --max-age, --max-bytes or --min-free-bytes");
+            }
+            client
+                .recordings()
+                .update_retention_policy(pb::UpdateRetentionPolicyRequest {
+                    policy: Some(policy),
+                    update_mask: Some(prost_types::FieldMask { paths: mask }),
+                })
+                .await?;
+            println!("Retention policy updated.");
+        }
+        RetentionCommand::Run => {
+            let r = client.recordings().enforce_retention(pb::EnforceRetentionRequest {}).await?.into_inner();
+            println!("Removed {} segment(s), {} bytes.", r.segment_count, r.size_bytes);
+            for u in &r.unmet {
+                println!("Still unmet: {u}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn storage(server: Option<String>, format: Format) -> Result<()> {
+    let client = session::signed_in(server).await?;
+    let st = client.recordings().get_storage_stats(pb::GetStorageStatsRequest {}).await?.into_inner();
+    for v in &st.volumes {
+        let low = if v.low { " (below the free-space floor)" } else { "" };
+        println!("{}: {} of {} bytes free{low}", v.path, v.free_bytes, v.total_bytes);
+    }
+    let rows = st
+        .cameras
+        .iter()
+        .map(|c| {
+            vec![
+                c.camera_id.clone(),
+                c.recorded_bytes.to_string(),
+                c.segment_count.to_string(),
+                show(&c.oldest_segment_time),
+                show(&c.newest_segment_end_time),
+                c.held_bytes.to_string(),
+                c.write_bytes_per_second.to_string(),
+            ]
+        })
+        .collect();
+    output::print(format, &["Camera", "Bytes", "Segments", "Oldest", "Newest end", "Held bytes", "Bytes/s"], rows);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_and_limits_read_as_written() {
+        assert_eq!(span("90s").ok(), Some(chrono::Duration::seconds(90)));
+        assert_eq!(span("7d").ok(), Some(chrono::Duration::days(7)));
+        assert!(span("7w").is_err() && span("d").is_err() && span("").is_err());
+        assert_eq!(limit("none").ok(), Some(None));
+        assert_eq!(limit("1000").ok(), Some(Some(1000)));
+        assert!(limit("lots").is_err());
+        let r = Range { since: None, until: Some("2026-11-25T10:00:00Z".into()), last: Some("2h".into()) };
+        assert_eq!(r.bounds().map(|(a, b)| (b - a).num_hours()).ok(), Some(2));
+        assert!(Range { since: None, until: None, last: None }.bounds().is_err());
+    }
+}
