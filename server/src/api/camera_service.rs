@@ -81,9 +81,21 @@ impl CameraService for CameraApi {
         let labels: std::collections::BTreeMap<String, String> = r.labels.into_iter().collect();
         let binding = format!("labels={}|enabled={:?}", serde_json::to_string(&labels).unwrap_or_default(), r.enabled);
         let page = PageRequest::new(r.page_size, &r.page_token, &binding).map_err(to_status)?;
-        respond(self.app.list(&call, labels, r.enabled, page).await.map(|(rows, next)| pb::ListCamerasResponse {
-            cameras: rows.iter().map(convert::camera).collect(),
-            next_page_token: next,
+        respond(self.app.list(&call, labels, r.enabled, page).await.map(|(rows, next)| {
+            pb::ListCamerasResponse {
+                cameras: rows
+                    .iter()
+                    .map(|(row, footage)| pb::Camera {
+                        latest_footage_start_time: footage
+                            .as_ref()
+                            .and_then(|f| f.newest_start)
+                            .map(convert::timestamp),
+                        latest_footage_end_time: footage.as_ref().and_then(|f| f.newest_end).map(convert::timestamp),
+                        ..convert::camera(row)
+                    })
+                    .collect(),
+                next_page_token: next,
+            }
         }))
     }
 

@@ -351,6 +351,9 @@ pub fn camera(c: &crate::store::cameras::CameraRow) -> pb::Camera {
             _ => pb::RecordingMode::Continuous,
         } as i32,
         segment_duration: Some(duration_of_ms(i64::from(c.segment_seconds) * 1000)),
+        // Filled in by listings, from the recording totals.
+        latest_footage_start_time: None,
+        latest_footage_end_time: None,
         event_pre_roll: c.event_pre_roll_ms.map(duration_of_ms),
         event_post_roll: c.event_post_roll_ms.map(duration_of_ms),
         labels: crate::app::cameras::labels_of(c).into_iter().collect(),
@@ -438,6 +441,8 @@ pub fn probe(p: &crate::media::probe::ProbeReport) -> pb::TestCameraConnectionRe
             ProbeOutcome::NotFound => pb::ConnectionTestResult::NotFound,
             ProbeOutcome::TlsError => pb::ConnectionTestResult::TlsError,
             ProbeOutcome::Unsupported => pb::ConnectionTestResult::Unsupported,
+            ProbeOutcome::NotRtsp => pb::ConnectionTestResult::NotRtsp,
+            ProbeOutcome::NoVideo => pb::ConnectionTestResult::NoVideo,
         } as i32,
         reachable: p.reachable,
         error_message: p.message.clone(),

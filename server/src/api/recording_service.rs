@@ -56,17 +56,50 @@ impl RecordingService for RecordingApi {
     async fn get_timeline(&self, req: Request<pb::GetTimelineRequest>) -> ApiResult<pb::GetTimelineResponse> {
         let call = call(&req)?;
         let r = req.into_inner();
-        let (from, to) = (time("start_time", r.start_time.as_ref())?, time("end_time", r.end_time.as_ref())?);
-        respond(self.app.timeline(&call, &r.camera_id, from, to).await.map(|runs| {
-            pb::GetTimelineResponse {
-                runs: runs
-                    .iter()
-                    .map(|run| pb::TimelineRun {
-                        start_time: Some(convert::timestamp(run.start)),
-                        end_time: Some(convert::timestamp(run.end)),
-                    })
-                    .collect(),
-                marks: Vec::new(),
+        if !r.event_types.is_empty() {
+            return Err(Status::unimplemented(
+                "event_types: timeline overlays need the stored event history, not kept yet",
+            ));
+        }
+        let single = !r.camera_id.is_empty();
+        if single && !r.camera_ids.is_empty() {
+            return Err(to_status(crate::error::Error::invalid(
+                "camera_ids",
+                "give camera_id or camera_ids, not both",
+            )));
+        }
+        let ids = if single { vec![r.camera_id.clone()] } else { r.camera_ids.clone() };
+        let range = (time("start_time", r.start_time.as_ref())?, time("end_time", r.end_time.as_ref())?);
+        let bucket = match r.bucket {
+            None => None,
+            Some(d) => Some(
+                chrono::Duration::try_seconds(d.seconds)
+                    .map(|s| s + chrono::Duration::nanoseconds(i64::from(d.nanos)))
+                    .ok_or_else(|| to_status(crate::error::Error::invalid("bucket", "bucket is out of range")))?,
+            ),
+        };
+        let runs = |runs: &[crate::domain::recording::Run]| -> Vec<pb::TimelineRun> {
+            runs.iter()
+                .map(|run| pb::TimelineRun {
+                    start_time: Some(convert::timestamp(run.start)),
+                    end_time: Some(convert::timestamp(run.end)),
+                })
+                .collect()
+        };
+        respond(self.app.timelines(&call, &ids, range, bucket).await.map(|all| {
+            if single {
+                pb::GetTimelineResponse {
+                    runs: all.first().map(|(_, r)| runs(r)).unwrap_or_default(),
+                    ..Default::default()
+                }
+            } else {
+                pb::GetTimelineResponse {
+                    camera_timelines: all
+                        .iter()
+                        .map(|(camera, r)| pb::CameraTimeline { camera_id: camera.to_string(), runs: runs(r) })
+                        .collect(),
+                    ..Default::default()
+                }
             }
         }))
     }

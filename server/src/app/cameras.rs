@@ -346,7 +346,7 @@ impl CameraApp {
         labels: BTreeMap<String, String>,
         enabled: Option<bool>,
         page: PageRequest,
-    ) -> Result<(Vec<CameraRow>, String)> {
+    ) -> Result<(Vec<(CameraRow, Option<crate::store::recordings::RecordingSummary>)>, String)> {
         camera::validate_labels("labels", &labels)?;
         let p = call.principal()?.clone();
         let visible = visible(&p, self.clock.now());
@@ -354,9 +354,22 @@ impl CameraApp {
         let (after, limit) = (page.after.clone(), page.size);
         let rows = self
             .store
-            .run(move |c| CameraRow::page(c, visible, filter.as_ref(), enabled, after.as_deref(), limit))
+            .run(move |c| {
+                let rows = CameraRow::page(c, visible, filter.as_ref(), enabled, after.as_deref(), limit)?;
+                // Latest footage from the maintained totals: one lookup per page, whatever the
+                // number of segments.
+                let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+                let mut sums = crate::store::recordings::RecordingSummary::of(c, &ids)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| {
+                        let sum = sums.iter().position(|s| s.camera_id == r.id).map(|i| sums.swap_remove(i));
+                        (r, sum)
+                    })
+                    .collect::<Vec<_>>())
+            })
             .await?;
-        let last = rows.last().map(|r| r.name.to_lowercase());
+        let last = rows.last().map(|(r, _)| r.name.to_lowercase());
         let next = page.next_token(rows.len(), last.as_deref());
         Ok((rows, next))
     }
@@ -589,7 +602,7 @@ impl CameraApp {
     ) -> Result<(Vec<CameraStatusView>, String)> {
         if ids.is_empty() {
             let (rows, next) = self.list(call, BTreeMap::new(), None, page).await?;
-            return Ok((self.statuses_of(rows).await, next));
+            return Ok((self.statuses_of(rows.into_iter().map(|(r, _)| r).collect()).await, next));
         }
         if ids.len() > 1000 {
             return Err(Error::invalid("camera_ids", "camera_ids holds at most 1000 ids"));

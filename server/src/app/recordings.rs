@@ -186,15 +186,17 @@ impl RecordingApp {
             .store
             .run(move |c| {
                 authorize(c, &p, camera, Permission::RecordingRead, now, false)?;
-                let mut out = Vec::new();
-                if after.is_none()
-                    && let Some(s) = SegmentRow::before(c, camera, from)?
-                    && (s.end() > from || s.state == SegmentState::Recording.code())
-                {
-                    out.push(s);
+                if after.is_some() {
+                    return SegmentRow::page(c, camera, from, to, after, limit);
                 }
-                let rest = limit - out.len() as i64;
-                out.extend(SegmentRow::page(c, camera, from, to, after, rest)?);
+                // The first page: the segment reaching into the range from before it, then the rest.
+                let mut out = SegmentRow::overlapping_limited(c, camera, from, to, limit)?;
+                if out.first().is_some_and(|s| {
+                    s.start_time < from && s.end() <= from && s.state != SegmentState::Recording.code()
+                }) {
+                    out.remove(0);
+                }
+                out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
                 Ok(out)
             })
             .await?;
@@ -203,37 +205,66 @@ impl RecordingApp {
         Ok(SegmentPage { camera_id: camera, segments, next_page_token })
     }
 
-    /// A camera's recorded runs over `[from, to)`: segments joined across gaps up to
-    /// [`RUN_TOLERANCE`], clipped to the range. The segment being written reaches to now (at most two
-    /// segment durations past its start, in case its hooks were lost).
-    pub async fn timeline(
+    /// Recorded runs of each camera over `[from, to)`: segments joined across gaps shorter than the
+    /// bucket (at least [`RUN_TOLERANCE`]), clipped to the range. The segment being written reaches to
+    /// now (at most two segment durations past its start, in case its hooks were lost). One call,
+    /// one database round trip per camera on one connection.
+    pub async fn timelines(
         &self,
         call: &Call,
-        camera_id: &str,
-        from: Option<DateTime<Utc>>,
-        to: Option<DateTime<Utc>>,
-    ) -> Result<Vec<Run>> {
-        let camera = parse_id("camera_id", camera_id)?;
-        call.about("camera", &camera.to_string(), &camera.to_string());
-        let (from, to) = checked_range(from, to, true)?;
+        camera_ids: &[String],
+        range: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        bucket: Option<chrono::Duration>,
+    ) -> Result<Vec<(Uuid, Vec<Run>)>> {
+        if camera_ids.is_empty() {
+            return Err(Error::invalid("camera_id", "camera_id or camera_ids is required"));
+        }
+        if camera_ids.len() > 200 {
+            return Err(Error::invalid("camera_ids", "camera_ids holds at most 200 cameras"));
+        }
+        let mut cameras = Vec::with_capacity(camera_ids.len());
+        for id in camera_ids {
+            cameras.push(parse_id("camera_ids", id)?);
+        }
+        if let [one] = cameras[..] {
+            call.about("camera", &one.to_string(), &one.to_string());
+        }
+        let (from, to) = checked_range(range.0, range.1, true)?;
+        let bucket = bucket.unwrap_or((to - from) / 1000);
+        if bucket <= chrono::Duration::zero() {
+            return Err(Error::invalid("bucket", "bucket must be positive"));
+        }
+        if (to - from).num_milliseconds() / bucket.num_milliseconds().max(1) > 10_000 {
+            return Err(Error::invalid("bucket", "the range spans more than 10,000 buckets"));
+        }
+        let tolerance = bucket.max(RUN_TOLERANCE);
         let (p, now) = (call.principal()?.clone(), self.clock.now());
-        let (row, entries) = self
+        let found = self
             .store
             .run(move |c| {
-                let row = authorize(c, &p, camera, Permission::RecordingRead, now, false)?;
-                Ok((row, SegmentRow::overlapping(c, camera, from, to)?))
+                let mut out = Vec::with_capacity(cameras.len());
+                for camera in cameras {
+                    let row = authorize(c, &p, camera, Permission::RecordingRead, now, false)?;
+                    out.push((camera, row.segment_seconds, SegmentRow::overlapping(c, camera, from, to)?));
+                }
+                Ok(out)
             })
             .await?;
-        let open_for = chrono::Duration::seconds(2 * i64::from(row.segment_seconds));
-        let spans = entries.iter().map(|s| {
-            let end = if s.state == SegmentState::Recording.code() {
-                s.end().max(now.min(s.start_time + open_for))
-            } else {
-                s.end()
-            };
-            Run { start: s.start_time, end }
-        });
-        Ok(recording::merge_runs(spans, RUN_TOLERANCE, from, to))
+        Ok(found
+            .into_iter()
+            .map(|(camera, segment_seconds, entries)| {
+                let open_for = chrono::Duration::seconds(2 * i64::from(segment_seconds));
+                let spans = entries.iter().map(|s| {
+                    let end = if s.state == SegmentState::Recording.code() {
+                        s.end().max(now.min(s.start_time + open_for))
+                    } else {
+                        s.end()
+                    };
+                    Run { start: s.start_time, end }
+                });
+                (camera, recording::merge_runs(spans, tolerance, from, to))
+            })
+            .collect())
     }
 
     /// Brings the index in line with what MediaMTX has recorded for every camera: adds segments

@@ -15,6 +15,10 @@ pub enum ProbeOutcome {
     NotFound,
     TlsError,
     Unsupported,
+    /// Something answers on the port, but not an RTSP server.
+    NotRtsp,
+    /// An RTSP source without a video track.
+    NoVideo,
 }
 
 /// A track the source offers.
@@ -95,10 +99,47 @@ pub async fn probe(target: ProbeTarget, timeout: Duration) -> ProbeReport {
         );
     }
     let remaining = timeout.saturating_sub(started.elapsed());
+    match tokio::time::timeout(remaining, speaks_rtsp(&target)).await {
+        Err(_) => return ProbeReport::failed(ProbeOutcome::Timeout, true, "no answer to an RTSP OPTIONS request"),
+        Ok(Err(what)) => return ProbeReport::failed(ProbeOutcome::NotRtsp, true, what),
+        Ok(Ok(())) => {}
+    }
+    let remaining = timeout.saturating_sub(started.elapsed());
     match tokio::time::timeout(remaining, handshake(&target, started)).await {
         Ok(report) => report,
         Err(_) => ProbeReport::failed(ProbeOutcome::Timeout, true, "the camera did not answer in time"),
     }
+}
+
+/// Whether the server at the checked address answers an RTSP `OPTIONS` as an RTSP server (any
+/// status, even 401, is an RTSP answer); Err says what answered instead.
+async fn speaks_rtsp(target: &ProbeTarget) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(target.address).await.map_err(|e| format!("cannot connect: {e}"))?;
+    let mut url = target.url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let request = format!("OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: OpenNVR probe\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.map_err(|e| format!("the connection failed: {e}"))?;
+    let mut head = [0u8; 16];
+    let mut got = 0;
+    while got < 9 {
+        match conn.read(&mut head[got..]).await {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(format!("the connection failed: {e}")),
+        }
+    }
+    let answer = String::from_utf8_lossy(&head[..got]).to_string();
+    if answer.starts_with("RTSP/1.") {
+        return Ok(());
+    }
+    let what = match answer.split_whitespace().next() {
+        Some(p) if p.starts_with("HTTP/") => "an HTTP server".to_owned(),
+        Some(_) => "something that is not an RTSP server".to_owned(),
+        None => "nothing (the connection closed without an answer)".to_owned(),
+    };
+    Err(format!("the port is open, but {what} answered an RTSP request"))
 }
 
 async fn handshake(target: &ProbeTarget, started: Instant) -> ProbeReport {
@@ -125,7 +166,7 @@ async fn handshake(target: &ProbeTarget, started: Instant) -> ProbeReport {
         })
         .collect();
     let Some(video) = session.streams().iter().position(|s| s.media() == "video") else {
-        let mut r = ProbeReport::failed(ProbeOutcome::Unsupported, true, "the source offers no video track");
+        let mut r = ProbeReport::failed(ProbeOutcome::NoVideo, true, "the source offers no video track");
         r.tracks = tracks;
         r.describe_latency = Some(describe_latency);
         return r;

@@ -21,7 +21,8 @@ pub struct SegmentRow {
 }
 
 /// What listings return of a segment (all in the primary key's index).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Queryable)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Queryable, QueryableByName)]
+#[diesel(table_name = segments)]
 pub struct SegmentEntry {
     pub start_time: DateTime<Utc>,
     pub duration_us: i64,
@@ -112,38 +113,42 @@ impl SegmentRow {
         Ok(q.load(c)?)
     }
 
-    /// The camera's last listed segment starting before `at` (it may reach into a range from `at`).
-    pub fn before(c: &mut PgConnection, camera: Uuid, at: DateTime<Utc>) -> Result<Option<SegmentEntry>> {
-        Ok(segments::table
-            .filter(segments::camera_id.eq(camera))
-            .filter(segments::start_time.lt(at))
-            .filter(segments::state.lt(LISTED))
-            .order(segments::start_time.desc())
-            .select(ENTRY)
-            .first(c)
-            .optional()?)
-    }
-
-    /// The camera's listed segments overlapping `[from, to)`, oldest first: those starting in it, and
-    /// the one before `from` if it reaches into it.
+    /// The camera's listed segments overlapping `[from, to)`, oldest first: the last one starting
+    /// before `from` (it may reach into the range; callers check), then those starting in the range.
     pub fn overlapping(
         c: &mut PgConnection,
         camera: Uuid,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<SegmentEntry>> {
-        let mut out: Vec<SegmentEntry> = SegmentRow::before(c, camera, from)?.into_iter().collect();
-        out.extend(
-            segments::table
-                .filter(segments::camera_id.eq(camera))
-                .filter(segments::start_time.ge(from))
-                .filter(segments::start_time.lt(to))
-                .filter(segments::state.lt(LISTED))
-                .order(segments::start_time)
-                .select(ENTRY)
-                .load::<SegmentEntry>(c)?,
-        );
-        Ok(out)
+        SegmentRow::overlapping_limited(c, camera, from, to, i64::MAX)
+    }
+
+    /// The same, at most `limit` of those starting in the range: one statement, two index-only
+    /// range scans of the primary key.
+    pub fn overlapping_limited(
+        c: &mut PgConnection,
+        camera: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<SegmentEntry>> {
+        use diesel::sql_types::{BigInt, Timestamptz, Uuid as SqlUuid};
+        Ok(diesel::sql_query(
+            "SELECT start_time, duration_us, size_bytes, state FROM ( \
+               (SELECT start_time, duration_us, size_bytes, state FROM segments \
+                 WHERE camera_id = $1 AND start_time < $2 AND state < 2 ORDER BY start_time DESC LIMIT 1) \
+               UNION ALL \
+               (SELECT start_time, duration_us, size_bytes, state FROM segments \
+                 WHERE camera_id = $1 AND start_time >= $2 AND start_time < $3 AND state < 2 \
+                 ORDER BY start_time LIMIT $4) \
+             ) listed ORDER BY start_time",
+        )
+        .bind::<SqlUuid, _>(camera)
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(to)
+        .bind::<BigInt, _>(limit)
+        .load(c)?)
     }
 
     /// Every row of a camera starting in `[from, to)` whatever its state, with its file.

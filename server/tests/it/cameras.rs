@@ -451,6 +451,16 @@ async fn connection_tests_do_a_real_rtsp_handshake_inside_the_camera_networks() 
     let r = probe(&admin, pb::TestCameraConnectionRequest { source_url: closed, timeout, ..Default::default() }).await;
     assert_eq!(r.result, pb::ConnectionTestResult::Unreachable as i32, "{r:?}");
     assert!(!r.reachable);
+    // Something that is not an RTSP server (the server's own HTTP port), and a source without video.
+    let web = format!("rtsp://{}/stream", s.addr);
+    let r = probe(&admin, pb::TestCameraConnectionRequest { source_url: web, timeout, ..Default::default() }).await;
+    assert_eq!(r.result, pb::ConnectionTestResult::NotRtsp as i32, "{r:?}");
+    assert!(r.reachable && r.error_message.contains("HTTP"), "{r:?}");
+    let radio = crate::rtsp::RtspCamera::audio_only();
+    let r =
+        probe(&admin, pb::TestCameraConnectionRequest { source_url: radio.url(), timeout, ..Default::default() }).await;
+    assert_eq!(r.result, pb::ConnectionTestResult::NoVideo as i32, "{r:?}");
+    assert_eq!(r.tracks.first().map(|t| t.codec.as_str()), Some("PCMU"), "{r:?}");
     // A saved camera: its stored password is used, for its own host and port only.
     let saved = admin
         .cameras()

@@ -116,6 +116,7 @@ async fn timeline(
         camera_id: cam.id.clone(),
         start_time: Some(ts(from)),
         end_time: Some(ts(to)),
+        bucket: Some(prost_types::Duration { seconds: 2, nanos: 0 }),
         ..Default::default()
     };
     let runs = c.recordings().get_timeline(request).await.unwrap().into_inner().runs;
@@ -219,6 +220,11 @@ async fn segment_hooks_are_recorded_once_and_bad_ones_refused_with_a_reason() {
     }
     let listed = segments(&admin, &cam, start - Duration::hours(1), start + Duration::hours(1)).await;
     assert_eq!(listed.len(), 2, "nothing refused was recorded");
+    // The camera list shows the latest footage.
+    let all = admin.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap().into_inner().cameras;
+    let shown = all.iter().find(|c| c.id == cam.id).unwrap();
+    assert_eq!(time_of(&shown.latest_footage_start_time), later);
+    assert_eq!(time_of(&shown.latest_footage_end_time), later + Duration::seconds(30));
 }
 
 #[tokio::test]
@@ -244,6 +250,41 @@ async fn timelines_join_segments_within_the_tolerance_and_reach_the_present() {
     assert_eq!(runs, vec![(at(30.0), at(120.0)), (at(130.0), at(150.0))]);
     // A range inside a gap shows nothing.
     assert!(timeline(&admin, &cam, at(121.0), at(129.0)).await.is_empty());
+    // A coarse bucket (display resolution) joins the 10 s gap too; several cameras in one call.
+    let other = create(&admin, "Quay").await;
+    assert_eq!(r.segment(&path_of(&other), at(0.0), Some(30.0)).await.0, 202);
+    let both = admin
+        .recordings()
+        .get_timeline(pb::GetTimelineRequest {
+            camera_ids: vec![cam.id.clone(), other.id.clone()],
+            start_time: Some(ts(at(0.0))),
+            end_time: Some(ts(at(400.0))),
+            bucket: Some(prost_types::Duration { seconds: 15, nanos: 0 }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .camera_timelines;
+    let runs_of = |t: &pb::CameraTimeline| {
+        t.runs.iter().map(|r| (time_of(&r.start_time), time_of(&r.end_time))).collect::<Vec<_>>()
+    };
+    assert_eq!(both.iter().map(|t| t.camera_id.clone()).collect::<Vec<_>>(), vec![cam.id.clone(), other.id.clone()]);
+    assert_eq!(runs_of(&both[0]), vec![(at(0.0), at(200.0)), (at(300.0), at(360.0))]);
+    assert_eq!(runs_of(&both[1]), vec![(at(0.0), at(30.0))]);
+    // Overlays of events are refused until the event history is stored, not silently empty.
+    let e = admin
+        .recordings()
+        .get_timeline(pb::GetTimelineRequest {
+            camera_id: cam.id.clone(),
+            start_time: Some(ts(at(0.0))),
+            end_time: Some(ts(at(400.0))),
+            event_types: vec![pb::EventType::Detection as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unimplemented);
     // The listing of the same range holds the straddling segment first.
     let listed = segments(&admin, &cam, at(30.0), at(150.0)).await;
     let starts: Vec<_> = listed.iter().map(|s| time_of(&s.start_time)).collect();

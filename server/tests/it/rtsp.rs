@@ -12,10 +12,22 @@ pub struct RtspCamera {
 impl RtspCamera {
     /// Starts a camera on a free loopback port; with `creds`, only for that user and password.
     pub fn start(creds: Option<(&str, &str)>) -> RtspCamera {
+        RtspCamera::launch(creds, false)
+    }
+
+    /// A "camera" that serves audio only (no video track).
+    pub fn audio_only() -> RtspCamera {
+        RtspCamera::launch(None, true)
+    }
+
+    fn launch(creds: Option<(&str, &str)>, audio_only: bool) -> RtspCamera {
         let port = crate::harness::free_port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/rtsp_camera.py");
         let mut cmd = Command::new("/usr/bin/python3");
         cmd.arg(script).arg(port.to_string());
+        if audio_only {
+            cmd.env("RTSP_CAMERA_AUDIO_ONLY", "1");
+        }
         if let Some((u, p)) = creds {
             cmd.arg(u).arg(p);
         }

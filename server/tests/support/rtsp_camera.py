@@ -3,8 +3,10 @@
 
 Usage: rtsp_camera.py PORT [USER PASSWORD]
 Serves rtsp://127.0.0.1:PORT/stream (1280x720, 10 fps); with USER and PASSWORD, only to them
-(digest authentication). Prints "ready" once listening; runs until killed.
+(digest authentication). With RTSP_CAMERA_AUDIO_ONLY=1 in the environment it serves G.711 audio
+and no video. Prints "ready" once listening; runs until killed.
 """
+import os
 import sys
 
 import gi
@@ -22,11 +24,14 @@ def main() -> None:
     server.set_address("127.0.0.1")
     server.set_service(port)
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(
-        "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=1280,height=720,framerate=10/1 "
-        "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 bitrate=500 "
-        "! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1 )"
-    )
+    if os.environ.get("RTSP_CAMERA_AUDIO_ONLY") == "1":
+        factory.set_launch("( audiotestsrc is-live=true ! audioconvert ! mulawenc ! rtppcmupay name=pay0 pt=0 )")
+    else:
+        factory.set_launch(
+            "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=1280,height=720,framerate=10/1 "
+            "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 bitrate=500 "
+            "! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
     factory.set_shared(True)
     if len(sys.argv) == 4:
         user, password = sys.argv[2], sys.argv[3]

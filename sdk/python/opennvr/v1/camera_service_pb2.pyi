@@ -159,6 +159,10 @@ class _ConnectionTestResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     """TLS handshake or certificate failure (rtsps://)."""
     CONNECTION_TEST_RESULT_UNSUPPORTED: _ConnectionTestResult.ValueType  # 7
     """Answered, but with no track OpenNVR can record, or a protocol error."""
+    CONNECTION_TEST_RESULT_NOT_RTSP: _ConnectionTestResult.ValueType  # 8
+    """Something answers on the port, but it is not an RTSP server (e.g. a web server)."""
+    CONNECTION_TEST_RESULT_NO_VIDEO: _ConnectionTestResult.ValueType  # 9
+    """An RTSP source, but it offers no video track."""
 
 class ConnectionTestResult(_ConnectionTestResult, metaclass=_ConnectionTestResultEnumTypeWrapper):
     """Result of a connection probe."""
@@ -178,6 +182,10 @@ CONNECTION_TEST_RESULT_TLS_ERROR: ConnectionTestResult.ValueType  # 6
 """TLS handshake or certificate failure (rtsps://)."""
 CONNECTION_TEST_RESULT_UNSUPPORTED: ConnectionTestResult.ValueType  # 7
 """Answered, but with no track OpenNVR can record, or a protocol error."""
+CONNECTION_TEST_RESULT_NOT_RTSP: ConnectionTestResult.ValueType  # 8
+"""Something answers on the port, but it is not an RTSP server (e.g. a web server)."""
+CONNECTION_TEST_RESULT_NO_VIDEO: ConnectionTestResult.ValueType  # 9
+"""An RTSP source, but it offers no video track."""
 Global___ConnectionTestResult: _TypeAlias = ConnectionTestResult  # noqa: Y015
 
 @_typing.final
@@ -229,6 +237,8 @@ class Camera(_message.Message):
     ETAG_FIELD_NUMBER: _builtins.int
     LOCATION_FIELD_NUMBER: _builtins.int
     SEGMENT_DURATION_FIELD_NUMBER: _builtins.int
+    LATEST_FOOTAGE_START_TIME_FIELD_NUMBER: _builtins.int
+    LATEST_FOOTAGE_END_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. UUID."""
     name: _builtins.str
@@ -279,6 +289,15 @@ class Camera(_message.Message):
     def segment_duration(self) -> _duration_pb2.Duration:
         """Length of each recorded segment file. Unset = 60 s; between 10 s and 1 h."""
 
+    @_builtins.property
+    def latest_footage_start_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only, in ListCameras: start and end of the newest recorded footage (from the
+        maintained per-camera totals; unset if nothing is recorded). The end of a segment still being
+        written is its start.
+        """
+
+    @_builtins.property
+    def latest_footage_end_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -302,10 +321,12 @@ class Camera(_message.Message):
         etag: _builtins.str = ...,
         location: _builtins.str = ...,
         segment_duration: _duration_pb2.Duration | None = ...,
+        latest_footage_start_time: _timestamp_pb2.Timestamp | None = ...,
+        latest_footage_end_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "event_post_roll", b"event_post_roll", "event_pre_roll", b"event_pre_roll", "segment_duration", b"segment_duration", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "event_post_roll", b"event_post_roll", "event_pre_roll", b"event_pre_roll", "latest_footage_end_time", b"latest_footage_end_time", "latest_footage_start_time", b"latest_footage_start_time", "segment_duration", b"segment_duration", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "enabled", b"enabled", "etag", b"etag", "event_post_roll", b"event_post_roll", "event_pre_roll", b"event_pre_roll", "has_password", b"has_password", "id", b"id", "ip_addresses", b"ip_addresses", "labels", b"labels", "location", b"location", "name", b"name", "path_name", b"path_name", "recording_enabled", b"recording_enabled", "recording_mode", b"recording_mode", "segment_duration", b"segment_duration", "source_url", b"source_url", "transport", b"transport", "update_time", b"update_time", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "enabled", b"enabled", "etag", b"etag", "event_post_roll", b"event_post_roll", "event_pre_roll", b"event_pre_roll", "has_password", b"has_password", "id", b"id", "ip_addresses", b"ip_addresses", "labels", b"labels", "latest_footage_end_time", b"latest_footage_end_time", "latest_footage_start_time", b"latest_footage_start_time", "location", b"location", "name", b"name", "path_name", b"path_name", "recording_enabled", b"recording_enabled", "recording_mode", b"recording_mode", "segment_duration", b"segment_duration", "source_url", b"source_url", "transport", b"transport", "update_time", b"update_time", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -626,7 +626,11 @@ class GetTimelineRequest(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     BUCKET_FIELD_NUMBER: _builtins.int
     EVENT_TYPES_FIELD_NUMBER: _builtins.int
+    CAMERA_IDS_FIELD_NUMBER: _builtins.int
     camera_id: _builtins.str
+    """One camera (its runs in `runs`), or several in camera_ids (at most 200; their runs in
+    `camera_timelines`, in the order asked). Exactly one of the two.
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Required."""
@@ -635,12 +639,18 @@ class GetTimelineRequest(_message.Message):
     def end_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def bucket(self) -> _duration_pb2.Duration:
-        """Display resolution (e.g. range / pixel width). Unset = (end_time - start_time) / 1000."""
+        """Display resolution (e.g. range / pixel width). Unset = (end_time - start_time) / 1000. Gaps
+        shorter than the bucket (and never shorter than 2 s) do not split a run.
+        """
 
     @_builtins.property
     def event_types(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.EventType.ValueType]:
-        """Event types to overlay; empty = none."""
+        """Event types to overlay; empty = none. Not served yet (UNIMPLEMENTED): overlays need the stored
+        event history.
+        """
 
+    @_builtins.property
+    def camera_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -649,14 +659,40 @@ class GetTimelineRequest(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         bucket: _duration_pb2.Duration | None = ...,
         event_types: _abc.Iterable[_common_pb2.EventType.ValueType] | None = ...,
+        camera_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "camera_id", b"camera_id", "end_time", b"end_time", "event_types", b"event_types", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "camera_id", b"camera_id", "camera_ids", b"camera_ids", "end_time", b"end_time", "event_types", b"event_types", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetTimelineRequest: _TypeAlias = GetTimelineRequest  # noqa: Y015
+
+@_typing.final
+class CameraTimeline(_message.Message):
+    """The recorded runs of one camera."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMERA_ID_FIELD_NUMBER: _builtins.int
+    RUNS_FIELD_NUMBER: _builtins.int
+    camera_id: _builtins.str
+    @_builtins.property
+    def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimelineRun]: ...
+    def __init__(
+        self,
+        *,
+        camera_id: _builtins.str = ...,
+        runs: _abc.Iterable[Global___TimelineRun] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "runs", b"runs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CameraTimeline: _TypeAlias = CameraTimeline  # noqa: Y015
 
 @_typing.final
 class GetTimelineResponse(_message.Message):
@@ -664,23 +700,29 @@ class GetTimelineResponse(_message.Message):
 
     RUNS_FIELD_NUMBER: _builtins.int
     MARKS_FIELD_NUMBER: _builtins.int
+    CAMERA_TIMELINES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimelineRun]:
-        """Ordered, non-overlapping, clipped to the range."""
+        """Ordered, non-overlapping, clipped to the range (camera_id requests)."""
 
     @_builtins.property
     def marks(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimelineMark]:
         """Ordered by bucket, then type."""
+
+    @_builtins.property
+    def camera_timelines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CameraTimeline]:
+        """One per camera of camera_ids."""
 
     def __init__(
         self,
         *,
         runs: _abc.Iterable[Global___TimelineRun] | None = ...,
         marks: _abc.Iterable[Global___TimelineMark] | None = ...,
+        camera_timelines: _abc.Iterable[Global___CameraTimeline] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["marks", b"marks", "runs", b"runs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_timelines", b"camera_timelines", "marks", b"marks", "runs", b"runs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file opennvr/v1/recording_service.proto.
  */
 export const file_opennvr_v1_recording_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJvcGVubnZyL3YxL3JlY29yZGluZ19zZXJ2aWNlLnByb3RvEgpvcGVubnZyLnYxIqIBCgdTZWdtZW50EhEKCWNhbWVyYV9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCghkdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgpzaXplX2J5dGVzGAQgASgDEhMKC2luX3Byb2dyZXNzGAUgASgIImsKC1RpbWVsaW5lUnVuEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLHAQoMVGltZWxpbmVNYXJrEjUKEWJ1Y2tldF9zdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjCgR0eXBlGAIgASgOMhUub3Blbm52ci52MS5FdmVudFR5cGUSDQoFY291bnQYAyABKAUSNAoQZmlyc3RfZXZlbnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOZmlyc3RfZXZlbnRfaWQYBSABKAkirgQKBkV4cG9ydBIKCgJpZBgBIAEoCRIRCgljYW1lcmFfaWQYAiABKAkSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBmZvcm1hdBgFIAEoDjIXLm9wZW5udnIudjEuTWVkaWFGb3JtYXQSJgoFc3RhdGUYBiABKA4yFy5vcGVubnZyLnYxLkV4cG9ydFN0YXRlEg4KBnJlYXNvbhgHIAEoCRIPCgdjYXNlX2lkGAggASgJEhcKD2NyZWF0b3JfdXNlcl9pZBgJIAEoCRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzaXplX2J5dGVzGA0gASgDEg4KBnNoYTI1NhgOIAEoDBIQCghwcm9ncmVzcxgPIAEoARINCgVlcnJvchgQIAEoCRIxCg5tZWRpYV9kdXJhdGlvbhgRIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCglmaWxlX25hbWUYEiABKAkidAoORXhwb3J0UHJvZ3Jlc3MSEQoJZXhwb3J0X2lkGAEgASgJEiYKBXN0YXRlGAIgASgOMhcub3Blbm52ci52MS5FeHBvcnRTdGF0ZRIQCghwcm9ncmVzcxgDIAEoARIVCg1ieXRlc193cml0dGVuGAQgASgDIisKC0V4cG9ydENodW5rEg4KBm9mZnNldBgBIAEoAxIMCgRkYXRhGAIgASgMIuwCCgRIb2xkEgoKAmlkGAEgASgJEg8KB2Nhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJEhIKCmNhbWVyYV9pZHMYBCADKAkSLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2NyZWF0b3JfdXNlcl9pZBgHIAEoCRIYChBjcmVhdG9yX3VzZXJuYW1lGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxyZWxlYXNlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3JlbGVhc2VfdXNlcl9pZBgLIAEoCRIWCg5yZWxlYXNlX3JlYXNvbhgMIAEoCSLlAQoPUmV0ZW50aW9uUG9saWN5EhEKCWNhbWVyYV9pZBgBIAEoCRIqCgdtYXhfYWdlGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKCW1heF9ieXRlcxgDIAEoA0gAiAEBEhsKDm1pbl9mcmVlX2J5dGVzGAQgASgDSAGIAQESLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYBiABKAlCDAoKX21heF9ieXRlc0IRCg9fbWluX2ZyZWVfYnl0ZXMiUwoNU3RvcmFnZVZvbHVtZRIMCgRwYXRoGAEgASgJEhMKC3RvdGFsX2J5dGVzGAIgASgDEhIKCmZyZWVfYnl0ZXMYAyABKAMSCwoDbG93GAQgASgIIvsBCg1DYW1lcmFTdG9yYWdlEhEKCWNhbWVyYV9pZBgBIAEoCRIWCg5yZWNvcmRlZF9ieXRlcxgCIAEoAxIVCg1zZWdtZW50X2NvdW50GAMgASgDEjcKE29sZGVzdF9zZWdtZW50X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKF25ld2VzdF9zZWdtZW50X2VuZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpoZWxkX2J5dGVzGAYgASgDEh4KFndyaXRlX2J5dGVzX3Blcl9zZWNvbmQYByABKAMirQEKE0xpc3RTZWdtZW50c1JlcXVlc3QSEQoJY2FtZXJhX2lkGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJWChRMaXN0U2VnbWVudHNSZXNwb25zZRIlCghzZWdtZW50cxgBIAMoCzITLm9wZW5udnIudjEuU2VnbWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki3AEKEkdldFRpbWVsaW5lUmVxdWVzdBIRCgljYW1lcmFfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBmJ1Y2tldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgtldmVudF90eXBlcxgFIAMoDjIVLm9wZW5udnIudjEuRXZlbnRUeXBlImUKE0dldFRpbWVsaW5lUmVzcG9uc2USJQoEcnVucxgBIAMoCzIXLm9wZW5udnIudjEuVGltZWxpbmVSdW4SJwoFbWFya3MYAiADKAsyGC5vcGVubnZyLnYxLlRpbWVsaW5lTWFyayLdAQoaQ3JlYXRlUGxheWJhY2tUb2tlblJlcXVlc3QSEQoJY2FtZXJhX2lkGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGR1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEicKBmZvcm1hdBgEIAEoDjIXLm9wZW5udnIudjEuTWVkaWFGb3JtYXQSJgoDdHRsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uImoKG0NyZWF0ZVBsYXliYWNrVG9rZW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDdXJsGAMgASgJIuMBChFFeHBvcnRDbGlwUmVxdWVzdBIRCgljYW1lcmFfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBmZvcm1hdBgEIAEoDjIXLm9wZW5udnIudjEuTWVkaWFGb3JtYXQSDgoGcmVhc29uGAUgASgJEg8KB2Nhc2VfaWQYBiABKAkSEwoLc3RyZWFtX2RhdGEYByABKAginAEKEkV4cG9ydENsaXBSZXNwb25zZRIuCghwcm9ncmVzcxgBIAEoCzIaLm9wZW5udnIudjEuRXhwb3J0UHJvZ3Jlc3NIABIoCgVjaHVuaxgCIAEoCzIXLm9wZW5udnIudjEuRXhwb3J0Q2h1bmtIABIkCgZleHBvcnQYAyABKAsyEi5vcGVubnZyLnYxLkV4cG9ydEgAQgYKBGtpbmQiJQoQR2V0RXhwb3J0UmVxdWVzdBIRCglleHBvcnRfaWQYASABKAkiNwoRR2V0RXhwb3J0UmVzcG9uc2USIgoGZXhwb3J0GAEgASgLMhIub3Blbm52ci52MS5FeHBvcnQieAoSTGlzdEV4cG9ydHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhEKCWNhbWVyYV9pZBgDIAEoCRIPCgdjYXNlX2lkGAQgASgJEhcKD2NyZWF0b3JfdXNlcl9pZBgFIAEoCSJTChNMaXN0RXhwb3J0c1Jlc3BvbnNlEiMKB2V4cG9ydHMYASADKAsyEi5vcGVubnZyLnYxLkV4cG9ydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOgoVRG93bmxvYWRFeHBvcnRSZXF1ZXN0EhEKCWV4cG9ydF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAMiQAoWRG93bmxvYWRFeHBvcnRSZXNwb25zZRImCgVjaHVuaxgBIAEoCzIXLm9wZW5udnIudjEuRXhwb3J0Q2h1bmsiKAoTRGVsZXRlRXhwb3J0UmVxdWVzdBIRCglleHBvcnRfaWQYASABKAkiFgoURGVsZXRlRXhwb3J0UmVzcG9uc2UisQEKF0RlbGV0ZVJlY29yZGluZ3NSZXF1ZXN0EhEKCWNhbWVyYV9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAQgASgJEhUKDXZhbGlkYXRlX29ubHkYBSABKAgiowEKGERlbGV0ZVJlY29yZGluZ3NSZXNwb25zZRIVCg1zZWdtZW50X2NvdW50GAEgASgDEhIKCnNpemVfYnl0ZXMYAiABKAMSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjMKEUNyZWF0ZUhvbGRSZXF1ZXN0Eh4KBGhvbGQYASABKAsyEC5vcGVubnZyLnYxLkhvbGQiNAoSQ3JlYXRlSG9sZFJlc3BvbnNlEh4KBGhvbGQYASABKAsyEC5vcGVubnZyLnYxLkhvbGQiIQoOR2V0SG9sZFJlcXVlc3QSDwoHaG9sZF9pZBgBIAEoCSIxCg9HZXRIb2xkUmVzcG9uc2USHgoEaG9sZBgBIAEoCzIQLm9wZW5udnIudjEuSG9sZCJ0ChBMaXN0SG9sZHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhEKCWNhbWVyYV9pZBgDIAEoCRIPCgdjYXNlX2lkGAQgASgJEhUKDXNob3dfcmVsZWFzZWQYBSABKAgiTQoRTGlzdEhvbGRzUmVzcG9uc2USHwoFaG9sZHMYASADKAsyEC5vcGVubnZyLnYxLkhvbGQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjUKElJlbGVhc2VIb2xkUmVxdWVzdBIPCgdob2xkX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI1ChNSZWxlYXNlSG9sZFJlc3BvbnNlEh4KBGhvbGQYASABKAsyEC5vcGVubnZyLnYxLkhvbGQiLgoZR2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBIRCgljYW1lcmFfaWQYASABKAkigAEKGkdldFJldGVudGlvblBvbGljeVJlc3BvbnNlEisKBnBvbGljeRgBIAEoCzIbLm9wZW5udnIudjEuUmV0ZW50aW9uUG9saWN5EjUKEGVmZmVjdGl2ZV9wb2xpY3kYAiABKAsyGy5vcGVubnZyLnYxLlJldGVudGlvblBvbGljeSJFChxMaXN0UmV0ZW50aW9uUG9saWNpZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImcKHUxpc3RSZXRlbnRpb25Qb2xpY2llc1Jlc3BvbnNlEi0KCHBvbGljaWVzGAEgAygLMhsub3Blbm52ci52MS5SZXRlbnRpb25Qb2xpY3kSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInwKHFVwZGF0ZVJldGVudGlvblBvbGljeVJlcXVlc3QSKwoGcG9saWN5GAEgASgLMhsub3Blbm52ci52MS5SZXRlbnRpb25Qb2xpY3kSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkwKHVVwZGF0ZVJldGVudGlvblBvbGljeVJlc3BvbnNlEisKBnBvbGljeRgBIAEoCzIbLm9wZW5udnIudjEuUmV0ZW50aW9uUG9saWN5Ij8KHERlbGV0ZVJldGVudGlvblBvbGljeVJlcXVlc3QSEQoJY2FtZXJhX2lkGAEgASgJEgwKBGV0YWcYAiABKAkiHwodRGVsZXRlUmV0ZW50aW9uUG9saWN5UmVzcG9uc2UiGQoXRW5mb3JjZVJldGVudGlvblJlcXVlc3Qi5QEKGEVuZm9yY2VSZXRlbnRpb25SZXNwb25zZRIVCg1zZWdtZW50X2NvdW50GAEgASgDEhIKCnNpemVfYnl0ZXMYAiABKAMSVgoSc2VnbWVudHNfYnlfY2FtZXJhGAMgAygLMjoub3Blbm52ci52MS5FbmZvcmNlUmV0ZW50aW9uUmVzcG9uc2UuU2VnbWVudHNCeUNhbWVyYUVudHJ5Eg0KBXVubWV0GAQgAygJGjcKFVNlZ21lbnRzQnlDYW1lcmFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIhgKFkdldFN0b3JhZ2VTdGF0c1JlcXVlc3QiqAIKF0dldFN0b3JhZ2VTdGF0c1Jlc3BvbnNlEioKB3ZvbHVtZXMYASADKAsyGS5vcGVubnZyLnYxLlN0b3JhZ2VWb2x1bWUSKgoHY2FtZXJhcxgCIAMoCzIZLm9wZW5udnIudjEuQ2FtZXJhU3RvcmFnZRIWCg5yZWNvcmRlZF9ieXRlcxgDIAEoAxISCgpoZWxkX2J5dGVzGAQgASgDEjcKE29sZGVzdF9zZWdtZW50X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh4KFndyaXRlX2J5dGVzX3Blcl9zZWNvbmQYBiABKAMSMAoMY29tcHV0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCpYCgtNZWRpYUZvcm1hdBIcChhNRURJQV9GT1JNQVRfVU5TUEVDSUZJRUQQABIUChBNRURJQV9GT1JNQVRfTVA0EAESFQoRTUVESUFfRk9STUFUX0ZNUDQQAiquAQoLRXhwb3J0U3RhdGUSHAoYRVhQT1JUX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoURVhQT1JUX1NUQVRFX1BFTkRJTkcQARIYChRFWFBPUlRfU1RBVEVfUlVOTklORxACEhoKFkVYUE9SVF9TVEFURV9TVUNDRUVERUQQAxIXChNFWFBPUlRfU1RBVEVfRkFJTEVEEAQSGAoURVhQT1JUX1NUQVRFX0VYUElSRUQQBTKoDQoQUmVjb3JkaW5nU2VydmljZRJRCgxMaXN0U2VnbWVudHMSHy5vcGVubnZyLnYxLkxpc3RTZWdtZW50c1JlcXVlc3QaIC5vcGVubnZyLnYxLkxpc3RTZWdtZW50c1Jlc3BvbnNlEk4KC0dldFRpbWVsaW5lEh4ub3Blbm52ci52MS5HZXRUaW1lbGluZVJlcXVlc3QaHy5vcGVubnZyLnYxLkdldFRpbWVsaW5lUmVzcG9uc2USZgoTQ3JlYXRlUGxheWJhY2tUb2tlbhImLm9wZW5udnIudjEuQ3JlYXRlUGxheWJhY2tUb2tlblJlcXVlc3QaJy5vcGVubnZyLnYxLkNyZWF0ZVBsYXliYWNrVG9rZW5SZXNwb25zZRJNCgpFeHBvcnRDbGlwEh0ub3Blbm52ci52MS5FeHBvcnRDbGlwUmVxdWVzdBoeLm9wZW5udnIudjEuRXhwb3J0Q2xpcFJlc3BvbnNlMAESSAoJR2V0RXhwb3J0Ehwub3Blbm52ci52MS5HZXRFeHBvcnRSZXF1ZXN0Gh0ub3Blbm52ci52MS5HZXRFeHBvcnRSZXNwb25zZRJOCgtMaXN0RXhwb3J0cxIeLm9wZW5udnIudjEuTGlzdEV4cG9ydHNSZXF1ZXN0Gh8ub3Blbm52ci52MS5MaXN0RXhwb3J0c1Jlc3BvbnNlElkKDkRvd25sb2FkRXhwb3J0EiEub3Blbm52ci52MS5Eb3dubG9hZEV4cG9ydFJlcXVlc3QaIi5vcGVubnZyLnYxLkRvd25sb2FkRXhwb3J0UmVzcG9uc2UwARJRCgxEZWxldGVFeHBvcnQSHy5vcGVubnZyLnYxLkRlbGV0ZUV4cG9ydFJlcXVlc3QaIC5vcGVubnZyLnYxLkRlbGV0ZUV4cG9ydFJlc3BvbnNlEl0KEERlbGV0ZVJlY29yZGluZ3MSIy5vcGVubnZyLnYxLkRlbGV0ZVJlY29yZGluZ3NSZXF1ZXN0GiQub3Blbm52ci52MS5EZWxldGVSZWNvcmRpbmdzUmVzcG9uc2USSwoKQ3JlYXRlSG9sZBIdLm9wZW5udnIudjEuQ3JlYXRlSG9sZFJlcXVlc3QaHi5vcGVubnZyLnYxLkNyZWF0ZUhvbGRSZXNwb25zZRJCCgdHZXRIb2xkEhoub3Blbm52ci52MS5HZXRIb2xkUmVxdWVzdBobLm9wZW5udnIudjEuR2V0SG9sZFJlc3BvbnNlEkgKCUxpc3RIb2xkcxIcLm9wZW5udnIudjEuTGlzdEhvbGRzUmVxdWVzdBodLm9wZW5udnIudjEuTGlzdEhvbGRzUmVzcG9uc2USTgoLUmVsZWFzZUhvbGQSHi5vcGVubnZyLnYxLlJlbGVhc2VIb2xkUmVxdWVzdBofLm9wZW5udnIudjEuUmVsZWFzZUhvbGRSZXNwb25zZRJjChJHZXRSZXRlbnRpb25Qb2xpY3kSJS5vcGVubnZyLnYxLkdldFJldGVudGlvblBvbGljeVJlcXVlc3QaJi5vcGVubnZyLnYxLkdldFJldGVudGlvblBvbGljeVJlc3BvbnNlEmwKFUxpc3RSZXRlbnRpb25Qb2xpY2llcxIoLm9wZW5udnIudjEuTGlzdFJldGVudGlvblBvbGljaWVzUmVxdWVzdBopLm9wZW5udnIudjEuTGlzdFJldGVudGlvblBvbGljaWVzUmVzcG9uc2USbAoVVXBkYXRlUmV0ZW50aW9uUG9saWN5Eigub3Blbm52ci52MS5VcGRhdGVSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0Gikub3Blbm52ci52MS5VcGRhdGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRJsChVEZWxldGVSZXRlbnRpb25Qb2xpY3kSKC5vcGVubnZyLnYxLkRlbGV0ZVJldGVudGlvblBvbGljeVJlcXVlc3QaKS5vcGVubnZyLnYxLkRlbGV0ZVJldGVudGlvblBvbGljeVJlc3BvbnNlEl0KEEVuZm9yY2VSZXRlbnRpb24SIy5vcGVubnZyLnYxLkVuZm9yY2VSZXRlbnRpb25SZXF1ZXN0GiQub3Blbm52ci52MS5FbmZvcmNlUmV0ZW50aW9uUmVzcG9uc2USWgoPR2V0U3RvcmFnZVN0YXRzEiIub3Blbm52ci52MS5HZXRTdG9yYWdlU3RhdHNSZXF1ZXN0GiMub3Blbm52ci52MS5HZXRTdG9yYWdlU3RhdHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_opennvr_v1_common]);
+  fileDesc("CiJvcGVubnZyL3YxL3JlY29yZGluZ19zZXJ2aWNlLnByb3RvEgpvcGVubnZyLnYxIqIBCgdTZWdtZW50EhEKCWNhbWVyYV9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCghkdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgpzaXplX2J5dGVzGAQgASgDEhMKC2luX3Byb2dyZXNzGAUgASgIImsKC1RpbWVsaW5lUnVuEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLHAQoMVGltZWxpbmVNYXJrEjUKEWJ1Y2tldF9zdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjCgR0eXBlGAIgASgOMhUub3Blbm52ci52MS5FdmVudFR5cGUSDQoFY291bnQYAyABKAUSNAoQZmlyc3RfZXZlbnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOZmlyc3RfZXZlbnRfaWQYBSABKAkirgQKBkV4cG9ydBIKCgJpZBgBIAEoCRIRCgljYW1lcmFfaWQYAiABKAkSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBmZvcm1hdBgFIAEoDjIXLm9wZW5udnIudjEuTWVkaWFGb3JtYXQSJgoFc3RhdGUYBiABKA4yFy5vcGVubnZyLnYxLkV4cG9ydFN0YXRlEg4KBnJlYXNvbhgHIAEoCRIPCgdjYXNlX2lkGAggASgJEhcKD2NyZWF0b3JfdXNlcl9pZBgJIAEoCRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzaXplX2J5dGVzGA0gASgDEg4KBnNoYTI1NhgOIAEoDBIQCghwcm9ncmVzcxgPIAEoARINCgVlcnJvchgQIAEoCRIxCg5tZWRpYV9kdXJhdGlvbhgRIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCglmaWxlX25hbWUYEiABKAkidAoORXhwb3J0UHJvZ3Jlc3MSEQoJZXhwb3J0X2lkGAEgASgJEiYKBXN0YXRlGAIgASgOMhcub3Blbm52ci52MS5FeHBvcnRTdGF0ZRIQCghwcm9ncmVzcxgDIAEoARIVCg1ieXRlc193cml0dGVuGAQgASgDIisKC0V4cG9ydENodW5rEg4KBm9mZnNldBgBIAEoAxIMCgRkYXRhGAIgASgMIuwCCgRIb2xkEgoKAmlkGAEgASgJEg8KB2Nhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJEhIKCmNhbWVyYV9pZHMYBCADKAkSLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2NyZWF0b3JfdXNlcl9pZBgHIAEoCRIYChBjcmVhdG9yX3VzZXJuYW1lGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxyZWxlYXNlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3JlbGVhc2VfdXNlcl9pZBgLIAEoCRIWCg5yZWxlYXNlX3JlYXNvbhgMIAEoCSLlAQoPUmV0ZW50aW9uUG9saWN5EhEKCWNhbWVyYV9pZBgBIAEoCRIqCgdtYXhfYWdlGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKCW1heF9ieXRlcxgDIAEoA0gAiAEBEhsKDm1pbl9mcmVlX2J5dGVzGAQgASgDSAGIAQESLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYBiABKAlCDAoKX21heF9ieXRlc0IRCg9fbWluX2ZyZWVfYnl0ZXMiUwoNU3RvcmFnZVZvbHVtZRIMCgRwYXRoGAEgASgJEhMKC3RvdGFsX2J5dGVzGAIgASgDEhIKCmZyZWVfYnl0ZXMYAyABKAMSCwoDbG93GAQgASgIIvsBCg1DYW1lcmFTdG9yYWdlEhEKCWNhbWVyYV9pZBgBIAEoCRIWCg5yZWNvcmRlZF9ieXRlcxgCIAEoAxIVCg1zZWdtZW50X2NvdW50GAMgASgDEjcKE29sZGVzdF9zZWdtZW50X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKF25ld2VzdF9zZWdtZW50X2VuZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpoZWxkX2J5dGVzGAYgASgDEh4KFndyaXRlX2J5dGVzX3Blcl9zZWNvbmQYByABKAMirQEKE0xpc3RTZWdtZW50c1JlcXVlc3QSEQoJY2FtZXJhX2lkGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJWChRMaXN0U2VnbWVudHNSZXNwb25zZRIlCghzZWdtZW50cxgBIAMoCzITLm9wZW5udnIudjEuU2VnbWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki8AEKEkdldFRpbWVsaW5lUmVxdWVzdBIRCgljYW1lcmFfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBmJ1Y2tldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgtldmVudF90eXBlcxgFIAMoDjIVLm9wZW5udnIudjEuRXZlbnRUeXBlEhIKCmNhbWVyYV9pZHMYBiADKAkiSgoOQ2FtZXJhVGltZWxpbmUSEQoJY2FtZXJhX2lkGAEgASgJEiUKBHJ1bnMYAiADKAsyFy5vcGVubnZyLnYxLlRpbWVsaW5lUnVuIpsBChNHZXRUaW1lbGluZVJlc3BvbnNlEiUKBHJ1bnMYASADKAsyFy5vcGVubnZyLnYxLlRpbWVsaW5lUnVuEicKBW1hcmtzGAIgAygLMhgub3Blbm52ci52MS5UaW1lbGluZU1hcmsSNAoQY2FtZXJhX3RpbWVsaW5lcxgDIAMoCzIaLm9wZW5udnIudjEuQ2FtZXJhVGltZWxpbmUi3QEKGkNyZWF0ZVBsYXliYWNrVG9rZW5SZXF1ZXN0EhEKCWNhbWVyYV9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCghkdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhInCgZmb3JtYXQYBCABKA4yFy5vcGVubnZyLnYxLk1lZGlhRm9ybWF0EiYKA3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJqChtDcmVhdGVQbGF5YmFja1Rva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3VybBgDIAEoCSLjAQoRRXhwb3J0Q2xpcFJlcXVlc3QSEQoJY2FtZXJhX2lkGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgZmb3JtYXQYBCABKA4yFy5vcGVubnZyLnYxLk1lZGlhRm9ybWF0Eg4KBnJlYXNvbhgFIAEoCRIPCgdjYXNlX2lkGAYgASgJEhMKC3N0cmVhbV9kYXRhGAcgASgIIpwBChJFeHBvcnRDbGlwUmVzcG9uc2USLgoIcHJvZ3Jlc3MYASABKAsyGi5vcGVubnZyLnYxLkV4cG9ydFByb2dyZXNzSAASKAoFY2h1bmsYAiABKAsyFy5vcGVubnZyLnYxLkV4cG9ydENodW5rSAASJAoGZXhwb3J0GAMgASgLMhIub3Blbm52ci52MS5FeHBvcnRIAEIGCgRraW5kIiUKEEdldEV4cG9ydFJlcXVlc3QSEQoJZXhwb3J0X2lkGAEgASgJIjcKEUdldEV4cG9ydFJlc3BvbnNlEiIKBmV4cG9ydBgBIAEoCzISLm9wZW5udnIudjEuRXhwb3J0IngKEkxpc3RFeHBvcnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIRCgljYW1lcmFfaWQYAyABKAkSDwoHY2FzZV9pZBgEIAEoCRIXCg9jcmVhdG9yX3VzZXJfaWQYBSABKAkiUwoTTGlzdEV4cG9ydHNSZXNwb25zZRIjCgdleHBvcnRzGAEgAygLMhIub3Blbm52ci52MS5FeHBvcnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjoKFURvd25sb2FkRXhwb3J0UmVxdWVzdBIRCglleHBvcnRfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgDIkAKFkRvd25sb2FkRXhwb3J0UmVzcG9uc2USJgoFY2h1bmsYASABKAsyFy5vcGVubnZyLnYxLkV4cG9ydENodW5rIigKE0RlbGV0ZUV4cG9ydFJlcXVlc3QSEQoJZXhwb3J0X2lkGAEgASgJIhYKFERlbGV0ZUV4cG9ydFJlc3BvbnNlIrEBChdEZWxldGVSZWNvcmRpbmdzUmVxdWVzdBIRCgljYW1lcmFfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgEIAEoCRIVCg12YWxpZGF0ZV9vbmx5GAUgASgIIqMBChhEZWxldGVSZWNvcmRpbmdzUmVzcG9uc2USFQoNc2VnbWVudF9jb3VudBgBIAEoAxISCgpzaXplX2J5dGVzGAIgASgDEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIzChFDcmVhdGVIb2xkUmVxdWVzdBIeCgRob2xkGAEgASgLMhAub3Blbm52ci52MS5Ib2xkIjQKEkNyZWF0ZUhvbGRSZXNwb25zZRIeCgRob2xkGAEgASgLMhAub3Blbm52ci52MS5Ib2xkIiEKDkdldEhvbGRSZXF1ZXN0Eg8KB2hvbGRfaWQYASABKAkiMQoPR2V0SG9sZFJlc3BvbnNlEh4KBGhvbGQYASABKAsyEC5vcGVubnZyLnYxLkhvbGQidAoQTGlzdEhvbGRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIRCgljYW1lcmFfaWQYAyABKAkSDwoHY2FzZV9pZBgEIAEoCRIVCg1zaG93X3JlbGVhc2VkGAUgASgIIk0KEUxpc3RIb2xkc1Jlc3BvbnNlEh8KBWhvbGRzGAEgAygLMhAub3Blbm52ci52MS5Ib2xkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI1ChJSZWxlYXNlSG9sZFJlcXVlc3QSDwoHaG9sZF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoTUmVsZWFzZUhvbGRSZXNwb25zZRIeCgRob2xkGAEgASgLMhAub3Blbm52ci52MS5Ib2xkIi4KGUdldFJldGVudGlvblBvbGljeVJlcXVlc3QSEQoJY2FtZXJhX2lkGAEgASgJIoABChpHZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRIrCgZwb2xpY3kYASABKAsyGy5vcGVubnZyLnYxLlJldGVudGlvblBvbGljeRI1ChBlZmZlY3RpdmVfcG9saWN5GAIgASgLMhsub3Blbm52ci52MS5SZXRlbnRpb25Qb2xpY3kiRQocTGlzdFJldGVudGlvblBvbGljaWVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJnCh1MaXN0UmV0ZW50aW9uUG9saWNpZXNSZXNwb25zZRItCghwb2xpY2llcxgBIAMoCzIbLm9wZW5udnIudjEuUmV0ZW50aW9uUG9saWN5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ8ChxVcGRhdGVSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0EisKBnBvbGljeRgBIAEoCzIbLm9wZW5udnIudjEuUmV0ZW50aW9uUG9saWN5Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJMCh1VcGRhdGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRIrCgZwb2xpY3kYASABKAsyGy5vcGVubnZyLnYxLlJldGVudGlvblBvbGljeSI/ChxEZWxldGVSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0EhEKCWNhbWVyYV9pZBgBIAEoCRIMCgRldGFnGAIgASgJIh8KHURlbGV0ZVJldGVudGlvblBvbGljeVJlc3BvbnNlIhkKF0VuZm9yY2VSZXRlbnRpb25SZXF1ZXN0IuUBChhFbmZvcmNlUmV0ZW50aW9uUmVzcG9uc2USFQoNc2VnbWVudF9jb3VudBgBIAEoAxISCgpzaXplX2J5dGVzGAIgASgDElYKEnNlZ21lbnRzX2J5X2NhbWVyYRgDIAMoCzI6Lm9wZW5udnIudjEuRW5mb3JjZVJldGVudGlvblJlc3BvbnNlLlNlZ21lbnRzQnlDYW1lcmFFbnRyeRINCgV1bm1ldBgEIAMoCRo3ChVTZWdtZW50c0J5Q2FtZXJhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASIYChZHZXRTdG9yYWdlU3RhdHNSZXF1ZXN0IqgCChdHZXRTdG9yYWdlU3RhdHNSZXNwb25zZRIqCgd2b2x1bWVzGAEgAygLMhkub3Blbm52ci52MS5TdG9yYWdlVm9sdW1lEioKB2NhbWVyYXMYAiADKAsyGS5vcGVubnZyLnYxLkNhbWVyYVN0b3JhZ2USFgoOcmVjb3JkZWRfYnl0ZXMYAyABKAMSEgoKaGVsZF9ieXRlcxgEIAEoAxI3ChNvbGRlc3Rfc2VnbWVudF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIeChZ3cml0ZV9ieXRlc19wZXJfc2Vjb25kGAYgASgDEjAKDGNvbXB1dGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqWAoLTWVkaWFGb3JtYXQSHAoYTUVESUFfRk9STUFUX1VOU1BFQ0lGSUVEEAASFAoQTUVESUFfRk9STUFUX01QNBABEhUKEU1FRElBX0ZPUk1BVF9GTVA0EAIqrgEKC0V4cG9ydFN0YXRlEhwKGEVYUE9SVF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEVYUE9SVF9TVEFURV9QRU5ESU5HEAESGAoURVhQT1JUX1NUQVRFX1JVTk5JTkcQAhIaChZFWFBPUlRfU1RBVEVfU1VDQ0VFREVEEAMSFwoTRVhQT1JUX1NUQVRFX0ZBSUxFRBAEEhgKFEVYUE9SVF9TVEFURV9FWFBJUkVEEAUyqA0KEFJlY29yZGluZ1NlcnZpY2USUQoMTGlzdFNlZ21lbnRzEh8ub3Blbm52ci52MS5MaXN0U2VnbWVudHNSZXF1ZXN0GiAub3Blbm52ci52MS5MaXN0U2VnbWVudHNSZXNwb25zZRJOCgtHZXRUaW1lbGluZRIeLm9wZW5udnIudjEuR2V0VGltZWxpbmVSZXF1ZXN0Gh8ub3Blbm52ci52MS5HZXRUaW1lbGluZVJlc3BvbnNlEmYKE0NyZWF0ZVBsYXliYWNrVG9rZW4SJi5vcGVubnZyLnYxLkNyZWF0ZVBsYXliYWNrVG9rZW5SZXF1ZXN0Gicub3Blbm52ci52MS5DcmVhdGVQbGF5YmFja1Rva2VuUmVzcG9uc2USTQoKRXhwb3J0Q2xpcBIdLm9wZW5udnIudjEuRXhwb3J0Q2xpcFJlcXVlc3QaHi5vcGVubnZyLnYxLkV4cG9ydENsaXBSZXNwb25zZTABEkgKCUdldEV4cG9ydBIcLm9wZW5udnIudjEuR2V0RXhwb3J0UmVxdWVzdBodLm9wZW5udnIudjEuR2V0RXhwb3J0UmVzcG9uc2USTgoLTGlzdEV4cG9ydHMSHi5vcGVubnZyLnYxLkxpc3RFeHBvcnRzUmVxdWVzdBofLm9wZW5udnIudjEuTGlzdEV4cG9ydHNSZXNwb25zZRJZCg5Eb3dubG9hZEV4cG9ydBIhLm9wZW5udnIudjEuRG93bmxvYWRFeHBvcnRSZXF1ZXN0GiIub3Blbm52ci52MS5Eb3dubG9hZEV4cG9ydFJlc3BvbnNlMAESUQoMRGVsZXRlRXhwb3J0Eh8ub3Blbm52ci52MS5EZWxldGVFeHBvcnRSZXF1ZXN0GiAub3Blbm52ci52MS5EZWxldGVFeHBvcnRSZXNwb25zZRJdChBEZWxldGVSZWNvcmRpbmdzEiMub3Blbm52ci52MS5EZWxldGVSZWNvcmRpbmdzUmVxdWVzdBokLm9wZW5udnIudjEuRGVsZXRlUmVjb3JkaW5nc1Jlc3BvbnNlEksKCkNyZWF0ZUhvbGQSHS5vcGVubnZyLnYxLkNyZWF0ZUhvbGRSZXF1ZXN0Gh4ub3Blbm52ci52MS5DcmVhdGVIb2xkUmVzcG9uc2USQgoHR2V0SG9sZBIaLm9wZW5udnIudjEuR2V0SG9sZFJlcXVlc3QaGy5vcGVubnZyLnYxLkdldEhvbGRSZXNwb25zZRJICglMaXN0SG9sZHMSHC5vcGVubnZyLnYxLkxpc3RIb2xkc1JlcXVlc3QaHS5vcGVubnZyLnYxLkxpc3RIb2xkc1Jlc3BvbnNlEk4KC1JlbGVhc2VIb2xkEh4ub3Blbm52ci52MS5SZWxlYXNlSG9sZFJlcXVlc3QaHy5vcGVubnZyLnYxLlJlbGVhc2VIb2xkUmVzcG9uc2USYwoSR2V0UmV0ZW50aW9uUG9saWN5EiUub3Blbm52ci52MS5HZXRSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0GiYub3Blbm52ci52MS5HZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRJsChVMaXN0UmV0ZW50aW9uUG9saWNpZXMSKC5vcGVubnZyLnYxLkxpc3RSZXRlbnRpb25Qb2xpY2llc1JlcXVlc3QaKS5vcGVubnZyLnYxLkxpc3RSZXRlbnRpb25Qb2xpY2llc1Jlc3BvbnNlEmwKFVVwZGF0ZVJldGVudGlvblBvbGljeRIoLm9wZW5udnIudjEuVXBkYXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBopLm9wZW5udnIudjEuVXBkYXRlUmV0ZW50aW9uUG9saWN5UmVzcG9uc2USbAoVRGVsZXRlUmV0ZW50aW9uUG9saWN5Eigub3Blbm52ci52MS5EZWxldGVSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0Gikub3Blbm52ci52MS5EZWxldGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRJdChBFbmZvcmNlUmV0ZW50aW9uEiMub3Blbm52ci52MS5FbmZvcmNlUmV0ZW50aW9uUmVxdWVzdBokLm9wZW5udnIudjEuRW5mb3JjZVJldGVudGlvblJlc3BvbnNlEloKD0dldFN0b3JhZ2VTdGF0cxIiLm9wZW5udnIudjEuR2V0U3RvcmFnZVN0YXRzUmVxdWVzdBojLm9wZW5udnIudjEuR2V0U3RvcmFnZVN0YXRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_opennvr_v1_common]);
 
 /**
  * One recorded fMP4 segment; identified by (camera_id, start_time).
@@ -639,6 +639,9 @@ export const ListSegmentsResponseSchema: GenMessage<ListSegmentsResponse> = /*@_
  */
 export type GetTimelineRequest = Message<"opennvr.v1.GetTimelineRequest"> & {
   /**
+   * One camera (its runs in `runs`), or several in camera_ids (at most 200; their runs in
+   * `camera_timelines`, in the order asked). Exactly one of the two.
+   *
    * @generated from field: string camera_id = 1;
    */
   cameraId: string;
@@ -656,18 +659,25 @@ export type GetTimelineRequest = Message<"opennvr.v1.GetTimelineRequest"> & {
   endTime?: Timestamp | undefined;
 
   /**
-   * Display resolution (e.g. range / pixel width). Unset = (end_time - start_time) / 1000.
+   * Display resolution (e.g. range / pixel width). Unset = (end_time - start_time) / 1000. Gaps
+   * shorter than the bucket (and never shorter than 2 s) do not split a run.
    *
    * @generated from field: google.protobuf.Duration bucket = 4;
    */
   bucket?: Duration | undefined;
 
   /**
-   * Event types to overlay; empty = none.
+   * Event types to overlay; empty = none. Not served yet (UNIMPLEMENTED): overlays need the stored
+   * event history.
    *
    * @generated from field: repeated opennvr.v1.EventType event_types = 5;
    */
   eventTypes: EventType[];
+
+  /**
+   * @generated from field: repeated string camera_ids = 6;
+   */
+  cameraIds: string[];
 };
 
 /**
@@ -678,11 +688,35 @@ export const GetTimelineRequestSchema: GenMessage<GetTimelineRequest> = /*@__PUR
   messageDesc(file_opennvr_v1_recording_service, 12);
 
 /**
+ * The recorded runs of one camera.
+ *
+ * @generated from message opennvr.v1.CameraTimeline
+ */
+export type CameraTimeline = Message<"opennvr.v1.CameraTimeline"> & {
+  /**
+   * @generated from field: string camera_id = 1;
+   */
+  cameraId: string;
+
+  /**
+   * @generated from field: repeated opennvr.v1.TimelineRun runs = 2;
+   */
+  runs: TimelineRun[];
+};
+
+/**
+ * Describes the message opennvr.v1.CameraTimeline.
+ * Use `create(CameraTimelineSchema)` to create a new message.
+ */
+export const CameraTimelineSchema: GenMessage<CameraTimeline> = /*@__PURE__*/
+  messageDesc(file_opennvr_v1_recording_service, 13);
+
+/**
  * @generated from message opennvr.v1.GetTimelineResponse
  */
 export type GetTimelineResponse = Message<"opennvr.v1.GetTimelineResponse"> & {
   /**
-   * Ordered, non-overlapping, clipped to the range.
+   * Ordered, non-overlapping, clipped to the range (camera_id requests).
    *
    * @generated from field: repeated opennvr.v1.TimelineRun runs = 1;
    */
@@ -694,6 +728,13 @@ export type GetTimelineResponse = Message<"opennvr.v1.GetTimelineResponse"> & {
    * @generated from field: repeated opennvr.v1.TimelineMark marks = 2;
    */
   marks: TimelineMark[];
+
+  /**
+   * One per camera of camera_ids.
+   *
+   * @generated from field: repeated opennvr.v1.CameraTimeline camera_timelines = 3;
+   */
+  cameraTimelines: CameraTimeline[];
 };
 
 /**
@@ -701,7 +742,7 @@ export type GetTimelineResponse = Message<"opennvr.v1.GetTimelineResponse"> & {
  * Use `create(GetTimelineResponseSchema)` to create a new message.
  */
 export const GetTimelineResponseSchema: GenMessage<GetTimelineResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 13);
+  messageDesc(file_opennvr_v1_recording_service, 14);
 
 /**
  * @generated from message opennvr.v1.CreatePlaybackTokenRequest
@@ -740,7 +781,7 @@ export type CreatePlaybackTokenRequest = Message<"opennvr.v1.CreatePlaybackToken
  * Use `create(CreatePlaybackTokenRequestSchema)` to create a new message.
  */
 export const CreatePlaybackTokenRequestSchema: GenMessage<CreatePlaybackTokenRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 14);
+  messageDesc(file_opennvr_v1_recording_service, 15);
 
 /**
  * @generated from message opennvr.v1.CreatePlaybackTokenResponse
@@ -771,7 +812,7 @@ export type CreatePlaybackTokenResponse = Message<"opennvr.v1.CreatePlaybackToke
  * Use `create(CreatePlaybackTokenResponseSchema)` to create a new message.
  */
 export const CreatePlaybackTokenResponseSchema: GenMessage<CreatePlaybackTokenResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 15);
+  messageDesc(file_opennvr_v1_recording_service, 16);
 
 /**
  * @generated from message opennvr.v1.ExportClipRequest
@@ -822,7 +863,7 @@ export type ExportClipRequest = Message<"opennvr.v1.ExportClipRequest"> & {
  * Use `create(ExportClipRequestSchema)` to create a new message.
  */
 export const ExportClipRequestSchema: GenMessage<ExportClipRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 16);
+  messageDesc(file_opennvr_v1_recording_service, 17);
 
 /**
  * @generated from message opennvr.v1.ExportClipResponse
@@ -863,7 +904,7 @@ export type ExportClipResponse = Message<"opennvr.v1.ExportClipResponse"> & {
  * Use `create(ExportClipResponseSchema)` to create a new message.
  */
 export const ExportClipResponseSchema: GenMessage<ExportClipResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 17);
+  messageDesc(file_opennvr_v1_recording_service, 18);
 
 /**
  * @generated from message opennvr.v1.GetExportRequest
@@ -880,7 +921,7 @@ export type GetExportRequest = Message<"opennvr.v1.GetExportRequest"> & {
  * Use `create(GetExportRequestSchema)` to create a new message.
  */
 export const GetExportRequestSchema: GenMessage<GetExportRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 18);
+  messageDesc(file_opennvr_v1_recording_service, 19);
 
 /**
  * @generated from message opennvr.v1.GetExportResponse
@@ -897,7 +938,7 @@ export type GetExportResponse = Message<"opennvr.v1.GetExportResponse"> & {
  * Use `create(GetExportResponseSchema)` to create a new message.
  */
 export const GetExportResponseSchema: GenMessage<GetExportResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 19);
+  messageDesc(file_opennvr_v1_recording_service, 20);
 
 /**
  * @generated from message opennvr.v1.ListExportsRequest
@@ -936,7 +977,7 @@ export type ListExportsRequest = Message<"opennvr.v1.ListExportsRequest"> & {
  * Use `create(ListExportsRequestSchema)` to create a new message.
  */
 export const ListExportsRequestSchema: GenMessage<ListExportsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 20);
+  messageDesc(file_opennvr_v1_recording_service, 21);
 
 /**
  * @generated from message opennvr.v1.ListExportsResponse
@@ -958,7 +999,7 @@ export type ListExportsResponse = Message<"opennvr.v1.ListExportsResponse"> & {
  * Use `create(ListExportsResponseSchema)` to create a new message.
  */
 export const ListExportsResponseSchema: GenMessage<ListExportsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 21);
+  messageDesc(file_opennvr_v1_recording_service, 22);
 
 /**
  * @generated from message opennvr.v1.DownloadExportRequest
@@ -982,7 +1023,7 @@ export type DownloadExportRequest = Message<"opennvr.v1.DownloadExportRequest"> 
  * Use `create(DownloadExportRequestSchema)` to create a new message.
  */
 export const DownloadExportRequestSchema: GenMessage<DownloadExportRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 22);
+  messageDesc(file_opennvr_v1_recording_service, 23);
 
 /**
  * @generated from message opennvr.v1.DownloadExportResponse
@@ -999,7 +1040,7 @@ export type DownloadExportResponse = Message<"opennvr.v1.DownloadExportResponse"
  * Use `create(DownloadExportResponseSchema)` to create a new message.
  */
 export const DownloadExportResponseSchema: GenMessage<DownloadExportResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 23);
+  messageDesc(file_opennvr_v1_recording_service, 24);
 
 /**
  * @generated from message opennvr.v1.DeleteExportRequest
@@ -1016,7 +1057,7 @@ export type DeleteExportRequest = Message<"opennvr.v1.DeleteExportRequest"> & {
  * Use `create(DeleteExportRequestSchema)` to create a new message.
  */
 export const DeleteExportRequestSchema: GenMessage<DeleteExportRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 24);
+  messageDesc(file_opennvr_v1_recording_service, 25);
 
 /**
  * @generated from message opennvr.v1.DeleteExportResponse
@@ -1029,7 +1070,7 @@ export type DeleteExportResponse = Message<"opennvr.v1.DeleteExportResponse"> & 
  * Use `create(DeleteExportResponseSchema)` to create a new message.
  */
 export const DeleteExportResponseSchema: GenMessage<DeleteExportResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 25);
+  messageDesc(file_opennvr_v1_recording_service, 26);
 
 /**
  * @generated from message opennvr.v1.DeleteRecordingsRequest
@@ -1072,7 +1113,7 @@ export type DeleteRecordingsRequest = Message<"opennvr.v1.DeleteRecordingsReques
  * Use `create(DeleteRecordingsRequestSchema)` to create a new message.
  */
 export const DeleteRecordingsRequestSchema: GenMessage<DeleteRecordingsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 26);
+  messageDesc(file_opennvr_v1_recording_service, 27);
 
 /**
  * @generated from message opennvr.v1.DeleteRecordingsResponse
@@ -1106,7 +1147,7 @@ export type DeleteRecordingsResponse = Message<"opennvr.v1.DeleteRecordingsRespo
  * Use `create(DeleteRecordingsResponseSchema)` to create a new message.
  */
 export const DeleteRecordingsResponseSchema: GenMessage<DeleteRecordingsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 27);
+  messageDesc(file_opennvr_v1_recording_service, 28);
 
 /**
  * @generated from message opennvr.v1.CreateHoldRequest
@@ -1125,7 +1166,7 @@ export type CreateHoldRequest = Message<"opennvr.v1.CreateHoldRequest"> & {
  * Use `create(CreateHoldRequestSchema)` to create a new message.
  */
 export const CreateHoldRequestSchema: GenMessage<CreateHoldRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 28);
+  messageDesc(file_opennvr_v1_recording_service, 29);
 
 /**
  * @generated from message opennvr.v1.CreateHoldResponse
@@ -1142,7 +1183,7 @@ export type CreateHoldResponse = Message<"opennvr.v1.CreateHoldResponse"> & {
  * Use `create(CreateHoldResponseSchema)` to create a new message.
  */
 export const CreateHoldResponseSchema: GenMessage<CreateHoldResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 29);
+  messageDesc(file_opennvr_v1_recording_service, 30);
 
 /**
  * @generated from message opennvr.v1.GetHoldRequest
@@ -1159,7 +1200,7 @@ export type GetHoldRequest = Message<"opennvr.v1.GetHoldRequest"> & {
  * Use `create(GetHoldRequestSchema)` to create a new message.
  */
 export const GetHoldRequestSchema: GenMessage<GetHoldRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 30);
+  messageDesc(file_opennvr_v1_recording_service, 31);
 
 /**
  * @generated from message opennvr.v1.GetHoldResponse
@@ -1176,7 +1217,7 @@ export type GetHoldResponse = Message<"opennvr.v1.GetHoldResponse"> & {
  * Use `create(GetHoldResponseSchema)` to create a new message.
  */
 export const GetHoldResponseSchema: GenMessage<GetHoldResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 31);
+  messageDesc(file_opennvr_v1_recording_service, 32);
 
 /**
  * @generated from message opennvr.v1.ListHoldsRequest
@@ -1217,7 +1258,7 @@ export type ListHoldsRequest = Message<"opennvr.v1.ListHoldsRequest"> & {
  * Use `create(ListHoldsRequestSchema)` to create a new message.
  */
 export const ListHoldsRequestSchema: GenMessage<ListHoldsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 32);
+  messageDesc(file_opennvr_v1_recording_service, 33);
 
 /**
  * @generated from message opennvr.v1.ListHoldsResponse
@@ -1239,7 +1280,7 @@ export type ListHoldsResponse = Message<"opennvr.v1.ListHoldsResponse"> & {
  * Use `create(ListHoldsResponseSchema)` to create a new message.
  */
 export const ListHoldsResponseSchema: GenMessage<ListHoldsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 33);
+  messageDesc(file_opennvr_v1_recording_service, 34);
 
 /**
  * @generated from message opennvr.v1.ReleaseHoldRequest
@@ -1263,7 +1304,7 @@ export type ReleaseHoldRequest = Message<"opennvr.v1.ReleaseHoldRequest"> & {
  * Use `create(ReleaseHoldRequestSchema)` to create a new message.
  */
 export const ReleaseHoldRequestSchema: GenMessage<ReleaseHoldRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 34);
+  messageDesc(file_opennvr_v1_recording_service, 35);
 
 /**
  * @generated from message opennvr.v1.ReleaseHoldResponse
@@ -1280,7 +1321,7 @@ export type ReleaseHoldResponse = Message<"opennvr.v1.ReleaseHoldResponse"> & {
  * Use `create(ReleaseHoldResponseSchema)` to create a new message.
  */
 export const ReleaseHoldResponseSchema: GenMessage<ReleaseHoldResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 35);
+  messageDesc(file_opennvr_v1_recording_service, 36);
 
 /**
  * @generated from message opennvr.v1.GetRetentionPolicyRequest
@@ -1299,7 +1340,7 @@ export type GetRetentionPolicyRequest = Message<"opennvr.v1.GetRetentionPolicyRe
  * Use `create(GetRetentionPolicyRequestSchema)` to create a new message.
  */
 export const GetRetentionPolicyRequestSchema: GenMessage<GetRetentionPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 36);
+  messageDesc(file_opennvr_v1_recording_service, 37);
 
 /**
  * @generated from message opennvr.v1.GetRetentionPolicyResponse
@@ -1325,7 +1366,7 @@ export type GetRetentionPolicyResponse = Message<"opennvr.v1.GetRetentionPolicyR
  * Use `create(GetRetentionPolicyResponseSchema)` to create a new message.
  */
 export const GetRetentionPolicyResponseSchema: GenMessage<GetRetentionPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 37);
+  messageDesc(file_opennvr_v1_recording_service, 38);
 
 /**
  * @generated from message opennvr.v1.ListRetentionPoliciesRequest
@@ -1347,7 +1388,7 @@ export type ListRetentionPoliciesRequest = Message<"opennvr.v1.ListRetentionPoli
  * Use `create(ListRetentionPoliciesRequestSchema)` to create a new message.
  */
 export const ListRetentionPoliciesRequestSchema: GenMessage<ListRetentionPoliciesRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 38);
+  messageDesc(file_opennvr_v1_recording_service, 39);
 
 /**
  * @generated from message opennvr.v1.ListRetentionPoliciesResponse
@@ -1369,7 +1410,7 @@ export type ListRetentionPoliciesResponse = Message<"opennvr.v1.ListRetentionPol
  * Use `create(ListRetentionPoliciesResponseSchema)` to create a new message.
  */
 export const ListRetentionPoliciesResponseSchema: GenMessage<ListRetentionPoliciesResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 39);
+  messageDesc(file_opennvr_v1_recording_service, 40);
 
 /**
  * @generated from message opennvr.v1.UpdateRetentionPolicyRequest
@@ -1395,7 +1436,7 @@ export type UpdateRetentionPolicyRequest = Message<"opennvr.v1.UpdateRetentionPo
  * Use `create(UpdateRetentionPolicyRequestSchema)` to create a new message.
  */
 export const UpdateRetentionPolicyRequestSchema: GenMessage<UpdateRetentionPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 40);
+  messageDesc(file_opennvr_v1_recording_service, 41);
 
 /**
  * @generated from message opennvr.v1.UpdateRetentionPolicyResponse
@@ -1412,7 +1453,7 @@ export type UpdateRetentionPolicyResponse = Message<"opennvr.v1.UpdateRetentionP
  * Use `create(UpdateRetentionPolicyResponseSchema)` to create a new message.
  */
 export const UpdateRetentionPolicyResponseSchema: GenMessage<UpdateRetentionPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 41);
+  messageDesc(file_opennvr_v1_recording_service, 42);
 
 /**
  * @generated from message opennvr.v1.DeleteRetentionPolicyRequest
@@ -1436,7 +1477,7 @@ export type DeleteRetentionPolicyRequest = Message<"opennvr.v1.DeleteRetentionPo
  * Use `create(DeleteRetentionPolicyRequestSchema)` to create a new message.
  */
 export const DeleteRetentionPolicyRequestSchema: GenMessage<DeleteRetentionPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 42);
+  messageDesc(file_opennvr_v1_recording_service, 43);
 
 /**
  * @generated from message opennvr.v1.DeleteRetentionPolicyResponse
@@ -1449,7 +1490,7 @@ export type DeleteRetentionPolicyResponse = Message<"opennvr.v1.DeleteRetentionP
  * Use `create(DeleteRetentionPolicyResponseSchema)` to create a new message.
  */
 export const DeleteRetentionPolicyResponseSchema: GenMessage<DeleteRetentionPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 43);
+  messageDesc(file_opennvr_v1_recording_service, 44);
 
 /**
  * @generated from message opennvr.v1.EnforceRetentionRequest
@@ -1462,7 +1503,7 @@ export type EnforceRetentionRequest = Message<"opennvr.v1.EnforceRetentionReques
  * Use `create(EnforceRetentionRequestSchema)` to create a new message.
  */
 export const EnforceRetentionRequestSchema: GenMessage<EnforceRetentionRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 44);
+  messageDesc(file_opennvr_v1_recording_service, 45);
 
 /**
  * @generated from message opennvr.v1.EnforceRetentionResponse
@@ -1498,7 +1539,7 @@ export type EnforceRetentionResponse = Message<"opennvr.v1.EnforceRetentionRespo
  * Use `create(EnforceRetentionResponseSchema)` to create a new message.
  */
 export const EnforceRetentionResponseSchema: GenMessage<EnforceRetentionResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 45);
+  messageDesc(file_opennvr_v1_recording_service, 46);
 
 /**
  * @generated from message opennvr.v1.GetStorageStatsRequest
@@ -1511,7 +1552,7 @@ export type GetStorageStatsRequest = Message<"opennvr.v1.GetStorageStatsRequest"
  * Use `create(GetStorageStatsRequestSchema)` to create a new message.
  */
 export const GetStorageStatsRequestSchema: GenMessage<GetStorageStatsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 46);
+  messageDesc(file_opennvr_v1_recording_service, 47);
 
 /**
  * @generated from message opennvr.v1.GetStorageStatsResponse
@@ -1564,7 +1605,7 @@ export type GetStorageStatsResponse = Message<"opennvr.v1.GetStorageStatsRespons
  * Use `create(GetStorageStatsResponseSchema)` to create a new message.
  */
 export const GetStorageStatsResponseSchema: GenMessage<GetStorageStatsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_recording_service, 47);
+  messageDesc(file_opennvr_v1_recording_service, 48);
 
 /**
  * Container of a playback stream or export.
