@@ -17,6 +17,7 @@ use chrono::{DateTime, Duration as CDuration, Utc};
 use harness::{TestDb, TestServer, test_options};
 use mediamtx_emulator::{AuthConfig, Emulator};
 use opennvr_sdk::pb;
+use opennvr_server::clock::Clock;
 use opennvr_server::store::recordings::SegmentRow;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -91,6 +92,14 @@ async fn main() {
     options.mediamtx_api_url = Some(emu.url());
     options.mediamtx_sync_secs = Some(3600);
     options.hook_secret_file = Some(secret_file);
+    // A recordings volume both MediaMTX (the emulator) and the server see: the oldest day of
+    // footage gets real (empty) files, so that the retention pass deletes real files through
+    // MediaMTX and confirms them gone.
+    let volume = harness::temp_dir("bench-recordings");
+    options.mediamtx_record_path = Some(format!("{}/%path/%Y-%m-%d_%H-%M-%S-%f%z", volume.display()));
+    options.recordings_dir = Some(volume.clone());
+    // No reconcile pass during the run: only the oldest day has files.
+    options.recording_reconcile_secs = Some(86_400);
     let s = TestServer::start_with(db, options).await;
     emu.set_jwks_url(&format!("{}/.well-known/jwks.json", s.url()));
     let admin = s.admin().await;
@@ -121,6 +130,14 @@ async fn main() {
     let start = end - CDuration::days(days);
     let t = Instant::now();
     let ids: Vec<String> = cameras.iter().map(|c| c.id.clone()).collect();
+    let dirs: Vec<std::path::PathBuf> = ids
+        .iter()
+        .map(|id| {
+            let d = volume.join(format!("opennvr-{}", id.replace('-', "")));
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        })
+        .collect();
     for day in 0..days {
         let mut copy = std::process::Command::new("psql")
             .arg(s.db.superuser_url())
@@ -138,8 +155,13 @@ async fn main() {
             for minute in 0..1440 {
                 let at = start + CDuration::minutes(day * 1440 + minute);
                 let stamp = at.format("%Y-%m-%d %H:%M:%S+00");
-                for id in &ids {
-                    writeln!(w, "{id}\t{stamp}\t60000000\t6000000\t1\t/recordings/{id}/{stamp}.mp4").unwrap();
+                let name = at.format("%Y-%m-%d_%H-%M-%S-000000+0000");
+                for (id, dir) in ids.iter().zip(&dirs) {
+                    let file = format!("{}/{name}.mp4", dir.display());
+                    if day == 0 {
+                        std::fs::write(&file, b"").unwrap();
+                    }
+                    writeln!(w, "{id}\t{stamp}\t60000000\t6000000\t1\t{file}").unwrap();
                 }
             }
         }
@@ -296,13 +318,14 @@ async fn main() {
     let t = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..16 {
-        let (http, url, ids) = (http.clone(), url.clone(), ids.clone());
+        let (http, url, ids, volume) = (http.clone(), url.clone(), ids.clone(), volume.clone());
         tasks.push(tokio::spawn(async move {
             for i in (w..n).step_by(16) {
                 let cam = &ids[i % CAMERAS];
                 let at = end + CDuration::minutes((i / CAMERAS) as i64);
                 let file = format!(
-                    "/recordings/opennvr-{}/{}.mp4",
+                    "{}/opennvr-{}/{}.mp4",
+                    volume.display(),
                     cam.replace('-', ""),
                     at.format("%Y-%m-%d_%H-%M-%S-000000+0000")
                 );
@@ -328,7 +351,8 @@ async fn main() {
     );
 
     // 7. One retention pass removing the oldest day of all 100 cameras.
-    let max_age = (Utc::now() - (start + CDuration::days(1))).num_seconds();
+    // The server's clock (a test clock, stopped at its start) decides what is too old.
+    let max_age = (s.clock.now() - (start + CDuration::days(1))).num_seconds();
     admin
         .recordings()
         .update_retention_policy(pb::UpdateRetentionPolicyRequest {
@@ -343,8 +367,9 @@ async fn main() {
     let t = Instant::now();
     let pass = admin.recordings().enforce_retention(pb::EnforceRetentionRequest {}).await.unwrap().into_inner();
     let took = t.elapsed();
+    let left = dirs.iter().map(|d| std::fs::read_dir(d).unwrap().count()).sum::<usize>();
     println!(
-        "retention pass: {} segments of {} cameras removed in {:.1} s ({:.0} segments/s, each deleted through MediaMTX's deletesegment)",
+        "retention pass: {} segments of {} cameras removed in {:.1} s ({:.0} segments/s, each file deleted through MediaMTX's deletesegment and confirmed gone; {left} files left)",
         pass.segment_count,
         pass.segments_by_camera.len(),
         took.as_secs_f64(),

@@ -250,6 +250,7 @@ impl Server {
             exports_dir: config.data_dir.join("exports"),
             media: media.clone(),
             events: events.clone(),
+            last_segment: Default::default(),
         };
         recordings.recover_exports().await?;
         let router = api::router(RouterParts {

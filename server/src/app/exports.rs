@@ -94,7 +94,11 @@ impl RecordingApp {
                 SegmentRow::overlapping(c, camera, start, end)
             })
             .await?;
-        if recorded.is_empty() {
+        // The segment before the range counts only if it reaches into it (or is still being written).
+        let in_range = |s: &crate::store::recordings::SegmentEntry| {
+            s.end() > start || s.state == crate::domain::recording::SegmentState::Recording.code()
+        };
+        if !recorded.iter().any(in_range) {
             return Err(Error::new(ErrorKind::FailedPrecondition, "nothing is recorded in that range"));
         }
         let Some(base) = &self.live.config.public_playback_url else {

@@ -47,6 +47,8 @@ pub struct RecordingApp {
     pub media: crate::media::reconciler::MediaPlane,
     /// Where the recording watchdog announces stalls.
     pub events: super::events::EventBus,
+    /// When (on the server's clock) each camera last reported a segment (hook or reconcile).
+    pub last_segment: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Uuid, DateTime<Utc>>>>,
 }
 
 /// What a segment hook did.
@@ -145,6 +147,9 @@ impl RecordingApp {
             state: if duration_us.is_some() { SegmentState::Complete } else { SegmentState::Recording }.code(),
             file_path: file.to_owned(),
         };
+        if let Ok(mut seen) = self.last_segment.lock() {
+            seen.insert(camera, self.clock.now());
+        }
         let changed = self
             .store
             .run(move |c| match duration_us {
@@ -284,8 +289,11 @@ impl RecordingApp {
                     continue;
                 }
             };
-            let (a, c, r) = self.reconcile_camera(camera.id, &path, &starts).await?;
-            totals = (totals.0 + a, totals.1 + c, totals.2 + r);
+            // One camera's trouble never stops the others.
+            match self.reconcile_camera(camera.id, &path, &starts).await {
+                Ok((a, c, r)) => totals = (totals.0 + a, totals.1 + c, totals.2 + r),
+                Err(e) => tracing::warn!(camera = %camera.id, error = %e, "recording index not reconciled"),
+            }
         }
         Ok(totals)
     }
@@ -313,6 +321,7 @@ impl RecordingApp {
         // A segment's end: its file's last write when visible, else the next segment's start.
         let next_start = |start: DateTime<Utc>| listed.iter().copied().find(|s| *s > start);
         let listed = &listed;
+        let longest = (recording::MAX_SEGMENT_SECONDS * 1e6) as i64;
         let mut added = Vec::new();
         for &start in listed.iter().filter(|s| !known_starts.contains(s)) {
             let on_disk = disk.get(&start);
@@ -330,7 +339,7 @@ impl RecordingApp {
             added.push(SegmentRow {
                 camera_id: camera,
                 start_time: start,
-                duration_us,
+                duration_us: duration_us.min(longest),
                 size_bytes: facts.map(|(s, _)| s).unwrap_or(0),
                 state: state.code(),
                 file_path: file,
@@ -344,7 +353,7 @@ impl RecordingApp {
                 (None, Some(next)) => next,
                 (None, None) => continue,
             };
-            let duration = (end - row.start_time).num_microseconds().unwrap_or(0).max(0);
+            let duration = (end - row.start_time).num_microseconds().unwrap_or(0).clamp(0, longest);
             closed.push((row.start_time, duration, facts.map(|(s, _)| s).unwrap_or(row.size_bytes)));
         }
         let gone: Vec<DateTime<Utc>> = known
@@ -355,6 +364,11 @@ impl RecordingApp {
             .map(|r| r.start_time)
             .collect();
         let (n_added, n_closed) = (added.len(), closed.len());
+        if n_added > 0
+            && let Ok(mut seen) = self.last_segment.lock()
+        {
+            seen.insert(camera, now);
+        }
         let n_gone = self
             .store
             .transaction(move |c| {
@@ -498,11 +512,13 @@ impl RecordingApp {
         let view = self
             .store
             .transaction(move |c| {
-                for cam in &cameras {
-                    authorize(c, &p, *cam, Permission::RecordingRead, now, false)?;
-                }
+                // Locked first (in id order), so that no deletion of the camera or its footage
+                // slips in between the checks and the hold.
                 for cam in &cameras {
                     lock_recordings(c, *cam)?;
+                }
+                for cam in &cameras {
+                    authorize(c, &p, *cam, Permission::RecordingRead, now, false)?;
                     SegmentRow::unmark(c, *cam, hold.start_time, hold.end_time)?;
                 }
                 hold.insert(c, &cameras)?;

@@ -124,40 +124,47 @@ impl RecordingApp {
         Ok(report)
     }
 
-    /// Deletes a camera's oldest unheld segments while `need` asks for it. Returns (segments, bytes).
+    /// Deletes a camera's oldest unheld segments while `need` asks for it, reading past held ones.
+    /// Returns (segments, bytes).
     async fn trim(&self, camera: Uuid, mut need: Need, unmet: &mut Vec<String>) -> Result<(usize, i64)> {
         let mut total = (0, 0);
+        let mut cursor: Option<DateTime<Utc>> = None;
+        let mut held_any = false;
         loop {
-            let picked = self
+            let (marked, bytes, held_now, last, more, satisfied) = self
                 .store
                 .transaction(move |c| {
                     lock_recordings(c, camera)?;
                     let holds = HoldRow::active_ranges(c, camera)?;
-                    let oldest = SegmentRow::oldest_complete(c, camera, MARK_BATCH)?;
+                    let oldest = SegmentRow::oldest_complete(c, camera, cursor, MARK_BATCH)?;
                     let mut picked = Vec::new();
-                    let mut bytes = 0;
-                    let mut held_any = false;
+                    let (mut bytes, mut held_now, mut satisfied, mut last) = (0, false, false, cursor);
                     for s in &oldest {
                         let aged = need.cutoff.is_some_and(|cut| s.end() <= cut);
                         if !aged && need.bytes - bytes <= 0 {
+                            satisfied = true;
                             break;
                         }
+                        last = Some(s.start_time);
                         if held(&holds, s.start_time, s.end()) {
-                            held_any = true;
+                            held_now = true;
                             continue;
                         }
                         picked.push(s.start_time);
                         bytes += s.size_bytes;
                     }
                     SegmentRow::mark_deleting(c, camera, &picked)?;
-                    Ok((picked.len(), bytes, held_any, oldest.len() as i64 == MARK_BATCH))
+                    Ok((picked.len(), bytes, held_now, last, oldest.len() as i64 == MARK_BATCH, satisfied))
                 })
                 .await?;
-            let (marked, bytes, held_any, more) = picked;
+            held_any |= held_now;
+            cursor = last;
             need.bytes -= bytes;
-            let (n, b) = self.delete_marked(camera).await?;
-            total = (total.0 + n, total.1 + b);
-            if marked == 0 || !more {
+            if marked > 0 {
+                let (n, b) = self.delete_marked(camera).await?;
+                total = (total.0 + n, total.1 + b);
+            }
+            if satisfied || !more {
                 if need.bytes > 0 {
                     let why = if held_any { "the rest is under hold" } else { "nothing older is left" };
                     unmet.push(format!("camera {camera} stays {} bytes over its size limit: {why}", need.bytes));
@@ -167,8 +174,8 @@ impl RecordingApp {
         }
     }
 
-    /// Deletes the oldest unheld footage of whichever camera has the oldest, until the volume has
-    /// `floor` bytes free.
+    /// Deletes the oldest unheld footage of whichever camera has the oldest, a few segments at a
+    /// time, until the volume has `floor` bytes free.
     async fn keep_free(&self, floor: i64, report: &mut RetentionReport) -> Result<()> {
         let Some(mut free) = self.free_bytes() else {
             report
@@ -176,25 +183,21 @@ impl RecordingApp {
                 .push("the free-space floor cannot be kept: the server does not see the recordings volume".into());
             return Ok(());
         };
-        let mut exhausted: Vec<Uuid> = Vec::new();
         while free < floor {
-            let summaries = self.store.run(RecordingSummary::all).await?;
-            let Some(oldest) = summaries
-                .iter()
-                .filter(|s| s.segments > 0 && !exhausted.contains(&s.camera_id))
-                .min_by_key(|s| s.oldest_start)
-            else {
+            let oldest = self.store.run(oldest_unheld_by_camera).await?;
+            let Some((camera, _)) = oldest.into_iter().min_by_key(|(_, start)| *start) else {
                 report.unmet.push(format!(
-                    "{} bytes free, below the floor of {floor}: everything left is held or being written",
-                    free
+                    "{free} bytes free, below the floor of {floor}: everything left is held or being written"
                 ));
                 return Ok(());
             };
-            let camera = oldest.camera_id;
             let mut unmet = Vec::new();
-            let (n, bytes) = self.trim(camera, Need { cutoff: None, bytes: (floor - free).min(1) }, &mut unmet).await?;
+            // At most a batch of the oldest before looking again at which camera holds the oldest.
+            let need = Need { cutoff: None, bytes: (floor - free).min(64 * 1024 * 1024) };
+            let (n, bytes) = self.trim(camera, need, &mut unmet).await?;
             if n == 0 {
-                exhausted.push(camera);
+                report.unmet.push(format!("{free} bytes free, below the floor of {floor}: deleting failed"));
+                return Ok(());
             }
             report.add(camera, n, bytes);
             free = self.free_bytes().unwrap_or(i64::MAX);
@@ -225,14 +228,17 @@ impl RecordingApp {
                     let rows = SegmentRow::marked(c, camera, DELETE_BATCH)?;
                     let mut gone = Vec::new();
                     let mut bytes = 0;
+                    // What MediaMTX still lists, asked once a batch when a deletion is refused.
+                    let mut listed: Option<Vec<DateTime<Utc>>> = None;
                     for row in &rows {
                         // The store runs this on a blocking thread: waiting here keeps the lock.
                         let outcome = runtime.block_on(mtx.delete_segment(&path, row.start_time));
                         match outcome {
                             Ok(()) => {}
-                            // MediaMTX has no such file: gone, unless the server sees it there.
+                            // Refused: gone only if it is confirmed gone — on the volume when the
+                            // server sees it, else by MediaMTX no longer listing it.
                             Err(MtxError::NotFound(_)) | Err(MtxError::Rejected(_))
-                                if !runtime.block_on(app.still_on_disk(&row.file_path)) => {}
+                                if runtime.block_on(app.confirmed_gone(&path, row, &mut listed)) => {}
                             Err(e) => {
                                 tracing::warn!(%camera, start = %row.start_time, error = %e, "cannot delete a segment; the next pass retries");
                                 break;
@@ -252,13 +258,49 @@ impl RecordingApp {
         }
     }
 
-    /// Whether the server sees `file` on the recordings volume (false when it does not see it).
-    async fn still_on_disk(&self, file: &str) -> bool {
-        match self.local_file(file) {
-            Some(local) => tokio::fs::try_exists(local).await.unwrap_or(true),
-            None => false,
+    /// Whether a segment MediaMTX refused to delete is really gone: its file absent from the volume
+    /// when the server sees it, else absent from MediaMTX's own listing (`listed` caches it).
+    async fn confirmed_gone(
+        &self,
+        path: &str,
+        row: &crate::store::recordings::SegmentRow,
+        listed: &mut Option<Vec<DateTime<Utc>>>,
+    ) -> bool {
+        if let Some(local) = self.local_file(&row.file_path) {
+            return !tokio::fs::try_exists(local).await.unwrap_or(true);
+        }
+        let Some(mtx) = &self.mtx else { return false };
+        if listed.is_none() {
+            match mtx.recording(path).await {
+                Ok(starts) => *listed = Some(starts),
+                Err(_) => return false,
+            }
+        }
+        listed.as_ref().is_some_and(|starts| !starts.contains(&row.start_time))
+    }
+}
+
+/// The start of each camera's oldest complete segment outside its holds (cameras with none left
+/// are not listed).
+fn oldest_unheld_by_camera(c: &mut diesel::PgConnection) -> Result<Vec<(Uuid, DateTime<Utc>)>> {
+    let mut out = Vec::new();
+    for summary in RecordingSummary::all(c)?.into_iter().filter(|s| s.segments > 0) {
+        let camera = summary.camera_id;
+        let holds = HoldRow::active_ranges(c, camera)?;
+        let mut cursor = None;
+        loop {
+            let page = SegmentRow::oldest_complete(c, camera, cursor, MARK_BATCH)?;
+            if let Some(s) = page.iter().find(|s| !held(&holds, s.start_time, s.end())) {
+                out.push((camera, s.start_time));
+                break;
+            }
+            match page.last() {
+                Some(last) if page.len() as i64 == MARK_BATCH => cursor = Some(last.start_time),
+                _ => break,
+            }
         }
     }
+    Ok(out)
 }
 
 /// Segments of `camera` in `[from, to)` as a deletion by hand sees them: (deletable, held).

@@ -1,13 +1,12 @@
 //! The recording watchdog: a camera that should record but produces no footage — unavailable in
 //! MediaMTX, inbound bytes not growing, or no segment opened for twice its segment duration — is
 //! reported once as stopped (`recording stalled`), and again as started when footage returns.
-//! Judged on the server's own clock.
+//! Judged on the server's own clock: when segments were reported, not the times in their names.
 use super::recordings::RecordingApp;
 use crate::domain::camera::path_name;
 use crate::domain::event::{EventKind, SiteEvent};
 use crate::error::Result;
 use crate::store::cameras::CameraRow;
-use crate::store::recordings::RecordingSummary;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -41,15 +40,11 @@ impl RecordingApp {
 
     async fn watch_once(&self, watches: &mut HashMap<Uuid, Watch>) -> Result<()> {
         let Ok(Some(runtimes)) = self.media.recent_runtimes().await else { return Ok(()) };
-        let (cameras, summaries) = self
+        let cameras: Vec<CameraRow> = self
             .store
-            .run(|c| {
-                let cameras: Vec<CameraRow> =
-                    CameraRow::all(c)?.into_iter().filter(|r| r.enabled && r.recording_enabled).collect();
-                let ids: Vec<Uuid> = cameras.iter().map(|r| r.id).collect();
-                Ok((cameras, RecordingSummary::of(c, &ids)?))
-            })
+            .run(|c| Ok(CameraRow::all(c)?.into_iter().filter(|r| r.enabled && r.recording_enabled).collect()))
             .await?;
+        let reported = self.last_segment.lock().map(|m| m.clone()).unwrap_or_default();
         let now = self.clock.now();
         watches.retain(|id, _| cameras.iter().any(|c| c.id == *id));
         for camera in &cameras {
@@ -62,8 +57,7 @@ impl RecordingApp {
             }
             w.bytes = bytes;
             let allowance = chrono::Duration::seconds(2 * i64::from(camera.segment_seconds));
-            let newest = summaries.iter().find(|s| s.camera_id == camera.id).and_then(|s| s.newest_start);
-            let last_footage = newest.map_or(w.since, |n| n.max(w.since));
+            let last_footage = reported.get(&camera.id).map_or(w.since, |t| (*t).max(w.since));
             let stall = if !runtime.is_some_and(|r| r.available) {
                 (now - w.since > allowance).then(|| "the camera is unavailable in MediaMTX".to_owned())
             } else if now - w.grew > allowance {

@@ -254,6 +254,18 @@ impl Reconciler {
         Reconciler { plane, mtx, cameras, config, clock }
     }
 
+    /// The path of a camera out of service that still has footage: no source (`publisher`, and
+    /// OpenNVR never issues publish tokens), no recording, the recording layout kept.
+    pub fn retained(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("source".into(), json!("publisher"));
+        m.insert("record".into(), json!(false));
+        m.insert("recordPath".into(), json!(self.config.record_path));
+        m.insert("recordFormat".into(), json!("fmp4"));
+        m.insert("recordDeleteAfter".into(), json!("0s"));
+        m
+    }
+
     /// The path config MediaMTX should hold for `camera`. The credentials are put into the source URL
     /// here, in memory, and only ever sent to MediaMTX.
     /// `address` is the camera's checked address: MediaMTX connects to it, never to a fresh
@@ -345,6 +357,20 @@ impl Reconciler {
                     failed.insert(name.clone(), e.to_string());
                     keep.push(name);
                 }
+            }
+        }
+        // Cameras disabled or deleted that still have footage keep a path without a source, so that
+        // MediaMTX can still find (and retention delete) their segments.
+        let summaries = self
+            .cameras
+            .store
+            .run(crate::store::recordings::RecordingSummary::all)
+            .await
+            .map_err(|e| MtxError::Failed(format!("reading recording totals: {e}")))?;
+        for summary in summaries.iter().filter(|s| s.segments > 0) {
+            let name = path_name(summary.camera_id);
+            if !wanted.contains_key(&name) && !keep.contains(&name) {
+                wanted.insert(name, self.retained());
             }
         }
         let actual: BTreeMap<String, Map<String, Value>> =

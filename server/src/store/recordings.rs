@@ -294,10 +294,12 @@ impl HoldRow {
             );
         }
         if let super::cameras::Visible::GrantedTo(user, now) = visible {
+            // Every camera of the hold must be one they may see (a hold names its cameras).
             let seen = super::cameras::CameraGrantRow::live_camera_ids(user, now);
-            q = q.filter(holds::id.eq_any(
-                hold_cameras::table.filter(hold_cameras::camera_id.eq_any(seen)).select(hold_cameras::hold_id),
-            ));
+            let unseen = hold_cameras::table
+                .filter(diesel::dsl::not(hold_cameras::camera_id.eq_any(seen)))
+                .select(hold_cameras::hold_id);
+            q = q.filter(diesel::dsl::not(holds::id.eq_any(unseen)));
         }
         if let Some(case) = case_id {
             q = q.filter(holds::case_id.eq(case.to_owned()));
@@ -371,15 +373,25 @@ pub fn lock_recordings(c: &mut PgConnection, camera: Uuid) -> Result<()> {
 }
 
 impl SegmentRow {
-    /// The camera's oldest complete segments, oldest first (index-only).
-    pub fn oldest_complete(c: &mut PgConnection, camera: Uuid, limit: i64) -> Result<Vec<SegmentEntry>> {
-        Ok(segments::table
+    /// The camera's oldest complete segments starting after `after` (if given), oldest first
+    /// (index-only).
+    pub fn oldest_complete(
+        c: &mut PgConnection,
+        camera: Uuid,
+        after: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<SegmentEntry>> {
+        let mut q = segments::table
             .filter(segments::camera_id.eq(camera))
             .filter(segments::state.eq(SegmentState::Complete.code()))
             .order(segments::start_time)
             .select(ENTRY)
             .limit(limit)
-            .load(c)?)
+            .into_boxed();
+        if let Some(after) = after {
+            q = q.filter(segments::start_time.gt(after));
+        }
+        Ok(q.load(c)?)
     }
 
     /// Marks every complete segment of a camera for deletion.

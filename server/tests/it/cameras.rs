@@ -661,6 +661,15 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
         let created = admin.recordings().create_hold(pb::CreateHoldRequest { hold: Some(hold) }).await.unwrap();
         b_hold = created.into_inner().hold.unwrap().id;
     }
+    // A hold naming both cameras names B: it stays out of their listings too.
+    let joint = pb::Hold {
+        camera_ids: vec![a.id.clone(), b.id.clone()],
+        start_time: Some(ts(0)),
+        case_id: "C-AB".into(),
+        reason: "walk".into(),
+        ..Default::default()
+    };
+    admin.recordings().create_hold(pb::CreateHoldRequest { hold: Some(joint) }).await.unwrap();
     // A finished export of each camera (as an export leaves it; made here without footage).
     let mut b_export = String::new();
     for cam in [&a, &b] {
@@ -716,7 +725,10 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
                     (Ok(messages), true) => {
                         let bytes: Vec<u8> = messages.concat();
                         if bytes.windows(b.id.len()).any(|w| w == b.id.as_bytes()) {
-                            problems.push(format!("{rpc}: the listing leaks camera B"));
+                            problems.push(format!(
+                                "{rpc}: the listing leaks camera B: {:?}",
+                                String::from_utf8_lossy(&bytes)
+                            ));
                         }
                         if !bytes.windows(a.id.len()).any(|w| w == a.id.as_bytes()) {
                             problems.push(format!("{rpc}: the listing does not even show camera A"));

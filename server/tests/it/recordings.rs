@@ -101,6 +101,7 @@ pub async fn segments(
         camera_id: cam.id.clone(),
         start_time: Some(ts(from)),
         end_time: Some(ts(to)),
+        page_size: 1000,
         ..Default::default()
     };
     c.recordings().list_segments(request).await.unwrap().into_inner().segments
@@ -703,13 +704,36 @@ async fn a_real_recording_exports_to_an_mp4_ffprobe_reads_with_its_reason_audite
     let cam = create(&admin, "Lobby").await;
     let path = path_of(&cam);
     eventually("the path configured", || r.emu.path(&path).is_some()).await;
-    let completed = record_real(&r, &path, &camera.url(), 9).await;
-    assert!(completed >= 3, "{completed} segments");
+    let completed = record_real(&r, &path, &camera.url(), 11).await;
+    assert!(completed >= 4, "{completed} segments");
     let far = (DateTime::from_timestamp(0, 0).unwrap(), Utc::now() + Duration::days(1));
     let listed = segments(&admin, &cam, far.0, far.1).await;
     let files: Vec<_> = std::fs::read_dir(r.dir.join(&path)).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(listed.iter().filter(|s| !s.in_progress).count(), completed, "{listed:?} {files:?}");
-    let first = time_of(&listed[0].start_time);
+    // A 4 s stretch inside segments that follow one another without a gap (names have one-second
+    // resolution, so two segments opened within one second share a file, as they would in MediaMTX).
+    let spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = listed
+        .iter()
+        .map(|s| {
+            (
+                time_of(&s.start_time),
+                time_of(&s.start_time) + Duration::milliseconds((duration_secs(s) * 1000.0) as i64),
+            )
+        })
+        .collect();
+    let first = (0..spans.len())
+        .find(|&i| {
+            let mut end = spans[i].1;
+            for next in &spans[i + 1..] {
+                if (next.0 - end).num_milliseconds().abs() > 1100 {
+                    break;
+                }
+                end = next.1;
+            }
+            end - spans[i].0 >= Duration::milliseconds(5000)
+        })
+        .map(|i| spans[i].0)
+        .unwrap_or_else(|| panic!("no 5 s of contiguous segments: {spans:?}"));
     let (from, to) = (first + Duration::milliseconds(500), first + Duration::milliseconds(4500));
     // The export streams progress, the file's bytes, then the finished export.
     let request = pb::ExportClipRequest {
@@ -855,4 +879,57 @@ async fn a_camera_that_stops_producing_footage_is_reported_and_its_recovery_too(
     // Someone who may not play the camera back hears nothing of its recording.
     let heard = tokio::time::timeout(std::time::Duration::from_secs(1), next_recording_event(&mut viewer_events)).await;
     assert!(heard.is_err(), "{heard:?}");
+}
+
+#[tokio::test]
+async fn footage_of_a_deleted_camera_stays_reachable_until_retention_removes_it() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let t0 = micros(r.s.clock.now() - Duration::hours(3));
+    let (cam, starts) = r.recorded(&admin, "Shed", t0, 3).await;
+    let path = path_of(&cam);
+    admin
+        .cameras()
+        .delete_camera(pb::DeleteCameraRequest {
+            camera_id: cam.id.clone(),
+            etag: String::new(),
+            delete_recordings: true,
+        })
+        .await
+        .unwrap();
+    // MediaMTX keeps a path without a source for the footage, so that it can still delete it.
+    eventually("the path kept without a source", || {
+        r.emu
+            .path(&path)
+            .is_some_and(|c| c.get("source") == Some(&json!("publisher")) && c.get("record") == Some(&json!(false)))
+    })
+    .await;
+    assert_eq!(enforce(&admin).await.segment_count, 3);
+    let utc = FixedOffset::east_opt(0).unwrap();
+    for s in &starts {
+        assert!(!std::path::Path::new(&r.file(&path, *s, utc)).exists(), "the file went through MediaMTX");
+    }
+    eventually("the path gone with the footage", || r.emu.path(&path).is_none()).await;
+}
+
+#[tokio::test]
+async fn retention_reads_past_a_long_held_stretch_to_the_footage_it_may_delete() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let t0 = micros(r.s.clock.now() - Duration::days(1));
+    // More held segments at the start than one batch of the pass reads.
+    let (cam, starts) = r.recorded(&admin, "Archive", t0, 520).await;
+    hold(&admin, &[&cam], starts[0], starts[510]).await.unwrap();
+    let age = (r.s.clock.now() - starts[518]).num_seconds();
+    let max_age = prost_types::Duration { seconds: age, nanos: 0 };
+    set_policy(&admin, &cam.id, pb::RetentionPolicy { max_age: Some(max_age), ..Default::default() }, &["max_age"])
+        .await
+        .unwrap();
+    let pass = enforce(&admin).await;
+    // 510..=517 ended before the cutoff and are not held; 518 and 519 are younger.
+    assert_eq!(pass.segment_count, 8, "{pass:?}");
+    let left = listed_starts(&admin, &cam).await;
+    assert_eq!(left.len(), 512);
+    assert_eq!(&left[..510], &starts[..510]);
+    assert_eq!(&left[510..], &starts[518..]);
 }
