@@ -368,7 +368,7 @@ pub async fn retention(server: Option<String>, format: Format, c: RetentionComma
         RetentionCommand::Show => {
             let all = client
                 .recordings()
-                .list_retention_policies(pb::ListRetentionPoliciesRequest::default())
+                .list_retention_policies(pb::ListRetentionPoliciesRequest { page_size: 1000, ..Default::default() })
                 .await?
                 .into_inner()
                 .policies;

@@ -276,11 +276,14 @@ impl RecordingService for RecordingApi {
 
     async fn list_retention_policies(
         &self,
-        _req: Request<pb::ListRetentionPoliciesRequest>,
+        req: Request<pb::ListRetentionPoliciesRequest>,
     ) -> ApiResult<pb::ListRetentionPoliciesResponse> {
-        respond(self.app.retention_policies().await.map(|all| pb::ListRetentionPoliciesResponse {
-            policies: all.iter().map(convert::retention_policy).collect(),
-            next_page_token: String::new(),
+        let r = req.into_inner();
+        respond(self.app.retention_policies(r.page_size, &r.page_token).await.map(|(page, next_page_token)| {
+            pb::ListRetentionPoliciesResponse {
+                policies: page.iter().map(convert::retention_policy).collect(),
+                next_page_token,
+            }
         }))
     }
 

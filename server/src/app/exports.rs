@@ -229,7 +229,9 @@ impl RecordingApp {
                 let _ = tx.send(Err(Error::new(ErrorKind::Unavailable, format!("export failed: {e}")))).await;
                 return;
             }
+            // The record is gone (the export was deleted while running): so is its file.
             (Err(e), _) => {
+                let _ = tokio::fs::remove_file(self.export_file(id)).await;
                 let _ = tx.send(Err(e)).await;
                 return;
             }

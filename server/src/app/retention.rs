@@ -488,15 +488,27 @@ impl RecordingApp {
             .await
     }
 
-    /// The site default, then every camera override.
-    pub async fn retention_policies(&self) -> Result<Vec<Policy>> {
-        self.store
+    /// The site default, then every camera override (by camera id), a page at a time.
+    pub async fn retention_policies(&self, page_size: i32, page_token: &str) -> Result<(Vec<Policy>, String)> {
+        let page = super::PageRequest::new(page_size, page_token, "retention")?;
+        let all = self
+            .store
             .run(|c| {
                 let mut out: Vec<Policy> = vec![SiteRetention::get(c)?.into()];
                 out.extend(CameraRetention::all(c)?.into_iter().map(Policy::from));
                 Ok(out)
             })
-            .await
+            .await?;
+        // Positions: "site" for the default, else the camera id (overrides come ordered by it).
+        let key = |p: &Policy| p.camera_id.map(|c| c.to_string()).unwrap_or_else(|| "site".into());
+        let start = match &page.after {
+            None => 0,
+            Some(after) => all.iter().position(|p| key(p) == *after).map(|i| i + 1).unwrap_or(all.len()),
+        };
+        let size = usize::try_from(page.size).unwrap_or(usize::MAX);
+        let out: Vec<Policy> = all.into_iter().skip(start).take(size).collect();
+        let next = page.next_token(out.len(), out.last().map(key).as_deref());
+        Ok((out, next))
     }
 
     /// Changes the default or a camera's override. Size and free-space limits need the recordings

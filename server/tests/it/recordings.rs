@@ -630,6 +630,29 @@ async fn size_limits_need_the_recordings_volume_visible() {
     assert_eq!(set_policy(&admin, "", stale, &["max_age"]).await.unwrap_err().code(), tonic::Code::Aborted);
     let e = set_policy(&admin, "", pb::RetentionPolicy::default(), &["colour"]).await.unwrap_err();
     assert_eq!((e.code(), e.message().contains("update_mask")), (tonic::Code::InvalidArgument, true));
+    // Policies page: the site default first, then the camera overrides.
+    for name in ["East", "West"] {
+        let cam = create(&admin, name).await;
+        set_policy(&admin, &cam.id, pb::RetentionPolicy { max_age: Some(day), ..Default::default() }, &["max_age"])
+            .await
+            .unwrap();
+    }
+    let list = |token: String| {
+        let mut r = admin.recordings();
+        async move {
+            r.list_retention_policies(pb::ListRetentionPoliciesRequest { page_size: 2, page_token: token })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let first = list(String::new()).await;
+    assert_eq!(first.policies.len(), 2);
+    assert!(first.policies[0].camera_id.is_empty() && !first.policies[1].camera_id.is_empty());
+    let second = list(first.next_page_token.clone()).await;
+    assert_eq!(second.policies.len(), 1);
+    assert_ne!(second.policies[0].camera_id, first.policies[1].camera_id);
+    assert!(second.next_page_token.is_empty());
 }
 
 /// Records a real camera with ffmpeg for `secs` seconds into `path`'s directory, in two-second fMP4
