@@ -102,6 +102,20 @@ async fn main() {
     options.recording_reconcile_secs = Some(86_400);
     let s = TestServer::start_with(db, options).await;
     emu.set_jwks_url(&format!("{}/.well-known/jwks.json", s.url()));
+    // The test server runs on a manual clock; this run is long, so keep it on real time (the tokens
+    // it signs for MediaMTX expire by that clock).
+    {
+        let clock = s.clock.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let behind = Utc::now() - clock.now();
+                if behind > CDuration::zero() {
+                    clock.advance(behind);
+                }
+            }
+        });
+    }
     let admin = s.admin().await;
     let mut cameras = Vec::new();
     for i in 0..CAMERAS {

@@ -211,7 +211,7 @@ impl RecordingApp {
             bytes,
         };
         let _ = tx.send(Ok(progress("running", 0.0, 0))).await;
-        let outcome = self.fetch_clip(&row, &base, &tx).await;
+        let outcome = self.fetch_clip(&row, &base, &tx, stream_data).await;
         let now = self.clock.now();
         let keep = chrono::Duration::from_std(self.live.config.export_keep).unwrap_or(chrono::Duration::days(7));
         let result = match &outcome {
@@ -236,19 +236,21 @@ impl RecordingApp {
                 return;
             }
         };
-        let _ = tx.send(Ok(progress("succeeded", 1.0, row.size_bytes))).await;
-        if stream_data && self.send_file(id, 0, &tx).await.is_err() {
-            return;
+        if !stream_data {
+            let _ = tx.send(Ok(progress("succeeded", 1.0, row.size_bytes))).await;
         }
         let _ = tx.send(Ok(ExportEvent::Done(Box::new(row)))).await;
     }
 
-    /// Streams the clip from the playback server into the export's file. Returns its size and hash.
+    /// Streams the clip from the playback server into the export's file and, with `stream_data`, to
+    /// the caller as it arrives (a caller who left no longer gets it; the file is still written).
+    /// Returns its size and hash.
     async fn fetch_clip(
         &self,
         row: &ExportRow,
         base: &str,
         tx: &mpsc::Sender<Result<ExportEvent>>,
+        stream_data: bool,
     ) -> std::result::Result<(i64, Vec<u8>), String> {
         let path = path_name(row.camera_id);
         let secs = (row.end_time - row.start_time).num_microseconds().unwrap_or(0) as f64 / 1e6;
@@ -275,13 +277,17 @@ impl RecordingApp {
         while let Some(chunk) = resp.chunk().await.map_err(|_| "the playback server stopped mid-clip".to_owned())? {
             hash.update(&chunk);
             file.write_all(&chunk).await.map_err(|e| e.to_string())?;
+            if stream_data {
+                let _ = tx.send(Ok(ExportEvent::Chunk { offset: size, data: chunk.to_vec() })).await;
+            } else {
+                let _ = tx.try_send(Ok(ExportEvent::Progress {
+                    id: row.id,
+                    state: "running".into(),
+                    progress: 0.5,
+                    bytes: size + chunk.len() as i64,
+                }));
+            }
             size += chunk.len() as i64;
-            let _ = tx.try_send(Ok(ExportEvent::Progress {
-                id: row.id,
-                state: "running".into(),
-                progress: 0.5,
-                bytes: size,
-            }));
         }
         file.sync_all().await.map_err(|e| e.to_string())?;
         if size == 0 {

@@ -98,7 +98,7 @@ impl RecordingApp {
         if let Some(floor) = site.min_free_bytes {
             self.keep_free(floor, &mut report).await?;
         }
-        if report.segments > 0 || call.is_some() {
+        {
             let base = match call {
                 Some(call) => call.record("recordings", ""),
                 None => AuditRecord::system("retention.enforce", "recordings", ""),

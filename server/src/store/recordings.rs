@@ -294,8 +294,13 @@ impl HoldRow {
             );
         }
         if let super::cameras::Visible::GrantedTo(user, now) = visible {
-            // Every camera of the hold must be one they may see (a hold names its cameras).
-            let seen = super::cameras::CameraGrantRow::live_camera_ids(user, now);
+            // Every camera of the hold must be one they may play back (a hold names its cameras).
+            use super::schema::camera_grants;
+            let seen = camera_grants::table
+                .filter(camera_grants::user_id.eq(user))
+                .filter(camera_grants::expire_at.is_null().or(camera_grants::expire_at.gt(now)))
+                .filter(camera_grants::permissions.contains(vec!["recording.read".to_owned()]))
+                .select(camera_grants::camera_id);
             let unseen = hold_cameras::table
                 .filter(diesel::dsl::not(hold_cameras::camera_id.eq_any(seen)))
                 .select(hold_cameras::hold_id);

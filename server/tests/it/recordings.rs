@@ -384,13 +384,20 @@ async fn what_the_hooks_missed_is_recovered_from_mediamtx() {
     for (i, start) in starts.iter().enumerate() {
         let file = r.file(&path, *start, zone);
         std::fs::write(&file, vec![0u8; 1000 * (i + 1)]).unwrap();
-        // Written until the next segment began (the last one is still being written: now).
-        let end = if i < 3 { *start + Duration::seconds(60) } else { Utc::now() };
+        // Written for 55 s (MediaMTX starts the next segment a little later; the last one is still
+        // being written: now).
+        let end = if i < 3 { *start + Duration::seconds(55) } else { Utc::now() };
         std::fs::File::options().write(true).open(&file).unwrap().set_modified(end.into()).unwrap();
     }
     let first = r.file(&path, starts[0], zone);
     let body = json!({"event": "segment-complete", "path": path, "segment_path": first, "segment_duration": "60"});
     assert_eq!(r.hook(HOOK_SECRET, body).await.0, 202);
+    // The second one's opening arrived, its closing did not: left open until the pass closes it.
+    let second = r.file(&path, starts[1], zone);
+    assert_eq!(
+        r.hook(HOOK_SECRET, json!({"event": "segment-create", "path": path, "segment_path": second})).await.0,
+        202
+    );
     // A row whose file is gone (deleted behind OpenNVR's back) and an old one below MediaMTX's oldest.
     assert_eq!(r.segment(&path, t0 - Duration::hours(2), Some(60.0)).await.0, 202);
     let range = (t0 - Duration::hours(3), Utc::now() + Duration::hours(1));
@@ -404,7 +411,7 @@ async fn what_the_hooks_missed_is_recovered_from_mediamtx() {
     let mut got = Vec::new();
     for _ in 0..100 {
         got = recovered().await;
-        if got.len() == 4 && got[0].0 == starts[0] {
+        if got.len() == 4 && got[0].0 == starts[0] && !got[1].1 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -413,8 +420,10 @@ async fn what_the_hooks_missed_is_recovered_from_mediamtx() {
         got,
         vec![
             (starts[0], false, 1000, 60),
-            (starts[1], false, 2000, 60),
-            (starts[2], false, 3000, 60),
+            // Closed by the pass, its duration from the file's last write.
+            (starts[1], false, 2000, 55),
+            // Missed altogether: added, duration from the file (not the next start).
+            (starts[2], false, 3000, 55),
             // The newest is still being written.
             (starts[3], true, 4000, 0),
         ]
@@ -655,67 +664,62 @@ async fn size_limits_need_the_recordings_volume_visible() {
     assert!(second.next_page_token.is_empty());
 }
 
-/// Records a real camera with ffmpeg for `secs` seconds into `path`'s directory, in two-second fMP4
-/// segments named as MediaMTX names them (MediaMTX's zone here: UTC+05:30), firing the hooks as
-/// MediaMTX does: segment-create when a file appears, segment-complete (with its duration) when
-/// ffmpeg closes it. Returns how many segment files were completed (two segments starting within one
-/// second share a file name, as they would in MediaMTX with a second-resolution record path).
+/// Records a real camera with ffmpeg for `secs` seconds into `path`'s directory in two-second fMP4
+/// segments, named as MediaMTX names them (start to the microsecond, MediaMTX's zone here UTC+05:30),
+/// firing the hooks MediaMTX fires for each. ffmpeg cannot name files to the microsecond, so it
+/// writes numbered files aside; each is moved to its MediaMTX name when ffmpeg closes it, its start
+/// taken from ffmpeg's segment list (relative to the stream's first file). Returns how many segments
+/// were completed.
 pub async fn record_real(r: &Recorder, path: &str, camera_url: &str, secs: u32) -> usize {
     let dir = r.dir.join(path);
     std::fs::create_dir_all(&dir).unwrap();
-    let list = temp_dir("segment-list").join("list.csv");
+    let staging = temp_dir("ffmpeg-segments");
+    let list = staging.join("list.csv");
     let mut ffmpeg = tokio::process::Command::new("ffmpeg")
-        .env("TZ", "Asia/Kolkata")
         .args(["-hide_banner", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", camera_url])
-        .args(["-t", &secs.to_string(), "-c", "copy", "-f", "segment", "-segment_time", "2", "-reset_timestamps", "1"])
+        .args(["-t", &secs.to_string(), "-c", "copy", "-f", "segment", "-segment_time", "2"])
         .args([
             "-segment_format",
             "mp4",
             "-segment_format_options",
             "movflags=+frag_keyframe+empty_moov+default_base_moof",
         ])
-        .args(["-strftime", "1", "-segment_list_type", "csv", "-segment_list"])
+        .args(["-segment_list_type", "csv", "-segment_list"])
         .arg(&list)
-        .arg(dir.join("%Y-%m-%d_%H-%M-%S-000000%z.mp4"))
+        .arg(staging.join("seg%05d.mp4"))
         .kill_on_drop(true)
         .spawn()
         .expect("ffmpeg (see .ci/run)");
-    let (mut opened, mut closed, mut completed) =
-        (std::collections::BTreeSet::new(), 0usize, std::collections::BTreeSet::new());
+    let zone = FixedOffset::east_opt(5 * 3600 + 1800).unwrap();
+    let mut stream_start: Option<DateTime<Utc>> = None;
+    let mut closed = 0usize;
     loop {
         let done = ffmpeg.try_wait().unwrap();
-        let mut files: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path().display().to_string())
-            .filter(|f| f.ends_with(".mp4"))
-            .collect();
-        files.sort();
-        for f in files {
-            if opened.insert(f.clone()) {
-                let (status, text) =
-                    r.hook(HOOK_SECRET, json!({"event": "segment-create", "path": path, "segment_path": f})).await;
-                assert_eq!(status, 202, "{text}");
-            }
+        if stream_start.is_none() && staging.join("seg00000.mp4").exists() {
+            stream_start = Some(micros(Utc::now()));
         }
         let lines: Vec<String> =
             std::fs::read_to_string(&list).unwrap_or_default().lines().map(str::to_owned).collect();
         for line in lines.iter().skip(closed) {
             let mut parts = line.split(',');
             let (name, start, end) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
-            let file = if name.starts_with('/') { name.to_owned() } else { dir.join(name).display().to_string() };
-            let secs: f64 = end.parse::<f64>().unwrap() - start.parse::<f64>().unwrap();
-            let body = json!({"event": "segment-complete", "path": path, "segment_path": file, "segment_duration": format!("{secs:.3}")});
+            let (start, end): (f64, f64) = (start.parse().unwrap(), end.parse().unwrap());
+            let at = stream_start.unwrap() + Duration::microseconds((start * 1e6) as i64);
+            let file = r.file(path, at, zone);
+            std::fs::rename(staging.join(name), &file).unwrap();
+            let (status, text) =
+                r.hook(HOOK_SECRET, json!({"event": "segment-create", "path": path, "segment_path": file})).await;
+            assert_eq!(status, 202, "{text}");
+            let body = json!({"event": "segment-complete", "path": path, "segment_path": file, "segment_duration": format!("{:.3}", end - start)});
             let (status, text) = r.hook(HOOK_SECRET, body).await;
             assert_eq!(status, 202, "{text}");
             closed += 1;
-            completed.insert(file);
         }
         if let Some(status) = done {
             assert!(status.success(), "ffmpeg failed: {status}");
-            return completed.len();
+            return closed;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
@@ -731,32 +735,8 @@ async fn a_real_recording_exports_to_an_mp4_ffprobe_reads_with_its_reason_audite
     assert!(completed >= 4, "{completed} segments");
     let far = (DateTime::from_timestamp(0, 0).unwrap(), Utc::now() + Duration::days(1));
     let listed = segments(&admin, &cam, far.0, far.1).await;
-    let files: Vec<_> = std::fs::read_dir(r.dir.join(&path)).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert_eq!(listed.iter().filter(|s| !s.in_progress).count(), completed, "{listed:?} {files:?}");
-    // A 4 s stretch inside segments that follow one another without a gap (names have one-second
-    // resolution, so two segments opened within one second share a file, as they would in MediaMTX).
-    let spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = listed
-        .iter()
-        .map(|s| {
-            (
-                time_of(&s.start_time),
-                time_of(&s.start_time) + Duration::milliseconds((duration_secs(s) * 1000.0) as i64),
-            )
-        })
-        .collect();
-    let first = (0..spans.len())
-        .find(|&i| {
-            let mut end = spans[i].1;
-            for next in &spans[i + 1..] {
-                if (next.0 - end).num_milliseconds().abs() > 1100 {
-                    break;
-                }
-                end = next.1;
-            }
-            end - spans[i].0 >= Duration::milliseconds(5000)
-        })
-        .map(|i| spans[i].0)
-        .unwrap_or_else(|| panic!("no 5 s of contiguous segments: {spans:?}"));
+    assert_eq!(listed.iter().filter(|s| !s.in_progress).count(), completed, "{listed:?}");
+    let first = time_of(&listed[0].start_time);
     let (from, to) = (first + Duration::milliseconds(500), first + Duration::milliseconds(4500));
     // The export streams progress, the file's bytes, then the finished export.
     let request = pb::ExportClipRequest {

@@ -846,7 +846,9 @@ class ExportClipResponse(_message.Message):
 
     @_builtins.property
     def chunk(self) -> Global___ExportChunk:
-        """Only with stream_data, in order, after the last progress."""
+        """Only with stream_data: the file's bytes in order, as they come from the playback server (no
+        progress messages after the first chunk).
+        """
 
     @_builtins.property
     def export(self) -> Global___Export:

@@ -882,7 +882,8 @@ export type ExportClipResponse = Message<"opennvr.v1.ExportClipResponse"> & {
     case: "progress";
   } | {
     /**
-     * Only with stream_data, in order, after the last progress.
+     * Only with stream_data: the file's bytes in order, as they come from the playback server (no
+     * progress messages after the first chunk).
      *
      * @generated from field: opennvr.v1.ExportChunk chunk = 2;
      */
