@@ -27,7 +27,32 @@ pub fn cluster_url() -> &'static str {
     })
 }
 
+/// Removes the data directories of private clusters whose process is gone (the cluster dies with
+/// the test or bench process that started it, its directory stays: benchmark clusters hold GBs).
+fn remove_dead_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in entries.flatten() {
+        let path = e.path();
+        if !e.file_name().to_string_lossy().starts_with("opennvr-test-pg-") {
+            continue;
+        }
+        let pid = std::fs::read_to_string(path.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()));
+        let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+        // A directory without a pid file may be one starting right now: only old ones go.
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(600));
+        if !alive && (pid.is_some() || old) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 fn start_private_cluster() -> String {
+    remove_dead_clusters();
     let bins = opennvr_server::postgres::find_binaries(None).expect("PostgreSQL binaries for tests");
     let dir = std::env::temp_dir().join(format!("opennvr-test-pg-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
