@@ -25,15 +25,6 @@ impl SegmentState {
             SegmentState::Deleting => 2,
         }
     }
-
-    /// The state of a stored code (unknown codes read as complete).
-    pub fn of_code(code: i16) -> SegmentState {
-        match code {
-            0 => SegmentState::Recording,
-            2 => SegmentState::Deleting,
-            _ => SegmentState::Complete,
-        }
-    }
 }
 
 /// The start time a segment file carries in its name, read with `record_path` (a MediaMTX

@@ -378,6 +378,7 @@ async fn what_the_hooks_missed_is_recovered_from_mediamtx() {
     eventually("the path configured", || r.emu.path(&path).is_some()).await;
     // MediaMTX runs in UTC-03:00 and writes four segments; only the first one's hooks arrive.
     let zone = FixedOffset::west_opt(3 * 3600).unwrap();
+    r.emu.set_time_zone(zone);
     let t0 = DateTime::from_timestamp((Utc::now() - Duration::minutes(10)).timestamp(), 0).unwrap();
     std::fs::create_dir_all(r.dir.join(&path)).unwrap();
     let starts: Vec<DateTime<Utc>> = (0..4).map(|i| t0 + Duration::seconds(60 * i)).collect();
