@@ -129,6 +129,7 @@ pub async fn signed_in(flag: Option<String>) -> Result<Client> {
         refresh_token_expire_time: Some(prost_types::Timestamp { seconds: saved.refresh_token_expires, nanos: 0 }),
         session_id: saved.session_id,
         user: None,
+        mfa_enrolment_required: false,
     }));
     let before = client.tokens().map(|t| t.refresh_token);
     client

@@ -173,6 +173,25 @@ pub struct Options {
     /// How often retention runs (besides on demand), in seconds [default: 600].
     #[arg(long, env = "OPENNVR_RETENTION_SECS")]
     pub retention_secs: Option<u64>,
+    /// Comma-separated roles whose users must have a second factor (TOTP or a passkey), or `none`
+    /// [default: admin]. A user of such a role without one can only enrol one.
+    #[arg(long, env = "OPENNVR_MFA_REQUIRED_ROLES")]
+    pub mfa_required_roles: Option<String>,
+    /// How long a step-up (a second factor presented at login or with StepUp) lets destructive RPCs
+    /// through, in seconds [default: 300].
+    #[arg(long, env = "OPENNVR_STEP_UP_WINDOW_SECS")]
+    pub step_up_window_secs: Option<u64>,
+    /// WebAuthn relying-party id: the domain name users reach the dashboard by (or `localhost`)
+    /// [default: none; passkeys are off and TOTP is the second factor]. An IP address cannot be one.
+    #[arg(long, env = "OPENNVR_WEBAUTHN_RP_ID")]
+    pub webauthn_rp_id: Option<String>,
+    /// Comma-separated origins browsers call WebAuthn from, each on the relying party's domain
+    /// [default: https://<rp id>].
+    #[arg(long, env = "OPENNVR_WEBAUTHN_ORIGINS", value_delimiter = ',')]
+    pub webauthn_origins: Option<Vec<String>>,
+    /// Name of the site shown by authenticators [default: OpenNVR].
+    #[arg(long, env = "OPENNVR_WEBAUTHN_RP_NAME")]
+    pub webauthn_rp_name: Option<String>,
     /// argon2id memory cost in KiB [default: 19456]. Lower values are for tests only.
     #[arg(long, env = "OPENNVR_ARGON2_MEMORY_KIB")]
     pub argon2_memory_kib: Option<u32>,
@@ -225,6 +244,11 @@ impl Options {
             mediamtx_public_playback_url: self.mediamtx_public_playback_url.or(file.mediamtx_public_playback_url),
             export_max_secs: self.export_max_secs.or(file.export_max_secs),
             export_keep_hours: self.export_keep_hours.or(file.export_keep_hours),
+            mfa_required_roles: self.mfa_required_roles.or(file.mfa_required_roles),
+            step_up_window_secs: self.step_up_window_secs.or(file.step_up_window_secs),
+            webauthn_rp_id: self.webauthn_rp_id.or(file.webauthn_rp_id),
+            webauthn_origins: self.webauthn_origins.or(file.webauthn_origins),
+            webauthn_rp_name: self.webauthn_rp_name.or(file.webauthn_rp_name),
             argon2_memory_kib: self.argon2_memory_kib.or(file.argon2_memory_kib),
             argon2_iterations: self.argon2_iterations.or(file.argon2_iterations),
         }
@@ -275,6 +299,10 @@ pub struct Config {
     pub camera_networks: crate::domain::camera::CameraNetworks,
     /// The hook client's secret, if hooks are on.
     pub hook_secret: Option<String>,
+    pub mfa_policy: crate::domain::mfa::MfaPolicy,
+    pub step_up_window: Duration,
+    /// `None`: passkeys are off.
+    pub webauthn: Option<crate::security::webauthn::RelyingParty>,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
 }
@@ -403,6 +431,28 @@ impl Config {
                 None => None,
                 Some(0) => return Err(config_error("OPENNVR_AUDIT_ARCHIVE_DAYS must be greater than zero")),
                 Some(d) => Some(Duration::from_secs(d.saturating_mul(86_400))),
+            },
+            mfa_policy: match &o.mfa_required_roles {
+                None => crate::domain::mfa::MfaPolicy::default(),
+                Some(text) => crate::domain::mfa::MfaPolicy::parse(text)
+                    .map_err(|e| config_error(format!("OPENNVR_MFA_REQUIRED_ROLES: {e}")))?,
+            },
+            step_up_window: secs(o.step_up_window_secs, 300, "OPENNVR_STEP_UP_WINDOW_SECS")?,
+            webauthn: match &o.webauthn_rp_id {
+                None => {
+                    if o.webauthn_origins.is_some() {
+                        return Err(config_error("OPENNVR_WEBAUTHN_ORIGINS is set without OPENNVR_WEBAUTHN_RP_ID"));
+                    }
+                    None
+                }
+                Some(id) => Some(
+                    crate::security::webauthn::RelyingParty::new(
+                        id,
+                        o.webauthn_rp_name.as_deref().unwrap_or(""),
+                        &o.webauthn_origins.clone().unwrap_or_default(),
+                    )
+                    .map_err(|e| config_error(format!("OPENNVR_WEBAUTHN_RP_ID / OPENNVR_WEBAUTHN_ORIGINS: {e}")))?,
+                ),
             },
             argon2_memory_kib: o.argon2_memory_kib.unwrap_or(19_456),
             argon2_iterations: o.argon2_iterations.unwrap_or(2),

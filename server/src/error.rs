@@ -53,6 +53,8 @@ pub mod reason {
     pub const ETAG_MISMATCH: &str = "ERROR_REASON_ETAG_MISMATCH";
     pub const RESUME_POINT_EXPIRED: &str = "ERROR_REASON_RESUME_POINT_EXPIRED";
     pub const UNDER_HOLD: &str = "ERROR_REASON_UNDER_HOLD";
+    pub const STEP_UP_REQUIRED: &str = "ERROR_REASON_STEP_UP_REQUIRED";
+    pub const MFA_ENROLMENT_REQUIRED: &str = "ERROR_REASON_MFA_ENROLMENT_REQUIRED";
 }
 
 /// Result alias used throughout the server.

@@ -29,6 +29,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
+/// How often the last uses of API keys are written.
+const API_KEY_USE_FLUSH: Duration = Duration::from_secs(15);
+
 /// How long in-flight calls get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(20);
 
@@ -190,6 +193,16 @@ impl Server {
             None => None,
         };
         let media = crate::media::reconciler::MediaPlane::new(mtx.clone());
+        let api_keys = crate::security::api_keys::ApiKeyCache::new(store.clone(), clock.clone());
+        api_keys.poll().await?;
+        let step_up_window = to_chrono(config.step_up_window)?;
+        let mfa = crate::app::mfa::MfaSettings {
+            policy: config.mfa_policy.clone(),
+            passkeys: config.webauthn.clone().map(crate::security::webauthn::PasskeyCeremonies::new).transpose()?,
+            step_up_window,
+            master: master.clone(),
+            issuer: config.webauthn.as_ref().map(|rp| rp.name.clone()).unwrap_or_else(|| "OpenNVR".to_owned()),
+        };
         let auth = AuthApp {
             store: store.clone(),
             clock: clock.clone(),
@@ -201,6 +214,8 @@ impl Server {
             attempts: Default::default(),
             audit: audit.clone(),
             media: media.clone(),
+            mfa,
+            api_keys: api_keys.clone(),
         };
         if store.run(crate::store::users::UserRow::count).await? == 0 {
             let path = setup.issue(&config.data_dir)?;
@@ -210,10 +225,23 @@ impl Server {
                 path.display()
             );
         }
+        let policies = PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, api::PACKAGE)?;
+        let api_key_app = crate::app::api_keys::ApiKeyApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            cache: api_keys.clone(),
+            catalog: Arc::new(policies.step_up_catalog()),
+        };
         let gate = Arc::new(Gate {
-            policies: PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, api::PACKAGE)?,
+            policies,
             tokens,
             revocations: revocations.clone(),
+            api_keys: api_keys.clone(),
+            step_up: crate::app::mfa::StepUpGuard {
+                store: store.clone(),
+                clock: clock.clone(),
+                window: step_up_window,
+            },
             trusted_proxies: config.trusted_proxies.clone(),
             metrics: metrics.clone(),
             audit: audit.clone(),
@@ -257,6 +285,7 @@ impl Server {
             auth: AuthApi {
                 app: auth.clone(),
                 keys: crate::app::keys::KeyApp { store: store.clone(), clock: clock.clone(), master: master.clone() },
+                api_keys: api_key_app,
             },
             audit: crate::api::audit_service::AuditApi { app: audit_app.clone() },
             cameras: crate::api::camera_service::CameraApi { app: cameras.clone() },
@@ -285,6 +314,21 @@ impl Server {
                 move || {
                     let r = r.clone();
                     async move { r.poll().await }
+                }
+            }),
+            every(POLL_INTERVAL, {
+                let k = api_keys.clone();
+                move || {
+                    let k = k.clone();
+                    async move { k.poll().await }
+                }
+            }),
+            // Last uses of API keys, batched.
+            every(API_KEY_USE_FLUSH, {
+                let k = api_keys.clone();
+                move || {
+                    let k = k.clone();
+                    async move { k.flush_uses().await }
                 }
             }),
             every(Duration::from_secs(60), {

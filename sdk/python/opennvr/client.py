@@ -32,7 +32,8 @@ __all__ = ["connect", "OpenNvrClient", "BearerInterceptor"]
 
 #: AuthService RPCs that take no credential ("Permission: public" in the proto).
 PUBLIC_METHODS = frozenset(
-    "/opennvr.v1.AuthService/" + m for m in ("Bootstrap", "Login", "CompleteSecondFactor", "Refresh")
+    "/opennvr.v1.AuthService/" + m
+    for m in ("Bootstrap", "Login", "StartMfa", "FinishMfa", "StartPasskeyLogin", "FinishPasskeyLogin", "Refresh")
 )
 
 ChannelOptions = Sequence[Tuple[str, Any]]
@@ -197,7 +198,7 @@ class OpenNvrClient:
 
     def login(self, username: str, password: str, **call: Any) -> auth_service_pb2.LoginResponse:
         """Signs in with a password. Keeps the tokens when ``WhichOneof("result") == "tokens"``;
-        for ``"second_factor"`` finish with :meth:`complete_second_factor`.
+        for ``"mfa_required"`` finish with :meth:`finish_mfa` and the challenge's ticket.
 
         Raises ``grpc.RpcError`` (code UNAUTHENTICATED) for wrong credentials.
         """
@@ -207,15 +208,19 @@ class OpenNvrClient:
                 self._keep(res.tokens)
         return res
 
-    def complete_second_factor(
-        self, challenge_token: str, factor: auth_service_pb2.SecondFactor, **call: Any
+    def finish_mfa(
+        self, ticket: str, factor: auth_service_pb2.SecondFactor, **call: Any
     ) -> auth_service_pb2.Tokens:
-        """Finishes a login that asked for a second factor."""
-        res = self.auth.CompleteSecondFactor(
-            auth_service_pb2.CompleteSecondFactorRequest(challenge_token=challenge_token, factor=factor), **call
-        )
+        """Finishes a login that asked for a second factor (TOTP code, recovery code or passkey)."""
+        res = self.auth.FinishMfa(auth_service_pb2.FinishMfaRequest(ticket=ticket, factor=factor), **call)
         with self._lock:
             return self._keep(res.tokens)
+
+    def step_up_totp(self, code: str, **call: Any) -> auth_service_pb2.StepUpResponse:
+        """Presents a TOTP code on the current session, so that step-up RPCs pass for a few minutes."""
+        return self.auth.StepUp(
+            auth_service_pb2.StepUpRequest(factor=auth_service_pb2.SecondFactor(totp_code=code)), **call
+        )
 
     def refresh(self, **call: Any) -> auth_service_pb2.Tokens:
         """Exchanges the held refresh token for new tokens of the same session."""

@@ -4,10 +4,13 @@ Environment (all required; the tests fail, never skip, without them):
   OPENNVR_SMOKE_GRPC_TARGET  host:port of the server, e.g. 127.0.0.1:7450
   OPENNVR_SMOKE_USER         an existing user (scripts/sdk-smoke bootstraps it in the TypeScript smoke)
   OPENNVR_SMOKE_PASSWORD     its password
+  OPENNVR_SMOKE_MFA_FILE     JSON with recovery codes of that user's second factor (written by the TypeScript
+                             smoke test when it enrols TOTP): each login here spends one
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import grpc
@@ -16,7 +19,7 @@ import pytest
 from opennvr import OpenNvrClient
 from opennvr.v1 import auth_service_pb2, auth_service_pb2_grpc
 
-ENV = ("OPENNVR_SMOKE_GRPC_TARGET", "OPENNVR_SMOKE_USER", "OPENNVR_SMOKE_PASSWORD")
+ENV = ("OPENNVR_SMOKE_GRPC_TARGET", "OPENNVR_SMOKE_USER", "OPENNVR_SMOKE_PASSWORD", "OPENNVR_SMOKE_MFA_FILE")
 
 
 def env(name: str) -> str:
@@ -24,6 +27,16 @@ def env(name: str) -> str:
     if not value:
         pytest.fail(f"{name} is not set: the smoke test needs a live server (run scripts/sdk-smoke)", pytrace=False)
     return value
+
+
+def recovery_code(i: int) -> str:
+    with open(env("OPENNVR_SMOKE_MFA_FILE"), encoding="utf-8") as f:
+        codes = json.load(f)["recoveryCodes"]
+    return str(codes[i])
+
+
+def second_factor(i: int) -> auth_service_pb2.SecondFactor:
+    return auth_service_pb2.SecondFactor(recovery_code=recovery_code(i))
 
 
 def test_environment() -> None:
@@ -34,13 +47,15 @@ def test_environment() -> None:
 def test_login_and_whoami() -> None:
     with OpenNvrClient(env("OPENNVR_SMOKE_GRPC_TARGET")) as nvr:
         res = nvr.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD"), timeout=30)
-        assert res.WhichOneof("result") == "tokens"
-        assert res.tokens.access_token
-        assert nvr.credential == res.tokens.access_token
+        assert res.WhichOneof("result") == "mfa_required"
+        assert nvr.credential is None
+        tokens = nvr.finish_mfa(res.mfa_required.ticket, second_factor(0), timeout=30)
+        assert tokens.access_token
+        assert nvr.credential == tokens.access_token
 
         me = nvr.auth.WhoAmI(auth_service_pb2.WhoAmIRequest(), timeout=30)
         assert me.user.username == env("OPENNVR_SMOKE_USER").lower()
-        assert me.session_id == res.tokens.session_id
+        assert me.session_id == tokens.session_id
 
 
 def test_plain_stub_with_bearer_metadata() -> None:
@@ -50,9 +65,12 @@ def test_plain_stub_with_bearer_metadata() -> None:
             auth_service_pb2.LoginRequest(username=env("OPENNVR_SMOKE_USER"), password=env("OPENNVR_SMOKE_PASSWORD")),
             timeout=30,
         )
+        done = auth.FinishMfa(
+            auth_service_pb2.FinishMfaRequest(ticket=res.mfa_required.ticket, factor=second_factor(1)), timeout=30
+        )
         me = auth.WhoAmI(
             auth_service_pb2.WhoAmIRequest(),
-            metadata=[("authorization", f"Bearer {res.tokens.access_token}")],
+            metadata=[("authorization", f"Bearer {done.tokens.access_token}")],
             timeout=30,
         )
         assert me.user.username == env("OPENNVR_SMOKE_USER").lower()
@@ -61,7 +79,8 @@ def test_plain_stub_with_bearer_metadata() -> None:
 def test_refreshes_expiring_access_token() -> None:
     # A margin longer than any token lifetime makes every authenticated call refresh first.
     with OpenNvrClient(env("OPENNVR_SMOKE_GRPC_TARGET"), refresh_margin=10**9) as nvr:
-        first = nvr.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD"), timeout=30).tokens
+        challenge = nvr.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD"), timeout=30).mfa_required
+        first = nvr.finish_mfa(challenge.ticket, second_factor(2), timeout=30)
         me = nvr.whoami(timeout=30)
         assert nvr.tokens is not None
         assert nvr.tokens.refresh_token != first.refresh_token, "the refresh token did not rotate"

@@ -28,26 +28,51 @@ pub enum Error {
     /// The server answered without the tokens it should have sent.
     #[error("the server sent no tokens")]
     NoTokens,
+    /// The password was right and the account has a second factor: finish with
+    /// [`Client::finish_mfa`] and the challenge's ticket.
+    #[error("this account needs a second factor (TOTP, recovery code or passkey)")]
+    MfaRequired(Box<pb::MfaChallenge>),
 }
 
 /// Result of client calls.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Attaches `authorization: Bearer <access token>` when the client holds one.
+/// What a client presents: a session's tokens, or an API key.
+#[derive(Clone)]
+enum Credential {
+    Session(Box<pb::Tokens>),
+    ApiKey(String),
+}
+
+/// Attaches `authorization: Bearer <access token or API key>` when the client holds one.
 #[derive(Clone, Default)]
-pub struct Bearer(Arc<RwLock<Option<pb::Tokens>>>);
+pub struct Bearer(Arc<RwLock<Option<Credential>>>);
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: Request<()>) -> std::result::Result<Request<()>, Status> {
         let guard = self.0.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(tokens) = guard.as_ref() {
-            let value = format!("Bearer {}", tokens.access_token)
+        let secret = match guard.as_ref() {
+            Some(Credential::Session(t)) => Some(t.access_token.as_str()),
+            Some(Credential::ApiKey(k)) => Some(k.as_str()),
+            None => None,
+        };
+        if let Some(secret) = secret {
+            let value = format!("Bearer {secret}")
                 .parse()
-                .map_err(|_| Status::internal("access token is not a valid header value"))?;
+                .map_err(|_| Status::internal("the credential is not a valid header value"))?;
             req.metadata_mut().insert("authorization", value);
         }
         Ok(req)
     }
+}
+
+/// The answer to a password login.
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    /// Signed in (the client keeps the tokens).
+    SignedIn(pb::Tokens),
+    /// A second factor is needed: call [`Client::finish_mfa`] with the challenge's ticket.
+    MfaRequired(pb::MfaChallenge),
 }
 
 type Svc = InterceptedService<Channel, Bearer>;
@@ -82,14 +107,22 @@ impl Client {
         Ok(Client { channel, tokens: Bearer::default() })
     }
 
-    /// The tokens held, if signed in.
+    /// The tokens held, if signed in with a session.
     pub fn tokens(&self) -> Option<pb::Tokens> {
-        self.tokens.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        match &*self.tokens.0.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(Credential::Session(t)) => Some((**t).clone()),
+            _ => None,
+        }
     }
 
     /// Replaces the tokens (e.g. restored from a saved session).
     pub fn set_tokens(&self, tokens: Option<pb::Tokens>) {
-        *self.tokens.0.write().unwrap_or_else(|e| e.into_inner()) = tokens;
+        *self.tokens.0.write().unwrap_or_else(|e| e.into_inner()) = tokens.map(|t| Credential::Session(Box::new(t)));
+    }
+
+    /// Authenticates every call with an API key (`nvr_ak_...`) instead of a session.
+    pub fn set_api_key(&self, secret: &str) {
+        *self.tokens.0.write().unwrap_or_else(|e| e.into_inner()) = Some(Credential::ApiKey(secret.to_owned()));
     }
 
     fn keep(&self, tokens: Option<pb::Tokens>) -> Result<pb::Tokens> {
@@ -112,20 +145,66 @@ impl Client {
         self.keep(r.into_inner().tokens)
     }
 
-    /// Signs in with a password.
+    /// Signs in with a password; fails with [`Error::MfaRequired`] when the account has a second
+    /// factor (see [`Client::login_start`] for the two-step form).
     pub async fn login(&self, username: &str, password: &str) -> Result<pb::Tokens> {
+        match self.login_start(username, password).await? {
+            LoginOutcome::SignedIn(t) => Ok(t),
+            LoginOutcome::MfaRequired(c) => Err(Error::MfaRequired(Box::new(c))),
+        }
+    }
+
+    /// Signs in with a password: tokens, or the challenge of a second factor.
+    pub async fn login_start(&self, username: &str, password: &str) -> Result<LoginOutcome> {
         let r = self
             .auth()
             .login(pb::LoginRequest { username: username.to_owned(), password: password.to_owned() })
             .await?
             .into_inner();
         match r.result {
-            Some(pb::login_response::Result::Tokens(t)) => self.keep(Some(t)),
-            Some(pb::login_response::Result::SecondFactor(_)) => {
-                Err(Error::Status(Status::failed_precondition("this account needs a second factor")))
-            }
+            Some(pb::login_response::Result::Tokens(t)) => self.keep(Some(t)).map(LoginOutcome::SignedIn),
+            Some(pb::login_response::Result::MfaRequired(c)) => Ok(LoginOutcome::MfaRequired(c)),
             None => Err(Error::NoTokens),
         }
+    }
+
+    /// Finishes a login with a second factor (a TOTP code, a recovery code or a passkey assertion).
+    pub async fn finish_mfa(&self, ticket: &str, factor: pb::second_factor::Method) -> Result<pb::Tokens> {
+        let r = self
+            .auth()
+            .finish_mfa(pb::FinishMfaRequest {
+                ticket: ticket.to_owned(),
+                factor: Some(pb::SecondFactor { method: Some(factor) }),
+            })
+            .await?;
+        self.keep(r.into_inner().tokens)
+    }
+
+    /// Signs in with a password and, when asked for one, the TOTP code `totp` returns.
+    pub async fn login_with_totp(
+        &self,
+        username: &str,
+        password: &str,
+        totp: impl FnOnce() -> String,
+    ) -> Result<pb::Tokens> {
+        match self.login_start(username, password).await? {
+            LoginOutcome::SignedIn(t) => Ok(t),
+            LoginOutcome::MfaRequired(c) => {
+                self.finish_mfa(&c.ticket, pb::second_factor::Method::TotpCode(totp())).await
+            }
+        }
+    }
+
+    /// Presents a TOTP code on the current session, so that step-up RPCs pass for a few minutes.
+    pub async fn step_up_totp(&self, code: &str) -> Result<pb::StepUpResponse> {
+        let r = self
+            .auth()
+            .step_up(pb::StepUpRequest {
+                ticket: String::new(),
+                factor: Some(pb::SecondFactor { method: Some(pb::second_factor::Method::TotpCode(code.to_owned())) }),
+            })
+            .await?;
+        Ok(r.into_inner())
     }
 
     /// Exchanges the held refresh token for new tokens.

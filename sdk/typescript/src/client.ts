@@ -16,12 +16,20 @@ import { InferenceService } from "./gen/opennvr/v1/inference_service_pb.js";
 import { RecordingService } from "./gen/opennvr/v1/recording_service_pb.js";
 
 /** AuthService RPCs that take no credential ("Permission: public" in the proto). */
-const PUBLIC_AUTH_METHODS = new Set(["Bootstrap", "Login", "CompleteSecondFactor", "Refresh"]);
+const PUBLIC_AUTH_METHODS = new Set([
+  "Bootstrap",
+  "Login",
+  "StartMfa",
+  "FinishMfa",
+  "StartPasskeyLogin",
+  "FinishPasskeyLogin",
+  "Refresh",
+]);
 
 export interface OpenNvrClientOptions {
   /**
    * A credential to start with: an access token or an API key secret. Replaced by the tokens of
-   * bootstrap(), login(), completeSecondFactor() and refresh().
+   * bootstrap(), login(), finishMfa(), finishPasskeyLogin() and refresh().
    */
   credential?: string;
   /** Interceptors to run after the one that adds the bearer credential. */
@@ -119,7 +127,7 @@ export class OpenNvrClient {
 
   /**
    * Signs in with a password. When the result is "tokens" they are kept and sent with later calls;
-   * when it is "secondFactor", finish with completeSecondFactor().
+   * when it is "mfaRequired", finish with finishMfa() and the challenge's ticket.
    */
   async login(username: string, password: string, callOptions?: CallOptions): Promise<LoginResponse["result"]> {
     const res = await this.auth.login({ username, password }, callOptions);
@@ -129,10 +137,21 @@ export class OpenNvrClient {
     return res.result;
   }
 
-  /** Finishes a login that asked for a second factor. */
-  async completeSecondFactor(challengeToken: string, factor: SecondFactor, callOptions?: CallOptions): Promise<Tokens> {
-    const res = await this.auth.completeSecondFactor({ challengeToken, factor }, callOptions);
+  /** Finishes a login that asked for a second factor (TOTP code, recovery code or passkey assertion). */
+  async finishMfa(ticket: string, factor: SecondFactor["method"], callOptions?: CallOptions): Promise<Tokens> {
+    const res = await this.auth.finishMfa({ ticket, factor: { method: factor } }, callOptions);
     return this.#keep(res.tokens);
+  }
+
+  /** Finishes a passwordless login with the assertion of navigator.credentials.get() (as JSON). */
+  async finishPasskeyLogin(ticket: string, passkeyAssertionJson: string, callOptions?: CallOptions): Promise<Tokens> {
+    const res = await this.auth.finishPasskeyLogin({ ticket, passkeyAssertionJson }, callOptions);
+    return this.#keep(res.tokens);
+  }
+
+  /** Presents a TOTP code on the current session, so that step-up RPCs pass for a few minutes. */
+  async stepUpWithTotp(code: string, callOptions?: CallOptions): Promise<void> {
+    await this.auth.stepUp({ ticket: "", factor: { method: { case: "totpCode", value: code } } }, callOptions);
   }
 
   /** Exchanges the held refresh token for new tokens (concurrent callers share one exchange). */

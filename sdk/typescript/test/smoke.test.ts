@@ -5,10 +5,14 @@
 //   OPENNVR_SMOKE_SETUP_TOKEN  the server's one-time setup token (<data dir>/setup-token)
 //   OPENNVR_SMOKE_USER         username of the first administrator to create
 //   OPENNVR_SMOKE_PASSWORD     its password (the server's policy wants at least 12 characters)
+//   OPENNVR_SMOKE_MFA_FILE     where to write the administrator's TOTP secret and recovery codes (JSON),
+//                              for the Python smoke test that runs next
 //
 // scripts/sdk-smoke starts such a server and runs this with `npm test`.
 
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { describe, it } from "node:test";
 
 import { Code, ConnectError, createClient, createTransport, AuthService } from "../src/index.js";
@@ -22,6 +26,35 @@ function env(name: string): string {
   return value;
 }
 
+/** RFC 4648 base32 (no padding), as TOTP secrets are written. */
+function base32Decode(text: string): Buffer {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = 0;
+  let value = 0;
+  const out: number[] = [];
+  for (const ch of text.replace(/=+$/, "").toUpperCase()) {
+    const i = alphabet.indexOf(ch);
+    if (i < 0) throw new Error(`not base32: ${ch}`);
+    value = (value << 5) | i;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** RFC 6238 TOTP (HMAC-SHA1, 30 s, 6 digits): what an authenticator app shows now. */
+function totp(secretBase32: string, now = Date.now()): string {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(now / 1000 / 30)));
+  const mac = createHmac("sha1", base32Decode(secretBase32)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const code = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return code.toString().padStart(6, "0");
+}
+
 async function rpcError(promise: Promise<unknown>): Promise<ConnectError> {
   try {
     await promise;
@@ -33,9 +66,18 @@ async function rpcError(promise: Promise<unknown>): Promise<ConnectError> {
 
 describe("OpenNVR TypeScript SDK smoke (grpc-web)", () => {
   let accessToken = "";
+  // Recovery codes of the administrator: each login below spends one (a TOTP code works once per
+  // 30 s, and these logins come faster than that).
+  let recoveryCodes: string[] = [];
 
   it("has its environment", () => {
-    for (const name of ["OPENNVR_SMOKE_URL", "OPENNVR_SMOKE_SETUP_TOKEN", "OPENNVR_SMOKE_USER", "OPENNVR_SMOKE_PASSWORD"]) {
+    for (const name of [
+      "OPENNVR_SMOKE_URL",
+      "OPENNVR_SMOKE_SETUP_TOKEN",
+      "OPENNVR_SMOKE_USER",
+      "OPENNVR_SMOKE_PASSWORD",
+      "OPENNVR_SMOKE_MFA_FILE",
+    ]) {
       env(name);
     }
   });
@@ -50,18 +92,46 @@ describe("OpenNVR TypeScript SDK smoke (grpc-web)", () => {
     );
     assert.ok(tokens.accessToken.length > 0, "Bootstrap returned an empty access token");
     assert.equal(tokens.user?.username, env("OPENNVR_SMOKE_USER").toLowerCase());
+    // Administrators must have a second factor: the first session may only enrol one.
+    assert.equal(tokens.mfaEnrolmentRequired, true, "a new administrator must enrol a second factor");
+    const denied = await rpcError(client.auth.listUsers({}));
+    assert.equal(denied.code, Code.PermissionDenied, `expected PermissionDenied, got ${Code[denied.code]}`);
+    const started = await client.auth.startTotpEnrollment({});
+    assert.ok(started.otpauthUri.startsWith("otpauth://totp/"), started.otpauthUri);
+    const finished = await client.auth.finishTotpEnrollment({
+      enrollmentToken: started.enrollmentToken,
+      code: totp(started.secret),
+      name: "smoke phone",
+    });
+    assert.equal(finished.recoveryCodes.length, 10, "a first factor comes with ten recovery codes");
+    recoveryCodes = finished.recoveryCodes;
+    writeFileSync(
+      env("OPENNVR_SMOKE_MFA_FILE"),
+      JSON.stringify({ totpSecret: started.secret, recoveryCodes: finished.recoveryCodes.slice(5) }),
+      { mode: 0o600 },
+    );
+    const full = await client.refresh();
+    assert.equal(full.mfaEnrolmentRequired, false, "after enrolment the session is a full one");
+    assert.ok((await client.auth.listUsers({})).users.length >= 1);
   });
 
-  it("logs in with the password and gets tokens", async () => {
+  it("logs in with the password and a second factor", async () => {
     // The raw generated client, as a caller without the helper would use it.
     const auth = createServiceClient(AuthService, createTransport(env("OPENNVR_SMOKE_URL")));
     const res = await auth.login({ username: env("OPENNVR_SMOKE_USER"), password: env("OPENNVR_SMOKE_PASSWORD") });
-    assert.equal(res.result.case, "tokens", `expected tokens, got ${res.result.case}`);
-    if (res.result.case === "tokens") {
-      assert.ok(res.result.value.accessToken.length > 0, "Login returned an empty access token");
-      assert.ok(res.result.value.refreshToken.length > 0, "Login returned an empty refresh token");
-      accessToken = res.result.value.accessToken;
-    }
+    assert.equal(res.result.case, "mfaRequired", `expected an MFA challenge, got ${res.result.case}`);
+    if (res.result.case !== "mfaRequired") return;
+    const wrong = await rpcError(
+      auth.finishMfa({ ticket: res.result.value.ticket, factor: { method: { case: "recoveryCode", value: "0000-0000-0000-0000" } } }),
+    );
+    assert.equal(wrong.code, Code.Unauthenticated, `a wrong factor: expected Unauthenticated, got ${Code[wrong.code]}`);
+    const done = await auth.finishMfa({
+      ticket: res.result.value.ticket,
+      factor: { method: { case: "recoveryCode", value: recoveryCodes[0] } },
+    });
+    assert.ok(done.tokens?.accessToken, "FinishMfa returned an empty access token");
+    assert.ok(done.tokens?.refreshToken, "FinishMfa returned an empty refresh token");
+    accessToken = done.tokens?.accessToken ?? "";
   });
 
   it("lists users with the bearer token", async () => {
@@ -78,7 +148,9 @@ describe("OpenNVR TypeScript SDK smoke (grpc-web)", () => {
   it("keeps tokens across calls with OpenNvrClient.login", async () => {
     const client = createClient(env("OPENNVR_SMOKE_URL"));
     const result = await client.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD"));
-    assert.equal(result.case, "tokens");
+    assert.equal(result.case, "mfaRequired");
+    if (result.case !== "mfaRequired") return;
+    await client.finishMfa(result.value.ticket, { case: "recoveryCode", value: recoveryCodes[1] });
     const me = await client.auth.whoAmI({});
     assert.equal(me.user?.username, env("OPENNVR_SMOKE_USER").toLowerCase());
     assert.ok(me.sessionId.length > 0, "WhoAmI returned no session id");
@@ -88,7 +160,9 @@ describe("OpenNVR TypeScript SDK smoke (grpc-web)", () => {
     // A margin longer than any token lifetime makes every authenticated call refresh first.
     const client = createClient(env("OPENNVR_SMOKE_URL"), { refreshMarginMs: 365 * 24 * 3600 * 1000 });
     const result = await client.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD"));
-    assert.equal(result.case, "tokens");
+    assert.equal(result.case, "mfaRequired");
+    if (result.case !== "mfaRequired") return;
+    await client.finishMfa(result.value.ticket, { case: "recoveryCode", value: recoveryCodes[2] });
     const first = client.tokens;
     const me = await client.auth.whoAmI({});
     assert.notEqual(client.tokens?.refreshToken, first?.refreshToken, "the refresh token did not rotate");

@@ -1,10 +1,12 @@
 //! `opennvr.v1.AuthService`: decode, call [`AuthApp`], encode. Nothing else.
 use super::status::{ApiResult, respond, to_status};
 use super::{call, convert};
+use crate::app::api_keys::NewApiKey;
 use crate::app::auth::{AuthApp, UserUpdate};
+use crate::app::mfa::LoginOutcome;
 use crate::app::{Call, PageRequest, Principal};
 use crate::domain::Role;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use opennvr_proto::v1 as pb;
 use opennvr_proto::v1::auth_service_server::AuthService;
 use tonic::{Request, Status};
@@ -13,6 +15,7 @@ use tonic::{Request, Status};
 pub struct AuthApi {
     pub app: AuthApp,
     pub keys: crate::app::keys::KeyApp,
+    pub api_keys: crate::app::api_keys::ApiKeyApp,
 }
 
 fn master_key_status(st: crate::app::keys::MasterKeyStatus) -> pb::GetMasterKeyStatusResponse {
@@ -27,54 +30,83 @@ fn principal(call: &Call) -> Result<Principal, Status> {
     call.principal().cloned().map_err(to_status)
 }
 
-/// The capability that will implement an RPC that is not built yet.
-fn later(capability: &str) -> Status {
-    to_status(Error::new(ErrorKind::Unimplemented, format!("not implemented yet: arrives with {capability}")))
+/// The wire user of `u`, with its second factors.
+async fn user_message(app: &AuthApp, u: &crate::store::users::UserRow) -> Result<pb::User, Status> {
+    let factors = app.factors(vec![u.id]).await.map_err(to_status)?;
+    Ok(convert::user_with(u, factors.get(&u.id)))
 }
 
-const STRONG_AUTH: &str = "strong authentication (passkeys, TOTP, step-up)";
-const API_KEYS: &str = "API keys";
+/// Wire tokens, their user with its second factors.
+async fn tokens_message(app: &AuthApp, t: &crate::app::auth::IssuedTokens) -> Result<pb::Tokens, Status> {
+    let mut tokens = convert::tokens(t);
+    tokens.user = Some(user_message(app, &t.user).await?);
+    Ok(tokens)
+}
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
     async fn bootstrap(&self, req: Request<pb::BootstrapRequest>) -> ApiResult<pb::BootstrapResponse> {
         let call = call(&req)?;
         let r = req.into_inner();
-        respond(
-            self.app
-                .bootstrap(&r.setup_token, &r.username, &r.password, &r.display_name, &call)
-                .await
-                .map(|t| pb::BootstrapResponse { tokens: Some(convert::tokens(&t)) }),
-        )
+        let t = self.app.bootstrap(&r.setup_token, &r.username, &r.password, &r.display_name, &call).await;
+        let t = t.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::BootstrapResponse { tokens: Some(tokens_message(&self.app, &t).await?) }))
     }
 
     async fn login(&self, req: Request<pb::LoginRequest>) -> ApiResult<pb::LoginResponse> {
         let call = call(&req)?;
         let r = req.into_inner();
+        let result = match self.app.login(&r.username, &r.password, &call).await.map_err(to_status)? {
+            LoginOutcome::SignedIn(t) => pb::login_response::Result::Tokens(tokens_message(&self.app, &t).await?),
+            LoginOutcome::MfaRequired(c) => pb::login_response::Result::MfaRequired(convert::challenge(&c)),
+        };
+        Ok(tonic::Response::new(pb::LoginResponse { result: Some(result) }))
+    }
+
+    async fn start_mfa(&self, req: Request<pb::StartMfaRequest>) -> ApiResult<pb::StartMfaResponse> {
+        let r = req.into_inner();
         respond(
             self.app
-                .login(&r.username, &r.password, &call)
+                .start_mfa(&r.ticket)
                 .await
-                .map(|t| pb::LoginResponse { result: Some(pb::login_response::Result::Tokens(convert::tokens(&t))) }),
+                .map(|c| pb::StartMfaResponse { challenge: Some(convert::challenge(&c)) }),
         )
     }
 
-    async fn complete_second_factor(
+    async fn finish_mfa(&self, req: Request<pb::FinishMfaRequest>) -> ApiResult<pb::FinishMfaResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let t = self.app.finish_mfa(&r.ticket, convert::factor(r.factor), &call).await.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::FinishMfaResponse { tokens: Some(tokens_message(&self.app, &t).await?) }))
+    }
+
+    async fn start_passkey_login(
         &self,
-        _: Request<pb::CompleteSecondFactorRequest>,
-    ) -> ApiResult<pb::CompleteSecondFactorResponse> {
-        Err(later(STRONG_AUTH))
+        _: Request<pb::StartPasskeyLoginRequest>,
+    ) -> ApiResult<pb::StartPasskeyLoginResponse> {
+        respond(
+            self.app
+                .start_passkey_login()
+                .await
+                .map(|c| pb::StartPasskeyLoginResponse { challenge: Some(convert::challenge(&c)) }),
+        )
+    }
+
+    async fn finish_passkey_login(
+        &self,
+        req: Request<pb::FinishPasskeyLoginRequest>,
+    ) -> ApiResult<pb::FinishPasskeyLoginResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let t = self.app.finish_passkey_login(&r.ticket, &r.passkey_assertion_json, &call).await.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::FinishPasskeyLoginResponse { tokens: Some(tokens_message(&self.app, &t).await?) }))
     }
 
     async fn refresh(&self, req: Request<pb::RefreshRequest>) -> ApiResult<pb::RefreshResponse> {
         let call = call(&req)?;
         let r = req.into_inner();
-        respond(
-            self.app
-                .refresh(&r.refresh_token, &call)
-                .await
-                .map(|t| pb::RefreshResponse { tokens: Some(convert::tokens(&t)) }),
-        )
+        let t = self.app.refresh(&r.refresh_token, &call).await.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::RefreshResponse { tokens: Some(tokens_message(&self.app, &t).await?) }))
     }
 
     async fn logout(&self, req: Request<pb::LogoutRequest>) -> ApiResult<pb::LogoutResponse> {
@@ -83,14 +115,36 @@ impl AuthService for AuthApi {
     }
 
     async fn who_am_i(&self, req: Request<pb::WhoAmIRequest>) -> ApiResult<pb::WhoAmIResponse> {
-        let who = principal(&call(&req)?)?;
-        respond(self.app.who_am_i(&who).await.map(|(user, session)| pb::WhoAmIResponse {
-            user: Some(convert::user(&user)),
+        let call = call(&req)?;
+        let who = principal(&call)?;
+        let permissions = who.permissions().iter().map(|p| p.name().to_owned()).collect();
+        if who.api_key.is_some() {
+            let (user, key) = self.app.who_am_i_key(&who).await.map_err(to_status)?;
+            return Ok(tonic::Response::new(pb::WhoAmIResponse {
+                user: match &user {
+                    Some(u) => Some(user_message(&self.app, u).await?),
+                    None => None,
+                },
+                permissions,
+                api_key_id: key.id.to_string(),
+                api_key: Some(convert::api_key(&key)),
+                ..Default::default()
+            }));
+        }
+        let (user, session) = self.app.who_am_i(&who).await.map_err(to_status)?;
+        let window = self.app.mfa.step_up_window;
+        let now = self.app.clock.now();
+        let enrol = who.enrolment_only;
+        Ok(tonic::Response::new(pb::WhoAmIResponse {
+            user: Some(user_message(&self.app, &user).await?),
             session_id: session.id.to_string(),
-            permissions: who.role.permissions().iter().map(|p| p.name().to_owned()).collect(),
+            permissions: if enrol { Vec::new() } else { permissions },
             camera_permissions: Vec::new(),
             api_key_id: String::new(),
             step_up_time: session.step_up_at.map(convert::timestamp),
+            api_key: None,
+            mfa_enrolment_required: enrol,
+            step_up_expire_time: session.step_up_at.map(|t| t + window).filter(|t| *t > now).map(convert::timestamp),
         }))
     }
 
@@ -122,51 +176,132 @@ impl AuthService for AuthApi {
         respond(self.app.revoke_session(&call, &r.session_id).await.map(|()| pb::RevokeSessionResponse {}))
     }
 
-    async fn begin_step_up(&self, _: Request<pb::BeginStepUpRequest>) -> ApiResult<pb::BeginStepUpResponse> {
-        Err(later(STRONG_AUTH))
+    async fn start_step_up(&self, req: Request<pb::StartStepUpRequest>) -> ApiResult<pb::StartStepUpResponse> {
+        let call = call(&req)?;
+        respond(
+            self.app
+                .start_step_up(&call)
+                .await
+                .map(|c| pb::StartStepUpResponse { challenge: Some(convert::challenge(&c)) }),
+        )
     }
 
-    async fn step_up(&self, _: Request<pb::StepUpRequest>) -> ApiResult<pb::StepUpResponse> {
-        Err(later(STRONG_AUTH))
+    async fn step_up(&self, req: Request<pb::StepUpRequest>) -> ApiResult<pb::StepUpResponse> {
+        let call = call(&req)?;
+        let who = principal(&call)?;
+        let r = req.into_inner();
+        respond(self.app.step_up(&call, &r.ticket, convert::factor(r.factor)).await.map(|(session, until)| {
+            pb::StepUpResponse {
+                session: Some(convert::session(&session, who.session_id)),
+                step_up_expire_time: Some(convert::timestamp(until)),
+            }
+        }))
     }
 
-    async fn begin_passkey_registration(
+    async fn start_passkey_registration(
         &self,
-        _: Request<pb::BeginPasskeyRegistrationRequest>,
-    ) -> ApiResult<pb::BeginPasskeyRegistrationResponse> {
-        Err(later(STRONG_AUTH))
+        req: Request<pb::StartPasskeyRegistrationRequest>,
+    ) -> ApiResult<pb::StartPasskeyRegistrationResponse> {
+        let call = call(&req)?;
+        respond(self.app.start_passkey_registration(&call).await.map(|r| pb::StartPasskeyRegistrationResponse {
+            registration_token: r.token,
+            creation_options_json: r.options,
+            expire_time: Some(convert::timestamp(r.expires_at)),
+        }))
     }
 
     async fn finish_passkey_registration(
         &self,
-        _: Request<pb::FinishPasskeyRegistrationRequest>,
+        req: Request<pb::FinishPasskeyRegistrationRequest>,
     ) -> ApiResult<pb::FinishPasskeyRegistrationResponse> {
-        Err(later(STRONG_AUTH))
+        let call = call(&req)?;
+        let r = req.into_inner();
+        respond(
+            self.app.finish_passkey_registration(&call, &r.registration_token, &r.credential_json, &r.name).await.map(
+                |(cred, recovery_codes)| pb::FinishPasskeyRegistrationResponse {
+                    credential: Some(convert::credential(&cred)),
+                    recovery_codes,
+                },
+            ),
+        )
     }
 
-    async fn begin_totp_enrollment(
+    async fn start_totp_enrollment(
         &self,
-        _: Request<pb::BeginTotpEnrollmentRequest>,
-    ) -> ApiResult<pb::BeginTotpEnrollmentResponse> {
-        Err(later(STRONG_AUTH))
+        req: Request<pb::StartTotpEnrollmentRequest>,
+    ) -> ApiResult<pb::StartTotpEnrollmentResponse> {
+        let call = call(&req)?;
+        respond(self.app.start_totp_enrollment(&call).await.map(|e| pb::StartTotpEnrollmentResponse {
+            enrollment_token: e.token,
+            otpauth_uri: e.uri,
+            secret: e.secret,
+            expire_time: Some(convert::timestamp(e.expires_at)),
+        }))
     }
 
-    async fn confirm_totp_enrollment(
+    async fn finish_totp_enrollment(
         &self,
-        _: Request<pb::ConfirmTotpEnrollmentRequest>,
-    ) -> ApiResult<pb::ConfirmTotpEnrollmentResponse> {
-        Err(later(STRONG_AUTH))
+        req: Request<pb::FinishTotpEnrollmentRequest>,
+    ) -> ApiResult<pb::FinishTotpEnrollmentResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        respond(self.app.finish_totp_enrollment(&call, &r.enrollment_token, &r.code, &r.name).await.map(
+            |(cred, recovery_codes)| pb::FinishTotpEnrollmentResponse {
+                credential: Some(convert::credential(&cred)),
+                recovery_codes,
+            },
+        ))
     }
 
-    async fn list_credentials(&self, _: Request<pb::ListCredentialsRequest>) -> ApiResult<pb::ListCredentialsResponse> {
-        Err(later(STRONG_AUTH))
+    async fn regenerate_recovery_codes(
+        &self,
+        req: Request<pb::RegenerateRecoveryCodesRequest>,
+    ) -> ApiResult<pb::RegenerateRecoveryCodesResponse> {
+        let call = call(&req)?;
+        respond(
+            self.app
+                .regenerate_recovery_codes(&call)
+                .await
+                .map(|recovery_codes| pb::RegenerateRecoveryCodesResponse { recovery_codes }),
+        )
+    }
+
+    async fn list_credentials(
+        &self,
+        req: Request<pb::ListCredentialsRequest>,
+    ) -> ApiResult<pb::ListCredentialsResponse> {
+        let who = principal(&call(&req)?)?;
+        let r = req.into_inner();
+        let page = PageRequest::new(r.page_size, &r.page_token, &format!("user={}", r.user_id)).map_err(to_status)?;
+        respond(self.app.list_credentials(&who, &r.user_id, page).await.map(|(rows, next)| {
+            pb::ListCredentialsResponse {
+                credentials: rows.iter().map(convert::credential).collect(),
+                next_page_token: next,
+            }
+        }))
+    }
+
+    async fn rename_credential(
+        &self,
+        req: Request<pb::RenameCredentialRequest>,
+    ) -> ApiResult<pb::RenameCredentialResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        respond(
+            self.app
+                .rename_credential(&call, &r.credential_id, &r.name)
+                .await
+                .map(|c| pb::RenameCredentialResponse { credential: Some(convert::credential(&c)) }),
+        )
     }
 
     async fn delete_credential(
         &self,
-        _: Request<pb::DeleteCredentialRequest>,
+        req: Request<pb::DeleteCredentialRequest>,
     ) -> ApiResult<pb::DeleteCredentialResponse> {
-        Err(later(STRONG_AUTH))
+        let call = call(&req)?;
+        let r = req.into_inner();
+        respond(self.app.delete_credential(&call, &r.credential_id).await.map(|()| pb::DeleteCredentialResponse {}))
     }
 
     async fn create_user(&self, req: Request<pb::CreateUserRequest>) -> ApiResult<pb::CreateUserResponse> {
@@ -176,20 +311,23 @@ impl AuthService for AuthApi {
         let role = convert::role_from_pb("user.role", user.role).map_err(to_status)?;
         let created =
             self.app.create_user(&call, &user.username, &user.display_name, role, user.disabled, &r.password).await;
-        respond(created.map(|u| pb::CreateUserResponse { user: Some(convert::user(&u)) }))
+        respond(created.map(|u| pb::CreateUserResponse { user: Some(convert::user_with(&u, None)) }))
     }
 
     async fn get_user(&self, req: Request<pb::GetUserRequest>) -> ApiResult<pb::GetUserResponse> {
         let r = req.into_inner();
-        respond(self.app.get_user(&r.user_id).await.map(|u| pb::GetUserResponse { user: Some(convert::user(&u)) }))
+        let u = self.app.get_user(&r.user_id).await.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::GetUserResponse { user: Some(user_message(&self.app, &u).await?) }))
     }
 
     async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> ApiResult<pb::ListUsersResponse> {
         let r = req.into_inner();
         let role = convert::role_from_pb("role", r.role).map_err(to_status)?;
         let page = PageRequest::new(r.page_size, &r.page_token, &format!("role={}", r.role)).map_err(to_status)?;
-        respond(self.app.list_users(role, page).await.map(|(rows, next)| pb::ListUsersResponse {
-            users: rows.iter().map(convert::user).collect(),
+        let (rows, next) = self.app.list_users(role, page).await.map_err(to_status)?;
+        let factors = self.app.factors(rows.iter().map(|u| u.id).collect()).await.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::ListUsersResponse {
+            users: rows.iter().map(|u| convert::user_with(u, factors.get(&u.id))).collect(),
             next_page_token: next,
         }))
     }
@@ -224,12 +362,8 @@ impl AuthService for AuthApi {
                 }
             }
         }
-        respond(
-            self.app
-                .update_user(&call, &user.id, update)
-                .await
-                .map(|u| pb::UpdateUserResponse { user: Some(convert::user(&u)) }),
-        )
+        let u = self.app.update_user(&call, &user.id, update).await.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::UpdateUserResponse { user: Some(user_message(&self.app, &u).await?) }))
     }
 
     async fn set_user_password(
@@ -279,16 +413,50 @@ impl AuthService for AuthApi {
         }))
     }
 
-    async fn create_api_key(&self, _: Request<pb::CreateApiKeyRequest>) -> ApiResult<pb::CreateApiKeyResponse> {
-        Err(later(API_KEYS))
+    async fn create_api_key(&self, req: Request<pb::CreateApiKeyRequest>) -> ApiResult<pb::CreateApiKeyResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let key = r.api_key.ok_or_else(|| to_status(Error::invalid("api_key", "api_key is required")))?;
+        let spec = NewApiKey {
+            role: convert::role_from_pb("api_key.role", key.role).map_err(to_status)?,
+            expires_at: key
+                .expire_time
+                .as_ref()
+                .map(|t| convert::from_timestamp("api_key.expire_time", t))
+                .transpose()
+                .map_err(to_status)?,
+            name: key.name,
+            permissions: key.permissions,
+            camera_ids: key.camera_ids,
+            step_up_methods: key.step_up_methods,
+        };
+        respond(
+            self.api_keys
+                .create(&call, spec)
+                .await
+                .map(|(row, secret)| pb::CreateApiKeyResponse { api_key: Some(convert::api_key(&row)), secret }),
+        )
     }
 
-    async fn list_api_keys(&self, _: Request<pb::ListApiKeysRequest>) -> ApiResult<pb::ListApiKeysResponse> {
-        Err(later(API_KEYS))
+    async fn list_api_keys(&self, req: Request<pb::ListApiKeysRequest>) -> ApiResult<pb::ListApiKeysResponse> {
+        let r = req.into_inner();
+        let page =
+            PageRequest::new(r.page_size, &r.page_token, &format!("revoked={}", r.show_revoked)).map_err(to_status)?;
+        respond(self.api_keys.list(page, r.show_revoked).await.map(|(rows, next)| pb::ListApiKeysResponse {
+            api_keys: rows.iter().map(convert::api_key).collect(),
+            next_page_token: next,
+        }))
     }
 
-    async fn revoke_api_key(&self, _: Request<pb::RevokeApiKeyRequest>) -> ApiResult<pb::RevokeApiKeyResponse> {
-        Err(later(API_KEYS))
+    async fn revoke_api_key(&self, req: Request<pb::RevokeApiKeyRequest>) -> ApiResult<pb::RevokeApiKeyResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        respond(
+            self.api_keys
+                .revoke(&call, &r.api_key_id)
+                .await
+                .map(|k| pb::RevokeApiKeyResponse { api_key: Some(convert::api_key(&k)) }),
+        )
     }
 
     async fn get_master_key_status(

@@ -1,8 +1,9 @@
 //! The one layer every gRPC call passes: it works out the client address, authenticates the bearer
-//! access token (signature, expiry, revocation — without touching the database), checks the
-//! permission the RPC needs from the policy table, records the audit entry of every call the app
-//! did not record itself (denials, failures, sensitive reads), and records metrics.
-use super::policy::{Access, PolicyTable};
+//! credential — an access token (signature, expiry, revocation) or an API key (from the key cache),
+//! without touching the database — keeps enrolment-only sessions to enrolling, checks the
+//! permission the RPC needs from the policy table and its step-up, records the audit entry of every
+//! call the app did not record itself (denials, failures, sensitive reads), and records metrics.
+use super::policy::{Access, PolicyTable, StepUp};
 use crate::app::{Call, Client, Principal};
 use crate::audit::AuditTrail;
 use crate::domain::{STATUS_CODES, action_of};
@@ -25,6 +26,8 @@ pub struct Gate {
     pub policies: PolicyTable,
     pub tokens: TokenIssuer,
     pub revocations: RevocationCache,
+    pub api_keys: crate::security::api_keys::ApiKeyCache,
+    pub step_up: crate::app::mfa::StepUpGuard,
     pub trusted_proxies: Vec<IpAddr>,
     pub metrics: Metrics,
     pub audit: AuditTrail,
@@ -87,7 +90,14 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -
         (next.run(req).await, None)
     } else {
         let mut call = new_call(&gate, &req, &path);
-        match authorize(&gate, &req, &path) {
+        let authorized = match authorize(&gate, &req, &path) {
+            Ok(Some(principal)) => match step_up(&gate, &principal, &path).await {
+                Ok(()) => Ok(Some(principal)),
+                Err(status) => Err((status, Some(principal))),
+            },
+            other => other,
+        };
+        match authorized {
             Ok(principal) => {
                 call.principal = principal;
                 req.extensions_mut().insert(call.clone());
@@ -163,6 +173,26 @@ fn authorize(gate: &Gate, req: &Request, path: &str) -> Result<Option<Principal>
         return Ok(None);
     }
     let token = bearer(req).ok_or_else(|| (Status::unauthenticated("missing bearer access token"), None))?;
+    if token.starts_with(crate::security::api_keys::SECRET_PREFIX) {
+        let key = gate.api_keys.authenticate(token).map_err(|e| (super::status::to_status(e), None))?;
+        let principal = crate::app::api_keys::principal_of(&key);
+        let denied = |message: String| {
+            Err((
+                super::status::to_status(crate::error::Error::new(crate::error::ErrorKind::PermissionDenied, message)),
+                Some(principal.clone()),
+            ))
+        };
+        match policy.access {
+            Access::SignedIn if !path.ends_with("/WhoAmI") => {
+                return denied(format!("API keys cannot call {}: it acts on a user's own account", short_name(path)));
+            }
+            Access::Permission(p) if !principal.allows(p) => {
+                return denied(format!("permission {} required (the API key's scope does not hold it)", p.name()));
+            }
+            _ => {}
+        }
+        return Ok(Some(principal));
+    }
     let claims = gate.tokens.verify(token).map_err(|e| (super::status::to_status(e), None))?;
     if gate.revocations.is_revoked(claims.sid) {
         return Err((
@@ -178,13 +208,44 @@ fn authorize(gate: &Gate, req: &Request, path: &str) -> Result<Option<Principal>
         session_id: claims.sid,
         role: claims.role,
         username: claims.preferred_username,
+        api_key: None,
+        enrolment_only: claims.mfa_enrol,
     };
+    if claims.mfa_enrol && !policy.enrolment_only {
+        return Err((
+            super::status::to_status(
+                crate::error::Error::new(
+                    crate::error::ErrorKind::PermissionDenied,
+                    "your role requires a second factor: enrol one (StartTotpEnrollment or StartPasskeyRegistration), then refresh your tokens",
+                )
+                .with_reason(crate::error::reason::MFA_ENROLMENT_REQUIRED),
+            ),
+            Some(principal),
+        ));
+    }
     if let Access::Permission(p) = policy.access
         && let Err(e) = principal.require(p)
     {
         return Err((super::status::to_status(e), Some(principal)));
     }
     Ok(Some(principal))
+}
+
+/// `Service.Method` of an RPC path.
+fn short_name(path: &str) -> String {
+    path.trim_start_matches('/').trim_start_matches("opennvr.v1.").replace('/', ".")
+}
+
+/// The step-up the RPC at `path` needs, checked for `principal` (a database read, only on the few
+/// RPCs that need one).
+async fn step_up(gate: &Gate, principal: &Principal, path: &str) -> Result<(), Status> {
+    let Some(policy) = gate.policies.get(path) else { return Ok(()) };
+    let once_enrolled = match policy.step_up {
+        StepUp::No => return Ok(()),
+        StepUp::Yes => false,
+        StepUp::Enrolled => true,
+    };
+    gate.step_up.check(principal, &short_name(path), once_enrolled).await.map_err(super::status::to_status)
 }
 
 /// The body of a streaming answer, which writes the call's entry when the stream ends: with the

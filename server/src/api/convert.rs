@@ -1,7 +1,10 @@
 //! Conversions between app types and `opennvr.v1` wire messages.
 use crate::app::auth::IssuedTokens;
+use crate::app::mfa::{Factor, FactorKind, MfaChallenge};
 use crate::domain::Role;
 use crate::error::{Error, Result};
+use crate::store::api_keys::ApiKeyRow;
+use crate::store::credentials::{CredentialRow, FactorSummary};
 use crate::store::sessions::SessionRow;
 use crate::store::users::UserRow;
 use chrono::{DateTime, Utc};
@@ -46,7 +49,13 @@ pub fn etag(field: &'static str, value: &str) -> Result<Option<i64>> {
         .map_err(|_| Error::invalid(field, format!("{field} is not an etag this server issued")))
 }
 
-/// Wire user.
+/// Wire user with what second factors it has.
+pub fn user_with(u: &UserRow, factors: Option<&FactorSummary>) -> pb::User {
+    let factors = factors.copied().unwrap_or_default();
+    pb::User { has_totp: factors.has_totp, passkey_count: factors.passkeys, ..user(u) }
+}
+
+/// Wire user (without its second factors).
 pub fn user(u: &UserRow) -> pb::User {
     pb::User {
         id: u.id.to_string(),
@@ -74,6 +83,8 @@ pub fn session(s: &SessionRow, current: uuid::Uuid) -> pb::Session {
         user_agent: s.user_agent.clone(),
         current: s.id == current,
         step_up_time: s.step_up_at.map(timestamp),
+        auth_methods: s.auth_methods.clone(),
+        mfa_enrolment_required: false,
     }
 }
 
@@ -86,6 +97,69 @@ pub fn tokens(t: &IssuedTokens) -> pb::Tokens {
         refresh_token_expire_time: Some(timestamp(t.refresh_expires_at)),
         session_id: t.session_id.to_string(),
         user: Some(user(&t.user)),
+        mfa_enrolment_required: t.mfa_enrolment_required,
+    }
+}
+
+/// Wire second-factor method.
+pub fn factor_kind(k: FactorKind) -> pb::SecondFactorMethod {
+    match k {
+        FactorKind::Totp => pb::SecondFactorMethod::Totp,
+        FactorKind::Passkey => pb::SecondFactorMethod::Passkey,
+        FactorKind::RecoveryCode => pb::SecondFactorMethod::RecoveryCode,
+    }
+}
+
+/// Wire MFA challenge.
+pub fn challenge(c: &MfaChallenge) -> pb::MfaChallenge {
+    pb::MfaChallenge {
+        ticket: c.ticket.clone(),
+        methods: c.methods.iter().map(|m| factor_kind(*m) as i32).collect(),
+        passkey_request_options_json: c.passkey_options.clone(),
+        expire_time: Some(timestamp(c.expires_at)),
+    }
+}
+
+/// A presented second factor; `None` when the request carries none.
+pub fn factor(f: Option<pb::SecondFactor>) -> Option<Factor> {
+    match f?.method? {
+        pb::second_factor::Method::TotpCode(c) => Some(Factor::Totp(c)),
+        pb::second_factor::Method::PasskeyAssertionJson(j) => Some(Factor::Passkey(j)),
+        pb::second_factor::Method::RecoveryCode(c) => Some(Factor::RecoveryCode(c)),
+    }
+}
+
+/// Wire credential (never its secret or public key).
+pub fn credential(r: &CredentialRow) -> pb::Credential {
+    pb::Credential {
+        id: r.id.to_string(),
+        user_id: r.user_id.to_string(),
+        r#type: match r.kind.as_str() {
+            crate::store::credentials::TOTP => pb::CredentialType::Totp,
+            _ => pb::CredentialType::Passkey,
+        } as i32,
+        name: r.name.clone(),
+        create_time: Some(timestamp(r.created_at)),
+        last_use_time: r.last_used_at.map(timestamp),
+    }
+}
+
+/// Wire API key (never its secret or hash).
+pub fn api_key(r: &ApiKeyRow) -> pb::ApiKey {
+    pb::ApiKey {
+        id: r.id.to_string(),
+        name: r.name.clone(),
+        user_id: r.created_by.map(|u| u.to_string()).unwrap_or_default(),
+        role: r.role.parse::<Role>().map(role_to_pb).unwrap_or(pb::Role::Unspecified) as i32,
+        permissions: r.permissions.clone(),
+        create_time: Some(timestamp(r.created_at)),
+        expire_time: r.expires_at.map(timestamp),
+        last_use_time: r.last_used_at.map(timestamp),
+        revoke_time: r.revoked_at.map(timestamp),
+        secret_prefix: r.secret_prefix.clone(),
+        camera_ids: r.camera_ids.iter().map(|c| c.to_string()).collect(),
+        step_up_methods: r.step_up_methods.clone(),
+        created_by: r.created_by_username.clone(),
     }
 }
 

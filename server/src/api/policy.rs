@@ -17,14 +17,25 @@ pub enum Access {
     Permission(Permission),
 }
 
+/// Whether an RPC needs a recent second factor on the calling session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepUp {
+    No,
+    Yes,
+    /// Once the user has a second factor (so that a first one can be enrolled at all).
+    Enrolled,
+}
+
 /// The requirements of one RPC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RpcPolicy {
     pub access: Access,
     /// Whether the answer depends on which camera is touched (checked by the app's authorizer).
     pub camera_scoped: bool,
-    /// Whether a recent second factor will be required once strong authentication lands.
-    pub step_up: bool,
+    /// Whether a recent second factor is required.
+    pub step_up: StepUp,
+    /// Whether an enrolment-only session (MFA required, none enrolled yet) may call it.
+    pub enrolment_only: bool,
     /// Whether the server answers with a stream (its status comes at the end, in trailers).
     pub streaming: bool,
 }
@@ -66,6 +77,24 @@ impl PolicyTable {
         self.0.get(path)
     }
 
+    /// The RPCs that need a step-up, as `Service.Method`, with the permission each needs (`None`
+    /// for those acting on one's own account).
+    pub fn step_up_catalog(&self) -> crate::app::api_keys::StepUpCatalog {
+        let mut out = std::collections::BTreeMap::new();
+        for (path, policy) in &self.0 {
+            if policy.step_up == StepUp::No {
+                continue;
+            }
+            let name = path.trim_start_matches('/').trim_start_matches("opennvr.v1.").replace('/', ".");
+            let permission = match policy.access {
+                Access::Permission(p) => Some(p),
+                Access::Public | Access::SignedIn => None,
+            };
+            out.insert(name, permission);
+        }
+        crate::app::api_keys::StepUpCatalog(out)
+    }
+
     /// Every RPC path, sorted.
     pub fn paths(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.0.keys().map(String::as_str).collect();
@@ -93,7 +122,18 @@ fn parse(comment: &str) -> std::result::Result<RpcPolicy, String> {
         "self" => Access::SignedIn,
         name => Access::Permission(name.parse().map_err(|_| format!("unknown permission {name:?}"))?),
     };
-    Ok(RpcPolicy { access, camera_scoped: yes_no("Camera-scoped")?, step_up: yes_no("Step-up")?, streaming: false })
+    let step_up = match field("Step-up")? {
+        "yes" => StepUp::Yes,
+        "no" => StepUp::No,
+        "enrolled" => StepUp::Enrolled,
+        other => return Err(format!("`Step-up: {other}` must be yes, no or enrolled")),
+    };
+    let enrolment_only = match field("Enrolment-only") {
+        Err(_) => false,
+        Ok("allowed") => true,
+        Ok(other) => return Err(format!("`Enrolment-only: {other}` must be allowed (or the line left out)")),
+    };
+    Ok(RpcPolicy { access, camera_scoped: yes_no("Camera-scoped")?, step_up, enrolment_only, streaming: false })
 }
 
 #[cfg(test)]
@@ -108,10 +148,14 @@ mod tests {
             RpcPolicy {
                 access: Access::Permission(Permission::UserRead),
                 camera_scoped: false,
-                step_up: true,
+                step_up: StepUp::Yes,
+                enrolment_only: false,
                 streaming: false
             }
         );
+        let p = parse(" Permission: self\n Camera-scoped: no\n Step-up: enrolled\n Enrolment-only: allowed").unwrap();
+        assert_eq!((p.step_up, p.enrolment_only), (StepUp::Enrolled, true));
+        assert!(parse(" Permission: self\n Camera-scoped: no\n Step-up: no\n Enrolment-only: yes").is_err());
         assert!(parse(" Permission: users.read\n Camera-scoped: no\n Step-up: no").is_err());
         assert!(parse(" Permission: self\n Step-up: no").is_err());
     }
@@ -120,6 +164,9 @@ mod tests {
     fn every_rpc_of_the_api_has_a_policy() {
         let t = PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, "opennvr.v1").unwrap();
         assert_eq!(t.get("/opennvr.v1.AuthService/Login").map(|p| p.access), Some(Access::Public));
+        let enrol = t.get("/opennvr.v1.AuthService/StartTotpEnrollment").unwrap();
+        assert_eq!((enrol.step_up, enrol.enrolment_only), (StepUp::Enrolled, true));
+        assert_eq!(t.get("/opennvr.v1.CameraService/DeleteCamera").map(|p| p.step_up), Some(StepUp::Yes));
         assert!(t.paths().len() > 50);
     }
 }

@@ -1,10 +1,12 @@
 //! Identity use cases: bootstrap, login with throttling, refresh-token rotation with reuse detection,
 //! sessions, users and the last-admin rule.
+use super::mfa::LoginOutcome;
 use super::setup::SetupToken;
 use super::{Call, Client, PageRequest, Principal};
 use crate::audit::{AuditTrail, append};
 use crate::bail;
 use crate::clock::SharedClock;
+use crate::domain::mfa::AuthMethod;
 use crate::domain::{Actor, ActorType, AuditRecord};
 use crate::domain::{Permission, Role, normalise_username, validate_display_name};
 use crate::error::{Error, ErrorKind, Result, reason};
@@ -12,6 +14,9 @@ use crate::security::password::{PasswordHasherPool, check_policy};
 use crate::security::revocation::RevocationCache;
 use crate::security::token::TokenIssuer;
 use crate::store::Store;
+use crate::store::api_keys::ApiKeyRow;
+use crate::store::ceremonies::CeremonyRow;
+use crate::store::credentials::CredentialRow;
 use crate::store::sessions::{RefreshTokenRow, SessionRow};
 use crate::store::throttle::LoginFailureRow;
 use crate::store::users::{UserChanges, UserRow};
@@ -40,6 +45,25 @@ pub struct IssuedTokens {
     pub refresh_expires_at: DateTime<Utc>,
     pub session_id: Uuid,
     pub user: UserRow,
+    /// The session may only enrol a second factor until the user has one.
+    pub mfa_enrolment_required: bool,
+}
+
+/// How a new session proved who it is.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub methods: Vec<AuthMethod>,
+    /// The second factor used, if a stored one.
+    pub credential: Option<Uuid>,
+    /// A second factor was presented: the session starts stepped up.
+    pub stepped_up: bool,
+}
+
+impl SignedIn {
+    /// A password alone (the user has no second factor).
+    pub fn password() -> SignedIn {
+        SignedIn { methods: vec![AuthMethod::Password], credential: None, stepped_up: false }
+    }
 }
 
 /// Fields of a user that an update may change (the update mask picks which).
@@ -66,6 +90,10 @@ pub struct AuthApp {
     pub audit: AuditTrail,
     /// Told when a user's rights shrink, so that their open viewing sessions are ended at once.
     pub media: crate::media::reconciler::MediaPlane,
+    /// Second factors and the MFA policy.
+    pub mfa: super::mfa::MfaSettings,
+    /// Told when the keys a user created are revoked with their rights.
+    pub api_keys: crate::security::api_keys::ApiKeyCache,
 }
 
 /// One queue per (username, client address): password checks of a pair run one at a time, so
@@ -118,6 +146,43 @@ fn backoff_secs(failures: i32) -> i64 {
     if failures > FREE_FAILURES { (1i64 << (failures - FREE_FAILURES - 1).min(20)).min(MAX_BACKOFF_SECS) } else { 0 }
 }
 
+/// RESOURCE_EXHAUSTED (with the wait) while `record` blocks attempts; `what` names them.
+pub(super) fn refuse_while_blocked(record: Option<&LoginFailureRow>, now: DateTime<Utc>, what: &str) -> Result<()> {
+    if let Some(r) = record
+        && r.blocked_until > now
+    {
+        let wait = (r.blocked_until - now).to_std().unwrap_or_default();
+        return Err(Error::new(
+            ErrorKind::ResourceExhausted,
+            format!("too many {what}; retry in {} s", wait.as_secs().max(1)),
+        )
+        .with_retry_after(wait)
+        .with_reason(reason::RATE_LIMITED));
+    }
+    Ok(())
+}
+
+/// The throttling record after one more failure of (`username`, `scope`) at `now`, given the last
+/// one: failures within the window add up and back off, doubling.
+pub(super) fn next_failure(
+    record: Option<LoginFailureRow>,
+    username: String,
+    scope: String,
+    now: DateTime<Utc>,
+) -> LoginFailureRow {
+    let failures = match record {
+        Some(r) if (now - r.last_failure_at).num_seconds() < FAILURE_WINDOW_SECS => r.failures + 1,
+        _ => 1,
+    };
+    LoginFailureRow {
+        username,
+        client_address: scope,
+        failures,
+        last_failure_at: now,
+        blocked_until: now + Duration::seconds(backoff_secs(failures)),
+    }
+}
+
 /// The answer to Bootstrap once a user exists.
 pub fn already_bootstrapped() -> Error {
     Error::new(ErrorKind::FailedPrecondition, "the server is already set up").with_reason(reason::ALREADY_BOOTSTRAPPED)
@@ -138,7 +203,7 @@ fn wrong_credentials() -> Error {
 }
 
 /// The actor of entries about `user` acting (in `session`, if any).
-fn user_actor(user: &UserRow, session: Option<Uuid>) -> Actor {
+pub(super) fn user_actor(user: &UserRow, session: Option<Uuid>) -> Actor {
     Actor {
         kind: ActorType::User,
         user_id: user.id.to_string(),
@@ -197,15 +262,16 @@ impl AuthApp {
             row.insert(c)
         });
         let username = user.username.clone();
-        let tokens = self.open_session(user, &call.client, Some(record), Some(create)).await?;
+        let tokens = self.open_session(user, &call.client, Some(record), Some(create), SignedIn::password()).await?;
         call.mark_audited();
         self.setup.consume();
         tracing::info!(user = %username, "first administrator created");
         Ok(tokens)
     }
 
-    /// Checks a password and opens a session. Attempts are throttled per user and client address.
-    pub async fn login(&self, username: &str, password: &str, call: &Call) -> Result<IssuedTokens> {
+    /// Checks a password and opens a session — or, for a user with a second factor, answers an MFA
+    /// challenge. Attempts are throttled per user and client address.
+    pub async fn login(&self, username: &str, password: &str, call: &Call) -> Result<LoginOutcome> {
         let client = &call.client;
         if username.is_empty() {
             return Err(Error::invalid("username", "username is required"));
@@ -242,11 +308,14 @@ impl AuthApp {
         };
         match user {
             Some(u) if ok && !u.disabled => {
+                if let Some(challenge) = self.login_challenge(&u, call).await? {
+                    return Ok(LoginOutcome::MfaRequired(challenge));
+                }
                 let mut record = call.record("user", &u.id.to_string());
                 record.actor = user_actor(&u, None);
-                let tokens = self.open_session(u, client, Some(record), None).await?;
+                let tokens = self.open_session(u, client, Some(record), None, SignedIn::password()).await?;
                 call.mark_audited();
-                Ok(tokens)
+                Ok(LoginOutcome::SignedIn(tokens))
             }
             known => {
                 let who = if known.is_some() { username.as_str() } else { "(unknown user)" };
@@ -274,18 +343,7 @@ impl AuthApp {
         let _turn = self.attempts.enter(username, address).await;
         let (name, addr) = (username.to_owned(), address.to_owned());
         let record = self.store.run(move |c| LoginFailureRow::find(c, &name, &addr)).await?;
-        let now = self.clock.now();
-        if let Some(r) = &record
-            && r.blocked_until > now
-        {
-            let wait = (r.blocked_until - now).to_std().unwrap_or_default();
-            return Err(Error::new(
-                ErrorKind::ResourceExhausted,
-                format!("too many failed attempts; retry in {} s", wait.as_secs().max(1)),
-            )
-            .with_retry_after(wait)
-            .with_reason(reason::RATE_LIMITED));
-        }
+        refuse_while_blocked(record.as_ref(), self.clock.now(), "failed attempts")?;
         let ok = self.hasher.verify(password.to_owned(), phc).await?;
         let (name, addr) = (username.to_owned(), address.to_owned());
         if ok {
@@ -294,18 +352,7 @@ impl AuthApp {
             }
             return Ok(true);
         }
-        let now = self.clock.now();
-        let failures = match record {
-            Some(r) if (now - r.last_failure_at).num_seconds() < FAILURE_WINDOW_SECS => r.failures + 1,
-            _ => 1,
-        };
-        let row = LoginFailureRow {
-            username: name,
-            client_address: addr,
-            failures,
-            last_failure_at: now,
-            blocked_until: now + Duration::seconds(backoff_secs(failures)),
-        };
+        let row = next_failure(record, name, addr, self.clock.now());
         self.store.run(move |c| row.upsert(c)).await?;
         Ok(false)
     }
@@ -318,6 +365,7 @@ impl AuthApp {
             .run(move |c| {
                 LoginFailureRow::purge(c, now - Duration::seconds(FAILURE_WINDOW_SECS))?;
                 SessionRow::purge_ended(c, now - keep)?;
+                CeremonyRow::purge(c, now)?;
                 Ok(())
             })
             .await
@@ -330,18 +378,22 @@ impl AuthApp {
         Ok(())
     }
 
-    /// Opens a session for `user`; `prelude` (work the session depends on) runs first and `record`
-    /// (the entry of the call) last, all in one transaction. The access token is signed before that
-    /// transaction, so nothing is committed for a session that could not be handed out.
-    async fn open_session(
+    /// Opens a session for `user`, signed in as `signed_in` says; `prelude` (work the session
+    /// depends on) runs first and `record` (the entry of the call) last, all in one transaction. The
+    /// access token is signed before that transaction, so nothing is committed for a session that
+    /// could not be handed out. A password-only session of a user whose role requires MFA is
+    /// enrolment-only (such a session is only opened for users without a second factor).
+    pub(super) async fn open_session(
         &self,
         user: UserRow,
         client: &Client,
         record: Option<AuditRecord>,
         prelude: Option<Prelude>,
+        signed_in: SignedIn,
     ) -> Result<IssuedTokens> {
         let now = self.clock.now();
         let role = role_of(&user)?;
+        let enrol = !signed_in.stepped_up && self.mfa.policy.requires(role);
         let session = SessionRow {
             id: Uuid::new_v4(),
             user_id: Some(user.id),
@@ -352,7 +404,10 @@ impl AuthApp {
             revoked_reason: None,
             client_address: client.address_text(),
             user_agent: client.user_agent.chars().take(256).collect(),
-            step_up_at: None,
+            step_up_at: signed_in.stepped_up.then_some(now),
+            auth_methods: signed_in.methods.iter().map(|m| m.as_str().to_owned()).collect(),
+            credential_id: signed_in.credential,
+            step_up_credential_id: signed_in.credential,
         };
         let refresh = new_refresh_token();
         let token_row = RefreshTokenRow {
@@ -362,7 +417,7 @@ impl AuthApp {
             used_at: None,
         };
         let (session_id, expires_at) = (session.id, session.expires_at);
-        let (access_token, access_expires_at) = self.tokens.issue(user.id, session_id, role, &user.username)?;
+        let (access_token, access_expires_at) = self.tokens.issue(user.id, session_id, role, &user.username, enrol)?;
         self.store
             .transaction(move |c| {
                 if let Some(prelude) = prelude {
@@ -385,6 +440,7 @@ impl AuthApp {
             refresh_expires_at: expires_at,
             session_id,
             user,
+            mfa_enrolment_required: enrol,
         })
     }
 
@@ -399,6 +455,7 @@ impl AuthApp {
         let next = new_refresh_token();
         let next_row_hash = refresh_hash(&next);
         let base = call.record("session", "");
+        let policy = self.mfa.policy.clone();
         let outcome = self
             .store
             .transaction(move |c| {
@@ -434,6 +491,8 @@ impl AuthApp {
                 if user.disabled {
                     return Err(revoked());
                 }
+                // Enrolment-only until the user has a second factor, if their role requires one.
+                let enrol = policy.requires(role_of(&user)?) && CredentialRow::count_of_user(c, user.id)? == 0;
                 RefreshTokenRow::supersede_unused(c, session.id, now)?;
                 RefreshTokenRow { token_hash: next_row_hash, session_id: session.id, created_at: now, used_at: None }
                     .insert(c)?;
@@ -442,14 +501,14 @@ impl AuthApp {
                 record.actor = user_actor(&user, Some(session.id));
                 record.target_id = session.id.to_string();
                 append(c, &record, now)?;
-                Ok(Ok((session, user)))
+                Ok(Ok((session, user, enrol)))
             })
             .await?;
         call.mark_audited();
         match outcome {
-            Ok((session, user)) => {
+            Ok((session, user, enrol)) => {
                 let (access_token, access_expires_at) =
-                    self.tokens.issue(user.id, session.id, role_of(&user)?, &user.username)?;
+                    self.tokens.issue(user.id, session.id, role_of(&user)?, &user.username, enrol)?;
                 Ok(IssuedTokens {
                     access_token,
                     access_expires_at,
@@ -457,6 +516,7 @@ impl AuthApp {
                     refresh_expires_at: session.expires_at,
                     session_id: session.id,
                     user,
+                    mfa_enrolment_required: enrol,
                 })
             }
             Err(revoked) => {
@@ -494,6 +554,7 @@ impl AuthApp {
 
     /// The caller's user and session.
     pub async fn who_am_i(&self, who: &Principal) -> Result<(UserRow, SessionRow)> {
+        who.require_user()?;
         let (user_id, session_id) = (who.user_id, who.session_id);
         self.store
             .run(move |c| {
@@ -504,6 +565,21 @@ impl AuthApp {
                 let user = UserRow::find(c, user_id)?.ok_or_else(|| gone("user"))?;
                 let session = SessionRow::find(c, session_id)?.ok_or_else(|| gone("session"))?;
                 Ok((user, session))
+            })
+            .await
+    }
+
+    /// The calling API key and the user who created it (gone once deleted).
+    pub async fn who_am_i_key(&self, who: &Principal) -> Result<(Option<UserRow>, ApiKeyRow)> {
+        let key = who.api_key.as_ref().map(|k| k.id).ok_or_else(|| Error::internal("not an API key"))?;
+        let user_id = who.user_id;
+        self.store
+            .run(move |c| {
+                let row = ApiKeyRow::find(c, key)?.ok_or_else(|| {
+                    Error::new(ErrorKind::Unauthenticated, "the API key no longer exists")
+                        .with_reason(reason::CREDENTIAL_REVOKED)
+                })?;
+                Ok((UserRow::find(c, user_id)?, row))
             })
             .await
     }
@@ -640,6 +716,11 @@ impl AuthApp {
             .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("user {id} not found")))
     }
 
+    /// The second factors of `users`, as listings show them.
+    pub async fn factors(&self, users: Vec<Uuid>) -> Result<HashMap<Uuid, crate::store::credentials::FactorSummary>> {
+        self.store.run(move |c| crate::store::credentials::FactorSummary::of_users(c, &users)).await
+    }
+
     /// A page of users by username.
     pub async fn list_users(&self, role: Option<Role>, page: PageRequest) -> Result<(Vec<UserRow>, String)> {
         let (after, limit) = (page.after.clone(), page.size);
@@ -696,17 +777,25 @@ impl AuthApp {
                 };
                 let row = UserRow::update(c, id, &changes, now)?;
                 let privileges_changed = row.role != current.role || (row.disabled && !current.disabled);
-                let revoked = if privileges_changed {
-                    SessionRow::revoke_all_of_user(c, id, None, now, "role or status changed")?
+                let (revoked, keys) = if privileges_changed {
+                    (
+                        SessionRow::revoke_all_of_user(c, id, None, now, "role or status changed")?,
+                        ApiKeyRow::revoke_all_of_creator(c, id, now, "creator's role or status changed")?,
+                    )
                 } else {
-                    Vec::new()
+                    (Vec::new(), Vec::new())
                 };
+                if !keys.is_empty() {
+                    record.details.insert("api_keys_revoked".into(), keys.len().to_string());
+                }
                 append(c, &record, now)?;
-                Ok((row, revoked))
+                Ok((row, (revoked, keys)))
             })
             .await?;
+        let (row, (revoked, keys)) = (row, revoked);
         call.mark_audited();
         self.revocations.insert(&revoked);
+        self.api_keys.revoked(&keys, now);
         self.media.poke();
         Ok(row)
     }
@@ -757,14 +846,20 @@ impl AuthApp {
                     return Err(last_admin(id, "deleted"));
                 }
                 let revoked = SessionRow::revoke_all_of_user(c, id, None, now, "user deleted")?;
+                let keys = ApiKeyRow::revoke_all_of_creator(c, id, now, "creator deleted")?;
                 UserRow::delete(c, id)?;
                 record.details.insert("username".into(), current.username);
+                if !keys.is_empty() {
+                    record.details.insert("api_keys_revoked".into(), keys.len().to_string());
+                }
                 append(c, &record, now)?;
-                Ok(revoked)
+                Ok((revoked, keys))
             })
             .await?;
         call.mark_audited();
+        let (revoked, keys) = revoked;
         self.revocations.insert(&revoked);
+        self.api_keys.revoked(&keys, now);
         self.media.poke();
         Ok(())
     }

@@ -122,7 +122,13 @@ pub struct CameraStatusView {
 
 /// Which cameras `p` may see at `now`.
 pub fn visible(p: &Principal, now: DateTime<Utc>) -> Visible {
-    if p.role == Role::Admin { Visible::All } else { Visible::GrantedTo(p.user_id, now) }
+    match &p.api_key {
+        // An API key sees the cameras it names, or every camera.
+        Some(key) if key.cameras.is_empty() => Visible::All,
+        Some(key) => Visible::Cameras(key.cameras.clone()),
+        None if p.role == Role::Admin => Visible::All,
+        None => Visible::GrantedTo(p.user_id, now),
+    }
 }
 
 /// The authorizer: the camera `id` if `p` may do `permission` on it. NOT_FOUND when the camera does
@@ -153,8 +159,15 @@ pub fn authorize(
 }
 
 /// The camera-scoped permissions `p` holds on camera `id`: their role's, limited (outside the admin
-/// role) to those a live grant on that camera gives. Empty = the camera is invisible to them.
-fn held_on(c: &mut PgConnection, p: &Principal, id: Uuid, now: DateTime<Utc>) -> Result<Vec<Permission>> {
+/// role) to those a live grant on that camera gives, and for an API key to its scope and cameras.
+/// Empty = the camera is invisible to them.
+pub fn held_on(c: &mut PgConnection, p: &Principal, id: Uuid, now: DateTime<Utc>) -> Result<Vec<Permission>> {
+    if let Some(key) = &p.api_key {
+        if !key.cameras.is_empty() && !key.cameras.contains(&id) {
+            return Ok(Vec::new());
+        }
+        return Ok(p.permissions());
+    }
     if p.role == Role::Admin {
         return Ok(Permission::ALL.to_vec());
     }
@@ -305,7 +318,9 @@ impl CameraApp {
         let mut record = record;
         record.camera_id = id.to_string();
         let insert = row.clone();
-        let creator_grant = (p.role != Role::Admin).then(|| CameraGrantRow {
+        // A person outside the admin role is granted what their role allows on what they add (an
+        // API key is no person: it holds no grants).
+        let creator_grant = (p.role != Role::Admin && p.api_key.is_none()).then(|| CameraGrantRow {
             camera_id: id,
             user_id: p.user_id,
             permissions: GRANTABLE.iter().filter(|g| p.role.allows(**g)).map(|g| g.name().to_owned()).collect(),
@@ -781,6 +796,8 @@ impl CameraApp {
                                 session_id: Uuid::nil(),
                                 role: u.role.parse().ok()?,
                                 username: u.username,
+                                api_key: None,
+                                enrolment_only: false,
                             })
                         });
                         users.insert(s.user.clone(), principal);

@@ -7,7 +7,6 @@ use crate::domain::Role;
 use crate::domain::event::{EventKind, SiteEvent};
 use crate::error::{Error, ErrorKind, Result, reason};
 use crate::store::Store;
-use crate::store::cameras::CameraGrantRow;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -181,17 +180,14 @@ impl EventsApp {
 
     /// Whether `p` may see camera `id` — and, with `recordings`, play back its recordings.
     async fn may_see_as(&self, p: &Principal, id: Uuid, recordings: bool) -> Result<bool> {
-        if p.role == Role::Admin {
+        if p.role == Role::Admin && p.api_key.is_none() {
             return Ok(true);
         }
-        if recordings && !p.role.allows(crate::domain::Permission::RecordingRead) {
-            return Ok(false);
-        }
-        let (user, now) = (p.user_id, self.clock.now());
+        let (p, now) = (p.clone(), self.clock.now());
         self.store
             .run(move |c| {
-                Ok(CameraGrantRow::live(c, id, user, now)?
-                    .is_some_and(|g| !recordings || g.permissions.iter().any(|n| n == "recording.read")))
+                let held = super::cameras::held_on(c, &p, id, now)?;
+                Ok(!held.is_empty() && (!recordings || held.contains(&crate::domain::Permission::RecordingRead)))
             })
             .await
     }

@@ -1,11 +1,13 @@
 //! Use cases that combine store, security and domain. Plain structs holding `Arc` handles, callable
 //! without gRPC.
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod cameras;
 pub mod events;
 pub mod exports;
 pub mod keys;
+pub mod mfa;
 pub mod recordings;
 pub mod retention;
 pub mod setup;
@@ -18,13 +20,32 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
 
-/// Who is calling: established by the authentication layer from a verified access token.
+/// Who is calling: established by the authentication layer from a verified access token or an
+/// API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The signed-in user; for an API key, the user who created it.
     pub user_id: Uuid,
+    /// The session; nil for an API key.
     pub session_id: Uuid,
     pub role: Role,
     pub username: String,
+    /// Set when the caller is an API key: what the key narrows the role to.
+    pub api_key: Option<Arc<KeyScope>>,
+    /// The session may only enrol a second factor (its role requires one, the user has none).
+    pub enrolment_only: bool,
+}
+
+/// What an API key may do beyond its role's ceiling: the permissions (empty = the role's), the
+/// cameras (empty = every camera) and the step-up RPCs it may call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyScope {
+    pub id: Uuid,
+    pub name: String,
+    pub permissions: Vec<Permission>,
+    pub cameras: Vec<Uuid>,
+    /// "Service.Method" names.
+    pub step_up_methods: Vec<String>,
 }
 
 /// One API call as the app layer sees it: who (if anyone yet), from where, which action, and whether
@@ -66,12 +87,21 @@ impl Call {
     /// The actor of this call's entries.
     pub fn actor(&self) -> Actor {
         match &self.principal {
-            Some(p) => Actor {
-                kind: ActorType::User,
-                user_id: p.user_id.to_string(),
-                username: p.username.clone(),
-                api_key_id: String::new(),
-                session_id: p.session_id.to_string(),
+            Some(p) => match &p.api_key {
+                None => Actor {
+                    kind: ActorType::User,
+                    user_id: p.user_id.to_string(),
+                    username: p.username.clone(),
+                    api_key_id: String::new(),
+                    session_id: p.session_id.to_string(),
+                },
+                Some(key) => Actor {
+                    kind: ActorType::ApiKey,
+                    user_id: p.user_id.to_string(),
+                    username: format!("{} (API key {})", p.username, key.name),
+                    api_key_id: key.id.to_string(),
+                    session_id: String::new(),
+                },
             },
             None => Actor::anonymous(""),
         }
@@ -119,12 +149,35 @@ impl Call {
 }
 
 impl Principal {
-    /// Fails with PERMISSION_DENIED unless the role holds `permission`.
+    /// Whether the role holds `permission` (and, for an API key, the key's scope too).
+    pub fn allows(&self, permission: Permission) -> bool {
+        self.role.allows(permission)
+            && self.api_key.as_ref().is_none_or(|k| k.permissions.is_empty() || k.permissions.contains(&permission))
+    }
+
+    /// Every permission the caller holds site-wide.
+    pub fn permissions(&self) -> Vec<Permission> {
+        Permission::ALL.into_iter().filter(|p| self.allows(*p)).collect()
+    }
+
+    /// Fails with PERMISSION_DENIED unless the caller holds `permission`.
     pub fn require(&self, permission: Permission) -> Result<()> {
-        if self.role.allows(permission) {
+        if self.allows(permission) {
             Ok(())
         } else {
-            Err(Error::new(ErrorKind::PermissionDenied, format!("permission {} required", permission.name())))
+            let who = if self.api_key.is_some() { "the API key's scope" } else { "the role" };
+            Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("permission {} required ({who} does not hold it)", permission.name()),
+            ))
+        }
+    }
+
+    /// Fails with PERMISSION_DENIED for API keys: the use case acts on a person's own account.
+    pub fn require_user(&self) -> Result<()> {
+        match &self.api_key {
+            None => Ok(()),
+            Some(_) => Err(Error::new(ErrorKind::PermissionDenied, "API keys cannot act on a user account")),
         }
     }
 }

@@ -24,6 +24,9 @@ pub struct AccessClaims {
     pub jti: Uuid,
     pub iss: String,
     pub aud: String,
+    /// The session may only enrol a second factor (its user's role requires one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa_enrol: bool,
 }
 
 /// Issues and verifies access tokens against the key ring.
@@ -41,8 +44,16 @@ impl TokenIssuer {
         Self { ring, clock, issuer, ttl }
     }
 
-    /// A signed access token for `user` in session `session`, and when it expires.
-    pub fn issue(&self, user: Uuid, session: Uuid, role: Role, username: &str) -> Result<(String, DateTime<Utc>)> {
+    /// A signed access token for `user` in session `session`, and when it expires. With `mfa_enrol`
+    /// the token only reaches the RPCs that enrol a second factor.
+    pub fn issue(
+        &self,
+        user: Uuid,
+        session: Uuid,
+        role: Role,
+        username: &str,
+        mfa_enrol: bool,
+    ) -> Result<(String, DateTime<Utc>)> {
         let now = self.clock.now();
         let exp = now + self.ttl;
         let claims = AccessClaims {
@@ -55,6 +66,7 @@ impl TokenIssuer {
             jti: Uuid::new_v4(),
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_owned(),
+            mfa_enrol,
         };
         Ok((self.ring.sign(&claims)?, exp))
     }

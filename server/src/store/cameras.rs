@@ -58,12 +58,14 @@ pub struct CameraChanges {
 }
 
 /// Which cameras a query may return.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Visible {
     /// Every camera (administrators).
     All,
     /// Cameras on which this user holds a grant that has not expired at the given time.
     GrantedTo(Uuid, DateTime<Utc>),
+    /// These cameras (an API key limited to them).
+    Cameras(Vec<Uuid>),
 }
 
 impl CameraRow {
@@ -110,8 +112,12 @@ impl CameraRow {
             .order((lower(cameras::name).asc(), cameras::id.asc()))
             .limit(limit)
             .into_boxed();
-        if let Visible::GrantedTo(user, now) = visible {
-            q = q.filter(cameras::id.eq_any(CameraGrantRow::live_camera_ids(user, now)));
+        match visible {
+            Visible::All => {}
+            Visible::GrantedTo(user, now) => {
+                q = q.filter(cameras::id.eq_any(CameraGrantRow::live_camera_ids(user, now)))
+            }
+            Visible::Cameras(ids) => q = q.filter(cameras::id.eq_any(ids)),
         }
         if let Some(labels) = labels {
             q = q.filter(cameras::labels.contains(labels.clone()));
@@ -133,8 +139,12 @@ impl CameraRow {
             .select(CameraRow::as_select())
             .order((lower(cameras::name).asc(), cameras::id.asc()))
             .into_boxed();
-        if let Visible::GrantedTo(user, now) = visible {
-            q = q.filter(cameras::id.eq_any(CameraGrantRow::live_camera_ids(user, now)));
+        match visible {
+            Visible::All => {}
+            Visible::GrantedTo(user, now) => {
+                q = q.filter(cameras::id.eq_any(CameraGrantRow::live_camera_ids(user, now)))
+            }
+            Visible::Cameras(ids) => q = q.filter(cameras::id.eq_any(ids)),
         }
         Ok(q.load(c)?)
     }
@@ -264,6 +274,9 @@ impl CameraGrantRow {
         }
         if let Some(user) = user {
             q = q.filter(camera_grants::user_id.eq(user));
+        }
+        if let Visible::Cameras(ids) = &visible {
+            q = q.filter(camera_grants::camera_id.eq_any(ids.clone()));
         }
         if let Visible::GrantedTo(viewer, now) = visible {
             // Grants on cameras the viewer holds a live grant on themselves.

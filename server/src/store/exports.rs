@@ -83,8 +83,12 @@ impl ExportRow {
             .order((exports::created_at.desc(), exports::id.desc()))
             .limit(limit)
             .into_boxed();
-        if let Visible::GrantedTo(user, now) = visible {
-            q = q.filter(exports::camera_id.eq_any(CameraGrantRow::live_camera_ids(user, now)));
+        match visible {
+            Visible::All => {}
+            Visible::GrantedTo(user, now) => {
+                q = q.filter(exports::camera_id.eq_any(CameraGrantRow::live_camera_ids(user, now)))
+            }
+            Visible::Cameras(ids) => q = q.filter(exports::camera_id.eq_any(ids)),
         }
         if let Some(cam) = camera {
             q = q.filter(exports::camera_id.eq(cam));

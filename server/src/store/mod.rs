@@ -1,6 +1,9 @@
 //! PostgreSQL through Diesel: the pool, embedded migrations and every query. The only place SQL lives.
+pub mod api_keys;
 pub mod audit;
 pub mod cameras;
+pub mod ceremonies;
+pub mod credentials;
 pub mod exports;
 pub mod keys;
 pub mod recordings;

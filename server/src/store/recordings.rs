@@ -293,6 +293,13 @@ impl HoldRow {
                     .eq_any(hold_cameras::table.filter(hold_cameras::camera_id.eq(cam)).select(hold_cameras::hold_id)),
             );
         }
+        if let super::cameras::Visible::Cameras(ids) = &visible {
+            // Every camera of the hold must be one of these.
+            let unseen = hold_cameras::table
+                .filter(diesel::dsl::not(hold_cameras::camera_id.eq_any(ids.clone())))
+                .select(hold_cameras::hold_id);
+            q = q.filter(diesel::dsl::not(holds::id.eq_any(unseen)));
+        }
         if let super::cameras::Visible::GrantedTo(user, now) = visible {
             // Every camera of the hold must be one they may play back (a hold names its cameras).
             use super::schema::camera_grants;

@@ -26,6 +26,9 @@ diesel::table! {
         client_address -> Text,
         user_agent -> Text,
         step_up_at -> Nullable<Timestamptz>,
+        auth_methods -> Array<Text>,
+        credential_id -> Nullable<Uuid>,
+        step_up_credential_id -> Nullable<Uuid>,
     }
 }
 
@@ -270,3 +273,69 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(exports, camera_grants);
+
+diesel::table! {
+    credentials (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        kind -> Text,
+        name -> Text,
+        totp_secret_sealed -> Nullable<Bytea>,
+        totp_kek_id -> Nullable<Text>,
+        totp_last_step -> Nullable<Int8>,
+        passkey_credential_id -> Nullable<Bytea>,
+        passkey -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (user_id, code_hash) {
+        user_id -> Uuid,
+        code_hash -> Bytea,
+        created_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    auth_ceremonies (id) {
+        id -> Uuid,
+        token_hash -> Bytea,
+        kind -> Text,
+        user_id -> Nullable<Uuid>,
+        session_id -> Nullable<Uuid>,
+        passkey_state -> Nullable<Jsonb>,
+        secret_sealed -> Nullable<Bytea>,
+        kek_id -> Nullable<Text>,
+        failures -> Int4,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        name -> Text,
+        secret_hash -> Bytea,
+        secret_prefix -> Text,
+        created_by -> Nullable<Uuid>,
+        created_by_username -> Text,
+        role -> Text,
+        permissions -> Array<Text>,
+        camera_ids -> Array<Uuid>,
+        step_up_methods -> Array<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(credentials -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(credentials, users);
+diesel::allow_tables_to_appear_in_same_query!(credentials, sessions);

@@ -26,7 +26,7 @@ impl SealedColumn {
 }
 
 /// Every sealed secret the server stores.
-pub const SEALED: [SealedColumn; 3] = [
+pub const SEALED: [SealedColumn; 5] = [
     SealedColumn {
         table: "signing_keys",
         id: "kid",
@@ -50,6 +50,22 @@ pub const SEALED: [SealedColumn; 3] = [
         kek: "password_kek_id",
         owner_prefix: "cameras/",
         owner_suffix: "/password",
+    },
+    SealedColumn {
+        table: "credentials",
+        id: "id",
+        blob: "totp_secret_sealed",
+        kek: "totp_kek_id",
+        owner_prefix: "credentials/",
+        owner_suffix: "/totp",
+    },
+    SealedColumn {
+        table: "auth_ceremonies",
+        id: "id",
+        blob: "secret_sealed",
+        kek: "kek_id",
+        owner_prefix: "auth_ceremonies/",
+        owner_suffix: "/totp",
     },
 ];
 

@@ -20,6 +20,12 @@ pub struct SessionRow {
     pub client_address: String,
     pub user_agent: String,
     pub step_up_at: Option<DateTime<Utc>>,
+    /// How the session signed in (`pwd`, `otp`, `rec`, `hwk`).
+    pub auth_methods: Vec<String>,
+    /// The second factor it signed in with.
+    pub credential_id: Option<Uuid>,
+    /// The second factor of its last step-up.
+    pub step_up_credential_id: Option<Uuid>,
 }
 
 /// A row of `refresh_tokens`.
@@ -90,6 +96,29 @@ impl SessionRow {
             q = q.filter(sessions::id.ne(keep));
         }
         Ok(q.set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
+            .returning(sessions::id)
+            .get_results(c)?)
+    }
+
+    /// Records a second factor presented on the session now (`credential`: which, if stored).
+    pub fn step_up(c: &mut PgConnection, id: Uuid, now: DateTime<Utc>, credential: Option<Uuid>) -> Result<()> {
+        diesel::update(sessions::table.find(id))
+            .set((sessions::step_up_at.eq(now), sessions::step_up_credential_id.eq(credential)))
+            .execute(c)?;
+        Ok(())
+    }
+
+    /// When the session last stepped up (`None` also for an unknown session).
+    pub fn step_up_time(c: &mut PgConnection, id: Uuid) -> Result<Option<DateTime<Utc>>> {
+        Ok(sessions::table.find(id).select(sessions::step_up_at).first(c).optional()?.flatten())
+    }
+
+    /// Revokes the live sessions that signed in or stepped up with `credential`; returns their ids.
+    pub fn revoke_by_credential(c: &mut PgConnection, credential: Uuid, now: DateTime<Utc>) -> Result<Vec<Uuid>> {
+        Ok(diesel::update(sessions::table)
+            .filter(sessions::credential_id.eq(credential).or(sessions::step_up_credential_id.eq(credential)))
+            .filter(sessions::revoked_at.is_null())
+            .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq("second factor removed")))
             .returning(sessions::id)
             .get_results(c)?)
     }

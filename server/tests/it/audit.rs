@@ -35,7 +35,7 @@ async fn each_audited_call_leaves_exactly_one_entry() {
     let dup = admin.auth().create_user(create("vera")).await.unwrap_err();
     assert_eq!(dup.code(), Code::AlreadyExists);
     let viewer = s.client().await;
-    viewer.login("vera", ADMIN_PASSWORD).await.unwrap();
+    s.login(&viewer, "vera").await;
     let denied = viewer.auth().create_user(create("mallory")).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     let entries = events(&admin, "user.create").await;
@@ -95,7 +95,7 @@ async fn logins_bootstrap_and_key_creation_are_recorded() {
     let c = s.client().await;
     assert!(c.login("admin", "wrong-password-xyz").await.is_err());
     assert!(c.login("nobody", "wrong-password-xyz").await.is_err());
-    c.login("admin", ADMIN_PASSWORD).await.unwrap();
+    s.login(&c, "admin").await;
     let logins = events(&admin, "auth.login").await;
     let summary: Vec<(i32, String)> =
         logins.iter().map(|e| (e.result, e.actor.as_ref().unwrap().username.clone())).collect();
@@ -119,7 +119,7 @@ async fn logins_bootstrap_and_key_creation_are_recorded() {
     thief.set_tokens(Some(t1));
     assert!(thief.refresh().await.is_err());
     let c2 = s.client().await;
-    c2.login("admin", ADMIN_PASSWORD).await.unwrap();
+    s.login(&c2, "admin").await;
     let refreshes = events(&c2, "auth.refresh").await;
     let reuse = refreshes.last().unwrap();
     assert_eq!(
@@ -499,6 +499,15 @@ struct Targets {
     /// override.
     kept_camera: pb::Camera,
     hold_id: String,
+    /// An MFA ticket of a password login of the admin, and one of its recovery codes.
+    mfa_ticket: String,
+    recovery_code: String,
+    /// A fresh TOTP code of the admin (for StepUp).
+    totp_code: String,
+    /// The admin's TOTP credential (renamed) and the victim's (deleted).
+    admin_credential: String,
+    victim_credential: String,
+    api_key_id: String,
 }
 
 /// A valid request for every audited RPC (every change and every sensitive read). An audited RPC
@@ -526,7 +535,19 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
         "AuthService.Login" => {
             pb::LoginRequest { username: "admin".into(), password: ADMIN_PASSWORD.into() }.encode_to_vec()
         }
-        "AuthService.CompleteSecondFactor" => pb::CompleteSecondFactorRequest::default().encode_to_vec(),
+        "AuthService.StartMfa" => pb::StartMfaRequest { ticket: t.mfa_ticket.clone() }.encode_to_vec(),
+        "AuthService.FinishMfa" => pb::FinishMfaRequest {
+            ticket: t.mfa_ticket.clone(),
+            factor: Some(pb::SecondFactor {
+                method: Some(pb::second_factor::Method::RecoveryCode(t.recovery_code.clone())),
+            }),
+        }
+        .encode_to_vec(),
+        "AuthService.StartPasskeyLogin" => pb::StartPasskeyLoginRequest {}.encode_to_vec(),
+        "AuthService.FinishPasskeyLogin" => {
+            pb::FinishPasskeyLoginRequest { ticket: "nvr_mfa_x".into(), passkey_assertion_json: "{}".into() }
+                .encode_to_vec()
+        }
         "AuthService.Refresh" => pb::RefreshRequest { refresh_token: t.refresh_token.clone() }.encode_to_vec(),
         "AuthService.Logout" => pb::LogoutRequest {}.encode_to_vec(),
         "AuthService.ChangePassword" => pb::ChangePasswordRequest {
@@ -536,13 +557,34 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
         }
         .encode_to_vec(),
         "AuthService.RevokeSession" => pb::RevokeSessionRequest { session_id: t.session_id.clone() }.encode_to_vec(),
-        "AuthService.BeginStepUp" => pb::BeginStepUpRequest {}.encode_to_vec(),
-        "AuthService.StepUp" => pb::StepUpRequest::default().encode_to_vec(),
-        "AuthService.BeginPasskeyRegistration" => pb::BeginPasskeyRegistrationRequest {}.encode_to_vec(),
-        "AuthService.FinishPasskeyRegistration" => pb::FinishPasskeyRegistrationRequest::default().encode_to_vec(),
-        "AuthService.BeginTotpEnrollment" => pb::BeginTotpEnrollmentRequest {}.encode_to_vec(),
-        "AuthService.ConfirmTotpEnrollment" => pb::ConfirmTotpEnrollmentRequest::default().encode_to_vec(),
-        "AuthService.DeleteCredential" => pb::DeleteCredentialRequest::default().encode_to_vec(),
+        "AuthService.StartStepUp" => pb::StartStepUpRequest {}.encode_to_vec(),
+        "AuthService.StepUp" => pb::StepUpRequest {
+            ticket: String::new(),
+            factor: Some(pb::SecondFactor { method: Some(pb::second_factor::Method::TotpCode(t.totp_code.clone())) }),
+        }
+        .encode_to_vec(),
+        "AuthService.StartPasskeyRegistration" => pb::StartPasskeyRegistrationRequest {}.encode_to_vec(),
+        "AuthService.FinishPasskeyRegistration" => pb::FinishPasskeyRegistrationRequest {
+            registration_token: "nvr_mfa_x".into(),
+            credential_json: "{}".into(),
+            name: "key".into(),
+        }
+        .encode_to_vec(),
+        "AuthService.StartTotpEnrollment" => pb::StartTotpEnrollmentRequest {}.encode_to_vec(),
+        "AuthService.FinishTotpEnrollment" => pb::FinishTotpEnrollmentRequest {
+            enrollment_token: "nvr_mfa_x".into(),
+            code: "123456".into(),
+            name: String::new(),
+        }
+        .encode_to_vec(),
+        "AuthService.RegenerateRecoveryCodes" => pb::RegenerateRecoveryCodesRequest {}.encode_to_vec(),
+        "AuthService.RenameCredential" => {
+            pb::RenameCredentialRequest { credential_id: t.admin_credential.clone(), name: "office phone".into() }
+                .encode_to_vec()
+        }
+        "AuthService.DeleteCredential" => {
+            pb::DeleteCredentialRequest { credential_id: t.victim_credential.clone() }.encode_to_vec()
+        }
         "AuthService.CreateUser" => create("fixture-user").encode_to_vec(),
         "AuthService.UpdateUser" => pb::UpdateUserRequest {
             user: user(&pb::User { display_name: "Victim".into(), etag: String::new(), ..t.victim.clone() }),
@@ -556,9 +598,12 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
         "AuthService.DeleteUser" => {
             pb::DeleteUserRequest { user_id: t.victim.id.clone(), etag: String::new() }.encode_to_vec()
         }
-        "AuthService.CreateApiKey" => pb::CreateApiKeyRequest::default().encode_to_vec(),
+        "AuthService.CreateApiKey" => pb::CreateApiKeyRequest {
+            api_key: Some(pb::ApiKey { name: "fixture".into(), role: pb::Role::Viewer as i32, ..Default::default() }),
+        }
+        .encode_to_vec(),
+        "AuthService.RevokeApiKey" => pb::RevokeApiKeyRequest { api_key_id: t.api_key_id.clone() }.encode_to_vec(),
         "AuthService.RotateMasterKey" => pb::RotateMasterKeyRequest {}.encode_to_vec(),
-        "AuthService.RevokeApiKey" => pb::RevokeApiKeyRequest::default().encode_to_vec(),
         "CameraService.CreateCamera" => pb::CreateCameraRequest {
             camera: Some(crate::cameras::camera("fixture camera")),
             password: "fixture-password".into(),
@@ -662,8 +707,15 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
 }
 
 /// RPCs open without credentials (they establish them).
-const PUBLIC: &[&str] =
-    &["AuthService.Login", "AuthService.Bootstrap", "AuthService.Refresh", "AuthService.CompleteSecondFactor"];
+const PUBLIC: &[&str] = &[
+    "AuthService.Login",
+    "AuthService.Bootstrap",
+    "AuthService.Refresh",
+    "AuthService.StartMfa",
+    "AuthService.FinishMfa",
+    "AuthService.StartPasskeyLogin",
+    "AuthService.FinishPasskeyLogin",
+];
 
 #[derive(diesel::QueryableByName)]
 struct Code1 {
@@ -684,20 +736,7 @@ fn fixture_hold(camera: &pb::Camera) -> pb::Hold {
 
 /// RPCs of capabilities not built yet: a valid request answers UNIMPLEMENTED until they land (and
 /// their fixtures get real requests).
-const NOT_BUILT: &[&str] = &[
-    "InferenceService.*",
-    "EventService.*",
-    "AuthService.CompleteSecondFactor",
-    "AuthService.BeginStepUp",
-    "AuthService.StepUp",
-    "AuthService.BeginPasskeyRegistration",
-    "AuthService.FinishPasskeyRegistration",
-    "AuthService.BeginTotpEnrollment",
-    "AuthService.ConfirmTotpEnrollment",
-    "AuthService.DeleteCredential",
-    "AuthService.CreateApiKey",
-    "AuthService.RevokeApiKey",
-];
+const NOT_BUILT: &[&str] = &["InferenceService.*", "EventService.*"];
 
 /// What the fixture call of an RPC answers, and the code its entry records: OK for a valid request,
 /// except a second Bootstrap (the server is set up), a watch the client leaves (CANCELLED in the
@@ -716,6 +755,15 @@ fn valid_outcome(service: &str, method: &str) -> (Code, Code) {
         // No such export: the attempt is recorded all the same.
         "RecordingService.DownloadExport" | "RecordingService.DeleteExport" => (Code::NotFound, Code::NotFound),
         "AuditService.WatchAuditEvents" => (Code::Ok, Code::Cancelled),
+        // This server has no WebAuthn relying party (passkeys off): valid requests, refused for that.
+        "AuthService.StartMfa"
+        | "AuthService.StartPasskeyLogin"
+        | "AuthService.FinishPasskeyLogin"
+        | "AuthService.StartPasskeyRegistration"
+        | "AuthService.FinishPasskeyRegistration" => (Code::FailedPrecondition, Code::FailedPrecondition),
+        // The admin has TOTP already (one per user), so no enrolment can start or finish.
+        "AuthService.StartTotpEnrollment" => (Code::AlreadyExists, Code::AlreadyExists),
+        "AuthService.FinishTotpEnrollment" => (Code::FailedPrecondition, Code::FailedPrecondition),
         _ => (Code::Ok, Code::Ok),
     }
 }
@@ -746,11 +794,36 @@ fn audited_rpcs() -> Vec<(String, String, bool)> {
 async fn every_audited_rpc_leaves_one_entry() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
-    let victim = admin.auth().create_user(create("victim")).await.unwrap().into_inner().user.unwrap();
+    s.user(&admin, "victim", pb::Role::Viewer).await;
+    let victim = admin.auth().list_users(pb::ListUsersRequest::default()).await.unwrap().into_inner().users;
+    let victim = victim.into_iter().find(|u| u.username == "victim").unwrap();
+    let credential_of = |user: String| {
+        let admin = admin.clone();
+        async move {
+            let req = pb::ListCredentialsRequest { user_id: user, ..Default::default() };
+            admin.auth().list_credentials(req).await.unwrap().into_inner().credentials[0].id.clone()
+        }
+    };
+    let victim_credential = credential_of(victim.id.clone()).await;
+    let admin_credential = credential_of(String::new()).await;
     let other = s.client().await;
-    other.login("admin", ADMIN_PASSWORD).await.unwrap();
+    s.login(&other, "admin").await;
     let refresher = s.client().await;
-    refresher.login("admin", ADMIN_PASSWORD).await.unwrap();
+    s.login(&refresher, "admin").await;
+    let mfa_ticket = match s.client().await.login_start("admin", ADMIN_PASSWORD).await.unwrap() {
+        opennvr_sdk::LoginOutcome::MfaRequired(c) => c.ticket,
+        other => panic!("the admin has TOTP: {other:?}"),
+    };
+    let api_key = pb::ApiKey { name: "to revoke".into(), role: pb::Role::Viewer as i32, ..Default::default() };
+    let api_key_id = admin
+        .auth()
+        .create_api_key(pb::CreateApiKeyRequest { api_key: Some(api_key) })
+        .await
+        .unwrap()
+        .into_inner()
+        .api_key
+        .unwrap()
+        .id;
     let kept_camera = crate::cameras::create(&admin, "fixture kept").await;
     let hold = pb::CreateHoldRequest { hold: Some(fixture_hold(&kept_camera)) };
     let hold_id = admin.recordings().create_hold(hold).await.unwrap().into_inner().hold.unwrap().id;
@@ -773,6 +846,12 @@ async fn every_audited_rpc_leaves_one_entry() {
         camera: crate::cameras::create(&admin, "fixture target").await,
         kept_camera,
         hold_id,
+        mfa_ticket,
+        recovery_code: s.recovery_codes("admin")[0].clone(),
+        totp_code: s.totp_code("admin"),
+        admin_credential,
+        victim_credential,
+        api_key_id,
     };
     let mut su = s.db.superuser();
     let mut problems = Vec::new();
@@ -916,7 +995,7 @@ async fn archiving_cuts_at_a_checkpoint_and_the_rest_still_verifies() {
     admin.auth().create_user(create("old-a")).await.unwrap();
     let old = s.audit.checkpoint().await.unwrap().unwrap();
     s.clock.advance(chrono::Duration::days(40));
-    admin.login("admin", ADMIN_PASSWORD).await.unwrap();
+    s.login(&admin, "admin").await;
     admin.auth().create_user(create("new-b")).await.unwrap();
     let recent = s.audit.checkpoint().await.unwrap().unwrap();
     let app = opennvr_server::app::audit::AuditApp {
@@ -982,7 +1061,7 @@ async fn the_audit_key_rotates_on_schedule_and_old_checkpoints_still_verify() {
     let admin = s.admin().await;
     let first = s.audit.checkpoint().await.unwrap().unwrap();
     s.clock.advance(chrono::Duration::days(366));
-    admin.login("admin", ADMIN_PASSWORD).await.unwrap();
+    s.login(&admin, "admin").await;
     let second = s.audit.checkpoint().await.unwrap().unwrap();
     assert_ne!(first.key_id, second.key_id, "a year-old key is replaced at the next checkpoint");
     assert_eq!(events(&admin, "audit_key.rotate").await.len(), 1, "the rotation is in the trail");

@@ -28,6 +28,13 @@ async fn bootstrap_works_once_and_needs_the_setup_token() {
     assert!(!s.data_dir.join("setup-token").exists(), "the used setup token file is removed");
     let again = s.client().await;
     assert_eq!(code(again.bootstrap(&token, "second", ADMIN_PASSWORD).await), Code::FailedPrecondition);
+    // Admins must have a second factor: until one is enrolled the session only enrols.
+    assert!(tokens.mfa_enrolment_required);
+    let me = c.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner();
+    assert!(me.mfa_enrolment_required && me.permissions.is_empty(), "{me:?}");
+    let refused = c.auth().list_users(pb::ListUsersRequest::default()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    s.enrol_totp(&c, "admin").await;
     let me = c.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner();
     assert_eq!(me.user.unwrap().username, "admin");
     assert!(me.permissions.contains(&"user.write".to_owned()));
@@ -73,7 +80,7 @@ async fn login_ok_wrong_password_and_unknown_user() {
             other => panic!("{other:?}"),
         }
     }
-    let t = c.login("ADMIN", ADMIN_PASSWORD).await.unwrap();
+    let t = c.login_with_totp("ADMIN", ADMIN_PASSWORD, || s.totp_code("admin")).await.unwrap();
     assert!(!t.access_token.is_empty() && t.refresh_token.starts_with("nvr_rt_"));
     assert_eq!(code(c.login("", ADMIN_PASSWORD).await), Code::InvalidArgument);
 }
@@ -170,7 +177,7 @@ async fn logout_sessions_and_password_change() {
     let s = TestServer::start().await;
     let a = s.admin().await;
     let b = s.client().await;
-    b.login("admin", ADMIN_PASSWORD).await.unwrap();
+    s.login(&b, "admin").await;
     let sessions = a.auth().list_sessions(pb::ListSessionsRequest::default()).await.unwrap().into_inner().sessions;
     assert_eq!(sessions.len(), 2);
     assert_eq!(sessions.iter().filter(|x| x.current).count(), 1);
@@ -180,7 +187,7 @@ async fn logout_sessions_and_password_change() {
     assert_eq!(status_code(b.auth().who_am_i(pb::WhoAmIRequest {}).await), Code::Unauthenticated);
     // Password change revokes the other sessions but keeps this one.
     let c = s.client().await;
-    c.login("admin", ADMIN_PASSWORD).await.unwrap();
+    s.login(&c, "admin").await;
     let wrong = a
         .auth()
         .change_password(pb::ChangePasswordRequest {
@@ -201,7 +208,7 @@ async fn logout_sessions_and_password_change() {
     a.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
     assert_eq!(status_code(c.auth().who_am_i(pb::WhoAmIRequest {}).await), Code::Unauthenticated);
     assert_eq!(code(s.client().await.login("admin", ADMIN_PASSWORD).await), Code::Unauthenticated);
-    s.client().await.login("admin", "new-harbor-lantern-99").await.unwrap();
+    s.client().await.login_with_totp("admin", "new-harbor-lantern-99", || s.totp_code("admin")).await.unwrap();
     // Logout ends the session.
     a.auth().logout(pb::LogoutRequest {}).await.unwrap();
     assert_eq!(status_code(a.auth().who_am_i(pb::WhoAmIRequest {}).await), Code::Unauthenticated);
@@ -313,8 +320,8 @@ async fn the_last_enabled_admin_stays_even_under_concurrent_calls() {
     };
     for round in 0..5 {
         let (ca, cb) = (s.client().await, s.client().await);
-        ca.login("admin", ADMIN_PASSWORD).await.unwrap();
-        cb.login("bob", ADMIN_PASSWORD).await.unwrap();
+        s.login(&ca, "admin").await;
+        s.login(&cb, "bob").await;
         let (x, y) =
             tokio::join!(set_disabled(ca.clone(), bob.clone(), true), set_disabled(cb.clone(), me.clone(), true));
         assert_eq!([x.is_ok(), y.is_ok()].iter().filter(|w| **w).count(), 1, "round {round}: {x:?} {y:?}");
@@ -329,8 +336,8 @@ async fn the_last_enabled_admin_stays_even_under_concurrent_calls() {
     }
     // Two admins delete each other at the same moment: one is deleted, never both.
     let (ca, cb) = (s.client().await, s.client().await);
-    ca.login("admin", ADMIN_PASSWORD).await.unwrap();
-    cb.login("bob", ADMIN_PASSWORD).await.unwrap();
+    s.login(&ca, "admin").await;
+    s.login(&cb, "bob").await;
     let (mut aa, mut ab) = (ca.auth(), cb.auth());
     let (x, y) = tokio::join!(
         aa.delete_user(pb::DeleteUserRequest { user_id: bob.id.clone(), etag: String::new() }),
@@ -399,7 +406,7 @@ async fn concurrent_refreshes_of_one_session_never_fail_inside_the_server() {
         admin.set_tokens(y.tokens());
         if admin.refresh().await.is_err() {
             // The fork was judged as reuse: the session is gone; start a new one.
-            admin.login("admin", ADMIN_PASSWORD).await.unwrap();
+            s.login(&admin, "admin").await;
         }
     }
 }

@@ -404,7 +404,7 @@ async fn a_user_granted_camera_a_cannot_see_or_touch_camera_b() {
     assert_eq!(list(&op).await, vec!["B", "C"]);
     s.clock.advance(chrono::Duration::seconds(120));
     let fresh = s.client().await;
-    fresh.login("olivia", crate::harness::ADMIN_PASSWORD).await.unwrap();
+    s.login(&fresh, "olivia").await;
     assert_eq!(list(&fresh).await, vec!["C"]);
     // Nobody grants what is not grantable.
     let e = grant(&admin, &a, &who, &["user.write"], None).await.unwrap_err();

@@ -48,7 +48,9 @@ async fn embedded_database_is_created_kept_and_stopped() {
     let (url, stop, task) = serve_embedded(&dir).await;
     assert!(!dir.join("setup-token").exists(), "no new setup token once an admin exists");
     let c = opennvr_sdk::Client::connect(&url).await.unwrap();
-    c.login("admin", ADMIN_PASSWORD).await.unwrap();
+    // The admin has not enrolled a second factor yet: an enrolment-only session.
+    let tokens = c.login("admin", ADMIN_PASSWORD).await.unwrap();
+    assert!(tokens.mfa_enrolment_required);
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
 }

@@ -261,6 +261,11 @@ pub struct TestServer {
     pub store: opennvr_server::store::Store,
     pub cameras: opennvr_server::app::cameras::CameraApp,
     pub events: opennvr_server::app::events::EventBus,
+    /// TOTP secrets (base32) of the users the harness enrolled, and the last time step each used,
+    /// by username.
+    pub totp: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>>,
+    /// The recovery codes each enrolled user was given, by username.
+    pub recovery: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>>,
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -289,7 +294,22 @@ impl TestServer {
         let task = tokio::spawn(async move {
             server.serve(rx).await.expect("server serves");
         });
-        TestServer { db, clock, addr, data_dir, options, keys, audit, store, cameras, events, stop, task: Some(task) }
+        TestServer {
+            db,
+            clock,
+            addr,
+            data_dir,
+            options,
+            keys,
+            audit,
+            store,
+            cameras,
+            events,
+            totp: Arc::default(),
+            recovery: Arc::default(),
+            stop,
+            task: Some(task),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -306,14 +326,76 @@ impl TestServer {
         std::fs::read_to_string(self.data_dir.join("setup-token")).unwrap().trim().to_owned()
     }
 
-    /// A client signed in as a freshly bootstrapped admin `admin`.
+    /// A client signed in as a freshly bootstrapped admin `admin` who has enrolled TOTP (admins must
+    /// have a second factor): its session completed MFA and is stepped up.
     pub async fn admin(&self) -> opennvr_sdk::Client {
         let c = self.client().await;
-        c.bootstrap(&self.setup_token(), "admin", ADMIN_PASSWORD).await.unwrap();
+        let tokens = c.bootstrap(&self.setup_token(), "admin", ADMIN_PASSWORD).await.unwrap();
+        assert!(tokens.mfa_enrolment_required, "an admin without a second factor must enrol one first");
+        self.enrol_totp(&c, "admin").await;
         c
     }
 
-    /// Creates a user with `role` through `admin` and returns a client signed in as them.
+    /// Enrols TOTP for the user signed in on `c` (as `name`), then refreshes its tokens: the session
+    /// has completed MFA and is stepped up. Returns the ten recovery codes.
+    pub async fn enrol_totp(&self, c: &opennvr_sdk::Client, name: &str) -> Vec<String> {
+        use opennvr_sdk::pb;
+        let started = c.auth().start_totp_enrollment(pb::StartTotpEnrollmentRequest {}).await.unwrap().into_inner();
+        let seed = opennvr_server::security::totp::TotpSeed::from_base32(&started.secret).unwrap();
+        let finished = c
+            .auth()
+            .finish_totp_enrollment(pb::FinishTotpEnrollmentRequest {
+                enrollment_token: started.enrollment_token,
+                code: seed.code_at(self.clock_now()),
+                name: "harness phone".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let step = self.clock_now().timestamp() / 30;
+        self.totp.lock().unwrap().insert(name.to_owned(), (started.secret, step));
+        self.recovery.lock().unwrap().insert(name.to_owned(), finished.recovery_codes.clone());
+        let tokens = c.refresh().await.unwrap();
+        assert!(!tokens.mfa_enrolment_required);
+        finished.recovery_codes
+    }
+
+    /// The recovery codes `name` was given at enrolment.
+    pub fn recovery_codes(&self, name: &str) -> Vec<String> {
+        self.recovery.lock().unwrap().get(name).cloned().unwrap_or_default()
+    }
+
+    /// The server's clock now.
+    pub fn clock_now(&self) -> chrono::DateTime<Utc> {
+        use opennvr_server::clock::Clock;
+        self.clock.now()
+    }
+
+    /// A fresh TOTP code of `name`. A code works once: when this user's code of the current 30 s
+    /// step was used already, the clock moves on to the next step first.
+    pub fn totp_code(&self, name: &str) -> String {
+        let mut all = self.totp.lock().unwrap();
+        let (secret, last) = all.get_mut(name).unwrap_or_else(|| panic!("{name} has no TOTP"));
+        let now = self.clock_now().timestamp();
+        if now / 30 <= *last {
+            self.clock.advance(chrono::Duration::seconds((*last + 1) * 30 - now));
+        }
+        *last = self.clock_now().timestamp() / 30;
+        opennvr_server::security::totp::TotpSeed::from_base32(secret).unwrap().code_at(self.clock_now())
+    }
+
+    /// Signs `c` in as `name` with the test password and, if asked, its TOTP code.
+    pub async fn login(&self, c: &opennvr_sdk::Client, name: &str) -> opennvr_sdk::pb::Tokens {
+        c.login_with_totp(name, ADMIN_PASSWORD, || self.totp_code(name)).await.unwrap()
+    }
+
+    /// Steps up the session of `name` on `c` with a fresh TOTP code.
+    pub async fn step_up(&self, c: &opennvr_sdk::Client, name: &str) {
+        c.step_up_totp(&self.totp_code(name)).await.unwrap();
+    }
+
+    /// Creates a user with `role` through `admin` and returns a client signed in as them, with TOTP
+    /// enrolled (so they can step up; later logins need the code: [`TestServer::login`]).
     pub async fn user(
         &self,
         admin: &opennvr_sdk::Client,
@@ -330,6 +412,7 @@ impl TestServer {
             .unwrap();
         let c = self.client().await;
         c.login(name, ADMIN_PASSWORD).await.unwrap();
+        self.enrol_totp(&c, name).await;
         c
     }
 

@@ -52,8 +52,11 @@ async fn grpc_web_login_over_plain_http1() {
     assert_eq!(ok.status(), 200);
     let (messages, trailers) = grpc_web_frames(&ok.bytes().await.unwrap());
     assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    // The admin has a second factor: the password alone answers an MFA ticket.
     let login = pb::LoginResponse::decode(messages[0].as_slice()).unwrap();
-    assert!(matches!(login.result, Some(pb::login_response::Result::Tokens(t)) if !t.access_token.is_empty()));
+    assert!(
+        matches!(login.result, Some(pb::login_response::Result::MfaRequired(c)) if c.ticket.starts_with("nvr_mfa_"))
+    );
     let denied = send("wrong-password-xyz").await.unwrap();
     let status = denied.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_owned());
     let body = denied.bytes().await.unwrap();

@@ -118,13 +118,15 @@ fn kek_ids(su: &mut diesel::PgConnection) -> Vec<String> {
     }
     let sql =
         "SELECT DISTINCT k FROM (SELECT kek_id AS k FROM signing_keys UNION ALL SELECT kek_id FROM audit_signing_keys
-               UNION ALL SELECT password_kek_id FROM cameras WHERE password_kek_id IS NOT NULL) x ORDER BY k";
+               UNION ALL SELECT password_kek_id FROM cameras WHERE password_kek_id IS NOT NULL
+               UNION ALL SELECT totp_kek_id FROM credentials WHERE totp_kek_id IS NOT NULL
+               UNION ALL SELECT kek_id FROM auth_ceremonies WHERE kek_id IS NOT NULL) x ORDER BY k";
     diesel::RunQueryDsl::load::<K>(diesel::sql_query(sql), su).unwrap().into_iter().map(|r| r.k).collect()
 }
 
 #[tokio::test]
 async fn the_master_key_rotates_online_and_every_secret_stays_readable() {
-    use crate::harness::{ADMIN_PASSWORD, TestDb, master_key_file, temp_dir};
+    use crate::harness::{TestDb, master_key_file, temp_dir};
     let s = TestServer::start().await;
     let admin = s.admin().await;
     crate::cameras::create(&admin, "Before").await;
@@ -134,6 +136,7 @@ async fn the_master_key_rotates_online_and_every_secret_stays_readable() {
     let mut su = s.db.superuser();
     let old_ids = kek_ids(&mut su);
     assert_eq!(old_ids.len(), 1);
+    let totp = s.totp.lock().unwrap().clone();
     s.shutdown().await;
 
     // A new master key alone cannot open what the old one sealed: the server refuses to start and
@@ -151,10 +154,15 @@ async fn the_master_key_rotates_online_and_every_secret_stays_readable() {
     options.master_key_previous_files = Some(vec![old_file]);
     options.data_dir = Some(temp_dir("restart"));
     let s = TestServer::start_with(TestDb { name: name.clone() }, options.clone()).await;
+    s.totp.lock().unwrap().extend(totp.clone());
     let admin = s.client().await;
-    admin.login("admin", ADMIN_PASSWORD).await.unwrap();
+    s.login(&admin, "admin").await;
     let status = admin.auth().get_master_key_status(pb::GetMasterKeyStatusRequest {}).await.unwrap().into_inner();
-    assert_eq!(status.secrets_by_key_id.get(&old_ids[0]), Some(&3), "access key, audit key, camera: {status:?}");
+    assert_eq!(
+        status.secrets_by_key_id.get(&old_ids[0]),
+        Some(&4),
+        "access key, audit key, camera, the admin's TOTP seed: {status:?}"
+    );
     let adding = {
         let admin = admin.clone();
         tokio::spawn(async move {
@@ -168,7 +176,8 @@ async fn the_master_key_rotates_online_and_every_secret_stays_readable() {
     assert!(rotated.rewrapped >= 3, "{rotated:?}");
     let after = admin.auth().get_master_key_status(pb::GetMasterKeyStatusRequest {}).await.unwrap().into_inner();
     assert_eq!(after.secrets_by_key_id.keys().collect::<Vec<_>>(), vec![&after.current_key_id], "{after:?}");
-    assert_eq!(after.secrets_by_key_id[&after.current_key_id], 2 + 21);
+    // The access and audit signing keys, the admin's TOTP seed, 21 camera passwords.
+    assert_eq!(after.secrets_by_key_id[&after.current_key_id], 3 + 21);
     assert_eq!(kek_ids(&mut su), vec![after.current_key_id.clone()]);
     // Nothing in clear at rest, and every secret still opens.
     let clear = "SELECT count(*) AS n FROM cameras c WHERE c::text LIKE '%Cam-Secret%'";
@@ -186,14 +195,16 @@ async fn the_master_key_rotates_online_and_every_secret_stays_readable() {
         .events;
     assert_eq!(entry.len(), 1);
     assert_eq!(entry[0].details.get("remaining_with_old_keys").map(String::as_str), Some("0"));
+    let totp = s.totp.lock().unwrap().clone();
     s.shutdown().await;
 
     // The old key is no longer needed: the server runs on the new one alone.
     options.master_key_previous_files = None;
     options.data_dir = Some(temp_dir("restart"));
     let s = TestServer::start_with(TestDb { name }, options).await;
+    s.totp.lock().unwrap().extend(totp);
     let admin = s.client().await;
-    admin.login("admin", ADMIN_PASSWORD).await.unwrap();
+    s.login(&admin, "admin").await;
     assert_eq!(camera_passwords(&s).await.len(), 21);
     assert!(camera_passwords(&s).await.iter().all(|p| p.as_deref() == Some("Cam-Secret-7f3a9")));
     s.audit.checkpoint().await.unwrap();

@@ -48,7 +48,11 @@ async fn allowed(client: &opennvr_sdk::Client, rpc: &str, streaming: bool) -> Re
         Err(s) => match s.code() {
             Code::PermissionDenied | Code::Unauthenticated => Ok(false),
             // The call passed the gate and the handler judged the (empty) request.
-            Code::InvalidArgument | Code::NotFound | Code::FailedPrecondition | Code::Unimplemented => Ok(true),
+            Code::InvalidArgument
+            | Code::NotFound
+            | Code::FailedPrecondition
+            | Code::AlreadyExists
+            | Code::Unimplemented => Ok(true),
             _ => Err(s),
         },
     }

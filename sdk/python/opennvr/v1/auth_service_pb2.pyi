@@ -5,23 +5,35 @@ Authentication, sessions, second factors, users, roles and API keys.
 
 Authentication on the wire: every call except the "public" ones carries gRPC metadata
 `authorization: Bearer <credential>`, where the credential is either an access token (from Tokens)
-or an API key secret (from CreateApiKey). Missing, malformed, expired or revoked credentials answer
-UNAUTHENTICATED; a valid principal lacking the permission answers PERMISSION_DENIED.
+or an API key secret (from CreateApiKey, starting "nvr_ak_"). Missing, malformed, expired or
+revoked credentials answer UNAUTHENTICATED; a valid principal lacking the permission answers
+PERMISSION_DENIED.
 
 Trailer on every RPC (see common.proto for the full meaning):
   Permission: <name> | public | self
   Camera-scoped: yes | no
-  Step-up: yes | no
+  Step-up: yes | no | enrolled
+  Enrolment-only: allowed        (optional; see below)
 
 "self" RPCs need a signed-in user session acting on its own account. API keys are not accounts:
 they may call WhoAmI, and every other "self" RPC refuses them with PERMISSION_DENIED.
 
-Step-up: RPCs marked "Step-up: yes" require the calling session's step_up_time to fall within the
-server's step-up window (see StepUp). When it does not, the server answers PERMISSION_DENIED with a
-google.rpc.ErrorInfo whose reason is "ERROR_REASON_STEP_UP_REQUIRED"; the client calls
-BeginStepUp/StepUp and retries. Until strong authentication is enforced, and for users with no second
-factor enrolled, the server may waive the requirement: that is server policy, the contract only marks
-the RPCs.
+Multi-factor authentication: a user with a second factor (TOTP or a passkey) signs in with
+password + factor (Login, then FinishMfa), or with a passkey alone (StartPasskeyLogin /
+FinishPasskeyLogin). The server's policy names the roles that must have a second factor (by
+default: admin). A user of such a role who has none gets an enrolment-only session: only the RPCs
+marked "Enrolment-only: allowed" answer; every other one is PERMISSION_DENIED with reason
+ERROR_REASON_MFA_ENROLMENT_REQUIRED until the user enrols a factor and refreshes the tokens.
+WebAuthn needs a domain name (or localhost) as relying party: a site reached by IP address uses TOTP,
+which is a complete path on its own. Wrong second factors count toward a per-user lockout.
+
+Step-up: RPCs marked "Step-up: yes" require the calling session to have presented a second factor
+(at login or with StepUp) within the server's step-up window (a few minutes). When it has not,
+the server answers PERMISSION_DENIED with a google.rpc.ErrorInfo whose reason is
+"ERROR_REASON_STEP_UP_REQUIRED"; the client calls StartStepUp/StepUp and retries. A user with no
+factor cannot step up and must enrol one first. "Step-up: enrolled" asks for a step-up only once
+the user has a factor (so a first factor can be enrolled at all). API keys cannot step up: a key
+may call a "Step-up: yes" RPC only if it was created with that RPC in its step_up_methods.
 """
 
 from collections import abc as _abc
@@ -87,6 +99,8 @@ class _SecondFactorMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Se
     """RFC 6238 time-based one-time code."""
     SECOND_FACTOR_METHOD_PASSKEY: _SecondFactorMethod.ValueType  # 2
     """WebAuthn passkey / security key."""
+    SECOND_FACTOR_METHOD_RECOVERY_CODE: _SecondFactorMethod.ValueType  # 3
+    """One of the user's single-use recovery codes."""
 
 class SecondFactorMethod(_SecondFactorMethod, metaclass=_SecondFactorMethodEnumTypeWrapper):
     """Kinds of second factor."""
@@ -96,6 +110,8 @@ SECOND_FACTOR_METHOD_TOTP: SecondFactorMethod.ValueType  # 1
 """RFC 6238 time-based one-time code."""
 SECOND_FACTOR_METHOD_PASSKEY: SecondFactorMethod.ValueType  # 2
 """WebAuthn passkey / security key."""
+SECOND_FACTOR_METHOD_RECOVERY_CODE: SecondFactorMethod.ValueType  # 3
+"""One of the user's single-use recovery codes."""
 Global___SecondFactorMethod: _TypeAlias = SecondFactorMethod  # noqa: Y015
 
 class _CredentialType:
@@ -191,6 +207,8 @@ class Session(_message.Message):
     USER_AGENT_FIELD_NUMBER: _builtins.int
     CURRENT_FIELD_NUMBER: _builtins.int
     STEP_UP_TIME_FIELD_NUMBER: _builtins.int
+    AUTH_METHODS_FIELD_NUMBER: _builtins.int
+    MFA_ENROLMENT_REQUIRED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """UUID."""
     user_id: _builtins.str
@@ -199,6 +217,8 @@ class Session(_message.Message):
     user_agent: _builtins.str
     current: _builtins.bool
     """True for the session making this call."""
+    mfa_enrolment_required: _builtins.bool
+    """The session may only enrol a second factor (its user's role requires MFA and they have none)."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -210,6 +230,12 @@ class Session(_message.Message):
     @_builtins.property
     def step_up_time(self) -> _timestamp_pb2.Timestamp:
         """Last time a second factor was presented on this session (login or StepUp); unset if never."""
+
+    @_builtins.property
+    def auth_methods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """How the session signed in: "pwd" (password), "otp" (TOTP), "rec" (recovery code), "hwk"
+        (passkey), in the order presented.
+        """
 
     def __init__(
         self,
@@ -223,10 +249,12 @@ class Session(_message.Message):
         user_agent: _builtins.str = ...,
         current: _builtins.bool = ...,
         step_up_time: _timestamp_pb2.Timestamp | None = ...,
+        auth_methods: _abc.Iterable[_builtins.str] | None = ...,
+        mfa_enrolment_required: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "last_refresh_time", b"last_refresh_time", "step_up_time", b"step_up_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_address", b"client_address", "create_time", b"create_time", "current", b"current", "expire_time", b"expire_time", "id", b"id", "last_refresh_time", b"last_refresh_time", "step_up_time", b"step_up_time", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_methods", b"auth_methods", "client_address", b"client_address", "create_time", b"create_time", "current", b"current", "expire_time", b"expire_time", "id", b"id", "last_refresh_time", b"last_refresh_time", "mfa_enrolment_required", b"mfa_enrolment_required", "step_up_time", b"step_up_time", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -246,9 +274,14 @@ class Tokens(_message.Message):
     REFRESH_TOKEN_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     USER_FIELD_NUMBER: _builtins.int
+    MFA_ENROLMENT_REQUIRED_FIELD_NUMBER: _builtins.int
     access_token: _builtins.str
     refresh_token: _builtins.str
     session_id: _builtins.str
+    mfa_enrolment_required: _builtins.bool
+    """The session is enrolment-only: the user must enrol a second factor (StartTotpEnrollment or
+    StartPasskeyRegistration), then call Refresh for full tokens.
+    """
     @_builtins.property
     def access_token_expire_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -264,30 +297,33 @@ class Tokens(_message.Message):
         refresh_token_expire_time: _timestamp_pb2.Timestamp | None = ...,
         session_id: _builtins.str = ...,
         user: Global___User | None = ...,
+        mfa_enrolment_required: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["access_token_expire_time", b"access_token_expire_time", "refresh_token_expire_time", b"refresh_token_expire_time", "user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "access_token_expire_time", b"access_token_expire_time", "refresh_token", b"refresh_token", "refresh_token_expire_time", b"refresh_token_expire_time", "session_id", b"session_id", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "access_token_expire_time", b"access_token_expire_time", "mfa_enrolment_required", b"mfa_enrolment_required", "refresh_token", b"refresh_token", "refresh_token_expire_time", b"refresh_token_expire_time", "session_id", b"session_id", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Tokens: _TypeAlias = Tokens  # noqa: Y015
 
 @_typing.final
-class SecondFactorChallenge(_message.Message):
+class MfaChallenge(_message.Message):
     """A request for a second factor (after a password login, or for step-up)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    CHALLENGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
     METHODS_FIELD_NUMBER: _builtins.int
     PASSKEY_REQUEST_OPTIONS_JSON_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
-    challenge_token: _builtins.str
-    """Opaque, single-use, short-lived; send it back with the factor."""
+    ticket: _builtins.str
+    """Opaque, short-lived; send it back with the factor. A login ticket is spent by a successful
+    FinishMfa and dies after a few wrong factors; a passkey challenge within it works once.
+    """
     passkey_request_options_json: _builtins.str
-    """WebAuthn PublicKeyCredentialRequestOptions as JSON, for navigator.credentials.get(). Empty when
-    the user has no passkey.
+    """WebAuthn PublicKeyCredentialRequestOptions as JSON ({"publicKey": {...}}), for
+    navigator.credentials.get(). Empty when the user has no passkey or WebAuthn is not configured.
     """
     @_builtins.property
     def methods(self) -> _containers.RepeatedScalarFieldContainer[Global___SecondFactorMethod.ValueType]:
@@ -298,18 +334,18 @@ class SecondFactorChallenge(_message.Message):
     def __init__(
         self,
         *,
-        challenge_token: _builtins.str = ...,
+        ticket: _builtins.str = ...,
         methods: _abc.Iterable[Global___SecondFactorMethod.ValueType] | None = ...,
         passkey_request_options_json: _builtins.str = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge_token", b"challenge_token", "expire_time", b"expire_time", "methods", b"methods", "passkey_request_options_json", b"passkey_request_options_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "methods", b"methods", "passkey_request_options_json", b"passkey_request_options_json", "ticket", b"ticket"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___SecondFactorChallenge: _TypeAlias = SecondFactorChallenge  # noqa: Y015
+Global___MfaChallenge: _TypeAlias = MfaChallenge  # noqa: Y015
 
 @_typing.final
 class SecondFactor(_message.Message):
@@ -319,21 +355,25 @@ class SecondFactor(_message.Message):
 
     TOTP_CODE_FIELD_NUMBER: _builtins.int
     PASSKEY_ASSERTION_JSON_FIELD_NUMBER: _builtins.int
+    RECOVERY_CODE_FIELD_NUMBER: _builtins.int
     totp_code: _builtins.str
     """Current 6-digit TOTP code."""
     passkey_assertion_json: _builtins.str
     """The PublicKeyCredential returned by navigator.credentials.get(), as JSON."""
+    recovery_code: _builtins.str
+    """One of the recovery codes (spent by this use)."""
     def __init__(
         self,
         *,
         totp_code: _builtins.str = ...,
         passkey_assertion_json: _builtins.str = ...,
+        recovery_code: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["method", b"method", "passkey_assertion_json", b"passkey_assertion_json", "totp_code", b"totp_code"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["method", b"method", "passkey_assertion_json", b"passkey_assertion_json", "recovery_code", b"recovery_code", "totp_code", b"totp_code"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["method", b"method", "passkey_assertion_json", b"passkey_assertion_json", "totp_code", b"totp_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["method", b"method", "passkey_assertion_json", b"passkey_assertion_json", "recovery_code", b"recovery_code", "totp_code", b"totp_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_method: _TypeAlias = _typing.Literal["totp_code", "passkey_assertion_json"]  # noqa: Y015
+    _WhichOneofReturnType_method: _TypeAlias = _typing.Literal["totp_code", "passkey_assertion_json", "recovery_code"]  # noqa: Y015
     _WhichOneofArgType_method: _TypeAlias = _typing.Literal["method", b"method"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_method) -> _WhichOneofReturnType_method | None: ...
 
@@ -455,6 +495,9 @@ class ApiKey(_message.Message):
     LAST_USE_TIME_FIELD_NUMBER: _builtins.int
     REVOKE_TIME_FIELD_NUMBER: _builtins.int
     SECRET_PREFIX_FIELD_NUMBER: _builtins.int
+    CAMERA_IDS_FIELD_NUMBER: _builtins.int
+    STEP_UP_METHODS_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. UUID."""
     name: _builtins.str
@@ -465,9 +508,11 @@ class ApiKey(_message.Message):
     """The key's site-wide permissions are those of this role ..."""
     secret_prefix: _builtins.str
     """Output only. First characters of the secret, to recognise a key in configs and logs."""
+    created_by: _builtins.str
+    """Output only. Username of the creator when the key was created."""
     @_builtins.property
     def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """... narrowed to this subset when non-empty. API keys have no camera grants."""
+        """... narrowed to this subset when non-empty."""
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
@@ -485,6 +530,16 @@ class ApiKey(_message.Message):
     def revoke_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. Set once revoked."""
 
+    @_builtins.property
+    def camera_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Cameras the key may touch (camera-scoped RPCs see only these); empty = every camera."""
+
+    @_builtins.property
+    def step_up_methods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """"Step-up: yes" RPCs the key may call, as "Service.Method" (e.g. "CameraService.DeleteCamera");
+        each needs its permission in the key. A key cannot step up, so any other such RPC is refused.
+        """
+
     def __init__(
         self,
         *,
@@ -498,10 +553,13 @@ class ApiKey(_message.Message):
         last_use_time: _timestamp_pb2.Timestamp | None = ...,
         revoke_time: _timestamp_pb2.Timestamp | None = ...,
         secret_prefix: _builtins.str = ...,
+        camera_ids: _abc.Iterable[_builtins.str] | None = ...,
+        step_up_methods: _abc.Iterable[_builtins.str] | None = ...,
+        created_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "last_use_time", b"last_use_time", "revoke_time", b"revoke_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "id", b"id", "last_use_time", b"last_use_time", "name", b"name", "permissions", b"permissions", "revoke_time", b"revoke_time", "role", b"role", "secret_prefix", b"secret_prefix", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_ids", b"camera_ids", "create_time", b"create_time", "created_by", b"created_by", "expire_time", b"expire_time", "id", b"id", "last_use_time", b"last_use_time", "name", b"name", "permissions", b"permissions", "revoke_time", b"revoke_time", "role", b"role", "secret_prefix", b"secret_prefix", "step_up_methods", b"step_up_methods", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -584,56 +642,96 @@ class LoginResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TOKENS_FIELD_NUMBER: _builtins.int
-    SECOND_FACTOR_FIELD_NUMBER: _builtins.int
+    MFA_REQUIRED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def tokens(self) -> Global___Tokens:
         """The user has no second factor: signed in."""
 
     @_builtins.property
-    def second_factor(self) -> Global___SecondFactorChallenge:
-        """The user has a second factor: call CompleteSecondFactor."""
+    def mfa_required(self) -> Global___MfaChallenge:
+        """The user has a second factor: call FinishMfa with the ticket."""
 
     def __init__(
         self,
         *,
         tokens: Global___Tokens | None = ...,
-        second_factor: Global___SecondFactorChallenge | None = ...,
+        mfa_required: Global___MfaChallenge | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "second_factor", b"second_factor", "tokens", b"tokens"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mfa_required", b"mfa_required", "result", b"result", "tokens", b"tokens"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "second_factor", b"second_factor", "tokens", b"tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mfa_required", b"mfa_required", "result", b"result", "tokens", b"tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["tokens", "second_factor"]  # noqa: Y015
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["tokens", "mfa_required"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
 
 Global___LoginResponse: _TypeAlias = LoginResponse  # noqa: Y015
 
 @_typing.final
-class CompleteSecondFactorRequest(_message.Message):
+class StartMfaRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    CHALLENGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
+    ticket: _builtins.str
+    """From LoginResponse.mfa_required."""
+    def __init__(
+        self,
+        *,
+        ticket: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ticket", b"ticket"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartMfaRequest: _TypeAlias = StartMfaRequest  # noqa: Y015
+
+@_typing.final
+class StartMfaResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHALLENGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def challenge(self) -> Global___MfaChallenge: ...
+    def __init__(
+        self,
+        *,
+        challenge: Global___MfaChallenge | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartMfaResponse: _TypeAlias = StartMfaResponse  # noqa: Y015
+
+@_typing.final
+class FinishMfaRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_FIELD_NUMBER: _builtins.int
     FACTOR_FIELD_NUMBER: _builtins.int
-    challenge_token: _builtins.str
+    ticket: _builtins.str
     @_builtins.property
     def factor(self) -> Global___SecondFactor: ...
     def __init__(
         self,
         *,
-        challenge_token: _builtins.str = ...,
+        ticket: _builtins.str = ...,
         factor: Global___SecondFactor | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["factor", b"factor"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge_token", b"challenge_token", "factor", b"factor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["factor", b"factor", "ticket", b"ticket"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CompleteSecondFactorRequest: _TypeAlias = CompleteSecondFactorRequest  # noqa: Y015
+Global___FinishMfaRequest: _TypeAlias = FinishMfaRequest  # noqa: Y015
 
 @_typing.final
-class CompleteSecondFactorResponse(_message.Message):
+class FinishMfaResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TOKENS_FIELD_NUMBER: _builtins.int
@@ -650,7 +748,87 @@ class CompleteSecondFactorResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CompleteSecondFactorResponse: _TypeAlias = CompleteSecondFactorResponse  # noqa: Y015
+Global___FinishMfaResponse: _TypeAlias = FinishMfaResponse  # noqa: Y015
+
+@_typing.final
+class StartPasskeyLoginRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartPasskeyLoginRequest: _TypeAlias = StartPasskeyLoginRequest  # noqa: Y015
+
+@_typing.final
+class StartPasskeyLoginResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHALLENGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def challenge(self) -> Global___MfaChallenge:
+        """Methods holds only SECOND_FACTOR_METHOD_PASSKEY; the options list no credentials."""
+
+    def __init__(
+        self,
+        *,
+        challenge: Global___MfaChallenge | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartPasskeyLoginResponse: _TypeAlias = StartPasskeyLoginResponse  # noqa: Y015
+
+@_typing.final
+class FinishPasskeyLoginRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_FIELD_NUMBER: _builtins.int
+    PASSKEY_ASSERTION_JSON_FIELD_NUMBER: _builtins.int
+    ticket: _builtins.str
+    passkey_assertion_json: _builtins.str
+    """The PublicKeyCredential returned by navigator.credentials.get(), as JSON."""
+    def __init__(
+        self,
+        *,
+        ticket: _builtins.str = ...,
+        passkey_assertion_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["passkey_assertion_json", b"passkey_assertion_json", "ticket", b"ticket"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FinishPasskeyLoginRequest: _TypeAlias = FinishPasskeyLoginRequest  # noqa: Y015
+
+@_typing.final
+class FinishPasskeyLoginResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKENS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tokens(self) -> Global___Tokens: ...
+    def __init__(
+        self,
+        *,
+        tokens: Global___Tokens | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tokens", b"tokens"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tokens", b"tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FinishPasskeyLoginResponse: _TypeAlias = FinishPasskeyLoginResponse  # noqa: Y015
 
 @_typing.final
 class RefreshRequest(_message.Message):
@@ -746,13 +924,18 @@ class WhoAmIResponse(_message.Message):
     CAMERA_PERMISSIONS_FIELD_NUMBER: _builtins.int
     API_KEY_ID_FIELD_NUMBER: _builtins.int
     STEP_UP_TIME_FIELD_NUMBER: _builtins.int
+    API_KEY_FIELD_NUMBER: _builtins.int
+    MFA_ENROLMENT_REQUIRED_FIELD_NUMBER: _builtins.int
+    STEP_UP_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """Empty for API keys."""
     api_key_id: _builtins.str
     """Set when the caller is an API key."""
+    mfa_enrolment_required: _builtins.bool
+    """The session is enrolment-only (see Tokens.mfa_enrolment_required)."""
     @_builtins.property
     def user(self) -> Global___User:
-        """The signed-in user (for an API key: the key's creator)."""
+        """The signed-in user (for an API key: the key's creator, unset once that user is deleted)."""
 
     @_builtins.property
     def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -766,6 +949,14 @@ class WhoAmIResponse(_message.Message):
     def step_up_time(self) -> _timestamp_pb2.Timestamp:
         """Of the current session; unset if never stepped up or for API keys."""
 
+    @_builtins.property
+    def api_key(self) -> Global___ApiKey:
+        """Set when the caller is an API key: the key as ListApiKeys shows it."""
+
+    @_builtins.property
+    def step_up_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Until when "Step-up: yes" RPCs are allowed; unset when the session has no recent step-up."""
+
     def __init__(
         self,
         *,
@@ -775,10 +966,13 @@ class WhoAmIResponse(_message.Message):
         camera_permissions: _abc.Iterable[Global___CameraPermissions] | None = ...,
         api_key_id: _builtins.str = ...,
         step_up_time: _timestamp_pb2.Timestamp | None = ...,
+        api_key: Global___ApiKey | None = ...,
+        mfa_enrolment_required: _builtins.bool = ...,
+        step_up_expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["step_up_time", b"step_up_time", "user", b"user"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "step_up_expire_time", b"step_up_expire_time", "step_up_time", b"step_up_time", "user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key_id", b"api_key_id", "camera_permissions", b"camera_permissions", "permissions", b"permissions", "session_id", b"session_id", "step_up_time", b"step_up_time", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "api_key_id", b"api_key_id", "camera_permissions", b"camera_permissions", "mfa_enrolment_required", b"mfa_enrolment_required", "permissions", b"permissions", "session_id", b"session_id", "step_up_expire_time", b"step_up_expire_time", "step_up_time", b"step_up_time", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -909,7 +1103,7 @@ class RevokeSessionResponse(_message.Message):
 Global___RevokeSessionResponse: _TypeAlias = RevokeSessionResponse  # noqa: Y015
 
 @_typing.final
-class BeginStepUpRequest(_message.Message):
+class StartStepUpRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -921,19 +1115,19 @@ class BeginStepUpRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___BeginStepUpRequest: _TypeAlias = BeginStepUpRequest  # noqa: Y015
+Global___StartStepUpRequest: _TypeAlias = StartStepUpRequest  # noqa: Y015
 
 @_typing.final
-class BeginStepUpResponse(_message.Message):
+class StartStepUpResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CHALLENGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def challenge(self) -> Global___SecondFactorChallenge: ...
+    def challenge(self) -> Global___MfaChallenge: ...
     def __init__(
         self,
         *,
-        challenge: Global___SecondFactorChallenge | None = ...,
+        challenge: Global___MfaChallenge | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -941,27 +1135,27 @@ class BeginStepUpResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___BeginStepUpResponse: _TypeAlias = BeginStepUpResponse  # noqa: Y015
+Global___StartStepUpResponse: _TypeAlias = StartStepUpResponse  # noqa: Y015
 
 @_typing.final
 class StepUpRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    CHALLENGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
     FACTOR_FIELD_NUMBER: _builtins.int
-    challenge_token: _builtins.str
-    """From BeginStepUp; required for passkeys, optional for TOTP."""
+    ticket: _builtins.str
+    """From StartStepUp; required for passkeys, optional for TOTP and recovery codes."""
     @_builtins.property
     def factor(self) -> Global___SecondFactor: ...
     def __init__(
         self,
         *,
-        challenge_token: _builtins.str = ...,
+        ticket: _builtins.str = ...,
         factor: Global___SecondFactor | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["factor", b"factor"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge_token", b"challenge_token", "factor", b"factor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["factor", b"factor", "ticket", b"ticket"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -996,7 +1190,7 @@ class StepUpResponse(_message.Message):
 Global___StepUpResponse: _TypeAlias = StepUpResponse  # noqa: Y015
 
 @_typing.final
-class BeginPasskeyRegistrationRequest(_message.Message):
+class StartPasskeyRegistrationRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1008,10 +1202,10 @@ class BeginPasskeyRegistrationRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___BeginPasskeyRegistrationRequest: _TypeAlias = BeginPasskeyRegistrationRequest  # noqa: Y015
+Global___StartPasskeyRegistrationRequest: _TypeAlias = StartPasskeyRegistrationRequest  # noqa: Y015
 
 @_typing.final
-class BeginPasskeyRegistrationResponse(_message.Message):
+class StartPasskeyRegistrationResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REGISTRATION_TOKEN_FIELD_NUMBER: _builtins.int
@@ -1020,7 +1214,9 @@ class BeginPasskeyRegistrationResponse(_message.Message):
     registration_token: _builtins.str
     """Opaque, single-use; send it to FinishPasskeyRegistration."""
     creation_options_json: _builtins.str
-    """WebAuthn PublicKeyCredentialCreationOptions as JSON, for navigator.credentials.create()."""
+    """WebAuthn PublicKeyCredentialCreationOptions as JSON ({"publicKey": {...}}), for
+    navigator.credentials.create().
+    """
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -1036,7 +1232,7 @@ class BeginPasskeyRegistrationResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___BeginPasskeyRegistrationResponse: _TypeAlias = BeginPasskeyRegistrationResponse  # noqa: Y015
+Global___StartPasskeyRegistrationResponse: _TypeAlias = StartPasskeyRegistrationResponse  # noqa: Y015
 
 @_typing.final
 class FinishPasskeyRegistrationRequest(_message.Message):
@@ -1049,7 +1245,7 @@ class FinishPasskeyRegistrationRequest(_message.Message):
     credential_json: _builtins.str
     """The PublicKeyCredential returned by navigator.credentials.create(), as JSON."""
     name: _builtins.str
-    """Label for the new credential."""
+    """Label for the new credential (default "Passkey"); at most 64 characters."""
     def __init__(
         self,
         *,
@@ -1070,23 +1266,29 @@ class FinishPasskeyRegistrationResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CREDENTIAL_FIELD_NUMBER: _builtins.int
+    RECOVERY_CODES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def credential(self) -> Global___Credential: ...
+    @_builtins.property
+    def recovery_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ten single-use recovery codes, shown once — only when this is the user's first factor."""
+
     def __init__(
         self,
         *,
         credential: Global___Credential | None = ...,
+        recovery_codes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "recovery_codes", b"recovery_codes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FinishPasskeyRegistrationResponse: _TypeAlias = FinishPasskeyRegistrationResponse  # noqa: Y015
 
 @_typing.final
-class BeginTotpEnrollmentRequest(_message.Message):
+class StartTotpEnrollmentRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1098,10 +1300,10 @@ class BeginTotpEnrollmentRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___BeginTotpEnrollmentRequest: _TypeAlias = BeginTotpEnrollmentRequest  # noqa: Y015
+Global___StartTotpEnrollmentRequest: _TypeAlias = StartTotpEnrollmentRequest  # noqa: Y015
 
 @_typing.final
-class BeginTotpEnrollmentResponse(_message.Message):
+class StartTotpEnrollmentResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ENROLLMENT_TOKEN_FIELD_NUMBER: _builtins.int
@@ -1109,7 +1311,7 @@ class BeginTotpEnrollmentResponse(_message.Message):
     SECRET_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     enrollment_token: _builtins.str
-    """Opaque, single-use; send it to ConfirmTotpEnrollment."""
+    """Opaque, single-use; send it to FinishTotpEnrollment."""
     otpauth_uri: _builtins.str
     """otpauth://totp/... URI (render as a QR code). Shown once."""
     secret: _builtins.str
@@ -1130,10 +1332,10 @@ class BeginTotpEnrollmentResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___BeginTotpEnrollmentResponse: _TypeAlias = BeginTotpEnrollmentResponse  # noqa: Y015
+Global___StartTotpEnrollmentResponse: _TypeAlias = StartTotpEnrollmentResponse  # noqa: Y015
 
 @_typing.final
-class ConfirmTotpEnrollmentRequest(_message.Message):
+class FinishTotpEnrollmentRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ENROLLMENT_TOKEN_FIELD_NUMBER: _builtins.int
@@ -1143,7 +1345,7 @@ class ConfirmTotpEnrollmentRequest(_message.Message):
     code: _builtins.str
     """A current code from the authenticator app."""
     name: _builtins.str
-    """Label for the credential; default "TOTP"."""
+    """Label for the credential (default "TOTP"); at most 64 characters."""
     def __init__(
         self,
         *,
@@ -1157,27 +1359,70 @@ class ConfirmTotpEnrollmentRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ConfirmTotpEnrollmentRequest: _TypeAlias = ConfirmTotpEnrollmentRequest  # noqa: Y015
+Global___FinishTotpEnrollmentRequest: _TypeAlias = FinishTotpEnrollmentRequest  # noqa: Y015
 
 @_typing.final
-class ConfirmTotpEnrollmentResponse(_message.Message):
+class FinishTotpEnrollmentResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CREDENTIAL_FIELD_NUMBER: _builtins.int
+    RECOVERY_CODES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def credential(self) -> Global___Credential: ...
+    @_builtins.property
+    def recovery_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ten single-use recovery codes, shown once — only when this is the user's first factor."""
+
     def __init__(
         self,
         *,
         credential: Global___Credential | None = ...,
+        recovery_codes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "recovery_codes", b"recovery_codes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ConfirmTotpEnrollmentResponse: _TypeAlias = ConfirmTotpEnrollmentResponse  # noqa: Y015
+Global___FinishTotpEnrollmentResponse: _TypeAlias = FinishTotpEnrollmentResponse  # noqa: Y015
+
+@_typing.final
+class RegenerateRecoveryCodesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegenerateRecoveryCodesRequest: _TypeAlias = RegenerateRecoveryCodesRequest  # noqa: Y015
+
+@_typing.final
+class RegenerateRecoveryCodesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECOVERY_CODES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def recovery_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ten single-use codes, shown once; the previous ones stop working."""
+
+    def __init__(
+        self,
+        *,
+        recovery_codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recovery_codes", b"recovery_codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegenerateRecoveryCodesResponse: _TypeAlias = RegenerateRecoveryCodesResponse  # noqa: Y015
 
 @_typing.final
 class ListCredentialsRequest(_message.Message):
@@ -1227,6 +1472,49 @@ class ListCredentialsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCredentialsResponse: _TypeAlias = ListCredentialsResponse  # noqa: Y015
+
+@_typing.final
+class RenameCredentialRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDENTIAL_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    credential_id: _builtins.str
+    name: _builtins.str
+    """At most 64 characters."""
+    def __init__(
+        self,
+        *,
+        credential_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential_id", b"credential_id", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenameCredentialRequest: _TypeAlias = RenameCredentialRequest  # noqa: Y015
+
+@_typing.final
+class RenameCredentialResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDENTIAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def credential(self) -> Global___Credential: ...
+    def __init__(
+        self,
+        *,
+        credential: Global___Credential | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenameCredentialResponse: _TypeAlias = RenameCredentialResponse  # noqa: Y015
 
 @_typing.final
 class DeleteCredentialRequest(_message.Message):

@@ -46,10 +46,25 @@ class AuthServiceStub:
                 request_serializer=opennvr_dot_v1_dot_auth__service__pb2.LoginRequest.SerializeToString,
                 response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.LoginResponse.FromString,
                 _registered_method=True)
-        self.CompleteSecondFactor = channel.unary_unary(
-                '/opennvr.v1.AuthService/CompleteSecondFactor',
-                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.CompleteSecondFactorRequest.SerializeToString,
-                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.CompleteSecondFactorResponse.FromString,
+        self.StartMfa = channel.unary_unary(
+                '/opennvr.v1.AuthService/StartMfa',
+                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.StartMfaRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.StartMfaResponse.FromString,
+                _registered_method=True)
+        self.FinishMfa = channel.unary_unary(
+                '/opennvr.v1.AuthService/FinishMfa',
+                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.FinishMfaRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.FinishMfaResponse.FromString,
+                _registered_method=True)
+        self.StartPasskeyLogin = channel.unary_unary(
+                '/opennvr.v1.AuthService/StartPasskeyLogin',
+                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.StartPasskeyLoginRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.StartPasskeyLoginResponse.FromString,
+                _registered_method=True)
+        self.FinishPasskeyLogin = channel.unary_unary(
+                '/opennvr.v1.AuthService/FinishPasskeyLogin',
+                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.FinishPasskeyLoginRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.FinishPasskeyLoginResponse.FromString,
                 _registered_method=True)
         self.Refresh = channel.unary_unary(
                 '/opennvr.v1.AuthService/Refresh',
@@ -81,40 +96,50 @@ class AuthServiceStub:
                 request_serializer=opennvr_dot_v1_dot_auth__service__pb2.RevokeSessionRequest.SerializeToString,
                 response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.RevokeSessionResponse.FromString,
                 _registered_method=True)
-        self.BeginStepUp = channel.unary_unary(
-                '/opennvr.v1.AuthService/BeginStepUp',
-                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.BeginStepUpRequest.SerializeToString,
-                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.BeginStepUpResponse.FromString,
+        self.StartStepUp = channel.unary_unary(
+                '/opennvr.v1.AuthService/StartStepUp',
+                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.StartStepUpRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.StartStepUpResponse.FromString,
                 _registered_method=True)
         self.StepUp = channel.unary_unary(
                 '/opennvr.v1.AuthService/StepUp',
                 request_serializer=opennvr_dot_v1_dot_auth__service__pb2.StepUpRequest.SerializeToString,
                 response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.StepUpResponse.FromString,
                 _registered_method=True)
-        self.BeginPasskeyRegistration = channel.unary_unary(
-                '/opennvr.v1.AuthService/BeginPasskeyRegistration',
-                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.BeginPasskeyRegistrationRequest.SerializeToString,
-                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.BeginPasskeyRegistrationResponse.FromString,
+        self.StartPasskeyRegistration = channel.unary_unary(
+                '/opennvr.v1.AuthService/StartPasskeyRegistration',
+                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.StartPasskeyRegistrationRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.StartPasskeyRegistrationResponse.FromString,
                 _registered_method=True)
         self.FinishPasskeyRegistration = channel.unary_unary(
                 '/opennvr.v1.AuthService/FinishPasskeyRegistration',
                 request_serializer=opennvr_dot_v1_dot_auth__service__pb2.FinishPasskeyRegistrationRequest.SerializeToString,
                 response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.FinishPasskeyRegistrationResponse.FromString,
                 _registered_method=True)
-        self.BeginTotpEnrollment = channel.unary_unary(
-                '/opennvr.v1.AuthService/BeginTotpEnrollment',
-                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.BeginTotpEnrollmentRequest.SerializeToString,
-                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.BeginTotpEnrollmentResponse.FromString,
+        self.StartTotpEnrollment = channel.unary_unary(
+                '/opennvr.v1.AuthService/StartTotpEnrollment',
+                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.StartTotpEnrollmentRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.StartTotpEnrollmentResponse.FromString,
                 _registered_method=True)
-        self.ConfirmTotpEnrollment = channel.unary_unary(
-                '/opennvr.v1.AuthService/ConfirmTotpEnrollment',
-                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.ConfirmTotpEnrollmentRequest.SerializeToString,
-                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.ConfirmTotpEnrollmentResponse.FromString,
+        self.FinishTotpEnrollment = channel.unary_unary(
+                '/opennvr.v1.AuthService/FinishTotpEnrollment',
+                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.FinishTotpEnrollmentRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.FinishTotpEnrollmentResponse.FromString,
+                _registered_method=True)
+        self.RegenerateRecoveryCodes = channel.unary_unary(
+                '/opennvr.v1.AuthService/RegenerateRecoveryCodes',
+                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.RegenerateRecoveryCodesRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.RegenerateRecoveryCodesResponse.FromString,
                 _registered_method=True)
         self.ListCredentials = channel.unary_unary(
                 '/opennvr.v1.AuthService/ListCredentials',
                 request_serializer=opennvr_dot_v1_dot_auth__service__pb2.ListCredentialsRequest.SerializeToString,
                 response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.ListCredentialsResponse.FromString,
+                _registered_method=True)
+        self.RenameCredential = channel.unary_unary(
+                '/opennvr.v1.AuthService/RenameCredential',
+                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.RenameCredentialRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.RenameCredentialResponse.FromString,
                 _registered_method=True)
         self.DeleteCredential = channel.unary_unary(
                 '/opennvr.v1.AuthService/DeleteCredential',
@@ -202,11 +227,12 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Login(self, request, context):
-        """Signs in with username and password. Returns either tokens, or a second-factor challenge when
-        the user has TOTP or passkeys enrolled (finish with CompleteSecondFactor). Unknown user, wrong
-        password and disabled account all answer the same UNAUTHENTICATED (reason
-        ERROR_REASON_INVALID_CREDENTIALS); repeated failures answer RESOURCE_EXHAUSTED (reason
-        ERROR_REASON_RATE_LIMITED).
+        """Signs in with username and password. Answers tokens, or — for a user with a second factor
+        enrolled — an MfaChallenge whose ticket FinishMfa redeems with a TOTP code, a recovery code or a
+        passkey assertion. Unknown user, wrong password and disabled account all answer the same
+        UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS); repeated failures answer
+        RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED). A user whose role requires MFA but who has
+        no factor yet gets tokens of an enrolment-only session (Tokens.mfa_enrolment_required).
         Permission: public
         Camera-scoped: no
         Step-up: no
@@ -215,11 +241,49 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CompleteSecondFactor(self, request, context):
-        """Finishes a login that returned a SecondFactorChallenge, with a TOTP code or a WebAuthn assertion.
-        The new session starts stepped-up (step_up_time = now). Returns UNAUTHENTICATED for a wrong,
-        expired or already used challenge token or a wrong factor, INVALID_ARGUMENT for a method the
-        challenge did not offer, RESOURCE_EXHAUSTED after repeated failures.
+    def StartMfa(self, request, context):
+        """Renews the passkey part of an MFA ticket: a fresh WebAuthn challenge for
+        navigator.credentials.get() (each challenge works once). A TOTP or recovery code needs no
+        StartMfa. Returns UNAUTHENTICATED for an unknown, expired or used ticket, FAILED_PRECONDITION if
+        the user has no passkey or WebAuthn is not configured.
+        Permission: public
+        Camera-scoped: no
+        Step-up: no
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishMfa(self, request, context):
+        """Finishes a login that answered an MfaChallenge. The new session starts stepped-up
+        (step_up_time = now). Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS) for a
+        wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT for a missing or malformed
+        factor, RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) after repeated wrong factors.
+        Permission: public
+        Camera-scoped: no
+        Step-up: no
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartPasskeyLogin(self, request, context):
+        """Starts a passwordless login with a discoverable passkey: WebAuthn request options with no
+        allowed credentials (the authenticator offers the user's passkeys) and a single-use ticket.
+        Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name).
+        Permission: public
+        Camera-scoped: no
+        Step-up: no
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishPasskeyLogin(self, request, context):
+        """Finishes a passwordless login with the authenticator's assertion. A passkey is both factors:
+        the session starts stepped-up. Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS)
+        for an unknown credential, a wrong or used ticket, a failed signature or a signature counter
+        that went backwards (a cloned authenticator), or a disabled user.
         Permission: public
         Camera-scoped: no
         Step-up: no
@@ -232,6 +296,8 @@ class AuthServiceServicer:
         """Exchanges a refresh token for new tokens of the same session. Refresh tokens rotate: each one
         works once, and presenting an already used one revokes the whole session (token theft). Returns
         UNAUTHENTICATED for an unknown, expired, reused or revoked refresh token or a disabled user.
+        An enrolment-only session gets full tokens from the first refresh after the user enrolled a
+        factor.
         Permission: public
         Camera-scoped: no
         Step-up: no
@@ -246,6 +312,7 @@ class AuthServiceServicer:
         Permission: self
         Camera-scoped: no
         Step-up: no
+        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -254,10 +321,11 @@ class AuthServiceServicer:
     def WhoAmI(self, request, context):
         """Describes the caller: its user, session, and effective permissions (site-wide from its role, and
         per camera from camera grants). Also accepted from API keys (then session_id is empty and
-        api_key_id is set).
+        api_key is set).
         Permission: self
         Camera-scoped: no
         Step-up: no
+        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -299,12 +367,12 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def BeginStepUp(self, request, context):
-        """---- Step-up (fresh second factor on the current session) ----
+    def StartStepUp(self, request, context):
+        """---- Step-up (a fresh second factor on the current session) ----
 
-        Starts a step-up: returns a challenge listing the caller's enrolled second factors and, if the
-        user has passkeys, WebAuthn request options. A TOTP step-up may skip this call. Returns
-        FAILED_PRECONDITION if the user has no second factor enrolled.
+        Starts a step-up: a challenge listing the caller's enrolled methods and, if the user has
+        passkeys (and WebAuthn is configured), WebAuthn request options. A TOTP or recovery-code step-up
+        may skip this call. Returns FAILED_PRECONDITION if the user has no second factor enrolled.
         Permission: self
         Camera-scoped: no
         Step-up: no
@@ -314,9 +382,10 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StepUp(self, request, context):
-        """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session.
-        Returns UNAUTHENTICATED for a wrong factor or a bad challenge token, RESOURCE_EXHAUSTED after
-        repeated failures, FAILED_PRECONDITION if the user has no second factor enrolled.
+        """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session:
+        "Step-up: yes" RPCs are then allowed for the server's step-up window. Returns UNAUTHENTICATED
+        (reason ERROR_REASON_INVALID_CREDENTIALS) for a wrong factor or a bad challenge token,
+        RESOURCE_EXHAUSTED after repeated failures, FAILED_PRECONDITION if the user has no second factor.
         Permission: self
         Camera-scoped: no
         Step-up: no
@@ -325,46 +394,67 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def BeginPasskeyRegistration(self, request, context):
-        """---- Second factors: passkeys and TOTP ----
+    def StartPasskeyRegistration(self, request, context):
+        """---- Second factors: passkeys, TOTP, recovery codes ----
 
-        Starts registering a passkey (WebAuthn) for the caller. Returns the creation options to pass to
-        navigator.credentials.create() and a registration token binding the server-side ceremony state.
+        Starts registering a passkey (WebAuthn) for the caller: the creation options to pass to
+        navigator.credentials.create() (a discoverable credential, user verification preferred; the
+        user's registered authenticators excluded) and a registration token binding the server-side
+        ceremony state. Returns FAILED_PRECONDITION when WebAuthn is not configured (a site reached by IP
+        address has no relying-party id: use TOTP).
         Permission: self
         Camera-scoped: no
-        Step-up: yes
+        Step-up: enrolled
+        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def FinishPasskeyRegistration(self, request, context):
-        """Finishes a passkey registration with the authenticator's response. Returns INVALID_ARGUMENT if
-        the attestation does not verify, FAILED_PRECONDITION for an expired or unknown registration
-        token, ALREADY_EXISTS if the authenticator is already registered.
+        """Finishes a passkey registration with the authenticator's response. The session counts as having
+        completed MFA from then on (the user proved the new factor). Returns INVALID_ARGUMENT if the
+        attestation does not verify (wrong challenge, origin or relying party), FAILED_PRECONDITION for
+        an expired, used or unknown registration token (or one of another session), ALREADY_EXISTS if
+        the authenticator is already registered.
         Permission: self
         Camera-scoped: no
-        Step-up: yes
+        Step-up: no
+        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def BeginTotpEnrollment(self, request, context):
-        """Starts TOTP enrollment for the caller: returns a fresh secret and its otpauth:// URI, shown once.
-        The secret becomes active only after ConfirmTotpEnrollment. Returns ALREADY_EXISTS if the user
-        already has TOTP (delete that credential first).
+    def StartTotpEnrollment(self, request, context):
+        """Starts TOTP enrollment for the caller: a fresh secret and its otpauth:// URI, shown once. The
+        secret becomes active only after FinishTotpEnrollment. Returns ALREADY_EXISTS if the user already
+        has TOTP (delete that credential first).
         Permission: self
         Camera-scoped: no
-        Step-up: yes
+        Step-up: enrolled
+        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ConfirmTotpEnrollment(self, request, context):
-        """Activates the pending TOTP secret by proving a current code. Returns INVALID_ARGUMENT for a wrong
-        code, FAILED_PRECONDITION for an expired or unknown enrollment token.
+    def FinishTotpEnrollment(self, request, context):
+        """Activates the pending TOTP secret by proving a current code. The session counts as having
+        completed MFA from then on. Returns INVALID_ARGUMENT for a wrong code, FAILED_PRECONDITION for an
+        expired, used or unknown enrollment token (or one of another session).
+        Permission: self
+        Camera-scoped: no
+        Step-up: no
+        Enrolment-only: allowed
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegenerateRecoveryCodes(self, request, context):
+        """Replaces the caller's recovery codes with ten new single-use ones (shown once; stored as
+        hashes). Returns FAILED_PRECONDITION if the user has no second factor.
         Permission: self
         Camera-scoped: no
         Step-up: yes
@@ -379,6 +469,18 @@ class AuthServiceServicer:
         Permission: self
         Camera-scoped: no
         Step-up: no
+        Enrolment-only: allowed
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenameCredential(self, request, context):
+        """Renames one of the caller's credentials. Returns NOT_FOUND for an unknown credential (or another
+        user's), INVALID_ARGUMENT for an empty or overlong name.
+        Permission: self
+        Camera-scoped: no
+        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -386,8 +488,9 @@ class AuthServiceServicer:
 
     def DeleteCredential(self, request, context):
         """Removes a second-factor credential. One's own is always allowed; another user's (e.g. a lost
-        phone) needs user.write. Sessions that were signed in with the removed credential are revoked.
-        Returns NOT_FOUND for an unknown credential.
+        phone) needs user.write. Sessions that were signed in or stepped up with the removed credential
+        are revoked; removing a user's last factor also removes their recovery codes. Returns NOT_FOUND
+        for an unknown credential.
         Permission: self
         Camera-scoped: no
         Step-up: yes
@@ -478,9 +581,13 @@ class AuthServiceServicer:
     def CreateApiKey(self, request, context):
         """---- API keys ----
 
-        Creates an API key for an integration; the secret is returned once and only its hash is stored.
-        The key can never hold a permission its creator lacks (else PERMISSION_DENIED). Returns
-        INVALID_ARGUMENT for an unknown permission, a missing role or an expire_time in the past.
+        Creates an API key: the credential of a service account (a script or an integration), never of
+        a person. The secret is returned once; only its SHA-256 is stored. The key holds the permissions
+        of its role, narrowed to `permissions` when given, on every camera or only on `camera_ids`; it may
+        call a "Step-up: yes" RPC only if that RPC is listed in `step_up_methods`. A key never holds a
+        permission, camera or step-up RPC its creator lacks (else PERMISSION_DENIED). Returns
+        INVALID_ARGUMENT (naming the field) for a missing name or role, an unknown permission, camera or
+        method, a step-up method whose permission the key lacks, or an expire_time not in the future.
         Permission: apikey.manage
         Camera-scoped: no
         Step-up: yes
@@ -550,10 +657,25 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.LoginRequest.FromString,
                     response_serializer=opennvr_dot_v1_dot_auth__service__pb2.LoginResponse.SerializeToString,
             ),
-            'CompleteSecondFactor': grpc.unary_unary_rpc_method_handler(
-                    servicer.CompleteSecondFactor,
-                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.CompleteSecondFactorRequest.FromString,
-                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.CompleteSecondFactorResponse.SerializeToString,
+            'StartMfa': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartMfa,
+                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.StartMfaRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.StartMfaResponse.SerializeToString,
+            ),
+            'FinishMfa': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishMfa,
+                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.FinishMfaRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.FinishMfaResponse.SerializeToString,
+            ),
+            'StartPasskeyLogin': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartPasskeyLogin,
+                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.StartPasskeyLoginRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.StartPasskeyLoginResponse.SerializeToString,
+            ),
+            'FinishPasskeyLogin': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishPasskeyLogin,
+                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.FinishPasskeyLoginRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.FinishPasskeyLoginResponse.SerializeToString,
             ),
             'Refresh': grpc.unary_unary_rpc_method_handler(
                     servicer.Refresh,
@@ -585,40 +707,50 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.RevokeSessionRequest.FromString,
                     response_serializer=opennvr_dot_v1_dot_auth__service__pb2.RevokeSessionResponse.SerializeToString,
             ),
-            'BeginStepUp': grpc.unary_unary_rpc_method_handler(
-                    servicer.BeginStepUp,
-                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.BeginStepUpRequest.FromString,
-                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.BeginStepUpResponse.SerializeToString,
+            'StartStepUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartStepUp,
+                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.StartStepUpRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.StartStepUpResponse.SerializeToString,
             ),
             'StepUp': grpc.unary_unary_rpc_method_handler(
                     servicer.StepUp,
                     request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.StepUpRequest.FromString,
                     response_serializer=opennvr_dot_v1_dot_auth__service__pb2.StepUpResponse.SerializeToString,
             ),
-            'BeginPasskeyRegistration': grpc.unary_unary_rpc_method_handler(
-                    servicer.BeginPasskeyRegistration,
-                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.BeginPasskeyRegistrationRequest.FromString,
-                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.BeginPasskeyRegistrationResponse.SerializeToString,
+            'StartPasskeyRegistration': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartPasskeyRegistration,
+                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.StartPasskeyRegistrationRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.StartPasskeyRegistrationResponse.SerializeToString,
             ),
             'FinishPasskeyRegistration': grpc.unary_unary_rpc_method_handler(
                     servicer.FinishPasskeyRegistration,
                     request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.FinishPasskeyRegistrationRequest.FromString,
                     response_serializer=opennvr_dot_v1_dot_auth__service__pb2.FinishPasskeyRegistrationResponse.SerializeToString,
             ),
-            'BeginTotpEnrollment': grpc.unary_unary_rpc_method_handler(
-                    servicer.BeginTotpEnrollment,
-                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.BeginTotpEnrollmentRequest.FromString,
-                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.BeginTotpEnrollmentResponse.SerializeToString,
+            'StartTotpEnrollment': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartTotpEnrollment,
+                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.StartTotpEnrollmentRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.StartTotpEnrollmentResponse.SerializeToString,
             ),
-            'ConfirmTotpEnrollment': grpc.unary_unary_rpc_method_handler(
-                    servicer.ConfirmTotpEnrollment,
-                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.ConfirmTotpEnrollmentRequest.FromString,
-                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.ConfirmTotpEnrollmentResponse.SerializeToString,
+            'FinishTotpEnrollment': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishTotpEnrollment,
+                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.FinishTotpEnrollmentRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.FinishTotpEnrollmentResponse.SerializeToString,
+            ),
+            'RegenerateRecoveryCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegenerateRecoveryCodes,
+                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.RegenerateRecoveryCodesRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.RegenerateRecoveryCodesResponse.SerializeToString,
             ),
             'ListCredentials': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCredentials,
                     request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.ListCredentialsRequest.FromString,
                     response_serializer=opennvr_dot_v1_dot_auth__service__pb2.ListCredentialsResponse.SerializeToString,
+            ),
+            'RenameCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenameCredential,
+                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.RenameCredentialRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.RenameCredentialResponse.SerializeToString,
             ),
             'DeleteCredential': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteCredential,
@@ -753,7 +885,7 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
-    def CompleteSecondFactor(request,
+    def StartMfa(request,
             target,
             options=(),
             channel_credentials=None,
@@ -766,9 +898,90 @@ class AuthService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/opennvr.v1.AuthService/CompleteSecondFactor',
-            opennvr_dot_v1_dot_auth__service__pb2.CompleteSecondFactorRequest.SerializeToString,
-            opennvr_dot_v1_dot_auth__service__pb2.CompleteSecondFactorResponse.FromString,
+            '/opennvr.v1.AuthService/StartMfa',
+            opennvr_dot_v1_dot_auth__service__pb2.StartMfaRequest.SerializeToString,
+            opennvr_dot_v1_dot_auth__service__pb2.StartMfaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishMfa(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opennvr.v1.AuthService/FinishMfa',
+            opennvr_dot_v1_dot_auth__service__pb2.FinishMfaRequest.SerializeToString,
+            opennvr_dot_v1_dot_auth__service__pb2.FinishMfaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartPasskeyLogin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opennvr.v1.AuthService/StartPasskeyLogin',
+            opennvr_dot_v1_dot_auth__service__pb2.StartPasskeyLoginRequest.SerializeToString,
+            opennvr_dot_v1_dot_auth__service__pb2.StartPasskeyLoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishPasskeyLogin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opennvr.v1.AuthService/FinishPasskeyLogin',
+            opennvr_dot_v1_dot_auth__service__pb2.FinishPasskeyLoginRequest.SerializeToString,
+            opennvr_dot_v1_dot_auth__service__pb2.FinishPasskeyLoginResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -942,7 +1155,7 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
-    def BeginStepUp(request,
+    def StartStepUp(request,
             target,
             options=(),
             channel_credentials=None,
@@ -955,9 +1168,9 @@ class AuthService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/opennvr.v1.AuthService/BeginStepUp',
-            opennvr_dot_v1_dot_auth__service__pb2.BeginStepUpRequest.SerializeToString,
-            opennvr_dot_v1_dot_auth__service__pb2.BeginStepUpResponse.FromString,
+            '/opennvr.v1.AuthService/StartStepUp',
+            opennvr_dot_v1_dot_auth__service__pb2.StartStepUpRequest.SerializeToString,
+            opennvr_dot_v1_dot_auth__service__pb2.StartStepUpResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -996,7 +1209,7 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
-    def BeginPasskeyRegistration(request,
+    def StartPasskeyRegistration(request,
             target,
             options=(),
             channel_credentials=None,
@@ -1009,9 +1222,9 @@ class AuthService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/opennvr.v1.AuthService/BeginPasskeyRegistration',
-            opennvr_dot_v1_dot_auth__service__pb2.BeginPasskeyRegistrationRequest.SerializeToString,
-            opennvr_dot_v1_dot_auth__service__pb2.BeginPasskeyRegistrationResponse.FromString,
+            '/opennvr.v1.AuthService/StartPasskeyRegistration',
+            opennvr_dot_v1_dot_auth__service__pb2.StartPasskeyRegistrationRequest.SerializeToString,
+            opennvr_dot_v1_dot_auth__service__pb2.StartPasskeyRegistrationResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1050,7 +1263,7 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
-    def BeginTotpEnrollment(request,
+    def StartTotpEnrollment(request,
             target,
             options=(),
             channel_credentials=None,
@@ -1063,9 +1276,9 @@ class AuthService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/opennvr.v1.AuthService/BeginTotpEnrollment',
-            opennvr_dot_v1_dot_auth__service__pb2.BeginTotpEnrollmentRequest.SerializeToString,
-            opennvr_dot_v1_dot_auth__service__pb2.BeginTotpEnrollmentResponse.FromString,
+            '/opennvr.v1.AuthService/StartTotpEnrollment',
+            opennvr_dot_v1_dot_auth__service__pb2.StartTotpEnrollmentRequest.SerializeToString,
+            opennvr_dot_v1_dot_auth__service__pb2.StartTotpEnrollmentResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1077,7 +1290,7 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
-    def ConfirmTotpEnrollment(request,
+    def FinishTotpEnrollment(request,
             target,
             options=(),
             channel_credentials=None,
@@ -1090,9 +1303,36 @@ class AuthService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/opennvr.v1.AuthService/ConfirmTotpEnrollment',
-            opennvr_dot_v1_dot_auth__service__pb2.ConfirmTotpEnrollmentRequest.SerializeToString,
-            opennvr_dot_v1_dot_auth__service__pb2.ConfirmTotpEnrollmentResponse.FromString,
+            '/opennvr.v1.AuthService/FinishTotpEnrollment',
+            opennvr_dot_v1_dot_auth__service__pb2.FinishTotpEnrollmentRequest.SerializeToString,
+            opennvr_dot_v1_dot_auth__service__pb2.FinishTotpEnrollmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegenerateRecoveryCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opennvr.v1.AuthService/RegenerateRecoveryCodes',
+            opennvr_dot_v1_dot_auth__service__pb2.RegenerateRecoveryCodesRequest.SerializeToString,
+            opennvr_dot_v1_dot_auth__service__pb2.RegenerateRecoveryCodesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1120,6 +1360,33 @@ class AuthService:
             '/opennvr.v1.AuthService/ListCredentials',
             opennvr_dot_v1_dot_auth__service__pb2.ListCredentialsRequest.SerializeToString,
             opennvr_dot_v1_dot_auth__service__pb2.ListCredentialsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenameCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opennvr.v1.AuthService/RenameCredential',
+            opennvr_dot_v1_dot_auth__service__pb2.RenameCredentialRequest.SerializeToString,
+            opennvr_dot_v1_dot_auth__service__pb2.RenameCredentialResponse.FromString,
             options,
             channel_credentials,
             insecure,

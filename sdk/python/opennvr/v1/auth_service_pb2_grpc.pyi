@@ -5,23 +5,35 @@ Authentication, sessions, second factors, users, roles and API keys.
 
 Authentication on the wire: every call except the "public" ones carries gRPC metadata
 `authorization: Bearer <credential>`, where the credential is either an access token (from Tokens)
-or an API key secret (from CreateApiKey). Missing, malformed, expired or revoked credentials answer
-UNAUTHENTICATED; a valid principal lacking the permission answers PERMISSION_DENIED.
+or an API key secret (from CreateApiKey, starting "nvr_ak_"). Missing, malformed, expired or
+revoked credentials answer UNAUTHENTICATED; a valid principal lacking the permission answers
+PERMISSION_DENIED.
 
 Trailer on every RPC (see common.proto for the full meaning):
   Permission: <name> | public | self
   Camera-scoped: yes | no
-  Step-up: yes | no
+  Step-up: yes | no | enrolled
+  Enrolment-only: allowed        (optional; see below)
 
 "self" RPCs need a signed-in user session acting on its own account. API keys are not accounts:
 they may call WhoAmI, and every other "self" RPC refuses them with PERMISSION_DENIED.
 
-Step-up: RPCs marked "Step-up: yes" require the calling session's step_up_time to fall within the
-server's step-up window (see StepUp). When it does not, the server answers PERMISSION_DENIED with a
-google.rpc.ErrorInfo whose reason is "ERROR_REASON_STEP_UP_REQUIRED"; the client calls
-BeginStepUp/StepUp and retries. Until strong authentication is enforced, and for users with no second
-factor enrolled, the server may waive the requirement: that is server policy, the contract only marks
-the RPCs.
+Multi-factor authentication: a user with a second factor (TOTP or a passkey) signs in with
+password + factor (Login, then FinishMfa), or with a passkey alone (StartPasskeyLogin /
+FinishPasskeyLogin). The server's policy names the roles that must have a second factor (by
+default: admin). A user of such a role who has none gets an enrolment-only session: only the RPCs
+marked "Enrolment-only: allowed" answer; every other one is PERMISSION_DENIED with reason
+ERROR_REASON_MFA_ENROLMENT_REQUIRED until the user enrols a factor and refreshes the tokens.
+WebAuthn needs a domain name (or localhost) as relying party: a site reached by IP address uses TOTP,
+which is a complete path on its own. Wrong second factors count toward a per-user lockout.
+
+Step-up: RPCs marked "Step-up: yes" require the calling session to have presented a second factor
+(at login or with StepUp) within the server's step-up window (a few minutes). When it has not,
+the server answers PERMISSION_DENIED with a google.rpc.ErrorInfo whose reason is
+"ERROR_REASON_STEP_UP_REQUIRED"; the client calls StartStepUp/StepUp and retries. A user with no
+factor cannot step up and must enrol one first. "Step-up: enrolled" asks for a step-up only once
+the user has a factor (so a first factor can be enrolled at all). API keys cannot step up: a key
+may call a "Step-up: yes" RPC only if it was created with that RPC in its step_up_methods.
 """
 
 from collections import abc as _abc
@@ -66,20 +78,47 @@ class AuthServiceStub:
     Step-up: no
     """
     Login: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.LoginRequest, _auth_service_pb2.LoginResponse]
-    """Signs in with username and password. Returns either tokens, or a second-factor challenge when
-    the user has TOTP or passkeys enrolled (finish with CompleteSecondFactor). Unknown user, wrong
-    password and disabled account all answer the same UNAUTHENTICATED (reason
-    ERROR_REASON_INVALID_CREDENTIALS); repeated failures answer RESOURCE_EXHAUSTED (reason
-    ERROR_REASON_RATE_LIMITED).
+    """Signs in with username and password. Answers tokens, or — for a user with a second factor
+    enrolled — an MfaChallenge whose ticket FinishMfa redeems with a TOTP code, a recovery code or a
+    passkey assertion. Unknown user, wrong password and disabled account all answer the same
+    UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS); repeated failures answer
+    RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED). A user whose role requires MFA but who has
+    no factor yet gets tokens of an enrolment-only session (Tokens.mfa_enrolment_required).
     Permission: public
     Camera-scoped: no
     Step-up: no
     """
-    CompleteSecondFactor: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.CompleteSecondFactorRequest, _auth_service_pb2.CompleteSecondFactorResponse]
-    """Finishes a login that returned a SecondFactorChallenge, with a TOTP code or a WebAuthn assertion.
-    The new session starts stepped-up (step_up_time = now). Returns UNAUTHENTICATED for a wrong,
-    expired or already used challenge token or a wrong factor, INVALID_ARGUMENT for a method the
-    challenge did not offer, RESOURCE_EXHAUSTED after repeated failures.
+    StartMfa: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartMfaRequest, _auth_service_pb2.StartMfaResponse]
+    """Renews the passkey part of an MFA ticket: a fresh WebAuthn challenge for
+    navigator.credentials.get() (each challenge works once). A TOTP or recovery code needs no
+    StartMfa. Returns UNAUTHENTICATED for an unknown, expired or used ticket, FAILED_PRECONDITION if
+    the user has no passkey or WebAuthn is not configured.
+    Permission: public
+    Camera-scoped: no
+    Step-up: no
+    """
+    FinishMfa: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.FinishMfaRequest, _auth_service_pb2.FinishMfaResponse]
+    """Finishes a login that answered an MfaChallenge. The new session starts stepped-up
+    (step_up_time = now). Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS) for a
+    wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT for a missing or malformed
+    factor, RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) after repeated wrong factors.
+    Permission: public
+    Camera-scoped: no
+    Step-up: no
+    """
+    StartPasskeyLogin: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyLoginRequest, _auth_service_pb2.StartPasskeyLoginResponse]
+    """Starts a passwordless login with a discoverable passkey: WebAuthn request options with no
+    allowed credentials (the authenticator offers the user's passkeys) and a single-use ticket.
+    Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name).
+    Permission: public
+    Camera-scoped: no
+    Step-up: no
+    """
+    FinishPasskeyLogin: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.FinishPasskeyLoginRequest, _auth_service_pb2.FinishPasskeyLoginResponse]
+    """Finishes a passwordless login with the authenticator's assertion. A passkey is both factors:
+    the session starts stepped-up. Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS)
+    for an unknown credential, a wrong or used ticket, a failed signature or a signature counter
+    that went backwards (a cloned authenticator), or a disabled user.
     Permission: public
     Camera-scoped: no
     Step-up: no
@@ -88,6 +127,8 @@ class AuthServiceStub:
     """Exchanges a refresh token for new tokens of the same session. Refresh tokens rotate: each one
     works once, and presenting an already used one revokes the whole session (token theft). Returns
     UNAUTHENTICATED for an unknown, expired, reused or revoked refresh token or a disabled user.
+    An enrolment-only session gets full tokens from the first refresh after the user enrolled a
+    factor.
     Permission: public
     Camera-scoped: no
     Step-up: no
@@ -98,14 +139,16 @@ class AuthServiceStub:
     Permission: self
     Camera-scoped: no
     Step-up: no
+    Enrolment-only: allowed
     """
     WhoAmI: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.WhoAmIRequest, _auth_service_pb2.WhoAmIResponse]
     """Describes the caller: its user, session, and effective permissions (site-wide from its role, and
     per camera from camera grants). Also accepted from API keys (then session_id is empty and
-    api_key_id is set).
+    api_key is set).
     Permission: self
     Camera-scoped: no
     Step-up: no
+    Enrolment-only: allowed
     """
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ChangePasswordRequest, _auth_service_pb2.ChangePasswordResponse]
     """Changes the caller's own password. Returns UNAUTHENTICATED (reason
@@ -131,52 +174,70 @@ class AuthServiceStub:
     Camera-scoped: no
     Step-up: no
     """
-    BeginStepUp: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.BeginStepUpRequest, _auth_service_pb2.BeginStepUpResponse]
-    """---- Step-up (fresh second factor on the current session) ----
+    StartStepUp: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartStepUpRequest, _auth_service_pb2.StartStepUpResponse]
+    """---- Step-up (a fresh second factor on the current session) ----
 
-    Starts a step-up: returns a challenge listing the caller's enrolled second factors and, if the
-    user has passkeys, WebAuthn request options. A TOTP step-up may skip this call. Returns
-    FAILED_PRECONDITION if the user has no second factor enrolled.
+    Starts a step-up: a challenge listing the caller's enrolled methods and, if the user has
+    passkeys (and WebAuthn is configured), WebAuthn request options. A TOTP or recovery-code step-up
+    may skip this call. Returns FAILED_PRECONDITION if the user has no second factor enrolled.
     Permission: self
     Camera-scoped: no
     Step-up: no
     """
     StepUp: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StepUpRequest, _auth_service_pb2.StepUpResponse]
-    """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session.
-    Returns UNAUTHENTICATED for a wrong factor or a bad challenge token, RESOURCE_EXHAUSTED after
-    repeated failures, FAILED_PRECONDITION if the user has no second factor enrolled.
+    """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session:
+    "Step-up: yes" RPCs are then allowed for the server's step-up window. Returns UNAUTHENTICATED
+    (reason ERROR_REASON_INVALID_CREDENTIALS) for a wrong factor or a bad challenge token,
+    RESOURCE_EXHAUSTED after repeated failures, FAILED_PRECONDITION if the user has no second factor.
     Permission: self
     Camera-scoped: no
     Step-up: no
     """
-    BeginPasskeyRegistration: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.BeginPasskeyRegistrationRequest, _auth_service_pb2.BeginPasskeyRegistrationResponse]
-    """---- Second factors: passkeys and TOTP ----
+    StartPasskeyRegistration: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyRegistrationRequest, _auth_service_pb2.StartPasskeyRegistrationResponse]
+    """---- Second factors: passkeys, TOTP, recovery codes ----
 
-    Starts registering a passkey (WebAuthn) for the caller. Returns the creation options to pass to
-    navigator.credentials.create() and a registration token binding the server-side ceremony state.
+    Starts registering a passkey (WebAuthn) for the caller: the creation options to pass to
+    navigator.credentials.create() (a discoverable credential, user verification preferred; the
+    user's registered authenticators excluded) and a registration token binding the server-side
+    ceremony state. Returns FAILED_PRECONDITION when WebAuthn is not configured (a site reached by IP
+    address has no relying-party id: use TOTP).
     Permission: self
     Camera-scoped: no
-    Step-up: yes
+    Step-up: enrolled
+    Enrolment-only: allowed
     """
     FinishPasskeyRegistration: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.FinishPasskeyRegistrationRequest, _auth_service_pb2.FinishPasskeyRegistrationResponse]
-    """Finishes a passkey registration with the authenticator's response. Returns INVALID_ARGUMENT if
-    the attestation does not verify, FAILED_PRECONDITION for an expired or unknown registration
-    token, ALREADY_EXISTS if the authenticator is already registered.
+    """Finishes a passkey registration with the authenticator's response. The session counts as having
+    completed MFA from then on (the user proved the new factor). Returns INVALID_ARGUMENT if the
+    attestation does not verify (wrong challenge, origin or relying party), FAILED_PRECONDITION for
+    an expired, used or unknown registration token (or one of another session), ALREADY_EXISTS if
+    the authenticator is already registered.
     Permission: self
     Camera-scoped: no
-    Step-up: yes
+    Step-up: no
+    Enrolment-only: allowed
     """
-    BeginTotpEnrollment: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.BeginTotpEnrollmentRequest, _auth_service_pb2.BeginTotpEnrollmentResponse]
-    """Starts TOTP enrollment for the caller: returns a fresh secret and its otpauth:// URI, shown once.
-    The secret becomes active only after ConfirmTotpEnrollment. Returns ALREADY_EXISTS if the user
-    already has TOTP (delete that credential first).
+    StartTotpEnrollment: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartTotpEnrollmentRequest, _auth_service_pb2.StartTotpEnrollmentResponse]
+    """Starts TOTP enrollment for the caller: a fresh secret and its otpauth:// URI, shown once. The
+    secret becomes active only after FinishTotpEnrollment. Returns ALREADY_EXISTS if the user already
+    has TOTP (delete that credential first).
     Permission: self
     Camera-scoped: no
-    Step-up: yes
+    Step-up: enrolled
+    Enrolment-only: allowed
     """
-    ConfirmTotpEnrollment: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ConfirmTotpEnrollmentRequest, _auth_service_pb2.ConfirmTotpEnrollmentResponse]
-    """Activates the pending TOTP secret by proving a current code. Returns INVALID_ARGUMENT for a wrong
-    code, FAILED_PRECONDITION for an expired or unknown enrollment token.
+    FinishTotpEnrollment: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.FinishTotpEnrollmentRequest, _auth_service_pb2.FinishTotpEnrollmentResponse]
+    """Activates the pending TOTP secret by proving a current code. The session counts as having
+    completed MFA from then on. Returns INVALID_ARGUMENT for a wrong code, FAILED_PRECONDITION for an
+    expired, used or unknown enrollment token (or one of another session).
+    Permission: self
+    Camera-scoped: no
+    Step-up: no
+    Enrolment-only: allowed
+    """
+    RegenerateRecoveryCodes: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.RegenerateRecoveryCodesRequest, _auth_service_pb2.RegenerateRecoveryCodesResponse]
+    """Replaces the caller's recovery codes with ten new single-use ones (shown once; stored as
+    hashes). Returns FAILED_PRECONDITION if the user has no second factor.
     Permission: self
     Camera-scoped: no
     Step-up: yes
@@ -187,11 +248,20 @@ class AuthServiceStub:
     Permission: self
     Camera-scoped: no
     Step-up: no
+    Enrolment-only: allowed
+    """
+    RenameCredential: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.RenameCredentialRequest, _auth_service_pb2.RenameCredentialResponse]
+    """Renames one of the caller's credentials. Returns NOT_FOUND for an unknown credential (or another
+    user's), INVALID_ARGUMENT for an empty or overlong name.
+    Permission: self
+    Camera-scoped: no
+    Step-up: no
     """
     DeleteCredential: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.DeleteCredentialRequest, _auth_service_pb2.DeleteCredentialResponse]
     """Removes a second-factor credential. One's own is always allowed; another user's (e.g. a lost
-    phone) needs user.write. Sessions that were signed in with the removed credential are revoked.
-    Returns NOT_FOUND for an unknown credential.
+    phone) needs user.write. Sessions that were signed in or stepped up with the removed credential
+    are revoked; removing a user's last factor also removes their recovery codes. Returns NOT_FOUND
+    for an unknown credential.
     Permission: self
     Camera-scoped: no
     Step-up: yes
@@ -250,9 +320,13 @@ class AuthServiceStub:
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.CreateApiKeyRequest, _auth_service_pb2.CreateApiKeyResponse]
     """---- API keys ----
 
-    Creates an API key for an integration; the secret is returned once and only its hash is stored.
-    The key can never hold a permission its creator lacks (else PERMISSION_DENIED). Returns
-    INVALID_ARGUMENT for an unknown permission, a missing role or an expire_time in the past.
+    Creates an API key: the credential of a service account (a script or an integration), never of
+    a person. The secret is returned once; only its SHA-256 is stored. The key holds the permissions
+    of its role, narrowed to `permissions` when given, on every camera or only on `camera_ids`; it may
+    call a "Step-up: yes" RPC only if that RPC is listed in `step_up_methods`. A key never holds a
+    permission, camera or step-up RPC its creator lacks (else PERMISSION_DENIED). Returns
+    INVALID_ARGUMENT (naming the field) for a missing name or role, an unknown permission, camera or
+    method, a step-up method whose permission the key lacks, or an expire_time not in the future.
     Permission: apikey.manage
     Camera-scoped: no
     Step-up: yes
@@ -307,20 +381,47 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Step-up: no
     """
     Login: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.LoginRequest, _auth_service_pb2.LoginResponse]  # type: ignore[assignment]
-    """Signs in with username and password. Returns either tokens, or a second-factor challenge when
-    the user has TOTP or passkeys enrolled (finish with CompleteSecondFactor). Unknown user, wrong
-    password and disabled account all answer the same UNAUTHENTICATED (reason
-    ERROR_REASON_INVALID_CREDENTIALS); repeated failures answer RESOURCE_EXHAUSTED (reason
-    ERROR_REASON_RATE_LIMITED).
+    """Signs in with username and password. Answers tokens, or — for a user with a second factor
+    enrolled — an MfaChallenge whose ticket FinishMfa redeems with a TOTP code, a recovery code or a
+    passkey assertion. Unknown user, wrong password and disabled account all answer the same
+    UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS); repeated failures answer
+    RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED). A user whose role requires MFA but who has
+    no factor yet gets tokens of an enrolment-only session (Tokens.mfa_enrolment_required).
     Permission: public
     Camera-scoped: no
     Step-up: no
     """
-    CompleteSecondFactor: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.CompleteSecondFactorRequest, _auth_service_pb2.CompleteSecondFactorResponse]  # type: ignore[assignment]
-    """Finishes a login that returned a SecondFactorChallenge, with a TOTP code or a WebAuthn assertion.
-    The new session starts stepped-up (step_up_time = now). Returns UNAUTHENTICATED for a wrong,
-    expired or already used challenge token or a wrong factor, INVALID_ARGUMENT for a method the
-    challenge did not offer, RESOURCE_EXHAUSTED after repeated failures.
+    StartMfa: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartMfaRequest, _auth_service_pb2.StartMfaResponse]  # type: ignore[assignment]
+    """Renews the passkey part of an MFA ticket: a fresh WebAuthn challenge for
+    navigator.credentials.get() (each challenge works once). A TOTP or recovery code needs no
+    StartMfa. Returns UNAUTHENTICATED for an unknown, expired or used ticket, FAILED_PRECONDITION if
+    the user has no passkey or WebAuthn is not configured.
+    Permission: public
+    Camera-scoped: no
+    Step-up: no
+    """
+    FinishMfa: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.FinishMfaRequest, _auth_service_pb2.FinishMfaResponse]  # type: ignore[assignment]
+    """Finishes a login that answered an MfaChallenge. The new session starts stepped-up
+    (step_up_time = now). Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS) for a
+    wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT for a missing or malformed
+    factor, RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) after repeated wrong factors.
+    Permission: public
+    Camera-scoped: no
+    Step-up: no
+    """
+    StartPasskeyLogin: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyLoginRequest, _auth_service_pb2.StartPasskeyLoginResponse]  # type: ignore[assignment]
+    """Starts a passwordless login with a discoverable passkey: WebAuthn request options with no
+    allowed credentials (the authenticator offers the user's passkeys) and a single-use ticket.
+    Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name).
+    Permission: public
+    Camera-scoped: no
+    Step-up: no
+    """
+    FinishPasskeyLogin: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.FinishPasskeyLoginRequest, _auth_service_pb2.FinishPasskeyLoginResponse]  # type: ignore[assignment]
+    """Finishes a passwordless login with the authenticator's assertion. A passkey is both factors:
+    the session starts stepped-up. Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS)
+    for an unknown credential, a wrong or used ticket, a failed signature or a signature counter
+    that went backwards (a cloned authenticator), or a disabled user.
     Permission: public
     Camera-scoped: no
     Step-up: no
@@ -329,6 +430,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """Exchanges a refresh token for new tokens of the same session. Refresh tokens rotate: each one
     works once, and presenting an already used one revokes the whole session (token theft). Returns
     UNAUTHENTICATED for an unknown, expired, reused or revoked refresh token or a disabled user.
+    An enrolment-only session gets full tokens from the first refresh after the user enrolled a
+    factor.
     Permission: public
     Camera-scoped: no
     Step-up: no
@@ -339,14 +442,16 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Permission: self
     Camera-scoped: no
     Step-up: no
+    Enrolment-only: allowed
     """
     WhoAmI: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.WhoAmIRequest, _auth_service_pb2.WhoAmIResponse]  # type: ignore[assignment]
     """Describes the caller: its user, session, and effective permissions (site-wide from its role, and
     per camera from camera grants). Also accepted from API keys (then session_id is empty and
-    api_key_id is set).
+    api_key is set).
     Permission: self
     Camera-scoped: no
     Step-up: no
+    Enrolment-only: allowed
     """
     ChangePassword: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ChangePasswordRequest, _auth_service_pb2.ChangePasswordResponse]  # type: ignore[assignment]
     """Changes the caller's own password. Returns UNAUTHENTICATED (reason
@@ -372,52 +477,70 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Camera-scoped: no
     Step-up: no
     """
-    BeginStepUp: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.BeginStepUpRequest, _auth_service_pb2.BeginStepUpResponse]  # type: ignore[assignment]
-    """---- Step-up (fresh second factor on the current session) ----
+    StartStepUp: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartStepUpRequest, _auth_service_pb2.StartStepUpResponse]  # type: ignore[assignment]
+    """---- Step-up (a fresh second factor on the current session) ----
 
-    Starts a step-up: returns a challenge listing the caller's enrolled second factors and, if the
-    user has passkeys, WebAuthn request options. A TOTP step-up may skip this call. Returns
-    FAILED_PRECONDITION if the user has no second factor enrolled.
+    Starts a step-up: a challenge listing the caller's enrolled methods and, if the user has
+    passkeys (and WebAuthn is configured), WebAuthn request options. A TOTP or recovery-code step-up
+    may skip this call. Returns FAILED_PRECONDITION if the user has no second factor enrolled.
     Permission: self
     Camera-scoped: no
     Step-up: no
     """
     StepUp: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StepUpRequest, _auth_service_pb2.StepUpResponse]  # type: ignore[assignment]
-    """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session.
-    Returns UNAUTHENTICATED for a wrong factor or a bad challenge token, RESOURCE_EXHAUSTED after
-    repeated failures, FAILED_PRECONDITION if the user has no second factor enrolled.
+    """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session:
+    "Step-up: yes" RPCs are then allowed for the server's step-up window. Returns UNAUTHENTICATED
+    (reason ERROR_REASON_INVALID_CREDENTIALS) for a wrong factor or a bad challenge token,
+    RESOURCE_EXHAUSTED after repeated failures, FAILED_PRECONDITION if the user has no second factor.
     Permission: self
     Camera-scoped: no
     Step-up: no
     """
-    BeginPasskeyRegistration: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.BeginPasskeyRegistrationRequest, _auth_service_pb2.BeginPasskeyRegistrationResponse]  # type: ignore[assignment]
-    """---- Second factors: passkeys and TOTP ----
+    StartPasskeyRegistration: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyRegistrationRequest, _auth_service_pb2.StartPasskeyRegistrationResponse]  # type: ignore[assignment]
+    """---- Second factors: passkeys, TOTP, recovery codes ----
 
-    Starts registering a passkey (WebAuthn) for the caller. Returns the creation options to pass to
-    navigator.credentials.create() and a registration token binding the server-side ceremony state.
+    Starts registering a passkey (WebAuthn) for the caller: the creation options to pass to
+    navigator.credentials.create() (a discoverable credential, user verification preferred; the
+    user's registered authenticators excluded) and a registration token binding the server-side
+    ceremony state. Returns FAILED_PRECONDITION when WebAuthn is not configured (a site reached by IP
+    address has no relying-party id: use TOTP).
     Permission: self
     Camera-scoped: no
-    Step-up: yes
+    Step-up: enrolled
+    Enrolment-only: allowed
     """
     FinishPasskeyRegistration: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.FinishPasskeyRegistrationRequest, _auth_service_pb2.FinishPasskeyRegistrationResponse]  # type: ignore[assignment]
-    """Finishes a passkey registration with the authenticator's response. Returns INVALID_ARGUMENT if
-    the attestation does not verify, FAILED_PRECONDITION for an expired or unknown registration
-    token, ALREADY_EXISTS if the authenticator is already registered.
+    """Finishes a passkey registration with the authenticator's response. The session counts as having
+    completed MFA from then on (the user proved the new factor). Returns INVALID_ARGUMENT if the
+    attestation does not verify (wrong challenge, origin or relying party), FAILED_PRECONDITION for
+    an expired, used or unknown registration token (or one of another session), ALREADY_EXISTS if
+    the authenticator is already registered.
     Permission: self
     Camera-scoped: no
-    Step-up: yes
+    Step-up: no
+    Enrolment-only: allowed
     """
-    BeginTotpEnrollment: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.BeginTotpEnrollmentRequest, _auth_service_pb2.BeginTotpEnrollmentResponse]  # type: ignore[assignment]
-    """Starts TOTP enrollment for the caller: returns a fresh secret and its otpauth:// URI, shown once.
-    The secret becomes active only after ConfirmTotpEnrollment. Returns ALREADY_EXISTS if the user
-    already has TOTP (delete that credential first).
+    StartTotpEnrollment: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartTotpEnrollmentRequest, _auth_service_pb2.StartTotpEnrollmentResponse]  # type: ignore[assignment]
+    """Starts TOTP enrollment for the caller: a fresh secret and its otpauth:// URI, shown once. The
+    secret becomes active only after FinishTotpEnrollment. Returns ALREADY_EXISTS if the user already
+    has TOTP (delete that credential first).
     Permission: self
     Camera-scoped: no
-    Step-up: yes
+    Step-up: enrolled
+    Enrolment-only: allowed
     """
-    ConfirmTotpEnrollment: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ConfirmTotpEnrollmentRequest, _auth_service_pb2.ConfirmTotpEnrollmentResponse]  # type: ignore[assignment]
-    """Activates the pending TOTP secret by proving a current code. Returns INVALID_ARGUMENT for a wrong
-    code, FAILED_PRECONDITION for an expired or unknown enrollment token.
+    FinishTotpEnrollment: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.FinishTotpEnrollmentRequest, _auth_service_pb2.FinishTotpEnrollmentResponse]  # type: ignore[assignment]
+    """Activates the pending TOTP secret by proving a current code. The session counts as having
+    completed MFA from then on. Returns INVALID_ARGUMENT for a wrong code, FAILED_PRECONDITION for an
+    expired, used or unknown enrollment token (or one of another session).
+    Permission: self
+    Camera-scoped: no
+    Step-up: no
+    Enrolment-only: allowed
+    """
+    RegenerateRecoveryCodes: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.RegenerateRecoveryCodesRequest, _auth_service_pb2.RegenerateRecoveryCodesResponse]  # type: ignore[assignment]
+    """Replaces the caller's recovery codes with ten new single-use ones (shown once; stored as
+    hashes). Returns FAILED_PRECONDITION if the user has no second factor.
     Permission: self
     Camera-scoped: no
     Step-up: yes
@@ -428,11 +551,20 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Permission: self
     Camera-scoped: no
     Step-up: no
+    Enrolment-only: allowed
+    """
+    RenameCredential: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.RenameCredentialRequest, _auth_service_pb2.RenameCredentialResponse]  # type: ignore[assignment]
+    """Renames one of the caller's credentials. Returns NOT_FOUND for an unknown credential (or another
+    user's), INVALID_ARGUMENT for an empty or overlong name.
+    Permission: self
+    Camera-scoped: no
+    Step-up: no
     """
     DeleteCredential: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.DeleteCredentialRequest, _auth_service_pb2.DeleteCredentialResponse]  # type: ignore[assignment]
     """Removes a second-factor credential. One's own is always allowed; another user's (e.g. a lost
-    phone) needs user.write. Sessions that were signed in with the removed credential are revoked.
-    Returns NOT_FOUND for an unknown credential.
+    phone) needs user.write. Sessions that were signed in or stepped up with the removed credential
+    are revoked; removing a user's last factor also removes their recovery codes. Returns NOT_FOUND
+    for an unknown credential.
     Permission: self
     Camera-scoped: no
     Step-up: yes
@@ -491,9 +623,13 @@ class AuthServiceAsyncStub(AuthServiceStub):
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.CreateApiKeyRequest, _auth_service_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
     """---- API keys ----
 
-    Creates an API key for an integration; the secret is returned once and only its hash is stored.
-    The key can never hold a permission its creator lacks (else PERMISSION_DENIED). Returns
-    INVALID_ARGUMENT for an unknown permission, a missing role or an expire_time in the past.
+    Creates an API key: the credential of a service account (a script or an integration), never of
+    a person. The secret is returned once; only its SHA-256 is stored. The key holds the permissions
+    of its role, narrowed to `permissions` when given, on every camera or only on `camera_ids`; it may
+    call a "Step-up: yes" RPC only if that RPC is listed in `step_up_methods`. A key never holds a
+    permission, camera or step-up RPC its creator lacks (else PERMISSION_DENIED). Returns
+    INVALID_ARGUMENT (naming the field) for a missing name or role, an unknown permission, camera or
+    method, a step-up method whose permission the key lacks, or an expire_time not in the future.
     Permission: apikey.manage
     Camera-scoped: no
     Step-up: yes
@@ -557,26 +693,71 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_service_pb2.LoginRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_service_pb2.LoginResponse, _abc.Awaitable[_auth_service_pb2.LoginResponse]]:
-        """Signs in with username and password. Returns either tokens, or a second-factor challenge when
-        the user has TOTP or passkeys enrolled (finish with CompleteSecondFactor). Unknown user, wrong
-        password and disabled account all answer the same UNAUTHENTICATED (reason
-        ERROR_REASON_INVALID_CREDENTIALS); repeated failures answer RESOURCE_EXHAUSTED (reason
-        ERROR_REASON_RATE_LIMITED).
+        """Signs in with username and password. Answers tokens, or — for a user with a second factor
+        enrolled — an MfaChallenge whose ticket FinishMfa redeems with a TOTP code, a recovery code or a
+        passkey assertion. Unknown user, wrong password and disabled account all answer the same
+        UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS); repeated failures answer
+        RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED). A user whose role requires MFA but who has
+        no factor yet gets tokens of an enrolment-only session (Tokens.mfa_enrolment_required).
         Permission: public
         Camera-scoped: no
         Step-up: no
         """
 
     @_abc_1.abstractmethod
-    def CompleteSecondFactor(
+    def StartMfa(
         self,
-        request: _auth_service_pb2.CompleteSecondFactorRequest,
+        request: _auth_service_pb2.StartMfaRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_auth_service_pb2.CompleteSecondFactorResponse, _abc.Awaitable[_auth_service_pb2.CompleteSecondFactorResponse]]:
-        """Finishes a login that returned a SecondFactorChallenge, with a TOTP code or a WebAuthn assertion.
-        The new session starts stepped-up (step_up_time = now). Returns UNAUTHENTICATED for a wrong,
-        expired or already used challenge token or a wrong factor, INVALID_ARGUMENT for a method the
-        challenge did not offer, RESOURCE_EXHAUSTED after repeated failures.
+    ) -> _typing.Union[_auth_service_pb2.StartMfaResponse, _abc.Awaitable[_auth_service_pb2.StartMfaResponse]]:
+        """Renews the passkey part of an MFA ticket: a fresh WebAuthn challenge for
+        navigator.credentials.get() (each challenge works once). A TOTP or recovery code needs no
+        StartMfa. Returns UNAUTHENTICATED for an unknown, expired or used ticket, FAILED_PRECONDITION if
+        the user has no passkey or WebAuthn is not configured.
+        Permission: public
+        Camera-scoped: no
+        Step-up: no
+        """
+
+    @_abc_1.abstractmethod
+    def FinishMfa(
+        self,
+        request: _auth_service_pb2.FinishMfaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.FinishMfaResponse, _abc.Awaitable[_auth_service_pb2.FinishMfaResponse]]:
+        """Finishes a login that answered an MfaChallenge. The new session starts stepped-up
+        (step_up_time = now). Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS) for a
+        wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT for a missing or malformed
+        factor, RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) after repeated wrong factors.
+        Permission: public
+        Camera-scoped: no
+        Step-up: no
+        """
+
+    @_abc_1.abstractmethod
+    def StartPasskeyLogin(
+        self,
+        request: _auth_service_pb2.StartPasskeyLoginRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.StartPasskeyLoginResponse, _abc.Awaitable[_auth_service_pb2.StartPasskeyLoginResponse]]:
+        """Starts a passwordless login with a discoverable passkey: WebAuthn request options with no
+        allowed credentials (the authenticator offers the user's passkeys) and a single-use ticket.
+        Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name).
+        Permission: public
+        Camera-scoped: no
+        Step-up: no
+        """
+
+    @_abc_1.abstractmethod
+    def FinishPasskeyLogin(
+        self,
+        request: _auth_service_pb2.FinishPasskeyLoginRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.FinishPasskeyLoginResponse, _abc.Awaitable[_auth_service_pb2.FinishPasskeyLoginResponse]]:
+        """Finishes a passwordless login with the authenticator's assertion. A passkey is both factors:
+        the session starts stepped-up. Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS)
+        for an unknown credential, a wrong or used ticket, a failed signature or a signature counter
+        that went backwards (a cloned authenticator), or a disabled user.
         Permission: public
         Camera-scoped: no
         Step-up: no
@@ -591,6 +772,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """Exchanges a refresh token for new tokens of the same session. Refresh tokens rotate: each one
         works once, and presenting an already used one revokes the whole session (token theft). Returns
         UNAUTHENTICATED for an unknown, expired, reused or revoked refresh token or a disabled user.
+        An enrolment-only session gets full tokens from the first refresh after the user enrolled a
+        factor.
         Permission: public
         Camera-scoped: no
         Step-up: no
@@ -607,6 +790,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         Permission: self
         Camera-scoped: no
         Step-up: no
+        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
@@ -617,10 +801,11 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.WhoAmIResponse, _abc.Awaitable[_auth_service_pb2.WhoAmIResponse]]:
         """Describes the caller: its user, session, and effective permissions (site-wide from its role, and
         per camera from camera grants). Also accepted from API keys (then session_id is empty and
-        api_key_id is set).
+        api_key is set).
         Permission: self
         Camera-scoped: no
         Step-up: no
+        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
@@ -666,16 +851,16 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
-    def BeginStepUp(
+    def StartStepUp(
         self,
-        request: _auth_service_pb2.BeginStepUpRequest,
+        request: _auth_service_pb2.StartStepUpRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_auth_service_pb2.BeginStepUpResponse, _abc.Awaitable[_auth_service_pb2.BeginStepUpResponse]]:
-        """---- Step-up (fresh second factor on the current session) ----
+    ) -> _typing.Union[_auth_service_pb2.StartStepUpResponse, _abc.Awaitable[_auth_service_pb2.StartStepUpResponse]]:
+        """---- Step-up (a fresh second factor on the current session) ----
 
-        Starts a step-up: returns a challenge listing the caller's enrolled second factors and, if the
-        user has passkeys, WebAuthn request options. A TOTP step-up may skip this call. Returns
-        FAILED_PRECONDITION if the user has no second factor enrolled.
+        Starts a step-up: a challenge listing the caller's enrolled methods and, if the user has
+        passkeys (and WebAuthn is configured), WebAuthn request options. A TOTP or recovery-code step-up
+        may skip this call. Returns FAILED_PRECONDITION if the user has no second factor enrolled.
         Permission: self
         Camera-scoped: no
         Step-up: no
@@ -687,27 +872,32 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_service_pb2.StepUpRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_service_pb2.StepUpResponse, _abc.Awaitable[_auth_service_pb2.StepUpResponse]]:
-        """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session.
-        Returns UNAUTHENTICATED for a wrong factor or a bad challenge token, RESOURCE_EXHAUSTED after
-        repeated failures, FAILED_PRECONDITION if the user has no second factor enrolled.
+        """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session:
+        "Step-up: yes" RPCs are then allowed for the server's step-up window. Returns UNAUTHENTICATED
+        (reason ERROR_REASON_INVALID_CREDENTIALS) for a wrong factor or a bad challenge token,
+        RESOURCE_EXHAUSTED after repeated failures, FAILED_PRECONDITION if the user has no second factor.
         Permission: self
         Camera-scoped: no
         Step-up: no
         """
 
     @_abc_1.abstractmethod
-    def BeginPasskeyRegistration(
+    def StartPasskeyRegistration(
         self,
-        request: _auth_service_pb2.BeginPasskeyRegistrationRequest,
+        request: _auth_service_pb2.StartPasskeyRegistrationRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_auth_service_pb2.BeginPasskeyRegistrationResponse, _abc.Awaitable[_auth_service_pb2.BeginPasskeyRegistrationResponse]]:
-        """---- Second factors: passkeys and TOTP ----
+    ) -> _typing.Union[_auth_service_pb2.StartPasskeyRegistrationResponse, _abc.Awaitable[_auth_service_pb2.StartPasskeyRegistrationResponse]]:
+        """---- Second factors: passkeys, TOTP, recovery codes ----
 
-        Starts registering a passkey (WebAuthn) for the caller. Returns the creation options to pass to
-        navigator.credentials.create() and a registration token binding the server-side ceremony state.
+        Starts registering a passkey (WebAuthn) for the caller: the creation options to pass to
+        navigator.credentials.create() (a discoverable credential, user verification preferred; the
+        user's registered authenticators excluded) and a registration token binding the server-side
+        ceremony state. Returns FAILED_PRECONDITION when WebAuthn is not configured (a site reached by IP
+        address has no relying-party id: use TOTP).
         Permission: self
         Camera-scoped: no
-        Step-up: yes
+        Step-up: enrolled
+        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
@@ -716,36 +906,55 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_service_pb2.FinishPasskeyRegistrationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_service_pb2.FinishPasskeyRegistrationResponse, _abc.Awaitable[_auth_service_pb2.FinishPasskeyRegistrationResponse]]:
-        """Finishes a passkey registration with the authenticator's response. Returns INVALID_ARGUMENT if
-        the attestation does not verify, FAILED_PRECONDITION for an expired or unknown registration
-        token, ALREADY_EXISTS if the authenticator is already registered.
+        """Finishes a passkey registration with the authenticator's response. The session counts as having
+        completed MFA from then on (the user proved the new factor). Returns INVALID_ARGUMENT if the
+        attestation does not verify (wrong challenge, origin or relying party), FAILED_PRECONDITION for
+        an expired, used or unknown registration token (or one of another session), ALREADY_EXISTS if
+        the authenticator is already registered.
         Permission: self
         Camera-scoped: no
-        Step-up: yes
+        Step-up: no
+        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
-    def BeginTotpEnrollment(
+    def StartTotpEnrollment(
         self,
-        request: _auth_service_pb2.BeginTotpEnrollmentRequest,
+        request: _auth_service_pb2.StartTotpEnrollmentRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_auth_service_pb2.BeginTotpEnrollmentResponse, _abc.Awaitable[_auth_service_pb2.BeginTotpEnrollmentResponse]]:
-        """Starts TOTP enrollment for the caller: returns a fresh secret and its otpauth:// URI, shown once.
-        The secret becomes active only after ConfirmTotpEnrollment. Returns ALREADY_EXISTS if the user
-        already has TOTP (delete that credential first).
+    ) -> _typing.Union[_auth_service_pb2.StartTotpEnrollmentResponse, _abc.Awaitable[_auth_service_pb2.StartTotpEnrollmentResponse]]:
+        """Starts TOTP enrollment for the caller: a fresh secret and its otpauth:// URI, shown once. The
+        secret becomes active only after FinishTotpEnrollment. Returns ALREADY_EXISTS if the user already
+        has TOTP (delete that credential first).
         Permission: self
         Camera-scoped: no
-        Step-up: yes
+        Step-up: enrolled
+        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
-    def ConfirmTotpEnrollment(
+    def FinishTotpEnrollment(
         self,
-        request: _auth_service_pb2.ConfirmTotpEnrollmentRequest,
+        request: _auth_service_pb2.FinishTotpEnrollmentRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_auth_service_pb2.ConfirmTotpEnrollmentResponse, _abc.Awaitable[_auth_service_pb2.ConfirmTotpEnrollmentResponse]]:
-        """Activates the pending TOTP secret by proving a current code. Returns INVALID_ARGUMENT for a wrong
-        code, FAILED_PRECONDITION for an expired or unknown enrollment token.
+    ) -> _typing.Union[_auth_service_pb2.FinishTotpEnrollmentResponse, _abc.Awaitable[_auth_service_pb2.FinishTotpEnrollmentResponse]]:
+        """Activates the pending TOTP secret by proving a current code. The session counts as having
+        completed MFA from then on. Returns INVALID_ARGUMENT for a wrong code, FAILED_PRECONDITION for an
+        expired, used or unknown enrollment token (or one of another session).
+        Permission: self
+        Camera-scoped: no
+        Step-up: no
+        Enrolment-only: allowed
+        """
+
+    @_abc_1.abstractmethod
+    def RegenerateRecoveryCodes(
+        self,
+        request: _auth_service_pb2.RegenerateRecoveryCodesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.RegenerateRecoveryCodesResponse, _abc.Awaitable[_auth_service_pb2.RegenerateRecoveryCodesResponse]]:
+        """Replaces the caller's recovery codes with ten new single-use ones (shown once; stored as
+        hashes). Returns FAILED_PRECONDITION if the user has no second factor.
         Permission: self
         Camera-scoped: no
         Step-up: yes
@@ -762,6 +971,20 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         Permission: self
         Camera-scoped: no
         Step-up: no
+        Enrolment-only: allowed
+        """
+
+    @_abc_1.abstractmethod
+    def RenameCredential(
+        self,
+        request: _auth_service_pb2.RenameCredentialRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.RenameCredentialResponse, _abc.Awaitable[_auth_service_pb2.RenameCredentialResponse]]:
+        """Renames one of the caller's credentials. Returns NOT_FOUND for an unknown credential (or another
+        user's), INVALID_ARGUMENT for an empty or overlong name.
+        Permission: self
+        Camera-scoped: no
+        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -771,8 +994,9 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_service_pb2.DeleteCredentialResponse, _abc.Awaitable[_auth_service_pb2.DeleteCredentialResponse]]:
         """Removes a second-factor credential. One's own is always allowed; another user's (e.g. a lost
-        phone) needs user.write. Sessions that were signed in with the removed credential are revoked.
-        Returns NOT_FOUND for an unknown credential.
+        phone) needs user.write. Sessions that were signed in or stepped up with the removed credential
+        are revoked; removing a user's last factor also removes their recovery codes. Returns NOT_FOUND
+        for an unknown credential.
         Permission: self
         Camera-scoped: no
         Step-up: yes
@@ -879,9 +1103,13 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.CreateApiKeyResponse, _abc.Awaitable[_auth_service_pb2.CreateApiKeyResponse]]:
         """---- API keys ----
 
-        Creates an API key for an integration; the secret is returned once and only its hash is stored.
-        The key can never hold a permission its creator lacks (else PERMISSION_DENIED). Returns
-        INVALID_ARGUMENT for an unknown permission, a missing role or an expire_time in the past.
+        Creates an API key: the credential of a service account (a script or an integration), never of
+        a person. The secret is returned once; only its SHA-256 is stored. The key holds the permissions
+        of its role, narrowed to `permissions` when given, on every camera or only on `camera_ids`; it may
+        call a "Step-up: yes" RPC only if that RPC is listed in `step_up_methods`. A key never holds a
+        permission, camera or step-up RPC its creator lacks (else PERMISSION_DENIED). Returns
+        INVALID_ARGUMENT (naming the field) for a missing name or role, an unknown permission, camera or
+        method, a step-up method whose permission the key lacks, or an expire_time not in the future.
         Permission: apikey.manage
         Camera-scoped: no
         Step-up: yes

@@ -34,11 +34,12 @@ Errors: standard gRPC codes; where a client must react to a specific case, a goo
 detail carries `domain: "opennvr.dev"` and `reason: <an ErrorReason value name>`; field problems come
 as google.rpc.BadRequest field violations. Messages never contain secrets or SQL.
 
-RPC trailer: the last three lines of every RPC's comment are machine-readable:
+RPC trailer: the last lines of every RPC's comment are machine-readable:
   Permission: <permission name> | public (no credential needed) | self (a user session acting on its
               own account; the comment says which extra permission reaches other users)
   Camera-scoped: yes | no
-  Step-up: yes | no
+  Step-up: yes | no | enrolled
+  Enrolment-only: allowed (optional line: the RPC answers an enrolment-only session too)
 Permission names: camera.read camera.write camera.live camera.grant recording.read
   recording.export recording.delete recording.hold retention.manage storage.read user.read user.write
   session.manage apikey.manage key.manage audit.read audit.export audit.verify inference.read
@@ -55,6 +56,8 @@ recording.read, recording.export; every other permission is site-wide only, so f
 reduces to the role (for non-admins still limited to cameras they hold a grant on).
 "Step-up: yes": the RPC needs a recent second factor on the calling session (see
 AuthService.StepUp); otherwise PERMISSION_DENIED with reason ERROR_REASON_STEP_UP_REQUIRED.
+"Step-up: enrolled": the same, once the user has a second factor (so a first one can be enrolled).
+API keys cannot step up: they call a step-up RPC only when created with it in step_up_methods.
 
 Every RPC that changes state, and every denied or failed call, is written to the audit trail.
 """
@@ -113,6 +116,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """UNAVAILABLE: the media server (MediaMTX) cannot be reached."""
     ERROR_REASON_STORAGE_FULL: _ErrorReason.ValueType  # 14
     """FAILED_PRECONDITION: free disk space is below the configured minimum."""
+    ERROR_REASON_MFA_ENROLMENT_REQUIRED: _ErrorReason.ValueType  # 15
+    """PERMISSION_DENIED: the session is enrolment-only (its user's role requires a second factor and
+    the user has none); enrol one (AuthService.StartTotpEnrollment or StartPasskeyRegistration),
+    then Refresh.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable reasons carried in google.rpc.ErrorInfo.reason (the full value name, e.g.
@@ -152,6 +160,11 @@ ERROR_REASON_MEDIA_SERVER_UNAVAILABLE: ErrorReason.ValueType  # 13
 """UNAVAILABLE: the media server (MediaMTX) cannot be reached."""
 ERROR_REASON_STORAGE_FULL: ErrorReason.ValueType  # 14
 """FAILED_PRECONDITION: free disk space is below the configured minimum."""
+ERROR_REASON_MFA_ENROLMENT_REQUIRED: ErrorReason.ValueType  # 15
+"""PERMISSION_DENIED: the session is enrolment-only (its user's role requires a second factor and
+the user has none); enrol one (AuthService.StartTotpEnrollment or StartPasskeyRegistration),
+then Refresh.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _EventType:

@@ -1,0 +1,217 @@
+//! API keys: credentials of service accounts (scripts, integrations), never of a person. A key
+//! holds its role's permissions narrowed to a subset, on every camera or on named ones, and may
+//! call a step-up RPC only when created with it explicitly — never more than its creator holds.
+use super::{Call, PageRequest, Principal, parse_id};
+use crate::audit::append;
+use crate::clock::SharedClock;
+use crate::domain::{Permission, Role};
+use crate::error::{Error, ErrorKind, Result};
+use crate::security::api_keys::{ApiKeyCache, new_secret, secret_hash};
+use crate::store::Store;
+use crate::store::api_keys::ApiKeyRow;
+use crate::store::cameras::CameraRow;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The RPCs that need a step-up ("Service.Method"), with the permission each needs (`None` for
+/// RPCs on one's own account, which API keys never call).
+#[derive(Debug, Clone, Default)]
+pub struct StepUpCatalog(pub BTreeMap<String, Option<Permission>>);
+
+/// An API key as a request describes it.
+#[derive(Debug, Clone, Default)]
+pub struct NewApiKey {
+    pub name: String,
+    pub role: Option<Role>,
+    pub permissions: Vec<String>,
+    pub camera_ids: Vec<String>,
+    pub step_up_methods: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// API key use cases.
+#[derive(Clone)]
+pub struct ApiKeyApp {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub cache: ApiKeyCache,
+    pub catalog: Arc<StepUpCatalog>,
+}
+
+/// Characters of the secret shown in listings (the fixed prefix and a few random ones).
+const SHOWN: usize = 12;
+
+impl ApiKeyApp {
+    /// Creates a key; returns it and its secret (shown once, stored as a hash).
+    pub async fn create(&self, call: &Call, spec: NewApiKey) -> Result<(ApiKeyRow, String)> {
+        let who = call.principal()?.clone();
+        let now = self.clock.now();
+        let name = spec.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(Error::invalid("api_key.name", "api_key.name must be 1-64 printable characters"));
+        }
+        let role = spec.role.ok_or_else(|| Error::invalid("api_key.role", "api_key.role is required"))?;
+        let mut permissions = Vec::new();
+        for p in &spec.permissions {
+            let perm = p
+                .parse::<Permission>()
+                .map_err(|_| Error::invalid("api_key.permissions", format!("unknown permission {p:?}")))?;
+            if !role.allows(perm) {
+                return Err(Error::invalid(
+                    "api_key.permissions",
+                    format!("permission {p} is not part of role {role}: pick a role that holds it"),
+                ));
+            }
+            if !permissions.contains(&perm) {
+                permissions.push(perm);
+            }
+        }
+        // What the key will hold, and the creator must hold all of it.
+        let held: Vec<Permission> =
+            if permissions.is_empty() { role.permissions().to_vec() } else { permissions.clone() };
+        if let Some(p) = held.iter().find(|p| !who.allows(**p)) {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("a key cannot hold permission {} that its creator lacks", p.name()),
+            ));
+        }
+        let mut cameras = Vec::new();
+        for id in &spec.camera_ids {
+            let id = Uuid::parse_str(id)
+                .map_err(|_| Error::invalid("api_key.camera_ids", format!("camera id {id:?} is not a UUID")))?;
+            if !cameras.contains(&id) {
+                cameras.push(id);
+            }
+        }
+        let mut methods = Vec::new();
+        for m in &spec.step_up_methods {
+            let m = m.trim().trim_start_matches('/').trim_start_matches("opennvr.v1.").replace('/', ".");
+            let Some(needed) = self.catalog.0.get(&m) else {
+                return Err(Error::invalid(
+                    "api_key.step_up_methods",
+                    format!(
+                        "{m} is not an RPC that needs a step-up (give Service.Method, e.g. CameraService.DeleteCamera)"
+                    ),
+                ));
+            };
+            let Some(needed) = needed else {
+                return Err(Error::invalid(
+                    "api_key.step_up_methods",
+                    format!("{m} acts on a user account: API keys cannot call it"),
+                ));
+            };
+            if !held.contains(needed) {
+                return Err(Error::invalid(
+                    "api_key.step_up_methods",
+                    format!("{m} needs permission {}, which the key does not hold", needed.name()),
+                ));
+            }
+            if let Some(creator_key) = &who.api_key
+                && !creator_key.step_up_methods.contains(&m)
+            {
+                return Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!("a key cannot be given step-up RPC {m} that its creating key lacks"),
+                ));
+            }
+            if !methods.contains(&m) {
+                methods.push(m);
+            }
+        }
+        if let Some(at) = spec.expires_at
+            && at <= now
+        {
+            return Err(Error::invalid("api_key.expire_time", "api_key.expire_time must be in the future"));
+        }
+        let secret = new_secret();
+        let row = ApiKeyRow {
+            id: Uuid::new_v4(),
+            name,
+            secret_hash: secret_hash(&secret),
+            secret_prefix: secret.chars().take(SHOWN).collect(),
+            created_by: Some(who.user_id),
+            created_by_username: who.username.clone(),
+            role: role.as_str().to_owned(),
+            permissions: permissions.iter().map(|p| p.name().to_owned()).collect(),
+            camera_ids: cameras.clone(),
+            step_up_methods: methods,
+            created_at: now,
+            expires_at: spec.expires_at,
+            last_used_at: None,
+            revoked_at: None,
+            revoked_reason: None,
+            updated_at: now,
+        };
+        let record = call
+            .record("api_key", &row.id.to_string())
+            .detail("name", row.name.clone())
+            .detail("role", row.role.clone())
+            .detail("permissions", row.permissions.join(" "))
+            .detail("camera_ids", cameras.iter().map(Uuid::to_string).collect::<Vec<_>>().join(" "))
+            .detail("step_up_methods", row.step_up_methods.join(" "))
+            .detail("expire_time", row.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default());
+        let insert = row.clone();
+        self.store
+            .transaction(move |c| {
+                for id in &cameras {
+                    if CameraRow::find(c, *id)?.is_none() || super::cameras::held_on(c, &who, *id, now)?.is_empty() {
+                        return Err(Error::invalid("api_key.camera_ids", format!("camera {id} not found")));
+                    }
+                }
+                insert.insert(c)?;
+                append(c, &record, now)
+            })
+            .await?;
+        call.mark_audited();
+        self.cache.put(&row);
+        Ok((row, secret))
+    }
+
+    /// A page of keys, newest first.
+    pub async fn list(&self, page: PageRequest, show_revoked: bool) -> Result<(Vec<ApiKeyRow>, String)> {
+        let (after, limit) = (page.after_time_and_id()?, page.size);
+        let rows = self.store.run(move |c| ApiKeyRow::page(c, show_revoked, after, limit)).await?;
+        let last = rows.last().map(|r| super::time_and_id(r.created_at, r.id));
+        let next = page.next_token(rows.len(), last.as_deref());
+        Ok((rows, next))
+    }
+
+    /// Revokes a key at once (idempotent).
+    pub async fn revoke(&self, call: &Call, id: &str) -> Result<ApiKeyRow> {
+        let id = parse_id("api_key_id", id)?;
+        let now = self.clock.now();
+        let record = call.record("api_key", &id.to_string());
+        let row = self
+            .store
+            .transaction(move |c| {
+                let row = ApiKeyRow::revoke(c, id, now, "revoked")?
+                    .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("API key {id} not found")))?;
+                append(c, &record.detail("name", row.name.clone()), now)?;
+                Ok(row)
+            })
+            .await?;
+        call.mark_audited();
+        self.cache.put(&row);
+        Ok(row)
+    }
+}
+
+/// The principal of an authenticated API key.
+pub fn principal_of(key: &crate::security::api_keys::CachedKey) -> Principal {
+    Principal {
+        user_id: key.creator,
+        session_id: Uuid::nil(),
+        role: key.role,
+        username: key.creator_username.clone(),
+        api_key: Some(Arc::new(super::KeyScope {
+            id: key.id,
+            name: key.name.clone(),
+            permissions: key.permissions.clone(),
+            cameras: key.cameras.clone(),
+            step_up_methods: key.step_up_methods.clone(),
+        })),
+        enrolment_only: false,
+    }
+}

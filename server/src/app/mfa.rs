@@ -1,0 +1,896 @@
+//! Second factors: MFA at login (ticket + TOTP, recovery code or passkey), passwordless passkey
+//! login, step-up on a live session, TOTP and passkey enrolment, recovery codes, and the
+//! credentials themselves. Wrong factors count toward a per-user lockout; every ceremony is
+//! single-use, short-lived and kept in the database.
+use super::auth::{AuthApp, IssuedTokens, SignedIn, next_failure, refuse_while_blocked, user_actor};
+use super::{Call, PageRequest, Principal, parse_id};
+use crate::audit::append;
+use crate::domain::Permission;
+use crate::domain::mfa::{
+    self, AuthMethod, CEREMONY_MAX_FAILURES, CEREMONY_SECS, MfaPolicy, RECOVERY_CODES, SECOND_FACTOR_SCOPE,
+};
+use crate::error::{Error, ErrorKind, Result, reason};
+use crate::security::seal::{MasterKey, Sealed};
+use crate::security::totp::TotpSeed;
+use crate::security::webauthn::{PasskeyCeremonies, StoredPasskey};
+use crate::store::ceremonies::CeremonyRow;
+use crate::store::credentials::{CredentialRow, PASSKEY, RecoveryCodeRow, TOTP};
+use crate::store::sessions::SessionRow;
+use crate::store::throttle::LoginFailureRow;
+use crate::store::users::UserRow;
+use chrono::{DateTime, Duration, Utc};
+use diesel::PgConnection;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// What strong authentication is configured with.
+#[derive(Clone, Debug)]
+pub struct MfaSettings {
+    pub policy: MfaPolicy,
+    /// `None` when no relying party is configured (sites reached by IP address use TOTP).
+    pub passkeys: Option<PasskeyCeremonies>,
+    /// How long a step-up lets "Step-up: yes" RPCs through.
+    pub step_up_window: Duration,
+    /// Seals TOTP seeds.
+    pub master: MasterKey,
+    /// The issuer authenticator apps show next to the code.
+    pub issuer: String,
+}
+
+/// A second factor as presented.
+#[derive(Debug, Clone)]
+pub enum Factor {
+    Totp(String),
+    Passkey(String),
+    RecoveryCode(String),
+}
+
+/// Kinds of second factor a user may present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorKind {
+    Totp,
+    Passkey,
+    RecoveryCode,
+}
+
+/// A challenge for a second factor: the ticket to send back, the methods that complete it, and
+/// WebAuthn request options when a passkey can.
+#[derive(Debug, Clone)]
+pub struct MfaChallenge {
+    pub ticket: String,
+    pub methods: Vec<FactorKind>,
+    pub passkey_options: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The answer to a password login.
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    SignedIn(IssuedTokens),
+    MfaRequired(MfaChallenge),
+}
+
+/// A started TOTP enrolment (the secret is shown once).
+#[derive(Debug, Clone)]
+pub struct TotpEnrollment {
+    pub token: String,
+    pub uri: String,
+    pub secret: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A started passkey registration.
+#[derive(Debug, Clone)]
+pub struct PasskeyRegistration {
+    pub token: String,
+    pub options: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A factor that verified: how, and with which stored credential.
+#[derive(Debug, Clone, Copy)]
+struct Verified {
+    method: AuthMethod,
+    credential: Option<Uuid>,
+}
+
+const LOGIN_MFA: &str = "login_mfa";
+const PASSKEY_LOGIN: &str = "passkey_login";
+const STEP_UP: &str = "step_up";
+const PASSKEY_REGISTRATION: &str = "passkey_registration";
+const TOTP_ENROLLMENT: &str = "totp_enrollment";
+
+/// A new single-use ceremony token and its hash.
+fn new_ticket() -> (String, Vec<u8>) {
+    use base64::Engine;
+    let token = format!(
+        "nvr_mfa_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::security::secret::random_bytes::<32>())
+    );
+    let hash = Sha256::digest(token.as_bytes()).to_vec();
+    (token, hash)
+}
+
+fn ticket_hash(field: &'static str, ticket: &str) -> Result<Vec<u8>> {
+    if ticket.is_empty() {
+        return Err(Error::invalid(field, format!("{field} is required")));
+    }
+    Ok(Sha256::digest(ticket.as_bytes()).to_vec())
+}
+
+fn totp_owner(credential: Uuid) -> String {
+    format!("credentials/{credential}/totp")
+}
+
+fn pending_totp_owner(ceremony: Uuid) -> String {
+    format!("auth_ceremonies/{ceremony}/totp")
+}
+
+fn wrong_factor(message: &str) -> Error {
+    Error::new(ErrorKind::Unauthenticated, message.to_owned()).with_reason(reason::INVALID_CREDENTIALS)
+}
+
+fn bad_ticket(what: &str) -> Error {
+    wrong_factor(&format!("the {what} is unknown, expired or already used; start again"))
+}
+
+fn no_passkeys_configured() -> Error {
+    Error::new(
+        ErrorKind::FailedPrecondition,
+        "passkeys are not configured on this server (OPENNVR_WEBAUTHN_RP_ID: WebAuthn needs a domain name); use TOTP",
+    )
+}
+
+/// Ten fresh recovery codes and their hashes.
+fn new_recovery_codes() -> (Vec<String>, Vec<Vec<u8>>) {
+    let codes: Vec<String> =
+        (0..RECOVERY_CODES).map(|_| mfa::recovery_code(&crate::security::secret::random_bytes::<10>())).collect();
+    let hashes = codes
+        .iter()
+        .filter_map(|c| mfa::normalise_recovery_code(c))
+        .map(|c| Sha256::digest(c.as_bytes()).to_vec())
+        .collect();
+    (codes, hashes)
+}
+
+fn stored_passkeys(rows: &[CredentialRow]) -> Vec<StoredPasskey> {
+    rows.iter().filter_map(|r| Some(StoredPasskey { credential_id: r.id, passkey: r.passkey.clone()? })).collect()
+}
+
+/// The methods `user` can complete a challenge with (locked rows are not needed: a hint only).
+fn methods_of(c: &mut PgConnection, user: Uuid, passkeys_on: bool) -> Result<(Vec<FactorKind>, Vec<CredentialRow>)> {
+    let creds = CredentialRow::of_user(c, user, None, false)?;
+    let mut methods = Vec::new();
+    if creds.iter().any(|r| r.kind == TOTP) {
+        methods.push(FactorKind::Totp);
+    }
+    let passkeys: Vec<CredentialRow> = creds.into_iter().filter(|r| r.kind == PASSKEY).collect();
+    if passkeys_on && !passkeys.is_empty() {
+        methods.push(FactorKind::Passkey);
+    }
+    if !methods.is_empty() && RecoveryCodeRow::unused(c, user)? > 0 {
+        methods.push(FactorKind::RecoveryCode);
+    }
+    Ok((methods, passkeys))
+}
+
+impl MfaSettings {
+    fn passkeys(&self) -> Result<&PasskeyCeremonies> {
+        self.passkeys.as_ref().ok_or_else(no_passkeys_configured)
+    }
+
+    /// Checks `factor` for `user` (inside the caller's transaction). `Ok(Err(_))` is a wrong factor,
+    /// to be counted and committed; `Err(_)` a request that cannot be judged. A TOTP code and a
+    /// recovery code work once; a passkey's counter must move forward.
+    fn verify(
+        &self,
+        c: &mut PgConnection,
+        user: Uuid,
+        factor: &Factor,
+        passkey_state: Option<serde_json::Value>,
+        now: DateTime<Utc>,
+    ) -> Result<std::result::Result<Verified, Error>> {
+        match factor {
+            Factor::Totp(code) => {
+                let Some(cred) = CredentialRow::of_user(c, user, Some(TOTP), true)?.into_iter().next() else {
+                    return Ok(Err(wrong_factor("wrong second factor: no TOTP is enrolled")));
+                };
+                let sealed = Sealed {
+                    kek_id: cred.totp_kek_id.clone().unwrap_or_default(),
+                    blob: cred.totp_secret_sealed.clone().unwrap_or_default(),
+                };
+                let seed = self.master.open(&totp_owner(cred.id), &sealed)?;
+                let Some(step) = TotpSeed::new(&seed, &self.issuer, "")?.verify(code, now) else {
+                    return Ok(Err(wrong_factor("wrong second factor: the TOTP code does not match")));
+                };
+                if !CredentialRow::use_totp_step(c, cred.id, step, now)? {
+                    return Ok(Err(wrong_factor(
+                        "wrong second factor: this TOTP code was already used; wait for the next one",
+                    )));
+                }
+                Ok(Ok(Verified { method: AuthMethod::Totp, credential: Some(cred.id) }))
+            }
+            Factor::RecoveryCode(code) => {
+                let Some(code) = mfa::normalise_recovery_code(code) else {
+                    return Ok(Err(wrong_factor("wrong second factor: not a recovery code")));
+                };
+                let hash = Sha256::digest(code.as_bytes()).to_vec();
+                if !RecoveryCodeRow::spend(c, user, &hash, now)? {
+                    return Ok(Err(wrong_factor("wrong second factor: unknown or already used recovery code")));
+                }
+                Ok(Ok(Verified { method: AuthMethod::RecoveryCode, credential: None }))
+            }
+            Factor::Passkey(json) => {
+                let ceremonies = self.passkeys()?;
+                let state = passkey_state.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::FailedPrecondition,
+                        "no passkey challenge is open on this ticket (each works once): ask for a new one",
+                    )
+                })?;
+                let rows = CredentialRow::of_user(c, user, Some(PASSKEY), true)?;
+                match ceremonies.finish_authentication(
+                    "factor.passkey_assertion_json",
+                    json,
+                    state,
+                    &stored_passkeys(&rows),
+                ) {
+                    Ok(v) => {
+                        CredentialRow::use_passkey(c, v.credential_id, v.passkey, now)?;
+                        Ok(Ok(Verified { method: AuthMethod::Passkey, credential: Some(v.credential_id) }))
+                    }
+                    Err(e) if e.kind() == ErrorKind::Unauthenticated => Ok(Err(e)),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// Opens a challenge of `kind` for `user` (of `session`, for a step-up): a ticket, the methods the
+/// user has, and a passkey challenge if they have passkeys. `None` when the user has no factor.
+fn open_challenge(
+    c: &mut PgConnection,
+    settings: &MfaSettings,
+    kind: &str,
+    user: Uuid,
+    session: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Option<MfaChallenge>> {
+    let (methods, passkeys) = methods_of(c, user, settings.passkeys.is_some())?;
+    if methods.is_empty() {
+        return Ok(None);
+    }
+    let (ticket, hash) = new_ticket();
+    let (options, state) = match (&settings.passkeys, passkeys.is_empty()) {
+        (Some(p), false) => {
+            let (o, s) = p.start_authentication(&stored_passkeys(&passkeys))?;
+            (o, Some(s))
+        }
+        _ => (String::new(), None),
+    };
+    let expires_at = now + Duration::seconds(CEREMONY_SECS);
+    CeremonyRow::open(kind, Some(user), session, state, hash, now, expires_at).insert(c)?;
+    Ok(Some(MfaChallenge { ticket, methods, passkey_options: options, expires_at }))
+}
+
+/// Fails with RESOURCE_EXHAUSTED while `username` is locked out of second factors.
+fn check_lockout(c: &mut PgConnection, username: &str, now: DateTime<Utc>) -> Result<()> {
+    let record = LoginFailureRow::find(c, username, SECOND_FACTOR_SCOPE)?;
+    refuse_while_blocked(record.as_ref(), now, "wrong second factors")
+}
+
+/// Counts a wrong second factor of `username` (every address counts: whoever presents it knows the
+/// password or holds a session already).
+fn count_wrong_factor(c: &mut PgConnection, username: &str, now: DateTime<Utc>) -> Result<()> {
+    let record = LoginFailureRow::find(c, username, SECOND_FACTOR_SCOPE)?;
+    next_failure(record, username.to_owned(), SECOND_FACTOR_SCOPE.to_owned(), now).upsert(c)
+}
+
+impl AuthApp {
+    /// After a correct password: an MFA challenge when `user` has a second factor, else `None`.
+    pub(super) async fn login_challenge(&self, user: &UserRow, call: &Call) -> Result<Option<MfaChallenge>> {
+        let (settings, user_id, now) = (self.mfa.clone(), user.id, self.clock.now());
+        let mut record = call.record("user", &user.id.to_string()).detail("second_factor", "required");
+        record.actor = user_actor(user, None);
+        let challenge = self
+            .store
+            .transaction(move |c| {
+                let Some(challenge) = open_challenge(c, &settings, LOGIN_MFA, user_id, None, now)? else {
+                    return Ok(None);
+                };
+                append(c, &record, now)?;
+                Ok(Some(challenge))
+            })
+            .await?;
+        if challenge.is_some() {
+            call.mark_audited();
+        }
+        Ok(challenge)
+    }
+
+    /// Renews the passkey challenge of a login ticket.
+    pub async fn start_mfa(&self, ticket: &str) -> Result<MfaChallenge> {
+        let hash = ticket_hash("ticket", ticket)?;
+        let (settings, now) = (self.mfa.clone(), self.clock.now());
+        settings.passkeys()?;
+        self.store
+            .transaction(move |c| {
+                let row =
+                    CeremonyRow::find_for_update(c, &hash, LOGIN_MFA, now)?.ok_or_else(|| bad_ticket("ticket"))?;
+                let user = row.user_id.ok_or_else(|| bad_ticket("ticket"))?;
+                let ceremonies = settings.passkeys()?;
+                let (methods, passkeys) = methods_of(c, user, true)?;
+                if passkeys.is_empty() {
+                    return Err(Error::new(ErrorKind::FailedPrecondition, "the user has no passkey"));
+                }
+                let (options, state) = ceremonies.start_authentication(&stored_passkeys(&passkeys))?;
+                CeremonyRow::set_passkey_state(c, row.id, Some(state))?;
+                Ok(MfaChallenge {
+                    ticket: String::new(),
+                    methods,
+                    passkey_options: options,
+                    expires_at: row.expires_at,
+                })
+            })
+            .await
+            .map(|mut challenge| {
+                challenge.ticket = ticket.to_owned();
+                challenge
+            })
+    }
+
+    /// Redeems a login ticket with a second factor: a session, stepped up from the start.
+    pub async fn finish_mfa(&self, ticket: &str, factor: Option<Factor>, call: &Call) -> Result<IssuedTokens> {
+        let hash = ticket_hash("ticket", ticket)?;
+        let factor = factor.ok_or_else(|| Error::invalid("factor", "factor is required"))?;
+        let (settings, now) = (self.mfa.clone(), self.clock.now());
+        let noted = call.clone();
+        let verified = self
+            .store
+            .transaction(move |c| {
+                let row =
+                    CeremonyRow::find_for_update(c, &hash, LOGIN_MFA, now)?.ok_or_else(|| bad_ticket("ticket"))?;
+                let user_id = row.user_id.ok_or_else(|| bad_ticket("ticket"))?;
+                let user = UserRow::find(c, user_id)?.ok_or_else(|| bad_ticket("ticket"))?;
+                noted.about("user", &user.id.to_string(), "");
+                check_lockout(c, &user.username, now)?;
+                if matches!(factor, Factor::Passkey(_)) {
+                    // A passkey challenge works once, whatever the outcome.
+                    CeremonyRow::set_passkey_state(c, row.id, None)?;
+                }
+                match settings.verify(c, user.id, &factor, row.passkey_state.clone(), now)? {
+                    Ok(v) => {
+                        CeremonyRow::delete(c, row.id)?;
+                        LoginFailureRow::clear(c, &user.username, SECOND_FACTOR_SCOPE)?;
+                        Ok(Ok((user, v)))
+                    }
+                    Err(wrong) => {
+                        count_wrong_factor(c, &user.username, now)?;
+                        if CeremonyRow::count_failure(c, row.id)? >= CEREMONY_MAX_FAILURES {
+                            CeremonyRow::delete(c, row.id)?;
+                        }
+                        Ok(Err(wrong))
+                    }
+                }
+            })
+            .await??;
+        let (user, v) = verified;
+        if user.disabled {
+            return Err(wrong_factor("wrong username or password"));
+        }
+        let mut record = call.record("user", &user.id.to_string()).detail("method", v.method.as_str());
+        record.actor = user_actor(&user, None);
+        let signed_in =
+            SignedIn { methods: vec![AuthMethod::Password, v.method], credential: v.credential, stepped_up: true };
+        let tokens = self.open_session(user, &call.client, Some(record), None, signed_in).await?;
+        call.mark_audited();
+        Ok(tokens)
+    }
+
+    /// Starts a passwordless login with a discoverable passkey.
+    pub async fn start_passkey_login(&self) -> Result<MfaChallenge> {
+        let ceremonies = self.mfa.passkeys()?.clone();
+        let now = self.clock.now();
+        let (options, state) = ceremonies.start_discoverable()?;
+        let (ticket, hash) = new_ticket();
+        let expires_at = now + Duration::seconds(CEREMONY_SECS);
+        let row = CeremonyRow::open(PASSKEY_LOGIN, None, None, Some(state), hash, now, expires_at);
+        self.store.run(move |c| row.insert(c)).await?;
+        Ok(MfaChallenge { ticket, methods: vec![FactorKind::Passkey], passkey_options: options, expires_at })
+    }
+
+    /// Finishes a passwordless login: the passkey names its user (the user handle) and proves both
+    /// factors at once.
+    pub async fn finish_passkey_login(&self, ticket: &str, assertion: &str, call: &Call) -> Result<IssuedTokens> {
+        const FIELD: &str = "passkey_assertion_json";
+        let hash = ticket_hash("ticket", ticket)?;
+        let ceremonies = self.mfa.passkeys()?.clone();
+        let (user_handle, cred_id) = ceremonies.identify(FIELD, assertion)?;
+        let (assertion, now, noted) = (assertion.to_owned(), self.clock.now(), call.clone());
+        let verified = self
+            .store
+            .transaction(move |c| {
+                let row =
+                    CeremonyRow::find_for_update(c, &hash, PASSKEY_LOGIN, now)?.ok_or_else(|| bad_ticket("ticket"))?;
+                CeremonyRow::delete(c, row.id)?;
+                let state = row.passkey_state.ok_or_else(|| bad_ticket("ticket"))?;
+                let unknown = || wrong_factor("passkey refused: the credential is not registered");
+                let cred = CredentialRow::passkey_for_update(c, &cred_id)?.ok_or_else(unknown)?;
+                if cred.user_id != user_handle {
+                    return Ok(Err(unknown()));
+                }
+                let user = UserRow::find(c, cred.user_id)?.ok_or_else(unknown)?;
+                noted.about("user", &user.id.to_string(), "");
+                check_lockout(c, &user.username, now)?;
+                let stored =
+                    StoredPasskey { credential_id: cred.id, passkey: cred.passkey.clone().ok_or_else(unknown)? };
+                match ceremonies.finish_discoverable(FIELD, &assertion, state, &stored) {
+                    Ok(v) => {
+                        CredentialRow::use_passkey(c, v.credential_id, v.passkey, now)?;
+                        Ok(Ok((user, cred.id)))
+                    }
+                    Err(e) if e.kind() == ErrorKind::Unauthenticated => {
+                        count_wrong_factor(c, &user.username, now)?;
+                        Ok(Err(e))
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await??;
+        let (user, credential) = verified;
+        if user.disabled {
+            return Err(wrong_factor("passkey refused: the account is disabled"));
+        }
+        let mut record = call.record("user", &user.id.to_string()).detail("method", AuthMethod::Passkey.as_str());
+        record.actor = user_actor(&user, None);
+        let signed_in = SignedIn { methods: vec![AuthMethod::Passkey], credential: Some(credential), stepped_up: true };
+        let tokens = self.open_session(user, &call.client, Some(record), None, signed_in).await?;
+        call.mark_audited();
+        Ok(tokens)
+    }
+
+    /// Starts a step-up of the caller's session: the methods it can use, with passkey options.
+    pub async fn start_step_up(&self, call: &Call) -> Result<MfaChallenge> {
+        let who = call.principal()?.clone();
+        who.require_user()?;
+        let (settings, now) = (self.mfa.clone(), self.clock.now());
+        self.store
+            .transaction(move |c| {
+                open_challenge(c, &settings, STEP_UP, who.user_id, Some(who.session_id), now)?.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::FailedPrecondition,
+                        "you have no second factor: enrol one (StartTotpEnrollment or StartPasskeyRegistration)",
+                    )
+                })
+            })
+            .await
+    }
+
+    /// Presents a second factor on the caller's session: its step-up time becomes now. Returns the
+    /// session and until when step-up RPCs pass.
+    pub async fn step_up(
+        &self,
+        call: &Call,
+        ticket: &str,
+        factor: Option<Factor>,
+    ) -> Result<(SessionRow, DateTime<Utc>)> {
+        let who = call.principal()?.clone();
+        who.require_user()?;
+        let factor = factor.ok_or_else(|| Error::invalid("factor", "factor is required"))?;
+        let hash = if ticket.is_empty() { None } else { Some(ticket_hash("ticket", ticket)?) };
+        if hash.is_none() && matches!(factor, Factor::Passkey(_)) {
+            return Err(Error::invalid("ticket", "a passkey step-up needs the ticket of StartStepUp"));
+        }
+        let (settings, now) = (self.mfa.clone(), self.clock.now());
+        let record = call.record("session", &who.session_id.to_string());
+        let window = self.mfa.step_up_window;
+        let outcome = self
+            .store
+            .transaction(move |c| {
+                let mut state = None;
+                if let Some(hash) = &hash {
+                    let row = CeremonyRow::find_for_update(c, hash, STEP_UP, now)?
+                        .filter(|r| r.session_id == Some(who.session_id))
+                        .ok_or_else(|| bad_ticket("ticket"))?;
+                    state = row.passkey_state.clone();
+                    CeremonyRow::delete(c, row.id)?;
+                }
+                if CredentialRow::count_of_user(c, who.user_id)? == 0 {
+                    return Err(Error::new(
+                        ErrorKind::FailedPrecondition,
+                        "you have no second factor: enrol one (StartTotpEnrollment or StartPasskeyRegistration)",
+                    ));
+                }
+                check_lockout(c, &who.username, now)?;
+                match settings.verify(c, who.user_id, &factor, state, now)? {
+                    Ok(v) => {
+                        LoginFailureRow::clear(c, &who.username, SECOND_FACTOR_SCOPE)?;
+                        SessionRow::step_up(c, who.session_id, now, v.credential)?;
+                        append(c, &record.detail("method", v.method.as_str()), now)?;
+                        let session = SessionRow::find(c, who.session_id)?
+                            .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "the session has ended"))?;
+                        Ok(Ok(session))
+                    }
+                    Err(wrong) => {
+                        count_wrong_factor(c, &who.username, now)?;
+                        Ok(Err(wrong))
+                    }
+                }
+            })
+            .await??;
+        call.mark_audited();
+        Ok((outcome, now + window))
+    }
+
+    /// Starts a TOTP enrolment: a fresh seed, sealed in a pending ceremony of the caller's session.
+    pub async fn start_totp_enrollment(&self, call: &Call) -> Result<TotpEnrollment> {
+        let who = call.principal()?.clone();
+        who.require_user()?;
+        let settings = self.mfa.clone();
+        let now = self.clock.now();
+        let (seed, totp) = TotpSeed::generate(&settings.issuer, &who.username)?;
+        let (token, hash) = new_ticket();
+        let expires_at = now + Duration::seconds(CEREMONY_SECS);
+        let mut row =
+            CeremonyRow::open(TOTP_ENROLLMENT, Some(who.user_id), Some(who.session_id), None, hash, now, expires_at);
+        let sealed = settings.master.seal(&pending_totp_owner(row.id), &seed)?;
+        (row.secret_sealed, row.kek_id) = (Some(sealed.blob), Some(sealed.kek_id));
+        let user = who.user_id;
+        self.store
+            .transaction(move |c| {
+                if !CredentialRow::of_user(c, user, Some(TOTP), false)?.is_empty() {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        "TOTP is already enrolled: delete that credential first to enrol another",
+                    ));
+                }
+                row.insert(c)
+            })
+            .await?;
+        Ok(TotpEnrollment { token, uri: totp.uri()?, secret: totp.base32(), expires_at })
+    }
+
+    /// Activates a pending TOTP seed with a current code; the session counts as stepped up. Returns
+    /// the credential and, for a first factor, ten recovery codes.
+    pub async fn finish_totp_enrollment(
+        &self,
+        call: &Call,
+        token: &str,
+        code: &str,
+        name: &str,
+    ) -> Result<(CredentialRow, Vec<String>)> {
+        let who = call.principal()?.clone();
+        who.require_user()?;
+        let hash = ticket_hash("enrollment_token", token)?;
+        if code.trim().is_empty() {
+            return Err(Error::invalid("code", "code is required"));
+        }
+        let name = mfa::credential_name("name", name, "TOTP")?;
+        let (settings, now, code) = (self.mfa.clone(), self.clock.now(), code.to_owned());
+        let id = Uuid::new_v4();
+        let mut record = call.record("credential", &id.to_string()).detail("type", TOTP);
+        record.details.insert("name".into(), name.clone());
+        let outcome = self
+            .store
+            .transaction(move |c| {
+                let expired = || {
+                    Error::new(
+                        ErrorKind::FailedPrecondition,
+                        "the enrollment token is unknown, expired, used or of another session: start again",
+                    )
+                };
+                let row = CeremonyRow::find_for_update(c, &hash, TOTP_ENROLLMENT, now)?
+                    .filter(|r| r.session_id == Some(who.session_id))
+                    .ok_or_else(expired)?;
+                let sealed = Sealed {
+                    kek_id: row.kek_id.clone().ok_or_else(expired)?,
+                    blob: row.secret_sealed.clone().ok_or_else(expired)?,
+                };
+                let seed = settings.master.open(&pending_totp_owner(row.id), &sealed)?;
+                let Some(step) = TotpSeed::new(&seed, &settings.issuer, &who.username)?.verify(&code, now) else {
+                    if CeremonyRow::count_failure(c, row.id)? >= CEREMONY_MAX_FAILURES {
+                        CeremonyRow::delete(c, row.id)?;
+                    }
+                    return Ok(Err(Error::invalid(
+                        "code",
+                        "the code does not match the new secret (check the phone's clock)",
+                    )));
+                };
+                CeremonyRow::delete(c, row.id)?;
+                let first = CredentialRow::count_of_user(c, who.user_id)? == 0;
+                let sealed = settings.master.seal(&totp_owner(id), &seed)?;
+                let cred = CredentialRow {
+                    id,
+                    user_id: who.user_id,
+                    kind: TOTP.to_owned(),
+                    name,
+                    totp_secret_sealed: Some(sealed.blob),
+                    totp_kek_id: Some(sealed.kek_id),
+                    totp_last_step: Some(step),
+                    passkey_credential_id: None,
+                    passkey: None,
+                    created_at: now,
+                    last_used_at: Some(now),
+                };
+                cred.insert(c).map_err(|e| match e.kind() {
+                    ErrorKind::AlreadyExists => Error::new(ErrorKind::AlreadyExists, "TOTP is already enrolled"),
+                    _ => e,
+                })?;
+                let codes = enrolled(c, &who, &cred, first, now, record)?;
+                Ok(Ok((cred, codes)))
+            })
+            .await??;
+        call.mark_audited();
+        Ok(outcome)
+    }
+
+    /// Starts registering a passkey for the caller.
+    pub async fn start_passkey_registration(&self, call: &Call) -> Result<PasskeyRegistration> {
+        let who = call.principal()?.clone();
+        who.require_user()?;
+        let ceremonies = self.mfa.passkeys()?.clone();
+        let now = self.clock.now();
+        let (token, hash) = new_ticket();
+        let expires_at = now + Duration::seconds(CEREMONY_SECS);
+        self.store
+            .transaction(move |c| {
+                let user = UserRow::find(c, who.user_id)?
+                    .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "the user no longer exists"))?;
+                let existing: Vec<serde_json::Value> = CredentialRow::of_user(c, user.id, Some(PASSKEY), false)?
+                    .into_iter()
+                    .filter_map(|r| r.passkey)
+                    .collect();
+                let (options, state) =
+                    ceremonies.start_registration(user.id, &user.username, &user.display_name, &existing)?;
+                CeremonyRow::open(
+                    PASSKEY_REGISTRATION,
+                    Some(user.id),
+                    Some(who.session_id),
+                    Some(state),
+                    hash,
+                    now,
+                    expires_at,
+                )
+                .insert(c)?;
+                Ok(PasskeyRegistration { token, options, expires_at })
+            })
+            .await
+    }
+
+    /// Verifies and stores a new passkey; the session counts as stepped up. Returns the credential
+    /// and, for a first factor, ten recovery codes.
+    pub async fn finish_passkey_registration(
+        &self,
+        call: &Call,
+        token: &str,
+        credential_json: &str,
+        name: &str,
+    ) -> Result<(CredentialRow, Vec<String>)> {
+        let who = call.principal()?.clone();
+        who.require_user()?;
+        let hash = ticket_hash("registration_token", token)?;
+        let name = mfa::credential_name("name", name, "Passkey")?;
+        let ceremonies = self.mfa.passkeys()?.clone();
+        let (now, json) = (self.clock.now(), credential_json.to_owned());
+        let id = Uuid::new_v4();
+        let mut record = call.record("credential", &id.to_string()).detail("type", PASSKEY);
+        record.details.insert("name".into(), name.clone());
+        let outcome = self
+            .store
+            .transaction(move |c| {
+                let row = CeremonyRow::find_for_update(c, &hash, PASSKEY_REGISTRATION, now)?
+                    .filter(|r| r.session_id == Some(who.session_id))
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::FailedPrecondition,
+                            "the registration token is unknown, expired, used or of another session: start again",
+                        )
+                    })?;
+                // Single use, whatever the outcome.
+                CeremonyRow::delete(c, row.id)?;
+                let state = row.passkey_state.ok_or_else(|| Error::internal("registration without state"))?;
+                let (cred_id, passkey) = match ceremonies.finish_registration(&json, state) {
+                    Ok(p) => p,
+                    Err(e) => return Ok(Err(e)),
+                };
+                if CredentialRow::passkey_for_update(c, &cred_id)?.is_some() {
+                    return Ok(Err(Error::new(ErrorKind::AlreadyExists, "this authenticator is already registered")));
+                }
+                let first = CredentialRow::count_of_user(c, who.user_id)? == 0;
+                let cred = CredentialRow {
+                    id,
+                    user_id: who.user_id,
+                    kind: PASSKEY.to_owned(),
+                    name,
+                    totp_secret_sealed: None,
+                    totp_kek_id: None,
+                    totp_last_step: None,
+                    passkey_credential_id: Some(cred_id),
+                    passkey: Some(passkey),
+                    created_at: now,
+                    last_used_at: Some(now),
+                };
+                cred.insert(c)?;
+                let codes = enrolled(c, &who, &cred, first, now, record)?;
+                Ok(Ok((cred, codes)))
+            })
+            .await??;
+        call.mark_audited();
+        Ok(outcome)
+    }
+
+    /// Replaces the caller's recovery codes.
+    pub async fn regenerate_recovery_codes(&self, call: &Call) -> Result<Vec<String>> {
+        let who = call.principal()?.clone();
+        who.require_user()?;
+        let now = self.clock.now();
+        let record = call.record("user", &who.user_id.to_string());
+        let (codes, hashes) = new_recovery_codes();
+        self.store
+            .transaction(move |c| {
+                if CredentialRow::count_of_user(c, who.user_id)? == 0 {
+                    return Err(Error::new(
+                        ErrorKind::FailedPrecondition,
+                        "recovery codes back up a second factor: enrol one first",
+                    ));
+                }
+                RecoveryCodeRow::replace_all(c, who.user_id, &hashes, now)?;
+                append(c, &record, now)
+            })
+            .await?;
+        call.mark_audited();
+        Ok(codes)
+    }
+
+    /// A page of a user's credentials (empty `user_id`: the caller's; another user's needs user.read).
+    pub async fn list_credentials(
+        &self,
+        who: &Principal,
+        user_id: &str,
+        page: PageRequest,
+    ) -> Result<(Vec<CredentialRow>, String)> {
+        who.require_user()?;
+        let target = if user_id.is_empty() { who.user_id } else { parse_id("user_id", user_id)? };
+        if target != who.user_id {
+            who.require(Permission::UserRead)?;
+        }
+        let (after, limit) = (page.after_time_and_id()?, page.size);
+        let rows = self.store.run(move |c| CredentialRow::page(c, target, after, limit)).await?;
+        let last = rows.last().map(|r| super::time_and_id(r.created_at, r.id));
+        let next = page.next_token(rows.len(), last.as_deref());
+        Ok((rows, next))
+    }
+
+    /// Renames one of the caller's credentials.
+    pub async fn rename_credential(&self, call: &Call, id: &str, name: &str) -> Result<CredentialRow> {
+        let who = call.principal()?.clone();
+        who.require_user()?;
+        let id = parse_id("credential_id", id)?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::invalid("name", "name is required"));
+        }
+        let name = mfa::credential_name("name", name, "")?;
+        let now = self.clock.now();
+        let record = call.record("credential", &id.to_string()).detail("name", name.clone());
+        let row = self
+            .store
+            .transaction(move |c| {
+                let row = CredentialRow::rename(c, id, who.user_id, &name)?
+                    .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("credential {id} not found")))?;
+                append(c, &record, now)?;
+                Ok(row)
+            })
+            .await?;
+        call.mark_audited();
+        Ok(row)
+    }
+
+    /// Removes a credential (one's own, or anyone's with user.write): the sessions it signed in or
+    /// stepped up end; a user's last factor takes their recovery codes with it.
+    pub async fn delete_credential(&self, call: &Call, id: &str) -> Result<()> {
+        let who = call.principal()?.clone();
+        who.require_user()?;
+        let id = parse_id("credential_id", id)?;
+        let now = self.clock.now();
+        let mut record = call.record("credential", &id.to_string());
+        let revoked = self
+            .store
+            .transaction(move |c| {
+                let not_found = || Error::new(ErrorKind::NotFound, format!("credential {id} not found"));
+                let cred = CredentialRow::find(c, id)?.ok_or_else(not_found)?;
+                if cred.user_id != who.user_id {
+                    // Another user's credentials stay hidden from who may not manage users.
+                    who.require(Permission::UserWrite).map_err(|_| not_found())?;
+                }
+                let revoked = SessionRow::revoke_by_credential(c, id, now)?;
+                CredentialRow::delete(c, id)?;
+                if CredentialRow::count_of_user(c, cred.user_id)? == 0 {
+                    RecoveryCodeRow::delete_all(c, cred.user_id)?;
+                }
+                record.details.insert("type".into(), cred.kind.clone());
+                record.details.insert("user_id".into(), cred.user_id.to_string());
+                record.details.insert("sessions_revoked".into(), revoked.len().to_string());
+                append(c, &record, now)?;
+                Ok(revoked)
+            })
+            .await?;
+        call.mark_audited();
+        self.revocations.insert(&revoked);
+        Ok(())
+    }
+}
+
+/// After a factor is enrolled on the caller's session: the session is stepped up with it, a first
+/// factor gets recovery codes, and the entry is written. Returns the codes (empty if not first).
+fn enrolled(
+    c: &mut PgConnection,
+    who: &Principal,
+    cred: &CredentialRow,
+    first: bool,
+    now: DateTime<Utc>,
+    record: crate::domain::AuditRecord,
+) -> Result<Vec<String>> {
+    let codes = if first {
+        let (codes, hashes) = new_recovery_codes();
+        RecoveryCodeRow::replace_all(c, who.user_id, &hashes, now)?;
+        codes
+    } else {
+        Vec::new()
+    };
+    SessionRow::step_up(c, who.session_id, now, Some(cred.id))?;
+    append(c, &record.detail("recovery_codes", if first { "issued" } else { "kept" }), now)?;
+    Ok(codes)
+}
+
+/// Enforces step-up: a "Step-up: yes" RPC needs the calling session to have presented a second
+/// factor within the window; an API key needs the RPC among its step-up methods (it cannot step up).
+#[derive(Clone)]
+pub struct StepUpGuard {
+    pub store: crate::store::Store,
+    pub clock: crate::clock::SharedClock,
+    pub window: Duration,
+}
+
+impl StepUpGuard {
+    /// Passes `p` for `method` ("Service.Method"), or says why not. With `once_enrolled`, a user
+    /// without any second factor passes (they could not step up; they are enrolling one).
+    pub async fn check(&self, p: &Principal, method: &str, once_enrolled: bool) -> Result<()> {
+        if let Some(key) = &p.api_key {
+            if key.step_up_methods.iter().any(|m| m == method) {
+                return Ok(());
+            }
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("{method} needs a step-up, which API keys cannot do: create a key with it in step_up_methods"),
+            ));
+        }
+        let (session, user, now) = (p.session_id, p.user_id, self.clock.now());
+        let (stepped_up, factors) = self
+            .store
+            .run(move |c| Ok((SessionRow::step_up_time(c, session)?, CredentialRow::count_of_user(c, user)?)))
+            .await?;
+        if factors == 0 {
+            if once_enrolled {
+                return Ok(());
+            }
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("{method} needs a recent second factor and you have none: enrol one (TOTP or a passkey) first"),
+            )
+            .with_reason(reason::STEP_UP_REQUIRED));
+        }
+        match stepped_up {
+            Some(at) if at + self.window > now && at <= now + Duration::seconds(5) => Ok(()),
+            _ => Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "{method} needs a second factor presented within the last {} s: call StartStepUp and StepUp, then retry",
+                    self.window.num_seconds()
+                ),
+            )
+            .with_reason(reason::STEP_UP_REQUIRED)),
+        }
+    }
+}
