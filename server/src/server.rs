@@ -44,6 +44,8 @@ pub struct Server {
     pub audit: AuditTrail,
     pub cameras: crate::app::cameras::CameraApp,
     pub events: crate::app::events::EventBus,
+    /// API keys as the authentication layer knows them.
+    pub api_keys: crate::security::api_keys::ApiKeyCache,
     pub local_addr: SocketAddr,
     listener: Option<TcpListener>,
     router: axum::Router,
@@ -405,6 +407,7 @@ impl Server {
             audit,
             cameras,
             events,
+            api_keys,
             local_addr,
             listener: Some(listener),
             router,

@@ -37,6 +37,23 @@ pub enum Error {
 /// Result of client calls.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The stable reason a status carries (`google.rpc.ErrorInfo.reason`, e.g.
+/// `ERROR_REASON_STEP_UP_REQUIRED`), if any.
+pub fn error_reason(status: &Status) -> Option<String> {
+    use tonic_types::StatusExt;
+    status.get_details_error_info().map(|info| info.reason)
+}
+
+impl Error {
+    /// The stable reason of a status error (see [`error_reason`]).
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Error::Status(s) => error_reason(s),
+            _ => None,
+        }
+    }
+}
+
 /// What a client presents: a session's tokens, or an API key.
 #[derive(Clone)]
 enum Credential {
@@ -118,6 +135,15 @@ impl Client {
     /// Replaces the tokens (e.g. restored from a saved session).
     pub fn set_tokens(&self, tokens: Option<pb::Tokens>) {
         *self.tokens.0.write().unwrap_or_else(|e| e.into_inner()) = tokens.map(|t| Credential::Session(Box::new(t)));
+    }
+
+    /// The secret sent as `authorization: Bearer`: the access token, or the API key.
+    pub fn credential(&self) -> Option<String> {
+        match &*self.tokens.0.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(Credential::Session(t)) => Some(t.access_token.clone()),
+            Some(Credential::ApiKey(k)) => Some(k.clone()),
+            None => None,
+        }
     }
 
     /// Authenticates every call with an API key (`nvr_ak_...`) instead of a session.

@@ -261,6 +261,7 @@ pub struct TestServer {
     pub store: opennvr_server::store::Store,
     pub cameras: opennvr_server::app::cameras::CameraApp,
     pub events: opennvr_server::app::events::EventBus,
+    pub api_keys: opennvr_server::security::api_keys::ApiKeyCache,
     /// TOTP secrets (base32) of the users the harness enrolled, and the last time step each used,
     /// by username.
     pub totp: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>>,
@@ -290,6 +291,7 @@ impl TestServer {
         let store = server.store.clone();
         let cameras = server.cameras.clone();
         let events = server.events.clone();
+        let api_keys = server.api_keys.clone();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             server.serve(rx).await.expect("server serves");
@@ -305,6 +307,7 @@ impl TestServer {
             store,
             cameras,
             events,
+            api_keys,
             totp: Arc::default(),
             recovery: Arc::default(),
             stop,
@@ -485,8 +488,8 @@ pub async fn raw_call(
     let mut grpc = tonic::client::Grpc::new(client.channel());
     grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let mut req = tonic::Request::new(body);
-    if let Some(t) = client.tokens() {
-        req.metadata_mut().insert("authorization", format!("Bearer {}", t.access_token).parse().unwrap());
+    if let Some(secret) = client.credential() {
+        req.metadata_mut().insert("authorization", format!("Bearer {secret}").parse().unwrap());
     }
     let pq: http::uri::PathAndQuery = path.parse().unwrap();
     if streaming {

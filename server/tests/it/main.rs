@@ -1,6 +1,7 @@
 //! Integration tests: the real server on a real PostgreSQL, called through the SDK as users do.
 //! One test binary for the crate (every extra binary is another link).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod api_keys;
 mod audit;
 mod auth;
 mod boot;
@@ -11,6 +12,7 @@ mod http;
 mod keys;
 mod lifecycle;
 mod media;
+mod mfa;
 mod permissions;
 mod recordings;
 mod rtsp;

@@ -11,7 +11,7 @@ const GOLDEN: &str = include_str!("permissions.golden");
 const CALLERS: [&str; 5] = ["anonymous", "admin", "operator", "viewer", "auditor"];
 
 /// Every RPC of opennvr.v1: (Service.Method, server-streaming?).
-fn rpcs() -> Vec<(String, bool)> {
+pub fn rpcs() -> Vec<(String, bool)> {
     let set = prost_types::FileDescriptorSet::decode(opennvr_proto::FILE_DESCRIPTOR_SET).unwrap();
     let mut out = Vec::new();
     for f in set.file.iter().filter(|f| f.package() == "opennvr.v1") {
@@ -27,14 +27,14 @@ fn rpcs() -> Vec<(String, bool)> {
 
 /// Calls `rpc` with an empty request: `Ok(true)` when the server let the call through its gate,
 /// `Ok(false)` when it denied it, `Err` for an answer that is neither (a server fault).
-async fn allowed(client: &opennvr_sdk::Client, rpc: &str, streaming: bool) -> Result<bool, tonic::Status> {
+pub async fn allowed(client: &opennvr_sdk::Client, rpc: &str, streaming: bool) -> Result<bool, tonic::Status> {
     let (service, method) = rpc.split_once('.').unwrap();
     let path: http::uri::PathAndQuery = format!("/opennvr.v1.{service}/{method}").parse().unwrap();
     let mut grpc = tonic::client::Grpc::new(client.channel());
     grpc.ready().await.unwrap();
     let mut req = tonic::Request::new(());
-    if let Some(t) = client.tokens() {
-        req.metadata_mut().insert("authorization", format!("Bearer {}", t.access_token).parse().unwrap());
+    if let Some(secret) = client.credential() {
+        req.metadata_mut().insert("authorization", format!("Bearer {secret}").parse().unwrap());
     }
     let codec = tonic_prost::ProstCodec::<(), ()>::default();
     let result = if streaming {
