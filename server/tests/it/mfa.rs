@@ -578,7 +578,7 @@ async fn a_discoverable_passkey_signs_in_without_a_password() {
     options["publicKey"]["allowCredentials"] = serde_json::json!([{ "type": "public-key", "id": id }]);
     let request: RequestChallengeResponse = serde_json::from_value(options).unwrap();
     let mut assertion = key.do_authentication(origin(), request).unwrap();
-    assertion.response.user_handle = Some(user_id.as_bytes().to_vec().into());
+    assertion.response.user_handle = Some(user_id.as_bytes().to_vec());
     let json = serde_json::to_string(&assertion).unwrap();
     let tokens = c
         .auth()
