@@ -62,12 +62,57 @@ enum Command {
     Retention(cmd::recordings::RetentionCommand),
     /// Storage figures: bytes and footage per camera, the recordings volume.
     Storage,
+    /// Second factors: TOTP, recovery codes, step-up.
+    #[command(subcommand)]
+    Mfa(cmd::mfa::MfaCommand),
+    /// Your second-factor credentials (TOTP, passkeys): list, rename, delete.
+    #[command(subcommand)]
+    Credentials(cmd::credentials::CredentialsCommand),
+    /// API keys of service accounts: create, list, revoke.
+    #[command(subcommand)]
+    Apikeys(cmd::apikeys::ApiKeysCommand),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let server = cli.server.clone();
+    let mut result = run(cli).await;
+    // A destructive command refused for want of a recent second factor: ask for one, step up the
+    // session, and run the command again.
+    if let Err(e) = &result
+        && needs_step_up(e)
+    {
+        result = match step_up(server).await {
+            Ok(()) => run(Cli::parse()).await,
+            Err(step) => Err(step.context(format!("{e:#}"))),
+        };
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nvrctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Whether `e` is the server asking for a step-up.
+fn needs_step_up(e: &anyhow::Error) -> bool {
+    let reason = e
+        .downcast_ref::<tonic::Status>()
+        .and_then(opennvr_sdk::error_reason)
+        .or_else(|| e.downcast_ref::<opennvr_sdk::Error>().and_then(opennvr_sdk::Error::reason));
+    reason.as_deref() == Some("ERROR_REASON_STEP_UP_REQUIRED")
+}
+
+async fn step_up(server: Option<String>) -> anyhow::Result<()> {
+    let client = session::signed_in(server).await?;
+    cmd::mfa::step_up(&client).await.map(|_| ())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Bootstrap(a) => cmd::auth::bootstrap(cli.server, cli.output, a).await,
         Command::Login(a) => cmd::auth::login(cli.server, cli.output, a).await,
         Command::Logout => cmd::auth::logout(cli.server).await,
@@ -82,13 +127,9 @@ async fn main() -> ExitCode {
         Command::Holds(c) => cmd::recordings::holds(cli.server, cli.output, c).await,
         Command::Retention(c) => cmd::recordings::retention(cli.server, cli.output, c).await,
         Command::Storage => cmd::recordings::storage(cli.server, cli.output).await,
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("nvrctl: {e:#}");
-            ExitCode::FAILURE
-        }
+        Command::Mfa(c) => cmd::mfa::run(cli.server, cli.output, c).await,
+        Command::Credentials(c) => cmd::credentials::run(cli.server, cli.output, c).await,
+        Command::Apikeys(c) => cmd::apikeys::run(cli.server, cli.output, c).await,
     }
 }
 
@@ -123,5 +164,10 @@ mod tests {
         assert!(Cli::try_parse_from(export).is_ok());
         assert!(Cli::try_parse_from(["nvrctl", "holds", "create", "--since", "2026-11-25T08:00:00Z"]).is_err());
         assert!(Cli::try_parse_from(["nvrctl", "retention", "set", "Dock", "--max-age", "30d"]).is_ok());
+        assert!(Cli::try_parse_from(["nvrctl", "mfa", "totp", "enrol"]).is_ok());
+        assert!(Cli::try_parse_from(["nvrctl", "credentials", "rename", "id", "YubiKey"]).is_ok());
+        let key = ["nvrctl", "apikeys", "create", "ha", "--role", "viewer", "--permission", "camera.live"];
+        assert!(Cli::try_parse_from(key).is_ok());
+        assert!(Cli::try_parse_from(["nvrctl", "apikeys", "create", "ha"]).is_err(), "a key needs a role");
     }
 }

@@ -1,8 +1,8 @@
 //! `bootstrap`, `login`, `logout`, `whoami`.
 use crate::output::{self, Format};
 use crate::session;
-use anyhow::{Context, Result, anyhow};
-use opennvr_sdk::pb;
+use anyhow::{Context, Result, anyhow, bail};
+use opennvr_sdk::{LoginOutcome, pb};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -34,7 +34,8 @@ pub async fn bootstrap(server: Option<String>, format: Format, a: BootstrapArgs)
     let password = crate::cmd::read_password("Password for the new administrator: ")?;
     let client = session::anonymous(&server).await?;
     let tokens = client.bootstrap(token.trim(), &a.username, &password).await?;
-    session::save(&server, &tokens)?;
+    // Administrators must have a second factor: the walk enrols TOTP before anything else.
+    let tokens = crate::cmd::mfa::finish_sign_in(&client, &server, format, tokens).await?;
     print_user(format, tokens.user.as_ref());
     Ok(())
 }
@@ -43,8 +44,18 @@ pub async fn login(server: Option<String>, format: Format, a: LoginArgs) -> Resu
     let server = session::server_url(server)?;
     let password = crate::cmd::read_password("Password: ")?;
     let client = session::anonymous(&server).await?;
-    let tokens = client.login(&a.username, &password).await?;
-    session::save(&server, &tokens)?;
+    let tokens = match client.login_start(&a.username, &password).await? {
+        LoginOutcome::SignedIn(tokens) => tokens,
+        LoginOutcome::MfaRequired(challenge) => {
+            let typed = [pb::SecondFactorMethod::Totp, pb::SecondFactorMethod::RecoveryCode];
+            if !challenge.methods.iter().any(|m| typed.iter().any(|t| *t as i32 == *m)) {
+                bail!("this account signs in with a passkey only: use the dashboard in a browser");
+            }
+            let code = crate::cmd::mfa::read_code("TOTP code (or a recovery code): ")?;
+            client.finish_mfa(&challenge.ticket, crate::cmd::mfa::factor(&code)).await?
+        }
+    };
+    let tokens = crate::cmd::mfa::finish_sign_in(&client, &server, format, tokens).await?;
     print_user(format, tokens.user.as_ref());
     Ok(())
 }
@@ -61,10 +72,32 @@ pub async fn whoami(server: Option<String>, format: Format) -> Result<()> {
     let client = session::signed_in(server).await?;
     let me = client.auth().who_am_i(pb::WhoAmIRequest {}).await?.into_inner();
     let user = me.user.unwrap_or_default();
+    let second_factor = match (user.has_totp, user.passkey_count) {
+        (_, _) if !me.api_key_id.is_empty() => "(API key)".to_owned(),
+        (false, 0) if me.mfa_enrolment_required => "none: enrol one (nvrctl mfa totp enrol)".to_owned(),
+        (false, 0) => "none".to_owned(),
+        (totp, passkeys) => {
+            let mut v = Vec::new();
+            if totp {
+                v.push("totp".to_owned());
+            }
+            if passkeys > 0 {
+                v.push(format!("{passkeys} passkey(s)"));
+            }
+            v.join(", ")
+        }
+    };
     output::print(
         format,
-        &["Username", "Role", "Session", "Permissions"],
-        vec![vec![user.username, output::role(user.role), me.session_id, me.permissions.join(" ")]],
+        &["Username", "Role", "Session", "Second factor", "Stepped up until", "Permissions"],
+        vec![vec![
+            user.username,
+            output::role(user.role),
+            me.session_id,
+            second_factor,
+            output::time(me.step_up_expire_time.as_ref()),
+            me.permissions.join(" "),
+        ]],
     );
     Ok(())
 }

@@ -1,8 +1,11 @@
 //! One module per noun.
+pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod cameras;
+pub mod credentials;
 pub mod keys;
+pub mod mfa;
 pub mod recordings;
 pub mod sessions;
 pub mod users;

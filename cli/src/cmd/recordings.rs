@@ -23,7 +23,7 @@ pub struct Range {
 }
 
 /// `90s`, `15m`, `2h`, `7d`.
-fn span(text: &str) -> Result<chrono::Duration> {
+pub fn span(text: &str) -> Result<chrono::Duration> {
     let (n, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let n: i64 = n.parse().map_err(|_| anyhow!("{text:?} is not a span like 90s, 15m, 2h or 7d"))?;
     Ok(match unit {

@@ -1,0 +1,61 @@
+//! `credentials list|rename|delete`: second factors (TOTP, passkeys). Passkeys are registered in
+//! the browser dashboard (the ceremony needs one).
+use crate::output::{self, Format};
+use crate::session;
+use anyhow::Result;
+use opennvr_sdk::pb;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CredentialsCommand {
+    /// List your second factors (or another user's, by id, with user.read).
+    List {
+        #[arg(long, default_value = "")]
+        user_id: String,
+    },
+    /// Rename one of your credentials.
+    Rename { credential_id: String, name: String },
+    /// Remove a credential (yours, or another user's with user.write); its sessions end.
+    Delete { credential_id: String },
+}
+
+fn kind(t: i32) -> &'static str {
+    match pb::CredentialType::try_from(t) {
+        Ok(pb::CredentialType::Totp) => "totp",
+        Ok(pb::CredentialType::Passkey) => "passkey",
+        _ => "?",
+    }
+}
+
+pub async fn run(server: Option<String>, format: Format, c: CredentialsCommand) -> Result<()> {
+    let client = session::signed_in(server).await?;
+    match c {
+        CredentialsCommand::List { user_id } => {
+            let list = client
+                .auth()
+                .list_credentials(pb::ListCredentialsRequest { user_id, ..Default::default() })
+                .await?
+                .into_inner();
+            let rows = list
+                .credentials
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.id.clone(),
+                        kind(c.r#type).to_owned(),
+                        c.name.clone(),
+                        output::time(c.create_time.as_ref()),
+                        output::time(c.last_use_time.as_ref()),
+                    ]
+                })
+                .collect();
+            output::print(format, &["Id", "Type", "Name", "Created", "Last used"], rows);
+        }
+        CredentialsCommand::Rename { credential_id, name } => {
+            client.auth().rename_credential(pb::RenameCredentialRequest { credential_id, name }).await?;
+        }
+        CredentialsCommand::Delete { credential_id } => {
+            client.auth().delete_credential(pb::DeleteCredentialRequest { credential_id }).await?;
+        }
+    }
+    Ok(())
+}
