@@ -78,14 +78,21 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let server = cli.server.clone();
     let mut result = run(cli).await;
-    // A destructive command refused for want of a recent second factor: ask for one, step up the
-    // session, and run the command again.
+    // A destructive command refused for want of a recent second factor: on a terminal, ask for
+    // one, step up the session, and run the command again (anything it reads is asked again);
+    // a script steps up first (`nvrctl mfa step-up`), since its input cannot be read twice.
     if let Err(e) = &result
         && needs_step_up(e)
     {
-        result = match step_up(server).await {
-            Ok(()) => run(Cli::parse()).await,
-            Err(step) => Err(step.context(format!("{e:#}"))),
+        use std::io::IsTerminal;
+        result = if std::io::stdin().is_terminal() {
+            match step_up(server).await {
+                Ok(()) => run(Cli::parse()).await,
+                Err(step) => Err(step.context(format!("{e:#}"))),
+            }
+        } else {
+            result
+                .map_err(|e| e.context("run `nvrctl mfa step-up` first (it reads a TOTP or recovery code), then retry"))
         };
     }
     match result {

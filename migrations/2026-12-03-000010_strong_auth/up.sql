@@ -72,6 +72,8 @@ CREATE TABLE api_keys (
   secret_prefix text NOT NULL,
   created_by uuid REFERENCES users (id) ON DELETE SET NULL,
   created_by_username text NOT NULL,
+  -- The key that created this one, if a key did: revoking a key revokes what it created.
+  created_by_key uuid REFERENCES api_keys (id) ON DELETE RESTRICT,
   role text NOT NULL CHECK (role IN ('admin', 'operator', 'viewer', 'auditor')),
   permissions text[] NOT NULL DEFAULT '{}',
   camera_ids uuid[] NOT NULL DEFAULT '{}',
@@ -86,6 +88,7 @@ CREATE TABLE api_keys (
 CREATE INDEX api_keys_created_idx ON api_keys (created_at DESC, id DESC);
 CREATE INDEX api_keys_updated_at_idx ON api_keys (updated_at);
 CREATE INDEX api_keys_created_by_idx ON api_keys (created_by);
+CREATE INDEX api_keys_created_by_key_idx ON api_keys (created_by_key) WHERE created_by_key IS NOT NULL;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON credentials, recovery_codes, auth_ceremonies TO opennvr_runtime;
 GRANT SELECT, INSERT, UPDATE ON api_keys TO opennvr_runtime;

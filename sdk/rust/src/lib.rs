@@ -17,7 +17,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
 /// Errors of the client.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     /// The server could not be reached.
     #[error("cannot connect to {endpoint}: {source}")]
@@ -36,6 +36,24 @@ pub enum Error {
 
 /// Result of client calls.
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl std::fmt::Debug for Error {
+    /// Like the derived form, without the MFA ticket (a short-lived secret) of a challenge.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Connect { endpoint, source } => {
+                f.debug_struct("Connect").field("endpoint", endpoint).field("source", source).finish()
+            }
+            Error::Status(s) => f.debug_tuple("Status").field(s).finish(),
+            Error::NoTokens => f.write_str("NoTokens"),
+            Error::MfaRequired(c) => f
+                .debug_struct("MfaRequired")
+                .field("methods", &c.methods)
+                .field("ticket", &"<redacted>")
+                .finish_non_exhaustive(),
+        }
+    }
+}
 
 /// The stable reason a status carries (`google.rpc.ErrorInfo.reason`, e.g.
 /// `ERROR_REASON_STEP_UP_REQUIRED`), if any.

@@ -36,10 +36,13 @@ async fn user_message(app: &AuthApp, u: &crate::store::users::UserRow) -> Result
     Ok(convert::user_with(u, factors.get(&u.id)))
 }
 
-/// Wire tokens, their user with its second factors.
+/// Wire tokens, their user with its second factors. The session exists already: if the factors
+/// cannot be read now, the tokens go out without them rather than be lost.
 async fn tokens_message(app: &AuthApp, t: &crate::app::auth::IssuedTokens) -> Result<pb::Tokens, Status> {
     let mut tokens = convert::tokens(t);
-    tokens.user = Some(user_message(app, &t.user).await?);
+    if let Ok(user) = user_message(app, &t.user).await {
+        tokens.user = Some(user);
+    }
     Ok(tokens)
 }
 

@@ -4,12 +4,13 @@
 use super::{Call, PageRequest, Principal, parse_id};
 use crate::audit::append;
 use crate::clock::SharedClock;
+use crate::domain::camera::GRANTABLE;
 use crate::domain::{Permission, Role};
 use crate::error::{Error, ErrorKind, Result};
 use crate::security::api_keys::{ApiKeyCache, new_secret, secret_hash};
 use crate::store::Store;
 use crate::store::api_keys::ApiKeyRow;
-use crate::store::cameras::CameraRow;
+use crate::store::cameras::{CameraRow, Visible};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -85,6 +86,26 @@ impl ApiKeyApp {
                 cameras.push(id);
             }
         }
+        // A key limited to cameras holds only what a camera grant can hold: a site-wide permission
+        // (retention, storage, audit, users...) would reach every camera.
+        if !cameras.is_empty()
+            && let Some(p) = held.iter().find(|p| !GRANTABLE.contains(p) && **p != Permission::EventWatch)
+        {
+            return Err(Error::invalid(
+                "api_key.permissions",
+                format!(
+                    "a key limited to cameras holds only camera permissions ({}, event.watch): {} reaches every camera",
+                    GRANTABLE.map(Permission::name).join(", "),
+                    p.name()
+                ),
+            ));
+        }
+        if cameras.is_empty() && !matches!(super::cameras::visible(&who, now), Visible::All) {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "a key cannot reach every camera when its creator does not: name the cameras (api_key.camera_ids)",
+            ));
+        }
         let mut methods = Vec::new();
         for m in &spec.step_up_methods {
             let m = m.trim().trim_start_matches('/').trim_start_matches("opennvr.v1.").replace('/', ".");
@@ -125,6 +146,15 @@ impl ApiKeyApp {
         {
             return Err(Error::invalid("api_key.expire_time", "api_key.expire_time must be in the future"));
         }
+        // A key made by a key stops no later than its maker.
+        if let Some(limit) = who.api_key.as_ref().and_then(|k| k.expires_at)
+            && spec.expires_at.is_none_or(|at| at > limit)
+        {
+            return Err(Error::invalid(
+                "api_key.expire_time",
+                format!("api_key.expire_time must be no later than the creating key's ({})", limit.to_rfc3339()),
+            ));
+        }
         let secret = new_secret();
         let row = ApiKeyRow {
             id: Uuid::new_v4(),
@@ -133,6 +163,7 @@ impl ApiKeyApp {
             secret_prefix: secret.chars().take(SHOWN).collect(),
             created_by: Some(who.user_id),
             created_by_username: who.username.clone(),
+            created_by_key: who.api_key.as_ref().map(|k| k.id),
             role: role.as_str().to_owned(),
             permissions: permissions.iter().map(|p| p.name().to_owned()).collect(),
             camera_ids: cameras.clone(),
@@ -183,16 +214,18 @@ impl ApiKeyApp {
         let id = parse_id("api_key_id", id)?;
         let now = self.clock.now();
         let record = call.record("api_key", &id.to_string());
-        let row = self
+        let (row, revoked) = self
             .store
             .transaction(move |c| {
-                let row = ApiKeyRow::revoke(c, id, now, "revoked")?
+                let (row, revoked) = ApiKeyRow::revoke(c, id, now, "revoked")?
                     .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("API key {id} not found")))?;
-                append(c, &record.detail("name", row.name.clone()), now)?;
-                Ok(row)
+                let record = record.detail("name", row.name.clone()).detail("keys_revoked", revoked.len().to_string());
+                append(c, &record, now)?;
+                Ok((row, revoked))
             })
             .await?;
         call.mark_audited();
+        self.cache.revoked(&revoked, now);
         self.cache.put(&row);
         Ok(row)
     }
@@ -211,6 +244,7 @@ pub fn principal_of(key: &crate::security::api_keys::CachedKey) -> Principal {
             permissions: key.permissions.clone(),
             cameras: key.cameras.clone(),
             step_up_methods: key.step_up_methods.clone(),
+            expires_at: key.expires_at,
         })),
         enrolment_only: false,
     }

@@ -491,8 +491,11 @@ impl AuthApp {
                 if user.disabled {
                     return Err(revoked());
                 }
-                // Enrolment-only until the user has a second factor, if their role requires one.
-                let enrol = policy.requires(role_of(&user)?) && CredentialRow::count_of_user(c, user.id)? == 0;
+                // Enrolment-only, if the role requires a second factor, until the user has one and this
+                // session has presented one (at login, enrolling it, or with StepUp): another
+                // enrolment-only session does not become a full one because the user enrolled.
+                let enrol = policy.requires(role_of(&user)?)
+                    && (session.step_up_at.is_none() || CredentialRow::count_of_user(c, user.id)? == 0);
                 RefreshTokenRow::supersede_unused(c, session.id, now)?;
                 RefreshTokenRow { token_hash: next_row_hash, session_id: session.id, created_at: now, used_at: None }
                     .insert(c)?;

@@ -131,8 +131,26 @@ fn wrong_factor(message: &str) -> Error {
 }
 
 fn bad_ticket(what: &str) -> Error {
-    wrong_factor(&format!("the {what} is unknown, expired or already used; start again"))
+    wrong_factor(&format!("the {what} is unknown or already used; start again"))
 }
+
+/// The ceremony `row` if it is still open; otherwise the error of `unknown` (unknown or used) or,
+/// for one that expired, the same kind of error saying so.
+fn open_ceremony(row: Option<CeremonyRow>, now: DateTime<Utc>, unknown: impl Fn() -> Error) -> Result<CeremonyRow> {
+    let row = row.ok_or_else(&unknown)?;
+    if row.expires_at <= now {
+        let e = unknown();
+        let expired = format!("it expired (ceremonies last {} s); start again", CEREMONY_SECS);
+        return Err(match e.reason() {
+            Some(r) => Error::new(e.kind(), expired).with_reason(r),
+            None => Error::new(e.kind(), expired),
+        });
+    }
+    Ok(row)
+}
+
+/// The most live passwordless logins at once (each holds a row until it expires).
+const MAX_PASSKEY_LOGINS: i64 = 1000;
 
 fn no_passkeys_configured() -> Error {
     Error::new(
@@ -157,9 +175,20 @@ fn stored_passkeys(rows: &[CredentialRow]) -> Vec<StoredPasskey> {
     rows.iter().filter_map(|r| Some(StoredPasskey { credential_id: r.id, passkey: r.passkey.clone()? })).collect()
 }
 
-/// The methods `user` can complete a challenge with (locked rows are not needed: a hint only).
-fn methods_of(c: &mut PgConnection, user: Uuid, passkeys_on: bool) -> Result<(Vec<FactorKind>, Vec<CredentialRow>)> {
+/// The second factors of a user as a challenge offers them.
+struct Factors {
+    /// The methods that can complete a challenge here.
+    methods: Vec<FactorKind>,
+    passkeys: Vec<CredentialRow>,
+    /// Whether the user has any second factor at all (usable here or not).
+    any: bool,
+}
+
+/// The methods `user` can complete a challenge with (locked rows are not needed: a hint only). A
+/// passkey counts as a factor even where passkeys are off: it is then simply not offered.
+fn methods_of(c: &mut PgConnection, user: Uuid, passkeys_on: bool) -> Result<Factors> {
     let creds = CredentialRow::of_user(c, user, None, false)?;
+    let any = !creds.is_empty();
     let mut methods = Vec::new();
     if creds.iter().any(|r| r.kind == TOTP) {
         methods.push(FactorKind::Totp);
@@ -168,10 +197,10 @@ fn methods_of(c: &mut PgConnection, user: Uuid, passkeys_on: bool) -> Result<(Ve
     if passkeys_on && !passkeys.is_empty() {
         methods.push(FactorKind::Passkey);
     }
-    if !methods.is_empty() && RecoveryCodeRow::unused(c, user)? > 0 {
+    if any && RecoveryCodeRow::unused(c, user)? > 0 {
         methods.push(FactorKind::RecoveryCode);
     }
-    Ok((methods, passkeys))
+    Ok(Factors { methods, passkeys, any })
 }
 
 impl MfaSettings {
@@ -192,6 +221,10 @@ impl MfaSettings {
     ) -> Result<std::result::Result<Verified, Error>> {
         match factor {
             Factor::Totp(code) => {
+                let code = code.trim();
+                if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(Error::invalid("factor.totp_code", "factor.totp_code must be 6 digits"));
+                }
                 let Some(cred) = CredentialRow::of_user(c, user, Some(TOTP), true)?.into_iter().next() else {
                     return Ok(Err(wrong_factor("wrong second factor: no TOTP is enrolled")));
                 };
@@ -212,7 +245,10 @@ impl MfaSettings {
             }
             Factor::RecoveryCode(code) => {
                 let Some(code) = mfa::normalise_recovery_code(code) else {
-                    return Ok(Err(wrong_factor("wrong second factor: not a recovery code")));
+                    return Err(Error::invalid(
+                        "factor.recovery_code",
+                        "factor.recovery_code must be 16 letters and digits (as printed, dashes optional)",
+                    ));
                 };
                 let hash = Sha256::digest(code.as_bytes()).to_vec();
                 if !RecoveryCodeRow::spend(c, user, &hash, now)? {
@@ -257,9 +293,16 @@ fn open_challenge(
     session: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<Option<MfaChallenge>> {
-    let (methods, passkeys) = methods_of(c, user, settings.passkeys.is_some())?;
-    if methods.is_empty() {
+    let Factors { methods, passkeys, any } = methods_of(c, user, settings.passkeys.is_some())?;
+    if !any {
         return Ok(None);
+    }
+    if methods.is_empty() {
+        // Fail closed: a passkey on a server whose passkeys are off does not vanish as a factor.
+        return Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            "this account's second factor is a passkey, and passkeys are not configured on this server (OPENNVR_WEBAUTHN_RP_ID); an administrator must restore them or remove the passkey",
+        ));
     }
     let (ticket, hash) = new_ticket();
     let (options, state) = match (&settings.passkeys, passkeys.is_empty()) {
@@ -274,17 +317,20 @@ fn open_challenge(
     Ok(Some(MfaChallenge { ticket, methods, passkey_options: options, expires_at }))
 }
 
-/// Fails with RESOURCE_EXHAUSTED while `username` is locked out of second factors.
-fn check_lockout(c: &mut PgConnection, username: &str, now: DateTime<Utc>) -> Result<()> {
-    let record = LoginFailureRow::find(c, username, SECOND_FACTOR_SCOPE)?;
-    refuse_while_blocked(record.as_ref(), now, "wrong second factors")
+/// Takes `username`'s turn at second factors: their throttling record stays locked until the
+/// transaction ends, so parallel attempts are judged one after another. Fails with
+/// RESOURCE_EXHAUSTED while the user is locked out.
+fn check_lockout(c: &mut PgConnection, username: &str, now: DateTime<Utc>) -> Result<LoginFailureRow> {
+    let record = LoginFailureRow::lock(c, username, SECOND_FACTOR_SCOPE, now)?;
+    refuse_while_blocked(Some(&record), now, "wrong second factors")?;
+    Ok(record)
 }
 
-/// Counts a wrong second factor of `username` (every address counts: whoever presents it knows the
-/// password or holds a session already).
-fn count_wrong_factor(c: &mut PgConnection, username: &str, now: DateTime<Utc>) -> Result<()> {
-    let record = LoginFailureRow::find(c, username, SECOND_FACTOR_SCOPE)?;
-    next_failure(record, username.to_owned(), SECOND_FACTOR_SCOPE.to_owned(), now).upsert(c)
+/// Counts a wrong second factor of the user whose turn `record` is (every address counts: whoever
+/// presents one knows the password or holds a session already).
+fn count_wrong_factor(c: &mut PgConnection, record: LoginFailureRow, now: DateTime<Utc>) -> Result<()> {
+    let (user, scope) = (record.username.clone(), record.client_address.clone());
+    next_failure(Some(record), user, scope, now).upsert(c)
 }
 
 impl AuthApp {
@@ -316,11 +362,11 @@ impl AuthApp {
         settings.passkeys()?;
         self.store
             .transaction(move |c| {
-                let row =
-                    CeremonyRow::find_for_update(c, &hash, LOGIN_MFA, now)?.ok_or_else(|| bad_ticket("ticket"))?;
+                let row = CeremonyRow::find_for_update(c, &hash, LOGIN_MFA)?;
+                let row = open_ceremony(row, now, || bad_ticket("ticket"))?;
                 let user = row.user_id.ok_or_else(|| bad_ticket("ticket"))?;
                 let ceremonies = settings.passkeys()?;
-                let (methods, passkeys) = methods_of(c, user, true)?;
+                let Factors { methods, passkeys, .. } = methods_of(c, user, true)?;
                 if passkeys.is_empty() {
                     return Err(Error::new(ErrorKind::FailedPrecondition, "the user has no passkey"));
                 }
@@ -349,12 +395,12 @@ impl AuthApp {
         let verified = self
             .store
             .transaction(move |c| {
-                let row =
-                    CeremonyRow::find_for_update(c, &hash, LOGIN_MFA, now)?.ok_or_else(|| bad_ticket("ticket"))?;
+                let row = CeremonyRow::find_for_update(c, &hash, LOGIN_MFA)?;
+                let row = open_ceremony(row, now, || bad_ticket("ticket"))?;
                 let user_id = row.user_id.ok_or_else(|| bad_ticket("ticket"))?;
                 let user = UserRow::find(c, user_id)?.ok_or_else(|| bad_ticket("ticket"))?;
                 noted.about("user", &user.id.to_string(), "");
-                check_lockout(c, &user.username, now)?;
+                let turn = check_lockout(c, &user.username, now)?;
                 if matches!(factor, Factor::Passkey(_)) {
                     // A passkey challenge works once, whatever the outcome.
                     CeremonyRow::set_passkey_state(c, row.id, None)?;
@@ -366,7 +412,7 @@ impl AuthApp {
                         Ok(Ok((user, v)))
                     }
                     Err(wrong) => {
-                        count_wrong_factor(c, &user.username, now)?;
+                        count_wrong_factor(c, turn, now)?;
                         if CeremonyRow::count_failure(c, row.id)? >= CEREMONY_MAX_FAILURES {
                             CeremonyRow::delete(c, row.id)?;
                         }
@@ -396,7 +442,20 @@ impl AuthApp {
         let (ticket, hash) = new_ticket();
         let expires_at = now + Duration::seconds(CEREMONY_SECS);
         let row = CeremonyRow::open(PASSKEY_LOGIN, None, None, Some(state), hash, now, expires_at);
-        self.store.run(move |c| row.insert(c)).await?;
+        // Anyone may start one: their number is bounded, so they cannot fill the database.
+        self.store
+            .transaction(move |c| {
+                if CeremonyRow::prune_and_count(c, PASSKEY_LOGIN, now)? >= MAX_PASSKEY_LOGINS {
+                    return Err(Error::new(
+                        ErrorKind::ResourceExhausted,
+                        "too many passwordless logins in progress; retry in a minute",
+                    )
+                    .with_retry_after(std::time::Duration::from_secs(60))
+                    .with_reason(reason::RATE_LIMITED));
+                }
+                row.insert(c)
+            })
+            .await?;
         Ok(MfaChallenge { ticket, methods: vec![FactorKind::Passkey], passkey_options: options, expires_at })
     }
 
@@ -411,29 +470,27 @@ impl AuthApp {
         let verified = self
             .store
             .transaction(move |c| {
-                let row =
-                    CeremonyRow::find_for_update(c, &hash, PASSKEY_LOGIN, now)?.ok_or_else(|| bad_ticket("ticket"))?;
+                let row = CeremonyRow::find_for_update(c, &hash, PASSKEY_LOGIN)?;
+                let row = open_ceremony(row, now, || bad_ticket("ticket"))?;
+                // Single use, whatever the outcome (the refusals below commit that).
                 CeremonyRow::delete(c, row.id)?;
                 let state = row.passkey_state.ok_or_else(|| bad_ticket("ticket"))?;
                 let unknown = || wrong_factor("passkey refused: the credential is not registered");
-                let cred = CredentialRow::passkey_for_update(c, &cred_id)?.ok_or_else(unknown)?;
-                if cred.user_id != user_handle {
+                let Some(cred) = CredentialRow::passkey_for_update(c, &cred_id)? else { return Ok(Err(unknown())) };
+                let (Some(passkey), true) = (cred.passkey.clone(), cred.user_id == user_handle) else {
                     return Ok(Err(unknown()));
-                }
-                let user = UserRow::find(c, cred.user_id)?.ok_or_else(unknown)?;
+                };
+                let Some(user) = UserRow::find(c, cred.user_id)? else { return Ok(Err(unknown())) };
                 noted.about("user", &user.id.to_string(), "");
-                check_lockout(c, &user.username, now)?;
-                let stored =
-                    StoredPasskey { credential_id: cred.id, passkey: cred.passkey.clone().ok_or_else(unknown)? };
+                // A passkey cannot be guessed: failures here are not counted toward the user's
+                // lockout (which anyone knowing a credential id could otherwise trigger).
+                let stored = StoredPasskey { credential_id: cred.id, passkey };
                 match ceremonies.finish_discoverable(FIELD, &assertion, state, &stored) {
                     Ok(v) => {
                         CredentialRow::use_passkey(c, v.credential_id, v.passkey, now)?;
                         Ok(Ok((user, cred.id)))
                     }
-                    Err(e) if e.kind() == ErrorKind::Unauthenticated => {
-                        count_wrong_factor(c, &user.username, now)?;
-                        Ok(Err(e))
-                    }
+                    Err(e) if e.kind() == ErrorKind::Unauthenticated => Ok(Err(e)),
                     Err(e) => Err(e),
                 }
             })
@@ -490,9 +547,9 @@ impl AuthApp {
             .transaction(move |c| {
                 let mut state = None;
                 if let Some(hash) = &hash {
-                    let row = CeremonyRow::find_for_update(c, hash, STEP_UP, now)?
-                        .filter(|r| r.session_id == Some(who.session_id))
-                        .ok_or_else(|| bad_ticket("ticket"))?;
+                    let row = CeremonyRow::find_for_update(c, hash, STEP_UP)?
+                        .filter(|r| r.session_id == Some(who.session_id));
+                    let row = open_ceremony(row, now, || bad_ticket("ticket"))?;
                     state = row.passkey_state.clone();
                     CeremonyRow::delete(c, row.id)?;
                 }
@@ -502,7 +559,7 @@ impl AuthApp {
                         "you have no second factor: enrol one (StartTotpEnrollment or StartPasskeyRegistration)",
                     ));
                 }
-                check_lockout(c, &who.username, now)?;
+                let turn = check_lockout(c, &who.username, now)?;
                 match settings.verify(c, who.user_id, &factor, state, now)? {
                     Ok(v) => {
                         LoginFailureRow::clear(c, &who.username, SECOND_FACTOR_SCOPE)?;
@@ -513,7 +570,7 @@ impl AuthApp {
                         Ok(Ok(session))
                     }
                     Err(wrong) => {
-                        count_wrong_factor(c, &who.username, now)?;
+                        count_wrong_factor(c, turn, now)?;
                         Ok(Err(wrong))
                     }
                 }
@@ -577,12 +634,14 @@ impl AuthApp {
                 let expired = || {
                     Error::new(
                         ErrorKind::FailedPrecondition,
-                        "the enrollment token is unknown, expired, used or of another session: start again",
+                        "the enrollment token is unknown, used or of another session: start again",
                     )
                 };
-                let row = CeremonyRow::find_for_update(c, &hash, TOTP_ENROLLMENT, now)?
-                    .filter(|r| r.session_id == Some(who.session_id))
-                    .ok_or_else(expired)?;
+                // One enrolment of a user at a time: a first factor gets recovery codes only once.
+                UserRow::find_for_update(c, who.user_id)?;
+                let row = CeremonyRow::find_for_update(c, &hash, TOTP_ENROLLMENT)?
+                    .filter(|r| r.session_id == Some(who.session_id));
+                let row = open_ceremony(row, now, expired)?;
                 let sealed = Sealed {
                     kek_id: row.kek_id.clone().ok_or_else(expired)?,
                     blob: row.secret_sealed.clone().ok_or_else(expired)?,
@@ -679,14 +738,16 @@ impl AuthApp {
         let outcome = self
             .store
             .transaction(move |c| {
-                let row = CeremonyRow::find_for_update(c, &hash, PASSKEY_REGISTRATION, now)?
-                    .filter(|r| r.session_id == Some(who.session_id))
-                    .ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::FailedPrecondition,
-                            "the registration token is unknown, expired, used or of another session: start again",
-                        )
-                    })?;
+                // One enrolment of a user at a time: a first factor gets recovery codes only once.
+                UserRow::find_for_update(c, who.user_id)?;
+                let row = CeremonyRow::find_for_update(c, &hash, PASSKEY_REGISTRATION)?
+                    .filter(|r| r.session_id == Some(who.session_id));
+                let row = open_ceremony(row, now, || {
+                    Error::new(
+                        ErrorKind::FailedPrecondition,
+                        "the registration token is unknown, used or of another session: start again",
+                    )
+                })?;
                 // Single use, whatever the outcome.
                 CeremonyRow::delete(c, row.id)?;
                 let state = row.passkey_state.ok_or_else(|| Error::internal("registration without state"))?;

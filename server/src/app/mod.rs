@@ -46,6 +46,8 @@ pub struct KeyScope {
     pub cameras: Vec<Uuid>,
     /// "Service.Method" names.
     pub step_up_methods: Vec<String>,
+    /// When the key stops working, if ever (keys it creates must stop no later).
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One API call as the app layer sees it: who (if anyone yet), from where, which action, and whether
@@ -149,9 +151,11 @@ impl Call {
 }
 
 impl Principal {
-    /// Whether the role holds `permission` (and, for an API key, the key's scope too).
+    /// Whether the role holds `permission` (and, for an API key, the key's scope too). An
+    /// enrolment-only session holds none until its user has a second factor.
     pub fn allows(&self, permission: Permission) -> bool {
-        self.role.allows(permission)
+        !self.enrolment_only
+            && self.role.allows(permission)
             && self.api_key.as_ref().is_none_or(|k| k.permissions.is_empty() || k.permissions.contains(&permission))
     }
 

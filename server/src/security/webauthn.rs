@@ -263,10 +263,20 @@ impl PasskeyCeremonies {
     }
 }
 
-/// The stored passkey `result` used, with its state brought up to date.
+/// The stored passkey `result` used, with its state brought up to date. The signature counter is
+/// checked against the stored one (as it is now, not as it was when the challenge was issued): an
+/// authenticator that counts must count forward, or it may be a clone.
 fn updated(result: &AuthenticationResult, passkeys: &[StoredPasskey]) -> Result<VerifiedAssertion> {
     for stored in passkeys {
         let mut key: Passkey = from_value(stored.passkey.clone())?;
+        if key.cred_id() != result.cred_id() {
+            continue;
+        }
+        let counted = stored.passkey.pointer("/cred/counter").and_then(Value::as_u64).unwrap_or(0);
+        let presented = u64::from(result.counter());
+        if (presented > 0 || counted > 0) && presented <= counted {
+            return Err(unauthenticated(&WebauthnError::CredentialPossibleCompromise));
+        }
         if key.update_credential(result).is_some() {
             return Ok(VerifiedAssertion { credential_id: stored.credential_id, passkey: to_value(&key)? });
         }

@@ -15,6 +15,8 @@ pub struct ApiKeyRow {
     pub secret_prefix: String,
     pub created_by: Option<Uuid>,
     pub created_by_username: String,
+    /// The key that created this one, if a key did.
+    pub created_by_key: Option<Uuid>,
     pub role: String,
     pub permissions: Vec<String>,
     pub camera_ids: Vec<Uuid>,
@@ -69,27 +71,53 @@ impl ApiKeyRow {
         Ok(q.load(c)?)
     }
 
-    /// Revokes a key (idempotent); returns the row as it now is.
-    pub fn revoke(c: &mut PgConnection, id: Uuid, now: DateTime<Utc>, reason: &str) -> Result<Option<ApiKeyRow>> {
-        diesel::update(api_keys::table.find(id).filter(api_keys::revoked_at.is_null()))
-            .set((api_keys::revoked_at.eq(now), api_keys::revoked_reason.eq(reason), api_keys::updated_at.eq(now)))
-            .execute(c)?;
-        ApiKeyRow::find(c, id)
+    /// Revokes a key (idempotent) and every live key created by it, directly or through others.
+    /// Returns the key as it now is, and the ids of every key this call revoked.
+    pub fn revoke(
+        c: &mut PgConnection,
+        id: Uuid,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Option<(ApiKeyRow, Vec<Uuid>)>> {
+        if ApiKeyRow::find(c, id)?.is_none() {
+            return Ok(None);
+        }
+        let revoked = ApiKeyRow::revoke_descending(c, &[id], now, reason)?;
+        Ok(ApiKeyRow::find(c, id)?.map(|row| (row, revoked)))
     }
 
-    /// Revokes every live key `user` created; returns their ids.
+    /// Revokes every live key `user` created, and the keys those created; returns their ids.
     pub fn revoke_all_of_creator(
         c: &mut PgConnection,
         user: Uuid,
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<Vec<Uuid>> {
-        Ok(diesel::update(api_keys::table)
-            .filter(api_keys::created_by.eq(user))
-            .filter(api_keys::revoked_at.is_null())
-            .set((api_keys::revoked_at.eq(now), api_keys::revoked_reason.eq(reason), api_keys::updated_at.eq(now)))
-            .returning(api_keys::id)
-            .get_results(c)?)
+        let roots: Vec<Uuid> = api_keys::table.filter(api_keys::created_by.eq(user)).select(api_keys::id).load(c)?;
+        ApiKeyRow::revoke_descending(c, &roots, now, reason)
+    }
+
+    /// Revokes the live keys among `roots` and their descendants (keys created by keys).
+    fn revoke_descending(c: &mut PgConnection, roots: &[Uuid], now: DateTime<Utc>, reason: &str) -> Result<Vec<Uuid>> {
+        #[derive(QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: Uuid,
+        }
+        let rows: Vec<Id> = diesel::sql_query(
+            "WITH RECURSIVE tree(id) AS (
+               SELECT id FROM api_keys WHERE id = ANY($1)
+               UNION SELECT k.id FROM api_keys k JOIN tree t ON k.created_by_key = t.id
+             )
+             UPDATE api_keys SET revoked_at = $2, revoked_reason = $3, updated_at = $2
+              WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL
+             RETURNING id",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(roots)
+        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .bind::<diesel::sql_types::Text, _>(reason)
+        .load(c)?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
     }
 
     /// Records last uses (batched by the key cache): each key's `last_used_at` moves forward only.

@@ -57,21 +57,24 @@ impl CeremonyRow {
         Ok(())
     }
 
-    /// The live ceremony of `kind` behind the token hash, locked until the transaction ends.
-    pub fn find_for_update(
-        c: &mut PgConnection,
-        token_hash: &[u8],
-        kind: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<CeremonyRow>> {
+    /// The ceremony of `kind` behind the token hash (expired or not), locked until the transaction ends.
+    pub fn find_for_update(c: &mut PgConnection, token_hash: &[u8], kind: &str) -> Result<Option<CeremonyRow>> {
         Ok(auth_ceremonies::table
             .filter(auth_ceremonies::token_hash.eq(token_hash.to_vec()))
             .filter(auth_ceremonies::kind.eq(kind))
-            .filter(auth_ceremonies::expires_at.gt(now))
             .select(CeremonyRow::as_select())
             .for_update()
             .first(c)
             .optional()?)
+    }
+
+    /// Drops expired ceremonies of `kind` and counts the live ones.
+    pub fn prune_and_count(c: &mut PgConnection, kind: &str, now: DateTime<Utc>) -> Result<i64> {
+        diesel::delete(
+            auth_ceremonies::table.filter(auth_ceremonies::kind.eq(kind)).filter(auth_ceremonies::expires_at.le(now)),
+        )
+        .execute(c)?;
+        Ok(auth_ceremonies::table.filter(auth_ceremonies::kind.eq(kind)).count().get_result(c)?)
     }
 
     /// Replaces the WebAuthn state of a ceremony (`None` spends it: a challenge works once).

@@ -323,6 +323,7 @@ diesel::table! {
         secret_prefix -> Text,
         created_by -> Nullable<Uuid>,
         created_by_username -> Text,
+        created_by_key -> Nullable<Uuid>,
         role -> Text,
         permissions -> Array<Text>,
         camera_ids -> Array<Uuid>,

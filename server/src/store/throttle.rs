@@ -26,6 +26,30 @@ impl LoginFailureRow {
             .optional()?)
     }
 
+    /// The record of (`username`, `client_address`), created empty if missing, locked until the
+    /// transaction ends: attempts of one pair are judged one at a time, so parallel guesses cannot
+    /// all pass the check before any is counted.
+    pub fn lock(
+        c: &mut PgConnection,
+        username: &str,
+        client_address: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LoginFailureRow> {
+        let empty = LoginFailureRow {
+            username: username.to_owned(),
+            client_address: client_address.to_owned(),
+            failures: 0,
+            last_failure_at: now,
+            blocked_until: now,
+        };
+        diesel::insert_into(login_failures::table).values(&empty).on_conflict_do_nothing().execute(c)?;
+        Ok(login_failures::table
+            .find((username.to_owned(), client_address.to_owned()))
+            .select(LoginFailureRow::as_select())
+            .for_update()
+            .first(c)?)
+    }
+
     /// Drops records whose last failure is older than `before` and that block nothing.
     pub fn purge(c: &mut PgConnection, before: DateTime<Utc>) -> Result<usize> {
         Ok(diesel::delete(login_failures::table)

@@ -53,11 +53,41 @@ fn holds(role: pb::Role, permissions: &[&str], p: Permission) -> bool {
     role.allows(p) && (permissions.is_empty() || permissions.contains(&p.name()))
 }
 
+/// The RPCs that need a step-up, as reviewed: the proto's `Step-up:` lines must say exactly this.
+const STEP_UP_RPCS: [&str; 16] = [
+    "AuditService.ExportAuditEvents",
+    "AuthService.CreateApiKey",
+    "AuthService.DeleteCredential",
+    "AuthService.DeleteUser",
+    "AuthService.RegenerateRecoveryCodes",
+    "AuthService.RotateMasterKey",
+    "AuthService.SetUserPassword",
+    "AuthService.StartPasskeyRegistration",
+    "AuthService.StartTotpEnrollment",
+    "AuthService.UpdateUser",
+    "CameraService.DeleteCamera",
+    "CameraService.SetCameraSource",
+    "RecordingService.DeleteRecordings",
+    "RecordingService.DeleteRetentionPolicy",
+    "RecordingService.ReleaseHold",
+    "RecordingService.UpdateRetentionPolicy",
+];
+
 #[tokio::test]
 async fn an_api_key_reaches_exactly_what_its_scope_allows_on_every_rpc() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
+    let camera = crate::cameras::create(&admin, "Lobby").await;
     let table = PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, "opennvr.v1").unwrap();
+    let mut marked: Vec<String> = rpcs()
+        .into_iter()
+        .map(|(rpc, _)| rpc)
+        .filter(|rpc| table.get(&format!("/opennvr.v1.{}", rpc.replace('.', "/"))).unwrap().step_up != StepUp::No)
+        .collect();
+    marked.sort();
+    let mut reviewed: Vec<String> = STEP_UP_RPCS.iter().map(|s| s.to_string()).collect();
+    reviewed.sort();
+    assert_eq!(marked, reviewed, "the step-up RPCs of the proto changed: review STEP_UP_RPCS");
     let specs = [
         Spec {
             name: "dashboard",
@@ -75,6 +105,13 @@ async fn an_api_key_reaches_exactly_what_its_scope_allows_on_every_rpc() {
             step_up: &["CameraService.DeleteCamera", "CameraService.SetCameraSource"],
         },
         Spec { name: "auditor", role: pb::Role::Auditor, permissions: &[], cameras: vec![], step_up: &[] },
+        Spec {
+            name: "kiosk",
+            role: pb::Role::Viewer,
+            permissions: &["camera.read", "camera.live"],
+            cameras: vec![camera.id.clone()],
+            step_up: &[],
+        },
     ];
     let mut problems = Vec::new();
     for spec in &specs {
@@ -272,6 +309,48 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
     let narrower =
         Spec { name: "reader", role: pb::Role::Viewer, permissions: &["camera.read"], cameras: vec![], step_up: &[] };
     let (reader, _) = key_client(&s, &provisioner, &narrower).await;
+    reader.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
+
+    // A key limited to cameras holds only camera permissions: a site-wide one would reach every camera.
+    let limited = Spec {
+        name: "limited",
+        role: pb::Role::Admin,
+        permissions: &["camera.read", "retention.manage"],
+        cameras: vec![camera.id.clone()],
+        step_up: &[],
+    };
+    let e = admin.auth().create_api_key(request(&limited)).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().contains("retention.manage"), "{e:?}");
+    // A key made by an expiring key expires no later; revoking a key revokes the keys it made.
+    let mut parent = request(&Spec {
+        name: "temporary provisioner",
+        role: pb::Role::Admin,
+        permissions: &["camera.read", "apikey.manage"],
+        cameras: vec![],
+        step_up: &["AuthService.CreateApiKey"],
+    });
+    let until = s.clock_now() + chrono::Duration::days(1);
+    parent.api_key.as_mut().unwrap().expire_time = Some(opennvr_server::api::convert::timestamp(until));
+    let made = admin.auth().create_api_key(parent).await.unwrap().into_inner();
+    let parent_client = s.client().await;
+    parent_client.set_api_key(&made.secret);
+    let mut child = request(&Spec {
+        name: "child",
+        role: pb::Role::Viewer,
+        permissions: &["camera.read"],
+        cameras: vec![],
+        step_up: &[],
+    });
+    let e = parent_client.auth().create_api_key(child.clone()).await.unwrap_err();
+    assert!(e.message().contains("api_key.expire_time"), "a child of an expiring key must expire: {e:?}");
+    child.api_key.as_mut().unwrap().expire_time = Some(opennvr_server::api::convert::timestamp(until));
+    let child = parent_client.auth().create_api_key(child).await.unwrap().into_inner();
+    let child_client = s.client().await;
+    child_client.set_api_key(&child.secret);
+    child_client.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
+    admin.auth().revoke_api_key(pb::RevokeApiKeyRequest { api_key_id: made.api_key.unwrap().id }).await.unwrap();
+    let gone = child_client.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap_err();
+    assert_eq!(gone.code(), Code::Unauthenticated);
     reader.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
     // What a key does is in the trail under the key.
     let entries = admin

@@ -86,13 +86,20 @@ async fn totp_accepts_the_current_and_an_adjacent_code_once_and_locks_out_guessi
     let ch = challenge(&c, "tess").await;
     let replay = c.finish_mfa(&ch.ticket, totp(&previous)).await.unwrap_err();
     assert!(replay.to_string().contains("already used"), "{replay}");
+    // The code of the next step (the authenticator's clock runs a little ahead) is accepted too.
+    c.finish_mfa(&ch.ticket, totp(&code_at(&s, "tess", 30))).await.unwrap();
     // Two steps away is outside the window.
-    let far = c.finish_mfa(&ch.ticket, totp(&code_at(&s, "tess", 90))).await.unwrap_err();
+    let ch = challenge(&c, "tess").await;
+    let far = c.finish_mfa(&ch.ticket, totp(&code_at(&s, "tess", 60))).await.unwrap_err();
     assert!(far.to_string().contains("does not match"), "{far}");
+    // Something that is not a code at all is a bad request, not a guess.
+    let malformed = c.finish_mfa(&ch.ticket, totp("12ab56")).await.unwrap_err();
+    let opennvr_sdk::Error::Status(st) = &malformed else { panic!("{malformed}") };
+    assert_eq!((st.code(), field(st).as_str()), (Code::InvalidArgument, "factor.totp_code"));
 
     // Wrong factors count toward a lockout of the user, whatever the ticket: three are free, the
     // fourth blocks, and then even the right code waits.
-    for _ in 0..2 {
+    for _ in 0..3 {
         let ch = challenge(&c, "tess").await;
         c.finish_mfa(&ch.ticket, totp(wrong)).await.unwrap_err();
     }
@@ -102,7 +109,23 @@ async fn totp_accepts_the_current_and_an_adjacent_code_once_and_locks_out_guessi
     assert_eq!(locked.reason().as_deref(), Some("ERROR_REASON_RATE_LIMITED"));
     // Once the back-off has passed, the right code signs in (and clears the count).
     s.clock.advance(chrono::Duration::seconds(30));
-    c.finish_mfa(&ch.ticket, totp(&code_at(&s, "tess", 0))).await.unwrap();
+    c.finish_mfa(&ch.ticket, totp(&code_at(&s, "tess", 30))).await.unwrap();
+
+    // Guesses sent in parallel are judged one after another: only the free ones and the one that
+    // blocks are even checked.
+    let tess = c.clone();
+    let mut guesses = Vec::new();
+    for _ in 0..12 {
+        let tess = tess.clone();
+        let wrong = wrong.to_owned();
+        guesses.push(tokio::spawn(async move { tess.auth().step_up(step_up("", totp(&wrong))).await }));
+    }
+    let mut codes = Vec::new();
+    for g in guesses {
+        codes.push(g.await.unwrap().unwrap_err().code());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == Code::Unauthenticated).count(), 4, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == Code::ResourceExhausted).count(), 8, "{codes:?}");
     // Every wrong factor left an entry naming the user.
     let denied = admin
         .audit()
@@ -167,6 +190,10 @@ async fn a_role_that_requires_mfa_gets_an_enrolment_only_session_until_a_factor_
     let bea = s.client().await;
     let tokens = bea.login("bea", ADMIN_PASSWORD).await.unwrap();
     assert!(tokens.mfa_enrolment_required);
+    // A second enrolment-only session, opened with the password alone (by bea, or by whoever else
+    // knows it).
+    let other = s.client().await;
+    assert!(other.login("bea", ADMIN_PASSWORD).await.unwrap().mfa_enrolment_required);
     // Everything but enrolling is refused, with a reason a client can act on.
     let refused = status(bea.auth().list_users(pb::ListUsersRequest::default()).await);
     assert_eq!(
@@ -224,8 +251,23 @@ async fn a_role_that_requires_mfa_gets_an_enrolment_only_session_until_a_factor_
         "SELECT count(*) AS n FROM credentials WHERE totp_secret_sealed IS NOT NULL AND totp_kek_id LIKE 'kek-%'",
     );
     assert_eq!(sealed, 2);
-    // Refreshed, the session is a full one; a second TOTP is refused.
+    // Refreshed, the session that enrolled is a full one; a second TOTP is refused.
     assert!(!bea.refresh().await.unwrap().mfa_enrolment_required);
+    // The other session proved nothing: it stays enrolment-only until it presents the factor.
+    assert!(other.refresh().await.unwrap().mfa_enrolment_required);
+    let refused = status(other.auth().list_users(pb::ListUsersRequest::default()).await);
+    assert_eq!(reason(&refused), "ERROR_REASON_MFA_ENROLMENT_REQUIRED");
+    let admin_id = who(&admin).await.unwrap().user.unwrap().id;
+    let foreign =
+        other.auth().list_credentials(pb::ListCredentialsRequest { user_id: admin_id, ..Default::default() }).await;
+    assert_eq!(status(foreign).code(), Code::PermissionDenied, "another user's credentials stay out of reach");
+    let right = seed.code_at(s.clock_now() + chrono::Duration::seconds(30));
+    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let wrong_step = other.auth().step_up(step_up("", totp(wrong))).await;
+    assert_eq!(status(wrong_step).code(), Code::Unauthenticated);
+    s.clock.advance(chrono::Duration::seconds(30));
+    other.auth().step_up(step_up("", totp(&right))).await.unwrap();
+    assert!(!other.refresh().await.unwrap().mfa_enrolment_required);
     bea.auth().list_users(pb::ListUsersRequest::default()).await.unwrap();
     let twice = status(bea.auth().start_totp_enrollment(pb::StartTotpEnrollmentRequest {}).await);
     assert_eq!(twice.code(), Code::AlreadyExists);
@@ -476,7 +518,9 @@ async fn a_passkey_whose_counter_goes_back_or_that_was_deleted_is_refused() {
     let used = counter(&mut su);
     assert!(used >= 1, "counter {used}");
     // A cloned authenticator shows up as a counter that does not move forward: make the stored one
-    // run ahead of what this authenticator will sign.
+    // run ahead of what this authenticator will sign — after the challenge was issued, as when the
+    // genuine key is used meanwhile.
+    let ch = challenge(&c, "admin").await;
     diesel::RunQueryDsl::execute(
         diesel::sql_query(format!(
             "UPDATE credentials SET passkey = jsonb_set(passkey, '{{cred,counter}}', '1000') WHERE id = '{}'",
@@ -485,7 +529,6 @@ async fn a_passkey_whose_counter_goes_back_or_that_was_deleted_is_refused() {
         &mut su,
     )
     .unwrap();
-    let ch = challenge(&c, "admin").await;
     let cloned =
         c.finish_mfa(&ch.ticket, passkey(assert_with(&mut key, &ch.passkey_request_options_json))).await.unwrap_err();
     assert!(cloned.to_string().contains("counter went backwards"), "{cloned}");
@@ -544,17 +587,64 @@ async fn expired_ceremonies_are_refused() {
     s.clock.advance(chrono::Duration::seconds(301));
     let e = c.finish_mfa(&ch.ticket, passkey(json)).await.unwrap_err();
     assert!(e.to_string().contains("expired"), "{e}");
-    // A passwordless login whose state expired.
+    // A step-up challenge answered after it expired.
+    admin.refresh().await.unwrap();
+    let st = admin.auth().start_step_up(pb::StartStepUpRequest {}).await.unwrap().into_inner().challenge.unwrap();
+    let json = assert_with(&mut key, &st.passkey_request_options_json);
+    s.clock.advance(chrono::Duration::seconds(301));
+    admin.refresh().await.unwrap();
+    let late = status(admin.auth().step_up(step_up(&st.ticket, passkey(json))).await);
+    assert_eq!(late.code(), Code::Unauthenticated);
+    assert!(late.message().contains("expired"), "{}", late.message());
+    // A passwordless login answered, well-formed, after its state expired.
+    let (user_id, raw_id) = (admin_id(&admin).await, credential_raw_id(&s).await);
     let started = c.auth().start_passkey_login(pb::StartPasskeyLoginRequest {}).await.unwrap().into_inner();
+    let ch = started.challenge.unwrap();
+    let json = discoverable_assertion(&mut key, &ch.passkey_request_options_json, &raw_id, user_id);
     s.clock.advance(chrono::Duration::seconds(301));
     let e = c
         .auth()
-        .finish_passkey_login(pb::FinishPasskeyLoginRequest {
-            ticket: started.challenge.unwrap().ticket,
-            passkey_assertion_json: "{}".into(),
-        })
+        .finish_passkey_login(pb::FinishPasskeyLoginRequest { ticket: ch.ticket, passkey_assertion_json: json })
         .await;
-    assert_eq!(status(e).code(), Code::InvalidArgument, "a malformed assertion names the field first");
+    let e = status(e);
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains("expired"), "{}", e.message());
+}
+
+async fn admin_id(c: &opennvr_sdk::Client) -> uuid::Uuid {
+    uuid::Uuid::parse_str(&who(c).await.unwrap().user.unwrap().id).unwrap()
+}
+
+/// The WebAuthn credential id of the (one) passkey stored.
+async fn credential_raw_id(s: &TestServer) -> Vec<u8> {
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Bytea)]
+        id: Vec<u8>,
+    }
+    let mut su = s.db.superuser();
+    let row: Id = diesel::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT passkey_credential_id AS id FROM credentials WHERE kind = 'passkey'"),
+        &mut su,
+    )
+    .unwrap();
+    row.id
+}
+
+/// A passwordless assertion by `key` for the options `json`, claiming `user` as its user handle.
+/// The software authenticator keeps no resident credentials: a browser's passkey would offer itself;
+/// here the test names it, and adds the user handle a resident credential returns. The signature
+/// covers neither, so the assertion is checked for real.
+fn discoverable_assertion(key: &mut SoftPasskey, json: &str, raw_id: &[u8], user: uuid::Uuid) -> String {
+    use base64::Engine;
+    let mut options: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(options["publicKey"]["allowCredentials"], serde_json::json!([]), "no credential named");
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw_id);
+    options["publicKey"]["allowCredentials"] = serde_json::json!([{ "type": "public-key", "id": id }]);
+    let request: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+    let mut assertion = key.do_authentication(origin(), request).unwrap();
+    assertion.response.user_handle = Some(user.as_bytes().to_vec());
+    serde_json::to_string(&assertion).unwrap()
 }
 
 #[tokio::test]
@@ -563,23 +653,24 @@ async fn a_discoverable_passkey_signs_in_without_a_password() {
     let admin = s.admin().await;
     let mut key = SoftPasskey::new(true);
     let (_, raw_id) = register(&admin, &mut key, "laptop").await;
-    let me = who(&admin).await.unwrap();
-    let user_id = uuid::Uuid::parse_str(&me.user.unwrap().id).unwrap();
+    let user_id = admin_id(&admin).await;
     let c = s.client().await;
+    // An assertion whose user handle is not the passkey's owner is refused.
+    let vic = s.user(&admin, "vic", pb::Role::Viewer).await;
     let started = c.auth().start_passkey_login(pb::StartPasskeyLoginRequest {}).await.unwrap().into_inner();
     let ch = started.challenge.unwrap();
-    let mut options: serde_json::Value = serde_json::from_str(&ch.passkey_request_options_json).unwrap();
-    assert_eq!(options["publicKey"]["allowCredentials"], serde_json::json!([]), "no credential named");
-    // The software authenticator keeps no resident credentials: a browser's passkey would offer
-    // itself; here the test names it, and adds the user handle a resident credential returns. The
-    // signature covers neither, so the assertion is checked for real.
-    use base64::Engine;
-    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw_id);
-    options["publicKey"]["allowCredentials"] = serde_json::json!([{ "type": "public-key", "id": id }]);
-    let request: RequestChallengeResponse = serde_json::from_value(options).unwrap();
-    let mut assertion = key.do_authentication(origin(), request).unwrap();
-    assertion.response.user_handle = Some(user_id.as_bytes().to_vec());
-    let json = serde_json::to_string(&assertion).unwrap();
+    let impostor = discoverable_assertion(&mut key, &ch.passkey_request_options_json, &raw_id, admin_id(&vic).await);
+    let refused = c
+        .auth()
+        .finish_passkey_login(pb::FinishPasskeyLoginRequest { ticket: ch.ticket, passkey_assertion_json: impostor })
+        .await;
+    let refused = status(refused);
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert!(refused.message().contains("not registered"), "{}", refused.message());
+    // The passkey's owner signs in with it alone.
+    let started = c.auth().start_passkey_login(pb::StartPasskeyLoginRequest {}).await.unwrap().into_inner();
+    let ch = started.challenge.unwrap();
+    let json = discoverable_assertion(&mut key, &ch.passkey_request_options_json, &raw_id, user_id);
     let tokens = c
         .auth()
         .finish_passkey_login(pb::FinishPasskeyLoginRequest {
@@ -597,10 +688,87 @@ async fn a_discoverable_passkey_signs_in_without_a_password() {
     let mine = sessions.iter().find(|x| x.current).unwrap();
     assert_eq!(mine.auth_methods, vec!["hwk"]);
     assert!(mine.step_up_time.is_some(), "a passkey is both factors");
-    // The ticket is single use; a user handle that is not the credential's owner is refused.
+    // The ticket is single use.
     let again = c
         .auth()
         .finish_passkey_login(pb::FinishPasskeyLoginRequest { ticket: ch.ticket, passkey_assertion_json: json })
         .await;
     assert_eq!(status(again).code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn a_passkey_only_account_is_refused_not_let_in_when_passkeys_are_turned_off() {
+    let s = webauthn_server().await;
+    let admin = s.admin().await;
+    admin
+        .auth()
+        .create_user(pb::CreateUserRequest {
+            user: Some(pb::User { username: "pia".into(), role: pb::Role::Viewer as i32, ..Default::default() }),
+            password: ADMIN_PASSWORD.into(),
+        })
+        .await
+        .unwrap();
+    let pia = s.client().await;
+    pia.login("pia", ADMIN_PASSWORD).await.unwrap();
+    let mut key = SoftPasskey::new(true);
+    let (done, _) = register(&pia, &mut key, "phone").await;
+    assert_eq!(done.recovery_codes.len(), 10, "a first factor comes with recovery codes");
+    let (name, mut options) = (s.db.name.clone(), s.options.clone());
+    let totp = s.totp.lock().unwrap().clone();
+    s.shutdown().await;
+    // The same site without its relying party (a typo, or the setting dropped).
+    options.webauthn_rp_id = None;
+    options.webauthn_origins = None;
+    options.data_dir = Some(crate::harness::temp_dir("no-webauthn"));
+    let s = TestServer::start_with(crate::harness::TestDb { name }, options).await;
+    s.totp.lock().unwrap().extend(totp);
+    let c = s.client().await;
+    // The password alone does not sign pia in: her passkey still counts, it just cannot be asked
+    // for here, so the recovery codes are the way in.
+    let ch = challenge(&c, "pia").await;
+    assert_eq!(ch.methods, vec![pb::SecondFactorMethod::RecoveryCode as i32]);
+    c.finish_mfa(&ch.ticket, recovery(&done.recovery_codes[0])).await.unwrap();
+    // With no recovery code left, the login is refused outright.
+    let mut su = s.db.superuser();
+    diesel::RunQueryDsl::execute(diesel::sql_query("UPDATE recovery_codes SET used_at = now()"), &mut su).unwrap();
+    let refused = c.login_start("pia", ADMIN_PASSWORD).await.unwrap_err();
+    assert!(matches!(&refused, opennvr_sdk::Error::Status(st) if st.code() == Code::FailedPrecondition), "{refused}");
+    assert!(refused.to_string().contains("passkey"), "{refused}");
+}
+
+#[tokio::test]
+async fn the_roles_that_require_mfa_are_configurable() {
+    // No role: a new administrator is not held to enrolling.
+    let db = crate::harness::TestDb::new();
+    let mut options = crate::harness::test_options(&db);
+    options.mfa_required_roles = Some("none".into());
+    let s = TestServer::start_with(db, options).await;
+    let c = s.client().await;
+    let tokens = c.bootstrap(&s.setup_token(), "admin", ADMIN_PASSWORD).await.unwrap();
+    assert!(!tokens.mfa_enrolment_required);
+    c.auth().list_users(pb::ListUsersRequest::default()).await.unwrap();
+    s.shutdown().await;
+    // Operators too: an operator without a factor may only enrol one.
+    let db = crate::harness::TestDb::new();
+    let mut options = crate::harness::test_options(&db);
+    options.mfa_required_roles = Some("admin,operator".into());
+    let s = TestServer::start_with(db, options).await;
+    let admin = s.admin().await;
+    for (name, role, enrol) in [("olga", pb::Role::Operator, true), ("vera", pb::Role::Viewer, false)] {
+        admin
+            .auth()
+            .create_user(pb::CreateUserRequest {
+                user: Some(pb::User { username: name.into(), role: role as i32, ..Default::default() }),
+                password: ADMIN_PASSWORD.into(),
+            })
+            .await
+            .unwrap();
+        let tokens = s.client().await.login(name, ADMIN_PASSWORD).await.unwrap();
+        assert_eq!(tokens.mfa_enrolment_required, enrol, "{name}");
+    }
+    // A role name the server does not know stops it at boot, naming the variable.
+    let mut options = crate::harness::test_options(&crate::harness::TestDb::new());
+    options.mfa_required_roles = Some("admins".into());
+    let e = opennvr_server::config::Config::from_options(options).unwrap_err();
+    assert!(e.to_string().contains("OPENNVR_MFA_REQUIRED_ROLES"), "{e}");
 }

@@ -23,7 +23,8 @@ password + factor (Login, then FinishMfa), or with a passkey alone (StartPasskey
 FinishPasskeyLogin). The server's policy names the roles that must have a second factor (by
 default: admin). A user of such a role who has none gets an enrolment-only session: only the RPCs
 marked "Enrolment-only: allowed" answer; every other one is PERMISSION_DENIED with reason
-ERROR_REASON_MFA_ENROLMENT_REQUIRED until the user enrols a factor and refreshes the tokens.
+ERROR_REASON_MFA_ENROLMENT_REQUIRED until the session presents a factor (enrolling one, or
+StepUp once the user has one) and refreshes its tokens.
 WebAuthn needs a domain name (or localhost) as relying party: a site reached by IP address uses TOTP,
 which is a complete path on its own. Wrong second factors count toward a per-user lockout.
 

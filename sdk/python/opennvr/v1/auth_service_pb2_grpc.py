@@ -257,8 +257,10 @@ class AuthServiceServicer:
     def FinishMfa(self, request, context):
         """Finishes a login that answered an MfaChallenge. The new session starts stepped-up
         (step_up_time = now). Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS) for a
-        wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT for a missing or malformed
-        factor, RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) after repeated wrong factors.
+        wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT (naming the field) for a
+        missing or malformed factor, FAILED_PRECONDITION for a passkey assertion when the ticket's
+        passkey challenge was spent (call StartMfa), RESOURCE_EXHAUSTED (reason
+        ERROR_REASON_RATE_LIMITED) after repeated wrong factors (counted per user).
         Permission: public
         Camera-scoped: no
         Step-up: no
@@ -296,8 +298,8 @@ class AuthServiceServicer:
         """Exchanges a refresh token for new tokens of the same session. Refresh tokens rotate: each one
         works once, and presenting an already used one revokes the whole session (token theft). Returns
         UNAUTHENTICATED for an unknown, expired, reused or revoked refresh token or a disabled user.
-        An enrolment-only session gets full tokens from the first refresh after the user enrolled a
-        factor.
+        An enrolment-only session gets full tokens from the first refresh after it has presented a
+        second factor (by enrolling one, or with StepUp once the user has one).
         Permission: public
         Camera-scoped: no
         Step-up: no
@@ -373,9 +375,11 @@ class AuthServiceServicer:
         Starts a step-up: a challenge listing the caller's enrolled methods and, if the user has
         passkeys (and WebAuthn is configured), WebAuthn request options. A TOTP or recovery-code step-up
         may skip this call. Returns FAILED_PRECONDITION if the user has no second factor enrolled.
+        An enrolment-only session whose user has a factor by now upgrades itself this way (then Refresh).
         Permission: self
         Camera-scoped: no
         Step-up: no
+        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -389,6 +393,7 @@ class AuthServiceServicer:
         Permission: self
         Camera-scoped: no
         Step-up: no
+        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -23,7 +23,8 @@ password + factor (Login, then FinishMfa), or with a passkey alone (StartPasskey
 FinishPasskeyLogin). The server's policy names the roles that must have a second factor (by
 default: admin). A user of such a role who has none gets an enrolment-only session: only the RPCs
 marked "Enrolment-only: allowed" answer; every other one is PERMISSION_DENIED with reason
-ERROR_REASON_MFA_ENROLMENT_REQUIRED until the user enrols a factor and refreshes the tokens.
+ERROR_REASON_MFA_ENROLMENT_REQUIRED until the session presents a factor (enrolling one, or
+StepUp once the user has one) and refreshes its tokens.
 WebAuthn needs a domain name (or localhost) as relying party: a site reached by IP address uses TOTP,
 which is a complete path on its own. Wrong second factors count toward a per-user lockout.
 
@@ -100,8 +101,10 @@ class AuthServiceStub:
     FinishMfa: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.FinishMfaRequest, _auth_service_pb2.FinishMfaResponse]
     """Finishes a login that answered an MfaChallenge. The new session starts stepped-up
     (step_up_time = now). Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS) for a
-    wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT for a missing or malformed
-    factor, RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) after repeated wrong factors.
+    wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT (naming the field) for a
+    missing or malformed factor, FAILED_PRECONDITION for a passkey assertion when the ticket's
+    passkey challenge was spent (call StartMfa), RESOURCE_EXHAUSTED (reason
+    ERROR_REASON_RATE_LIMITED) after repeated wrong factors (counted per user).
     Permission: public
     Camera-scoped: no
     Step-up: no
@@ -127,8 +130,8 @@ class AuthServiceStub:
     """Exchanges a refresh token for new tokens of the same session. Refresh tokens rotate: each one
     works once, and presenting an already used one revokes the whole session (token theft). Returns
     UNAUTHENTICATED for an unknown, expired, reused or revoked refresh token or a disabled user.
-    An enrolment-only session gets full tokens from the first refresh after the user enrolled a
-    factor.
+    An enrolment-only session gets full tokens from the first refresh after it has presented a
+    second factor (by enrolling one, or with StepUp once the user has one).
     Permission: public
     Camera-scoped: no
     Step-up: no
@@ -180,9 +183,11 @@ class AuthServiceStub:
     Starts a step-up: a challenge listing the caller's enrolled methods and, if the user has
     passkeys (and WebAuthn is configured), WebAuthn request options. A TOTP or recovery-code step-up
     may skip this call. Returns FAILED_PRECONDITION if the user has no second factor enrolled.
+    An enrolment-only session whose user has a factor by now upgrades itself this way (then Refresh).
     Permission: self
     Camera-scoped: no
     Step-up: no
+    Enrolment-only: allowed
     """
     StepUp: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StepUpRequest, _auth_service_pb2.StepUpResponse]
     """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session:
@@ -192,6 +197,7 @@ class AuthServiceStub:
     Permission: self
     Camera-scoped: no
     Step-up: no
+    Enrolment-only: allowed
     """
     StartPasskeyRegistration: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyRegistrationRequest, _auth_service_pb2.StartPasskeyRegistrationResponse]
     """---- Second factors: passkeys, TOTP, recovery codes ----
@@ -403,8 +409,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     FinishMfa: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.FinishMfaRequest, _auth_service_pb2.FinishMfaResponse]  # type: ignore[assignment]
     """Finishes a login that answered an MfaChallenge. The new session starts stepped-up
     (step_up_time = now). Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS) for a
-    wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT for a missing or malformed
-    factor, RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) after repeated wrong factors.
+    wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT (naming the field) for a
+    missing or malformed factor, FAILED_PRECONDITION for a passkey assertion when the ticket's
+    passkey challenge was spent (call StartMfa), RESOURCE_EXHAUSTED (reason
+    ERROR_REASON_RATE_LIMITED) after repeated wrong factors (counted per user).
     Permission: public
     Camera-scoped: no
     Step-up: no
@@ -430,8 +438,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """Exchanges a refresh token for new tokens of the same session. Refresh tokens rotate: each one
     works once, and presenting an already used one revokes the whole session (token theft). Returns
     UNAUTHENTICATED for an unknown, expired, reused or revoked refresh token or a disabled user.
-    An enrolment-only session gets full tokens from the first refresh after the user enrolled a
-    factor.
+    An enrolment-only session gets full tokens from the first refresh after it has presented a
+    second factor (by enrolling one, or with StepUp once the user has one).
     Permission: public
     Camera-scoped: no
     Step-up: no
@@ -483,9 +491,11 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Starts a step-up: a challenge listing the caller's enrolled methods and, if the user has
     passkeys (and WebAuthn is configured), WebAuthn request options. A TOTP or recovery-code step-up
     may skip this call. Returns FAILED_PRECONDITION if the user has no second factor enrolled.
+    An enrolment-only session whose user has a factor by now upgrades itself this way (then Refresh).
     Permission: self
     Camera-scoped: no
     Step-up: no
+    Enrolment-only: allowed
     """
     StepUp: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StepUpRequest, _auth_service_pb2.StepUpResponse]  # type: ignore[assignment]
     """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session:
@@ -495,6 +505,7 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Permission: self
     Camera-scoped: no
     Step-up: no
+    Enrolment-only: allowed
     """
     StartPasskeyRegistration: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyRegistrationRequest, _auth_service_pb2.StartPasskeyRegistrationResponse]  # type: ignore[assignment]
     """---- Second factors: passkeys, TOTP, recovery codes ----
@@ -727,8 +738,10 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.FinishMfaResponse, _abc.Awaitable[_auth_service_pb2.FinishMfaResponse]]:
         """Finishes a login that answered an MfaChallenge. The new session starts stepped-up
         (step_up_time = now). Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS) for a
-        wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT for a missing or malformed
-        factor, RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) after repeated wrong factors.
+        wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT (naming the field) for a
+        missing or malformed factor, FAILED_PRECONDITION for a passkey assertion when the ticket's
+        passkey challenge was spent (call StartMfa), RESOURCE_EXHAUSTED (reason
+        ERROR_REASON_RATE_LIMITED) after repeated wrong factors (counted per user).
         Permission: public
         Camera-scoped: no
         Step-up: no
@@ -772,8 +785,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """Exchanges a refresh token for new tokens of the same session. Refresh tokens rotate: each one
         works once, and presenting an already used one revokes the whole session (token theft). Returns
         UNAUTHENTICATED for an unknown, expired, reused or revoked refresh token or a disabled user.
-        An enrolment-only session gets full tokens from the first refresh after the user enrolled a
-        factor.
+        An enrolment-only session gets full tokens from the first refresh after it has presented a
+        second factor (by enrolling one, or with StepUp once the user has one).
         Permission: public
         Camera-scoped: no
         Step-up: no
@@ -861,9 +874,11 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         Starts a step-up: a challenge listing the caller's enrolled methods and, if the user has
         passkeys (and WebAuthn is configured), WebAuthn request options. A TOTP or recovery-code step-up
         may skip this call. Returns FAILED_PRECONDITION if the user has no second factor enrolled.
+        An enrolment-only session whose user has a factor by now upgrades itself this way (then Refresh).
         Permission: self
         Camera-scoped: no
         Step-up: no
+        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
@@ -879,6 +894,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         Permission: self
         Camera-scoped: no
         Step-up: no
+        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod

@@ -20,7 +20,8 @@
 // FinishPasskeyLogin). The server's policy names the roles that must have a second factor (by
 // default: admin). A user of such a role who has none gets an enrolment-only session: only the RPCs
 // marked "Enrolment-only: allowed" answer; every other one is PERMISSION_DENIED with reason
-// ERROR_REASON_MFA_ENROLMENT_REQUIRED until the user enrols a factor and refreshes the tokens.
+// ERROR_REASON_MFA_ENROLMENT_REQUIRED until the session presents a factor (enrolling one, or
+// StepUp once the user has one) and refreshes its tokens.
 // WebAuthn needs a domain name (or localhost) as relying party: a site reached by IP address uses TOTP,
 // which is a complete path on its own. Wrong second factors count toward a per-user lockout.
 //
@@ -2204,8 +2205,10 @@ export const AuthService: GenService<{
   /**
    * Finishes a login that answered an MfaChallenge. The new session starts stepped-up
    * (step_up_time = now). Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS) for a
-   * wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT for a missing or malformed
-   * factor, RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) after repeated wrong factors.
+   * wrong factor or an unknown, expired or used ticket, INVALID_ARGUMENT (naming the field) for a
+   * missing or malformed factor, FAILED_PRECONDITION for a passkey assertion when the ticket's
+   * passkey challenge was spent (call StartMfa), RESOURCE_EXHAUSTED (reason
+   * ERROR_REASON_RATE_LIMITED) after repeated wrong factors (counted per user).
    * Permission: public
    * Camera-scoped: no
    * Step-up: no
@@ -2252,8 +2255,8 @@ export const AuthService: GenService<{
    * Exchanges a refresh token for new tokens of the same session. Refresh tokens rotate: each one
    * works once, and presenting an already used one revokes the whole session (token theft). Returns
    * UNAUTHENTICATED for an unknown, expired, reused or revoked refresh token or a disabled user.
-   * An enrolment-only session gets full tokens from the first refresh after the user enrolled a
-   * factor.
+   * An enrolment-only session gets full tokens from the first refresh after it has presented a
+   * second factor (by enrolling one, or with StepUp once the user has one).
    * Permission: public
    * Camera-scoped: no
    * Step-up: no
@@ -2345,9 +2348,11 @@ export const AuthService: GenService<{
    * Starts a step-up: a challenge listing the caller's enrolled methods and, if the user has
    * passkeys (and WebAuthn is configured), WebAuthn request options. A TOTP or recovery-code step-up
    * may skip this call. Returns FAILED_PRECONDITION if the user has no second factor enrolled.
+   * An enrolment-only session whose user has a factor by now upgrades itself this way (then Refresh).
    * Permission: self
    * Camera-scoped: no
    * Step-up: no
+   * Enrolment-only: allowed
    *
    * @generated from rpc opennvr.v1.AuthService.StartStepUp
    */
@@ -2364,6 +2369,7 @@ export const AuthService: GenService<{
    * Permission: self
    * Camera-scoped: no
    * Step-up: no
+   * Enrolment-only: allowed
    *
    * @generated from rpc opennvr.v1.AuthService.StepUp
    */
