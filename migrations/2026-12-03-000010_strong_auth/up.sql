@@ -45,11 +45,14 @@ CREATE TABLE auth_ceremonies (
   secret_sealed bytea,
   kek_id text,
   failures integer NOT NULL DEFAULT 0,
+  -- Who started it (for passwordless starts, which anyone may make: bounded per address).
+  client_address text NOT NULL DEFAULT '',
   created_at timestamptz NOT NULL,
   expires_at timestamptz NOT NULL,
   CHECK ((secret_sealed IS NULL) = (kek_id IS NULL))
 );
 CREATE INDEX auth_ceremonies_expires_at_idx ON auth_ceremonies (expires_at);
+CREATE INDEX auth_ceremonies_kind_client_idx ON auth_ceremonies (kind, client_address);
 
 -- How each session signed in ("pwd", "otp", "rec", "hwk"), and which factor: deleting a credential
 -- ends the sessions it signed in or stepped up (no foreign key: the sessions are revoked first).

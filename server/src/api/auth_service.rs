@@ -85,11 +85,12 @@ impl AuthService for AuthApi {
 
     async fn start_passkey_login(
         &self,
-        _: Request<pb::StartPasskeyLoginRequest>,
+        req: Request<pb::StartPasskeyLoginRequest>,
     ) -> ApiResult<pb::StartPasskeyLoginResponse> {
+        let call = call(&req)?;
         respond(
             self.app
-                .start_passkey_login()
+                .start_passkey_login(&call)
                 .await
                 .map(|c| pb::StartPasskeyLoginResponse { challenge: Some(convert::challenge(&c)) }),
         )

@@ -189,6 +189,18 @@ fn authorize(gate: &Gate, req: &Request, path: &str) -> Result<Option<Principal>
             Access::Permission(p) if !principal.allows(p) => {
                 return denied(format!("permission {} required (the API key's scope does not hold it)", p.name()));
             }
+            // A key limited to cameras reaches cameras only through RPCs that say which camera
+            // (adding cameras, probing sources or the media plane's state would reach beyond them).
+            Access::Permission(p)
+                if !key.cameras.is_empty()
+                    && !policy.camera_scoped
+                    && crate::domain::camera::GRANTABLE.contains(&p) =>
+            {
+                return denied(format!(
+                    "an API key limited to cameras cannot call {}: it is not about given cameras",
+                    short_name(path)
+                ));
+            }
             _ => {}
         }
         return Ok(Some(principal));

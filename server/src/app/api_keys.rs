@@ -184,8 +184,22 @@ impl ApiKeyApp {
             .detail("step_up_methods", row.step_up_methods.join(" "))
             .detail("expire_time", row.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default());
         let insert = row.clone();
+        let maker = who.api_key.as_ref().map(|k| k.id);
         self.store
             .transaction(move |c| {
+                // A key made by a key: that key must still be live as this one is made (it cannot be
+                // revoked until this transaction ends, and its revocation then takes this one too).
+                if let Some(maker) = maker {
+                    let live = ApiKeyRow::find_for_share(c, maker)?
+                        .is_some_and(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now));
+                    if !live {
+                        return Err(Error::new(
+                            ErrorKind::Unauthenticated,
+                            "the API key making this one is no longer live",
+                        )
+                        .with_reason(crate::error::reason::CREDENTIAL_REVOKED));
+                    }
+                }
                 for id in &cameras {
                     if CameraRow::find(c, *id)?.is_none() || super::cameras::held_on(c, &who, *id, now)?.is_empty() {
                         return Err(Error::invalid("api_key.camera_ids", format!("camera {id} not found")));

@@ -179,7 +179,12 @@ pub(super) fn next_failure(
         client_address: scope,
         failures,
         last_failure_at: now,
-        blocked_until: now + Duration::seconds(backoff_secs(failures)),
+        // No back-off yet: blocked until long ago (a queued attempt with an earlier clock reading
+        // must not see a block that was never imposed).
+        blocked_until: match backoff_secs(failures) {
+            0 => DateTime::UNIX_EPOCH,
+            secs => now + Duration::seconds(secs),
+        },
     }
 }
 

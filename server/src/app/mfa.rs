@@ -149,8 +149,10 @@ fn open_ceremony(row: Option<CeremonyRow>, now: DateTime<Utc>, unknown: impl Fn(
     Ok(row)
 }
 
-/// The most live passwordless logins at once (each holds a row until it expires).
-const MAX_PASSKEY_LOGINS: i64 = 1000;
+/// The most live passwordless logins at once (each holds a row until it expires), in all and from
+/// one client address.
+const MAX_PASSKEY_LOGINS: i64 = 10_000;
+const MAX_PASSKEY_LOGINS_PER_CLIENT: i64 = 20;
 
 fn no_passkeys_configured() -> Error {
     Error::new(
@@ -435,17 +437,20 @@ impl AuthApp {
     }
 
     /// Starts a passwordless login with a discoverable passkey.
-    pub async fn start_passkey_login(&self) -> Result<MfaChallenge> {
+    pub async fn start_passkey_login(&self, call: &Call) -> Result<MfaChallenge> {
         let ceremonies = self.mfa.passkeys()?.clone();
         let now = self.clock.now();
         let (options, state) = ceremonies.start_discoverable()?;
         let (ticket, hash) = new_ticket();
         let expires_at = now + Duration::seconds(CEREMONY_SECS);
-        let row = CeremonyRow::open(PASSKEY_LOGIN, None, None, Some(state), hash, now, expires_at);
-        // Anyone may start one: their number is bounded, so they cannot fill the database.
+        let mut row = CeremonyRow::open(PASSKEY_LOGIN, None, None, Some(state), hash, now, expires_at);
+        row.client_address = call.client.throttle_key();
+        // Anyone may start one: their number is bounded, in all and per client, so nobody can fill
+        // the database or crowd out the others.
         self.store
             .transaction(move |c| {
-                if CeremonyRow::prune_and_count(c, PASSKEY_LOGIN, now)? >= MAX_PASSKEY_LOGINS {
+                let (all, theirs) = CeremonyRow::prune_and_count(c, PASSKEY_LOGIN, &row.client_address, now)?;
+                if all >= MAX_PASSKEY_LOGINS || theirs >= MAX_PASSKEY_LOGINS_PER_CLIENT {
                     return Err(Error::new(
                         ErrorKind::ResourceExhausted,
                         "too many passwordless logins in progress; retry in a minute",
@@ -860,16 +865,20 @@ impl AuthApp {
             .store
             .transaction(move |c| {
                 let not_found = || Error::new(ErrorKind::NotFound, format!("credential {id} not found"));
-                let cred = CredentialRow::find(c, id)?.ok_or_else(not_found)?;
-                if cred.user_id != who.user_id {
+                let owner = CredentialRow::owner_of(c, id)?.ok_or_else(not_found)?;
+                if owner != who.user_id {
                     // Another user's credentials stay hidden from who may not manage users.
                     who.require(Permission::UserWrite).map_err(|_| not_found())?;
                 }
-                let revoked = SessionRow::revoke_by_credential(c, id, now)?;
+                // Locks in the order enrolments and step-ups take them: the user, the credential,
+                // recovery codes, then sessions.
+                UserRow::find_for_update(c, owner)?;
+                let cred = CredentialRow::find_for_update(c, id)?.ok_or_else(not_found)?;
                 CredentialRow::delete(c, id)?;
                 if CredentialRow::count_of_user(c, cred.user_id)? == 0 {
                     RecoveryCodeRow::delete_all(c, cred.user_id)?;
                 }
+                let revoked = SessionRow::revoke_by_credential(c, id, now)?;
                 record.details.insert("type".into(), cred.kind.clone());
                 record.details.insert("user_id".into(), cred.user_id.to_string());
                 record.details.insert("sessions_revoked".into(), revoked.len().to_string());

@@ -41,6 +41,11 @@ impl ApiKeyRow {
         Ok(api_keys::table.find(id).select(ApiKeyRow::as_select()).first(c).optional()?)
     }
 
+    /// The key with `id`, share-locked until the transaction ends (it cannot be revoked meanwhile).
+    pub fn find_for_share(c: &mut PgConnection, id: Uuid) -> Result<Option<ApiKeyRow>> {
+        Ok(api_keys::table.find(id).select(ApiKeyRow::as_select()).for_share().first(c).optional()?)
+    }
+
     /// Keys changed at or after `since` (every key when `None`), for the server's key cache.
     pub fn changed_since(c: &mut PgConnection, since: Option<DateTime<Utc>>) -> Result<Vec<ApiKeyRow>> {
         let mut q = api_keys::table.select(ApiKeyRow::as_select()).into_boxed();

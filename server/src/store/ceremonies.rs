@@ -21,6 +21,8 @@ pub struct CeremonyRow {
     pub secret_sealed: Option<Vec<u8>>,
     pub kek_id: Option<String>,
     pub failures: i32,
+    /// Who started it, when that matters (passwordless starts).
+    pub client_address: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -46,6 +48,7 @@ impl CeremonyRow {
             secret_sealed: None,
             kek_id: None,
             failures: 0,
+            client_address: String::new(),
             created_at: now,
             expires_at,
         }
@@ -68,13 +71,25 @@ impl CeremonyRow {
             .optional()?)
     }
 
-    /// Drops expired ceremonies of `kind` and counts the live ones.
-    pub fn prune_and_count(c: &mut PgConnection, kind: &str, now: DateTime<Utc>) -> Result<i64> {
+    /// Drops expired ceremonies of `kind`, then counts the live ones: all of them, and those started
+    /// from `client_address`.
+    pub fn prune_and_count(
+        c: &mut PgConnection,
+        kind: &str,
+        client_address: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, i64)> {
         diesel::delete(
             auth_ceremonies::table.filter(auth_ceremonies::kind.eq(kind)).filter(auth_ceremonies::expires_at.le(now)),
         )
         .execute(c)?;
-        Ok(auth_ceremonies::table.filter(auth_ceremonies::kind.eq(kind)).count().get_result(c)?)
+        let all = auth_ceremonies::table.filter(auth_ceremonies::kind.eq(kind)).count().get_result(c)?;
+        let theirs = auth_ceremonies::table
+            .filter(auth_ceremonies::kind.eq(kind))
+            .filter(auth_ceremonies::client_address.eq(client_address))
+            .count()
+            .get_result(c)?;
+        Ok((all, theirs))
     }
 
     /// Replaces the WebAuthn state of a ceremony (`None` spends it: a challenge works once).

@@ -35,9 +35,14 @@ impl CredentialRow {
         Ok(())
     }
 
-    /// The credential with `id`.
-    pub fn find(c: &mut PgConnection, id: Uuid) -> Result<Option<CredentialRow>> {
-        Ok(credentials::table.find(id).select(CredentialRow::as_select()).first(c).optional()?)
+    /// The user a credential belongs to.
+    pub fn owner_of(c: &mut PgConnection, id: Uuid) -> Result<Option<Uuid>> {
+        Ok(credentials::table.find(id).select(credentials::user_id).first(c).optional()?)
+    }
+
+    /// The credential with `id`, locked until the transaction ends.
+    pub fn find_for_update(c: &mut PgConnection, id: Uuid) -> Result<Option<CredentialRow>> {
+        Ok(credentials::table.find(id).select(CredentialRow::as_select()).for_update().first(c).optional()?)
     }
 
     /// The credentials of `user`, oldest first, optionally of one kind, locked with `lock`.

@@ -310,6 +310,7 @@ diesel::table! {
         secret_sealed -> Nullable<Bytea>,
         kek_id -> Nullable<Text>,
         failures -> Int4,
+        client_address -> Text,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
     }

@@ -40,14 +40,22 @@ impl LoginFailureRow {
             client_address: client_address.to_owned(),
             failures: 0,
             last_failure_at: now,
-            blocked_until: now,
+            blocked_until: DateTime::UNIX_EPOCH,
         };
-        diesel::insert_into(login_failures::table).values(&empty).on_conflict_do_nothing().execute(c)?;
-        Ok(login_failures::table
-            .find((username.to_owned(), client_address.to_owned()))
-            .select(LoginFailureRow::as_select())
-            .for_update()
-            .first(c)?)
+        // The row may go between the insert and the lock (a success clears it): then again.
+        for _ in 0..3 {
+            diesel::insert_into(login_failures::table).values(&empty).on_conflict_do_nothing().execute(c)?;
+            let row = login_failures::table
+                .find((username.to_owned(), client_address.to_owned()))
+                .select(LoginFailureRow::as_select())
+                .for_update()
+                .first(c)
+                .optional()?;
+            if let Some(row) = row {
+                return Ok(row);
+            }
+        }
+        Err(crate::error::Error::new(crate::error::ErrorKind::Aborted, "concurrent sign-in attempts; retry"))
     }
 
     /// Drops records whose last failure is older than `before` and that block nothing.

@@ -125,6 +125,10 @@ async fn an_api_key_reaches_exactly_what_its_scope_allows_on_every_rpc() {
                 Access::Permission(p) => {
                     holds(spec.role, spec.permissions, p)
                         && (policy.step_up == StepUp::No || spec.step_up.contains(&rpc.as_str()))
+                        // A key limited to cameras reaches cameras only through RPCs about given ones.
+                        && (spec.cameras.is_empty()
+                            || policy.camera_scoped
+                            || !opennvr_server::domain::camera::GRANTABLE.contains(&p))
                 }
             };
             match allowed(&client, &rpc, streaming).await {

@@ -694,6 +694,16 @@ async fn a_discoverable_passkey_signs_in_without_a_password() {
         .finish_passkey_login(pb::FinishPasskeyLoginRequest { ticket: ch.ticket, passkey_assertion_json: json })
         .await;
     assert_eq!(status(again).code(), Code::Unauthenticated);
+    // Anyone may start a passwordless login, but one client only so many at once.
+    let mut refused = None;
+    for _ in 0..25 {
+        if let Err(st) = c.auth().start_passkey_login(pb::StartPasskeyLoginRequest {}).await {
+            refused = Some(st);
+            break;
+        }
+    }
+    let refused = refused.expect("a client starting passwordless logins without end is stopped");
+    assert_eq!((refused.code(), reason(&refused).as_str()), (Code::ResourceExhausted, "ERROR_REASON_RATE_LIMITED"));
 }
 
 #[tokio::test]

@@ -112,7 +112,9 @@ class AuthServiceStub:
     StartPasskeyLogin: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyLoginRequest, _auth_service_pb2.StartPasskeyLoginResponse]
     """Starts a passwordless login with a discoverable passkey: WebAuthn request options with no
     allowed credentials (the authenticator offers the user's passkeys) and a single-use ticket.
-    Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name).
+    Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name),
+    RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) when this client (or everyone) has too many
+    passwordless logins in progress.
     Permission: public
     Camera-scoped: no
     Step-up: no
@@ -332,7 +334,11 @@ class AuthServiceStub:
     call a "Step-up: yes" RPC only if that RPC is listed in `step_up_methods`. A key never holds a
     permission, camera or step-up RPC its creator lacks (else PERMISSION_DENIED). Returns
     INVALID_ARGUMENT (naming the field) for a missing name or role, an unknown permission, camera or
-    method, a step-up method whose permission the key lacks, or an expire_time not in the future.
+    method, a step-up method whose permission the key lacks, or an expire_time not in the future
+    (or, for a key made by a key, later than that key's). A key limited to cameras holds only camera
+    permissions (camera.read, camera.live, camera.write, recording.read, recording.export,
+    event.watch) and calls only the RPCs about given cameras ("Camera-scoped: yes"). Revoking a key
+    revokes the keys it made.
     Permission: apikey.manage
     Camera-scoped: no
     Step-up: yes
@@ -420,7 +426,9 @@ class AuthServiceAsyncStub(AuthServiceStub):
     StartPasskeyLogin: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyLoginRequest, _auth_service_pb2.StartPasskeyLoginResponse]  # type: ignore[assignment]
     """Starts a passwordless login with a discoverable passkey: WebAuthn request options with no
     allowed credentials (the authenticator offers the user's passkeys) and a single-use ticket.
-    Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name).
+    Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name),
+    RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) when this client (or everyone) has too many
+    passwordless logins in progress.
     Permission: public
     Camera-scoped: no
     Step-up: no
@@ -640,7 +648,11 @@ class AuthServiceAsyncStub(AuthServiceStub):
     call a "Step-up: yes" RPC only if that RPC is listed in `step_up_methods`. A key never holds a
     permission, camera or step-up RPC its creator lacks (else PERMISSION_DENIED). Returns
     INVALID_ARGUMENT (naming the field) for a missing name or role, an unknown permission, camera or
-    method, a step-up method whose permission the key lacks, or an expire_time not in the future.
+    method, a step-up method whose permission the key lacks, or an expire_time not in the future
+    (or, for a key made by a key, later than that key's). A key limited to cameras holds only camera
+    permissions (camera.read, camera.live, camera.write, recording.read, recording.export,
+    event.watch) and calls only the RPCs about given cameras ("Camera-scoped: yes"). Revoking a key
+    revokes the keys it made.
     Permission: apikey.manage
     Camera-scoped: no
     Step-up: yes
@@ -755,7 +767,9 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.StartPasskeyLoginResponse, _abc.Awaitable[_auth_service_pb2.StartPasskeyLoginResponse]]:
         """Starts a passwordless login with a discoverable passkey: WebAuthn request options with no
         allowed credentials (the authenticator offers the user's passkeys) and a single-use ticket.
-        Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name).
+        Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name),
+        RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) when this client (or everyone) has too many
+        passwordless logins in progress.
         Permission: public
         Camera-scoped: no
         Step-up: no
@@ -1125,7 +1139,11 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         call a "Step-up: yes" RPC only if that RPC is listed in `step_up_methods`. A key never holds a
         permission, camera or step-up RPC its creator lacks (else PERMISSION_DENIED). Returns
         INVALID_ARGUMENT (naming the field) for a missing name or role, an unknown permission, camera or
-        method, a step-up method whose permission the key lacks, or an expire_time not in the future.
+        method, a step-up method whose permission the key lacks, or an expire_time not in the future
+        (or, for a key made by a key, later than that key's). A key limited to cameras holds only camera
+        permissions (camera.read, camera.live, camera.write, recording.read, recording.export,
+        event.watch) and calls only the RPCs about given cameras ("Camera-scoped: yes"). Revoking a key
+        revokes the keys it made.
         Permission: apikey.manage
         Camera-scoped: no
         Step-up: yes
