@@ -71,6 +71,9 @@ enum Command {
     /// API keys of service accounts: create, list, revoke.
     #[command(subcommand)]
     Apikeys(cmd::apikeys::ApiKeysCommand),
+    /// Network intrusion alerts (Suricata) of your cameras and the network.
+    #[command(subcommand)]
+    Alerts(cmd::alerts::AlertsCommand),
 }
 
 #[tokio::main]
@@ -137,6 +140,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mfa(c) => cmd::mfa::run(cli.server, cli.output, c).await,
         Command::Credentials(c) => cmd::credentials::run(cli.server, cli.output, c).await,
         Command::Apikeys(c) => cmd::apikeys::run(cli.server, cli.output, c).await,
+        Command::Alerts(c) => cmd::alerts::run(cli.server, cli.output, c).await,
     }
 }
 
@@ -176,5 +180,6 @@ mod tests {
         let key = ["nvrctl", "apikeys", "create", "ha", "--role", "viewer", "--permission", "camera.live"];
         assert!(Cli::try_parse_from(key).is_ok());
         assert!(Cli::try_parse_from(["nvrctl", "apikeys", "create", "ha"]).is_err(), "a key needs a role");
+        assert!(Cli::try_parse_from(["nvrctl", "alerts", "list", "--last", "24h", "--max-severity", "1"]).is_ok());
     }
 }

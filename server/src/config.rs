@@ -192,6 +192,13 @@ pub struct Options {
     /// Name of the site shown by authenticators [default: OpenNVR].
     #[arg(long, env = "OPENNVR_WEBAUTHN_RP_NAME")]
     pub webauthn_rp_name: Option<String>,
+    /// Suricata's EVE JSON log to follow for network intrusion alerts, e.g.
+    /// `/var/log/suricata/eve.json` (it may rotate) [default: none; no IDS alerts].
+    #[arg(long, env = "OPENNVR_SURICATA_EVE_FILE")]
+    pub suricata_eve_file: Option<PathBuf>,
+    /// How long IDS alerts are kept, in days [default: 90].
+    #[arg(long, env = "OPENNVR_IDS_ALERT_RETENTION_DAYS")]
+    pub ids_alert_retention_days: Option<u64>,
     /// argon2id memory cost in KiB [default: 19456]. Lower values are for tests only.
     #[arg(long, env = "OPENNVR_ARGON2_MEMORY_KIB")]
     pub argon2_memory_kib: Option<u32>,
@@ -245,6 +252,8 @@ impl Options {
             export_max_secs: self.export_max_secs.or(file.export_max_secs),
             export_keep_hours: self.export_keep_hours.or(file.export_keep_hours),
             mfa_required_roles: self.mfa_required_roles.or(file.mfa_required_roles),
+            suricata_eve_file: self.suricata_eve_file.or(file.suricata_eve_file),
+            ids_alert_retention_days: self.ids_alert_retention_days.or(file.ids_alert_retention_days),
             step_up_window_secs: self.step_up_window_secs.or(file.step_up_window_secs),
             webauthn_rp_id: self.webauthn_rp_id.or(file.webauthn_rp_id),
             webauthn_origins: self.webauthn_origins.or(file.webauthn_origins),
@@ -300,6 +309,9 @@ pub struct Config {
     /// The hook client's secret, if hooks are on.
     pub hook_secret: Option<String>,
     pub mfa_policy: crate::domain::mfa::MfaPolicy,
+    /// Suricata's EVE log, if alerts are read.
+    pub suricata_eve_file: Option<PathBuf>,
+    pub ids_alert_retention: Duration,
     pub step_up_window: Duration,
     /// `None`: passkeys are off.
     pub webauthn: Option<crate::security::webauthn::RelyingParty>,
@@ -438,6 +450,12 @@ impl Config {
                     .map_err(|e| config_error(format!("OPENNVR_MFA_REQUIRED_ROLES: {e}")))?,
             },
             step_up_window: secs(o.step_up_window_secs, 300, "OPENNVR_STEP_UP_WINDOW_SECS")?,
+            suricata_eve_file: o.suricata_eve_file,
+            ids_alert_retention: secs(
+                o.ids_alert_retention_days.map(|d| d.saturating_mul(86_400)),
+                90 * 86_400,
+                "OPENNVR_IDS_ALERT_RETENTION_DAYS",
+            )?,
             webauthn: match &o.webauthn_rp_id {
                 None => {
                     if o.webauthn_origins.is_some() {

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod ids;
 pub mod media;
 pub mod metrics;
 pub mod postgres;

@@ -283,6 +283,11 @@ impl Server {
             last_segment: Default::default(),
         };
         recordings.recover_exports().await?;
+        let ids = crate::app::ids::IdsApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            retention: to_chrono(config.ids_alert_retention)?,
+        };
         let router = api::router(RouterParts {
             auth: AuthApi {
                 app: auth.clone(),
@@ -292,6 +297,7 @@ impl Server {
             audit: crate::api::audit_service::AuditApi { app: audit_app.clone() },
             cameras: crate::api::camera_service::CameraApi { app: cameras.clone() },
             recordings: crate::api::recording_service::RecordingApi { app: recordings.clone() },
+            inference: crate::api::inference_service::InferenceApi { ids: ids.clone() },
             events: crate::api::event_service::EventApi {
                 app: crate::app::events::EventsApp { store: store.clone(), clock: clock.clone(), bus: events.clone() },
             },
@@ -347,7 +353,19 @@ impl Server {
                     async move { a.housekeeping().await }
                 }
             }),
+            every(Duration::from_secs(3600), {
+                let i = ids.clone();
+                move || {
+                    let i = i.clone();
+                    async move { i.enforce_retention().await.map(|_| ()) }
+                }
+            }),
         ];
+        if let Some(path) = &config.suricata_eve_file {
+            let follower = crate::ids::EveFollower::new(path.clone(), store.clone(), clock.clone(), events.clone());
+            tracing::info!(path = %path.display(), "following Suricata's EVE log for IDS alerts");
+            background.push(tokio::spawn(follower.run()));
+        }
         // The one linker of audit entries into the chain.
         background.push(tokio::spawn(audit.clone().run_linker()));
         background.push(every(config.audit_checkpoint, {

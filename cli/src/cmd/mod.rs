@@ -1,4 +1,5 @@
 //! One module per noun.
+pub mod alerts;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;

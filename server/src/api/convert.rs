@@ -546,6 +546,43 @@ fn camera_state_pb(s: crate::domain::camera::CameraState) -> pb::CameraState {
     }
 }
 
+/// Wire IDS alert.
+pub fn ids_alert(r: &crate::store::ids::IdsAlertRow) -> pb::IdsAlert {
+    let metadata: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_value(r.metadata.clone()).unwrap_or_default();
+    pb::IdsAlert {
+        id: r.id.to_string(),
+        time: Some(timestamp(r.time)),
+        ingest_time: Some(timestamp(r.ingest_time)),
+        flow_id: r.flow_id,
+        in_iface: r.in_iface.clone(),
+        community_id: r.community_id.clone(),
+        src_ip: r.src_ip.clone(),
+        src_port: r.src_port,
+        dest_ip: r.dest_ip.clone(),
+        dest_port: r.dest_port,
+        proto: r.proto.clone(),
+        app_proto: r.app_proto.clone(),
+        action: match r.action.as_str() {
+            "allowed" => pb::IdsAlertAction::Allowed,
+            "blocked" => pb::IdsAlertAction::Blocked,
+            _ => pb::IdsAlertAction::Unspecified,
+        } as i32,
+        gid: r.gid,
+        signature_id: r.signature_id,
+        rev: r.rev,
+        signature: r.signature.clone(),
+        category: r.category.clone(),
+        severity: r.severity,
+        metadata: metadata.into_iter().map(|(k, values)| (k, pb::IdsMetadataValues { values })).collect(),
+        source_ip: r.source_ip.clone(),
+        target_ip: r.target_ip.clone(),
+        rule: r.rule.clone(),
+        camera_ids: r.camera_ids.iter().map(|c| c.to_string()).collect(),
+        eve_json: r.eve_json.clone(),
+    }
+}
+
 /// Wire site event.
 pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
     use crate::domain::camera::CameraState;
@@ -589,6 +626,21 @@ pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
             if *recording { pb::EventType::RecordingStarted } else { pb::EventType::RecordingStopped },
             if *recording { pb::EventSeverity::Info } else { pb::EventSeverity::Critical },
             pb::event::Payload::RecordingState(pb::RecordingStateChange { reason: reason.clone() }),
+        ),
+        EventKind::IdsAlert { id, alert, cameras, ingest_time } => (
+            pb::EventType::IdsAlert,
+            // Suricata's severity 1 is the highest.
+            match alert.severity {
+                1 => pb::EventSeverity::Critical,
+                2 => pb::EventSeverity::Warning,
+                _ => pb::EventSeverity::Info,
+            },
+            pb::event::Payload::IdsAlert(ids_alert(&crate::store::ids::IdsAlertRow::of(
+                *id,
+                alert,
+                cameras,
+                *ingest_time,
+            ))),
         ),
     };
     pb::Event {

@@ -7,6 +7,7 @@ pub mod camera_service;
 pub mod convert;
 pub mod event_service;
 pub mod http_routes;
+pub mod inference_service;
 pub mod policy;
 pub mod recording_service;
 pub mod status;
@@ -26,7 +27,7 @@ fn call<T>(req: &tonic::Request<T>) -> std::result::Result<crate::app::Call, ton
 pub const PACKAGE: &str = "opennvr.v1";
 
 /// Services that later capabilities implement, and the capability each comes with.
-const LATER: &[(&str, &str)] = &[("InferenceService", "inference routing and IDS alerts")];
+const LATER: &[(&str, &str)] = &[];
 
 /// What the router is made of.
 pub struct RouterParts {
@@ -35,6 +36,7 @@ pub struct RouterParts {
     pub cameras: camera_service::CameraApi,
     pub events: event_service::EventApi,
     pub recordings: recording_service::RecordingApi,
+    pub inference: inference_service::InferenceApi,
     pub gate: Arc<authn::Gate>,
     pub http: Arc<http_routes::HttpState>,
     pub cors_origins: Vec<String>,
@@ -71,6 +73,7 @@ pub fn router(parts: RouterParts) -> Result<Router> {
         .add_service(opennvr_proto::v1::camera_service_server::CameraServiceServer::new(parts.cameras))
         .add_service(opennvr_proto::v1::event_service_server::EventServiceServer::new(parts.events))
         .add_service(opennvr_proto::v1::recording_service_server::RecordingServiceServer::new(parts.recordings))
+        .add_service(opennvr_proto::v1::inference_service_server::InferenceServiceServer::new(parts.inference))
         .add_service(health)
         .add_service(reflection)
         .into_axum_router()

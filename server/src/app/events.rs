@@ -55,6 +55,7 @@ pub enum Topic {
     MediaServerUnavailable,
     RecordingStarted,
     RecordingStopped,
+    IdsAlert,
 }
 
 impl Topic {
@@ -72,6 +73,7 @@ impl Topic {
             EventKind::MediaServer { .. } => Topic::MediaServerUnavailable,
             EventKind::Recording { recording: true, .. } => Topic::RecordingStarted,
             EventKind::Recording { .. } => Topic::RecordingStopped,
+            EventKind::IdsAlert { .. } => Topic::IdsAlert,
         }
     }
 
@@ -136,6 +138,42 @@ impl EventsApp {
                     Ok(Err(broadcast::error::RecvError::Closed)) => return,
                     Ok(Ok(e)) => {
                         if !topics.is_empty() && !topics.contains(&Topic::of(&e)) {
+                            continue;
+                        }
+                        if let EventKind::IdsAlert { cameras: linked, .. } = &e.kind {
+                            // For who may read IDS alerts: those of no camera, and those of a camera
+                            // they may see (one of those they asked for, if they asked).
+                            if !p.allows(crate::domain::Permission::IdsRead) {
+                                continue;
+                            }
+                            if !cameras.is_empty() && !linked.iter().any(|c| cameras.contains(c)) {
+                                continue;
+                            }
+                            let mut visible = linked.is_empty();
+                            for c in linked {
+                                let fresh = seen
+                                    .get(&(*c, false))
+                                    .filter(|(_, at)| at.elapsed() < VISIBILITY_TTL)
+                                    .map(|(v, _)| *v);
+                                let v = match fresh {
+                                    Some(v) => v,
+                                    None => {
+                                        let v = this.may_see_as(&p, *c, false).await.unwrap_or(false);
+                                        seen.insert((*c, false), (v, tokio::time::Instant::now()));
+                                        v
+                                    }
+                                };
+                                if v {
+                                    visible = true;
+                                    break;
+                                }
+                            }
+                            if !visible {
+                                continue;
+                            }
+                            if tx.send(WatchItem::Event(e)).await.is_err() {
+                                return;
+                            }
                             continue;
                         }
                         match e.camera_id {

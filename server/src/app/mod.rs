@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cameras;
 pub mod events;
 pub mod exports;
+pub mod ids;
 pub mod keys;
 pub mod mfa;
 pub mod recordings;

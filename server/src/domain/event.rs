@@ -23,6 +23,9 @@ pub enum EventKind {
     /// A camera that should record stopped producing footage (`recording` false), or footage came
     /// back (`recording` true); `reason` says what was seen.
     Recording { recording: bool, reason: String },
+    /// The network IDS raised an alert (stored under `id`), about `cameras` if their addresses are
+    /// in it.
+    IdsAlert { id: Uuid, alert: Box<super::ids::EveAlert>, cameras: Vec<Uuid>, ingest_time: DateTime<Utc> },
 }
 
 /// One event.

@@ -2,6 +2,7 @@
 mod audit;
 pub mod camera;
 pub mod event;
+pub mod ids;
 pub mod mfa;
 pub mod recording;
 mod role;

@@ -149,6 +149,11 @@ impl CameraRow {
         Ok(q.load(c)?)
     }
 
+    /// Every camera in service.
+    pub fn all_live(c: &mut PgConnection) -> Result<Vec<CameraRow>> {
+        Ok(cameras::table.filter(cameras::deleted_at.is_null()).select(CameraRow::as_select()).load(c)?)
+    }
+
     /// Whether a camera with `id` exists or existed (deleted cameras keep their row).
     pub fn exists_any(c: &mut PgConnection, id: Uuid) -> Result<bool> {
         Ok(diesel::select(diesel::dsl::exists(cameras::table.find(id))).get_result(c)?)
@@ -214,6 +219,11 @@ impl CameraGrantRow {
             .filter(camera_grants::user_id.eq(user))
             .filter(camera_grants::expire_at.is_null().or(camera_grants::expire_at.gt(now)))
             .select(camera_grants::camera_id)
+    }
+
+    /// The cameras on which `user` holds a grant that has not expired at `now`.
+    pub fn live_camera_id_list(c: &mut PgConnection, user: Uuid, now: DateTime<Utc>) -> Result<Vec<Uuid>> {
+        Ok(CameraGrantRow::live_camera_ids(user, now).load(c)?)
     }
 
     /// The grant of `user` on `camera`, if any and not expired at `now`.

@@ -5,6 +5,7 @@ pub mod cameras;
 pub mod ceremonies;
 pub mod credentials;
 pub mod exports;
+pub mod ids;
 pub mod keys;
 pub mod recordings;
 pub mod schema;

@@ -341,3 +341,44 @@ diesel::table! {
 diesel::joinable!(credentials -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(credentials, users);
 diesel::allow_tables_to_appear_in_same_query!(credentials, sessions);
+
+diesel::table! {
+    ids_alerts (id) {
+        id -> Uuid,
+        time -> Timestamptz,
+        ingest_time -> Timestamptz,
+        flow_id -> Int8,
+        in_iface -> Text,
+        community_id -> Text,
+        src_ip -> Text,
+        src_port -> Int4,
+        dest_ip -> Text,
+        dest_port -> Int4,
+        proto -> Text,
+        app_proto -> Text,
+        action -> Text,
+        gid -> Int8,
+        signature_id -> Int8,
+        rev -> Int8,
+        signature -> Text,
+        category -> Text,
+        severity -> Int4,
+        metadata -> Jsonb,
+        source_ip -> Text,
+        target_ip -> Text,
+        rule -> Text,
+        camera_ids -> Array<Uuid>,
+        eve_json -> Text,
+    }
+}
+
+diesel::table! {
+    ids_eve_positions (path) {
+        path -> Text,
+        device -> Int8,
+        inode -> Int8,
+        byte_offset -> Int8,
+        tail -> Bytea,
+        updated_at -> Timestamptz,
+    }
+}

@@ -530,7 +530,14 @@ fn ts(seconds: i64) -> prost_types::Timestamp {
 
 /// A request of camera-scoped RPC `rpc` aimed at camera `b` (or, for a listing, at every camera), and
 /// whether it lists. `None`: no fixture; an RPC that answers without one fails the walk.
-fn aimed_at(rpc: &str, b: &pb::Camera, user: &pb::User, b_hold: &str, b_export: &str) -> Option<(Vec<u8>, bool)> {
+fn aimed_at(
+    rpc: &str,
+    b: &pb::Camera,
+    user: &pb::User,
+    b_hold: &str,
+    b_export: &str,
+    b_alert: &str,
+) -> Option<(Vec<u8>, bool)> {
     use prost::Message;
     let id = b.id.clone();
     let (bytes, listing) = match rpc {
@@ -609,6 +616,10 @@ fn aimed_at(rpc: &str, b: &pb::Camera, user: &pb::User, b_hold: &str, b_export: 
             )
         }
         "RecordingService.GetExport" => (pb::GetExportRequest { export_id: b_export.into() }.encode_to_vec(), false),
+        "InferenceService.ListIdsAlerts" => (pb::ListIdsAlertsRequest::default().encode_to_vec(), true),
+        "InferenceService.GetIdsAlert" => {
+            (pb::GetIdsAlertRequest { ids_alert_id: b_alert.into() }.encode_to_vec(), false)
+        }
         "RecordingService.DownloadExport" => {
             (pb::DownloadExportRequest { export_id: b_export.into(), offset: 0 }.encode_to_vec(), false)
         }
@@ -696,6 +707,22 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
         let insert = row.clone();
         s.store.run(move |c| insert.insert(c)).await.unwrap();
     }
+    // An IDS alert about each camera (as the EVE reader stores them).
+    let mut b_alert = String::new();
+    for cam in [&a, &b] {
+        let line = crate::ids::alert_line("2026-11-25T03:12:19.097374+0000", "10.0.0.23", 2027865);
+        let opennvr_server::domain::ids::EveLine::Alert(alert) = opennvr_server::domain::ids::parse_line(&line) else {
+            panic!("fixture is an alert")
+        };
+        let row = opennvr_server::store::ids::IdsAlertRow::of(
+            uuid::Uuid::new_v4(),
+            &alert,
+            &[cam.id.parse().unwrap()],
+            chrono::Utc::now(),
+        );
+        b_alert = row.id.to_string();
+        s.store.run(move |c| opennvr_server::store::ids::IdsAlertRow::insert_all(c, &[row])).await.unwrap();
+    }
     let set = prost_types::FileDescriptorSet::decode(opennvr_proto::FILE_DESCRIPTOR_SET).unwrap();
     let table =
         opennvr_server::api::policy::PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, "opennvr.v1")
@@ -708,7 +735,7 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
                 let path = format!("/opennvr.v1.{}/{}", svc.name(), m.name());
                 let Some(policy) = table.get(&path).filter(|p| p.camera_scoped) else { continue };
                 let rpc = format!("{}.{}", svc.name(), m.name());
-                let (body, listing) = aimed_at(&rpc, &b, &who, &b_hold, &b_export).unwrap_or_default();
+                let (body, listing) = aimed_at(&rpc, &b, &who, &b_hold, &b_export, &b_alert).unwrap_or_default();
                 let answer = crate::harness::raw_call(&op, &path, body, m.server_streaming()).await;
                 // The operator role itself lacks the permission: refused whatever the camera, which
                 // says nothing about B (the permission matrix test covers these).
@@ -717,7 +744,7 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
                     (Err(st), _) if role_lacks && st.code() == Code::PermissionDenied => continue,
                     // Not built yet: nothing is reached. Once it answers otherwise it needs a fixture.
                     (Err(st), _) if st.code() == Code::Unimplemented => continue,
-                    _ if aimed_at(&rpc, &b, &who, &b_hold, &b_export).is_none() => {
+                    _ if aimed_at(&rpc, &b, &who, &b_hold, &b_export, &b_alert).is_none() => {
                         problems.push(format!("{rpc}: answers ({answer:?}) but has no fixture in aimed_at()"))
                     }
                     // Aimed at B: B does not exist for them (not even "exists, but you may not").

@@ -9,6 +9,7 @@ mod cameras;
 mod embedded;
 mod harness;
 mod http;
+mod ids;
 mod keys;
 mod lifecycle;
 mod media;

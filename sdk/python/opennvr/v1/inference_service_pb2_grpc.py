@@ -288,9 +288,12 @@ class InferenceServiceServicer:
     def ListIdsAlerts(self, request, context):
         """---- Network IDS (Suricata) ----
 
-        Lists IDS alerts read from Suricata's EVE log, newest first.
+        Lists IDS alerts read from Suricata's EVE log, newest first: those about no camera (network-wide)
+        and those about a camera the caller may see (an alert is about the cameras whose address is its
+        source or destination). Returns INVALID_ARGUMENT naming the field for a bad address, time range,
+        severity or action.
         Permission: ids.read
-        Camera-scoped: no
+        Camera-scoped: yes
         Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -298,9 +301,10 @@ class InferenceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetIdsAlert(self, request, context):
-        """Returns one IDS alert, with its original EVE record. Returns NOT_FOUND for an unknown id.
+        """Returns one IDS alert, with its original EVE record. Returns NOT_FOUND for an unknown id or an
+        alert only about cameras the caller may not see.
         Permission: ids.read
-        Camera-scoped: no
+        Camera-scoped: yes
         Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

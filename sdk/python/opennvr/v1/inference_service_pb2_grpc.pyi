@@ -151,15 +151,19 @@ class InferenceServiceStub:
     ListIdsAlerts: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.ListIdsAlertsRequest, _inference_service_pb2.ListIdsAlertsResponse]
     """---- Network IDS (Suricata) ----
 
-    Lists IDS alerts read from Suricata's EVE log, newest first.
+    Lists IDS alerts read from Suricata's EVE log, newest first: those about no camera (network-wide)
+    and those about a camera the caller may see (an alert is about the cameras whose address is its
+    source or destination). Returns INVALID_ARGUMENT naming the field for a bad address, time range,
+    severity or action.
     Permission: ids.read
-    Camera-scoped: no
+    Camera-scoped: yes
     Step-up: no
     """
     GetIdsAlert: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.GetIdsAlertRequest, _inference_service_pb2.GetIdsAlertResponse]
-    """Returns one IDS alert, with its original EVE record. Returns NOT_FOUND for an unknown id.
+    """Returns one IDS alert, with its original EVE record. Returns NOT_FOUND for an unknown id or an
+    alert only about cameras the caller may not see.
     Permission: ids.read
-    Camera-scoped: no
+    Camera-scoped: yes
     Step-up: no
     """
 
@@ -279,15 +283,19 @@ class InferenceServiceAsyncStub(InferenceServiceStub):
     ListIdsAlerts: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.ListIdsAlertsRequest, _inference_service_pb2.ListIdsAlertsResponse]  # type: ignore[assignment]
     """---- Network IDS (Suricata) ----
 
-    Lists IDS alerts read from Suricata's EVE log, newest first.
+    Lists IDS alerts read from Suricata's EVE log, newest first: those about no camera (network-wide)
+    and those about a camera the caller may see (an alert is about the cameras whose address is its
+    source or destination). Returns INVALID_ARGUMENT naming the field for a bad address, time range,
+    severity or action.
     Permission: ids.read
-    Camera-scoped: no
+    Camera-scoped: yes
     Step-up: no
     """
     GetIdsAlert: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.GetIdsAlertRequest, _inference_service_pb2.GetIdsAlertResponse]  # type: ignore[assignment]
-    """Returns one IDS alert, with its original EVE record. Returns NOT_FOUND for an unknown id.
+    """Returns one IDS alert, with its original EVE record. Returns NOT_FOUND for an unknown id or an
+    alert only about cameras the caller may not see.
     Permission: ids.read
-    Camera-scoped: no
+    Camera-scoped: yes
     Step-up: no
     """
 
@@ -494,9 +502,12 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_inference_service_pb2.ListIdsAlertsResponse, _abc.Awaitable[_inference_service_pb2.ListIdsAlertsResponse]]:
         """---- Network IDS (Suricata) ----
 
-        Lists IDS alerts read from Suricata's EVE log, newest first.
+        Lists IDS alerts read from Suricata's EVE log, newest first: those about no camera (network-wide)
+        and those about a camera the caller may see (an alert is about the cameras whose address is its
+        source or destination). Returns INVALID_ARGUMENT naming the field for a bad address, time range,
+        severity or action.
         Permission: ids.read
-        Camera-scoped: no
+        Camera-scoped: yes
         Step-up: no
         """
 
@@ -506,9 +517,10 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inference_service_pb2.GetIdsAlertRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inference_service_pb2.GetIdsAlertResponse, _abc.Awaitable[_inference_service_pb2.GetIdsAlertResponse]]:
-        """Returns one IDS alert, with its original EVE record. Returns NOT_FOUND for an unknown id.
+        """Returns one IDS alert, with its original EVE record. Returns NOT_FOUND for an unknown id or an
+        alert only about cameras the caller may not see.
         Permission: ids.read
-        Camera-scoped: no
+        Camera-scoped: yes
         Step-up: no
         """
 

@@ -1831,9 +1831,12 @@ export const InferenceService: GenService<{
     output: typeof ListDetectionsResponseSchema;
   },
   /**
-   * Lists IDS alerts read from Suricata's EVE log, newest first.
+   * Lists IDS alerts read from Suricata's EVE log, newest first: those about no camera (network-wide)
+   * and those about a camera the caller may see (an alert is about the cameras whose address is its
+   * source or destination). Returns INVALID_ARGUMENT naming the field for a bad address, time range,
+   * severity or action.
    * Permission: ids.read
-   * Camera-scoped: no
+   * Camera-scoped: yes
    * Step-up: no
    *
    * @generated from rpc opennvr.v1.InferenceService.ListIdsAlerts
@@ -1844,9 +1847,10 @@ export const InferenceService: GenService<{
     output: typeof ListIdsAlertsResponseSchema;
   },
   /**
-   * Returns one IDS alert, with its original EVE record. Returns NOT_FOUND for an unknown id.
+   * Returns one IDS alert, with its original EVE record. Returns NOT_FOUND for an unknown id or an
+   * alert only about cameras the caller may not see.
    * Permission: ids.read
-   * Camera-scoped: no
+   * Camera-scoped: yes
    * Step-up: no
    *
    * @generated from rpc opennvr.v1.InferenceService.GetIdsAlert

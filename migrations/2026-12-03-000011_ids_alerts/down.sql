@@ -1,0 +1,2 @@
+DROP TABLE ids_eve_positions;
+DROP TABLE ids_alerts;

@@ -1,0 +1,82 @@
+//! IDS alerts as callers see them: those of no camera (network-wide), and those of cameras the
+//! caller may see — filtered in the query, so pages stay whole.
+use super::{PageRequest, Principal, parse_id};
+use crate::clock::SharedClock;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::Store;
+use crate::store::cameras::{CameraGrantRow, Visible};
+use crate::store::ids::{AlertScope, IdsAlertFilter, IdsAlertRow};
+use chrono::Duration;
+
+/// IDS alert use cases.
+#[derive(Clone)]
+pub struct IdsApp {
+    pub store: Store,
+    pub clock: SharedClock,
+    /// How long alerts are kept.
+    pub retention: Duration,
+}
+
+/// What `p` may see of alerts, in query terms.
+fn scope(c: &mut diesel::PgConnection, p: &Principal, now: chrono::DateTime<chrono::Utc>) -> Result<AlertScope> {
+    Ok(match super::cameras::visible(p, now) {
+        Visible::All => AlertScope::All,
+        Visible::Cameras(ids) => AlertScope::Cameras(ids),
+        Visible::GrantedTo(user, now) => AlertScope::Cameras(CameraGrantRow::live_camera_id_list(c, user, now)?),
+    })
+}
+
+impl IdsApp {
+    /// A page of alerts, newest first.
+    pub async fn list(
+        &self,
+        p: &Principal,
+        filter: IdsAlertFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<IdsAlertRow>, String)> {
+        let (p, now) = (p.clone(), self.clock.now());
+        let (after, limit) = (page.after_time_and_id()?, page.size);
+        let rows = self
+            .store
+            .run(move |c| {
+                let scope = scope(c, &p, now)?;
+                IdsAlertRow::page(c, &scope, &filter, after, limit)
+            })
+            .await?;
+        let last = rows.last().map(|r| super::time_and_id(r.time, r.id));
+        let next = page.next_token(rows.len(), last.as_deref());
+        Ok((rows, next))
+    }
+
+    /// One alert; NOT_FOUND for one the caller may not see.
+    pub async fn get(&self, p: &Principal, id: &str) -> Result<IdsAlertRow> {
+        let id = parse_id("ids_alert_id", id)?;
+        let (p, now) = (p.clone(), self.clock.now());
+        self.store
+            .run(move |c| {
+                let not_found = || Error::new(ErrorKind::NotFound, format!("IDS alert {id} not found"));
+                let row = IdsAlertRow::find(c, id)?.ok_or_else(not_found)?;
+                let seen = match scope(c, &p, now)? {
+                    AlertScope::All => true,
+                    AlertScope::Cameras(ids) => {
+                        row.camera_ids.is_empty() || row.camera_ids.iter().any(|c| ids.contains(c))
+                    }
+                };
+                if seen { Ok(row) } else { Err(not_found()) }
+            })
+            .await
+    }
+
+    /// Drops alerts older than the retention, in batches; returns how many went.
+    pub async fn enforce_retention(&self) -> Result<usize> {
+        let before = self.clock.now() - self.retention;
+        let mut total = 0;
+        loop {
+            let n = self.store.run(move |c| IdsAlertRow::delete_older(c, before, 10_000)).await?;
+            total += n;
+            if n < 10_000 {
+                return Ok(total);
+            }
+        }
+    }
+}

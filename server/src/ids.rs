@@ -1,0 +1,356 @@
+//! Follows Suricata's EVE log and stores its alerts. The reader remembers the file's identity
+//! (device and inode) and the offset of the first unread byte, advanced in the same transaction as
+//! the alerts read up to it, so an alert is never lost nor stored twice — across restarts, across a
+//! rotation (rename + new file: the old file is read to its end first, even when the rotation
+//! happened while the server was down), a truncation (copytruncate: read again from the start), a
+//! partial last line (left for the next read) and malformed lines (skipped, counted, logged).
+use crate::app::events::EventBus;
+use crate::clock::SharedClock;
+use crate::domain::event::{EventKind, SiteEvent};
+use crate::domain::ids::{EveAlert, EveLine, parse_line};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::store::cameras::CameraRow;
+use crate::store::ids::{EvePositionRow, IdsAlertRow};
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use uuid::Uuid;
+
+/// How often the log is looked at.
+pub const POLL: std::time::Duration = std::time::Duration::from_secs(1);
+/// The most read from the log in one pass (a backlog is read over several passes).
+const CHUNK: usize = 4 << 20;
+/// How many bytes before the offset identify where reading stands (see [`tail_at`]).
+const TAIL: u64 = 64;
+
+/// An open log file and where reading stands in it.
+struct OpenLog {
+    file: std::fs::File,
+    device: u64,
+    inode: u64,
+    offset: u64,
+    /// The bytes just before `offset`, as they were read.
+    tail: Vec<u8>,
+}
+
+/// What a pass over the log did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub alerts: usize,
+    pub malformed: usize,
+}
+
+/// Counters of the follower, for `/metrics` and tests.
+#[derive(Debug, Default)]
+pub struct FollowerStats {
+    pub alerts: AtomicU64,
+    pub malformed: AtomicU64,
+}
+
+/// The reader of one EVE log.
+pub struct EveFollower {
+    path: PathBuf,
+    store: Store,
+    clock: SharedClock,
+    events: EventBus,
+    open: Option<OpenLog>,
+    pub stats: Arc<FollowerStats>,
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::internal(format!("EVE log {}: {e}", path.display()))
+}
+
+/// Reads complete lines from `offset` (at most [`CHUNK`] bytes); with `to_end` (a file that will not
+/// grow any more) a last line without its newline counts too. Returns the lines and the offset after
+/// them.
+fn read_lines(file: &mut std::fs::File, offset: u64, to_end: bool) -> std::io::Result<(Vec<String>, u64)> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::new();
+    file.take(CHUNK as u64).read_to_end(&mut buf)?;
+    let complete = match buf.iter().rposition(|b| *b == b'\n') {
+        Some(i) => i + 1,
+        // A "line" longer than a whole chunk is no EVE record: skip it rather than stall on it.
+        None if buf.len() >= CHUNK => buf.len(),
+        None if to_end => buf.len(),
+        None => 0,
+    };
+    let mut end = complete;
+    if to_end && buf.len() < CHUNK {
+        end = buf.len();
+    }
+    let lines = buf[..end]
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    Ok((lines, offset + end as u64))
+}
+
+/// The (up to [`TAIL`]) bytes before `offset`: if they change, the file was truncated and written
+/// again, even when it has grown past `offset` since.
+fn tail_at(file: &mut std::fs::File, offset: u64) -> std::io::Result<Vec<u8>> {
+    let start = offset.saturating_sub(TAIL);
+    file.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    file.take(offset - start).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Whether `open` no longer holds what was read from it (truncated, then maybe written again).
+fn rewritten(open: &mut OpenLog) -> std::io::Result<bool> {
+    let len = open.file.metadata()?.len();
+    Ok(len < open.offset || (open.offset > 0 && tail_at(&mut open.file, open.offset)? != open.tail))
+}
+
+/// The file in `dir` with this identity (a rotated log), if any.
+fn find_by_identity(dir: &Path, device: u64, inode: u64) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.dev() == device && m.ino() == inode))
+}
+
+/// Camera addresses: IP literals of source URLs and the cameras' listed addresses.
+fn camera_addresses(c: &mut diesel::PgConnection) -> Result<HashMap<IpAddr, Vec<Uuid>>> {
+    let mut out: HashMap<IpAddr, Vec<Uuid>> = HashMap::new();
+    for cam in CameraRow::all_live(c)? {
+        let host = url::Url::parse(&cam.source_url).ok().and_then(|u| u.host_str().map(str::to_owned));
+        let listed = cam.ip_addresses.iter().map(String::as_str);
+        for addr in host.as_deref().map(|h| h.trim_matches(['[', ']'])).into_iter().chain(listed) {
+            if let Ok(ip) = addr.parse::<IpAddr>() {
+                let ids = out.entry(ip).or_default();
+                if !ids.contains(&cam.id) {
+                    ids.push(cam.id);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl EveFollower {
+    /// A reader of the log at `path` (it may not exist yet).
+    pub fn new(path: PathBuf, store: Store, clock: SharedClock, events: EventBus) -> EveFollower {
+        EveFollower { path, store, clock, events, open: None, stats: Arc::default() }
+    }
+
+    /// Reads the log every [`POLL`] until the server stops; trouble is logged and retried.
+    pub async fn run(mut self) {
+        loop {
+            if let Err(e) = self.pass().await {
+                tracing::warn!(error = %e.message(), path = %self.path.display(), "reading the EVE log failed; retrying");
+                self.open = None;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// One look at the log: opens it (finishing a file rotated away meanwhile), reads what was
+    /// appended, and follows a rotation or truncation.
+    pub async fn pass(&mut self) -> Result<Pass> {
+        let mut done = Pass::default();
+        if self.open.is_none() && !self.reopen(&mut done).await? {
+            return Ok(done);
+        }
+        // Truncated in place (copytruncate)? Then what is there now is read from its start.
+        if let Some(open) = self.open.as_mut()
+            && rewritten(open).map_err(|e| io_error(&self.path, e))?
+        {
+            tracing::warn!(path = %self.path.display(), "the EVE log was truncated: reading it from the start");
+            (open.offset, open.tail) = (0, Vec::new());
+            self.save_position().await?;
+        }
+        while self.read_open(false, &mut done).await? > 0 {}
+        // Rotated? The path names another file now, or nothing.
+        let Some(open) = self.open.as_ref() else { return Ok(done) };
+        let now_there = std::fs::metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
+        if now_there != Some((open.device, open.inode)) {
+            // The old file is complete: read it to its very end, then take the new one.
+            while self.read_open(true, &mut done).await? > 0 {}
+            self.open = None;
+            if now_there.is_some() && self.reopen(&mut done).await? {
+                while self.read_open(false, &mut done).await? > 0 {}
+            }
+        }
+        Ok(done)
+    }
+
+    /// Opens the log where the stored position says; a stored file that was rotated away is read to
+    /// its end first. False when there is no log yet.
+    async fn reopen(&mut self, done: &mut Pass) -> Result<bool> {
+        let Ok(meta) = std::fs::metadata(&self.path) else { return Ok(false) };
+        let (device, inode) = (meta.dev(), meta.ino());
+        let key = self.path.to_string_lossy().into_owned();
+        let stored = self.store.run(move |c| EvePositionRow::find(c, &key)).await?;
+        let (mut offset, mut tail) = (0, Vec::new());
+        match stored {
+            Some(p) if (p.device as u64, p.inode as u64) == (device, inode) => {
+                // Where the last reader stopped; a truncation meanwhile shows in the bytes before it
+                // (checked by the pass).
+                (offset, tail) = (u64::try_from(p.byte_offset).unwrap_or(0), p.tail);
+            }
+            Some(p) => {
+                // Rotated while nobody read it: finish the old file if it is still there.
+                let dir = self.path.parent().unwrap_or(Path::new("."));
+                if let Some(old) = find_by_identity(dir, p.device as u64, p.inode as u64) {
+                    tracing::info!(rotated = %old.display(), "finishing the rotated EVE log");
+                    let file = std::fs::File::open(&old).map_err(|e| io_error(&old, e))?;
+                    let start = u64::try_from(p.byte_offset).unwrap_or(0);
+                    let (device, inode) = (p.device as u64, p.inode as u64);
+                    self.open = Some(OpenLog { file, device, inode, offset: start, tail: p.tail });
+                    while self.read_open(true, done).await? > 0 {}
+                } else {
+                    tracing::warn!(path = %self.path.display(), "the EVE log was rotated and the old file is gone: alerts written to it after the last read are lost");
+                }
+            }
+            None => {}
+        }
+        let file = std::fs::File::open(&self.path).map_err(|e| io_error(&self.path, e))?;
+        self.open = Some(OpenLog { file, device, inode, offset, tail });
+        self.save_position().await?;
+        Ok(true)
+    }
+
+    /// Reads one chunk of complete lines of the open file, stores its alerts and the new position in
+    /// one transaction. Returns how many bytes it moved forward.
+    async fn read_open(&mut self, to_end: bool, done: &mut Pass) -> Result<u64> {
+        let Some(mut open) = self.open.take() else { return Ok(0) };
+        let path = self.path.clone();
+        let (open_back, read) = tokio::task::spawn_blocking(move || {
+            let read = read_lines(&mut open.file, open.offset, to_end)
+                .and_then(|(lines, next)| Ok((lines, next, tail_at(&mut open.file, next)?)));
+            (open, read)
+        })
+        .await
+        .map_err(Error::internal)?;
+        let mut open = open_back;
+        let (lines, next, tail) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                self.open = Some(open);
+                return Err(io_error(&path, e));
+            }
+        };
+        let moved = next - open.offset;
+        if moved == 0 {
+            self.open = Some(open);
+            return Ok(0);
+        }
+        let mut alerts: Vec<EveAlert> = Vec::new();
+        for line in &lines {
+            match parse_line(line) {
+                EveLine::Alert(a) => alerts.push(*a),
+                EveLine::Other => {}
+                EveLine::Malformed(why) => {
+                    done.malformed += 1;
+                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(path = %path.display(), reason = %why, "skipped a malformed EVE line");
+                }
+            }
+        }
+        let now = self.clock.now();
+        let from = open.offset as i64;
+        let position = EvePositionRow {
+            path: path.to_string_lossy().into_owned(),
+            device: open.device as i64,
+            inode: open.inode as i64,
+            byte_offset: next as i64,
+            tail: tail.clone(),
+            updated_at: now,
+        };
+        let stored = self
+            .store
+            .transaction(move |c| {
+                let addresses = if alerts.is_empty() { HashMap::new() } else { camera_addresses(c)? };
+                let rows: Vec<(IdsAlertRow, EveAlert)> = alerts
+                    .into_iter()
+                    .map(|a| {
+                        let mut cams: Vec<Uuid> = Vec::new();
+                        for ip in [a.src_ip, a.dest_ip] {
+                            for id in addresses.get(&ip).into_iter().flatten() {
+                                if !cams.contains(id) {
+                                    cams.push(*id);
+                                }
+                            }
+                        }
+                        (IdsAlertRow::of(Uuid::new_v4(), &a, &cams, now), a)
+                    })
+                    .collect();
+                // Only from where this reader stands: if another one moved on, nothing is stored twice.
+                if !position.advance(c, from)? {
+                    return Err(Error::new(
+                        crate::error::ErrorKind::Aborted,
+                        "another reader of the EVE log moved on; taking up its position",
+                    ));
+                }
+                IdsAlertRow::insert_all(c, &rows.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>())?;
+                Ok(rows)
+            })
+            .await;
+        let stored = match stored {
+            Ok(rows) => rows,
+            Err(e) => {
+                // Nothing was stored. Read again from the stored position next time.
+                drop(open);
+                return Err(e);
+            }
+        };
+        (open.offset, open.tail) = (next, tail);
+        self.open = Some(open);
+        done.alerts += stored.len();
+        self.stats.alerts.fetch_add(stored.len() as u64, Ordering::Relaxed);
+        for (row, alert) in stored {
+            let first = row.camera_ids.first().copied();
+            self.events.publish(SiteEvent::new(
+                now,
+                first,
+                EventKind::IdsAlert { id: row.id, alert: Box::new(alert), cameras: row.camera_ids, ingest_time: now },
+            ));
+        }
+        Ok(moved)
+    }
+
+    /// Stores where reading stands now.
+    async fn save_position(&self) -> Result<()> {
+        let Some(open) = self.open.as_ref() else { return Ok(()) };
+        let position = EvePositionRow {
+            path: self.path.to_string_lossy().into_owned(),
+            device: open.device as i64,
+            inode: open.inode as i64,
+            byte_offset: open.offset as i64,
+            tail: open.tail.clone(),
+            updated_at: self.clock.now(),
+        };
+        self.store.run(move |c| position.save(c)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn complete_lines_only_unless_the_file_is_finished() {
+        let dir = std::env::temp_dir().join(format!("eve-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("eve.json");
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.write_all(b"{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
+        let mut r = std::fs::File::open(&p).unwrap();
+        let (lines, next) = read_lines(&mut r, 0, false).unwrap();
+        assert_eq!((lines.len(), next), (2, 16));
+        let (lines, next) = read_lines(&mut r, next, false).unwrap();
+        assert_eq!((lines.len(), next), (0, 16), "a partial line waits");
+        let (lines, next) = read_lines(&mut r, 16, true).unwrap();
+        assert_eq!((lines, next), (vec!["{\"c\":".to_owned()], 21), "a finished file's last line counts");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,242 @@
+//! Network intrusion alerts from Suricata's EVE log: read once through rotation, truncation, partial
+//! and malformed lines and restarts; linked to cameras; listed and streamed only to who may see them.
+use crate::harness::{TestServer, temp_dir};
+use opennvr_sdk::pb;
+use opennvr_server::ids::EveFollower;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use tonic::Code;
+
+/// One EVE alert line (without its newline).
+pub fn alert_line(time: &str, src_ip: &str, signature_id: i64) -> String {
+    format!(
+        r#"{{"timestamp":"{time}","flow_id":1402357817263281,"in_iface":"eth1","event_type":"alert","src_ip":"{src_ip}","src_port":49152,"dest_ip":"198.51.100.7","dest_port":443,"proto":"TCP","app_proto":"tls","alert":{{"action":"allowed","gid":1,"signature_id":{signature_id},"rev":3,"signature":"ET POLICY Possible IoT device phoning home","category":"Potential Corporate Privacy Violation","severity":2}}}}"#
+    )
+}
+
+fn alert(sid: i64) -> String {
+    alert_line("2026-11-25T03:12:19.097374+0000", "10.0.0.23", sid) + "\n"
+}
+
+const FLOW: &str = r#"{"timestamp":"2026-11-25T03:12:20.000000+0000","event_type":"flow","src_ip":"10.0.0.23","dest_ip":"198.51.100.7"}
+"#;
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// The signature ids of every stored alert, sorted (each test alert has its own).
+async fn stored(s: &TestServer) -> Vec<i64> {
+    let mut su = s.db.superuser();
+    #[derive(diesel::QueryableByName)]
+    struct Sid {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        signature_id: i64,
+    }
+    let rows: Vec<Sid> = diesel::RunQueryDsl::load(
+        diesel::sql_query("SELECT signature_id FROM ids_alerts ORDER BY signature_id"),
+        &mut su,
+    )
+    .unwrap();
+    rows.into_iter().map(|r| r.signature_id).collect()
+}
+
+fn follower(s: &TestServer, path: &Path) -> EveFollower {
+    EveFollower::new(path.to_path_buf(), s.store.clone(), Arc::new(s.clock.clone()), s.events.clone())
+}
+
+#[tokio::test]
+async fn every_alert_is_read_once_through_partial_lines_malformed_lines_restarts_rotations_and_truncation() {
+    let s = TestServer::start().await;
+    let dir = temp_dir("eve");
+    let eve = dir.join("eve.json");
+    let mut reader = follower(&s, &eve);
+    // No log yet: nothing to do, no trouble.
+    assert_eq!(reader.pass().await.unwrap().alerts, 0);
+    // Two alerts, a flow record (skipped) and a third alert still being written.
+    let third = alert(3);
+    append(&eve, &(alert(1) + FLOW + &alert(2) + &third[..40]));
+    assert_eq!(reader.pass().await.unwrap().alerts, 2);
+    assert_eq!(stored(&s).await, vec![1, 2]);
+    // The rest of the third line, a malformed line and a fourth alert: the bad line is skipped.
+    append(&eve, &(third[40..].to_owned() + "{\"event_type\":\"alert\",\"timestamp\":\n" + &alert(4)));
+    let pass = reader.pass().await.unwrap();
+    assert_eq!((pass.alerts, pass.malformed), (2, 1));
+    assert_eq!(stored(&s).await, vec![1, 2, 3, 4]);
+    // A restart mid-file: a new reader takes up where the last one stopped.
+    drop(reader);
+    append(&eve, &alert(5));
+    let mut reader = follower(&s, &eve);
+    assert_eq!(reader.pass().await.unwrap().alerts, 1);
+    assert_eq!(stored(&s).await, vec![1, 2, 3, 4, 5]);
+    // Rotation (rename + new file) while reading: the old file's tail — its last line without a
+    // newline, as a writer cut short leaves it — is read before the new file.
+    append(&eve, alert(6).trim_end());
+    std::fs::rename(&eve, dir.join("eve.json.1")).unwrap();
+    append(&eve, &alert(7));
+    reader.pass().await.unwrap();
+    assert_eq!(stored(&s).await, vec![1, 2, 3, 4, 5, 6, 7]);
+    // Rotation while the server is down: the rotated file is found by its identity and finished.
+    drop(reader);
+    append(&eve, &alert(8));
+    std::fs::rename(&eve, dir.join("eve.json.2")).unwrap();
+    append(&eve, &alert(9));
+    let mut reader = follower(&s, &eve);
+    reader.pass().await.unwrap();
+    assert_eq!(stored(&s).await, (1..=9).collect::<Vec<_>>());
+    // Truncation in place (copytruncate): read again from the start of what is there now.
+    std::fs::OpenOptions::new().write(true).truncate(true).open(&eve).unwrap();
+    append(&eve, &alert(10));
+    reader.pass().await.unwrap();
+    assert_eq!(stored(&s).await, (1..=10).collect::<Vec<_>>());
+    // Nothing new: nothing stored twice, however often it looks.
+    for _ in 0..3 {
+        assert_eq!(reader.pass().await.unwrap().alerts, 0);
+    }
+    // Two readers of one log (two servers, or a stale one) never store an alert twice.
+    let mut other = follower(&s, &eve);
+    other.pass().await.unwrap();
+    append(&eve, &alert(11));
+    let (a, b) = (reader.pass().await, other.pass().await);
+    assert!(a.is_ok() || b.is_ok());
+    other.pass().await.ok();
+    reader.pass().await.ok();
+    assert_eq!(stored(&s).await, (1..=11).collect::<Vec<_>>());
+    assert_eq!(reader.stats.malformed.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn alerts_follow_their_cameras_and_stay_out_of_reach_of_who_may_not_see_them() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let make = |name: &str, ip: &str| pb::Camera {
+        source_url: format!("rtsp://{ip}:554/stream1"),
+        ..crate::cameras::camera(name)
+    };
+    let mut cams = Vec::new();
+    for (name, ip) in [("Lobby", "10.0.0.23"), ("Vault", "10.0.0.24")] {
+        let created = admin
+            .cameras()
+            .create_camera(pb::CreateCameraRequest { camera: Some(make(name, ip)), password: String::new() })
+            .await
+            .unwrap();
+        cams.push(created.into_inner().camera.unwrap());
+    }
+    let (a, b) = (&cams[0], &cams[1]);
+    let op = s.user(&admin, "olga", pb::Role::Operator).await;
+    let olga = op.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    crate::cameras::grant(&admin, a, &olga, &["camera.read"], None).await.unwrap();
+    // Olga watches IDS alerts as they come.
+    let mut watch = op
+        .events()
+        .watch_events(pb::WatchEventsRequest { types: vec![pb::EventType::IdsAlert as i32], ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let dir = temp_dir("eve");
+    let eve = dir.join("eve.json");
+    let t = "2026-11-25T03:12:19.097374+0000";
+    append(
+        &eve,
+        &[
+            alert_line(t, "10.0.0.23", 1),   // about A
+            alert_line(t, "10.0.0.24", 2),   // about B
+            alert_line(t, "192.168.9.9", 3), // about no camera
+        ]
+        .join("\n"),
+    );
+    append(&eve, "\n");
+    follower(&s, &eve).pass().await.unwrap();
+    // The administrator sees all three, each with its cameras.
+    let all = admin.inference().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(all.alerts.len(), 3);
+    let by_sid = |sid: i64| all.alerts.iter().find(|x| x.signature_id == sid).unwrap().clone();
+    assert_eq!(by_sid(1).camera_ids, vec![a.id.clone()]);
+    assert_eq!(by_sid(2).camera_ids, vec![b.id.clone()]);
+    assert!(by_sid(3).camera_ids.is_empty());
+    let one = by_sid(1);
+    assert_eq!((one.src_ip.as_str(), one.dest_port, one.severity), ("10.0.0.23", 443, 2));
+    assert_eq!(one.action, pb::IdsAlertAction::Allowed as i32);
+    assert!(one.eve_json.contains("\"signature_id\":1,"));
+    // Olga, granted A only: A's and the network-wide one; B's does not exist for her.
+    let hers = op.inference().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner();
+    let mut sids: Vec<i64> = hers.alerts.iter().map(|x| x.signature_id).collect();
+    sids.sort();
+    assert_eq!(sids, vec![1, 3]);
+    let hidden = op.inference().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: by_sid(2).id }).await;
+    assert_eq!(hidden.unwrap_err().code(), Code::NotFound);
+    op.inference().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: by_sid(1).id }).await.unwrap();
+    // Her stream carried the same two, never B's.
+    let mut streamed = Vec::new();
+    while streamed.len() < 2 {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), watch.message()).await.unwrap().unwrap();
+        if let Some(pb::watch_events_response::Kind::Event(e)) = msg.and_then(|m| m.kind)
+            && let Some(pb::event::Payload::IdsAlert(alert)) = e.payload
+        {
+            streamed.push(alert.signature_id);
+        }
+    }
+    streamed.sort();
+    assert_eq!(streamed, vec![1, 3]);
+    // Filters, and bad ones named.
+    let of_a = admin
+        .inference()
+        .list_ids_alerts(pb::ListIdsAlertsRequest { camera_id: a.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(of_a.alerts.iter().map(|x| x.signature_id).collect::<Vec<_>>(), vec![1]);
+    let from_b = admin
+        .inference()
+        .list_ids_alerts(pb::ListIdsAlertsRequest { src_ip: "10.0.0.24".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(from_b.alerts.iter().map(|x| x.signature_id).collect::<Vec<_>>(), vec![2]);
+    let severe = admin
+        .inference()
+        .list_ids_alerts(pb::ListIdsAlertsRequest { max_severity: 1, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(severe.alerts.is_empty(), "all are severity 2");
+    let bad = admin
+        .inference()
+        .list_ids_alerts(pb::ListIdsAlertsRequest { src_ip: "camera-7".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("src_ip"), "{}", bad.message());
+    // Alerts older than the retention go.
+    let ids = opennvr_server::app::ids::IdsApp {
+        store: s.store.clone(),
+        clock: Arc::new(s.clock.clone()),
+        retention: chrono::Duration::days(1),
+    };
+    assert_eq!(ids.enforce_retention().await.unwrap(), 3, "the fixtures are dated 2026-11-25");
+    assert!(stored(&s).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_server_follows_the_configured_log() {
+    let db = crate::harness::TestDb::new();
+    let mut options = crate::harness::test_options(&db);
+    let dir = temp_dir("eve");
+    let eve = dir.join("eve.json");
+    options.suricata_eve_file = Some(eve.clone());
+    let s = TestServer::start_with(db, options).await;
+    let admin = s.admin().await;
+    append(&eve, &alert(42));
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found =
+            admin.inference().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner().alerts;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(found.iter().map(|a| a.signature_id).collect::<Vec<_>>(), vec![42]);
+}
