@@ -74,6 +74,21 @@ enum Command {
     /// Network intrusion alerts (Suricata) of your cameras and the network.
     #[command(subcommand)]
     Alerts(cmd::alerts::AlertsCommand),
+    /// AI adapters: add, list, remove, health.
+    #[command(subcommand)]
+    Adapters(cmd::adapters::AdaptersCommand),
+    /// Run one image through an adapter now.
+    Infer {
+        /// A JPEG file.
+        #[arg(long)]
+        image: std::path::PathBuf,
+        /// The adapter (name or id).
+        #[arg(long)]
+        adapter: String,
+        /// The adapter task [default: its first].
+        #[arg(long, default_value = "")]
+        task: String,
+    },
 }
 
 #[tokio::main]
@@ -141,6 +156,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Credentials(c) => cmd::credentials::run(cli.server, cli.output, c).await,
         Command::Apikeys(c) => cmd::apikeys::run(cli.server, cli.output, c).await,
         Command::Alerts(c) => cmd::alerts::run(cli.server, cli.output, c).await,
+        Command::Adapters(c) => cmd::adapters::run(cli.server, cli.output, c).await,
+        Command::Infer { image, adapter, task } => {
+            cmd::adapters::infer(cli.server, cli.output, image, adapter, task).await
+        }
     }
 }
 

@@ -196,6 +196,9 @@ pub struct Options {
     /// `/var/log/suricata/eve.json` (it may rotate) [default: none; no IDS alerts].
     #[arg(long, env = "OPENNVR_SURICATA_EVE_FILE")]
     pub suricata_eve_file: Option<PathBuf>,
+    /// Allow inference adapters outside loopback and private networks [default: false].
+    #[arg(long, env = "OPENNVR_INFERENCE_ALLOW_REMOTE")]
+    pub inference_allow_remote: Option<bool>,
     /// How long IDS alerts are kept, in days [default: 90].
     #[arg(long, env = "OPENNVR_IDS_ALERT_RETENTION_DAYS")]
     pub ids_alert_retention_days: Option<u64>,
@@ -253,6 +256,7 @@ impl Options {
             export_keep_hours: self.export_keep_hours.or(file.export_keep_hours),
             mfa_required_roles: self.mfa_required_roles.or(file.mfa_required_roles),
             suricata_eve_file: self.suricata_eve_file.or(file.suricata_eve_file),
+            inference_allow_remote: self.inference_allow_remote.or(file.inference_allow_remote),
             ids_alert_retention_days: self.ids_alert_retention_days.or(file.ids_alert_retention_days),
             step_up_window_secs: self.step_up_window_secs.or(file.step_up_window_secs),
             webauthn_rp_id: self.webauthn_rp_id.or(file.webauthn_rp_id),
@@ -312,6 +316,8 @@ pub struct Config {
     /// Suricata's EVE log, if alerts are read.
     pub suricata_eve_file: Option<PathBuf>,
     pub ids_alert_retention: Duration,
+    /// Adapters may live outside loopback and private networks.
+    pub inference_allow_remote: bool,
     pub step_up_window: Duration,
     /// `None`: passkeys are off.
     pub webauthn: Option<crate::security::webauthn::RelyingParty>,
@@ -451,6 +457,7 @@ impl Config {
             },
             step_up_window: secs(o.step_up_window_secs, 300, "OPENNVR_STEP_UP_WINDOW_SECS")?,
             suricata_eve_file: o.suricata_eve_file,
+            inference_allow_remote: o.inference_allow_remote.unwrap_or(false),
             ids_alert_retention: secs(
                 o.ids_alert_retention_days.map(|d| d.saturating_mul(86_400)),
                 90 * 86_400,

@@ -27,6 +27,8 @@ pub enum ErrorKind {
     Unimplemented,
     /// A position (page, resume point) outside what is kept.
     OutOfRange,
+    /// A dependency (an inference adapter) did not answer in time.
+    DeadlineExceeded,
     /// A bug or an unexpected failure; details are logged, never returned.
     Internal,
 }
@@ -55,6 +57,8 @@ pub mod reason {
     pub const UNDER_HOLD: &str = "ERROR_REASON_UNDER_HOLD";
     pub const STEP_UP_REQUIRED: &str = "ERROR_REASON_STEP_UP_REQUIRED";
     pub const MFA_ENROLMENT_REQUIRED: &str = "ERROR_REASON_MFA_ENROLMENT_REQUIRED";
+    pub const ADAPTER_OVERLOADED: &str = "ERROR_REASON_ADAPTER_OVERLOADED";
+    pub const ADAPTER_CIRCUIT_OPEN: &str = "ERROR_REASON_ADAPTER_CIRCUIT_OPEN";
 }
 
 /// Result alias used throughout the server.

@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ids;
+pub mod inference;
 pub mod media;
 pub mod metrics;
 pub mod postgres;

@@ -283,6 +283,20 @@ impl Server {
             last_segment: Default::default(),
         };
         recordings.recover_exports().await?;
+        let registry = crate::inference::AdapterRegistry::new(
+            store.clone(),
+            clock.clone(),
+            master.clone(),
+            events.clone(),
+            config.inference_allow_remote,
+        );
+        registry.sync().await?;
+        let inference = crate::app::inference::InferenceApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            master: master.clone(),
+            registry: registry.clone(),
+        };
         let ids = crate::app::ids::IdsApp {
             store: store.clone(),
             clock: clock.clone(),
@@ -297,7 +311,7 @@ impl Server {
             audit: crate::api::audit_service::AuditApi { app: audit_app.clone() },
             cameras: crate::api::camera_service::CameraApi { app: cameras.clone() },
             recordings: crate::api::recording_service::RecordingApi { app: recordings.clone() },
-            inference: crate::api::inference_service::InferenceApi { ids: ids.clone() },
+            inference: crate::api::inference_service::InferenceApi { ids: ids.clone(), adapters: inference.clone() },
             events: crate::api::event_service::EventApi {
                 app: crate::app::events::EventsApp { store: store.clone(), clock: clock.clone(), bus: events.clone() },
             },
@@ -361,6 +375,7 @@ impl Server {
                 }
             }),
         ];
+        background.push(tokio::spawn(registry.clone().run()));
         if let Some(path) = &config.suricata_eve_file {
             let follower = crate::ids::EveFollower::new(path.clone(), store.clone(), clock.clone(), events.clone());
             tracing::info!(path = %path.display(), "following Suricata's EVE log for IDS alerts");

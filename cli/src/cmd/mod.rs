@@ -1,4 +1,5 @@
 //! One module per noun.
+pub mod adapters;
 pub mod alerts;
 pub mod apikeys;
 pub mod audit;

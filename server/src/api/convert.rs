@@ -2,6 +2,7 @@
 use crate::app::auth::IssuedTokens;
 use crate::app::mfa::{Factor, FactorKind, MfaChallenge};
 use crate::domain::Role;
+use crate::domain::inference::Health;
 use crate::error::{Error, Result};
 use crate::store::api_keys::ApiKeyRow;
 use crate::store::credentials::{CredentialRow, FactorSummary};
@@ -583,6 +584,17 @@ pub fn ids_alert(r: &crate::store::ids::IdsAlertRow) -> pb::IdsAlert {
     }
 }
 
+/// Wire adapter health.
+pub fn adapter_health(h: Health) -> pb::AdapterHealth {
+    match h {
+        Health::Unknown => pb::AdapterHealth::Unknown,
+        Health::Healthy => pb::AdapterHealth::Healthy,
+        Health::Degraded => pb::AdapterHealth::Degraded,
+        Health::Unhealthy => pb::AdapterHealth::Unhealthy,
+        Health::Disabled => pb::AdapterHealth::Disabled,
+    }
+}
+
 /// Wire site event.
 pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
     use crate::domain::camera::CameraState;
@@ -626,6 +638,22 @@ pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
             if *recording { pb::EventType::RecordingStarted } else { pb::EventType::RecordingStopped },
             if *recording { pb::EventSeverity::Info } else { pb::EventSeverity::Critical },
             pb::event::Payload::RecordingState(pb::RecordingStateChange { reason: reason.clone() }),
+        ),
+        EventKind::AdapterHealth { adapter_id, name, health, previous, error } => (
+            if matches!(health, Health::Healthy) {
+                pb::EventType::AdapterHealthy
+            } else {
+                pb::EventType::AdapterUnhealthy
+            },
+            if matches!(health, Health::Unhealthy) { pb::EventSeverity::Warning } else { pb::EventSeverity::Info },
+            pb::event::Payload::AdapterHealth(pb::AdapterHealthChange {
+                adapter_id: adapter_id.to_string(),
+                adapter_name: name.clone(),
+                health: adapter_health(*health) as i32,
+                previous_health: adapter_health(*previous) as i32,
+                circuit_state: pb::CircuitState::Unspecified as i32,
+                last_error: error.clone(),
+            }),
         ),
         EventKind::IdsAlert { id, alert, cameras, ingest_time } => (
             pb::EventType::IdsAlert,

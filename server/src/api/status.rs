@@ -21,6 +21,7 @@ pub fn to_status(e: Error) -> Status {
         ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::Unimplemented => Code::Unimplemented,
         ErrorKind::OutOfRange => Code::OutOfRange,
+        ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
         ErrorKind::Internal => Code::Internal,
     };
     let mut details = ErrorDetails::new();

@@ -56,6 +56,7 @@ pub enum Topic {
     RecordingStarted,
     RecordingStopped,
     IdsAlert,
+    AdapterHealth,
 }
 
 impl Topic {
@@ -74,6 +75,7 @@ impl Topic {
             EventKind::Recording { recording: true, .. } => Topic::RecordingStarted,
             EventKind::Recording { .. } => Topic::RecordingStopped,
             EventKind::IdsAlert { .. } => Topic::IdsAlert,
+            EventKind::AdapterHealth { .. } => Topic::AdapterHealth,
         }
     }
 
@@ -138,6 +140,12 @@ impl EventsApp {
                     Ok(Err(broadcast::error::RecvError::Closed)) => return,
                     Ok(Ok(e)) => {
                         if !topics.is_empty() && !topics.contains(&Topic::of(&e)) {
+                            continue;
+                        }
+                        // Adapter health: for who may read the adapters.
+                        if matches!(e.kind, EventKind::AdapterHealth { .. })
+                            && !p.allows(crate::domain::Permission::InferenceRead)
+                        {
                             continue;
                         }
                         if let EventKind::IdsAlert { cameras: linked, .. } = &e.kind {

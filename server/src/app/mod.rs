@@ -7,6 +7,7 @@ pub mod cameras;
 pub mod events;
 pub mod exports;
 pub mod ids;
+pub mod inference;
 pub mod keys;
 pub mod mfa;
 pub mod recordings;

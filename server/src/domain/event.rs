@@ -26,6 +26,14 @@ pub enum EventKind {
     /// The network IDS raised an alert (stored under `id`), about `cameras` if their addresses are
     /// in it.
     IdsAlert { id: Uuid, alert: Box<super::ids::EveAlert>, cameras: Vec<Uuid>, ingest_time: DateTime<Utc> },
+    /// An adapter's health changed.
+    AdapterHealth {
+        adapter_id: Uuid,
+        name: String,
+        health: super::inference::Health,
+        previous: super::inference::Health,
+        error: String,
+    },
 }
 
 /// One event.

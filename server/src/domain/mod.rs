@@ -3,6 +3,7 @@ mod audit;
 pub mod camera;
 pub mod event;
 pub mod ids;
+pub mod inference;
 pub mod mfa;
 pub mod recording;
 mod role;

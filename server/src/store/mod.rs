@@ -6,6 +6,7 @@ pub mod ceremonies;
 pub mod credentials;
 pub mod exports;
 pub mod ids;
+pub mod inference;
 pub mod keys;
 pub mod recordings;
 pub mod schema;

@@ -382,3 +382,70 @@ diesel::table! {
         updated_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    adapters (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        endpoint_url -> Text,
+        token_sealed -> Nullable<Bytea>,
+        token_kek_id -> Nullable<Text>,
+        timeout_ms -> Int4,
+        max_concurrency -> Int4,
+        max_queue -> Int4,
+        enabled -> Bool,
+        model -> Text,
+        model_version -> Text,
+        tasks -> Array<Text>,
+        supported_labels -> Array<Text>,
+        max_in_flight -> Int4,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    adapter_bindings (id) {
+        id -> Uuid,
+        camera_id -> Uuid,
+        adapter_id -> Uuid,
+        task -> Text,
+        frame_interval_ms -> Int4,
+        regions -> Jsonb,
+        min_confidence -> Float4,
+        labels -> Array<Text>,
+        enabled -> Bool,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    detections (id) {
+        id -> Uuid,
+        camera_id -> Uuid,
+        adapter_id -> Uuid,
+        binding_id -> Nullable<Uuid>,
+        task -> Text,
+        frame_time -> Timestamptz,
+        label -> Text,
+        confidence -> Float4,
+        box_x -> Float4,
+        box_y -> Float4,
+        box_width -> Float4,
+        box_height -> Float4,
+        attributes -> Jsonb,
+        track_id -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(adapter_bindings -> adapters (adapter_id));
+diesel::joinable!(adapter_bindings -> cameras (camera_id));
+diesel::allow_tables_to_appear_in_same_query!(adapter_bindings, adapters);
+diesel::allow_tables_to_appear_in_same_query!(adapter_bindings, cameras);
+diesel::allow_tables_to_appear_in_same_query!(adapter_bindings, camera_grants);
+diesel::allow_tables_to_appear_in_same_query!(detections, camera_grants);

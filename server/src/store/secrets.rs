@@ -26,7 +26,7 @@ impl SealedColumn {
 }
 
 /// Every sealed secret the server stores.
-pub const SEALED: [SealedColumn; 5] = [
+pub const SEALED: [SealedColumn; 6] = [
     SealedColumn {
         table: "signing_keys",
         id: "kid",
@@ -66,6 +66,14 @@ pub const SEALED: [SealedColumn; 5] = [
         kek: "kek_id",
         owner_prefix: "auth_ceremonies/",
         owner_suffix: "/totp",
+    },
+    SealedColumn {
+        table: "adapters",
+        id: "id",
+        blob: "token_sealed",
+        kek: "token_kek_id",
+        owner_prefix: "adapters/",
+        owner_suffix: "/token",
     },
 ];
 

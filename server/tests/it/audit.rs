@@ -508,6 +508,8 @@ struct Targets {
     admin_credential: String,
     victim_credential: String,
     api_key_id: String,
+    /// An adapter (nothing listens at its address).
+    adapter: pb::Adapter,
 }
 
 /// A valid request for every audited RPC (every change and every sensitive read). An audited RPC
@@ -603,6 +605,32 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
         }
         .encode_to_vec(),
         "AuthService.RevokeApiKey" => pb::RevokeApiKeyRequest { api_key_id: t.api_key_id.clone() }.encode_to_vec(),
+        "InferenceService.CreateAdapter" => pb::CreateAdapterRequest {
+            adapter: Some(pb::Adapter {
+                name: "fixture adapter".into(),
+                endpoint_url: "http://127.0.0.1:9".into(),
+                enabled: true,
+                ..Default::default()
+            }),
+            token: String::new(),
+        }
+        .encode_to_vec(),
+        "InferenceService.UpdateAdapter" => pb::UpdateAdapterRequest {
+            adapter: Some(pb::Adapter { description: "changed".into(), etag: String::new(), ..t.adapter.clone() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+            token: String::new(),
+        }
+        .encode_to_vec(),
+        "InferenceService.DeleteAdapter" => {
+            pb::DeleteAdapterRequest { adapter_id: t.adapter.id.clone(), etag: String::new(), force: false }
+                .encode_to_vec()
+        }
+        "InferenceService.RunInference" => pb::RunInferenceRequest {
+            adapter_id: t.adapter.id.clone(),
+            image_jpeg: crate::inference::JPEG.to_vec(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
         "AuthService.RotateMasterKey" => pb::RotateMasterKeyRequest {}.encode_to_vec(),
         "CameraService.CreateCamera" => pb::CreateCameraRequest {
             camera: Some(crate::cameras::camera("fixture camera")),
@@ -646,13 +674,9 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
             pb::RevokeCameraAccessRequest { camera_id: t.camera.id.clone(), user_id: t.victim.id.clone() }
                 .encode_to_vec()
         }
-        "InferenceService.CreateAdapter" => pb::CreateAdapterRequest::default().encode_to_vec(),
-        "InferenceService.UpdateAdapter" => pb::UpdateAdapterRequest::default().encode_to_vec(),
-        "InferenceService.DeleteAdapter" => pb::DeleteAdapterRequest::default().encode_to_vec(),
         "InferenceService.CreateAdapterBinding" => pb::CreateAdapterBindingRequest::default().encode_to_vec(),
         "InferenceService.UpdateAdapterBinding" => pb::UpdateAdapterBindingRequest::default().encode_to_vec(),
         "InferenceService.DeleteAdapterBinding" => pb::DeleteAdapterBindingRequest::default().encode_to_vec(),
-        "InferenceService.RunInference" => pb::RunInferenceRequest::default().encode_to_vec(),
         "RecordingService.CreatePlaybackToken" => pb::CreatePlaybackTokenRequest {
             camera_id: t.kept_camera.id.clone(),
             start_time: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
@@ -736,7 +760,12 @@ fn fixture_hold(camera: &pb::Camera) -> pb::Hold {
 
 /// RPCs of capabilities not built yet: a valid request answers UNIMPLEMENTED until they land (and
 /// their fixtures get real requests).
-const NOT_BUILT: &[&str] = &["InferenceService.*", "EventService.*"];
+const NOT_BUILT: &[&str] = &[
+    "EventService.*",
+    "InferenceService.CreateAdapterBinding",
+    "InferenceService.UpdateAdapterBinding",
+    "InferenceService.DeleteAdapterBinding",
+];
 
 /// What the fixture call of an RPC answers, and the code its entry records: OK for a valid request,
 /// except a second Bootstrap (the server is set up), a watch the client leaves (CANCELLED in the
@@ -763,6 +792,8 @@ fn valid_outcome(service: &str, method: &str) -> (Code, Code) {
         | "AuthService.FinishPasskeyRegistration" => (Code::FailedPrecondition, Code::FailedPrecondition),
         // The admin has TOTP already (one per user), so no enrolment can start or finish.
         "AuthService.StartTotpEnrollment" => (Code::AlreadyExists, Code::AlreadyExists),
+        // Nothing listens at the fixture adapter's address: the call is made and fails.
+        "InferenceService.RunInference" => (Code::Unavailable, Code::Unavailable),
         "AuthService.FinishTotpEnrollment" => (Code::FailedPrecondition, Code::FailedPrecondition),
         _ => (Code::Ok, Code::Ok),
     }
@@ -814,6 +845,7 @@ async fn every_audited_rpc_leaves_one_entry() {
         opennvr_sdk::LoginOutcome::MfaRequired(c) => c.ticket,
         other => panic!("the admin has TOTP: {other:?}"),
     };
+    let adapter = crate::inference::register(&admin, "target adapter", "http://127.0.0.1:9", 500, 1, 0).await;
     let api_key = pb::ApiKey { name: "to revoke".into(), role: pb::Role::Viewer as i32, ..Default::default() };
     let api_key_id = admin
         .auth()
@@ -852,6 +884,7 @@ async fn every_audited_rpc_leaves_one_entry() {
         admin_credential,
         victim_credential,
         api_key_id,
+        adapter,
     };
     let mut su = s.db.superuser();
     let mut problems = Vec::new();

@@ -10,6 +10,7 @@ mod embedded;
 mod harness;
 mod http;
 mod ids;
+mod inference;
 mod keys;
 mod lifecycle;
 mod media;

@@ -386,6 +386,7 @@ class AdapterBinding(_message.Message):
     MIN_CONFIDENCE_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     ENABLED_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
@@ -398,6 +399,8 @@ class AdapterBinding(_message.Message):
     min_confidence: _builtins.float
     """Detections below this confidence are dropped (0..1)."""
     enabled: _builtins.bool
+    task: _builtins.str
+    """The adapter task to run on the frames (one of the adapter's tasks); empty = its first."""
     etag: _builtins.str
     """Output only."""
     @_builtins.property
@@ -433,13 +436,14 @@ class AdapterBinding(_message.Message):
         min_confidence: _builtins.float = ...,
         labels: _abc.Iterable[_builtins.str] | None = ...,
         enabled: _builtins.bool = ...,
+        task: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "frame_interval", b"frame_interval", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter_id", b"adapter_id", "camera_id", b"camera_id", "create_time", b"create_time", "enabled", b"enabled", "etag", b"etag", "frame_interval", b"frame_interval", "id", b"id", "labels", b"labels", "min_confidence", b"min_confidence", "regions", b"regions", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter_id", b"adapter_id", "camera_id", b"camera_id", "create_time", b"create_time", "enabled", b"enabled", "etag", b"etag", "frame_interval", b"frame_interval", "id", b"id", "labels", b"labels", "min_confidence", b"min_confidence", "regions", b"regions", "task", b"task", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1256,9 +1260,16 @@ class RunInferenceRequest(_message.Message):
     CAMERA_ID_FIELD_NUMBER: _builtins.int
     ADAPTER_ID_FIELD_NUMBER: _builtins.int
     FRAME_TIME_FIELD_NUMBER: _builtins.int
+    IMAGE_JPEG_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
     camera_id: _builtins.str
+    """The camera whose frame to analyse; with image_jpeg, optional (the camera the image is of)."""
     adapter_id: _builtins.str
     """Optional: only this adapter. Empty = every enabled adapter bound to the camera."""
+    image_jpeg: _builtins.bytes
+    """An uploaded JPEG to analyse instead of a camera's frame (at most 10 MiB); needs adapter_id."""
+    task: _builtins.str
+    """The adapter task to run (one of its tasks); empty = the binding's, else the adapter's first."""
     @_builtins.property
     def frame_time(self) -> _timestamp_pb2.Timestamp:
         """Optional: a recorded frame at (or nearest after) this time. Unset = the live frame."""
@@ -1269,10 +1280,12 @@ class RunInferenceRequest(_message.Message):
         camera_id: _builtins.str = ...,
         adapter_id: _builtins.str = ...,
         frame_time: _timestamp_pb2.Timestamp | None = ...,
+        image_jpeg: _builtins.bytes = ...,
+        task: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["frame_time", b"frame_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter_id", b"adapter_id", "camera_id", b"camera_id", "frame_time", b"frame_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter_id", b"adapter_id", "camera_id", b"camera_id", "frame_time", b"frame_time", "image_jpeg", b"image_jpeg", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,3 @@
+DROP TABLE detections;
+DROP TABLE adapter_bindings;
+DROP TABLE adapters;

@@ -1,0 +1,228 @@
+//! The HTTP side of the adapter contract (`docs/adapter-contract.md`): health, capabilities and
+//! inference calls, with the bearer token and a correlation id, and every answer checked — a
+//! garbage answer is a failure like an error.
+use crate::store::inference::AdapterCapabilities;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Why a call to an adapter did not give a usable answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// No answer within the adapter's timeout.
+    Timeout,
+    /// The adapter says it may work later (overload, warm-up), or the connection failed.
+    Transient(String),
+    /// An error that will not go away by retrying, or an answer that is not the contract's.
+    Failed(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Timeout => f.write_str("the adapter did not answer in time"),
+            CallError::Transient(m) => write!(f, "transient: {m}"),
+            CallError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// One thing an adapter found, as it reported it (checked: box and confidence within `[0, 1]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub label: String,
+    pub confidence: f32,
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
+    pub attributes: std::collections::BTreeMap<String, String>,
+    pub track_id: String,
+}
+
+#[derive(Deserialize)]
+struct WireBox {
+    x: f32,
+    y: f32,
+    width: f32,
+    height: f32,
+}
+
+#[derive(Deserialize)]
+struct WireDetection {
+    label: String,
+    confidence: f32,
+    #[serde(rename = "box")]
+    bbox: WireBox,
+    #[serde(default)]
+    attributes: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    track_id: String,
+}
+
+#[derive(Deserialize)]
+struct WireInfer {
+    detections: Vec<WireDetection>,
+}
+
+#[derive(Deserialize)]
+struct WireCapabilities {
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    tasks: Vec<String>,
+    #[serde(default)]
+    labels: Vec<String>,
+    #[serde(default)]
+    max_in_flight: i32,
+}
+
+#[derive(Deserialize)]
+struct WireErrorBody {
+    message: String,
+    #[serde(default)]
+    transient: bool,
+}
+
+#[derive(Deserialize)]
+struct WireError {
+    error: WireErrorBody,
+}
+
+/// A client of one adapter.
+#[derive(Clone)]
+pub struct AdapterClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for AdapterClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdapterClient").field("base", &self.base).field("has_token", &self.token.is_some()).finish()
+    }
+}
+
+fn unit(v: f32) -> bool {
+    v.is_finite() && (0.0..=1.0).contains(&v)
+}
+
+impl AdapterClient {
+    /// A client of the adapter at `base` (its URL, without a trailing slash), sending `token`.
+    pub fn new(http: reqwest::Client, base: &str, token: Option<String>, timeout: Duration) -> AdapterClient {
+        AdapterClient { http, base: base.trim_end_matches('/').to_owned(), token, timeout }
+    }
+
+    fn request(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let b = builder.timeout(self.timeout).header("x-correlation-id", Uuid::new_v4().to_string());
+        match &self.token {
+            Some(t) => b.bearer_auth(t),
+            None => b,
+        }
+    }
+
+    /// Sends a request and reads its body, mapping transport trouble and error envelopes.
+    async fn send(&self, builder: reqwest::RequestBuilder) -> Result<axum::body::Bytes, CallError> {
+        let resp = self.request(builder).send().await.map_err(|e| {
+            if e.is_timeout() {
+                CallError::Timeout
+            } else {
+                CallError::Transient(format!("cannot reach the adapter: {e}"))
+            }
+        })?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                CallError::Timeout
+            } else {
+                CallError::Transient(format!("the adapter's answer broke off: {e}"))
+            }
+        })?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let detail: String = match serde_json::from_slice::<WireError>(&body) {
+            Ok(w) => {
+                let m: String = w.error.message.chars().take(300).collect();
+                if w.error.transient {
+                    return Err(CallError::Transient(format!("HTTP {}: {m}", status.as_u16())));
+                }
+                m
+            }
+            Err(_) => String::from_utf8_lossy(&body).chars().take(200).collect(),
+        };
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            Err(CallError::Transient(format!("HTTP {}: {detail}", status.as_u16())))
+        } else {
+            Err(CallError::Failed(format!("HTTP {}: {detail}", status.as_u16())))
+        }
+    }
+
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<(), CallError> {
+        self.send(self.http.get(format!("{}/health", self.base))).await.map(|_| ())
+    }
+
+    /// `GET /capabilities`.
+    pub async fn capabilities(&self) -> Result<AdapterCapabilities, CallError> {
+        let body = self.send(self.http.get(format!("{}/capabilities", self.base))).await?;
+        let w: WireCapabilities = serde_json::from_slice(&body)
+            .map_err(|e| CallError::Failed(format!("the capabilities are not the contract's JSON: {e}")))?;
+        Ok(AdapterCapabilities {
+            model: w.model.chars().take(128).collect(),
+            model_version: w.version.chars().take(64).collect(),
+            tasks: w.tasks.into_iter().take(64).map(|t| t.chars().take(64).collect()).collect(),
+            labels: w.labels.into_iter().take(1000).map(|t| t.chars().take(128).collect()).collect(),
+            max_in_flight: w.max_in_flight.clamp(0, 64),
+        })
+    }
+
+    /// `POST /infer` with one JPEG frame.
+    pub async fn infer(
+        &self,
+        jpeg: Vec<u8>,
+        task: &str,
+        camera_id: Option<Uuid>,
+        frame_time: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Found>, CallError> {
+        let frame = reqwest::multipart::Part::bytes(jpeg)
+            .file_name("frame.jpg")
+            .mime_str("image/jpeg")
+            .map_err(|e| CallError::Failed(e.to_string()))?;
+        let mut form = reqwest::multipart::Form::new()
+            .part("frame", frame)
+            .text("task", task.to_owned())
+            .text("camera_id", camera_id.map(|c| c.to_string()).unwrap_or_default());
+        if let Some(t) = frame_time {
+            form = form.text("frame_time", t.to_rfc3339());
+        }
+        let body = self.send(self.http.post(format!("{}/infer", self.base)).multipart(form)).await?;
+        let w: WireInfer = serde_json::from_slice(&body)
+            .map_err(|e| CallError::Failed(format!("the answer is not the contract's JSON: {e}")))?;
+        let mut out = Vec::with_capacity(w.detections.len());
+        for d in w.detections.into_iter().take(1000) {
+            let b = &d.bbox;
+            if d.label.is_empty() || !unit(d.confidence) || ![b.x, b.y, b.width, b.height].into_iter().all(unit) {
+                return Err(CallError::Failed(format!(
+                    "a detection is outside the contract (label, confidence and box within [0, 1]): {:?}",
+                    d.label
+                )));
+            }
+            out.push(Found {
+                label: d.label.chars().take(128).collect(),
+                confidence: d.confidence,
+                x: b.x,
+                y: b.y,
+                width: b.width.min(1.0 - b.x),
+                height: b.height.min(1.0 - b.y),
+                attributes: d.attributes.into_iter().take(32).collect(),
+                track_id: d.track_id.chars().take(128).collect(),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,315 @@
+//! AI inference routing: the registry of adapters (external HTTP model services), each behind its
+//! own bulkhead, their health, and where an adapter may live (loopback and private networks unless
+//! the operator allows remote ones).
+pub mod bulkhead;
+pub mod client;
+
+use crate::app::events::EventBus;
+use crate::clock::SharedClock;
+use crate::domain::event::{EventKind, SiteEvent};
+pub use crate::domain::inference::Health;
+use crate::error::{Error, ErrorKind, Result};
+use crate::security::seal::{MasterKey, Sealed};
+use crate::store::Store;
+use crate::store::inference::AdapterRow;
+use bulkhead::{Bulkhead, Circuit, Snapshot};
+use client::AdapterClient;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use uuid::Uuid;
+
+/// How often adapters are asked for their health.
+pub const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The owner string the token of adapter `id` is sealed for.
+pub fn token_owner(id: Uuid) -> String {
+    format!("adapters/{id}/token")
+}
+
+/// Whether `ip` is on this host or a private network.
+fn local_or_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback() || v4.is_private())
+        }
+    }
+}
+
+/// Checks where `url` leads: every address of its host must be loopback or private unless
+/// `allow_remote`. The message names `field`.
+pub async fn check_endpoint(field: &'static str, url: &str, allow_remote: bool) -> Result<()> {
+    let parsed = url::Url::parse(url).map_err(|_| Error::invalid(field, format!("{field} is not a URL")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::invalid(field, format!("{field} must be http:// or https://")));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(Error::invalid(field, format!("{field} must not carry credentials (give the token separately)")));
+    }
+    let host = parsed.host_str().ok_or_else(|| Error::invalid(field, format!("{field} has no host")))?;
+    if allow_remote {
+        return Ok(());
+    }
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let host = host.trim_matches(['[', ']']).to_owned();
+    let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| Error::invalid(field, format!("{field}: {host} does not resolve: {e}")))?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    if addrs.is_empty() || addrs.iter().any(|ip| !local_or_private(*ip)) {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{field}: {host} is not on this host or a private network; remote adapters need OPENNVR_INFERENCE_ALLOW_REMOTE=true"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// One adapter at run time.
+pub struct AdapterRuntime {
+    pub id: Uuid,
+    pub name: String,
+    pub enabled: bool,
+    pub max_concurrency: i32,
+    pub max_queue: i32,
+    pub bulkhead: Arc<Bulkhead>,
+    client: AdapterClient,
+    /// The row's version it was built from.
+    version: i64,
+    probe: Mutex<Probe>,
+}
+
+/// The last health probe.
+#[derive(Debug, Clone, Default)]
+struct Probe {
+    done: bool,
+    ok: bool,
+    error: Option<(String, chrono::DateTime<chrono::Utc>)>,
+    reported: Option<Health>,
+}
+
+impl AdapterRuntime {
+    /// Health now: disabled, probe failing or circuit open → unhealthy, half-open → degraded.
+    pub fn health(&self) -> Health {
+        let probe = self.probe.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if !self.enabled {
+            return Health::Disabled;
+        }
+        match self.bulkhead.snapshot().circuit {
+            Circuit::Open { .. } => return Health::Unhealthy,
+            Circuit::HalfOpen => return Health::Degraded,
+            Circuit::Closed => {}
+        }
+        match (probe.done, probe.ok) {
+            (false, _) => Health::Unknown,
+            (true, true) => Health::Healthy,
+            (true, false) => Health::Unhealthy,
+        }
+    }
+
+    /// The bulkhead's counters.
+    pub fn snapshot(&self) -> Snapshot {
+        self.bulkhead.snapshot()
+    }
+
+    /// The last error seen, by a probe or a call.
+    pub fn last_error(&self) -> Option<(String, chrono::DateTime<chrono::Utc>)> {
+        let probe = self.probe.lock().unwrap_or_else(|e| e.into_inner()).error.clone();
+        let call = self.bulkhead.snapshot().last_error;
+        match (probe, call) {
+            (Some(p), Some(c)) => Some(if p.1 >= c.1 { p } else { c }),
+            (p, c) => p.or(c),
+        }
+    }
+}
+
+/// Every adapter at run time, rebuilt from the database when they change.
+#[derive(Clone)]
+pub struct AdapterRegistry {
+    store: Store,
+    clock: SharedClock,
+    master: MasterKey,
+    events: EventBus,
+    http: reqwest::Client,
+    pub allow_remote: bool,
+    adapters: Arc<RwLock<HashMap<Uuid, Arc<AdapterRuntime>>>>,
+    changed: Arc<tokio::sync::Notify>,
+}
+
+impl AdapterRegistry {
+    /// An empty registry; [`AdapterRegistry::sync`] fills it.
+    pub fn new(store: Store, clock: SharedClock, master: MasterKey, events: EventBus, allow_remote: bool) -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("opennvr/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        AdapterRegistry {
+            store,
+            clock,
+            master,
+            events,
+            http,
+            allow_remote,
+            adapters: Arc::default(),
+            changed: Arc::default(),
+        }
+    }
+
+    /// The adapter `id`, if registered.
+    pub fn get(&self, id: Uuid) -> Option<Arc<AdapterRuntime>> {
+        self.adapters.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+    }
+
+    /// Asks the background task to take up a change at once.
+    pub fn poke(&self) {
+        self.changed.notify_one();
+    }
+
+    /// Brings the run-time adapters in line with the database: new or changed ones are (re)built
+    /// with a fresh bulkhead, removed ones closed.
+    pub async fn sync(&self) -> Result<()> {
+        let rows = self.store.run(AdapterRow::all).await?;
+        let mut keep = HashMap::new();
+        let current = self.adapters.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for row in rows {
+            match current.get(&row.id) {
+                Some(rt) if rt.version == row.version => {
+                    keep.insert(row.id, rt.clone());
+                }
+                old => {
+                    if let Some(old) = old {
+                        old.bulkhead.close();
+                    }
+                    keep.insert(row.id, Arc::new(self.build(&row)?));
+                }
+            }
+        }
+        for (id, rt) in &current {
+            if !keep.contains_key(id) {
+                rt.bulkhead.close();
+            }
+        }
+        *self.adapters.write().unwrap_or_else(|e| e.into_inner()) = keep;
+        Ok(())
+    }
+
+    fn build(&self, row: &AdapterRow) -> Result<AdapterRuntime> {
+        let token = match (&row.token_sealed, &row.token_kek_id) {
+            (Some(blob), Some(kek)) => {
+                let sealed = Sealed { kek_id: kek.clone(), blob: blob.clone() };
+                Some(String::from_utf8(self.master.open(&token_owner(row.id), &sealed)?).map_err(Error::internal)?)
+            }
+            _ => None,
+        };
+        let timeout = std::time::Duration::from_millis(u64::try_from(row.timeout_ms).unwrap_or(5000));
+        let client = AdapterClient::new(self.http.clone(), &row.endpoint_url, token, timeout);
+        let workers = usize::try_from(row.max_concurrency).unwrap_or(1);
+        let queue = usize::try_from(row.max_queue).unwrap_or(0);
+        Ok(AdapterRuntime {
+            id: row.id,
+            name: row.name.clone(),
+            enabled: row.enabled,
+            max_concurrency: row.max_concurrency,
+            max_queue: row.max_queue,
+            bulkhead: Bulkhead::start(client.clone(), workers, queue, self.clock.clone()),
+            client,
+            version: row.version,
+            probe: Mutex::default(),
+        })
+    }
+
+    /// Probes every enabled adapter (health, then capabilities when healthy), concurrently; each
+    /// health change is published as an event.
+    pub async fn probe_all(&self) {
+        let all: Vec<Arc<AdapterRuntime>> =
+            self.adapters.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut probes = tokio::task::JoinSet::new();
+        for rt in all {
+            let this = self.clone();
+            probes.spawn(async move { this.probe(&rt).await });
+        }
+        while probes.join_next().await.is_some() {}
+    }
+
+    async fn probe(&self, rt: &AdapterRuntime) {
+        if rt.enabled {
+            let row = self.store.run({
+                let id = rt.id;
+                move |c| AdapterRow::find(c, id)
+            });
+            let outcome = match row.await {
+                Ok(Some(row)) => match check_endpoint("endpoint_url", &row.endpoint_url, self.allow_remote).await {
+                    Err(e) => Err(e.message().to_owned()),
+                    Ok(()) => match rt.client.health().await {
+                        Err(e) => Err(format!("health check: {e}")),
+                        Ok(()) => match rt.client.capabilities().await {
+                            Ok(caps) => {
+                                let id = rt.id;
+                                let _ = self
+                                    .store
+                                    .run(move |c| crate::store::inference::AdapterRow::set_capabilities(c, id, &caps))
+                                    .await;
+                                Ok(())
+                            }
+                            Err(e) => Err(format!("capabilities: {e}")),
+                        },
+                    },
+                },
+                Ok(None) => return,
+                Err(e) => Err(e.message().to_owned()),
+            };
+            let mut probe = rt.probe.lock().unwrap_or_else(|e| e.into_inner());
+            probe.done = true;
+            probe.ok = outcome.is_ok();
+            if let Err(e) = outcome {
+                probe.error = Some((e, self.clock.now()));
+            }
+        }
+        self.report(rt);
+    }
+
+    /// Publishes a change of `rt`'s health since it was last reported.
+    pub fn report(&self, rt: &AdapterRuntime) {
+        let now_health = rt.health();
+        let previous = {
+            let mut probe = rt.probe.lock().unwrap_or_else(|e| e.into_inner());
+            let previous = probe.reported.unwrap_or(Health::Unknown);
+            probe.reported = Some(now_health);
+            previous
+        };
+        if previous != now_health {
+            tracing::info!(adapter = %rt.name, from = previous.as_str(), to = now_health.as_str(), "adapter health changed");
+            self.events.publish(SiteEvent::new(
+                self.clock.now(),
+                None,
+                EventKind::AdapterHealth {
+                    adapter_id: rt.id,
+                    name: rt.name.clone(),
+                    health: now_health,
+                    previous,
+                    error: rt.last_error().map(|(e, _)| e).unwrap_or_default(),
+                },
+            ));
+        }
+    }
+
+    /// Keeps the registry in line with the database and probes adapters until the server stops.
+    pub async fn run(self) {
+        loop {
+            if let Err(e) = self.sync().await {
+                tracing::warn!(error = %e.message(), "cannot load the adapters");
+            }
+            self.probe_all().await;
+            let _ = tokio::time::timeout(HEALTH_EVERY, self.changed.notified()).await;
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Queries on `adapters`, `adapter_bindings` and `detections`.
+use super::schema::{adapter_bindings, adapters, detections};
+use crate::error::Result;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+/// A row of `adapters`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = adapters, check_for_backend(diesel::pg::Pg))]
+pub struct AdapterRow {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub endpoint_url: String,
+    pub token_sealed: Option<Vec<u8>>,
+    pub token_kek_id: Option<String>,
+    pub timeout_ms: i32,
+    pub max_concurrency: i32,
+    pub max_queue: i32,
+    pub enabled: bool,
+    pub model: String,
+    pub model_version: String,
+    pub tasks: Vec<String>,
+    pub supported_labels: Vec<String>,
+    pub max_in_flight: i32,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What an adapter said of itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdapterCapabilities {
+    pub model: String,
+    pub model_version: String,
+    pub tasks: Vec<String>,
+    pub labels: Vec<String>,
+    pub max_in_flight: i32,
+}
+
+impl AdapterRow {
+    /// Inserts an adapter.
+    pub fn insert(&self, c: &mut PgConnection) -> Result<()> {
+        diesel::insert_into(adapters::table).values(self).execute(c)?;
+        Ok(())
+    }
+
+    /// The adapter with `id`.
+    pub fn find(c: &mut PgConnection, id: Uuid) -> Result<Option<AdapterRow>> {
+        Ok(adapters::table.find(id).select(AdapterRow::as_select()).first(c).optional()?)
+    }
+
+    /// The adapter with `id`, locked until the transaction ends.
+    pub fn find_for_update(c: &mut PgConnection, id: Uuid) -> Result<Option<AdapterRow>> {
+        Ok(adapters::table.find(id).select(AdapterRow::as_select()).for_update().first(c).optional()?)
+    }
+
+    /// Every adapter, by name.
+    pub fn all(c: &mut PgConnection) -> Result<Vec<AdapterRow>> {
+        Ok(adapters::table.select(AdapterRow::as_select()).order(adapters::name.asc()).load(c)?)
+    }
+
+    /// A page of adapters by name, after `after`.
+    pub fn page(c: &mut PgConnection, after: Option<&str>, limit: i64) -> Result<Vec<AdapterRow>> {
+        let mut q =
+            adapters::table.select(AdapterRow::as_select()).order(adapters::name.asc()).limit(limit).into_boxed();
+        if let Some(after) = after {
+            q = q.filter(adapters::name.gt(after.to_owned()));
+        }
+        Ok(q.load(c)?)
+    }
+
+    /// Replaces the row (its version bumped); returns it.
+    pub fn replace(&self, c: &mut PgConnection) -> Result<AdapterRow> {
+        Ok(diesel::update(adapters::table.find(self.id))
+            .set((
+                adapters::name.eq(&self.name),
+                adapters::description.eq(&self.description),
+                adapters::endpoint_url.eq(&self.endpoint_url),
+                adapters::token_sealed.eq(&self.token_sealed),
+                adapters::token_kek_id.eq(&self.token_kek_id),
+                adapters::timeout_ms.eq(self.timeout_ms),
+                adapters::max_concurrency.eq(self.max_concurrency),
+                adapters::max_queue.eq(self.max_queue),
+                adapters::enabled.eq(self.enabled),
+                adapters::version.eq(adapters::version + 1),
+                adapters::updated_at.eq(self.updated_at),
+            ))
+            .returning(AdapterRow::as_returning())
+            .get_result(c)?)
+    }
+
+    /// Records what the adapter said of itself (no version bump: not an edit).
+    pub fn set_capabilities(c: &mut PgConnection, id: Uuid, caps: &AdapterCapabilities) -> Result<()> {
+        diesel::update(adapters::table.find(id))
+            .set((
+                adapters::model.eq(&caps.model),
+                adapters::model_version.eq(&caps.model_version),
+                adapters::tasks.eq(&caps.tasks),
+                adapters::supported_labels.eq(&caps.labels),
+                adapters::max_in_flight.eq(caps.max_in_flight),
+            ))
+            .execute(c)?;
+        Ok(())
+    }
+
+    /// Deletes the adapter (its bindings go with it).
+    pub fn delete(c: &mut PgConnection, id: Uuid) -> Result<bool> {
+        Ok(diesel::delete(adapters::table.find(id)).execute(c)? == 1)
+    }
+}
+
+/// A row of `adapter_bindings`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = adapter_bindings, check_for_backend(diesel::pg::Pg))]
+pub struct BindingRow {
+    pub id: Uuid,
+    pub camera_id: Uuid,
+    pub adapter_id: Uuid,
+    pub task: String,
+    pub frame_interval_ms: i32,
+    pub regions: serde_json::Value,
+    pub min_confidence: f32,
+    pub labels: Vec<String>,
+    pub enabled: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl BindingRow {
+    /// How many bindings use `adapter`.
+    pub fn count_of_adapter(c: &mut PgConnection, adapter: Uuid) -> Result<i64> {
+        Ok(adapter_bindings::table.filter(adapter_bindings::adapter_id.eq(adapter)).count().get_result(c)?)
+    }
+
+    /// The bindings of `camera`.
+    pub fn of_camera(c: &mut PgConnection, camera: Uuid) -> Result<Vec<BindingRow>> {
+        Ok(adapter_bindings::table
+            .filter(adapter_bindings::camera_id.eq(camera))
+            .select(BindingRow::as_select())
+            .load(c)?)
+    }
+}
+
+/// A row of `detections`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = detections, check_for_backend(diesel::pg::Pg))]
+pub struct DetectionRow {
+    pub id: Uuid,
+    pub camera_id: Uuid,
+    pub adapter_id: Uuid,
+    pub binding_id: Option<Uuid>,
+    pub task: String,
+    pub frame_time: DateTime<Utc>,
+    pub label: String,
+    pub confidence: f32,
+    pub box_x: f32,
+    pub box_y: f32,
+    pub box_width: f32,
+    pub box_height: f32,
+    pub attributes: serde_json::Value,
+    pub track_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl DetectionRow {
+    /// Inserts detections.
+    pub fn insert_all(c: &mut PgConnection, rows: &[DetectionRow]) -> Result<()> {
+        for chunk in rows.chunks(500) {
+            diesel::insert_into(detections::table).values(chunk).execute(c)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes up to `limit` detections of frames older than `before`; returns how many went.
+    pub fn delete_older(c: &mut PgConnection, before: DateTime<Utc>, limit: i64) -> Result<usize> {
+        let ids: Vec<Uuid> =
+            detections::table.filter(detections::frame_time.lt(before)).select(detections::id).limit(limit).load(c)?;
+        Ok(diesel::delete(detections::table.filter(detections::id.eq_any(ids))).execute(c)?)
+    }
+}

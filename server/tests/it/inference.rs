@@ -1,0 +1,369 @@
+//! AI adapters through the API: registration (sealed token, where adapters may live), health and
+//! capabilities, and fault isolation — a test adapter that fails, answers garbage, hangs, crawls or
+//! drops connections trips only its own breaker and sheds only its own frames.
+use crate::harness::TestServer;
+use opennvr_sdk::pb;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::Code;
+
+/// What the test adapter does with `/infer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One person, as the contract says.
+    Ok,
+    /// HTTP 500 with a non-transient error envelope.
+    Fail,
+    /// HTTP 200 with something that is not the contract's JSON.
+    Garbage,
+    /// Never answers.
+    Hang,
+    /// Answers after this many milliseconds.
+    Slow(u64),
+}
+
+/// An adapter implementing the contract, whose behaviour a test sets.
+#[derive(Clone)]
+pub struct TestAdapter {
+    pub url: String,
+    pub mode: Arc<Mutex<Mode>>,
+    pub healthy: Arc<Mutex<bool>>,
+    pub infers: Arc<AtomicUsize>,
+    pub auth: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestAdapter {
+    pub async fn start() -> TestAdapter {
+        use axum::routing::{get, post};
+        let t = TestAdapter {
+            url: String::new(),
+            mode: Arc::new(Mutex::new(Mode::Ok)),
+            healthy: Arc::new(Mutex::new(true)),
+            infers: Arc::default(),
+            auth: Arc::default(),
+        };
+        let (health, infer_state) = (t.clone(), t.clone());
+        let app = axum::Router::new()
+            .route(
+                "/health",
+                get(move || {
+                    let ok = *health.healthy.lock().unwrap();
+                    async move {
+                        if ok {
+                            (axum::http::StatusCode::OK, r#"{"status":"ok"}"#)
+                        } else {
+                            (axum::http::StatusCode::SERVICE_UNAVAILABLE, r#"{"error":{"code":"down","message":"model not loaded","transient":true}}"#)
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/capabilities",
+                get(|| async {
+                    r#"{"name":"test","model":"stub","version":"1.0","tasks":["person_detection"],"labels":["person"],"max_in_flight":4}"#
+                }),
+            )
+            .route(
+                "/infer",
+                post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let t = infer_state.clone();
+                    async move {
+                        t.infers.fetch_add(1, Ordering::SeqCst);
+                        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                        let correlated = headers.contains_key("x-correlation-id");
+                        t.auth.lock().unwrap().push(format!("{auth}|{correlated}|{}", body.len()));
+                        let mode = *t.mode.lock().unwrap();
+                        match mode {
+                            Mode::Ok => {}
+                            Mode::Fail => {
+                                return (
+                                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                                    r#"{"error":{"code":"crash","message":"model crashed","transient":false}}"#.to_owned(),
+                                );
+                            }
+                            Mode::Garbage => return (axum::http::StatusCode::OK, "<html>hello</html>".to_owned()),
+                            Mode::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
+                            Mode::Slow(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                        }
+                        (
+                            axum::http::StatusCode::OK,
+                            r#"{"detections":[{"label":"person","confidence":0.9,"box":{"x":0.1,"y":0.2,"width":0.3,"height":0.4}}],"timing":{"inference_ms":1.0}}"#.to_owned(),
+                        )
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        TestAdapter { url, ..t }
+    }
+
+    pub fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+/// A JPEG to send (adapters here do not decode it; the server checks the JPEG marker).
+pub const JPEG: &[u8] =
+    &[0xff, 0xd8, 0xff, 0xe0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9];
+
+pub async fn register(
+    admin: &opennvr_sdk::Client,
+    name: &str,
+    url: &str,
+    timeout_ms: i64,
+    concurrency: i32,
+    queue: i32,
+) -> pb::Adapter {
+    admin
+        .inference()
+        .create_adapter(pb::CreateAdapterRequest {
+            adapter: Some(pb::Adapter {
+                name: name.into(),
+                endpoint_url: url.into(),
+                timeout: Some(prost_types::Duration {
+                    seconds: timeout_ms / 1000,
+                    nanos: ((timeout_ms % 1000) * 1_000_000) as i32,
+                }),
+                max_concurrency: concurrency,
+                max_queue: queue,
+                enabled: true,
+                ..Default::default()
+            }),
+            token: "adapter-token-7f3a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .adapter
+        .unwrap()
+}
+
+fn run(adapter: &pb::Adapter) -> pb::RunInferenceRequest {
+    pb::RunInferenceRequest { adapter_id: adapter.id.clone(), image_jpeg: JPEG.to_vec(), ..Default::default() }
+}
+
+async fn status(admin: &opennvr_sdk::Client, a: &pb::Adapter) -> pb::AdapterStatus {
+    let r = admin.inference().get_adapter_status(pb::GetAdapterStatusRequest { adapter_id: a.id.clone() }).await;
+    r.unwrap().into_inner().status.unwrap()
+}
+
+/// Waits (up to 5 s) until the adapter's health is `want`.
+async fn health_becomes(admin: &opennvr_sdk::Client, a: &pb::Adapter, want: pb::AdapterHealth) -> pb::Adapter {
+    for _ in 0..100 {
+        let now = admin.inference().get_adapter(pb::GetAdapterRequest { adapter_id: a.id.clone() }).await.unwrap();
+        let now = now.into_inner().adapter.unwrap();
+        if now.health == want as i32 {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("adapter {} never became {want:?}", a.name);
+}
+
+#[tokio::test]
+async fn adapters_register_with_a_sealed_token_report_health_and_capabilities_and_must_live_nearby() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let ta = TestAdapter::start().await;
+    let a = register(&admin, "people", &ta.url, 2000, 2, 4).await;
+    assert!(a.has_token);
+    // The registry probes at once: healthy, with what the adapter says it does.
+    let a = health_becomes(&admin, &a, pb::AdapterHealth::Healthy).await;
+    assert_eq!(a.capabilities, vec!["person_detection"]);
+    assert_eq!(a.supported_labels, vec!["person"]);
+    // The token is sealed at rest and goes, with a correlation id, to the adapter.
+    let mut su = s.db.superuser();
+    assert_eq!(
+        crate::harness::count(
+            &mut su,
+            "SELECT count(*) AS n FROM adapters a WHERE a::text LIKE '%adapter-token-7f3a%'"
+        ),
+        0
+    );
+    let res = admin.inference().run_inference(run(&a)).await.unwrap().into_inner();
+    let found = &res.runs[0].detections;
+    assert_eq!((found.len(), found[0].label.as_str()), (1, "person"));
+    assert_eq!(found[0].bounding_box, Some(pb::BoundingBox { x: 0.1, y: 0.2, width: 0.3, height: 0.4 }));
+    let seen = ta.auth.lock().unwrap().last().cloned().unwrap();
+    assert!(seen.starts_with("Bearer adapter-token-7f3a|true|"), "{seen}");
+    // Where adapters may live: not on the internet unless allowed; no credentials in the URL.
+    for (url, code, words) in [
+        ("http://8.8.8.8:8080", Code::PermissionDenied, "OPENNVR_INFERENCE_ALLOW_REMOTE"),
+        ("http://user:pw@127.0.0.1:9", Code::InvalidArgument, "credentials"),
+        ("ftp://127.0.0.1", Code::InvalidArgument, "http"),
+    ] {
+        let e = admin
+            .inference()
+            .create_adapter(pb::CreateAdapterRequest {
+                adapter: Some(pb::Adapter {
+                    name: "remote".into(),
+                    endpoint_url: url.into(),
+                    enabled: true,
+                    ..Default::default()
+                }),
+                token: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), code, "{url}: {e:?}");
+        assert!(e.message().contains(words), "{url}: {}", e.message());
+    }
+    // A stored token never follows the adapter to another host.
+    let moved = admin
+        .inference()
+        .update_adapter(pb::UpdateAdapterRequest {
+            adapter: Some(pb::Adapter {
+                id: a.id.clone(),
+                endpoint_url: "http://localhost:9".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["endpoint_url".into()] }),
+            token: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(moved.code(), Code::InvalidArgument);
+    // The adapter going down shows at the next probe (a change makes one at once), with the reason.
+    *ta.healthy.lock().unwrap() = false;
+    admin
+        .inference()
+        .update_adapter(pb::UpdateAdapterRequest {
+            adapter: Some(pb::Adapter { id: a.id.clone(), description: "probe me".into(), ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+            token: String::new(),
+        })
+        .await
+        .unwrap();
+    let down = health_becomes(&admin, &a, pb::AdapterHealth::Unhealthy).await;
+    assert!(down.last_error.contains("model not loaded"), "{}", down.last_error);
+    assert!(!down.last_error.contains("adapter-token"), "no secret in errors");
+    admin
+        .inference()
+        .delete_adapter(pb::DeleteAdapterRequest { adapter_id: a.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    let gone = admin.inference().get_adapter(pb::GetAdapterRequest { adapter_id: a.id }).await.unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_failing_adapter_trips_its_own_breaker_and_sheds_its_own_frames_while_everything_else_answers() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let bad = TestAdapter::start().await;
+    let good = TestAdapter::start().await;
+    let a = register(&admin, "flaky", &bad.url, 500, 1, 2).await;
+    let b = register(&admin, "steady", &good.url, 2000, 2, 0).await;
+    health_becomes(&admin, &a, pb::AdapterHealth::Healthy).await;
+
+    // Errors: five in a row open the circuit; then calls are refused without reaching the adapter.
+    bad.set(Mode::Fail);
+    for _ in 0..5 {
+        let e = admin.inference().run_inference(run(&a)).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    }
+    let reached = bad.infers.load(Ordering::SeqCst);
+    let open = admin.inference().run_inference(run(&a)).await.unwrap_err();
+    assert_eq!(opennvr_sdk::error_reason(&open).as_deref(), Some("ERROR_REASON_ADAPTER_CIRCUIT_OPEN"), "{open:?}");
+    assert_eq!(bad.infers.load(Ordering::SeqCst), reached, "an open circuit does not call the adapter");
+    let st = status(&admin, &a).await;
+    assert_eq!(st.circuit_state, pb::CircuitState::Open as i32);
+    assert_eq!((st.failed_total, st.rejected_total), (5, 1));
+    assert_eq!(
+        admin
+            .inference()
+            .get_adapter(pb::GetAdapterRequest { adapter_id: a.id.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .adapter
+            .unwrap()
+            .health,
+        pb::AdapterHealth::Unhealthy as i32
+    );
+    // After the cool-down a trial call goes through: it succeeds, and the circuit closes.
+    bad.set(Mode::Ok);
+    s.clock.advance(chrono::Duration::seconds(31));
+    admin.inference().run_inference(run(&a)).await.unwrap();
+    assert_eq!(status(&admin, &a).await.circuit_state, pb::CircuitState::Closed as i32);
+    // Garbage answers are failures too: a trial that gets garbage opens the circuit again at once.
+    bad.set(Mode::Garbage);
+    for _ in 0..5 {
+        let e = admin.inference().run_inference(run(&a)).await.unwrap_err();
+        assert!(e.message().contains("not the contract"), "{e:?}");
+    }
+    assert_eq!(status(&admin, &a).await.circuit_state, pb::CircuitState::Open as i32);
+    s.clock.advance(chrono::Duration::seconds(31));
+    admin.inference().run_inference(run(&a)).await.unwrap_err();
+    assert_eq!(status(&admin, &a).await.circuit_state, pb::CircuitState::Open as i32, "a failed trial reopens it");
+
+    // A hung adapter: each call ends at the adapter's timeout, and while it hangs forever the API
+    // and the other adapter answer within a deadline.
+    bad.set(Mode::Hang);
+    s.clock.advance(chrono::Duration::seconds(31));
+    let hung = {
+        let admin = admin.clone();
+        let a = a.clone();
+        tokio::spawn(async move { admin.inference().run_inference(run(&a)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        admin.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
+        admin.inference().run_inference(run(&b)).await.unwrap();
+        assert!(t.elapsed() < Duration::from_secs(2), "other calls kept answering ({:?})", t.elapsed());
+    }
+    let timed_out = hung.await.unwrap().unwrap_err();
+    assert_eq!(timed_out.code(), Code::DeadlineExceeded, "{timed_out:?}");
+    assert!(status(&admin, &a).await.timeouts_total >= 1);
+
+    // A crawling adapter with one worker and a queue of two: frames beyond that push out the
+    // oldest waiting ones, which are told so at once; nothing piles up.
+    bad.set(Mode::Slow(400));
+    s.clock.advance(chrono::Duration::seconds(31));
+    let before = bad.infers.load(Ordering::SeqCst);
+    let first = {
+        let (admin, a) = (admin.clone(), a.clone());
+        tokio::spawn(async move { admin.inference().run_inference(run(&a)).await })
+    };
+    while bad.infers.load(Ordering::SeqCst) == before {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        let (admin, a) = (admin.clone(), a.clone());
+        waiting.push(tokio::spawn(async move { admin.inference().run_inference(run(&a)).await }));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut outcomes = Vec::new();
+    for w in waiting {
+        outcomes.push(w.await.unwrap().map(|_| ()).map_err(|e| (e.code(), opennvr_sdk::error_reason(&e))));
+    }
+    first.await.unwrap().unwrap();
+    let overloaded = (Code::ResourceExhausted, Some("ERROR_REASON_ADAPTER_OVERLOADED".to_owned()));
+    assert_eq!(
+        outcomes,
+        vec![Err(overloaded.clone()), Err(overloaded), Ok(()), Ok(())],
+        "the two oldest waiting were dropped"
+    );
+    let st = status(&admin, &a).await;
+    assert_eq!((st.in_flight, st.queued), (0, 0));
+    assert_eq!(status(&admin, &b).await.failed_total, 0, "the other adapter never suffered");
+
+    // An adapter that drops every connection: a failure like the others, told as such.
+    let closer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closer_url = format!("http://{}", closer.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            if let Ok((sock, _)) = closer.accept().await {
+                drop(sock);
+            }
+        }
+    });
+    let c = register(&admin, "closer", &closer_url, 1000, 1, 0).await;
+    let e = admin.inference().run_inference(run(&c)).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert_eq!(status(&admin, &c).await.failed_total, 1);
+}
