@@ -202,6 +202,16 @@ pub struct Options {
     /// How long IDS alerts are kept, in days [default: 90].
     #[arg(long, env = "OPENNVR_IDS_ALERT_RETENTION_DAYS")]
     pub ids_alert_retention_days: Option<u64>,
+    /// How long stored detections are kept, in days [default: 30].
+    #[arg(long, env = "OPENNVR_DETECTION_RETENTION_DAYS")]
+    pub detection_retention_days: Option<u64>,
+    /// RTSP base URL at which the server itself reads camera restreams (frames for AI adapters),
+    /// e.g. `rtsp://127.0.0.1:8554` [default: OPENNVR_MEDIAMTX_RTSP_URL].
+    #[arg(long, env = "OPENNVR_MEDIAMTX_INTERNAL_RTSP_URL")]
+    pub mediamtx_internal_rtsp_url: Option<String>,
+    /// The `ffmpeg` program that decodes frames for AI adapters [default: ffmpeg, from PATH].
+    #[arg(long, env = "OPENNVR_FFMPEG")]
+    pub ffmpeg: Option<PathBuf>,
     /// argon2id memory cost in KiB [default: 19456]. Lower values are for tests only.
     #[arg(long, env = "OPENNVR_ARGON2_MEMORY_KIB")]
     pub argon2_memory_kib: Option<u32>,
@@ -258,6 +268,9 @@ impl Options {
             suricata_eve_file: self.suricata_eve_file.or(file.suricata_eve_file),
             inference_allow_remote: self.inference_allow_remote.or(file.inference_allow_remote),
             ids_alert_retention_days: self.ids_alert_retention_days.or(file.ids_alert_retention_days),
+            detection_retention_days: self.detection_retention_days.or(file.detection_retention_days),
+            mediamtx_internal_rtsp_url: self.mediamtx_internal_rtsp_url.or(file.mediamtx_internal_rtsp_url),
+            ffmpeg: self.ffmpeg.or(file.ffmpeg),
             step_up_window_secs: self.step_up_window_secs.or(file.step_up_window_secs),
             webauthn_rp_id: self.webauthn_rp_id.or(file.webauthn_rp_id),
             webauthn_origins: self.webauthn_origins.or(file.webauthn_origins),
@@ -316,6 +329,9 @@ pub struct Config {
     /// Suricata's EVE log, if alerts are read.
     pub suricata_eve_file: Option<PathBuf>,
     pub ids_alert_retention: Duration,
+    pub detection_retention: Duration,
+    /// Where frames for AI adapters come from.
+    pub frames: crate::inference::frames::FrameSourceConfig,
     /// Adapters may live outside loopback and private networks.
     pub inference_allow_remote: bool,
     pub step_up_window: Duration,
@@ -393,7 +409,7 @@ impl Config {
                 o.mediamtx_hook_command,
                 secs(o.mediamtx_sync_secs, 30, "OPENNVR_MEDIAMTX_SYNC_SECS")?,
             )?
-            .with_public_urls(o.mediamtx_whep_url, o.mediamtx_hls_url, o.mediamtx_rtsp_url)?
+            .with_public_urls(o.mediamtx_whep_url, o.mediamtx_hls_url, o.mediamtx_rtsp_url.clone())?
             .with_recordings(
                 o.recordings_dir,
                 secs(o.recording_reconcile_secs, 300, "OPENNVR_RECORDING_RECONCILE_SECS")?,
@@ -463,6 +479,24 @@ impl Config {
                 90 * 86_400,
                 "OPENNVR_IDS_ALERT_RETENTION_DAYS",
             )?,
+            detection_retention: secs(
+                o.detection_retention_days.map(|d| d.saturating_mul(86_400)),
+                30 * 86_400,
+                "OPENNVR_DETECTION_RETENTION_DAYS",
+            )?,
+            frames: crate::inference::frames::FrameSourceConfig {
+                rtsp_url: {
+                    let internal = o.mediamtx_internal_rtsp_url.clone().filter(|u| !u.is_empty());
+                    let chosen = internal.clone().or(o.mediamtx_rtsp_url.clone());
+                    let name = if internal.is_some() {
+                        "OPENNVR_MEDIAMTX_INTERNAL_RTSP_URL"
+                    } else {
+                        "OPENNVR_MEDIAMTX_RTSP_URL"
+                    };
+                    crate::media::base_url(chosen, &["rtsp", "rtsps"], name)?
+                },
+                ffmpeg: o.ffmpeg.clone().unwrap_or_else(|| PathBuf::from("ffmpeg")),
+            },
             webauthn: match &o.webauthn_rp_id {
                 None => {
                     if o.webauthn_origins.is_some() {

@@ -51,6 +51,8 @@ pub struct Server {
     router: axum::Router,
     embedded: Option<Arc<EmbeddedPostgres>>,
     background: Vec<JoinHandle<()>>,
+    /// Frame sources of the AI adapters: their `ffmpeg` children end with the server.
+    frames: crate::inference::router::FrameRouter,
 }
 
 /// Runs migrations for `config` and returns how many were applied (`opennvr-server migrate`).
@@ -291,11 +293,31 @@ impl Server {
             config.inference_allow_remote,
         );
         registry.sync().await?;
+        let router_frames = crate::inference::router::FrameRouter::new(
+            store.clone(),
+            clock.clone(),
+            registry.clone(),
+            events.clone(),
+            crate::media::LiveView {
+                keys: keys.clone(),
+                clock: clock.clone(),
+                issuer: config.token_issuer.clone(),
+                config: config.media.clone(),
+            },
+            config.frames.clone(),
+        );
         let inference = crate::app::inference::InferenceApp {
             store: store.clone(),
             clock: clock.clone(),
             master: master.clone(),
             registry: registry.clone(),
+            frames: router_frames.clone(),
+        };
+        let bindings = crate::app::bindings::BindingsApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            router: router_frames.clone(),
+            retention: to_chrono(config.detection_retention)?,
         };
         let ids = crate::app::ids::IdsApp {
             store: store.clone(),
@@ -311,7 +333,11 @@ impl Server {
             audit: crate::api::audit_service::AuditApi { app: audit_app.clone() },
             cameras: crate::api::camera_service::CameraApi { app: cameras.clone() },
             recordings: crate::api::recording_service::RecordingApi { app: recordings.clone() },
-            inference: crate::api::inference_service::InferenceApi { ids: ids.clone(), adapters: inference.clone() },
+            inference: crate::api::inference_service::InferenceApi {
+                ids: ids.clone(),
+                adapters: inference.clone(),
+                bindings: bindings.clone(),
+            },
             events: crate::api::event_service::EventApi {
                 app: crate::app::events::EventsApp { store: store.clone(), clock: clock.clone(), bus: events.clone() },
             },
@@ -375,7 +401,15 @@ impl Server {
                 }
             }),
         ];
+        background.push(every(Duration::from_secs(3600), {
+            let b = bindings.clone();
+            move || {
+                let b = b.clone();
+                async move { b.enforce_retention().await.map(|_| ()) }
+            }
+        }));
         background.push(tokio::spawn(registry.clone().run()));
+        background.push(tokio::spawn(router_frames.clone().run()));
         if let Some(path) = &config.suricata_eve_file {
             let follower = crate::ids::EveFollower::new(path.clone(), store.clone(), clock.clone(), events.clone());
             tracing::info!(path = %path.display(), "following Suricata's EVE log for IDS alerts");
@@ -446,6 +480,7 @@ impl Server {
             router,
             embedded,
             background,
+            frames: router_frames,
         })
     }
 
@@ -514,6 +549,7 @@ impl Server {
         if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
             tracing::warn!("some calls did not finish within {DRAIN:?}");
         }
+        self.frames.stop().await;
         // Sign the head once more, so the last entries are vouched for by the audit key.
         if let Err(e) = self.audit.checkpoint().await {
             tracing::warn!(error = %e, "final audit checkpoint failed");
@@ -526,6 +562,7 @@ impl Server {
         for task in self.background.drain(..) {
             task.abort();
         }
+        self.frames.abort();
         self.store.close();
         if let Some(pg) = self.embedded.take()
             && let Err(e) = pg.stop()

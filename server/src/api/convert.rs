@@ -595,6 +595,27 @@ pub fn adapter_health(h: Health) -> pb::AdapterHealth {
     }
 }
 
+/// Wire detection.
+pub fn detection(d: &crate::domain::inference::Detection) -> pb::Detection {
+    pb::Detection {
+        id: d.id.map(|i| i.to_string()).unwrap_or_default(),
+        camera_id: d.camera_id.map(|i| i.to_string()).unwrap_or_default(),
+        adapter_id: d.adapter_id.to_string(),
+        binding_id: d.binding_id.map(|i| i.to_string()).unwrap_or_default(),
+        frame_time: d.frame_time.map(timestamp),
+        label: d.found.label.clone(),
+        confidence: d.found.confidence,
+        bounding_box: Some(pb::BoundingBox {
+            x: d.found.x,
+            y: d.found.y,
+            width: d.found.width,
+            height: d.found.height,
+        }),
+        attributes: d.found.attributes.clone().into_iter().collect(),
+        track_id: d.found.track_id.clone(),
+    }
+}
+
 /// Wire site event.
 pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
     use crate::domain::camera::CameraState;
@@ -653,6 +674,16 @@ pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
                 previous_health: adapter_health(*previous) as i32,
                 circuit_state: pb::CircuitState::Unspecified as i32,
                 last_error: error.clone(),
+            }),
+        ),
+        EventKind::Detections { adapter_id, binding_id, frame_time, detections } => (
+            pb::EventType::Detection,
+            pb::EventSeverity::Info,
+            pb::event::Payload::Detections(pb::DetectionBatch {
+                adapter_id: adapter_id.to_string(),
+                binding_id: binding_id.to_string(),
+                frame_time: Some(timestamp(*frame_time)),
+                detections: detections.iter().map(detection).collect(),
             }),
         ),
         EventKind::IdsAlert { id, alert, cameras, ingest_time } => (

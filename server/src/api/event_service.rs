@@ -32,6 +32,7 @@ fn topics(types: &[i32]) -> Result<Option<Vec<Topic>>, Status> {
             Ok(pb::EventType::RecordingStarted) => Topic::RecordingStarted,
             Ok(pb::EventType::RecordingStopped) => Topic::RecordingStopped,
             Ok(pb::EventType::IdsAlert) => Topic::IdsAlert,
+            Ok(pb::EventType::Detection) => Topic::Detection,
             Ok(pb::EventType::AdapterHealthy) | Ok(pb::EventType::AdapterUnhealthy) => Topic::AdapterHealth,
             Ok(pb::EventType::Unspecified) | Err(_) => {
                 return Err(to_status(Error::invalid("types", format!("types: {t} is not an event type"))));

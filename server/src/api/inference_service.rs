@@ -1,7 +1,7 @@
-//! `opennvr.v1.InferenceService`: decode, call the app, encode. IDS alerts are served; adapter
-//! routing answers UNIMPLEMENTED (naming the capability) until it is built.
+//! `opennvr.v1.InferenceService`: decode, call the app, encode.
 use super::status::{ApiResult, respond, to_status};
 use super::{call, convert};
+use crate::app::bindings::{BindingSpec, BindingsApp};
 use crate::app::ids::IdsApp;
 use crate::app::inference::{AdapterSpec, AdapterView, InferenceApp};
 use crate::app::{Call, PageRequest};
@@ -15,13 +15,7 @@ use tonic::{Request, Status};
 pub struct InferenceApi {
     pub ids: IdsApp,
     pub adapters: InferenceApp,
-}
-
-fn later() -> Status {
-    to_status(Error::new(
-        ErrorKind::Unimplemented,
-        "not implemented yet: arrives with inference routing (adapters, bindings, detections)",
-    ))
+    pub bindings: BindingsApp,
 }
 
 fn principal(call: &Call) -> Result<crate::app::Principal, Status> {
@@ -158,17 +152,91 @@ fn spec(a: &pb::Adapter) -> AdapterSpec {
     }
 }
 
-/// Wire detection of something an adapter found (not stored: no id).
-fn detection(f: &crate::inference::client::Found, adapter_id: &str) -> pb::Detection {
-    pb::Detection {
-        adapter_id: adapter_id.to_owned(),
-        label: f.label.clone(),
-        confidence: f.confidence,
-        bounding_box: Some(pb::BoundingBox { x: f.x, y: f.y, width: f.width, height: f.height }),
-        attributes: f.attributes.clone().into_iter().collect(),
-        track_id: f.track_id.clone(),
-        ..Default::default()
+/// Wire binding.
+fn binding(r: &crate::store::inference::BindingRow) -> pb::AdapterBinding {
+    pb::AdapterBinding {
+        id: r.id.to_string(),
+        camera_id: r.camera_id.to_string(),
+        adapter_id: r.adapter_id.to_string(),
+        frame_interval: Some(prost_types::Duration {
+            seconds: i64::from(r.frame_interval_ms / 1000),
+            nanos: (r.frame_interval_ms % 1000) * 1_000_000,
+        }),
+        regions: crate::app::bindings::regions_of(r)
+            .into_iter()
+            .map(|g| pb::Polygon {
+                points: g.points.into_iter().map(|p| pb::NormalizedPoint { x: p.x, y: p.y }).collect(),
+            })
+            .collect(),
+        min_confidence: r.min_confidence,
+        labels: r.labels.clone(),
+        enabled: r.enabled,
+        task: r.task.clone(),
+        create_time: Some(convert::timestamp(r.created_at)),
+        update_time: Some(convert::timestamp(r.updated_at)),
+        etag: format!("\"{}\"", r.version),
     }
+}
+
+/// The binding fields of a request.
+fn binding_spec(b: &pb::AdapterBinding) -> Result<BindingSpec, Status> {
+    use crate::domain::inference::{Point, Region};
+    let frame_interval_ms = match &b.frame_interval {
+        None => None,
+        Some(d) if d.seconds < 0 || d.nanos < 0 => {
+            return Err(to_status(Error::invalid("binding.frame_interval", "binding.frame_interval must be positive")));
+        }
+        Some(d) => Some(d.seconds.saturating_mul(1000).saturating_add(i64::from(d.nanos / 1_000_000))),
+    };
+    Ok(BindingSpec {
+        camera_id: b.camera_id.clone(),
+        adapter_id: b.adapter_id.clone(),
+        task: b.task.clone(),
+        frame_interval_ms,
+        regions: b
+            .regions
+            .iter()
+            .map(|g| Region { points: g.points.iter().map(|p| Point { x: p.x, y: p.y }).collect() })
+            .collect(),
+        min_confidence: b.min_confidence,
+        labels: b.labels.clone(),
+        enabled: b.enabled,
+    })
+}
+
+/// The filter of a detection listing; bad fields are named.
+fn detection_filter(r: &pb::ListDetectionsRequest) -> Result<crate::store::inference::DetectionFilter, Status> {
+    let time = |field: &'static str, t: &Option<prost_types::Timestamp>| {
+        t.as_ref().map(|t| convert::from_timestamp(field, t)).transpose().map_err(to_status)
+    };
+    let cameras = r
+        .camera_ids
+        .iter()
+        .map(|c| crate::app::parse_id("camera_ids", c))
+        .collect::<crate::error::Result<Vec<_>>>()
+        .map_err(to_status)?;
+    let adapter = if r.adapter_id.is_empty() {
+        None
+    } else {
+        Some(crate::app::parse_id("adapter_id", &r.adapter_id).map_err(to_status)?)
+    };
+    if !r.min_confidence.is_finite() || !(0.0..=1.0).contains(&r.min_confidence) {
+        return Err(to_status(Error::invalid("min_confidence", "min_confidence must be within [0, 1]")));
+    }
+    let filter = crate::store::inference::DetectionFilter {
+        cameras,
+        adapter,
+        labels: r.labels.iter().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect(),
+        min_confidence: r.min_confidence,
+        start: time("start_time", &r.start_time)?,
+        end: time("end_time", &r.end_time)?,
+    };
+    if let (Some(s), Some(e)) = (filter.start, filter.end)
+        && e <= s
+    {
+        return Err(to_status(Error::invalid("end_time", "end_time must be after start_time")));
+    }
+    Ok(filter)
 }
 
 #[tonic::async_trait]
@@ -246,21 +314,41 @@ impl InferenceService for InferenceApi {
     }
 
     async fn run_inference(&self, req: Request<pb::RunInferenceRequest>) -> ApiResult<pb::RunInferenceResponse> {
+        let call = call(&req)?;
         let r = req.into_inner();
         if r.image_jpeg.is_empty() {
-            return Err(to_status(Error::new(
-                ErrorKind::Unimplemented,
-                "not implemented yet: frames of cameras arrive with frame sources; send image_jpeg with adapter_id",
-            )));
+            if r.frame_time.is_some() {
+                return Err(to_status(Error::new(
+                    ErrorKind::Unimplemented,
+                    "inference on recorded frames is not available: leave frame_time unset for the live frame",
+                )));
+            }
+            let (time, runs) =
+                self.adapters.infer_camera(&call, &r.camera_id, &r.adapter_id, &r.task).await.map_err(to_status)?;
+            return Ok(tonic::Response::new(pb::RunInferenceResponse {
+                frame_time: Some(convert::timestamp(time)),
+                runs: runs
+                    .into_iter()
+                    .map(|run| pb::AdapterRun {
+                        adapter_id: run.adapter_id.to_string(),
+                        detections: run.found.iter().map(convert::detection).collect(),
+                        latency: Some(millis(run.latency.as_secs_f64() * 1000.0)),
+                        error: run.error,
+                    })
+                    .collect(),
+            }));
         }
         if !r.camera_id.is_empty() {
-            return Err(to_status(Error::invalid("camera_id", "with image_jpeg, leave camera_id empty for now")));
+            return Err(to_status(Error::invalid(
+                "camera_id",
+                "camera_id and image_jpeg exclude each other: send the camera's frame or an image",
+            )));
         }
         let (found, took) = self.adapters.infer_image(&r.adapter_id, r.image_jpeg, &r.task).await.map_err(to_status)?;
         Ok(tonic::Response::new(pb::RunInferenceResponse {
             frame_time: None,
             runs: vec![pb::AdapterRun {
-                detections: found.iter().map(|f| detection(f, &r.adapter_id)).collect(),
+                detections: found.iter().map(convert::detection).collect(),
                 adapter_id: r.adapter_id,
                 latency: Some(millis(took.as_secs_f64() * 1000.0)),
                 error: String::new(),
@@ -293,40 +381,87 @@ impl InferenceService for InferenceApi {
 
     async fn create_adapter_binding(
         &self,
-        _: Request<pb::CreateAdapterBindingRequest>,
+        req: Request<pb::CreateAdapterBindingRequest>,
     ) -> ApiResult<pb::CreateAdapterBindingResponse> {
-        Err(later())
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let b = r.binding.ok_or_else(|| to_status(Error::invalid("binding", "binding is required")))?;
+        let spec = binding_spec(&b)?;
+        respond(
+            self.bindings
+                .create(&call, spec)
+                .await
+                .map(|row| pb::CreateAdapterBindingResponse { binding: Some(binding(&row)) }),
+        )
     }
 
     async fn get_adapter_binding(
         &self,
-        _: Request<pb::GetAdapterBindingRequest>,
+        req: Request<pb::GetAdapterBindingRequest>,
     ) -> ApiResult<pb::GetAdapterBindingResponse> {
-        Err(later())
+        let call = call(&req)?;
+        let r = req.into_inner();
+        respond(
+            self.bindings
+                .get(&call, &r.binding_id)
+                .await
+                .map(|row| pb::GetAdapterBindingResponse { binding: Some(binding(&row)) }),
+        )
     }
 
     async fn list_adapter_bindings(
         &self,
-        _: Request<pb::ListAdapterBindingsRequest>,
+        req: Request<pb::ListAdapterBindingsRequest>,
     ) -> ApiResult<pb::ListAdapterBindingsResponse> {
-        Err(later())
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let filters = format!("{}/{}", r.camera_id, r.adapter_id);
+        let page = PageRequest::new(r.page_size, &r.page_token, &filters).map_err(to_status)?;
+        respond(self.bindings.list(&call, &r.camera_id, &r.adapter_id, page).await.map(|(rows, next)| {
+            pb::ListAdapterBindingsResponse { bindings: rows.iter().map(binding).collect(), next_page_token: next }
+        }))
     }
 
     async fn update_adapter_binding(
         &self,
-        _: Request<pb::UpdateAdapterBindingRequest>,
+        req: Request<pb::UpdateAdapterBindingRequest>,
     ) -> ApiResult<pb::UpdateAdapterBindingResponse> {
-        Err(later())
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let b = r.binding.ok_or_else(|| to_status(Error::invalid("binding", "binding is required")))?;
+        let mask = r.update_mask.ok_or_else(|| to_status(Error::invalid("update_mask", "update_mask is required")))?;
+        if mask.paths.is_empty() {
+            return Err(to_status(Error::invalid("update_mask", "update_mask names no field")));
+        }
+        let etag = convert::etag("binding.etag", &b.etag).map_err(to_status)?;
+        let spec = binding_spec(&b)?;
+        respond(
+            self.bindings
+                .update(&call, &b.id, spec, &mask.paths, etag)
+                .await
+                .map(|row| pb::UpdateAdapterBindingResponse { binding: Some(binding(&row)) }),
+        )
     }
 
     async fn delete_adapter_binding(
         &self,
-        _: Request<pb::DeleteAdapterBindingRequest>,
+        req: Request<pb::DeleteAdapterBindingRequest>,
     ) -> ApiResult<pb::DeleteAdapterBindingResponse> {
-        Err(later())
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let etag = convert::etag("etag", &r.etag).map_err(to_status)?;
+        respond(self.bindings.delete(&call, &r.binding_id, etag).await.map(|()| pb::DeleteAdapterBindingResponse {}))
     }
 
-    async fn list_detections(&self, _: Request<pb::ListDetectionsRequest>) -> ApiResult<pb::ListDetectionsResponse> {
-        Err(later())
+    async fn list_detections(&self, req: Request<pb::ListDetectionsRequest>) -> ApiResult<pb::ListDetectionsResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let filter = detection_filter(&r)?;
+        let bound = format!("{filter:?}");
+        let page = PageRequest::new(r.page_size, &r.page_token, &bound).map_err(to_status)?;
+        respond(self.bindings.detections(&call, filter, page).await.map(|(found, next)| pb::ListDetectionsResponse {
+            detections: found.iter().map(convert::detection).collect(),
+            next_page_token: next,
+        }))
     }
 }

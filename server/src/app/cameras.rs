@@ -771,7 +771,7 @@ impl CameraApp {
         let now = self.clock.now();
         let judged: Vec<_> = sessions
             .into_iter()
-            .filter(|s| !s.user.is_empty())
+            .filter(|s| !s.user.is_empty() && s.user != crate::media::SERVER_READER)
             .filter_map(|s| {
                 let camera = s.path.strip_prefix(camera::PATH_PREFIX).and_then(|id| Uuid::parse_str(id).ok())?;
                 Some((s, camera))

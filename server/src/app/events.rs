@@ -38,7 +38,8 @@ impl EventBus {
         let _ = self.tx.send(Arc::new(event));
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Arc<SiteEvent>> {
+    /// Events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SiteEvent>> {
         self.tx.subscribe()
     }
 }
@@ -57,6 +58,7 @@ pub enum Topic {
     RecordingStopped,
     IdsAlert,
     AdapterHealth,
+    Detection,
 }
 
 impl Topic {
@@ -76,6 +78,7 @@ impl Topic {
             EventKind::Recording { .. } => Topic::RecordingStopped,
             EventKind::IdsAlert { .. } => Topic::IdsAlert,
             EventKind::AdapterHealth { .. } => Topic::AdapterHealth,
+            EventKind::Detections { .. } => Topic::Detection,
         }
     }
 
@@ -142,8 +145,8 @@ impl EventsApp {
                         if !topics.is_empty() && !topics.contains(&Topic::of(&e)) {
                             continue;
                         }
-                        // Adapter health: for who may read the adapters.
-                        if matches!(e.kind, EventKind::AdapterHealth { .. })
+                        // Adapter health and detections: for who may read inference.
+                        if matches!(e.kind, EventKind::AdapterHealth { .. } | EventKind::Detections { .. })
                             && !p.allows(crate::domain::Permission::InferenceRead)
                         {
                             continue;

@@ -4,9 +4,10 @@
 use super::{Call, PageRequest, parse_id};
 use crate::audit::append;
 use crate::clock::SharedClock;
+use crate::domain::inference::{Detection, Finding};
 use crate::error::{Error, ErrorKind, Result, reason};
 use crate::inference::bulkhead::{Job, Refusal};
-use crate::inference::client::{CallError, Found};
+use crate::inference::client::CallError;
 use crate::inference::{AdapterRegistry, AdapterRuntime, check_endpoint, token_owner};
 use crate::security::seal::MasterKey;
 use crate::store::Store;
@@ -51,6 +52,8 @@ pub struct InferenceApp {
     pub clock: SharedClock,
     pub master: MasterKey,
     pub registry: AdapterRegistry,
+    /// Frames of cameras, for inference on demand.
+    pub frames: crate::inference::router::FrameRouter,
 }
 
 fn check_spec(s: &AdapterSpec) -> Result<(i32, i32, i32)> {
@@ -167,14 +170,7 @@ impl InferenceApp {
         expected_version: Option<i64>,
     ) -> Result<AdapterView> {
         let id = parse_id("adapter.id", id)?;
-        for path in mask {
-            if !UPDATABLE.contains(&path.as_str()) {
-                return Err(Error::invalid(
-                    "update_mask",
-                    format!("update_mask path {path:?} is not updatable ({})", UPDATABLE.join(", ")),
-                ));
-            }
-        }
+        super::check_mask(mask, &UPDATABLE)?;
         let has = |p: &str| mask.iter().any(|m| m == p);
         let current = self.store.run(move |c| AdapterRow::find(c, id)).await?.ok_or_else(|| not_found(id))?;
         let mut next = current.clone();
@@ -272,7 +268,7 @@ impl InferenceApp {
         adapter_id: &str,
         jpeg: Vec<u8>,
         task: &str,
-    ) -> Result<(Vec<Found>, std::time::Duration)> {
+    ) -> Result<(Vec<Detection>, std::time::Duration)> {
         let id = parse_id("adapter_id", adapter_id)?;
         if jpeg.len() > MAX_IMAGE_BYTES {
             return Err(Error::invalid("image_jpeg", "image_jpeg is larger than 10 MiB"));
@@ -290,14 +286,154 @@ impl InferenceApp {
         } else {
             task.to_owned()
         };
+        let (found, took) = self.ask(&rt, jpeg, task.clone(), None, None).await?;
+        let detections = found
+            .into_iter()
+            .map(|found| Detection {
+                id: None,
+                camera_id: None,
+                adapter_id: id,
+                binding_id: None,
+                task: task.clone(),
+                frame_time: None,
+                found,
+            })
+            .collect();
+        Ok((detections, took))
+    }
+
+    /// One call through `rt`'s bulkhead; its health is reported after.
+    async fn ask(
+        &self,
+        rt: &AdapterRuntime,
+        jpeg: Vec<u8>,
+        task: String,
+        camera_id: Option<Uuid>,
+        frame_time: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(Vec<Finding>, std::time::Duration)> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let started = std::time::Instant::now();
-        rt.bulkhead.submit(Job { jpeg, task, camera_id: None, frame_time: None, reply });
+        rt.bulkhead.submit(Job { jpeg, task, camera_id, frame_time, reply });
         let outcome = answer.await.map_err(|_| Error::new(ErrorKind::Unavailable, "the adapter was removed"))?;
-        self.registry.report(&rt);
+        self.registry.report(rt);
         let took = started.elapsed();
         outcome.map(|found| (found, took)).map_err(|r| refusal(&rt.name, r))
     }
+
+    /// Runs the live frame of a camera (camera.live on it) through `adapter_id`, or through every
+    /// adapter bound to it; a binding's filters apply. With one adapter named, its failure is the
+    /// answer's; with several, each run reports its own.
+    pub async fn infer_camera(
+        &self,
+        call: &Call,
+        camera_id: &str,
+        adapter_id: &str,
+        task: &str,
+    ) -> Result<(chrono::DateTime<chrono::Utc>, Vec<CameraRun>)> {
+        use crate::inference::router::Route;
+        let camera = parse_id("camera_id", camera_id)?;
+        call.about("camera", &camera.to_string(), &camera.to_string());
+        let only = if adapter_id.is_empty() { None } else { Some(parse_id("adapter_id", adapter_id)?) };
+        let (p, now) = (call.principal()?.clone(), self.clock.now());
+        let (cam, bindings, adapters) = self
+            .store
+            .run(move |c| {
+                let cam = super::cameras::authorize(c, &p, camera, crate::domain::Permission::CameraLive, now, false)?;
+                Ok((cam, BindingRow::of_camera(c, camera)?, AdapterRow::all(c)?))
+            })
+            .await?;
+        if !cam.enabled {
+            return Err(Error::new(ErrorKind::FailedPrecondition, format!("camera {camera} is disabled")));
+        }
+        let tasks = |a: Uuid| adapters.iter().find(|r| r.id == a).map(|r| r.tasks.clone()).unwrap_or_default();
+        let routes: Vec<Route> = match only {
+            Some(a) => {
+                if !adapters.iter().any(|r| r.id == a) {
+                    return Err(not_found(a));
+                }
+                let mut route = match bindings.iter().find(|b| b.adapter_id == a) {
+                    Some(b) => Route::of(b, &tasks(a)),
+                    None => Route::unfiltered(camera, a, tasks(a).first().cloned().unwrap_or_default()),
+                };
+                if !task.is_empty() {
+                    route.task = task.to_owned();
+                }
+                vec![route]
+            }
+            None => bindings
+                .iter()
+                .filter(|b| b.enabled && self.registry.get(b.adapter_id).is_some_and(|rt| rt.enabled))
+                .map(|b| {
+                    let mut route = Route::of(b, &tasks(b.adapter_id));
+                    if !task.is_empty() {
+                        route.task = task.to_owned();
+                    }
+                    route
+                })
+                .collect(),
+        };
+        if routes.is_empty() {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("no enabled adapter is bound to camera {camera}: name one in adapter_id"),
+            ));
+        }
+        let frame = self.frames.latest_frame(camera).await?;
+        // Every adapter at once, each behind its own bulkhead.
+        let mut asks = tokio::task::JoinSet::new();
+        for (i, route) in routes.iter().enumerate() {
+            let (this, route, frame) = (self.clone(), route.clone(), frame.clone());
+            asks.spawn(async move {
+                let outcome = async {
+                    let rt = this.registry.get(route.adapter_id).ok_or_else(|| not_found(route.adapter_id))?;
+                    if !rt.enabled {
+                        return Err(Error::new(
+                            ErrorKind::FailedPrecondition,
+                            format!("adapter {} is disabled", rt.name),
+                        ));
+                    }
+                    let jpeg = frame.jpeg.as_ref().clone();
+                    let (found, took) = this.ask(&rt, jpeg, route.task.clone(), Some(camera), Some(frame.time)).await?;
+                    Ok((route.kept(&found, frame.time, false), took))
+                }
+                .await;
+                (i, outcome)
+            });
+        }
+        let mut outcomes: Vec<Option<Result<_>>> = routes.iter().map(|_| None).collect();
+        while let Some(done) = asks.join_next().await {
+            let (i, outcome) = done.map_err(Error::internal)?;
+            outcomes[i] = Some(outcome);
+        }
+        let mut runs = Vec::with_capacity(routes.len());
+        for (route, outcome) in routes.iter().zip(outcomes) {
+            let outcome = outcome.ok_or_else(|| Error::internal("an adapter run went missing"))?;
+            runs.push(match outcome {
+                Ok((found, took)) => {
+                    CameraRun { adapter_id: route.adapter_id, found, latency: took, error: String::new() }
+                }
+                // One adapter asked: its failure is the call's.
+                Err(e) if only.is_some() => return Err(e),
+                Err(e) => CameraRun {
+                    adapter_id: route.adapter_id,
+                    found: Vec::new(),
+                    latency: std::time::Duration::ZERO,
+                    error: e.message().to_owned(),
+                },
+            });
+        }
+        Ok((frame.time, runs))
+    }
+}
+
+/// One adapter's outcome of inference on a camera's frame.
+#[derive(Debug, Clone)]
+pub struct CameraRun {
+    pub adapter_id: Uuid,
+    pub found: Vec<Detection>,
+    pub latency: std::time::Duration,
+    /// Empty on success.
+    pub error: String,
 }
 
 /// The error a caller gets for a refused or failed call.

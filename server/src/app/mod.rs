@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod bindings;
 pub mod cameras;
 pub mod events;
 pub mod exports;
@@ -278,6 +279,17 @@ impl PageRequest {
 /// A row's (time, id) position, as [`PageRequest::after_time_and_id`] reads it back.
 pub fn time_and_id(at: chrono::DateTime<chrono::Utc>, id: Uuid) -> String {
     format!("{}/{id}", at.timestamp_micros())
+}
+
+/// Fails with INVALID_ARGUMENT naming `update_mask` unless every path of `mask` is `updatable`.
+pub fn check_mask(mask: &[String], updatable: &[&str]) -> Result<()> {
+    match mask.iter().find(|p| !updatable.contains(&p.as_str())) {
+        None => Ok(()),
+        Some(path) => Err(Error::invalid(
+            "update_mask",
+            format!("update_mask path {path:?} is not updatable ({})", updatable.join(", ")),
+        )),
+    }
 }
 
 /// Parses a UUID request field.

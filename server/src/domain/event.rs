@@ -34,6 +34,13 @@ pub enum EventKind {
         previous: super::inference::Health,
         error: String,
     },
+    /// What one adapter found in one frame of the event's camera, after its binding's filters.
+    Detections {
+        adapter_id: Uuid,
+        binding_id: Uuid,
+        frame_time: DateTime<Utc>,
+        detections: Vec<super::inference::Detection>,
+    },
 }
 
 /// One event.

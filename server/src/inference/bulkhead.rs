@@ -2,8 +2,9 @@
 //! fixed number of workers (the concurrency limit), a timeout per call, and a circuit breaker that
 //! opens after consecutive failures and half-opens after a cool-down. Whatever an adapter does —
 //! hang, crawl, crash, answer garbage — only its own frames wait or fail.
-use super::client::{AdapterClient, CallError, Found};
+use super::client::{AdapterClient, CallError};
 use crate::clock::SharedClock;
+use crate::domain::inference::Finding;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +24,7 @@ pub struct Job {
     pub task: String,
     pub camera_id: Option<Uuid>,
     pub frame_time: Option<DateTime<Utc>>,
-    pub reply: oneshot::Sender<Result<Vec<Found>, Refusal>>,
+    pub reply: oneshot::Sender<Result<Vec<Finding>, Refusal>>,
 }
 
 /// Why a frame got no answer.
@@ -268,7 +269,7 @@ impl Bulkhead {
     }
 
     /// Counts an outcome and moves the circuit.
-    fn record(&self, r: &Result<Vec<Found>, CallError>, took: std::time::Duration) {
+    fn record(&self, r: &Result<Vec<Finding>, CallError>, took: std::time::Duration) {
         let now = self.clock.now();
         let mut st = self.lock();
         st.trial_running = false;

@@ -1,6 +1,7 @@
 //! The HTTP side of the adapter contract (`docs/adapter-contract.md`): health, capabilities and
 //! inference calls, with the bearer token and a correlation id, and every answer checked — a
 //! garbage answer is a failure like an error.
+use crate::domain::inference::Finding;
 use crate::store::inference::AdapterCapabilities;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -26,19 +27,6 @@ impl std::fmt::Display for CallError {
             CallError::Failed(m) => f.write_str(m),
         }
     }
-}
-
-/// One thing an adapter found, as it reported it (checked: box and confidence within `[0, 1]`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Found {
-    pub label: String,
-    pub confidence: f32,
-    pub x: f32,
-    pub y: f32,
-    pub width: f32,
-    pub height: f32,
-    pub attributes: std::collections::BTreeMap<String, String>,
-    pub track_id: String,
 }
 
 #[derive(Deserialize)]
@@ -188,7 +176,7 @@ impl AdapterClient {
         task: &str,
         camera_id: Option<Uuid>,
         frame_time: Option<DateTime<Utc>>,
-    ) -> Result<Vec<Found>, CallError> {
+    ) -> Result<Vec<Finding>, CallError> {
         let frame = reqwest::multipart::Part::bytes(jpeg)
             .file_name("frame.jpg")
             .mime_str("image/jpeg")
@@ -212,7 +200,7 @@ impl AdapterClient {
                     d.label
                 )));
             }
-            out.push(Found {
+            out.push(Finding {
                 label: d.label.chars().take(128).collect(),
                 confidence: d.confidence,
                 x: b.x,

@@ -3,6 +3,8 @@
 //! the operator allows remote ones).
 pub mod bulkhead;
 pub mod client;
+pub mod frames;
+pub mod router;
 
 use crate::app::events::EventBus;
 use crate::clock::SharedClock;

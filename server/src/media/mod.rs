@@ -12,7 +12,7 @@ use std::time::Duration;
 pub const DEFAULT_RECORD_PATH: &str = "/recordings/%path/%Y-%m-%d_%H-%M-%S-%f%z";
 
 /// A configured base URL (empty = unset): one of `schemes`, with a host, without a trailing slash.
-fn base_url(v: Option<String>, schemes: &[&str], name: &str) -> Result<Option<String>> {
+pub fn base_url(v: Option<String>, schemes: &[&str], name: &str) -> Result<Option<String>> {
     match v.filter(|u| !u.is_empty()) {
         None => Ok(None),
         Some(u) => match url::Url::parse(&u) {
@@ -160,6 +160,10 @@ pub struct LiveTicket {
     pub hls_url: String,
     pub rtsp_url: String,
 }
+
+/// The `sub` of the server's own read tokens (frame sources of AI adapters): never a user, and left
+/// alone by the reaper of unwanted viewers.
+pub const SERVER_READER: &str = "opennvr-inference";
 
 /// Default and bounds of a viewer token's lifetime.
 pub const VIEWER_TTL: chrono::Duration = chrono::Duration::minutes(5);

@@ -1,5 +1,6 @@
 //! Queries on `adapters`, `adapter_bindings` and `detections`.
 use super::schema::{adapter_bindings, adapters, detections};
+use crate::domain::inference::{Detection, Finding};
 use crate::error::Result;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -130,6 +131,98 @@ pub struct BindingRow {
 }
 
 impl BindingRow {
+    /// Inserts a binding.
+    pub fn insert(&self, c: &mut PgConnection) -> Result<()> {
+        diesel::insert_into(adapter_bindings::table).values(self).execute(c)?;
+        Ok(())
+    }
+
+    /// The binding with `id`.
+    pub fn find(c: &mut PgConnection, id: Uuid) -> Result<Option<BindingRow>> {
+        Ok(adapter_bindings::table.find(id).select(BindingRow::as_select()).first(c).optional()?)
+    }
+
+    /// The binding with `id`, locked until the transaction ends.
+    pub fn find_for_update(c: &mut PgConnection, id: Uuid) -> Result<Option<BindingRow>> {
+        Ok(adapter_bindings::table.find(id).select(BindingRow::as_select()).for_update().first(c).optional()?)
+    }
+
+    /// Every enabled binding of an enabled adapter and an enabled camera, with the tasks its
+    /// adapter lists.
+    pub fn active(c: &mut PgConnection) -> Result<Vec<(BindingRow, Vec<String>)>> {
+        use super::schema::cameras;
+        Ok(adapter_bindings::table
+            .inner_join(adapters::table)
+            .inner_join(cameras::table)
+            .filter(adapter_bindings::enabled.eq(true))
+            .filter(adapters::enabled.eq(true))
+            .filter(cameras::enabled.eq(true))
+            .filter(cameras::deleted_at.is_null())
+            .select((BindingRow::as_select(), adapters::tasks))
+            .load(c)?)
+    }
+
+    /// A page of bindings ordered by camera then adapter, after `after`, optionally of one camera
+    /// or adapter, limited to cameras `visible`.
+    pub fn page(
+        c: &mut PgConnection,
+        visible: super::cameras::Visible,
+        camera: Option<Uuid>,
+        adapter: Option<Uuid>,
+        after: Option<(Uuid, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<BindingRow>> {
+        use super::cameras::{CameraGrantRow, Visible};
+        let mut q = adapter_bindings::table
+            .select(BindingRow::as_select())
+            .order((adapter_bindings::camera_id.asc(), adapter_bindings::adapter_id.asc()))
+            .limit(limit)
+            .into_boxed();
+        match visible {
+            Visible::All => {}
+            Visible::GrantedTo(user, now) => {
+                q = q.filter(adapter_bindings::camera_id.eq_any(CameraGrantRow::live_camera_ids(user, now)))
+            }
+            Visible::Cameras(ids) => q = q.filter(adapter_bindings::camera_id.eq_any(ids)),
+        }
+        if let Some(cam) = camera {
+            q = q.filter(adapter_bindings::camera_id.eq(cam));
+        }
+        if let Some(a) = adapter {
+            q = q.filter(adapter_bindings::adapter_id.eq(a));
+        }
+        if let Some((cam, ad)) = after {
+            q = q.filter(
+                adapter_bindings::camera_id
+                    .gt(cam)
+                    .or(adapter_bindings::camera_id.eq(cam).and(adapter_bindings::adapter_id.gt(ad))),
+            );
+        }
+        Ok(q.load(c)?)
+    }
+
+    /// Replaces the row's changeable fields (its version bumped); returns it.
+    pub fn replace(&self, c: &mut PgConnection) -> Result<BindingRow> {
+        Ok(diesel::update(adapter_bindings::table.find(self.id))
+            .set((
+                adapter_bindings::task.eq(&self.task),
+                adapter_bindings::frame_interval_ms.eq(self.frame_interval_ms),
+                adapter_bindings::regions.eq(&self.regions),
+                adapter_bindings::min_confidence.eq(self.min_confidence),
+                adapter_bindings::labels.eq(&self.labels),
+                adapter_bindings::enabled.eq(self.enabled),
+                adapter_bindings::version.eq(adapter_bindings::version + 1),
+                adapter_bindings::updated_at.eq(self.updated_at),
+            ))
+            .returning(BindingRow::as_returning())
+            .get_result(c)?)
+    }
+
+    /// Deletes a binding.
+    pub fn delete(c: &mut PgConnection, id: Uuid) -> Result<bool> {
+        Ok(diesel::delete(adapter_bindings::table.find(id)).execute(c)? == 1)
+    }
+
     /// How many bindings use `adapter`.
     pub fn count_of_adapter(c: &mut PgConnection, adapter: Uuid) -> Result<i64> {
         Ok(adapter_bindings::table.filter(adapter_bindings::adapter_id.eq(adapter)).count().get_result(c)?)
@@ -142,6 +235,17 @@ impl BindingRow {
             .select(BindingRow::as_select())
             .load(c)?)
     }
+}
+
+/// Filters of a detection listing.
+#[derive(Debug, Clone, Default)]
+pub struct DetectionFilter {
+    pub cameras: Vec<Uuid>,
+    pub adapter: Option<Uuid>,
+    pub labels: Vec<String>,
+    pub min_confidence: f32,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
 }
 
 /// A row of `detections`.
@@ -166,12 +270,102 @@ pub struct DetectionRow {
 }
 
 impl DetectionRow {
+    /// The row of a detection found in a camera's frame (`None` for one without an id, camera or
+    /// frame time: an on-demand result, never stored).
+    pub fn of(d: &Detection, created_at: DateTime<Utc>) -> Option<DetectionRow> {
+        Some(DetectionRow {
+            id: d.id?,
+            camera_id: d.camera_id?,
+            adapter_id: d.adapter_id,
+            binding_id: d.binding_id,
+            task: d.task.clone(),
+            frame_time: d.frame_time?,
+            label: d.found.label.clone(),
+            confidence: d.found.confidence,
+            box_x: d.found.x,
+            box_y: d.found.y,
+            box_width: d.found.width,
+            box_height: d.found.height,
+            attributes: serde_json::to_value(&d.found.attributes).unwrap_or_default(),
+            track_id: d.found.track_id.clone(),
+            created_at,
+        })
+    }
+
+    /// The detection this row holds.
+    pub fn detection(&self) -> Detection {
+        Detection {
+            id: Some(self.id),
+            camera_id: Some(self.camera_id),
+            adapter_id: self.adapter_id,
+            binding_id: self.binding_id,
+            task: self.task.clone(),
+            frame_time: Some(self.frame_time),
+            found: Finding {
+                label: self.label.clone(),
+                confidence: self.confidence,
+                x: self.box_x,
+                y: self.box_y,
+                width: self.box_width,
+                height: self.box_height,
+                attributes: serde_json::from_value(self.attributes.clone()).unwrap_or_default(),
+                track_id: self.track_id.clone(),
+            },
+        }
+    }
+
     /// Inserts detections.
     pub fn insert_all(c: &mut PgConnection, rows: &[DetectionRow]) -> Result<()> {
         for chunk in rows.chunks(500) {
             diesel::insert_into(detections::table).values(chunk).execute(c)?;
         }
         Ok(())
+    }
+
+    /// A page of detections, newest first, after the (time, id) position `after`, limited to
+    /// cameras `visible`.
+    pub fn page(
+        c: &mut PgConnection,
+        visible: super::cameras::Visible,
+        f: &DetectionFilter,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<DetectionRow>> {
+        use super::cameras::{CameraGrantRow, Visible};
+        let mut q = detections::table
+            .select(DetectionRow::as_select())
+            .order((detections::frame_time.desc(), detections::id.desc()))
+            .limit(limit)
+            .into_boxed();
+        match visible {
+            Visible::All => {}
+            Visible::GrantedTo(user, now) => {
+                q = q.filter(detections::camera_id.eq_any(CameraGrantRow::live_camera_ids(user, now)))
+            }
+            Visible::Cameras(ids) => q = q.filter(detections::camera_id.eq_any(ids)),
+        }
+        if !f.cameras.is_empty() {
+            q = q.filter(detections::camera_id.eq_any(f.cameras.clone()));
+        }
+        if let Some(a) = f.adapter {
+            q = q.filter(detections::adapter_id.eq(a));
+        }
+        if !f.labels.is_empty() {
+            q = q.filter(detections::label.eq_any(f.labels.clone()));
+        }
+        if f.min_confidence > 0.0 {
+            q = q.filter(detections::confidence.ge(f.min_confidence));
+        }
+        if let Some(t) = f.start {
+            q = q.filter(detections::frame_time.ge(t));
+        }
+        if let Some(t) = f.end {
+            q = q.filter(detections::frame_time.lt(t));
+        }
+        if let Some((at, id)) = after {
+            q = q.filter(detections::frame_time.lt(at).or(detections::frame_time.eq(at).and(detections::id.lt(id))));
+        }
+        Ok(q.load(c)?)
     }
 
     /// Deletes up to `limit` detections of frames older than `before`; returns how many went.

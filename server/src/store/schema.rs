@@ -449,3 +449,4 @@ diesel::allow_tables_to_appear_in_same_query!(adapter_bindings, adapters);
 diesel::allow_tables_to_appear_in_same_query!(adapter_bindings, cameras);
 diesel::allow_tables_to_appear_in_same_query!(adapter_bindings, camera_grants);
 diesel::allow_tables_to_appear_in_same_query!(detections, camera_grants);
+diesel::allow_tables_to_appear_in_same_query!(cameras, adapters);

@@ -510,6 +510,9 @@ struct Targets {
     api_key_id: String,
     /// An adapter (nothing listens at its address).
     adapter: pb::Adapter,
+    /// Another adapter, bound to `kept_camera` by `binding`.
+    bound_adapter: pb::Adapter,
+    binding: pb::AdapterBinding,
 }
 
 /// A valid request for every audited RPC (every change and every sensitive read). An audited RPC
@@ -674,9 +677,23 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
             pb::RevokeCameraAccessRequest { camera_id: t.camera.id.clone(), user_id: t.victim.id.clone() }
                 .encode_to_vec()
         }
-        "InferenceService.CreateAdapterBinding" => pb::CreateAdapterBindingRequest::default().encode_to_vec(),
-        "InferenceService.UpdateAdapterBinding" => pb::UpdateAdapterBindingRequest::default().encode_to_vec(),
-        "InferenceService.DeleteAdapterBinding" => pb::DeleteAdapterBindingRequest::default().encode_to_vec(),
+        "InferenceService.CreateAdapterBinding" => pb::CreateAdapterBindingRequest {
+            binding: Some(pb::AdapterBinding {
+                camera_id: t.camera.id.clone(),
+                adapter_id: t.bound_adapter.id.clone(),
+                enabled: false,
+                ..Default::default()
+            }),
+        }
+        .encode_to_vec(),
+        "InferenceService.UpdateAdapterBinding" => pb::UpdateAdapterBindingRequest {
+            binding: Some(pb::AdapterBinding { min_confidence: 0.4, etag: String::new(), ..t.binding.clone() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["min_confidence".into()] }),
+        }
+        .encode_to_vec(),
+        "InferenceService.DeleteAdapterBinding" => {
+            pb::DeleteAdapterBindingRequest { binding_id: t.binding.id.clone(), etag: String::new() }.encode_to_vec()
+        }
         "RecordingService.CreatePlaybackToken" => pb::CreatePlaybackTokenRequest {
             camera_id: t.kept_camera.id.clone(),
             start_time: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
@@ -760,12 +777,7 @@ fn fixture_hold(camera: &pb::Camera) -> pb::Hold {
 
 /// RPCs of capabilities not built yet: a valid request answers UNIMPLEMENTED until they land (and
 /// their fixtures get real requests).
-const NOT_BUILT: &[&str] = &[
-    "EventService.*",
-    "InferenceService.CreateAdapterBinding",
-    "InferenceService.UpdateAdapterBinding",
-    "InferenceService.DeleteAdapterBinding",
-];
+const NOT_BUILT: &[&str] = &["EventService.*"];
 
 /// What the fixture call of an RPC answers, and the code its entry records: OK for a valid request,
 /// except a second Bootstrap (the server is set up), a watch the client leaves (CANCELLED in the
@@ -857,6 +869,8 @@ async fn every_audited_rpc_leaves_one_entry() {
         .unwrap()
         .id;
     let kept_camera = crate::cameras::create(&admin, "fixture kept").await;
+    let bound_adapter = crate::inference::register(&admin, "bound adapter", "http://127.0.0.1:9", 500, 1, 0).await;
+    let binding = crate::routing::bind(&admin, &kept_camera, &bound_adapter, 1000, &[], 0.0).await.unwrap();
     let hold = pb::CreateHoldRequest { hold: Some(fixture_hold(&kept_camera)) };
     let hold_id = admin.recordings().create_hold(hold).await.unwrap().into_inner().hold.unwrap().id;
     admin
@@ -885,6 +899,8 @@ async fn every_audited_rpc_leaves_one_entry() {
         victim_credential,
         api_key_id,
         adapter,
+        bound_adapter,
+        binding,
     };
     let mut su = s.db.superuser();
     let mut problems = Vec::new();

@@ -537,6 +537,7 @@ fn aimed_at(
     b_hold: &str,
     b_export: &str,
     b_alert: &str,
+    b_binding: &pb::AdapterBinding,
 ) -> Option<(Vec<u8>, bool)> {
     use prost::Message;
     let id = b.id.clone();
@@ -640,6 +641,41 @@ fn aimed_at(
         "EventService.WatchEvents" => {
             (pb::WatchEventsRequest { camera_ids: vec![id], ..Default::default() }.encode_to_vec(), false)
         }
+        "InferenceService.CreateAdapterBinding" => (
+            pb::CreateAdapterBindingRequest {
+                binding: Some(pb::AdapterBinding {
+                    camera_id: id,
+                    adapter_id: b_binding.adapter_id.clone(),
+                    enabled: false,
+                    task: "other".into(),
+                    ..Default::default()
+                }),
+            }
+            .encode_to_vec(),
+            false,
+        ),
+        "InferenceService.GetAdapterBinding" => {
+            (pb::GetAdapterBindingRequest { binding_id: b_binding.id.clone() }.encode_to_vec(), false)
+        }
+        "InferenceService.ListAdapterBindings" => (pb::ListAdapterBindingsRequest::default().encode_to_vec(), true),
+        "InferenceService.UpdateAdapterBinding" => (
+            pb::UpdateAdapterBindingRequest {
+                binding: Some(pb::AdapterBinding { enabled: true, etag: String::new(), ..b_binding.clone() }),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["enabled".into()] }),
+            }
+            .encode_to_vec(),
+            false,
+        ),
+        "InferenceService.DeleteAdapterBinding" => (
+            pb::DeleteAdapterBindingRequest { binding_id: b_binding.id.clone(), etag: String::new() }.encode_to_vec(),
+            false,
+        ),
+        "InferenceService.RunInference" => (
+            pb::RunInferenceRequest { camera_id: id, adapter_id: b_binding.adapter_id.clone(), ..Default::default() }
+                .encode_to_vec(),
+            false,
+        ),
+        "InferenceService.ListDetections" => (pb::ListDetectionsRequest::default().encode_to_vec(), true),
         _ => return None,
     };
     Some((bytes, listing))
@@ -723,6 +759,30 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
         b_alert = row.id.to_string();
         s.store.run(move |c| opennvr_server::store::ids::IdsAlertRow::insert_all(c, &[row])).await.unwrap();
     }
+    // A (disabled) binding of each camera to an adapter, and a detection in each.
+    let adapter = crate::inference::register(&admin, "walk adapter", "http://127.0.0.1:9", 500, 1, 0).await;
+    let mut b_binding = pb::AdapterBinding::default();
+    for cam in [&a, &b] {
+        b_binding = crate::routing::bind(&admin, cam, &adapter, 1000, &[], 0.0).await.unwrap();
+        let row = opennvr_server::store::inference::DetectionRow {
+            id: uuid::Uuid::new_v4(),
+            camera_id: cam.id.parse().unwrap(),
+            adapter_id: adapter.id.parse().unwrap(),
+            binding_id: Some(b_binding.id.parse().unwrap()),
+            task: String::new(),
+            frame_time: chrono::Utc::now(),
+            label: "person".into(),
+            confidence: 0.9,
+            box_x: 0.1,
+            box_y: 0.1,
+            box_width: 0.2,
+            box_height: 0.2,
+            attributes: serde_json::json!({}),
+            track_id: String::new(),
+            created_at: chrono::Utc::now(),
+        };
+        s.store.run(move |c| opennvr_server::store::inference::DetectionRow::insert_all(c, &[row])).await.unwrap();
+    }
     let set = prost_types::FileDescriptorSet::decode(opennvr_proto::FILE_DESCRIPTOR_SET).unwrap();
     let table =
         opennvr_server::api::policy::PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, "opennvr.v1")
@@ -735,7 +795,8 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
                 let path = format!("/opennvr.v1.{}/{}", svc.name(), m.name());
                 let Some(policy) = table.get(&path).filter(|p| p.camera_scoped) else { continue };
                 let rpc = format!("{}.{}", svc.name(), m.name());
-                let (body, listing) = aimed_at(&rpc, &b, &who, &b_hold, &b_export, &b_alert).unwrap_or_default();
+                let (body, listing) =
+                    aimed_at(&rpc, &b, &who, &b_hold, &b_export, &b_alert, &b_binding).unwrap_or_default();
                 let answer = crate::harness::raw_call(&op, &path, body, m.server_streaming()).await;
                 // The operator role itself lacks the permission: refused whatever the camera, which
                 // says nothing about B (the permission matrix test covers these).
@@ -744,7 +805,7 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
                     (Err(st), _) if role_lacks && st.code() == Code::PermissionDenied => continue,
                     // Not built yet: nothing is reached. Once it answers otherwise it needs a fixture.
                     (Err(st), _) if st.code() == Code::Unimplemented => continue,
-                    _ if aimed_at(&rpc, &b, &who, &b_hold, &b_export, &b_alert).is_none() => {
+                    _ if aimed_at(&rpc, &b, &who, &b_hold, &b_export, &b_alert, &b_binding).is_none() => {
                         problems.push(format!("{rpc}: answers ({answer:?}) but has no fixture in aimed_at()"))
                     }
                     // Aimed at B: B does not exist for them (not even "exists, but you may not").

@@ -31,6 +31,8 @@ pub struct TestAdapter {
     pub healthy: Arc<Mutex<bool>>,
     pub infers: Arc<AtomicUsize>,
     pub auth: Arc<Mutex<Vec<String>>>,
+    /// The body of the last `/infer` call (the multipart form with the frame).
+    pub last_body: Arc<Mutex<Vec<u8>>>,
 }
 
 impl TestAdapter {
@@ -42,6 +44,7 @@ impl TestAdapter {
             healthy: Arc::new(Mutex::new(true)),
             infers: Arc::default(),
             auth: Arc::default(),
+            last_body: Arc::default(),
         };
         let (health, infer_state) = (t.clone(), t.clone());
         let app = axum::Router::new()
@@ -73,6 +76,7 @@ impl TestAdapter {
                         let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
                         let correlated = headers.contains_key("x-correlation-id");
                         t.auth.lock().unwrap().push(format!("{auth}|{correlated}|{}", body.len()));
+                        *t.last_body.lock().unwrap() = body.to_vec();
                         let mode = *t.mode.lock().unwrap();
                         match mode {
                             Mode::Ok => {}

@@ -17,4 +17,5 @@ mod media;
 mod mfa;
 mod permissions;
 mod recordings;
+mod routing;
 mod rtsp;

@@ -12,19 +12,24 @@ pub struct RtspCamera {
 impl RtspCamera {
     /// Starts a camera on a free loopback port; with `creds`, only for that user and password.
     pub fn start(creds: Option<(&str, &str)>) -> RtspCamera {
-        RtspCamera::launch(creds, false)
+        RtspCamera::launch(creds, false, crate::harness::free_port(), "/stream")
     }
 
     /// A "camera" that serves audio only (no video track).
     pub fn audio_only() -> RtspCamera {
-        RtspCamera::launch(None, true)
+        RtspCamera::launch(None, true, crate::harness::free_port(), "/stream")
     }
 
-    fn launch(creds: Option<(&str, &str)>, audio_only: bool) -> RtspCamera {
-        let port = crate::harness::free_port();
+    /// A camera serving at `rtsp://127.0.0.1:{port}{mount}`, without credentials: stands for the
+    /// media server's restream of a camera (it takes any credentials a reader sends).
+    pub fn restream(port: u16, mount: &str) -> RtspCamera {
+        RtspCamera::launch(None, false, port, mount)
+    }
+
+    fn launch(creds: Option<(&str, &str)>, audio_only: bool, port: u16, mount: &str) -> RtspCamera {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/rtsp_camera.py");
         let mut cmd = Command::new("/usr/bin/python3");
-        cmd.arg(script).arg(port.to_string());
+        cmd.arg(script).arg(port.to_string()).env("RTSP_CAMERA_MOUNT", mount);
         if audio_only {
             cmd.env("RTSP_CAMERA_AUDIO_ONLY", "1");
         }

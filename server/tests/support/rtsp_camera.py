@@ -4,7 +4,8 @@
 Usage: rtsp_camera.py PORT [USER PASSWORD]
 Serves rtsp://127.0.0.1:PORT/stream (1280x720, 10 fps); with USER and PASSWORD, only to them
 (digest authentication). With RTSP_CAMERA_AUDIO_ONLY=1 in the environment it serves G.711 audio
-and no video. Prints "ready" once listening; runs until killed.
+and no video; with RTSP_CAMERA_MOUNT=/name it serves at that path instead of /stream (as a media
+server's restream of a camera). Prints "ready" once listening; runs until killed.
 """
 import os
 import sys
@@ -46,7 +47,7 @@ def main() -> None:
         permissions.add_permission_for_role("viewer", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
         permissions.add_permission_for_role("viewer", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
         factory.set_permissions(permissions)
-    server.get_mount_points().add_factory("/stream", factory)
+    server.get_mount_points().add_factory(os.environ.get("RTSP_CAMERA_MOUNT", "/stream"), factory)
     if server.attach(None) == 0:
         print("cannot listen", flush=True)
         sys.exit(1)

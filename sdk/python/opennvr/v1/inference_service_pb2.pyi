@@ -1272,7 +1272,9 @@ class RunInferenceRequest(_message.Message):
     """The adapter task to run (one of its tasks); empty = the binding's, else the adapter's first."""
     @_builtins.property
     def frame_time(self) -> _timestamp_pb2.Timestamp:
-        """Optional: a recorded frame at (or nearest after) this time. Unset = the live frame."""
+        """Reserved for a recorded frame at (or nearest after) this time; not available yet (UNIMPLEMENTED).
+        Unset = the live frame.
+        """
 
     def __init__(
         self,

@@ -203,9 +203,13 @@ class InferenceServiceServicer:
     def CreateAdapterBinding(self, request, context):
         """---- Bindings (camera -> adapter routing) ----
 
-        Routes a camera's frames to an adapter. One binding per (camera, adapter): ALREADY_EXISTS
-        otherwise. Returns NOT_FOUND for an unknown camera or adapter, INVALID_ARGUMENT for a bad region
-        (coordinates outside [0, 1], fewer than 3 points) or min_confidence outside [0, 1].
+        Routes a camera's frames to an adapter: an enabled binding of an enabled adapter and camera runs
+        a frame source (an ffmpeg child reading the camera's restream) that sends one frame every
+        frame_interval to the adapter. Needs camera.write on the camera besides the permission below.
+        One binding per (camera, adapter): ALREADY_EXISTS otherwise. Returns NOT_FOUND for an unknown
+        camera or adapter, INVALID_ARGUMENT naming the field for a frame_interval outside 200 ms..1 h, a
+        bad region (coordinates outside [0, 1], fewer than 3 or more than 64 points, more than 16
+        regions), min_confidence outside [0, 1], or a task the adapter does not list.
         Permission: inference.write
         Camera-scoped: yes
         Step-up: no
@@ -215,7 +219,8 @@ class InferenceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetAdapterBinding(self, request, context):
-        """Returns one binding. Returns NOT_FOUND for an unknown id.
+        """Returns one binding. Returns NOT_FOUND for an unknown id or a binding of a camera the caller may
+        not see.
         Permission: inference.read
         Camera-scoped: yes
         Step-up: no
@@ -235,9 +240,10 @@ class InferenceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateAdapterBinding(self, request, context):
-        """Updates a binding. update_mask is required; allowed paths: "frame_interval", "regions",
-        "min_confidence", "labels", "enabled" (camera_id and adapter_id are immutable). Returns ABORTED
-        for a stale etag, NOT_FOUND for an unknown binding.
+        """Updates a binding (camera.write on its camera). update_mask is required; allowed paths:
+        "frame_interval", "regions", "min_confidence", "labels", "enabled", "task" (camera_id and
+        adapter_id are immutable). Its frame source restarts with the new settings. Returns ABORTED for
+        a stale etag, NOT_FOUND for an unknown binding.
         Permission: inference.write
         Camera-scoped: yes
         Step-up: no
@@ -247,8 +253,8 @@ class InferenceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteAdapterBinding(self, request, context):
-        """Deletes a binding; its past detections are kept. Returns NOT_FOUND for an unknown binding,
-        ABORTED for a stale etag.
+        """Deletes a binding (camera.write on its camera); its frame source stops and its past detections
+        are kept. Returns NOT_FOUND for an unknown binding, ABORTED for a stale etag.
         Permission: inference.write
         Camera-scoped: yes
         Step-up: no
@@ -260,8 +266,10 @@ class InferenceServiceServicer:
     def RunInference(self, request, context):
         """---- Detections ----
 
-        Runs inference now on one frame of a camera: the live frame, or the recorded frame nearest
-        frame_time (which also needs recording.read on the camera). Results are returned, not stored.
+        Runs inference now on one frame: the live frame of a camera (camera.live on it; a frame a
+        binding's source decoded in the last 10 s, else one grabbed from the restream), or an uploaded
+        JPEG (image_jpeg with adapter_id). Results are returned, not stored. Recorded frames (frame_time)
+        are not available yet: UNIMPLEMENTED.
         With adapter_id set, bulkhead rejection answers RESOURCE_EXHAUSTED (reason
         ERROR_REASON_ADAPTER_OVERLOADED), an open circuit UNAVAILABLE (reason
         ERROR_REASON_ADAPTER_CIRCUIT_OPEN), an adapter timeout DEADLINE_EXCEEDED; without it, each bound
@@ -276,7 +284,9 @@ class InferenceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListDetections(self, request, context):
-        """Lists stored detections, newest first, of the cameras the caller may access.
+        """Lists stored detections, newest first, of the cameras the caller may access. Returns NOT_FOUND for
+        a camera in camera_ids the caller may not see, INVALID_ARGUMENT naming the field for a bad id,
+        min_confidence or time range. Detections are kept for OPENNVR_DETECTION_RETENTION_DAYS (30).
         Permission: inference.read
         Camera-scoped: yes
         Step-up: no

@@ -94,15 +94,20 @@ class InferenceServiceStub:
     CreateAdapterBinding: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.CreateAdapterBindingRequest, _inference_service_pb2.CreateAdapterBindingResponse]
     """---- Bindings (camera -> adapter routing) ----
 
-    Routes a camera's frames to an adapter. One binding per (camera, adapter): ALREADY_EXISTS
-    otherwise. Returns NOT_FOUND for an unknown camera or adapter, INVALID_ARGUMENT for a bad region
-    (coordinates outside [0, 1], fewer than 3 points) or min_confidence outside [0, 1].
+    Routes a camera's frames to an adapter: an enabled binding of an enabled adapter and camera runs
+    a frame source (an ffmpeg child reading the camera's restream) that sends one frame every
+    frame_interval to the adapter. Needs camera.write on the camera besides the permission below.
+    One binding per (camera, adapter): ALREADY_EXISTS otherwise. Returns NOT_FOUND for an unknown
+    camera or adapter, INVALID_ARGUMENT naming the field for a frame_interval outside 200 ms..1 h, a
+    bad region (coordinates outside [0, 1], fewer than 3 or more than 64 points, more than 16
+    regions), min_confidence outside [0, 1], or a task the adapter does not list.
     Permission: inference.write
     Camera-scoped: yes
     Step-up: no
     """
     GetAdapterBinding: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.GetAdapterBindingRequest, _inference_service_pb2.GetAdapterBindingResponse]
-    """Returns one binding. Returns NOT_FOUND for an unknown id.
+    """Returns one binding. Returns NOT_FOUND for an unknown id or a binding of a camera the caller may
+    not see.
     Permission: inference.read
     Camera-scoped: yes
     Step-up: no
@@ -114,16 +119,17 @@ class InferenceServiceStub:
     Step-up: no
     """
     UpdateAdapterBinding: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.UpdateAdapterBindingRequest, _inference_service_pb2.UpdateAdapterBindingResponse]
-    """Updates a binding. update_mask is required; allowed paths: "frame_interval", "regions",
-    "min_confidence", "labels", "enabled" (camera_id and adapter_id are immutable). Returns ABORTED
-    for a stale etag, NOT_FOUND for an unknown binding.
+    """Updates a binding (camera.write on its camera). update_mask is required; allowed paths:
+    "frame_interval", "regions", "min_confidence", "labels", "enabled", "task" (camera_id and
+    adapter_id are immutable). Its frame source restarts with the new settings. Returns ABORTED for
+    a stale etag, NOT_FOUND for an unknown binding.
     Permission: inference.write
     Camera-scoped: yes
     Step-up: no
     """
     DeleteAdapterBinding: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.DeleteAdapterBindingRequest, _inference_service_pb2.DeleteAdapterBindingResponse]
-    """Deletes a binding; its past detections are kept. Returns NOT_FOUND for an unknown binding,
-    ABORTED for a stale etag.
+    """Deletes a binding (camera.write on its camera); its frame source stops and its past detections
+    are kept. Returns NOT_FOUND for an unknown binding, ABORTED for a stale etag.
     Permission: inference.write
     Camera-scoped: yes
     Step-up: no
@@ -131,8 +137,10 @@ class InferenceServiceStub:
     RunInference: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.RunInferenceRequest, _inference_service_pb2.RunInferenceResponse]
     """---- Detections ----
 
-    Runs inference now on one frame of a camera: the live frame, or the recorded frame nearest
-    frame_time (which also needs recording.read on the camera). Results are returned, not stored.
+    Runs inference now on one frame: the live frame of a camera (camera.live on it; a frame a
+    binding's source decoded in the last 10 s, else one grabbed from the restream), or an uploaded
+    JPEG (image_jpeg with adapter_id). Results are returned, not stored. Recorded frames (frame_time)
+    are not available yet: UNIMPLEMENTED.
     With adapter_id set, bulkhead rejection answers RESOURCE_EXHAUSTED (reason
     ERROR_REASON_ADAPTER_OVERLOADED), an open circuit UNAVAILABLE (reason
     ERROR_REASON_ADAPTER_CIRCUIT_OPEN), an adapter timeout DEADLINE_EXCEEDED; without it, each bound
@@ -143,7 +151,9 @@ class InferenceServiceStub:
     Step-up: no
     """
     ListDetections: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.ListDetectionsRequest, _inference_service_pb2.ListDetectionsResponse]
-    """Lists stored detections, newest first, of the cameras the caller may access.
+    """Lists stored detections, newest first, of the cameras the caller may access. Returns NOT_FOUND for
+    a camera in camera_ids the caller may not see, INVALID_ARGUMENT naming the field for a bad id,
+    min_confidence or time range. Detections are kept for OPENNVR_DETECTION_RETENTION_DAYS (30).
     Permission: inference.read
     Camera-scoped: yes
     Step-up: no
@@ -226,15 +236,20 @@ class InferenceServiceAsyncStub(InferenceServiceStub):
     CreateAdapterBinding: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.CreateAdapterBindingRequest, _inference_service_pb2.CreateAdapterBindingResponse]  # type: ignore[assignment]
     """---- Bindings (camera -> adapter routing) ----
 
-    Routes a camera's frames to an adapter. One binding per (camera, adapter): ALREADY_EXISTS
-    otherwise. Returns NOT_FOUND for an unknown camera or adapter, INVALID_ARGUMENT for a bad region
-    (coordinates outside [0, 1], fewer than 3 points) or min_confidence outside [0, 1].
+    Routes a camera's frames to an adapter: an enabled binding of an enabled adapter and camera runs
+    a frame source (an ffmpeg child reading the camera's restream) that sends one frame every
+    frame_interval to the adapter. Needs camera.write on the camera besides the permission below.
+    One binding per (camera, adapter): ALREADY_EXISTS otherwise. Returns NOT_FOUND for an unknown
+    camera or adapter, INVALID_ARGUMENT naming the field for a frame_interval outside 200 ms..1 h, a
+    bad region (coordinates outside [0, 1], fewer than 3 or more than 64 points, more than 16
+    regions), min_confidence outside [0, 1], or a task the adapter does not list.
     Permission: inference.write
     Camera-scoped: yes
     Step-up: no
     """
     GetAdapterBinding: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.GetAdapterBindingRequest, _inference_service_pb2.GetAdapterBindingResponse]  # type: ignore[assignment]
-    """Returns one binding. Returns NOT_FOUND for an unknown id.
+    """Returns one binding. Returns NOT_FOUND for an unknown id or a binding of a camera the caller may
+    not see.
     Permission: inference.read
     Camera-scoped: yes
     Step-up: no
@@ -246,16 +261,17 @@ class InferenceServiceAsyncStub(InferenceServiceStub):
     Step-up: no
     """
     UpdateAdapterBinding: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.UpdateAdapterBindingRequest, _inference_service_pb2.UpdateAdapterBindingResponse]  # type: ignore[assignment]
-    """Updates a binding. update_mask is required; allowed paths: "frame_interval", "regions",
-    "min_confidence", "labels", "enabled" (camera_id and adapter_id are immutable). Returns ABORTED
-    for a stale etag, NOT_FOUND for an unknown binding.
+    """Updates a binding (camera.write on its camera). update_mask is required; allowed paths:
+    "frame_interval", "regions", "min_confidence", "labels", "enabled", "task" (camera_id and
+    adapter_id are immutable). Its frame source restarts with the new settings. Returns ABORTED for
+    a stale etag, NOT_FOUND for an unknown binding.
     Permission: inference.write
     Camera-scoped: yes
     Step-up: no
     """
     DeleteAdapterBinding: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.DeleteAdapterBindingRequest, _inference_service_pb2.DeleteAdapterBindingResponse]  # type: ignore[assignment]
-    """Deletes a binding; its past detections are kept. Returns NOT_FOUND for an unknown binding,
-    ABORTED for a stale etag.
+    """Deletes a binding (camera.write on its camera); its frame source stops and its past detections
+    are kept. Returns NOT_FOUND for an unknown binding, ABORTED for a stale etag.
     Permission: inference.write
     Camera-scoped: yes
     Step-up: no
@@ -263,8 +279,10 @@ class InferenceServiceAsyncStub(InferenceServiceStub):
     RunInference: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.RunInferenceRequest, _inference_service_pb2.RunInferenceResponse]  # type: ignore[assignment]
     """---- Detections ----
 
-    Runs inference now on one frame of a camera: the live frame, or the recorded frame nearest
-    frame_time (which also needs recording.read on the camera). Results are returned, not stored.
+    Runs inference now on one frame: the live frame of a camera (camera.live on it; a frame a
+    binding's source decoded in the last 10 s, else one grabbed from the restream), or an uploaded
+    JPEG (image_jpeg with adapter_id). Results are returned, not stored. Recorded frames (frame_time)
+    are not available yet: UNIMPLEMENTED.
     With adapter_id set, bulkhead rejection answers RESOURCE_EXHAUSTED (reason
     ERROR_REASON_ADAPTER_OVERLOADED), an open circuit UNAVAILABLE (reason
     ERROR_REASON_ADAPTER_CIRCUIT_OPEN), an adapter timeout DEADLINE_EXCEEDED; without it, each bound
@@ -275,7 +293,9 @@ class InferenceServiceAsyncStub(InferenceServiceStub):
     Step-up: no
     """
     ListDetections: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.ListDetectionsRequest, _inference_service_pb2.ListDetectionsResponse]  # type: ignore[assignment]
-    """Lists stored detections, newest first, of the cameras the caller may access.
+    """Lists stored detections, newest first, of the cameras the caller may access. Returns NOT_FOUND for
+    a camera in camera_ids the caller may not see, INVALID_ARGUMENT naming the field for a bad id,
+    min_confidence or time range. Detections are kept for OPENNVR_DETECTION_RETENTION_DAYS (30).
     Permission: inference.read
     Camera-scoped: yes
     Step-up: no
@@ -403,9 +423,13 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_inference_service_pb2.CreateAdapterBindingResponse, _abc.Awaitable[_inference_service_pb2.CreateAdapterBindingResponse]]:
         """---- Bindings (camera -> adapter routing) ----
 
-        Routes a camera's frames to an adapter. One binding per (camera, adapter): ALREADY_EXISTS
-        otherwise. Returns NOT_FOUND for an unknown camera or adapter, INVALID_ARGUMENT for a bad region
-        (coordinates outside [0, 1], fewer than 3 points) or min_confidence outside [0, 1].
+        Routes a camera's frames to an adapter: an enabled binding of an enabled adapter and camera runs
+        a frame source (an ffmpeg child reading the camera's restream) that sends one frame every
+        frame_interval to the adapter. Needs camera.write on the camera besides the permission below.
+        One binding per (camera, adapter): ALREADY_EXISTS otherwise. Returns NOT_FOUND for an unknown
+        camera or adapter, INVALID_ARGUMENT naming the field for a frame_interval outside 200 ms..1 h, a
+        bad region (coordinates outside [0, 1], fewer than 3 or more than 64 points, more than 16
+        regions), min_confidence outside [0, 1], or a task the adapter does not list.
         Permission: inference.write
         Camera-scoped: yes
         Step-up: no
@@ -417,7 +441,8 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inference_service_pb2.GetAdapterBindingRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inference_service_pb2.GetAdapterBindingResponse, _abc.Awaitable[_inference_service_pb2.GetAdapterBindingResponse]]:
-        """Returns one binding. Returns NOT_FOUND for an unknown id.
+        """Returns one binding. Returns NOT_FOUND for an unknown id or a binding of a camera the caller may
+        not see.
         Permission: inference.read
         Camera-scoped: yes
         Step-up: no
@@ -441,9 +466,10 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inference_service_pb2.UpdateAdapterBindingRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inference_service_pb2.UpdateAdapterBindingResponse, _abc.Awaitable[_inference_service_pb2.UpdateAdapterBindingResponse]]:
-        """Updates a binding. update_mask is required; allowed paths: "frame_interval", "regions",
-        "min_confidence", "labels", "enabled" (camera_id and adapter_id are immutable). Returns ABORTED
-        for a stale etag, NOT_FOUND for an unknown binding.
+        """Updates a binding (camera.write on its camera). update_mask is required; allowed paths:
+        "frame_interval", "regions", "min_confidence", "labels", "enabled", "task" (camera_id and
+        adapter_id are immutable). Its frame source restarts with the new settings. Returns ABORTED for
+        a stale etag, NOT_FOUND for an unknown binding.
         Permission: inference.write
         Camera-scoped: yes
         Step-up: no
@@ -455,8 +481,8 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inference_service_pb2.DeleteAdapterBindingRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inference_service_pb2.DeleteAdapterBindingResponse, _abc.Awaitable[_inference_service_pb2.DeleteAdapterBindingResponse]]:
-        """Deletes a binding; its past detections are kept. Returns NOT_FOUND for an unknown binding,
-        ABORTED for a stale etag.
+        """Deletes a binding (camera.write on its camera); its frame source stops and its past detections
+        are kept. Returns NOT_FOUND for an unknown binding, ABORTED for a stale etag.
         Permission: inference.write
         Camera-scoped: yes
         Step-up: no
@@ -470,8 +496,10 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_inference_service_pb2.RunInferenceResponse, _abc.Awaitable[_inference_service_pb2.RunInferenceResponse]]:
         """---- Detections ----
 
-        Runs inference now on one frame of a camera: the live frame, or the recorded frame nearest
-        frame_time (which also needs recording.read on the camera). Results are returned, not stored.
+        Runs inference now on one frame: the live frame of a camera (camera.live on it; a frame a
+        binding's source decoded in the last 10 s, else one grabbed from the restream), or an uploaded
+        JPEG (image_jpeg with adapter_id). Results are returned, not stored. Recorded frames (frame_time)
+        are not available yet: UNIMPLEMENTED.
         With adapter_id set, bulkhead rejection answers RESOURCE_EXHAUSTED (reason
         ERROR_REASON_ADAPTER_OVERLOADED), an open circuit UNAVAILABLE (reason
         ERROR_REASON_ADAPTER_CIRCUIT_OPEN), an adapter timeout DEADLINE_EXCEEDED; without it, each bound
@@ -488,7 +516,9 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inference_service_pb2.ListDetectionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inference_service_pb2.ListDetectionsResponse, _abc.Awaitable[_inference_service_pb2.ListDetectionsResponse]]:
-        """Lists stored detections, newest first, of the cameras the caller may access.
+        """Lists stored detections, newest first, of the cameras the caller may access. Returns NOT_FOUND for
+        a camera in camera_ids the caller may not see, INVALID_ARGUMENT naming the field for a bad id,
+        min_confidence or time range. Detections are kept for OPENNVR_DETECTION_RETENTION_DAYS (30).
         Permission: inference.read
         Camera-scoped: yes
         Step-up: no

@@ -1263,7 +1263,8 @@ export type RunInferenceRequest = Message<"opennvr.v1.RunInferenceRequest"> & {
   adapterId: string;
 
   /**
-   * Optional: a recorded frame at (or nearest after) this time. Unset = the live frame.
+   * Reserved for a recorded frame at (or nearest after) this time; not available yet (UNIMPLEMENTED).
+   * Unset = the live frame.
    *
    * @generated from field: google.protobuf.Timestamp frame_time = 3;
    */
@@ -1752,9 +1753,13 @@ export const InferenceService: GenService<{
     output: typeof ListAdapterStatusesResponseSchema;
   },
   /**
-   * Routes a camera's frames to an adapter. One binding per (camera, adapter): ALREADY_EXISTS
-   * otherwise. Returns NOT_FOUND for an unknown camera or adapter, INVALID_ARGUMENT for a bad region
-   * (coordinates outside [0, 1], fewer than 3 points) or min_confidence outside [0, 1].
+   * Routes a camera's frames to an adapter: an enabled binding of an enabled adapter and camera runs
+   * a frame source (an ffmpeg child reading the camera's restream) that sends one frame every
+   * frame_interval to the adapter. Needs camera.write on the camera besides the permission below.
+   * One binding per (camera, adapter): ALREADY_EXISTS otherwise. Returns NOT_FOUND for an unknown
+   * camera or adapter, INVALID_ARGUMENT naming the field for a frame_interval outside 200 ms..1 h, a
+   * bad region (coordinates outside [0, 1], fewer than 3 or more than 64 points, more than 16
+   * regions), min_confidence outside [0, 1], or a task the adapter does not list.
    * Permission: inference.write
    * Camera-scoped: yes
    * Step-up: no
@@ -1767,7 +1772,8 @@ export const InferenceService: GenService<{
     output: typeof CreateAdapterBindingResponseSchema;
   },
   /**
-   * Returns one binding. Returns NOT_FOUND for an unknown id.
+   * Returns one binding. Returns NOT_FOUND for an unknown id or a binding of a camera the caller may
+   * not see.
    * Permission: inference.read
    * Camera-scoped: yes
    * Step-up: no
@@ -1793,9 +1799,10 @@ export const InferenceService: GenService<{
     output: typeof ListAdapterBindingsResponseSchema;
   },
   /**
-   * Updates a binding. update_mask is required; allowed paths: "frame_interval", "regions",
-   * "min_confidence", "labels", "enabled" (camera_id and adapter_id are immutable). Returns ABORTED
-   * for a stale etag, NOT_FOUND for an unknown binding.
+   * Updates a binding (camera.write on its camera). update_mask is required; allowed paths:
+   * "frame_interval", "regions", "min_confidence", "labels", "enabled", "task" (camera_id and
+   * adapter_id are immutable). Its frame source restarts with the new settings. Returns ABORTED for
+   * a stale etag, NOT_FOUND for an unknown binding.
    * Permission: inference.write
    * Camera-scoped: yes
    * Step-up: no
@@ -1808,8 +1815,8 @@ export const InferenceService: GenService<{
     output: typeof UpdateAdapterBindingResponseSchema;
   },
   /**
-   * Deletes a binding; its past detections are kept. Returns NOT_FOUND for an unknown binding,
-   * ABORTED for a stale etag.
+   * Deletes a binding (camera.write on its camera); its frame source stops and its past detections
+   * are kept. Returns NOT_FOUND for an unknown binding, ABORTED for a stale etag.
    * Permission: inference.write
    * Camera-scoped: yes
    * Step-up: no
@@ -1822,8 +1829,10 @@ export const InferenceService: GenService<{
     output: typeof DeleteAdapterBindingResponseSchema;
   },
   /**
-   * Runs inference now on one frame of a camera: the live frame, or the recorded frame nearest
-   * frame_time (which also needs recording.read on the camera). Results are returned, not stored.
+   * Runs inference now on one frame: the live frame of a camera (camera.live on it; a frame a
+   * binding's source decoded in the last 10 s, else one grabbed from the restream), or an uploaded
+   * JPEG (image_jpeg with adapter_id). Results are returned, not stored. Recorded frames (frame_time)
+   * are not available yet: UNIMPLEMENTED.
    * With adapter_id set, bulkhead rejection answers RESOURCE_EXHAUSTED (reason
    * ERROR_REASON_ADAPTER_OVERLOADED), an open circuit UNAVAILABLE (reason
    * ERROR_REASON_ADAPTER_CIRCUIT_OPEN), an adapter timeout DEADLINE_EXCEEDED; without it, each bound
@@ -1841,7 +1850,9 @@ export const InferenceService: GenService<{
     output: typeof RunInferenceResponseSchema;
   },
   /**
-   * Lists stored detections, newest first, of the cameras the caller may access.
+   * Lists stored detections, newest first, of the cameras the caller may access. Returns NOT_FOUND for
+   * a camera in camera_ids the caller may not see, INVALID_ARGUMENT naming the field for a bad id,
+   * min_confidence or time range. Detections are kept for OPENNVR_DETECTION_RETENTION_DAYS (30).
    * Permission: inference.read
    * Camera-scoped: yes
    * Step-up: no

@@ -1,0 +1,465 @@
+//! Routing camera frames to adapters: one supervised frame source (an `ffmpeg` child) per active
+//! binding, kept in line with the database; every frame goes into its adapter's bulkhead, and what
+//! comes back is filtered by the binding, stored and published. The router never waits on an
+//! adapter: a frame the bulkhead refuses is counted there and forgotten.
+use super::AdapterRegistry;
+use super::bulkhead::{Job, Refusal};
+use super::frames::{self, FrameSourceConfig, JpegSplitter};
+use crate::app::events::EventBus;
+use crate::clock::SharedClock;
+use crate::domain::camera::path_name;
+use crate::domain::event::{EventKind, SiteEvent};
+use crate::domain::inference::{Detection, Finding, Keep, Region};
+use crate::error::{Error, ErrorKind, Result};
+use crate::media::{LiveView, SERVER_READER};
+use crate::store::Store;
+use crate::store::inference::{BindingRow, DetectionRow};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// How often the router re-reads the active bindings without being told of a change.
+const RESYNC_EVERY: Duration = Duration::from_secs(10);
+/// Restart delays of a failing frame source: doubling from the first to the last.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A source that ran this long is considered healthy again (its backoff starts over).
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// How long a one-off frame grab may take.
+const GRAB_TIMEOUT: Duration = Duration::from_secs(15);
+/// A kept frame younger than this serves as "the latest frame" of its camera.
+const FRESH: Duration = Duration::from_secs(10);
+
+/// One decoded frame of a camera.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub jpeg: Arc<Vec<u8>>,
+    /// When it was taken (as the server received it).
+    pub time: DateTime<Utc>,
+    received: Instant,
+}
+
+impl Frame {
+    /// A frame received now.
+    pub fn new(jpeg: Vec<u8>, time: DateTime<Utc>) -> Frame {
+        Frame { jpeg: Arc::new(jpeg), time, received: Instant::now() }
+    }
+}
+
+/// Counters of the router since start.
+#[derive(Debug, Default)]
+pub struct RouteCounters {
+    /// Frames decoded by the frame sources (or fed in).
+    pub frames: AtomicU64,
+    /// Frames handed to an adapter's bulkhead.
+    pub routed: AtomicU64,
+    /// Frames an adapter answered, and the detections kept of them.
+    pub answered: AtomicU64,
+    pub detections: AtomicU64,
+    /// Frame source starts after the first (crashes, lost streams).
+    pub restarts: AtomicU64,
+    /// Server time spent per frame outside the adapter call (handing in, filtering, storing,
+    /// publishing), in total.
+    pub overhead_ns: AtomicU64,
+}
+
+/// One binding as the router runs it.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub binding_id: Uuid,
+    pub camera_id: Uuid,
+    pub adapter_id: Uuid,
+    /// The binding's task, or the adapter's first.
+    pub task: String,
+    pub interval: Duration,
+    pub keep: Keep,
+    version: i64,
+}
+
+impl Route {
+    /// The route of `row`, whose adapter lists `tasks`.
+    pub fn of(row: &BindingRow, tasks: &[String]) -> Route {
+        let regions: Vec<Region> = serde_json::from_value(row.regions.clone()).unwrap_or_default();
+        Route {
+            binding_id: row.id,
+            camera_id: row.camera_id,
+            adapter_id: row.adapter_id,
+            task: if row.task.is_empty() { tasks.first().cloned().unwrap_or_default() } else { row.task.clone() },
+            interval: Duration::from_millis(u64::try_from(row.frame_interval_ms).unwrap_or(1000)),
+            keep: Keep { labels: row.labels.clone(), min_confidence: row.min_confidence, regions },
+            version: row.version,
+        }
+    }
+
+    /// A route of `camera` to `adapter` for `task` that keeps everything (no binding).
+    pub fn unfiltered(camera: Uuid, adapter: Uuid, task: String) -> Route {
+        Route {
+            binding_id: Uuid::nil(),
+            camera_id: camera,
+            adapter_id: adapter,
+            task,
+            interval: Duration::from_secs(1),
+            keep: Keep::default(),
+            version: 0,
+        }
+    }
+
+    /// The detections of `found` this route keeps, for a frame taken at `time` (`stored`: with ids).
+    pub fn kept(&self, found: &[Finding], time: DateTime<Utc>, stored: bool) -> Vec<Detection> {
+        found
+            .iter()
+            .filter(|f| self.keep.keeps(f))
+            .map(|f| Detection {
+                id: stored.then(Uuid::new_v4),
+                camera_id: Some(self.camera_id),
+                adapter_id: self.adapter_id,
+                binding_id: stored.then_some(self.binding_id),
+                task: self.task.clone(),
+                frame_time: Some(time),
+                found: f.clone(),
+            })
+            .collect()
+    }
+}
+
+struct Running {
+    version: i64,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+struct Inner {
+    store: Store,
+    clock: SharedClock,
+    registry: AdapterRegistry,
+    events: EventBus,
+    live: LiveView,
+    source: FrameSourceConfig,
+    running: Mutex<HashMap<Uuid, Running>>,
+    latest: Mutex<HashMap<Uuid, Frame>>,
+    changed: Notify,
+    counters: RouteCounters,
+}
+
+/// The frame router. Cheap to clone.
+#[derive(Clone)]
+pub struct FrameRouter {
+    inner: Arc<Inner>,
+}
+
+impl FrameRouter {
+    /// A router with no frame source running yet ([`FrameRouter::run`] starts them).
+    pub fn new(
+        store: Store,
+        clock: SharedClock,
+        registry: AdapterRegistry,
+        events: EventBus,
+        live: LiveView,
+        source: FrameSourceConfig,
+    ) -> FrameRouter {
+        FrameRouter {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                registry,
+                events,
+                live,
+                source,
+                running: Mutex::default(),
+                latest: Mutex::default(),
+                changed: Notify::new(),
+                counters: RouteCounters::default(),
+            }),
+        }
+    }
+
+    /// Asks the router to take up a change of bindings, adapters or cameras at once.
+    pub fn poke(&self) {
+        self.inner.changed.notify_one();
+    }
+
+    /// The router's counters.
+    pub fn counters(&self) -> &RouteCounters {
+        &self.inner.counters
+    }
+
+    /// How many frame sources run.
+    pub fn sources(&self) -> usize {
+        self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Starts the frame sources of new bindings, restarts those of changed ones and stops those of
+    /// bindings gone, disabled, or whose camera or adapter is.
+    pub async fn sync(&self) -> Result<()> {
+        let active = self.inner.store.run(BindingRow::active).await?;
+        let wanted: HashMap<Uuid, Route> = active.iter().map(|(b, tasks)| (b.id, Route::of(b, tasks))).collect();
+        let mut stopped = Vec::new();
+        {
+            let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+            let gone: Vec<Uuid> = running
+                .iter()
+                .filter(|(id, r)| wanted.get(*id).is_none_or(|w| w.version != r.version))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in gone {
+                if let Some(r) = running.remove(&id) {
+                    let _ = r.stop.send(true);
+                    stopped.push(r.task);
+                }
+            }
+            for (id, route) in wanted {
+                if running.contains_key(&id) {
+                    continue;
+                }
+                let (stop, rx) = watch::channel(false);
+                let version = route.version;
+                let task = tokio::spawn(self.clone().source(route, rx));
+                running.insert(id, Running { version, stop, task });
+            }
+        }
+        for t in stopped {
+            let _ = t.await;
+        }
+        Ok(())
+    }
+
+    /// Keeps the frame sources in line with the database until the task is dropped: on every
+    /// change the apps report, every camera change, and every few seconds.
+    pub async fn run(self) {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut bus = self.inner.events.subscribe();
+        loop {
+            if let Err(e) = self.sync().await {
+                tracing::warn!(error = %e.message(), "cannot load the adapter bindings");
+            }
+            let deadline = tokio::time::Instant::now() + RESYNC_EVERY;
+            loop {
+                tokio::select! {
+                    _ = self.inner.changed.notified() => break,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    e = bus.recv() => match e {
+                        Ok(e) if matches!(e.kind, EventKind::CameraConfig { .. }) => break,
+                        Err(RecvError::Lagged(_)) => break,
+                        Ok(_) => {}
+                        Err(RecvError::Closed) => {
+                            tokio::time::sleep_until(deadline).await;
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    /// Stops every frame source and waits until their `ffmpeg` children are gone.
+    pub async fn stop(&self) {
+        let all: Vec<Running> =
+            self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, r)| r).collect();
+        for r in &all {
+            let _ = r.stop.send(true);
+        }
+        for r in all {
+            let _ = r.task.await;
+        }
+    }
+
+    /// Stops every frame source at once, without waiting (their children are killed as their
+    /// handles drop).
+    pub fn abort(&self) {
+        for (_, r) in self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            r.task.abort();
+        }
+    }
+
+    /// Runs one binding's frame source until told to stop: starts `ffmpeg`, routes its frames,
+    /// restarts it with backoff when it ends.
+    async fn source(self, route: Route, mut stop: watch::Receiver<bool>) {
+        let path = path_name(route.camera_id);
+        let mut backoff = BACKOFF_FIRST;
+        let mut first = true;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if !first {
+                self.inner.counters.restarts.fetch_add(1, Ordering::Relaxed);
+            }
+            first = false;
+            let started = Instant::now();
+            let ended = match self.stream(&route, &path, &mut stop).await {
+                Ok(true) => return,
+                Ok(false) => "the stream ended".to_owned(),
+                Err(e) => e.message().to_owned(),
+            };
+            if started.elapsed() >= HEALTHY_RUN {
+                backoff = BACKOFF_FIRST;
+            }
+            tracing::warn!(
+                camera = %route.camera_id, adapter = %route.adapter_id, error = %ended, retry_in = ?backoff,
+                "frame source stopped; restarting"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.changed() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// One run of `ffmpeg` for `route`: `Ok(true)` when told to stop, `Ok(false)` when the stream
+    /// ended, an error (never holding the token) when it could not run.
+    async fn stream(&self, route: &Route, path: &str, stop: &mut watch::Receiver<bool>) -> Result<bool> {
+        if self.inner.source.rtsp_url.is_none() {
+            // No media plane to read from: wait for a change.
+            let _ = stop.changed().await;
+            return Ok(true);
+        }
+        let (mut child, mut out, said) = self.start_ffmpeg(path, Some(route.interval))?;
+        let mut splitter = JpegSplitter::default();
+        let mut buf = vec![0u8; 256 << 10];
+        let stopped = loop {
+            tokio::select! {
+                _ = stop.changed() => break true,
+                n = out.read(&mut buf) => match n {
+                    Ok(0) | Err(_) => break false,
+                    Ok(n) => {
+                        for jpeg in splitter.push(&buf[..n]) {
+                            self.deliver(route, Frame::new(jpeg, self.inner.clock.now()));
+                        }
+                    }
+                },
+            }
+        };
+        let _ = child.start_kill();
+        let status = child.wait().await;
+        let said = said.await.unwrap_or_default();
+        if stopped {
+            return Ok(true);
+        }
+        match status {
+            Ok(s) if !said.is_empty() => Err(Error::new(ErrorKind::Unavailable, format!("ffmpeg {s}: {said}"))),
+            _ => Ok(false),
+        }
+    }
+
+    /// Starts `ffmpeg` on the restream of `path` with a fresh read token (one frame per `interval`,
+    /// or a single frame): the child, its stdout, and what it will have said on stderr (the token
+    /// blotted out).
+    fn start_ffmpeg(
+        &self,
+        path: &str,
+        interval: Option<Duration>,
+    ) -> Result<(tokio::process::Child, tokio::process::ChildStdout, JoinHandle<String>)> {
+        let Some(base) = self.inner.source.rtsp_url.as_deref() else {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                "no live frames: the media server's RTSP address is not configured (OPENNVR_MEDIAMTX_RTSP_URL)",
+            ));
+        };
+        let (token, _) = self.inner.live.token(path, SERVER_READER, "read", Some(crate::media::VIEWER_TTL_MIN))?;
+        let url = frames::stream_url(base, path, &token);
+        let mut child = frames::spawn(&self.inner.source.ffmpeg, &url, interval).map_err(|e| {
+            Error::new(ErrorKind::Unavailable, format!("cannot start {}: {e}", self.inner.source.ffmpeg.display()))
+        })?;
+        let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(Error::internal("ffmpeg started without pipes"));
+        };
+        let said = tokio::spawn(async move { frames::stderr_tail(err, &token).await });
+        Ok((child, out, said))
+    }
+
+    /// Hands one frame of `route`'s camera to its adapter; what comes back is filtered, stored and
+    /// published by a task of its own (the caller never waits on the adapter).
+    pub fn deliver(&self, route: &Route, frame: Frame) {
+        let began = Instant::now();
+        let c = &self.inner.counters;
+        c.frames.fetch_add(1, Ordering::Relaxed);
+        self.inner.latest.lock().unwrap_or_else(|e| e.into_inner()).insert(route.camera_id, frame.clone());
+        let Some(rt) = self.inner.registry.get(route.adapter_id).filter(|rt| rt.enabled) else { return };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        rt.bulkhead.submit(Job {
+            jpeg: frame.jpeg.as_ref().clone(),
+            task: route.task.clone(),
+            camera_id: Some(route.camera_id),
+            frame_time: Some(frame.time),
+            reply,
+        });
+        c.routed.fetch_add(1, Ordering::Relaxed);
+        let handed_in = began.elapsed();
+        let (this, route) = (self.clone(), route.clone());
+        tokio::spawn(async move {
+            let outcome = answer.await;
+            let back = Instant::now();
+            this.inner.registry.report(&rt);
+            if let Ok(Ok(found)) = outcome {
+                this.record(&route, &found, frame.time).await;
+            } else if let Ok(Err(Refusal::Call(e))) = outcome {
+                tracing::debug!(adapter = %rt.name, error = %e, "adapter call failed");
+            }
+            let spent = handed_in + back.elapsed();
+            this.inner.counters.overhead_ns.fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+        });
+    }
+
+    /// Stores and publishes what `route` keeps of `found`.
+    async fn record(&self, route: &Route, found: &[Finding], time: DateTime<Utc>) {
+        let c = &self.inner.counters;
+        c.answered.fetch_add(1, Ordering::Relaxed);
+        let kept = route.kept(found, time, true);
+        if kept.is_empty() {
+            return;
+        }
+        let now = self.inner.clock.now();
+        let rows: Vec<DetectionRow> = kept.iter().filter_map(|d| DetectionRow::of(d, now)).collect();
+        if let Err(e) = self.inner.store.run(move |c| DetectionRow::insert_all(c, &rows)).await {
+            // A camera deleted meanwhile, or the database away: the detections are lost, not the
+            // router.
+            tracing::warn!(camera = %route.camera_id, error = %e.message(), "cannot store detections");
+            return;
+        }
+        c.detections.fetch_add(kept.len() as u64, Ordering::Relaxed);
+        self.inner.events.publish(SiteEvent::new(
+            time,
+            Some(route.camera_id),
+            EventKind::Detections {
+                adapter_id: route.adapter_id,
+                binding_id: route.binding_id,
+                frame_time: time,
+                detections: kept,
+            },
+        ));
+    }
+
+    /// The latest frame of `camera`: the one a running source decoded in the last seconds, or one
+    /// grabbed now from its restream.
+    pub async fn latest_frame(&self, camera: Uuid) -> Result<Frame> {
+        let kept = self.inner.latest.lock().unwrap_or_else(|e| e.into_inner()).get(&camera).cloned();
+        if let Some(f) = kept.filter(|f| f.received.elapsed() < FRESH) {
+            return Ok(f);
+        }
+        let (mut child, mut out, said) = self.start_ffmpeg(&path_name(camera), None)?;
+        let mut all = Vec::new();
+        let read = tokio::time::timeout(GRAB_TIMEOUT, out.read_to_end(&mut all)).await;
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        let said = said.await.unwrap_or_default();
+        let image = JpegSplitter::default().push(&all).into_iter().next();
+        match (read, image) {
+            (Ok(_), Some(jpeg)) => Ok(Frame::new(jpeg, self.inner.clock.now())),
+            (Err(_), _) => Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("camera {camera} gave no frame within {} s: is it online?", GRAB_TIMEOUT.as_secs()),
+            )),
+            (Ok(_), None) => Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("camera {camera} gave no frame: is it online? ({said})"),
+            )),
+        }
+    }
+}
