@@ -334,14 +334,11 @@ impl BindingsApp {
 
     /// Drops detections older than the retention, in batches; returns how many went.
     pub async fn enforce_retention(&self) -> Result<usize> {
-        let before = self.clock.now() - self.retention;
-        let mut total = 0;
-        loop {
-            let n = self.store.run(move |c| DetectionRow::delete_older(c, before, 10_000)).await?;
-            total += n;
-            if n < 10_000 {
-                return Ok(total);
-            }
-        }
+        expire_detections(&self.store, self.clock.now() - self.retention).await
     }
+}
+
+/// Drops detections of frames older than `before`, in batches; returns how many went.
+pub async fn expire_detections(store: &Store, before: chrono::DateTime<chrono::Utc>) -> Result<usize> {
+    store.delete_in_batches(move |c, batch| DetectionRow::delete_older(c, before, batch)).await
 }

@@ -70,13 +70,6 @@ impl IdsApp {
     /// Drops alerts older than the retention, in batches; returns how many went.
     pub async fn enforce_retention(&self) -> Result<usize> {
         let before = self.clock.now() - self.retention;
-        let mut total = 0;
-        loop {
-            let n = self.store.run(move |c| IdsAlertRow::delete_older(c, before, 10_000)).await?;
-            total += n;
-            if n < 10_000 {
-                return Ok(total);
-            }
-        }
+        self.store.delete_in_batches(move |c, batch| IdsAlertRow::delete_older(c, before, batch)).await
     }
 }

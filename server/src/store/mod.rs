@@ -73,6 +73,24 @@ impl Store {
         Ok(Store { pool, appended: Arc::default() })
     }
 
+    /// Runs `delete` (which removes at most the number of rows it is given) until it removes
+    /// fewer; returns how many rows went. Each batch is its own statement: no long lock.
+    pub async fn delete_in_batches<F>(&self, delete: F) -> Result<usize>
+    where
+        F: Fn(&mut PgConnection, i64) -> Result<usize> + Clone + Send + 'static,
+    {
+        const BATCH: i64 = 10_000;
+        let mut total = 0;
+        loop {
+            let delete = delete.clone();
+            let n = self.run(move |c| delete(c, BATCH)).await?;
+            total += n;
+            if (n as i64) < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Runs `f` on a pooled connection, off the async runtime.
     pub async fn run<F, R>(&self, f: F) -> Result<R>
     where

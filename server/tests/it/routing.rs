@@ -484,6 +484,32 @@ async fn bindings_validate_their_fields_and_keep_one_per_camera_and_adapter() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
+    // Detections older than the retention go, the others stay.
+    let now = chrono::Utc::now();
+    for age in [40, 31, 1] {
+        let row = opennvr_server::store::inference::DetectionRow {
+            id: uuid::Uuid::new_v4(),
+            camera_id: cam.id.parse().unwrap(),
+            adapter_id: a.id.parse().unwrap(),
+            binding_id: None,
+            task: String::new(),
+            frame_time: now - chrono::Duration::days(age),
+            label: format!("{age} days old"),
+            confidence: 0.9,
+            box_x: 0.1,
+            box_y: 0.1,
+            box_width: 0.2,
+            box_height: 0.2,
+            attributes: serde_json::json!({}),
+            track_id: String::new(),
+            created_at: now,
+        };
+        s.store.run(move |c| opennvr_server::store::inference::DetectionRow::insert_all(c, &[row])).await.unwrap();
+    }
+    let gone = opennvr_server::app::bindings::expire_detections(&s.store, now - chrono::Duration::days(30)).await;
+    assert_eq!(gone.unwrap(), 2);
+    let left = detections(&admin, pb::ListDetectionsRequest::default()).await;
+    assert_eq!(left.iter().map(|d| d.label.as_str()).collect::<Vec<_>>(), vec!["1 days old"]);
     // Bad detection filters are named.
     for (req, field) in [
         (pb::ListDetectionsRequest { camera_ids: vec!["nope".into()], ..Default::default() }, "camera_ids"),
