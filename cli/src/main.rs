@@ -77,14 +77,27 @@ enum Command {
     /// AI adapters: add, list, remove, health.
     #[command(subcommand)]
     Adapters(cmd::adapters::AdaptersCommand),
-    /// Run one image through an adapter now.
+    /// Route cameras' frames to AI adapters: add, list, remove.
+    #[command(subcommand)]
+    Bindings(cmd::bindings::BindingsCommand),
+    /// What the AI adapters found.
+    #[command(subcommand)]
+    Detections(cmd::bindings::DetectionsCommand),
+    /// Follow the site's events.
+    #[command(subcommand)]
+    Events(cmd::events::EventsCommand),
+    /// Run one image, or a camera's live frame, through an adapter now (not stored).
+    #[command(group(clap::ArgGroup::new("frame").required(true).args(["image", "camera"])))]
     Infer {
-        /// A JPEG file.
+        /// A JPEG file (needs --adapter).
         #[arg(long)]
-        image: std::path::PathBuf,
-        /// The adapter (name or id).
+        image: Option<std::path::PathBuf>,
+        /// A camera (name or id): its live frame.
         #[arg(long)]
-        adapter: String,
+        camera: Option<String>,
+        /// The adapter (name or id) [with --camera, default: every adapter bound to it].
+        #[arg(long)]
+        adapter: Option<String>,
         /// The adapter task [default: its first].
         #[arg(long, default_value = "")]
         task: String,
@@ -157,8 +170,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apikeys(c) => cmd::apikeys::run(cli.server, cli.output, c).await,
         Command::Alerts(c) => cmd::alerts::run(cli.server, cli.output, c).await,
         Command::Adapters(c) => cmd::adapters::run(cli.server, cli.output, c).await,
-        Command::Infer { image, adapter, task } => {
-            cmd::adapters::infer(cli.server, cli.output, image, adapter, task).await
+        Command::Bindings(c) => cmd::bindings::bindings(cli.server, cli.output, c).await,
+        Command::Detections(c) => cmd::bindings::detections(cli.server, cli.output, c).await,
+        Command::Events(c) => cmd::events::run(cli.server, cli.output, c).await,
+        Command::Infer { image, camera, adapter, task } => {
+            cmd::adapters::infer(cli.server, cli.output, image, camera, adapter, task).await
         }
     }
 }
@@ -200,5 +216,12 @@ mod tests {
         assert!(Cli::try_parse_from(key).is_ok());
         assert!(Cli::try_parse_from(["nvrctl", "apikeys", "create", "ha"]).is_err(), "a key needs a role");
         assert!(Cli::try_parse_from(["nvrctl", "alerts", "list", "--last", "24h", "--max-severity", "1"]).is_ok());
+        let bind = ["nvrctl", "bindings", "add", "Dock", "faces", "--interval-ms", "500", "--label", "face"];
+        assert!(Cli::try_parse_from([&bind[..], &["--region", "0,0 1,0 1,1"]].concat()).is_ok());
+        assert!(Cli::try_parse_from(["nvrctl", "infer", "--camera", "Dock"]).is_ok());
+        assert!(Cli::try_parse_from(["nvrctl", "infer", "--adapter", "faces"]).is_err(), "a frame is required");
+        assert!(Cli::try_parse_from(["nvrctl", "infer", "--camera", "Dock", "--image", "x.jpg"]).is_err());
+        assert!(Cli::try_parse_from(["nvrctl", "events", "watch", "--type", "detection"]).is_ok());
+        assert!(Cli::try_parse_from(["nvrctl", "detections", "list", "--camera", "Dock", "--last", "1h"]).is_ok());
     }
 }

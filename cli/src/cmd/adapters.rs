@@ -1,4 +1,5 @@
-//! `adapters add|list|remove|health` and `infer --image`: AI adapters (external model services).
+//! `adapters add|list|remove|health` and `infer --image|--camera`: AI adapters (external model
+//! services).
 use crate::output::{self, Format};
 use crate::session;
 use anyhow::{Context, Result, anyhow};
@@ -42,7 +43,7 @@ fn health(h: i32) -> String {
 }
 
 /// The adapter named or with this id.
-async fn find(client: &opennvr_sdk::Client, which: &str) -> Result<pb::Adapter> {
+pub async fn find(client: &opennvr_sdk::Client, which: &str) -> Result<pb::Adapter> {
     let all = client
         .inference()
         .list_adapters(pb::ListAdaptersRequest { page_size: 1000, ..Default::default() })
@@ -164,35 +165,40 @@ pub async fn run(server: Option<String>, format: Format, c: AdaptersCommand) -> 
     Ok(())
 }
 
-/// `infer --image FILE --adapter NAME`: runs one image through an adapter.
+/// `infer --image FILE --adapter NAME` or `infer --camera NAME [--adapter NAME]`: runs one image,
+/// or a camera's live frame, through an adapter (or every adapter bound to the camera).
 pub async fn infer(
     server: Option<String>,
     format: Format,
-    image: std::path::PathBuf,
-    adapter: String,
+    image: Option<std::path::PathBuf>,
+    camera: Option<String>,
+    adapter: Option<String>,
     task: String,
 ) -> Result<()> {
     let client = session::signed_in(server).await?;
-    let a = find(&client, &adapter).await?;
-    let jpeg = std::fs::read(&image).with_context(|| format!("reading {}", image.display()))?;
-    let res = client
-        .inference()
-        .run_inference(pb::RunInferenceRequest { adapter_id: a.id, image_jpeg: jpeg, task, ..Default::default() })
-        .await?
-        .into_inner();
-    let rows = res
-        .runs
-        .iter()
-        .flat_map(|r| r.detections.iter())
-        .map(|d| {
-            let b = d.bounding_box.unwrap_or_default();
-            vec![
-                d.label.clone(),
-                format!("{:.2}", d.confidence),
-                format!("{:.3},{:.3} {:.3}x{:.3}", b.x, b.y, b.width, b.height),
-            ]
-        })
-        .collect();
-    output::print(format, &["Label", "Confidence", "Box (x,y wxh)"], rows);
+    let adapter_id = match &adapter {
+        Some(a) => find(&client, a).await?.id,
+        None => String::new(),
+    };
+    let req = match (image, camera) {
+        (Some(image), None) => {
+            if adapter_id.is_empty() {
+                return Err(anyhow!("--image needs --adapter"));
+            }
+            let jpeg = std::fs::read(&image).with_context(|| format!("reading {}", image.display()))?;
+            pb::RunInferenceRequest { adapter_id, image_jpeg: jpeg, task, ..Default::default() }
+        }
+        (None, Some(camera)) => {
+            let camera_id = crate::cmd::cameras::find(&client, &camera).await?.id;
+            pb::RunInferenceRequest { camera_id, adapter_id, task, ..Default::default() }
+        }
+        _ => return Err(anyhow!("give --image or --camera")),
+    };
+    let res = client.inference().run_inference(req).await?.into_inner();
+    for run in res.runs.iter().filter(|r| !r.error.is_empty()) {
+        eprintln!("nvrctl: adapter {}: {}", run.adapter_id, run.error);
+    }
+    let rows = res.runs.iter().flat_map(|r| r.detections.iter()).map(crate::cmd::bindings::detection_row).collect();
+    output::print(format, &crate::cmd::bindings::DETECTION_HEADER, rows);
     Ok(())
 }
