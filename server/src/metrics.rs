@@ -1,4 +1,5 @@
-//! Prometheus metrics: RPC counts and latencies by method and status code, database pool usage.
+//! Prometheus metrics: RPC counts and latencies by method and status code, database pool usage,
+//! MediaMTX convergence, and each AI adapter's frames, failures and latency.
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -12,6 +13,105 @@ use std::sync::Arc;
 pub struct RpcLabels {
     pub method: String,
     pub code: String,
+}
+
+/// Labels of an adapter's series: its name and id (a re-created adapter is a new series).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdapterLabels {
+    pub adapter: String,
+    pub adapter_id: String,
+}
+
+/// Labels of an adapter's frames by what became of them.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdapterOutcomeLabels {
+    pub adapter: String,
+    pub adapter_id: String,
+    /// succeeded, failed, timeout, dropped (queue full) or rejected (circuit open).
+    pub outcome: String,
+}
+
+/// Labels of an adapter's latency quantile.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdapterQuantileLabels {
+    pub adapter: String,
+    pub adapter_id: String,
+    pub quantile: String,
+}
+
+/// Per-adapter series, rebuilt from the bulkheads' own counters at every scrape.
+#[derive(Clone, Default)]
+struct AdapterSeries {
+    /// Serialises scrapes: a rebuild clears and refills the families.
+    rebuild: Arc<std::sync::Mutex<()>>,
+    sent: Family<AdapterLabels, Counter>,
+    frames: Family<AdapterOutcomeLabels, Counter>,
+    in_flight: Family<AdapterLabels, Gauge>,
+    queued: Family<AdapterLabels, Gauge>,
+    up: Family<AdapterLabels, Gauge>,
+    latency: Family<AdapterQuantileLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+impl AdapterSeries {
+    fn register(&self, registry: &mut Registry) {
+        registry.register("adapter_frames_sent", "Frames submitted to each AI adapter's bulkhead", self.sent.clone());
+        registry.register(
+            "adapter_frames",
+            "Frames by outcome: succeeded, failed, timeout, dropped (queue full), rejected (circuit open)",
+            self.frames.clone(),
+        );
+        registry.register("adapter_in_flight", "Calls in flight to each adapter", self.in_flight.clone());
+        registry.register("adapter_queued", "Frames waiting in each adapter's bulkhead", self.queued.clone());
+        registry.register("adapter_up", "1 when the adapter is healthy or degraded", self.up.clone());
+        registry.register(
+            "adapter_latency_seconds",
+            "Adapter call latency over a recent window (quantile 0.5 and 0.95)",
+            self.latency.clone(),
+        );
+    }
+
+    fn set(&self, adapters: &[crate::inference::AdapterFigures]) {
+        use crate::domain::inference::Health;
+        let _guard = self.rebuild.lock().unwrap_or_else(|e| e.into_inner());
+        self.sent.clear();
+        self.frames.clear();
+        self.in_flight.clear();
+        self.queued.clear();
+        self.up.clear();
+        self.latency.clear();
+        for a in adapters {
+            let labels = AdapterLabels { adapter: a.name.clone(), adapter_id: a.id.to_string() };
+            let c = &a.counters;
+            self.sent.get_or_create(&labels).inc_by(c.requests);
+            for (outcome, n) in [
+                ("succeeded", c.succeeded),
+                ("failed", c.failed),
+                ("timeout", c.timeouts),
+                ("dropped", c.dropped),
+                ("rejected", c.rejected),
+            ] {
+                let l = AdapterOutcomeLabels {
+                    adapter: labels.adapter.clone(),
+                    adapter_id: labels.adapter_id.clone(),
+                    outcome: outcome.to_owned(),
+                };
+                self.frames.get_or_create(&l).inc_by(n);
+            }
+            self.in_flight.get_or_create(&labels).set(c.in_flight as i64);
+            self.queued.get_or_create(&labels).set(c.queued as i64);
+            self.up.get_or_create(&labels).set(i64::from(matches!(a.health, Health::Healthy | Health::Degraded)));
+            for (q, ms) in [("0.5", c.latency_p50_ms), ("0.95", c.latency_p95_ms)] {
+                if let Some(ms) = ms {
+                    let l = AdapterQuantileLabels {
+                        adapter: labels.adapter.clone(),
+                        adapter_id: labels.adapter_id.clone(),
+                        quantile: q.to_owned(),
+                    };
+                    self.latency.get_or_create(&l).set(ms / 1000.0);
+                }
+            }
+        }
+    }
 }
 
 /// The server's metrics.
@@ -29,6 +129,7 @@ pub struct Metrics {
     media_pending: Gauge,
     media_last_sync: Gauge,
     media_writes: Gauge,
+    adapters: AdapterSeries,
 }
 
 impl Default for Metrics {
@@ -77,8 +178,11 @@ impl Metrics {
             "Path config writes sent to MediaMTX since start",
             media_writes.clone(),
         );
+        let adapters = AdapterSeries::default();
+        adapters.register(&mut registry);
         Self {
             registry: Arc::new(registry),
+            adapters,
             media_reachable,
             media_pending,
             media_last_sync,
@@ -105,12 +209,14 @@ impl Metrics {
         self.latency.get_or_create(&labels).observe(seconds);
     }
 
-    /// Renders the Prometheus text format, with pool usage read now.
+    /// Renders the Prometheus text format, with pool usage and adapter figures read now.
     pub fn render(
         &self,
         pool: Option<crate::store::PoolUsage>,
         media: Option<&crate::media::reconciler::SyncState>,
+        adapters: &[crate::inference::AdapterFigures],
     ) -> String {
+        self.adapters.set(adapters);
         if let Some(m) = media.filter(|m| m.configured) {
             self.media_reachable.set(i64::from(m.reachable));
             self.media_pending.set(m.pending as i64);

@@ -349,6 +349,7 @@ impl Server {
                 media: media.clone(),
                 hook_secret: config.hook_secret.as_deref().map(crate::security::secret::SecretDigest::of),
                 recordings: recordings.clone(),
+                adapters: registry.clone(),
             }),
             cors_origins: config.cors_origins.clone(),
         })?;

@@ -19,6 +19,8 @@ pub struct HttpState {
     pub hook_secret: Option<crate::security::secret::SecretDigest>,
     /// Where segment hooks go.
     pub recordings: crate::app::recordings::RecordingApp,
+    /// AI adapters, for their metrics.
+    pub adapters: crate::inference::AdapterRegistry,
 }
 
 /// The plain routes.
@@ -52,7 +54,7 @@ async fn ready(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
 async fn metrics(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        s.metrics.render(Some(s.store.usage()), Some(&s.media.state())),
+        s.metrics.render(Some(s.store.usage()), Some(&s.media.state()), &s.adapters.figures()),
     )
 }
 

@@ -134,6 +134,15 @@ impl AdapterRuntime {
     }
 }
 
+/// One adapter's figures for the metrics endpoint.
+#[derive(Debug, Clone)]
+pub struct AdapterFigures {
+    pub id: Uuid,
+    pub name: String,
+    pub health: Health,
+    pub counters: Snapshot,
+}
+
 /// Every adapter at run time, rebuilt from the database when they change.
 #[derive(Clone)]
 pub struct AdapterRegistry {
@@ -169,6 +178,15 @@ impl AdapterRegistry {
     /// The adapter `id`, if registered.
     pub fn get(&self, id: Uuid) -> Option<Arc<AdapterRuntime>> {
         self.adapters.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+    }
+
+    /// Every adapter's health and bulkhead counters now, for the metrics endpoint.
+    pub fn figures(&self) -> Vec<AdapterFigures> {
+        let adapters: Vec<_> = self.adapters.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        adapters
+            .iter()
+            .map(|rt| AdapterFigures { id: rt.id, name: rt.name.clone(), health: rt.health(), counters: rt.snapshot() })
+            .collect()
     }
 
     /// Asks the background task to take up a change at once.

@@ -356,6 +356,27 @@ async fn a_failing_adapter_trips_its_own_breaker_and_sheds_its_own_frames_while_
     assert_eq!((st.in_flight, st.queued), (0, 0));
     assert_eq!(status(&admin, &b).await.failed_total, 0, "the other adapter never suffered");
 
+    // The same figures per adapter for Prometheus.
+    let metrics = reqwest::get(format!("{}/metrics", s.url())).await.unwrap().text().await.unwrap();
+    let series = |name: &str, ad: &pb::Adapter, extra: &str, value: &str| {
+        format!("opennvr_adapter_{name}{{adapter=\"{}\",adapter_id=\"{}\"{extra}}} {value}\n", ad.name, ad.id)
+    };
+    for want in [
+        series("frames_total", &a, ",outcome=\"dropped\"", "2"),
+        series("frames_total", &a, ",outcome=\"timeout\"", "1"),
+        series("frames_total", &b, ",outcome=\"failed\"", "0"),
+        series("frames_sent_total", &b, "", "5"),
+        series("frames_total", &b, ",outcome=\"succeeded\"", "5"),
+        series("up", &b, "", "1"),
+        series("in_flight", &a, "", "0"),
+    ] {
+        assert!(metrics.contains(&want), "{want:?} not in {metrics}");
+    }
+    assert!(metrics.contains(&format!(
+        "opennvr_adapter_latency_seconds{{adapter=\"steady\",adapter_id=\"{}\",quantile=\"0.5\"}}",
+        b.id
+    )));
+
     // An adapter that drops every connection: a failure like the others, told as such.
     let closer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closer_url = format!("http://{}", closer.local_addr().unwrap());
