@@ -52,7 +52,7 @@ pub struct Server {
     embedded: Option<Arc<EmbeddedPostgres>>,
     background: Vec<JoinHandle<()>>,
     /// Frame sources of the AI adapters: their `ffmpeg` children end with the server.
-    frames: crate::inference::router::FrameRouter,
+    pub frames: crate::inference::router::FrameRouter,
 }
 
 /// Runs migrations for `config` and returns how many were applied (`opennvr-server migrate`).

@@ -31,6 +31,10 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A source that ran this long is considered healthy again (its backoff starts over).
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// Frames' detections waiting to be stored at most; beyond, they are lost (and counted).
+const WRITE_QUEUE: usize = 4096;
+/// Frames' detections stored in one statement at most.
+const WRITE_BATCH: usize = 256;
 /// How long a one-off frame grab may take.
 const GRAB_TIMEOUT: Duration = Duration::from_secs(15);
 /// A kept frame younger than this serves as "the latest frame" of its camera.
@@ -62,11 +66,19 @@ pub struct RouteCounters {
     /// Frames an adapter answered, and the detections kept of them.
     pub answered: AtomicU64,
     pub detections: AtomicU64,
+    /// Frames whose detections were lost: the write queue was full or the database refused them.
+    pub lost: AtomicU64,
     /// Frame source starts after the first (crashes, lost streams).
     pub restarts: AtomicU64,
-    /// Server time spent per frame outside the adapter call (handing in, filtering, storing,
-    /// publishing), in total.
+    /// Frames handed to an adapter whose outcome (detections, refusal or failure) was handled.
+    pub settled: AtomicU64,
+    /// Server time spent routing frames outside the adapter calls (handing them in, taking the
+    /// answer, filtering, queueing for the writer), in total: divided by `settled`, per frame.
     pub overhead_ns: AtomicU64,
+    /// Time the writer spent storing and publishing detections (commits included), in total, and
+    /// in how many batches.
+    pub store_ns: AtomicU64,
+    pub writes: AtomicU64,
 }
 
 /// One binding as the router runs it.
@@ -128,6 +140,13 @@ impl Route {
     }
 }
 
+/// The detections one frame kept, waiting to be stored and published.
+struct Kept {
+    route: Route,
+    time: DateTime<Utc>,
+    detections: Vec<Detection>,
+}
+
 struct Running {
     version: i64,
     stop: watch::Sender<bool>,
@@ -145,6 +164,9 @@ struct Inner {
     latest: Mutex<HashMap<Uuid, Frame>>,
     changed: Notify,
     counters: RouteCounters,
+    /// Kept detections on their way to the writer ([`FrameRouter::run`] takes the receiver).
+    kept: tokio::sync::mpsc::Sender<Kept>,
+    kept_rx: Mutex<Option<tokio::sync::mpsc::Receiver<Kept>>>,
 }
 
 /// The frame router. Cheap to clone.
@@ -163,6 +185,7 @@ impl FrameRouter {
         live: LiveView,
         source: FrameSourceConfig,
     ) -> FrameRouter {
+        let (kept, kept_rx) = tokio::sync::mpsc::channel(WRITE_QUEUE);
         FrameRouter {
             inner: Arc::new(Inner {
                 store,
@@ -175,6 +198,8 @@ impl FrameRouter {
                 latest: Mutex::default(),
                 changed: Notify::new(),
                 counters: RouteCounters::default(),
+                kept,
+                kept_rx: Mutex::new(Some(kept_rx)),
             }),
         }
     }
@@ -232,6 +257,18 @@ impl FrameRouter {
     /// Keeps the frame sources in line with the database until the task is dropped: on every
     /// change the apps report, every camera change, and every few seconds.
     pub async fn run(self) {
+        let writer = self.inner.kept_rx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match writer {
+            Some(rx) => {
+                tokio::join!(self.follow_bindings(), self.write(rx));
+            }
+            None => self.follow_bindings().await,
+        }
+    }
+
+    /// Keeps the frame sources in line with the bindings, re-reading them on a change or every
+    /// few seconds.
+    async fn follow_bindings(&self) {
         use tokio::sync::broadcast::error::RecvError;
         let mut bus = self.inner.events.subscribe();
         loop {
@@ -398,42 +435,79 @@ impl FrameRouter {
             let back = Instant::now();
             this.inner.registry.report(&rt);
             if let Ok(Ok(found)) = outcome {
-                this.record(&route, &found, frame.time).await;
+                this.keep(&route, &found, frame.time);
             } else if let Ok(Err(Refusal::Call(e))) = outcome {
                 tracing::debug!(adapter = %rt.name, error = %e, "adapter call failed");
             }
             let spent = handed_in + back.elapsed();
             this.inner.counters.overhead_ns.fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+            this.inner.counters.settled.fetch_add(1, Ordering::Relaxed);
         });
     }
 
-    /// Stores and publishes what `route` keeps of `found`.
-    async fn record(&self, route: &Route, found: &[Finding], time: DateTime<Utc>) {
+    /// Queues what `route` keeps of `found` for the writer.
+    fn keep(&self, route: &Route, found: &[Finding], time: DateTime<Utc>) {
         let c = &self.inner.counters;
         c.answered.fetch_add(1, Ordering::Relaxed);
-        let kept = route.kept(found, time, true);
-        if kept.is_empty() {
+        let detections = route.kept(found, time, true);
+        if detections.is_empty() {
             return;
         }
+        if self.inner.kept.try_send(Kept { route: route.clone(), time, detections }).is_err() {
+            c.lost.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(camera = %route.camera_id, "detections lost: the database cannot keep up");
+        }
+    }
+
+    /// Stores kept detections in batches (whatever waits, up to a batch, in one statement: one
+    /// commit for many frames under load, no added delay when idle), then publishes them.
+    async fn write(&self, mut rx: tokio::sync::mpsc::Receiver<Kept>) {
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+            let began = Instant::now();
+            let frames = std::mem::take(&mut batch);
+            let stored = self.store_all(frames).await;
+            let c = &self.inner.counters;
+            for k in stored {
+                c.detections.fetch_add(k.detections.len() as u64, Ordering::Relaxed);
+                self.inner.events.publish(SiteEvent::new(
+                    k.time,
+                    Some(k.route.camera_id),
+                    EventKind::Detections {
+                        adapter_id: k.route.adapter_id,
+                        binding_id: k.route.binding_id,
+                        frame_time: k.time,
+                        detections: k.detections,
+                    },
+                ));
+            }
+            c.store_ns.fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            c.writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Stores the detections of `frames` in one statement; when that fails (a camera deleted
+    /// meanwhile, say), frame by frame, so that one bad frame loses only its own. What was stored.
+    async fn store_all(&self, frames: Vec<Kept>) -> Vec<Kept> {
         let now = self.inner.clock.now();
-        let rows: Vec<DetectionRow> = kept.iter().filter_map(|d| DetectionRow::of(d, now)).collect();
-        if let Err(e) = self.inner.store.run(move |c| DetectionRow::insert_all(c, &rows)).await {
-            // A camera deleted meanwhile, or the database away: the detections are lost, not the
-            // router.
-            tracing::warn!(camera = %route.camera_id, error = %e.message(), "cannot store detections");
-            return;
+        let rows = |k: &Kept| k.detections.iter().filter_map(|d| DetectionRow::of(d, now)).collect::<Vec<_>>();
+        let all: Vec<DetectionRow> = frames.iter().flat_map(rows).collect();
+        if self.inner.store.run(move |c| DetectionRow::insert_all(c, &all)).await.is_ok() {
+            return frames;
         }
-        c.detections.fetch_add(kept.len() as u64, Ordering::Relaxed);
-        self.inner.events.publish(SiteEvent::new(
-            time,
-            Some(route.camera_id),
-            EventKind::Detections {
-                adapter_id: route.adapter_id,
-                binding_id: route.binding_id,
-                frame_time: time,
-                detections: kept,
-            },
-        ));
+        let mut stored = Vec::with_capacity(frames.len());
+        for k in frames {
+            let one = rows(&k);
+            match self.inner.store.run(move |c| DetectionRow::insert_all(c, &one)).await {
+                Ok(()) => stored.push(k),
+                Err(e) => {
+                    // The detections are lost, not the router.
+                    self.inner.counters.lost.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(camera = %k.route.camera_id, error = %e.message(), "cannot store detections");
+                }
+            }
+        }
+        stored
     }
 
     /// The latest frame of `camera`: the one a running source decoded in the last seconds, or one

@@ -314,12 +314,14 @@ impl DetectionRow {
         }
     }
 
-    /// Inserts detections.
+    /// Inserts detections: all of them or none.
     pub fn insert_all(c: &mut PgConnection, rows: &[DetectionRow]) -> Result<()> {
-        for chunk in rows.chunks(500) {
-            diesel::insert_into(detections::table).values(chunk).execute(c)?;
-        }
-        Ok(())
+        c.transaction(|c| {
+            for chunk in rows.chunks(500) {
+                diesel::insert_into(detections::table).values(chunk).execute(c)?;
+            }
+            Ok(())
+        })
     }
 
     /// A page of detections, newest first, after the (time, id) position `after`, limited to

@@ -262,6 +262,8 @@ pub struct TestServer {
     pub cameras: opennvr_server::app::cameras::CameraApp,
     pub events: opennvr_server::app::events::EventBus,
     pub api_keys: opennvr_server::security::api_keys::ApiKeyCache,
+    /// The frame router (benchmarks feed it synthetic frames).
+    pub frames: opennvr_server::inference::router::FrameRouter,
     /// TOTP secrets (base32) of the users the harness enrolled, and the last time step each used,
     /// by username.
     pub totp: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>>,
@@ -292,6 +294,7 @@ impl TestServer {
         let cameras = server.cameras.clone();
         let events = server.events.clone();
         let api_keys = server.api_keys.clone();
+        let frames = server.frames.clone();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             server.serve(rx).await.expect("server serves");
@@ -308,6 +311,7 @@ impl TestServer {
             cameras,
             events,
             api_keys,
+            frames,
             totp: Arc::default(),
             recovery: Arc::default(),
             stop,
@@ -502,4 +506,65 @@ pub async fn raw_call(
     } else {
         grpc.unary(req, pq, RawCodec).await.map(|r| vec![r.into_inner()])
     }
+}
+
+/// Registers the adapter at `url` as `admin` (enabled, with a token).
+pub async fn register_adapter(
+    admin: &opennvr_sdk::Client,
+    name: &str,
+    url: &str,
+    timeout_ms: i64,
+    concurrency: i32,
+    queue: i32,
+) -> opennvr_sdk::pb::Adapter {
+    admin
+        .inference()
+        .create_adapter(opennvr_sdk::pb::CreateAdapterRequest {
+            adapter: Some(opennvr_sdk::pb::Adapter {
+                name: name.into(),
+                endpoint_url: url.into(),
+                timeout: Some(prost_types::Duration {
+                    seconds: timeout_ms / 1000,
+                    nanos: ((timeout_ms % 1000) * 1_000_000) as i32,
+                }),
+                max_concurrency: concurrency,
+                max_queue: queue,
+                enabled: true,
+                ..Default::default()
+            }),
+            token: "adapter-token-7f3a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .adapter
+        .unwrap()
+}
+
+/// Binds `camera` to `adapter` as `c` (enabled).
+pub async fn bind_adapter(
+    c: &opennvr_sdk::Client,
+    camera: &opennvr_sdk::pb::Camera,
+    adapter: &opennvr_sdk::pb::Adapter,
+    interval_ms: i64,
+    labels: &[&str],
+    min_confidence: f32,
+) -> Result<opennvr_sdk::pb::AdapterBinding, tonic::Status> {
+    c.inference()
+        .create_adapter_binding(opennvr_sdk::pb::CreateAdapterBindingRequest {
+            binding: Some(opennvr_sdk::pb::AdapterBinding {
+                camera_id: camera.id.clone(),
+                adapter_id: adapter.id.clone(),
+                frame_interval: Some(prost_types::Duration {
+                    seconds: interval_ms / 1000,
+                    nanos: ((interval_ms % 1000) * 1_000_000) as i32,
+                }),
+                labels: labels.iter().map(|l| l.to_string()).collect(),
+                min_confidence,
+                enabled: true,
+                ..Default::default()
+            }),
+        })
+        .await
+        .map(|r| r.into_inner().binding.unwrap())
 }

@@ -112,37 +112,7 @@ impl TestAdapter {
 pub const JPEG: &[u8] =
     &[0xff, 0xd8, 0xff, 0xe0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9];
 
-pub async fn register(
-    admin: &opennvr_sdk::Client,
-    name: &str,
-    url: &str,
-    timeout_ms: i64,
-    concurrency: i32,
-    queue: i32,
-) -> pb::Adapter {
-    admin
-        .inference()
-        .create_adapter(pb::CreateAdapterRequest {
-            adapter: Some(pb::Adapter {
-                name: name.into(),
-                endpoint_url: url.into(),
-                timeout: Some(prost_types::Duration {
-                    seconds: timeout_ms / 1000,
-                    nanos: ((timeout_ms % 1000) * 1_000_000) as i32,
-                }),
-                max_concurrency: concurrency,
-                max_queue: queue,
-                enabled: true,
-                ..Default::default()
-            }),
-            token: "adapter-token-7f3a".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .adapter
-        .unwrap()
-}
+pub use crate::harness::register_adapter as register;
 
 fn run(adapter: &pb::Adapter) -> pb::RunInferenceRequest {
     pb::RunInferenceRequest { adapter_id: adapter.id.clone(), image_jpeg: JPEG.to_vec(), ..Default::default() }

@@ -62,33 +62,7 @@ where
     panic!("{what}: not within {secs} s");
 }
 
-/// Binds `camera` to `adapter` as `c` (enabled).
-pub async fn bind(
-    c: &opennvr_sdk::Client,
-    camera: &pb::Camera,
-    adapter: &pb::Adapter,
-    interval_ms: i64,
-    labels: &[&str],
-    min_confidence: f32,
-) -> Result<pb::AdapterBinding, tonic::Status> {
-    c.inference()
-        .create_adapter_binding(pb::CreateAdapterBindingRequest {
-            binding: Some(pb::AdapterBinding {
-                camera_id: camera.id.clone(),
-                adapter_id: adapter.id.clone(),
-                frame_interval: Some(prost_types::Duration {
-                    seconds: interval_ms / 1000,
-                    nanos: ((interval_ms % 1000) * 1_000_000) as i32,
-                }),
-                labels: labels.iter().map(|l| l.to_string()).collect(),
-                min_confidence,
-                enabled: true,
-                ..Default::default()
-            }),
-        })
-        .await
-        .map(|r| r.into_inner().binding.unwrap())
-}
+pub use crate::harness::bind_adapter as bind;
 
 async fn detections(c: &opennvr_sdk::Client, req: pb::ListDetectionsRequest) -> Vec<pb::Detection> {
     c.inference().list_detections(req).await.unwrap().into_inner().detections
