@@ -6,20 +6,32 @@ Environment (all required; the tests fail, never skip, without them):
   OPENNVR_SMOKE_PASSWORD     its password
   OPENNVR_SMOKE_MFA_FILE     JSON with recovery codes of that user's second factor (written by the TypeScript
                              smoke test when it enrols TOTP): each login here spends one
+  OPENNVR_SMOKE_FACES_URL    the example adapter (examples/adapters/faces), started by scripts/sdk-smoke
+  OPENNVR_SMOKE_FACES_TOKEN  its bearer token
+  OPENNVR_SMOKE_FACES_IMAGE  a JPEG of scikit-image's astronaut portrait (one face)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 
 import grpc
 import pytest
 
 from opennvr import OpenNvrClient
-from opennvr.v1 import auth_service_pb2, auth_service_pb2_grpc
+from opennvr.v1 import auth_service_pb2, auth_service_pb2_grpc, inference_service_pb2
 
-ENV = ("OPENNVR_SMOKE_GRPC_TARGET", "OPENNVR_SMOKE_USER", "OPENNVR_SMOKE_PASSWORD", "OPENNVR_SMOKE_MFA_FILE")
+ENV = (
+    "OPENNVR_SMOKE_GRPC_TARGET",
+    "OPENNVR_SMOKE_USER",
+    "OPENNVR_SMOKE_PASSWORD",
+    "OPENNVR_SMOKE_MFA_FILE",
+    "OPENNVR_SMOKE_FACES_URL",
+    "OPENNVR_SMOKE_FACES_TOKEN",
+    "OPENNVR_SMOKE_FACES_IMAGE",
+)
 
 
 def env(name: str) -> str:
@@ -100,3 +112,42 @@ def test_wrong_password_is_unauthenticated() -> None:
             nvr.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD") + "-wrong", timeout=30)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, err.value.details()
         assert nvr.credential is None
+
+
+def test_the_example_adapter_finds_a_face_through_the_server() -> None:
+    # The Python SDK registers the real example adapter, the server probes it, and an uploaded
+    # portrait goes through the adapter's bulkhead: one face comes back where the face is.
+    inf = inference_service_pb2
+    with OpenNvrClient(env("OPENNVR_SMOKE_GRPC_TARGET")) as nvr:
+        challenge = nvr.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD"), timeout=30).mfa_required
+        nvr.finish_mfa(challenge.ticket, second_factor(3), timeout=30)
+        adapter = nvr.inference.CreateAdapter(
+            inf.CreateAdapterRequest(
+                adapter=inf.Adapter(name="smoke faces", endpoint_url=env("OPENNVR_SMOKE_FACES_URL"), enabled=True),
+                token=env("OPENNVR_SMOKE_FACES_TOKEN"),
+            ),
+            timeout=30,
+        ).adapter
+        try:
+            assert adapter.has_token
+            deadline = time.monotonic() + 30
+            while True:
+                got = nvr.inference.GetAdapter(inf.GetAdapterRequest(adapter_id=adapter.id), timeout=30).adapter
+                if got.health == inf.ADAPTER_HEALTH_HEALTHY:
+                    break
+                assert time.monotonic() < deadline, f"the adapter never became healthy: {got}"
+                time.sleep(0.2)
+            assert list(got.capabilities) == ["face_detection"]
+            with open(env("OPENNVR_SMOKE_FACES_IMAGE"), "rb") as f:
+                jpeg = f.read()
+            res = nvr.inference.RunInference(
+                inf.RunInferenceRequest(adapter_id=adapter.id, image_jpeg=jpeg), timeout=60
+            )
+            assert len(res.runs) == 1 and res.runs[0].error == "", res
+            faces = res.runs[0].detections
+            assert [d.label for d in faces] == ["face"], res
+            box = faces[0].bounding_box
+            cx, cy = box.x + box.width / 2, box.y + box.height / 2
+            assert 0.35 < cx < 0.53 and 0.13 < cy < 0.31, box
+        finally:
+            nvr.inference.DeleteAdapter(inf.DeleteAdapterRequest(adapter_id=adapter.id, force=True), timeout=30)
