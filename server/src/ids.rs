@@ -1,9 +1,12 @@
 //! Follows Suricata's EVE log and stores its alerts. The reader remembers the file's identity
 //! (device and inode) and the offset of the first unread byte, advanced in the same transaction as
 //! the alerts read up to it, so an alert is never lost nor stored twice — across restarts, across a
-//! rotation (rename + new file: the old file is read to its end first, even when the rotation
-//! happened while the server was down), a truncation (copytruncate: read again from the start), a
-//! partial last line (left for the next read) and malformed lines (skipped, counted, logged).
+//! rotation (rename + new file: Suricata writes on to the renamed file until it is told to reopen
+//! its log, so the old file is followed until it has stayed unchanged for [`ROTATION_GRACE`], then
+//! read to its end; a log rotated while the server was down is found by its identity and read to
+//! its end first), a truncation
+//! (copytruncate: read again from the start), a partial last line (left for the next read) and
+//! malformed lines (skipped, counted, logged).
 use crate::app::events::EventBus;
 use crate::clock::SharedClock;
 use crate::domain::event::{EventKind, SiteEvent};
@@ -25,8 +28,12 @@ use uuid::Uuid;
 pub const POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// The most read from the log in one pass (a backlog is read over several passes).
 const CHUNK: usize = 4 << 20;
-/// How many bytes before the offset identify where reading stands (see [`tail_at`]).
-const TAIL: u64 = 64;
+/// How long a rotated-away log must stay unchanged before it is taken as finished (Suricata goes
+/// on writing to it until logrotate's post-rotate signal makes it reopen the path).
+pub const ROTATION_GRACE: chrono::Duration = chrono::Duration::seconds(5);
+/// How many bytes before the offset identify where reading stands (see [`tail_at`]): more than
+/// an EVE record, so that its timestamp and flow id tell a rewritten file of the same length.
+const TAIL: u64 = 4096;
 
 /// An open log file and where reading stands in it.
 struct OpenLog {
@@ -59,6 +66,8 @@ pub struct EveFollower {
     clock: SharedClock,
     events: EventBus,
     open: Option<OpenLog>,
+    /// Since when the open file, rotated away, has had this length.
+    rotated: Option<(u64, chrono::DateTime<chrono::Utc>)>,
     pub stats: Arc<FollowerStats>,
 }
 
@@ -138,7 +147,7 @@ fn camera_addresses(c: &mut diesel::PgConnection) -> Result<HashMap<IpAddr, Vec<
 impl EveFollower {
     /// A reader of the log at `path` (it may not exist yet).
     pub fn new(path: PathBuf, store: Store, clock: SharedClock, events: EventBus) -> EveFollower {
-        EveFollower { path, store, clock, events, open: None, stats: Arc::default() }
+        EveFollower { path, store, clock, events, open: None, rotated: None, stats: Arc::default() }
     }
 
     /// Reads the log every [`POLL`] until the server stops; trouble is logged and retried.
@@ -164,15 +173,31 @@ impl EveFollower {
             && rewritten(open).map_err(|e| io_error(&self.path, e))?
         {
             tracing::warn!(path = %self.path.display(), "the EVE log was truncated: reading it from the start");
+            let was = (open.device, open.inode, open.offset);
             (open.offset, open.tail) = (0, Vec::new());
-            self.save_position().await?;
+            self.save_position(Some(was)).await?;
         }
         while self.read_open(false, &mut done).await? > 0 {}
         // Rotated? The path names another file now, or nothing.
         let Some(open) = self.open.as_ref() else { return Ok(done) };
         let now_there = std::fs::metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
         if now_there != Some((open.device, open.inode)) {
-            // The old file is complete: read it to its very end, then take the new one.
+            // Suricata writes on to the renamed file until it reopens the path: follow it until it
+            // has stayed unchanged for a while, then read it to its very end and take the new one.
+            let len = open.file.metadata().map_err(|e| io_error(&self.path, e))?.len();
+            let now = self.clock.now();
+            match self.rotated {
+                Some((was, since)) if was == len => {
+                    if now - since < ROTATION_GRACE {
+                        return Ok(done);
+                    }
+                }
+                _ => {
+                    self.rotated = Some((len, now));
+                    return Ok(done);
+                }
+            }
+            self.rotated = None;
             while self.read_open(true, &mut done).await? > 0 {}
             self.open = None;
             if now_there.is_some() && self.reopen(&mut done).await? {
@@ -189,6 +214,7 @@ impl EveFollower {
         let (device, inode) = (meta.dev(), meta.ino());
         let key = self.path.to_string_lossy().into_owned();
         let stored = self.store.run(move |c| EvePositionRow::find(c, &key)).await?;
+        let expected = stored.as_ref().map(|p| (p.device as u64, p.inode as u64, p.byte_offset as u64));
         let (mut offset, mut tail) = (0, Vec::new());
         match stored {
             Some(p) if (p.device as u64, p.inode as u64) == (device, inode) => {
@@ -213,8 +239,13 @@ impl EveFollower {
             None => {}
         }
         let file = std::fs::File::open(&self.path).map_err(|e| io_error(&self.path, e))?;
+        // Finishing a rotated file moved the stored position on; expect that one.
+        let expected = match self.open.as_ref() {
+            Some(o) => Some((o.device, o.inode, o.offset)),
+            None => expected,
+        };
         self.open = Some(OpenLog { file, device, inode, offset, tail });
-        self.save_position().await?;
+        self.save_position(expected).await?;
         Ok(true)
     }
 
@@ -317,8 +348,10 @@ impl EveFollower {
         Ok(moved)
     }
 
-    /// Stores where reading stands now.
-    async fn save_position(&self) -> Result<()> {
+    /// Stores where reading stands now, if the stored position is still `expected` (device, inode,
+    /// offset; `None`: none stored): another reader that moved on is never moved back. When it
+    /// did, this reader lets go of its file and takes up the stored position next time.
+    async fn save_position(&mut self, expected: Option<(u64, u64, u64)>) -> Result<()> {
         let Some(open) = self.open.as_ref() else { return Ok(()) };
         let position = EvePositionRow {
             path: self.path.to_string_lossy().into_owned(),
@@ -328,7 +361,15 @@ impl EveFollower {
             tail: open.tail.clone(),
             updated_at: self.clock.now(),
         };
-        self.store.run(move |c| position.save(c)).await
+        let expected = expected.map(|(d, i, o)| (d as i64, i as i64, o as i64));
+        if self.store.run(move |c| position.replace(c, expected)).await? {
+            return Ok(());
+        }
+        self.open = None;
+        Err(Error::new(
+            crate::error::ErrorKind::Aborted,
+            "another reader of the EVE log moved on; taking up its position",
+        ))
     }
 }
 

@@ -613,6 +613,7 @@ pub fn detection(d: &crate::domain::inference::Detection) -> pb::Detection {
         }),
         attributes: d.found.attributes.clone().into_iter().collect(),
         track_id: d.found.track_id.clone(),
+        task: d.task.clone(),
     }
 }
 
@@ -660,7 +661,7 @@ pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
             if *recording { pb::EventSeverity::Info } else { pb::EventSeverity::Critical },
             pb::event::Payload::RecordingState(pb::RecordingStateChange { reason: reason.clone() }),
         ),
-        EventKind::AdapterHealth { adapter_id, name, health, previous, error } => (
+        EventKind::AdapterHealth { adapter_id, name, health, previous, circuit, error } => (
             if matches!(health, Health::Healthy) {
                 pb::EventType::AdapterHealthy
             } else {
@@ -672,7 +673,7 @@ pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
                 adapter_name: name.clone(),
                 health: adapter_health(*health) as i32,
                 previous_health: adapter_health(*previous) as i32,
-                circuit_state: pb::CircuitState::Unspecified as i32,
+                circuit_state: circuit_state(*circuit).0 as i32,
                 last_error: error.clone(),
             }),
         ),
@@ -709,5 +710,15 @@ pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
         severity: severity as i32,
         camera_id: e.camera_id.map(|c| c.to_string()).unwrap_or_default(),
         payload: Some(payload),
+    }
+}
+
+/// An adapter's circuit, and until when it is open.
+pub fn circuit_state(c: crate::domain::inference::Circuit) -> (pb::CircuitState, Option<prost_types::Timestamp>) {
+    use crate::domain::inference::Circuit;
+    match c {
+        Circuit::Closed => (pb::CircuitState::Closed, None),
+        Circuit::HalfOpen => (pb::CircuitState::HalfOpen, None),
+        Circuit::Open { until } => (pb::CircuitState::Open, Some(timestamp(until))),
     }
 }

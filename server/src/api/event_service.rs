@@ -70,7 +70,7 @@ impl EventService for EventApi {
     async fn list_events(&self, _: Request<pb::ListEventsRequest>) -> ApiResult<pb::ListEventsResponse> {
         Err(to_status(Error::new(
             ErrorKind::Unimplemented,
-            "not implemented yet: the stored event history arrives with live events and inference",
+            "the stored event history is not built yet: follow events live with WatchEvents; stored detections and IDS alerts are listed by ListDetections and ListIdsAlerts",
         )))
     }
 }

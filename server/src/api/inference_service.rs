@@ -92,6 +92,9 @@ fn adapter(v: &AdapterView) -> pb::Adapter {
         last_error_time: last_error.map(|(_, t)| convert::timestamp(t)),
         capabilities: r.tasks.clone(),
         supported_labels: r.supported_labels.clone(),
+        model: r.model.clone(),
+        model_version: r.model_version.clone(),
+        max_in_flight: r.max_in_flight,
         create_time: Some(convert::timestamp(r.created_at)),
         update_time: Some(convert::timestamp(r.updated_at)),
         etag: format!("\"{}\"", r.version),
@@ -105,16 +108,11 @@ fn millis(ms: f64) -> prost_types::Duration {
 
 /// Wire adapter status (health and bulkhead counters).
 fn status(v: &AdapterView) -> pb::AdapterStatus {
-    use crate::inference::bulkhead::Circuit;
     let Some(rt) = &v.runtime else {
         return pb::AdapterStatus { adapter_id: v.row.id.to_string(), ..Default::default() };
     };
     let s = rt.snapshot();
-    let (circuit, open_until) = match s.circuit {
-        Circuit::Closed => (pb::CircuitState::Closed, None),
-        Circuit::HalfOpen => (pb::CircuitState::HalfOpen, None),
-        Circuit::Open { until } => (pb::CircuitState::Open, Some(convert::timestamp(until))),
-    };
+    let (circuit, open_until) = convert::circuit_state(s.circuit);
     let last_error = rt.last_error();
     let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     pb::AdapterStatus {

@@ -160,7 +160,7 @@ impl EventsApp {
                             if !cameras.is_empty() && !linked.iter().any(|c| cameras.contains(c)) {
                                 continue;
                             }
-                            let mut visible = linked.is_empty();
+                            let mut shown = Vec::with_capacity(linked.len());
                             for c in linked {
                                 let fresh = seen
                                     .get(&(*c, false))
@@ -175,13 +175,22 @@ impl EventsApp {
                                     }
                                 };
                                 if v {
-                                    visible = true;
-                                    break;
+                                    shown.push(*c);
                                 }
                             }
-                            if !visible {
+                            if !linked.is_empty() && shown.is_empty() {
                                 continue;
                             }
+                            // Only the cameras they may see are named to them.
+                            let e = if shown.len() < linked.len() {
+                                let mut only = (*e).clone();
+                                if let EventKind::IdsAlert { cameras, .. } = &mut only.kind {
+                                    *cameras = shown;
+                                }
+                                Arc::new(only)
+                            } else {
+                                e
+                            };
                             if tx.send(WatchItem::Event(e)).await.is_err() {
                                 return;
                             }

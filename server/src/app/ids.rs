@@ -40,7 +40,9 @@ impl IdsApp {
             .store
             .run(move |c| {
                 let scope = scope(c, &p, now)?;
-                IdsAlertRow::page(c, &scope, &filter, after, limit)
+                let mut rows = IdsAlertRow::page(c, &scope, &filter, after, limit)?;
+                rows.iter_mut().for_each(|r| only_visible(r, &scope));
+                Ok(rows)
             })
             .await?;
         let last = rows.last().map(|r| super::time_and_id(r.time, r.id));
@@ -55,13 +57,15 @@ impl IdsApp {
         self.store
             .run(move |c| {
                 let not_found = || Error::new(ErrorKind::NotFound, format!("IDS alert {id} not found"));
-                let row = IdsAlertRow::find(c, id)?.ok_or_else(not_found)?;
-                let seen = match scope(c, &p, now)? {
+                let mut row = IdsAlertRow::find(c, id)?.ok_or_else(not_found)?;
+                let scope = scope(c, &p, now)?;
+                let seen = match &scope {
                     AlertScope::All => true,
                     AlertScope::Cameras(ids) => {
                         row.camera_ids.is_empty() || row.camera_ids.iter().any(|c| ids.contains(c))
                     }
                 };
+                only_visible(&mut row, &scope);
                 if seen { Ok(row) } else { Err(not_found()) }
             })
             .await
@@ -71,5 +75,12 @@ impl IdsApp {
     pub async fn enforce_retention(&self) -> Result<usize> {
         let before = self.clock.now() - self.retention;
         self.store.delete_in_batches(move |c, batch| IdsAlertRow::delete_older(c, before, batch)).await
+    }
+}
+
+/// Names only the cameras of `scope` among those `row` is linked to.
+fn only_visible(row: &mut IdsAlertRow, scope: &AlertScope) {
+    if let AlertScope::Cameras(ids) = scope {
+        row.camera_ids.retain(|c| ids.contains(c));
     }
 }

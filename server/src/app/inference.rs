@@ -139,8 +139,7 @@ impl InferenceApp {
             .await
             .map_err(taken(&name))?;
         call.mark_audited();
-        self.registry.sync().await?;
-        self.registry.poke();
+        self.take_up_change().await;
         Ok(self.view(row))
     }
 
@@ -230,8 +229,7 @@ impl InferenceApp {
             .await
             .map_err(taken(&name))?;
         call.mark_audited();
-        self.registry.sync().await?;
-        self.registry.poke();
+        self.take_up_change().await;
         Ok(self.view(row))
     }
 
@@ -259,7 +257,19 @@ impl InferenceApp {
             })
             .await?;
         call.mark_audited();
-        self.registry.sync().await
+        self.take_up_change().await;
+        Ok(())
+    }
+
+    /// After a committed change of an adapter: the registry rebuilds it at once (or, failing
+    /// that, on its next round — the change is in the database either way) and the router
+    /// restarts or stops the frame sources it affects.
+    async fn take_up_change(&self) {
+        if let Err(e) = self.registry.sync().await {
+            tracing::warn!(error = %e.message(), "adapters not reloaded yet; the background task will retry");
+        }
+        self.registry.poke();
+        self.frames.poke();
     }
 
     /// Runs one uploaded image through adapter `adapter_id` (its bulkhead, queue and circuit).
@@ -280,12 +290,7 @@ impl InferenceApp {
         if !rt.enabled {
             return Err(Error::new(ErrorKind::FailedPrecondition, format!("adapter {} is disabled", rt.name)));
         }
-        let task = if task.is_empty() {
-            let row = self.store.run(move |c| AdapterRow::find(c, id)).await?.ok_or_else(|| not_found(id))?;
-            row.tasks.first().cloned().unwrap_or_default()
-        } else {
-            task.to_owned()
-        };
+        let task = rt.task_or_first(task);
         let (found, took) = self.ask(&rt, jpeg, task.clone(), None, None).await?;
         let detections = found
             .into_iter()
@@ -311,6 +316,13 @@ impl InferenceApp {
         camera_id: Option<Uuid>,
         frame_time: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<(Vec<Finding>, std::time::Duration)> {
+        let task = rt.task_or_first(&task);
+        if task.is_empty() {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("adapter {} has not said which tasks it runs yet (no answered health check)", rt.name),
+            ));
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let started = std::time::Instant::now();
         rt.bulkhead.submit(Job { jpeg, task, camera_id, frame_time, reply });
@@ -345,15 +357,14 @@ impl InferenceApp {
         if !cam.enabled {
             return Err(Error::new(ErrorKind::FailedPrecondition, format!("camera {camera} is disabled")));
         }
-        let tasks = |a: Uuid| adapters.iter().find(|r| r.id == a).map(|r| r.tasks.clone()).unwrap_or_default();
         let routes: Vec<Route> = match only {
             Some(a) => {
                 if !adapters.iter().any(|r| r.id == a) {
                     return Err(not_found(a));
                 }
                 let mut route = match bindings.iter().find(|b| b.adapter_id == a) {
-                    Some(b) => Route::of(b, &tasks(a)),
-                    None => Route::unfiltered(camera, a, tasks(a).first().cloned().unwrap_or_default()),
+                    Some(b) => Route::of(b),
+                    None => Route::unfiltered(camera, a, String::new()),
                 };
                 if !task.is_empty() {
                     route.task = task.to_owned();
@@ -364,7 +375,7 @@ impl InferenceApp {
                 .iter()
                 .filter(|b| b.enabled && self.registry.get(b.adapter_id).is_some_and(|rt| rt.enabled))
                 .map(|b| {
-                    let mut route = Route::of(b, &tasks(b.adapter_id));
+                    let mut route = Route::of(b);
                     if !task.is_empty() {
                         route.task = task.to_owned();
                     }
@@ -392,6 +403,8 @@ impl InferenceApp {
                             format!("adapter {} is disabled", rt.name),
                         ));
                     }
+                    let mut route = route;
+                    route.task = rt.task_or_first(&route.task);
                     let jpeg = frame.jpeg.as_ref().clone();
                     let (found, took) = this.ask(&rt, jpeg, route.task.clone(), Some(camera), Some(frame.time)).await?;
                     Ok((route.kept(&found, frame.time, false), took))
@@ -451,6 +464,9 @@ pub fn refusal(name: &str, r: Refusal) -> Error {
         .with_reason(reason::ADAPTER_CIRCUIT_OPEN),
         Refusal::Call(CallError::Timeout) => {
             Error::new(ErrorKind::DeadlineExceeded, format!("adapter {name} did not answer in time"))
+        }
+        Refusal::Call(CallError::Rejected(m)) => {
+            Error::new(ErrorKind::InvalidArgument, format!("adapter {name} refused the frame: {m}"))
         }
         Refusal::Call(e) => Error::new(ErrorKind::Unavailable, format!("adapter {name} failed: {e}")),
         Refusal::Closed => Error::new(ErrorKind::Unavailable, format!("adapter {name} is being reconfigured")),

@@ -32,6 +32,7 @@ pub enum EventKind {
         name: String,
         health: super::inference::Health,
         previous: super::inference::Health,
+        circuit: super::inference::Circuit,
         error: String,
     },
     /// What one adapter found in one frame of the event's camera, after its binding's filters.

@@ -1,4 +1,16 @@
-//! AI adapters as the rest of the server speaks of them: their health. Plain data.
+//! AI adapters as the rest of the server speaks of them: their health and circuit. Plain data.
+
+/// The state of an adapter's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Circuit {
+    Closed,
+    /// Calls are refused until then.
+    Open {
+        until: chrono::DateTime<chrono::Utc>,
+    },
+    /// One trial call at a time decides.
+    HalfOpen,
+}
 
 /// Health of an adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

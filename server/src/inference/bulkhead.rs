@@ -40,13 +40,7 @@ pub enum Refusal {
     Closed,
 }
 
-/// Circuit breaker states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Circuit {
-    Closed,
-    Open { until: DateTime<Utc> },
-    HalfOpen,
-}
+pub use crate::domain::inference::Circuit;
 
 /// Counters since start, and the recent latencies.
 #[derive(Debug, Default)]
@@ -97,6 +91,8 @@ pub struct Bulkhead {
     work: Notify,
     pub counters: Counters,
     workers: usize,
+    /// Calls in flight at most: the workers, or fewer when the adapter takes fewer at once.
+    limit: std::sync::atomic::AtomicUsize,
     max_queue: usize,
     clock: SharedClock,
 }
@@ -126,6 +122,7 @@ impl Bulkhead {
             work: Notify::new(),
             counters: Counters::default(),
             workers: workers.max(1),
+            limit: std::sync::atomic::AtomicUsize::new(workers.max(1)),
             max_queue,
             clock,
         });
@@ -134,6 +131,20 @@ impl Bulkhead {
             tokio::spawn(async move { b.work(client).await });
         }
         b
+    }
+
+    /// Caps the calls in flight at what the adapter says it takes at once (`max_in_flight`;
+    /// 0: no word, the workers' count stands).
+    pub fn set_max_in_flight(&self, max_in_flight: usize) {
+        let limit = if max_in_flight == 0 { self.workers } else { max_in_flight.min(self.workers) };
+        if self.limit.swap(limit, Ordering::Relaxed) < limit {
+            self.work.notify_waiters();
+        }
+    }
+
+    /// Calls in flight at most now.
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -161,7 +172,7 @@ impl Bulkhead {
             st.circuit = Circuit::HalfOpen;
         }
         // Without a queue a frame is taken only when a worker is free for it.
-        if self.max_queue == 0 && st.busy + st.queue.len() >= self.workers {
+        if self.max_queue == 0 && st.busy + st.queue.len() >= self.limit() {
             drop(st);
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             let _ = job.reply.send(Err(Refusal::Dropped));
@@ -230,7 +241,10 @@ impl Bulkhead {
                     return None;
                 }
                 let trial_blocked = st.circuit == Circuit::HalfOpen && st.trial_running;
-                if !trial_blocked && let Some(job) = st.queue.pop_front() {
+                if !trial_blocked
+                    && st.busy < self.limit()
+                    && let Some(job) = st.queue.pop_front()
+                {
                     if st.circuit == Circuit::HalfOpen {
                         st.trial_running = true;
                     }
@@ -283,6 +297,12 @@ impl Bulkhead {
                 if st.latencies_ms.len() > 200 {
                     st.latencies_ms.pop_front();
                 }
+            }
+            Err(CallError::Rejected(_)) => {
+                // The adapter answered as the contract says; only the frame was wrong.
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                st.failures = 0;
+                st.circuit = Circuit::Closed;
             }
             Err(e) => {
                 if *e == CallError::Timeout {

@@ -15,8 +15,12 @@ pub enum CallError {
     Timeout,
     /// The adapter says it may work later (overload, warm-up), or the connection failed.
     Transient(String),
-    /// An error that will not go away by retrying, or an answer that is not the contract's.
+    /// A server error, an error about the call itself (token, route), or an answer that is not
+    /// the contract's: counts against the adapter's health.
     Failed(String),
+    /// The adapter refused this frame for good (bad image, unknown task: a 4xx with the
+    /// contract's error envelope): the adapter itself is fine.
+    Rejected(String),
 }
 
 impl std::fmt::Display for CallError {
@@ -24,7 +28,7 @@ impl std::fmt::Display for CallError {
         match self {
             CallError::Timeout => f.write_str("the adapter did not answer in time"),
             CallError::Transient(m) => write!(f, "transient: {m}"),
-            CallError::Failed(m) => f.write_str(m),
+            CallError::Failed(m) | CallError::Rejected(m) => f.write_str(m),
         }
     }
 }
@@ -95,6 +99,28 @@ impl std::fmt::Debug for AdapterClient {
     }
 }
 
+/// The largest answer read from an adapter; a longer one is garbage.
+const MAX_ANSWER: usize = 4 << 20;
+
+/// Reads an answer's body, at most [`MAX_ANSWER`] bytes.
+async fn read_capped(mut resp: reqwest::Response) -> Result<axum::body::Bytes, CallError> {
+    let broke = |e: reqwest::Error| {
+        if e.is_timeout() {
+            CallError::Timeout
+        } else {
+            CallError::Transient(format!("the adapter's answer broke off: {e}"))
+        }
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(broke)? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(CallError::Failed(format!("the adapter's answer is longer than {MAX_ANSWER} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
+}
+
 fn unit(v: f32) -> bool {
     v.is_finite() && (0.0..=1.0).contains(&v)
 }
@@ -123,31 +149,32 @@ impl AdapterClient {
             }
         })?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                CallError::Timeout
-            } else {
-                CallError::Transient(format!("the adapter's answer broke off: {e}"))
-            }
-        })?;
+        let body = read_capped(resp).await?;
         if status.is_success() {
             return Ok(body);
         }
-        let detail: String = match serde_json::from_slice::<WireError>(&body) {
-            Ok(w) => {
-                let m: String = w.error.message.chars().take(300).collect();
-                if w.error.transient {
-                    return Err(CallError::Transient(format!("HTTP {}: {m}", status.as_u16())));
-                }
-                m
-            }
-            Err(_) => String::from_utf8_lossy(&body).chars().take(200).collect(),
+        let code = status.as_u16();
+        let envelope = serde_json::from_slice::<WireError>(&body).ok();
+        let detail: String = match &envelope {
+            Some(w) => w.error.message.chars().take(300).collect(),
+            None => String::from_utf8_lossy(&body).chars().take(200).collect(),
         };
-        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            Err(CallError::Transient(format!("HTTP {}: {detail}", status.as_u16())))
-        } else {
-            Err(CallError::Failed(format!("HTTP {}: {detail}", status.as_u16())))
+        let said = format!("HTTP {code}: {detail}");
+        if envelope.as_ref().is_some_and(|w| w.error.transient)
+            || status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        {
+            // A crashing model (5xx) trips the breaker whatever it says of itself.
+            return Err(if status.is_server_error() && !envelope.as_ref().is_some_and(|w| w.error.transient) {
+                CallError::Failed(said)
+            } else {
+                CallError::Transient(said)
+            });
         }
+        // The frame's fault, told in the contract's words; anything else (a wrong token, a wrong
+        // route, no envelope) is the adapter's or its configuration's.
+        let frames_fault = matches!(code, 400 | 413 | 415 | 422);
+        Err(if envelope.is_some() && frames_fault { CallError::Rejected(said) } else { CallError::Failed(said) })
     }
 
     /// `GET /health`.

@@ -13,7 +13,7 @@ pub use crate::domain::inference::Health;
 use crate::error::{Error, ErrorKind, Result};
 use crate::security::seal::{MasterKey, Sealed};
 use crate::store::Store;
-use crate::store::inference::AdapterRow;
+use crate::store::inference::{AdapterCapabilities, AdapterRow};
 use bulkhead::{Bulkhead, Circuit, Snapshot};
 use client::AdapterClient;
 use std::collections::HashMap;
@@ -67,7 +67,7 @@ pub async fn check_endpoint(field: &'static str, url: &str, allow_remote: bool) 
     };
     if addrs.is_empty() || addrs.iter().any(|ip| !local_or_private(*ip)) {
         return Err(Error::new(
-            ErrorKind::PermissionDenied,
+            ErrorKind::FailedPrecondition,
             format!(
                 "{field}: {host} is not on this host or a private network; remote adapters need OPENNVR_INFERENCE_ALLOW_REMOTE=true"
             ),
@@ -88,6 +88,8 @@ pub struct AdapterRuntime {
     /// The row's version it was built from.
     version: i64,
     probe: Mutex<Probe>,
+    /// The tasks the adapter last said it runs.
+    tasks: Mutex<Vec<String>>,
 }
 
 /// The last health probe.
@@ -116,6 +118,20 @@ impl AdapterRuntime {
             (true, true) => Health::Healthy,
             (true, false) => Health::Unhealthy,
         }
+    }
+
+    /// `task`, or when empty the first task the adapter last said it runs (empty: not known yet).
+    pub fn task_or_first(&self, task: &str) -> String {
+        if !task.is_empty() {
+            return task.to_owned();
+        }
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).first().cloned().unwrap_or_default()
+    }
+
+    /// Takes up what the adapter said of itself: its tasks, and how many calls it takes at once.
+    fn learn(&self, caps: &AdapterCapabilities) {
+        *self.tasks.lock().unwrap_or_else(|e| e.into_inner()) = caps.tasks.clone();
+        self.bulkhead.set_max_in_flight(usize::try_from(caps.max_in_flight).unwrap_or(0));
     }
 
     /// The bulkhead's counters.
@@ -154,6 +170,7 @@ pub struct AdapterRegistry {
     pub allow_remote: bool,
     adapters: Arc<RwLock<HashMap<Uuid, Arc<AdapterRuntime>>>>,
     changed: Arc<tokio::sync::Notify>,
+    syncing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AdapterRegistry {
@@ -172,6 +189,7 @@ impl AdapterRegistry {
             allow_remote,
             adapters: Arc::default(),
             changed: Arc::default(),
+            syncing: Arc::default(),
         }
     }
 
@@ -195,8 +213,11 @@ impl AdapterRegistry {
     }
 
     /// Brings the run-time adapters in line with the database: new or changed ones are (re)built
-    /// with a fresh bulkhead, removed ones closed.
+    /// with a fresh bulkhead (keeping what their last probe found), removed ones closed. One sync
+    /// at a time; an adapter that cannot be built (its token cannot be opened) is left out and
+    /// logged, not the others.
     pub async fn sync(&self) -> Result<()> {
+        let _one = self.syncing.lock().await;
         let rows = self.store.run(AdapterRow::all).await?;
         let mut keep = HashMap::new();
         let current = self.adapters.read().unwrap_or_else(|e| e.into_inner()).clone();
@@ -205,12 +226,19 @@ impl AdapterRegistry {
                 Some(rt) if rt.version == row.version => {
                     keep.insert(row.id, rt.clone());
                 }
-                old => {
-                    if let Some(old) = old {
-                        old.bulkhead.close();
+                old => match self.build(&row) {
+                    Ok(rt) => {
+                        if let Some(old) = old {
+                            old.bulkhead.close();
+                            let probe = old.probe.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                            *rt.probe.lock().unwrap_or_else(|e| e.into_inner()) = probe;
+                        }
+                        keep.insert(row.id, Arc::new(rt));
                     }
-                    keep.insert(row.id, Arc::new(self.build(&row)?));
-                }
+                    Err(e) => {
+                        tracing::error!(adapter = %row.name, error = %e.message(), "cannot set up the adapter; it is left out");
+                    }
+                },
             }
         }
         for (id, rt) in &current {
@@ -234,7 +262,7 @@ impl AdapterRegistry {
         let client = AdapterClient::new(self.http.clone(), &row.endpoint_url, token, timeout);
         let workers = usize::try_from(row.max_concurrency).unwrap_or(1);
         let queue = usize::try_from(row.max_queue).unwrap_or(0);
-        Ok(AdapterRuntime {
+        let rt = AdapterRuntime {
             id: row.id,
             name: row.name.clone(),
             enabled: row.enabled,
@@ -244,7 +272,15 @@ impl AdapterRegistry {
             client,
             version: row.version,
             probe: Mutex::default(),
-        })
+            tasks: Mutex::default(),
+        };
+        // What it said when last probed holds until it is probed again.
+        rt.learn(&AdapterCapabilities {
+            tasks: row.tasks.clone(),
+            max_in_flight: row.max_in_flight,
+            ..Default::default()
+        });
+        Ok(rt)
     }
 
     /// Probes every enabled adapter (health, then capabilities when healthy), concurrently; each
@@ -273,6 +309,7 @@ impl AdapterRegistry {
                         Err(e) => Err(format!("health check: {e}")),
                         Ok(()) => match rt.client.capabilities().await {
                             Ok(caps) => {
+                                rt.learn(&caps);
                                 let id = rt.id;
                                 let _ = self
                                     .store
@@ -316,6 +353,7 @@ impl AdapterRegistry {
                     name: rt.name.clone(),
                     health: now_health,
                     previous,
+                    circuit: rt.snapshot().circuit,
                     error: rt.last_error().map(|(e, _)| e).unwrap_or_default(),
                 },
             ));

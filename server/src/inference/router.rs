@@ -35,6 +35,8 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 const WRITE_QUEUE: usize = 4096;
 /// Frames' detections stored in one statement at most.
 const WRITE_BATCH: usize = 256;
+/// One-off frame grabs (`ffmpeg` children) running at once at most.
+const GRABS: usize = 2;
 /// How long a one-off frame grab may take.
 const GRAB_TIMEOUT: Duration = Duration::from_secs(15);
 /// A kept frame younger than this serves as "the latest frame" of its camera.
@@ -87,7 +89,7 @@ pub struct Route {
     pub binding_id: Uuid,
     pub camera_id: Uuid,
     pub adapter_id: Uuid,
-    /// The binding's task, or the adapter's first.
+    /// The binding's task; empty: the adapter's first.
     pub task: String,
     pub interval: Duration,
     pub keep: Keep,
@@ -95,14 +97,14 @@ pub struct Route {
 }
 
 impl Route {
-    /// The route of `row`, whose adapter lists `tasks`.
-    pub fn of(row: &BindingRow, tasks: &[String]) -> Route {
+    /// The route of `row` (an empty task: the adapter's first, resolved when a frame is sent).
+    pub fn of(row: &BindingRow) -> Route {
         let regions: Vec<Region> = serde_json::from_value(row.regions.clone()).unwrap_or_default();
         Route {
             binding_id: row.id,
             camera_id: row.camera_id,
             adapter_id: row.adapter_id,
-            task: if row.task.is_empty() { tasks.first().cloned().unwrap_or_default() } else { row.task.clone() },
+            task: row.task.clone(),
             interval: Duration::from_millis(u64::try_from(row.frame_interval_ms).unwrap_or(1000)),
             keep: Keep { labels: row.labels.clone(), min_confidence: row.min_confidence, regions },
             version: row.version,
@@ -167,6 +169,9 @@ struct Inner {
     /// Kept detections on their way to the writer ([`FrameRouter::run`] takes the receiver).
     kept: tokio::sync::mpsc::Sender<Kept>,
     kept_rx: Mutex<Option<tokio::sync::mpsc::Receiver<Kept>>>,
+    /// One-off frame grabs running at once at most (each is an `ffmpeg`).
+    grabs: tokio::sync::Semaphore,
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// The frame router. Cheap to clone.
@@ -200,6 +205,8 @@ impl FrameRouter {
                 counters: RouteCounters::default(),
                 kept,
                 kept_rx: Mutex::new(Some(kept_rx)),
+                grabs: tokio::sync::Semaphore::new(GRABS),
+                stopping: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -223,10 +230,19 @@ impl FrameRouter {
     /// bindings gone, disabled, or whose camera or adapter is.
     pub async fn sync(&self) -> Result<()> {
         let active = self.inner.store.run(BindingRow::active).await?;
-        let wanted: HashMap<Uuid, Route> = active.iter().map(|(b, tasks)| (b.id, Route::of(b, tasks))).collect();
+        let wanted: HashMap<Uuid, Route> = active.iter().map(|b| (b.id, Route::of(b))).collect();
+        // Latest frames only of cameras still bound, or fresh.
+        self.inner
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|camera, f| active.iter().any(|b| b.camera_id == *camera) || f.received.elapsed() < FRESH);
         let mut stopped = Vec::new();
         {
             let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+            if self.inner.stopping.load(Ordering::Relaxed) {
+                return Ok(()); // the server is stopping: start nothing new
+            }
             let gone: Vec<Uuid> = running
                 .iter()
                 .filter(|(id, r)| wanted.get(*id).is_none_or(|w| w.version != r.version))
@@ -294,8 +310,10 @@ impl FrameRouter {
         }
     }
 
-    /// Stops every frame source and waits until their `ffmpeg` children are gone.
+    /// Stops every frame source and waits until their `ffmpeg` children are gone; none starts
+    /// after.
     pub async fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::Relaxed);
         let all: Vec<Running> =
             self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, r)| r).collect();
         for r in &all {
@@ -309,6 +327,7 @@ impl FrameRouter {
     /// Stops every frame source at once, without waiting (their children are killed as their
     /// handles drop).
     pub fn abort(&self) {
+        self.inner.stopping.store(true, Ordering::Relaxed);
         for (_, r) in self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).drain() {
             r.task.abort();
         }
@@ -419,6 +438,12 @@ impl FrameRouter {
         c.frames.fetch_add(1, Ordering::Relaxed);
         self.inner.latest.lock().unwrap_or_else(|e| e.into_inner()).insert(route.camera_id, frame.clone());
         let Some(rt) = self.inner.registry.get(route.adapter_id).filter(|rt| rt.enabled) else { return };
+        // A binding without a task runs the adapter's first, as the adapter last said it.
+        let mut route = route.clone();
+        route.task = rt.task_or_first(&route.task);
+        if route.task.is_empty() {
+            return; // not probed yet: nothing to ask it
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         rt.bulkhead.submit(Job {
             jpeg: frame.jpeg.as_ref().clone(),
@@ -429,7 +454,7 @@ impl FrameRouter {
         });
         c.routed.fetch_add(1, Ordering::Relaxed);
         let handed_in = began.elapsed();
-        let (this, route) = (self.clone(), route.clone());
+        let this = self.clone();
         tokio::spawn(async move {
             let outcome = answer.await;
             let back = Instant::now();
@@ -517,6 +542,12 @@ impl FrameRouter {
         if let Some(f) = kept.filter(|f| f.received.elapsed() < FRESH) {
             return Ok(f);
         }
+        let Ok(_slot) = self.inner.grabs.try_acquire() else {
+            return Err(Error::new(
+                ErrorKind::ResourceExhausted,
+                format!("{GRABS} frame grabs are running already: retry in a few seconds"),
+            ));
+        };
         let (mut child, mut out, said) = self.start_ffmpeg(&path_name(camera), None)?;
         let mut all = Vec::new();
         let read = tokio::time::timeout(GRAB_TIMEOUT, out.read_to_end(&mut all)).await;
@@ -525,7 +556,12 @@ impl FrameRouter {
         let said = said.await.unwrap_or_default();
         let image = JpegSplitter::default().push(&all).into_iter().next();
         match (read, image) {
-            (Ok(_), Some(jpeg)) => Ok(Frame::new(jpeg, self.inner.clock.now())),
+            (Ok(_), Some(jpeg)) => {
+                let frame = Frame::new(jpeg, self.inner.clock.now());
+                // Calls for the same camera in the next seconds share it.
+                self.inner.latest.lock().unwrap_or_else(|e| e.into_inner()).insert(camera, frame.clone());
+                Ok(frame)
+            }
             (Err(_), _) => Err(Error::new(
                 ErrorKind::FailedPrecondition,
                 format!("camera {camera} gave no frame within {} s: is it online?", GRAB_TIMEOUT.as_secs()),

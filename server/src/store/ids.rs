@@ -199,12 +199,22 @@ impl EvePositionRow {
             == 1)
     }
 
-    /// Records the position (insert or replace).
-    pub fn save(&self, c: &mut PgConnection) -> Result<()> {
-        diesel::insert_into(ids_eve_positions::table)
-            .values(self)
-            .on_conflict(ids_eve_positions::path)
-            .do_update()
+    /// Records the position if the stored one is still `expected` (device, inode, offset; `None`:
+    /// no position stored yet). Returns whether it did.
+    pub fn replace(&self, c: &mut PgConnection, expected: Option<(i64, i64, i64)>) -> Result<bool> {
+        let n = match expected {
+            None => diesel::insert_into(ids_eve_positions::table)
+                .values(self)
+                .on_conflict(ids_eve_positions::path)
+                .do_nothing()
+                .execute(c)?,
+            Some((device, inode, offset)) => diesel::update(
+                ids_eve_positions::table
+                    .find(&self.path)
+                    .filter(ids_eve_positions::device.eq(device))
+                    .filter(ids_eve_positions::inode.eq(inode))
+                    .filter(ids_eve_positions::byte_offset.eq(offset)),
+            )
             .set((
                 ids_eve_positions::device.eq(self.device),
                 ids_eve_positions::inode.eq(self.inode),
@@ -212,7 +222,8 @@ impl EvePositionRow {
                 ids_eve_positions::tail.eq(&self.tail),
                 ids_eve_positions::updated_at.eq(self.updated_at),
             ))
-            .execute(c)?;
-        Ok(())
+            .execute(c)?,
+        };
+        Ok(n == 1)
     }
 }

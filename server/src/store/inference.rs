@@ -147,9 +147,8 @@ impl BindingRow {
         Ok(adapter_bindings::table.find(id).select(BindingRow::as_select()).for_update().first(c).optional()?)
     }
 
-    /// Every enabled binding of an enabled adapter and an enabled camera, with the tasks its
-    /// adapter lists.
-    pub fn active(c: &mut PgConnection) -> Result<Vec<(BindingRow, Vec<String>)>> {
+    /// Every enabled binding of an enabled adapter and an enabled camera.
+    pub fn active(c: &mut PgConnection) -> Result<Vec<BindingRow>> {
         use super::schema::cameras;
         Ok(adapter_bindings::table
             .inner_join(adapters::table)
@@ -158,7 +157,7 @@ impl BindingRow {
             .filter(adapters::enabled.eq(true))
             .filter(cameras::enabled.eq(true))
             .filter(cameras::deleted_at.is_null())
-            .select((BindingRow::as_select(), adapters::tasks))
+            .select(BindingRow::as_select())
             .load(c)?)
     }
 

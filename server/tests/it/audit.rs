@@ -631,6 +631,8 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
         "InferenceService.RunInference" => pb::RunInferenceRequest {
             adapter_id: t.adapter.id.clone(),
             image_jpeg: crate::inference::JPEG.to_vec(),
+            // The fixture adapter never answered a health check: name the task.
+            task: "person_detection".into(),
             ..Default::default()
         }
         .encode_to_vec(),

@@ -21,6 +21,8 @@ pub enum Mode {
     Hang,
     /// Answers after this many milliseconds.
     Slow(u64),
+    /// HTTP 400 with the contract's envelope: this frame is bad (the adapter is fine).
+    Reject,
 }
 
 /// An adapter implementing the contract, whose behaviour a test sets.
@@ -33,6 +35,11 @@ pub struct TestAdapter {
     pub auth: Arc<Mutex<Vec<String>>>,
     /// The body of the last `/infer` call (the multipart form with the frame).
     pub last_body: Arc<Mutex<Vec<u8>>>,
+    /// What `/capabilities` says of `max_in_flight`.
+    pub max_in_flight: Arc<AtomicUsize>,
+    /// `/infer` calls running now, and the most ever at once.
+    pub in_flight: Arc<AtomicUsize>,
+    pub peak: Arc<AtomicUsize>,
 }
 
 impl TestAdapter {
@@ -45,8 +52,11 @@ impl TestAdapter {
             infers: Arc::default(),
             auth: Arc::default(),
             last_body: Arc::default(),
+            max_in_flight: Arc::new(AtomicUsize::new(4)),
+            in_flight: Arc::default(),
+            peak: Arc::default(),
         };
-        let (health, infer_state) = (t.clone(), t.clone());
+        let (health, infer_state, caps) = (t.clone(), t.clone(), t.clone());
         let app = axum::Router::new()
             .route(
                 "/health",
@@ -63,8 +73,13 @@ impl TestAdapter {
             )
             .route(
                 "/capabilities",
-                get(|| async {
-                    r#"{"name":"test","model":"stub","version":"1.0","tasks":["person_detection"],"labels":["person"],"max_in_flight":4}"#
+                get(move || {
+                    let n = caps.max_in_flight.load(Ordering::SeqCst);
+                    async move {
+                        format!(
+                            r#"{{"name":"test","model":"stub","version":"1.0","tasks":["person_detection"],"labels":["person"],"max_in_flight":{n}}}"#
+                        )
+                    }
                 }),
             )
             .route(
@@ -73,6 +88,9 @@ impl TestAdapter {
                     let t = infer_state.clone();
                     async move {
                         t.infers.fetch_add(1, Ordering::SeqCst);
+                        let now = t.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                        t.peak.fetch_max(now, Ordering::SeqCst);
+                        let _leave = Leave(t.in_flight.clone());
                         let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
                         let correlated = headers.contains_key("x-correlation-id");
                         t.auth.lock().unwrap().push(format!("{auth}|{correlated}|{}", body.len()));
@@ -89,6 +107,12 @@ impl TestAdapter {
                             Mode::Garbage => return (axum::http::StatusCode::OK, "<html>hello</html>".to_owned()),
                             Mode::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
                             Mode::Slow(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                            Mode::Reject => {
+                                return (
+                                    axum::http::StatusCode::BAD_REQUEST,
+                                    r#"{"error":{"code":"bad_image","message":"cannot decode the frame","transient":false}}"#.to_owned(),
+                                );
+                            }
                         }
                         (
                             axum::http::StatusCode::OK,
@@ -108,6 +132,15 @@ impl TestAdapter {
     }
 }
 
+/// Counts a call out of flight when it ends, however it ends.
+struct Leave(Arc<AtomicUsize>);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A JPEG to send (adapters here do not decode it; the server checks the JPEG marker).
 pub const JPEG: &[u8] =
     &[0xff, 0xd8, 0xff, 0xe0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9];
@@ -124,6 +157,19 @@ async fn status(admin: &opennvr_sdk::Client, a: &pb::Adapter) -> pb::AdapterStat
 }
 
 /// Waits (up to 5 s) until the adapter's health is `want`.
+/// Makes the server probe `a` at once (any change does).
+async fn probe_now(admin: &opennvr_sdk::Client, a: &pb::Adapter) {
+    admin
+        .inference()
+        .update_adapter(pb::UpdateAdapterRequest {
+            adapter: Some(pb::Adapter { id: a.id.clone(), description: "probe me".into(), ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+            token: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
 async fn health_becomes(admin: &opennvr_sdk::Client, a: &pb::Adapter, want: pb::AdapterHealth) -> pb::Adapter {
     for _ in 0..100 {
         let now = admin.inference().get_adapter(pb::GetAdapterRequest { adapter_id: a.id.clone() }).await.unwrap();
@@ -164,7 +210,7 @@ async fn adapters_register_with_a_sealed_token_report_health_and_capabilities_an
     assert!(seen.starts_with("Bearer adapter-token-7f3a|true|"), "{seen}");
     // Where adapters may live: not on the internet unless allowed; no credentials in the URL.
     for (url, code, words) in [
-        ("http://8.8.8.8:8080", Code::PermissionDenied, "OPENNVR_INFERENCE_ALLOW_REMOTE"),
+        ("http://8.8.8.8:8080", Code::FailedPrecondition, "OPENNVR_INFERENCE_ALLOW_REMOTE"),
         ("http://user:pw@127.0.0.1:9", Code::InvalidArgument, "credentials"),
         ("ftp://127.0.0.1", Code::InvalidArgument, "http"),
     ] {
@@ -201,15 +247,7 @@ async fn adapters_register_with_a_sealed_token_report_health_and_capabilities_an
     assert_eq!(moved.code(), Code::InvalidArgument);
     // The adapter going down shows at the next probe (a change makes one at once), with the reason.
     *ta.healthy.lock().unwrap() = false;
-    admin
-        .inference()
-        .update_adapter(pb::UpdateAdapterRequest {
-            adapter: Some(pb::Adapter { id: a.id.clone(), description: "probe me".into(), ..Default::default() }),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
-            token: String::new(),
-        })
-        .await
-        .unwrap();
+    probe_now(&admin, &a).await;
     let down = health_becomes(&admin, &a, pb::AdapterHealth::Unhealthy).await;
     assert!(down.last_error.contains("model not loaded"), "{}", down.last_error);
     assert!(!down.last_error.contains("adapter-token"), "no secret in errors");
@@ -273,25 +311,35 @@ async fn a_failing_adapter_trips_its_own_breaker_and_sheds_its_own_frames_while_
     admin.inference().run_inference(run(&a)).await.unwrap_err();
     assert_eq!(status(&admin, &a).await.circuit_state, pb::CircuitState::Open as i32, "a failed trial reopens it");
 
-    // A hung adapter: each call ends at the adapter's timeout, and while it hangs forever the API
-    // and the other adapter answer within a deadline.
+    // A hung adapter: each call ends at the adapter's timeout.
     bad.set(Mode::Hang);
     s.clock.advance(chrono::Duration::seconds(31));
+    let timed_out = admin.inference().run_inference(run(&a)).await.unwrap_err();
+    assert_eq!(timed_out.code(), Code::DeadlineExceeded, "{timed_out:?}");
+    assert_eq!(status(&admin, &a).await.timeouts_total, 1);
+    // While an adapter hangs for good (a minute's timeout), the API and the other adapter answer
+    // within a deadline, and the stuck call is still waiting after all of them.
+    let stuck_adapter = TestAdapter::start().await;
+    stuck_adapter.set(Mode::Hang);
+    let stuck = register(&admin, "stuck", &stuck_adapter.url, 60_000, 1, 0).await;
+    health_becomes(&admin, &stuck, pb::AdapterHealth::Healthy).await;
     let hung = {
-        let admin = admin.clone();
-        let a = a.clone();
-        tokio::spawn(async move { admin.inference().run_inference(run(&a)).await })
+        let (admin, stuck) = (admin.clone(), stuck.clone());
+        tokio::spawn(async move { admin.inference().run_inference(run(&stuck)).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    while stuck_adapter.infers.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     for _ in 0..5 {
         let t = std::time::Instant::now();
         admin.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
         admin.inference().run_inference(run(&b)).await.unwrap();
+        admin.inference().list_adapters(pb::ListAdaptersRequest::default()).await.unwrap();
         assert!(t.elapsed() < Duration::from_secs(2), "other calls kept answering ({:?})", t.elapsed());
     }
-    let timed_out = hung.await.unwrap().unwrap_err();
-    assert_eq!(timed_out.code(), Code::DeadlineExceeded, "{timed_out:?}");
-    assert!(status(&admin, &a).await.timeouts_total >= 1);
+    assert!(!hung.is_finished(), "the stuck call is still waiting on its adapter");
+    assert_eq!(status(&admin, &stuck).await.in_flight, 1);
+    hung.abort();
 
     // A crawling adapter with one worker and a queue of two: frames beyond that push out the
     // oldest waiting ones, which are told so at once; nothing piles up.
@@ -358,7 +406,103 @@ async fn a_failing_adapter_trips_its_own_breaker_and_sheds_its_own_frames_while_
         }
     });
     let c = register(&admin, "closer", &closer_url, 1000, 1, 0).await;
-    let e = admin.inference().run_inference(run(&c)).await.unwrap_err();
+    // (It never answered a health check, so the task is named.)
+    let e = admin
+        .inference()
+        .run_inference(pb::RunInferenceRequest { task: "person_detection".into(), ..run(&c) })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     assert_eq!(status(&admin, &c).await.failed_total, 1);
+}
+
+#[tokio::test]
+async fn an_adapter_gets_no_more_frames_at_once_than_it_takes_and_a_bad_frame_does_not_trip_its_breaker() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let t = TestAdapter::start().await;
+    t.max_in_flight.store(1, Ordering::SeqCst);
+    t.set(Mode::Slow(200));
+    // Four workers configured, but the adapter says it takes one at a time: it gets one at a time.
+    let a = register(&admin, "one at a time", &t.url, 5000, 4, 8).await;
+    let got = health_becomes(&admin, &a, pb::AdapterHealth::Healthy).await;
+    assert_eq!(got.max_in_flight, 1);
+    assert_eq!((got.model.as_str(), got.model_version.as_str()), ("stub", "1.0"));
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (admin, a) = (admin.clone(), a.clone());
+        calls.spawn(async move { admin.inference().run_inference(run(&a)).await });
+    }
+    while let Some(r) = calls.join_next().await {
+        r.unwrap().unwrap();
+    }
+    assert_eq!(t.peak.load(Ordering::SeqCst), 1, "never two frames at once");
+    // Frames the adapter refuses as bad (400 with the contract's envelope) fail alone: the caller
+    // is told so, and the adapter's circuit stays closed however many come.
+    t.set(Mode::Reject);
+    for _ in 0..7 {
+        let e = admin.inference().run_inference(run(&a)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains("cannot decode the frame"), "{e:?}");
+    }
+    let st = status(&admin, &a).await;
+    assert_eq!(st.circuit_state, pb::CircuitState::Closed as i32);
+    assert_eq!(st.failed_total, 7);
+    t.set(Mode::Ok);
+    admin.inference().run_inference(run(&a)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_binding_made_before_its_adapter_answered_runs_the_task_the_adapter_names_later() {
+    use opennvr_server::inference::router::{Frame, Route};
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let t = TestAdapter::start().await;
+    *t.healthy.lock().unwrap() = false;
+    let a = register(&admin, "late", &t.url, 5000, 1, 0).await;
+    let camera = crate::cameras::create(&admin, "Gate").await;
+    let binding = crate::routing::bind(&admin, &camera, &a, 1000, &[], 0.0).await.unwrap();
+    assert_eq!(binding.task, "", "no task named: the adapter's first, whatever it says");
+    // Not probed yet: an uploaded image has no task to run, and says so.
+    let e = admin.inference().run_inference(run(&a)).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("not said which tasks"), "{e:?}");
+    // Now it answers; a frame of the bound camera goes out with the task it names.
+    *t.healthy.lock().unwrap() = true;
+    probe_now(&admin, &a).await;
+    health_becomes(&admin, &a, pb::AdapterHealth::Healthy).await;
+    let row = s
+        .store
+        .run(opennvr_server::store::inference::BindingRow::active)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|b| b.id.to_string() == binding.id)
+        .unwrap();
+    let before = t.infers.load(Ordering::SeqCst);
+    s.frames.deliver(&Route::of(&row), Frame::new(JPEG.to_vec(), chrono::Utc::now()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while t.infers.load(Ordering::SeqCst) == before {
+        assert!(std::time::Instant::now() < deadline, "the frame never reached the adapter");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let body = String::from_utf8_lossy(&t.last_body.lock().unwrap()).into_owned();
+    assert!(body.contains("name=\"task\"\r\n\r\nperson_detection\r\n"), "{body}");
+    // And what it found is stored under that task.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = admin
+            .inference()
+            .list_detections(pb::ListDetectionsRequest { camera_ids: vec![camera.id.clone()], ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .detections;
+        if let Some(d) = found.first() {
+            assert_eq!((d.task.as_str(), d.label.as_str()), ("person_detection", "person"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no detection stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

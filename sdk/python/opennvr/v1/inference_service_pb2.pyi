@@ -40,7 +40,7 @@ class _AdapterHealthEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Adapter
     """Not probed yet."""
     ADAPTER_HEALTH_HEALTHY: _AdapterHealth.ValueType  # 2
     ADAPTER_HEALTH_DEGRADED: _AdapterHealth.ValueType  # 3
-    """Answering, but with timeouts, rejections or a half-open circuit."""
+    """Answering its health check, with its circuit half-open after failures (a trial call decides)."""
     ADAPTER_HEALTH_UNHEALTHY: _AdapterHealth.ValueType  # 4
     """Health check failing or circuit open."""
     ADAPTER_HEALTH_DISABLED: _AdapterHealth.ValueType  # 5
@@ -57,7 +57,7 @@ ADAPTER_HEALTH_UNKNOWN: AdapterHealth.ValueType  # 1
 """Not probed yet."""
 ADAPTER_HEALTH_HEALTHY: AdapterHealth.ValueType  # 2
 ADAPTER_HEALTH_DEGRADED: AdapterHealth.ValueType  # 3
-"""Answering, but with timeouts, rejections or a half-open circuit."""
+"""Answering its health check, with its circuit half-open after failures (a trial call decides)."""
 ADAPTER_HEALTH_UNHEALTHY: AdapterHealth.ValueType  # 4
 """Health check failing or circuit open."""
 ADAPTER_HEALTH_DISABLED: AdapterHealth.ValueType  # 5
@@ -134,6 +134,9 @@ class Adapter(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    MAX_IN_FLIGHT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. UUID."""
     name: _builtins.str
@@ -154,6 +157,13 @@ class Adapter(_message.Message):
     """Output only. Last error talking to the adapter; never contains the token."""
     etag: _builtins.str
     """Output only."""
+    model: _builtins.str
+    """Output only. The model and its version, as the adapter's capabilities name them."""
+    model_version: _builtins.str
+    max_in_flight: _builtins.int
+    """Output only. Calls the adapter takes at once, as it says (0: it did not say); OpenNVR keeps
+    at most the smaller of this and max_concurrency in flight.
+    """
     @_builtins.property
     def timeout(self) -> _duration_pb2.Duration:
         """Per-request timeout; unset = server default (5 s)."""
@@ -198,10 +208,13 @@ class Adapter(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        model: _builtins.str = ...,
+        model_version: _builtins.str = ...,
+        max_in_flight: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_error_time", b"last_error_time", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "create_time", b"create_time", "description", b"description", "enabled", b"enabled", "endpoint_url", b"endpoint_url", "etag", b"etag", "has_token", b"has_token", "health", b"health", "id", b"id", "last_error", b"last_error", "last_error_time", b"last_error_time", "max_concurrency", b"max_concurrency", "max_queue", b"max_queue", "name", b"name", "supported_labels", b"supported_labels", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "create_time", b"create_time", "description", b"description", "enabled", b"enabled", "endpoint_url", b"endpoint_url", "etag", b"etag", "has_token", b"has_token", "health", b"health", "id", b"id", "last_error", b"last_error", "last_error_time", b"last_error_time", "max_concurrency", b"max_concurrency", "max_in_flight", b"max_in_flight", "max_queue", b"max_queue", "model", b"model", "model_version", b"model_version", "name", b"name", "supported_labels", b"supported_labels", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -209,7 +222,9 @@ Global___Adapter: _TypeAlias = Adapter  # noqa: Y015
 
 @_typing.final
 class AdapterStatus(_message.Message):
-    """Health and bulkhead counters of an adapter. Output only. Counters are since server start."""
+    """Health and bulkhead counters of an adapter. Output only. Counters are since the adapter was
+    last changed or the server started.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -485,6 +500,7 @@ class Detection(_message.Message):
     BOUNDING_BOX_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     TRACK_ID_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """UUID; empty for RunInference results (not stored)."""
     camera_id: _builtins.str
@@ -496,6 +512,8 @@ class Detection(_message.Message):
     """0..1."""
     track_id: _builtins.str
     """Object track id from the adapter, when it tracks across frames."""
+    task: _builtins.str
+    """The adapter task that found it, e.g. "face_detection"."""
     @_builtins.property
     def frame_time(self) -> _timestamp_pb2.Timestamp:
         """Capture time of the frame (use it to seek playback)."""
@@ -519,10 +537,11 @@ class Detection(_message.Message):
         bounding_box: Global___BoundingBox | None = ...,
         attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         track_id: _builtins.str = ...,
+        task: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["bounding_box", b"bounding_box", "frame_time", b"frame_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter_id", b"adapter_id", "attributes", b"attributes", "binding_id", b"binding_id", "bounding_box", b"bounding_box", "camera_id", b"camera_id", "confidence", b"confidence", "frame_time", b"frame_time", "id", b"id", "label", b"label", "track_id", b"track_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter_id", b"adapter_id", "attributes", b"attributes", "binding_id", b"binding_id", "bounding_box", b"bounding_box", "camera_id", b"camera_id", "confidence", b"confidence", "frame_time", b"frame_time", "id", b"id", "label", b"label", "task", b"task", "track_id", b"track_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1263,7 +1282,7 @@ class RunInferenceRequest(_message.Message):
     IMAGE_JPEG_FIELD_NUMBER: _builtins.int
     TASK_FIELD_NUMBER: _builtins.int
     camera_id: _builtins.str
-    """The camera whose frame to analyse; with image_jpeg, optional (the camera the image is of)."""
+    """The camera whose live frame to analyse (camera.live on it). Leave it empty with image_jpeg."""
     adapter_id: _builtins.str
     """Optional: only this adapter. Empty = every enabled adapter bound to the camera."""
     image_jpeg: _builtins.bytes
