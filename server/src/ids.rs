@@ -2,9 +2,9 @@
 //! (device and inode) and the offset of the first unread byte, advanced in the same transaction as
 //! the alerts read up to it, so an alert is never lost nor stored twice — across restarts, across a
 //! rotation (rename + new file: Suricata writes on to the renamed file until it is told to reopen
-//! its log, so the old file is followed until it has stayed unchanged for [`ROTATION_GRACE`], then
-//! read to its end; a log rotated while the server was down is found by its identity and read to
-//! its end first), a truncation
+//! its log, so the old file is followed until the new one has data and the old one has stayed
+//! unchanged for [`ROTATION_GRACE`], then read to its end; a log rotated while the server was down
+//! is found by its identity and followed the same way), a truncation
 //! (copytruncate: read again from the start), a partial last line (left for the next read) and
 //! malformed lines (skipped, counted, logged).
 use crate::app::events::EventBus;
@@ -68,6 +68,8 @@ pub struct EveFollower {
     open: Option<OpenLog>,
     /// Since when the open file, rotated away, has had this length.
     rotated: Option<(u64, chrono::DateTime<chrono::Utc>)>,
+    /// The rotated file this reader finished last (device, inode): only the new one is left.
+    finished: Option<(u64, u64)>,
     pub stats: Arc<FollowerStats>,
 }
 
@@ -101,10 +103,10 @@ fn read_lines(file: &mut std::fs::File, offset: u64, to_end: bool) -> std::io::R
     Ok((lines, offset + end as u64))
 }
 
-/// The (up to [`TAIL`]) bytes before `offset`: if they change, the file was truncated and written
+/// The (up to `n`) bytes before `offset`: if they change, the file was truncated and written
 /// again, even when it has grown past `offset` since.
-fn tail_at(file: &mut std::fs::File, offset: u64) -> std::io::Result<Vec<u8>> {
-    let start = offset.saturating_sub(TAIL);
+fn tail_at(file: &mut std::fs::File, offset: u64, n: u64) -> std::io::Result<Vec<u8>> {
+    let start = offset.saturating_sub(n);
     file.seek(SeekFrom::Start(start))?;
     let mut buf = Vec::new();
     file.take(offset - start).read_to_end(&mut buf)?;
@@ -114,7 +116,9 @@ fn tail_at(file: &mut std::fs::File, offset: u64) -> std::io::Result<Vec<u8>> {
 /// Whether `open` no longer holds what was read from it (truncated, then maybe written again).
 fn rewritten(open: &mut OpenLog) -> std::io::Result<bool> {
     let len = open.file.metadata()?.len();
-    Ok(len < open.offset || (open.offset > 0 && tail_at(&mut open.file, open.offset)? != open.tail))
+    // As many bytes as were kept (a position stored by an older version kept fewer).
+    let kept = open.tail.len() as u64;
+    Ok(len < open.offset || (open.offset > 0 && tail_at(&mut open.file, open.offset, kept)? != open.tail))
 }
 
 /// The file in `dir` with this identity (a rotated log), if any.
@@ -147,7 +151,7 @@ fn camera_addresses(c: &mut diesel::PgConnection) -> Result<HashMap<IpAddr, Vec<
 impl EveFollower {
     /// A reader of the log at `path` (it may not exist yet).
     pub fn new(path: PathBuf, store: Store, clock: SharedClock, events: EventBus) -> EveFollower {
-        EveFollower { path, store, clock, events, open: None, rotated: None, stats: Arc::default() }
+        EveFollower { path, store, clock, events, open: None, rotated: None, finished: None, stats: Arc::default() }
     }
 
     /// Reads the log every [`POLL`] until the server stops; trouble is logged and retried.
@@ -165,7 +169,7 @@ impl EveFollower {
     /// appended, and follows a rotation or truncation.
     pub async fn pass(&mut self) -> Result<Pass> {
         let mut done = Pass::default();
-        if self.open.is_none() && !self.reopen(&mut done).await? {
+        if self.open.is_none() && !self.reopen().await? {
             return Ok(done);
         }
         // Truncated in place (copytruncate)? Then what is there now is read from its start.
@@ -182,34 +186,39 @@ impl EveFollower {
         let Some(open) = self.open.as_ref() else { return Ok(done) };
         let now_there = std::fs::metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
         if now_there != Some((open.device, open.inode)) {
-            // Suricata writes on to the renamed file until it reopens the path: follow it until it
-            // has stayed unchanged for a while, then read it to its very end and take the new one.
+            // Suricata writes on to the renamed file until logrotate's signal makes it reopen the
+            // path: follow the old file until the new one has data and the old one has stayed
+            // unchanged for a while; then read the old one to its very end and take the new one.
+            let identity = (open.device, open.inode);
             let len = open.file.metadata().map_err(|e| io_error(&self.path, e))?.len();
+            let reopened = std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0);
             let now = self.clock.now();
-            match self.rotated {
-                Some((was, since)) if was == len => {
-                    if now - since < ROTATION_GRACE {
-                        return Ok(done);
-                    }
-                }
+            let quiet_since = match self.rotated {
+                Some((was, since)) if was == len => since,
                 _ => {
                     self.rotated = Some((len, now));
-                    return Ok(done);
+                    now
                 }
+            };
+            if !reopened || now - quiet_since < ROTATION_GRACE {
+                return Ok(done);
             }
             self.rotated = None;
             while self.read_open(true, &mut done).await? > 0 {}
+            self.finished = Some(identity);
             self.open = None;
-            if now_there.is_some() && self.reopen(&mut done).await? {
+            if self.reopen().await? {
                 while self.read_open(false, &mut done).await? > 0 {}
             }
         }
         Ok(done)
     }
 
-    /// Opens the log where the stored position says; a stored file that was rotated away is read to
-    /// its end first. False when there is no log yet.
-    async fn reopen(&mut self, done: &mut Pass) -> Result<bool> {
+    /// Opens the log where the stored position says; a stored file that was rotated away (while
+    /// nobody read it) is followed first, as the pass follows one it sees rotated. False when there
+    /// is no log yet.
+    async fn reopen(&mut self) -> Result<bool> {
+        self.rotated = None;
         let Ok(meta) = std::fs::metadata(&self.path) else { return Ok(false) };
         let (device, inode) = (meta.dev(), meta.ino());
         let key = self.path.to_string_lossy().into_owned();
@@ -223,27 +232,26 @@ impl EveFollower {
                 (offset, tail) = (u64::try_from(p.byte_offset).unwrap_or(0), p.tail);
             }
             Some(p) => {
-                // Rotated while nobody read it: finish the old file if it is still there.
+                let identity = (p.device as u64, p.inode as u64);
                 let dir = self.path.parent().unwrap_or(Path::new("."));
-                if let Some(old) = find_by_identity(dir, p.device as u64, p.inode as u64) {
-                    tracing::info!(rotated = %old.display(), "finishing the rotated EVE log");
-                    let file = std::fs::File::open(&old).map_err(|e| io_error(&old, e))?;
-                    let start = u64::try_from(p.byte_offset).unwrap_or(0);
-                    let (device, inode) = (p.device as u64, p.inode as u64);
-                    self.open = Some(OpenLog { file, device, inode, offset: start, tail: p.tail });
-                    while self.read_open(true, done).await? > 0 {}
-                } else {
-                    tracing::warn!(path = %self.path.display(), "the EVE log was rotated and the old file is gone: alerts written to it after the last read are lost");
+                match find_by_identity(dir, identity.0, identity.1) {
+                    Some(old) if self.finished != Some(identity) => {
+                        tracing::info!(rotated = %old.display(), "following the rotated EVE log to its end first");
+                        let file = std::fs::File::open(&old).map_err(|e| io_error(&old, e))?;
+                        let start = u64::try_from(p.byte_offset).unwrap_or(0);
+                        self.open =
+                            Some(OpenLog { file, device: identity.0, inode: identity.1, offset: start, tail: p.tail });
+                        return Ok(true);
+                    }
+                    Some(_) => {} // finished by this reader just now
+                    None => {
+                        tracing::warn!(path = %self.path.display(), "the EVE log was rotated and the old file is gone: alerts written to it after the last read are lost");
+                    }
                 }
             }
             None => {}
         }
         let file = std::fs::File::open(&self.path).map_err(|e| io_error(&self.path, e))?;
-        // Finishing a rotated file moved the stored position on; expect that one.
-        let expected = match self.open.as_ref() {
-            Some(o) => Some((o.device, o.inode, o.offset)),
-            None => expected,
-        };
         self.open = Some(OpenLog { file, device, inode, offset, tail });
         self.save_position(expected).await?;
         Ok(true)
@@ -256,7 +264,7 @@ impl EveFollower {
         let path = self.path.clone();
         let (open_back, read) = tokio::task::spawn_blocking(move || {
             let read = read_lines(&mut open.file, open.offset, to_end)
-                .and_then(|(lines, next)| Ok((lines, next, tail_at(&mut open.file, next)?)));
+                .and_then(|(lines, next)| Ok((lines, next, tail_at(&mut open.file, next, TAIL)?)));
             (open, read)
         })
         .await

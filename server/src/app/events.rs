@@ -184,6 +184,7 @@ impl EventsApp {
                             // Only the cameras they may see are named to them.
                             let e = if shown.len() < linked.len() {
                                 let mut only = (*e).clone();
+                                only.camera_id = shown.first().copied();
                                 if let EventKind::IdsAlert { cameras, .. } = &mut only.kind {
                                     *cameras = shown;
                                 }

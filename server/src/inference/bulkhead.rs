@@ -298,9 +298,10 @@ impl Bulkhead {
                     st.latencies_ms.pop_front();
                 }
             }
-            Err(CallError::Rejected(_)) => {
+            Err(e @ CallError::Rejected(_)) => {
                 // The adapter answered as the contract says; only the frame was wrong.
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                st.last_error = Some((e.to_string(), now));
                 st.failures = 0;
                 st.circuit = Circuit::Closed;
             }

@@ -322,6 +322,11 @@ impl FrameRouter {
         for r in all {
             let _ = r.task.await;
         }
+        // Let the writer store what it was handed (for a few seconds at most).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.inner.kept.capacity() < self.inner.kept.max_capacity() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops every frame source at once, without waiting (their children are killed as their

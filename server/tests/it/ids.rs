@@ -99,19 +99,27 @@ async fn every_alert_is_read_once_through_partial_lines_malformed_lines_restarts
     s.clock.advance(opennvr_server::ids::ROTATION_GRACE);
     reader.pass().await.unwrap();
     assert_eq!(stored(&s).await, (1..=9).collect::<Vec<_>>());
-    // Rotation while the server is down: the rotated file is found by its identity and finished.
+    // Rotation while the server is down: the rotated file is found by its identity and followed
+    // (Suricata may still be writing to it) until it is quiet, then the new one is read.
     drop(reader);
     append(&eve, &alert(10));
-    std::fs::rename(&eve, dir.join("eve.json.2")).unwrap();
+    let rotated = dir.join("eve.json.2");
+    std::fs::rename(&eve, &rotated).unwrap();
     append(&eve, &alert(11));
     let mut reader = follower(&s, &eve);
     reader.pass().await.unwrap();
-    assert_eq!(stored(&s).await, (1..=11).collect::<Vec<_>>());
+    assert_eq!(stored(&s).await, (1..=10).collect::<Vec<_>>());
+    append(&rotated, &alert(15));
+    reader.pass().await.unwrap();
+    assert_eq!(stored(&s).await, [(1..=10).collect::<Vec<_>>(), vec![15]].concat());
+    s.clock.advance(opennvr_server::ids::ROTATION_GRACE);
+    reader.pass().await.unwrap();
+    assert_eq!(stored(&s).await, [(1..=11).collect::<Vec<_>>(), vec![15]].concat());
     // Truncation in place (copytruncate): read again from the start of what is there now.
     std::fs::OpenOptions::new().write(true).truncate(true).open(&eve).unwrap();
     append(&eve, &alert(12));
     reader.pass().await.unwrap();
-    assert_eq!(stored(&s).await, (1..=12).collect::<Vec<_>>());
+    assert_eq!(stored(&s).await, [(1..=12).collect::<Vec<_>>(), vec![15]].concat());
     // Nothing new: nothing stored twice, however often it looks.
     for _ in 0..3 {
         assert_eq!(reader.pass().await.unwrap().alerts, 0);
@@ -128,7 +136,20 @@ async fn every_alert_is_read_once_through_partial_lines_malformed_lines_restarts
     assert_eq!(other.pass().await.unwrap().alerts, 1, "then it goes on from the stored position");
     assert!(reader.pass().await.is_err());
     assert_eq!(reader.pass().await.unwrap().alerts, 0);
-    assert_eq!(stored(&s).await, (1..=14).collect::<Vec<_>>());
+    assert_eq!(stored(&s).await, (1..=15).collect::<Vec<_>>());
+    // A position stored by an older version kept only the 64 bytes before the offset: that still
+    // says "not rewritten", and nothing is read twice.
+    let mut su = s.db.superuser();
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query("UPDATE ids_eve_positions SET tail = substring(tail FROM length(tail) - 63)"),
+        &mut su,
+    )
+    .unwrap();
+    let mut upgraded = follower(&s, &eve);
+    assert_eq!(upgraded.pass().await.unwrap().alerts, 0);
+    append(&eve, &alert(16));
+    assert_eq!(upgraded.pass().await.unwrap().alerts, 1);
+    assert_eq!(stored(&s).await, (1..=16).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -169,6 +190,7 @@ async fn alerts_follow_their_cameras_and_stay_out_of_reach_of_who_may_not_see_th
             alert_line(t, "10.0.0.24", 2),                                      // about B
             alert_line(t, "192.168.9.9", 3),                                    // about no camera
             alert_line(t, "10.0.0.23", 4).replace("198.51.100.7", "10.0.0.24"), // from A to B
+            alert_line(t, "10.0.0.24", 5).replace("198.51.100.7", "10.0.0.23"), // from B to A
         ]
         .join("\n"),
     );
@@ -176,12 +198,13 @@ async fn alerts_follow_their_cameras_and_stay_out_of_reach_of_who_may_not_see_th
     follower(&s, &eve).pass().await.unwrap();
     // The administrator sees all three, each with its cameras.
     let all = admin.inference().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner();
-    assert_eq!(all.alerts.len(), 4);
+    assert_eq!(all.alerts.len(), 5);
     let by_sid = |sid: i64| all.alerts.iter().find(|x| x.signature_id == sid).unwrap().clone();
     assert_eq!(by_sid(1).camera_ids, vec![a.id.clone()]);
     assert_eq!(by_sid(2).camera_ids, vec![b.id.clone()]);
     assert!(by_sid(3).camera_ids.is_empty());
     assert_eq!(by_sid(4).camera_ids, vec![a.id.clone(), b.id.clone()]);
+    assert_eq!(by_sid(5).camera_ids, vec![b.id.clone(), a.id.clone()]);
     let one = by_sid(1);
     assert_eq!((one.src_ip.as_str(), one.dest_port, one.severity), ("10.0.0.23", 443, 2));
     assert_eq!(one.action, pb::IdsAlertAction::Allowed as i32);
@@ -191,27 +214,30 @@ async fn alerts_follow_their_cameras_and_stay_out_of_reach_of_who_may_not_see_th
     let hers = op.inference().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner();
     let mut sids: Vec<i64> = hers.alerts.iter().map(|x| x.signature_id).collect();
     sids.sort();
-    assert_eq!(sids, vec![1, 3, 4]);
+    assert_eq!(sids, vec![1, 3, 4, 5]);
     let a_to_b = hers.alerts.iter().find(|x| x.signature_id == 4).unwrap();
     assert_eq!(a_to_b.camera_ids, vec![a.id.clone()], "camera B is not named to her");
+    let b_to_a = hers.alerts.iter().find(|x| x.signature_id == 5).unwrap();
+    assert_eq!(b_to_a.camera_ids, vec![a.id.clone()]);
     let got = op.inference().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: a_to_b.id.clone() }).await.unwrap();
     assert_eq!(got.into_inner().alert.unwrap().camera_ids, vec![a.id.clone()]);
     let hidden = op.inference().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: by_sid(2).id }).await;
     assert_eq!(hidden.unwrap_err().code(), Code::NotFound);
     op.inference().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: by_sid(1).id }).await.unwrap();
-    // Her stream carried the same three, never B's, nor B's name.
+    // Her stream carried the same four, never B's, nor B's name.
     let mut streamed = Vec::new();
-    while streamed.len() < 3 {
+    while streamed.len() < 4 {
         let msg = tokio::time::timeout(std::time::Duration::from_secs(5), watch.message()).await.unwrap().unwrap();
         if let Some(pb::watch_events_response::Kind::Event(e)) = msg.and_then(|m| m.kind)
             && let Some(pb::event::Payload::IdsAlert(alert)) = e.payload
         {
             assert!(!alert.camera_ids.contains(&b.id), "{alert:?}");
+            assert_ne!(e.camera_id, b.id, "{alert:?}");
             streamed.push(alert.signature_id);
         }
     }
     streamed.sort();
-    assert_eq!(streamed, vec![1, 3, 4]);
+    assert_eq!(streamed, vec![1, 3, 4, 5]);
     // Filters, and bad ones named.
     let of_a = admin
         .inference()
@@ -221,14 +247,16 @@ async fn alerts_follow_their_cameras_and_stay_out_of_reach_of_who_may_not_see_th
         .into_inner();
     let mut of_a: Vec<i64> = of_a.alerts.iter().map(|x| x.signature_id).collect();
     of_a.sort();
-    assert_eq!(of_a, vec![1, 4]);
+    assert_eq!(of_a, vec![1, 4, 5]);
     let from_b = admin
         .inference()
         .list_ids_alerts(pb::ListIdsAlertsRequest { src_ip: "10.0.0.24".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(from_b.alerts.iter().map(|x| x.signature_id).collect::<Vec<_>>(), vec![2]);
+    let mut from_b: Vec<i64> = from_b.alerts.iter().map(|x| x.signature_id).collect();
+    from_b.sort();
+    assert_eq!(from_b, vec![2, 5]);
     let severe = admin
         .inference()
         .list_ids_alerts(pb::ListIdsAlertsRequest { max_severity: 1, ..Default::default() })
@@ -249,7 +277,7 @@ async fn alerts_follow_their_cameras_and_stay_out_of_reach_of_who_may_not_see_th
         clock: Arc::new(s.clock.clone()),
         retention: chrono::Duration::days(1),
     };
-    assert_eq!(ids.enforce_retention().await.unwrap(), 4, "the fixtures are dated 2026-11-25");
+    assert_eq!(ids.enforce_retention().await.unwrap(), 5, "the fixtures are dated 2026-11-25");
     assert!(stored(&s).await.is_empty());
 }
 

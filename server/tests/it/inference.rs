@@ -327,7 +327,9 @@ async fn a_failing_adapter_trips_its_own_breaker_and_sheds_its_own_frames_while_
         let (admin, stuck) = (admin.clone(), stuck.clone());
         tokio::spawn(async move { admin.inference().run_inference(run(&stuck)).await })
     };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while stuck_adapter.infers.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the stuck adapter never got its frame");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for _ in 0..5 {
@@ -335,7 +337,7 @@ async fn a_failing_adapter_trips_its_own_breaker_and_sheds_its_own_frames_while_
         admin.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
         admin.inference().run_inference(run(&b)).await.unwrap();
         admin.inference().list_adapters(pb::ListAdaptersRequest::default()).await.unwrap();
-        assert!(t.elapsed() < Duration::from_secs(2), "other calls kept answering ({:?})", t.elapsed());
+        assert!(t.elapsed() < Duration::from_secs(3), "other calls kept answering ({:?})", t.elapsed());
     }
     assert!(!hung.is_finished(), "the stuck call is still waiting on its adapter");
     assert_eq!(status(&admin, &stuck).await.in_flight, 1);
