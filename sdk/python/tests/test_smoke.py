@@ -21,7 +21,7 @@ import grpc
 import pytest
 
 from opennvr import OpenNvrClient
-from opennvr.v1 import auth_service_pb2, auth_service_pb2_grpc, inference_service_pb2
+from opennvr.v1 import auth_service_pb2, auth_service_pb2_grpc, common_pb2, event_service_pb2, inference_service_pb2
 
 ENV = (
     "OPENNVR_SMOKE_GRPC_TARGET",
@@ -115,12 +115,17 @@ def test_wrong_password_is_unauthenticated() -> None:
 
 
 def test_the_example_adapter_finds_a_face_through_the_server() -> None:
-    # The Python SDK registers the real example adapter, the server probes it, and an uploaded
-    # portrait goes through the adapter's bulkhead: one face comes back where the face is.
+    # The Python SDK registers the real example adapter, the server probes it (the adapter's
+    # health change reaches a WatchEvents stream), and an uploaded portrait goes through the
+    # adapter's bulkhead: one face comes back where the face is.
     inf = inference_service_pb2
     with OpenNvrClient(env("OPENNVR_SMOKE_GRPC_TARGET")) as nvr:
         challenge = nvr.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD"), timeout=30).mfa_required
         nvr.finish_mfa(challenge.ticket, second_factor(3), timeout=30)
+        watch = nvr.events.WatchEvents(
+            event_service_pb2.WatchEventsRequest(types=[common_pb2.EVENT_TYPE_ADAPTER_HEALTHY]), timeout=60
+        )
+        watch.initial_metadata()  # the server has subscribed: nothing from now on is missed
         adapter = nvr.inference.CreateAdapter(
             inf.CreateAdapterRequest(
                 adapter=inf.Adapter(name="smoke faces", endpoint_url=env("OPENNVR_SMOKE_FACES_URL"), enabled=True),
@@ -138,6 +143,11 @@ def test_the_example_adapter_finds_a_face_through_the_server() -> None:
                 assert time.monotonic() < deadline, f"the adapter never became healthy: {got}"
                 time.sleep(0.2)
             assert list(got.capabilities) == ["face_detection"]
+            for message in watch:
+                if message.WhichOneof("kind") == "event" and message.event.adapter_health.adapter_id == adapter.id:
+                    assert message.event.adapter_health.health == inf.ADAPTER_HEALTH_HEALTHY
+                    break
+            watch.cancel()
             with open(env("OPENNVR_SMOKE_FACES_IMAGE"), "rb") as f:
                 jpeg = f.read()
             res = nvr.inference.RunInference(
