@@ -31,6 +31,10 @@ const CHUNK: usize = 4 << 20;
 /// How long a rotated-away log must stay unchanged before it is taken as finished (Suricata goes
 /// on writing to it until logrotate's post-rotate signal makes it reopen the path).
 pub const ROTATION_GRACE: chrono::Duration = chrono::Duration::seconds(5);
+/// How long a camera's resolved host name is trusted.
+const NAME_TTL: chrono::Duration = chrono::Duration::seconds(60);
+/// How long one host name lookup may take.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// How many bytes before the offset identify where reading stands (see [`tail_at`]): more than
 /// an EVE record, so that its timestamp and flow id tell a rewritten file of the same length.
 const TAIL: u64 = 4096;
@@ -70,6 +74,8 @@ pub struct EveFollower {
     rotated: Option<(u64, chrono::DateTime<chrono::Utc>)>,
     /// The rotated file this reader finished last (device, inode): only the new one is left.
     finished: Option<(u64, u64)>,
+    /// Cameras' host names as last resolved, and when.
+    names: HashMap<String, (Vec<IpAddr>, chrono::DateTime<chrono::Utc>)>,
     pub stats: Arc<FollowerStats>,
 }
 
@@ -130,18 +136,33 @@ fn find_by_identity(dir: &Path, device: u64, inode: u64) -> Option<PathBuf> {
         .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.dev() == device && m.ino() == inode))
 }
 
-/// Camera addresses: IP literals of source URLs and the cameras' listed addresses.
-fn camera_addresses(c: &mut diesel::PgConnection) -> Result<HashMap<IpAddr, Vec<Uuid>>> {
-    let mut out: HashMap<IpAddr, Vec<Uuid>> = HashMap::new();
+/// The host of a camera's source URL (without IPv6 brackets).
+fn source_host(source_url: &str) -> Option<String> {
+    let host = url::Url::parse(source_url).ok()?.host_str()?.trim_matches(['[', ']']).to_owned();
+    (!host.is_empty()).then_some(host)
+}
+
+/// Adds `camera` under `ip` in `map`, once.
+fn link(map: &mut HashMap<IpAddr, Vec<Uuid>>, ip: IpAddr, camera: Uuid) {
+    let ids = map.entry(ip).or_default();
+    if !ids.contains(&camera) {
+        ids.push(camera);
+    }
+}
+
+/// Camera addresses: IP literals of source URLs and the cameras' listed addresses, plus `named`
+/// (what the cameras' host names resolved to).
+fn camera_addresses(
+    c: &mut diesel::PgConnection,
+    named: &HashMap<IpAddr, Vec<Uuid>>,
+) -> Result<HashMap<IpAddr, Vec<Uuid>>> {
+    let mut out = named.clone();
     for cam in CameraRow::all_live(c)? {
-        let host = url::Url::parse(&cam.source_url).ok().and_then(|u| u.host_str().map(str::to_owned));
+        let host = source_host(&cam.source_url);
         let listed = cam.ip_addresses.iter().map(String::as_str);
-        for addr in host.as_deref().map(|h| h.trim_matches(['[', ']'])).into_iter().chain(listed) {
+        for addr in host.as_deref().into_iter().chain(listed) {
             if let Ok(ip) = addr.parse::<IpAddr>() {
-                let ids = out.entry(ip).or_default();
-                if !ids.contains(&cam.id) {
-                    ids.push(cam.id);
-                }
+                link(&mut out, ip, cam.id);
             }
         }
     }
@@ -151,7 +172,17 @@ fn camera_addresses(c: &mut diesel::PgConnection) -> Result<HashMap<IpAddr, Vec<
 impl EveFollower {
     /// A reader of the log at `path` (it may not exist yet).
     pub fn new(path: PathBuf, store: Store, clock: SharedClock, events: EventBus) -> EveFollower {
-        EveFollower { path, store, clock, events, open: None, rotated: None, finished: None, stats: Arc::default() }
+        EveFollower {
+            path,
+            store,
+            clock,
+            events,
+            open: None,
+            rotated: None,
+            finished: None,
+            names: HashMap::new(),
+            stats: Arc::default(),
+        }
     }
 
     /// Reads the log every [`POLL`] until the server stops; trouble is logged and retried.
@@ -257,6 +288,46 @@ impl EveFollower {
         Ok(true)
     }
 
+    /// The addresses the cameras' host names resolve to (source URLs naming a host, not an IP),
+    /// looked up at most once a minute each and never inside a database transaction; a name that
+    /// does not resolve links nothing.
+    async fn named_camera_addresses(&mut self) -> HashMap<IpAddr, Vec<Uuid>> {
+        let cameras = match self.store.run(CameraRow::all_live).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e.message(), "cannot read the cameras' host names");
+                return HashMap::new();
+            }
+        };
+        let now = self.clock.now();
+        let mut out = HashMap::new();
+        for cam in cameras {
+            let Some(host) = source_host(&cam.source_url).filter(|h| h.parse::<IpAddr>().is_err()) else { continue };
+            let fresh = self.names.get(&host).filter(|(_, at)| now - *at < NAME_TTL).map(|(ips, _)| ips.clone());
+            let ips = match fresh {
+                Some(ips) => ips,
+                None => {
+                    let ips: Vec<IpAddr> = {
+                        let lookup = tokio::net::lookup_host((host.as_str(), 0));
+                        match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+                            Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+                            _ => {
+                                tracing::debug!(%host, "a camera's host name does not resolve");
+                                Vec::new()
+                            }
+                        }
+                    };
+                    self.names.insert(host, (ips.clone(), now));
+                    ips
+                }
+            };
+            for ip in ips {
+                link(&mut out, ip, cam.id);
+            }
+        }
+        out
+    }
+
     /// Reads one chunk of complete lines of the open file, stores its alerts and the new position in
     /// one transaction. Returns how many bytes it moved forward.
     async fn read_open(&mut self, to_end: bool, done: &mut Pass) -> Result<u64> {
@@ -294,6 +365,7 @@ impl EveFollower {
                 }
             }
         }
+        let named = if alerts.is_empty() { HashMap::new() } else { self.named_camera_addresses().await };
         let now = self.clock.now();
         let from = open.offset as i64;
         let position = EvePositionRow {
@@ -307,7 +379,7 @@ impl EveFollower {
         let stored = self
             .store
             .transaction(move |c| {
-                let addresses = if alerts.is_empty() { HashMap::new() } else { camera_addresses(c)? };
+                let addresses = if alerts.is_empty() { HashMap::new() } else { camera_addresses(c, &named)? };
                 let rows: Vec<(IdsAlertRow, EveAlert)> = alerts
                     .into_iter()
                     .map(|a| {

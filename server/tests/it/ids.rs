@@ -302,3 +302,31 @@ async fn the_server_follows_the_configured_log() {
     }
     assert_eq!(found.iter().map(|a| a.signature_id).collect::<Vec<_>>(), vec![42]);
 }
+
+#[tokio::test]
+async fn a_camera_named_by_host_name_is_linked_by_what_the_name_resolves_to() {
+    let db = crate::harness::TestDb::new();
+    let mut options = crate::harness::test_options(&db);
+    options.camera_networks = Some("127.0.0.0/8,::1/128,10.0.0.0/8".into());
+    let s = TestServer::start_with(db, options).await;
+    let admin = s.admin().await;
+    let mut made = Vec::new();
+    for (name, url) in [("Door", "rtsp://localhost:554/stream1"), ("Yard", "rtsp://10.0.0.31:554/stream1")] {
+        let camera = pb::Camera { source_url: url.into(), ..crate::cameras::camera(name) };
+        let created = admin
+            .cameras()
+            .create_camera(pb::CreateCameraRequest { camera: Some(camera), password: String::new() })
+            .await
+            .unwrap();
+        made.push(created.into_inner().camera.unwrap());
+    }
+    let dir = temp_dir("eve");
+    let eve = dir.join("eve.json");
+    let t = "2026-11-25T03:12:19.097374+0000";
+    // From the door camera's address: its URL names localhost, which is 127.0.0.1.
+    append(&eve, &(alert_line(t, "127.0.0.1", 1) + "\n"));
+    assert_eq!(follower(&s, &eve).pass().await.unwrap().alerts, 1);
+    let all = admin.inference().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(all.alerts.len(), 1);
+    assert_eq!(all.alerts[0].camera_ids, vec![made[0].id.clone()]);
+}
