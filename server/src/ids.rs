@@ -150,25 +150,6 @@ fn link(map: &mut HashMap<IpAddr, Vec<Uuid>>, ip: IpAddr, camera: Uuid) {
     }
 }
 
-/// Camera addresses: IP literals of source URLs and the cameras' listed addresses, plus `named`
-/// (what the cameras' host names resolved to).
-fn camera_addresses(
-    c: &mut diesel::PgConnection,
-    named: &HashMap<IpAddr, Vec<Uuid>>,
-) -> Result<HashMap<IpAddr, Vec<Uuid>>> {
-    let mut out = named.clone();
-    for cam in CameraRow::all_live(c)? {
-        let host = source_host(&cam.source_url);
-        let listed = cam.ip_addresses.iter().map(String::as_str);
-        for addr in host.as_deref().into_iter().chain(listed) {
-            if let Ok(ip) = addr.parse::<IpAddr>() {
-                link(&mut out, ip, cam.id);
-            }
-        }
-    }
-    Ok(out)
-}
-
 impl EveFollower {
     /// A reader of the log at `path` (it may not exist yet).
     pub fn new(path: PathBuf, store: Store, clock: SharedClock, events: EventBus) -> EveFollower {
@@ -288,44 +269,47 @@ impl EveFollower {
         Ok(true)
     }
 
-    /// The addresses the cameras' host names resolve to (source URLs naming a host, not an IP),
-    /// looked up at most once a minute each and never inside a database transaction; a name that
-    /// does not resolve links nothing.
-    async fn named_camera_addresses(&mut self) -> HashMap<IpAddr, Vec<Uuid>> {
-        let cameras = match self.store.run(CameraRow::all_live).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e.message(), "cannot read the cameras' host names");
-                return HashMap::new();
-            }
-        };
+    /// Camera addresses: the host of each source URL (an IP, or a name as it resolves, looked up
+    /// at most once a minute and never inside a database transaction; a name that does not resolve
+    /// links nothing) and the cameras' listed addresses.
+    async fn camera_addresses(&mut self) -> Result<HashMap<IpAddr, Vec<Uuid>>> {
+        let cameras = self.store.run(CameraRow::all_live).await?;
         let now = self.clock.now();
         let mut out = HashMap::new();
         for cam in cameras {
-            let Some(host) = source_host(&cam.source_url).filter(|h| h.parse::<IpAddr>().is_err()) else { continue };
-            let fresh = self.names.get(&host).filter(|(_, at)| now - *at < NAME_TTL).map(|(ips, _)| ips.clone());
-            let ips = match fresh {
-                Some(ips) => ips,
-                None => {
-                    let ips: Vec<IpAddr> = {
-                        let lookup = tokio::net::lookup_host((host.as_str(), 0));
-                        match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
-                            Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
-                            _ => {
-                                tracing::debug!(%host, "a camera's host name does not resolve");
-                                Vec::new()
-                            }
-                        }
-                    };
-                    self.names.insert(host, (ips.clone(), now));
-                    ips
+            let mut ips: Vec<IpAddr> = cam.ip_addresses.iter().filter_map(|a| a.parse().ok()).collect();
+            if let Some(host) = source_host(&cam.source_url) {
+                match host.parse::<IpAddr>() {
+                    Ok(ip) => ips.push(ip),
+                    Err(_) => ips.extend(self.resolve(host, now).await),
                 }
-            };
+            }
             for ip in ips {
                 link(&mut out, ip, cam.id);
             }
         }
-        out
+        Ok(out)
+    }
+
+    /// What `host` resolves to, from the cache while fresh.
+    async fn resolve(&mut self, host: String, now: chrono::DateTime<chrono::Utc>) -> Vec<IpAddr> {
+        if let Some((ips, at)) = self.names.get(&host)
+            && now - *at < NAME_TTL
+        {
+            return ips.clone();
+        }
+        let ips: Vec<IpAddr> = {
+            let lookup = tokio::net::lookup_host((host.as_str(), 0));
+            match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+                Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+                _ => {
+                    tracing::debug!(%host, "a camera's host name does not resolve");
+                    Vec::new()
+                }
+            }
+        };
+        self.names.insert(host, (ips.clone(), now));
+        ips
     }
 
     /// Reads one chunk of complete lines of the open file, stores its alerts and the new position in
@@ -365,7 +349,17 @@ impl EveFollower {
                 }
             }
         }
-        let named = if alerts.is_empty() { HashMap::new() } else { self.named_camera_addresses().await };
+        let addresses = if alerts.is_empty() {
+            HashMap::new()
+        } else {
+            match self.camera_addresses().await {
+                Ok(a) => a,
+                Err(e) => {
+                    self.open = Some(open);
+                    return Err(e);
+                }
+            }
+        };
         let now = self.clock.now();
         let from = open.offset as i64;
         let position = EvePositionRow {
@@ -379,7 +373,6 @@ impl EveFollower {
         let stored = self
             .store
             .transaction(move |c| {
-                let addresses = if alerts.is_empty() { HashMap::new() } else { camera_addresses(c, &named)? };
                 let rows: Vec<(IdsAlertRow, EveAlert)> = alerts
                     .into_iter()
                     .map(|a| {

@@ -36,13 +36,7 @@ pub async fn run(server: Option<String>, format: Format, c: AlertsCommand) -> Re
         Some(c) => crate::cmd::cameras::find(&client, &c).await?.id,
         None => String::new(),
     };
-    let start_time = match last {
-        Some(span) => {
-            let at = chrono::Utc::now() - crate::cmd::recordings::span(&span)?;
-            Some(prost_types::Timestamp { seconds: at.timestamp(), nanos: 0 })
-        }
-        None => None,
-    };
+    let start_time = crate::cmd::recordings::since(last.as_deref())?;
     let list = client
         .inference()
         .list_ids_alerts(pb::ListIdsAlertsRequest {

@@ -193,13 +193,7 @@ pub async fn detections(server: Option<String>, format: Format, c: DetectionsCom
     for c in cameras {
         camera_ids.push(crate::cmd::cameras::find(&client, &c).await?.id);
     }
-    let start_time = match last {
-        Some(span) => {
-            let at = chrono::Utc::now() - crate::cmd::recordings::span(&span)?;
-            Some(prost_types::Timestamp { seconds: at.timestamp(), nanos: 0 })
-        }
-        None => None,
-    };
+    let start_time = crate::cmd::recordings::since(last.as_deref())?;
     let list = client
         .inference()
         .list_detections(pb::ListDetectionsRequest {

@@ -35,6 +35,16 @@ pub fn span(text: &str) -> Result<chrono::Duration> {
     })
 }
 
+/// The start of the last `span` up to now (`--last 24h`), as the API takes it; `None`: no span.
+pub fn since(span_text: Option<&str>) -> Result<Option<prost_types::Timestamp>> {
+    span_text
+        .map(|t| {
+            let at = Utc::now() - span(t)?;
+            Ok(prost_types::Timestamp { seconds: at.timestamp(), nanos: 0 })
+        })
+        .transpose()
+}
+
 fn instant(text: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
@@ -467,6 +477,10 @@ mod tests {
         assert_eq!(span("90s").ok(), Some(chrono::Duration::seconds(90)));
         assert_eq!(span("7d").ok(), Some(chrono::Duration::days(7)));
         assert!(span("7w").is_err() && span("d").is_err() && span("").is_err());
+        assert_eq!(since(None).ok(), Some(None));
+        let hour_ago = since(Some("1h")).ok().flatten().map(|t| t.seconds).unwrap_or_default();
+        assert!((hour_ago - (Utc::now().timestamp() - 3600)).abs() <= 5, "{hour_ago}");
+        assert!(since(Some("soon")).is_err());
         assert_eq!(limit("none").ok(), Some(None));
         assert_eq!(limit("1000").ok(), Some(Some(1000)));
         assert!(limit("lots").is_err());

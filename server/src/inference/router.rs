@@ -221,11 +221,6 @@ impl FrameRouter {
         &self.inner.counters
     }
 
-    /// How many frame sources run.
-    pub fn sources(&self) -> usize {
-        self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
     /// Starts the frame sources of new bindings, restarts those of changed ones and stops those of
     /// bindings gone, disabled, or whose camera or adapter is.
     pub async fn sync(&self) -> Result<()> {
