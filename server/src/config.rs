@@ -1,6 +1,6 @@
 //! Server configuration: command-line flags and environment variables over an optional TOML file,
 //! validated at boot. Weak or missing secrets stop the server with a message naming the variable.
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -361,14 +361,14 @@ impl Config {
                 Database::External { runtime_url: runtime, owner_url: owner }
             }
             (None, Some(_)) => {
-                return Err(config_error(
+                return Err(Error::config(
                     "OPENNVR_DATABASE_OWNER_URL is set without DATABASE_URL: set both for an external database, or neither for the embedded one",
                 ));
             }
             (None, None) => Database::Embedded { pg_bin_dir: o.pg_bin_dir },
         };
         if matches!(database, Database::External { .. }) && o.master_key_file.is_none() {
-            return Err(config_error(
+            return Err(Error::config(
                 "OPENNVR_MASTER_KEY_FILE is required with DATABASE_URL: generate one with `head -c 32 /dev/urandom > master.key && chmod 600 master.key`",
             ));
         }
@@ -376,25 +376,25 @@ impl Config {
             (Some(cert_file), Some(key_file)) => Some(Tls { cert_file, key_file }),
             (None, None) => None,
             _ => {
-                return Err(config_error("OPENNVR_TLS_CERT_FILE and OPENNVR_TLS_KEY_FILE must be set together"));
+                return Err(Error::config("OPENNVR_TLS_CERT_FILE and OPENNVR_TLS_KEY_FILE must be set together"));
             }
         };
         let log_json = match o.log_format.as_deref() {
             None | Some("text") => false,
             Some("json") => true,
             Some(other) => {
-                return Err(config_error(format!("OPENNVR_LOG_FORMAT must be text or json, not {other:?}")));
+                return Err(Error::config(format!("OPENNVR_LOG_FORMAT must be text or json, not {other:?}")));
             }
         };
         let secs = |v: Option<u64>, default: u64, name: &str| -> Result<Duration> {
             match v.unwrap_or(default) {
-                0 => Err(config_error(format!("{name} must be greater than zero"))),
+                0 => Err(Error::config(format!("{name} must be greater than zero"))),
                 s => Ok(Duration::from_secs(s)),
             }
         };
         let pool = o.db_pool_size.unwrap_or(16);
         if pool == 0 {
-            return Err(config_error("OPENNVR_DB_POOL_SIZE must be greater than zero"));
+            return Err(Error::config("OPENNVR_DB_POOL_SIZE must be greater than zero"));
         }
         let data_dir = o.data_dir.unwrap_or_else(|| PathBuf::from("./var"));
         Ok(Config {
@@ -426,12 +426,12 @@ impl Config {
                 Some(p) => {
                     let s = std::fs::read_to_string(p)
                         .map_err(|e| {
-                            config_error(format!("OPENNVR_HOOK_SECRET_FILE: cannot read {}: {e}", p.display()))
+                            Error::config(format!("OPENNVR_HOOK_SECRET_FILE: cannot read {}: {e}", p.display()))
                         })?
                         .trim()
                         .to_owned();
                     if s.len() < 32 {
-                        return Err(config_error("OPENNVR_HOOK_SECRET_FILE must hold at least 32 characters"));
+                        return Err(Error::config("OPENNVR_HOOK_SECRET_FILE must hold at least 32 characters"));
                     }
                     Some(s)
                 }
@@ -439,7 +439,7 @@ impl Config {
             camera_networks: crate::domain::camera::CameraNetworks::parse(
                 o.camera_networks.as_deref().unwrap_or(crate::domain::camera::DEFAULT_CAMERA_NETWORKS),
             )
-            .map_err(|e| config_error(format!("OPENNVR_CAMERA_NETWORKS: {e}")))?,
+            .map_err(|e| Error::config(format!("OPENNVR_CAMERA_NETWORKS: {e}")))?,
             data_dir,
             database,
             db_pool_size: pool,
@@ -463,13 +463,13 @@ impl Config {
             )?,
             audit_archive_after: match o.audit_archive_days {
                 None => None,
-                Some(0) => return Err(config_error("OPENNVR_AUDIT_ARCHIVE_DAYS must be greater than zero")),
+                Some(0) => return Err(Error::config("OPENNVR_AUDIT_ARCHIVE_DAYS must be greater than zero")),
                 Some(d) => Some(Duration::from_secs(d.saturating_mul(86_400))),
             },
             mfa_policy: match &o.mfa_required_roles {
                 None => crate::domain::mfa::MfaPolicy::default(),
                 Some(text) => crate::domain::mfa::MfaPolicy::parse(text)
-                    .map_err(|e| config_error(format!("OPENNVR_MFA_REQUIRED_ROLES: {e}")))?,
+                    .map_err(|e| Error::config(format!("OPENNVR_MFA_REQUIRED_ROLES: {e}")))?,
             },
             step_up_window: secs(o.step_up_window_secs, 300, "OPENNVR_STEP_UP_WINDOW_SECS")?,
             suricata_eve_file: o.suricata_eve_file,
@@ -500,7 +500,7 @@ impl Config {
             webauthn: match &o.webauthn_rp_id {
                 None => {
                     if o.webauthn_origins.is_some() {
-                        return Err(config_error("OPENNVR_WEBAUTHN_ORIGINS is set without OPENNVR_WEBAUTHN_RP_ID"));
+                        return Err(Error::config("OPENNVR_WEBAUTHN_ORIGINS is set without OPENNVR_WEBAUTHN_RP_ID"));
                     }
                     None
                 }
@@ -510,7 +510,7 @@ impl Config {
                         o.webauthn_rp_name.as_deref().unwrap_or(""),
                         &o.webauthn_origins.clone().unwrap_or_default(),
                     )
-                    .map_err(|e| config_error(format!("OPENNVR_WEBAUTHN_RP_ID / OPENNVR_WEBAUTHN_ORIGINS: {e}")))?,
+                    .map_err(|e| Error::config(format!("OPENNVR_WEBAUTHN_RP_ID / OPENNVR_WEBAUTHN_ORIGINS: {e}")))?,
                 ),
             },
             argon2_memory_kib: o.argon2_memory_kib.unwrap_or(19_456),
@@ -526,19 +526,19 @@ impl Config {
 
 fn read_toml(path: &Path) -> Result<Options> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| config_error(format!("OPENNVR_CONFIG: cannot read {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| config_error(format!("OPENNVR_CONFIG: {}: {e}", path.display())))
+        .map_err(|e| Error::config(format!("OPENNVR_CONFIG: cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| Error::config(format!("OPENNVR_CONFIG: {}: {e}", path.display())))
 }
 
 /// Refuses URLs that carry a placeholder or trivially weak password.
 fn check_url(name: &str, url: &str) -> Result<()> {
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(config_error(format!("{name} must be a postgres:// URL")));
+        return Err(Error::config(format!("{name} must be a postgres:// URL")));
     }
     if let Some(password) = url_password(url)
         && crate::security::secret::is_placeholder(password.as_bytes())
     {
-        return Err(config_error(format!(
+        return Err(Error::config(format!(
             "{name} carries a placeholder or weak password: give the database role a strong random password"
         )));
     }
@@ -549,9 +549,4 @@ fn url_password(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let userinfo = rest.split_once('@')?.0;
     userinfo.split_once(':').map(|(_, p)| p)
-}
-
-/// A configuration error: the message names the variable at fault.
-pub fn config_error(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::FailedPrecondition, message)
 }

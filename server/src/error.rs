@@ -33,6 +33,27 @@ pub enum ErrorKind {
     Internal,
 }
 
+impl ErrorKind {
+    /// The gRPC code's name (`INVALID_ARGUMENT`), as the audit trail records outcomes.
+    pub fn code_name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorKind::NotFound => "NOT_FOUND",
+            ErrorKind::AlreadyExists => "ALREADY_EXISTS",
+            ErrorKind::FailedPrecondition => "FAILED_PRECONDITION",
+            ErrorKind::Aborted => "ABORTED",
+            ErrorKind::Unauthenticated => "UNAUTHENTICATED",
+            ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+            ErrorKind::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            ErrorKind::Unavailable => "UNAVAILABLE",
+            ErrorKind::Unimplemented => "UNIMPLEMENTED",
+            ErrorKind::OutOfRange => "OUT_OF_RANGE",
+            ErrorKind::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            ErrorKind::Internal => "INTERNAL",
+        }
+    }
+}
+
 /// An error with a kind, a message safe to show to the caller, and optionally the request field at fault.
 #[derive(Debug)]
 pub struct Error {
@@ -81,6 +102,11 @@ impl Error {
         }
     }
 
+    /// A configuration error that stops the boot: `message` names the setting and what is wrong.
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::FailedPrecondition, message)
+    }
+
     /// An internal error: `detail` is logged here and never returned to the caller.
     pub fn internal(detail: impl fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
@@ -112,6 +138,14 @@ impl Error {
     /// The caller-safe message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The message as the caller reads it: prefixed with the field at fault unless it names it.
+    pub fn caller_message(&self) -> String {
+        match self.field {
+            Some(field) if !self.message.contains(field) => format!("{field}: {}", self.message),
+            _ => self.message.clone(),
+        }
     }
 
     /// The request field at fault, for invalid-argument errors.

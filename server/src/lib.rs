@@ -6,12 +6,13 @@
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod ids;
 pub mod inference;
+pub mod intrusion;
 pub mod media;
 pub mod metrics;
 pub mod postgres;

@@ -213,7 +213,7 @@ impl Metrics {
     pub fn render(
         &self,
         pool: Option<crate::store::PoolUsage>,
-        media: Option<&crate::media::reconciler::SyncState>,
+        media: Option<&crate::media::plane::SyncState>,
         adapters: &[crate::inference::AdapterFigures],
     ) -> String {
         self.adapters.set(adapters);

@@ -5,7 +5,7 @@ use crate::app::auth::AuthApp;
 use crate::app::setup::SetupToken;
 use crate::audit::AuditTrail;
 use crate::clock::SharedClock;
-use crate::config::{Config, Database, config_error};
+use crate::config::{Config, Database};
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::Metrics;
 use crate::postgres::{self, EmbeddedPostgres};
@@ -43,7 +43,7 @@ pub struct Server {
     pub auth: AuthApp,
     pub audit: AuditTrail,
     pub cameras: crate::app::cameras::CameraApp,
-    pub events: crate::app::events::EventBus,
+    pub events: crate::bus::EventBus,
     /// API keys as the authentication layer knows them.
     pub api_keys: crate::security::api_keys::ApiKeyCache,
     pub local_addr: SocketAddr,
@@ -69,9 +69,9 @@ pub async fn migrate_only(config: &Config) -> Result<usize> {
 
 fn prepare_data_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
-        .map_err(|e| config_error(format!("OPENNVR_DATA_DIR: cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| Error::config(format!("OPENNVR_DATA_DIR: cannot create {}: {e}", dir.display())))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| config_error(format!("OPENNVR_DATA_DIR: cannot restrict {}: {e}", dir.display())))
+        .map_err(|e| Error::config(format!("OPENNVR_DATA_DIR: cannot restrict {}: {e}", dir.display())))
 }
 
 async fn database_urls(config: &Config) -> Result<(String, String, Option<EmbeddedPostgres>)> {
@@ -104,7 +104,7 @@ fn master_key(config: &Config) -> Result<MasterKey> {
             let p = config.data_dir.join("master.key");
             if !p.exists() {
                 secret::write_private_file(&p, &secret::random_bytes::<32>())
-                    .map_err(|e| config_error(format!("cannot write {}: {e}", p.display())))?;
+                    .map_err(|e| Error::config(format!("cannot write {}: {e}", p.display())))?;
                 tracing::warn!(
                     path = %p.display(),
                     "generated a master key for the embedded database; back it up, or set OPENNVR_MASTER_KEY_FILE to a key you keep elsewhere"
@@ -112,7 +112,7 @@ fn master_key(config: &Config) -> Result<MasterKey> {
             }
             p
         }
-        None => return Err(config_error(format!("{VAR} is required with DATABASE_URL"))),
+        None => return Err(Error::config(format!("{VAR} is required with DATABASE_URL"))),
     };
     let mut previous = Vec::new();
     for p in &config.master_key_previous_files {
@@ -126,7 +126,7 @@ async fn check_master_keys(store: &Store, master: &MasterKey) -> Result<()> {
     let needed = store.run(crate::store::secrets::references).await?;
     let loaded = master.known_ids();
     if let Some((missing, n)) = needed.iter().find(|(id, _)| !loaded.contains(id)) {
-        return Err(config_error(format!(
+        return Err(Error::config(format!(
             "{n} stored secret(s) are sealed with master key {missing}, which is not configured: set OPENNVR_MASTER_KEY_FILE to it, or list its file in OPENNVR_MASTER_KEY_PREVIOUS_FILES (and rotate with RotateMasterKey)"
         )));
     }
@@ -168,7 +168,6 @@ impl Server {
         let to_chrono = |d: Duration| chrono::Duration::from_std(d).map_err(Error::internal);
         let access_ttl = to_chrono(config.access_token_ttl)?;
         let keys = KeyRing::new(
-            store.clone(),
             master.clone(),
             clock.clone(),
             KeyPolicy {
@@ -180,7 +179,7 @@ impl Server {
         let audit = AuditTrail::new(store.clone(), clock.clone(), master.clone(), to_chrono(config.audit_key_rotate)?);
         // Entries committed but not linked before a stop join the chain before anything else.
         audit.link_pending().await?;
-        keys.maintain().await?;
+        crate::app::keys::maintain_signing_keys(&keys, &store, clock.now()).await?;
         let revocations = RevocationCache::new(store.clone(), clock.clone(), access_ttl);
         revocations.poll().await?;
         let tokens = TokenIssuer::new(keys.clone(), clock.clone(), config.token_issuer.clone(), access_ttl);
@@ -196,7 +195,7 @@ impl Server {
             ),
             None => None,
         };
-        let media = crate::media::reconciler::MediaPlane::new(mtx.clone());
+        let media = crate::media::plane::MediaPlane::new(mtx.clone());
         let api_keys = crate::security::api_keys::ApiKeyCache::new(store.clone(), clock.clone());
         api_keys.poll().await?;
         let step_up_window = to_chrono(config.step_up_window)?;
@@ -252,7 +251,7 @@ impl Server {
         });
         let audit_app =
             crate::app::audit::AuditApp { store: store.clone(), trail: audit.clone(), clock: clock.clone() };
-        let events = crate::app::events::EventBus::default();
+        let events = crate::bus::EventBus::default();
         let cameras = crate::app::cameras::CameraApp {
             store: store.clone(),
             clock: clock.clone(),
@@ -355,7 +354,7 @@ impl Server {
         })?;
         let listener = TcpListener::bind(config.listen)
             .await
-            .map_err(|e| config_error(format!("OPENNVR_LISTEN: cannot listen on {}: {e}", config.listen)))?;
+            .map_err(|e| Error::config(format!("OPENNVR_LISTEN: cannot listen on {}: {e}", config.listen)))?;
         let local_addr = listener.local_addr().map_err(Error::internal)?;
         let mut background = vec![
             every(POLL_INTERVAL, {
@@ -381,10 +380,10 @@ impl Server {
                 }
             }),
             every(Duration::from_secs(60), {
-                let k = keys.clone();
+                let (k, st, cl) = (keys.clone(), store.clone(), clock.clone());
                 move || {
-                    let k = k.clone();
-                    async move { k.maintain().await }
+                    let (k, st, cl) = (k.clone(), st.clone(), cl.clone());
+                    async move { crate::app::keys::maintain_signing_keys(&k, &st, cl.now()).await }
                 }
             }),
             every(Duration::from_secs(600), {
@@ -412,7 +411,8 @@ impl Server {
         background.push(tokio::spawn(registry.clone().run()));
         background.push(tokio::spawn(router_frames.clone().run()));
         if let Some(path) = &config.suricata_eve_file {
-            let follower = crate::ids::EveFollower::new(path.clone(), store.clone(), clock.clone(), events.clone());
+            let follower =
+                crate::intrusion::EveFollower::new(path.clone(), store.clone(), clock.clone(), events.clone());
             tracing::info!(path = %path.display(), "following Suricata's EVE log for IDS alerts");
             background.push(tokio::spawn(follower.run()));
         }
@@ -441,7 +441,7 @@ impl Server {
         }
         // The media plane: MediaMTX made to hold what the database says.
         if let Some(mtx) = mtx {
-            let reconciler = crate::media::reconciler::Reconciler::new(
+            let reconciler = crate::app::reconciler::Reconciler::new(
                 mtx,
                 cameras.clone(),
                 config.media.clone(),
@@ -600,20 +600,20 @@ where
 
 fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
     let read = |p: &Path, var: &str| {
-        std::fs::read(p).map_err(|e| config_error(format!("{var}: cannot read {}: {e}", p.display())))
+        std::fs::read(p).map_err(|e| Error::config(format!("{var}: cannot read {}: {e}", p.display())))
     };
     let certs = rustls_pemfile::certs(&mut read(cert, "OPENNVR_TLS_CERT_FILE")?.as_slice())
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| config_error(format!("OPENNVR_TLS_CERT_FILE: {e}")))?;
+        .map_err(|e| Error::config(format!("OPENNVR_TLS_CERT_FILE: {e}")))?;
     let key = rustls_pemfile::private_key(&mut read(key, "OPENNVR_TLS_KEY_FILE")?.as_slice())
-        .map_err(|e| config_error(format!("OPENNVR_TLS_KEY_FILE: {e}")))?
-        .ok_or_else(|| config_error("OPENNVR_TLS_KEY_FILE holds no private key"))?;
+        .map_err(|e| Error::config(format!("OPENNVR_TLS_KEY_FILE: {e}")))?
+        .ok_or_else(|| Error::config("OPENNVR_TLS_KEY_FILE holds no private key"))?;
     let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(Error::internal)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| config_error(format!("OPENNVR_TLS_CERT_FILE/OPENNVR_TLS_KEY_FILE: {e}")))?;
+        .map_err(|e| Error::config(format!("OPENNVR_TLS_CERT_FILE/OPENNVR_TLS_KEY_FILE: {e}")))?;
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))
 }

@@ -14,7 +14,7 @@ pub struct HttpState {
     pub store: Store,
     pub keys: KeyRing,
     pub metrics: Metrics,
-    pub media: crate::media::reconciler::MediaPlane,
+    pub media: crate::media::plane::MediaPlane,
     /// The hook client's secret; `None`: the hook endpoint is off.
     pub hook_secret: Option<crate::security::secret::SecretDigest>,
     /// Where segment hooks go.

@@ -87,7 +87,7 @@ pub fn router(parts: RouterParts) -> Result<Router> {
             .iter()
             .map(|o| {
                 o.parse().map_err(|_| {
-                    crate::config::config_error(format!("OPENNVR_CORS_ORIGINS: {o:?} is not a valid origin"))
+                    crate::error::Error::config(format!("OPENNVR_CORS_ORIGINS: {o:?} is not a valid origin"))
                 })
             })
             .collect::<Result<Vec<http::HeaderValue>>>()?;

@@ -34,11 +34,7 @@ pub fn to_status(e: Error) -> Status {
     if let Some(reason) = e.reason() {
         details.set_error_info(reason, ERROR_DOMAIN, std::collections::HashMap::new());
     }
-    let message = match e.field() {
-        Some(field) if !e.message().contains(field) => format!("{field}: {}", e.message()),
-        _ => e.message().to_owned(),
-    };
-    Status::with_error_details(code, message, details)
+    Status::with_error_details(code, e.caller_message(), details)
 }
 
 /// `Result` in handlers.

@@ -2,7 +2,6 @@
 //! holds its role's permissions narrowed to a subset, on every camera or on named ones, and may
 //! call a step-up RPC only when created with it explicitly — never more than its creator holds.
 use super::{Call, PageRequest, Principal, parse_id};
-use crate::audit::append;
 use crate::clock::SharedClock;
 use crate::domain::camera::GRANTABLE;
 use crate::domain::{Permission, Role};
@@ -100,7 +99,7 @@ impl ApiKeyApp {
                 ),
             ));
         }
-        if cameras.is_empty() && !matches!(super::cameras::visible(&who, now), Visible::All) {
+        if cameras.is_empty() && !matches!(super::authorizer::visible(&who, now), Visible::All) {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
                 "a key cannot reach every camera when its creator does not: name the cameras (api_key.camera_ids)",
@@ -185,31 +184,29 @@ impl ApiKeyApp {
             .detail("expire_time", row.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default());
         let insert = row.clone();
         let maker = who.api_key.as_ref().map(|k| k.id);
-        self.store
-            .transaction(move |c| {
-                // A key made by a key: that key must still be live as this one is made (it cannot be
-                // revoked until this transaction ends, and its revocation then takes this one too).
-                if let Some(maker) = maker {
-                    let live = ApiKeyRow::find_for_share(c, maker)?
-                        .is_some_and(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now));
-                    if !live {
-                        return Err(Error::new(
-                            ErrorKind::Unauthenticated,
-                            "the API key making this one is no longer live",
-                        )
-                        .with_reason(crate::error::reason::CREDENTIAL_REVOKED));
-                    }
+        call.audited(&self.store, now, record, move |c, _| {
+            // A key made by a key: that key must still be live as this one is made (it cannot be
+            // revoked until this transaction ends, and its revocation then takes this one too).
+            if let Some(maker) = maker {
+                let live = ApiKeyRow::find_for_share(c, maker)?
+                    .is_some_and(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now));
+                if !live {
+                    return Err(Error::new(
+                        ErrorKind::Unauthenticated,
+                        "the API key making this one is no longer live",
+                    )
+                    .with_reason(crate::error::reason::CREDENTIAL_REVOKED));
                 }
-                for id in &cameras {
-                    if CameraRow::find(c, *id)?.is_none() || super::cameras::held_on(c, &who, *id, now)?.is_empty() {
-                        return Err(Error::invalid("api_key.camera_ids", format!("camera {id} not found")));
-                    }
+            }
+            for id in &cameras {
+                if CameraRow::find(c, *id)?.is_none() || super::authorizer::held_on(c, &who, *id, now)?.is_empty() {
+                    return Err(Error::invalid("api_key.camera_ids", format!("camera {id} not found")));
                 }
-                insert.insert(c)?;
-                append(c, &record, now)
-            })
-            .await?;
-        call.mark_audited();
+            }
+            insert.insert(c)?;
+            Ok(())
+        })
+        .await?;
         self.cache.put(&row);
         Ok((row, secret))
     }
@@ -228,17 +225,15 @@ impl ApiKeyApp {
         let id = parse_id("api_key_id", id)?;
         let now = self.clock.now();
         let record = call.record("api_key", &id.to_string());
-        let (row, revoked) = self
-            .store
-            .transaction(move |c| {
+        let (row, revoked) = call
+            .audited(&self.store, now, record, move |c, record| {
                 let (row, revoked) = ApiKeyRow::revoke(c, id, now, "revoked")?
                     .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("API key {id} not found")))?;
-                let record = record.detail("name", row.name.clone()).detail("keys_revoked", revoked.len().to_string());
-                append(c, &record, now)?;
+                record.note("name", row.name.clone());
+                record.note("keys_revoked", revoked.len().to_string());
                 Ok((row, revoked))
             })
             .await?;
-        call.mark_audited();
         self.cache.revoked(&revoked, now);
         self.cache.put(&row);
         Ok(row)

@@ -301,17 +301,13 @@ impl AuditApp {
                 .detail("sha256", digest)
                 .detail("through_sequence", cp.sequence.to_string());
         let (now, upto) = (self.clock.now(), cp.sequence);
-        let removed = self
-            .store
-            .transaction(move |c| {
-                let removed = crate::store::audit::archive_through(c, upto)?;
-                // The keys' creation entries may be among those archived: this entry vouches for them.
-                let keys: Vec<String> = AuditKeyRow::all(c)?.iter().map(|k| B64.encode(&k.public_key)).collect();
-                let record = record.detail(crate::audit::ARCHIVE_KEYS_DETAIL, keys.join(","));
-                crate::audit::append(c, &record, now)?;
-                Ok(removed)
-            })
-            .await?;
+        let removed = crate::audit::commit(&self.store, now, move |c| {
+            let removed = crate::store::audit::archive_through(c, upto)?;
+            // The keys' creation entries may be among those archived: this entry vouches for them.
+            let keys: Vec<String> = AuditKeyRow::all(c)?.iter().map(|k| B64.encode(&k.public_key)).collect();
+            Ok((removed, vec![record.detail(crate::audit::ARCHIVE_KEYS_DETAIL, keys.join(","))]))
+        })
+        .await?;
         tracing::info!(through = cp.sequence, removed, file = %file.display(), "audit entries archived");
         Ok(Some(Archived { through: cp.sequence, removed, file }))
     }

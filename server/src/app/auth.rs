@@ -2,8 +2,8 @@
 //! sessions, users and the last-admin rule.
 use super::mfa::LoginOutcome;
 use super::setup::SetupToken;
-use super::{Call, Client, PageRequest, Principal};
-use crate::audit::{AuditTrail, append};
+use super::{Call, PageRequest, Principal};
+use crate::audit::AuditTrail;
 use crate::bail;
 use crate::clock::SharedClock;
 use crate::domain::mfa::AuthMethod;
@@ -89,7 +89,7 @@ pub struct AuthApp {
     pub attempts: AttemptQueue,
     pub audit: AuditTrail,
     /// Told when a user's rights shrink, so that their open viewing sessions are ended at once.
-    pub media: crate::media::reconciler::MediaPlane,
+    pub media: crate::media::plane::MediaPlane,
     /// Second factors and the MFA policy.
     pub mfa: super::mfa::MfaSettings,
     /// Told when the keys a user created are revoked with their rights.
@@ -267,8 +267,7 @@ impl AuthApp {
             row.insert(c)
         });
         let username = user.username.clone();
-        let tokens = self.open_session(user, &call.client, Some(record), Some(create), SignedIn::password()).await?;
-        call.mark_audited();
+        let tokens = self.open_session(user, call, record, Some(create), SignedIn::password()).await?;
         self.setup.consume();
         tracing::info!(user = %username, "first administrator created");
         Ok(tokens)
@@ -318,8 +317,7 @@ impl AuthApp {
                 }
                 let mut record = call.record("user", &u.id.to_string());
                 record.actor = user_actor(&u, None);
-                let tokens = self.open_session(u, client, Some(record), None, SignedIn::password()).await?;
-                call.mark_audited();
+                let tokens = self.open_session(u, call, record, None, SignedIn::password()).await?;
                 Ok(LoginOutcome::SignedIn(tokens))
             }
             known => {
@@ -376,11 +374,9 @@ impl AuthApp {
             .await
     }
 
-    /// Writes one entry in a transaction of its own and marks the call audited.
+    /// Writes one entry in a transaction of its own (an outcome the use case records itself).
     async fn record_alone(&self, call: &Call, record: AuditRecord) -> Result<()> {
-        self.audit.record(record).await?;
-        call.mark_audited();
-        Ok(())
+        call.record_alone(&self.store, self.clock.now(), record).await
     }
 
     /// Opens a session for `user`, signed in as `signed_in` says; `prelude` (work the session
@@ -391,11 +387,12 @@ impl AuthApp {
     pub(super) async fn open_session(
         &self,
         user: UserRow,
-        client: &Client,
-        record: Option<AuditRecord>,
+        call: &Call,
+        record: AuditRecord,
         prelude: Option<Prelude>,
         signed_in: SignedIn,
     ) -> Result<IssuedTokens> {
+        let client = &call.client;
         let now = self.clock.now();
         let role = role_of(&user)?;
         let enrol = !signed_in.stepped_up && self.mfa.policy.requires(role);
@@ -423,21 +420,17 @@ impl AuthApp {
         };
         let (session_id, expires_at) = (session.id, session.expires_at);
         let (access_token, access_expires_at) = self.tokens.issue(user.id, session_id, role, &user.username, enrol)?;
-        self.store
-            .transaction(move |c| {
-                if let Some(prelude) = prelude {
-                    prelude(c)?;
-                }
-                session.insert(c)?;
-                token_row.insert(c)?;
-                if let Some(mut record) = record {
-                    record.actor.session_id = session.id.to_string();
-                    record.details.insert("session_id".into(), session.id.to_string());
-                    append(c, &record, now)?;
-                }
-                Ok(())
-            })
-            .await?;
+        call.audited(&self.store, now, record, move |c, record| {
+            if let Some(prelude) = prelude {
+                prelude(c)?;
+            }
+            session.insert(c)?;
+            token_row.insert(c)?;
+            record.actor.session_id = session.id.to_string();
+            record.note("session_id", session.id.to_string());
+            Ok(())
+        })
+        .await?;
         Ok(IssuedTokens {
             access_token,
             access_expires_at,
@@ -461,9 +454,8 @@ impl AuthApp {
         let next_row_hash = refresh_hash(&next);
         let base = call.record("session", "");
         let policy = self.mfa.policy.clone();
-        let outcome = self
-            .store
-            .transaction(move |c| {
+        let outcome = call
+            .audited(&self.store, now, base, move |c, record| {
                 let invalid = || Error::new(ErrorKind::Unauthenticated, "refresh token is invalid or expired");
                 let revoked = || {
                     Error::new(ErrorKind::Unauthenticated, "the session has ended")
@@ -484,12 +476,12 @@ impl AuthApp {
                     && (now - used_at).num_seconds() > REFRESH_REUSE_GRACE_SECS
                 {
                     SessionRow::revoke(c, session.id, now, "refresh token reuse")?;
-                    let mut record = base.clone().ended("UNAUTHENTICATED", "refresh token reused; session revoked");
+                    // The revocation commits, and the entry records the refusal it leads to.
+                    *record = record.clone().ended("UNAUTHENTICATED", "refresh token reused; session revoked");
                     record.target_id = session.id.to_string();
                     if let Some(u) = session.user_id.map(|id| UserRow::find(c, id)).transpose()?.flatten() {
                         record.actor = user_actor(&u, Some(session.id));
                     }
-                    append(c, &record, now)?;
                     return Ok(Err(session.id));
                 }
                 let user = UserRow::find(c, session.user_id.ok_or_else(revoked)?)?.ok_or_else(revoked)?;
@@ -505,14 +497,11 @@ impl AuthApp {
                 RefreshTokenRow { token_hash: next_row_hash, session_id: session.id, created_at: now, used_at: None }
                     .insert(c)?;
                 SessionRow::touch(c, session.id, now)?;
-                let mut record = base;
                 record.actor = user_actor(&user, Some(session.id));
                 record.target_id = session.id.to_string();
-                append(c, &record, now)?;
                 Ok(Ok((session, user, enrol)))
             })
             .await?;
-        call.mark_audited();
         match outcome {
             Ok((session, user, enrol)) => {
                 let (access_token, access_expires_at) =
@@ -549,13 +538,11 @@ impl AuthApp {
     async fn revoke_audited(&self, call: &Call, session: Uuid, reason: &'static str) -> Result<()> {
         let now = self.clock.now();
         let record = call.record("session", &session.to_string());
-        self.store
-            .transaction(move |c| {
-                SessionRow::revoke(c, session, now, reason)?;
-                append(c, &record, now).map(|_| ())
-            })
-            .await?;
-        call.mark_audited();
+        call.audited(&self.store, now, record, move |c, _| {
+            SessionRow::revoke(c, session, now, reason)?;
+            Ok(())
+        })
+        .await?;
         self.revocations.insert(&[session]);
         Ok(())
     }
@@ -621,20 +608,17 @@ impl AuthApp {
         let record = call
             .record("user", &user.id.to_string())
             .detail("other_sessions", if keep_other_sessions { "kept" } else { "revoked" });
-        let revoked = self
-            .store
-            .transaction(move |c| {
+        let revoked = call
+            .audited(&self.store, now, record, move |c, _| {
                 UserRow::update(c, user_id, &UserChanges { password_hash: Some(hash), ..Default::default() }, now)?;
                 let revoked = if keep_other_sessions {
                     Vec::new()
                 } else {
                     SessionRow::revoke_all_of_user(c, user_id, Some(keep), now, "password changed")?
                 };
-                append(c, &record, now)?;
                 Ok(revoked)
             })
             .await?;
-        call.mark_audited();
         self.revocations.insert(&revoked);
         Ok(())
     }
@@ -699,19 +683,17 @@ impl AuthApp {
             .detail("username", row.username.clone())
             .detail("role", row.role.clone())
             .detail("disabled", disabled.to_string());
-        self.store
-            .transaction(move |c| {
-                insert.insert(c)?;
-                append(c, &record, now).map(|_| ())
-            })
-            .await
-            .map_err(|e| match e.kind() {
-                ErrorKind::AlreadyExists => {
-                    Error::new(ErrorKind::AlreadyExists, format!("user {} already exists", row.username))
-                }
-                _ => e,
-            })?;
-        call.mark_audited();
+        call.audited(&self.store, now, record, move |c, _| {
+            insert.insert(c)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| match e.kind() {
+            ErrorKind::AlreadyExists => {
+                Error::new(ErrorKind::AlreadyExists, format!("user {} already exists", row.username))
+            }
+            _ => e,
+        })?;
         Ok(row)
     }
 
@@ -760,9 +742,8 @@ impl AuthApp {
                 record.details.insert(k.to_owned(), v);
             }
         }
-        let (row, revoked) = self
-            .store
-            .transaction(move |c| {
+        let (row, revoked) = call
+            .audited(&self.store, now, record, move |c, record| {
                 UserRow::lock_table(c)?;
                 let current = UserRow::find_for_update(c, id)?
                     .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("user {id} not found")))?;
@@ -796,12 +777,10 @@ impl AuthApp {
                 if !keys.is_empty() {
                     record.details.insert("api_keys_revoked".into(), keys.len().to_string());
                 }
-                append(c, &record, now)?;
                 Ok((row, (revoked, keys)))
             })
             .await?;
         let (row, (revoked, keys)) = (row, revoked);
-        call.mark_audited();
         self.revocations.insert(&revoked);
         self.api_keys.revoked(&keys, now);
         self.media.poke();
@@ -815,16 +794,13 @@ impl AuthApp {
         let hash = self.hasher.hash(password.to_owned()).await?;
         let (user_id, now) = (user.id, self.clock.now());
         let record = call.record("user", &user.id.to_string());
-        let revoked = self
-            .store
-            .transaction(move |c| {
+        let revoked = call
+            .audited(&self.store, now, record, move |c, _| {
                 UserRow::update(c, user_id, &UserChanges { password_hash: Some(hash), ..Default::default() }, now)?;
                 let revoked = SessionRow::revoke_all_of_user(c, user_id, None, now, "password reset")?;
-                append(c, &record, now)?;
                 Ok(revoked)
             })
             .await?;
-        call.mark_audited();
         self.revocations.insert(&revoked);
         Ok(())
     }
@@ -838,10 +814,9 @@ impl AuthApp {
             bail!(FailedPrecondition, "you cannot delete your own account; another administrator can");
         }
         let now = self.clock.now();
-        let mut record = call.record("user", &id.to_string());
-        let revoked = self
-            .store
-            .transaction(move |c| {
+        let record = call.record("user", &id.to_string());
+        let revoked = call
+            .audited(&self.store, now, record, move |c, record| {
                 UserRow::lock_table(c)?;
                 let current = UserRow::find_for_update(c, id)?
                     .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("user {id} not found")))?;
@@ -860,11 +835,9 @@ impl AuthApp {
                 if !keys.is_empty() {
                     record.details.insert("api_keys_revoked".into(), keys.len().to_string());
                 }
-                append(c, &record, now)?;
                 Ok((revoked, keys))
             })
             .await?;
-        call.mark_audited();
         let (revoked, keys) = revoked;
         self.revocations.insert(&revoked);
         self.api_keys.revoked(&keys, now);

@@ -1,9 +1,8 @@
 //! Bindings and detections: which camera's frames go to which adapter (set up by who may change the
 //! camera), and what the adapters found, shown only for cameras the caller may see and kept for a
 //! limited time.
-use super::cameras::{authorize, held_on, visible};
+use super::authorizer::{authorize, held_on, visible};
 use super::{Call, PageRequest, Principal, parse_id};
-use crate::audit::append;
 use crate::clock::SharedClock;
 use crate::domain::Permission;
 use crate::domain::inference::{Detection, MAX_LABELS, Region, check_regions};
@@ -145,9 +144,8 @@ impl BindingsApp {
             .record("adapter_binding", &id.to_string())
             .detail("camera_id", camera.to_string())
             .detail("adapter_id", adapter.to_string());
-        let row = self
-            .store
-            .transaction(move |c| {
+        let row = call
+            .audited(&self.store, now, record, move |c, record| {
                 authorize(c, &p, camera, Permission::CameraWrite, now, true)?;
                 let a = AdapterRow::find(c, adapter)?.ok_or_else(|| adapter_not_found(adapter))?;
                 let checked = check(&spec, &a, true)?;
@@ -172,11 +170,10 @@ impl BindingsApp {
                     ),
                     _ => e,
                 })?;
-                append(c, &record.detail("enabled", row.enabled.to_string()), now)?;
+                record.note("enabled", row.enabled.to_string());
                 Ok(row)
             })
             .await?;
-        call.mark_audited();
         self.router.poke();
         Ok(row)
     }
@@ -237,9 +234,8 @@ impl BindingsApp {
         let mask = mask.to_vec();
         let (p, now) = (call.principal()?.clone(), crate::audit::to_micros(self.clock.now()));
         let record = call.record("adapter_binding", &id.to_string()).detail("fields", mask.join(" "));
-        let row = self
-            .store
-            .transaction(move |c| {
+        let row = call
+            .audited(&self.store, now, record, move |c, record| {
                 let current = writable(c, &p, id, now)?;
                 if expected_version.is_some_and(|v| v != current.version) {
                     return Err(etag_mismatch(id));
@@ -274,11 +270,10 @@ impl BindingsApp {
                     ..current.clone()
                 };
                 let row = next.replace(c)?;
-                append(c, &record.detail("camera_id", row.camera_id.to_string()), now)?;
+                record.note("camera_id", row.camera_id.to_string());
                 Ok(row)
             })
             .await?;
-        call.mark_audited();
         self.router.poke();
         Ok(row)
     }
@@ -288,20 +283,17 @@ impl BindingsApp {
         let id = parse_id("binding_id", id)?;
         let (p, now) = (call.principal()?.clone(), self.clock.now());
         let record = call.record("adapter_binding", &id.to_string());
-        self.store
-            .transaction(move |c| {
-                let row = writable(c, &p, id, now)?;
-                if expected_version.is_some_and(|v| v != row.version) {
-                    return Err(etag_mismatch(id));
-                }
-                BindingRow::delete(c, id)?;
-                let record = record
-                    .detail("camera_id", row.camera_id.to_string())
-                    .detail("adapter_id", row.adapter_id.to_string());
-                append(c, &record, now)
-            })
-            .await?;
-        call.mark_audited();
+        call.audited(&self.store, now, record, move |c, record| {
+            let row = writable(c, &p, id, now)?;
+            if expected_version.is_some_and(|v| v != row.version) {
+                return Err(etag_mismatch(id));
+            }
+            BindingRow::delete(c, id)?;
+            record.note("camera_id", row.camera_id.to_string());
+            record.note("adapter_id", row.adapter_id.to_string());
+            Ok(())
+        })
+        .await?;
         self.router.poke();
         Ok(())
     }

@@ -1,9 +1,7 @@
-//! Camera use cases — add, read, list, change, re-source, delete, grant — and the one authorizer that
-//! answers every camera-scoped question ("may this user do X on camera 7?"). A user's role is the
-//! ceiling of what they may do; outside the admin role, a grant on a camera says which of those
-//! things they may do on that camera. Every change is audited in its own transaction.
+//! Camera use cases — add, read, list, change, re-source, delete, grant. Every camera-scoped question
+//! goes to the authorizer (`super::authorizer`). Every change is audited in its own transaction.
+use super::authorizer::{authorize, held_on, visible};
 use super::{Call, PageRequest, Principal, parse_id};
-use crate::audit::append;
 use crate::clock::SharedClock;
 use crate::domain::camera::{self, GRANTABLE, RecordingMode, SourceUrl, Transport};
 use crate::domain::event::{ConfigChange, EventKind, SiteEvent};
@@ -11,10 +9,9 @@ use crate::domain::{Permission, Role};
 use crate::error::{Error, ErrorKind, Result, reason};
 use crate::security::seal::{MasterKey, Sealed};
 use crate::store::Store;
-use crate::store::cameras::{CameraChanges, CameraGrantRow, CameraRow, Visible};
+use crate::store::cameras::{CameraChanges, CameraGrantRow, CameraRow};
 use crate::store::users::UserRow;
 use chrono::{DateTime, Utc};
-use diesel::PgConnection;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -71,13 +68,13 @@ pub struct CameraApp {
     pub clock: SharedClock,
     pub master: MasterKey,
     /// Told of every change, so that MediaMTX follows at once.
-    pub media: crate::media::reconciler::MediaPlane,
+    pub media: crate::media::plane::MediaPlane,
     /// Issues viewer tokens.
     pub live: crate::media::LiveView,
     /// Where cameras may be: sources and connection tests are limited to these networks.
     pub networks: camera::CameraNetworks,
     /// Where camera changes are announced.
-    pub events: super::events::EventBus,
+    pub events: crate::bus::EventBus,
 }
 
 /// A connection test as asked.
@@ -118,66 +115,6 @@ pub struct CameraStatusView {
     /// Inbound bits per second over the last few seconds (0 when unknown).
     pub bitrate_bps: i64,
     pub observed: DateTime<Utc>,
-}
-
-/// Which cameras `p` may see at `now`.
-pub fn visible(p: &Principal, now: DateTime<Utc>) -> Visible {
-    match &p.api_key {
-        // An API key sees the cameras it names, or every camera.
-        Some(key) if key.cameras.is_empty() => Visible::All,
-        Some(key) => Visible::Cameras(key.cameras.clone()),
-        None if p.role == Role::Admin => Visible::All,
-        None => Visible::GrantedTo(p.user_id, now),
-    }
-}
-
-/// The authorizer: the camera `id` if `p` may do `permission` on it. NOT_FOUND when the camera does
-/// not exist or `p` may not see it (its existence is not revealed), PERMISSION_DENIED when `p` sees
-/// it but may not do that. With `lock`, the row stays locked until the transaction ends.
-pub fn authorize(
-    c: &mut PgConnection,
-    p: &Principal,
-    id: Uuid,
-    permission: Permission,
-    now: DateTime<Utc>,
-    lock: bool,
-) -> Result<CameraRow> {
-    let not_found = || Error::new(ErrorKind::NotFound, format!("camera {id} not found"));
-    let row = if lock { CameraRow::find_for_update(c, id)? } else { CameraRow::find(c, id)? };
-    let row = row.ok_or_else(not_found)?;
-    let held = held_on(c, p, id, now)?;
-    if held.is_empty() {
-        return Err(not_found());
-    }
-    if !held.contains(&permission) {
-        return Err(Error::new(
-            ErrorKind::PermissionDenied,
-            format!("permission {} on camera {id} required", permission.name()),
-        ));
-    }
-    Ok(row)
-}
-
-/// The camera-scoped permissions `p` holds on camera `id`: their role's, limited (outside the admin
-/// role) to those a live grant on that camera gives, and for an API key to its scope and cameras.
-/// Empty = the camera is invisible to them.
-pub fn held_on(c: &mut PgConnection, p: &Principal, id: Uuid, now: DateTime<Utc>) -> Result<Vec<Permission>> {
-    if let Some(key) = &p.api_key {
-        if !key.cameras.is_empty() && !key.cameras.contains(&id) {
-            return Ok(Vec::new());
-        }
-        return Ok(p.permissions());
-    }
-    if p.role == Role::Admin {
-        return Ok(Permission::ALL.to_vec());
-    }
-    let Some(grant) = CameraGrantRow::live(c, id, p.user_id, now)? else { return Ok(Vec::new()) };
-    Ok(grant
-        .permissions
-        .iter()
-        .filter_map(|n| n.parse::<Permission>().ok())
-        .filter(|perm| p.role.allows(*perm))
-        .collect())
 }
 
 impl CameraApp {
@@ -330,17 +267,15 @@ impl CameraApp {
             updated_at: now,
         });
         let name = row.name.clone();
-        self.store
-            .transaction(move |c| {
-                insert.insert(c)?;
-                if let Some(g) = creator_grant {
-                    g.upsert(c)?;
-                }
-                append(c, &record, now)
-            })
-            .await
-            .map_err(name_taken(&name))?;
-        call.mark_audited();
+        call.audited(&self.store, now, record, move |c, _| {
+            insert.insert(c)?;
+            if let Some(g) = creator_grant {
+                g.upsert(c)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(name_taken(&name))?;
         self.media.changed();
         self.announce(call, row.id, &row.name, ConfigChange::Created, &[]);
         Ok(row)
@@ -460,20 +395,17 @@ impl CameraApp {
         let mut record = call.record("camera", &id.to_string()).detail("update_mask", mask.join(","));
         record.camera_id = id.to_string();
         let name = changes.name.clone().unwrap_or_default();
-        let row = self
-            .store
-            .transaction(move |c| {
+        let row = call
+            .audited(&self.store, now, record, move |c, _| {
                 let current = authorize(c, &p, id, Permission::CameraWrite, now, true)?;
                 if expected_version.is_some_and(|v| v != current.version) {
                     return Err(etag_mismatch(id));
                 }
                 let row = CameraRow::update(c, id, &changes, now)?;
-                append(c, &record, now)?;
                 Ok(row)
             })
             .await
             .map_err(name_taken(&name))?;
-        call.mark_audited();
         self.media.changed();
         self.announce(call, row.id, &row.name, ConfigChange::Updated, mask);
         Ok(row)
@@ -506,9 +438,7 @@ impl CameraApp {
             },
         );
         record.camera_id = id.to_string();
-        let row = self
-            .store
-            .transaction(move |c| {
+        let row = call.audited(&self.store, now, record, move |c, _| {
                 let current = authorize(c, &p, id, Permission::CameraWrite, now, true)?;
                 if change.expected_version.is_some_and(|v| v != current.version) {
                     return Err(etag_mismatch(id));
@@ -531,11 +461,9 @@ impl CameraApp {
                     changes.password_sealed = Some(sealed.map(|s| s.blob));
                 }
                 let row = CameraRow::update(c, id, &changes, now)?;
-                append(c, &record, now)?;
                 Ok(row)
             })
             .await?;
-        call.mark_audited();
         self.media.changed();
         self.announce(
             call,
@@ -567,9 +495,8 @@ impl CameraApp {
             if delete_recordings { "deleted by the next retention pass" } else { "kept under retention" },
         );
         record.camera_id = id.to_string();
-        let name = self
-            .store
-            .transaction(move |c| {
+        let name = call
+            .audited(&self.store, now, record, move |c, record| {
                 let current = authorize(c, &p, id, Permission::CameraWrite, now, true)?;
                 if expected_version.is_some_and(|v| v != current.version) {
                     return Err(etag_mismatch(id));
@@ -589,13 +516,11 @@ impl CameraApp {
                 }
                 CameraRow::mark_deleted(c, id, now)?;
                 let revoked = CameraGrantRow::delete_for_camera(c, id)?;
-                let record = record.detail("grants_removed", revoked.len().to_string());
-                append(c, &record, now)?;
+                record.note("grants_removed", revoked.len().to_string());
                 Ok((current.name, revoked))
             })
             .await?;
         let (name, revoked) = name;
-        call.mark_audited();
         self.media.changed();
         // Those who held a grant hear of the deletion, although their grant went with it.
         self.announce_to(call, id, &name, ConfigChange::Deleted, &[], revoked);
@@ -833,7 +758,7 @@ impl CameraApp {
             .detail("reason", reason);
         let record = crate::domain::AuditRecord { camera_id: camera.to_string(), ..record };
         let now = self.clock.now();
-        self.store.run(move |c| append(c, &record, now)).await
+        crate::audit::commit(&self.store, now, move |_| Ok(((), vec![record]))).await
     }
 
     /// Gives `user` `permissions` on a camera (replacing their grant there). The caller may only
@@ -863,9 +788,8 @@ impl CameraApp {
             record = record.detail("expire_time", t.to_rfc3339());
         }
         record.camera_id = camera.to_string();
-        let row = self
-            .store
-            .transaction(move |c| {
+        let row = call
+            .audited(&self.store, now, record, move |c, _| {
                 authorize(c, &p, camera, Permission::CameraRead, now, true)?;
                 let held = held_on(c, &p, camera, now)?;
                 if let Some(missing) = perms.iter().find(|perm| !held.contains(perm)) {
@@ -886,11 +810,9 @@ impl CameraApp {
                     updated_at: now,
                 }
                 .upsert(c)?;
-                append(c, &record, now)?;
                 Ok(row)
             })
             .await?;
-        call.mark_audited();
         // A grant can also narrow what they may do: judge their open sessions again.
         self.media.poke();
         Ok(row)
@@ -904,17 +826,14 @@ impl CameraApp {
         let (p, now) = (call.principal()?.clone(), self.clock.now());
         let mut record = call.record("camera_grant", &format!("{camera}/{user}")).detail("user_id", user.to_string());
         record.camera_id = camera.to_string();
-        let removed = self
-            .store
-            .transaction(move |c| {
+        let removed = call
+            .audited(&self.store, now, record, move |c, record| {
                 authorize(c, &p, camera, Permission::CameraRead, now, false)?;
                 let removed = CameraGrantRow::delete(c, camera, user)?;
-                let record = record.detail("removed", removed.to_string());
-                append(c, &record, now)?;
+                record.note("removed", removed.to_string());
                 Ok(removed)
             })
             .await?;
-        call.mark_audited();
         // Their open viewing sessions end now, not when their tokens expire.
         self.media.poke();
         Ok(removed)

@@ -1,7 +1,7 @@
-//! Live site events: one bounded broadcast that camera changes, status changes and the media plane
-//! publish to, and watch streams that deliver to each caller only the events of cameras they may
-//! see. A slow watcher is told how many events it lost; it never slows the server.
+//! Live site events: watch streams over the event bus that deliver to each caller only the events
+//! of cameras they may see. A slow watcher is told how many events it lost; it never slows the server.
 use super::{Call, Principal, parse_id};
+use crate::bus::EventBus;
 use crate::clock::SharedClock;
 use crate::domain::Role;
 use crate::domain::event::{EventKind, SiteEvent};
@@ -12,37 +12,11 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
-/// Events kept for watchers that are behind; beyond that they are told they lagged.
-const CAPACITY: usize = 1024;
 /// How long a watcher trusts what it learnt of a camera's visibility (after a revoked grant, the
 /// camera's events stop within this time).
 const VISIBILITY_TTL: Duration = Duration::from_secs(5);
 /// A heartbeat after this long without anything to send.
 const HEARTBEAT: Duration = Duration::from_secs(15);
-
-/// The broadcast every publisher sends to.
-#[derive(Clone)]
-pub struct EventBus {
-    tx: broadcast::Sender<Arc<SiteEvent>>,
-}
-
-impl Default for EventBus {
-    fn default() -> Self {
-        EventBus { tx: broadcast::channel(CAPACITY).0 }
-    }
-}
-
-impl EventBus {
-    /// Publishes `event` to every watcher (none listening is fine).
-    pub fn publish(&self, event: SiteEvent) {
-        let _ = self.tx.send(Arc::new(event));
-    }
-
-    /// Events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SiteEvent>> {
-        self.tx.subscribe()
-    }
-}
 
 /// The kinds of event a watcher can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,7 +219,7 @@ impl EventsApp {
         let (p, now) = (p.clone(), self.clock.now());
         self.store
             .run(move |c| {
-                let held = super::cameras::held_on(c, &p, id, now)?;
+                let held = super::authorizer::held_on(c, &p, id, now)?;
                 Ok(!held.is_empty() && (!recordings || held.contains(&crate::domain::Permission::RecordingRead)))
             })
             .await

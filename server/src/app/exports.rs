@@ -2,7 +2,7 @@
 //! an export fetches the clip from that server into a file the server keeps (with its SHA-256, for
 //! chain of custody) until it expires, streaming progress and, if asked, the bytes. Every export
 //! states why it was made, and that reason is in the audit trail.
-use super::cameras::authorize;
+use super::authorizer::authorize;
 use super::recordings::RecordingApp;
 use super::{Call, PageRequest, parse_id};
 use crate::domain::Permission;
@@ -167,9 +167,8 @@ impl RecordingApp {
             .detail("start_time", from.to_rfc3339())
             .detail("end_time", to.to_rfc3339());
         record.camera_id = camera.to_string();
-        let row = self
-            .store
-            .transaction(move |c| {
+        let row = call
+            .audited(&self.store, now, record, move |c, _| {
                 authorize(c, &p, camera, Permission::RecordingExport, now, false)?;
                 let Some(base) = base else {
                     return Err(Error::new(
@@ -184,12 +183,10 @@ impl RecordingApp {
                 }
                 let row = ExportRow { media_duration_us: media, ..row };
                 row.insert(c)?;
-                crate::audit::append(c, &record, now)?;
                 Ok((row, base))
             })
             .await?;
         let (row, base) = row;
-        call.mark_audited();
         let (tx, rx) = mpsc::channel(8);
         let app = self.clone();
         tokio::spawn(async move { app.run_export(row, base, spec.stream_data, tx).await });
@@ -369,7 +366,7 @@ impl RecordingApp {
         let case = (!case_id.is_empty()).then(|| case_id.to_owned());
         let page = PageRequest::new(page_size, page_token, &format!("{camera_id}/{case_id}/{creator_id}"))?;
         let after = page.after_time_and_id()?;
-        let visible = super::cameras::visible(&p, self.clock.now());
+        let visible = super::authorizer::visible(&p, self.clock.now());
         let limit = page.size;
         let rows = self.store.run(move |c| ExportRow::page(c, visible, camera, case, creator, after, limit)).await?;
         let last = rows.last().map(|r| super::time_and_id(r.created_at, r.id));
@@ -412,13 +409,11 @@ impl RecordingApp {
         let record = call.record("export", &row.id.to_string());
         let now = self.clock.now();
         let id = row.id;
-        self.store
-            .transaction(move |c| {
-                ExportRow::delete(c, id)?;
-                crate::audit::append(c, &record, now)
-            })
-            .await?;
-        call.mark_audited();
+        call.audited(&self.store, now, record, move |c, _| {
+            ExportRow::delete(c, id)?;
+            Ok(())
+        })
+        .await?;
         let _ = tokio::fs::remove_file(self.export_file(id)).await;
         Ok(())
     }

@@ -19,7 +19,7 @@ pub struct IdsApp {
 
 /// What `p` may see of alerts, in query terms.
 fn scope(c: &mut diesel::PgConnection, p: &Principal, now: chrono::DateTime<chrono::Utc>) -> Result<AlertScope> {
-    Ok(match super::cameras::visible(p, now) {
+    Ok(match super::authorizer::visible(p, now) {
         Visible::All => AlertScope::All,
         Visible::Cameras(ids) => AlertScope::Cameras(ids),
         Visible::GrantedTo(user, now) => AlertScope::Cameras(CameraGrantRow::live_camera_id_list(c, user, now)?),

@@ -2,7 +2,6 @@
 //! their address checked against where adapters may live), their health and bulkhead counters, and
 //! inference on demand through an adapter's bulkhead.
 use super::{Call, PageRequest, parse_id};
-use crate::audit::append;
 use crate::clock::SharedClock;
 use crate::domain::inference::{Detection, Finding};
 use crate::error::{Error, ErrorKind, Result, reason};
@@ -131,14 +130,12 @@ impl InferenceApp {
             .detail("token_set", row.token_sealed.is_some().to_string());
         let insert = row.clone();
         let name = row.name.clone();
-        self.store
-            .transaction(move |c| {
-                insert.insert(c)?;
-                append(c, &record, now)
-            })
-            .await
-            .map_err(taken(&name))?;
-        call.mark_audited();
+        call.audited(&self.store, now, record, move |c, _| {
+            insert.insert(c)?;
+            Ok(())
+        })
+        .await
+        .map_err(taken(&name))?;
         self.take_up_change().await;
         Ok(self.view(row))
     }
@@ -211,9 +208,8 @@ impl InferenceApp {
         next.updated_at = now;
         let record = call.record("adapter", &id.to_string()).detail("fields", mask.join(" "));
         let name = next.name.clone();
-        let row = self
-            .store
-            .transaction(move |c| {
+        let row = call
+            .audited(&self.store, now, record, move |c, _| {
                 let locked = AdapterRow::find_for_update(c, id)?.ok_or_else(|| not_found(id))?;
                 if expected_version.is_some_and(|v| v != locked.version) || locked.version != current.version {
                     return Err(Error::new(
@@ -223,12 +219,10 @@ impl InferenceApp {
                     .with_reason(reason::ETAG_MISMATCH));
                 }
                 let row = next.replace(c)?;
-                append(c, &record, now)?;
                 Ok(row)
             })
             .await
             .map_err(taken(&name))?;
-        call.mark_audited();
         self.take_up_change().await;
         Ok(self.view(row))
     }
@@ -238,25 +232,25 @@ impl InferenceApp {
         let id = parse_id("adapter_id", id)?;
         let now = self.clock.now();
         let record = call.record("adapter", &id.to_string()).detail("force", force.to_string());
-        self.store
-            .transaction(move |c| {
-                let row = AdapterRow::find_for_update(c, id)?.ok_or_else(|| not_found(id))?;
-                if expected_version.is_some_and(|v| v != row.version) {
-                    return Err(Error::new(ErrorKind::Aborted, format!("adapter {id} was changed by someone else"))
-                        .with_reason(reason::ETAG_MISMATCH));
-                }
-                let bound = BindingRow::count_of_adapter(c, id)?;
-                if bound > 0 && !force {
-                    return Err(Error::new(
-                        ErrorKind::FailedPrecondition,
-                        format!("{bound} binding(s) use adapter {id}: delete them first, or set force"),
-                    ));
-                }
-                AdapterRow::delete(c, id)?;
-                append(c, &record.detail("name", row.name).detail("bindings_removed", bound.to_string()), now)
-            })
-            .await?;
-        call.mark_audited();
+        call.audited(&self.store, now, record, move |c, record| {
+            let row = AdapterRow::find_for_update(c, id)?.ok_or_else(|| not_found(id))?;
+            if expected_version.is_some_and(|v| v != row.version) {
+                return Err(Error::new(ErrorKind::Aborted, format!("adapter {id} was changed by someone else"))
+                    .with_reason(reason::ETAG_MISMATCH));
+            }
+            let bound = BindingRow::count_of_adapter(c, id)?;
+            if bound > 0 && !force {
+                return Err(Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!("{bound} binding(s) use adapter {id}: delete them first, or set force"),
+                ));
+            }
+            AdapterRow::delete(c, id)?;
+            record.note("name", row.name);
+            record.note("bindings_removed", bound.to_string());
+            Ok(())
+        })
+        .await?;
         self.take_up_change().await;
         Ok(())
     }
@@ -350,7 +344,8 @@ impl InferenceApp {
         let (cam, bindings, adapters) = self
             .store
             .run(move |c| {
-                let cam = super::cameras::authorize(c, &p, camera, crate::domain::Permission::CameraLive, now, false)?;
+                let cam =
+                    super::authorizer::authorize(c, &p, camera, crate::domain::Permission::CameraLive, now, false)?;
                 Ok((cam, BindingRow::of_camera(c, camera)?, AdapterRow::all(c)?))
             })
             .await?;

@@ -1,9 +1,11 @@
-//! The master key (BYOK): which key ids the stored secrets need, and the online rotation that
-//! rewraps every secret's data key with the current master key.
+//! Keys as audited use cases: the master key (BYOK: which key ids the stored secrets need, and the
+//! online rotation that rewraps every secret's data key with the current master key) and the
+//! maintenance of the token signing key ring (keys created ahead and retired, each recorded).
 use super::Call;
-use crate::audit::append;
 use crate::clock::SharedClock;
+use crate::domain::AuditRecord;
 use crate::error::Result;
+use crate::security::keyring::KeyRing;
 use crate::security::seal::{MasterKey, Sealed};
 use crate::store::Store;
 use crate::store::secrets::{self, SEALED};
@@ -82,9 +84,29 @@ impl KeyApp {
             .detail("rewrapped", rewrapped.to_string())
             .detail("from_key_ids", old.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))
             .detail("remaining_with_old_keys", remaining.to_string());
-        let now = self.clock.now();
-        self.store.transaction(move |c| append(c, &record, now)).await?;
-        call.mark_audited();
+        call.record_alone(&self.store, self.clock.now(), record).await?;
         Ok((rewrapped, after))
     }
+}
+
+/// Creates, activates and retires token signing keys as the ring's policy says, records each
+/// creation and retirement in the trail in the same transaction, then reloads the ring.
+pub async fn maintain_signing_keys(ring: &KeyRing, store: &Store, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    use base64::Engine;
+    let r = ring.clone();
+    let rows = crate::audit::commit(store, now, move |c| {
+        let (rows, change) = r.rotate(c, now)?;
+        let mut entries = Vec::new();
+        if let Some(k) = change.created {
+            entries.push(
+                AuditRecord::system("signing_key.create", "signing_key", &k.kid)
+                    .detail("activates_at", k.activates_at.to_rfc3339())
+                    .detail("public_key", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&k.public_key)),
+            );
+        }
+        entries.extend(change.retired.iter().map(|kid| AuditRecord::system("signing_key.retire", "signing_key", kid)));
+        Ok((rows, entries))
+    })
+    .await?;
+    ring.load(rows)
 }

@@ -4,7 +4,6 @@
 //! single-use, short-lived and kept in the database.
 use super::auth::{AuthApp, IssuedTokens, SignedIn, next_failure, refuse_while_blocked, user_actor};
 use super::{Call, PageRequest, Principal, parse_id};
-use crate::audit::append;
 use crate::domain::Permission;
 use crate::domain::mfa::{
     self, AuthMethod, CEREMONY_MAX_FAILURES, CEREMONY_SECS, MfaPolicy, RECOVERY_CODES, SECOND_FACTOR_SCOPE,
@@ -341,20 +340,13 @@ impl AuthApp {
         let (settings, user_id, now) = (self.mfa.clone(), user.id, self.clock.now());
         let mut record = call.record("user", &user.id.to_string()).detail("second_factor", "required");
         record.actor = user_actor(user, None);
-        let challenge = self
-            .store
-            .transaction(move |c| {
-                let Some(challenge) = open_challenge(c, &settings, LOGIN_MFA, user_id, None, now)? else {
-                    return Ok(None);
-                };
-                append(c, &record, now)?;
-                Ok(Some(challenge))
-            })
-            .await?;
-        if challenge.is_some() {
-            call.mark_audited();
-        }
-        Ok(challenge)
+        // No second factor, no challenge: the call goes on to open a session, which records it.
+        call.audited_if(&self.store, now, move |c| {
+            let challenge = open_challenge(c, &settings, LOGIN_MFA, user_id, None, now)?;
+            let entry = challenge.is_some().then_some(record);
+            Ok((challenge, entry))
+        })
+        .await
     }
 
     /// Renews the passkey challenge of a login ticket.
@@ -431,8 +423,7 @@ impl AuthApp {
         record.actor = user_actor(&user, None);
         let signed_in =
             SignedIn { methods: vec![AuthMethod::Password, v.method], credential: v.credential, stepped_up: true };
-        let tokens = self.open_session(user, &call.client, Some(record), None, signed_in).await?;
-        call.mark_audited();
+        let tokens = self.open_session(user, call, record, None, signed_in).await?;
         Ok(tokens)
     }
 
@@ -507,8 +498,7 @@ impl AuthApp {
         let mut record = call.record("user", &user.id.to_string()).detail("method", AuthMethod::Passkey.as_str());
         record.actor = user_actor(&user, None);
         let signed_in = SignedIn { methods: vec![AuthMethod::Passkey], credential: Some(credential), stepped_up: true };
-        let tokens = self.open_session(user, &call.client, Some(record), None, signed_in).await?;
-        call.mark_audited();
+        let tokens = self.open_session(user, call, record, None, signed_in).await?;
         Ok(tokens)
     }
 
@@ -547,9 +537,8 @@ impl AuthApp {
         let (settings, now) = (self.mfa.clone(), self.clock.now());
         let record = call.record("session", &who.session_id.to_string());
         let window = self.mfa.step_up_window;
-        let outcome = self
-            .store
-            .transaction(move |c| {
+        let outcome = call
+            .audited_outcome(&self.store, now, record, move |c, record| {
                 let mut state = None;
                 if let Some(hash) = &hash {
                     let row = CeremonyRow::find_for_update(c, hash, STEP_UP)?
@@ -569,7 +558,7 @@ impl AuthApp {
                     Ok(v) => {
                         LoginFailureRow::clear(c, &who.username, SECOND_FACTOR_SCOPE)?;
                         SessionRow::step_up(c, who.session_id, now, v.credential)?;
-                        append(c, &record.detail("method", v.method.as_str()), now)?;
+                        record.note("method", v.method.as_str());
                         let session = SessionRow::find(c, who.session_id)?
                             .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "the session has ended"))?;
                         Ok(Ok(session))
@@ -580,8 +569,7 @@ impl AuthApp {
                     }
                 }
             })
-            .await??;
-        call.mark_audited();
+            .await?;
         Ok((outcome, now + window))
     }
 
@@ -633,9 +621,8 @@ impl AuthApp {
         let id = Uuid::new_v4();
         let mut record = call.record("credential", &id.to_string()).detail("type", TOTP);
         record.details.insert("name".into(), name.clone());
-        let outcome = self
-            .store
-            .transaction(move |c| {
+        let outcome = call
+            .audited_outcome(&self.store, now, record, move |c, record| {
                 let expired = || {
                     Error::new(
                         ErrorKind::FailedPrecondition,
@@ -684,8 +671,7 @@ impl AuthApp {
                 let codes = enrolled(c, &who, &cred, first, now, record)?;
                 Ok(Ok((cred, codes)))
             })
-            .await??;
-        call.mark_audited();
+            .await?;
         Ok(outcome)
     }
 
@@ -740,9 +726,8 @@ impl AuthApp {
         let id = Uuid::new_v4();
         let mut record = call.record("credential", &id.to_string()).detail("type", PASSKEY);
         record.details.insert("name".into(), name.clone());
-        let outcome = self
-            .store
-            .transaction(move |c| {
+        let outcome = call
+            .audited_outcome(&self.store, now, record, move |c, record| {
                 // One enrolment of a user at a time: a first factor gets recovery codes only once.
                 UserRow::find_for_update(c, who.user_id)?;
                 let row = CeremonyRow::find_for_update(c, &hash, PASSKEY_REGISTRATION)?
@@ -781,8 +766,7 @@ impl AuthApp {
                 let codes = enrolled(c, &who, &cred, first, now, record)?;
                 Ok(Ok((cred, codes)))
             })
-            .await??;
-        call.mark_audited();
+            .await?;
         Ok(outcome)
     }
 
@@ -793,19 +777,17 @@ impl AuthApp {
         let now = self.clock.now();
         let record = call.record("user", &who.user_id.to_string());
         let (codes, hashes) = new_recovery_codes();
-        self.store
-            .transaction(move |c| {
-                if CredentialRow::count_of_user(c, who.user_id)? == 0 {
-                    return Err(Error::new(
-                        ErrorKind::FailedPrecondition,
-                        "recovery codes back up a second factor: enrol one first",
-                    ));
-                }
-                RecoveryCodeRow::replace_all(c, who.user_id, &hashes, now)?;
-                append(c, &record, now)
-            })
-            .await?;
-        call.mark_audited();
+        call.audited(&self.store, now, record, move |c, _| {
+            if CredentialRow::count_of_user(c, who.user_id)? == 0 {
+                return Err(Error::new(
+                    ErrorKind::FailedPrecondition,
+                    "recovery codes back up a second factor: enrol one first",
+                ));
+            }
+            RecoveryCodeRow::replace_all(c, who.user_id, &hashes, now)?;
+            Ok(())
+        })
+        .await?;
         Ok(codes)
     }
 
@@ -840,16 +822,13 @@ impl AuthApp {
         let name = mfa::credential_name("name", name, "")?;
         let now = self.clock.now();
         let record = call.record("credential", &id.to_string()).detail("name", name.clone());
-        let row = self
-            .store
-            .transaction(move |c| {
+        let row = call
+            .audited(&self.store, now, record, move |c, _| {
                 let row = CredentialRow::rename(c, id, who.user_id, &name)?
                     .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("credential {id} not found")))?;
-                append(c, &record, now)?;
                 Ok(row)
             })
             .await?;
-        call.mark_audited();
         Ok(row)
     }
 
@@ -860,10 +839,9 @@ impl AuthApp {
         who.require_user()?;
         let id = parse_id("credential_id", id)?;
         let now = self.clock.now();
-        let mut record = call.record("credential", &id.to_string());
-        let revoked = self
-            .store
-            .transaction(move |c| {
+        let record = call.record("credential", &id.to_string());
+        let revoked = call
+            .audited(&self.store, now, record, move |c, record| {
                 let not_found = || Error::new(ErrorKind::NotFound, format!("credential {id} not found"));
                 let owner = CredentialRow::owner_of(c, id)?.ok_or_else(not_found)?;
                 if owner != who.user_id {
@@ -882,11 +860,9 @@ impl AuthApp {
                 record.details.insert("type".into(), cred.kind.clone());
                 record.details.insert("user_id".into(), cred.user_id.to_string());
                 record.details.insert("sessions_revoked".into(), revoked.len().to_string());
-                append(c, &record, now)?;
                 Ok(revoked)
             })
             .await?;
-        call.mark_audited();
         self.revocations.insert(&revoked);
         Ok(())
     }
@@ -900,7 +876,7 @@ fn enrolled(
     cred: &CredentialRow,
     first: bool,
     now: DateTime<Utc>,
-    record: crate::domain::AuditRecord,
+    record: &mut crate::domain::AuditRecord,
 ) -> Result<Vec<String>> {
     let codes = if first {
         let (codes, hashes) = new_recovery_codes();
@@ -910,7 +886,7 @@ fn enrolled(
         Vec::new()
     };
     SessionRow::step_up(c, who.session_id, now, Some(cred.id))?;
-    append(c, &record.detail("recovery_codes", if first { "issued" } else { "kept" }), now)?;
+    record.note("recovery_codes", if first { "issued" } else { "kept" });
     Ok(codes)
 }
 

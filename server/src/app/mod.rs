@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod authorizer;
 pub mod bindings;
 pub mod cameras;
 pub mod events;
@@ -11,6 +12,7 @@ pub mod ids;
 pub mod inference;
 pub mod keys;
 pub mod mfa;
+pub mod reconciler;
 pub mod recordings;
 pub mod retention;
 pub mod setup;
@@ -18,6 +20,9 @@ pub mod watchdog;
 
 use crate::domain::{Actor, ActorType, AuditRecord, AuditResult, Permission, Role};
 use crate::error::{Error, ErrorKind, Result};
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -142,9 +147,73 @@ impl Call {
         }
     }
 
-    /// Notes that the app wrote this call's entry (after its transaction committed).
-    pub fn mark_audited(&self) {
-        self.audited.store(true, Ordering::SeqCst);
+    /// Runs `change` in one transaction together with this call's `entry`: both commit, or neither
+    /// does. `change` may adjust the entry (its target, details, or its outcome when the change
+    /// itself is a recorded refusal). Once committed, the call counts as recorded, so the layer
+    /// around the services adds no second entry; if anything fails, nothing is kept and that layer
+    /// records the failure instead.
+    pub async fn audited<R, F>(&self, store: &Store, now: DateTime<Utc>, entry: AuditRecord, change: F) -> Result<R>
+    where
+        F: FnOnce(&mut PgConnection, &mut AuditRecord) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.audited_if(store, now, move |c| {
+            let mut entry = entry;
+            let result = change(c, &mut entry)?;
+            Ok((result, Some(entry)))
+        })
+        .await
+    }
+
+    /// [`Call::audited`] for a use case that learns only in its transaction whether this call is
+    /// its to record: `change` answers its result and the entry, or `None` when the entry is left to
+    /// a later step of the call (e.g. a login whose user has no second factor goes on to open a
+    /// session, which records it).
+    pub async fn audited_if<R, F>(&self, store: &Store, now: DateTime<Utc>, change: F) -> Result<R>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<(R, Option<AuditRecord>)> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (result, recorded) = crate::audit::commit(store, now, move |c| {
+            let (result, entry) = change(c)?;
+            let recorded = entry.is_some();
+            Ok(((result, recorded), entry.into_iter().collect()))
+        })
+        .await?;
+        if recorded {
+            self.audited.store(true, Ordering::SeqCst);
+        }
+        Ok(result)
+    }
+
+    /// [`Call::audited`] for a change that commits even when the call then fails (a counted wrong
+    /// code, a spent single-use ticket): `change` answers the call's outcome, and the entry records
+    /// it — success, or the error the caller gets.
+    pub async fn audited_outcome<R, F>(
+        &self,
+        store: &Store,
+        now: DateTime<Utc>,
+        entry: AuditRecord,
+        change: F,
+    ) -> Result<R>
+    where
+        F: FnOnce(&mut PgConnection, &mut AuditRecord) -> Result<Result<R>> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.audited(store, now, entry, move |c, entry| {
+            let outcome = change(c, entry)?;
+            if let Err(e) = &outcome {
+                *entry = entry.clone().ended(e.kind().code_name(), &e.caller_message());
+            }
+            Ok(outcome)
+        })
+        .await?
+    }
+
+    /// Records `entry` alone, in a transaction of its own: an outcome the use case itself decides
+    /// to record (a refused login, a throttled attempt) before it answers with an error.
+    pub async fn record_alone(&self, store: &Store, now: DateTime<Utc>, entry: AuditRecord) -> Result<()> {
+        self.audited(store, now, entry, |_, _| Ok(())).await
     }
 
     /// Whether the app wrote this call's entry.

@@ -1,6 +1,6 @@
 //! Recording use cases: the segment index fed by MediaMTX's hooks and reconciled with what MediaMTX
 //! has on disk, segment listings and timelines for those who may play a camera back.
-use super::cameras::authorize;
+use super::authorizer::authorize;
 use super::{Call, PageRequest, parse_id};
 use crate::clock::SharedClock;
 use crate::domain::Permission;
@@ -44,9 +44,9 @@ pub struct RecordingApp {
     /// Where exported clips are kept.
     pub exports_dir: PathBuf,
     /// MediaMTX's runtime state, as the status watcher keeps it (for the recording watchdog).
-    pub media: crate::media::reconciler::MediaPlane,
+    pub media: crate::media::plane::MediaPlane,
     /// Where the recording watchdog announces stalls.
-    pub events: super::events::EventBus,
+    pub events: crate::bus::EventBus,
     /// When (on the server's clock) each camera last reported a segment (hook or reconcile).
     pub last_segment: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Uuid, DateTime<Utc>>>>,
 }
@@ -509,9 +509,8 @@ impl RecordingApp {
             .detail("cameras", cameras.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","))
             .detail("start_time", start.to_rfc3339())
             .detail("end_time", spec.end.map(|e| e.to_rfc3339()).unwrap_or_default());
-        let view = self
-            .store
-            .transaction(move |c| {
+        let view = call
+            .audited(&self.store, now, record, move |c, _| {
                 // Locked first (in id order), so that no deletion of the camera or its footage
                 // slips in between the checks and the hold.
                 for cam in &cameras {
@@ -522,11 +521,9 @@ impl RecordingApp {
                     SegmentRow::unmark(c, *cam, hold.start_time, hold.end_time)?;
                 }
                 hold.insert(c, &cameras)?;
-                crate::audit::append(c, &record, now)?;
                 Ok((hold, cameras))
             })
             .await?;
-        call.mark_audited();
         Ok(view)
     }
 
@@ -582,7 +579,7 @@ impl RecordingApp {
         let page = PageRequest::new(page_size, page_token, &binding)?;
         let after = page.after_time_and_id()?;
         let now = self.clock.now();
-        let visible = super::cameras::visible(&p, now);
+        let visible = super::authorizer::visible(&p, now);
         let case = (!case_id.is_empty()).then(|| case_id.to_owned());
         let limit = page.size;
         let holds = self
@@ -607,9 +604,8 @@ impl RecordingApp {
         call.about("hold", &id.to_string(), "");
         let now = self.clock.now();
         let record = call.record("hold", &id.to_string()).detail("reason", reason.clone());
-        let view = self
-            .store
-            .transaction(move |c| {
+        let view = call
+            .audited(&self.store, now, record, move |c, _| {
                 let not_found = || Error::new(ErrorKind::NotFound, format!("hold {id} not found"));
                 let (_, cameras) = HoldRow::find(c, id)?.ok_or_else(not_found)?;
                 if RecordingApp::unseen(c, &p, &cameras, now)? {
@@ -618,11 +614,9 @@ impl RecordingApp {
                 if !HoldRow::release(c, id, p.user_id, &reason, now)? {
                     return Err(Error::new(ErrorKind::FailedPrecondition, format!("hold {id} is already released")));
                 }
-                crate::audit::append(c, &record, now)?;
                 HoldRow::find(c, id)?.ok_or_else(not_found)
             })
             .await?;
-        call.mark_audited();
         Ok(view)
     }
 }

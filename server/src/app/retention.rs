@@ -115,9 +115,9 @@ impl RecordingApp {
                 record = record.detail("unmet", report.unmet.join("; "));
             }
             let now = self.clock.now();
-            self.store.run(move |c| crate::audit::append(c, &record, now)).await?;
-            if let Some(call) = call {
-                call.mark_audited();
+            match call {
+                Some(call) => call.record_alone(&self.store, now, record).await?,
+                None => crate::audit::commit(&self.store, now, move |_| Ok(((), vec![record]))).await?,
             }
             tracing::info!(segments = report.segments, bytes = report.bytes, trigger = why, "retention pass");
         }
@@ -357,10 +357,10 @@ impl RecordingApp {
             .detail("end_time", to.to_rfc3339())
             .detail("reason", reason);
         record.camera_id = camera.to_string();
-        let planned = self
-            .store
-            .transaction(move |c| {
-                super::cameras::authorize(c, &p, camera, crate::domain::Permission::RecordingRead, now, false)?;
+        // A dry run (validate_only) changes nothing and leaves its entry to the layer around.
+        let planned = call
+            .audited_if(&self.store, now, move |c| {
+                super::authorizer::authorize(c, &p, camera, crate::domain::Permission::RecordingRead, now, false)?;
                 lock_recordings(c, camera)?;
                 let holds = HoldRow::active_ranges(c, camera)?;
                 let rows: Vec<_> = SegmentRow::overlapping(c, camera, from, to)?
@@ -381,18 +381,16 @@ impl RecordingApp {
                     bytes: kept.iter().map(|s| s.size_bytes).sum(),
                     span: kept.first().zip(kept.last()).map(|(a, b)| (a.start_time, b.end())),
                 };
-                if !validate_only {
-                    SegmentRow::mark_deleting(c, camera, &deletable)?;
-                    let record = record
-                        .detail("segments", deleted.segments.to_string())
-                        .detail("bytes", deleted.bytes.to_string());
-                    crate::audit::append(c, &record, now)?;
+                if validate_only {
+                    return Ok((deleted, None));
                 }
-                Ok(deleted)
+                SegmentRow::mark_deleting(c, camera, &deletable)?;
+                let record =
+                    record.detail("segments", deleted.segments.to_string()).detail("bytes", deleted.bytes.to_string());
+                Ok((deleted, Some(record)))
             })
             .await?;
         if !validate_only {
-            call.mark_audited();
             // Marked segments are listed nowhere already; files MediaMTX cannot delete now go with
             // the next retention pass.
             if planned.segments > 0
@@ -560,9 +558,8 @@ impl RecordingApp {
             }
         }
         let now = self.clock.now();
-        let policy = self
-            .store
-            .transaction(move |c| {
+        let policy = call
+            .audited(&self.store, now, record, move |c, _| {
                 let policy: Policy = match camera {
                     None => {
                         let site = SiteRetention::get(c)?;
@@ -598,11 +595,9 @@ impl RecordingApp {
                         CameraRetention::upsert(c, &row)?.into()
                     }
                 };
-                crate::audit::append(c, &record, now)?;
                 Ok(policy)
             })
             .await?;
-        call.mark_audited();
         Ok(policy)
     }
 
@@ -620,19 +615,16 @@ impl RecordingApp {
         call.about("retention_policy", &camera.to_string(), &camera.to_string());
         let record = call.record("retention_policy", &camera.to_string());
         let now = self.clock.now();
-        self.store
-            .transaction(move |c| {
-                let own = CameraRetention::find(c, camera)?.ok_or_else(|| {
-                    Error::new(ErrorKind::NotFound, format!("camera {camera} has no retention override"))
-                })?;
-                if expected_version.is_some_and(|v| v != own.version) {
-                    return Err(policy_etag_mismatch());
-                }
-                CameraRetention::delete(c, camera)?;
-                crate::audit::append(c, &record, now)
-            })
-            .await?;
-        call.mark_audited();
+        call.audited(&self.store, now, record, move |c, _| {
+            let own = CameraRetention::find(c, camera)?
+                .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("camera {camera} has no retention override")))?;
+            if expected_version.is_some_and(|v| v != own.version) {
+                return Err(policy_etag_mismatch());
+            }
+            CameraRetention::delete(c, camera)?;
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 }

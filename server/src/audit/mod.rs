@@ -53,10 +53,30 @@ pub fn recompute(prev_hash: &[u8], row: &AuditEventRow) -> [u8; 32] {
     chain_hash(prev_hash, &fields(row, &id, &time))
 }
 
+/// An audited change: runs `change` in one transaction and appends the entries it returns in that
+/// same transaction, so the change and what records it commit together or not at all. The only way
+/// code outside this module writes entries beside a change (a call's entry goes through
+/// `app::Call::audited`, which builds on this).
+pub async fn commit<R, F>(store: &Store, now: DateTime<Utc>, change: F) -> Result<R>
+where
+    F: FnOnce(&mut PgConnection) -> Result<(R, Vec<AuditRecord>)> + Send + 'static,
+    R: Send + 'static,
+{
+    store
+        .transaction(move |c| {
+            let (result, entries) = change(c)?;
+            for entry in &entries {
+                append(c, entry, now)?;
+            }
+            Ok(result)
+        })
+        .await
+}
+
 /// Appends `record` to the trail inside the caller's transaction: the entry commits with the change
 /// it records, or not at all, and is linked into the chain (sequence and hash) as it commits, by the
 /// linker ([`AuditTrail::run_linker`]).
-pub fn append(c: &mut PgConnection, record: &AuditRecord, now: DateTime<Utc>) -> Result<()> {
+fn append(c: &mut PgConnection, record: &AuditRecord, now: DateTime<Utc>) -> Result<()> {
     let (id, time) = (Uuid::new_v4().to_string(), format_time(to_micros(now).timestamp_micros()));
     let reason: String = record.reason.chars().take(1024).collect();
     let details = canonical_details(&record.details);

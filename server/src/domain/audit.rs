@@ -153,8 +153,13 @@ impl AuditRecord {
 
     /// Adds a detail.
     pub fn detail(mut self, key: &str, value: impl Into<String>) -> AuditRecord {
-        self.details.insert(key.to_owned(), value.into());
+        self.note(key, value);
         self
+    }
+
+    /// Adds a detail in place (to an entry being written with its change).
+    pub fn note(&mut self, key: &str, value: impl Into<String>) {
+        self.details.insert(key.to_owned(), value.into());
     }
 }
 

@@ -6,7 +6,7 @@ pub mod client;
 pub mod frames;
 pub mod router;
 
-use crate::app::events::EventBus;
+use crate::bus::EventBus;
 use crate::clock::SharedClock;
 use crate::domain::event::{EventKind, SiteEvent};
 pub use crate::domain::inference::Health;

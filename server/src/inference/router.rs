@@ -5,7 +5,7 @@
 use super::AdapterRegistry;
 use super::bulkhead::{Job, Refusal};
 use super::frames::{self, FrameSourceConfig, JpegSplitter};
-use crate::app::events::EventBus;
+use crate::bus::EventBus;
 use crate::clock::SharedClock;
 use crate::domain::camera::path_name;
 use crate::domain::event::{EventKind, SiteEvent};

@@ -1,11 +1,12 @@
-//! The media plane: MediaMTX's Control API client and the reconciler that makes MediaMTX hold what
-//! the database says (the database is the desired state; MediaMTX forgets everything on restart).
+//! The media plane: MediaMTX's Control API client, the desired state MediaMTX should hold (the
+//! database says what; MediaMTX forgets everything on restart) and the plane's shared state. The
+//! reconciler that applies it is an app-level worker (`app::reconciler`).
+pub mod desired;
 pub mod mediamtx;
+pub mod plane;
 pub mod probe;
-pub mod reconciler;
 
-use crate::config::config_error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::time::Duration;
 
 /// Default `recordPath`: MediaMTX's layout, with the UTC offset in every file name.
@@ -19,7 +20,7 @@ pub fn base_url(v: Option<String>, schemes: &[&str], name: &str) -> Result<Optio
             Ok(p) if schemes.contains(&p.scheme()) && p.host_str().is_some() => {
                 Ok(Some(u.trim_end_matches('/').to_owned()))
             }
-            _ => Err(config_error(format!("{name}: {u:?} must be a {} URL", schemes.join(" or ")))),
+            _ => Err(Error::config(format!("{name}: {u:?} must be a {} URL", schemes.join(" or ")))),
         },
     }
 }
@@ -64,19 +65,19 @@ impl MediaConfig {
         if let Some(u) = &api_url
             && url::Url::parse(u).map(|p| !matches!(p.scheme(), "http" | "https")).unwrap_or(true)
         {
-            return Err(config_error(format!("OPENNVR_MEDIAMTX_API_URL: {u:?} is not an http(s) URL")));
+            return Err(Error::config(format!("OPENNVR_MEDIAMTX_API_URL: {u:?} is not an http(s) URL")));
         }
         let record_path = record_path.unwrap_or_else(|| DEFAULT_RECORD_PATH.to_owned());
         for part in ["%path", "%Y", "%m", "%d", "%H", "%M", "%S", "%f", "%z"] {
             if !record_path.contains(part) {
-                return Err(config_error(format!(
+                return Err(Error::config(format!(
                     "OPENNVR_MEDIAMTX_RECORD_PATH must contain {part} (segment files must carry their time and UTC offset)"
                 )));
             }
         }
         let hook_command = hook_command.unwrap_or_else(|| "/opennvr-hook".to_owned());
         if hook_command.trim().is_empty() || hook_command.contains(char::is_whitespace) {
-            return Err(config_error("OPENNVR_MEDIAMTX_HOOK_COMMAND must be one executable path, without arguments"));
+            return Err(Error::config("OPENNVR_MEDIAMTX_HOOK_COMMAND must be one executable path, without arguments"));
         }
         Ok(MediaConfig {
             api_url,
@@ -122,7 +123,7 @@ impl MediaConfig {
         if let Some(d) = &dir
             && !d.is_dir()
         {
-            return Err(config_error(format!("OPENNVR_RECORDINGS_DIR: {} is not a directory", d.display())));
+            return Err(Error::config(format!("OPENNVR_RECORDINGS_DIR: {} is not a directory", d.display())));
         }
         self.recordings_dir = dir;
         self.recording_reconcile_every = every;
@@ -143,7 +144,7 @@ impl MediaConfig {
         self.playback_url = base_url(internal, &["http", "https"], "OPENNVR_MEDIAMTX_PLAYBACK_URL")?;
         self.public_playback_url = base_url(public, &["http", "https"], "OPENNVR_MEDIAMTX_PUBLIC_PLAYBACK_URL")?;
         if export_max > Duration::from_secs(86_400) {
-            return Err(config_error("OPENNVR_EXPORT_MAX_SECS must be at most 86400 (24 h)"));
+            return Err(Error::config("OPENNVR_EXPORT_MAX_SECS must be at most 86400 (24 h)"));
         }
         self.export_max = export_max;
         self.export_keep = export_keep;

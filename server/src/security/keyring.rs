@@ -3,11 +3,11 @@
 use super::seal::{MasterKey, Sealed};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
-use crate::store::Store;
 use crate::store::keys::SigningKeyRow;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
+use diesel::PgConnection;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{DecodingKey, EncodingKey};
@@ -24,6 +24,22 @@ pub struct KeyPolicy {
     pub max_token_ttl: Duration,
 }
 
+/// A key one maintenance pass created.
+#[derive(Debug, Clone)]
+pub struct CreatedKey {
+    pub kid: String,
+    pub activates_at: DateTime<Utc>,
+    pub public_key: Vec<u8>,
+}
+
+/// What one maintenance pass changed.
+#[derive(Debug, Clone, Default)]
+pub struct RingChange {
+    pub created: Option<CreatedKey>,
+    /// Keys no longer published (every token they signed has expired), now deleted.
+    pub retired: Vec<String>,
+}
+
 /// A key in memory, opened.
 pub struct RingKey {
     pub kid: String,
@@ -33,10 +49,9 @@ pub struct RingKey {
     decoding: DecodingKey,
 }
 
-/// The in-memory ring, reloaded from the database by [`KeyRing::maintain`].
+/// The in-memory ring, loaded from the database by [`KeyRing::load`].
 #[derive(Clone)]
 pub struct KeyRing {
-    store: Store,
     master: MasterKey,
     clock: SharedClock,
     policy: KeyPolicy,
@@ -45,58 +60,52 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// A ring for tokens of `purpose`, empty until [`KeyRing::maintain`] runs.
-    pub fn new(store: Store, master: MasterKey, clock: SharedClock, policy: KeyPolicy) -> Self {
-        Self { store, master, clock, policy, purpose: "access", keys: Arc::new(RwLock::new(Arc::new(Vec::new()))) }
+    /// A ring for access tokens, empty until [`KeyRing::load`] runs.
+    pub fn new(master: MasterKey, clock: SharedClock, policy: KeyPolicy) -> Self {
+        Self { master, clock, policy, purpose: "access", keys: Arc::new(RwLock::new(Arc::new(Vec::new()))) }
     }
 
     fn snapshot(&self) -> Arc<Vec<RingKey>> {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Creates, activates and retires keys as the policy says, then reloads the ring.
-    pub async fn maintain(&self) -> Result<()> {
-        let (master, policy, purpose, now) = (self.master.clone(), self.policy, self.purpose, self.clock.now());
-        let rows = self
-            .store
-            .transaction(move |c| {
-                SigningKeyRow::lock_ring(c)?;
-                let mut rows = SigningKeyRow::all(c, purpose)?;
-                let signing = rows.iter().rev().find(|k| k.activates_at <= now);
-                let pending = rows.iter().any(|k| k.activates_at > now);
-                let new_key_at = match signing {
-                    // Nothing can have cached a JWKS without any key: the very first key signs at once.
-                    None => Some(now),
-                    Some(k) if !pending && now - k.activates_at >= policy.rotate_after - policy.publish_ahead => {
-                        Some(now + policy.publish_ahead)
-                    }
-                    Some(_) => None,
-                };
-                if let Some(activates_at) = new_key_at {
-                    let row = generate(&master, purpose, now, activates_at)?;
-                    row.insert(c)?;
-                    let record = crate::domain::AuditRecord::system("signing_key.create", "signing_key", &row.kid)
-                        .detail("activates_at", activates_at.to_rfc3339())
-                        .detail("public_key", URL_SAFE_NO_PAD.encode(&row.public_key));
-                    crate::audit::append(c, &record, now)?;
-                    rows.push(row);
-                    rows.sort_by_key(|r| r.activates_at);
-                }
-                let expired: Vec<String> = unpublished(&rows, now, policy.max_token_ttl);
-                if !expired.is_empty() {
-                    SigningKeyRow::delete(c, &expired)?;
-                    for kid in &expired {
-                        crate::audit::append(
-                            c,
-                            &crate::domain::AuditRecord::system("signing_key.retire", "signing_key", kid),
-                            now,
-                        )?;
-                    }
-                    rows.retain(|r| !expired.contains(&r.kid));
-                }
-                Ok(rows)
-            })
-            .await?;
+    /// Creates and retires keys as the policy says, inside the caller's transaction `c` and under
+    /// the ring's lock. Returns the keys kept (load them with [`KeyRing::load`] once committed) and
+    /// what changed, for the caller to record.
+    pub fn rotate(&self, c: &mut PgConnection, now: DateTime<Utc>) -> Result<(Vec<SigningKeyRow>, RingChange)> {
+        let policy = self.policy;
+        SigningKeyRow::lock_ring(c)?;
+        let mut rows = SigningKeyRow::all(c, self.purpose)?;
+        let signing = rows.iter().rev().find(|k| k.activates_at <= now);
+        let pending = rows.iter().any(|k| k.activates_at > now);
+        let new_key_at = match signing {
+            // Nothing can have cached a JWKS without any key: the very first key signs at once.
+            None => Some(now),
+            Some(k) if !pending && now - k.activates_at >= policy.rotate_after - policy.publish_ahead => {
+                Some(now + policy.publish_ahead)
+            }
+            Some(_) => None,
+        };
+        let mut change = RingChange::default();
+        if let Some(activates_at) = new_key_at {
+            let row = generate(&self.master, self.purpose, now, activates_at)?;
+            row.insert(c)?;
+            change.created =
+                Some(CreatedKey { kid: row.kid.clone(), activates_at, public_key: row.public_key.clone() });
+            rows.push(row);
+            rows.sort_by_key(|r| r.activates_at);
+        }
+        let expired: Vec<String> = unpublished(&rows, now, policy.max_token_ttl);
+        if !expired.is_empty() {
+            SigningKeyRow::delete(c, &expired)?;
+            rows.retain(|r| !expired.contains(&r.kid));
+            change.retired = expired;
+        }
+        Ok((rows, change))
+    }
+
+    /// Opens `rows` and makes them the ring.
+    pub fn load(&self, rows: Vec<SigningKeyRow>) -> Result<()> {
         let mut keys = Vec::with_capacity(rows.len());
         for row in rows {
             keys.push(open(&self.master, row)?);

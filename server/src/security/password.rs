@@ -99,7 +99,7 @@ impl PasswordHasherPool {
     /// argon2id with `memory_kib` and `iterations`; at most `parallel` hashes at once.
     pub fn new(memory_kib: u32, iterations: u32, parallel: usize) -> Result<Self> {
         let params = Params::new(memory_kib, iterations, 1, None).map_err(|e| {
-            crate::config::config_error(format!("OPENNVR_ARGON2_MEMORY_KIB/OPENNVR_ARGON2_ITERATIONS: {e}"))
+            crate::error::Error::config(format!("OPENNVR_ARGON2_MEMORY_KIB/OPENNVR_ARGON2_ITERATIONS: {e}"))
         })?;
         let decoy_password = hex::encode(super::secret::random_bytes::<16>());
         let decoy = hash_with(&params, &decoy_password)?;

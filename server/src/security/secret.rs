@@ -1,7 +1,6 @@
 //! Loading and vetting of operator-provided secrets (the master key) and generation of the ones the
 //! embedded default may create itself.
-use crate::config::config_error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use base64::Engine;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -54,9 +53,10 @@ pub fn parse_master_key(bytes: &[u8]) -> Option<[u8; 32]> {
 
 /// Reads and vets the master key at `path`. `var` names the setting in error messages.
 pub fn load_master_key(var: &str, path: &Path) -> Result<[u8; 32]> {
-    let bytes = std::fs::read(path).map_err(|e| config_error(format!("{var}: cannot read {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::config(format!("{var}: cannot read {}: {e}", path.display())))?;
     let key = parse_master_key(&bytes).ok_or_else(|| {
-        config_error(format!(
+        Error::config(format!(
             "{var}: {} must hold exactly 32 random bytes (raw, 64 hex digits or base64)",
             path.display()
         ))
@@ -68,7 +68,7 @@ pub fn load_master_key(var: &str, path: &Path) -> Result<[u8; 32]> {
         }
     }
     if weak_key(&key) {
-        return Err(config_error(format!(
+        return Err(Error::config(format!(
             "{var}: {} holds a weak key (repeated bytes); generate one with `head -c 32 /dev/urandom`",
             path.display()
         )));

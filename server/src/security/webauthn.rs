@@ -142,13 +142,13 @@ impl PasskeyCeremonies {
     pub fn new(rp: RelyingParty) -> Result<PasskeyCeremonies> {
         let first = rp.origins.first().ok_or_else(|| Error::internal("no WebAuthn origin"))?;
         let mut builder = WebauthnBuilder::new(&rp.id, first)
-            .map_err(|e| crate::config::config_error(format!("OPENNVR_WEBAUTHN_RP_ID: {e}")))?
+            .map_err(|e| crate::error::Error::config(format!("OPENNVR_WEBAUTHN_RP_ID: {e}")))?
             .rp_name(&rp.name);
         for o in &rp.origins[1..] {
             builder = builder.append_allowed_origin(o);
         }
         let webauthn =
-            builder.build().map_err(|e| crate::config::config_error(format!("OPENNVR_WEBAUTHN_ORIGINS: {e}")))?;
+            builder.build().map_err(|e| crate::error::Error::config(format!("OPENNVR_WEBAUTHN_ORIGINS: {e}")))?;
         Ok(PasskeyCeremonies { webauthn: std::sync::Arc::new(webauthn), rp })
     }
 

@@ -185,6 +185,82 @@ async fn a_change_commits_with_its_entry_or_not_at_all() {
     assert_eq!(read.unwrap_err().code(), Code::Unavailable);
 }
 
+fn test_call(action: &str) -> opennvr_server::app::Call {
+    let client = opennvr_server::app::Client::default();
+    opennvr_server::app::Call::new(client, format!("/test/{action}"), action.to_owned(), "req-1".to_owned())
+}
+
+fn rename_admin(c: &mut diesel::PgConnection, name: &str) -> opennvr_server::error::Result<()> {
+    diesel::sql_query(format!("UPDATE users SET display_name = '{name}' WHERE username = 'admin'")).execute(c)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_audited_change_that_fails_after_changing_keeps_neither_change_nor_entry() {
+    use opennvr_server::clock::Clock;
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let call = test_call("test.rolled_back");
+    let entry = call.record("user", "admin");
+    let failed = call
+        .audited(&s.store, s.clock.now(), entry, |c, entry| {
+            rename_admin(c, "changed then failed")?;
+            entry.note("step", "after the change");
+            Err::<(), _>(opennvr_server::Error::new(opennvr_server::ErrorKind::Aborted, "failed after the change"))
+        })
+        .await;
+    assert_eq!(failed.unwrap_err().kind(), opennvr_server::ErrorKind::Aborted);
+    let mut su = s.db.superuser();
+    assert_eq!(count(&mut su, "SELECT count(*) AS n FROM users WHERE display_name = 'changed then failed'"), 0);
+    assert!(events(&admin, "test.rolled_back").await.is_empty(), "no entry for a change that did not commit");
+    assert!(!call.is_audited(), "the layer around the services still records the failure");
+}
+
+#[tokio::test]
+async fn an_audited_change_commits_with_its_entry_and_marks_the_call_recorded() {
+    use opennvr_server::clock::Clock;
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let call = test_call("test.committed");
+    let entry = call.record("user", "admin");
+    call.audited(&s.store, s.clock.now(), entry, |c, entry| {
+        rename_admin(c, "changed and kept")?;
+        entry.note("step", "after the change");
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let mut su = s.db.superuser();
+    assert_eq!(count(&mut su, "SELECT count(*) AS n FROM users WHERE display_name = 'changed and kept'"), 1);
+    let entries = events(&admin, "test.committed").await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].details.get("step").map(String::as_str), Some("after the change"));
+    assert!(call.is_audited(), "the layer around the services adds no second entry");
+}
+
+#[tokio::test]
+async fn a_change_that_commits_for_a_failing_call_records_the_failure() {
+    use opennvr_server::clock::Clock;
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let call = test_call("test.counted");
+    let entry = call.record("user", "admin");
+    let outcome = call
+        .audited_outcome(&s.store, s.clock.now(), entry, |c, _| {
+            rename_admin(c, "counted failure")?;
+            Ok(Err::<(), _>(opennvr_server::Error::invalid("code", "the code does not match")))
+        })
+        .await;
+    assert_eq!(outcome.unwrap_err().field(), Some("code"));
+    let mut su = s.db.superuser();
+    assert_eq!(count(&mut su, "SELECT count(*) AS n FROM users WHERE display_name = 'counted failure'"), 1);
+    let entries = events(&admin, "test.counted").await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].result, pb::AuditResult::Failed as i32);
+    assert_eq!(entries[0].code, "INVALID_ARGUMENT");
+    assert_eq!(entries[0].reason, "the code does not match", "as the caller reads it");
+}
+
 #[tokio::test]
 async fn the_runtime_role_cannot_rewrite_the_trail_and_triggers_stop_everyone_else() {
     let s = TestServer::start().await;

@@ -260,7 +260,7 @@ pub struct TestServer {
     pub audit: opennvr_server::audit::AuditTrail,
     pub store: opennvr_server::store::Store,
     pub cameras: opennvr_server::app::cameras::CameraApp,
-    pub events: opennvr_server::app::events::EventBus,
+    pub events: opennvr_server::bus::EventBus,
     pub api_keys: opennvr_server::security::api_keys::ApiKeyCache,
     /// The frame router (benchmarks feed it synthetic frames).
     pub frames: opennvr_server::inference::router::FrameRouter,

@@ -2,7 +2,7 @@
 //! and malformed lines and restarts; linked to cameras; listed and streamed only to who may see them.
 use crate::harness::{TestServer, temp_dir};
 use opennvr_sdk::pb;
-use opennvr_server::ids::EveFollower;
+use opennvr_server::intrusion::EveFollower;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -87,7 +87,7 @@ async fn every_alert_is_read_once_through_partial_lines_malformed_lines_restarts
     s.clock.advance(chrono::Duration::seconds(2));
     reader.pass().await.unwrap();
     assert_eq!(stored(&s).await, vec![1, 2, 3, 4, 5, 6], "the old file may still grow");
-    s.clock.advance(opennvr_server::ids::ROTATION_GRACE);
+    s.clock.advance(opennvr_server::intrusion::ROTATION_GRACE);
     reader.pass().await.unwrap();
     assert_eq!(stored(&s).await, vec![1, 2, 3, 4, 5, 6, 7], "quiet long enough: the new file is read");
     // A writer cut short leaves its last line without a newline: once the old file is finished,
@@ -96,7 +96,7 @@ async fn every_alert_is_read_once_through_partial_lines_malformed_lines_restarts
     std::fs::rename(&eve, dir.join("eve.json.3")).unwrap();
     append(&eve, &alert(9));
     reader.pass().await.unwrap();
-    s.clock.advance(opennvr_server::ids::ROTATION_GRACE);
+    s.clock.advance(opennvr_server::intrusion::ROTATION_GRACE);
     reader.pass().await.unwrap();
     assert_eq!(stored(&s).await, (1..=9).collect::<Vec<_>>());
     // Rotation while the server is down: the rotated file is found by its identity and followed
@@ -112,7 +112,7 @@ async fn every_alert_is_read_once_through_partial_lines_malformed_lines_restarts
     append(&rotated, &alert(15));
     reader.pass().await.unwrap();
     assert_eq!(stored(&s).await, [(1..=10).collect::<Vec<_>>(), vec![15]].concat());
-    s.clock.advance(opennvr_server::ids::ROTATION_GRACE);
+    s.clock.advance(opennvr_server::intrusion::ROTATION_GRACE);
     reader.pass().await.unwrap();
     assert_eq!(stored(&s).await, [(1..=11).collect::<Vec<_>>(), vec![15]].concat());
     // Truncation in place (copytruncate): read again from the start of what is there now.

@@ -3,6 +3,8 @@
 use crate::harness::TestServer;
 use chrono::Duration;
 use opennvr_sdk::pb;
+use opennvr_server::app::keys::maintain_signing_keys;
+use opennvr_server::clock::Clock;
 
 fn kids(s: &TestServer) -> Vec<String> {
     let jwks = s.keys.jwks();
@@ -27,7 +29,7 @@ async fn keys_rotate_with_publication_ahead_and_behind() {
     assert_eq!(kids(&s), vec![first.clone()]);
     // Defaults: rotate after 30 days, publish 2 h ahead, tokens live 10 min.
     s.clock.advance(Duration::days(30) - Duration::hours(2));
-    s.keys.maintain().await.unwrap();
+    maintain_signing_keys(&s.keys, &s.store, s.clock.now()).await.unwrap();
     let published = kids(&s);
     assert_eq!(published.len(), 2, "the next key is published before it signs");
     let next = published.iter().find(|k| **k != first).unwrap().clone();
@@ -36,7 +38,7 @@ async fn keys_rotate_with_publication_ahead_and_behind() {
     let token_of_old_key = admin.refresh().await.unwrap().access_token;
     assert_eq!(signer(&token_of_old_key), first);
     s.clock.advance(Duration::seconds(2));
-    s.keys.maintain().await.unwrap();
+    maintain_signing_keys(&s.keys, &s.store, s.clock.now()).await.unwrap();
     assert_eq!(signer(&admin.refresh().await.unwrap().access_token), next, "the new key signs once its time comes");
     assert!(kids(&s).contains(&first), "the old key stays published while its tokens may live");
     // A token the old key signed a moment ago still verifies after the new key took over.
@@ -44,7 +46,7 @@ async fn keys_rotate_with_publication_ahead_and_behind() {
     c.set_tokens(Some(pb::Tokens { access_token: token_of_old_key.clone(), ..admin.tokens().unwrap() }));
     c.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
     s.clock.advance(Duration::seconds(601));
-    s.keys.maintain().await.unwrap();
+    maintain_signing_keys(&s.keys, &s.store, s.clock.now()).await.unwrap();
     assert_eq!(kids(&s), vec![next.clone()], "retired once every token it signed has expired");
     admin.refresh().await.unwrap();
     admin.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
@@ -57,7 +59,7 @@ async fn a_sealed_key_moved_to_another_row_does_not_open() {
     options.session_ttl_secs = Some(90 * 86_400);
     let s = TestServer::start_with(db, options.clone()).await;
     s.clock.advance(Duration::days(30));
-    s.keys.maintain().await.unwrap();
+    maintain_signing_keys(&s.keys, &s.store, s.clock.now()).await.unwrap();
     assert_eq!(kids(&s).len(), 2);
     let db_name = s.db.name.clone();
     let mut su = s.db.superuser();

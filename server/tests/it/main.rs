@@ -2,6 +2,7 @@
 //! One test binary for the crate (every extra binary is another link).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod api_keys;
+mod architecture;
 mod audit;
 mod auth;
 mod boot;

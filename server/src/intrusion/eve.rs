@@ -7,7 +7,7 @@
 //! is found by its identity and followed the same way), a truncation
 //! (copytruncate: read again from the start), a partial last line (left for the next read) and
 //! malformed lines (skipped, counted, logged).
-use crate::app::events::EventBus;
+use crate::bus::EventBus;
 use crate::clock::SharedClock;
 use crate::domain::event::{EventKind, SiteEvent};
 use crate::domain::ids::{EveAlert, EveLine, parse_line};
