@@ -1,54 +1,18 @@
-"""Smoke test of the Python SDK against a LIVE OpenNVR server over gRPC (plain h2c).
+"""Smoke test of the Python SDK's synchronous client against a LIVE OpenNVR server over gRPC (plain h2c).
 
-Environment (all required; the tests fail, never skip, without them):
-  OPENNVR_SMOKE_GRPC_TARGET  host:port of the server, e.g. 127.0.0.1:7450
-  OPENNVR_SMOKE_USER         an existing user (scripts/sdk-smoke bootstraps it in the TypeScript smoke)
-  OPENNVR_SMOKE_PASSWORD     its password
-  OPENNVR_SMOKE_MFA_FILE     JSON with recovery codes of that user's second factor (written by the TypeScript
-                             smoke test when it enrols TOTP): each login here spends one
-  OPENNVR_SMOKE_FACES_URL    the example adapter (examples/adapters/faces), started by scripts/sdk-smoke
-  OPENNVR_SMOKE_FACES_TOKEN  its bearer token
-  OPENNVR_SMOKE_FACES_IMAGE  a JPEG of scikit-image's astronaut portrait (one face)
+The environment it needs is described in live.py (scripts/sdk-smoke sets it).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
 import grpc
 import pytest
 
-from opennvr import OpenNvrClient
+from live import ENV, env, password, second_factor, target, user
+from opennvr import OpenNvrClient, errors
 from opennvr.v1 import auth_service_pb2, auth_service_pb2_grpc, common_pb2, event_service_pb2, inference_service_pb2
-
-ENV = (
-    "OPENNVR_SMOKE_GRPC_TARGET",
-    "OPENNVR_SMOKE_USER",
-    "OPENNVR_SMOKE_PASSWORD",
-    "OPENNVR_SMOKE_MFA_FILE",
-    "OPENNVR_SMOKE_FACES_URL",
-    "OPENNVR_SMOKE_FACES_TOKEN",
-    "OPENNVR_SMOKE_FACES_IMAGE",
-)
-
-
-def env(name: str) -> str:
-    value = os.environ.get(name, "")
-    if not value:
-        pytest.fail(f"{name} is not set: the smoke test needs a live server (run scripts/sdk-smoke)", pytrace=False)
-    return value
-
-
-def recovery_code(i: int) -> str:
-    with open(env("OPENNVR_SMOKE_MFA_FILE"), encoding="utf-8") as f:
-        codes = json.load(f)["recoveryCodes"]
-    return str(codes[i])
-
-
-def second_factor(i: int) -> auth_service_pb2.SecondFactor:
-    return auth_service_pb2.SecondFactor(recovery_code=recovery_code(i))
 
 
 def test_environment() -> None:
@@ -57,42 +21,42 @@ def test_environment() -> None:
 
 
 def test_login_and_whoami() -> None:
-    with OpenNvrClient(env("OPENNVR_SMOKE_GRPC_TARGET")) as nvr:
-        res = nvr.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD"), timeout=30)
+    with OpenNvrClient(target()) as nvr:
+        res = nvr.login(user(), password(), timeout=30)
         assert res.WhichOneof("result") == "mfa_required"
         assert nvr.credential is None
-        tokens = nvr.finish_mfa(res.mfa_required.ticket, second_factor(0), timeout=30)
+        tokens = nvr.finish_mfa(res.mfa_required.ticket, second_factor(), timeout=30)
         assert tokens.access_token
         assert nvr.credential == tokens.access_token
 
         me = nvr.auth.WhoAmI(auth_service_pb2.WhoAmIRequest(), timeout=30)
-        assert me.user.username == env("OPENNVR_SMOKE_USER").lower()
+        assert me.user.username == user().lower()
         assert me.session_id == tokens.session_id
 
 
 def test_plain_stub_with_bearer_metadata() -> None:
-    with grpc.insecure_channel(env("OPENNVR_SMOKE_GRPC_TARGET")) as channel:
+    with grpc.insecure_channel(target()) as channel:
         auth = auth_service_pb2_grpc.AuthServiceStub(channel)
         res = auth.Login(
-            auth_service_pb2.LoginRequest(username=env("OPENNVR_SMOKE_USER"), password=env("OPENNVR_SMOKE_PASSWORD")),
+            auth_service_pb2.LoginRequest(username=user(), password=password()),
             timeout=30,
         )
         done = auth.FinishMfa(
-            auth_service_pb2.FinishMfaRequest(ticket=res.mfa_required.ticket, factor=second_factor(1)), timeout=30
+            auth_service_pb2.FinishMfaRequest(ticket=res.mfa_required.ticket, factor=second_factor()), timeout=30
         )
         me = auth.WhoAmI(
             auth_service_pb2.WhoAmIRequest(),
             metadata=[("authorization", f"Bearer {done.tokens.access_token}")],
             timeout=30,
         )
-        assert me.user.username == env("OPENNVR_SMOKE_USER").lower()
+        assert me.user.username == user().lower()
 
 
 def test_refreshes_expiring_access_token() -> None:
     # A margin longer than any token lifetime makes every authenticated call refresh first.
-    with OpenNvrClient(env("OPENNVR_SMOKE_GRPC_TARGET"), refresh_margin=10**9) as nvr:
-        challenge = nvr.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD"), timeout=30).mfa_required
-        first = nvr.finish_mfa(challenge.ticket, second_factor(2), timeout=30)
+    with OpenNvrClient(target(), refresh_margin=10**9) as nvr:
+        challenge = nvr.login(user(), password(), timeout=30).mfa_required
+        first = nvr.finish_mfa(challenge.ticket, second_factor(), timeout=30)
         me = nvr.whoami(timeout=30)
         assert nvr.tokens is not None
         assert nvr.tokens.refresh_token != first.refresh_token, "the refresh token did not rotate"
@@ -100,18 +64,41 @@ def test_refreshes_expiring_access_token() -> None:
 
 
 def test_whoami_without_credential_is_unauthenticated() -> None:
-    with OpenNvrClient(env("OPENNVR_SMOKE_GRPC_TARGET")) as nvr:
-        with pytest.raises(grpc.RpcError) as err:
+    with OpenNvrClient(target()) as nvr:
+        with pytest.raises(errors.Unauthenticated) as err:
             nvr.whoami(timeout=30)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, err.value.details()
 
 
-def test_wrong_password_is_unauthenticated() -> None:
-    with OpenNvrClient(env("OPENNVR_SMOKE_GRPC_TARGET")) as nvr:
+def test_typed_errors_are_still_grpc_rpc_errors() -> None:
+    with OpenNvrClient(target()) as nvr:
         with pytest.raises(grpc.RpcError) as err:
-            nvr.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD") + "-wrong", timeout=30)
+            nvr.whoami(timeout=30)
+        assert isinstance(err.value, errors.OpenNvrError), type(err.value)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, err.value.details()
+
+
+def test_wrong_password_raises_unauthenticated_with_invalid_credentials() -> None:
+    with OpenNvrClient(target()) as nvr:
+        with pytest.raises(errors.Unauthenticated) as err:
+            nvr.login(user(), password() + "-wrong", timeout=30)
+        assert err.value.reason == "ERROR_REASON_INVALID_CREDENTIALS", err.value
         assert nvr.credential is None
+
+
+def test_malformed_recovery_code_raises_invalid_argument_naming_the_field() -> None:
+    with OpenNvrClient(target()) as nvr:
+        ticket = nvr.login(user(), password(), timeout=30).mfa_required.ticket
+        with pytest.raises(errors.InvalidArgument) as err:
+            nvr.finish_mfa(ticket, auth_service_pb2.SecondFactor(recovery_code="not-a-code"), timeout=30)
+        assert err.value.field == "factor.recovery_code", err.value
+
+
+def test_watch_without_credential_raises_unauthenticated_from_the_stream() -> None:
+    with OpenNvrClient(target()) as nvr:
+        watch = nvr.events.WatchEvents(event_service_pb2.WatchEventsRequest(), timeout=30)
+        with pytest.raises(errors.Unauthenticated):
+            next(iter(watch))
 
 
 def test_the_example_adapter_finds_a_face_through_the_server() -> None:
@@ -119,9 +106,9 @@ def test_the_example_adapter_finds_a_face_through_the_server() -> None:
     # health change reaches a WatchEvents stream), and an uploaded portrait goes through the
     # adapter's bulkhead: one face comes back where the face is.
     inf = inference_service_pb2
-    with OpenNvrClient(env("OPENNVR_SMOKE_GRPC_TARGET")) as nvr:
-        challenge = nvr.login(env("OPENNVR_SMOKE_USER"), env("OPENNVR_SMOKE_PASSWORD"), timeout=30).mfa_required
-        nvr.finish_mfa(challenge.ticket, second_factor(3), timeout=30)
+    with OpenNvrClient(target()) as nvr:
+        challenge = nvr.login(user(), password(), timeout=30).mfa_required
+        nvr.finish_mfa(challenge.ticket, second_factor(), timeout=30)
         watch = nvr.events.WatchEvents(
             event_service_pb2.WatchEventsRequest(types=[common_pb2.EVENT_TYPE_ADAPTER_HEALTHY]), timeout=60
         )
