@@ -62,7 +62,7 @@ pub fn user(u: &UserRow) -> pb::User {
         id: u.id.to_string(),
         username: u.username.clone(),
         display_name: u.display_name.clone(),
-        role: u.role.parse::<Role>().map(role_to_pb).unwrap_or(pb::Role::Unspecified) as i32,
+        role: role_to_pb(u.role) as i32,
         disabled: u.disabled,
         create_time: Some(timestamp(u.created_at)),
         update_time: Some(timestamp(u.updated_at)),
@@ -135,9 +135,9 @@ pub fn credential(r: &CredentialRow) -> pb::Credential {
     pb::Credential {
         id: r.id.to_string(),
         user_id: r.user_id.to_string(),
-        r#type: match r.kind.as_str() {
-            crate::store::credentials::TOTP => pb::CredentialType::Totp,
-            _ => pb::CredentialType::Passkey,
+        r#type: match r.kind {
+            crate::domain::mfa::CredentialKind::Totp => pb::CredentialType::Totp,
+            crate::domain::mfa::CredentialKind::Passkey => pb::CredentialType::Passkey,
         } as i32,
         name: r.name.clone(),
         create_time: Some(timestamp(r.created_at)),
@@ -151,7 +151,7 @@ pub fn api_key(r: &ApiKeyRow) -> pb::ApiKey {
         id: r.id.to_string(),
         name: r.name.clone(),
         user_id: r.created_by.map(|u| u.to_string()).unwrap_or_default(),
-        role: r.role.parse::<Role>().map(role_to_pb).unwrap_or(pb::Role::Unspecified) as i32,
+        role: role_to_pb(r.role) as i32,
         permissions: r.permissions.clone(),
         create_time: Some(timestamp(r.created_at)),
         expire_time: r.expires_at.map(timestamp),
@@ -185,7 +185,7 @@ pub fn segment(camera: uuid::Uuid, s: &crate::store::recordings::SegmentEntry) -
         start_time: Some(timestamp(s.start_time)),
         duration: Some(duration_of_us(s.duration_us)),
         size_bytes: s.size_bytes,
-        in_progress: s.state == crate::domain::recording::SegmentState::Recording.code(),
+        in_progress: s.state == crate::domain::recording::SegmentState::Recording,
     }
 }
 
@@ -193,14 +193,15 @@ fn duration_of_secs(secs: i64) -> prost_types::Duration {
     prost_types::Duration { seconds: secs, nanos: 0 }
 }
 
+use crate::domain::recording::{ExportFormat, ExportState};
+
 /// Wire export state.
-pub fn export_state(state: &str) -> pb::ExportState {
+pub fn export_state(state: ExportState) -> pb::ExportState {
     match state {
-        "running" => pb::ExportState::Running,
-        "succeeded" => pb::ExportState::Succeeded,
-        "failed" => pb::ExportState::Failed,
-        "expired" => pb::ExportState::Expired,
-        _ => pb::ExportState::Unspecified,
+        ExportState::Running => pb::ExportState::Running,
+        ExportState::Succeeded => pb::ExportState::Succeeded,
+        ExportState::Failed => pb::ExportState::Failed,
+        ExportState::Expired => pb::ExportState::Expired,
     }
 }
 
@@ -211,8 +212,11 @@ pub fn export(r: &crate::store::exports::ExportRow) -> pb::Export {
         camera_id: r.camera_id.to_string(),
         start_time: Some(timestamp(r.start_time)),
         end_time: Some(timestamp(r.end_time)),
-        format: if r.format == "fmp4" { pb::MediaFormat::Fmp4 } else { pb::MediaFormat::Mp4 } as i32,
-        state: export_state(&r.state) as i32,
+        format: match r.format {
+            ExportFormat::Fmp4 => pb::MediaFormat::Fmp4,
+            ExportFormat::Mp4 => pb::MediaFormat::Mp4,
+        } as i32,
+        state: export_state(r.state) as i32,
         reason: r.reason.clone(),
         case_id: r.case_id.clone(),
         creator_user_id: r.creator_user_id.map(|u| u.to_string()).unwrap_or_default(),
@@ -221,7 +225,7 @@ pub fn export(r: &crate::store::exports::ExportRow) -> pb::Export {
         expire_time: r.expire_at.map(timestamp),
         size_bytes: r.size_bytes,
         sha256: r.sha256.clone().unwrap_or_default(),
-        progress: if r.state == "running" { 0.0 } else { 1.0 },
+        progress: if r.state == ExportState::Running { 0.0 } else { 1.0 },
         error: r.error.clone(),
         media_duration: Some(duration_of_us(r.media_duration_us)),
         file_name: r.file_name.clone(),
@@ -414,16 +418,16 @@ pub fn camera(c: &crate::store::cameras::CameraRow) -> pb::Camera {
         source_url: c.source_url.clone(),
         username: c.username.clone(),
         has_password: c.password_sealed.is_some(),
-        transport: match Transport::parse(&c.transport) {
-            Some(Transport::Tcp) => pb::RtspTransport::Tcp,
-            Some(Transport::Udp) => pb::RtspTransport::Udp,
-            _ => pb::RtspTransport::Auto,
+        transport: match c.transport {
+            Transport::Tcp => pb::RtspTransport::Tcp,
+            Transport::Udp => pb::RtspTransport::Udp,
+            Transport::Automatic => pb::RtspTransport::Auto,
         } as i32,
         enabled: c.enabled,
         recording_enabled: c.recording_enabled,
-        recording_mode: match RecordingMode::parse(&c.recording_mode) {
-            Some(RecordingMode::Events) => pb::RecordingMode::Events,
-            _ => pb::RecordingMode::Continuous,
+        recording_mode: match c.recording_mode {
+            RecordingMode::Events => pb::RecordingMode::Events,
+            RecordingMode::Continuous => pb::RecordingMode::Continuous,
         } as i32,
         segment_duration: Some(duration_of_ms(i64::from(c.segment_seconds) * 1000)),
         // Filled in by listings, from the recording totals.

@@ -142,7 +142,7 @@ impl RecordingService for RecordingApi {
                 let kind = match event {
                     ExportEvent::Progress { id, state, progress, bytes } => Kind::Progress(pb::ExportProgress {
                         export_id: id.to_string(),
-                        state: convert::export_state(&state) as i32,
+                        state: convert::export_state(state) as i32,
                         progress,
                         bytes_written: bytes,
                     }),

@@ -163,7 +163,7 @@ impl ApiKeyApp {
             created_by: Some(who.user_id),
             created_by_username: who.username.clone(),
             created_by_key: who.api_key.as_ref().map(|k| k.id),
-            role: role.as_str().to_owned(),
+            role,
             permissions: permissions.iter().map(|p| p.name().to_owned()).collect(),
             camera_ids: cameras.clone(),
             step_up_methods: methods,
@@ -177,7 +177,7 @@ impl ApiKeyApp {
         let record = call
             .record("api_key", &row.id.to_string())
             .detail("name", row.name.clone())
-            .detail("role", row.role.clone())
+            .detail("role", row.role.as_str())
             .detail("permissions", row.permissions.join(" "))
             .detail("camera_ids", cameras.iter().map(Uuid::to_string).collect::<Vec<_>>().join(" "))
             .detail("step_up_methods", row.step_up_methods.join(" "))

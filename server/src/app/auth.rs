@@ -218,10 +218,6 @@ pub(super) fn user_actor(user: &UserRow, session: Option<Uuid>) -> Actor {
     }
 }
 
-fn role_of(row: &UserRow) -> Result<Role> {
-    row.role.parse().map_err(|_| Error::internal(format!("user {} has unknown role {}", row.id, row.role)))
-}
-
 /// Work run at the start of a session's transaction.
 type Prelude = Box<dyn FnOnce(&mut diesel::PgConnection) -> Result<()> + Send>;
 
@@ -249,7 +245,7 @@ impl AuthApp {
             username,
             display_name: display_name.to_owned(),
             password_hash: hash,
-            role: Role::Admin.as_str().to_owned(),
+            role: Role::Admin,
             disabled: false,
             version: 1,
             created_at: now,
@@ -394,7 +390,7 @@ impl AuthApp {
     ) -> Result<IssuedTokens> {
         let client = &call.client;
         let now = self.clock.now();
-        let role = role_of(&user)?;
+        let role = user.role;
         let enrol = !signed_in.stepped_up && self.mfa.policy.requires(role);
         let session = SessionRow {
             id: Uuid::new_v4(),
@@ -491,7 +487,7 @@ impl AuthApp {
                 // Enrolment-only, if the role requires a second factor, until the user has one and this
                 // session has presented one (at login, enrolling it, or with StepUp): another
                 // enrolment-only session does not become a full one because the user enrolled.
-                let enrol = policy.requires(role_of(&user)?)
+                let enrol = policy.requires(user.role)
                     && (session.step_up_at.is_none() || CredentialRow::count_of_user(c, user.id)? == 0);
                 RefreshTokenRow::supersede_unused(c, session.id, now)?;
                 RefreshTokenRow { token_hash: next_row_hash, session_id: session.id, created_at: now, used_at: None }
@@ -505,7 +501,7 @@ impl AuthApp {
         match outcome {
             Ok((session, user, enrol)) => {
                 let (access_token, access_expires_at) =
-                    self.tokens.issue(user.id, session.id, role_of(&user)?, &user.username, enrol)?;
+                    self.tokens.issue(user.id, session.id, user.role, &user.username, enrol)?;
                 Ok(IssuedTokens {
                     access_token,
                     access_expires_at,
@@ -671,7 +667,7 @@ impl AuthApp {
             username,
             display_name: display_name.to_owned(),
             password_hash: hash,
-            role: role.as_str().to_owned(),
+            role,
             disabled,
             version: 1,
             created_at: now,
@@ -681,7 +677,7 @@ impl AuthApp {
         let record = call
             .record("user", &row.id.to_string())
             .detail("username", row.username.clone())
-            .detail("role", row.role.clone())
+            .detail("role", row.role.as_str())
             .detail("disabled", disabled.to_string());
         call.audited(&self.store, now, record, move |c, _| {
             insert.insert(c)?;
@@ -752,15 +748,15 @@ impl AuthApp {
                 {
                     return Err(etag_mismatch(id));
                 }
-                let was_admin = current.role == Role::Admin.as_str() && !current.disabled;
-                let stays_admin = update.role.map_or(current.role == Role::Admin.as_str(), |r| r == Role::Admin)
+                let was_admin = current.role == Role::Admin && !current.disabled;
+                let stays_admin = update.role.map_or(current.role == Role::Admin, |r| r == Role::Admin)
                     && !update.disabled.unwrap_or(current.disabled);
                 if was_admin && !stays_admin && UserRow::enabled_admins(c)? <= 1 {
                     return Err(last_admin(id, "disabled or demoted"));
                 }
                 let changes = UserChanges {
                     display_name: update.display_name,
-                    role: update.role.map(|r| r.as_str().to_owned()),
+                    role: update.role,
                     disabled: update.disabled,
                     password_hash: None,
                 };
@@ -825,7 +821,7 @@ impl AuthApp {
                 {
                     return Err(etag_mismatch(id));
                 }
-                if current.role == Role::Admin.as_str() && !current.disabled && UserRow::enabled_admins(c)? <= 1 {
+                if current.role == Role::Admin && !current.disabled && UserRow::enabled_admins(c)? <= 1 {
                     return Err(last_admin(id, "deleted"));
                 }
                 let revoked = SessionRow::revoke_all_of_user(c, id, None, now, "user deleted")?;

@@ -219,10 +219,10 @@ impl CameraApp {
             username: camera::validate_username("camera.username", &spec.username)?,
             password_kek_id: sealed.as_ref().map(|s| s.kek_id.clone()),
             password_sealed: sealed.map(|s| s.blob),
-            transport: spec.transport.unwrap_or(Transport::Automatic).as_str().to_owned(),
+            transport: spec.transport.unwrap_or(Transport::Automatic),
             enabled: spec.enabled,
             recording_enabled: spec.recording_enabled,
-            recording_mode: spec.recording_mode.unwrap_or(RecordingMode::Continuous).as_str().to_owned(),
+            recording_mode: spec.recording_mode.unwrap_or(RecordingMode::Continuous),
             segment_seconds: match spec.segment_duration {
                 Some((s, n)) => camera::validate_segment_seconds("camera.segment_duration", s, n)?,
                 None => camera::DEFAULT_SEGMENT_SECONDS,
@@ -346,14 +346,11 @@ impl CameraApp {
                     changes.description = Some(camera::validate_text("camera.description", &spec.description, 1000)?)
                 }
                 "location" => changes.location = Some(camera::validate_text("camera.location", &spec.location, 200)?),
-                "transport" => {
-                    changes.transport = Some(spec.transport.unwrap_or(Transport::Automatic).as_str().to_owned())
-                }
+                "transport" => changes.transport = Some(spec.transport.unwrap_or(Transport::Automatic)),
                 "enabled" => changes.enabled = Some(spec.enabled),
                 "recording_enabled" => changes.recording_enabled = Some(spec.recording_enabled),
                 "recording_mode" => {
-                    changes.recording_mode =
-                        Some(spec.recording_mode.unwrap_or(RecordingMode::Continuous).as_str().to_owned())
+                    changes.recording_mode = Some(spec.recording_mode.unwrap_or(RecordingMode::Continuous))
                 }
                 "segment_duration" => {
                     changes.segment_seconds = Some(match spec.segment_duration {
@@ -715,15 +712,13 @@ impl CameraApp {
                             Ok(id) => UserRow::find(c, id)?,
                             Err(_) => None,
                         };
-                        let principal = found.filter(|u| !u.disabled).and_then(|u| {
-                            Some(Principal {
-                                user_id: u.id,
-                                session_id: Uuid::nil(),
-                                role: u.role.parse().ok()?,
-                                username: u.username,
-                                api_key: None,
-                                enrolment_only: false,
-                            })
+                        let principal = found.filter(|u| !u.disabled).map(|u| Principal {
+                            user_id: u.id,
+                            session_id: Uuid::nil(),
+                            role: u.role,
+                            username: u.username,
+                            api_key: None,
+                            enrolment_only: false,
                         });
                         users.insert(s.user.clone(), principal);
                     }

@@ -5,8 +5,9 @@
 use super::authorizer::authorize;
 use super::recordings::RecordingApp;
 use super::{Call, PageRequest, parse_id};
-use crate::domain::Permission;
 use crate::domain::camera::path_name;
+use crate::domain::recording::{ExportFormat, ExportState};
+use crate::domain::{Permission, StoredName};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::exports::ExportRow;
 use crate::store::recordings::SegmentRow;
@@ -22,7 +23,7 @@ const CHUNK: usize = 1 << 20;
 /// What an export stream carries.
 #[derive(Debug, Clone)]
 pub enum ExportEvent {
-    Progress { id: Uuid, state: String, progress: f64, bytes: i64 },
+    Progress { id: Uuid, state: ExportState, progress: f64, bytes: i64 },
     Chunk { offset: i64, data: Vec<u8> },
     Done(Box<ExportRow>),
 }
@@ -96,7 +97,7 @@ impl RecordingApp {
             .await?;
         // The segment before the range counts only if it reaches into it (or is still being written).
         let in_range = |s: &crate::store::recordings::SegmentEntry| {
-            s.end() > start || s.state == crate::domain::recording::SegmentState::Recording.code()
+            s.end() > start || s.state == crate::domain::recording::SegmentState::Recording
         };
         if !recorded.iter().any(in_range) {
             return Err(Error::new(ErrorKind::FailedPrecondition, "nothing is recorded in that range"));
@@ -146,8 +147,8 @@ impl RecordingApp {
             camera_id: camera,
             start_time: from,
             end_time: to,
-            format: if spec.fragmented { "fmp4" } else { "mp4" }.to_owned(),
-            state: "running".to_owned(),
+            format: if spec.fragmented { ExportFormat::Fmp4 } else { ExportFormat::Mp4 },
+            state: ExportState::Running,
             reason: reason.clone(),
             case_id: case_id.clone(),
             creator_user_id: Some(p.user_id),
@@ -201,13 +202,9 @@ impl RecordingApp {
     /// dropped; the export itself goes on.
     async fn run_export(&self, row: ExportRow, base: String, stream_data: bool, tx: mpsc::Sender<Result<ExportEvent>>) {
         let id = row.id;
-        let progress = |state: &str, progress: f64, bytes: i64| ExportEvent::Progress {
-            id,
-            state: state.to_owned(),
-            progress,
-            bytes,
-        };
-        let _ = tx.send(Ok(progress("running", 0.0, 0))).await;
+        let progress =
+            |state: ExportState, progress: f64, bytes: i64| ExportEvent::Progress { id, state, progress, bytes };
+        let _ = tx.send(Ok(progress(ExportState::Running, 0.0, 0))).await;
         let outcome = self.fetch_clip(&row, &base, &tx, stream_data).await;
         let now = self.clock.now();
         let keep = chrono::Duration::from_std(self.live.config.export_keep).unwrap_or(chrono::Duration::days(7));
@@ -234,7 +231,7 @@ impl RecordingApp {
             }
         };
         if !stream_data {
-            let _ = tx.send(Ok(progress("succeeded", 1.0, row.size_bytes))).await;
+            let _ = tx.send(Ok(progress(ExportState::Succeeded, 1.0, row.size_bytes))).await;
         }
         let _ = tx.send(Ok(ExportEvent::Done(Box::new(row)))).await;
     }
@@ -255,7 +252,7 @@ impl RecordingApp {
             .live
             .token(&path, "opennvr-server", "playback", Some(chrono::Duration::hours(1)))
             .map_err(|e| e.to_string())?;
-        let url = format!("{base}/get?{}", get_query(&path, row.start_time, secs, row.format == "fmp4"));
+        let url = format!("{base}/get?{}", get_query(&path, row.start_time, secs, row.format == ExportFormat::Fmp4));
         let mut resp = reqwest::Client::new().get(url).bearer_auth(token).send().await.map_err(|e| {
             format!("the playback server is unreachable ({})", if e.is_timeout() { "timed out" } else { "no answer" })
         })?;
@@ -279,7 +276,7 @@ impl RecordingApp {
             } else {
                 let _ = tx.try_send(Ok(ExportEvent::Progress {
                     id: row.id,
-                    state: "running".into(),
+                    state: ExportState::Running,
                     progress: 0.5,
                     bytes: size + chunk.len() as i64,
                 }));
@@ -382,10 +379,10 @@ impl RecordingApp {
         offset: i64,
     ) -> Result<mpsc::Receiver<Result<ExportEvent>>> {
         let row = self.visible_export(call, id).await?;
-        if row.state != "succeeded" || row.expire_at.is_some_and(|e| e <= self.clock.now()) {
+        if row.state != ExportState::Succeeded || row.expire_at.is_some_and(|e| e <= self.clock.now()) {
             return Err(Error::new(
                 ErrorKind::FailedPrecondition,
-                format!("export {} has no file to download ({})", row.id, row.state),
+                format!("export {} has no file to download ({})", row.id, row.state.stored_name()),
             ));
         }
         if offset < 0 || offset > row.size_bytes {

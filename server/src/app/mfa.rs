@@ -4,16 +4,17 @@
 //! single-use, short-lived and kept in the database.
 use super::auth::{AuthApp, IssuedTokens, SignedIn, next_failure, refuse_while_blocked, user_actor};
 use super::{Call, PageRequest, Principal, parse_id};
-use crate::domain::Permission;
 use crate::domain::mfa::{
     self, AuthMethod, CEREMONY_MAX_FAILURES, CEREMONY_SECS, MfaPolicy, RECOVERY_CODES, SECOND_FACTOR_SCOPE,
 };
+use crate::domain::mfa::{CeremonyKind, CredentialKind};
+use crate::domain::{Permission, StoredName};
 use crate::error::{Error, ErrorKind, Result, reason};
 use crate::security::seal::{MasterKey, Sealed};
 use crate::security::totp::TotpSeed;
 use crate::security::webauthn::{PasskeyCeremonies, StoredPasskey};
 use crate::store::ceremonies::CeremonyRow;
-use crate::store::credentials::{CredentialRow, PASSKEY, RecoveryCodeRow, TOTP};
+use crate::store::credentials::{CredentialRow, RecoveryCodeRow};
 use crate::store::sessions::SessionRow;
 use crate::store::throttle::LoginFailureRow;
 use crate::store::users::UserRow;
@@ -93,11 +94,13 @@ struct Verified {
     credential: Option<Uuid>,
 }
 
-const LOGIN_MFA: &str = "login_mfa";
-const PASSKEY_LOGIN: &str = "passkey_login";
-const STEP_UP: &str = "step_up";
-const PASSKEY_REGISTRATION: &str = "passkey_registration";
-const TOTP_ENROLLMENT: &str = "totp_enrollment";
+const LOGIN_MFA: CeremonyKind = CeremonyKind::LoginMfa;
+const PASSKEY_LOGIN: CeremonyKind = CeremonyKind::PasskeyLogin;
+const STEP_UP: CeremonyKind = CeremonyKind::StepUp;
+const PASSKEY_REGISTRATION: CeremonyKind = CeremonyKind::PasskeyRegistration;
+const TOTP_ENROLLMENT: CeremonyKind = CeremonyKind::TotpEnrollment;
+const TOTP: CredentialKind = CredentialKind::Totp;
+const PASSKEY: CredentialKind = CredentialKind::Passkey;
 
 /// A new single-use ceremony token and its hash.
 fn new_ticket() -> (String, Vec<u8>) {
@@ -289,7 +292,7 @@ impl MfaSettings {
 fn open_challenge(
     c: &mut PgConnection,
     settings: &MfaSettings,
-    kind: &str,
+    kind: CeremonyKind,
     user: Uuid,
     session: Option<Uuid>,
     now: DateTime<Utc>,
@@ -619,7 +622,7 @@ impl AuthApp {
         let name = mfa::credential_name("name", name, "TOTP")?;
         let (settings, now, code) = (self.mfa.clone(), self.clock.now(), code.to_owned());
         let id = Uuid::new_v4();
-        let mut record = call.record("credential", &id.to_string()).detail("type", TOTP);
+        let mut record = call.record("credential", &id.to_string()).detail("type", TOTP.stored_name());
         record.details.insert("name".into(), name.clone());
         let outcome = call
             .audited_outcome(&self.store, now, record, move |c, record| {
@@ -654,7 +657,7 @@ impl AuthApp {
                 let cred = CredentialRow {
                     id,
                     user_id: who.user_id,
-                    kind: TOTP.to_owned(),
+                    kind: CredentialKind::Totp,
                     name,
                     totp_secret_sealed: Some(sealed.blob),
                     totp_kek_id: Some(sealed.kek_id),
@@ -724,7 +727,7 @@ impl AuthApp {
         let ceremonies = self.mfa.passkeys()?.clone();
         let (now, json) = (self.clock.now(), credential_json.to_owned());
         let id = Uuid::new_v4();
-        let mut record = call.record("credential", &id.to_string()).detail("type", PASSKEY);
+        let mut record = call.record("credential", &id.to_string()).detail("type", PASSKEY.stored_name());
         record.details.insert("name".into(), name.clone());
         let outcome = call
             .audited_outcome(&self.store, now, record, move |c, record| {
@@ -752,7 +755,7 @@ impl AuthApp {
                 let cred = CredentialRow {
                     id,
                     user_id: who.user_id,
-                    kind: PASSKEY.to_owned(),
+                    kind: CredentialKind::Passkey,
                     name,
                     totp_secret_sealed: None,
                     totp_kek_id: None,
@@ -857,7 +860,7 @@ impl AuthApp {
                     RecoveryCodeRow::delete_all(c, cred.user_id)?;
                 }
                 let revoked = SessionRow::revoke_by_credential(c, id, now)?;
-                record.details.insert("type".into(), cred.kind.clone());
+                record.note("type", cred.kind.stored_name());
                 record.details.insert("user_id".into(), cred.user_id.to_string());
                 record.details.insert("sessions_revoked".into(), revoked.len().to_string());
                 Ok(revoked)

@@ -144,7 +144,7 @@ impl RecordingApp {
             start_time: start,
             duration_us: duration_us.unwrap_or(0),
             size_bytes: size,
-            state: if duration_us.is_some() { SegmentState::Complete } else { SegmentState::Recording }.code(),
+            state: if duration_us.is_some() { SegmentState::Complete } else { SegmentState::Recording },
             file_path: file.to_owned(),
         };
         if let Ok(mut seen) = self.last_segment.lock() {
@@ -196,9 +196,10 @@ impl RecordingApp {
                 }
                 // The first page: the segment reaching into the range from before it, then the rest.
                 let mut out = SegmentRow::overlapping_limited(c, camera, from, to, limit)?;
-                if out.first().is_some_and(|s| {
-                    s.start_time < from && s.end() <= from && s.state != SegmentState::Recording.code()
-                }) {
+                if out
+                    .first()
+                    .is_some_and(|s| s.start_time < from && s.end() <= from && s.state != SegmentState::Recording)
+                {
                     out.remove(0);
                 }
                 out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -260,7 +261,7 @@ impl RecordingApp {
             .map(|(camera, segment_seconds, entries)| {
                 let open_for = chrono::Duration::seconds(2 * i64::from(segment_seconds));
                 let spans = entries.iter().map(|s| {
-                    let end = if s.state == SegmentState::Recording.code() {
+                    let end = if s.state == SegmentState::Recording {
                         s.end().max(now.min(s.start_time + open_for))
                     } else {
                         s.end()
@@ -313,7 +314,7 @@ impl RecordingApp {
         let listed: Vec<DateTime<Utc>> = listed.iter().copied().filter(|s| *s >= window).collect();
         let known = self.store.run(move |c| SegmentRow::rows_between(c, camera, window, far_future())).await?;
         let known_starts: std::collections::HashSet<DateTime<Utc>> = known.iter().map(|r| r.start_time).collect();
-        let open = known.iter().any(|r| r.state == SegmentState::Recording.code() && r.start_time < last);
+        let open = known.iter().any(|r| r.state == SegmentState::Recording && r.start_time < last);
         let missing = listed.iter().any(|s| !known_starts.contains(s));
         // The volume is walked only when there is something to learn from it.
         let disk = if missing || open { self.segments_on_disk(path).await } else { Default::default() };
@@ -341,12 +342,12 @@ impl RecordingApp {
                 start_time: start,
                 duration_us: duration_us.min(longest),
                 size_bytes: facts.map(|(s, _)| s).unwrap_or(0),
-                state: state.code(),
+                state,
                 file_path: file,
             });
         }
         let mut closed = Vec::new();
-        for row in known.iter().filter(|r| r.state == SegmentState::Recording.code() && r.start_time < last) {
+        for row in known.iter().filter(|r| r.state == SegmentState::Recording && r.start_time < last) {
             let facts = disk.get(&row.start_time).map(|d| (d.1, d.2));
             let end = match (facts, next_start(row.start_time)) {
                 (Some((_, modified)), _) => modified,
@@ -359,7 +360,7 @@ impl RecordingApp {
         let gone: Vec<DateTime<Utc>> = known
             .iter()
             .filter(|r| !listed_set.contains(&r.start_time))
-            .filter(|r| r.state != SegmentState::Recording.code())
+            .filter(|r| r.state != SegmentState::Recording)
             .filter(|r| now - r.start_time > GONE_GRACE + chrono::Duration::microseconds(r.duration_us))
             .map(|r| r.start_time)
             .collect();

@@ -307,7 +307,7 @@ fn oldest_unheld_by_camera(c: &mut diesel::PgConnection) -> Result<Vec<(Uuid, Da
 pub fn split_held(rows: &[crate::store::recordings::SegmentEntry], holds: &[HeldRange]) -> (Vec<DateTime<Utc>>, usize) {
     let mut deletable = Vec::new();
     let mut under_hold = 0;
-    for s in rows.iter().filter(|s| s.state == SegmentState::Complete.code()) {
+    for s in rows.iter().filter(|s| s.state == SegmentState::Complete) {
         if held(holds, s.start_time, s.end()) {
             under_hold += 1;
         } else {

@@ -31,10 +31,13 @@ impl Transport {
             Transport::Udp => "udp",
         }
     }
+}
 
-    /// From the stored name.
-    pub fn parse(s: &str) -> Option<Transport> {
-        [Transport::Automatic, Transport::Tcp, Transport::Udp].into_iter().find(|t| t.as_str() == s)
+impl super::StoredName for Transport {
+    const WHAT: &'static str = "transport";
+    const ALL: &'static [Transport] = &[Transport::Automatic, Transport::Tcp, Transport::Udp];
+    fn stored_name(self) -> &'static str {
+        self.as_str()
     }
 }
 
@@ -53,10 +56,13 @@ impl RecordingMode {
             RecordingMode::Events => "events",
         }
     }
+}
 
-    /// From the stored name.
-    pub fn parse(s: &str) -> Option<RecordingMode> {
-        [RecordingMode::Continuous, RecordingMode::Events].into_iter().find(|m| m.as_str() == s)
+impl super::StoredName for RecordingMode {
+    const WHAT: &'static str = "recording mode";
+    const ALL: &'static [RecordingMode] = &[RecordingMode::Continuous, RecordingMode::Events];
+    fn stored_name(self) -> &'static str {
+        self.as_str()
     }
 }
 

@@ -144,3 +144,54 @@ mod tests {
         assert_eq!(normalise_recovery_code("UUUU-UUUU-UUUU-UUUU"), None, "U is not in the alphabet");
     }
 }
+
+/// A kind of second factor a user enrols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    Totp,
+    Passkey,
+}
+
+impl super::StoredName for CredentialKind {
+    const WHAT: &'static str = "credential kind";
+    const ALL: &'static [CredentialKind] = &[CredentialKind::Totp, CredentialKind::Passkey];
+    fn stored_name(self) -> &'static str {
+        match self {
+            CredentialKind::Totp => "totp",
+            CredentialKind::Passkey => "passkey",
+        }
+    }
+}
+
+/// A ceremony kept between its start and its finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// A login ticket waiting for its second factor.
+    LoginMfa,
+    /// A passwordless passkey login.
+    PasskeyLogin,
+    /// A step-up of a signed-in session.
+    StepUp,
+    PasskeyRegistration,
+    TotpEnrollment,
+}
+
+impl super::StoredName for CeremonyKind {
+    const WHAT: &'static str = "ceremony kind";
+    const ALL: &'static [CeremonyKind] = &[
+        CeremonyKind::LoginMfa,
+        CeremonyKind::PasskeyLogin,
+        CeremonyKind::StepUp,
+        CeremonyKind::PasskeyRegistration,
+        CeremonyKind::TotpEnrollment,
+    ];
+    fn stored_name(self) -> &'static str {
+        match self {
+            CeremonyKind::LoginMfa => "login_mfa",
+            CeremonyKind::PasskeyLogin => "passkey_login",
+            CeremonyKind::StepUp => "step_up",
+            CeremonyKind::PasskeyRegistration => "passkey_registration",
+            CeremonyKind::TotpEnrollment => "totp_enrollment",
+        }
+    }
+}

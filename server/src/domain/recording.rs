@@ -17,12 +17,64 @@ pub enum SegmentState {
 }
 
 impl SegmentState {
+    /// Every state, in the order of their stored codes.
+    pub const ALL: [SegmentState; 3] = [SegmentState::Recording, SegmentState::Complete, SegmentState::Deleting];
+
     /// The stored code.
     pub fn code(self) -> i16 {
         match self {
             SegmentState::Recording => 0,
             SegmentState::Complete => 1,
             SegmentState::Deleting => 2,
+        }
+    }
+
+    /// The state stored as `code`, if any.
+    pub fn from_code(code: i16) -> Option<SegmentState> {
+        Self::ALL.into_iter().find(|s| s.code() == code)
+    }
+}
+
+/// Where an export is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportState {
+    Running,
+    Succeeded,
+    Failed,
+    /// Its file was removed when it expired.
+    Expired,
+}
+
+impl super::StoredName for ExportState {
+    const WHAT: &'static str = "export state";
+    const ALL: &'static [ExportState] =
+        &[ExportState::Running, ExportState::Succeeded, ExportState::Failed, ExportState::Expired];
+    fn stored_name(self) -> &'static str {
+        match self {
+            ExportState::Running => "running",
+            ExportState::Succeeded => "succeeded",
+            ExportState::Failed => "failed",
+            ExportState::Expired => "expired",
+        }
+    }
+}
+
+/// The container of an exported clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// A plain MP4 (moov first), what players expect.
+    Mp4,
+    /// Fragmented MP4, as MediaMTX records.
+    Fmp4,
+}
+
+impl super::StoredName for ExportFormat {
+    const WHAT: &'static str = "export format";
+    const ALL: &'static [ExportFormat] = &[ExportFormat::Mp4, ExportFormat::Fmp4];
+    fn stored_name(self) -> &'static str {
+        match self {
+            ExportFormat::Mp4 => "mp4",
+            ExportFormat::Fmp4 => "fmp4",
         }
     }
 }

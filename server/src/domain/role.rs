@@ -163,6 +163,14 @@ impl fmt::Display for Role {
     }
 }
 
+impl super::StoredName for Role {
+    const WHAT: &'static str = "role";
+    const ALL: &'static [Role] = &Role::ALL;
+    fn stored_name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 impl FromStr for Role {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {

@@ -93,7 +93,7 @@ pub fn desired(
     let conf = json!({
         "source": source,
         "sourceOnDemand": false,
-        "rtspTransport": camera.transport,
+        "rtspTransport": camera.transport.as_str(),
         "record": camera.recording_enabled,
         "recordPath": config.record_path,
         "recordFormat": "fmp4",

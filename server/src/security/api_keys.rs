@@ -51,7 +51,7 @@ impl CachedKey {
         Some(CachedKey {
             id: row.id,
             name: row.name.clone(),
-            role: row.role.parse().ok()?,
+            role: row.role,
             permissions: row.permissions.iter().filter_map(|p| p.parse().ok()).collect(),
             cameras: row.camera_ids.clone(),
             step_up_methods: row.step_up_methods.clone(),

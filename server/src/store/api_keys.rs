@@ -17,7 +17,7 @@ pub struct ApiKeyRow {
     pub created_by_username: String,
     /// The key that created this one, if a key did.
     pub created_by_key: Option<Uuid>,
-    pub role: String,
+    pub role: crate::domain::Role,
     pub permissions: Vec<String>,
     pub camera_ids: Vec<Uuid>,
     pub step_up_methods: Vec<String>,

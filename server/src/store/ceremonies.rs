@@ -1,5 +1,6 @@
 //! Queries on `auth_ceremonies`: authentication ceremonies in flight behind single-use tokens.
 use super::schema::auth_ceremonies;
+use crate::domain::mfa::CeremonyKind;
 use crate::error::Result;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -12,7 +13,7 @@ pub struct CeremonyRow {
     pub id: Uuid,
     pub token_hash: Vec<u8>,
     /// `login_mfa`, `passkey_login`, `step_up`, `passkey_registration` or `totp_enrollment`.
-    pub kind: String,
+    pub kind: crate::domain::mfa::CeremonyKind,
     pub user_id: Option<Uuid>,
     pub session_id: Option<Uuid>,
     /// webauthn-rs ceremony state.
@@ -30,7 +31,7 @@ pub struct CeremonyRow {
 impl CeremonyRow {
     /// A new ceremony of `kind` behind `token_hash`, open from `now` until `expires_at`.
     pub fn open(
-        kind: &str,
+        kind: CeremonyKind,
         user_id: Option<Uuid>,
         session_id: Option<Uuid>,
         passkey_state: Option<serde_json::Value>,
@@ -41,7 +42,7 @@ impl CeremonyRow {
         CeremonyRow {
             id: Uuid::new_v4(),
             token_hash,
-            kind: kind.to_owned(),
+            kind,
             user_id,
             session_id,
             passkey_state,
@@ -61,7 +62,7 @@ impl CeremonyRow {
     }
 
     /// The ceremony of `kind` behind the token hash (expired or not), locked until the transaction ends.
-    pub fn find_for_update(c: &mut PgConnection, token_hash: &[u8], kind: &str) -> Result<Option<CeremonyRow>> {
+    pub fn find_for_update(c: &mut PgConnection, token_hash: &[u8], kind: CeremonyKind) -> Result<Option<CeremonyRow>> {
         Ok(auth_ceremonies::table
             .filter(auth_ceremonies::token_hash.eq(token_hash.to_vec()))
             .filter(auth_ceremonies::kind.eq(kind))
@@ -75,7 +76,7 @@ impl CeremonyRow {
     /// from `client_address`.
     pub fn prune_and_count(
         c: &mut PgConnection,
-        kind: &str,
+        kind: CeremonyKind,
         client_address: &str,
         now: DateTime<Utc>,
     ) -> Result<(i64, i64)> {

@@ -1,5 +1,7 @@
 //! Queries on `credentials` (TOTP seeds and passkeys) and `recovery_codes`.
 use super::schema::{credentials, recovery_codes};
+use crate::domain::StoredName;
+use crate::domain::mfa::CredentialKind;
 use crate::error::Result;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -12,7 +14,7 @@ pub struct CredentialRow {
     pub id: Uuid,
     pub user_id: Uuid,
     /// `totp` or `passkey`.
-    pub kind: String,
+    pub kind: crate::domain::mfa::CredentialKind,
     pub name: String,
     pub totp_secret_sealed: Option<Vec<u8>>,
     pub totp_kek_id: Option<String>,
@@ -22,11 +24,6 @@ pub struct CredentialRow {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
 }
-
-/// Kind name of TOTP credentials.
-pub const TOTP: &str = "totp";
-/// Kind name of passkeys.
-pub const PASSKEY: &str = "passkey";
 
 impl CredentialRow {
     /// Inserts a credential.
@@ -46,10 +43,15 @@ impl CredentialRow {
     }
 
     /// The credentials of `user`, oldest first, optionally of one kind, locked with `lock`.
-    pub fn of_user(c: &mut PgConnection, user: Uuid, kind: Option<&str>, lock: bool) -> Result<Vec<CredentialRow>> {
-        let kinds: Vec<&str> = match kind {
+    pub fn of_user(
+        c: &mut PgConnection,
+        user: Uuid,
+        kind: Option<CredentialKind>,
+        lock: bool,
+    ) -> Result<Vec<CredentialRow>> {
+        let kinds: Vec<CredentialKind> = match kind {
             Some(k) => vec![k],
-            None => vec![TOTP, PASSKEY],
+            None => CredentialKind::ALL.to_vec(),
         };
         let q = credentials::table
             .filter(credentials::user_id.eq(user))
@@ -181,16 +183,16 @@ pub struct FactorSummary {
 impl FactorSummary {
     /// The summaries of `users` (absent: no factor).
     pub fn of_users(c: &mut PgConnection, users: &[Uuid]) -> Result<std::collections::HashMap<Uuid, FactorSummary>> {
-        let rows: Vec<(Uuid, String)> = credentials::table
+        let rows: Vec<(Uuid, CredentialKind)> = credentials::table
             .filter(credentials::user_id.eq_any(users.to_vec()))
             .select((credentials::user_id, credentials::kind))
             .load(c)?;
         let mut out: std::collections::HashMap<Uuid, FactorSummary> = Default::default();
         for (user, kind) in rows {
             let s = out.entry(user).or_default();
-            match kind.as_str() {
-                TOTP => s.has_totp = true,
-                _ => s.passkeys += 1,
+            match kind {
+                CredentialKind::Totp => s.has_totp = true,
+                CredentialKind::Passkey => s.passkeys += 1,
             }
         }
         Ok(out)

@@ -1,6 +1,7 @@
 //! Queries on `exports`: clip exports kept for download.
 use super::cameras::{CameraGrantRow, Visible};
 use super::schema::exports;
+use crate::domain::recording::ExportState;
 use crate::error::Result;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -14,8 +15,8 @@ pub struct ExportRow {
     pub camera_id: Uuid,
     pub start_time: DateTime<Utc>,
     pub end_time: DateTime<Utc>,
-    pub format: String,
-    pub state: String,
+    pub format: crate::domain::recording::ExportFormat,
+    pub state: crate::domain::recording::ExportState,
     pub reason: String,
     pub case_id: String,
     pub creator_user_id: Option<Uuid>,
@@ -52,7 +53,7 @@ impl ExportRow {
         let row = match outcome {
             Ok((size, sha, expire)) => q
                 .set((
-                    exports::state.eq("succeeded"),
+                    exports::state.eq(ExportState::Succeeded),
                     exports::size_bytes.eq(size),
                     exports::sha256.eq(Some(sha)),
                     exports::finished_at.eq(Some(now)),
@@ -61,7 +62,7 @@ impl ExportRow {
                 .returning(ExportRow::as_returning())
                 .get_result(c)?,
             Err(e) => q
-                .set((exports::state.eq("failed"), exports::error.eq(e), exports::finished_at.eq(Some(now))))
+                .set((exports::state.eq(ExportState::Failed), exports::error.eq(e), exports::finished_at.eq(Some(now))))
                 .returning(ExportRow::as_returning())
                 .get_result(c)?,
         };
@@ -108,7 +109,7 @@ impl ExportRow {
     /// Succeeded exports whose files are due to go.
     pub fn expired(c: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<ExportRow>> {
         Ok(exports::table
-            .filter(exports::state.eq("succeeded"))
+            .filter(exports::state.eq(ExportState::Succeeded))
             .filter(exports::expire_at.le(now))
             .select(ExportRow::as_select())
             .load(c)?)
@@ -116,9 +117,9 @@ impl ExportRow {
 
     /// Fails every export still running (the server stopped during them).
     pub fn fail_running(c: &mut PgConnection, now: DateTime<Utc>) -> Result<usize> {
-        Ok(diesel::update(exports::table.filter(exports::state.eq("running")))
+        Ok(diesel::update(exports::table.filter(exports::state.eq(ExportState::Running)))
             .set((
-                exports::state.eq("failed"),
+                exports::state.eq(ExportState::Failed),
                 exports::error.eq("the server stopped during the export"),
                 exports::finished_at.eq(Some(now)),
             ))
@@ -127,7 +128,7 @@ impl ExportRow {
 
     /// Marks an export's file gone.
     pub fn mark_expired(c: &mut PgConnection, id: Uuid) -> Result<()> {
-        diesel::update(exports::table.find(id)).set(exports::state.eq("expired")).execute(c)?;
+        diesel::update(exports::table.find(id)).set(exports::state.eq(ExportState::Expired)).execute(c)?;
         Ok(())
     }
 

@@ -3,6 +3,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod cameras;
 pub mod ceremonies;
+pub mod columns;
 pub mod credentials;
 pub mod exports;
 pub mod ids;

@@ -16,7 +16,7 @@ pub struct SegmentRow {
     pub start_time: DateTime<Utc>,
     pub duration_us: i64,
     pub size_bytes: i64,
-    pub state: i16,
+    pub state: crate::domain::recording::SegmentState,
     pub file_path: String,
 }
 
@@ -27,7 +27,7 @@ pub struct SegmentEntry {
     pub start_time: DateTime<Utc>,
     pub duration_us: i64,
     pub size_bytes: i64,
-    pub state: i16,
+    pub state: crate::domain::recording::SegmentState,
 }
 
 impl SegmentEntry {

@@ -13,7 +13,7 @@ pub struct UserRow {
     pub username: String,
     pub display_name: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: crate::domain::Role,
     pub disabled: bool,
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -25,7 +25,7 @@ pub struct UserRow {
 #[diesel(table_name = users)]
 pub struct UserChanges {
     pub display_name: Option<String>,
-    pub role: Option<String>,
+    pub role: Option<crate::domain::Role>,
     pub disabled: Option<bool>,
     pub password_hash: Option<String>,
 }

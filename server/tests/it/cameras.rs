@@ -725,8 +725,8 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
             camera_id: cam.id.parse().unwrap(),
             start_time: chrono::Utc::now() - chrono::Duration::hours(1),
             end_time: chrono::Utc::now(),
-            format: "mp4".into(),
-            state: "succeeded".into(),
+            format: opennvr_server::domain::recording::ExportFormat::Mp4,
+            state: opennvr_server::domain::recording::ExportState::Succeeded,
             reason: "walk".into(),
             case_id: String::new(),
             creator_user_id: None,
@@ -844,4 +844,23 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
     // And B is untouched.
     let still = admin.cameras().get_camera(pb::GetCameraRequest { camera_id: b.id.clone() }).await.unwrap();
     assert_eq!(still.into_inner().camera.unwrap(), b);
+}
+
+#[tokio::test]
+async fn a_stored_value_outside_its_set_is_an_error_not_a_default() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let cam = create(&admin, "Dock North").await;
+    let mut su = s.db.superuser();
+    use diesel::RunQueryDsl;
+    // Only a hand edit past the CHECK constraint can store such a value.
+    diesel::sql_query("ALTER TABLE cameras DROP CONSTRAINT cameras_transport_check").execute(&mut su).unwrap();
+    diesel::sql_query(format!("UPDATE cameras SET transport = 'carrier-pigeon' WHERE id = '{}'", cam.id))
+        .execute(&mut su)
+        .unwrap();
+    let read = admin.cameras().get_camera(pb::GetCameraRequest { camera_id: cam.id.clone() }).await.unwrap_err();
+    assert_eq!(read.code(), Code::Internal, "{read:?}");
+    assert!(!read.message().contains("carrier-pigeon"), "the stored value stays in the server's log");
+    let listed = admin.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap_err();
+    assert_eq!(listed.code(), Code::Internal, "a listing does not show the camera as another transport");
 }
