@@ -23,7 +23,7 @@ async fn rpc_latencies(client: &opennvr_sdk::Client, n: usize) -> Vec<Duration> 
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        client.auth().list_roles(pb::ListRolesRequest::default()).await.unwrap();
+        client.users().list_roles(pb::ListRolesRequest::default()).await.unwrap();
         out.push(t.elapsed());
     }
     out.sort();
@@ -73,7 +73,7 @@ async fn main() {
 
     // 2b. The same with an API key (looked up in the in-memory key cache; last use batched).
     let key = admin
-        .auth()
+        .api_keys()
         .create_api_key(pb::CreateApiKeyRequest {
             api_key: Some(pb::ApiKey {
                 name: "bench".into(),
@@ -99,7 +99,7 @@ async fn main() {
         let c = admin.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..calls / 32 {
-                c.auth().list_roles(pb::ListRolesRequest::default()).await.unwrap();
+                c.users().list_roles(pb::ListRolesRequest::default()).await.unwrap();
             }
         }));
     }

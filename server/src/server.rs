@@ -324,16 +324,17 @@ impl Server {
             retention: to_chrono(config.ids_alert_retention)?,
         };
         let router = api::router(RouterParts {
-            auth: AuthApi {
-                app: auth.clone(),
+            auth: AuthApi { app: auth.clone() },
+            users: crate::api::user_service::UserApi { app: auth.clone() },
+            api_keys: crate::api::api_key_service::ApiKeyApi { api_keys: api_key_app },
+            master_key: crate::api::master_key_service::MasterKeyApi {
                 keys: crate::app::keys::KeyApp { store: store.clone(), clock: clock.clone(), master: master.clone() },
-                api_keys: api_key_app,
             },
+            ids: crate::api::ids_service::IdsApi { ids: ids.clone() },
             audit: crate::api::audit_service::AuditApi { app: audit_app.clone() },
             cameras: crate::api::camera_service::CameraApi { app: cameras.clone() },
             recordings: crate::api::recording_service::RecordingApi { app: recordings.clone() },
             inference: crate::api::inference_service::InferenceApi {
-                ids: ids.clone(),
                 adapters: inference.clone(),
                 bindings: bindings.clone(),
             },

@@ -38,7 +38,7 @@ pub async fn run(server: Option<String>, format: Format, c: AlertsCommand) -> Re
     };
     let start_time = crate::cmd::recordings::since(last.as_deref())?;
     let list = client
-        .inference()
+        .ids()
         .list_ids_alerts(pb::ListIdsAlertsRequest {
             page_size: limit,
             start_time,

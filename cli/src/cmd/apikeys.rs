@@ -71,7 +71,7 @@ pub async fn run(server: Option<String>, format: Format, c: ApiKeysCommand) -> R
                 None => None,
             };
             let made = client
-                .auth()
+                .api_keys()
                 .create_api_key(pb::CreateApiKeyRequest {
                     api_key: Some(pb::ApiKey {
                         name,
@@ -97,14 +97,14 @@ pub async fn run(server: Option<String>, format: Format, c: ApiKeysCommand) -> R
         }
         ApiKeysCommand::List { all } => {
             let list = client
-                .auth()
+                .api_keys()
                 .list_api_keys(pb::ListApiKeysRequest { show_revoked: all, page_size: 1000, ..Default::default() })
                 .await?
                 .into_inner();
             output::print(format, &HEADER, list.api_keys.iter().map(row).collect());
         }
         ApiKeysCommand::Revoke { api_key_id } => {
-            client.auth().revoke_api_key(pb::RevokeApiKeyRequest { api_key_id }).await?;
+            client.api_keys().revoke_api_key(pb::RevokeApiKeyRequest { api_key_id }).await?;
         }
     }
     Ok(())

@@ -32,11 +32,11 @@ pub async fn run(server: Option<String>, format: Format, c: KeysCommand) -> Resu
     let client = session::signed_in(server).await?;
     match c {
         KeysCommand::Status => {
-            let st = client.auth().get_master_key_status(pb::GetMasterKeyStatusRequest {}).await?.into_inner();
+            let st = client.master_key().get_master_key_status(pb::GetMasterKeyStatusRequest {}).await?.into_inner();
             print(format, &st);
         }
         KeysCommand::Rotate => {
-            let r = client.auth().rotate_master_key(pb::RotateMasterKeyRequest {}).await?.into_inner();
+            let r = client.master_key().rotate_master_key(pb::RotateMasterKeyRequest {}).await?.into_inner();
             println!("Rewrapped {} secret(s).", r.rewrapped);
             if let Some(st) = &r.status {
                 print(format, st);

@@ -74,7 +74,7 @@ async fn find(client: &opennvr_sdk::Client, who: &str) -> Result<pb::User> {
     let mut token = String::new();
     loop {
         let page = client
-            .auth()
+            .users()
             .list_users(pb::ListUsersRequest { page_size: 500, page_token: token, role: 0 })
             .await?
             .into_inner();
@@ -96,7 +96,7 @@ pub async fn run(server: Option<String>, format: Format, c: UsersCommand) -> Res
             let mut token = String::new();
             loop {
                 let page = client
-                    .auth()
+                    .users()
                     .list_users(pb::ListUsersRequest {
                         page_size: 500,
                         page_token: token,
@@ -115,7 +115,7 @@ pub async fn run(server: Option<String>, format: Format, c: UsersCommand) -> Res
         UsersCommand::Create { username, role, display_name } => {
             let password = crate::cmd::read_password(&format!("Password for {username}: "))?;
             let user = pb::User { username, display_name, role: pb::Role::from(role) as i32, ..Default::default() };
-            let created = client.auth().create_user(pb::CreateUserRequest { user: Some(user), password }).await?;
+            let created = client.users().create_user(pb::CreateUserRequest { user: Some(user), password }).await?;
             output::print(format, &HEADER, created.into_inner().user.iter().map(row).collect());
         }
         UsersCommand::Update { user, role, display_name, disabled } => {
@@ -137,7 +137,7 @@ pub async fn run(server: Option<String>, format: Format, c: UsersCommand) -> Res
                 return Err(anyhow!("nothing to change: give --role, --display-name or --disabled"));
             }
             let updated = client
-                .auth()
+                .users()
                 .update_user(pb::UpdateUserRequest {
                     user: Some(u),
                     update_mask: Some(prost_types::FieldMask { paths }),
@@ -147,7 +147,7 @@ pub async fn run(server: Option<String>, format: Format, c: UsersCommand) -> Res
         }
         UsersCommand::Delete { user } => {
             let u = find(&client, &user).await?;
-            client.auth().delete_user(pb::DeleteUserRequest { user_id: u.id, etag: u.etag }).await?;
+            client.users().delete_user(pb::DeleteUserRequest { user_id: u.id, etag: u.etag }).await?;
         }
     }
     Ok(())

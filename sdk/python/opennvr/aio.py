@@ -32,13 +32,17 @@ from opennvr import errors
 from opennvr._session import Session, wants_credential, with_bearer
 from opennvr.client import ChannelOptions
 from opennvr.v1 import (
+    api_key_service_pb2_grpc,
     audit_service_pb2_grpc,
     auth_service_pb2,
     auth_service_pb2_grpc,
     camera_service_pb2_grpc,
     event_service_pb2_grpc,
+    ids_service_pb2_grpc,
     inference_service_pb2_grpc,
+    master_key_service_pb2_grpc,
     recording_service_pb2_grpc,
+    user_service_pb2_grpc,
 )
 
 __all__ = ["AsyncOpenNvrClient", "bearer_interceptors", "connect"]
@@ -158,6 +162,10 @@ class AsyncOpenNvrClient:
         self.audit = audit_service_pb2_grpc.AuditServiceStub(self.channel)
         self.events = event_service_pb2_grpc.EventServiceStub(self.channel)
         self.inference = inference_service_pb2_grpc.InferenceServiceStub(self.channel)
+        self.users = user_service_pb2_grpc.UserServiceStub(self.channel)
+        self.api_keys = api_key_service_pb2_grpc.ApiKeyServiceStub(self.channel)
+        self.master_key = master_key_service_pb2_grpc.MasterKeyServiceStub(self.channel)
+        self.ids = ids_service_pb2_grpc.IdsServiceStub(self.channel)
 
     # ---- credential and tokens ----
 

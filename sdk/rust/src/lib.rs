@@ -5,12 +5,16 @@
 pub mod audit;
 
 pub use opennvr_proto::v1 as pb;
+use pb::api_key_service_client::ApiKeyServiceClient;
 use pb::audit_service_client::AuditServiceClient;
 use pb::auth_service_client::AuthServiceClient;
 use pb::camera_service_client::CameraServiceClient;
 use pb::event_service_client::EventServiceClient;
+use pb::ids_service_client::IdsServiceClient;
 use pb::inference_service_client::InferenceServiceClient;
+use pb::master_key_service_client::MasterKeyServiceClient;
 use pb::recording_service_client::RecordingServiceClient;
+use pb::user_service_client::UserServiceClient;
 use std::sync::{Arc, RwLock};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -274,9 +278,29 @@ impl Client {
         InterceptedService::new(self.channel.clone(), self.tokens.clone())
     }
 
-    /// AuthService.
+    /// AuthService: sign-in, sessions, second factors.
     pub fn auth(&self) -> AuthServiceClient<Svc> {
         AuthServiceClient::new(self.svc())
+    }
+
+    /// UserService: users and roles.
+    pub fn users(&self) -> UserServiceClient<Svc> {
+        UserServiceClient::new(self.svc())
+    }
+
+    /// ApiKeyService: service-account credentials.
+    pub fn api_keys(&self) -> ApiKeyServiceClient<Svc> {
+        ApiKeyServiceClient::new(self.svc())
+    }
+
+    /// MasterKeyService: the BYOK master key.
+    pub fn master_key(&self) -> MasterKeyServiceClient<Svc> {
+        MasterKeyServiceClient::new(self.svc())
+    }
+
+    /// IdsService: network intrusion alerts.
+    pub fn ids(&self) -> IdsServiceClient<Svc> {
+        IdsServiceClient::new(self.svc())
     }
 
     /// CameraService.

@@ -7,13 +7,17 @@ import { createClient as createServiceClient } from "@connectrpc/connect";
 import type { CallOptions, Client, Interceptor, Transport } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 
+import { ApiKeyService } from "./gen/opennvr/v1/api_key_service_pb.js";
 import { AuditService } from "./gen/opennvr/v1/audit_service_pb.js";
 import { AuthService } from "./gen/opennvr/v1/auth_service_pb.js";
 import type { LoginResponse, SecondFactor, Tokens } from "./gen/opennvr/v1/auth_service_pb.js";
 import { CameraService } from "./gen/opennvr/v1/camera_service_pb.js";
 import { EventService } from "./gen/opennvr/v1/event_service_pb.js";
+import { IdsService } from "./gen/opennvr/v1/ids_service_pb.js";
 import { InferenceService } from "./gen/opennvr/v1/inference_service_pb.js";
+import { MasterKeyService } from "./gen/opennvr/v1/master_key_service_pb.js";
 import { RecordingService } from "./gen/opennvr/v1/recording_service_pb.js";
+import { UserService } from "./gen/opennvr/v1/user_service_pb.js";
 
 /** AuthService RPCs that take no credential ("Permission: public" in the proto). */
 const PUBLIC_AUTH_METHODS = new Set([
@@ -64,11 +68,15 @@ export function createTransport(
 export class OpenNvrClient {
   readonly transport: Transport;
   readonly auth: Client<typeof AuthService>;
+  readonly users: Client<typeof UserService>;
+  readonly apiKeys: Client<typeof ApiKeyService>;
+  readonly masterKey: Client<typeof MasterKeyService>;
   readonly cameras: Client<typeof CameraService>;
   readonly recordings: Client<typeof RecordingService>;
   readonly audit: Client<typeof AuditService>;
   readonly events: Client<typeof EventService>;
   readonly inference: Client<typeof InferenceService>;
+  readonly ids: Client<typeof IdsService>;
 
   #credential: string | undefined;
   #tokens: Tokens | undefined;
@@ -85,11 +93,15 @@ export class OpenNvrClient {
       interceptors: [this.#bearer, ...(options.interceptors ?? [])],
     });
     this.auth = this.service(AuthService);
+    this.users = this.service(UserService);
+    this.apiKeys = this.service(ApiKeyService);
+    this.masterKey = this.service(MasterKeyService);
     this.cameras = this.service(CameraService);
     this.recordings = this.service(RecordingService);
     this.audit = this.service(AuditService);
     this.events = this.service(EventService);
     this.inference = this.service(InferenceService);
+    this.ids = this.service(IdsService);
   }
 
   /** A typed client for any service descriptor, sharing this client's transport and credential. */

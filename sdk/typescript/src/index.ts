@@ -6,10 +6,14 @@
 
 export * from "./gen/opennvr/v1/common_pb.js";
 export * from "./gen/opennvr/v1/auth_service_pb.js";
+export * from "./gen/opennvr/v1/user_service_pb.js";
+export * from "./gen/opennvr/v1/api_key_service_pb.js";
+export * from "./gen/opennvr/v1/master_key_service_pb.js";
 export * from "./gen/opennvr/v1/camera_service_pb.js";
 export * from "./gen/opennvr/v1/recording_service_pb.js";
 export * from "./gen/opennvr/v1/audit_service_pb.js";
 export * from "./gen/opennvr/v1/inference_service_pb.js";
+export * from "./gen/opennvr/v1/ids_service_pb.js";
 export * from "./gen/opennvr/v1/event_service_pb.js";
 
 export { createClient, createTransport, OpenNvrClient } from "./client.js";

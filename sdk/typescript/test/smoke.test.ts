@@ -94,7 +94,7 @@ describe("OpenNVR TypeScript SDK smoke (grpc-web)", () => {
     assert.equal(tokens.user?.username, env("OPENNVR_SMOKE_USER").toLowerCase());
     // Administrators must have a second factor: the first session may only enrol one.
     assert.equal(tokens.mfaEnrolmentRequired, true, "a new administrator must enrol a second factor");
-    const denied = await rpcError(client.auth.listUsers({}));
+    const denied = await rpcError(client.users.listUsers({}));
     assert.equal(denied.code, Code.PermissionDenied, `expected PermissionDenied, got ${Code[denied.code]}`);
     const started = await client.auth.startTotpEnrollment({});
     assert.ok(started.otpauthUri.startsWith("otpauth://totp/"), started.otpauthUri);
@@ -113,7 +113,7 @@ describe("OpenNVR TypeScript SDK smoke (grpc-web)", () => {
     );
     const full = await client.refresh();
     assert.equal(full.mfaEnrolmentRequired, false, "after enrolment the session is a full one");
-    assert.ok((await client.auth.listUsers({})).users.length >= 1);
+    assert.ok((await client.users.listUsers({})).users.length >= 1);
   });
 
   it("logs in with the password and a second factor", async () => {
@@ -138,7 +138,7 @@ describe("OpenNVR TypeScript SDK smoke (grpc-web)", () => {
   it("lists users with the bearer token", async () => {
     assert.ok(accessToken, "no access token from the login test");
     const client = createClient(env("OPENNVR_SMOKE_URL"), { credential: accessToken });
-    const res = await client.auth.listUsers({});
+    const res = await client.users.listUsers({});
     const names = res.users.map((u) => u.username);
     assert.ok(
       names.includes(env("OPENNVR_SMOKE_USER").toLowerCase()),
@@ -172,7 +172,7 @@ describe("OpenNVR TypeScript SDK smoke (grpc-web)", () => {
 
   it("refuses a call without a credential", async () => {
     const client = createClient(env("OPENNVR_SMOKE_URL"));
-    const err = await rpcError(client.auth.listUsers({}));
+    const err = await rpcError(client.users.listUsers({}));
     assert.equal(err.code, Code.Unauthenticated, `expected Unauthenticated, got ${Code[err.code]}: ${err.message}`);
   });
 

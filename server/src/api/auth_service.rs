@@ -1,39 +1,17 @@
-//! `opennvr.v1.AuthService`: decode, call [`AuthApp`], encode. Nothing else.
+//! `opennvr.v1.AuthService` (sign-in, sessions, second factors): decode, call [`AuthApp`], encode.
 use super::status::{ApiResult, respond, to_status};
-use super::{call, convert};
-use crate::app::api_keys::NewApiKey;
-use crate::app::auth::{AuthApp, UserUpdate};
+use super::user_service::user_message;
+use super::{call, convert, principal};
+use crate::app::PageRequest;
+use crate::app::auth::AuthApp;
 use crate::app::mfa::LoginOutcome;
-use crate::app::{Call, PageRequest, Principal};
-use crate::domain::Role;
-use crate::error::Error;
 use opennvr_proto::v1 as pb;
 use opennvr_proto::v1::auth_service_server::AuthService;
 use tonic::{Request, Status};
 
-/// The gRPC face of the identity service.
+/// The gRPC face of sign-in, sessions and second factors.
 pub struct AuthApi {
     pub app: AuthApp,
-    pub keys: crate::app::keys::KeyApp,
-    pub api_keys: crate::app::api_keys::ApiKeyApp,
-}
-
-fn master_key_status(st: crate::app::keys::MasterKeyStatus) -> pb::GetMasterKeyStatusResponse {
-    pb::GetMasterKeyStatusResponse {
-        current_key_id: st.current,
-        loaded_key_ids: st.loaded,
-        secrets_by_key_id: st.references.into_iter().collect(),
-    }
-}
-
-fn principal(call: &Call) -> Result<Principal, Status> {
-    call.principal().cloned().map_err(to_status)
-}
-
-/// The wire user of `u`, with its second factors.
-async fn user_message(app: &AuthApp, u: &crate::store::users::UserRow) -> Result<pb::User, Status> {
-    let factors = app.factors(vec![u.id]).await.map_err(to_status)?;
-    Ok(convert::user_with(u, factors.get(&u.id)))
 }
 
 /// Wire tokens, their user with its second factors. The session exists already: if the factors
@@ -306,187 +284,5 @@ impl AuthService for AuthApi {
         let call = call(&req)?;
         let r = req.into_inner();
         respond(self.app.delete_credential(&call, &r.credential_id).await.map(|()| pb::DeleteCredentialResponse {}))
-    }
-
-    async fn create_user(&self, req: Request<pb::CreateUserRequest>) -> ApiResult<pb::CreateUserResponse> {
-        let call = call(&req)?;
-        let r = req.into_inner();
-        let user = r.user.ok_or_else(|| to_status(Error::invalid("user", "user is required")))?;
-        let role = convert::role_from_pb("user.role", user.role).map_err(to_status)?;
-        let created =
-            self.app.create_user(&call, &user.username, &user.display_name, role, user.disabled, &r.password).await;
-        respond(created.map(|u| pb::CreateUserResponse { user: Some(convert::user_with(&u, None)) }))
-    }
-
-    async fn get_user(&self, req: Request<pb::GetUserRequest>) -> ApiResult<pb::GetUserResponse> {
-        let r = req.into_inner();
-        let u = self.app.get_user(&r.user_id).await.map_err(to_status)?;
-        Ok(tonic::Response::new(pb::GetUserResponse { user: Some(user_message(&self.app, &u).await?) }))
-    }
-
-    async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> ApiResult<pb::ListUsersResponse> {
-        let r = req.into_inner();
-        let role = convert::role_from_pb("role", r.role).map_err(to_status)?;
-        let page = PageRequest::new(r.page_size, &r.page_token, &format!("role={}", r.role)).map_err(to_status)?;
-        let (rows, next) = self.app.list_users(role, page).await.map_err(to_status)?;
-        let factors = self.app.factors(rows.iter().map(|u| u.id).collect()).await.map_err(to_status)?;
-        Ok(tonic::Response::new(pb::ListUsersResponse {
-            users: rows.iter().map(|u| convert::user_with(u, factors.get(&u.id))).collect(),
-            next_page_token: next,
-        }))
-    }
-
-    async fn update_user(&self, req: Request<pb::UpdateUserRequest>) -> ApiResult<pb::UpdateUserResponse> {
-        let call = call(&req)?;
-        let r = req.into_inner();
-        let user = r.user.ok_or_else(|| to_status(Error::invalid("user", "user is required")))?;
-        let mask = r.update_mask.ok_or_else(|| to_status(Error::invalid("update_mask", "update_mask is required")))?;
-        if mask.paths.is_empty() {
-            return Err(to_status(Error::invalid("update_mask", "update_mask names no field")));
-        }
-        let mut update = UserUpdate {
-            expected_version: convert::etag("user.etag", &user.etag).map_err(to_status)?,
-            ..Default::default()
-        };
-        for path in &mask.paths {
-            match path.as_str() {
-                "display_name" => update.display_name = Some(user.display_name.clone()),
-                "disabled" => update.disabled = Some(user.disabled),
-                "role" => {
-                    update.role =
-                        Some(convert::role_from_pb("user.role", user.role).map_err(to_status)?.ok_or_else(|| {
-                            to_status(Error::invalid("user.role", "user.role must be set when the mask names it"))
-                        })?)
-                }
-                other => {
-                    return Err(to_status(Error::invalid(
-                        "update_mask",
-                        format!("update_mask path {other:?} is not updatable (display_name, role, disabled)"),
-                    )));
-                }
-            }
-        }
-        let u = self.app.update_user(&call, &user.id, update).await.map_err(to_status)?;
-        Ok(tonic::Response::new(pb::UpdateUserResponse { user: Some(user_message(&self.app, &u).await?) }))
-    }
-
-    async fn set_user_password(
-        &self,
-        req: Request<pb::SetUserPasswordRequest>,
-    ) -> ApiResult<pb::SetUserPasswordResponse> {
-        let call = call(&req)?;
-        let r = req.into_inner();
-        let result = self.app.set_user_password(&call, &r.user_id, &r.new_password).await;
-        respond(
-            result.map_err(|e| rename_field(e, "password", "new_password")).map(|()| pb::SetUserPasswordResponse {}),
-        )
-    }
-
-    async fn delete_user(&self, req: Request<pb::DeleteUserRequest>) -> ApiResult<pb::DeleteUserResponse> {
-        let call = call(&req)?;
-        let r = req.into_inner();
-        let etag = convert::etag("etag", &r.etag).map_err(to_status)?;
-        respond(self.app.delete_user(&call, &r.user_id, etag).await.map(|()| pb::DeleteUserResponse {}))
-    }
-
-    async fn list_roles(&self, req: Request<pb::ListRolesRequest>) -> ApiResult<pb::ListRolesResponse> {
-        let r = req.into_inner();
-        PageRequest::new(r.page_size, &r.page_token, "").map_err(to_status)?;
-        let describe = |role: Role| match role {
-            Role::Admin => ("Administrator", "Everything, including users, keys, retention and audit."),
-            Role::Operator => {
-                ("Operator", "Runs the site day to day: cameras, live, playback, export, holds, inference.")
-            }
-            Role::Viewer => ("Viewer", "Watches live and recorded video."),
-            Role::Auditor => ("Auditor", "Reads, exports and verifies the audit trail; no video."),
-        };
-        Ok(tonic::Response::new(pb::ListRolesResponse {
-            roles: Role::ALL
-                .into_iter()
-                .map(|role| {
-                    let (name, text) = describe(role);
-                    pb::RoleDefinition {
-                        role: convert::role_to_pb(role) as i32,
-                        display_name: name.to_owned(),
-                        description: text.to_owned(),
-                        permissions: role.permissions().iter().map(|p| p.name().to_owned()).collect(),
-                    }
-                })
-                .collect(),
-            next_page_token: String::new(),
-        }))
-    }
-
-    async fn create_api_key(&self, req: Request<pb::CreateApiKeyRequest>) -> ApiResult<pb::CreateApiKeyResponse> {
-        let call = call(&req)?;
-        let r = req.into_inner();
-        let key = r.api_key.ok_or_else(|| to_status(Error::invalid("api_key", "api_key is required")))?;
-        let spec = NewApiKey {
-            role: convert::role_from_pb("api_key.role", key.role).map_err(to_status)?,
-            expires_at: key
-                .expire_time
-                .as_ref()
-                .map(|t| convert::from_timestamp("api_key.expire_time", t))
-                .transpose()
-                .map_err(to_status)?,
-            name: key.name,
-            permissions: key.permissions,
-            camera_ids: key.camera_ids,
-            step_up_methods: key.step_up_methods,
-        };
-        respond(
-            self.api_keys
-                .create(&call, spec)
-                .await
-                .map(|(row, secret)| pb::CreateApiKeyResponse { api_key: Some(convert::api_key(&row)), secret }),
-        )
-    }
-
-    async fn list_api_keys(&self, req: Request<pb::ListApiKeysRequest>) -> ApiResult<pb::ListApiKeysResponse> {
-        let r = req.into_inner();
-        let page =
-            PageRequest::new(r.page_size, &r.page_token, &format!("revoked={}", r.show_revoked)).map_err(to_status)?;
-        respond(self.api_keys.list(page, r.show_revoked).await.map(|(rows, next)| pb::ListApiKeysResponse {
-            api_keys: rows.iter().map(convert::api_key).collect(),
-            next_page_token: next,
-        }))
-    }
-
-    async fn revoke_api_key(&self, req: Request<pb::RevokeApiKeyRequest>) -> ApiResult<pb::RevokeApiKeyResponse> {
-        let call = call(&req)?;
-        let r = req.into_inner();
-        respond(
-            self.api_keys
-                .revoke(&call, &r.api_key_id)
-                .await
-                .map(|k| pb::RevokeApiKeyResponse { api_key: Some(convert::api_key(&k)) }),
-        )
-    }
-
-    async fn get_master_key_status(
-        &self,
-        _: Request<pb::GetMasterKeyStatusRequest>,
-    ) -> ApiResult<pb::GetMasterKeyStatusResponse> {
-        respond(self.keys.status().await.map(master_key_status))
-    }
-
-    async fn rotate_master_key(
-        &self,
-        req: Request<pb::RotateMasterKeyRequest>,
-    ) -> ApiResult<pb::RotateMasterKeyResponse> {
-        let call = call(&req)?;
-        respond(
-            self.keys
-                .rotate(&call)
-                .await
-                .map(|(rewrapped, st)| pb::RotateMasterKeyResponse { rewrapped, status: Some(master_key_status(st)) }),
-        )
-    }
-}
-
-fn rename_field(e: Error, from: &str, to: &'static str) -> Error {
-    match e.field() {
-        Some(f) if f == from => Error::invalid(to, e.message().to_owned()),
-        _ => e,
     }
 }

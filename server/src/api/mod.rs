@@ -1,5 +1,6 @@
 //! The gRPC, grpc-web and plain HTTP face of the server, on one router: thin services over the app
 //! layer, one authentication layer, one error mapping.
+pub mod api_key_service;
 pub mod audit_service;
 pub mod auth_service;
 pub mod authn;
@@ -7,10 +8,13 @@ pub mod camera_service;
 pub mod convert;
 pub mod event_service;
 pub mod http_routes;
+pub mod ids_service;
 pub mod inference_service;
+pub mod master_key_service;
 pub mod policy;
 pub mod recording_service;
 pub mod status;
+pub mod user_service;
 
 use crate::error::{Error, Result};
 use axum::Router;
@@ -23,6 +27,11 @@ fn call<T>(req: &tonic::Request<T>) -> std::result::Result<crate::app::Call, ton
     req.extensions().get::<crate::app::Call>().cloned().ok_or_else(|| tonic::Status::internal("call context missing"))
 }
 
+/// The signed-in caller of `call`, or UNAUTHENTICATED.
+fn principal(call: &crate::app::Call) -> std::result::Result<crate::app::Principal, tonic::Status> {
+    call.principal().cloned().map_err(status::to_status)
+}
+
 /// Package whose RPCs the policy table covers.
 pub const PACKAGE: &str = "opennvr.v1";
 
@@ -32,6 +41,10 @@ const LATER: &[(&str, &str)] = &[];
 /// What the router is made of.
 pub struct RouterParts {
     pub auth: auth_service::AuthApi,
+    pub users: user_service::UserApi,
+    pub api_keys: api_key_service::ApiKeyApi,
+    pub master_key: master_key_service::MasterKeyApi,
+    pub ids: ids_service::IdsApi,
     pub audit: audit_service::AuditApi,
     pub cameras: camera_service::CameraApi,
     pub events: event_service::EventApi,
@@ -74,6 +87,10 @@ pub fn router(parts: RouterParts) -> Result<Router> {
         .add_service(opennvr_proto::v1::event_service_server::EventServiceServer::new(parts.events))
         .add_service(opennvr_proto::v1::recording_service_server::RecordingServiceServer::new(parts.recordings))
         .add_service(opennvr_proto::v1::inference_service_server::InferenceServiceServer::new(parts.inference))
+        .add_service(opennvr_proto::v1::user_service_server::UserServiceServer::new(parts.users))
+        .add_service(opennvr_proto::v1::api_key_service_server::ApiKeyServiceServer::new(parts.api_keys))
+        .add_service(opennvr_proto::v1::master_key_service_server::MasterKeyServiceServer::new(parts.master_key))
+        .add_service(opennvr_proto::v1::ids_service_server::IdsServiceServer::new(parts.ids))
         .add_service(health)
         .add_service(reflection)
         .into_axum_router()

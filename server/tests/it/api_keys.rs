@@ -35,7 +35,7 @@ async fn key_client(
     creator: &opennvr_sdk::Client,
     spec: &Spec<'_>,
 ) -> (opennvr_sdk::Client, pb::ApiKey) {
-    let made = creator.auth().create_api_key(request(spec)).await.unwrap().into_inner();
+    let made = creator.api_keys().create_api_key(request(spec)).await.unwrap().into_inner();
     assert!(made.secret.starts_with("nvr_ak_"), "{}", made.secret);
     let c = s.client().await;
     c.set_api_key(&made.secret);
@@ -56,15 +56,15 @@ fn holds(role: pb::Role, permissions: &[&str], p: Permission) -> bool {
 /// The RPCs that need a step-up, as reviewed: the proto's `Step-up:` lines must say exactly this.
 const STEP_UP_RPCS: [&str; 16] = [
     "AuditService.ExportAuditEvents",
-    "AuthService.CreateApiKey",
+    "ApiKeyService.CreateApiKey",
     "AuthService.DeleteCredential",
-    "AuthService.DeleteUser",
+    "UserService.DeleteUser",
     "AuthService.RegenerateRecoveryCodes",
-    "AuthService.RotateMasterKey",
-    "AuthService.SetUserPassword",
+    "MasterKeyService.RotateMasterKey",
+    "UserService.SetUserPassword",
     "AuthService.StartPasskeyRegistration",
     "AuthService.StartTotpEnrollment",
-    "AuthService.UpdateUser",
+    "UserService.UpdateUser",
     "CameraService.DeleteCamera",
     "CameraService.SetCameraSource",
     "RecordingService.DeleteRecordings",
@@ -173,7 +173,7 @@ async fn a_key_limited_to_cameras_sees_only_those() {
     // A camera that does not exist, or a bad id, is refused at creation.
     let mut bad = request(&spec);
     bad.api_key.as_mut().unwrap().camera_ids = vec![uuid::Uuid::new_v4().to_string()];
-    let e = admin.auth().create_api_key(bad).await.unwrap_err();
+    let e = admin.api_keys().create_api_key(bad).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("api_key.camera_ids"), "{}", e.message());
 }
@@ -229,21 +229,21 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
             "api_key.step_up_methods",
         ),
     ] {
-        let e = admin.auth().create_api_key(request(&spec)).await.unwrap_err();
+        let e = admin.api_keys().create_api_key(request(&spec)).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e:?}");
         assert!(e.message().contains(field), "{field}: {}", e.message());
     }
     let mut past =
         request(&Spec { name: "old", role: pb::Role::Viewer, permissions: &[], cameras: vec![], step_up: &[] });
     past.api_key.as_mut().unwrap().expire_time = Some(opennvr_server::api::convert::timestamp(s.clock_now()));
-    assert!(admin.auth().create_api_key(past).await.unwrap_err().message().contains("api_key.expire_time"));
+    assert!(admin.api_keys().create_api_key(past).await.unwrap_err().message().contains("api_key.expire_time"));
 
     // A key that expires in an hour works, then does not.
     let mut expiring =
         request(&Spec { name: "temp", role: pb::Role::Viewer, permissions: &[], cameras: vec![], step_up: &[] });
     expiring.api_key.as_mut().unwrap().expire_time =
         Some(opennvr_server::api::convert::timestamp(s.clock_now() + chrono::Duration::hours(1)));
-    let made = admin.auth().create_api_key(expiring).await.unwrap().into_inner();
+    let made = admin.api_keys().create_api_key(expiring).await.unwrap().into_inner();
     let temp = s.client().await;
     temp.set_api_key(&made.secret);
     temp.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
@@ -251,13 +251,13 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
     let mut su = s.db.superuser();
     let clear = format!("SELECT count(*) AS n FROM api_keys k WHERE k::text LIKE '%{}%'", &made.secret[7..]);
     assert_eq!(crate::harness::count(&mut su, clear), 0);
-    let listed = admin.auth().list_api_keys(pb::ListApiKeysRequest::default()).await.unwrap().into_inner().api_keys;
+    let listed = admin.api_keys().list_api_keys(pb::ListApiKeysRequest::default()).await.unwrap().into_inner().api_keys;
     let row = listed.iter().find(|k| k.id == made.api_key.as_ref().unwrap().id).unwrap();
     assert!(made.secret.starts_with(&row.secret_prefix) && row.secret_prefix.len() < 16);
     // Last use is recorded in batches, not on every call.
     assert!(row.last_use_time.is_none());
     s.api_keys.flush_uses().await.unwrap();
-    let listed = admin.auth().list_api_keys(pb::ListApiKeysRequest::default()).await.unwrap().into_inner().api_keys;
+    let listed = admin.api_keys().list_api_keys(pb::ListApiKeysRequest::default()).await.unwrap().into_inner().api_keys;
     assert!(listed.iter().find(|k| k.id == row.id).unwrap().last_use_time.is_some());
     s.clock.advance(chrono::Duration::minutes(61));
     let expired = temp.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap_err();
@@ -270,15 +270,16 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
     let spec = Spec { name: "ci", role: pb::Role::Operator, permissions: &[], cameras: vec![], step_up: &[] };
     let (ci, key) = key_client(&s, &admin, &spec).await;
     ci.cameras().get_camera(pb::GetCameraRequest { camera_id: camera.id.clone() }).await.unwrap();
-    let revoked = admin.auth().revoke_api_key(pb::RevokeApiKeyRequest { api_key_id: key.id.clone() }).await.unwrap();
+    let revoked =
+        admin.api_keys().revoke_api_key(pb::RevokeApiKeyRequest { api_key_id: key.id.clone() }).await.unwrap();
     assert!(revoked.into_inner().api_key.unwrap().revoke_time.is_some());
     let refused = ci.cameras().get_camera(pb::GetCameraRequest { camera_id: camera.id.clone() }).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
     assert_eq!(opennvr_sdk::error_reason(&refused).as_deref(), Some("ERROR_REASON_CREDENTIAL_REVOKED"));
-    let live = admin.auth().list_api_keys(pb::ListApiKeysRequest::default()).await.unwrap().into_inner().api_keys;
+    let live = admin.api_keys().list_api_keys(pb::ListApiKeysRequest::default()).await.unwrap().into_inner().api_keys;
     assert!(live.iter().all(|k| k.id != key.id));
     let all = admin
-        .auth()
+        .api_keys()
         .list_api_keys(pb::ListApiKeysRequest { show_revoked: true, ..Default::default() })
         .await
         .unwrap()
@@ -299,15 +300,18 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
         role: pb::Role::Admin,
         permissions: &["apikey.manage", "camera.read"],
         cameras: vec![],
-        step_up: &["AuthService.CreateApiKey"],
+        step_up: &["ApiKeyService.CreateApiKey"],
     };
     let (provisioner, _) = key_client(&s, &admin, &spec).await;
     let wider =
         Spec { name: "wider", role: pb::Role::Admin, permissions: &["camera.write"], cameras: vec![], step_up: &[] };
-    assert_eq!(provisioner.auth().create_api_key(request(&wider)).await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(
+        provisioner.api_keys().create_api_key(request(&wider)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
     let everything = Spec { name: "all", role: pb::Role::Admin, permissions: &[], cameras: vec![], step_up: &[] };
     assert_eq!(
-        provisioner.auth().create_api_key(request(&everything)).await.unwrap_err().code(),
+        provisioner.api_keys().create_api_key(request(&everything)).await.unwrap_err().code(),
         Code::PermissionDenied
     );
     let narrower =
@@ -323,7 +327,7 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
         cameras: vec![camera.id.clone()],
         step_up: &[],
     };
-    let e = admin.auth().create_api_key(request(&limited)).await.unwrap_err();
+    let e = admin.api_keys().create_api_key(request(&limited)).await.unwrap_err();
     assert!(e.code() == Code::InvalidArgument && e.message().contains("retention.manage"), "{e:?}");
     // A key made by an expiring key expires no later; revoking a key revokes the keys it made.
     let mut parent = request(&Spec {
@@ -331,11 +335,11 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
         role: pb::Role::Admin,
         permissions: &["camera.read", "apikey.manage"],
         cameras: vec![],
-        step_up: &["AuthService.CreateApiKey"],
+        step_up: &["ApiKeyService.CreateApiKey"],
     });
     let until = s.clock_now() + chrono::Duration::days(1);
     parent.api_key.as_mut().unwrap().expire_time = Some(opennvr_server::api::convert::timestamp(until));
-    let made = admin.auth().create_api_key(parent).await.unwrap().into_inner();
+    let made = admin.api_keys().create_api_key(parent).await.unwrap().into_inner();
     let parent_client = s.client().await;
     parent_client.set_api_key(&made.secret);
     let mut child = request(&Spec {
@@ -345,14 +349,14 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
         cameras: vec![],
         step_up: &[],
     });
-    let e = parent_client.auth().create_api_key(child.clone()).await.unwrap_err();
+    let e = parent_client.api_keys().create_api_key(child.clone()).await.unwrap_err();
     assert!(e.message().contains("api_key.expire_time"), "a child of an expiring key must expire: {e:?}");
     child.api_key.as_mut().unwrap().expire_time = Some(opennvr_server::api::convert::timestamp(until));
-    let child = parent_client.auth().create_api_key(child).await.unwrap().into_inner();
+    let child = parent_client.api_keys().create_api_key(child).await.unwrap().into_inner();
     let child_client = s.client().await;
     child_client.set_api_key(&child.secret);
     child_client.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
-    admin.auth().revoke_api_key(pb::RevokeApiKeyRequest { api_key_id: made.api_key.unwrap().id }).await.unwrap();
+    admin.api_keys().revoke_api_key(pb::RevokeApiKeyRequest { api_key_id: made.api_key.unwrap().id }).await.unwrap();
     let gone = child_client.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap_err();
     assert_eq!(gone.code(), Code::Unauthenticated);
     reader.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
@@ -384,7 +388,7 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
     ada_key.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
     let ada_id = ada.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap().id;
     s.step_up(&admin, "admin").await;
-    admin.auth().delete_user(pb::DeleteUserRequest { user_id: ada_id, etag: String::new() }).await.unwrap();
+    admin.users().delete_user(pb::DeleteUserRequest { user_id: ada_id, etag: String::new() }).await.unwrap();
     assert_eq!(
         ada_key.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap_err().code(),
         Code::Unauthenticated

@@ -31,19 +31,19 @@ fn create(name: &str) -> pb::CreateUserRequest {
 async fn each_audited_call_leaves_exactly_one_entry() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
-    let created = admin.auth().create_user(create("vera")).await.unwrap().into_inner().user.unwrap();
-    let dup = admin.auth().create_user(create("vera")).await.unwrap_err();
+    let created = admin.users().create_user(create("vera")).await.unwrap().into_inner().user.unwrap();
+    let dup = admin.users().create_user(create("vera")).await.unwrap_err();
     assert_eq!(dup.code(), Code::AlreadyExists);
     let viewer = s.client().await;
     s.login(&viewer, "vera").await;
-    let denied = viewer.auth().create_user(create("mallory")).await.unwrap_err();
+    let denied = viewer.users().create_user(create("mallory")).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     let entries = events(&admin, "user.create").await;
     assert_eq!(entries.len(), 3, "{entries:#?}");
     let (ok, failed, refused) = (&entries[0], &entries[1], &entries[2]);
     assert_eq!((ok.result, ok.target_id.as_str()), (pb::AuditResult::Success as i32, created.id.as_str()));
     assert_eq!(ok.actor.as_ref().unwrap().username, "admin");
-    assert_eq!(ok.method, "/opennvr.v1.AuthService/CreateUser");
+    assert_eq!(ok.method, "/opennvr.v1.UserService/CreateUser");
     assert_eq!(ok.details.get("role").map(String::as_str), Some("viewer"));
     assert!(!ok.details.values().any(|v| v.contains(ADMIN_PASSWORD)), "no secrets in details");
     assert_eq!(ok.code, "OK");
@@ -69,7 +69,7 @@ async fn each_audited_call_leaves_exactly_one_entry() {
     // Non-ASCII details hash the same in PostgreSQL (where entries are chained) and in Rust (where
     // they are verified).
     admin
-        .auth()
+        .users()
         .update_user(pb::UpdateUserRequest {
             user: Some(pb::User {
                 display_name: "Zoë — Überwachung 監視 😀".into(),
@@ -83,7 +83,7 @@ async fn each_audited_call_leaves_exactly_one_entry() {
     let r = verify(&admin).await;
     assert!(r.ok, "{r:?}");
     // Plain reads are not audited; reading the trail is.
-    admin.auth().list_users(pb::ListUsersRequest::default()).await.unwrap();
+    admin.users().list_users(pb::ListUsersRequest::default()).await.unwrap();
     assert!(events(&admin, "users.list").await.is_empty());
     assert!(!events(&admin, "audit_events.list").await.is_empty());
 }
@@ -147,7 +147,7 @@ async fn a_change_commits_with_its_entry_or_not_at_all() {
     )
     .execute(&mut su)
     .unwrap();
-    let e = admin.auth().create_user(create("rollback-me")).await.unwrap_err();
+    let e = admin.users().create_user(create("rollback-me")).await.unwrap_err();
     assert_eq!(e.code(), Code::Internal);
     assert_eq!(
         count(&mut su, "SELECT count(*) AS n FROM users WHERE username = 'rollback-me'"),
@@ -171,7 +171,7 @@ async fn a_change_commits_with_its_entry_or_not_at_all() {
     )
     .execute(&mut su)
     .unwrap();
-    assert!(admin.auth().create_user(create("rollback-late")).await.is_err());
+    assert!(admin.users().create_user(create("rollback-late")).await.is_err());
     assert_eq!(count(&mut su, "SELECT count(*) AS n FROM users WHERE username = 'rollback-late'"), 0);
     let entries = events(&admin, "user.create").await;
     assert!(
@@ -329,7 +329,7 @@ async fn a_checkpoint_by_a_key_the_trail_never_recorded_is_not_trusted() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
     s.audit.checkpoint().await.unwrap().expect("a checkpoint");
-    admin.auth().create_user(create("later")).await.unwrap();
+    admin.users().create_user(create("later")).await.unwrap();
     // Someone holding the runtime role's password (not the master key) plants a key of their own
     // and signs the head with it: the row is accepted, the signature is valid, the key is not.
     let rogue = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
@@ -387,7 +387,7 @@ async fn tampering_in_place_is_found_at_its_sequence() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
     for i in 0..5 {
-        admin.auth().create_user(create(&format!("user{i}"))).await.unwrap();
+        admin.users().create_user(create(&format!("user{i}"))).await.unwrap();
     }
     let r = verify(&admin).await;
     assert!(r.ok, "{r:?}");
@@ -448,12 +448,12 @@ async fn export(c: &opennvr_sdk::Client) -> Vec<u8> {
 async fn exports_verify_offline_across_key_rotation_and_any_edit_fails() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
-    admin.auth().create_user(create("before")).await.unwrap();
+    admin.users().create_user(create("before")).await.unwrap();
     let first = s.audit.checkpoint().await.unwrap().expect("a checkpoint");
     s.audit.rotate_key().await.unwrap();
-    admin.auth().create_user(create("after")).await.unwrap();
+    admin.users().create_user(create("after")).await.unwrap();
     s.audit.checkpoint().await.unwrap().expect("a second checkpoint");
-    admin.auth().create_user(create("unanchored")).await.unwrap();
+    admin.users().create_user(create("unanchored")).await.unwrap();
     let file = export(&admin).await;
     let report = opennvr_sdk::audit::verify_export(file.as_slice()).unwrap();
     assert_eq!(report.checkpoints, 2, "the checkpoint signed before the rotation still verifies");
@@ -553,7 +553,7 @@ async fn watch_streams_new_entries() {
         .await
         .unwrap()
         .into_inner();
-    admin.auth().create_user(create("watched")).await.unwrap();
+    admin.users().create_user(create("watched")).await.unwrap();
     let msg =
         tokio::time::timeout(std::time::Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
     match msg.kind {
@@ -666,24 +666,24 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
         "AuthService.DeleteCredential" => {
             pb::DeleteCredentialRequest { credential_id: t.victim_credential.clone() }.encode_to_vec()
         }
-        "AuthService.CreateUser" => create("fixture-user").encode_to_vec(),
-        "AuthService.UpdateUser" => pb::UpdateUserRequest {
+        "UserService.CreateUser" => create("fixture-user").encode_to_vec(),
+        "UserService.UpdateUser" => pb::UpdateUserRequest {
             user: user(&pb::User { display_name: "Victim".into(), etag: String::new(), ..t.victim.clone() }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["display_name".into()] }),
         }
         .encode_to_vec(),
-        "AuthService.SetUserPassword" => {
+        "UserService.SetUserPassword" => {
             pb::SetUserPasswordRequest { user_id: t.victim.id.clone(), new_password: "fresh-harbor-lantern-77".into() }
                 .encode_to_vec()
         }
-        "AuthService.DeleteUser" => {
+        "UserService.DeleteUser" => {
             pb::DeleteUserRequest { user_id: t.victim.id.clone(), etag: String::new() }.encode_to_vec()
         }
-        "AuthService.CreateApiKey" => pb::CreateApiKeyRequest {
+        "ApiKeyService.CreateApiKey" => pb::CreateApiKeyRequest {
             api_key: Some(pb::ApiKey { name: "fixture".into(), role: pb::Role::Viewer as i32, ..Default::default() }),
         }
         .encode_to_vec(),
-        "AuthService.RevokeApiKey" => pb::RevokeApiKeyRequest { api_key_id: t.api_key_id.clone() }.encode_to_vec(),
+        "ApiKeyService.RevokeApiKey" => pb::RevokeApiKeyRequest { api_key_id: t.api_key_id.clone() }.encode_to_vec(),
         "InferenceService.CreateAdapter" => pb::CreateAdapterRequest {
             adapter: Some(pb::Adapter {
                 name: "fixture adapter".into(),
@@ -712,7 +712,7 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
             ..Default::default()
         }
         .encode_to_vec(),
-        "AuthService.RotateMasterKey" => pb::RotateMasterKeyRequest {}.encode_to_vec(),
+        "MasterKeyService.RotateMasterKey" => pb::RotateMasterKeyRequest {}.encode_to_vec(),
         "CameraService.CreateCamera" => pb::CreateCameraRequest {
             camera: Some(crate::cameras::camera("fixture camera")),
             password: "fixture-password".into(),
@@ -916,7 +916,7 @@ async fn every_audited_rpc_leaves_one_entry() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
     s.user(&admin, "victim", pb::Role::Viewer).await;
-    let victim = admin.auth().list_users(pb::ListUsersRequest::default()).await.unwrap().into_inner().users;
+    let victim = admin.users().list_users(pb::ListUsersRequest::default()).await.unwrap().into_inner().users;
     let victim = victim.into_iter().find(|u| u.username == "victim").unwrap();
     let credential_of = |user: String| {
         let admin = admin.clone();
@@ -938,7 +938,7 @@ async fn every_audited_rpc_leaves_one_entry() {
     let adapter = crate::inference::register(&admin, "target adapter", "http://127.0.0.1:9", 500, 1, 0).await;
     let api_key = pb::ApiKey { name: "to revoke".into(), role: pb::Role::Viewer as i32, ..Default::default() };
     let api_key_id = admin
-        .auth()
+        .api_keys()
         .create_api_key(pb::CreateApiKeyRequest { api_key: Some(api_key) })
         .await
         .unwrap()
@@ -1119,11 +1119,11 @@ async fn archiving_cuts_at_a_checkpoint_and_the_rest_still_verifies() {
     options.audit_archive_days = Some(30);
     let s = TestServer::start_with(db, options).await;
     let admin = s.admin().await;
-    admin.auth().create_user(create("old-a")).await.unwrap();
+    admin.users().create_user(create("old-a")).await.unwrap();
     let old = s.audit.checkpoint().await.unwrap().unwrap();
     s.clock.advance(chrono::Duration::days(40));
     s.login(&admin, "admin").await;
-    admin.auth().create_user(create("new-b")).await.unwrap();
+    admin.users().create_user(create("new-b")).await.unwrap();
     let recent = s.audit.checkpoint().await.unwrap().unwrap();
     let app = opennvr_server::app::audit::AuditApp {
         store: s.store.clone(),

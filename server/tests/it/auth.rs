@@ -32,7 +32,7 @@ async fn bootstrap_works_once_and_needs_the_setup_token() {
     assert!(tokens.mfa_enrolment_required);
     let me = c.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner();
     assert!(me.mfa_enrolment_required && me.permissions.is_empty(), "{me:?}");
-    let refused = c.auth().list_users(pb::ListUsersRequest::default()).await.unwrap_err();
+    let refused = c.users().list_users(pb::ListUsersRequest::default()).await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
     s.enrol_totp(&c, "admin").await;
     let me = c.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner();
@@ -221,7 +221,7 @@ async fn users_crud_validation_and_etags() {
     let a = s.admin().await;
     let viewer = s.user(&a, "vera", pb::Role::Viewer).await;
     let bad = a
-        .auth()
+        .users()
         .create_user(pb::CreateUserRequest {
             user: Some(pb::User { username: "bad name!".into(), role: pb::Role::Viewer as i32, ..Default::default() }),
             password: ADMIN_PASSWORD.into(),
@@ -232,7 +232,7 @@ async fn users_crud_validation_and_etags() {
     let details = tonic_types::StatusExt::get_error_details(&bad);
     assert_eq!(details.bad_request().unwrap().field_violations[0].field, "user.username");
     let dup = a
-        .auth()
+        .users()
         .create_user(pb::CreateUserRequest {
             user: Some(pb::User { username: "VERA".into(), role: pb::Role::Viewer as i32, ..Default::default() }),
             password: ADMIN_PASSWORD.into(),
@@ -240,11 +240,11 @@ async fn users_crud_validation_and_etags() {
         .await;
     assert_eq!(status_code(dup), Code::AlreadyExists);
     let list =
-        a.auth().list_users(pb::ListUsersRequest { page_size: 1, ..Default::default() }).await.unwrap().into_inner();
+        a.users().list_users(pb::ListUsersRequest { page_size: 1, ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(list.users.len(), 1);
     assert!(!list.next_page_token.is_empty());
     let page2 = a
-        .auth()
+        .users()
         .list_users(pb::ListUsersRequest { page_size: 1, page_token: list.next_page_token, ..Default::default() })
         .await
         .unwrap()
@@ -253,7 +253,7 @@ async fn users_crud_validation_and_etags() {
     let vera = page2.users[0].clone();
     // Promote with the right etag; a stale etag is refused.
     let updated = a
-        .auth()
+        .users()
         .update_user(pb::UpdateUserRequest {
             user: Some(pb::User { role: pb::Role::Operator as i32, ..vera.clone() }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["role".into()] }),
@@ -265,7 +265,7 @@ async fn users_crud_validation_and_etags() {
         .unwrap();
     assert_eq!(updated.role, pb::Role::Operator as i32);
     let stale = a
-        .auth()
+        .users()
         .update_user(pb::UpdateUserRequest {
             user: Some(pb::User { display_name: "Vera".into(), ..vera.clone() }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["display_name".into()] }),
@@ -274,12 +274,12 @@ async fn users_crud_validation_and_etags() {
     assert_eq!(status_code(stale), Code::Aborted);
     // The role change revoked her sessions (the old token carried the old role).
     assert_eq!(status_code(viewer.auth().who_am_i(pb::WhoAmIRequest {}).await), Code::Unauthenticated);
-    let no_mask = a.auth().update_user(pb::UpdateUserRequest { user: Some(updated.clone()), update_mask: None }).await;
+    let no_mask = a.users().update_user(pb::UpdateUserRequest { user: Some(updated.clone()), update_mask: None }).await;
     assert_eq!(status_code(no_mask), Code::InvalidArgument);
-    a.auth().delete_user(pb::DeleteUserRequest { user_id: updated.id.clone(), etag: String::new() }).await.unwrap();
-    let gone = a.auth().get_user(pb::GetUserRequest { user_id: updated.id }).await;
+    a.users().delete_user(pb::DeleteUserRequest { user_id: updated.id.clone(), etag: String::new() }).await.unwrap();
+    let gone = a.users().get_user(pb::GetUserRequest { user_id: updated.id }).await;
     assert_eq!(status_code(gone), Code::NotFound);
-    let bad_id = a.auth().get_user(pb::GetUserRequest { user_id: "x".into() }).await.unwrap_err();
+    let bad_id = a.users().get_user(pb::GetUserRequest { user_id: "x".into() }).await.unwrap_err();
     assert_eq!(bad_id.code(), Code::InvalidArgument);
     assert!(bad_id.message().contains("user_id"));
 }
@@ -294,7 +294,7 @@ async fn the_last_enabled_admin_stays_even_under_concurrent_calls() {
         (pb::User { role: pb::Role::Viewer as i32, ..me.clone() }, "role"),
     ] {
         let r = a
-            .auth()
+            .users()
             .update_user(pb::UpdateUserRequest {
                 user: Some(pb::User { etag: String::new(), ..user }),
                 update_mask: Some(prost_types::FieldMask { paths: vec![mask.into()] }),
@@ -311,7 +311,7 @@ async fn the_last_enabled_admin_stays_even_under_concurrent_calls() {
     let b = s.user(&a, "bob", pb::Role::Admin).await;
     let bob = b.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
     let set_disabled = |c: opennvr_sdk::Client, target: pb::User, disabled: bool| async move {
-        c.auth()
+        c.users()
             .update_user(pb::UpdateUserRequest {
                 user: Some(pb::User { disabled, etag: String::new(), ..target }),
                 update_mask: Some(prost_types::FieldMask { paths: vec!["disabled".into()] }),
@@ -338,7 +338,7 @@ async fn the_last_enabled_admin_stays_even_under_concurrent_calls() {
     let (ca, cb) = (s.client().await, s.client().await);
     s.login(&ca, "admin").await;
     s.login(&cb, "bob").await;
-    let (mut aa, mut ab) = (ca.auth(), cb.auth());
+    let (mut aa, mut ab) = (ca.users(), cb.users());
     let (x, y) = tokio::join!(
         aa.delete_user(pb::DeleteUserRequest { user_id: bob.id.clone(), etag: String::new() }),
         ab.delete_user(pb::DeleteUserRequest { user_id: me.id.clone(), etag: String::new() })
@@ -435,10 +435,10 @@ async fn nobody_deletes_themselves_and_deleted_users_stay_locked_out() {
     let a = s.admin().await;
     let b = s.user(&a, "bea", pb::Role::Admin).await;
     let me = a.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
-    let own = a.auth().delete_user(pb::DeleteUserRequest { user_id: me.id.clone(), etag: String::new() }).await;
+    let own = a.users().delete_user(pb::DeleteUserRequest { user_id: me.id.clone(), etag: String::new() }).await;
     assert_eq!(status_code(own), Code::FailedPrecondition);
-    b.auth().delete_user(pb::DeleteUserRequest { user_id: me.id, etag: String::new() }).await.unwrap();
-    assert_eq!(status_code(a.auth().list_roles(pb::ListRolesRequest::default()).await), Code::Unauthenticated);
+    b.users().delete_user(pb::DeleteUserRequest { user_id: me.id, etag: String::new() }).await.unwrap();
+    assert_eq!(status_code(a.users().list_roles(pb::ListRolesRequest::default()).await), Code::Unauthenticated);
     assert_eq!(code(a.refresh().await), Code::Unauthenticated);
     // The revoked session outlives the user row, so a restarted server still refuses the token.
     let token = a.tokens().unwrap();
@@ -449,7 +449,7 @@ async fn nobody_deletes_themselves_and_deleted_users_stay_locked_out() {
     let again = TestServer::start_with(db, options).await;
     let c = again.client().await;
     c.set_tokens(Some(token));
-    assert_eq!(status_code(c.auth().list_roles(pb::ListRolesRequest::default()).await), Code::Unauthenticated);
+    assert_eq!(status_code(c.users().list_roles(pb::ListRolesRequest::default()).await), Code::Unauthenticated);
     let n = crate::harness::count(
         &mut su,
         "SELECT count(*) AS n FROM sessions WHERE user_id IS NULL AND revoked_at IS NOT NULL",

@@ -617,10 +617,8 @@ fn aimed_at(
             )
         }
         "RecordingService.GetExport" => (pb::GetExportRequest { export_id: b_export.into() }.encode_to_vec(), false),
-        "InferenceService.ListIdsAlerts" => (pb::ListIdsAlertsRequest::default().encode_to_vec(), true),
-        "InferenceService.GetIdsAlert" => {
-            (pb::GetIdsAlertRequest { ids_alert_id: b_alert.into() }.encode_to_vec(), false)
-        }
+        "IdsService.ListIdsAlerts" => (pb::ListIdsAlertsRequest::default().encode_to_vec(), true),
+        "IdsService.GetIdsAlert" => (pb::GetIdsAlertRequest { ids_alert_id: b_alert.into() }.encode_to_vec(), false),
         "RecordingService.DownloadExport" => {
             (pb::DownloadExportRequest { export_id: b_export.into(), offset: 0 }.encode_to_vec(), false)
         }

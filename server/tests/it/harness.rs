@@ -410,7 +410,7 @@ impl TestServer {
         role: opennvr_sdk::pb::Role,
     ) -> opennvr_sdk::Client {
         admin
-            .auth()
+            .users()
             .create_user(opennvr_sdk::pb::CreateUserRequest {
                 user: Some(opennvr_sdk::pb::User { username: name.into(), role: role as i32, ..Default::default() }),
                 password: ADMIN_PASSWORD.into(),

@@ -197,7 +197,7 @@ async fn alerts_follow_their_cameras_and_stay_out_of_reach_of_who_may_not_see_th
     append(&eve, "\n");
     follower(&s, &eve).pass().await.unwrap();
     // The administrator sees all three, each with its cameras.
-    let all = admin.inference().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner();
+    let all = admin.ids().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner();
     assert_eq!(all.alerts.len(), 5);
     let by_sid = |sid: i64| all.alerts.iter().find(|x| x.signature_id == sid).unwrap().clone();
     assert_eq!(by_sid(1).camera_ids, vec![a.id.clone()]);
@@ -211,7 +211,7 @@ async fn alerts_follow_their_cameras_and_stay_out_of_reach_of_who_may_not_see_th
     assert!(one.eve_json.contains("\"signature_id\":1,"));
     // Olga, granted A only: A's, the one from A to B (naming A only) and the network-wide one;
     // B's does not exist for her.
-    let hers = op.inference().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner();
+    let hers = op.ids().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner();
     let mut sids: Vec<i64> = hers.alerts.iter().map(|x| x.signature_id).collect();
     sids.sort();
     assert_eq!(sids, vec![1, 3, 4, 5]);
@@ -219,11 +219,11 @@ async fn alerts_follow_their_cameras_and_stay_out_of_reach_of_who_may_not_see_th
     assert_eq!(a_to_b.camera_ids, vec![a.id.clone()], "camera B is not named to her");
     let b_to_a = hers.alerts.iter().find(|x| x.signature_id == 5).unwrap();
     assert_eq!(b_to_a.camera_ids, vec![a.id.clone()]);
-    let got = op.inference().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: a_to_b.id.clone() }).await.unwrap();
+    let got = op.ids().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: a_to_b.id.clone() }).await.unwrap();
     assert_eq!(got.into_inner().alert.unwrap().camera_ids, vec![a.id.clone()]);
-    let hidden = op.inference().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: by_sid(2).id }).await;
+    let hidden = op.ids().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: by_sid(2).id }).await;
     assert_eq!(hidden.unwrap_err().code(), Code::NotFound);
-    op.inference().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: by_sid(1).id }).await.unwrap();
+    op.ids().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: by_sid(1).id }).await.unwrap();
     // Her stream carried the same four, never B's, nor B's name.
     let mut streamed = Vec::new();
     while streamed.len() < 4 {
@@ -240,7 +240,7 @@ async fn alerts_follow_their_cameras_and_stay_out_of_reach_of_who_may_not_see_th
     assert_eq!(streamed, vec![1, 3, 4, 5]);
     // Filters, and bad ones named.
     let of_a = admin
-        .inference()
+        .ids()
         .list_ids_alerts(pb::ListIdsAlertsRequest { camera_id: a.id.clone(), ..Default::default() })
         .await
         .unwrap()
@@ -249,7 +249,7 @@ async fn alerts_follow_their_cameras_and_stay_out_of_reach_of_who_may_not_see_th
     of_a.sort();
     assert_eq!(of_a, vec![1, 4, 5]);
     let from_b = admin
-        .inference()
+        .ids()
         .list_ids_alerts(pb::ListIdsAlertsRequest { src_ip: "10.0.0.24".into(), ..Default::default() })
         .await
         .unwrap()
@@ -258,14 +258,14 @@ async fn alerts_follow_their_cameras_and_stay_out_of_reach_of_who_may_not_see_th
     from_b.sort();
     assert_eq!(from_b, vec![2, 5]);
     let severe = admin
-        .inference()
+        .ids()
         .list_ids_alerts(pb::ListIdsAlertsRequest { max_severity: 1, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
     assert!(severe.alerts.is_empty(), "all are severity 2");
     let bad = admin
-        .inference()
+        .ids()
         .list_ids_alerts(pb::ListIdsAlertsRequest { src_ip: "camera-7".into(), ..Default::default() })
         .await
         .unwrap_err();
@@ -293,8 +293,7 @@ async fn the_server_follows_the_configured_log() {
     append(&eve, &alert(42));
     let mut found = Vec::new();
     for _ in 0..100 {
-        found =
-            admin.inference().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner().alerts;
+        found = admin.ids().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner().alerts;
         if !found.is_empty() {
             break;
         }
@@ -326,7 +325,7 @@ async fn a_camera_named_by_host_name_is_linked_by_what_the_name_resolves_to() {
     // From the door camera's address: its URL names localhost, which is 127.0.0.1.
     append(&eve, &(alert_line(t, "127.0.0.1", 1) + "\n"));
     assert_eq!(follower(&s, &eve).pass().await.unwrap().alerts, 1);
-    let all = admin.inference().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner();
+    let all = admin.ids().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner();
     assert_eq!(all.alerts.len(), 1);
     assert_eq!(all.alerts[0].camera_ids, vec![made[0].id.clone()]);
 }

@@ -159,7 +159,7 @@ async fn the_master_key_rotates_online_and_every_secret_stays_readable() {
     s.totp.lock().unwrap().extend(totp.clone());
     let admin = s.client().await;
     s.login(&admin, "admin").await;
-    let status = admin.auth().get_master_key_status(pb::GetMasterKeyStatusRequest {}).await.unwrap().into_inner();
+    let status = admin.master_key().get_master_key_status(pb::GetMasterKeyStatusRequest {}).await.unwrap().into_inner();
     assert_eq!(
         status.secrets_by_key_id.get(&old_ids[0]),
         Some(&4),
@@ -173,10 +173,10 @@ async fn the_master_key_rotates_online_and_every_secret_stays_readable() {
             }
         })
     };
-    let rotated = admin.auth().rotate_master_key(pb::RotateMasterKeyRequest {}).await.unwrap().into_inner();
+    let rotated = admin.master_key().rotate_master_key(pb::RotateMasterKeyRequest {}).await.unwrap().into_inner();
     adding.await.unwrap();
     assert!(rotated.rewrapped >= 3, "{rotated:?}");
-    let after = admin.auth().get_master_key_status(pb::GetMasterKeyStatusRequest {}).await.unwrap().into_inner();
+    let after = admin.master_key().get_master_key_status(pb::GetMasterKeyStatusRequest {}).await.unwrap().into_inner();
     assert_eq!(after.secrets_by_key_id.keys().collect::<Vec<_>>(), vec![&after.current_key_id], "{after:?}");
     // The access and audit signing keys, the admin's TOTP seed, 21 camera passwords.
     assert_eq!(after.secrets_by_key_id[&after.current_key_id], 3 + 21);

@@ -485,7 +485,7 @@ async fn revoking_a_grant_or_disabling_a_user_ends_their_open_viewing_sessions()
     eventually("vera's reopened session ended", || open_for(&vera_user, &path) == 0).await;
     // A grant narrowed to read only ends live viewing too; disabling Otto ends his session as well.
     admin
-        .auth()
+        .users()
         .update_user(pb::UpdateUserRequest {
             user: Some(pb::User { disabled: true, etag: String::new(), ..otto_user.clone() }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["disabled".into()] }),

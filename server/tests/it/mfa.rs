@@ -180,7 +180,7 @@ async fn a_role_that_requires_mfa_gets_an_enrolment_only_session_until_a_factor_
     let s = TestServer::start().await;
     let admin = s.admin().await;
     admin
-        .auth()
+        .users()
         .create_user(pb::CreateUserRequest {
             user: Some(pb::User { username: "bea".into(), role: pb::Role::Admin as i32, ..Default::default() }),
             password: ADMIN_PASSWORD.into(),
@@ -195,7 +195,7 @@ async fn a_role_that_requires_mfa_gets_an_enrolment_only_session_until_a_factor_
     let other = s.client().await;
     assert!(other.login("bea", ADMIN_PASSWORD).await.unwrap().mfa_enrolment_required);
     // Everything but enrolling is refused, with a reason a client can act on.
-    let refused = status(bea.auth().list_users(pb::ListUsersRequest::default()).await);
+    let refused = status(bea.users().list_users(pb::ListUsersRequest::default()).await);
     assert_eq!(
         (refused.code(), reason(&refused).as_str()),
         (Code::PermissionDenied, "ERROR_REASON_MFA_ENROLMENT_REQUIRED")
@@ -255,7 +255,7 @@ async fn a_role_that_requires_mfa_gets_an_enrolment_only_session_until_a_factor_
     assert!(!bea.refresh().await.unwrap().mfa_enrolment_required);
     // The other session proved nothing: it stays enrolment-only until it presents the factor.
     assert!(other.refresh().await.unwrap().mfa_enrolment_required);
-    let refused = status(other.auth().list_users(pb::ListUsersRequest::default()).await);
+    let refused = status(other.users().list_users(pb::ListUsersRequest::default()).await);
     assert_eq!(reason(&refused), "ERROR_REASON_MFA_ENROLMENT_REQUIRED");
     let admin_id = who(&admin).await.unwrap().user.unwrap().id;
     let foreign =
@@ -268,11 +268,11 @@ async fn a_role_that_requires_mfa_gets_an_enrolment_only_session_until_a_factor_
     s.clock.advance(chrono::Duration::seconds(30));
     other.auth().step_up(step_up("", totp(&right))).await.unwrap();
     assert!(!other.refresh().await.unwrap().mfa_enrolment_required);
-    bea.auth().list_users(pb::ListUsersRequest::default()).await.unwrap();
+    bea.users().list_users(pb::ListUsersRequest::default()).await.unwrap();
     let twice = status(bea.auth().start_totp_enrollment(pb::StartTotpEnrollmentRequest {}).await);
     assert_eq!(twice.code(), Code::AlreadyExists);
     // Listings show who has which factor.
-    let users = admin.auth().list_users(pb::ListUsersRequest::default()).await.unwrap().into_inner().users;
+    let users = admin.users().list_users(pb::ListUsersRequest::default()).await.unwrap().into_inner().users;
     assert!(users.iter().all(|u| u.has_totp), "{users:?}");
 }
 
@@ -306,7 +306,7 @@ async fn destructive_rpcs_need_a_recent_step_up_and_step_up_refreshes_the_window
 
     // A user without any second factor cannot step up: they are told to enrol one.
     admin
-        .auth()
+        .users()
         .create_user(pb::CreateUserRequest {
             user: Some(pb::User { username: "otto".into(), role: pb::Role::Operator as i32, ..Default::default() }),
             password: ADMIN_PASSWORD.into(),
@@ -711,7 +711,7 @@ async fn a_passkey_only_account_is_refused_not_let_in_when_passkeys_are_turned_o
     let s = webauthn_server().await;
     let admin = s.admin().await;
     admin
-        .auth()
+        .users()
         .create_user(pb::CreateUserRequest {
             user: Some(pb::User { username: "pia".into(), role: pb::Role::Viewer as i32, ..Default::default() }),
             password: ADMIN_PASSWORD.into(),
@@ -756,7 +756,7 @@ async fn the_roles_that_require_mfa_are_configurable() {
     let c = s.client().await;
     let tokens = c.bootstrap(&s.setup_token(), "admin", ADMIN_PASSWORD).await.unwrap();
     assert!(!tokens.mfa_enrolment_required);
-    c.auth().list_users(pb::ListUsersRequest::default()).await.unwrap();
+    c.users().list_users(pb::ListUsersRequest::default()).await.unwrap();
     s.shutdown().await;
     // Operators too: an operator without a factor may only enrol one.
     let db = crate::harness::TestDb::new();
@@ -766,7 +766,7 @@ async fn the_roles_that_require_mfa_are_configurable() {
     let admin = s.admin().await;
     for (name, role, enrol) in [("olga", pb::Role::Operator, true), ("vera", pb::Role::Viewer, false)] {
         admin
-            .auth()
+            .users()
             .create_user(pb::CreateUserRequest {
                 user: Some(pb::User { username: name.into(), role: role as i32, ..Default::default() }),
                 password: ADMIN_PASSWORD.into(),

@@ -18,6 +18,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from opennvr.v1 import camera_service_pb2 as _camera_service_pb2
 from opennvr.v1 import common_pb2 as _common_pb2
+from opennvr.v1 import ids_service_pb2 as _ids_service_pb2
 from opennvr.v1 import inference_service_pb2 as _inference_service_pb2
 from opennvr.v1 import recording_service_pb2 as _recording_service_pb2
 import builtins as _builtins
@@ -150,7 +151,7 @@ class Event(_message.Message):
         """DETECTION."""
 
     @_builtins.property
-    def ids_alert(self) -> _inference_service_pb2.IdsAlert:
+    def ids_alert(self) -> _ids_service_pb2.IdsAlert:
         """IDS_ALERT."""
 
     @_builtins.property
@@ -187,7 +188,7 @@ class Event(_message.Message):
         segment: _recording_service_pb2.Segment | None = ...,
         recordings_deleted: Global___RecordingsDeleted | None = ...,
         detections: Global___DetectionBatch | None = ...,
-        ids_alert: _inference_service_pb2.IdsAlert | None = ...,
+        ids_alert: _ids_service_pb2.IdsAlert | None = ...,
         storage: Global___StorageChange | None = ...,
         adapter_health: Global___AdapterHealthChange | None = ...,
         media_server: Global___MediaServerChange | None = ...,

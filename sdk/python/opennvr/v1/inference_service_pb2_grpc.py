@@ -26,8 +26,7 @@ if _version_not_supported:
 
 
 class InferenceServiceStub:
-    """InferenceService configures and observes AI adapters and exposes what they and the IDS found.
-    ---- Adapters ----
+    """InferenceService configures and observes AI adapters and exposes what they found.
     """
 
     def __init__(self, channel):
@@ -106,21 +105,10 @@ class InferenceServiceStub:
                 request_serializer=opennvr_dot_v1_dot_inference__service__pb2.ListDetectionsRequest.SerializeToString,
                 response_deserializer=opennvr_dot_v1_dot_inference__service__pb2.ListDetectionsResponse.FromString,
                 _registered_method=True)
-        self.ListIdsAlerts = channel.unary_unary(
-                '/opennvr.v1.InferenceService/ListIdsAlerts',
-                request_serializer=opennvr_dot_v1_dot_inference__service__pb2.ListIdsAlertsRequest.SerializeToString,
-                response_deserializer=opennvr_dot_v1_dot_inference__service__pb2.ListIdsAlertsResponse.FromString,
-                _registered_method=True)
-        self.GetIdsAlert = channel.unary_unary(
-                '/opennvr.v1.InferenceService/GetIdsAlert',
-                request_serializer=opennvr_dot_v1_dot_inference__service__pb2.GetIdsAlertRequest.SerializeToString,
-                response_deserializer=opennvr_dot_v1_dot_inference__service__pb2.GetIdsAlertResponse.FromString,
-                _registered_method=True)
 
 
 class InferenceServiceServicer:
-    """InferenceService configures and observes AI adapters and exposes what they and the IDS found.
-    ---- Adapters ----
+    """InferenceService configures and observes AI adapters and exposes what they found.
     """
 
     def CreateAdapter(self, request, context):
@@ -201,9 +189,7 @@ class InferenceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateAdapterBinding(self, request, context):
-        """---- Bindings (camera -> adapter routing) ----
-
-        Routes a camera's frames to an adapter: an enabled binding of an enabled adapter and camera runs
+        """Routes a camera's frames to an adapter: an enabled binding of an enabled adapter and camera runs
         a frame source (an ffmpeg child reading the camera's restream) that sends one frame every
         frame_interval to the adapter. Needs camera.write on the camera besides the permission below.
         One binding per (camera, adapter): ALREADY_EXISTS otherwise. Returns NOT_FOUND for an unknown
@@ -264,9 +250,7 @@ class InferenceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RunInference(self, request, context):
-        """---- Detections ----
-
-        Runs inference now on one frame: the live frame of a camera (camera.live on it; a frame a
+        """Runs inference now on one frame: the live frame of a camera (camera.live on it; a frame a
         binding's source decoded in the last 10 s, else one grabbed from the restream), or an uploaded
         JPEG (image_jpeg with adapter_id). Results are returned, not stored. Recorded frames (frame_time)
         are not available yet: UNIMPLEMENTED.
@@ -288,32 +272,6 @@ class InferenceServiceServicer:
         a camera in camera_ids the caller may not see, INVALID_ARGUMENT naming the field for a bad id,
         min_confidence or time range. Detections are kept for OPENNVR_DETECTION_RETENTION_DAYS (30).
         Permission: inference.read
-        Camera-scoped: yes
-        Step-up: no
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ListIdsAlerts(self, request, context):
-        """---- Network IDS (Suricata) ----
-
-        Lists IDS alerts read from Suricata's EVE log, newest first: those about no camera (network-wide)
-        and those about a camera the caller may see (an alert is about the cameras whose address is its
-        source or destination). Returns INVALID_ARGUMENT naming the field for a bad address, time range,
-        severity or action.
-        Permission: ids.read
-        Camera-scoped: yes
-        Step-up: no
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetIdsAlert(self, request, context):
-        """Returns one IDS alert, with its original EVE record. Returns NOT_FOUND for an unknown id or an
-        alert only about cameras the caller may not see.
-        Permission: ids.read
         Camera-scoped: yes
         Step-up: no
         """
@@ -394,16 +352,6 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     request_deserializer=opennvr_dot_v1_dot_inference__service__pb2.ListDetectionsRequest.FromString,
                     response_serializer=opennvr_dot_v1_dot_inference__service__pb2.ListDetectionsResponse.SerializeToString,
             ),
-            'ListIdsAlerts': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListIdsAlerts,
-                    request_deserializer=opennvr_dot_v1_dot_inference__service__pb2.ListIdsAlertsRequest.FromString,
-                    response_serializer=opennvr_dot_v1_dot_inference__service__pb2.ListIdsAlertsResponse.SerializeToString,
-            ),
-            'GetIdsAlert': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetIdsAlert,
-                    request_deserializer=opennvr_dot_v1_dot_inference__service__pb2.GetIdsAlertRequest.FromString,
-                    response_serializer=opennvr_dot_v1_dot_inference__service__pb2.GetIdsAlertResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'opennvr.v1.InferenceService', rpc_method_handlers)
@@ -413,8 +361,7 @@ def add_InferenceServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class InferenceService:
-    """InferenceService configures and observes AI adapters and exposes what they and the IDS found.
-    ---- Adapters ----
+    """InferenceService configures and observes AI adapters and exposes what they found.
     """
 
     @staticmethod
@@ -785,60 +732,6 @@ class InferenceService:
             '/opennvr.v1.InferenceService/ListDetections',
             opennvr_dot_v1_dot_inference__service__pb2.ListDetectionsRequest.SerializeToString,
             opennvr_dot_v1_dot_inference__service__pb2.ListDetectionsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListIdsAlerts(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/opennvr.v1.InferenceService/ListIdsAlerts',
-            opennvr_dot_v1_dot_inference__service__pb2.ListIdsAlertsRequest.SerializeToString,
-            opennvr_dot_v1_dot_inference__service__pb2.ListIdsAlertsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetIdsAlert(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/opennvr.v1.InferenceService/GetIdsAlert',
-            opennvr_dot_v1_dot_inference__service__pb2.GetIdsAlertRequest.SerializeToString,
-            opennvr_dot_v1_dot_inference__service__pb2.GetIdsAlertResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,4 +1,5 @@
-// Authentication, sessions, second factors, users, roles and API keys.
+// Authentication, sessions and second factors. Users and roles are in user_service.proto, API keys
+// in api_key_service.proto, the master key in master_key_service.proto.
 //
 // Authentication on the wire: every call except the "public" ones carries gRPC metadata
 // `authorization: Bearer <credential>`, where the credential is either an access token (from Tokens)
@@ -39,95 +40,19 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { ApiKey } from "./api_key_service_pb.js";
+import { file_opennvr_v1_api_key_service } from "./api_key_service_pb.js";
+import type { User } from "./user_service_pb.js";
+import { file_opennvr_v1_user_service } from "./user_service_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file opennvr/v1/auth_service.proto.
  */
 export const file_opennvr_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1vcGVubnZyL3YxL2F1dGhfc2VydmljZS5wcm90bxIKb3Blbm52ci52MSKFAgoEVXNlchIKCgJpZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSHgoEcm9sZRgEIAEoDjIQLm9wZW5udnIudjEuUm9sZRIQCghkaXNhYmxlZBgFIAEoCBIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYCCABKAkSEAoIaGFzX3RvdHAYCSABKAgSFQoNcGFzc2tleV9jb3VudBgKIAEoBSLkAgoHU2Vzc2lvbhIKCgJpZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X3JlZnJlc2hfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsaWVudF9hZGRyZXNzGAYgASgJEhIKCnVzZXJfYWdlbnQYByABKAkSDwoHY3VycmVudBgIIAEoCBIwCgxzdGVwX3VwX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGF1dGhfbWV0aG9kcxgKIAMoCRIeChZtZmFfZW5yb2xtZW50X3JlcXVpcmVkGAsgASgIIoYCCgZUb2tlbnMSFAoMYWNjZXNzX3Rva2VuGAEgASgJEjwKGGFjY2Vzc190b2tlbl9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVmcmVzaF90b2tlbhgDIAEoCRI9ChlyZWZyZXNoX3Rva2VuX2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAUgASgJEh4KBHVzZXIYBiABKAsyEC5vcGVubnZyLnYxLlVzZXISHgoWbWZhX2Vucm9sbWVudF9yZXF1aXJlZBgHIAEoCCKmAQoMTWZhQ2hhbGxlbmdlEg4KBnRpY2tldBgBIAEoCRIvCgdtZXRob2RzGAIgAygOMh4ub3Blbm52ci52MS5TZWNvbmRGYWN0b3JNZXRob2QSJAoccGFzc2tleV9yZXF1ZXN0X29wdGlvbnNfanNvbhgDIAEoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoMU2Vjb25kRmFjdG9yEhMKCXRvdHBfY29kZRgBIAEoCUgAEiAKFnBhc3NrZXlfYXNzZXJ0aW9uX2pzb24YAiABKAlIABIXCg1yZWNvdmVyeV9jb2RlGAMgASgJSABCCAoGbWV0aG9kIsUBCgpDcmVkZW50aWFsEgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSKAoEdHlwZRgDIAEoDjIaLm9wZW5udnIudjEuQ3JlZGVudGlhbFR5cGUSDAoEbmFtZRgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNbGFzdF91c2VfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicAoOUm9sZURlZmluaXRpb24SHgoEcm9sZRgBIAEoDjIQLm9wZW5udnIudjEuUm9sZRIUCgxkaXNwbGF5X25hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEwoLcGVybWlzc2lvbnMYBCADKAkiOwoRQ2FtZXJhUGVybWlzc2lvbnMSEQoJY2FtZXJhX2lkGAEgASgJEhMKC3Blcm1pc3Npb25zGAIgAygJIoYDCgZBcGlLZXkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEh4KBHJvbGUYBCABKA4yEC5vcGVubnZyLnYxLlJvbGUSEwoLcGVybWlzc2lvbnMYBSADKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1sYXN0X3VzZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNc2VjcmV0X3ByZWZpeBgKIAEoCRISCgpjYW1lcmFfaWRzGAsgAygJEhcKD3N0ZXBfdXBfbWV0aG9kcxgMIAMoCRISCgpjcmVhdGVkX2J5GA0gASgJImEKEEJvb3RzdHJhcFJlcXVlc3QSEwoLc2V0dXBfdG9rZW4YASABKAkSEAoIdXNlcm5hbWUYAiABKAkSEAoIcGFzc3dvcmQYAyABKAkSFAoMZGlzcGxheV9uYW1lGAQgASgJIjcKEUJvb3RzdHJhcFJlc3BvbnNlEiIKBnRva2VucxgBIAEoCzISLm9wZW5udnIudjEuVG9rZW5zIjIKDExvZ2luUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJxCg1Mb2dpblJlc3BvbnNlEiQKBnRva2VucxgBIAEoCzISLm9wZW5udnIudjEuVG9rZW5zSAASMAoMbWZhX3JlcXVpcmVkGAIgASgLMhgub3Blbm52ci52MS5NZmFDaGFsbGVuZ2VIAEIICgZyZXN1bHQiIQoPU3RhcnRNZmFSZXF1ZXN0Eg4KBnRpY2tldBgBIAEoCSI/ChBTdGFydE1mYVJlc3BvbnNlEisKCWNoYWxsZW5nZRgBIAEoCzIYLm9wZW5udnIudjEuTWZhQ2hhbGxlbmdlIkwKEEZpbmlzaE1mYVJlcXVlc3QSDgoGdGlja2V0GAEgASgJEigKBmZhY3RvchgCIAEoCzIYLm9wZW5udnIudjEuU2Vjb25kRmFjdG9yIjcKEUZpbmlzaE1mYVJlc3BvbnNlEiIKBnRva2VucxgBIAEoCzISLm9wZW5udnIudjEuVG9rZW5zIhoKGFN0YXJ0UGFzc2tleUxvZ2luUmVxdWVzdCJIChlTdGFydFBhc3NrZXlMb2dpblJlc3BvbnNlEisKCWNoYWxsZW5nZRgBIAEoCzIYLm9wZW5udnIudjEuTWZhQ2hhbGxlbmdlIksKGUZpbmlzaFBhc3NrZXlMb2dpblJlcXVlc3QSDgoGdGlja2V0GAEgASgJEh4KFnBhc3NrZXlfYXNzZXJ0aW9uX2pzb24YAiABKAkiQAoaRmluaXNoUGFzc2tleUxvZ2luUmVzcG9uc2USIgoGdG9rZW5zGAEgASgLMhIub3Blbm52ci52MS5Ub2tlbnMiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSI1Cg9SZWZyZXNoUmVzcG9uc2USIgoGdG9rZW5zGAEgASgLMhIub3Blbm52ci52MS5Ub2tlbnMiDwoNTG9nb3V0UmVxdWVzdCIQCg5Mb2dvdXRSZXNwb25zZSIPCg1XaG9BbUlSZXF1ZXN0ItgCCg5XaG9BbUlSZXNwb25zZRIeCgR1c2VyGAEgASgLMhAub3Blbm52ci52MS5Vc2VyEhIKCnNlc3Npb25faWQYAiABKAkSEwoLcGVybWlzc2lvbnMYAyADKAkSOQoSY2FtZXJhX3Blcm1pc3Npb25zGAQgAygLMh0ub3Blbm52ci52MS5DYW1lcmFQZXJtaXNzaW9ucxISCgphcGlfa2V5X2lkGAUgASgJEjAKDHN0ZXBfdXBfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoHYXBpX2tleRgHIAEoCzISLm9wZW5udnIudjEuQXBpS2V5Eh4KFm1mYV9lbnJvbG1lbnRfcmVxdWlyZWQYCCABKAgSNwoTc3RlcF91cF9leHBpcmVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZAoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJEhsKE2tlZXBfb3RoZXJfc2Vzc2lvbnMYAyABKAgiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSJNChNMaXN0U2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVgoUTGlzdFNlc3Npb25zUmVzcG9uc2USJQoIc2Vzc2lvbnMYASADKAsyEy5vcGVubnZyLnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIhQKElN0YXJ0U3RlcFVwUmVxdWVzdCJCChNTdGFydFN0ZXBVcFJlc3BvbnNlEisKCWNoYWxsZW5nZRgBIAEoCzIYLm9wZW5udnIudjEuTWZhQ2hhbGxlbmdlIkkKDVN0ZXBVcFJlcXVlc3QSDgoGdGlja2V0GAEgASgJEigKBmZhY3RvchgCIAEoCzIYLm9wZW5udnIudjEuU2Vjb25kRmFjdG9yIm8KDlN0ZXBVcFJlc3BvbnNlEiQKB3Nlc3Npb24YASABKAsyEy5vcGVubnZyLnYxLlNlc3Npb24SNwoTc3RlcF91cF9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiIQofU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdCKOAQogU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USGgoScmVnaXN0cmF0aW9uX3Rva2VuGAEgASgJEh0KFWNyZWF0aW9uX29wdGlvbnNfanNvbhgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZQogRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QSGgoScmVnaXN0cmF0aW9uX3Rva2VuGAEgASgJEhcKD2NyZWRlbnRpYWxfanNvbhgCIAEoCRIMCgRuYW1lGAMgASgJImcKIUZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXNwb25zZRIqCgpjcmVkZW50aWFsGAEgASgLMhYub3Blbm52ci52MS5DcmVkZW50aWFsEhYKDnJlY292ZXJ5X2NvZGVzGAIgAygJIhwKGlN0YXJ0VG90cEVucm9sbG1lbnRSZXF1ZXN0Io0BChtTdGFydFRvdHBFbnJvbGxtZW50UmVzcG9uc2USGAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCRITCgtvdHBhdXRoX3VyaRgCIAEoCRIOCgZzZWNyZXQYAyABKAkSLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlMKG0ZpbmlzaFRvdHBFbnJvbGxtZW50UmVxdWVzdBIYChBlbnJvbGxtZW50X3Rva2VuGAEgASgJEgwKBGNvZGUYAiABKAkSDAoEbmFtZRgDIAEoCSJiChxGaW5pc2hUb3RwRW5yb2xsbWVudFJlc3BvbnNlEioKCmNyZWRlbnRpYWwYASABKAsyFi5vcGVubnZyLnYxLkNyZWRlbnRpYWwSFgoOcmVjb3ZlcnlfY29kZXMYAiADKAkiIAoeUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0IjkKH1JlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVzcG9uc2USFgoOcmVjb3ZlcnlfY29kZXMYASADKAkiUAoWTGlzdENyZWRlbnRpYWxzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIl8KF0xpc3RDcmVkZW50aWFsc1Jlc3BvbnNlEisKC2NyZWRlbnRpYWxzGAEgAygLMhYub3Blbm52ci52MS5DcmVkZW50aWFsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI+ChdSZW5hbWVDcmVkZW50aWFsUmVxdWVzdBIVCg1jcmVkZW50aWFsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkiRgoYUmVuYW1lQ3JlZGVudGlhbFJlc3BvbnNlEioKCmNyZWRlbnRpYWwYASABKAsyFi5vcGVubnZyLnYxLkNyZWRlbnRpYWwiMAoXRGVsZXRlQ3JlZGVudGlhbFJlcXVlc3QSFQoNY3JlZGVudGlhbF9pZBgBIAEoCSIaChhEZWxldGVDcmVkZW50aWFsUmVzcG9uc2UiRQoRQ3JlYXRlVXNlclJlcXVlc3QSHgoEdXNlchgBIAEoCzIQLm9wZW5udnIudjEuVXNlchIQCghwYXNzd29yZBgCIAEoCSI0ChJDcmVhdGVVc2VyUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLm9wZW5udnIudjEuVXNlciIhCg5HZXRVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjEKD0dldFVzZXJSZXNwb25zZRIeCgR1c2VyGAEgASgLMhAub3Blbm52ci52MS5Vc2VyIlkKEExpc3RVc2Vyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSHgoEcm9sZRgDIAEoDjIQLm9wZW5udnIudjEuUm9sZSJNChFMaXN0VXNlcnNSZXNwb25zZRIfCgV1c2VycxgBIAMoCzIQLm9wZW5udnIudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiZAoRVXBkYXRlVXNlclJlcXVlc3QSHgoEdXNlchgBIAEoCzIQLm9wZW5udnIudjEuVXNlchIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siNAoSVXBkYXRlVXNlclJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5vcGVubnZyLnYxLlVzZXIiPwoWU2V0VXNlclBhc3N3b3JkUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIZChdTZXRVc2VyUGFzc3dvcmRSZXNwb25zZSIyChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEgwKBGV0YWcYAiABKAkiFAoSRGVsZXRlVXNlclJlc3BvbnNlIhsKGUdldE1hc3RlcktleVN0YXR1c1JlcXVlc3Qi2gEKGkdldE1hc3RlcktleVN0YXR1c1Jlc3BvbnNlEhYKDmN1cnJlbnRfa2V5X2lkGAEgASgJEhYKDmxvYWRlZF9rZXlfaWRzGAIgAygJElUKEXNlY3JldHNfYnlfa2V5X2lkGAMgAygLMjoub3Blbm52ci52MS5HZXRNYXN0ZXJLZXlTdGF0dXNSZXNwb25zZS5TZWNyZXRzQnlLZXlJZEVudHJ5GjUKE1NlY3JldHNCeUtleUlkRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASIYChZSb3RhdGVNYXN0ZXJLZXlSZXF1ZXN0ImQKF1JvdGF0ZU1hc3RlcktleVJlc3BvbnNlEhEKCXJld3JhcHBlZBgBIAEoAxI2CgZzdGF0dXMYAiABKAsyJi5vcGVubnZyLnYxLkdldE1hc3RlcktleVN0YXR1c1Jlc3BvbnNlIjkKEExpc3RSb2xlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVwoRTGlzdFJvbGVzUmVzcG9uc2USKQoFcm9sZXMYASADKAsyGi5vcGVubnZyLnYxLlJvbGVEZWZpbml0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI6ChNDcmVhdGVBcGlLZXlSZXF1ZXN0EiMKB2FwaV9rZXkYASABKAsyEi5vcGVubnZyLnYxLkFwaUtleSJLChRDcmVhdGVBcGlLZXlSZXNwb25zZRIjCgdhcGlfa2V5GAEgASgLMhIub3Blbm52ci52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJIlEKEkxpc3RBcGlLZXlzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIUCgxzaG93X3Jldm9rZWQYAyABKAgiVAoTTGlzdEFwaUtleXNSZXNwb25zZRIkCghhcGlfa2V5cxgBIAMoCzISLm9wZW5udnIudjEuQXBpS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIpChNSZXZva2VBcGlLZXlSZXF1ZXN0EhIKCmFwaV9rZXlfaWQYASABKAkiOwoUUmV2b2tlQXBpS2V5UmVzcG9uc2USIwoHYXBpX2tleRgBIAEoCzISLm9wZW5udnIudjEuQXBpS2V5KmIKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg4KClJPTEVfQURNSU4QARIRCg1ST0xFX09QRVJBVE9SEAISDwoLUk9MRV9WSUVXRVIQAxIQCgxST0xFX0FVRElUT1IQBCqjAQoSU2Vjb25kRmFjdG9yTWV0aG9kEiQKIFNFQ09ORF9GQUNUT1JfTUVUSE9EX1VOU1BFQ0lGSUVEEAASHQoZU0VDT05EX0ZBQ1RPUl9NRVRIT0RfVE9UUBABEiAKHFNFQ09ORF9GQUNUT1JfTUVUSE9EX1BBU1NLRVkQAhImCiJTRUNPTkRfRkFDVE9SX01FVEhPRF9SRUNPVkVSWV9DT0RFEAMqaAoOQ3JlZGVudGlhbFR5cGUSHwobQ1JFREVOVElBTF9UWVBFX1VOU1BFQ0lGSUVEEAASGAoUQ1JFREVOVElBTF9UWVBFX1RPVFAQARIbChdDUkVERU5USUFMX1RZUEVfUEFTU0tFWRACMuoWCgtBdXRoU2VydmljZRJICglCb290c3RyYXASHC5vcGVubnZyLnYxLkJvb3RzdHJhcFJlcXVlc3QaHS5vcGVubnZyLnYxLkJvb3RzdHJhcFJlc3BvbnNlEjwKBUxvZ2luEhgub3Blbm52ci52MS5Mb2dpblJlcXVlc3QaGS5vcGVubnZyLnYxLkxvZ2luUmVzcG9uc2USRQoIU3RhcnRNZmESGy5vcGVubnZyLnYxLlN0YXJ0TWZhUmVxdWVzdBocLm9wZW5udnIudjEuU3RhcnRNZmFSZXNwb25zZRJICglGaW5pc2hNZmESHC5vcGVubnZyLnYxLkZpbmlzaE1mYVJlcXVlc3QaHS5vcGVubnZyLnYxLkZpbmlzaE1mYVJlc3BvbnNlEmAKEVN0YXJ0UGFzc2tleUxvZ2luEiQub3Blbm52ci52MS5TdGFydFBhc3NrZXlMb2dpblJlcXVlc3QaJS5vcGVubnZyLnYxLlN0YXJ0UGFzc2tleUxvZ2luUmVzcG9uc2USYwoSRmluaXNoUGFzc2tleUxvZ2luEiUub3Blbm52ci52MS5GaW5pc2hQYXNza2V5TG9naW5SZXF1ZXN0GiYub3Blbm52ci52MS5GaW5pc2hQYXNza2V5TG9naW5SZXNwb25zZRJCCgdSZWZyZXNoEhoub3Blbm52ci52MS5SZWZyZXNoUmVxdWVzdBobLm9wZW5udnIudjEuUmVmcmVzaFJlc3BvbnNlEj8KBkxvZ291dBIZLm9wZW5udnIudjEuTG9nb3V0UmVxdWVzdBoaLm9wZW5udnIudjEuTG9nb3V0UmVzcG9uc2USPwoGV2hvQW1JEhkub3Blbm52ci52MS5XaG9BbUlSZXF1ZXN0Ghoub3Blbm52ci52MS5XaG9BbUlSZXNwb25zZRJXCg5DaGFuZ2VQYXNzd29yZBIhLm9wZW5udnIudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0GiIub3Blbm52ci52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlElEKDExpc3RTZXNzaW9ucxIfLm9wZW5udnIudjEuTGlzdFNlc3Npb25zUmVxdWVzdBogLm9wZW5udnIudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USVAoNUmV2b2tlU2Vzc2lvbhIgLm9wZW5udnIudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaIS5vcGVubnZyLnYxLlJldm9rZVNlc3Npb25SZXNwb25zZRJOCgtTdGFydFN0ZXBVcBIeLm9wZW5udnIudjEuU3RhcnRTdGVwVXBSZXF1ZXN0Gh8ub3Blbm52ci52MS5TdGFydFN0ZXBVcFJlc3BvbnNlEj8KBlN0ZXBVcBIZLm9wZW5udnIudjEuU3RlcFVwUmVxdWVzdBoaLm9wZW5udnIudjEuU3RlcFVwUmVzcG9uc2USdQoYU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uEisub3Blbm52ci52MS5TdGFydFBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0Giwub3Blbm52ci52MS5TdGFydFBhc3NrZXlSZWdpc3RyYXRpb25SZXNwb25zZRJ4ChlGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uEiwub3Blbm52ci52MS5GaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBotLm9wZW5udnIudjEuRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlEmYKE1N0YXJ0VG90cEVucm9sbG1lbnQSJi5vcGVubnZyLnYxLlN0YXJ0VG90cEVucm9sbG1lbnRSZXF1ZXN0Gicub3Blbm52ci52MS5TdGFydFRvdHBFbnJvbGxtZW50UmVzcG9uc2USaQoURmluaXNoVG90cEVucm9sbG1lbnQSJy5vcGVubnZyLnYxLkZpbmlzaFRvdHBFbnJvbGxtZW50UmVxdWVzdBooLm9wZW5udnIudjEuRmluaXNoVG90cEVucm9sbG1lbnRSZXNwb25zZRJyChdSZWdlbmVyYXRlUmVjb3ZlcnlDb2RlcxIqLm9wZW5udnIudjEuUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0Gisub3Blbm52ci52MS5SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1Jlc3BvbnNlEloKD0xpc3RDcmVkZW50aWFscxIiLm9wZW5udnIudjEuTGlzdENyZWRlbnRpYWxzUmVxdWVzdBojLm9wZW5udnIudjEuTGlzdENyZWRlbnRpYWxzUmVzcG9uc2USXQoQUmVuYW1lQ3JlZGVudGlhbBIjLm9wZW5udnIudjEuUmVuYW1lQ3JlZGVudGlhbFJlcXVlc3QaJC5vcGVubnZyLnYxLlJlbmFtZUNyZWRlbnRpYWxSZXNwb25zZRJdChBEZWxldGVDcmVkZW50aWFsEiMub3Blbm52ci52MS5EZWxldGVDcmVkZW50aWFsUmVxdWVzdBokLm9wZW5udnIudjEuRGVsZXRlQ3JlZGVudGlhbFJlc3BvbnNlEksKCkNyZWF0ZVVzZXISHS5vcGVubnZyLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0Gh4ub3Blbm52ci52MS5DcmVhdGVVc2VyUmVzcG9uc2USQgoHR2V0VXNlchIaLm9wZW5udnIudjEuR2V0VXNlclJlcXVlc3QaGy5vcGVubnZyLnYxLkdldFVzZXJSZXNwb25zZRJICglMaXN0VXNlcnMSHC5vcGVubnZyLnYxLkxpc3RVc2Vyc1JlcXVlc3QaHS5vcGVubnZyLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlEksKClVwZGF0ZVVzZXISHS5vcGVubnZyLnYxLlVwZGF0ZVVzZXJSZXF1ZXN0Gh4ub3Blbm52ci52MS5VcGRhdGVVc2VyUmVzcG9uc2USWgoPU2V0VXNlclBhc3N3b3JkEiIub3Blbm52ci52MS5TZXRVc2VyUGFzc3dvcmRSZXF1ZXN0GiMub3Blbm52ci52MS5TZXRVc2VyUGFzc3dvcmRSZXNwb25zZRJLCgpEZWxldGVVc2VyEh0ub3Blbm52ci52MS5EZWxldGVVc2VyUmVxdWVzdBoeLm9wZW5udnIudjEuRGVsZXRlVXNlclJlc3BvbnNlEkgKCUxpc3RSb2xlcxIcLm9wZW5udnIudjEuTGlzdFJvbGVzUmVxdWVzdBodLm9wZW5udnIudjEuTGlzdFJvbGVzUmVzcG9uc2USUQoMQ3JlYXRlQXBpS2V5Eh8ub3Blbm52ci52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GiAub3Blbm52ci52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJOCgtMaXN0QXBpS2V5cxIeLm9wZW5udnIudjEuTGlzdEFwaUtleXNSZXF1ZXN0Gh8ub3Blbm52ci52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlElEKDFJldm9rZUFwaUtleRIfLm9wZW5udnIudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBogLm9wZW5udnIudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2USYwoSR2V0TWFzdGVyS2V5U3RhdHVzEiUub3Blbm52ci52MS5HZXRNYXN0ZXJLZXlTdGF0dXNSZXF1ZXN0GiYub3Blbm52ci52MS5HZXRNYXN0ZXJLZXlTdGF0dXNSZXNwb25zZRJaCg9Sb3RhdGVNYXN0ZXJLZXkSIi5vcGVubnZyLnYxLlJvdGF0ZU1hc3RlcktleVJlcXVlc3QaIy5vcGVubnZyLnYxLlJvdGF0ZU1hc3RlcktleVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
-
-/**
- * A person who signs in.
- *
- * @generated from message opennvr.v1.User
- */
-export type User = Message<"opennvr.v1.User"> & {
-  /**
-   * Output only. UUID.
-   *
-   * @generated from field: string id = 1;
-   */
-  id: string;
-
-  /**
-   * Unique, case-insensitive login name. Immutable after creation.
-   *
-   * @generated from field: string username = 2;
-   */
-  username: string;
-
-  /**
-   * @generated from field: string display_name = 3;
-   */
-  displayName: string;
-
-  /**
-   * @generated from field: opennvr.v1.Role role = 4;
-   */
-  role: Role;
-
-  /**
-   * A disabled user cannot sign in and its sessions are revoked.
-   *
-   * @generated from field: bool disabled = 5;
-   */
-  disabled: boolean;
-
-  /**
-   * Output only.
-   *
-   * @generated from field: google.protobuf.Timestamp create_time = 6;
-   */
-  createTime?: Timestamp | undefined;
-
-  /**
-   * Output only.
-   *
-   * @generated from field: google.protobuf.Timestamp update_time = 7;
-   */
-  updateTime?: Timestamp | undefined;
-
-  /**
-   * Output only. Opaque version for optimistic concurrency; send it back on update/delete.
-   *
-   * @generated from field: string etag = 8;
-   */
-  etag: string;
-
-  /**
-   * Output only. Whether a TOTP credential is active.
-   *
-   * @generated from field: bool has_totp = 9;
-   */
-  hasTotp: boolean;
-
-  /**
-   * Output only. Number of registered passkeys.
-   *
-   * @generated from field: int32 passkey_count = 10;
-   */
-  passkeyCount: number;
-};
-
-/**
- * Describes the message opennvr.v1.User.
- * Use `create(UserSchema)` to create a new message.
- */
-export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 0);
+  fileDesc("Ch1vcGVubnZyL3YxL2F1dGhfc2VydmljZS5wcm90bxIKb3Blbm52ci52MSLkAgoHU2Vzc2lvbhIKCgJpZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X3JlZnJlc2hfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsaWVudF9hZGRyZXNzGAYgASgJEhIKCnVzZXJfYWdlbnQYByABKAkSDwoHY3VycmVudBgIIAEoCBIwCgxzdGVwX3VwX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGF1dGhfbWV0aG9kcxgKIAMoCRIeChZtZmFfZW5yb2xtZW50X3JlcXVpcmVkGAsgASgIIoYCCgZUb2tlbnMSFAoMYWNjZXNzX3Rva2VuGAEgASgJEjwKGGFjY2Vzc190b2tlbl9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVmcmVzaF90b2tlbhgDIAEoCRI9ChlyZWZyZXNoX3Rva2VuX2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAUgASgJEh4KBHVzZXIYBiABKAsyEC5vcGVubnZyLnYxLlVzZXISHgoWbWZhX2Vucm9sbWVudF9yZXF1aXJlZBgHIAEoCCKmAQoMTWZhQ2hhbGxlbmdlEg4KBnRpY2tldBgBIAEoCRIvCgdtZXRob2RzGAIgAygOMh4ub3Blbm52ci52MS5TZWNvbmRGYWN0b3JNZXRob2QSJAoccGFzc2tleV9yZXF1ZXN0X29wdGlvbnNfanNvbhgDIAEoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoMU2Vjb25kRmFjdG9yEhMKCXRvdHBfY29kZRgBIAEoCUgAEiAKFnBhc3NrZXlfYXNzZXJ0aW9uX2pzb24YAiABKAlIABIXCg1yZWNvdmVyeV9jb2RlGAMgASgJSABCCAoGbWV0aG9kIsUBCgpDcmVkZW50aWFsEgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSKAoEdHlwZRgDIAEoDjIaLm9wZW5udnIudjEuQ3JlZGVudGlhbFR5cGUSDAoEbmFtZRgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNbGFzdF91c2VfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOwoRQ2FtZXJhUGVybWlzc2lvbnMSEQoJY2FtZXJhX2lkGAEgASgJEhMKC3Blcm1pc3Npb25zGAIgAygJImEKEEJvb3RzdHJhcFJlcXVlc3QSEwoLc2V0dXBfdG9rZW4YASABKAkSEAoIdXNlcm5hbWUYAiABKAkSEAoIcGFzc3dvcmQYAyABKAkSFAoMZGlzcGxheV9uYW1lGAQgASgJIjcKEUJvb3RzdHJhcFJlc3BvbnNlEiIKBnRva2VucxgBIAEoCzISLm9wZW5udnIudjEuVG9rZW5zIjIKDExvZ2luUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJxCg1Mb2dpblJlc3BvbnNlEiQKBnRva2VucxgBIAEoCzISLm9wZW5udnIudjEuVG9rZW5zSAASMAoMbWZhX3JlcXVpcmVkGAIgASgLMhgub3Blbm52ci52MS5NZmFDaGFsbGVuZ2VIAEIICgZyZXN1bHQiIQoPU3RhcnRNZmFSZXF1ZXN0Eg4KBnRpY2tldBgBIAEoCSI/ChBTdGFydE1mYVJlc3BvbnNlEisKCWNoYWxsZW5nZRgBIAEoCzIYLm9wZW5udnIudjEuTWZhQ2hhbGxlbmdlIkwKEEZpbmlzaE1mYVJlcXVlc3QSDgoGdGlja2V0GAEgASgJEigKBmZhY3RvchgCIAEoCzIYLm9wZW5udnIudjEuU2Vjb25kRmFjdG9yIjcKEUZpbmlzaE1mYVJlc3BvbnNlEiIKBnRva2VucxgBIAEoCzISLm9wZW5udnIudjEuVG9rZW5zIhoKGFN0YXJ0UGFzc2tleUxvZ2luUmVxdWVzdCJIChlTdGFydFBhc3NrZXlMb2dpblJlc3BvbnNlEisKCWNoYWxsZW5nZRgBIAEoCzIYLm9wZW5udnIudjEuTWZhQ2hhbGxlbmdlIksKGUZpbmlzaFBhc3NrZXlMb2dpblJlcXVlc3QSDgoGdGlja2V0GAEgASgJEh4KFnBhc3NrZXlfYXNzZXJ0aW9uX2pzb24YAiABKAkiQAoaRmluaXNoUGFzc2tleUxvZ2luUmVzcG9uc2USIgoGdG9rZW5zGAEgASgLMhIub3Blbm52ci52MS5Ub2tlbnMiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSI1Cg9SZWZyZXNoUmVzcG9uc2USIgoGdG9rZW5zGAEgASgLMhIub3Blbm52ci52MS5Ub2tlbnMiDwoNTG9nb3V0UmVxdWVzdCIQCg5Mb2dvdXRSZXNwb25zZSIPCg1XaG9BbUlSZXF1ZXN0ItgCCg5XaG9BbUlSZXNwb25zZRIeCgR1c2VyGAEgASgLMhAub3Blbm52ci52MS5Vc2VyEhIKCnNlc3Npb25faWQYAiABKAkSEwoLcGVybWlzc2lvbnMYAyADKAkSOQoSY2FtZXJhX3Blcm1pc3Npb25zGAQgAygLMh0ub3Blbm52ci52MS5DYW1lcmFQZXJtaXNzaW9ucxISCgphcGlfa2V5X2lkGAUgASgJEjAKDHN0ZXBfdXBfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoHYXBpX2tleRgHIAEoCzISLm9wZW5udnIudjEuQXBpS2V5Eh4KFm1mYV9lbnJvbG1lbnRfcmVxdWlyZWQYCCABKAgSNwoTc3RlcF91cF9leHBpcmVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZAoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJEhsKE2tlZXBfb3RoZXJfc2Vzc2lvbnMYAyABKAgiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSJNChNMaXN0U2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVgoUTGlzdFNlc3Npb25zUmVzcG9uc2USJQoIc2Vzc2lvbnMYASADKAsyEy5vcGVubnZyLnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIhQKElN0YXJ0U3RlcFVwUmVxdWVzdCJCChNTdGFydFN0ZXBVcFJlc3BvbnNlEisKCWNoYWxsZW5nZRgBIAEoCzIYLm9wZW5udnIudjEuTWZhQ2hhbGxlbmdlIkkKDVN0ZXBVcFJlcXVlc3QSDgoGdGlja2V0GAEgASgJEigKBmZhY3RvchgCIAEoCzIYLm9wZW5udnIudjEuU2Vjb25kRmFjdG9yIm8KDlN0ZXBVcFJlc3BvbnNlEiQKB3Nlc3Npb24YASABKAsyEy5vcGVubnZyLnYxLlNlc3Npb24SNwoTc3RlcF91cF9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiIQofU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdCKOAQogU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USGgoScmVnaXN0cmF0aW9uX3Rva2VuGAEgASgJEh0KFWNyZWF0aW9uX29wdGlvbnNfanNvbhgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZQogRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QSGgoScmVnaXN0cmF0aW9uX3Rva2VuGAEgASgJEhcKD2NyZWRlbnRpYWxfanNvbhgCIAEoCRIMCgRuYW1lGAMgASgJImcKIUZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXNwb25zZRIqCgpjcmVkZW50aWFsGAEgASgLMhYub3Blbm52ci52MS5DcmVkZW50aWFsEhYKDnJlY292ZXJ5X2NvZGVzGAIgAygJIhwKGlN0YXJ0VG90cEVucm9sbG1lbnRSZXF1ZXN0Io0BChtTdGFydFRvdHBFbnJvbGxtZW50UmVzcG9uc2USGAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCRITCgtvdHBhdXRoX3VyaRgCIAEoCRIOCgZzZWNyZXQYAyABKAkSLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlMKG0ZpbmlzaFRvdHBFbnJvbGxtZW50UmVxdWVzdBIYChBlbnJvbGxtZW50X3Rva2VuGAEgASgJEgwKBGNvZGUYAiABKAkSDAoEbmFtZRgDIAEoCSJiChxGaW5pc2hUb3RwRW5yb2xsbWVudFJlc3BvbnNlEioKCmNyZWRlbnRpYWwYASABKAsyFi5vcGVubnZyLnYxLkNyZWRlbnRpYWwSFgoOcmVjb3ZlcnlfY29kZXMYAiADKAkiIAoeUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0IjkKH1JlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVzcG9uc2USFgoOcmVjb3ZlcnlfY29kZXMYASADKAkiUAoWTGlzdENyZWRlbnRpYWxzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIl8KF0xpc3RDcmVkZW50aWFsc1Jlc3BvbnNlEisKC2NyZWRlbnRpYWxzGAEgAygLMhYub3Blbm52ci52MS5DcmVkZW50aWFsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI+ChdSZW5hbWVDcmVkZW50aWFsUmVxdWVzdBIVCg1jcmVkZW50aWFsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkiRgoYUmVuYW1lQ3JlZGVudGlhbFJlc3BvbnNlEioKCmNyZWRlbnRpYWwYASABKAsyFi5vcGVubnZyLnYxLkNyZWRlbnRpYWwiMAoXRGVsZXRlQ3JlZGVudGlhbFJlcXVlc3QSFQoNY3JlZGVudGlhbF9pZBgBIAEoCSIaChhEZWxldGVDcmVkZW50aWFsUmVzcG9uc2UqowEKElNlY29uZEZhY3Rvck1ldGhvZBIkCiBTRUNPTkRfRkFDVE9SX01FVEhPRF9VTlNQRUNJRklFRBAAEh0KGVNFQ09ORF9GQUNUT1JfTUVUSE9EX1RPVFAQARIgChxTRUNPTkRfRkFDVE9SX01FVEhPRF9QQVNTS0VZEAISJgoiU0VDT05EX0ZBQ1RPUl9NRVRIT0RfUkVDT1ZFUllfQ09ERRADKmgKDkNyZWRlbnRpYWxUeXBlEh8KG0NSRURFTlRJQUxfVFlQRV9VTlNQRUNJRklFRBAAEhgKFENSRURFTlRJQUxfVFlQRV9UT1RQEAESGwoXQ1JFREVOVElBTF9UWVBFX1BBU1NLRVkQAjKYDwoLQXV0aFNlcnZpY2USSAoJQm9vdHN0cmFwEhwub3Blbm52ci52MS5Cb290c3RyYXBSZXF1ZXN0Gh0ub3Blbm52ci52MS5Cb290c3RyYXBSZXNwb25zZRI8CgVMb2dpbhIYLm9wZW5udnIudjEuTG9naW5SZXF1ZXN0Ghkub3Blbm52ci52MS5Mb2dpblJlc3BvbnNlEkUKCFN0YXJ0TWZhEhsub3Blbm52ci52MS5TdGFydE1mYVJlcXVlc3QaHC5vcGVubnZyLnYxLlN0YXJ0TWZhUmVzcG9uc2USSAoJRmluaXNoTWZhEhwub3Blbm52ci52MS5GaW5pc2hNZmFSZXF1ZXN0Gh0ub3Blbm52ci52MS5GaW5pc2hNZmFSZXNwb25zZRJgChFTdGFydFBhc3NrZXlMb2dpbhIkLm9wZW5udnIudjEuU3RhcnRQYXNza2V5TG9naW5SZXF1ZXN0GiUub3Blbm52ci52MS5TdGFydFBhc3NrZXlMb2dpblJlc3BvbnNlEmMKEkZpbmlzaFBhc3NrZXlMb2dpbhIlLm9wZW5udnIudjEuRmluaXNoUGFzc2tleUxvZ2luUmVxdWVzdBomLm9wZW5udnIudjEuRmluaXNoUGFzc2tleUxvZ2luUmVzcG9uc2USQgoHUmVmcmVzaBIaLm9wZW5udnIudjEuUmVmcmVzaFJlcXVlc3QaGy5vcGVubnZyLnYxLlJlZnJlc2hSZXNwb25zZRI/CgZMb2dvdXQSGS5vcGVubnZyLnYxLkxvZ291dFJlcXVlc3QaGi5vcGVubnZyLnYxLkxvZ291dFJlc3BvbnNlEj8KBldob0FtSRIZLm9wZW5udnIudjEuV2hvQW1JUmVxdWVzdBoaLm9wZW5udnIudjEuV2hvQW1JUmVzcG9uc2USVwoOQ2hhbmdlUGFzc3dvcmQSIS5vcGVubnZyLnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBoiLm9wZW5udnIudjEuQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRJRCgxMaXN0U2Vzc2lvbnMSHy5vcGVubnZyLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaIC5vcGVubnZyLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlElQKDVJldm9rZVNlc3Npb24SIC5vcGVubnZyLnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GiEub3Blbm52ci52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2USTgoLU3RhcnRTdGVwVXASHi5vcGVubnZyLnYxLlN0YXJ0U3RlcFVwUmVxdWVzdBofLm9wZW5udnIudjEuU3RhcnRTdGVwVXBSZXNwb25zZRI/CgZTdGVwVXASGS5vcGVubnZyLnYxLlN0ZXBVcFJlcXVlc3QaGi5vcGVubnZyLnYxLlN0ZXBVcFJlc3BvbnNlEnUKGFN0YXJ0UGFzc2tleVJlZ2lzdHJhdGlvbhIrLm9wZW5udnIudjEuU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBosLm9wZW5udnIudjEuU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USeAoZRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvbhIsLm9wZW5udnIudjEuRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QaLS5vcGVubnZyLnYxLkZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXNwb25zZRJmChNTdGFydFRvdHBFbnJvbGxtZW50EiYub3Blbm52ci52MS5TdGFydFRvdHBFbnJvbGxtZW50UmVxdWVzdBonLm9wZW5udnIudjEuU3RhcnRUb3RwRW5yb2xsbWVudFJlc3BvbnNlEmkKFEZpbmlzaFRvdHBFbnJvbGxtZW50Eicub3Blbm52ci52MS5GaW5pc2hUb3RwRW5yb2xsbWVudFJlcXVlc3QaKC5vcGVubnZyLnYxLkZpbmlzaFRvdHBFbnJvbGxtZW50UmVzcG9uc2UScgoXUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXMSKi5vcGVubnZyLnYxLlJlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVxdWVzdBorLm9wZW5udnIudjEuUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXNwb25zZRJaCg9MaXN0Q3JlZGVudGlhbHMSIi5vcGVubnZyLnYxLkxpc3RDcmVkZW50aWFsc1JlcXVlc3QaIy5vcGVubnZyLnYxLkxpc3RDcmVkZW50aWFsc1Jlc3BvbnNlEl0KEFJlbmFtZUNyZWRlbnRpYWwSIy5vcGVubnZyLnYxLlJlbmFtZUNyZWRlbnRpYWxSZXF1ZXN0GiQub3Blbm52ci52MS5SZW5hbWVDcmVkZW50aWFsUmVzcG9uc2USXQoQRGVsZXRlQ3JlZGVudGlhbBIjLm9wZW5udnIudjEuRGVsZXRlQ3JlZGVudGlhbFJlcXVlc3QaJC5vcGVubnZyLnYxLkRlbGV0ZUNyZWRlbnRpYWxSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_opennvr_v1_api_key_service, file_opennvr_v1_user_service]);
 
 /**
  * A signed-in session: one login, kept alive by refresh tokens.
@@ -211,7 +136,7 @@ export type Session = Message<"opennvr.v1.Session"> & {
  * Use `create(SessionSchema)` to create a new message.
  */
 export const SessionSchema: GenMessage<Session> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 1);
+  messageDesc(file_opennvr_v1_auth_service, 0);
 
 /**
  * Tokens of a session. Send access_token as `authorization: Bearer <access_token>`; before it expires,
@@ -264,7 +189,7 @@ export type Tokens = Message<"opennvr.v1.Tokens"> & {
  * Use `create(TokensSchema)` to create a new message.
  */
 export const TokensSchema: GenMessage<Tokens> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 2);
+  messageDesc(file_opennvr_v1_auth_service, 1);
 
 /**
  * A request for a second factor (after a password login, or for step-up).
@@ -306,7 +231,7 @@ export type MfaChallenge = Message<"opennvr.v1.MfaChallenge"> & {
  * Use `create(MfaChallengeSchema)` to create a new message.
  */
 export const MfaChallengeSchema: GenMessage<MfaChallenge> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 3);
+  messageDesc(file_opennvr_v1_auth_service, 2);
 
 /**
  * One presented second factor.
@@ -349,7 +274,7 @@ export type SecondFactor = Message<"opennvr.v1.SecondFactor"> & {
  * Use `create(SecondFactorSchema)` to create a new message.
  */
 export const SecondFactorSchema: GenMessage<SecondFactor> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 4);
+  messageDesc(file_opennvr_v1_auth_service, 3);
 
 /**
  * A registered second factor (its secret or public key is never returned).
@@ -399,43 +324,7 @@ export type Credential = Message<"opennvr.v1.Credential"> & {
  * Use `create(CredentialSchema)` to create a new message.
  */
 export const CredentialSchema: GenMessage<Credential> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 5);
-
-/**
- * A role and its permissions.
- *
- * @generated from message opennvr.v1.RoleDefinition
- */
-export type RoleDefinition = Message<"opennvr.v1.RoleDefinition"> & {
-  /**
-   * @generated from field: opennvr.v1.Role role = 1;
-   */
-  role: Role;
-
-  /**
-   * @generated from field: string display_name = 2;
-   */
-  displayName: string;
-
-  /**
-   * @generated from field: string description = 3;
-   */
-  description: string;
-
-  /**
-   * Permission names, e.g. "camera.read".
-   *
-   * @generated from field: repeated string permissions = 4;
-   */
-  permissions: string[];
-};
-
-/**
- * Describes the message opennvr.v1.RoleDefinition.
- * Use `create(RoleDefinitionSchema)` to create a new message.
- */
-export const RoleDefinitionSchema: GenMessage<RoleDefinition> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 6);
+  messageDesc(file_opennvr_v1_auth_service, 4);
 
 /**
  * Effective permissions of the caller on one camera, from camera grants.
@@ -459,113 +348,7 @@ export type CameraPermissions = Message<"opennvr.v1.CameraPermissions"> & {
  * Use `create(CameraPermissionsSchema)` to create a new message.
  */
 export const CameraPermissionsSchema: GenMessage<CameraPermissions> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 7);
-
-/**
- * A credential for machine clients. Presented as `authorization: Bearer <secret>`.
- *
- * @generated from message opennvr.v1.ApiKey
- */
-export type ApiKey = Message<"opennvr.v1.ApiKey"> & {
-  /**
-   * Output only. UUID.
-   *
-   * @generated from field: string id = 1;
-   */
-  id: string;
-
-  /**
-   * Human label, e.g. "home-assistant".
-   *
-   * @generated from field: string name = 2;
-   */
-  name: string;
-
-  /**
-   * Output only. The user who created the key.
-   *
-   * @generated from field: string user_id = 3;
-   */
-  userId: string;
-
-  /**
-   * The key's site-wide permissions are those of this role ...
-   *
-   * @generated from field: opennvr.v1.Role role = 4;
-   */
-  role: Role;
-
-  /**
-   * ... narrowed to this subset when non-empty.
-   *
-   * @generated from field: repeated string permissions = 5;
-   */
-  permissions: string[];
-
-  /**
-   * Output only.
-   *
-   * @generated from field: google.protobuf.Timestamp create_time = 6;
-   */
-  createTime?: Timestamp | undefined;
-
-  /**
-   * Unset = never expires.
-   *
-   * @generated from field: google.protobuf.Timestamp expire_time = 7;
-   */
-  expireTime?: Timestamp | undefined;
-
-  /**
-   * Output only. Unset if never used.
-   *
-   * @generated from field: google.protobuf.Timestamp last_use_time = 8;
-   */
-  lastUseTime?: Timestamp | undefined;
-
-  /**
-   * Output only. Set once revoked.
-   *
-   * @generated from field: google.protobuf.Timestamp revoke_time = 9;
-   */
-  revokeTime?: Timestamp | undefined;
-
-  /**
-   * Output only. First characters of the secret, to recognise a key in configs and logs.
-   *
-   * @generated from field: string secret_prefix = 10;
-   */
-  secretPrefix: string;
-
-  /**
-   * Cameras the key may touch (camera-scoped RPCs see only these); empty = every camera.
-   *
-   * @generated from field: repeated string camera_ids = 11;
-   */
-  cameraIds: string[];
-
-  /**
-   * "Step-up: yes" RPCs the key may call, as "Service.Method" (e.g. "CameraService.DeleteCamera");
-   * each needs its permission in the key. A key cannot step up, so any other such RPC is refused.
-   *
-   * @generated from field: repeated string step_up_methods = 12;
-   */
-  stepUpMethods: string[];
-
-  /**
-   * Output only. Username of the creator when the key was created.
-   *
-   * @generated from field: string created_by = 13;
-   */
-  createdBy: string;
-};
-
-/**
- * Describes the message opennvr.v1.ApiKey.
- * Use `create(ApiKeySchema)` to create a new message.
- */
-export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 8);
+  messageDesc(file_opennvr_v1_auth_service, 5);
 
 /**
  * @generated from message opennvr.v1.BootstrapRequest
@@ -597,7 +380,7 @@ export type BootstrapRequest = Message<"opennvr.v1.BootstrapRequest"> & {
  * Use `create(BootstrapRequestSchema)` to create a new message.
  */
 export const BootstrapRequestSchema: GenMessage<BootstrapRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 9);
+  messageDesc(file_opennvr_v1_auth_service, 6);
 
 /**
  * @generated from message opennvr.v1.BootstrapResponse
@@ -614,7 +397,7 @@ export type BootstrapResponse = Message<"opennvr.v1.BootstrapResponse"> & {
  * Use `create(BootstrapResponseSchema)` to create a new message.
  */
 export const BootstrapResponseSchema: GenMessage<BootstrapResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 10);
+  messageDesc(file_opennvr_v1_auth_service, 7);
 
 /**
  * @generated from message opennvr.v1.LoginRequest
@@ -636,7 +419,7 @@ export type LoginRequest = Message<"opennvr.v1.LoginRequest"> & {
  * Use `create(LoginRequestSchema)` to create a new message.
  */
 export const LoginRequestSchema: GenMessage<LoginRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 11);
+  messageDesc(file_opennvr_v1_auth_service, 8);
 
 /**
  * @generated from message opennvr.v1.LoginResponse
@@ -669,7 +452,7 @@ export type LoginResponse = Message<"opennvr.v1.LoginResponse"> & {
  * Use `create(LoginResponseSchema)` to create a new message.
  */
 export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 12);
+  messageDesc(file_opennvr_v1_auth_service, 9);
 
 /**
  * @generated from message opennvr.v1.StartMfaRequest
@@ -688,7 +471,7 @@ export type StartMfaRequest = Message<"opennvr.v1.StartMfaRequest"> & {
  * Use `create(StartMfaRequestSchema)` to create a new message.
  */
 export const StartMfaRequestSchema: GenMessage<StartMfaRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 13);
+  messageDesc(file_opennvr_v1_auth_service, 10);
 
 /**
  * @generated from message opennvr.v1.StartMfaResponse
@@ -705,7 +488,7 @@ export type StartMfaResponse = Message<"opennvr.v1.StartMfaResponse"> & {
  * Use `create(StartMfaResponseSchema)` to create a new message.
  */
 export const StartMfaResponseSchema: GenMessage<StartMfaResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 14);
+  messageDesc(file_opennvr_v1_auth_service, 11);
 
 /**
  * @generated from message opennvr.v1.FinishMfaRequest
@@ -727,7 +510,7 @@ export type FinishMfaRequest = Message<"opennvr.v1.FinishMfaRequest"> & {
  * Use `create(FinishMfaRequestSchema)` to create a new message.
  */
 export const FinishMfaRequestSchema: GenMessage<FinishMfaRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 15);
+  messageDesc(file_opennvr_v1_auth_service, 12);
 
 /**
  * @generated from message opennvr.v1.FinishMfaResponse
@@ -744,7 +527,7 @@ export type FinishMfaResponse = Message<"opennvr.v1.FinishMfaResponse"> & {
  * Use `create(FinishMfaResponseSchema)` to create a new message.
  */
 export const FinishMfaResponseSchema: GenMessage<FinishMfaResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 16);
+  messageDesc(file_opennvr_v1_auth_service, 13);
 
 /**
  * @generated from message opennvr.v1.StartPasskeyLoginRequest
@@ -757,7 +540,7 @@ export type StartPasskeyLoginRequest = Message<"opennvr.v1.StartPasskeyLoginRequ
  * Use `create(StartPasskeyLoginRequestSchema)` to create a new message.
  */
 export const StartPasskeyLoginRequestSchema: GenMessage<StartPasskeyLoginRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 17);
+  messageDesc(file_opennvr_v1_auth_service, 14);
 
 /**
  * @generated from message opennvr.v1.StartPasskeyLoginResponse
@@ -776,7 +559,7 @@ export type StartPasskeyLoginResponse = Message<"opennvr.v1.StartPasskeyLoginRes
  * Use `create(StartPasskeyLoginResponseSchema)` to create a new message.
  */
 export const StartPasskeyLoginResponseSchema: GenMessage<StartPasskeyLoginResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 18);
+  messageDesc(file_opennvr_v1_auth_service, 15);
 
 /**
  * @generated from message opennvr.v1.FinishPasskeyLoginRequest
@@ -800,7 +583,7 @@ export type FinishPasskeyLoginRequest = Message<"opennvr.v1.FinishPasskeyLoginRe
  * Use `create(FinishPasskeyLoginRequestSchema)` to create a new message.
  */
 export const FinishPasskeyLoginRequestSchema: GenMessage<FinishPasskeyLoginRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 19);
+  messageDesc(file_opennvr_v1_auth_service, 16);
 
 /**
  * @generated from message opennvr.v1.FinishPasskeyLoginResponse
@@ -817,7 +600,7 @@ export type FinishPasskeyLoginResponse = Message<"opennvr.v1.FinishPasskeyLoginR
  * Use `create(FinishPasskeyLoginResponseSchema)` to create a new message.
  */
 export const FinishPasskeyLoginResponseSchema: GenMessage<FinishPasskeyLoginResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 20);
+  messageDesc(file_opennvr_v1_auth_service, 17);
 
 /**
  * @generated from message opennvr.v1.RefreshRequest
@@ -834,7 +617,7 @@ export type RefreshRequest = Message<"opennvr.v1.RefreshRequest"> & {
  * Use `create(RefreshRequestSchema)` to create a new message.
  */
 export const RefreshRequestSchema: GenMessage<RefreshRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 21);
+  messageDesc(file_opennvr_v1_auth_service, 18);
 
 /**
  * @generated from message opennvr.v1.RefreshResponse
@@ -851,7 +634,7 @@ export type RefreshResponse = Message<"opennvr.v1.RefreshResponse"> & {
  * Use `create(RefreshResponseSchema)` to create a new message.
  */
 export const RefreshResponseSchema: GenMessage<RefreshResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 22);
+  messageDesc(file_opennvr_v1_auth_service, 19);
 
 /**
  * @generated from message opennvr.v1.LogoutRequest
@@ -864,7 +647,7 @@ export type LogoutRequest = Message<"opennvr.v1.LogoutRequest"> & {
  * Use `create(LogoutRequestSchema)` to create a new message.
  */
 export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 23);
+  messageDesc(file_opennvr_v1_auth_service, 20);
 
 /**
  * @generated from message opennvr.v1.LogoutResponse
@@ -877,7 +660,7 @@ export type LogoutResponse = Message<"opennvr.v1.LogoutResponse"> & {
  * Use `create(LogoutResponseSchema)` to create a new message.
  */
 export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 24);
+  messageDesc(file_opennvr_v1_auth_service, 21);
 
 /**
  * @generated from message opennvr.v1.WhoAmIRequest
@@ -890,7 +673,7 @@ export type WhoAmIRequest = Message<"opennvr.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 25);
+  messageDesc(file_opennvr_v1_auth_service, 22);
 
 /**
  * @generated from message opennvr.v1.WhoAmIResponse
@@ -965,7 +748,7 @@ export type WhoAmIResponse = Message<"opennvr.v1.WhoAmIResponse"> & {
  * Use `create(WhoAmIResponseSchema)` to create a new message.
  */
 export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 26);
+  messageDesc(file_opennvr_v1_auth_service, 23);
 
 /**
  * @generated from message opennvr.v1.ChangePasswordRequest
@@ -994,7 +777,7 @@ export type ChangePasswordRequest = Message<"opennvr.v1.ChangePasswordRequest"> 
  * Use `create(ChangePasswordRequestSchema)` to create a new message.
  */
 export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 27);
+  messageDesc(file_opennvr_v1_auth_service, 24);
 
 /**
  * @generated from message opennvr.v1.ChangePasswordResponse
@@ -1007,7 +790,7 @@ export type ChangePasswordResponse = Message<"opennvr.v1.ChangePasswordResponse"
  * Use `create(ChangePasswordResponseSchema)` to create a new message.
  */
 export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 28);
+  messageDesc(file_opennvr_v1_auth_service, 25);
 
 /**
  * @generated from message opennvr.v1.ListSessionsRequest
@@ -1036,7 +819,7 @@ export type ListSessionsRequest = Message<"opennvr.v1.ListSessionsRequest"> & {
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 29);
+  messageDesc(file_opennvr_v1_auth_service, 26);
 
 /**
  * @generated from message opennvr.v1.ListSessionsResponse
@@ -1058,7 +841,7 @@ export type ListSessionsResponse = Message<"opennvr.v1.ListSessionsResponse"> & 
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 30);
+  messageDesc(file_opennvr_v1_auth_service, 27);
 
 /**
  * @generated from message opennvr.v1.RevokeSessionRequest
@@ -1075,7 +858,7 @@ export type RevokeSessionRequest = Message<"opennvr.v1.RevokeSessionRequest"> & 
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 31);
+  messageDesc(file_opennvr_v1_auth_service, 28);
 
 /**
  * @generated from message opennvr.v1.RevokeSessionResponse
@@ -1088,7 +871,7 @@ export type RevokeSessionResponse = Message<"opennvr.v1.RevokeSessionResponse"> 
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 32);
+  messageDesc(file_opennvr_v1_auth_service, 29);
 
 /**
  * @generated from message opennvr.v1.StartStepUpRequest
@@ -1101,7 +884,7 @@ export type StartStepUpRequest = Message<"opennvr.v1.StartStepUpRequest"> & {
  * Use `create(StartStepUpRequestSchema)` to create a new message.
  */
 export const StartStepUpRequestSchema: GenMessage<StartStepUpRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 33);
+  messageDesc(file_opennvr_v1_auth_service, 30);
 
 /**
  * @generated from message opennvr.v1.StartStepUpResponse
@@ -1118,7 +901,7 @@ export type StartStepUpResponse = Message<"opennvr.v1.StartStepUpResponse"> & {
  * Use `create(StartStepUpResponseSchema)` to create a new message.
  */
 export const StartStepUpResponseSchema: GenMessage<StartStepUpResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 34);
+  messageDesc(file_opennvr_v1_auth_service, 31);
 
 /**
  * @generated from message opennvr.v1.StepUpRequest
@@ -1142,7 +925,7 @@ export type StepUpRequest = Message<"opennvr.v1.StepUpRequest"> & {
  * Use `create(StepUpRequestSchema)` to create a new message.
  */
 export const StepUpRequestSchema: GenMessage<StepUpRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 35);
+  messageDesc(file_opennvr_v1_auth_service, 32);
 
 /**
  * @generated from message opennvr.v1.StepUpResponse
@@ -1168,7 +951,7 @@ export type StepUpResponse = Message<"opennvr.v1.StepUpResponse"> & {
  * Use `create(StepUpResponseSchema)` to create a new message.
  */
 export const StepUpResponseSchema: GenMessage<StepUpResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 36);
+  messageDesc(file_opennvr_v1_auth_service, 33);
 
 /**
  * @generated from message opennvr.v1.StartPasskeyRegistrationRequest
@@ -1181,7 +964,7 @@ export type StartPasskeyRegistrationRequest = Message<"opennvr.v1.StartPasskeyRe
  * Use `create(StartPasskeyRegistrationRequestSchema)` to create a new message.
  */
 export const StartPasskeyRegistrationRequestSchema: GenMessage<StartPasskeyRegistrationRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 37);
+  messageDesc(file_opennvr_v1_auth_service, 34);
 
 /**
  * @generated from message opennvr.v1.StartPasskeyRegistrationResponse
@@ -1213,7 +996,7 @@ export type StartPasskeyRegistrationResponse = Message<"opennvr.v1.StartPasskeyR
  * Use `create(StartPasskeyRegistrationResponseSchema)` to create a new message.
  */
 export const StartPasskeyRegistrationResponseSchema: GenMessage<StartPasskeyRegistrationResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 38);
+  messageDesc(file_opennvr_v1_auth_service, 35);
 
 /**
  * @generated from message opennvr.v1.FinishPasskeyRegistrationRequest
@@ -1244,7 +1027,7 @@ export type FinishPasskeyRegistrationRequest = Message<"opennvr.v1.FinishPasskey
  * Use `create(FinishPasskeyRegistrationRequestSchema)` to create a new message.
  */
 export const FinishPasskeyRegistrationRequestSchema: GenMessage<FinishPasskeyRegistrationRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 39);
+  messageDesc(file_opennvr_v1_auth_service, 36);
 
 /**
  * @generated from message opennvr.v1.FinishPasskeyRegistrationResponse
@@ -1268,7 +1051,7 @@ export type FinishPasskeyRegistrationResponse = Message<"opennvr.v1.FinishPasske
  * Use `create(FinishPasskeyRegistrationResponseSchema)` to create a new message.
  */
 export const FinishPasskeyRegistrationResponseSchema: GenMessage<FinishPasskeyRegistrationResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 40);
+  messageDesc(file_opennvr_v1_auth_service, 37);
 
 /**
  * @generated from message opennvr.v1.StartTotpEnrollmentRequest
@@ -1281,7 +1064,7 @@ export type StartTotpEnrollmentRequest = Message<"opennvr.v1.StartTotpEnrollment
  * Use `create(StartTotpEnrollmentRequestSchema)` to create a new message.
  */
 export const StartTotpEnrollmentRequestSchema: GenMessage<StartTotpEnrollmentRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 41);
+  messageDesc(file_opennvr_v1_auth_service, 38);
 
 /**
  * @generated from message opennvr.v1.StartTotpEnrollmentResponse
@@ -1319,7 +1102,7 @@ export type StartTotpEnrollmentResponse = Message<"opennvr.v1.StartTotpEnrollmen
  * Use `create(StartTotpEnrollmentResponseSchema)` to create a new message.
  */
 export const StartTotpEnrollmentResponseSchema: GenMessage<StartTotpEnrollmentResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 42);
+  messageDesc(file_opennvr_v1_auth_service, 39);
 
 /**
  * @generated from message opennvr.v1.FinishTotpEnrollmentRequest
@@ -1350,7 +1133,7 @@ export type FinishTotpEnrollmentRequest = Message<"opennvr.v1.FinishTotpEnrollme
  * Use `create(FinishTotpEnrollmentRequestSchema)` to create a new message.
  */
 export const FinishTotpEnrollmentRequestSchema: GenMessage<FinishTotpEnrollmentRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 43);
+  messageDesc(file_opennvr_v1_auth_service, 40);
 
 /**
  * @generated from message opennvr.v1.FinishTotpEnrollmentResponse
@@ -1374,7 +1157,7 @@ export type FinishTotpEnrollmentResponse = Message<"opennvr.v1.FinishTotpEnrollm
  * Use `create(FinishTotpEnrollmentResponseSchema)` to create a new message.
  */
 export const FinishTotpEnrollmentResponseSchema: GenMessage<FinishTotpEnrollmentResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 44);
+  messageDesc(file_opennvr_v1_auth_service, 41);
 
 /**
  * @generated from message opennvr.v1.RegenerateRecoveryCodesRequest
@@ -1387,7 +1170,7 @@ export type RegenerateRecoveryCodesRequest = Message<"opennvr.v1.RegenerateRecov
  * Use `create(RegenerateRecoveryCodesRequestSchema)` to create a new message.
  */
 export const RegenerateRecoveryCodesRequestSchema: GenMessage<RegenerateRecoveryCodesRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 45);
+  messageDesc(file_opennvr_v1_auth_service, 42);
 
 /**
  * @generated from message opennvr.v1.RegenerateRecoveryCodesResponse
@@ -1406,7 +1189,7 @@ export type RegenerateRecoveryCodesResponse = Message<"opennvr.v1.RegenerateReco
  * Use `create(RegenerateRecoveryCodesResponseSchema)` to create a new message.
  */
 export const RegenerateRecoveryCodesResponseSchema: GenMessage<RegenerateRecoveryCodesResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 46);
+  messageDesc(file_opennvr_v1_auth_service, 43);
 
 /**
  * @generated from message opennvr.v1.ListCredentialsRequest
@@ -1435,7 +1218,7 @@ export type ListCredentialsRequest = Message<"opennvr.v1.ListCredentialsRequest"
  * Use `create(ListCredentialsRequestSchema)` to create a new message.
  */
 export const ListCredentialsRequestSchema: GenMessage<ListCredentialsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 47);
+  messageDesc(file_opennvr_v1_auth_service, 44);
 
 /**
  * @generated from message opennvr.v1.ListCredentialsResponse
@@ -1457,7 +1240,7 @@ export type ListCredentialsResponse = Message<"opennvr.v1.ListCredentialsRespons
  * Use `create(ListCredentialsResponseSchema)` to create a new message.
  */
 export const ListCredentialsResponseSchema: GenMessage<ListCredentialsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 48);
+  messageDesc(file_opennvr_v1_auth_service, 45);
 
 /**
  * @generated from message opennvr.v1.RenameCredentialRequest
@@ -1481,7 +1264,7 @@ export type RenameCredentialRequest = Message<"opennvr.v1.RenameCredentialReques
  * Use `create(RenameCredentialRequestSchema)` to create a new message.
  */
 export const RenameCredentialRequestSchema: GenMessage<RenameCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 49);
+  messageDesc(file_opennvr_v1_auth_service, 46);
 
 /**
  * @generated from message opennvr.v1.RenameCredentialResponse
@@ -1498,7 +1281,7 @@ export type RenameCredentialResponse = Message<"opennvr.v1.RenameCredentialRespo
  * Use `create(RenameCredentialResponseSchema)` to create a new message.
  */
 export const RenameCredentialResponseSchema: GenMessage<RenameCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 50);
+  messageDesc(file_opennvr_v1_auth_service, 47);
 
 /**
  * @generated from message opennvr.v1.DeleteCredentialRequest
@@ -1515,7 +1298,7 @@ export type DeleteCredentialRequest = Message<"opennvr.v1.DeleteCredentialReques
  * Use `create(DeleteCredentialRequestSchema)` to create a new message.
  */
 export const DeleteCredentialRequestSchema: GenMessage<DeleteCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 51);
+  messageDesc(file_opennvr_v1_auth_service, 48);
 
 /**
  * @generated from message opennvr.v1.DeleteCredentialResponse
@@ -1528,554 +1311,7 @@ export type DeleteCredentialResponse = Message<"opennvr.v1.DeleteCredentialRespo
  * Use `create(DeleteCredentialResponseSchema)` to create a new message.
  */
 export const DeleteCredentialResponseSchema: GenMessage<DeleteCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 52);
-
-/**
- * @generated from message opennvr.v1.CreateUserRequest
- */
-export type CreateUserRequest = Message<"opennvr.v1.CreateUserRequest"> & {
-  /**
-   * username, display_name, role, disabled are used; output-only fields are ignored.
-   *
-   * @generated from field: opennvr.v1.User user = 1;
-   */
-  user?: User | undefined;
-
-  /**
-   * Initial password.
-   *
-   * @generated from field: string password = 2;
-   */
-  password: string;
-};
-
-/**
- * Describes the message opennvr.v1.CreateUserRequest.
- * Use `create(CreateUserRequestSchema)` to create a new message.
- */
-export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 53);
-
-/**
- * @generated from message opennvr.v1.CreateUserResponse
- */
-export type CreateUserResponse = Message<"opennvr.v1.CreateUserResponse"> & {
-  /**
-   * @generated from field: opennvr.v1.User user = 1;
-   */
-  user?: User | undefined;
-};
-
-/**
- * Describes the message opennvr.v1.CreateUserResponse.
- * Use `create(CreateUserResponseSchema)` to create a new message.
- */
-export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 54);
-
-/**
- * @generated from message opennvr.v1.GetUserRequest
- */
-export type GetUserRequest = Message<"opennvr.v1.GetUserRequest"> & {
-  /**
-   * @generated from field: string user_id = 1;
-   */
-  userId: string;
-};
-
-/**
- * Describes the message opennvr.v1.GetUserRequest.
- * Use `create(GetUserRequestSchema)` to create a new message.
- */
-export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 55);
-
-/**
- * @generated from message opennvr.v1.GetUserResponse
- */
-export type GetUserResponse = Message<"opennvr.v1.GetUserResponse"> & {
-  /**
-   * @generated from field: opennvr.v1.User user = 1;
-   */
-  user?: User | undefined;
-};
-
-/**
- * Describes the message opennvr.v1.GetUserResponse.
- * Use `create(GetUserResponseSchema)` to create a new message.
- */
-export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 56);
-
-/**
- * @generated from message opennvr.v1.ListUsersRequest
- */
-export type ListUsersRequest = Message<"opennvr.v1.ListUsersRequest"> & {
-  /**
-   * @generated from field: int32 page_size = 1;
-   */
-  pageSize: number;
-
-  /**
-   * @generated from field: string page_token = 2;
-   */
-  pageToken: string;
-
-  /**
-   * Only users with this role; ROLE_UNSPECIFIED = all.
-   *
-   * @generated from field: opennvr.v1.Role role = 3;
-   */
-  role: Role;
-};
-
-/**
- * Describes the message opennvr.v1.ListUsersRequest.
- * Use `create(ListUsersRequestSchema)` to create a new message.
- */
-export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 57);
-
-/**
- * @generated from message opennvr.v1.ListUsersResponse
- */
-export type ListUsersResponse = Message<"opennvr.v1.ListUsersResponse"> & {
-  /**
-   * @generated from field: repeated opennvr.v1.User users = 1;
-   */
-  users: User[];
-
-  /**
-   * @generated from field: string next_page_token = 2;
-   */
-  nextPageToken: string;
-};
-
-/**
- * Describes the message opennvr.v1.ListUsersResponse.
- * Use `create(ListUsersResponseSchema)` to create a new message.
- */
-export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 58);
-
-/**
- * @generated from message opennvr.v1.UpdateUserRequest
- */
-export type UpdateUserRequest = Message<"opennvr.v1.UpdateUserRequest"> & {
-  /**
-   * user.id names the user; user.etag, if set, must match.
-   *
-   * @generated from field: opennvr.v1.User user = 1;
-   */
-  user?: User | undefined;
-
-  /**
-   * Required. Paths: "display_name", "role", "disabled".
-   *
-   * @generated from field: google.protobuf.FieldMask update_mask = 2;
-   */
-  updateMask?: FieldMask | undefined;
-};
-
-/**
- * Describes the message opennvr.v1.UpdateUserRequest.
- * Use `create(UpdateUserRequestSchema)` to create a new message.
- */
-export const UpdateUserRequestSchema: GenMessage<UpdateUserRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 59);
-
-/**
- * @generated from message opennvr.v1.UpdateUserResponse
- */
-export type UpdateUserResponse = Message<"opennvr.v1.UpdateUserResponse"> & {
-  /**
-   * @generated from field: opennvr.v1.User user = 1;
-   */
-  user?: User | undefined;
-};
-
-/**
- * Describes the message opennvr.v1.UpdateUserResponse.
- * Use `create(UpdateUserResponseSchema)` to create a new message.
- */
-export const UpdateUserResponseSchema: GenMessage<UpdateUserResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 60);
-
-/**
- * @generated from message opennvr.v1.SetUserPasswordRequest
- */
-export type SetUserPasswordRequest = Message<"opennvr.v1.SetUserPasswordRequest"> & {
-  /**
-   * @generated from field: string user_id = 1;
-   */
-  userId: string;
-
-  /**
-   * @generated from field: string new_password = 2;
-   */
-  newPassword: string;
-};
-
-/**
- * Describes the message opennvr.v1.SetUserPasswordRequest.
- * Use `create(SetUserPasswordRequestSchema)` to create a new message.
- */
-export const SetUserPasswordRequestSchema: GenMessage<SetUserPasswordRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 61);
-
-/**
- * @generated from message opennvr.v1.SetUserPasswordResponse
- */
-export type SetUserPasswordResponse = Message<"opennvr.v1.SetUserPasswordResponse"> & {
-};
-
-/**
- * Describes the message opennvr.v1.SetUserPasswordResponse.
- * Use `create(SetUserPasswordResponseSchema)` to create a new message.
- */
-export const SetUserPasswordResponseSchema: GenMessage<SetUserPasswordResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 62);
-
-/**
- * @generated from message opennvr.v1.DeleteUserRequest
- */
-export type DeleteUserRequest = Message<"opennvr.v1.DeleteUserRequest"> & {
-  /**
-   * @generated from field: string user_id = 1;
-   */
-  userId: string;
-
-  /**
-   * If set, must match the current etag.
-   *
-   * @generated from field: string etag = 2;
-   */
-  etag: string;
-};
-
-/**
- * Describes the message opennvr.v1.DeleteUserRequest.
- * Use `create(DeleteUserRequestSchema)` to create a new message.
- */
-export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 63);
-
-/**
- * @generated from message opennvr.v1.DeleteUserResponse
- */
-export type DeleteUserResponse = Message<"opennvr.v1.DeleteUserResponse"> & {
-};
-
-/**
- * Describes the message opennvr.v1.DeleteUserResponse.
- * Use `create(DeleteUserResponseSchema)` to create a new message.
- */
-export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 64);
-
-/**
- * @generated from message opennvr.v1.GetMasterKeyStatusRequest
- */
-export type GetMasterKeyStatusRequest = Message<"opennvr.v1.GetMasterKeyStatusRequest"> & {
-};
-
-/**
- * Describes the message opennvr.v1.GetMasterKeyStatusRequest.
- * Use `create(GetMasterKeyStatusRequestSchema)` to create a new message.
- */
-export const GetMasterKeyStatusRequestSchema: GenMessage<GetMasterKeyStatusRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 65);
-
-/**
- * @generated from message opennvr.v1.GetMasterKeyStatusResponse
- */
-export type GetMasterKeyStatusResponse = Message<"opennvr.v1.GetMasterKeyStatusResponse"> & {
-  /**
-   * Id of the master key that seals new secrets ("kek-" and 16 hex digits, derived from the key).
-   *
-   * @generated from field: string current_key_id = 1;
-   */
-  currentKeyId: string;
-
-  /**
-   * Master key ids the server holds, current first.
-   *
-   * @generated from field: repeated string loaded_key_ids = 2;
-   */
-  loadedKeyIds: string[];
-
-  /**
-   * Stored secrets per master key id that wraps them.
-   *
-   * @generated from field: map<string, int64> secrets_by_key_id = 3;
-   */
-  secretsByKeyId: { [key: string]: bigint };
-};
-
-/**
- * Describes the message opennvr.v1.GetMasterKeyStatusResponse.
- * Use `create(GetMasterKeyStatusResponseSchema)` to create a new message.
- */
-export const GetMasterKeyStatusResponseSchema: GenMessage<GetMasterKeyStatusResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 66);
-
-/**
- * @generated from message opennvr.v1.RotateMasterKeyRequest
- */
-export type RotateMasterKeyRequest = Message<"opennvr.v1.RotateMasterKeyRequest"> & {
-};
-
-/**
- * Describes the message opennvr.v1.RotateMasterKeyRequest.
- * Use `create(RotateMasterKeyRequestSchema)` to create a new message.
- */
-export const RotateMasterKeyRequestSchema: GenMessage<RotateMasterKeyRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 67);
-
-/**
- * @generated from message opennvr.v1.RotateMasterKeyResponse
- */
-export type RotateMasterKeyResponse = Message<"opennvr.v1.RotateMasterKeyResponse"> & {
-  /**
-   * Secrets whose data key was rewrapped by this call.
-   *
-   * @generated from field: int64 rewrapped = 1;
-   */
-  rewrapped: bigint;
-
-  /**
-   * The state afterwards.
-   *
-   * @generated from field: opennvr.v1.GetMasterKeyStatusResponse status = 2;
-   */
-  status?: GetMasterKeyStatusResponse | undefined;
-};
-
-/**
- * Describes the message opennvr.v1.RotateMasterKeyResponse.
- * Use `create(RotateMasterKeyResponseSchema)` to create a new message.
- */
-export const RotateMasterKeyResponseSchema: GenMessage<RotateMasterKeyResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 68);
-
-/**
- * @generated from message opennvr.v1.ListRolesRequest
- */
-export type ListRolesRequest = Message<"opennvr.v1.ListRolesRequest"> & {
-  /**
-   * @generated from field: int32 page_size = 1;
-   */
-  pageSize: number;
-
-  /**
-   * @generated from field: string page_token = 2;
-   */
-  pageToken: string;
-};
-
-/**
- * Describes the message opennvr.v1.ListRolesRequest.
- * Use `create(ListRolesRequestSchema)` to create a new message.
- */
-export const ListRolesRequestSchema: GenMessage<ListRolesRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 69);
-
-/**
- * @generated from message opennvr.v1.ListRolesResponse
- */
-export type ListRolesResponse = Message<"opennvr.v1.ListRolesResponse"> & {
-  /**
-   * @generated from field: repeated opennvr.v1.RoleDefinition roles = 1;
-   */
-  roles: RoleDefinition[];
-
-  /**
-   * @generated from field: string next_page_token = 2;
-   */
-  nextPageToken: string;
-};
-
-/**
- * Describes the message opennvr.v1.ListRolesResponse.
- * Use `create(ListRolesResponseSchema)` to create a new message.
- */
-export const ListRolesResponseSchema: GenMessage<ListRolesResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 70);
-
-/**
- * @generated from message opennvr.v1.CreateApiKeyRequest
- */
-export type CreateApiKeyRequest = Message<"opennvr.v1.CreateApiKeyRequest"> & {
-  /**
-   * name, role, permissions, expire_time are used; output-only fields are ignored.
-   *
-   * @generated from field: opennvr.v1.ApiKey api_key = 1;
-   */
-  apiKey?: ApiKey | undefined;
-};
-
-/**
- * Describes the message opennvr.v1.CreateApiKeyRequest.
- * Use `create(CreateApiKeyRequestSchema)` to create a new message.
- */
-export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 71);
-
-/**
- * @generated from message opennvr.v1.CreateApiKeyResponse
- */
-export type CreateApiKeyResponse = Message<"opennvr.v1.CreateApiKeyResponse"> & {
-  /**
-   * @generated from field: opennvr.v1.ApiKey api_key = 1;
-   */
-  apiKey?: ApiKey | undefined;
-
-  /**
-   * The full secret. Returned only here; it cannot be recovered later.
-   *
-   * @generated from field: string secret = 2;
-   */
-  secret: string;
-};
-
-/**
- * Describes the message opennvr.v1.CreateApiKeyResponse.
- * Use `create(CreateApiKeyResponseSchema)` to create a new message.
- */
-export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 72);
-
-/**
- * @generated from message opennvr.v1.ListApiKeysRequest
- */
-export type ListApiKeysRequest = Message<"opennvr.v1.ListApiKeysRequest"> & {
-  /**
-   * @generated from field: int32 page_size = 1;
-   */
-  pageSize: number;
-
-  /**
-   * @generated from field: string page_token = 2;
-   */
-  pageToken: string;
-
-  /**
-   * Include revoked keys.
-   *
-   * @generated from field: bool show_revoked = 3;
-   */
-  showRevoked: boolean;
-};
-
-/**
- * Describes the message opennvr.v1.ListApiKeysRequest.
- * Use `create(ListApiKeysRequestSchema)` to create a new message.
- */
-export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 73);
-
-/**
- * @generated from message opennvr.v1.ListApiKeysResponse
- */
-export type ListApiKeysResponse = Message<"opennvr.v1.ListApiKeysResponse"> & {
-  /**
-   * @generated from field: repeated opennvr.v1.ApiKey api_keys = 1;
-   */
-  apiKeys: ApiKey[];
-
-  /**
-   * @generated from field: string next_page_token = 2;
-   */
-  nextPageToken: string;
-};
-
-/**
- * Describes the message opennvr.v1.ListApiKeysResponse.
- * Use `create(ListApiKeysResponseSchema)` to create a new message.
- */
-export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 74);
-
-/**
- * @generated from message opennvr.v1.RevokeApiKeyRequest
- */
-export type RevokeApiKeyRequest = Message<"opennvr.v1.RevokeApiKeyRequest"> & {
-  /**
-   * @generated from field: string api_key_id = 1;
-   */
-  apiKeyId: string;
-};
-
-/**
- * Describes the message opennvr.v1.RevokeApiKeyRequest.
- * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
- */
-export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 75);
-
-/**
- * @generated from message opennvr.v1.RevokeApiKeyResponse
- */
-export type RevokeApiKeyResponse = Message<"opennvr.v1.RevokeApiKeyResponse"> & {
-  /**
-   * @generated from field: opennvr.v1.ApiKey api_key = 1;
-   */
-  apiKey?: ApiKey | undefined;
-};
-
-/**
- * Describes the message opennvr.v1.RevokeApiKeyResponse.
- * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
- */
-export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 76);
-
-/**
- * Role is a built-in set of permissions. Site-wide permissions come from the role; camera grants add
- * permissions on single cameras (see CameraService.GrantCameraAccess).
- *
- * @generated from enum opennvr.v1.Role
- */
-export enum Role {
-  /**
-   * @generated from enum value: ROLE_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * Everything, including users, keys, retention and audit.
-   *
-   * @generated from enum value: ROLE_ADMIN = 1;
-   */
-  ADMIN = 1,
-
-  /**
-   * Runs the site day to day: cameras, live, playback, export, holds, inference.
-   *
-   * @generated from enum value: ROLE_OPERATOR = 2;
-   */
-  OPERATOR = 2,
-
-  /**
-   * Watches live and recorded video.
-   *
-   * @generated from enum value: ROLE_VIEWER = 3;
-   */
-  VIEWER = 3,
-
-  /**
-   * Reads, exports and verifies the audit trail; no video.
-   *
-   * @generated from enum value: ROLE_AUDITOR = 4;
-   */
-  AUDITOR = 4,
-}
-
-/**
- * Describes the enum opennvr.v1.Role.
- */
-export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
-  enumDesc(file_opennvr_v1_auth_service, 0);
+  messageDesc(file_opennvr_v1_auth_service, 49);
 
 /**
  * Kinds of second factor.
@@ -2114,7 +1350,7 @@ export enum SecondFactorMethod {
  * Describes the enum opennvr.v1.SecondFactorMethod.
  */
 export const SecondFactorMethodSchema: GenEnum<SecondFactorMethod> = /*@__PURE__*/
-  enumDesc(file_opennvr_v1_auth_service, 1);
+  enumDesc(file_opennvr_v1_auth_service, 0);
 
 /**
  * Kinds of stored second-factor credential.
@@ -2142,12 +1378,10 @@ export enum CredentialType {
  * Describes the enum opennvr.v1.CredentialType.
  */
 export const CredentialTypeSchema: GenEnum<CredentialType> = /*@__PURE__*/
-  enumDesc(file_opennvr_v1_auth_service, 2);
+  enumDesc(file_opennvr_v1_auth_service, 1);
 
 /**
- * AuthService signs users in and manages who may do what.
- *
- * ---- Sign-in and sessions ----
+ * AuthService signs users in and keeps their sessions and second factors.
  *
  * @generated from service opennvr.v1.AuthService
  */
@@ -2506,185 +1740,6 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof DeleteCredentialRequestSchema;
     output: typeof DeleteCredentialResponseSchema;
-  },
-  /**
-   * Creates a user with an initial password. Returns ALREADY_EXISTS for a taken username,
-   * INVALID_ARGUMENT for a bad username, missing role or weak password.
-   * Permission: user.write
-   * Camera-scoped: no
-   * Step-up: no
-   *
-   * @generated from rpc opennvr.v1.AuthService.CreateUser
-   */
-  createUser: {
-    methodKind: "unary";
-    input: typeof CreateUserRequestSchema;
-    output: typeof CreateUserResponseSchema;
-  },
-  /**
-   * Returns one user. Returns NOT_FOUND for an unknown id.
-   * Permission: user.read
-   * Camera-scoped: no
-   * Step-up: no
-   *
-   * @generated from rpc opennvr.v1.AuthService.GetUser
-   */
-  getUser: {
-    methodKind: "unary";
-    input: typeof GetUserRequestSchema;
-    output: typeof GetUserResponseSchema;
-  },
-  /**
-   * Lists users ordered by username.
-   * Permission: user.read
-   * Camera-scoped: no
-   * Step-up: no
-   *
-   * @generated from rpc opennvr.v1.AuthService.ListUsers
-   */
-  listUsers: {
-    methodKind: "unary";
-    input: typeof ListUsersRequestSchema;
-    output: typeof ListUsersResponseSchema;
-  },
-  /**
-   * Updates a user. update_mask is required; allowed paths: "display_name", "role", "disabled".
-   * Disabling a user revokes all of its sessions. Returns ABORTED (reason ERROR_REASON_ETAG_MISMATCH)
-   * if user.etag is set and stale, FAILED_PRECONDITION (reason ERROR_REASON_LAST_ADMIN) when the
-   * change would leave no enabled administrator, INVALID_ARGUMENT for other paths.
-   * Permission: user.write
-   * Camera-scoped: no
-   * Step-up: yes
-   *
-   * @generated from rpc opennvr.v1.AuthService.UpdateUser
-   */
-  updateUser: {
-    methodKind: "unary";
-    input: typeof UpdateUserRequestSchema;
-    output: typeof UpdateUserResponseSchema;
-  },
-  /**
-   * Sets another user's password (administrative reset) and revokes all of that user's sessions.
-   * Returns INVALID_ARGUMENT if the password fails the policy, NOT_FOUND for an unknown user.
-   * Permission: user.write
-   * Camera-scoped: no
-   * Step-up: yes
-   *
-   * @generated from rpc opennvr.v1.AuthService.SetUserPassword
-   */
-  setUserPassword: {
-    methodKind: "unary";
-    input: typeof SetUserPasswordRequestSchema;
-    output: typeof SetUserPasswordResponseSchema;
-  },
-  /**
-   * Deletes a user with its sessions, credentials and camera grants (its audit entries stay). Returns
-   * FAILED_PRECONDITION (reason ERROR_REASON_LAST_ADMIN) for the last enabled administrator or the
-   * caller itself, ABORTED if etag is set and stale, NOT_FOUND for an unknown id.
-   * Permission: user.write
-   * Camera-scoped: no
-   * Step-up: yes
-   *
-   * @generated from rpc opennvr.v1.AuthService.DeleteUser
-   */
-  deleteUser: {
-    methodKind: "unary";
-    input: typeof DeleteUserRequestSchema;
-    output: typeof DeleteUserResponseSchema;
-  },
-  /**
-   * Lists the built-in roles and the permissions each one holds.
-   * Permission: user.read
-   * Camera-scoped: no
-   * Step-up: no
-   *
-   * @generated from rpc opennvr.v1.AuthService.ListRoles
-   */
-  listRoles: {
-    methodKind: "unary";
-    input: typeof ListRolesRequestSchema;
-    output: typeof ListRolesResponseSchema;
-  },
-  /**
-   * Creates an API key: the credential of a service account (a script or an integration), never of
-   * a person. The secret is returned once; only its SHA-256 is stored. The key holds the permissions
-   * of its role, narrowed to `permissions` when given, on every camera or only on `camera_ids`; it may
-   * call a "Step-up: yes" RPC only if that RPC is listed in `step_up_methods`. A key never holds a
-   * permission, camera or step-up RPC its creator lacks (else PERMISSION_DENIED). Returns
-   * INVALID_ARGUMENT (naming the field) for a missing name or role, an unknown permission, camera or
-   * method, a step-up method whose permission the key lacks, or an expire_time not in the future
-   * (or, for a key made by a key, later than that key's). A key limited to cameras holds only camera
-   * permissions (camera.read, camera.live, camera.write, recording.read, recording.export,
-   * event.watch) and calls only the RPCs about given cameras ("Camera-scoped: yes"). Revoking a key
-   * revokes the keys it made.
-   * Permission: apikey.manage
-   * Camera-scoped: no
-   * Step-up: yes
-   *
-   * @generated from rpc opennvr.v1.AuthService.CreateApiKey
-   */
-  createApiKey: {
-    methodKind: "unary";
-    input: typeof CreateApiKeyRequestSchema;
-    output: typeof CreateApiKeyResponseSchema;
-  },
-  /**
-   * Lists API keys (without secrets), newest first.
-   * Permission: apikey.manage
-   * Camera-scoped: no
-   * Step-up: no
-   *
-   * @generated from rpc opennvr.v1.AuthService.ListApiKeys
-   */
-  listApiKeys: {
-    methodKind: "unary";
-    input: typeof ListApiKeysRequestSchema;
-    output: typeof ListApiKeysResponseSchema;
-  },
-  /**
-   * Revokes an API key immediately (within the revocation-cache staleness). The key stays listed
-   * with revoke_time set. Idempotent; returns NOT_FOUND for an unknown id.
-   * Permission: apikey.manage
-   * Camera-scoped: no
-   * Step-up: no
-   *
-   * @generated from rpc opennvr.v1.AuthService.RevokeApiKey
-   */
-  revokeApiKey: {
-    methodKind: "unary";
-    input: typeof RevokeApiKeyRequestSchema;
-    output: typeof RevokeApiKeyResponseSchema;
-  },
-  /**
-   * Reports the master key that seals new secrets and how many stored secrets each master key id
-   * still wraps. A previous key (OPENNVR_MASTER_KEY_PREVIOUS_FILES) may be removed once it wraps none.
-   * Permission: key.manage
-   * Camera-scoped: no
-   * Step-up: no
-   *
-   * @generated from rpc opennvr.v1.AuthService.GetMasterKeyStatus
-   */
-  getMasterKeyStatus: {
-    methodKind: "unary";
-    input: typeof GetMasterKeyStatusRequestSchema;
-    output: typeof GetMasterKeyStatusResponseSchema;
-  },
-  /**
-   * Rewraps every stored secret's data key with the current master key, online (secrets sealed
-   * meanwhile use the current key already; rows being changed are taken by a later pass). To rotate:
-   * point OPENNVR_MASTER_KEY_FILE at the new key, list the old one in
-   * OPENNVR_MASTER_KEY_PREVIOUS_FILES, restart, call this, then drop the old key once the answer
-   * shows it wraps nothing. The server refuses to start without a key some secret still needs.
-   * Permission: key.manage
-   * Camera-scoped: no
-   * Step-up: yes
-   *
-   * @generated from rpc opennvr.v1.AuthService.RotateMasterKey
-   */
-  rotateMasterKey: {
-    methodKind: "unary";
-    input: typeof RotateMasterKeyRequestSchema;
-    output: typeof RotateMasterKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_opennvr_v1_auth_service, 0);

@@ -1,5 +1,5 @@
 // AI inference: external adapters (HTTP services that run models), bindings that route a camera's
-// frames to an adapter, detections, and network IDS alerts read from Suricata's EVE log.
+// frames to an adapter, and the detections they report. Network IDS alerts are in ids_service.proto.
 // Conventions and the RPC trailer are described in common.proto.
 //
 // Each adapter sits behind its own bulkhead (max_concurrency in flight, max_queue waiting, a timeout
@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file opennvr/v1/inference_service.proto.
  */
 export const file_opennvr_v1_inference_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJvcGVubnZyL3YxL2luZmVyZW5jZV9zZXJ2aWNlLnByb3RvEgpvcGVubnZyLnYxIpsECgdBZGFwdGVyEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSFAoMZW5kcG9pbnRfdXJsGAQgASgJEhEKCWhhc190b2tlbhgFIAEoCBIqCgd0aW1lb3V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhcKD21heF9jb25jdXJyZW5jeRgHIAEoBRIRCgltYXhfcXVldWUYCCABKAUSDwoHZW5hYmxlZBgJIAEoCBIpCgZoZWFsdGgYCiABKA4yGS5vcGVubnZyLnYxLkFkYXB0ZXJIZWFsdGgSEgoKbGFzdF9lcnJvchgLIAEoCRIzCg9sYXN0X2Vycm9yX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNhcGFiaWxpdGllcxgNIAMoCRIYChBzdXBwb3J0ZWRfbGFiZWxzGA4gAygJEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgRIAEoCRINCgVtb2RlbBgSIAEoCRIVCg1tb2RlbF92ZXJzaW9uGBMgASgJEhUKDW1heF9pbl9mbGlnaHQYFCABKAUi1QQKDUFkYXB0ZXJTdGF0dXMSEgoKYWRhcHRlcl9pZBgBIAEoCRIpCgZoZWFsdGgYAiABKA4yGS5vcGVubnZyLnYxLkFkYXB0ZXJIZWFsdGgSLwoNY2lyY3VpdF9zdGF0ZRgDIAEoDjIYLm9wZW5udnIudjEuQ2lyY3VpdFN0YXRlEi4KCm9wZW5fdW50aWwYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWluX2ZsaWdodBgFIAEoBRIOCgZxdWV1ZWQYBiABKAUSFwoPbWF4X2NvbmN1cnJlbmN5GAcgASgFEhEKCW1heF9xdWV1ZRgIIAEoBRIWCg5yZXF1ZXN0c190b3RhbBgJIAEoAxIXCg9zdWNjZWVkZWRfdG90YWwYCiABKAMSFAoMZmFpbGVkX3RvdGFsGAsgASgDEhYKDnJlamVjdGVkX3RvdGFsGAwgASgDEhYKDnRpbWVvdXRzX3RvdGFsGA0gASgDEi4KC2xhdGVuY3lfcDUwGA4gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi4KC2xhdGVuY3lfcDk1GA8gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKEWxhc3Rfc3VjY2Vzc190aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpsYXN0X2Vycm9yGBEgASgJEjMKD2xhc3RfZXJyb3JfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJwoPTm9ybWFsaXplZFBvaW50EgkKAXgYASABKAISCQoBeRgCIAEoAiI2CgdQb2x5Z29uEisKBnBvaW50cxgBIAMoCzIbLm9wZW5udnIudjEuTm9ybWFsaXplZFBvaW50IkIKC0JvdW5kaW5nQm94EgkKAXgYASABKAISCQoBeRgCIAEoAhINCgV3aWR0aBgDIAEoAhIOCgZoZWlnaHQYBCABKAIi0wIKDkFkYXB0ZXJCaW5kaW5nEgoKAmlkGAEgASgJEhEKCWNhbWVyYV9pZBgCIAEoCRISCgphZGFwdGVyX2lkGAMgASgJEjEKDmZyYW1lX2ludGVydmFsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiQKB3JlZ2lvbnMYBSADKAsyEy5vcGVubnZyLnYxLlBvbHlnb24SFgoObWluX2NvbmZpZGVuY2UYBiABKAISDgoGbGFiZWxzGAcgAygJEg8KB2VuYWJsZWQYCCABKAgSDAoEdGFzaxgMIAEoCRIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYCyABKAki4gIKCURldGVjdGlvbhIKCgJpZBgBIAEoCRIRCgljYW1lcmFfaWQYAiABKAkSEgoKYWRhcHRlcl9pZBgDIAEoCRISCgpiaW5kaW5nX2lkGAQgASgJEi4KCmZyYW1lX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxhYmVsGAYgASgJEhIKCmNvbmZpZGVuY2UYByABKAISLQoMYm91bmRpbmdfYm94GAggASgLMhcub3Blbm52ci52MS5Cb3VuZGluZ0JveBI5CgphdHRyaWJ1dGVzGAkgAygLMiUub3Blbm52ci52MS5EZXRlY3Rpb24uQXR0cmlidXRlc0VudHJ5EhAKCHRyYWNrX2lkGAogASgJEgwKBHRhc2sYCyABKAkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihgEKCkFkYXB0ZXJSdW4SEgoKYWRhcHRlcl9pZBgBIAEoCRIpCgpkZXRlY3Rpb25zGAIgAygLMhUub3Blbm52ci52MS5EZXRlY3Rpb24SKgoHbGF0ZW5jeRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVlcnJvchgEIAEoCSIjChFJZHNNZXRhZGF0YVZhbHVlcxIOCgZ2YWx1ZXMYASADKAkihQUKCElkc0FsZXJ0EgoKAmlkGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2luZ2VzdF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdmbG93X2lkGAQgASgDEhAKCGluX2lmYWNlGAUgASgJEhQKDGNvbW11bml0eV9pZBgGIAEoCRIOCgZzcmNfaXAYByABKAkSEAoIc3JjX3BvcnQYCCABKAUSDwoHZGVzdF9pcBgJIAEoCRIRCglkZXN0X3BvcnQYCiABKAUSDQoFcHJvdG8YCyABKAkSEQoJYXBwX3Byb3RvGAwgASgJEioKBmFjdGlvbhgNIAEoDjIaLm9wZW5udnIudjEuSWRzQWxlcnRBY3Rpb24SCwoDZ2lkGA4gASgDEhQKDHNpZ25hdHVyZV9pZBgPIAEoAxILCgNyZXYYECABKAMSEQoJc2lnbmF0dXJlGBEgASgJEhAKCGNhdGVnb3J5GBIgASgJEhAKCHNldmVyaXR5GBMgASgFEjQKCG1ldGFkYXRhGBQgAygLMiIub3Blbm52ci52MS5JZHNBbGVydC5NZXRhZGF0YUVudHJ5EhEKCXNvdXJjZV9pcBgVIAEoCRIRCgl0YXJnZXRfaXAYFiABKAkSDAoEcnVsZRgXIAEoCRISCgpjYW1lcmFfaWRzGBggAygJEhAKCGV2ZV9qc29uGBkgASgJGk4KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEiwKBXZhbHVlGAIgASgLMh0ub3Blbm52ci52MS5JZHNNZXRhZGF0YVZhbHVlczoCOAEiSwoUQ3JlYXRlQWRhcHRlclJlcXVlc3QSJAoHYWRhcHRlchgBIAEoCzITLm9wZW5udnIudjEuQWRhcHRlchINCgV0b2tlbhgCIAEoCSI9ChVDcmVhdGVBZGFwdGVyUmVzcG9uc2USJAoHYWRhcHRlchgBIAEoCzITLm9wZW5udnIudjEuQWRhcHRlciInChFHZXRBZGFwdGVyUmVxdWVzdBISCgphZGFwdGVyX2lkGAEgASgJIjoKEkdldEFkYXB0ZXJSZXNwb25zZRIkCgdhZGFwdGVyGAEgASgLMhMub3Blbm52ci52MS5BZGFwdGVyIjwKE0xpc3RBZGFwdGVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVgoUTGlzdEFkYXB0ZXJzUmVzcG9uc2USJQoIYWRhcHRlcnMYASADKAsyEy5vcGVubnZyLnYxLkFkYXB0ZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInwKFFVwZGF0ZUFkYXB0ZXJSZXF1ZXN0EiQKB2FkYXB0ZXIYASABKAsyEy5vcGVubnZyLnYxLkFkYXB0ZXISLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEg0KBXRva2VuGAMgASgJIj0KFVVwZGF0ZUFkYXB0ZXJSZXNwb25zZRIkCgdhZGFwdGVyGAEgASgLMhMub3Blbm52ci52MS5BZGFwdGVyIkcKFERlbGV0ZUFkYXB0ZXJSZXF1ZXN0EhIKCmFkYXB0ZXJfaWQYASABKAkSDAoEZXRhZxgCIAEoCRINCgVmb3JjZRgDIAEoCCIXChVEZWxldGVBZGFwdGVyUmVzcG9uc2UiLQoXR2V0QWRhcHRlclN0YXR1c1JlcXVlc3QSEgoKYWRhcHRlcl9pZBgBIAEoCSJFChhHZXRBZGFwdGVyU3RhdHVzUmVzcG9uc2USKQoGc3RhdHVzGAEgASgLMhkub3Blbm52ci52MS5BZGFwdGVyU3RhdHVzIkMKGkxpc3RBZGFwdGVyU3RhdHVzZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImMKG0xpc3RBZGFwdGVyU3RhdHVzZXNSZXNwb25zZRIrCghzdGF0dXNlcxgBIAMoCzIZLm9wZW5udnIudjEuQWRhcHRlclN0YXR1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiSgobQ3JlYXRlQWRhcHRlckJpbmRpbmdSZXF1ZXN0EisKB2JpbmRpbmcYASABKAsyGi5vcGVubnZyLnYxLkFkYXB0ZXJCaW5kaW5nIksKHENyZWF0ZUFkYXB0ZXJCaW5kaW5nUmVzcG9uc2USKwoHYmluZGluZxgBIAEoCzIaLm9wZW5udnIudjEuQWRhcHRlckJpbmRpbmciLgoYR2V0QWRhcHRlckJpbmRpbmdSZXF1ZXN0EhIKCmJpbmRpbmdfaWQYASABKAkiSAoZR2V0QWRhcHRlckJpbmRpbmdSZXNwb25zZRIrCgdiaW5kaW5nGAEgASgLMhoub3Blbm52ci52MS5BZGFwdGVyQmluZGluZyJqChpMaXN0QWRhcHRlckJpbmRpbmdzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIRCgljYW1lcmFfaWQYAyABKAkSEgoKYWRhcHRlcl9pZBgEIAEoCSJkChtMaXN0QWRhcHRlckJpbmRpbmdzUmVzcG9uc2USLAoIYmluZGluZ3MYASADKAsyGi5vcGVubnZyLnYxLkFkYXB0ZXJCaW5kaW5nEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ7ChtVcGRhdGVBZGFwdGVyQmluZGluZ1JlcXVlc3QSKwoHYmluZGluZxgBIAEoCzIaLm9wZW5udnIudjEuQWRhcHRlckJpbmRpbmcSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIksKHFVwZGF0ZUFkYXB0ZXJCaW5kaW5nUmVzcG9uc2USKwoHYmluZGluZxgBIAEoCzIaLm9wZW5udnIudjEuQWRhcHRlckJpbmRpbmciPwobRGVsZXRlQWRhcHRlckJpbmRpbmdSZXF1ZXN0EhIKCmJpbmRpbmdfaWQYASABKAkSDAoEZXRhZxgCIAEoCSIeChxEZWxldGVBZGFwdGVyQmluZGluZ1Jlc3BvbnNlIo4BChNSdW5JbmZlcmVuY2VSZXF1ZXN0EhEKCWNhbWVyYV9pZBgBIAEoCRISCgphZGFwdGVyX2lkGAIgASgJEi4KCmZyYW1lX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmltYWdlX2pwZWcYBCABKAwSDAoEdGFzaxgFIAEoCSJsChRSdW5JbmZlcmVuY2VSZXNwb25zZRIuCgpmcmFtZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIkCgRydW5zGAIgAygLMhYub3Blbm52ci52MS5BZGFwdGVyUnVuIuwBChVMaXN0RGV0ZWN0aW9uc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEgoKY2FtZXJhX2lkcxgDIAMoCRISCgphZGFwdGVyX2lkGAQgASgJEg4KBmxhYmVscxgFIAMoCRIWCg5taW5fY29uZmlkZW5jZRgGIAEoAhIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXAoWTGlzdERldGVjdGlvbnNSZXNwb25zZRIpCgpkZXRlY3Rpb25zGAEgAygLMhUub3Blbm52ci52MS5EZXRlY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqcCChRMaXN0SWRzQWxlcnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbWF4X3NldmVyaXR5GAUgASgFEg4KBnNyY19pcBgGIAEoCRIPCgdkZXN0X2lwGAcgASgJEhEKCWNhbWVyYV9pZBgIIAEoCRIUCgxzaWduYXR1cmVfaWQYCSABKAMSKgoGYWN0aW9uGAogASgOMhoub3Blbm52ci52MS5JZHNBbGVydEFjdGlvbiJWChVMaXN0SWRzQWxlcnRzUmVzcG9uc2USJAoGYWxlcnRzGAEgAygLMhQub3Blbm52ci52MS5JZHNBbGVydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKgoSR2V0SWRzQWxlcnRSZXF1ZXN0EhQKDGlkc19hbGVydF9pZBgBIAEoCSI6ChNHZXRJZHNBbGVydFJlc3BvbnNlEiMKBWFsZXJ0GAEgASgLMhQub3Blbm52ci52MS5JZHNBbGVydCq/AQoNQWRhcHRlckhlYWx0aBIeChpBREFQVEVSX0hFQUxUSF9VTlNQRUNJRklFRBAAEhoKFkFEQVBURVJfSEVBTFRIX1VOS05PV04QARIaChZBREFQVEVSX0hFQUxUSF9IRUFMVEhZEAISGwoXQURBUFRFUl9IRUFMVEhfREVHUkFERUQQAxIcChhBREFQVEVSX0hFQUxUSF9VTkhFQUxUSFkQBBIbChdBREFQVEVSX0hFQUxUSF9ESVNBQkxFRBAFKnwKDENpcmN1aXRTdGF0ZRIdChlDSVJDVUlUX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUQ0lSQ1VJVF9TVEFURV9DTE9TRUQQARIWChJDSVJDVUlUX1NUQVRFX09QRU4QAhIbChdDSVJDVUlUX1NUQVRFX0hBTEZfT1BFThADKm4KDklkc0FsZXJ0QWN0aW9uEiAKHElEU19BTEVSVF9BQ1RJT05fVU5TUEVDSUZJRUQQABIcChhJRFNfQUxFUlRfQUNUSU9OX0FMTE9XRUQQARIcChhJRFNfQUxFUlRfQUNUSU9OX0JMT0NLRUQQAjLYCwoQSW5mZXJlbmNlU2VydmljZRJUCg1DcmVhdGVBZGFwdGVyEiAub3Blbm52ci52MS5DcmVhdGVBZGFwdGVyUmVxdWVzdBohLm9wZW5udnIudjEuQ3JlYXRlQWRhcHRlclJlc3BvbnNlEksKCkdldEFkYXB0ZXISHS5vcGVubnZyLnYxLkdldEFkYXB0ZXJSZXF1ZXN0Gh4ub3Blbm52ci52MS5HZXRBZGFwdGVyUmVzcG9uc2USUQoMTGlzdEFkYXB0ZXJzEh8ub3Blbm52ci52MS5MaXN0QWRhcHRlcnNSZXF1ZXN0GiAub3Blbm52ci52MS5MaXN0QWRhcHRlcnNSZXNwb25zZRJUCg1VcGRhdGVBZGFwdGVyEiAub3Blbm52ci52MS5VcGRhdGVBZGFwdGVyUmVxdWVzdBohLm9wZW5udnIudjEuVXBkYXRlQWRhcHRlclJlc3BvbnNlElQKDURlbGV0ZUFkYXB0ZXISIC5vcGVubnZyLnYxLkRlbGV0ZUFkYXB0ZXJSZXF1ZXN0GiEub3Blbm52ci52MS5EZWxldGVBZGFwdGVyUmVzcG9uc2USXQoQR2V0QWRhcHRlclN0YXR1cxIjLm9wZW5udnIudjEuR2V0QWRhcHRlclN0YXR1c1JlcXVlc3QaJC5vcGVubnZyLnYxLkdldEFkYXB0ZXJTdGF0dXNSZXNwb25zZRJmChNMaXN0QWRhcHRlclN0YXR1c2VzEiYub3Blbm52ci52MS5MaXN0QWRhcHRlclN0YXR1c2VzUmVxdWVzdBonLm9wZW5udnIudjEuTGlzdEFkYXB0ZXJTdGF0dXNlc1Jlc3BvbnNlEmkKFENyZWF0ZUFkYXB0ZXJCaW5kaW5nEicub3Blbm52ci52MS5DcmVhdGVBZGFwdGVyQmluZGluZ1JlcXVlc3QaKC5vcGVubnZyLnYxLkNyZWF0ZUFkYXB0ZXJCaW5kaW5nUmVzcG9uc2USYAoRR2V0QWRhcHRlckJpbmRpbmcSJC5vcGVubnZyLnYxLkdldEFkYXB0ZXJCaW5kaW5nUmVxdWVzdBolLm9wZW5udnIudjEuR2V0QWRhcHRlckJpbmRpbmdSZXNwb25zZRJmChNMaXN0QWRhcHRlckJpbmRpbmdzEiYub3Blbm52ci52MS5MaXN0QWRhcHRlckJpbmRpbmdzUmVxdWVzdBonLm9wZW5udnIudjEuTGlzdEFkYXB0ZXJCaW5kaW5nc1Jlc3BvbnNlEmkKFFVwZGF0ZUFkYXB0ZXJCaW5kaW5nEicub3Blbm52ci52MS5VcGRhdGVBZGFwdGVyQmluZGluZ1JlcXVlc3QaKC5vcGVubnZyLnYxLlVwZGF0ZUFkYXB0ZXJCaW5kaW5nUmVzcG9uc2USaQoURGVsZXRlQWRhcHRlckJpbmRpbmcSJy5vcGVubnZyLnYxLkRlbGV0ZUFkYXB0ZXJCaW5kaW5nUmVxdWVzdBooLm9wZW5udnIudjEuRGVsZXRlQWRhcHRlckJpbmRpbmdSZXNwb25zZRJRCgxSdW5JbmZlcmVuY2USHy5vcGVubnZyLnYxLlJ1bkluZmVyZW5jZVJlcXVlc3QaIC5vcGVubnZyLnYxLlJ1bkluZmVyZW5jZVJlc3BvbnNlElcKDkxpc3REZXRlY3Rpb25zEiEub3Blbm52ci52MS5MaXN0RGV0ZWN0aW9uc1JlcXVlc3QaIi5vcGVubnZyLnYxLkxpc3REZXRlY3Rpb25zUmVzcG9uc2USVAoNTGlzdElkc0FsZXJ0cxIgLm9wZW5udnIudjEuTGlzdElkc0FsZXJ0c1JlcXVlc3QaIS5vcGVubnZyLnYxLkxpc3RJZHNBbGVydHNSZXNwb25zZRJOCgtHZXRJZHNBbGVydBIeLm9wZW5udnIudjEuR2V0SWRzQWxlcnRSZXF1ZXN0Gh8ub3Blbm52ci52MS5HZXRJZHNBbGVydFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CiJvcGVubnZyL3YxL2luZmVyZW5jZV9zZXJ2aWNlLnByb3RvEgpvcGVubnZyLnYxIpsECgdBZGFwdGVyEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSFAoMZW5kcG9pbnRfdXJsGAQgASgJEhEKCWhhc190b2tlbhgFIAEoCBIqCgd0aW1lb3V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhcKD21heF9jb25jdXJyZW5jeRgHIAEoBRIRCgltYXhfcXVldWUYCCABKAUSDwoHZW5hYmxlZBgJIAEoCBIpCgZoZWFsdGgYCiABKA4yGS5vcGVubnZyLnYxLkFkYXB0ZXJIZWFsdGgSEgoKbGFzdF9lcnJvchgLIAEoCRIzCg9sYXN0X2Vycm9yX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNhcGFiaWxpdGllcxgNIAMoCRIYChBzdXBwb3J0ZWRfbGFiZWxzGA4gAygJEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgRIAEoCRINCgVtb2RlbBgSIAEoCRIVCg1tb2RlbF92ZXJzaW9uGBMgASgJEhUKDW1heF9pbl9mbGlnaHQYFCABKAUi1QQKDUFkYXB0ZXJTdGF0dXMSEgoKYWRhcHRlcl9pZBgBIAEoCRIpCgZoZWFsdGgYAiABKA4yGS5vcGVubnZyLnYxLkFkYXB0ZXJIZWFsdGgSLwoNY2lyY3VpdF9zdGF0ZRgDIAEoDjIYLm9wZW5udnIudjEuQ2lyY3VpdFN0YXRlEi4KCm9wZW5fdW50aWwYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWluX2ZsaWdodBgFIAEoBRIOCgZxdWV1ZWQYBiABKAUSFwoPbWF4X2NvbmN1cnJlbmN5GAcgASgFEhEKCW1heF9xdWV1ZRgIIAEoBRIWCg5yZXF1ZXN0c190b3RhbBgJIAEoAxIXCg9zdWNjZWVkZWRfdG90YWwYCiABKAMSFAoMZmFpbGVkX3RvdGFsGAsgASgDEhYKDnJlamVjdGVkX3RvdGFsGAwgASgDEhYKDnRpbWVvdXRzX3RvdGFsGA0gASgDEi4KC2xhdGVuY3lfcDUwGA4gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi4KC2xhdGVuY3lfcDk1GA8gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKEWxhc3Rfc3VjY2Vzc190aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpsYXN0X2Vycm9yGBEgASgJEjMKD2xhc3RfZXJyb3JfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJwoPTm9ybWFsaXplZFBvaW50EgkKAXgYASABKAISCQoBeRgCIAEoAiI2CgdQb2x5Z29uEisKBnBvaW50cxgBIAMoCzIbLm9wZW5udnIudjEuTm9ybWFsaXplZFBvaW50IkIKC0JvdW5kaW5nQm94EgkKAXgYASABKAISCQoBeRgCIAEoAhINCgV3aWR0aBgDIAEoAhIOCgZoZWlnaHQYBCABKAIi0wIKDkFkYXB0ZXJCaW5kaW5nEgoKAmlkGAEgASgJEhEKCWNhbWVyYV9pZBgCIAEoCRISCgphZGFwdGVyX2lkGAMgASgJEjEKDmZyYW1lX2ludGVydmFsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiQKB3JlZ2lvbnMYBSADKAsyEy5vcGVubnZyLnYxLlBvbHlnb24SFgoObWluX2NvbmZpZGVuY2UYBiABKAISDgoGbGFiZWxzGAcgAygJEg8KB2VuYWJsZWQYCCABKAgSDAoEdGFzaxgMIAEoCRIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYCyABKAki4gIKCURldGVjdGlvbhIKCgJpZBgBIAEoCRIRCgljYW1lcmFfaWQYAiABKAkSEgoKYWRhcHRlcl9pZBgDIAEoCRISCgpiaW5kaW5nX2lkGAQgASgJEi4KCmZyYW1lX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxhYmVsGAYgASgJEhIKCmNvbmZpZGVuY2UYByABKAISLQoMYm91bmRpbmdfYm94GAggASgLMhcub3Blbm52ci52MS5Cb3VuZGluZ0JveBI5CgphdHRyaWJ1dGVzGAkgAygLMiUub3Blbm52ci52MS5EZXRlY3Rpb24uQXR0cmlidXRlc0VudHJ5EhAKCHRyYWNrX2lkGAogASgJEgwKBHRhc2sYCyABKAkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihgEKCkFkYXB0ZXJSdW4SEgoKYWRhcHRlcl9pZBgBIAEoCRIpCgpkZXRlY3Rpb25zGAIgAygLMhUub3Blbm52ci52MS5EZXRlY3Rpb24SKgoHbGF0ZW5jeRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVlcnJvchgEIAEoCSJLChRDcmVhdGVBZGFwdGVyUmVxdWVzdBIkCgdhZGFwdGVyGAEgASgLMhMub3Blbm52ci52MS5BZGFwdGVyEg0KBXRva2VuGAIgASgJIj0KFUNyZWF0ZUFkYXB0ZXJSZXNwb25zZRIkCgdhZGFwdGVyGAEgASgLMhMub3Blbm52ci52MS5BZGFwdGVyIicKEUdldEFkYXB0ZXJSZXF1ZXN0EhIKCmFkYXB0ZXJfaWQYASABKAkiOgoSR2V0QWRhcHRlclJlc3BvbnNlEiQKB2FkYXB0ZXIYASABKAsyEy5vcGVubnZyLnYxLkFkYXB0ZXIiPAoTTGlzdEFkYXB0ZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJWChRMaXN0QWRhcHRlcnNSZXNwb25zZRIlCghhZGFwdGVycxgBIAMoCzITLm9wZW5udnIudjEuQWRhcHRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifAoUVXBkYXRlQWRhcHRlclJlcXVlc3QSJAoHYWRhcHRlchgBIAEoCzITLm9wZW5udnIudjEuQWRhcHRlchIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSDQoFdG9rZW4YAyABKAkiPQoVVXBkYXRlQWRhcHRlclJlc3BvbnNlEiQKB2FkYXB0ZXIYASABKAsyEy5vcGVubnZyLnYxLkFkYXB0ZXIiRwoURGVsZXRlQWRhcHRlclJlcXVlc3QSEgoKYWRhcHRlcl9pZBgBIAEoCRIMCgRldGFnGAIgASgJEg0KBWZvcmNlGAMgASgIIhcKFURlbGV0ZUFkYXB0ZXJSZXNwb25zZSItChdHZXRBZGFwdGVyU3RhdHVzUmVxdWVzdBISCgphZGFwdGVyX2lkGAEgASgJIkUKGEdldEFkYXB0ZXJTdGF0dXNSZXNwb25zZRIpCgZzdGF0dXMYASABKAsyGS5vcGVubnZyLnYxLkFkYXB0ZXJTdGF0dXMiQwoaTGlzdEFkYXB0ZXJTdGF0dXNlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYwobTGlzdEFkYXB0ZXJTdGF0dXNlc1Jlc3BvbnNlEisKCHN0YXR1c2VzGAEgAygLMhkub3Blbm52ci52MS5BZGFwdGVyU3RhdHVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChtDcmVhdGVBZGFwdGVyQmluZGluZ1JlcXVlc3QSKwoHYmluZGluZxgBIAEoCzIaLm9wZW5udnIudjEuQWRhcHRlckJpbmRpbmciSwocQ3JlYXRlQWRhcHRlckJpbmRpbmdSZXNwb25zZRIrCgdiaW5kaW5nGAEgASgLMhoub3Blbm52ci52MS5BZGFwdGVyQmluZGluZyIuChhHZXRBZGFwdGVyQmluZGluZ1JlcXVlc3QSEgoKYmluZGluZ19pZBgBIAEoCSJIChlHZXRBZGFwdGVyQmluZGluZ1Jlc3BvbnNlEisKB2JpbmRpbmcYASABKAsyGi5vcGVubnZyLnYxLkFkYXB0ZXJCaW5kaW5nImoKGkxpc3RBZGFwdGVyQmluZGluZ3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhEKCWNhbWVyYV9pZBgDIAEoCRISCgphZGFwdGVyX2lkGAQgASgJImQKG0xpc3RBZGFwdGVyQmluZGluZ3NSZXNwb25zZRIsCghiaW5kaW5ncxgBIAMoCzIaLm9wZW5udnIudjEuQWRhcHRlckJpbmRpbmcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInsKG1VwZGF0ZUFkYXB0ZXJCaW5kaW5nUmVxdWVzdBIrCgdiaW5kaW5nGAEgASgLMhoub3Blbm52ci52MS5BZGFwdGVyQmluZGluZxIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siSwocVXBkYXRlQWRhcHRlckJpbmRpbmdSZXNwb25zZRIrCgdiaW5kaW5nGAEgASgLMhoub3Blbm52ci52MS5BZGFwdGVyQmluZGluZyI/ChtEZWxldGVBZGFwdGVyQmluZGluZ1JlcXVlc3QSEgoKYmluZGluZ19pZBgBIAEoCRIMCgRldGFnGAIgASgJIh4KHERlbGV0ZUFkYXB0ZXJCaW5kaW5nUmVzcG9uc2UijgEKE1J1bkluZmVyZW5jZVJlcXVlc3QSEQoJY2FtZXJhX2lkGAEgASgJEhIKCmFkYXB0ZXJfaWQYAiABKAkSLgoKZnJhbWVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKaW1hZ2VfanBlZxgEIAEoDBIMCgR0YXNrGAUgASgJImwKFFJ1bkluZmVyZW5jZVJlc3BvbnNlEi4KCmZyYW1lX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiQKBHJ1bnMYAiADKAsyFi5vcGVubnZyLnYxLkFkYXB0ZXJSdW4i7AEKFUxpc3REZXRlY3Rpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRISCgpjYW1lcmFfaWRzGAMgAygJEhIKCmFkYXB0ZXJfaWQYBCABKAkSDgoGbGFiZWxzGAUgAygJEhYKDm1pbl9jb25maWRlbmNlGAYgASgCEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJcChZMaXN0RGV0ZWN0aW9uc1Jlc3BvbnNlEikKCmRldGVjdGlvbnMYASADKAsyFS5vcGVubnZyLnYxLkRldGVjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqvwEKDUFkYXB0ZXJIZWFsdGgSHgoaQURBUFRFUl9IRUFMVEhfVU5TUEVDSUZJRUQQABIaChZBREFQVEVSX0hFQUxUSF9VTktOT1dOEAESGgoWQURBUFRFUl9IRUFMVEhfSEVBTFRIWRACEhsKF0FEQVBURVJfSEVBTFRIX0RFR1JBREVEEAMSHAoYQURBUFRFUl9IRUFMVEhfVU5IRUFMVEhZEAQSGwoXQURBUFRFUl9IRUFMVEhfRElTQUJMRUQQBSp8CgxDaXJjdWl0U3RhdGUSHQoZQ0lSQ1VJVF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFENJUkNVSVRfU1RBVEVfQ0xPU0VEEAESFgoSQ0lSQ1VJVF9TVEFURV9PUEVOEAISGwoXQ0lSQ1VJVF9TVEFURV9IQUxGX09QRU4QAzKyCgoQSW5mZXJlbmNlU2VydmljZRJUCg1DcmVhdGVBZGFwdGVyEiAub3Blbm52ci52MS5DcmVhdGVBZGFwdGVyUmVxdWVzdBohLm9wZW5udnIudjEuQ3JlYXRlQWRhcHRlclJlc3BvbnNlEksKCkdldEFkYXB0ZXISHS5vcGVubnZyLnYxLkdldEFkYXB0ZXJSZXF1ZXN0Gh4ub3Blbm52ci52MS5HZXRBZGFwdGVyUmVzcG9uc2USUQoMTGlzdEFkYXB0ZXJzEh8ub3Blbm52ci52MS5MaXN0QWRhcHRlcnNSZXF1ZXN0GiAub3Blbm52ci52MS5MaXN0QWRhcHRlcnNSZXNwb25zZRJUCg1VcGRhdGVBZGFwdGVyEiAub3Blbm52ci52MS5VcGRhdGVBZGFwdGVyUmVxdWVzdBohLm9wZW5udnIudjEuVXBkYXRlQWRhcHRlclJlc3BvbnNlElQKDURlbGV0ZUFkYXB0ZXISIC5vcGVubnZyLnYxLkRlbGV0ZUFkYXB0ZXJSZXF1ZXN0GiEub3Blbm52ci52MS5EZWxldGVBZGFwdGVyUmVzcG9uc2USXQoQR2V0QWRhcHRlclN0YXR1cxIjLm9wZW5udnIudjEuR2V0QWRhcHRlclN0YXR1c1JlcXVlc3QaJC5vcGVubnZyLnYxLkdldEFkYXB0ZXJTdGF0dXNSZXNwb25zZRJmChNMaXN0QWRhcHRlclN0YXR1c2VzEiYub3Blbm52ci52MS5MaXN0QWRhcHRlclN0YXR1c2VzUmVxdWVzdBonLm9wZW5udnIudjEuTGlzdEFkYXB0ZXJTdGF0dXNlc1Jlc3BvbnNlEmkKFENyZWF0ZUFkYXB0ZXJCaW5kaW5nEicub3Blbm52ci52MS5DcmVhdGVBZGFwdGVyQmluZGluZ1JlcXVlc3QaKC5vcGVubnZyLnYxLkNyZWF0ZUFkYXB0ZXJCaW5kaW5nUmVzcG9uc2USYAoRR2V0QWRhcHRlckJpbmRpbmcSJC5vcGVubnZyLnYxLkdldEFkYXB0ZXJCaW5kaW5nUmVxdWVzdBolLm9wZW5udnIudjEuR2V0QWRhcHRlckJpbmRpbmdSZXNwb25zZRJmChNMaXN0QWRhcHRlckJpbmRpbmdzEiYub3Blbm52ci52MS5MaXN0QWRhcHRlckJpbmRpbmdzUmVxdWVzdBonLm9wZW5udnIudjEuTGlzdEFkYXB0ZXJCaW5kaW5nc1Jlc3BvbnNlEmkKFFVwZGF0ZUFkYXB0ZXJCaW5kaW5nEicub3Blbm52ci52MS5VcGRhdGVBZGFwdGVyQmluZGluZ1JlcXVlc3QaKC5vcGVubnZyLnYxLlVwZGF0ZUFkYXB0ZXJCaW5kaW5nUmVzcG9uc2USaQoURGVsZXRlQWRhcHRlckJpbmRpbmcSJy5vcGVubnZyLnYxLkRlbGV0ZUFkYXB0ZXJCaW5kaW5nUmVxdWVzdBooLm9wZW5udnIudjEuRGVsZXRlQWRhcHRlckJpbmRpbmdSZXNwb25zZRJRCgxSdW5JbmZlcmVuY2USHy5vcGVubnZyLnYxLlJ1bkluZmVyZW5jZVJlcXVlc3QaIC5vcGVubnZyLnYxLlJ1bkluZmVyZW5jZVJlc3BvbnNlElcKDkxpc3REZXRlY3Rpb25zEiEub3Blbm52ci52MS5MaXN0RGV0ZWN0aW9uc1JlcXVlc3QaIi5vcGVubnZyLnYxLkxpc3REZXRlY3Rpb25zUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * An external inference service reached over HTTP.
@@ -578,202 +578,6 @@ export const AdapterRunSchema: GenMessage<AdapterRun> = /*@__PURE__*/
   messageDesc(file_opennvr_v1_inference_service, 7);
 
 /**
- * Values of one EVE alert.metadata key.
- *
- * @generated from message opennvr.v1.IdsMetadataValues
- */
-export type IdsMetadataValues = Message<"opennvr.v1.IdsMetadataValues"> & {
-  /**
-   * @generated from field: repeated string values = 1;
-   */
-  values: string[];
-};
-
-/**
- * Describes the message opennvr.v1.IdsMetadataValues.
- * Use `create(IdsMetadataValuesSchema)` to create a new message.
- */
-export const IdsMetadataValuesSchema: GenMessage<IdsMetadataValues> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 8);
-
-/**
- * One Suricata alert. Field names follow the EVE record.
- *
- * @generated from message opennvr.v1.IdsAlert
- */
-export type IdsAlert = Message<"opennvr.v1.IdsAlert"> & {
-  /**
-   * Output only. UUID assigned on ingestion.
-   *
-   * @generated from field: string id = 1;
-   */
-  id: string;
-
-  /**
-   * EVE `timestamp`.
-   *
-   * @generated from field: google.protobuf.Timestamp time = 2;
-   */
-  time?: Timestamp | undefined;
-
-  /**
-   * When OpenNVR read the record.
-   *
-   * @generated from field: google.protobuf.Timestamp ingest_time = 3;
-   */
-  ingestTime?: Timestamp | undefined;
-
-  /**
-   * @generated from field: int64 flow_id = 4;
-   */
-  flowId: bigint;
-
-  /**
-   * @generated from field: string in_iface = 5;
-   */
-  inIface: string;
-
-  /**
-   * @generated from field: string community_id = 6;
-   */
-  communityId: string;
-
-  /**
-   * IPv4 or IPv6 text.
-   *
-   * @generated from field: string src_ip = 7;
-   */
-  srcIp: string;
-
-  /**
-   * 0 when absent (ICMP).
-   *
-   * @generated from field: int32 src_port = 8;
-   */
-  srcPort: number;
-
-  /**
-   * @generated from field: string dest_ip = 9;
-   */
-  destIp: string;
-
-  /**
-   * @generated from field: int32 dest_port = 10;
-   */
-  destPort: number;
-
-  /**
-   * "TCP", "UDP", "ICMP", ...
-   *
-   * @generated from field: string proto = 11;
-   */
-  proto: string;
-
-  /**
-   * "http", "rtsp", "tls", "failed", ... ; empty when absent.
-   *
-   * @generated from field: string app_proto = 12;
-   */
-  appProto: string;
-
-  /**
-   * alert.action
-   *
-   * @generated from field: opennvr.v1.IdsAlertAction action = 13;
-   */
-  action: IdsAlertAction;
-
-  /**
-   * alert.gid
-   *
-   * @generated from field: int64 gid = 14;
-   */
-  gid: bigint;
-
-  /**
-   * alert.signature_id
-   *
-   * @generated from field: int64 signature_id = 15;
-   */
-  signatureId: bigint;
-
-  /**
-   * alert.rev
-   *
-   * @generated from field: int64 rev = 16;
-   */
-  rev: bigint;
-
-  /**
-   * alert.signature (the rule message).
-   *
-   * @generated from field: string signature = 17;
-   */
-  signature: string;
-
-  /**
-   * alert.category (classtype description).
-   *
-   * @generated from field: string category = 18;
-   */
-  category: string;
-
-  /**
-   * alert.severity: 1 = highest ... 3 or 4.
-   *
-   * @generated from field: int32 severity = 19;
-   */
-  severity: number;
-
-  /**
-   * alert.metadata (signature_severity, attack_target, tag, ...).
-   *
-   * @generated from field: map<string, opennvr.v1.IdsMetadataValues> metadata = 20;
-   */
-  metadata: { [key: string]: IdsMetadataValues };
-
-  /**
-   * alert.source.ip / alert.target.ip, when the rule sets them.
-   *
-   * @generated from field: string source_ip = 21;
-   */
-  sourceIp: string;
-
-  /**
-   * @generated from field: string target_ip = 22;
-   */
-  targetIp: string;
-
-  /**
-   * alert.rule, when Suricata logs it.
-   *
-   * @generated from field: string rule = 23;
-   */
-  rule: string;
-
-  /**
-   * Cameras whose address (source_url host or ip_addresses) is src_ip or dest_ip.
-   *
-   * @generated from field: repeated string camera_ids = 24;
-   */
-  cameraIds: string[];
-
-  /**
-   * The original EVE line, for protocol details (http, tls, payload) not mapped above.
-   *
-   * @generated from field: string eve_json = 25;
-   */
-  eveJson: string;
-};
-
-/**
- * Describes the message opennvr.v1.IdsAlert.
- * Use `create(IdsAlertSchema)` to create a new message.
- */
-export const IdsAlertSchema: GenMessage<IdsAlert> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 9);
-
-/**
  * @generated from message opennvr.v1.CreateAdapterRequest
  */
 export type CreateAdapterRequest = Message<"opennvr.v1.CreateAdapterRequest"> & {
@@ -797,7 +601,7 @@ export type CreateAdapterRequest = Message<"opennvr.v1.CreateAdapterRequest"> & 
  * Use `create(CreateAdapterRequestSchema)` to create a new message.
  */
 export const CreateAdapterRequestSchema: GenMessage<CreateAdapterRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 10);
+  messageDesc(file_opennvr_v1_inference_service, 8);
 
 /**
  * @generated from message opennvr.v1.CreateAdapterResponse
@@ -814,7 +618,7 @@ export type CreateAdapterResponse = Message<"opennvr.v1.CreateAdapterResponse"> 
  * Use `create(CreateAdapterResponseSchema)` to create a new message.
  */
 export const CreateAdapterResponseSchema: GenMessage<CreateAdapterResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 11);
+  messageDesc(file_opennvr_v1_inference_service, 9);
 
 /**
  * @generated from message opennvr.v1.GetAdapterRequest
@@ -831,7 +635,7 @@ export type GetAdapterRequest = Message<"opennvr.v1.GetAdapterRequest"> & {
  * Use `create(GetAdapterRequestSchema)` to create a new message.
  */
 export const GetAdapterRequestSchema: GenMessage<GetAdapterRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 12);
+  messageDesc(file_opennvr_v1_inference_service, 10);
 
 /**
  * @generated from message opennvr.v1.GetAdapterResponse
@@ -848,7 +652,7 @@ export type GetAdapterResponse = Message<"opennvr.v1.GetAdapterResponse"> & {
  * Use `create(GetAdapterResponseSchema)` to create a new message.
  */
 export const GetAdapterResponseSchema: GenMessage<GetAdapterResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 13);
+  messageDesc(file_opennvr_v1_inference_service, 11);
 
 /**
  * @generated from message opennvr.v1.ListAdaptersRequest
@@ -870,7 +674,7 @@ export type ListAdaptersRequest = Message<"opennvr.v1.ListAdaptersRequest"> & {
  * Use `create(ListAdaptersRequestSchema)` to create a new message.
  */
 export const ListAdaptersRequestSchema: GenMessage<ListAdaptersRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 14);
+  messageDesc(file_opennvr_v1_inference_service, 12);
 
 /**
  * @generated from message opennvr.v1.ListAdaptersResponse
@@ -892,7 +696,7 @@ export type ListAdaptersResponse = Message<"opennvr.v1.ListAdaptersResponse"> & 
  * Use `create(ListAdaptersResponseSchema)` to create a new message.
  */
 export const ListAdaptersResponseSchema: GenMessage<ListAdaptersResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 15);
+  messageDesc(file_opennvr_v1_inference_service, 13);
 
 /**
  * @generated from message opennvr.v1.UpdateAdapterRequest
@@ -925,7 +729,7 @@ export type UpdateAdapterRequest = Message<"opennvr.v1.UpdateAdapterRequest"> & 
  * Use `create(UpdateAdapterRequestSchema)` to create a new message.
  */
 export const UpdateAdapterRequestSchema: GenMessage<UpdateAdapterRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 16);
+  messageDesc(file_opennvr_v1_inference_service, 14);
 
 /**
  * @generated from message opennvr.v1.UpdateAdapterResponse
@@ -942,7 +746,7 @@ export type UpdateAdapterResponse = Message<"opennvr.v1.UpdateAdapterResponse"> 
  * Use `create(UpdateAdapterResponseSchema)` to create a new message.
  */
 export const UpdateAdapterResponseSchema: GenMessage<UpdateAdapterResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 17);
+  messageDesc(file_opennvr_v1_inference_service, 15);
 
 /**
  * @generated from message opennvr.v1.DeleteAdapterRequest
@@ -973,7 +777,7 @@ export type DeleteAdapterRequest = Message<"opennvr.v1.DeleteAdapterRequest"> & 
  * Use `create(DeleteAdapterRequestSchema)` to create a new message.
  */
 export const DeleteAdapterRequestSchema: GenMessage<DeleteAdapterRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 18);
+  messageDesc(file_opennvr_v1_inference_service, 16);
 
 /**
  * @generated from message opennvr.v1.DeleteAdapterResponse
@@ -986,7 +790,7 @@ export type DeleteAdapterResponse = Message<"opennvr.v1.DeleteAdapterResponse"> 
  * Use `create(DeleteAdapterResponseSchema)` to create a new message.
  */
 export const DeleteAdapterResponseSchema: GenMessage<DeleteAdapterResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 19);
+  messageDesc(file_opennvr_v1_inference_service, 17);
 
 /**
  * @generated from message opennvr.v1.GetAdapterStatusRequest
@@ -1003,7 +807,7 @@ export type GetAdapterStatusRequest = Message<"opennvr.v1.GetAdapterStatusReques
  * Use `create(GetAdapterStatusRequestSchema)` to create a new message.
  */
 export const GetAdapterStatusRequestSchema: GenMessage<GetAdapterStatusRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 20);
+  messageDesc(file_opennvr_v1_inference_service, 18);
 
 /**
  * @generated from message opennvr.v1.GetAdapterStatusResponse
@@ -1020,7 +824,7 @@ export type GetAdapterStatusResponse = Message<"opennvr.v1.GetAdapterStatusRespo
  * Use `create(GetAdapterStatusResponseSchema)` to create a new message.
  */
 export const GetAdapterStatusResponseSchema: GenMessage<GetAdapterStatusResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 21);
+  messageDesc(file_opennvr_v1_inference_service, 19);
 
 /**
  * @generated from message opennvr.v1.ListAdapterStatusesRequest
@@ -1042,7 +846,7 @@ export type ListAdapterStatusesRequest = Message<"opennvr.v1.ListAdapterStatuses
  * Use `create(ListAdapterStatusesRequestSchema)` to create a new message.
  */
 export const ListAdapterStatusesRequestSchema: GenMessage<ListAdapterStatusesRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 22);
+  messageDesc(file_opennvr_v1_inference_service, 20);
 
 /**
  * @generated from message opennvr.v1.ListAdapterStatusesResponse
@@ -1064,7 +868,7 @@ export type ListAdapterStatusesResponse = Message<"opennvr.v1.ListAdapterStatuse
  * Use `create(ListAdapterStatusesResponseSchema)` to create a new message.
  */
 export const ListAdapterStatusesResponseSchema: GenMessage<ListAdapterStatusesResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 23);
+  messageDesc(file_opennvr_v1_inference_service, 21);
 
 /**
  * @generated from message opennvr.v1.CreateAdapterBindingRequest
@@ -1083,7 +887,7 @@ export type CreateAdapterBindingRequest = Message<"opennvr.v1.CreateAdapterBindi
  * Use `create(CreateAdapterBindingRequestSchema)` to create a new message.
  */
 export const CreateAdapterBindingRequestSchema: GenMessage<CreateAdapterBindingRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 24);
+  messageDesc(file_opennvr_v1_inference_service, 22);
 
 /**
  * @generated from message opennvr.v1.CreateAdapterBindingResponse
@@ -1100,7 +904,7 @@ export type CreateAdapterBindingResponse = Message<"opennvr.v1.CreateAdapterBind
  * Use `create(CreateAdapterBindingResponseSchema)` to create a new message.
  */
 export const CreateAdapterBindingResponseSchema: GenMessage<CreateAdapterBindingResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 25);
+  messageDesc(file_opennvr_v1_inference_service, 23);
 
 /**
  * @generated from message opennvr.v1.GetAdapterBindingRequest
@@ -1117,7 +921,7 @@ export type GetAdapterBindingRequest = Message<"opennvr.v1.GetAdapterBindingRequ
  * Use `create(GetAdapterBindingRequestSchema)` to create a new message.
  */
 export const GetAdapterBindingRequestSchema: GenMessage<GetAdapterBindingRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 26);
+  messageDesc(file_opennvr_v1_inference_service, 24);
 
 /**
  * @generated from message opennvr.v1.GetAdapterBindingResponse
@@ -1134,7 +938,7 @@ export type GetAdapterBindingResponse = Message<"opennvr.v1.GetAdapterBindingRes
  * Use `create(GetAdapterBindingResponseSchema)` to create a new message.
  */
 export const GetAdapterBindingResponseSchema: GenMessage<GetAdapterBindingResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 27);
+  messageDesc(file_opennvr_v1_inference_service, 25);
 
 /**
  * @generated from message opennvr.v1.ListAdapterBindingsRequest
@@ -1168,7 +972,7 @@ export type ListAdapterBindingsRequest = Message<"opennvr.v1.ListAdapterBindings
  * Use `create(ListAdapterBindingsRequestSchema)` to create a new message.
  */
 export const ListAdapterBindingsRequestSchema: GenMessage<ListAdapterBindingsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 28);
+  messageDesc(file_opennvr_v1_inference_service, 26);
 
 /**
  * @generated from message opennvr.v1.ListAdapterBindingsResponse
@@ -1190,7 +994,7 @@ export type ListAdapterBindingsResponse = Message<"opennvr.v1.ListAdapterBinding
  * Use `create(ListAdapterBindingsResponseSchema)` to create a new message.
  */
 export const ListAdapterBindingsResponseSchema: GenMessage<ListAdapterBindingsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 29);
+  messageDesc(file_opennvr_v1_inference_service, 27);
 
 /**
  * @generated from message opennvr.v1.UpdateAdapterBindingRequest
@@ -1216,7 +1020,7 @@ export type UpdateAdapterBindingRequest = Message<"opennvr.v1.UpdateAdapterBindi
  * Use `create(UpdateAdapterBindingRequestSchema)` to create a new message.
  */
 export const UpdateAdapterBindingRequestSchema: GenMessage<UpdateAdapterBindingRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 30);
+  messageDesc(file_opennvr_v1_inference_service, 28);
 
 /**
  * @generated from message opennvr.v1.UpdateAdapterBindingResponse
@@ -1233,7 +1037,7 @@ export type UpdateAdapterBindingResponse = Message<"opennvr.v1.UpdateAdapterBind
  * Use `create(UpdateAdapterBindingResponseSchema)` to create a new message.
  */
 export const UpdateAdapterBindingResponseSchema: GenMessage<UpdateAdapterBindingResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 31);
+  messageDesc(file_opennvr_v1_inference_service, 29);
 
 /**
  * @generated from message opennvr.v1.DeleteAdapterBindingRequest
@@ -1257,7 +1061,7 @@ export type DeleteAdapterBindingRequest = Message<"opennvr.v1.DeleteAdapterBindi
  * Use `create(DeleteAdapterBindingRequestSchema)` to create a new message.
  */
 export const DeleteAdapterBindingRequestSchema: GenMessage<DeleteAdapterBindingRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 32);
+  messageDesc(file_opennvr_v1_inference_service, 30);
 
 /**
  * @generated from message opennvr.v1.DeleteAdapterBindingResponse
@@ -1270,7 +1074,7 @@ export type DeleteAdapterBindingResponse = Message<"opennvr.v1.DeleteAdapterBind
  * Use `create(DeleteAdapterBindingResponseSchema)` to create a new message.
  */
 export const DeleteAdapterBindingResponseSchema: GenMessage<DeleteAdapterBindingResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 33);
+  messageDesc(file_opennvr_v1_inference_service, 31);
 
 /**
  * @generated from message opennvr.v1.RunInferenceRequest
@@ -1318,7 +1122,7 @@ export type RunInferenceRequest = Message<"opennvr.v1.RunInferenceRequest"> & {
  * Use `create(RunInferenceRequestSchema)` to create a new message.
  */
 export const RunInferenceRequestSchema: GenMessage<RunInferenceRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 34);
+  messageDesc(file_opennvr_v1_inference_service, 32);
 
 /**
  * @generated from message opennvr.v1.RunInferenceResponse
@@ -1344,7 +1148,7 @@ export type RunInferenceResponse = Message<"opennvr.v1.RunInferenceResponse"> & 
  * Use `create(RunInferenceResponseSchema)` to create a new message.
  */
 export const RunInferenceResponseSchema: GenMessage<RunInferenceResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 35);
+  messageDesc(file_opennvr_v1_inference_service, 33);
 
 /**
  * @generated from message opennvr.v1.ListDetectionsRequest
@@ -1402,7 +1206,7 @@ export type ListDetectionsRequest = Message<"opennvr.v1.ListDetectionsRequest"> 
  * Use `create(ListDetectionsRequestSchema)` to create a new message.
  */
 export const ListDetectionsRequestSchema: GenMessage<ListDetectionsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 36);
+  messageDesc(file_opennvr_v1_inference_service, 34);
 
 /**
  * @generated from message opennvr.v1.ListDetectionsResponse
@@ -1424,137 +1228,7 @@ export type ListDetectionsResponse = Message<"opennvr.v1.ListDetectionsResponse"
  * Use `create(ListDetectionsResponseSchema)` to create a new message.
  */
 export const ListDetectionsResponseSchema: GenMessage<ListDetectionsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 37);
-
-/**
- * @generated from message opennvr.v1.ListIdsAlertsRequest
- */
-export type ListIdsAlertsRequest = Message<"opennvr.v1.ListIdsAlertsRequest"> & {
-  /**
-   * @generated from field: int32 page_size = 1;
-   */
-  pageSize: number;
-
-  /**
-   * @generated from field: string page_token = 2;
-   */
-  pageToken: string;
-
-  /**
-   * time in [start_time, end_time).
-   *
-   * @generated from field: google.protobuf.Timestamp start_time = 3;
-   */
-  startTime?: Timestamp | undefined;
-
-  /**
-   * @generated from field: google.protobuf.Timestamp end_time = 4;
-   */
-  endTime?: Timestamp | undefined;
-
-  /**
-   * Only alerts at least this severe: severity number <= max_severity (1 = highest). 0 = all.
-   *
-   * @generated from field: int32 max_severity = 5;
-   */
-  maxSeverity: number;
-
-  /**
-   * Exact IP text matches.
-   *
-   * @generated from field: string src_ip = 6;
-   */
-  srcIp: string;
-
-  /**
-   * @generated from field: string dest_ip = 7;
-   */
-  destIp: string;
-
-  /**
-   * Only alerts mapped to this camera.
-   *
-   * @generated from field: string camera_id = 8;
-   */
-  cameraId: string;
-
-  /**
-   * 0 = any.
-   *
-   * @generated from field: int64 signature_id = 9;
-   */
-  signatureId: bigint;
-
-  /**
-   * IDS_ALERT_ACTION_UNSPECIFIED = any.
-   *
-   * @generated from field: opennvr.v1.IdsAlertAction action = 10;
-   */
-  action: IdsAlertAction;
-};
-
-/**
- * Describes the message opennvr.v1.ListIdsAlertsRequest.
- * Use `create(ListIdsAlertsRequestSchema)` to create a new message.
- */
-export const ListIdsAlertsRequestSchema: GenMessage<ListIdsAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 38);
-
-/**
- * @generated from message opennvr.v1.ListIdsAlertsResponse
- */
-export type ListIdsAlertsResponse = Message<"opennvr.v1.ListIdsAlertsResponse"> & {
-  /**
-   * @generated from field: repeated opennvr.v1.IdsAlert alerts = 1;
-   */
-  alerts: IdsAlert[];
-
-  /**
-   * @generated from field: string next_page_token = 2;
-   */
-  nextPageToken: string;
-};
-
-/**
- * Describes the message opennvr.v1.ListIdsAlertsResponse.
- * Use `create(ListIdsAlertsResponseSchema)` to create a new message.
- */
-export const ListIdsAlertsResponseSchema: GenMessage<ListIdsAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 39);
-
-/**
- * @generated from message opennvr.v1.GetIdsAlertRequest
- */
-export type GetIdsAlertRequest = Message<"opennvr.v1.GetIdsAlertRequest"> & {
-  /**
-   * @generated from field: string ids_alert_id = 1;
-   */
-  idsAlertId: string;
-};
-
-/**
- * Describes the message opennvr.v1.GetIdsAlertRequest.
- * Use `create(GetIdsAlertRequestSchema)` to create a new message.
- */
-export const GetIdsAlertRequestSchema: GenMessage<GetIdsAlertRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 40);
-
-/**
- * @generated from message opennvr.v1.GetIdsAlertResponse
- */
-export type GetIdsAlertResponse = Message<"opennvr.v1.GetIdsAlertResponse"> & {
-  /**
-   * @generated from field: opennvr.v1.IdsAlert alert = 1;
-   */
-  alert?: IdsAlert | undefined;
-};
-
-/**
- * Describes the message opennvr.v1.GetIdsAlertResponse.
- * Use `create(GetIdsAlertResponseSchema)` to create a new message.
- */
-export const GetIdsAlertResponseSchema: GenMessage<GetIdsAlertResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_inference_service, 41);
+  messageDesc(file_opennvr_v1_inference_service, 35);
 
 /**
  * Overall health of an adapter.
@@ -1647,37 +1321,7 @@ export const CircuitStateSchema: GenEnum<CircuitState> = /*@__PURE__*/
   enumDesc(file_opennvr_v1_inference_service, 1);
 
 /**
- * What Suricata did with the flow.
- *
- * @generated from enum opennvr.v1.IdsAlertAction
- */
-export enum IdsAlertAction {
-  /**
-   * @generated from enum value: IDS_ALERT_ACTION_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * @generated from enum value: IDS_ALERT_ACTION_ALLOWED = 1;
-   */
-  ALLOWED = 1,
-
-  /**
-   * @generated from enum value: IDS_ALERT_ACTION_BLOCKED = 2;
-   */
-  BLOCKED = 2,
-}
-
-/**
- * Describes the enum opennvr.v1.IdsAlertAction.
- */
-export const IdsAlertActionSchema: GenEnum<IdsAlertAction> = /*@__PURE__*/
-  enumDesc(file_opennvr_v1_inference_service, 2);
-
-/**
- * InferenceService configures and observes AI adapters and exposes what they and the IDS found.
- *
- * ---- Adapters ----
+ * InferenceService configures and observes AI adapters and exposes what they found.
  *
  * @generated from service opennvr.v1.InferenceService
  */
@@ -1891,36 +1535,6 @@ export const InferenceService: GenService<{
     methodKind: "unary";
     input: typeof ListDetectionsRequestSchema;
     output: typeof ListDetectionsResponseSchema;
-  },
-  /**
-   * Lists IDS alerts read from Suricata's EVE log, newest first: those about no camera (network-wide)
-   * and those about a camera the caller may see (an alert is about the cameras whose address is its
-   * source or destination). Returns INVALID_ARGUMENT naming the field for a bad address, time range,
-   * severity or action.
-   * Permission: ids.read
-   * Camera-scoped: yes
-   * Step-up: no
-   *
-   * @generated from rpc opennvr.v1.InferenceService.ListIdsAlerts
-   */
-  listIdsAlerts: {
-    methodKind: "unary";
-    input: typeof ListIdsAlertsRequestSchema;
-    output: typeof ListIdsAlertsResponseSchema;
-  },
-  /**
-   * Returns one IDS alert, with its original EVE record. Returns NOT_FOUND for an unknown id or an
-   * alert only about cameras the caller may not see.
-   * Permission: ids.read
-   * Camera-scoped: yes
-   * Step-up: no
-   *
-   * @generated from rpc opennvr.v1.InferenceService.GetIdsAlert
-   */
-  getIdsAlert: {
-    methodKind: "unary";
-    input: typeof GetIdsAlertRequestSchema;
-    output: typeof GetIdsAlertResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_opennvr_v1_inference_service, 0);
