@@ -1,5 +1,6 @@
 //! `opennvr.v1.AuditService`: decode, call [`AuditApp`], encode.
 use super::convert;
+use super::convert::timestamp;
 use super::status::{ApiResult, respond, to_status};
 use crate::app::PageRequest;
 use crate::app::audit::{AuditApp, ExportFormat, WatchItem};
@@ -52,6 +53,74 @@ fn filter(f: Option<pb::AuditEventFilter>) -> Result<EventFilter, Status> {
     })
 }
 
+/// Wire audit event.
+pub fn audit_event(r: &crate::store::audit::AuditEventRow) -> pb::AuditEvent {
+    let actor_type = match r.actor_type.as_str() {
+        "user" => pb::ActorType::User,
+        "api_key" => pb::ActorType::ApiKey,
+        "system" => pb::ActorType::System,
+        "anonymous" => pb::ActorType::Anonymous,
+        _ => pb::ActorType::Unspecified,
+    };
+    let result = match r.result.as_str() {
+        "success" => pb::AuditResult::Success,
+        "denied" => pb::AuditResult::Denied,
+        "failed" => pb::AuditResult::Failed,
+        _ => pb::AuditResult::Unspecified,
+    };
+    pb::AuditEvent {
+        sequence: r.sequence,
+        id: r.id.to_string(),
+        time: Some(timestamp(r.time)),
+        actor: Some(pb::AuditActor {
+            r#type: actor_type as i32,
+            user_id: r.actor_user_id.clone(),
+            username: r.actor_username.clone(),
+            api_key_id: r.actor_api_key_id.clone(),
+            session_id: r.actor_session_id.clone(),
+            client_address: r.client_address.clone(),
+            user_agent: r.user_agent.clone(),
+        }),
+        action: r.action.clone(),
+        method: r.method.clone(),
+        target_type: r.target_type.clone(),
+        target_id: r.target_id.clone(),
+        camera_id: r.camera_id.clone(),
+        result: result as i32,
+        code: r.code.clone(),
+        reason: r.reason.clone(),
+        details: serde_json::from_str(&r.details).unwrap_or_default(),
+        request_id: r.request_id.clone(),
+        prev_hash: r.prev_hash.clone(),
+        hash: r.hash.clone(),
+    }
+}
+
+/// Wire checkpoint.
+pub fn checkpoint(c: &crate::store::audit::CheckpointRow) -> pb::AuditCheckpoint {
+    pb::AuditCheckpoint {
+        sequence: c.sequence,
+        hash: c.hash.clone(),
+        time: Some(timestamp(c.time)),
+        key_id: c.key_id.clone(),
+        signature: c.signature.clone(),
+    }
+}
+
+/// Wire audit signing key (public half as a JWK).
+pub fn audit_key(k: &crate::store::audit::AuditKeyRow) -> pb::AuditSigningKey {
+    use base64::Engine;
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&k.public_key);
+    pb::AuditSigningKey {
+        key_id: k.kid.clone(),
+        algorithm: "EdDSA".to_owned(),
+        public_key_jwk: serde_json::json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": k.kid, "x": x})
+            .to_string(),
+        create_time: Some(timestamp(k.created_at)),
+        retire_time: k.retired_at.map(timestamp),
+    }
+}
+
 #[tonic::async_trait]
 impl AuditService for AuditApi {
     async fn list_audit_events(
@@ -63,7 +132,7 @@ impl AuditService for AuditApi {
         let page =
             PageRequest::new(r.page_size, &r.page_token, &AuditApp::binding(&f, r.oldest_first)).map_err(to_status)?;
         respond(self.app.list(f, r.oldest_first, page).await.map(|(rows, next)| pb::ListAuditEventsResponse {
-            events: rows.iter().map(convert::audit_event).collect(),
+            events: rows.iter().map(audit_event).collect(),
             next_page_token: next,
         }))
     }
@@ -82,7 +151,7 @@ impl AuditService for AuditApi {
         let rx = self.app.watch(f, r.after_sequence).await.map_err(to_status)?;
         let stream = ReceiverStream::new(rx).map(|item| match item {
             Ok(WatchItem::Event(row)) => Ok(pb::WatchAuditEventsResponse {
-                kind: Some(pb::watch_audit_events_response::Kind::Event(convert::audit_event(&row))),
+                kind: Some(pb::watch_audit_events_response::Kind::Event(audit_event(&row))),
             }),
             Ok(WatchItem::Heartbeat) => Ok(pb::WatchAuditEventsResponse {
                 kind: Some(pb::watch_audit_events_response::Kind::Heartbeat(pb::Heartbeat::default())),
@@ -143,7 +212,7 @@ impl AuditService for AuditApi {
                 first_broken_sequence: broken,
                 failure: failure as i32,
                 failure_detail: detail,
-                last_verified_checkpoint: rep.last_checkpoint.as_ref().map(convert::checkpoint),
+                last_verified_checkpoint: rep.last_checkpoint.as_ref().map(checkpoint),
             }
         }))
     }
@@ -155,7 +224,7 @@ impl AuditService for AuditApi {
         let r = req.into_inner();
         PageRequest::new(r.page_size, &r.page_token, "").map_err(to_status)?;
         respond(self.app.keys().await.map(|keys| pb::ListAuditSigningKeysResponse {
-            keys: keys.iter().map(convert::audit_key).collect(),
+            keys: keys.iter().map(audit_key).collect(),
             next_page_token: String::new(),
         }))
     }

@@ -1,10 +1,20 @@
 //! `opennvr.v1.AuthService` (sign-in, sessions, second factors): decode, call [`AuthApp`], encode.
+use super::convert::role_to_pb;
+use super::convert::timestamp;
 use super::status::{ApiResult, respond, to_status};
 use super::user_service::user_message;
 use super::{call, convert, principal};
 use crate::app::PageRequest;
 use crate::app::auth::AuthApp;
+use crate::app::auth::IssuedTokens;
+use crate::app::mfa::Factor;
+use crate::app::mfa::FactorKind;
 use crate::app::mfa::LoginOutcome;
+use crate::app::mfa::MfaChallenge;
+use crate::store::credentials::CredentialRow;
+use crate::store::credentials::FactorSummary;
+use crate::store::sessions::SessionRow;
+use crate::store::users::UserRow;
 use opennvr_proto::v1 as pb;
 use opennvr_proto::v1::auth_service_server::AuthService;
 use tonic::{Request, Status};
@@ -17,11 +27,106 @@ pub struct AuthApi {
 /// Wire tokens, their user with its second factors. The session exists already: if the factors
 /// cannot be read now, the tokens go out without them rather than be lost.
 async fn tokens_message(app: &AuthApp, t: &crate::app::auth::IssuedTokens) -> Result<pb::Tokens, Status> {
-    let mut tokens = convert::tokens(t);
+    let mut tokens = tokens(t);
     if let Ok(user) = user_message(app, &t.user).await {
         tokens.user = Some(user);
     }
     Ok(tokens)
+}
+
+/// Wire user with what second factors it has.
+pub fn user_with(u: &UserRow, factors: Option<&FactorSummary>) -> pb::User {
+    let factors = factors.copied().unwrap_or_default();
+    pb::User { has_totp: factors.has_totp, passkey_count: factors.passkeys, ..user(u) }
+}
+
+/// Wire user (without its second factors).
+pub fn user(u: &UserRow) -> pb::User {
+    pb::User {
+        id: u.id.to_string(),
+        username: u.username.clone(),
+        display_name: u.display_name.clone(),
+        role: role_to_pb(u.role) as i32,
+        disabled: u.disabled,
+        create_time: Some(timestamp(u.created_at)),
+        update_time: Some(timestamp(u.updated_at)),
+        etag: format!("\"{}\"", u.version),
+        has_totp: false,
+        passkey_count: 0,
+    }
+}
+
+/// Wire session; `current` marks the caller's own.
+pub fn session_message(s: &SessionRow, current: uuid::Uuid) -> pb::Session {
+    pb::Session {
+        id: s.id.to_string(),
+        user_id: s.user_id.map(|u| u.to_string()).unwrap_or_default(),
+        create_time: Some(timestamp(s.created_at)),
+        last_refresh_time: Some(timestamp(s.last_refresh_at)),
+        expire_time: Some(timestamp(s.expires_at)),
+        client_address: s.client_address.clone(),
+        user_agent: s.user_agent.clone(),
+        current: s.id == current,
+        step_up_time: s.step_up_at.map(timestamp),
+        auth_methods: s.auth_methods.clone(),
+        mfa_enrolment_required: false,
+    }
+}
+
+/// Wire tokens.
+pub fn tokens(t: &IssuedTokens) -> pb::Tokens {
+    pb::Tokens {
+        access_token: t.access_token.clone(),
+        access_token_expire_time: Some(timestamp(t.access_expires_at)),
+        refresh_token: t.refresh_token.clone(),
+        refresh_token_expire_time: Some(timestamp(t.refresh_expires_at)),
+        session_id: t.session_id.to_string(),
+        user: Some(user(&t.user)),
+        mfa_enrolment_required: t.mfa_enrolment_required,
+    }
+}
+
+/// Wire second-factor method.
+pub fn factor_kind(k: FactorKind) -> pb::SecondFactorMethod {
+    match k {
+        FactorKind::Totp => pb::SecondFactorMethod::Totp,
+        FactorKind::Passkey => pb::SecondFactorMethod::Passkey,
+        FactorKind::RecoveryCode => pb::SecondFactorMethod::RecoveryCode,
+    }
+}
+
+/// Wire MFA challenge.
+pub fn challenge(c: &MfaChallenge) -> pb::MfaChallenge {
+    pb::MfaChallenge {
+        ticket: c.ticket.clone(),
+        methods: c.methods.iter().map(|m| factor_kind(*m) as i32).collect(),
+        passkey_request_options_json: c.passkey_options.clone(),
+        expire_time: Some(timestamp(c.expires_at)),
+    }
+}
+
+/// A presented second factor; `None` when the request carries none.
+pub fn factor(f: Option<pb::SecondFactor>) -> Option<Factor> {
+    match f?.method? {
+        pb::second_factor::Method::TotpCode(c) => Some(Factor::Totp(c)),
+        pb::second_factor::Method::PasskeyAssertionJson(j) => Some(Factor::Passkey(j)),
+        pb::second_factor::Method::RecoveryCode(c) => Some(Factor::RecoveryCode(c)),
+    }
+}
+
+/// Wire credential (never its secret or public key).
+pub fn credential(r: &CredentialRow) -> pb::Credential {
+    pb::Credential {
+        id: r.id.to_string(),
+        user_id: r.user_id.to_string(),
+        r#type: match r.kind {
+            crate::domain::mfa::CredentialKind::Totp => pb::CredentialType::Totp,
+            crate::domain::mfa::CredentialKind::Passkey => pb::CredentialType::Passkey,
+        } as i32,
+        name: r.name.clone(),
+        create_time: Some(timestamp(r.created_at)),
+        last_use_time: r.last_used_at.map(timestamp),
+    }
 }
 
 #[tonic::async_trait]
@@ -39,25 +144,20 @@ impl AuthService for AuthApi {
         let r = req.into_inner();
         let result = match self.app.login(&r.username, &r.password, &call).await.map_err(to_status)? {
             LoginOutcome::SignedIn(t) => pb::login_response::Result::Tokens(tokens_message(&self.app, &t).await?),
-            LoginOutcome::MfaRequired(c) => pb::login_response::Result::MfaRequired(convert::challenge(&c)),
+            LoginOutcome::MfaRequired(c) => pb::login_response::Result::MfaRequired(challenge(&c)),
         };
         Ok(tonic::Response::new(pb::LoginResponse { result: Some(result) }))
     }
 
     async fn start_mfa(&self, req: Request<pb::StartMfaRequest>) -> ApiResult<pb::StartMfaResponse> {
         let r = req.into_inner();
-        respond(
-            self.app
-                .start_mfa(&r.ticket)
-                .await
-                .map(|c| pb::StartMfaResponse { challenge: Some(convert::challenge(&c)) }),
-        )
+        respond(self.app.start_mfa(&r.ticket).await.map(|c| pb::StartMfaResponse { challenge: Some(challenge(&c)) }))
     }
 
     async fn finish_mfa(&self, req: Request<pb::FinishMfaRequest>) -> ApiResult<pb::FinishMfaResponse> {
         let call = call(&req)?;
         let r = req.into_inner();
-        let t = self.app.finish_mfa(&r.ticket, convert::factor(r.factor), &call).await.map_err(to_status)?;
+        let t = self.app.finish_mfa(&r.ticket, factor(r.factor), &call).await.map_err(to_status)?;
         Ok(tonic::Response::new(pb::FinishMfaResponse { tokens: Some(tokens_message(&self.app, &t).await?) }))
     }
 
@@ -70,7 +170,7 @@ impl AuthService for AuthApi {
             self.app
                 .start_passkey_login(&call)
                 .await
-                .map(|c| pb::StartPasskeyLoginResponse { challenge: Some(convert::challenge(&c)) }),
+                .map(|c| pb::StartPasskeyLoginResponse { challenge: Some(challenge(&c)) }),
         )
     }
 
@@ -109,7 +209,7 @@ impl AuthService for AuthApi {
                 },
                 permissions,
                 api_key_id: key.id.to_string(),
-                api_key: Some(convert::api_key(&key)),
+                api_key: Some(super::api_key_service::api_key(&key)),
                 ..Default::default()
             }));
         }
@@ -147,7 +247,7 @@ impl AuthService for AuthApi {
         // A user has few live sessions: they come in one page.
         PageRequest::new(r.page_size, &r.page_token, &r.user_id).map_err(to_status)?;
         respond(self.app.list_sessions(&who, &r.user_id).await.map(|rows| pb::ListSessionsResponse {
-            sessions: rows.iter().map(|s| convert::session(s, who.session_id)).collect(),
+            sessions: rows.iter().map(|s| session_message(s, who.session_id)).collect(),
             next_page_token: String::new(),
         }))
     }
@@ -160,23 +260,16 @@ impl AuthService for AuthApi {
 
     async fn start_step_up(&self, req: Request<pb::StartStepUpRequest>) -> ApiResult<pb::StartStepUpResponse> {
         let call = call(&req)?;
-        respond(
-            self.app
-                .start_step_up(&call)
-                .await
-                .map(|c| pb::StartStepUpResponse { challenge: Some(convert::challenge(&c)) }),
-        )
+        respond(self.app.start_step_up(&call).await.map(|c| pb::StartStepUpResponse { challenge: Some(challenge(&c)) }))
     }
 
     async fn step_up(&self, req: Request<pb::StepUpRequest>) -> ApiResult<pb::StepUpResponse> {
         let call = call(&req)?;
         let who = principal(&call)?;
         let r = req.into_inner();
-        respond(self.app.step_up(&call, &r.ticket, convert::factor(r.factor)).await.map(|(session, until)| {
-            pb::StepUpResponse {
-                session: Some(convert::session(&session, who.session_id)),
-                step_up_expire_time: Some(convert::timestamp(until)),
-            }
+        respond(self.app.step_up(&call, &r.ticket, factor(r.factor)).await.map(|(session, until)| pb::StepUpResponse {
+            session: Some(session_message(&session, who.session_id)),
+            step_up_expire_time: Some(convert::timestamp(until)),
         }))
     }
 
@@ -201,7 +294,7 @@ impl AuthService for AuthApi {
         respond(
             self.app.finish_passkey_registration(&call, &r.registration_token, &r.credential_json, &r.name).await.map(
                 |(cred, recovery_codes)| pb::FinishPasskeyRegistrationResponse {
-                    credential: Some(convert::credential(&cred)),
+                    credential: Some(credential(&cred)),
                     recovery_codes,
                 },
             ),
@@ -229,7 +322,7 @@ impl AuthService for AuthApi {
         let r = req.into_inner();
         respond(self.app.finish_totp_enrollment(&call, &r.enrollment_token, &r.code, &r.name).await.map(
             |(cred, recovery_codes)| pb::FinishTotpEnrollmentResponse {
-                credential: Some(convert::credential(&cred)),
+                credential: Some(credential(&cred)),
                 recovery_codes,
             },
         ))
@@ -256,10 +349,7 @@ impl AuthService for AuthApi {
         let r = req.into_inner();
         let page = PageRequest::new(r.page_size, &r.page_token, &format!("user={}", r.user_id)).map_err(to_status)?;
         respond(self.app.list_credentials(&who, &r.user_id, page).await.map(|(rows, next)| {
-            pb::ListCredentialsResponse {
-                credentials: rows.iter().map(convert::credential).collect(),
-                next_page_token: next,
-            }
+            pb::ListCredentialsResponse { credentials: rows.iter().map(credential).collect(), next_page_token: next }
         }))
     }
 
@@ -273,7 +363,7 @@ impl AuthService for AuthApi {
             self.app
                 .rename_credential(&call, &r.credential_id, &r.name)
                 .await
-                .map(|c| pb::RenameCredentialResponse { credential: Some(convert::credential(&c)) }),
+                .map(|c| pb::RenameCredentialResponse { credential: Some(credential(&c)) }),
         )
     }
 

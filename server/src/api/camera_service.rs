@@ -1,4 +1,6 @@
 //! `opennvr.v1.CameraService`: decode, call [`CameraApp`], encode. Nothing else.
+use super::convert::duration_of_ms;
+use super::convert::timestamp;
 use super::status::{ApiResult, respond, to_status};
 use super::{call, convert};
 use crate::app::PageRequest;
@@ -49,6 +51,150 @@ fn spec(c: &pb::Camera) -> Result<CameraSpec> {
     })
 }
 
+/// Wire camera: never the password, only whether one is set.
+pub fn camera_message(c: &crate::store::cameras::CameraRow) -> pb::Camera {
+    use crate::domain::camera::{RecordingMode, Transport};
+    pb::Camera {
+        id: c.id.to_string(),
+        name: c.name.clone(),
+        description: c.description.clone(),
+        location: c.location.clone(),
+        source_url: c.source_url.clone(),
+        username: c.username.clone(),
+        has_password: c.password_sealed.is_some(),
+        transport: match c.transport {
+            Transport::Tcp => pb::RtspTransport::Tcp,
+            Transport::Udp => pb::RtspTransport::Udp,
+            Transport::Automatic => pb::RtspTransport::Auto,
+        } as i32,
+        enabled: c.enabled,
+        recording_enabled: c.recording_enabled,
+        recording_mode: match c.recording_mode {
+            RecordingMode::Events => pb::RecordingMode::Events,
+            RecordingMode::Continuous => pb::RecordingMode::Continuous,
+        } as i32,
+        segment_duration: Some(duration_of_ms(i64::from(c.segment_seconds) * 1000)),
+        // Filled in by listings, from the recording totals.
+        latest_footage_start_time: None,
+        latest_footage_end_time: None,
+        event_pre_roll: c.event_pre_roll_ms.map(duration_of_ms),
+        event_post_roll: c.event_post_roll_ms.map(duration_of_ms),
+        labels: crate::app::cameras::labels_of(c).into_iter().collect(),
+        ip_addresses: c.ip_addresses.clone(),
+        path_name: crate::domain::camera::path_name(c.id),
+        create_time: Some(timestamp(c.created_at)),
+        update_time: Some(timestamp(c.updated_at)),
+        etag: format!("\"{}\"", c.version),
+    }
+}
+
+/// Wire camera grant.
+pub fn camera_grant(g: &crate::store::cameras::CameraGrantRow) -> pb::CameraGrant {
+    pb::CameraGrant {
+        camera_id: g.camera_id.to_string(),
+        user_id: g.user_id.to_string(),
+        permissions: g.permissions.clone(),
+        expire_time: g.expire_at.map(timestamp),
+        grantor_user_id: g.grantor_user_id.map(|u| u.to_string()).unwrap_or_default(),
+        create_time: Some(timestamp(g.created_at)),
+        update_time: Some(timestamp(g.updated_at)),
+    }
+}
+
+/// Wire camera status.
+pub fn camera_status(st: &crate::app::cameras::CameraStatusView) -> pb::CameraStatus {
+    use crate::app::cameras::SyncKind;
+    use crate::domain::camera::CameraState;
+    let rt = st.runtime.clone().unwrap_or_default();
+    let available_time = rt
+        .available_time
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| timestamp(t.with_timezone(&chrono::Utc)));
+    pb::CameraStatus {
+        camera_id: st.camera_id.to_string(),
+        state: match st.state {
+            CameraState::Disabled => pb::CameraState::Disabled,
+            CameraState::Connecting => pb::CameraState::Connecting,
+            CameraState::Online => pb::CameraState::Online,
+            CameraState::Offline => pb::CameraState::Offline,
+            CameraState::Error => pb::CameraState::Error,
+        } as i32,
+        available: rt.available,
+        available_time: if rt.available { available_time } else { None },
+        reader_count: rt.readers as i32,
+        inbound_bytes: rt.inbound_bytes,
+        outbound_bytes: rt.outbound_bytes,
+        inbound_frames_in_error: rt.inbound_frames_in_error,
+        tracks: rt
+            .tracks
+            .iter()
+            .map(|(codec, w, h)| pb::MediaTrack {
+                codec: codec.clone(),
+                width: *w as i32,
+                height: *h as i32,
+                ..Default::default()
+            })
+            .collect(),
+        last_error: st.last_error.clone().unwrap_or_default(),
+        last_error_time: st.last_error.as_ref().map(|_| timestamp(st.observed)),
+        recording: st.recording,
+        last_segment_time: None,
+        sync_state: match st.sync {
+            SyncKind::InSync => pb::MediaSyncState::InSync,
+            SyncKind::Pending => pb::MediaSyncState::Pending,
+            SyncKind::Failed => pb::MediaSyncState::Failed,
+        } as i32,
+        observe_time: Some(timestamp(st.observed)),
+        inbound_bitrate_bps: st.bitrate_bps,
+    }
+}
+
+/// Wire connection-test result.
+pub fn probe(p: &crate::media::probe::ProbeReport) -> pb::TestCameraConnectionResponse {
+    use crate::media::probe::ProbeOutcome;
+    let duration =
+        |d: std::time::Duration| prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 };
+    pb::TestCameraConnectionResponse {
+        result: match p.outcome {
+            ProbeOutcome::Ok => pb::ConnectionTestResult::Ok,
+            ProbeOutcome::Unreachable => pb::ConnectionTestResult::Unreachable,
+            ProbeOutcome::Timeout => pb::ConnectionTestResult::Timeout,
+            ProbeOutcome::AuthFailed => pb::ConnectionTestResult::AuthFailed,
+            ProbeOutcome::NotFound => pb::ConnectionTestResult::NotFound,
+            ProbeOutcome::TlsError => pb::ConnectionTestResult::TlsError,
+            ProbeOutcome::Unsupported => pb::ConnectionTestResult::Unsupported,
+            ProbeOutcome::NotRtsp => pb::ConnectionTestResult::NotRtsp,
+            ProbeOutcome::NoVideo => pb::ConnectionTestResult::NoVideo,
+        } as i32,
+        reachable: p.reachable,
+        error_message: p.message.clone(),
+        tracks: p
+            .tracks
+            .iter()
+            .map(|t| pb::MediaTrack {
+                codec: t.codec.clone(),
+                width: t.width as i32,
+                height: t.height as i32,
+                ..Default::default()
+            })
+            .collect(),
+        latency: p.describe_latency.map(duration),
+        first_frame_latency: p.first_frame_latency.map(duration),
+    }
+}
+
+pub fn camera_state_pb(s: crate::domain::camera::CameraState) -> pb::CameraState {
+    use crate::domain::camera::CameraState;
+    match s {
+        CameraState::Disabled => pb::CameraState::Disabled,
+        CameraState::Connecting => pb::CameraState::Connecting,
+        CameraState::Online => pb::CameraState::Online,
+        CameraState::Offline => pb::CameraState::Offline,
+        CameraState::Error => pb::CameraState::Error,
+    }
+}
+
 #[tonic::async_trait]
 impl CameraService for CameraApi {
     async fn create_camera(&self, req: Request<pb::CreateCameraRequest>) -> ApiResult<pb::CreateCameraResponse> {
@@ -60,7 +206,7 @@ impl CameraService for CameraApi {
             self.app
                 .create(&call, spec, &r.password)
                 .await
-                .map(|row| pb::CreateCameraResponse { camera: Some(convert::camera(&row)) }),
+                .map(|row| pb::CreateCameraResponse { camera: Some(camera_message(&row)) }),
         )
     }
 
@@ -71,7 +217,7 @@ impl CameraService for CameraApi {
             self.app
                 .get(&call, &r.camera_id)
                 .await
-                .map(|row| pb::GetCameraResponse { camera: Some(convert::camera(&row)) }),
+                .map(|row| pb::GetCameraResponse { camera: Some(camera_message(&row)) }),
         )
     }
 
@@ -91,7 +237,7 @@ impl CameraService for CameraApi {
                             .and_then(|f| f.newest_start)
                             .map(convert::timestamp),
                         latest_footage_end_time: footage.as_ref().and_then(|f| f.newest_end).map(convert::timestamp),
-                        ..convert::camera(row)
+                        ..camera_message(row)
                     })
                     .collect(),
                 next_page_token: next,
@@ -110,7 +256,7 @@ impl CameraService for CameraApi {
             self.app
                 .update(&call, &camera.id, spec, &mask.paths, version)
                 .await
-                .map(|row| pb::UpdateCameraResponse { camera: Some(convert::camera(&row)) }),
+                .map(|row| pb::UpdateCameraResponse { camera: Some(camera_message(&row)) }),
         )
     }
 
@@ -131,7 +277,7 @@ impl CameraService for CameraApi {
             self.app
                 .set_source(&call, &r.camera_id, change)
                 .await
-                .map(|row| pb::SetCameraSourceResponse { camera: Some(convert::camera(&row)) }),
+                .map(|row| pb::SetCameraSourceResponse { camera: Some(camera_message(&row)) }),
         )
     }
 
@@ -175,7 +321,7 @@ impl CameraService for CameraApi {
             self.app
                 .status(&call, &r.camera_id)
                 .await
-                .map(|st| pb::GetCameraStatusResponse { status: Some(convert::camera_status(&st)) }),
+                .map(|st| pb::GetCameraStatusResponse { status: Some(camera_status(&st)) }),
         )
     }
 
@@ -187,10 +333,7 @@ impl CameraService for CameraApi {
         let r = req.into_inner();
         let page = PageRequest::new(r.page_size, &r.page_token, "labels={}").map_err(to_status)?;
         respond(self.app.statuses(&call, &r.camera_ids, page).await.map(|(rows, next)| {
-            pb::ListCameraStatusesResponse {
-                statuses: rows.iter().map(convert::camera_status).collect(),
-                next_page_token: next,
-            }
+            pb::ListCameraStatusesResponse { statuses: rows.iter().map(camera_status).collect(), next_page_token: next }
         }))
     }
 
@@ -211,7 +354,7 @@ impl CameraService for CameraApi {
             camera_id: r.camera_id,
             timeout: r.timeout.map(|d| std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32)),
         };
-        respond(self.app.test_connection(&call, test).await.map(|p| convert::probe(&p)))
+        respond(self.app.test_connection(&call, test).await.map(|p| probe(&p)))
     }
 
     async fn create_viewer_token(
@@ -242,7 +385,7 @@ impl CameraService for CameraApi {
             self.app
                 .grant(&call, &r.camera_id, &r.user_id, &r.permissions, expire)
                 .await
-                .map(|g| pb::GrantCameraAccessResponse { grant: Some(convert::camera_grant(&g)) }),
+                .map(|g| pb::GrantCameraAccessResponse { grant: Some(camera_grant(&g)) }),
         )
     }
 
@@ -264,10 +407,7 @@ impl CameraService for CameraApi {
         let binding = format!("camera={}|user={}", r.camera_id, r.user_id);
         let page = PageRequest::new(r.page_size, &r.page_token, &binding).map_err(to_status)?;
         respond(self.app.grants(&call, &r.camera_id, &r.user_id, page).await.map(|(rows, next)| {
-            pb::ListCameraGrantsResponse {
-                grants: rows.iter().map(convert::camera_grant).collect(),
-                next_page_token: next,
-            }
+            pb::ListCameraGrantsResponse { grants: rows.iter().map(camera_grant).collect(), next_page_token: next }
         }))
     }
 }

@@ -1,7 +1,14 @@
 //! `opennvr.v1.EventService`: decode, call [`EventsApp`], encode. Nothing else.
+use super::call;
+use super::camera_service::camera_state_pb;
+use super::convert::timestamp;
+use super::ids_service::ids_alert;
+use super::inference_service::adapter_health;
+use super::inference_service::circuit_state;
+use super::inference_service::detection;
 use super::status::{ApiResult, to_status};
-use super::{call, convert};
 use crate::app::events::{EventsApp, Topic, WatchItem};
+use crate::domain::inference::Health;
 use crate::error::{Error, ErrorKind};
 use opennvr_proto::v1 as pb;
 use opennvr_proto::v1::event_service_server::EventService;
@@ -45,6 +52,102 @@ fn topics(types: &[i32]) -> Result<Option<Vec<Topic>>, Status> {
     Ok(if out.is_empty() && !types.is_empty() { None } else { Some(out) })
 }
 
+/// Wire site event.
+pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
+    use crate::domain::camera::CameraState;
+    use crate::domain::event::{ConfigChange, EventKind};
+    let (ty, severity, payload) = match &e.kind {
+        EventKind::CameraState { state, previous, error } => (
+            if *state == CameraState::Online { pb::EventType::CameraOnline } else { pb::EventType::CameraOffline },
+            if *state == CameraState::Online { pb::EventSeverity::Info } else { pb::EventSeverity::Warning },
+            pb::event::Payload::CameraState(pb::CameraStateChange {
+                state: camera_state_pb(*state) as i32,
+                previous_state: camera_state_pb(*previous) as i32,
+                error: error.clone(),
+            }),
+        ),
+        EventKind::CameraConfig { change, name, changed_fields, actor_user_id } => (
+            match change {
+                ConfigChange::Created => pb::EventType::CameraCreated,
+                ConfigChange::Updated => pb::EventType::CameraUpdated,
+                ConfigChange::Deleted => pb::EventType::CameraDeleted,
+            },
+            pb::EventSeverity::Info,
+            pb::event::Payload::CameraConfig(pb::CameraConfigChange {
+                camera_name: name.clone(),
+                changed_fields: changed_fields.clone(),
+                actor_user_id: actor_user_id.clone(),
+            }),
+        ),
+        EventKind::MediaServer { restarted, version, started, error } => (
+            if *restarted { pb::EventType::MediaServerRestarted } else { pb::EventType::MediaServerUnavailable },
+            if *restarted { pb::EventSeverity::Warning } else { pb::EventSeverity::Critical },
+            pb::event::Payload::MediaServer(pb::MediaServerChange {
+                version: version.clone(),
+                start_time: chrono::DateTime::parse_from_rfc3339(started)
+                    .ok()
+                    .map(|t| timestamp(t.with_timezone(&chrono::Utc))),
+                error: error.clone(),
+                reconcile_duration: None,
+            }),
+        ),
+        EventKind::Recording { recording, reason } => (
+            if *recording { pb::EventType::RecordingStarted } else { pb::EventType::RecordingStopped },
+            if *recording { pb::EventSeverity::Info } else { pb::EventSeverity::Critical },
+            pb::event::Payload::RecordingState(pb::RecordingStateChange { reason: reason.clone() }),
+        ),
+        EventKind::AdapterHealth { adapter_id, name, health, previous, circuit, error } => (
+            if matches!(health, Health::Healthy) {
+                pb::EventType::AdapterHealthy
+            } else {
+                pb::EventType::AdapterUnhealthy
+            },
+            if matches!(health, Health::Unhealthy) { pb::EventSeverity::Warning } else { pb::EventSeverity::Info },
+            pb::event::Payload::AdapterHealth(pb::AdapterHealthChange {
+                adapter_id: adapter_id.to_string(),
+                adapter_name: name.clone(),
+                health: adapter_health(*health) as i32,
+                previous_health: adapter_health(*previous) as i32,
+                circuit_state: circuit_state(*circuit).0 as i32,
+                last_error: error.clone(),
+            }),
+        ),
+        EventKind::Detections { adapter_id, binding_id, frame_time, detections } => (
+            pb::EventType::Detection,
+            pb::EventSeverity::Info,
+            pb::event::Payload::Detections(pb::DetectionBatch {
+                adapter_id: adapter_id.to_string(),
+                binding_id: binding_id.to_string(),
+                frame_time: Some(timestamp(*frame_time)),
+                detections: detections.iter().map(detection).collect(),
+            }),
+        ),
+        EventKind::IdsAlert { id, alert, cameras, ingest_time } => (
+            pb::EventType::IdsAlert,
+            // Suricata's severity 1 is the highest.
+            match alert.severity {
+                1 => pb::EventSeverity::Critical,
+                2 => pb::EventSeverity::Warning,
+                _ => pb::EventSeverity::Info,
+            },
+            pb::event::Payload::IdsAlert(ids_alert(&crate::store::ids::IdsAlertRow::of(
+                *id,
+                alert,
+                cameras,
+                *ingest_time,
+            ))),
+        ),
+    };
+    pb::Event {
+        id: e.id.to_string(),
+        time: Some(timestamp(e.time)),
+        r#type: ty as i32,
+        severity: severity as i32,
+        camera_id: e.camera_id.map(|c| c.to_string()).unwrap_or_default(),
+        payload: Some(payload),
+    }
+}
+
 #[tonic::async_trait]
 impl EventService for EventApi {
     type WatchEventsStream = ResponseStream<pb::WatchEventsResponse>;
@@ -58,7 +161,7 @@ impl EventService for EventApi {
         let rx = self.app.watch(&call, &r.camera_ids, topics, &r.resume_token).await.map_err(to_status)?;
         let stream = ReceiverStream::new(rx).map(|item| {
             let kind = match item {
-                WatchItem::Event(e) => pb::watch_events_response::Kind::Event(convert::site_event(&e)),
+                WatchItem::Event(e) => pb::watch_events_response::Kind::Event(site_event(&e)),
                 WatchItem::Heartbeat => pb::watch_events_response::Kind::Heartbeat(pb::Heartbeat::default()),
                 WatchItem::Lagged(n) => pb::watch_events_response::Kind::Lagged(pb::Lagged { dropped_events: n }),
             };

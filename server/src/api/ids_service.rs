@@ -1,4 +1,5 @@
 //! `opennvr.v1.IdsService` (network intrusion alerts): decode, call [`IdsApp`], encode.
+use super::convert::timestamp;
 use super::status::{ApiResult, respond, to_status};
 use super::{call, convert, principal};
 use crate::app::PageRequest;
@@ -59,6 +60,43 @@ fn ids_filter(r: &pb::ListIdsAlertsRequest) -> Result<IdsAlertFilter, Status> {
     Ok(filter)
 }
 
+/// Wire IDS alert.
+pub fn ids_alert(r: &crate::store::ids::IdsAlertRow) -> pb::IdsAlert {
+    let metadata: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_value(r.metadata.clone()).unwrap_or_default();
+    pb::IdsAlert {
+        id: r.id.to_string(),
+        time: Some(timestamp(r.time)),
+        ingest_time: Some(timestamp(r.ingest_time)),
+        flow_id: r.flow_id,
+        in_iface: r.in_iface.clone(),
+        community_id: r.community_id.clone(),
+        src_ip: r.src_ip.clone(),
+        src_port: r.src_port,
+        dest_ip: r.dest_ip.clone(),
+        dest_port: r.dest_port,
+        proto: r.proto.clone(),
+        app_proto: r.app_proto.clone(),
+        action: match r.action.as_str() {
+            "allowed" => pb::IdsAlertAction::Allowed,
+            "blocked" => pb::IdsAlertAction::Blocked,
+            _ => pb::IdsAlertAction::Unspecified,
+        } as i32,
+        gid: r.gid,
+        signature_id: r.signature_id,
+        rev: r.rev,
+        signature: r.signature.clone(),
+        category: r.category.clone(),
+        severity: r.severity,
+        metadata: metadata.into_iter().map(|(k, values)| (k, pb::IdsMetadataValues { values })).collect(),
+        source_ip: r.source_ip.clone(),
+        target_ip: r.target_ip.clone(),
+        rule: r.rule.clone(),
+        camera_ids: r.camera_ids.iter().map(|c| c.to_string()).collect(),
+        eve_json: r.eve_json.clone(),
+    }
+}
+
 #[tonic::async_trait]
 impl IdsService for IdsApi {
     async fn list_ids_alerts(&self, req: Request<pb::ListIdsAlertsRequest>) -> ApiResult<pb::ListIdsAlertsResponse> {
@@ -68,7 +106,7 @@ impl IdsService for IdsApi {
         let binding = format!("{filter:?}");
         let page = PageRequest::new(r.page_size, &r.page_token, &binding).map_err(to_status)?;
         respond(self.ids.list(&who, filter, page).await.map(|(rows, next)| pb::ListIdsAlertsResponse {
-            alerts: rows.iter().map(convert::ids_alert).collect(),
+            alerts: rows.iter().map(ids_alert).collect(),
             next_page_token: next,
         }))
     }
@@ -77,10 +115,7 @@ impl IdsService for IdsApi {
         let who = principal(&call(&req)?)?;
         let r = req.into_inner();
         respond(
-            self.ids
-                .get(&who, &r.ids_alert_id)
-                .await
-                .map(|a| pb::GetIdsAlertResponse { alert: Some(convert::ids_alert(&a)) }),
+            self.ids.get(&who, &r.ids_alert_id).await.map(|a| pb::GetIdsAlertResponse { alert: Some(ids_alert(&a)) }),
         )
     }
 }

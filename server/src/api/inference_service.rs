@@ -1,9 +1,11 @@
 //! `opennvr.v1.InferenceService`: decode, call the app, encode.
+use super::convert::timestamp;
 use super::status::{ApiResult, respond, to_status};
 use super::{call, convert};
 use crate::app::PageRequest;
 use crate::app::bindings::{BindingSpec, BindingsApp};
 use crate::app::inference::{AdapterSpec, AdapterView, InferenceApp};
+use crate::domain::inference::Health;
 use crate::error::{Error, ErrorKind};
 use opennvr_proto::v1 as pb;
 use opennvr_proto::v1::inference_service_server::InferenceService;
@@ -19,7 +21,7 @@ pub struct InferenceApi {
 fn adapter(v: &AdapterView) -> pb::Adapter {
     let r = &v.row;
     let (health, last_error) = match &v.runtime {
-        Some(rt) => (convert::adapter_health(rt.health()), rt.last_error()),
+        Some(rt) => (adapter_health(rt.health()), rt.last_error()),
         None => (pb::AdapterHealth::Unknown, None),
     };
     pb::Adapter {
@@ -60,12 +62,12 @@ fn status(v: &AdapterView) -> pb::AdapterStatus {
         return pb::AdapterStatus { adapter_id: v.row.id.to_string(), ..Default::default() };
     };
     let s = rt.snapshot();
-    let (circuit, open_until) = convert::circuit_state(s.circuit);
+    let (circuit, open_until) = circuit_state(s.circuit);
     let last_error = rt.last_error();
     let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     pb::AdapterStatus {
         adapter_id: rt.id.to_string(),
-        health: convert::adapter_health(rt.health()) as i32,
+        health: adapter_health(rt.health()) as i32,
         circuit_state: circuit as i32,
         open_until,
         in_flight: i32::try_from(s.in_flight).unwrap_or(i32::MAX),
@@ -185,6 +187,49 @@ fn detection_filter(r: &pb::ListDetectionsRequest) -> Result<crate::store::infer
     Ok(filter)
 }
 
+/// Wire adapter health.
+pub fn adapter_health(h: Health) -> pb::AdapterHealth {
+    match h {
+        Health::Unknown => pb::AdapterHealth::Unknown,
+        Health::Healthy => pb::AdapterHealth::Healthy,
+        Health::Degraded => pb::AdapterHealth::Degraded,
+        Health::Unhealthy => pb::AdapterHealth::Unhealthy,
+        Health::Disabled => pb::AdapterHealth::Disabled,
+    }
+}
+
+/// Wire detection.
+pub fn detection(d: &crate::domain::inference::Detection) -> pb::Detection {
+    pb::Detection {
+        id: d.id.map(|i| i.to_string()).unwrap_or_default(),
+        camera_id: d.camera_id.map(|i| i.to_string()).unwrap_or_default(),
+        adapter_id: d.adapter_id.to_string(),
+        binding_id: d.binding_id.map(|i| i.to_string()).unwrap_or_default(),
+        frame_time: d.frame_time.map(timestamp),
+        label: d.found.label.clone(),
+        confidence: d.found.confidence,
+        bounding_box: Some(pb::BoundingBox {
+            x: d.found.x,
+            y: d.found.y,
+            width: d.found.width,
+            height: d.found.height,
+        }),
+        attributes: d.found.attributes.clone().into_iter().collect(),
+        track_id: d.found.track_id.clone(),
+        task: d.task.clone(),
+    }
+}
+
+/// An adapter's circuit, and until when it is open.
+pub fn circuit_state(c: crate::domain::inference::Circuit) -> (pb::CircuitState, Option<prost_types::Timestamp>) {
+    use crate::domain::inference::Circuit;
+    match c {
+        Circuit::Closed => (pb::CircuitState::Closed, None),
+        Circuit::HalfOpen => (pb::CircuitState::HalfOpen, None),
+        Circuit::Open { until } => (pb::CircuitState::Open, Some(timestamp(until))),
+    }
+}
+
 #[tonic::async_trait]
 impl InferenceService for InferenceApi {
     async fn create_adapter(&self, req: Request<pb::CreateAdapterRequest>) -> ApiResult<pb::CreateAdapterResponse> {
@@ -277,7 +322,7 @@ impl InferenceService for InferenceApi {
                     .into_iter()
                     .map(|run| pb::AdapterRun {
                         adapter_id: run.adapter_id.to_string(),
-                        detections: run.found.iter().map(convert::detection).collect(),
+                        detections: run.found.iter().map(detection).collect(),
                         latency: Some(millis(run.latency.as_secs_f64() * 1000.0)),
                         error: run.error,
                     })
@@ -294,7 +339,7 @@ impl InferenceService for InferenceApi {
         Ok(tonic::Response::new(pb::RunInferenceResponse {
             frame_time: None,
             runs: vec![pb::AdapterRun {
-                detections: found.iter().map(convert::detection).collect(),
+                detections: found.iter().map(detection).collect(),
                 adapter_id: r.adapter_id,
                 latency: Some(millis(took.as_secs_f64() * 1000.0)),
                 error: String::new(),
@@ -383,7 +428,7 @@ impl InferenceService for InferenceApi {
         let bound = format!("{filter:?}");
         let page = PageRequest::new(r.page_size, &r.page_token, &bound).map_err(to_status)?;
         respond(self.bindings.detections(&call, filter, page).await.map(|(found, next)| pb::ListDetectionsResponse {
-            detections: found.iter().map(convert::detection).collect(),
+            detections: found.iter().map(detection).collect(),
             next_page_token: next,
         }))
     }

@@ -1,8 +1,14 @@
 //! `opennvr.v1.RecordingService`: decode, call [`RecordingApp`], encode. Nothing else.
+use super::convert::duration_of_us;
+use super::convert::etag;
+use super::convert::timestamp;
 use super::status::{ApiResult, respond, to_status};
 use super::{call, convert};
 use crate::app::exports::{ExportEvent, ExportSpec};
 use crate::app::recordings::{HoldSpec, RecordingApp};
+use crate::domain::recording::ExportFormat;
+use crate::domain::recording::ExportState;
+use crate::error::Error;
 use opennvr_proto::v1 as pb;
 use opennvr_proto::v1::recording_service_server::RecordingService;
 use std::pin::Pin;
@@ -36,6 +42,161 @@ fn fragmented(format: i32) -> Result<bool, Status> {
     }
 }
 
+/// Wire segment.
+pub fn segment(camera: uuid::Uuid, s: &crate::store::recordings::SegmentEntry) -> pb::Segment {
+    pb::Segment {
+        camera_id: camera.to_string(),
+        start_time: Some(timestamp(s.start_time)),
+        duration: Some(duration_of_us(s.duration_us)),
+        size_bytes: s.size_bytes,
+        in_progress: s.state == crate::domain::recording::SegmentState::Recording,
+    }
+}
+
+/// Wire export state.
+pub fn export_state(state: ExportState) -> pb::ExportState {
+    match state {
+        ExportState::Running => pb::ExportState::Running,
+        ExportState::Succeeded => pb::ExportState::Succeeded,
+        ExportState::Failed => pb::ExportState::Failed,
+        ExportState::Expired => pb::ExportState::Expired,
+    }
+}
+
+/// Wire export.
+pub fn export(r: &crate::store::exports::ExportRow) -> pb::Export {
+    pb::Export {
+        id: r.id.to_string(),
+        camera_id: r.camera_id.to_string(),
+        start_time: Some(timestamp(r.start_time)),
+        end_time: Some(timestamp(r.end_time)),
+        format: match r.format {
+            ExportFormat::Fmp4 => pb::MediaFormat::Fmp4,
+            ExportFormat::Mp4 => pb::MediaFormat::Mp4,
+        } as i32,
+        state: export_state(r.state) as i32,
+        reason: r.reason.clone(),
+        case_id: r.case_id.clone(),
+        creator_user_id: r.creator_user_id.map(|u| u.to_string()).unwrap_or_default(),
+        create_time: Some(timestamp(r.created_at)),
+        finish_time: r.finished_at.map(timestamp),
+        expire_time: r.expire_at.map(timestamp),
+        size_bytes: r.size_bytes,
+        sha256: r.sha256.clone().unwrap_or_default(),
+        progress: if r.state == ExportState::Running { 0.0 } else { 1.0 },
+        error: r.error.clone(),
+        media_duration: Some(duration_of_us(r.media_duration_us)),
+        file_name: r.file_name.clone(),
+    }
+}
+
+/// Wire hold.
+pub fn hold(v: &crate::app::recordings::HoldView) -> pb::Hold {
+    let (h, cameras) = v;
+    pb::Hold {
+        id: h.id.to_string(),
+        case_id: h.case_id.clone(),
+        reason: h.reason.clone(),
+        camera_ids: cameras.iter().map(uuid::Uuid::to_string).collect(),
+        start_time: Some(timestamp(h.start_time)),
+        end_time: h.end_time.map(timestamp),
+        creator_user_id: h.creator_user_id.map(|u| u.to_string()).unwrap_or_default(),
+        creator_username: h.creator_username.clone(),
+        create_time: Some(timestamp(h.created_at)),
+        release_time: h.released_at.map(timestamp),
+        release_user_id: h.release_user_id.map(|u| u.to_string()).unwrap_or_default(),
+        release_reason: h.release_reason.clone().unwrap_or_default(),
+    }
+}
+
+/// Wire retention policy.
+pub fn retention_policy(p: &crate::app::retention::Policy) -> pb::RetentionPolicy {
+    pb::RetentionPolicy {
+        camera_id: p.camera_id.map(|c| c.to_string()).unwrap_or_default(),
+        max_age: p.max_age_secs.map(duration_of_secs),
+        max_bytes: p.max_bytes,
+        min_free_bytes: p.min_free_bytes,
+        update_time: Some(timestamp(p.updated_at)),
+        etag: p.version.to_string(),
+    }
+}
+
+/// A policy change from the wire: the masked fields, unset ones meaning "no limit / inherit".
+pub fn policy_change(
+    p: pb::RetentionPolicy,
+    mask: Option<prost_types::FieldMask>,
+) -> crate::error::Result<crate::app::retention::PolicyChange> {
+    let mask = mask.map(|m| m.paths).unwrap_or_default();
+    if mask.is_empty() {
+        return Err(Error::invalid("update_mask", "update_mask is required"));
+    }
+    let mut change = crate::app::retention::PolicyChange {
+        camera_id: p.camera_id.clone(),
+        expected_version: etag("policy.etag", &p.etag)?,
+        ..Default::default()
+    };
+    for path in &mask {
+        match path.as_str() {
+            "max_age" => {
+                let secs = match &p.max_age {
+                    None => None,
+                    Some(d) if d.nanos == 0 => Some(d.seconds),
+                    Some(_) => return Err(Error::invalid("policy.max_age", "policy.max_age must be whole seconds")),
+                };
+                change.max_age_secs = Some(secs);
+            }
+            "max_bytes" => change.max_bytes = Some(p.max_bytes),
+            "min_free_bytes" => change.min_free_bytes = Some(p.min_free_bytes),
+            other => {
+                return Err(Error::invalid(
+                    "update_mask",
+                    format!("update_mask: {other:?} is not max_age, max_bytes or min_free_bytes"),
+                ));
+            }
+        }
+    }
+    Ok(change)
+}
+
+/// Wire storage figures.
+pub fn storage_stats(st: &crate::app::retention::StorageStats) -> pb::GetStorageStatsResponse {
+    let cameras: Vec<pb::CameraStorage> = st
+        .cameras
+        .iter()
+        .map(|c| pb::CameraStorage {
+            camera_id: c.summary.camera_id.to_string(),
+            recorded_bytes: c.summary.bytes,
+            segment_count: c.summary.segments,
+            oldest_segment_time: c.summary.oldest_start.map(timestamp),
+            newest_segment_end_time: c.summary.newest_end.map(timestamp),
+            held_bytes: c.held_bytes,
+            write_bytes_per_second: c.write_bytes_per_second,
+        })
+        .collect();
+    pb::GetStorageStatsResponse {
+        volumes: st
+            .volume
+            .iter()
+            .map(|(path, total, free, low)| pb::StorageVolume {
+                path: path.clone(),
+                total_bytes: *total,
+                free_bytes: *free,
+                low: *low,
+            })
+            .collect(),
+        recorded_bytes: cameras.iter().map(|c| c.recorded_bytes).sum(),
+        held_bytes: cameras.iter().map(|c| c.held_bytes).sum(),
+        oldest_segment_time: st.cameras.iter().filter_map(|c| c.summary.oldest_start).min().map(timestamp),
+        write_bytes_per_second: cameras.iter().map(|c| c.write_bytes_per_second).sum(),
+        compute_time: Some(timestamp(st.computed)),
+        cameras,
+    }
+}
+
+fn duration_of_secs(secs: i64) -> prost_types::Duration {
+    prost_types::Duration { seconds: secs, nanos: 0 }
+}
+
 #[tonic::async_trait]
 impl RecordingService for RecordingApi {
     type ExportClipStream = ResponseStream<pb::ExportClipResponse>;
@@ -47,7 +208,7 @@ impl RecordingService for RecordingApi {
         let (from, to) = (time("start_time", r.start_time.as_ref())?, time("end_time", r.end_time.as_ref())?);
         respond(self.app.list_segments(&call, &r.camera_id, from, to, r.page_size, &r.page_token).await.map(|page| {
             pb::ListSegmentsResponse {
-                segments: page.segments.iter().map(|s| convert::segment(page.camera_id, s)).collect(),
+                segments: page.segments.iter().map(|s| segment(page.camera_id, s)).collect(),
                 next_page_token: page.next_page_token,
             }
         }))
@@ -142,12 +303,12 @@ impl RecordingService for RecordingApi {
                 let kind = match event {
                     ExportEvent::Progress { id, state, progress, bytes } => Kind::Progress(pb::ExportProgress {
                         export_id: id.to_string(),
-                        state: convert::export_state(state) as i32,
+                        state: export_state(state) as i32,
                         progress,
                         bytes_written: bytes,
                     }),
                     ExportEvent::Chunk { offset, data } => Kind::Chunk(pb::ExportChunk { offset, data }),
-                    ExportEvent::Done(row) => Kind::Export(convert::export(&row)),
+                    ExportEvent::Done(row) => Kind::Export(export(&row)),
                 };
                 pb::ExportClipResponse { kind: Some(kind) }
             })
@@ -162,7 +323,7 @@ impl RecordingService for RecordingApi {
             self.app
                 .get_export(&call, &r.export_id)
                 .await
-                .map(|row| pb::GetExportResponse { export: Some(convert::export(&row)) }),
+                .map(|row| pb::GetExportResponse { export: Some(export(&row)) }),
         )
     }
 
@@ -172,7 +333,7 @@ impl RecordingService for RecordingApi {
         let filter = (r.camera_id.as_str(), r.case_id.as_str(), r.creator_user_id.as_str());
         respond(self.app.list_exports(&call, filter, r.page_size, &r.page_token).await.map(
             |(rows, next_page_token)| pb::ListExportsResponse {
-                exports: rows.iter().map(convert::export).collect(),
+                exports: rows.iter().map(export).collect(),
                 next_page_token,
             },
         ))
@@ -225,17 +386,13 @@ impl RecordingService for RecordingApi {
             case_id: h.case_id,
             reason: h.reason,
         };
-        respond(
-            self.app.create_hold(&call, spec).await.map(|v| pb::CreateHoldResponse { hold: Some(convert::hold(&v)) }),
-        )
+        respond(self.app.create_hold(&call, spec).await.map(|v| pb::CreateHoldResponse { hold: Some(hold(&v)) }))
     }
 
     async fn get_hold(&self, req: Request<pb::GetHoldRequest>) -> ApiResult<pb::GetHoldResponse> {
         let call = call(&req)?;
         let r = req.into_inner();
-        respond(
-            self.app.get_hold(&call, &r.hold_id).await.map(|v| pb::GetHoldResponse { hold: Some(convert::hold(&v)) }),
-        )
+        respond(self.app.get_hold(&call, &r.hold_id).await.map(|v| pb::GetHoldResponse { hold: Some(hold(&v)) }))
     }
 
     async fn list_holds(&self, req: Request<pb::ListHoldsRequest>) -> ApiResult<pb::ListHoldsResponse> {
@@ -246,7 +403,7 @@ impl RecordingService for RecordingApi {
                 .list_holds(&call, &r.camera_id, &r.case_id, r.show_released, r.page_size, &r.page_token)
                 .await
                 .map(|(holds, next_page_token)| pb::ListHoldsResponse {
-                    holds: holds.iter().map(convert::hold).collect(),
+                    holds: holds.iter().map(hold).collect(),
                     next_page_token,
                 }),
         )
@@ -259,7 +416,7 @@ impl RecordingService for RecordingApi {
             self.app
                 .release_hold(&call, &r.hold_id, &r.reason)
                 .await
-                .map(|v| pb::ReleaseHoldResponse { hold: Some(convert::hold(&v)) }),
+                .map(|v| pb::ReleaseHoldResponse { hold: Some(hold(&v)) }),
         )
     }
 
@@ -269,8 +426,8 @@ impl RecordingService for RecordingApi {
     ) -> ApiResult<pb::GetRetentionPolicyResponse> {
         let r = req.into_inner();
         respond(self.app.retention_policy(&r.camera_id).await.map(|(own, effective)| pb::GetRetentionPolicyResponse {
-            policy: own.as_ref().map(convert::retention_policy),
-            effective_policy: Some(convert::retention_policy(&effective)),
+            policy: own.as_ref().map(retention_policy),
+            effective_policy: Some(retention_policy(&effective)),
         }))
     }
 
@@ -280,10 +437,7 @@ impl RecordingService for RecordingApi {
     ) -> ApiResult<pb::ListRetentionPoliciesResponse> {
         let r = req.into_inner();
         respond(self.app.retention_policies(r.page_size, &r.page_token).await.map(|(page, next_page_token)| {
-            pb::ListRetentionPoliciesResponse {
-                policies: page.iter().map(convert::retention_policy).collect(),
-                next_page_token,
-            }
+            pb::ListRetentionPoliciesResponse { policies: page.iter().map(retention_policy).collect(), next_page_token }
         }))
     }
 
@@ -293,13 +447,12 @@ impl RecordingService for RecordingApi {
     ) -> ApiResult<pb::UpdateRetentionPolicyResponse> {
         let call = call(&req)?;
         let r = req.into_inner();
-        let change =
-            convert::policy_change(r.policy.unwrap_or_default(), r.update_mask).map_err(super::status::to_status)?;
+        let change = policy_change(r.policy.unwrap_or_default(), r.update_mask).map_err(super::status::to_status)?;
         respond(
             self.app
                 .update_retention_policy(&call, change)
                 .await
-                .map(|p| pb::UpdateRetentionPolicyResponse { policy: Some(convert::retention_policy(&p)) }),
+                .map(|p| pb::UpdateRetentionPolicyResponse { policy: Some(retention_policy(&p)) }),
         )
     }
 
@@ -335,6 +488,6 @@ impl RecordingService for RecordingApi {
         &self,
         _req: Request<pb::GetStorageStatsRequest>,
     ) -> ApiResult<pb::GetStorageStatsResponse> {
-        respond(self.app.storage_stats().await.map(|st| convert::storage_stats(&st)))
+        respond(self.app.storage_stats().await.map(|st| storage_stats(&st)))
     }
 }

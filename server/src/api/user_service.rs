@@ -17,7 +17,7 @@ pub struct UserApi {
 /// The wire user of `u`, with its second factors.
 pub(super) async fn user_message(app: &AuthApp, u: &crate::store::users::UserRow) -> Result<pb::User, Status> {
     let factors = app.factors(vec![u.id]).await.map_err(to_status)?;
-    Ok(convert::user_with(u, factors.get(&u.id)))
+    Ok(super::auth_service::user_with(u, factors.get(&u.id)))
 }
 
 fn rename_field(e: Error, from: &str, to: &'static str) -> Error {
@@ -36,7 +36,7 @@ impl UserService for UserApi {
         let role = convert::role_from_pb("user.role", user.role).map_err(to_status)?;
         let created =
             self.app.create_user(&call, &user.username, &user.display_name, role, user.disabled, &r.password).await;
-        respond(created.map(|u| pb::CreateUserResponse { user: Some(convert::user_with(&u, None)) }))
+        respond(created.map(|u| pb::CreateUserResponse { user: Some(super::auth_service::user_with(&u, None)) }))
     }
 
     async fn get_user(&self, req: Request<pb::GetUserRequest>) -> ApiResult<pb::GetUserResponse> {
@@ -52,7 +52,7 @@ impl UserService for UserApi {
         let (rows, next) = self.app.list_users(role, page).await.map_err(to_status)?;
         let factors = self.app.factors(rows.iter().map(|u| u.id).collect()).await.map_err(to_status)?;
         Ok(tonic::Response::new(pb::ListUsersResponse {
-            users: rows.iter().map(|u| convert::user_with(u, factors.get(&u.id))).collect(),
+            users: rows.iter().map(|u| super::auth_service::user_with(u, factors.get(&u.id))).collect(),
             next_page_token: next,
         }))
     }
