@@ -142,347 +142,30 @@ impl Server {
     pub async fn boot(config: Config, clock: SharedClock) -> Result<Server> {
         prepare_data_dir(&config.data_dir)?;
         let master = master_key(&config)?;
-        let (runtime_url, owner_url, embedded) = database_urls(&config).await?;
-        // From here on, a failed boot drops `embedded`, which stops the cluster.
-        let embedded = embedded.map(Arc::new);
-        if let Database::External { runtime_url, owner_url } = &config.database
-            && runtime_url == owner_url
-        {
-            tracing::warn!(
-                "OPENNVR_DATABASE_OWNER_URL is not set: migrations and queries run as one role; give the runtime role only the privileges it needs (see README)"
-            );
-        }
-        let archive_enabled = config.audit_archive_after.is_some();
-        let applied = tokio::task::spawn_blocking(move || {
-            let applied = crate::store::migrate(&owner_url)?;
-            crate::store::apply_owner_settings(&owner_url, archive_enabled)?;
-            Ok::<_, Error>(applied)
-        })
-        .await
-        .map_err(Error::internal)??;
-        if applied > 0 {
-            tracing::info!(applied, "database migrated");
-        }
-        let store = Store::connect(&runtime_url, config.db_pool_size, config.db_statement_timeout)?;
-        check_master_keys(&store, &master).await?;
-        let to_chrono = |d: Duration| chrono::Duration::from_std(d).map_err(Error::internal);
-        let access_ttl = to_chrono(config.access_token_ttl)?;
-        let keys = KeyRing::new(
-            master.clone(),
-            clock.clone(),
-            KeyPolicy {
-                publish_ahead: to_chrono(config.signing_key_publish)?,
-                rotate_after: to_chrono(config.signing_key_rotate)?,
-                max_token_ttl: access_ttl,
-            },
-        );
-        let audit = AuditTrail::new(store.clone(), clock.clone(), master.clone(), to_chrono(config.audit_key_rotate)?);
-        // Entries committed but not linked before a stop join the chain before anything else.
-        audit.link_pending().await?;
-        crate::app::keys::maintain_signing_keys(&keys, &store, clock.now()).await?;
-        let revocations = RevocationCache::new(store.clone(), clock.clone(), access_ttl);
-        revocations.poll().await?;
-        let tokens = TokenIssuer::new(keys.clone(), clock.clone(), config.token_issuer.clone(), access_ttl);
-        let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let metrics = Metrics::new();
-        let hasher = PasswordHasherPool::new(config.argon2_memory_kib, config.argon2_iterations, parallel)?
-            .with_in_flight_gauge(metrics.password_hashes_in_flight());
-        let setup = SetupToken::default();
-        let mtx = match &config.media.api_url {
-            Some(api) => Some(
-                crate::media::mediamtx::MediaMtx::new(api, keys.clone(), clock.clone(), &config.token_issuer)
-                    .map_err(Error::internal)?,
-            ),
-            None => None,
-        };
-        let media = crate::media::plane::MediaPlane::new(mtx.clone());
-        let api_keys = crate::security::api_keys::ApiKeyCache::new(store.clone(), clock.clone());
-        api_keys.poll().await?;
-        let step_up_window = to_chrono(config.step_up_window)?;
-        let mfa = crate::app::mfa::MfaSettings {
-            policy: config.mfa_policy.clone(),
-            passkeys: config.webauthn.clone().map(crate::security::webauthn::PasskeyCeremonies::new).transpose()?,
-            step_up_window,
-            master: master.clone(),
-            issuer: config.webauthn.as_ref().map(|rp| rp.name.clone()).unwrap_or_else(|| "OpenNVR".to_owned()),
-        };
-        let auth = AuthApp {
-            store: store.clone(),
-            clock: clock.clone(),
-            hasher,
-            tokens: tokens.clone(),
-            revocations: revocations.clone(),
-            setup: setup.clone(),
-            session_ttl: to_chrono(config.session_ttl)?,
-            attempts: Default::default(),
-            audit: audit.clone(),
-            media: media.clone(),
-            mfa,
-            api_keys: api_keys.clone(),
-        };
-        if store.run(crate::store::users::UserRow::count).await? == 0 {
-            let path = setup.issue(&config.data_dir)?;
-            tracing::warn!(
-                path = %path.display(),
-                "no users yet: create the first administrator with `nvrctl bootstrap --setup-token-file {}`",
-                path.display()
-            );
-        }
-        let policies = PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, api::PACKAGE)?;
-        let api_key_app = crate::app::api_keys::ApiKeyApp {
-            store: store.clone(),
-            clock: clock.clone(),
-            cache: api_keys.clone(),
-            catalog: Arc::new(policies.step_up_catalog()),
-        };
-        let gate = Arc::new(Gate {
-            policies,
-            tokens,
-            revocations: revocations.clone(),
-            api_keys: api_keys.clone(),
-            step_up: crate::app::mfa::StepUpGuard {
-                store: store.clone(),
-                clock: clock.clone(),
-                window: step_up_window,
-            },
-            trusted_proxies: config.trusted_proxies.clone(),
-            metrics: metrics.clone(),
-            audit: audit.clone(),
-        });
-        let audit_app =
-            crate::app::audit::AuditApp { store: store.clone(), trail: audit.clone(), clock: clock.clone() };
-        let events = crate::bus::EventBus::default();
-        let cameras = crate::app::cameras::CameraApp {
-            store: store.clone(),
-            clock: clock.clone(),
-            master: master.clone(),
-            media: media.clone(),
-            live: crate::media::LiveView {
-                keys: keys.clone(),
-                clock: clock.clone(),
-                issuer: config.token_issuer.clone(),
-                config: config.media.clone(),
-            },
-            networks: config.camera_networks.clone(),
-            events: events.clone(),
-        };
-        let recordings = crate::app::recordings::RecordingApp {
-            store: store.clone(),
-            clock: clock.clone(),
-            record_path: config.media.record_path.clone(),
-            recordings_dir: config.media.recordings_dir.clone(),
-            mtx: mtx.clone(),
-            live: crate::media::LiveView {
-                keys: keys.clone(),
-                clock: clock.clone(),
-                issuer: config.token_issuer.clone(),
-                config: config.media.clone(),
-            },
-            exports_dir: config.data_dir.join("exports"),
-            media: media.clone(),
-            events: events.clone(),
-            last_segment: Default::default(),
-        };
-        recordings.recover_exports().await?;
-        let registry = crate::inference::AdapterRegistry::new(
-            store.clone(),
-            clock.clone(),
-            master.clone(),
-            events.clone(),
-            config.inference_allow_remote,
-        );
-        registry.sync().await?;
-        let router_frames = crate::inference::router::FrameRouter::new(
-            store.clone(),
-            clock.clone(),
-            registry.clone(),
-            events.clone(),
-            crate::media::LiveView {
-                keys: keys.clone(),
-                clock: clock.clone(),
-                issuer: config.token_issuer.clone(),
-                config: config.media.clone(),
-            },
-            config.frames.clone(),
-        );
-        let inference = crate::app::inference::InferenceApp {
-            store: store.clone(),
-            clock: clock.clone(),
-            master: master.clone(),
-            registry: registry.clone(),
-            frames: router_frames.clone(),
-        };
-        let bindings = crate::app::bindings::BindingsApp {
-            store: store.clone(),
-            clock: clock.clone(),
-            router: router_frames.clone(),
-            retention: to_chrono(config.detection_retention)?,
-        };
-        let ids = crate::app::ids::IdsApp {
-            store: store.clone(),
-            clock: clock.clone(),
-            retention: to_chrono(config.ids_alert_retention)?,
-        };
-        let router = api::router(RouterParts {
-            auth: AuthApi { app: auth.clone() },
-            users: crate::api::user_service::UserApi { app: auth.clone() },
-            api_keys: crate::api::api_key_service::ApiKeyApi { api_keys: api_key_app },
-            master_key: crate::api::master_key_service::MasterKeyApi {
-                keys: crate::app::keys::KeyApp { store: store.clone(), clock: clock.clone(), master: master.clone() },
-            },
-            ids: crate::api::ids_service::IdsApi { ids: ids.clone() },
-            audit: crate::api::audit_service::AuditApi { app: audit_app.clone() },
-            cameras: crate::api::camera_service::CameraApi { app: cameras.clone() },
-            recordings: crate::api::recording_service::RecordingApi { app: recordings.clone() },
-            inference: crate::api::inference_service::InferenceApi {
-                adapters: inference.clone(),
-                bindings: bindings.clone(),
-            },
-            events: crate::api::event_service::EventApi {
-                app: crate::app::events::EventsApp { store: store.clone(), clock: clock.clone(), bus: events.clone() },
-            },
-            gate,
-            http: Arc::new(HttpState {
-                store: store.clone(),
-                keys: keys.clone(),
-                metrics,
-                media: media.clone(),
-                hook_secret: config.hook_secret.as_deref().map(crate::security::secret::SecretDigest::of),
-                recordings: recordings.clone(),
-                adapters: registry.clone(),
-            }),
-            cors_origins: config.cors_origins.clone(),
-        })?;
+        let (store, embedded) = open_database(&config, &master).await?;
+        let core = Core::start(&config, clock, master, store).await?;
+        let apps = Apps::build(&config, &core).await?;
+        let router = api::router(apps.router_parts(&config, &core)?)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::config(format!("OPENNVR_LISTEN: cannot listen on {}: {e}", config.listen)))?;
         let local_addr = listener.local_addr().map_err(Error::internal)?;
-        let mut background = vec![
-            every(POLL_INTERVAL, {
-                let r = revocations.clone();
-                move || {
-                    let r = r.clone();
-                    async move { r.poll().await }
-                }
-            }),
-            every(POLL_INTERVAL, {
-                let k = api_keys.clone();
-                move || {
-                    let k = k.clone();
-                    async move { k.poll().await }
-                }
-            }),
-            // Last uses of API keys, batched.
-            every(API_KEY_USE_FLUSH, {
-                let k = api_keys.clone();
-                move || {
-                    let k = k.clone();
-                    async move { k.flush_uses().await }
-                }
-            }),
-            every(Duration::from_secs(60), {
-                let (k, st, cl) = (keys.clone(), store.clone(), clock.clone());
-                move || {
-                    let (k, st, cl) = (k.clone(), st.clone(), cl.clone());
-                    async move { crate::app::keys::maintain_signing_keys(&k, &st, cl.now()).await }
-                }
-            }),
-            every(Duration::from_secs(600), {
-                let a = auth.clone();
-                move || {
-                    let a = a.clone();
-                    async move { a.housekeeping().await }
-                }
-            }),
-            every(Duration::from_secs(3600), {
-                let i = ids.clone();
-                move || {
-                    let i = i.clone();
-                    async move { i.enforce_retention().await.map(|_| ()) }
-                }
-            }),
-        ];
-        background.push(every(Duration::from_secs(3600), {
-            let b = bindings.clone();
-            move || {
-                let b = b.clone();
-                async move { b.enforce_retention().await.map(|_| ()) }
-            }
-        }));
-        background.push(tokio::spawn(registry.clone().run()));
-        background.push(tokio::spawn(router_frames.clone().run()));
-        if let Some(path) = &config.suricata_eve_file {
-            let follower =
-                crate::intrusion::EveFollower::new(path.clone(), store.clone(), clock.clone(), events.clone());
-            tracing::info!(path = %path.display(), "following Suricata's EVE log for IDS alerts");
-            background.push(tokio::spawn(follower.run()));
-        }
-        // The one linker of audit entries into the chain.
-        background.push(tokio::spawn(audit.clone().run_linker()));
-        background.push(every(config.audit_checkpoint, {
-            let a = audit.clone();
-            move || {
-                let a = a.clone();
-                async move { a.checkpoint().await.map(|_| ()) }
-            }
-        }));
-        if let Some(after) = config.audit_archive_after {
-            let (app, dir, after) = (audit_app.clone(), config.audit_archive_dir.clone(), to_chrono(after)?);
-            background.push(every(Duration::from_secs(3600), move || {
-                let (app, dir) = (app.clone(), dir.clone());
-                async move { app.archive(after, &dir).await.map(|_| ()) }
-            }));
-        }
-        if let Some(pg) = &embedded {
-            let pg = pg.clone();
-            background.push(every(Duration::from_secs(5), move || {
-                let pg = pg.clone();
-                async move { tokio::task::spawn_blocking(move || pg.ensure_running()).await.map_err(Error::internal)? }
-            }));
-        }
-        // The media plane: MediaMTX made to hold what the database says.
-        if let Some(mtx) = mtx {
-            let reconciler = crate::app::reconciler::Reconciler::new(
-                mtx,
-                cameras.clone(),
-                config.media.clone(),
-                clock.clone(),
-                media.clone(),
-            );
-            background.push(tokio::spawn(reconciler.clone().watch_status()));
-            background.push(tokio::spawn(reconciler.run()));
-            background.push(tokio::spawn(recordings.clone().watchdog()));
-            // The recording index (what the segment hooks missed), and retention.
-            background.push(every(config.media.recording_reconcile_every, {
-                let recordings = recordings.clone();
-                move || {
-                    let recordings = recordings.clone();
-                    async move { recordings.reconcile().await.map(|_| ()) }
-                }
-            }));
-            background.push(every(config.media.retention_every, move || {
-                let recordings = recordings.clone();
-                async move {
-                    recordings.expire_exports().await?;
-                    recordings.enforce_retention(None).await.map(|_| ())
-                }
-            }));
-        }
+        let background = spawn_background(&config, &core, &apps, embedded.as_ref())?;
         Ok(Server {
             config,
-            store,
-            keys,
-            auth,
-            audit,
-            cameras,
-            events,
-            api_keys,
+            store: core.store,
+            keys: core.keys,
+            auth: apps.auth,
+            audit: core.audit,
+            cameras: apps.cameras,
+            events: core.events,
+            api_keys: core.api_keys,
             local_addr,
             listener: Some(listener),
             router,
             embedded,
             background,
-            frames: router_frames,
+            frames: apps.frames,
         })
     }
 
@@ -578,6 +261,395 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A configured duration as a chrono duration.
+fn chrono_of(d: Duration) -> Result<chrono::Duration> {
+    chrono::Duration::from_std(d).map_err(Error::internal)
+}
+
+/// The database, migrated and pooled: the embedded cluster (started) or the configured one. From here
+/// on, a failed boot drops the embedded cluster's handle, which stops it.
+async fn open_database(config: &Config, master: &MasterKey) -> Result<(Store, Option<Arc<EmbeddedPostgres>>)> {
+    let (runtime_url, owner_url, embedded) = database_urls(config).await?;
+    let embedded = embedded.map(Arc::new);
+    if let Database::External { runtime_url, owner_url } = &config.database
+        && runtime_url == owner_url
+    {
+        tracing::warn!(
+            "OPENNVR_DATABASE_OWNER_URL is not set: migrations and queries run as one role; give the runtime role only the privileges it needs (see README)"
+        );
+    }
+    let archive_enabled = config.audit_archive_after.is_some();
+    let applied = tokio::task::spawn_blocking(move || {
+        let applied = crate::store::migrate(&owner_url)?;
+        crate::store::apply_owner_settings(&owner_url, archive_enabled)?;
+        Ok::<_, Error>(applied)
+    })
+    .await
+    .map_err(Error::internal)??;
+    if applied > 0 {
+        tracing::info!(applied, "database migrated");
+    }
+    let store = Store::connect(&runtime_url, config.db_pool_size, config.db_statement_timeout)?;
+    check_master_keys(&store, master).await?;
+    Ok((store, embedded))
+}
+
+/// The handles every part of the server shares: the database, keys, the audit trail, what the
+/// authentication layer caches, the event bus and the media plane.
+struct Core {
+    clock: SharedClock,
+    master: MasterKey,
+    store: Store,
+    keys: KeyRing,
+    audit: AuditTrail,
+    revocations: RevocationCache,
+    tokens: TokenIssuer,
+    api_keys: crate::security::api_keys::ApiKeyCache,
+    metrics: Metrics,
+    events: crate::bus::EventBus,
+    mtx: Option<crate::media::mediamtx::MediaMtx>,
+    media: crate::media::plane::MediaPlane,
+    issuer: String,
+    media_config: crate::media::MediaConfig,
+}
+
+impl Core {
+    /// Links pending audit entries, maintains the signing keys, fills the caches.
+    async fn start(config: &Config, clock: SharedClock, master: MasterKey, store: Store) -> Result<Core> {
+        let access_ttl = chrono_of(config.access_token_ttl)?;
+        let keys = KeyRing::new(
+            master.clone(),
+            clock.clone(),
+            KeyPolicy {
+                publish_ahead: chrono_of(config.signing_key_publish)?,
+                rotate_after: chrono_of(config.signing_key_rotate)?,
+                max_token_ttl: access_ttl,
+            },
+        );
+        let audit = AuditTrail::new(store.clone(), clock.clone(), master.clone(), chrono_of(config.audit_key_rotate)?);
+        // Entries committed but not linked before a stop join the chain before anything else.
+        audit.link_pending().await?;
+        crate::app::keys::maintain_signing_keys(&keys, &store, clock.now()).await?;
+        let revocations = RevocationCache::new(store.clone(), clock.clone(), access_ttl);
+        revocations.poll().await?;
+        let tokens = TokenIssuer::new(keys.clone(), clock.clone(), config.token_issuer.clone(), access_ttl);
+        let api_keys = crate::security::api_keys::ApiKeyCache::new(store.clone(), clock.clone());
+        api_keys.poll().await?;
+        let mtx = match &config.media.api_url {
+            Some(api) => Some(
+                crate::media::mediamtx::MediaMtx::new(api, keys.clone(), clock.clone(), &config.token_issuer)
+                    .map_err(Error::internal)?,
+            ),
+            None => None,
+        };
+        let media = crate::media::plane::MediaPlane::new(mtx.clone());
+        Ok(Core {
+            clock,
+            master,
+            store,
+            keys,
+            audit,
+            revocations,
+            tokens,
+            api_keys,
+            metrics: Metrics::new(),
+            events: crate::bus::EventBus::default(),
+            mtx,
+            media,
+            issuer: config.token_issuer.clone(),
+            media_config: config.media.clone(),
+        })
+    }
+
+    /// Issues the short-lived tokens viewers and frame sources present to MediaMTX.
+    fn live_view(&self) -> crate::media::LiveView {
+        crate::media::LiveView {
+            keys: self.keys.clone(),
+            clock: self.clock.clone(),
+            issuer: self.issuer.clone(),
+            config: self.media_config.clone(),
+        }
+    }
+}
+
+/// The use cases, built over the core.
+struct Apps {
+    auth: AuthApp,
+    step_up_window: chrono::Duration,
+    api_keys: crate::app::api_keys::ApiKeyApp,
+    policies: PolicyTable,
+    audit: crate::app::audit::AuditApp,
+    cameras: crate::app::cameras::CameraApp,
+    recordings: crate::app::recordings::RecordingApp,
+    registry: crate::inference::AdapterRegistry,
+    frames: crate::inference::router::FrameRouter,
+    inference: crate::app::inference::InferenceApp,
+    bindings: crate::app::bindings::BindingsApp,
+    ids: crate::app::ids::IdsApp,
+}
+
+impl Apps {
+    async fn build(config: &Config, core: &Core) -> Result<Apps> {
+        let (store, clock, master, events) = (&core.store, &core.clock, &core.master, &core.events);
+        let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let hasher = PasswordHasherPool::new(config.argon2_memory_kib, config.argon2_iterations, parallel)?
+            .with_in_flight_gauge(core.metrics.password_hashes_in_flight());
+        let setup = SetupToken::default();
+        let step_up_window = chrono_of(config.step_up_window)?;
+        let mfa = crate::app::mfa::MfaSettings {
+            policy: config.mfa_policy.clone(),
+            passkeys: config.webauthn.clone().map(crate::security::webauthn::PasskeyCeremonies::new).transpose()?,
+            step_up_window,
+            master: master.clone(),
+            issuer: config.webauthn.as_ref().map(|rp| rp.name.clone()).unwrap_or_else(|| "OpenNVR".to_owned()),
+        };
+        let auth = AuthApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            hasher,
+            tokens: core.tokens.clone(),
+            revocations: core.revocations.clone(),
+            setup: setup.clone(),
+            session_ttl: chrono_of(config.session_ttl)?,
+            attempts: Default::default(),
+            audit: core.audit.clone(),
+            media: core.media.clone(),
+            mfa,
+            api_keys: core.api_keys.clone(),
+        };
+        if store.run(crate::store::users::UserRow::count).await? == 0 {
+            let path = setup.issue(&config.data_dir)?;
+            tracing::warn!(
+                path = %path.display(),
+                "no users yet: create the first administrator with `nvrctl bootstrap --setup-token-file {}`",
+                path.display()
+            );
+        }
+        let policies = PolicyTable::from_descriptor(opennvr_proto::FILE_DESCRIPTOR_SET, api::PACKAGE)?;
+        let api_keys = crate::app::api_keys::ApiKeyApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            cache: core.api_keys.clone(),
+            catalog: Arc::new(policies.step_up_catalog()),
+        };
+        let audit =
+            crate::app::audit::AuditApp { store: store.clone(), trail: core.audit.clone(), clock: clock.clone() };
+        let cameras = crate::app::cameras::CameraApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            master: master.clone(),
+            media: core.media.clone(),
+            live: core.live_view(),
+            networks: config.camera_networks.clone(),
+            events: events.clone(),
+        };
+        let recordings = crate::app::recordings::RecordingApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            record_path: config.media.record_path.clone(),
+            recordings_dir: config.media.recordings_dir.clone(),
+            mtx: core.mtx.clone(),
+            live: core.live_view(),
+            exports_dir: config.data_dir.join("exports"),
+            media: core.media.clone(),
+            events: events.clone(),
+            last_segment: Default::default(),
+        };
+        recordings.recover_exports().await?;
+        let registry = crate::inference::AdapterRegistry::new(
+            store.clone(),
+            clock.clone(),
+            master.clone(),
+            events.clone(),
+            config.inference_allow_remote,
+        );
+        registry.sync().await?;
+        let frames = crate::inference::router::FrameRouter::new(
+            store.clone(),
+            clock.clone(),
+            registry.clone(),
+            events.clone(),
+            core.live_view(),
+            config.frames.clone(),
+        );
+        let inference = crate::app::inference::InferenceApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            master: master.clone(),
+            registry: registry.clone(),
+            frames: frames.clone(),
+        };
+        let bindings = crate::app::bindings::BindingsApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            router: frames.clone(),
+            retention: chrono_of(config.detection_retention)?,
+        };
+        let ids = crate::app::ids::IdsApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            retention: chrono_of(config.ids_alert_retention)?,
+        };
+        Ok(Apps {
+            auth,
+            step_up_window,
+            api_keys,
+            policies,
+            audit,
+            cameras,
+            recordings,
+            registry,
+            frames,
+            inference,
+            bindings,
+            ids,
+        })
+    }
+
+    /// The services of the router, and the one gate in front of them.
+    fn router_parts(&self, config: &Config, core: &Core) -> Result<RouterParts> {
+        let (store, clock) = (&core.store, &core.clock);
+        let gate = Arc::new(Gate {
+            policies: self.policies.clone(),
+            tokens: core.tokens.clone(),
+            revocations: core.revocations.clone(),
+            api_keys: core.api_keys.clone(),
+            step_up: crate::app::mfa::StepUpGuard {
+                store: store.clone(),
+                clock: clock.clone(),
+                window: self.step_up_window,
+            },
+            trusted_proxies: config.trusted_proxies.clone(),
+            metrics: core.metrics.clone(),
+            audit: core.audit.clone(),
+        });
+        Ok(RouterParts {
+            auth: AuthApi { app: self.auth.clone() },
+            users: crate::api::user_service::UserApi { app: self.auth.clone() },
+            api_keys: crate::api::api_key_service::ApiKeyApi { api_keys: self.api_keys.clone() },
+            master_key: crate::api::master_key_service::MasterKeyApi {
+                keys: crate::app::keys::KeyApp {
+                    store: store.clone(),
+                    clock: clock.clone(),
+                    master: core.master.clone(),
+                },
+            },
+            ids: crate::api::ids_service::IdsApi { ids: self.ids.clone() },
+            audit: crate::api::audit_service::AuditApi { app: self.audit.clone() },
+            cameras: crate::api::camera_service::CameraApi { app: self.cameras.clone() },
+            recordings: crate::api::recording_service::RecordingApi { app: self.recordings.clone() },
+            inference: crate::api::inference_service::InferenceApi {
+                adapters: self.inference.clone(),
+                bindings: self.bindings.clone(),
+            },
+            events: crate::api::event_service::EventApi {
+                app: crate::app::events::EventsApp {
+                    store: store.clone(),
+                    clock: clock.clone(),
+                    bus: core.events.clone(),
+                },
+            },
+            gate,
+            http: Arc::new(HttpState {
+                store: store.clone(),
+                keys: core.keys.clone(),
+                metrics: core.metrics.clone(),
+                media: core.media.clone(),
+                hook_secret: config.hook_secret.as_deref().map(crate::security::secret::SecretDigest::of),
+                recordings: self.recordings.clone(),
+                adapters: self.registry.clone(),
+            }),
+            cors_origins: config.cors_origins.clone(),
+        })
+    }
+}
+
+/// Runs `f` on a clone of `handle` every `period` (see [`every`]).
+fn every_on<T, F, Fut>(period: Duration, handle: &T, f: F) -> JoinHandle<()>
+where
+    T: Clone + Send + Sync + 'static,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let handle = handle.clone();
+    every(period, move || f(handle.clone()))
+}
+
+/// The workers: caches polled, keys maintained, retention, the audit linker and checkpoints, the
+/// adapter registry and frame sources, the IDS follower, the embedded database's watchdog, and the
+/// media plane (reconciler, status watcher, recording index).
+fn spawn_background(
+    config: &Config,
+    core: &Core,
+    apps: &Apps,
+    embedded: Option<&Arc<EmbeddedPostgres>>,
+) -> Result<Vec<JoinHandle<()>>> {
+    let mut background = vec![
+        every_on(POLL_INTERVAL, &core.revocations, |r| async move { r.poll().await }),
+        every_on(POLL_INTERVAL, &core.api_keys, |k| async move { k.poll().await }),
+        // Last uses of API keys, batched.
+        every_on(API_KEY_USE_FLUSH, &core.api_keys, |k| async move { k.flush_uses().await }),
+        every_on(
+            Duration::from_secs(60),
+            &(core.keys.clone(), core.store.clone(), core.clock.clone()),
+            |(k, st, cl)| async move { crate::app::keys::maintain_signing_keys(&k, &st, cl.now()).await },
+        ),
+        every_on(Duration::from_secs(600), &apps.auth, |a| async move { a.housekeeping().await }),
+        every_on(Duration::from_secs(3600), &apps.ids, |i| async move { i.enforce_retention().await.map(|_| ()) }),
+        every_on(Duration::from_secs(3600), &apps.bindings, |b| async move { b.enforce_retention().await.map(|_| ()) }),
+        tokio::spawn(apps.registry.clone().run()),
+        tokio::spawn(apps.frames.clone().run()),
+        // The one linker of audit entries into the chain.
+        tokio::spawn(core.audit.clone().run_linker()),
+        every_on(config.audit_checkpoint, &core.audit, |a| async move { a.checkpoint().await.map(|_| ()) }),
+    ];
+    if let Some(path) = &config.suricata_eve_file {
+        let follower = crate::intrusion::EveFollower::new(
+            path.clone(),
+            core.store.clone(),
+            core.clock.clone(),
+            core.events.clone(),
+        );
+        tracing::info!(path = %path.display(), "following Suricata's EVE log for IDS alerts");
+        background.push(tokio::spawn(follower.run()));
+    }
+    if let Some(after) = config.audit_archive_after {
+        let (dir, after) = (config.audit_archive_dir.clone(), chrono_of(after)?);
+        background.push(every_on(
+            Duration::from_secs(3600),
+            &(apps.audit.clone(), dir),
+            move |(app, dir)| async move { app.archive(after, &dir).await.map(|_| ()) },
+        ));
+    }
+    if let Some(pg) = embedded {
+        background.push(every_on(Duration::from_secs(5), pg, |pg| async move {
+            tokio::task::spawn_blocking(move || pg.ensure_running()).await.map_err(Error::internal)?
+        }));
+    }
+    // The media plane: MediaMTX made to hold what the database says.
+    if let Some(mtx) = &core.mtx {
+        let reconciler = crate::app::reconciler::Reconciler::new(
+            mtx.clone(),
+            apps.cameras.clone(),
+            config.media.clone(),
+            core.clock.clone(),
+            core.media.clone(),
+        );
+        background.push(tokio::spawn(reconciler.clone().watch_status()));
+        background.push(tokio::spawn(reconciler.run()));
+        background.push(tokio::spawn(apps.recordings.clone().watchdog()));
+        // The recording index (what the segment hooks missed), and retention.
+        background.push(every_on(config.media.recording_reconcile_every, &apps.recordings, |r| async move {
+            r.reconcile().await.map(|_| ())
+        }));
+        background.push(every_on(config.media.retention_every, &apps.recordings, |r| async move {
+            r.expire_exports().await?;
+            r.enforce_retention(None).await.map(|_| ())
+        }));
+    }
+    Ok(background)
 }
 
 /// Runs `f` every `period`, logging failures.

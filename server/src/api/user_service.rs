@@ -2,7 +2,8 @@
 use super::status::{ApiResult, respond, to_status};
 use super::{call, convert};
 use crate::app::PageRequest;
-use crate::app::auth::{AuthApp, UserUpdate};
+use crate::app::auth::AuthApp;
+use crate::app::users::UserUpdate;
 use crate::domain::Role;
 use crate::error::Error;
 use opennvr_proto::v1 as pb;
