@@ -1,21 +1,50 @@
-"""What the synchronous and the asyncio clients share: which RPCs are public, where the bearer
-credential goes, and the bookkeeping of a signed-in session's tokens. No I/O and no locking here;
-each client brings its own lock (``threading.Lock`` or ``asyncio.Lock``) and its own calls.
+"""What the synchronous and the asyncio clients share: which RPCs are public (read from the policy
+option of every RPC), where the bearer credential goes, and the bookkeeping of a signed-in
+session's tokens. No I/O and no locking here; each client brings its own lock (``threading.Lock``
+or ``asyncio.Lock``) and its own calls.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import time
-from typing import Any, Iterable, List, Optional, Tuple, Union
+from typing import Any, FrozenSet, Iterable, Iterator, List, Optional, Tuple, Union
 
-from opennvr.v1 import auth_service_pb2
+from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
 
-#: RPCs that take no credential ("Permission: public" in the proto). The one list of them: both
-#: clients' interceptors read it.
-PUBLIC_METHODS = frozenset(
-    "/opennvr.v1.AuthService/" + m
-    for m in ("Bootstrap", "Login", "StartMfa", "FinishMfa", "StartPasskeyLogin", "FinishPasskeyLogin", "Refresh")
-)
+import opennvr.v1
+from opennvr.v1 import auth_service_pb2, options_pb2
+
+
+def api_files() -> Iterator[FileDescriptor]:
+    """The files of every generated module of the OpenNVR API (``opennvr.v1.*_pb2``)."""
+    for module in pkgutil.iter_modules(opennvr.v1.__path__):
+        if module.name.endswith("_pb2"):
+            file: FileDescriptor = importlib.import_module(f"opennvr.v1.{module.name}").DESCRIPTOR
+            yield file
+
+
+def is_public(method: MethodDescriptor) -> bool:
+    """Whether an RPC takes no credential: its ``(opennvr.v1.policy)`` option says ``public: true``."""
+    rule = method.GetOptions().Extensions[options_pb2.policy]
+    return rule.WhichOneof("access") == "public" and rule.public
+
+
+def public_methods(files: Iterable[FileDescriptor]) -> FrozenSet[str]:
+    """The public RPCs of the services in ``files``, as ``/opennvr.v1.AuthService/Login``."""
+    return frozenset(
+        f"/{service.full_name}/{method.name}"
+        for file in files
+        for service in file.services_by_name.values()
+        for method in service.methods
+        if is_public(method)
+    )
+
+
+#: RPCs that take no credential, read from the policy option of every RPC. The one list of them:
+#: both clients' interceptors read it.
+PUBLIC_METHODS = public_methods(api_files())
 
 AUTHORIZATION = "authorization"
 

@@ -5,19 +5,49 @@ The environment it needs is described in live.py (scripts/sdk-smoke sets it).
 
 from __future__ import annotations
 
+import pathlib
 import time
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pool
 
 from live import ENV, env, password, second_factor, target, user
 from opennvr import OpenNvrClient, errors
-from opennvr.v1 import auth_service_pb2, auth_service_pb2_grpc, common_pb2, event_service_pb2, inference_service_pb2
+from opennvr.client import PUBLIC_METHODS
+from opennvr.v1 import (
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+    common_pb2,
+    event_service_pb2,
+    inference_service_pb2,
+    options_pb2,
+)
 
 
 def test_environment() -> None:
     for name in ENV:
         env(name)
+
+
+def test_public_methods_are_those_whose_policy_says_public() -> None:
+    # Every proto file of the repository, looked up in the descriptor pool the generated modules filled.
+    proto = pathlib.Path(__file__).resolve().parents[3] / "proto"
+    scanned = set()
+    services = 0
+    for path in sorted(proto.glob("opennvr/v1/*.proto")):
+        file = descriptor_pool.Default().FindFileByName(path.relative_to(proto).as_posix())
+        for service in file.services_by_name.values():
+            services += 1
+            for method in service.methods:
+                rule = method.GetOptions().Extensions[options_pb2.policy]
+                assert rule.step_up != options_pb2.Policy.STEP_UP_UNSPECIFIED, f"{service.name}.{method.name}"
+                if rule.WhichOneof("access") == "public":
+                    scanned.add(f"/{service.full_name}/{method.name}")
+    assert services == 10
+    assert PUBLIC_METHODS == scanned
+    assert "/opennvr.v1.AuthService/Login" in PUBLIC_METHODS
+    assert "/opennvr.v1.AuthService/WhoAmI" not in PUBLIC_METHODS
 
 
 def test_login_and_whoami() -> None:

@@ -2,7 +2,8 @@
 // typed client per service, and the tokens of the signed-in session (sent as `authorization: Bearer`).
 
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { DescService } from "@bufbuild/protobuf";
+import { getOption } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { createClient as createServiceClient } from "@connectrpc/connect";
 import type { CallOptions, Client, Interceptor, Transport } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
@@ -16,19 +17,39 @@ import { EventService } from "./gen/opennvr/v1/event_service_pb.js";
 import { IdsService } from "./gen/opennvr/v1/ids_service_pb.js";
 import { InferenceService } from "./gen/opennvr/v1/inference_service_pb.js";
 import { MasterKeyService } from "./gen/opennvr/v1/master_key_service_pb.js";
+import { policy } from "./gen/opennvr/v1/options_pb.js";
 import { RecordingService } from "./gen/opennvr/v1/recording_service_pb.js";
 import { UserService } from "./gen/opennvr/v1/user_service_pb.js";
 
-/** AuthService RPCs that take no credential ("Permission: public" in the proto). */
-const PUBLIC_AUTH_METHODS = new Set([
-  "Bootstrap",
-  "Login",
-  "StartMfa",
-  "FinishMfa",
-  "StartPasskeyLogin",
-  "FinishPasskeyLogin",
-  "Refresh",
-]);
+/** Every service of the OpenNVR API. */
+const SERVICES: readonly DescService[] = [
+  AuthService,
+  UserService,
+  ApiKeyService,
+  MasterKeyService,
+  CameraService,
+  RecordingService,
+  AuditService,
+  EventService,
+  InferenceService,
+  IdsService,
+];
+
+/** Whether an RPC takes no credential: its `(opennvr.v1.policy)` option says `public: true`. */
+export function isPublicMethod(method: DescMethod): boolean {
+  const access = getOption(method, policy).access;
+  return access.case === "public" && access.value;
+}
+
+/**
+ * The RPCs that take no credential, as "/opennvr.v1.AuthService/Login", read from the policy option of
+ * every RPC in the generated descriptors.
+ */
+export const PUBLIC_METHODS: ReadonlySet<string> = new Set(
+  SERVICES.flatMap((service) =>
+    service.methods.filter(isPublicMethod).map((method) => `/${service.typeName}/${method.name}`),
+  ),
+);
 
 export interface OpenNvrClientOptions {
   /**
@@ -215,7 +236,7 @@ export class OpenNvrClient {
   }
 
   #bearer: Interceptor = (next) => async (req) => {
-    const isPublic = req.service.typeName === AuthService.typeName && PUBLIC_AUTH_METHODS.has(req.method.name);
+    const isPublic = PUBLIC_METHODS.has(`/${req.service.typeName}/${req.method.name}`);
     if (!isPublic && !req.header.has("authorization")) {
       if (this.#expiresSoon()) {
         await this.refresh();

@@ -5,6 +5,7 @@
 // generated file is re-exported here.
 
 export * from "./gen/opennvr/v1/common_pb.js";
+export * from "./gen/opennvr/v1/options_pb.js";
 export * from "./gen/opennvr/v1/auth_service_pb.js";
 export * from "./gen/opennvr/v1/user_service_pb.js";
 export * from "./gen/opennvr/v1/api_key_service_pb.js";
@@ -16,7 +17,7 @@ export * from "./gen/opennvr/v1/inference_service_pb.js";
 export * from "./gen/opennvr/v1/ids_service_pb.js";
 export * from "./gen/opennvr/v1/event_service_pb.js";
 
-export { createClient, createTransport, OpenNvrClient } from "./client.js";
+export { createClient, createTransport, isPublicMethod, OpenNvrClient, PUBLIC_METHODS } from "./client.js";
 export type { OpenNvrClientOptions } from "./client.js";
 
 // Re-exported so that callers need no direct dependency to create messages or inspect errors.

@@ -15,7 +15,10 @@ import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { describe, it } from "node:test";
 
-import { Code, ConnectError, createClient, createTransport, AuthService } from "../src/index.js";
+import * as sdk from "../src/index.js";
+import { Code, ConnectError, createClient, createTransport, AuthService, PUBLIC_METHODS } from "../src/index.js";
+import { getOption } from "@bufbuild/protobuf";
+import type { DescService } from "@bufbuild/protobuf";
 import { createClient as createServiceClient } from "@connectrpc/connect";
 
 function env(name: string): string {
@@ -64,7 +67,29 @@ async function rpcError(promise: Promise<unknown>): Promise<ConnectError> {
   assert.fail("the call succeeded but should have failed");
 }
 
+function isService(value: unknown): value is DescService {
+  return typeof value === "object" && value !== null && "kind" in value && value.kind === "service";
+}
+
 describe("OpenNVR TypeScript SDK smoke (grpc-web)", () => {
+  it("knows the public RPCs from the policy option of every RPC", () => {
+    const scanned: string[] = [];
+    const services = Object.values(sdk as Record<string, unknown>).filter(isService);
+    assert.equal(services.length, 10);
+    for (const service of services) {
+      for (const method of service.methods) {
+        const rule = getOption(method, sdk.policy);
+        assert.notEqual(rule.stepUp, sdk.Policy_StepUp.UNSPECIFIED, `${service.name}.${method.name} has no policy`);
+        if (rule.access.case === "public") {
+          scanned.push(`/${service.typeName}/${method.name}`);
+        }
+      }
+    }
+    assert.deepEqual([...PUBLIC_METHODS].sort(), scanned.sort());
+    assert.ok(PUBLIC_METHODS.has("/opennvr.v1.AuthService/Login"));
+    assert.ok(!PUBLIC_METHODS.has("/opennvr.v1.AuthService/WhoAmI"));
+  });
+
   let accessToken = "";
   // Recovery codes of the administrator: each login below spends one (a TOTP code works once per
   // 30 s, and these logins come faster than that).

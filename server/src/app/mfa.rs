@@ -28,7 +28,7 @@ pub struct MfaSettings {
     pub policy: MfaPolicy,
     /// `None` when no relying party is configured (sites reached by IP address use TOTP).
     pub passkeys: Option<PasskeyCeremonies>,
-    /// How long a step-up lets "Step-up: yes" RPCs through.
+    /// How long a step-up lets STEP_UP_YES RPCs through.
     pub step_up_window: Duration,
     /// Seals TOTP seeds.
     pub master: MasterKey,
@@ -602,7 +602,7 @@ pub(super) fn enrolled(
     Ok(codes)
 }
 
-/// Enforces step-up: a "Step-up: yes" RPC needs the calling session to have presented a second
+/// Enforces step-up: a STEP_UP_YES RPC needs the calling session to have presented a second
 /// factor within the window; an API key needs the RPC among its step-up methods (it cannot step up).
 #[derive(Clone)]
 pub struct StepUpGuard {

@@ -23,30 +23,37 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from opennvr.v1 import options_pb2 as opennvr_dot_v1_dot_options__pb2
 from opennvr.v1 import user_service_pb2 as opennvr_dot_v1_dot_user__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n opennvr/v1/api_key_service.proto\x12\nopennvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dopennvr/v1/user_service.proto\"\x86\x03\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x1e\n\x04role\x18\x04 \x01(\x0e\x32\x10.opennvr.v1.Role\x12\x13\n\x0bpermissions\x18\x05 \x03(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_use_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rsecret_prefix\x18\n \x01(\t\x12\x12\n\ncamera_ids\x18\x0b \x03(\t\x12\x17\n\x0fstep_up_methods\x18\x0c \x03(\t\x12\x12\n\ncreated_by\x18\r \x01(\t\":\n\x13\x43reateApiKeyRequest\x12#\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x12.opennvr.v1.ApiKey\"K\n\x14\x43reateApiKeyResponse\x12#\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x12.opennvr.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"Q\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x14\n\x0cshow_revoked\x18\x03 \x01(\x08\"T\n\x13ListApiKeysResponse\x12$\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x12.opennvr.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x13RevokeApiKeyRequest\x12\x12\n\napi_key_id\x18\x01 \x01(\t\";\n\x14RevokeApiKeyResponse\x12#\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x12.opennvr.v1.ApiKey2\x85\x02\n\rApiKeyService\x12Q\n\x0c\x43reateApiKey\x12\x1f.opennvr.v1.CreateApiKeyRequest\x1a .opennvr.v1.CreateApiKeyResponse\x12N\n\x0bListApiKeys\x12\x1e.opennvr.v1.ListApiKeysRequest\x1a\x1f.opennvr.v1.ListApiKeysResponse\x12Q\n\x0cRevokeApiKey\x12\x1f.opennvr.v1.RevokeApiKeyRequest\x1a .opennvr.v1.RevokeApiKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n opennvr/v1/api_key_service.proto\x12\nopennvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18opennvr/v1/options.proto\x1a\x1dopennvr/v1/user_service.proto\"\x86\x03\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x1e\n\x04role\x18\x04 \x01(\x0e\x32\x10.opennvr.v1.Role\x12\x13\n\x0bpermissions\x18\x05 \x03(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_use_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rsecret_prefix\x18\n \x01(\t\x12\x12\n\ncamera_ids\x18\x0b \x03(\t\x12\x17\n\x0fstep_up_methods\x18\x0c \x03(\t\x12\x12\n\ncreated_by\x18\r \x01(\t\":\n\x13\x43reateApiKeyRequest\x12#\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x12.opennvr.v1.ApiKey\"K\n\x14\x43reateApiKeyResponse\x12#\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x12.opennvr.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"Q\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x14\n\x0cshow_revoked\x18\x03 \x01(\x08\"T\n\x13ListApiKeysResponse\x12$\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x12.opennvr.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x13RevokeApiKeyRequest\x12\x12\n\napi_key_id\x18\x01 \x01(\t\";\n\x14RevokeApiKeyResponse\x12#\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x12.opennvr.v1.ApiKey2\xd0\x02\n\rApiKeyService\x12j\n\x0c\x43reateApiKey\x12\x1f.opennvr.v1.CreateApiKeyRequest\x1a .opennvr.v1.CreateApiKeyResponse\"\x17\xe2\xe0\x18\x13\x1a\rapikey.manage \x00(\x02\x12g\n\x0bListApiKeys\x12\x1e.opennvr.v1.ListApiKeysRequest\x1a\x1f.opennvr.v1.ListApiKeysResponse\"\x17\xe2\xe0\x18\x13\x1a\rapikey.manage \x00(\x01\x12j\n\x0cRevokeApiKey\x12\x1f.opennvr.v1.RevokeApiKeyRequest\x1a .opennvr.v1.RevokeApiKeyResponse\"\x17\xe2\xe0\x18\x13\x1a\rapikey.manage \x00(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'opennvr.v1.api_key_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APIKEY']._serialized_start=113
-  _globals['_APIKEY']._serialized_end=503
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=505
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=563
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=565
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=640
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=642
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=723
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=725
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=809
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=811
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=852
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=854
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=913
-  _globals['_APIKEYSERVICE']._serialized_start=916
-  _globals['_APIKEYSERVICE']._serialized_end=1177
+  _globals['_APIKEYSERVICE'].methods_by_name['CreateApiKey']._loaded_options = None
+  _globals['_APIKEYSERVICE'].methods_by_name['CreateApiKey']._serialized_options = b'\342\340\030\023\032\rapikey.manage \000(\002'
+  _globals['_APIKEYSERVICE'].methods_by_name['ListApiKeys']._loaded_options = None
+  _globals['_APIKEYSERVICE'].methods_by_name['ListApiKeys']._serialized_options = b'\342\340\030\023\032\rapikey.manage \000(\001'
+  _globals['_APIKEYSERVICE'].methods_by_name['RevokeApiKey']._loaded_options = None
+  _globals['_APIKEYSERVICE'].methods_by_name['RevokeApiKey']._serialized_options = b'\342\340\030\023\032\rapikey.manage \000(\001'
+  _globals['_APIKEY']._serialized_start=139
+  _globals['_APIKEY']._serialized_end=529
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=531
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=589
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=591
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=666
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=668
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=749
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=751
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=835
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=837
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=878
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=880
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=939
+  _globals['_APIKEYSERVICE']._serialized_start=942
+  _globals['_APIKEYSERVICE']._serialized_end=1278
 # @@protoc_insertion_point(module_scope)

@@ -60,17 +60,14 @@ class ApiKeyServiceServicer:
         """Creates an API key: the credential of a service account (a script or an integration), never of
         a person. The secret is returned once; only its SHA-256 is stored. The key holds the permissions
         of its role, narrowed to `permissions` when given, on every camera or only on `camera_ids`; it may
-        call a "Step-up: yes" RPC only if that RPC is listed in `step_up_methods`. A key never holds a
+        call a STEP_UP_YES RPC only if that RPC is listed in `step_up_methods`. A key never holds a
         permission, camera or step-up RPC its creator lacks (else PERMISSION_DENIED). Returns
         INVALID_ARGUMENT (naming the field) for a missing name or role, an unknown permission, camera or
         method, a step-up method whose permission the key lacks, or an expire_time not in the future
         (or, for a key made by a key, later than that key's). A key limited to cameras holds only camera
         permissions (camera.read, camera.live, camera.write, recording.read, recording.export,
-        event.watch) and calls only the RPCs about given cameras ("Camera-scoped: yes"). Revoking a key
+        event.watch) and calls only the RPCs about given cameras (camera_scoped: true). Revoking a key
         revokes the keys it made.
-        Permission: apikey.manage
-        Camera-scoped: no
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -78,9 +75,6 @@ class ApiKeyServiceServicer:
 
     def ListApiKeys(self, request, context):
         """Lists API keys (without secrets), newest first.
-        Permission: apikey.manage
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -89,9 +83,6 @@ class ApiKeyServiceServicer:
     def RevokeApiKey(self, request, context):
         """Revokes an API key immediately (within the revocation-cache staleness). The key stays listed
         with revoke_time set. Idempotent; returns NOT_FOUND for an unknown id.
-        Permission: apikey.manage
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

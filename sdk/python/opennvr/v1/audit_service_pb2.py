@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from opennvr.v1 import common_pb2 as opennvr_dot_v1_dot_common__pb2
+from opennvr.v1 import options_pb2 as opennvr_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eopennvr/v1/audit_service.proto\x12\nopennvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17opennvr/v1/common.proto\"\xa8\x01\n\nAuditActor\x12#\n\x04type\x18\x01 \x01(\x0e\x32\x15.opennvr.v1.ActorType\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08username\x18\x03 \x01(\t\x12\x12\n\napi_key_id\x18\x04 \x01(\t\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x06 \x01(\t\x12\x12\n\nuser_agent\x18\x07 \x01(\t\"\xb8\x03\n\nAuditEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\n\n\x02id\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x05\x61\x63tor\x18\x04 \x01(\x0b\x32\x16.opennvr.v1.AuditActor\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x0e\n\x06method\x18\x06 \x01(\t\x12\x13\n\x0btarget_type\x18\x07 \x01(\t\x12\x11\n\ttarget_id\x18\x08 \x01(\t\x12\x11\n\tcamera_id\x18\t \x01(\t\x12\'\n\x06result\x18\n \x01(\x0e\x32\x17.opennvr.v1.AuditResult\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12\x34\n\x07\x64\x65tails\x18\x0c \x03(\x0b\x32#.opennvr.v1.AuditEvent.DetailsEntry\x12\x12\n\nrequest_id\x18\r \x01(\t\x12\x11\n\tprev_hash\x18\x0e \x01(\x0c\x12\x0c\n\x04hash\x18\x0f \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x10 \x01(\t\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa3\x02\n\x10\x41uditEventFilter\x12\x15\n\ractor_user_id\x18\x01 \x01(\t\x12\x18\n\x10\x61\x63tor_api_key_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x11\n\tcamera_id\x18\x04 \x01(\t\x12\x13\n\x0btarget_type\x18\x05 \x01(\t\x12\x11\n\ttarget_id\x18\x06 \x01(\t\x12\'\n\x06result\x18\x07 \x01(\x0e\x32\x17.opennvr.v1.AuditResult\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x63ode\x18\n \x01(\t\"~\n\x0f\x41uditCheckpoint\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x0c\n\x04hash\x18\x02 \x01(\x0c\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"\xae\x01\n\x0f\x41uditSigningKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x16\n\x0epublic_key_jwk\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bretire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x83\x01\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12,\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1c.opennvr.v1.AuditEventFilter\x12\x14\n\x0coldest_first\x18\x04 \x01(\x08\"Z\n\x17ListAuditEventsResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.opennvr.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"w\n\x17WatchAuditEventsRequest\x12,\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1c.opennvr.v1.AuditEventFilter\x12\x1b\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_after_sequence\"w\n\x18WatchAuditEventsResponse\x12\'\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.opennvr.v1.AuditEventH\x00\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.opennvr.v1.HeartbeatH\x00\x42\x06\n\x04kind\"\x83\x02\n\x18\x45xportAuditEventsRequest\x12-\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x1d.opennvr.v1.AuditExportFormat\x12\x1b\n\x0estart_sequence\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0c\x65nd_sequence\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x11\n\x0f_start_sequenceB\x0f\n\r_end_sequence\")\n\x19\x45xportAuditEventsResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"u\n\x17VerifyAuditChainRequest\x12\x1b\n\x0estart_sequence\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0c\x65nd_sequence\x18\x02 \x01(\x03H\x01\x88\x01\x01\x42\x11\n\x0f_start_sequenceB\x0f\n\r_end_sequence\"\xd0\x02\n\x18VerifyAuditChainResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x16\n\x0e\x66irst_sequence\x18\x02 \x01(\x03\x12\x15\n\rlast_sequence\x18\x03 \x01(\x03\x12\x16\n\x0everified_count\x18\x04 \x01(\x03\x12\x1c\n\x14\x63heckpoints_verified\x18\x05 \x01(\x05\x12\"\n\x15\x66irst_broken_sequence\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12.\n\x07\x66\x61ilure\x18\x07 \x01(\x0e\x32\x1d.opennvr.v1.AuditChainFailure\x12\x16\n\x0e\x66\x61ilure_detail\x18\x08 \x01(\t\x12=\n\x18last_verified_checkpoint\x18\t \x01(\x0b\x32\x1b.opennvr.v1.AuditCheckpointB\x18\n\x16_first_broken_sequence\"D\n\x1bListAuditSigningKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x1cListAuditSigningKeysResponse\x12)\n\x04keys\x18\x01 \x03(\x0b\x32\x1b.opennvr.v1.AuditSigningKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*w\n\x0b\x41uditResult\x12\x1c\n\x18\x41UDIT_RESULT_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41UDIT_RESULT_SUCCESS\x10\x01\x12\x17\n\x13\x41UDIT_RESULT_DENIED\x10\x02\x12\x17\n\x13\x41UDIT_RESULT_FAILED\x10\x03*\x85\x01\n\tActorType\x12\x1a\n\x16\x41\x43TOR_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41\x43TOR_TYPE_USER\x10\x01\x12\x16\n\x12\x41\x43TOR_TYPE_API_KEY\x10\x02\x12\x15\n\x11\x41\x43TOR_TYPE_SYSTEM\x10\x03\x12\x18\n\x14\x41\x43TOR_TYPE_ANONYMOUS\x10\x04*t\n\x11\x41uditExportFormat\x12#\n\x1f\x41UDIT_EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41UDIT_EXPORT_FORMAT_JSONL\x10\x01\x12\x1b\n\x17\x41UDIT_EXPORT_FORMAT_CSV\x10\x02*\x87\x02\n\x11\x41uditChainFailure\x12#\n\x1f\x41UDIT_CHAIN_FAILURE_UNSPECIFIED\x10\x00\x12%\n!AUDIT_CHAIN_FAILURE_HASH_MISMATCH\x10\x01\x12%\n!AUDIT_CHAIN_FAILURE_LINK_MISMATCH\x10\x02\x12$\n AUDIT_CHAIN_FAILURE_SEQUENCE_GAP\x10\x03\x12,\n(AUDIT_CHAIN_FAILURE_CHECKPOINT_SIGNATURE\x10\x04\x12+\n\'AUDIT_CHAIN_FAILURE_CHECKPOINT_MISMATCH\x10\x05\x32\xf9\x03\n\x0c\x41uditService\x12Z\n\x0fListAuditEvents\x12\".opennvr.v1.ListAuditEventsRequest\x1a#.opennvr.v1.ListAuditEventsResponse\x12_\n\x10WatchAuditEvents\x12#.opennvr.v1.WatchAuditEventsRequest\x1a$.opennvr.v1.WatchAuditEventsResponse0\x01\x12\x62\n\x11\x45xportAuditEvents\x12$.opennvr.v1.ExportAuditEventsRequest\x1a%.opennvr.v1.ExportAuditEventsResponse0\x01\x12]\n\x10VerifyAuditChain\x12#.opennvr.v1.VerifyAuditChainRequest\x1a$.opennvr.v1.VerifyAuditChainResponse\x12i\n\x14ListAuditSigningKeys\x12\'.opennvr.v1.ListAuditSigningKeysRequest\x1a(.opennvr.v1.ListAuditSigningKeysResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eopennvr/v1/audit_service.proto\x12\nopennvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17opennvr/v1/common.proto\x1a\x18opennvr/v1/options.proto\"\xa8\x01\n\nAuditActor\x12#\n\x04type\x18\x01 \x01(\x0e\x32\x15.opennvr.v1.ActorType\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08username\x18\x03 \x01(\t\x12\x12\n\napi_key_id\x18\x04 \x01(\t\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x06 \x01(\t\x12\x12\n\nuser_agent\x18\x07 \x01(\t\"\xb8\x03\n\nAuditEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\n\n\x02id\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x05\x61\x63tor\x18\x04 \x01(\x0b\x32\x16.opennvr.v1.AuditActor\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x0e\n\x06method\x18\x06 \x01(\t\x12\x13\n\x0btarget_type\x18\x07 \x01(\t\x12\x11\n\ttarget_id\x18\x08 \x01(\t\x12\x11\n\tcamera_id\x18\t \x01(\t\x12\'\n\x06result\x18\n \x01(\x0e\x32\x17.opennvr.v1.AuditResult\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12\x34\n\x07\x64\x65tails\x18\x0c \x03(\x0b\x32#.opennvr.v1.AuditEvent.DetailsEntry\x12\x12\n\nrequest_id\x18\r \x01(\t\x12\x11\n\tprev_hash\x18\x0e \x01(\x0c\x12\x0c\n\x04hash\x18\x0f \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x10 \x01(\t\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa3\x02\n\x10\x41uditEventFilter\x12\x15\n\ractor_user_id\x18\x01 \x01(\t\x12\x18\n\x10\x61\x63tor_api_key_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x11\n\tcamera_id\x18\x04 \x01(\t\x12\x13\n\x0btarget_type\x18\x05 \x01(\t\x12\x11\n\ttarget_id\x18\x06 \x01(\t\x12\'\n\x06result\x18\x07 \x01(\x0e\x32\x17.opennvr.v1.AuditResult\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x63ode\x18\n \x01(\t\"~\n\x0f\x41uditCheckpoint\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x0c\n\x04hash\x18\x02 \x01(\x0c\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"\xae\x01\n\x0f\x41uditSigningKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x16\n\x0epublic_key_jwk\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bretire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x83\x01\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12,\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1c.opennvr.v1.AuditEventFilter\x12\x14\n\x0coldest_first\x18\x04 \x01(\x08\"Z\n\x17ListAuditEventsResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.opennvr.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"w\n\x17WatchAuditEventsRequest\x12,\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1c.opennvr.v1.AuditEventFilter\x12\x1b\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_after_sequence\"w\n\x18WatchAuditEventsResponse\x12\'\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.opennvr.v1.AuditEventH\x00\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.opennvr.v1.HeartbeatH\x00\x42\x06\n\x04kind\"\x83\x02\n\x18\x45xportAuditEventsRequest\x12-\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x1d.opennvr.v1.AuditExportFormat\x12\x1b\n\x0estart_sequence\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0c\x65nd_sequence\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x11\n\x0f_start_sequenceB\x0f\n\r_end_sequence\")\n\x19\x45xportAuditEventsResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"u\n\x17VerifyAuditChainRequest\x12\x1b\n\x0estart_sequence\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0c\x65nd_sequence\x18\x02 \x01(\x03H\x01\x88\x01\x01\x42\x11\n\x0f_start_sequenceB\x0f\n\r_end_sequence\"\xd0\x02\n\x18VerifyAuditChainResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x16\n\x0e\x66irst_sequence\x18\x02 \x01(\x03\x12\x15\n\rlast_sequence\x18\x03 \x01(\x03\x12\x16\n\x0everified_count\x18\x04 \x01(\x03\x12\x1c\n\x14\x63heckpoints_verified\x18\x05 \x01(\x05\x12\"\n\x15\x66irst_broken_sequence\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12.\n\x07\x66\x61ilure\x18\x07 \x01(\x0e\x32\x1d.opennvr.v1.AuditChainFailure\x12\x16\n\x0e\x66\x61ilure_detail\x18\x08 \x01(\t\x12=\n\x18last_verified_checkpoint\x18\t \x01(\x0b\x32\x1b.opennvr.v1.AuditCheckpointB\x18\n\x16_first_broken_sequence\"D\n\x1bListAuditSigningKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x1cListAuditSigningKeysResponse\x12)\n\x04keys\x18\x01 \x03(\x0b\x32\x1b.opennvr.v1.AuditSigningKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*w\n\x0b\x41uditResult\x12\x1c\n\x18\x41UDIT_RESULT_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41UDIT_RESULT_SUCCESS\x10\x01\x12\x17\n\x13\x41UDIT_RESULT_DENIED\x10\x02\x12\x17\n\x13\x41UDIT_RESULT_FAILED\x10\x03*\x85\x01\n\tActorType\x12\x1a\n\x16\x41\x43TOR_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41\x43TOR_TYPE_USER\x10\x01\x12\x16\n\x12\x41\x43TOR_TYPE_API_KEY\x10\x02\x12\x15\n\x11\x41\x43TOR_TYPE_SYSTEM\x10\x03\x12\x18\n\x14\x41\x43TOR_TYPE_ANONYMOUS\x10\x04*t\n\x11\x41uditExportFormat\x12#\n\x1f\x41UDIT_EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41UDIT_EXPORT_FORMAT_JSONL\x10\x01\x12\x1b\n\x17\x41UDIT_EXPORT_FORMAT_CSV\x10\x02*\x87\x02\n\x11\x41uditChainFailure\x12#\n\x1f\x41UDIT_CHAIN_FAILURE_UNSPECIFIED\x10\x00\x12%\n!AUDIT_CHAIN_FAILURE_HASH_MISMATCH\x10\x01\x12%\n!AUDIT_CHAIN_FAILURE_LINK_MISMATCH\x10\x02\x12$\n AUDIT_CHAIN_FAILURE_SEQUENCE_GAP\x10\x03\x12,\n(AUDIT_CHAIN_FAILURE_CHECKPOINT_SIGNATURE\x10\x04\x12+\n\'AUDIT_CHAIN_FAILURE_CHECKPOINT_MISMATCH\x10\x05\x32\xee\x04\n\x0c\x41uditService\x12p\n\x0fListAuditEvents\x12\".opennvr.v1.ListAuditEventsRequest\x1a#.opennvr.v1.ListAuditEventsResponse\"\x14\xe2\xe0\x18\x10\x1a\naudit.read \x00(\x01\x12u\n\x10WatchAuditEvents\x12#.opennvr.v1.WatchAuditEventsRequest\x1a$.opennvr.v1.WatchAuditEventsResponse\"\x14\xe2\xe0\x18\x10\x1a\naudit.read \x00(\x01\x30\x01\x12z\n\x11\x45xportAuditEvents\x12$.opennvr.v1.ExportAuditEventsRequest\x1a%.opennvr.v1.ExportAuditEventsResponse\"\x16\xe2\xe0\x18\x12\x1a\x0c\x61udit.export \x00(\x02\x30\x01\x12u\n\x10VerifyAuditChain\x12#.opennvr.v1.VerifyAuditChainRequest\x1a$.opennvr.v1.VerifyAuditChainResponse\"\x16\xe2\xe0\x18\x12\x1a\x0c\x61udit.verify \x00(\x01\x12\x81\x01\n\x14ListAuditSigningKeys\x12\'.opennvr.v1.ListAuditSigningKeysRequest\x1a(.opennvr.v1.ListAuditSigningKeysResponse\"\x16\xe2\xe0\x18\x12\x1a\x0c\x61udit.verify \x00(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,46 +36,56 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AUDITEVENT_DETAILSENTRY']._loaded_options = None
   _globals['_AUDITEVENT_DETAILSENTRY']._serialized_options = b'8\001'
-  _globals['_AUDITRESULT']._serialized_start=2718
-  _globals['_AUDITRESULT']._serialized_end=2837
-  _globals['_ACTORTYPE']._serialized_start=2840
-  _globals['_ACTORTYPE']._serialized_end=2973
-  _globals['_AUDITEXPORTFORMAT']._serialized_start=2975
-  _globals['_AUDITEXPORTFORMAT']._serialized_end=3091
-  _globals['_AUDITCHAINFAILURE']._serialized_start=3094
-  _globals['_AUDITCHAINFAILURE']._serialized_end=3357
-  _globals['_AUDITACTOR']._serialized_start=105
-  _globals['_AUDITACTOR']._serialized_end=273
-  _globals['_AUDITEVENT']._serialized_start=276
-  _globals['_AUDITEVENT']._serialized_end=716
-  _globals['_AUDITEVENT_DETAILSENTRY']._serialized_start=670
-  _globals['_AUDITEVENT_DETAILSENTRY']._serialized_end=716
-  _globals['_AUDITEVENTFILTER']._serialized_start=719
-  _globals['_AUDITEVENTFILTER']._serialized_end=1010
-  _globals['_AUDITCHECKPOINT']._serialized_start=1012
-  _globals['_AUDITCHECKPOINT']._serialized_end=1138
-  _globals['_AUDITSIGNINGKEY']._serialized_start=1141
-  _globals['_AUDITSIGNINGKEY']._serialized_end=1315
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=1318
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1449
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1451
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1541
-  _globals['_WATCHAUDITEVENTSREQUEST']._serialized_start=1543
-  _globals['_WATCHAUDITEVENTSREQUEST']._serialized_end=1662
-  _globals['_WATCHAUDITEVENTSRESPONSE']._serialized_start=1664
-  _globals['_WATCHAUDITEVENTSRESPONSE']._serialized_end=1783
-  _globals['_EXPORTAUDITEVENTSREQUEST']._serialized_start=1786
-  _globals['_EXPORTAUDITEVENTSREQUEST']._serialized_end=2045
-  _globals['_EXPORTAUDITEVENTSRESPONSE']._serialized_start=2047
-  _globals['_EXPORTAUDITEVENTSRESPONSE']._serialized_end=2088
-  _globals['_VERIFYAUDITCHAINREQUEST']._serialized_start=2090
-  _globals['_VERIFYAUDITCHAINREQUEST']._serialized_end=2207
-  _globals['_VERIFYAUDITCHAINRESPONSE']._serialized_start=2210
-  _globals['_VERIFYAUDITCHAINRESPONSE']._serialized_end=2546
-  _globals['_LISTAUDITSIGNINGKEYSREQUEST']._serialized_start=2548
-  _globals['_LISTAUDITSIGNINGKEYSREQUEST']._serialized_end=2616
-  _globals['_LISTAUDITSIGNINGKEYSRESPONSE']._serialized_start=2618
-  _globals['_LISTAUDITSIGNINGKEYSRESPONSE']._serialized_end=2716
-  _globals['_AUDITSERVICE']._serialized_start=3360
-  _globals['_AUDITSERVICE']._serialized_end=3865
+  _globals['_AUDITSERVICE'].methods_by_name['ListAuditEvents']._loaded_options = None
+  _globals['_AUDITSERVICE'].methods_by_name['ListAuditEvents']._serialized_options = b'\342\340\030\020\032\naudit.read \000(\001'
+  _globals['_AUDITSERVICE'].methods_by_name['WatchAuditEvents']._loaded_options = None
+  _globals['_AUDITSERVICE'].methods_by_name['WatchAuditEvents']._serialized_options = b'\342\340\030\020\032\naudit.read \000(\001'
+  _globals['_AUDITSERVICE'].methods_by_name['ExportAuditEvents']._loaded_options = None
+  _globals['_AUDITSERVICE'].methods_by_name['ExportAuditEvents']._serialized_options = b'\342\340\030\022\032\014audit.export \000(\002'
+  _globals['_AUDITSERVICE'].methods_by_name['VerifyAuditChain']._loaded_options = None
+  _globals['_AUDITSERVICE'].methods_by_name['VerifyAuditChain']._serialized_options = b'\342\340\030\022\032\014audit.verify \000(\001'
+  _globals['_AUDITSERVICE'].methods_by_name['ListAuditSigningKeys']._loaded_options = None
+  _globals['_AUDITSERVICE'].methods_by_name['ListAuditSigningKeys']._serialized_options = b'\342\340\030\022\032\014audit.verify \000(\001'
+  _globals['_AUDITRESULT']._serialized_start=2744
+  _globals['_AUDITRESULT']._serialized_end=2863
+  _globals['_ACTORTYPE']._serialized_start=2866
+  _globals['_ACTORTYPE']._serialized_end=2999
+  _globals['_AUDITEXPORTFORMAT']._serialized_start=3001
+  _globals['_AUDITEXPORTFORMAT']._serialized_end=3117
+  _globals['_AUDITCHAINFAILURE']._serialized_start=3120
+  _globals['_AUDITCHAINFAILURE']._serialized_end=3383
+  _globals['_AUDITACTOR']._serialized_start=131
+  _globals['_AUDITACTOR']._serialized_end=299
+  _globals['_AUDITEVENT']._serialized_start=302
+  _globals['_AUDITEVENT']._serialized_end=742
+  _globals['_AUDITEVENT_DETAILSENTRY']._serialized_start=696
+  _globals['_AUDITEVENT_DETAILSENTRY']._serialized_end=742
+  _globals['_AUDITEVENTFILTER']._serialized_start=745
+  _globals['_AUDITEVENTFILTER']._serialized_end=1036
+  _globals['_AUDITCHECKPOINT']._serialized_start=1038
+  _globals['_AUDITCHECKPOINT']._serialized_end=1164
+  _globals['_AUDITSIGNINGKEY']._serialized_start=1167
+  _globals['_AUDITSIGNINGKEY']._serialized_end=1341
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=1344
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1475
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1477
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1567
+  _globals['_WATCHAUDITEVENTSREQUEST']._serialized_start=1569
+  _globals['_WATCHAUDITEVENTSREQUEST']._serialized_end=1688
+  _globals['_WATCHAUDITEVENTSRESPONSE']._serialized_start=1690
+  _globals['_WATCHAUDITEVENTSRESPONSE']._serialized_end=1809
+  _globals['_EXPORTAUDITEVENTSREQUEST']._serialized_start=1812
+  _globals['_EXPORTAUDITEVENTSREQUEST']._serialized_end=2071
+  _globals['_EXPORTAUDITEVENTSRESPONSE']._serialized_start=2073
+  _globals['_EXPORTAUDITEVENTSRESPONSE']._serialized_end=2114
+  _globals['_VERIFYAUDITCHAINREQUEST']._serialized_start=2116
+  _globals['_VERIFYAUDITCHAINREQUEST']._serialized_end=2233
+  _globals['_VERIFYAUDITCHAINRESPONSE']._serialized_start=2236
+  _globals['_VERIFYAUDITCHAINRESPONSE']._serialized_end=2572
+  _globals['_LISTAUDITSIGNINGKEYSREQUEST']._serialized_start=2574
+  _globals['_LISTAUDITSIGNINGKEYSREQUEST']._serialized_end=2642
+  _globals['_LISTAUDITSIGNINGKEYSRESPONSE']._serialized_start=2644
+  _globals['_LISTAUDITSIGNINGKEYSRESPONSE']._serialized_end=2742
+  _globals['_AUDITSERVICE']._serialized_start=3386
+  _globals['_AUDITSERVICE']._serialized_end=4008
 # @@protoc_insertion_point(module_scope)

@@ -69,9 +69,6 @@ class AuditServiceServicer:
     def ListAuditEvents(self, request, context):
         """Lists audit events matching the filter, newest first unless oldest_first. Returns
         INVALID_ARGUMENT for a reversed time range.
-        Permission: audit.read
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -83,9 +80,6 @@ class AuditServiceServicer:
         gap and no duplicate (resume after a disconnect by passing the last sequence seen). The filter's
         time range is ignored. Sends a Heartbeat when idle. Returns OUT_OF_RANGE if after_sequence is
         beyond the newest event.
-        Permission: audit.read
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -95,9 +89,6 @@ class AuditServiceServicer:
         """Streams a contiguous range of the chain as a file, in chunks, for offline verification and
         archiving. Unfiltered on purpose: a filtered export could not be verified. Returns
         INVALID_ARGUMENT for a reversed or empty range.
-        Permission: audit.export
-        Camera-scoped: no
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,9 +99,6 @@ class AuditServiceServicer:
         prev_hash link and the absence of gaps, and checks the signatures of the checkpoints in range.
         A range starting mid-chain is anchored on the nearest checkpoint at or before its start. A broken
         chain is reported in the response, not as an error. Long ranges take time: set a deadline.
-        Permission: audit.verify
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,9 +107,6 @@ class AuditServiceServicer:
     def ListAuditSigningKeys(self, request, context):
         """Lists the public keys that sign audit checkpoints (current and retired), for offline verifiers.
         Pin them out of band: an export carries keys too, but a forged export would carry forged keys.
-        Permission: audit.verify
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -10,32 +10,35 @@ or an API key secret (from CreateApiKey, starting "nvr_ak_"). Missing, malformed
 revoked credentials answer UNAUTHENTICATED; a valid principal lacking the permission answers
 PERMISSION_DENIED.
 
-Trailer on every RPC (see common.proto for the full meaning):
-  Permission: <name> | public | self
-  Camera-scoped: yes | no
-  Step-up: yes | no | enrolled
-  Enrolment-only: allowed        (optional; see below)
+Policy option on every RPC (options.proto; see common.proto for the full meaning):
+  option (opennvr.v1.policy) = {
+    permission: "<name>" | public: true | self_service: true
+    camera_scoped: true | false
+    step_up: STEP_UP_NO | STEP_UP_YES | STEP_UP_ENROLLED
+    enrolment_only_allowed: true        (optional; see below)
+  };
 
-"self" RPCs need a signed-in user session acting on its own account. API keys are not accounts:
-they may call WhoAmI, and every other "self" RPC refuses them with PERMISSION_DENIED.
+"self_service" RPCs need a signed-in user session acting on its own account. API keys are not
+accounts: they may call WhoAmI, and every other "self_service" RPC refuses them with
+PERMISSION_DENIED.
 
 Multi-factor authentication: a user with a second factor (TOTP or a passkey) signs in with
 password + factor (Login, then FinishMfa), or with a passkey alone (StartPasskeyLogin /
 FinishPasskeyLogin). The server's policy names the roles that must have a second factor (by
 default: admin). A user of such a role who has none gets an enrolment-only session: only the RPCs
-marked "Enrolment-only: allowed" answer; every other one is PERMISSION_DENIED with reason
+marked enrolment_only_allowed answer; every other one is PERMISSION_DENIED with reason
 ERROR_REASON_MFA_ENROLMENT_REQUIRED until the session presents a factor (enrolling one, or
 StepUp once the user has one) and refreshes its tokens.
 WebAuthn needs a domain name (or localhost) as relying party: a site reached by IP address uses TOTP,
 which is a complete path on its own. Wrong second factors count toward a per-user lockout.
 
-Step-up: RPCs marked "Step-up: yes" require the calling session to have presented a second factor
+Step-up: RPCs marked STEP_UP_YES require the calling session to have presented a second factor
 (at login or with StepUp) within the server's step-up window (a few minutes). When it has not,
 the server answers PERMISSION_DENIED with a google.rpc.ErrorInfo whose reason is
 "ERROR_REASON_STEP_UP_REQUIRED"; the client calls StartStepUp/StepUp and retries. A user with no
-factor cannot step up and must enrol one first. "Step-up: enrolled" asks for a step-up only once
+factor cannot step up and must enrol one first. STEP_UP_ENROLLED asks for a step-up only once
 the user has a factor (so a first factor can be enrolled at all). API keys cannot step up: a key
-may call a "Step-up: yes" RPC only if it was created with that RPC in its step_up_methods.
+may call a STEP_UP_YES RPC only if it was created with that RPC in its step_up_methods.
 """
 
 from collections import abc as _abc
@@ -745,7 +748,7 @@ class WhoAmIResponse(_message.Message):
 
     @_builtins.property
     def step_up_expire_time(self) -> _timestamp_pb2.Timestamp:
-        """Until when "Step-up: yes" RPCs are allowed; unset when the session has no recent step-up."""
+        """Until when STEP_UP_YES RPCs are allowed; unset when the session has no recent step-up."""
 
     def __init__(
         self,

@@ -156,9 +156,6 @@ class AuthServiceServicer:
         token the server printed (or read from its configuration) at first start. Returns
         FAILED_PRECONDITION (reason ERROR_REASON_ALREADY_BOOTSTRAPPED) once any user exists,
         UNAUTHENTICATED for a wrong setup token, INVALID_ARGUMENT for a bad username or weak password.
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -171,9 +168,6 @@ class AuthServiceServicer:
         UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS); repeated failures answer
         RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED). A user whose role requires MFA but who has
         no factor yet gets tokens of an enrolment-only session (Tokens.mfa_enrolment_required).
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -184,9 +178,6 @@ class AuthServiceServicer:
         navigator.credentials.get() (each challenge works once). A TOTP or recovery code needs no
         StartMfa. Returns UNAUTHENTICATED for an unknown, expired or used ticket, FAILED_PRECONDITION if
         the user has no passkey or WebAuthn is not configured.
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -199,9 +190,6 @@ class AuthServiceServicer:
         missing or malformed factor, FAILED_PRECONDITION for a passkey assertion when the ticket's
         passkey challenge was spent (call StartMfa), RESOURCE_EXHAUSTED (reason
         ERROR_REASON_RATE_LIMITED) after repeated wrong factors (counted per user).
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -213,9 +201,6 @@ class AuthServiceServicer:
         Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name),
         RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) when this client (or everyone) has too many
         passwordless logins in progress.
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -226,9 +211,6 @@ class AuthServiceServicer:
         the session starts stepped-up. Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS)
         for an unknown credential, a wrong or used ticket, a failed signature or a signature counter
         that went backwards (a cloned authenticator), or a disabled user.
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -240,9 +222,6 @@ class AuthServiceServicer:
         UNAUTHENTICATED for an unknown, expired, reused or revoked refresh token or a disabled user.
         An enrolment-only session gets full tokens from the first refresh after it has presented a
         second factor (by enrolling one, or with StepUp once the user has one).
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -251,10 +230,6 @@ class AuthServiceServicer:
     def Logout(self, request, context):
         """Ends the calling session: its access and refresh tokens stop working (within the server's
         revocation-cache staleness, a few seconds).
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -264,10 +239,6 @@ class AuthServiceServicer:
         """Describes the caller: its user, session, and effective permissions (site-wide from its role, and
         per camera from camera grants). Also accepted from API keys (then session_id is empty and
         api_key is set).
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -278,9 +249,6 @@ class AuthServiceServicer:
         ERROR_REASON_INVALID_CREDENTIALS) if current_password is wrong, INVALID_ARGUMENT if the new
         password fails the password policy. Other sessions of the user are revoked unless
         keep_other_sessions is set.
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -289,9 +257,6 @@ class AuthServiceServicer:
     def ListSessions(self, request, context):
         """Lists sessions, newest first. With user_id empty or equal to the caller it lists the caller's own
         sessions; any other user_id needs session.manage (else PERMISSION_DENIED).
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -301,9 +266,6 @@ class AuthServiceServicer:
         """Revokes one session. Revoking one's own session is always allowed; a session of another user
         needs session.manage (else PERMISSION_DENIED). Returns NOT_FOUND for an unknown session (also
         for another user's session when the caller lacks session.manage, so ids do not leak).
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -314,10 +276,6 @@ class AuthServiceServicer:
         passkeys (and WebAuthn is configured), WebAuthn request options. A TOTP or recovery-code step-up
         may skip this call. Returns FAILED_PRECONDITION if the user has no second factor enrolled.
         An enrolment-only session whose user has a factor by now upgrades itself this way (then Refresh).
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -325,13 +283,9 @@ class AuthServiceServicer:
 
     def StepUp(self, request, context):
         """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session:
-        "Step-up: yes" RPCs are then allowed for the server's step-up window. Returns UNAUTHENTICATED
+        STEP_UP_YES RPCs are then allowed for the server's step-up window. Returns UNAUTHENTICATED
         (reason ERROR_REASON_INVALID_CREDENTIALS) for a wrong factor or a bad challenge token,
         RESOURCE_EXHAUSTED after repeated failures, FAILED_PRECONDITION if the user has no second factor.
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -343,10 +297,6 @@ class AuthServiceServicer:
         user's registered authenticators excluded) and a registration token binding the server-side
         ceremony state. Returns FAILED_PRECONDITION when WebAuthn is not configured (a site reached by IP
         address has no relying-party id: use TOTP).
-        Permission: self
-        Camera-scoped: no
-        Step-up: enrolled
-        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -358,10 +308,6 @@ class AuthServiceServicer:
         attestation does not verify (wrong challenge, origin or relying party), FAILED_PRECONDITION for
         an expired, used or unknown registration token (or one of another session), ALREADY_EXISTS if
         the authenticator is already registered.
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -371,10 +317,6 @@ class AuthServiceServicer:
         """Starts TOTP enrollment for the caller: a fresh secret and its otpauth:// URI, shown once. The
         secret becomes active only after FinishTotpEnrollment. Returns ALREADY_EXISTS if the user already
         has TOTP (delete that credential first).
-        Permission: self
-        Camera-scoped: no
-        Step-up: enrolled
-        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -384,10 +326,6 @@ class AuthServiceServicer:
         """Activates the pending TOTP secret by proving a current code. The session counts as having
         completed MFA from then on. Returns INVALID_ARGUMENT for a wrong code, FAILED_PRECONDITION for an
         expired, used or unknown enrollment token (or one of another session).
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -396,9 +334,6 @@ class AuthServiceServicer:
     def RegenerateRecoveryCodes(self, request, context):
         """Replaces the caller's recovery codes with ten new single-use ones (shown once; stored as
         hashes). Returns FAILED_PRECONDITION if the user has no second factor.
-        Permission: self
-        Camera-scoped: no
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -407,10 +342,6 @@ class AuthServiceServicer:
     def ListCredentials(self, request, context):
         """Lists second-factor credentials (passkeys, TOTP). With user_id empty or the caller it lists the
         caller's own; another user's needs user.read (else PERMISSION_DENIED). Secrets are never returned.
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -419,9 +350,6 @@ class AuthServiceServicer:
     def RenameCredential(self, request, context):
         """Renames one of the caller's credentials. Returns NOT_FOUND for an unknown credential (or another
         user's), INVALID_ARGUMENT for an empty or overlong name.
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -432,9 +360,6 @@ class AuthServiceServicer:
         phone) needs user.write. Sessions that were signed in or stepped up with the removed credential
         are revoked; removing a user's last factor also removes their recovery codes. Returns NOT_FOUND
         for an unknown credential.
-        Permission: self
-        Camera-scoped: no
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

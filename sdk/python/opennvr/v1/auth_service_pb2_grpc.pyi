@@ -10,32 +10,35 @@ or an API key secret (from CreateApiKey, starting "nvr_ak_"). Missing, malformed
 revoked credentials answer UNAUTHENTICATED; a valid principal lacking the permission answers
 PERMISSION_DENIED.
 
-Trailer on every RPC (see common.proto for the full meaning):
-  Permission: <name> | public | self
-  Camera-scoped: yes | no
-  Step-up: yes | no | enrolled
-  Enrolment-only: allowed        (optional; see below)
+Policy option on every RPC (options.proto; see common.proto for the full meaning):
+  option (opennvr.v1.policy) = {
+    permission: "<name>" | public: true | self_service: true
+    camera_scoped: true | false
+    step_up: STEP_UP_NO | STEP_UP_YES | STEP_UP_ENROLLED
+    enrolment_only_allowed: true        (optional; see below)
+  };
 
-"self" RPCs need a signed-in user session acting on its own account. API keys are not accounts:
-they may call WhoAmI, and every other "self" RPC refuses them with PERMISSION_DENIED.
+"self_service" RPCs need a signed-in user session acting on its own account. API keys are not
+accounts: they may call WhoAmI, and every other "self_service" RPC refuses them with
+PERMISSION_DENIED.
 
 Multi-factor authentication: a user with a second factor (TOTP or a passkey) signs in with
 password + factor (Login, then FinishMfa), or with a passkey alone (StartPasskeyLogin /
 FinishPasskeyLogin). The server's policy names the roles that must have a second factor (by
 default: admin). A user of such a role who has none gets an enrolment-only session: only the RPCs
-marked "Enrolment-only: allowed" answer; every other one is PERMISSION_DENIED with reason
+marked enrolment_only_allowed answer; every other one is PERMISSION_DENIED with reason
 ERROR_REASON_MFA_ENROLMENT_REQUIRED until the session presents a factor (enrolling one, or
 StepUp once the user has one) and refreshes its tokens.
 WebAuthn needs a domain name (or localhost) as relying party: a site reached by IP address uses TOTP,
 which is a complete path on its own. Wrong second factors count toward a per-user lockout.
 
-Step-up: RPCs marked "Step-up: yes" require the calling session to have presented a second factor
+Step-up: RPCs marked STEP_UP_YES require the calling session to have presented a second factor
 (at login or with StepUp) within the server's step-up window (a few minutes). When it has not,
 the server answers PERMISSION_DENIED with a google.rpc.ErrorInfo whose reason is
 "ERROR_REASON_STEP_UP_REQUIRED"; the client calls StartStepUp/StepUp and retries. A user with no
-factor cannot step up and must enrol one first. "Step-up: enrolled" asks for a step-up only once
+factor cannot step up and must enrol one first. STEP_UP_ENROLLED asks for a step-up only once
 the user has a factor (so a first factor can be enrolled at all). API keys cannot step up: a key
-may call a "Step-up: yes" RPC only if it was created with that RPC in its step_up_methods.
+may call a STEP_UP_YES RPC only if it was created with that RPC in its step_up_methods.
 """
 
 from collections import abc as _abc
@@ -73,9 +76,6 @@ class AuthServiceStub:
     token the server printed (or read from its configuration) at first start. Returns
     FAILED_PRECONDITION (reason ERROR_REASON_ALREADY_BOOTSTRAPPED) once any user exists,
     UNAUTHENTICATED for a wrong setup token, INVALID_ARGUMENT for a bad username or weak password.
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     Login: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.LoginRequest, _auth_service_pb2.LoginResponse]
     """Signs in with username and password. Answers tokens, or — for a user with a second factor
@@ -84,18 +84,12 @@ class AuthServiceStub:
     UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS); repeated failures answer
     RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED). A user whose role requires MFA but who has
     no factor yet gets tokens of an enrolment-only session (Tokens.mfa_enrolment_required).
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     StartMfa: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartMfaRequest, _auth_service_pb2.StartMfaResponse]
     """Renews the passkey part of an MFA ticket: a fresh WebAuthn challenge for
     navigator.credentials.get() (each challenge works once). A TOTP or recovery code needs no
     StartMfa. Returns UNAUTHENTICATED for an unknown, expired or used ticket, FAILED_PRECONDITION if
     the user has no passkey or WebAuthn is not configured.
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     FinishMfa: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.FinishMfaRequest, _auth_service_pb2.FinishMfaResponse]
     """Finishes a login that answered an MfaChallenge. The new session starts stepped-up
@@ -104,9 +98,6 @@ class AuthServiceStub:
     missing or malformed factor, FAILED_PRECONDITION for a passkey assertion when the ticket's
     passkey challenge was spent (call StartMfa), RESOURCE_EXHAUSTED (reason
     ERROR_REASON_RATE_LIMITED) after repeated wrong factors (counted per user).
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     StartPasskeyLogin: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyLoginRequest, _auth_service_pb2.StartPasskeyLoginResponse]
     """Starts a passwordless login with a discoverable passkey: WebAuthn request options with no
@@ -114,18 +105,12 @@ class AuthServiceStub:
     Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name),
     RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) when this client (or everyone) has too many
     passwordless logins in progress.
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     FinishPasskeyLogin: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.FinishPasskeyLoginRequest, _auth_service_pb2.FinishPasskeyLoginResponse]
     """Finishes a passwordless login with the authenticator's assertion. A passkey is both factors:
     the session starts stepped-up. Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS)
     for an unknown credential, a wrong or used ticket, a failed signature or a signature counter
     that went backwards (a cloned authenticator), or a disabled user.
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     Refresh: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.RefreshRequest, _auth_service_pb2.RefreshResponse]
     """Exchanges a refresh token for new tokens of the same session. Refresh tokens rotate: each one
@@ -133,70 +118,42 @@ class AuthServiceStub:
     UNAUTHENTICATED for an unknown, expired, reused or revoked refresh token or a disabled user.
     An enrolment-only session gets full tokens from the first refresh after it has presented a
     second factor (by enrolling one, or with StepUp once the user has one).
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     Logout: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.LogoutRequest, _auth_service_pb2.LogoutResponse]
     """Ends the calling session: its access and refresh tokens stop working (within the server's
     revocation-cache staleness, a few seconds).
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     WhoAmI: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.WhoAmIRequest, _auth_service_pb2.WhoAmIResponse]
     """Describes the caller: its user, session, and effective permissions (site-wide from its role, and
     per camera from camera grants). Also accepted from API keys (then session_id is empty and
     api_key is set).
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ChangePasswordRequest, _auth_service_pb2.ChangePasswordResponse]
     """Changes the caller's own password. Returns UNAUTHENTICATED (reason
     ERROR_REASON_INVALID_CREDENTIALS) if current_password is wrong, INVALID_ARGUMENT if the new
     password fails the password policy. Other sessions of the user are revoked unless
     keep_other_sessions is set.
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
     """
     ListSessions: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ListSessionsRequest, _auth_service_pb2.ListSessionsResponse]
     """Lists sessions, newest first. With user_id empty or equal to the caller it lists the caller's own
     sessions; any other user_id needs session.manage (else PERMISSION_DENIED).
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
     """
     RevokeSession: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.RevokeSessionRequest, _auth_service_pb2.RevokeSessionResponse]
     """Revokes one session. Revoking one's own session is always allowed; a session of another user
     needs session.manage (else PERMISSION_DENIED). Returns NOT_FOUND for an unknown session (also
     for another user's session when the caller lacks session.manage, so ids do not leak).
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
     """
     StartStepUp: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartStepUpRequest, _auth_service_pb2.StartStepUpResponse]
     """Starts a step-up: a challenge listing the caller's enrolled methods and, if the user has
     passkeys (and WebAuthn is configured), WebAuthn request options. A TOTP or recovery-code step-up
     may skip this call. Returns FAILED_PRECONDITION if the user has no second factor enrolled.
     An enrolment-only session whose user has a factor by now upgrades itself this way (then Refresh).
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     StepUp: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StepUpRequest, _auth_service_pb2.StepUpResponse]
     """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session:
-    "Step-up: yes" RPCs are then allowed for the server's step-up window. Returns UNAUTHENTICATED
+    STEP_UP_YES RPCs are then allowed for the server's step-up window. Returns UNAUTHENTICATED
     (reason ERROR_REASON_INVALID_CREDENTIALS) for a wrong factor or a bad challenge token,
     RESOURCE_EXHAUSTED after repeated failures, FAILED_PRECONDITION if the user has no second factor.
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     StartPasskeyRegistration: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyRegistrationRequest, _auth_service_pb2.StartPasskeyRegistrationResponse]
     """Starts registering a passkey (WebAuthn) for the caller: the creation options to pass to
@@ -204,10 +161,6 @@ class AuthServiceStub:
     user's registered authenticators excluded) and a registration token binding the server-side
     ceremony state. Returns FAILED_PRECONDITION when WebAuthn is not configured (a site reached by IP
     address has no relying-party id: use TOTP).
-    Permission: self
-    Camera-scoped: no
-    Step-up: enrolled
-    Enrolment-only: allowed
     """
     FinishPasskeyRegistration: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.FinishPasskeyRegistrationRequest, _auth_service_pb2.FinishPasskeyRegistrationResponse]
     """Finishes a passkey registration with the authenticator's response. The session counts as having
@@ -215,59 +168,34 @@ class AuthServiceStub:
     attestation does not verify (wrong challenge, origin or relying party), FAILED_PRECONDITION for
     an expired, used or unknown registration token (or one of another session), ALREADY_EXISTS if
     the authenticator is already registered.
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     StartTotpEnrollment: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartTotpEnrollmentRequest, _auth_service_pb2.StartTotpEnrollmentResponse]
     """Starts TOTP enrollment for the caller: a fresh secret and its otpauth:// URI, shown once. The
     secret becomes active only after FinishTotpEnrollment. Returns ALREADY_EXISTS if the user already
     has TOTP (delete that credential first).
-    Permission: self
-    Camera-scoped: no
-    Step-up: enrolled
-    Enrolment-only: allowed
     """
     FinishTotpEnrollment: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.FinishTotpEnrollmentRequest, _auth_service_pb2.FinishTotpEnrollmentResponse]
     """Activates the pending TOTP secret by proving a current code. The session counts as having
     completed MFA from then on. Returns INVALID_ARGUMENT for a wrong code, FAILED_PRECONDITION for an
     expired, used or unknown enrollment token (or one of another session).
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     RegenerateRecoveryCodes: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.RegenerateRecoveryCodesRequest, _auth_service_pb2.RegenerateRecoveryCodesResponse]
     """Replaces the caller's recovery codes with ten new single-use ones (shown once; stored as
     hashes). Returns FAILED_PRECONDITION if the user has no second factor.
-    Permission: self
-    Camera-scoped: no
-    Step-up: yes
     """
     ListCredentials: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ListCredentialsRequest, _auth_service_pb2.ListCredentialsResponse]
     """Lists second-factor credentials (passkeys, TOTP). With user_id empty or the caller it lists the
     caller's own; another user's needs user.read (else PERMISSION_DENIED). Secrets are never returned.
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     RenameCredential: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.RenameCredentialRequest, _auth_service_pb2.RenameCredentialResponse]
     """Renames one of the caller's credentials. Returns NOT_FOUND for an unknown credential (or another
     user's), INVALID_ARGUMENT for an empty or overlong name.
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
     """
     DeleteCredential: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.DeleteCredentialRequest, _auth_service_pb2.DeleteCredentialResponse]
     """Removes a second-factor credential. One's own is always allowed; another user's (e.g. a lost
     phone) needs user.write. Sessions that were signed in or stepped up with the removed credential
     are revoked; removing a user's last factor also removes their recovery codes. Returns NOT_FOUND
     for an unknown credential.
-    Permission: self
-    Camera-scoped: no
-    Step-up: yes
     """
 
 @_typing.type_check_only
@@ -280,9 +208,6 @@ class AuthServiceAsyncStub(AuthServiceStub):
     token the server printed (or read from its configuration) at first start. Returns
     FAILED_PRECONDITION (reason ERROR_REASON_ALREADY_BOOTSTRAPPED) once any user exists,
     UNAUTHENTICATED for a wrong setup token, INVALID_ARGUMENT for a bad username or weak password.
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     Login: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.LoginRequest, _auth_service_pb2.LoginResponse]  # type: ignore[assignment]
     """Signs in with username and password. Answers tokens, or — for a user with a second factor
@@ -291,18 +216,12 @@ class AuthServiceAsyncStub(AuthServiceStub):
     UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS); repeated failures answer
     RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED). A user whose role requires MFA but who has
     no factor yet gets tokens of an enrolment-only session (Tokens.mfa_enrolment_required).
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     StartMfa: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartMfaRequest, _auth_service_pb2.StartMfaResponse]  # type: ignore[assignment]
     """Renews the passkey part of an MFA ticket: a fresh WebAuthn challenge for
     navigator.credentials.get() (each challenge works once). A TOTP or recovery code needs no
     StartMfa. Returns UNAUTHENTICATED for an unknown, expired or used ticket, FAILED_PRECONDITION if
     the user has no passkey or WebAuthn is not configured.
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     FinishMfa: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.FinishMfaRequest, _auth_service_pb2.FinishMfaResponse]  # type: ignore[assignment]
     """Finishes a login that answered an MfaChallenge. The new session starts stepped-up
@@ -311,9 +230,6 @@ class AuthServiceAsyncStub(AuthServiceStub):
     missing or malformed factor, FAILED_PRECONDITION for a passkey assertion when the ticket's
     passkey challenge was spent (call StartMfa), RESOURCE_EXHAUSTED (reason
     ERROR_REASON_RATE_LIMITED) after repeated wrong factors (counted per user).
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     StartPasskeyLogin: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyLoginRequest, _auth_service_pb2.StartPasskeyLoginResponse]  # type: ignore[assignment]
     """Starts a passwordless login with a discoverable passkey: WebAuthn request options with no
@@ -321,18 +237,12 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name),
     RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) when this client (or everyone) has too many
     passwordless logins in progress.
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     FinishPasskeyLogin: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.FinishPasskeyLoginRequest, _auth_service_pb2.FinishPasskeyLoginResponse]  # type: ignore[assignment]
     """Finishes a passwordless login with the authenticator's assertion. A passkey is both factors:
     the session starts stepped-up. Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS)
     for an unknown credential, a wrong or used ticket, a failed signature or a signature counter
     that went backwards (a cloned authenticator), or a disabled user.
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     Refresh: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.RefreshRequest, _auth_service_pb2.RefreshResponse]  # type: ignore[assignment]
     """Exchanges a refresh token for new tokens of the same session. Refresh tokens rotate: each one
@@ -340,70 +250,42 @@ class AuthServiceAsyncStub(AuthServiceStub):
     UNAUTHENTICATED for an unknown, expired, reused or revoked refresh token or a disabled user.
     An enrolment-only session gets full tokens from the first refresh after it has presented a
     second factor (by enrolling one, or with StepUp once the user has one).
-    Permission: public
-    Camera-scoped: no
-    Step-up: no
     """
     Logout: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.LogoutRequest, _auth_service_pb2.LogoutResponse]  # type: ignore[assignment]
     """Ends the calling session: its access and refresh tokens stop working (within the server's
     revocation-cache staleness, a few seconds).
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     WhoAmI: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.WhoAmIRequest, _auth_service_pb2.WhoAmIResponse]  # type: ignore[assignment]
     """Describes the caller: its user, session, and effective permissions (site-wide from its role, and
     per camera from camera grants). Also accepted from API keys (then session_id is empty and
     api_key is set).
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     ChangePassword: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ChangePasswordRequest, _auth_service_pb2.ChangePasswordResponse]  # type: ignore[assignment]
     """Changes the caller's own password. Returns UNAUTHENTICATED (reason
     ERROR_REASON_INVALID_CREDENTIALS) if current_password is wrong, INVALID_ARGUMENT if the new
     password fails the password policy. Other sessions of the user are revoked unless
     keep_other_sessions is set.
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
     """
     ListSessions: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ListSessionsRequest, _auth_service_pb2.ListSessionsResponse]  # type: ignore[assignment]
     """Lists sessions, newest first. With user_id empty or equal to the caller it lists the caller's own
     sessions; any other user_id needs session.manage (else PERMISSION_DENIED).
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
     """
     RevokeSession: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.RevokeSessionRequest, _auth_service_pb2.RevokeSessionResponse]  # type: ignore[assignment]
     """Revokes one session. Revoking one's own session is always allowed; a session of another user
     needs session.manage (else PERMISSION_DENIED). Returns NOT_FOUND for an unknown session (also
     for another user's session when the caller lacks session.manage, so ids do not leak).
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
     """
     StartStepUp: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartStepUpRequest, _auth_service_pb2.StartStepUpResponse]  # type: ignore[assignment]
     """Starts a step-up: a challenge listing the caller's enrolled methods and, if the user has
     passkeys (and WebAuthn is configured), WebAuthn request options. A TOTP or recovery-code step-up
     may skip this call. Returns FAILED_PRECONDITION if the user has no second factor enrolled.
     An enrolment-only session whose user has a factor by now upgrades itself this way (then Refresh).
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     StepUp: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StepUpRequest, _auth_service_pb2.StepUpResponse]  # type: ignore[assignment]
     """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session:
-    "Step-up: yes" RPCs are then allowed for the server's step-up window. Returns UNAUTHENTICATED
+    STEP_UP_YES RPCs are then allowed for the server's step-up window. Returns UNAUTHENTICATED
     (reason ERROR_REASON_INVALID_CREDENTIALS) for a wrong factor or a bad challenge token,
     RESOURCE_EXHAUSTED after repeated failures, FAILED_PRECONDITION if the user has no second factor.
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     StartPasskeyRegistration: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyRegistrationRequest, _auth_service_pb2.StartPasskeyRegistrationResponse]  # type: ignore[assignment]
     """Starts registering a passkey (WebAuthn) for the caller: the creation options to pass to
@@ -411,10 +293,6 @@ class AuthServiceAsyncStub(AuthServiceStub):
     user's registered authenticators excluded) and a registration token binding the server-side
     ceremony state. Returns FAILED_PRECONDITION when WebAuthn is not configured (a site reached by IP
     address has no relying-party id: use TOTP).
-    Permission: self
-    Camera-scoped: no
-    Step-up: enrolled
-    Enrolment-only: allowed
     """
     FinishPasskeyRegistration: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.FinishPasskeyRegistrationRequest, _auth_service_pb2.FinishPasskeyRegistrationResponse]  # type: ignore[assignment]
     """Finishes a passkey registration with the authenticator's response. The session counts as having
@@ -422,59 +300,34 @@ class AuthServiceAsyncStub(AuthServiceStub):
     attestation does not verify (wrong challenge, origin or relying party), FAILED_PRECONDITION for
     an expired, used or unknown registration token (or one of another session), ALREADY_EXISTS if
     the authenticator is already registered.
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     StartTotpEnrollment: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartTotpEnrollmentRequest, _auth_service_pb2.StartTotpEnrollmentResponse]  # type: ignore[assignment]
     """Starts TOTP enrollment for the caller: a fresh secret and its otpauth:// URI, shown once. The
     secret becomes active only after FinishTotpEnrollment. Returns ALREADY_EXISTS if the user already
     has TOTP (delete that credential first).
-    Permission: self
-    Camera-scoped: no
-    Step-up: enrolled
-    Enrolment-only: allowed
     """
     FinishTotpEnrollment: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.FinishTotpEnrollmentRequest, _auth_service_pb2.FinishTotpEnrollmentResponse]  # type: ignore[assignment]
     """Activates the pending TOTP secret by proving a current code. The session counts as having
     completed MFA from then on. Returns INVALID_ARGUMENT for a wrong code, FAILED_PRECONDITION for an
     expired, used or unknown enrollment token (or one of another session).
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     RegenerateRecoveryCodes: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.RegenerateRecoveryCodesRequest, _auth_service_pb2.RegenerateRecoveryCodesResponse]  # type: ignore[assignment]
     """Replaces the caller's recovery codes with ten new single-use ones (shown once; stored as
     hashes). Returns FAILED_PRECONDITION if the user has no second factor.
-    Permission: self
-    Camera-scoped: no
-    Step-up: yes
     """
     ListCredentials: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ListCredentialsRequest, _auth_service_pb2.ListCredentialsResponse]  # type: ignore[assignment]
     """Lists second-factor credentials (passkeys, TOTP). With user_id empty or the caller it lists the
     caller's own; another user's needs user.read (else PERMISSION_DENIED). Secrets are never returned.
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
-    Enrolment-only: allowed
     """
     RenameCredential: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.RenameCredentialRequest, _auth_service_pb2.RenameCredentialResponse]  # type: ignore[assignment]
     """Renames one of the caller's credentials. Returns NOT_FOUND for an unknown credential (or another
     user's), INVALID_ARGUMENT for an empty or overlong name.
-    Permission: self
-    Camera-scoped: no
-    Step-up: no
     """
     DeleteCredential: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.DeleteCredentialRequest, _auth_service_pb2.DeleteCredentialResponse]  # type: ignore[assignment]
     """Removes a second-factor credential. One's own is always allowed; another user's (e.g. a lost
     phone) needs user.write. Sessions that were signed in or stepped up with the removed credential
     are revoked; removing a user's last factor also removes their recovery codes. Returns NOT_FOUND
     for an unknown credential.
-    Permission: self
-    Camera-scoped: no
-    Step-up: yes
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -490,9 +343,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         token the server printed (or read from its configuration) at first start. Returns
         FAILED_PRECONDITION (reason ERROR_REASON_ALREADY_BOOTSTRAPPED) once any user exists,
         UNAUTHENTICATED for a wrong setup token, INVALID_ARGUMENT for a bad username or weak password.
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -507,9 +357,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS); repeated failures answer
         RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED). A user whose role requires MFA but who has
         no factor yet gets tokens of an enrolment-only session (Tokens.mfa_enrolment_required).
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -522,9 +369,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         navigator.credentials.get() (each challenge works once). A TOTP or recovery code needs no
         StartMfa. Returns UNAUTHENTICATED for an unknown, expired or used ticket, FAILED_PRECONDITION if
         the user has no passkey or WebAuthn is not configured.
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -539,9 +383,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         missing or malformed factor, FAILED_PRECONDITION for a passkey assertion when the ticket's
         passkey challenge was spent (call StartMfa), RESOURCE_EXHAUSTED (reason
         ERROR_REASON_RATE_LIMITED) after repeated wrong factors (counted per user).
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -555,9 +396,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         Returns FAILED_PRECONDITION when WebAuthn is not configured (it needs a domain name),
         RESOURCE_EXHAUSTED (reason ERROR_REASON_RATE_LIMITED) when this client (or everyone) has too many
         passwordless logins in progress.
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -570,9 +408,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         the session starts stepped-up. Returns UNAUTHENTICATED (reason ERROR_REASON_INVALID_CREDENTIALS)
         for an unknown credential, a wrong or used ticket, a failed signature or a signature counter
         that went backwards (a cloned authenticator), or a disabled user.
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -586,9 +421,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         UNAUTHENTICATED for an unknown, expired, reused or revoked refresh token or a disabled user.
         An enrolment-only session gets full tokens from the first refresh after it has presented a
         second factor (by enrolling one, or with StepUp once the user has one).
-        Permission: public
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -599,10 +431,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.LogoutResponse, _abc.Awaitable[_auth_service_pb2.LogoutResponse]]:
         """Ends the calling session: its access and refresh tokens stop working (within the server's
         revocation-cache staleness, a few seconds).
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
@@ -614,10 +442,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """Describes the caller: its user, session, and effective permissions (site-wide from its role, and
         per camera from camera grants). Also accepted from API keys (then session_id is empty and
         api_key is set).
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
@@ -630,9 +454,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         ERROR_REASON_INVALID_CREDENTIALS) if current_password is wrong, INVALID_ARGUMENT if the new
         password fails the password policy. Other sessions of the user are revoked unless
         keep_other_sessions is set.
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -643,9 +464,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.ListSessionsResponse, _abc.Awaitable[_auth_service_pb2.ListSessionsResponse]]:
         """Lists sessions, newest first. With user_id empty or equal to the caller it lists the caller's own
         sessions; any other user_id needs session.manage (else PERMISSION_DENIED).
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -657,9 +475,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """Revokes one session. Revoking one's own session is always allowed; a session of another user
         needs session.manage (else PERMISSION_DENIED). Returns NOT_FOUND for an unknown session (also
         for another user's session when the caller lacks session.manage, so ids do not leak).
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -672,10 +487,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         passkeys (and WebAuthn is configured), WebAuthn request options. A TOTP or recovery-code step-up
         may skip this call. Returns FAILED_PRECONDITION if the user has no second factor enrolled.
         An enrolment-only session whose user has a factor by now upgrades itself this way (then Refresh).
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
@@ -685,13 +496,9 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_service_pb2.StepUpResponse, _abc.Awaitable[_auth_service_pb2.StepUpResponse]]:
         """Presents a second factor and, when it verifies, sets step_up_time = now on the calling session:
-        "Step-up: yes" RPCs are then allowed for the server's step-up window. Returns UNAUTHENTICATED
+        STEP_UP_YES RPCs are then allowed for the server's step-up window. Returns UNAUTHENTICATED
         (reason ERROR_REASON_INVALID_CREDENTIALS) for a wrong factor or a bad challenge token,
         RESOURCE_EXHAUSTED after repeated failures, FAILED_PRECONDITION if the user has no second factor.
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
@@ -705,10 +512,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         user's registered authenticators excluded) and a registration token binding the server-side
         ceremony state. Returns FAILED_PRECONDITION when WebAuthn is not configured (a site reached by IP
         address has no relying-party id: use TOTP).
-        Permission: self
-        Camera-scoped: no
-        Step-up: enrolled
-        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
@@ -722,10 +525,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         attestation does not verify (wrong challenge, origin or relying party), FAILED_PRECONDITION for
         an expired, used or unknown registration token (or one of another session), ALREADY_EXISTS if
         the authenticator is already registered.
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
@@ -737,10 +536,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """Starts TOTP enrollment for the caller: a fresh secret and its otpauth:// URI, shown once. The
         secret becomes active only after FinishTotpEnrollment. Returns ALREADY_EXISTS if the user already
         has TOTP (delete that credential first).
-        Permission: self
-        Camera-scoped: no
-        Step-up: enrolled
-        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
@@ -752,10 +547,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """Activates the pending TOTP secret by proving a current code. The session counts as having
         completed MFA from then on. Returns INVALID_ARGUMENT for a wrong code, FAILED_PRECONDITION for an
         expired, used or unknown enrollment token (or one of another session).
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
@@ -766,9 +557,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.RegenerateRecoveryCodesResponse, _abc.Awaitable[_auth_service_pb2.RegenerateRecoveryCodesResponse]]:
         """Replaces the caller's recovery codes with ten new single-use ones (shown once; stored as
         hashes). Returns FAILED_PRECONDITION if the user has no second factor.
-        Permission: self
-        Camera-scoped: no
-        Step-up: yes
         """
 
     @_abc_1.abstractmethod
@@ -779,10 +567,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.ListCredentialsResponse, _abc.Awaitable[_auth_service_pb2.ListCredentialsResponse]]:
         """Lists second-factor credentials (passkeys, TOTP). With user_id empty or the caller it lists the
         caller's own; another user's needs user.read (else PERMISSION_DENIED). Secrets are never returned.
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
-        Enrolment-only: allowed
         """
 
     @_abc_1.abstractmethod
@@ -793,9 +577,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.RenameCredentialResponse, _abc.Awaitable[_auth_service_pb2.RenameCredentialResponse]]:
         """Renames one of the caller's credentials. Returns NOT_FOUND for an unknown credential (or another
         user's), INVALID_ARGUMENT for an empty or overlong name.
-        Permission: self
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -808,9 +589,6 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         phone) needs user.write. Sessions that were signed in or stepped up with the removed credential
         are revoked; removing a user's last factor also removes their recovery codes. Returns NOT_FOUND
         for an unknown credential.
-        Permission: self
-        Camera-scoped: no
-        Step-up: yes
         """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

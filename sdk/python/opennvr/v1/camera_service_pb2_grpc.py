@@ -117,9 +117,6 @@ class CameraServiceServicer:
         """Adds a camera. The password, if any, is sealed at rest and only ever sent to MediaMTX. Returns
         ALREADY_EXISTS for a taken name, INVALID_ARGUMENT for a bad URL (only rtsp:// and rtsps://;
         credentials must not be embedded in the URL) or bad fields.
-        Permission: camera.write
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,9 +124,6 @@ class CameraServiceServicer:
 
     def GetCamera(self, request, context):
         """Returns one camera. Returns NOT_FOUND for an unknown id or a camera the caller may not read.
-        Permission: camera.read
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,9 +131,6 @@ class CameraServiceServicer:
 
     def ListCameras(self, request, context):
         """Lists the cameras the caller may read, ordered by name.
-        Permission: camera.read
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -151,9 +142,6 @@ class CameraServiceServicer:
         "event_pre_roll", "event_post_roll", "labels", "ip_addresses". The source URL and credentials change only through
         SetCameraSource. Changing "transport" restarts the stream (viewers are dropped). Returns ABORTED
         for a stale etag, ALREADY_EXISTS for a taken name, NOT_FOUND for an unknown camera.
-        Permission: camera.write
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -164,9 +152,6 @@ class CameraServiceServicer:
         but only if the URL's host and port are unchanged (INVALID_ARGUMENT otherwise), so a stored
         password can never be sent to a new host. Restarts the stream (viewers are dropped). Returns
         ABORTED for a stale etag, NOT_FOUND for an unknown camera.
-        Permission: camera.write
-        Camera-scoped: yes
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -179,9 +164,6 @@ class CameraServiceServicer:
         needs recording.delete. Refused with FAILED_PRECONDITION (reason ERROR_REASON_UNDER_HOLD) while an
         evidence hold covers any of its recordings. The name becomes free for a new camera. Returns
         ABORTED for a stale etag, NOT_FOUND for an unknown camera.
-        Permission: camera.write
-        Camera-scoped: yes
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -190,9 +172,6 @@ class CameraServiceServicer:
     def GetCameraStatus(self, request, context):
         """Returns the live status of one camera, as last observed in MediaMTX (polled and pushed by hooks,
         a few seconds old at most). Returns NOT_FOUND for an unknown camera.
-        Permission: camera.read
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -200,9 +179,6 @@ class CameraServiceServicer:
 
     def ListCameraStatuses(self, request, context):
         """Lists the live status of the cameras the caller may read, ordered by camera name.
-        Permission: camera.read
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -212,9 +188,6 @@ class CameraServiceServicer:
         """Reports how the media plane is doing: whether MediaMTX is configured and reachable, when its
         configuration last matched the cameras, what is still pending or failed, and the last error.
         Per-camera detail is in CameraStatus.
-        Permission: camera.write
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -225,9 +198,6 @@ class CameraServiceServicer:
         anything. Probe failures are reported in the response, not as RPC errors. With camera_id set and
         password empty, the camera's stored password is used (only for the camera's own host and port).
         Returns INVALID_ARGUMENT for a bad URL, NOT_FOUND for an unknown camera_id.
-        Permission: camera.write
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -238,9 +208,6 @@ class CameraServiceServicer:
         HLS, RTSP). The token is a JWT signed by the server and verified by MediaMTX (read permission on
         this camera's path only). Returns FAILED_PRECONDITION if the camera is disabled, NOT_FOUND for an
         unknown camera.
-        Permission: camera.live
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -256,9 +223,6 @@ class CameraServiceServicer:
         it what their role allows. The caller cannot grant a permission it does not hold on that camera
         (PERMISSION_DENIED). Returns INVALID_ARGUMENT for other permissions, NOT_FOUND for an unknown
         camera or user.
-        Permission: camera.grant
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -266,9 +230,6 @@ class CameraServiceServicer:
 
     def RevokeCameraAccess(self, request, context):
         """Removes a user's grant on one camera. Idempotent.
-        Permission: camera.grant
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -276,9 +237,6 @@ class CameraServiceServicer:
 
     def ListCameraGrants(self, request, context):
         """Lists camera grants, filtered by camera and/or user, ordered by camera then user.
-        Permission: camera.grant
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -28,48 +28,53 @@ from opennvr.v1 import camera_service_pb2 as opennvr_dot_v1_dot_camera__service_
 from opennvr.v1 import common_pb2 as opennvr_dot_v1_dot_common__pb2
 from opennvr.v1 import ids_service_pb2 as opennvr_dot_v1_dot_ids__service__pb2
 from opennvr.v1 import inference_service_pb2 as opennvr_dot_v1_dot_inference__service__pb2
+from opennvr.v1 import options_pb2 as opennvr_dot_v1_dot_options__pb2
 from opennvr.v1 import recording_service_pb2 as opennvr_dot_v1_dot_recording__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eopennvr/v1/event_service.proto\x12\nopennvr.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fopennvr/v1/camera_service.proto\x1a\x17opennvr/v1/common.proto\x1a\x1copennvr/v1/ids_service.proto\x1a\"opennvr/v1/inference_service.proto\x1a\"opennvr/v1/recording_service.proto\"\x84\x06\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x04type\x18\x03 \x01(\x0e\x32\x15.opennvr.v1.EventType\x12+\n\x08severity\x18\x04 \x01(\x0e\x32\x19.opennvr.v1.EventSeverity\x12\x11\n\tcamera_id\x18\x05 \x01(\t\x12\x35\n\x0c\x63\x61mera_state\x18\n \x01(\x0b\x32\x1d.opennvr.v1.CameraStateChangeH\x00\x12\x37\n\rcamera_config\x18\x0b \x01(\x0b\x32\x1e.opennvr.v1.CameraConfigChangeH\x00\x12;\n\x0frecording_state\x18\x0c \x01(\x0b\x32 .opennvr.v1.RecordingStateChangeH\x00\x12&\n\x07segment\x18\r \x01(\x0b\x32\x13.opennvr.v1.SegmentH\x00\x12;\n\x12recordings_deleted\x18\x0e \x01(\x0b\x32\x1d.opennvr.v1.RecordingsDeletedH\x00\x12\x30\n\ndetections\x18\x0f \x01(\x0b\x32\x1a.opennvr.v1.DetectionBatchH\x00\x12)\n\tids_alert\x18\x10 \x01(\x0b\x32\x14.opennvr.v1.IdsAlertH\x00\x12,\n\x07storage\x18\x11 \x01(\x0b\x32\x19.opennvr.v1.StorageChangeH\x00\x12\x39\n\x0e\x61\x64\x61pter_health\x18\x12 \x01(\x0b\x32\x1f.opennvr.v1.AdapterHealthChangeH\x00\x12\x35\n\x0cmedia_server\x18\x13 \x01(\x0b\x32\x1d.opennvr.v1.MediaServerChangeH\x00\x12 \n\x04hold\x18\x14 \x01(\x0b\x32\x10.opennvr.v1.HoldH\x00\x12$\n\x06\x65xport\x18\x15 \x01(\x0b\x32\x12.opennvr.v1.ExportH\x00\x42\t\n\x07payload\"{\n\x11\x43\x61meraStateChange\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.opennvr.v1.CameraState\x12/\n\x0eprevious_state\x18\x02 \x01(\x0e\x32\x17.opennvr.v1.CameraState\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"X\n\x12\x43\x61meraConfigChange\x12\x13\n\x0b\x63\x61mera_name\x18\x01 \x01(\t\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\x12\x15\n\ractor_user_id\x18\x03 \x01(\t\"&\n\x14RecordingStateChange\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xc6\x01\n\x11RecordingsDeleted\x12(\n\x05\x63\x61use\x18\x01 \x01(\x0e\x32\x19.opennvr.v1.DeletionCause\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rsegment_count\x18\x04 \x01(\x03\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\"\x93\x01\n\x0e\x44\x65tectionBatch\x12\x12\n\nadapter_id\x18\x01 \x01(\t\x12\x12\n\nbinding_id\x18\x02 \x01(\t\x12.\n\nframe_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\ndetections\x18\x04 \x03(\x0b\x32\x15.opennvr.v1.Detection\"e\n\rStorageChange\x12\x13\n\x0bvolume_path\x18\x01 \x01(\t\x12\x12\n\nfree_bytes\x18\x02 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x03\x12\x16\n\x0emin_free_bytes\x18\x04 \x01(\x03\"\xe3\x01\n\x13\x41\x64\x61pterHealthChange\x12\x12\n\nadapter_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x64\x61pter_name\x18\x02 \x01(\t\x12)\n\x06health\x18\x03 \x01(\x0e\x32\x19.opennvr.v1.AdapterHealth\x12\x32\n\x0fprevious_health\x18\x04 \x01(\x0e\x32\x19.opennvr.v1.AdapterHealth\x12/\n\rcircuit_state\x18\x05 \x01(\x0e\x32\x18.opennvr.v1.CircuitState\x12\x12\n\nlast_error\x18\x06 \x01(\t\"\x9a\x01\n\x11MediaServerChange\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x35\n\x12reconcile_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"d\n\x12WatchEventsRequest\x12\x12\n\ncamera_ids\x18\x01 \x03(\t\x12$\n\x05types\x18\x02 \x03(\x0e\x32\x15.opennvr.v1.EventType\x12\x14\n\x0cresume_token\x18\x03 \x01(\t\"\xa9\x01\n\x13WatchEventsResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x11.opennvr.v1.EventH\x00\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.opennvr.v1.HeartbeatH\x00\x12$\n\x06lagged\x18\x04 \x01(\x0b\x32\x12.opennvr.v1.LaggedH\x00\x12\x14\n\x0cresume_token\x18\x03 \x01(\tB\x06\n\x04kind\" \n\x06Lagged\x12\x16\n\x0e\x64ropped_events\x18\x01 \x01(\x04\"\xe8\x01\n\x11ListEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\ncamera_ids\x18\x03 \x03(\t\x12$\n\x05types\x18\x04 \x03(\x0e\x32\x15.opennvr.v1.EventType\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0coldest_first\x18\x07 \x01(\x08\"l\n\x12ListEventsResponse\x12!\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x11.opennvr.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x1a\n\x12watch_resume_token\x18\x03 \x01(\t*\x81\x01\n\rEventSeverity\x12\x1e\n\x1a\x45VENT_SEVERITY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45VENT_SEVERITY_INFO\x10\x01\x12\x1a\n\x16\x45VENT_SEVERITY_WARNING\x10\x02\x12\x1b\n\x17\x45VENT_SEVERITY_CRITICAL\x10\x03*\xe9\x01\n\rDeletionCause\x12\x1e\n\x1a\x44\x45LETION_CAUSE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LETION_CAUSE_MAX_AGE\x10\x01\x12\x1c\n\x18\x44\x45LETION_CAUSE_MAX_BYTES\x10\x02\x12!\n\x1d\x44\x45LETION_CAUSE_MIN_FREE_SPACE\x10\x03\x12\x1d\n\x19\x44\x45LETION_CAUSE_EVENT_MODE\x10\x04\x12\x19\n\x15\x44\x45LETION_CAUSE_MANUAL\x10\x05\x12!\n\x1d\x44\x45LETION_CAUSE_CAMERA_DELETED\x10\x06\x32\xad\x01\n\x0c\x45ventService\x12P\n\x0bWatchEvents\x12\x1e.opennvr.v1.WatchEventsRequest\x1a\x1f.opennvr.v1.WatchEventsResponse0\x01\x12K\n\nListEvents\x12\x1d.opennvr.v1.ListEventsRequest\x1a\x1e.opennvr.v1.ListEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eopennvr/v1/event_service.proto\x12\nopennvr.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fopennvr/v1/camera_service.proto\x1a\x17opennvr/v1/common.proto\x1a\x1copennvr/v1/ids_service.proto\x1a\"opennvr/v1/inference_service.proto\x1a\x18opennvr/v1/options.proto\x1a\"opennvr/v1/recording_service.proto\"\x84\x06\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x04type\x18\x03 \x01(\x0e\x32\x15.opennvr.v1.EventType\x12+\n\x08severity\x18\x04 \x01(\x0e\x32\x19.opennvr.v1.EventSeverity\x12\x11\n\tcamera_id\x18\x05 \x01(\t\x12\x35\n\x0c\x63\x61mera_state\x18\n \x01(\x0b\x32\x1d.opennvr.v1.CameraStateChangeH\x00\x12\x37\n\rcamera_config\x18\x0b \x01(\x0b\x32\x1e.opennvr.v1.CameraConfigChangeH\x00\x12;\n\x0frecording_state\x18\x0c \x01(\x0b\x32 .opennvr.v1.RecordingStateChangeH\x00\x12&\n\x07segment\x18\r \x01(\x0b\x32\x13.opennvr.v1.SegmentH\x00\x12;\n\x12recordings_deleted\x18\x0e \x01(\x0b\x32\x1d.opennvr.v1.RecordingsDeletedH\x00\x12\x30\n\ndetections\x18\x0f \x01(\x0b\x32\x1a.opennvr.v1.DetectionBatchH\x00\x12)\n\tids_alert\x18\x10 \x01(\x0b\x32\x14.opennvr.v1.IdsAlertH\x00\x12,\n\x07storage\x18\x11 \x01(\x0b\x32\x19.opennvr.v1.StorageChangeH\x00\x12\x39\n\x0e\x61\x64\x61pter_health\x18\x12 \x01(\x0b\x32\x1f.opennvr.v1.AdapterHealthChangeH\x00\x12\x35\n\x0cmedia_server\x18\x13 \x01(\x0b\x32\x1d.opennvr.v1.MediaServerChangeH\x00\x12 \n\x04hold\x18\x14 \x01(\x0b\x32\x10.opennvr.v1.HoldH\x00\x12$\n\x06\x65xport\x18\x15 \x01(\x0b\x32\x12.opennvr.v1.ExportH\x00\x42\t\n\x07payload\"{\n\x11\x43\x61meraStateChange\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.opennvr.v1.CameraState\x12/\n\x0eprevious_state\x18\x02 \x01(\x0e\x32\x17.opennvr.v1.CameraState\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"X\n\x12\x43\x61meraConfigChange\x12\x13\n\x0b\x63\x61mera_name\x18\x01 \x01(\t\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\x12\x15\n\ractor_user_id\x18\x03 \x01(\t\"&\n\x14RecordingStateChange\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xc6\x01\n\x11RecordingsDeleted\x12(\n\x05\x63\x61use\x18\x01 \x01(\x0e\x32\x19.opennvr.v1.DeletionCause\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rsegment_count\x18\x04 \x01(\x03\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\"\x93\x01\n\x0e\x44\x65tectionBatch\x12\x12\n\nadapter_id\x18\x01 \x01(\t\x12\x12\n\nbinding_id\x18\x02 \x01(\t\x12.\n\nframe_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\ndetections\x18\x04 \x03(\x0b\x32\x15.opennvr.v1.Detection\"e\n\rStorageChange\x12\x13\n\x0bvolume_path\x18\x01 \x01(\t\x12\x12\n\nfree_bytes\x18\x02 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x03\x12\x16\n\x0emin_free_bytes\x18\x04 \x01(\x03\"\xe3\x01\n\x13\x41\x64\x61pterHealthChange\x12\x12\n\nadapter_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x64\x61pter_name\x18\x02 \x01(\t\x12)\n\x06health\x18\x03 \x01(\x0e\x32\x19.opennvr.v1.AdapterHealth\x12\x32\n\x0fprevious_health\x18\x04 \x01(\x0e\x32\x19.opennvr.v1.AdapterHealth\x12/\n\rcircuit_state\x18\x05 \x01(\x0e\x32\x18.opennvr.v1.CircuitState\x12\x12\n\nlast_error\x18\x06 \x01(\t\"\x9a\x01\n\x11MediaServerChange\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x35\n\x12reconcile_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"d\n\x12WatchEventsRequest\x12\x12\n\ncamera_ids\x18\x01 \x03(\t\x12$\n\x05types\x18\x02 \x03(\x0e\x32\x15.opennvr.v1.EventType\x12\x14\n\x0cresume_token\x18\x03 \x01(\t\"\xa9\x01\n\x13WatchEventsResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x11.opennvr.v1.EventH\x00\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.opennvr.v1.HeartbeatH\x00\x12$\n\x06lagged\x18\x04 \x01(\x0b\x32\x12.opennvr.v1.LaggedH\x00\x12\x14\n\x0cresume_token\x18\x03 \x01(\tB\x06\n\x04kind\" \n\x06Lagged\x12\x16\n\x0e\x64ropped_events\x18\x01 \x01(\x04\"\xe8\x01\n\x11ListEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\ncamera_ids\x18\x03 \x03(\t\x12$\n\x05types\x18\x04 \x03(\x0e\x32\x15.opennvr.v1.EventType\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0coldest_first\x18\x07 \x01(\x08\"l\n\x12ListEventsResponse\x12!\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x11.opennvr.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x1a\n\x12watch_resume_token\x18\x03 \x01(\t*\x81\x01\n\rEventSeverity\x12\x1e\n\x1a\x45VENT_SEVERITY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45VENT_SEVERITY_INFO\x10\x01\x12\x1a\n\x16\x45VENT_SEVERITY_WARNING\x10\x02\x12\x1b\n\x17\x45VENT_SEVERITY_CRITICAL\x10\x03*\xe9\x01\n\rDeletionCause\x12\x1e\n\x1a\x44\x45LETION_CAUSE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LETION_CAUSE_MAX_AGE\x10\x01\x12\x1c\n\x18\x44\x45LETION_CAUSE_MAX_BYTES\x10\x02\x12!\n\x1d\x44\x45LETION_CAUSE_MIN_FREE_SPACE\x10\x03\x12\x1d\n\x19\x44\x45LETION_CAUSE_EVENT_MODE\x10\x04\x12\x19\n\x15\x44\x45LETION_CAUSE_MANUAL\x10\x05\x12!\n\x1d\x44\x45LETION_CAUSE_CAMERA_DELETED\x10\x06\x32\xdb\x01\n\x0c\x45ventService\x12g\n\x0bWatchEvents\x12\x1e.opennvr.v1.WatchEventsRequest\x1a\x1f.opennvr.v1.WatchEventsResponse\"\x15\xe2\xe0\x18\x11\x1a\x0b\x65vent.watch \x01(\x01\x30\x01\x12\x62\n\nListEvents\x12\x1d.opennvr.v1.ListEventsRequest\x1a\x1e.opennvr.v1.ListEventsResponse\"\x15\xe2\xe0\x18\x11\x1a\x0b\x65vent.watch \x01(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'opennvr.v1.event_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTSEVERITY']._serialized_start=2796
-  _globals['_EVENTSEVERITY']._serialized_end=2925
-  _globals['_DELETIONCAUSE']._serialized_start=2928
-  _globals['_DELETIONCAUSE']._serialized_end=3161
-  _globals['_EVENT']._serialized_start=272
-  _globals['_EVENT']._serialized_end=1044
-  _globals['_CAMERASTATECHANGE']._serialized_start=1046
-  _globals['_CAMERASTATECHANGE']._serialized_end=1169
-  _globals['_CAMERACONFIGCHANGE']._serialized_start=1171
-  _globals['_CAMERACONFIGCHANGE']._serialized_end=1259
-  _globals['_RECORDINGSTATECHANGE']._serialized_start=1261
-  _globals['_RECORDINGSTATECHANGE']._serialized_end=1299
-  _globals['_RECORDINGSDELETED']._serialized_start=1302
-  _globals['_RECORDINGSDELETED']._serialized_end=1500
-  _globals['_DETECTIONBATCH']._serialized_start=1503
-  _globals['_DETECTIONBATCH']._serialized_end=1650
-  _globals['_STORAGECHANGE']._serialized_start=1652
-  _globals['_STORAGECHANGE']._serialized_end=1753
-  _globals['_ADAPTERHEALTHCHANGE']._serialized_start=1756
-  _globals['_ADAPTERHEALTHCHANGE']._serialized_end=1983
-  _globals['_MEDIASERVERCHANGE']._serialized_start=1986
-  _globals['_MEDIASERVERCHANGE']._serialized_end=2140
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=2142
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=2242
-  _globals['_WATCHEVENTSRESPONSE']._serialized_start=2245
-  _globals['_WATCHEVENTSRESPONSE']._serialized_end=2414
-  _globals['_LAGGED']._serialized_start=2416
-  _globals['_LAGGED']._serialized_end=2448
-  _globals['_LISTEVENTSREQUEST']._serialized_start=2451
-  _globals['_LISTEVENTSREQUEST']._serialized_end=2683
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=2685
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=2793
-  _globals['_EVENTSERVICE']._serialized_start=3164
-  _globals['_EVENTSERVICE']._serialized_end=3337
+  _globals['_EVENTSERVICE'].methods_by_name['WatchEvents']._loaded_options = None
+  _globals['_EVENTSERVICE'].methods_by_name['WatchEvents']._serialized_options = b'\342\340\030\021\032\013event.watch \001(\001'
+  _globals['_EVENTSERVICE'].methods_by_name['ListEvents']._loaded_options = None
+  _globals['_EVENTSERVICE'].methods_by_name['ListEvents']._serialized_options = b'\342\340\030\021\032\013event.watch \001(\001'
+  _globals['_EVENTSEVERITY']._serialized_start=2822
+  _globals['_EVENTSEVERITY']._serialized_end=2951
+  _globals['_DELETIONCAUSE']._serialized_start=2954
+  _globals['_DELETIONCAUSE']._serialized_end=3187
+  _globals['_EVENT']._serialized_start=298
+  _globals['_EVENT']._serialized_end=1070
+  _globals['_CAMERASTATECHANGE']._serialized_start=1072
+  _globals['_CAMERASTATECHANGE']._serialized_end=1195
+  _globals['_CAMERACONFIGCHANGE']._serialized_start=1197
+  _globals['_CAMERACONFIGCHANGE']._serialized_end=1285
+  _globals['_RECORDINGSTATECHANGE']._serialized_start=1287
+  _globals['_RECORDINGSTATECHANGE']._serialized_end=1325
+  _globals['_RECORDINGSDELETED']._serialized_start=1328
+  _globals['_RECORDINGSDELETED']._serialized_end=1526
+  _globals['_DETECTIONBATCH']._serialized_start=1529
+  _globals['_DETECTIONBATCH']._serialized_end=1676
+  _globals['_STORAGECHANGE']._serialized_start=1678
+  _globals['_STORAGECHANGE']._serialized_end=1779
+  _globals['_ADAPTERHEALTHCHANGE']._serialized_start=1782
+  _globals['_ADAPTERHEALTHCHANGE']._serialized_end=2009
+  _globals['_MEDIASERVERCHANGE']._serialized_start=2012
+  _globals['_MEDIASERVERCHANGE']._serialized_end=2166
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=2168
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=2268
+  _globals['_WATCHEVENTSRESPONSE']._serialized_start=2271
+  _globals['_WATCHEVENTSRESPONSE']._serialized_end=2440
+  _globals['_LAGGED']._serialized_start=2442
+  _globals['_LAGGED']._serialized_end=2474
+  _globals['_LISTEVENTSREQUEST']._serialized_start=2477
+  _globals['_LISTEVENTSREQUEST']._serialized_end=2709
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=2711
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=2819
+  _globals['_EVENTSERVICE']._serialized_start=3190
+  _globals['_EVENTSERVICE']._serialized_end=3409
 # @@protoc_insertion_point(module_scope)

@@ -57,9 +57,6 @@ class EventServiceServicer:
         Events the caller may not see (camera access, per-type permission) are skipped. Sends a
         Heartbeat when idle. Returns OUT_OF_RANGE (reason ERROR_REASON_RESUME_POINT_EXPIRED) if the
         resume point is older than the kept history, INVALID_ARGUMENT for a malformed token.
-        Permission: event.watch
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -68,9 +65,6 @@ class EventServiceServicer:
     def ListEvents(self, request, context):
         """Lists stored events matching the filters, newest first unless oldest_first. Returns
         INVALID_ARGUMENT for a reversed time range.
-        Permission: event.watch
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

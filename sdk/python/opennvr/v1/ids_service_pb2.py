@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from opennvr.v1 import options_pb2 as opennvr_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1copennvr/v1/ids_service.proto\x12\nopennvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"#\n\x11IdsMetadataValues\x12\x0e\n\x06values\x18\x01 \x03(\t\"\x85\x05\n\x08IdsAlert\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bingest_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x66low_id\x18\x04 \x01(\x03\x12\x10\n\x08in_iface\x18\x05 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x06 \x01(\t\x12\x0e\n\x06src_ip\x18\x07 \x01(\t\x12\x10\n\x08src_port\x18\x08 \x01(\x05\x12\x0f\n\x07\x64\x65st_ip\x18\t \x01(\t\x12\x11\n\tdest_port\x18\n \x01(\x05\x12\r\n\x05proto\x18\x0b \x01(\t\x12\x11\n\tapp_proto\x18\x0c \x01(\t\x12*\n\x06\x61\x63tion\x18\r \x01(\x0e\x32\x1a.opennvr.v1.IdsAlertAction\x12\x0b\n\x03gid\x18\x0e \x01(\x03\x12\x14\n\x0csignature_id\x18\x0f \x01(\x03\x12\x0b\n\x03rev\x18\x10 \x01(\x03\x12\x11\n\tsignature\x18\x11 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x12 \x01(\t\x12\x10\n\x08severity\x18\x13 \x01(\x05\x12\x34\n\x08metadata\x18\x14 \x03(\x0b\x32\".opennvr.v1.IdsAlert.MetadataEntry\x12\x11\n\tsource_ip\x18\x15 \x01(\t\x12\x11\n\ttarget_ip\x18\x16 \x01(\t\x12\x0c\n\x04rule\x18\x17 \x01(\t\x12\x12\n\ncamera_ids\x18\x18 \x03(\t\x12\x10\n\x08\x65ve_json\x18\x19 \x01(\t\x1aN\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x1d.opennvr.v1.IdsMetadataValues:\x02\x38\x01\"\xa7\x02\n\x14ListIdsAlertsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmax_severity\x18\x05 \x01(\x05\x12\x0e\n\x06src_ip\x18\x06 \x01(\t\x12\x0f\n\x07\x64\x65st_ip\x18\x07 \x01(\t\x12\x11\n\tcamera_id\x18\x08 \x01(\t\x12\x14\n\x0csignature_id\x18\t \x01(\x03\x12*\n\x06\x61\x63tion\x18\n \x01(\x0e\x32\x1a.opennvr.v1.IdsAlertAction\"V\n\x15ListIdsAlertsResponse\x12$\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x14.opennvr.v1.IdsAlert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x12GetIdsAlertRequest\x12\x14\n\x0cids_alert_id\x18\x01 \x01(\t\":\n\x13GetIdsAlertResponse\x12#\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x14.opennvr.v1.IdsAlert*n\n\x0eIdsAlertAction\x12 \n\x1cIDS_ALERT_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18IDS_ALERT_ACTION_ALLOWED\x10\x01\x12\x1c\n\x18IDS_ALERT_ACTION_BLOCKED\x10\x02\x32\xb2\x01\n\nIdsService\x12T\n\rListIdsAlerts\x12 .opennvr.v1.ListIdsAlertsRequest\x1a!.opennvr.v1.ListIdsAlertsResponse\x12N\n\x0bGetIdsAlert\x12\x1e.opennvr.v1.GetIdsAlertRequest\x1a\x1f.opennvr.v1.GetIdsAlertResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1copennvr/v1/ids_service.proto\x12\nopennvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18opennvr/v1/options.proto\"#\n\x11IdsMetadataValues\x12\x0e\n\x06values\x18\x01 \x03(\t\"\x85\x05\n\x08IdsAlert\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bingest_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x66low_id\x18\x04 \x01(\x03\x12\x10\n\x08in_iface\x18\x05 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x06 \x01(\t\x12\x0e\n\x06src_ip\x18\x07 \x01(\t\x12\x10\n\x08src_port\x18\x08 \x01(\x05\x12\x0f\n\x07\x64\x65st_ip\x18\t \x01(\t\x12\x11\n\tdest_port\x18\n \x01(\x05\x12\r\n\x05proto\x18\x0b \x01(\t\x12\x11\n\tapp_proto\x18\x0c \x01(\t\x12*\n\x06\x61\x63tion\x18\r \x01(\x0e\x32\x1a.opennvr.v1.IdsAlertAction\x12\x0b\n\x03gid\x18\x0e \x01(\x03\x12\x14\n\x0csignature_id\x18\x0f \x01(\x03\x12\x0b\n\x03rev\x18\x10 \x01(\x03\x12\x11\n\tsignature\x18\x11 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x12 \x01(\t\x12\x10\n\x08severity\x18\x13 \x01(\x05\x12\x34\n\x08metadata\x18\x14 \x03(\x0b\x32\".opennvr.v1.IdsAlert.MetadataEntry\x12\x11\n\tsource_ip\x18\x15 \x01(\t\x12\x11\n\ttarget_ip\x18\x16 \x01(\t\x12\x0c\n\x04rule\x18\x17 \x01(\t\x12\x12\n\ncamera_ids\x18\x18 \x03(\t\x12\x10\n\x08\x65ve_json\x18\x19 \x01(\t\x1aN\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x1d.opennvr.v1.IdsMetadataValues:\x02\x38\x01\"\xa7\x02\n\x14ListIdsAlertsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmax_severity\x18\x05 \x01(\x05\x12\x0e\n\x06src_ip\x18\x06 \x01(\t\x12\x0f\n\x07\x64\x65st_ip\x18\x07 \x01(\t\x12\x11\n\tcamera_id\x18\x08 \x01(\t\x12\x14\n\x0csignature_id\x18\t \x01(\x03\x12*\n\x06\x61\x63tion\x18\n \x01(\x0e\x32\x1a.opennvr.v1.IdsAlertAction\"V\n\x15ListIdsAlertsResponse\x12$\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x14.opennvr.v1.IdsAlert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x12GetIdsAlertRequest\x12\x14\n\x0cids_alert_id\x18\x01 \x01(\t\":\n\x13GetIdsAlertResponse\x12#\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x14.opennvr.v1.IdsAlert*n\n\x0eIdsAlertAction\x12 \n\x1cIDS_ALERT_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18IDS_ALERT_ACTION_ALLOWED\x10\x01\x12\x1c\n\x18IDS_ALERT_ACTION_BLOCKED\x10\x02\x32\xda\x01\n\nIdsService\x12h\n\rListIdsAlerts\x12 .opennvr.v1.ListIdsAlertsRequest\x1a!.opennvr.v1.ListIdsAlertsResponse\"\x12\xe2\xe0\x18\x0e\x1a\x08ids.read \x01(\x01\x12\x62\n\x0bGetIdsAlert\x12\x1e.opennvr.v1.GetIdsAlertRequest\x1a\x1f.opennvr.v1.GetIdsAlertResponse\"\x12\xe2\xe0\x18\x0e\x1a\x08ids.read \x01(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,22 +35,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_IDSALERT_METADATAENTRY']._loaded_options = None
   _globals['_IDSALERT_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_IDSALERTACTION']._serialized_start=1252
-  _globals['_IDSALERTACTION']._serialized_end=1362
-  _globals['_IDSMETADATAVALUES']._serialized_start=77
-  _globals['_IDSMETADATAVALUES']._serialized_end=112
-  _globals['_IDSALERT']._serialized_start=115
-  _globals['_IDSALERT']._serialized_end=760
-  _globals['_IDSALERT_METADATAENTRY']._serialized_start=682
-  _globals['_IDSALERT_METADATAENTRY']._serialized_end=760
-  _globals['_LISTIDSALERTSREQUEST']._serialized_start=763
-  _globals['_LISTIDSALERTSREQUEST']._serialized_end=1058
-  _globals['_LISTIDSALERTSRESPONSE']._serialized_start=1060
-  _globals['_LISTIDSALERTSRESPONSE']._serialized_end=1146
-  _globals['_GETIDSALERTREQUEST']._serialized_start=1148
-  _globals['_GETIDSALERTREQUEST']._serialized_end=1190
-  _globals['_GETIDSALERTRESPONSE']._serialized_start=1192
-  _globals['_GETIDSALERTRESPONSE']._serialized_end=1250
-  _globals['_IDSSERVICE']._serialized_start=1365
-  _globals['_IDSSERVICE']._serialized_end=1543
+  _globals['_IDSSERVICE'].methods_by_name['ListIdsAlerts']._loaded_options = None
+  _globals['_IDSSERVICE'].methods_by_name['ListIdsAlerts']._serialized_options = b'\342\340\030\016\032\010ids.read \001(\001'
+  _globals['_IDSSERVICE'].methods_by_name['GetIdsAlert']._loaded_options = None
+  _globals['_IDSSERVICE'].methods_by_name['GetIdsAlert']._serialized_options = b'\342\340\030\016\032\010ids.read \001(\001'
+  _globals['_IDSALERTACTION']._serialized_start=1278
+  _globals['_IDSALERTACTION']._serialized_end=1388
+  _globals['_IDSMETADATAVALUES']._serialized_start=103
+  _globals['_IDSMETADATAVALUES']._serialized_end=138
+  _globals['_IDSALERT']._serialized_start=141
+  _globals['_IDSALERT']._serialized_end=786
+  _globals['_IDSALERT_METADATAENTRY']._serialized_start=708
+  _globals['_IDSALERT_METADATAENTRY']._serialized_end=786
+  _globals['_LISTIDSALERTSREQUEST']._serialized_start=789
+  _globals['_LISTIDSALERTSREQUEST']._serialized_end=1084
+  _globals['_LISTIDSALERTSRESPONSE']._serialized_start=1086
+  _globals['_LISTIDSALERTSRESPONSE']._serialized_end=1172
+  _globals['_GETIDSALERTREQUEST']._serialized_start=1174
+  _globals['_GETIDSALERTREQUEST']._serialized_end=1216
+  _globals['_GETIDSALERTRESPONSE']._serialized_start=1218
+  _globals['_GETIDSALERTRESPONSE']._serialized_end=1276
+  _globals['_IDSSERVICE']._serialized_start=1391
+  _globals['_IDSSERVICE']._serialized_end=1609
 # @@protoc_insertion_point(module_scope)

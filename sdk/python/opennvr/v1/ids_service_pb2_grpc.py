@@ -56,9 +56,6 @@ class IdsServiceServicer:
         and those about a camera the caller may see (an alert is about the cameras whose address is its
         source or destination). Returns INVALID_ARGUMENT naming the field for a bad address, time range,
         severity or action.
-        Permission: ids.read
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -67,9 +64,6 @@ class IdsServiceServicer:
     def GetIdsAlert(self, request, context):
         """Returns one IDS alert, with its original EVE record. Returns NOT_FOUND for an unknown id or an
         alert only about cameras the caller may not see.
-        Permission: ids.read
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -3,7 +3,7 @@
 isort:skip_file
 AI inference: external adapters (HTTP services that run models), bindings that route a camera's
 frames to an adapter, and the detections they report. Network IDS alerts are in ids_service.proto.
-Conventions and the RPC trailer are described in common.proto.
+Conventions and the RPC policy option are described in common.proto.
 
 Each adapter sits behind its own bulkhead (max_concurrency in flight, max_queue waiting, a timeout
 per call, a circuit breaker): a slow or dead adapter sheds its own load and can never stall

@@ -115,9 +115,6 @@ class InferenceServiceServicer:
         """Registers an adapter. The token, if any, is sealed at rest and sent only to endpoint_url.
         Returns ALREADY_EXISTS for a taken name, INVALID_ARGUMENT for a bad URL (http:// or https://)
         or limits out of range.
-        Permission: inference.write
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -125,9 +122,6 @@ class InferenceServiceServicer:
 
     def GetAdapter(self, request, context):
         """Returns one adapter. Returns NOT_FOUND for an unknown id.
-        Permission: inference.read
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,9 +129,6 @@ class InferenceServiceServicer:
 
     def ListAdapters(self, request, context):
         """Lists adapters ordered by name.
-        Permission: inference.read
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -149,9 +140,6 @@ class InferenceServiceServicer:
         request's token field; empty clears it). Changing the host of endpoint_url while a token is
         stored requires "token" in the same mask (INVALID_ARGUMENT otherwise), so a stored token never
         goes to a new host. Returns ABORTED for a stale etag, NOT_FOUND for an unknown adapter.
-        Permission: inference.write
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -160,9 +148,6 @@ class InferenceServiceServicer:
     def DeleteAdapter(self, request, context):
         """Deletes an adapter. Returns FAILED_PRECONDITION while bindings use it unless force is set (which
         deletes those bindings too); detections it produced are kept. ABORTED for a stale etag.
-        Permission: inference.write
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -170,9 +155,6 @@ class InferenceServiceServicer:
 
     def GetAdapterStatus(self, request, context):
         """Returns an adapter's health and bulkhead counters. Returns NOT_FOUND for an unknown adapter.
-        Permission: inference.read
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -180,9 +162,6 @@ class InferenceServiceServicer:
 
     def ListAdapterStatuses(self, request, context):
         """Lists every adapter's health and bulkhead counters, ordered by adapter name.
-        Permission: inference.read
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -196,9 +175,6 @@ class InferenceServiceServicer:
         camera or adapter, INVALID_ARGUMENT naming the field for a frame_interval outside 200 ms..1 h, a
         bad region (coordinates outside [0, 1], fewer than 3 or more than 64 points, more than 16
         regions), min_confidence outside [0, 1], or a task the adapter does not list.
-        Permission: inference.write
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -207,9 +183,6 @@ class InferenceServiceServicer:
     def GetAdapterBinding(self, request, context):
         """Returns one binding. Returns NOT_FOUND for an unknown id or a binding of a camera the caller may
         not see.
-        Permission: inference.read
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -217,9 +190,6 @@ class InferenceServiceServicer:
 
     def ListAdapterBindings(self, request, context):
         """Lists bindings, optionally of one camera or one adapter, ordered by camera then adapter.
-        Permission: inference.read
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -230,9 +200,6 @@ class InferenceServiceServicer:
         "frame_interval", "regions", "min_confidence", "labels", "enabled", "task" (camera_id and
         adapter_id are immutable). Its frame source restarts with the new settings. Returns ABORTED for
         a stale etag, NOT_FOUND for an unknown binding.
-        Permission: inference.write
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -241,9 +208,6 @@ class InferenceServiceServicer:
     def DeleteAdapterBinding(self, request, context):
         """Deletes a binding (camera.write on its camera); its frame source stops and its past detections
         are kept. Returns NOT_FOUND for an unknown binding, ABORTED for a stale etag.
-        Permission: inference.write
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -259,9 +223,6 @@ class InferenceServiceServicer:
         ERROR_REASON_ADAPTER_CIRCUIT_OPEN), an adapter timeout DEADLINE_EXCEEDED; without it, each bound
         adapter's outcome is reported in its AdapterRun. FAILED_PRECONDITION if the camera is offline
         (live) or has no recording at frame_time, or no adapter is bound and none was named.
-        Permission: inference.run
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -271,9 +232,6 @@ class InferenceServiceServicer:
         """Lists stored detections, newest first, of the cameras the caller may access. Returns NOT_FOUND for
         a camera in camera_ids the caller may not see, INVALID_ARGUMENT naming the field for a bad id,
         min_confidence or time range. Detections are kept for OPENNVR_DETECTION_RETENTION_DAYS (30).
-        Permission: inference.read
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

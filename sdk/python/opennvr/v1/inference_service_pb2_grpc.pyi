@@ -3,7 +3,7 @@
 isort:skip_file
 AI inference: external adapters (HTTP services that run models), bindings that route a camera's
 frames to an adapter, and the detections they report. Network IDS alerts are in ids_service.proto.
-Conventions and the RPC trailer are described in common.proto.
+Conventions and the RPC policy option are described in common.proto.
 
 Each adapter sits behind its own bulkhead (max_concurrency in flight, max_queue waiting, a timeout
 per call, a circuit breaker): a slow or dead adapter sheds its own load and can never stall
@@ -44,51 +44,26 @@ class InferenceServiceStub:
     """Registers an adapter. The token, if any, is sealed at rest and sent only to endpoint_url.
     Returns ALREADY_EXISTS for a taken name, INVALID_ARGUMENT for a bad URL (http:// or https://)
     or limits out of range.
-    Permission: inference.write
-    Camera-scoped: no
-    Step-up: no
     """
     GetAdapter: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.GetAdapterRequest, _inference_service_pb2.GetAdapterResponse]
-    """Returns one adapter. Returns NOT_FOUND for an unknown id.
-    Permission: inference.read
-    Camera-scoped: no
-    Step-up: no
-    """
+    """Returns one adapter. Returns NOT_FOUND for an unknown id."""
     ListAdapters: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.ListAdaptersRequest, _inference_service_pb2.ListAdaptersResponse]
-    """Lists adapters ordered by name.
-    Permission: inference.read
-    Camera-scoped: no
-    Step-up: no
-    """
+    """Lists adapters ordered by name."""
     UpdateAdapter: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.UpdateAdapterRequest, _inference_service_pb2.UpdateAdapterResponse]
     """Updates an adapter. update_mask is required; allowed paths: "name", "description",
     "endpoint_url", "timeout", "max_concurrency", "max_queue", "enabled", and "token" (takes the
     request's token field; empty clears it). Changing the host of endpoint_url while a token is
     stored requires "token" in the same mask (INVALID_ARGUMENT otherwise), so a stored token never
     goes to a new host. Returns ABORTED for a stale etag, NOT_FOUND for an unknown adapter.
-    Permission: inference.write
-    Camera-scoped: no
-    Step-up: no
     """
     DeleteAdapter: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.DeleteAdapterRequest, _inference_service_pb2.DeleteAdapterResponse]
     """Deletes an adapter. Returns FAILED_PRECONDITION while bindings use it unless force is set (which
     deletes those bindings too); detections it produced are kept. ABORTED for a stale etag.
-    Permission: inference.write
-    Camera-scoped: no
-    Step-up: no
     """
     GetAdapterStatus: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.GetAdapterStatusRequest, _inference_service_pb2.GetAdapterStatusResponse]
-    """Returns an adapter's health and bulkhead counters. Returns NOT_FOUND for an unknown adapter.
-    Permission: inference.read
-    Camera-scoped: no
-    Step-up: no
-    """
+    """Returns an adapter's health and bulkhead counters. Returns NOT_FOUND for an unknown adapter."""
     ListAdapterStatuses: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.ListAdapterStatusesRequest, _inference_service_pb2.ListAdapterStatusesResponse]
-    """Lists every adapter's health and bulkhead counters, ordered by adapter name.
-    Permission: inference.read
-    Camera-scoped: no
-    Step-up: no
-    """
+    """Lists every adapter's health and bulkhead counters, ordered by adapter name."""
     CreateAdapterBinding: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.CreateAdapterBindingRequest, _inference_service_pb2.CreateAdapterBindingResponse]
     """Routes a camera's frames to an adapter: an enabled binding of an enabled adapter and camera runs
     a frame source (an ffmpeg child reading the camera's restream) that sends one frame every
@@ -97,38 +72,22 @@ class InferenceServiceStub:
     camera or adapter, INVALID_ARGUMENT naming the field for a frame_interval outside 200 ms..1 h, a
     bad region (coordinates outside [0, 1], fewer than 3 or more than 64 points, more than 16
     regions), min_confidence outside [0, 1], or a task the adapter does not list.
-    Permission: inference.write
-    Camera-scoped: yes
-    Step-up: no
     """
     GetAdapterBinding: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.GetAdapterBindingRequest, _inference_service_pb2.GetAdapterBindingResponse]
     """Returns one binding. Returns NOT_FOUND for an unknown id or a binding of a camera the caller may
     not see.
-    Permission: inference.read
-    Camera-scoped: yes
-    Step-up: no
     """
     ListAdapterBindings: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.ListAdapterBindingsRequest, _inference_service_pb2.ListAdapterBindingsResponse]
-    """Lists bindings, optionally of one camera or one adapter, ordered by camera then adapter.
-    Permission: inference.read
-    Camera-scoped: yes
-    Step-up: no
-    """
+    """Lists bindings, optionally of one camera or one adapter, ordered by camera then adapter."""
     UpdateAdapterBinding: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.UpdateAdapterBindingRequest, _inference_service_pb2.UpdateAdapterBindingResponse]
     """Updates a binding (camera.write on its camera). update_mask is required; allowed paths:
     "frame_interval", "regions", "min_confidence", "labels", "enabled", "task" (camera_id and
     adapter_id are immutable). Its frame source restarts with the new settings. Returns ABORTED for
     a stale etag, NOT_FOUND for an unknown binding.
-    Permission: inference.write
-    Camera-scoped: yes
-    Step-up: no
     """
     DeleteAdapterBinding: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.DeleteAdapterBindingRequest, _inference_service_pb2.DeleteAdapterBindingResponse]
     """Deletes a binding (camera.write on its camera); its frame source stops and its past detections
     are kept. Returns NOT_FOUND for an unknown binding, ABORTED for a stale etag.
-    Permission: inference.write
-    Camera-scoped: yes
-    Step-up: no
     """
     RunInference: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.RunInferenceRequest, _inference_service_pb2.RunInferenceResponse]
     """Runs inference now on one frame: the live frame of a camera (camera.live on it; a frame a
@@ -140,17 +99,11 @@ class InferenceServiceStub:
     ERROR_REASON_ADAPTER_CIRCUIT_OPEN), an adapter timeout DEADLINE_EXCEEDED; without it, each bound
     adapter's outcome is reported in its AdapterRun. FAILED_PRECONDITION if the camera is offline
     (live) or has no recording at frame_time, or no adapter is bound and none was named.
-    Permission: inference.run
-    Camera-scoped: yes
-    Step-up: no
     """
     ListDetections: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.ListDetectionsRequest, _inference_service_pb2.ListDetectionsResponse]
     """Lists stored detections, newest first, of the cameras the caller may access. Returns NOT_FOUND for
     a camera in camera_ids the caller may not see, INVALID_ARGUMENT naming the field for a bad id,
     min_confidence or time range. Detections are kept for OPENNVR_DETECTION_RETENTION_DAYS (30).
-    Permission: inference.read
-    Camera-scoped: yes
-    Step-up: no
     """
 
 @_typing.type_check_only
@@ -162,51 +115,26 @@ class InferenceServiceAsyncStub(InferenceServiceStub):
     """Registers an adapter. The token, if any, is sealed at rest and sent only to endpoint_url.
     Returns ALREADY_EXISTS for a taken name, INVALID_ARGUMENT for a bad URL (http:// or https://)
     or limits out of range.
-    Permission: inference.write
-    Camera-scoped: no
-    Step-up: no
     """
     GetAdapter: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.GetAdapterRequest, _inference_service_pb2.GetAdapterResponse]  # type: ignore[assignment]
-    """Returns one adapter. Returns NOT_FOUND for an unknown id.
-    Permission: inference.read
-    Camera-scoped: no
-    Step-up: no
-    """
+    """Returns one adapter. Returns NOT_FOUND for an unknown id."""
     ListAdapters: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.ListAdaptersRequest, _inference_service_pb2.ListAdaptersResponse]  # type: ignore[assignment]
-    """Lists adapters ordered by name.
-    Permission: inference.read
-    Camera-scoped: no
-    Step-up: no
-    """
+    """Lists adapters ordered by name."""
     UpdateAdapter: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.UpdateAdapterRequest, _inference_service_pb2.UpdateAdapterResponse]  # type: ignore[assignment]
     """Updates an adapter. update_mask is required; allowed paths: "name", "description",
     "endpoint_url", "timeout", "max_concurrency", "max_queue", "enabled", and "token" (takes the
     request's token field; empty clears it). Changing the host of endpoint_url while a token is
     stored requires "token" in the same mask (INVALID_ARGUMENT otherwise), so a stored token never
     goes to a new host. Returns ABORTED for a stale etag, NOT_FOUND for an unknown adapter.
-    Permission: inference.write
-    Camera-scoped: no
-    Step-up: no
     """
     DeleteAdapter: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.DeleteAdapterRequest, _inference_service_pb2.DeleteAdapterResponse]  # type: ignore[assignment]
     """Deletes an adapter. Returns FAILED_PRECONDITION while bindings use it unless force is set (which
     deletes those bindings too); detections it produced are kept. ABORTED for a stale etag.
-    Permission: inference.write
-    Camera-scoped: no
-    Step-up: no
     """
     GetAdapterStatus: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.GetAdapterStatusRequest, _inference_service_pb2.GetAdapterStatusResponse]  # type: ignore[assignment]
-    """Returns an adapter's health and bulkhead counters. Returns NOT_FOUND for an unknown adapter.
-    Permission: inference.read
-    Camera-scoped: no
-    Step-up: no
-    """
+    """Returns an adapter's health and bulkhead counters. Returns NOT_FOUND for an unknown adapter."""
     ListAdapterStatuses: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.ListAdapterStatusesRequest, _inference_service_pb2.ListAdapterStatusesResponse]  # type: ignore[assignment]
-    """Lists every adapter's health and bulkhead counters, ordered by adapter name.
-    Permission: inference.read
-    Camera-scoped: no
-    Step-up: no
-    """
+    """Lists every adapter's health and bulkhead counters, ordered by adapter name."""
     CreateAdapterBinding: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.CreateAdapterBindingRequest, _inference_service_pb2.CreateAdapterBindingResponse]  # type: ignore[assignment]
     """Routes a camera's frames to an adapter: an enabled binding of an enabled adapter and camera runs
     a frame source (an ffmpeg child reading the camera's restream) that sends one frame every
@@ -215,38 +143,22 @@ class InferenceServiceAsyncStub(InferenceServiceStub):
     camera or adapter, INVALID_ARGUMENT naming the field for a frame_interval outside 200 ms..1 h, a
     bad region (coordinates outside [0, 1], fewer than 3 or more than 64 points, more than 16
     regions), min_confidence outside [0, 1], or a task the adapter does not list.
-    Permission: inference.write
-    Camera-scoped: yes
-    Step-up: no
     """
     GetAdapterBinding: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.GetAdapterBindingRequest, _inference_service_pb2.GetAdapterBindingResponse]  # type: ignore[assignment]
     """Returns one binding. Returns NOT_FOUND for an unknown id or a binding of a camera the caller may
     not see.
-    Permission: inference.read
-    Camera-scoped: yes
-    Step-up: no
     """
     ListAdapterBindings: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.ListAdapterBindingsRequest, _inference_service_pb2.ListAdapterBindingsResponse]  # type: ignore[assignment]
-    """Lists bindings, optionally of one camera or one adapter, ordered by camera then adapter.
-    Permission: inference.read
-    Camera-scoped: yes
-    Step-up: no
-    """
+    """Lists bindings, optionally of one camera or one adapter, ordered by camera then adapter."""
     UpdateAdapterBinding: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.UpdateAdapterBindingRequest, _inference_service_pb2.UpdateAdapterBindingResponse]  # type: ignore[assignment]
     """Updates a binding (camera.write on its camera). update_mask is required; allowed paths:
     "frame_interval", "regions", "min_confidence", "labels", "enabled", "task" (camera_id and
     adapter_id are immutable). Its frame source restarts with the new settings. Returns ABORTED for
     a stale etag, NOT_FOUND for an unknown binding.
-    Permission: inference.write
-    Camera-scoped: yes
-    Step-up: no
     """
     DeleteAdapterBinding: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.DeleteAdapterBindingRequest, _inference_service_pb2.DeleteAdapterBindingResponse]  # type: ignore[assignment]
     """Deletes a binding (camera.write on its camera); its frame source stops and its past detections
     are kept. Returns NOT_FOUND for an unknown binding, ABORTED for a stale etag.
-    Permission: inference.write
-    Camera-scoped: yes
-    Step-up: no
     """
     RunInference: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.RunInferenceRequest, _inference_service_pb2.RunInferenceResponse]  # type: ignore[assignment]
     """Runs inference now on one frame: the live frame of a camera (camera.live on it; a frame a
@@ -258,17 +170,11 @@ class InferenceServiceAsyncStub(InferenceServiceStub):
     ERROR_REASON_ADAPTER_CIRCUIT_OPEN), an adapter timeout DEADLINE_EXCEEDED; without it, each bound
     adapter's outcome is reported in its AdapterRun. FAILED_PRECONDITION if the camera is offline
     (live) or has no recording at frame_time, or no adapter is bound and none was named.
-    Permission: inference.run
-    Camera-scoped: yes
-    Step-up: no
     """
     ListDetections: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.ListDetectionsRequest, _inference_service_pb2.ListDetectionsResponse]  # type: ignore[assignment]
     """Lists stored detections, newest first, of the cameras the caller may access. Returns NOT_FOUND for
     a camera in camera_ids the caller may not see, INVALID_ARGUMENT naming the field for a bad id,
     min_confidence or time range. Detections are kept for OPENNVR_DETECTION_RETENTION_DAYS (30).
-    Permission: inference.read
-    Camera-scoped: yes
-    Step-up: no
     """
 
 class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -283,9 +189,6 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         """Registers an adapter. The token, if any, is sealed at rest and sent only to endpoint_url.
         Returns ALREADY_EXISTS for a taken name, INVALID_ARGUMENT for a bad URL (http:// or https://)
         or limits out of range.
-        Permission: inference.write
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -294,11 +197,7 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inference_service_pb2.GetAdapterRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inference_service_pb2.GetAdapterResponse, _abc.Awaitable[_inference_service_pb2.GetAdapterResponse]]:
-        """Returns one adapter. Returns NOT_FOUND for an unknown id.
-        Permission: inference.read
-        Camera-scoped: no
-        Step-up: no
-        """
+        """Returns one adapter. Returns NOT_FOUND for an unknown id."""
 
     @_abc_1.abstractmethod
     def ListAdapters(
@@ -306,11 +205,7 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inference_service_pb2.ListAdaptersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inference_service_pb2.ListAdaptersResponse, _abc.Awaitable[_inference_service_pb2.ListAdaptersResponse]]:
-        """Lists adapters ordered by name.
-        Permission: inference.read
-        Camera-scoped: no
-        Step-up: no
-        """
+        """Lists adapters ordered by name."""
 
     @_abc_1.abstractmethod
     def UpdateAdapter(
@@ -323,9 +218,6 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request's token field; empty clears it). Changing the host of endpoint_url while a token is
         stored requires "token" in the same mask (INVALID_ARGUMENT otherwise), so a stored token never
         goes to a new host. Returns ABORTED for a stale etag, NOT_FOUND for an unknown adapter.
-        Permission: inference.write
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -336,9 +228,6 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_inference_service_pb2.DeleteAdapterResponse, _abc.Awaitable[_inference_service_pb2.DeleteAdapterResponse]]:
         """Deletes an adapter. Returns FAILED_PRECONDITION while bindings use it unless force is set (which
         deletes those bindings too); detections it produced are kept. ABORTED for a stale etag.
-        Permission: inference.write
-        Camera-scoped: no
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -347,11 +236,7 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inference_service_pb2.GetAdapterStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inference_service_pb2.GetAdapterStatusResponse, _abc.Awaitable[_inference_service_pb2.GetAdapterStatusResponse]]:
-        """Returns an adapter's health and bulkhead counters. Returns NOT_FOUND for an unknown adapter.
-        Permission: inference.read
-        Camera-scoped: no
-        Step-up: no
-        """
+        """Returns an adapter's health and bulkhead counters. Returns NOT_FOUND for an unknown adapter."""
 
     @_abc_1.abstractmethod
     def ListAdapterStatuses(
@@ -359,11 +244,7 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inference_service_pb2.ListAdapterStatusesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inference_service_pb2.ListAdapterStatusesResponse, _abc.Awaitable[_inference_service_pb2.ListAdapterStatusesResponse]]:
-        """Lists every adapter's health and bulkhead counters, ordered by adapter name.
-        Permission: inference.read
-        Camera-scoped: no
-        Step-up: no
-        """
+        """Lists every adapter's health and bulkhead counters, ordered by adapter name."""
 
     @_abc_1.abstractmethod
     def CreateAdapterBinding(
@@ -378,9 +259,6 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         camera or adapter, INVALID_ARGUMENT naming the field for a frame_interval outside 200 ms..1 h, a
         bad region (coordinates outside [0, 1], fewer than 3 or more than 64 points, more than 16
         regions), min_confidence outside [0, 1], or a task the adapter does not list.
-        Permission: inference.write
-        Camera-scoped: yes
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -391,9 +269,6 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_inference_service_pb2.GetAdapterBindingResponse, _abc.Awaitable[_inference_service_pb2.GetAdapterBindingResponse]]:
         """Returns one binding. Returns NOT_FOUND for an unknown id or a binding of a camera the caller may
         not see.
-        Permission: inference.read
-        Camera-scoped: yes
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -402,11 +277,7 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inference_service_pb2.ListAdapterBindingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inference_service_pb2.ListAdapterBindingsResponse, _abc.Awaitable[_inference_service_pb2.ListAdapterBindingsResponse]]:
-        """Lists bindings, optionally of one camera or one adapter, ordered by camera then adapter.
-        Permission: inference.read
-        Camera-scoped: yes
-        Step-up: no
-        """
+        """Lists bindings, optionally of one camera or one adapter, ordered by camera then adapter."""
 
     @_abc_1.abstractmethod
     def UpdateAdapterBinding(
@@ -418,9 +289,6 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         "frame_interval", "regions", "min_confidence", "labels", "enabled", "task" (camera_id and
         adapter_id are immutable). Its frame source restarts with the new settings. Returns ABORTED for
         a stale etag, NOT_FOUND for an unknown binding.
-        Permission: inference.write
-        Camera-scoped: yes
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -431,9 +299,6 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_inference_service_pb2.DeleteAdapterBindingResponse, _abc.Awaitable[_inference_service_pb2.DeleteAdapterBindingResponse]]:
         """Deletes a binding (camera.write on its camera); its frame source stops and its past detections
         are kept. Returns NOT_FOUND for an unknown binding, ABORTED for a stale etag.
-        Permission: inference.write
-        Camera-scoped: yes
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -451,9 +316,6 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         ERROR_REASON_ADAPTER_CIRCUIT_OPEN), an adapter timeout DEADLINE_EXCEEDED; without it, each bound
         adapter's outcome is reported in its AdapterRun. FAILED_PRECONDITION if the camera is offline
         (live) or has no recording at frame_time, or no adapter is bound and none was named.
-        Permission: inference.run
-        Camera-scoped: yes
-        Step-up: no
         """
 
     @_abc_1.abstractmethod
@@ -465,9 +327,6 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         """Lists stored detections, newest first, of the cameras the caller may access. Returns NOT_FOUND for
         a camera in camera_ids the caller may not see, INVALID_ARGUMENT naming the field for a bad id,
         min_confidence or time range. Detections are kept for OPENNVR_DETECTION_RETENTION_DAYS (30).
-        Permission: inference.read
-        Camera-scoped: yes
-        Step-up: no
         """
 
 def add_InferenceServiceServicer_to_server(servicer: InferenceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

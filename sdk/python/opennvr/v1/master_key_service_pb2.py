@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from opennvr.v1 import options_pb2 as opennvr_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#opennvr/v1/master_key_service.proto\x12\nopennvr.v1\"\x1b\n\x19GetMasterKeyStatusRequest\"\xda\x01\n\x1aGetMasterKeyStatusResponse\x12\x16\n\x0e\x63urrent_key_id\x18\x01 \x01(\t\x12\x16\n\x0eloaded_key_ids\x18\x02 \x03(\t\x12U\n\x11secrets_by_key_id\x18\x03 \x03(\x0b\x32:.opennvr.v1.GetMasterKeyStatusResponse.SecretsByKeyIdEntry\x1a\x35\n\x13SecretsByKeyIdEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x18\n\x16RotateMasterKeyRequest\"d\n\x17RotateMasterKeyResponse\x12\x11\n\trewrapped\x18\x01 \x01(\x03\x12\x36\n\x06status\x18\x02 \x01(\x0b\x32&.opennvr.v1.GetMasterKeyStatusResponse2\xd3\x01\n\x10MasterKeyService\x12\x63\n\x12GetMasterKeyStatus\x12%.opennvr.v1.GetMasterKeyStatusRequest\x1a&.opennvr.v1.GetMasterKeyStatusResponse\x12Z\n\x0fRotateMasterKey\x12\".opennvr.v1.RotateMasterKeyRequest\x1a#.opennvr.v1.RotateMasterKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#opennvr/v1/master_key_service.proto\x12\nopennvr.v1\x1a\x18opennvr/v1/options.proto\"\x1b\n\x19GetMasterKeyStatusRequest\"\xda\x01\n\x1aGetMasterKeyStatusResponse\x12\x16\n\x0e\x63urrent_key_id\x18\x01 \x01(\t\x12\x16\n\x0eloaded_key_ids\x18\x02 \x03(\t\x12U\n\x11secrets_by_key_id\x18\x03 \x03(\x0b\x32:.opennvr.v1.GetMasterKeyStatusResponse.SecretsByKeyIdEntry\x1a\x35\n\x13SecretsByKeyIdEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x18\n\x16RotateMasterKeyRequest\"d\n\x17RotateMasterKeyResponse\x12\x11\n\trewrapped\x18\x01 \x01(\x03\x12\x36\n\x06status\x18\x02 \x01(\x0b\x32&.opennvr.v1.GetMasterKeyStatusResponse2\xff\x01\n\x10MasterKeyService\x12y\n\x12GetMasterKeyStatus\x12%.opennvr.v1.GetMasterKeyStatusRequest\x1a&.opennvr.v1.GetMasterKeyStatusResponse\"\x14\xe2\xe0\x18\x10\x1a\nkey.manage \x00(\x01\x12p\n\x0fRotateMasterKey\x12\".opennvr.v1.RotateMasterKeyRequest\x1a#.opennvr.v1.RotateMasterKeyResponse\"\x14\xe2\xe0\x18\x10\x1a\nkey.manage \x00(\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,16 +34,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETMASTERKEYSTATUSRESPONSE_SECRETSBYKEYIDENTRY']._loaded_options = None
   _globals['_GETMASTERKEYSTATUSRESPONSE_SECRETSBYKEYIDENTRY']._serialized_options = b'8\001'
-  _globals['_GETMASTERKEYSTATUSREQUEST']._serialized_start=51
-  _globals['_GETMASTERKEYSTATUSREQUEST']._serialized_end=78
-  _globals['_GETMASTERKEYSTATUSRESPONSE']._serialized_start=81
-  _globals['_GETMASTERKEYSTATUSRESPONSE']._serialized_end=299
-  _globals['_GETMASTERKEYSTATUSRESPONSE_SECRETSBYKEYIDENTRY']._serialized_start=246
-  _globals['_GETMASTERKEYSTATUSRESPONSE_SECRETSBYKEYIDENTRY']._serialized_end=299
-  _globals['_ROTATEMASTERKEYREQUEST']._serialized_start=301
-  _globals['_ROTATEMASTERKEYREQUEST']._serialized_end=325
-  _globals['_ROTATEMASTERKEYRESPONSE']._serialized_start=327
-  _globals['_ROTATEMASTERKEYRESPONSE']._serialized_end=427
-  _globals['_MASTERKEYSERVICE']._serialized_start=430
-  _globals['_MASTERKEYSERVICE']._serialized_end=641
+  _globals['_MASTERKEYSERVICE'].methods_by_name['GetMasterKeyStatus']._loaded_options = None
+  _globals['_MASTERKEYSERVICE'].methods_by_name['GetMasterKeyStatus']._serialized_options = b'\342\340\030\020\032\nkey.manage \000(\001'
+  _globals['_MASTERKEYSERVICE'].methods_by_name['RotateMasterKey']._loaded_options = None
+  _globals['_MASTERKEYSERVICE'].methods_by_name['RotateMasterKey']._serialized_options = b'\342\340\030\020\032\nkey.manage \000(\002'
+  _globals['_GETMASTERKEYSTATUSREQUEST']._serialized_start=77
+  _globals['_GETMASTERKEYSTATUSREQUEST']._serialized_end=104
+  _globals['_GETMASTERKEYSTATUSRESPONSE']._serialized_start=107
+  _globals['_GETMASTERKEYSTATUSRESPONSE']._serialized_end=325
+  _globals['_GETMASTERKEYSTATUSRESPONSE_SECRETSBYKEYIDENTRY']._serialized_start=272
+  _globals['_GETMASTERKEYSTATUSRESPONSE_SECRETSBYKEYIDENTRY']._serialized_end=325
+  _globals['_ROTATEMASTERKEYREQUEST']._serialized_start=327
+  _globals['_ROTATEMASTERKEYREQUEST']._serialized_end=351
+  _globals['_ROTATEMASTERKEYRESPONSE']._serialized_start=353
+  _globals['_ROTATEMASTERKEYRESPONSE']._serialized_end=453
+  _globals['_MASTERKEYSERVICE']._serialized_start=456
+  _globals['_MASTERKEYSERVICE']._serialized_end=711
 # @@protoc_insertion_point(module_scope)

@@ -54,9 +54,6 @@ class MasterKeyServiceServicer:
     def GetMasterKeyStatus(self, request, context):
         """Reports the master key that seals new secrets and how many stored secrets each master key id
         still wraps. A previous key (OPENNVR_MASTER_KEY_PREVIOUS_FILES) may be removed once it wraps none.
-        Permission: key.manage
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -68,9 +65,6 @@ class MasterKeyServiceServicer:
         point OPENNVR_MASTER_KEY_FILE at the new key, list the old one in
         OPENNVR_MASTER_KEY_PREVIOUS_FILES, restart, call this, then drop the old key once the answer
         shows it wraps nothing. The server refuses to start without a key some secret still needs.
-        Permission: key.manage
-        Camera-scoped: no
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

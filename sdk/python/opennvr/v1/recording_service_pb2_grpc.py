@@ -141,9 +141,6 @@ class RecordingServiceServicer:
     def ListSegments(self, request, context):
         """Lists a camera's segments overlapping [start_time, end_time), oldest first. Returns
         INVALID_ARGUMENT without camera_id, NOT_FOUND for an unknown camera.
-        Permission: recording.read
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,9 +151,6 @@ class RecordingServiceServicer:
         with events overlaid per bucket. Returns INVALID_ARGUMENT if the range is missing or reversed or
         spans more than 10,000 buckets, NOT_FOUND for an unknown camera. Event types the caller may not
         watch are left out.
-        Permission: recording.read
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,9 +161,6 @@ class RecordingServiceServicer:
         (send the token as `Authorization: Bearer`). Returns FAILED_PRECONDITION if nothing is recorded
         in the range, INVALID_ARGUMENT for a missing start or a duration outside (0, 24 h], NOT_FOUND for
         an unknown camera.
-        Permission: recording.read
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -184,9 +175,6 @@ class RecordingServiceServicer:
         DownloadExport, DeleteExport). Failure ends the stream with an error status and leaves the
         Export FAILED. Returns FAILED_PRECONDITION if nothing is recorded in the range,
         INVALID_ARGUMENT for a bad range (max 24 h), NOT_FOUND for an unknown camera.
-        Permission: recording.export
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -194,9 +182,6 @@ class RecordingServiceServicer:
 
     def GetExport(self, request, context):
         """Returns one export. Returns NOT_FOUND for an unknown id.
-        Permission: recording.export
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -204,9 +189,6 @@ class RecordingServiceServicer:
 
     def ListExports(self, request, context):
         """Lists exports, newest first.
-        Permission: recording.export
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -216,9 +198,6 @@ class RecordingServiceServicer:
         """Streams a finished export's file from offset (resumable). Returns FAILED_PRECONDITION unless the
         export SUCCEEDED and has not expired, OUT_OF_RANGE for an offset past the end, NOT_FOUND for an
         unknown id.
-        Permission: recording.export
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -227,9 +206,6 @@ class RecordingServiceServicer:
     def DeleteExport(self, request, context):
         """Deletes an export's file and record (cancels it if still running). The recordings themselves are
         untouched. Returns NOT_FOUND for an unknown id.
-        Permission: recording.export
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -243,9 +219,6 @@ class RecordingServiceServicer:
         hold: FAILED_PRECONDITION (reason ERROR_REASON_UNDER_HOLD). With validate_only, reports what
         would be deleted. Returns INVALID_ARGUMENT for a missing or reversed range or missing reason,
         NOT_FOUND for an unknown camera.
-        Permission: recording.delete
-        Camera-scoped: yes
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -255,9 +228,6 @@ class RecordingServiceServicer:
         """Places an evidence hold: recordings of the listed cameras in the range are kept from any deletion
         until the hold is released. Returns INVALID_ARGUMENT for no cameras, a reversed range or a missing
         case_id/reason, NOT_FOUND for an unknown camera.
-        Permission: recording.hold
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -265,9 +235,6 @@ class RecordingServiceServicer:
 
     def GetHold(self, request, context):
         """Returns one hold. Returns NOT_FOUND for an unknown id.
-        Permission: recording.hold
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -275,9 +242,6 @@ class RecordingServiceServicer:
 
     def ListHolds(self, request, context):
         """Lists holds, newest first; released ones only when asked.
-        Permission: recording.hold
-        Camera-scoped: yes
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -287,9 +251,6 @@ class RecordingServiceServicer:
         """Releases a hold; its recordings become subject to retention again (and may be deleted at once if
         they are past it). Returns FAILED_PRECONDITION if already released, INVALID_ARGUMENT without a
         reason, NOT_FOUND for an unknown id.
-        Permission: recording.hold
-        Camera-scoped: yes
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -300,9 +261,6 @@ class RecordingServiceServicer:
 
         Returns the site default policy (camera_id empty) or a camera's own override, plus the effective
         policy after inheritance. Returns NOT_FOUND for an unknown camera.
-        Permission: storage.read
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -310,9 +268,6 @@ class RecordingServiceServicer:
 
     def ListRetentionPolicies(self, request, context):
         """Lists the site default policy first, then every camera override.
-        Permission: storage.read
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -324,9 +279,6 @@ class RecordingServiceServicer:
         A path in the mask whose field is unset removes that limit (default) or inherits it (camera).
         Tightening takes effect at the next retention pass and deletes accordingly. Returns ABORTED for a
         stale etag, INVALID_ARGUMENT for negative values, NOT_FOUND for an unknown camera.
-        Permission: retention.manage
-        Camera-scoped: no
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -335,9 +287,6 @@ class RecordingServiceServicer:
     def DeleteRetentionPolicy(self, request, context):
         """Removes a camera's override; the camera then follows the site default. Returns INVALID_ARGUMENT
         for an empty camera_id (the default cannot be deleted), NOT_FOUND if the camera has no override.
-        Permission: retention.manage
-        Camera-scoped: no
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -348,9 +297,6 @@ class RecordingServiceServicer:
         every camera's age and size limits and the site's free-space floor hold, and reports what it
         removed and which limits still do not hold (everything left is under hold, or a deletion
         failed). The pass leaves one audit entry when it removes anything.
-        Permission: retention.manage
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -358,9 +304,6 @@ class RecordingServiceServicer:
 
     def GetStorageStats(self, request, context):
         """Returns storage figures: volumes, bytes and oldest recording per camera, write rate.
-        Permission: storage.read
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -24,49 +24,64 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from opennvr.v1 import options_pb2 as opennvr_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dopennvr/v1/user_service.proto\x12\nopennvr.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x1e\n\x04role\x18\x04 \x01(\x0e\x32\x10.opennvr.v1.Role\x12\x10\n\x08\x64isabled\x18\x05 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x08 \x01(\t\x12\x10\n\x08has_totp\x18\t \x01(\x08\x12\x15\n\rpasskey_count\x18\n \x01(\x05\"p\n\x0eRoleDefinition\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.opennvr.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x13\n\x0bpermissions\x18\x04 \x03(\t\"E\n\x11\x43reateUserRequest\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.opennvr.v1.User\x12\x10\n\x08password\x18\x02 \x01(\t\"4\n\x12\x43reateUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.opennvr.v1.User\"!\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"1\n\x0fGetUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.opennvr.v1.User\"Y\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x1e\n\x04role\x18\x03 \x01(\x0e\x32\x10.opennvr.v1.Role\"M\n\x11ListUsersResponse\x12\x1f\n\x05users\x18\x01 \x03(\x0b\x32\x10.opennvr.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"d\n\x11UpdateUserRequest\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.opennvr.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"4\n\x12UpdateUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.opennvr.v1.User\"?\n\x16SetUserPasswordRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"\x19\n\x17SetUserPasswordResponse\"2\n\x11\x44\x65leteUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x14\n\x12\x44\x65leteUserResponse\"9\n\x10ListRolesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x11ListRolesResponse\x12)\n\x05roles\x18\x01 \x03(\x0b\x32\x1a.opennvr.v1.RoleDefinition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*b\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n\nROLE_ADMIN\x10\x01\x12\x11\n\rROLE_OPERATOR\x10\x02\x12\x0f\n\x0bROLE_VIEWER\x10\x03\x12\x10\n\x0cROLE_AUDITOR\x10\x04\x32\xa8\x04\n\x0bUserService\x12K\n\nCreateUser\x12\x1d.opennvr.v1.CreateUserRequest\x1a\x1e.opennvr.v1.CreateUserResponse\x12\x42\n\x07GetUser\x12\x1a.opennvr.v1.GetUserRequest\x1a\x1b.opennvr.v1.GetUserResponse\x12H\n\tListUsers\x12\x1c.opennvr.v1.ListUsersRequest\x1a\x1d.opennvr.v1.ListUsersResponse\x12K\n\nUpdateUser\x12\x1d.opennvr.v1.UpdateUserRequest\x1a\x1e.opennvr.v1.UpdateUserResponse\x12Z\n\x0fSetUserPassword\x12\".opennvr.v1.SetUserPasswordRequest\x1a#.opennvr.v1.SetUserPasswordResponse\x12K\n\nDeleteUser\x12\x1d.opennvr.v1.DeleteUserRequest\x1a\x1e.opennvr.v1.DeleteUserResponse\x12H\n\tListRoles\x12\x1c.opennvr.v1.ListRolesRequest\x1a\x1d.opennvr.v1.ListRolesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dopennvr/v1/user_service.proto\x12\nopennvr.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18opennvr/v1/options.proto\"\x85\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x1e\n\x04role\x18\x04 \x01(\x0e\x32\x10.opennvr.v1.Role\x12\x10\n\x08\x64isabled\x18\x05 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x08 \x01(\t\x12\x10\n\x08has_totp\x18\t \x01(\x08\x12\x15\n\rpasskey_count\x18\n \x01(\x05\"p\n\x0eRoleDefinition\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.opennvr.v1.Role\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x13\n\x0bpermissions\x18\x04 \x03(\t\"E\n\x11\x43reateUserRequest\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.opennvr.v1.User\x12\x10\n\x08password\x18\x02 \x01(\t\"4\n\x12\x43reateUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.opennvr.v1.User\"!\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"1\n\x0fGetUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.opennvr.v1.User\"Y\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x1e\n\x04role\x18\x03 \x01(\x0e\x32\x10.opennvr.v1.Role\"M\n\x11ListUsersResponse\x12\x1f\n\x05users\x18\x01 \x03(\x0b\x32\x10.opennvr.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"d\n\x11UpdateUserRequest\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.opennvr.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"4\n\x12UpdateUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.opennvr.v1.User\"?\n\x16SetUserPasswordRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"\x19\n\x17SetUserPasswordResponse\"2\n\x11\x44\x65leteUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x14\n\x12\x44\x65leteUserResponse\"9\n\x10ListRolesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x11ListRolesResponse\x12)\n\x05roles\x18\x01 \x03(\x0b\x32\x1a.opennvr.v1.RoleDefinition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*b\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n\nROLE_ADMIN\x10\x01\x12\x11\n\rROLE_OPERATOR\x10\x02\x12\x0f\n\x0bROLE_VIEWER\x10\x03\x12\x10\n\x0cROLE_AUDITOR\x10\x04\x32\xbf\x05\n\x0bUserService\x12\x61\n\nCreateUser\x12\x1d.opennvr.v1.CreateUserRequest\x1a\x1e.opennvr.v1.CreateUserResponse\"\x14\xe2\xe0\x18\x10\x1a\nuser.write \x00(\x01\x12W\n\x07GetUser\x12\x1a.opennvr.v1.GetUserRequest\x1a\x1b.opennvr.v1.GetUserResponse\"\x13\xe2\xe0\x18\x0f\x1a\tuser.read \x00(\x01\x12]\n\tListUsers\x12\x1c.opennvr.v1.ListUsersRequest\x1a\x1d.opennvr.v1.ListUsersResponse\"\x13\xe2\xe0\x18\x0f\x1a\tuser.read \x00(\x01\x12\x61\n\nUpdateUser\x12\x1d.opennvr.v1.UpdateUserRequest\x1a\x1e.opennvr.v1.UpdateUserResponse\"\x14\xe2\xe0\x18\x10\x1a\nuser.write \x00(\x02\x12p\n\x0fSetUserPassword\x12\".opennvr.v1.SetUserPasswordRequest\x1a#.opennvr.v1.SetUserPasswordResponse\"\x14\xe2\xe0\x18\x10\x1a\nuser.write \x00(\x02\x12\x61\n\nDeleteUser\x12\x1d.opennvr.v1.DeleteUserRequest\x1a\x1e.opennvr.v1.DeleteUserResponse\"\x14\xe2\xe0\x18\x10\x1a\nuser.write \x00(\x02\x12]\n\tListRoles\x12\x1c.opennvr.v1.ListRolesRequest\x1a\x1d.opennvr.v1.ListRolesResponse\"\x13\xe2\xe0\x18\x0f\x1a\tuser.read \x00(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'opennvr.v1.user_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1341
-  _globals['_ROLE']._serialized_end=1439
-  _globals['_USER']._serialized_start=113
-  _globals['_USER']._serialized_end=374
-  _globals['_ROLEDEFINITION']._serialized_start=376
-  _globals['_ROLEDEFINITION']._serialized_end=488
-  _globals['_CREATEUSERREQUEST']._serialized_start=490
-  _globals['_CREATEUSERREQUEST']._serialized_end=559
-  _globals['_CREATEUSERRESPONSE']._serialized_start=561
-  _globals['_CREATEUSERRESPONSE']._serialized_end=613
-  _globals['_GETUSERREQUEST']._serialized_start=615
-  _globals['_GETUSERREQUEST']._serialized_end=648
-  _globals['_GETUSERRESPONSE']._serialized_start=650
-  _globals['_GETUSERRESPONSE']._serialized_end=699
-  _globals['_LISTUSERSREQUEST']._serialized_start=701
-  _globals['_LISTUSERSREQUEST']._serialized_end=790
-  _globals['_LISTUSERSRESPONSE']._serialized_start=792
-  _globals['_LISTUSERSRESPONSE']._serialized_end=869
-  _globals['_UPDATEUSERREQUEST']._serialized_start=871
-  _globals['_UPDATEUSERREQUEST']._serialized_end=971
-  _globals['_UPDATEUSERRESPONSE']._serialized_start=973
-  _globals['_UPDATEUSERRESPONSE']._serialized_end=1025
-  _globals['_SETUSERPASSWORDREQUEST']._serialized_start=1027
-  _globals['_SETUSERPASSWORDREQUEST']._serialized_end=1090
-  _globals['_SETUSERPASSWORDRESPONSE']._serialized_start=1092
-  _globals['_SETUSERPASSWORDRESPONSE']._serialized_end=1117
-  _globals['_DELETEUSERREQUEST']._serialized_start=1119
-  _globals['_DELETEUSERREQUEST']._serialized_end=1169
-  _globals['_DELETEUSERRESPONSE']._serialized_start=1171
-  _globals['_DELETEUSERRESPONSE']._serialized_end=1191
-  _globals['_LISTROLESREQUEST']._serialized_start=1193
-  _globals['_LISTROLESREQUEST']._serialized_end=1250
-  _globals['_LISTROLESRESPONSE']._serialized_start=1252
-  _globals['_LISTROLESRESPONSE']._serialized_end=1339
-  _globals['_USERSERVICE']._serialized_start=1442
-  _globals['_USERSERVICE']._serialized_end=1994
+  _globals['_USERSERVICE'].methods_by_name['CreateUser']._loaded_options = None
+  _globals['_USERSERVICE'].methods_by_name['CreateUser']._serialized_options = b'\342\340\030\020\032\nuser.write \000(\001'
+  _globals['_USERSERVICE'].methods_by_name['GetUser']._loaded_options = None
+  _globals['_USERSERVICE'].methods_by_name['GetUser']._serialized_options = b'\342\340\030\017\032\tuser.read \000(\001'
+  _globals['_USERSERVICE'].methods_by_name['ListUsers']._loaded_options = None
+  _globals['_USERSERVICE'].methods_by_name['ListUsers']._serialized_options = b'\342\340\030\017\032\tuser.read \000(\001'
+  _globals['_USERSERVICE'].methods_by_name['UpdateUser']._loaded_options = None
+  _globals['_USERSERVICE'].methods_by_name['UpdateUser']._serialized_options = b'\342\340\030\020\032\nuser.write \000(\002'
+  _globals['_USERSERVICE'].methods_by_name['SetUserPassword']._loaded_options = None
+  _globals['_USERSERVICE'].methods_by_name['SetUserPassword']._serialized_options = b'\342\340\030\020\032\nuser.write \000(\002'
+  _globals['_USERSERVICE'].methods_by_name['DeleteUser']._loaded_options = None
+  _globals['_USERSERVICE'].methods_by_name['DeleteUser']._serialized_options = b'\342\340\030\020\032\nuser.write \000(\002'
+  _globals['_USERSERVICE'].methods_by_name['ListRoles']._loaded_options = None
+  _globals['_USERSERVICE'].methods_by_name['ListRoles']._serialized_options = b'\342\340\030\017\032\tuser.read \000(\001'
+  _globals['_ROLE']._serialized_start=1367
+  _globals['_ROLE']._serialized_end=1465
+  _globals['_USER']._serialized_start=139
+  _globals['_USER']._serialized_end=400
+  _globals['_ROLEDEFINITION']._serialized_start=402
+  _globals['_ROLEDEFINITION']._serialized_end=514
+  _globals['_CREATEUSERREQUEST']._serialized_start=516
+  _globals['_CREATEUSERREQUEST']._serialized_end=585
+  _globals['_CREATEUSERRESPONSE']._serialized_start=587
+  _globals['_CREATEUSERRESPONSE']._serialized_end=639
+  _globals['_GETUSERREQUEST']._serialized_start=641
+  _globals['_GETUSERREQUEST']._serialized_end=674
+  _globals['_GETUSERRESPONSE']._serialized_start=676
+  _globals['_GETUSERRESPONSE']._serialized_end=725
+  _globals['_LISTUSERSREQUEST']._serialized_start=727
+  _globals['_LISTUSERSREQUEST']._serialized_end=816
+  _globals['_LISTUSERSRESPONSE']._serialized_start=818
+  _globals['_LISTUSERSRESPONSE']._serialized_end=895
+  _globals['_UPDATEUSERREQUEST']._serialized_start=897
+  _globals['_UPDATEUSERREQUEST']._serialized_end=997
+  _globals['_UPDATEUSERRESPONSE']._serialized_start=999
+  _globals['_UPDATEUSERRESPONSE']._serialized_end=1051
+  _globals['_SETUSERPASSWORDREQUEST']._serialized_start=1053
+  _globals['_SETUSERPASSWORDREQUEST']._serialized_end=1116
+  _globals['_SETUSERPASSWORDRESPONSE']._serialized_start=1118
+  _globals['_SETUSERPASSWORDRESPONSE']._serialized_end=1143
+  _globals['_DELETEUSERREQUEST']._serialized_start=1145
+  _globals['_DELETEUSERREQUEST']._serialized_end=1195
+  _globals['_DELETEUSERRESPONSE']._serialized_start=1197
+  _globals['_DELETEUSERRESPONSE']._serialized_end=1217
+  _globals['_LISTROLESREQUEST']._serialized_start=1219
+  _globals['_LISTROLESREQUEST']._serialized_end=1276
+  _globals['_LISTROLESRESPONSE']._serialized_start=1278
+  _globals['_LISTROLESRESPONSE']._serialized_end=1365
+  _globals['_USERSERVICE']._serialized_start=1468
+  _globals['_USERSERVICE']._serialized_end=2171
 # @@protoc_insertion_point(module_scope)

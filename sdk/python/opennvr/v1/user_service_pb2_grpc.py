@@ -79,9 +79,6 @@ class UserServiceServicer:
     def CreateUser(self, request, context):
         """Creates a user with an initial password. Returns ALREADY_EXISTS for a taken username,
         INVALID_ARGUMENT for a bad username, missing role or weak password.
-        Permission: user.write
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -89,9 +86,6 @@ class UserServiceServicer:
 
     def GetUser(self, request, context):
         """Returns one user. Returns NOT_FOUND for an unknown id.
-        Permission: user.read
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -99,9 +93,6 @@ class UserServiceServicer:
 
     def ListUsers(self, request, context):
         """Lists users ordered by username.
-        Permission: user.read
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,9 +103,6 @@ class UserServiceServicer:
         Disabling a user revokes all of its sessions. Returns ABORTED (reason ERROR_REASON_ETAG_MISMATCH)
         if user.etag is set and stale, FAILED_PRECONDITION (reason ERROR_REASON_LAST_ADMIN) when the
         change would leave no enabled administrator, INVALID_ARGUMENT for other paths.
-        Permission: user.write
-        Camera-scoped: no
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -123,9 +111,6 @@ class UserServiceServicer:
     def SetUserPassword(self, request, context):
         """Sets another user's password (administrative reset) and revokes all of that user's sessions.
         Returns INVALID_ARGUMENT if the password fails the policy, NOT_FOUND for an unknown user.
-        Permission: user.write
-        Camera-scoped: no
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,9 +120,6 @@ class UserServiceServicer:
         """Deletes a user with its sessions, credentials and camera grants (its audit entries stay). Returns
         FAILED_PRECONDITION (reason ERROR_REASON_LAST_ADMIN) for the last enabled administrator or the
         caller itself, ABORTED if etag is set and stale, NOT_FOUND for an unknown id.
-        Permission: user.write
-        Camera-scoped: no
-        Step-up: yes
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -145,9 +127,6 @@ class UserServiceServicer:
 
     def ListRoles(self, request, context):
         """Lists the built-in roles and the permissions each one holds.
-        Permission: user.read
-        Camera-scoped: no
-        Step-up: no
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

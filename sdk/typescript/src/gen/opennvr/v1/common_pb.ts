@@ -31,17 +31,19 @@
 // detail carries `domain: "opennvr.dev"` and `reason: <an ErrorReason value name>`; field problems come
 // as google.rpc.BadRequest field violations. Messages never contain secrets or SQL.
 //
-// RPC trailer: the last lines of every RPC's comment are machine-readable:
-//   Permission: <permission name> | public (no credential needed) | self (a user session acting on its
-//               own account; the comment says which extra permission reaches other users)
-//   Camera-scoped: yes | no
-//   Step-up: yes | no | enrolled
-//   Enrolment-only: allowed (optional line: the RPC answers an enrolment-only session too)
+// RPC policy: every RPC carries `option (opennvr.v1.policy) = {...}` (options.proto), which the
+// server enforces and the SDKs read:
+//   access, one of: permission: "<permission name>" | public: true (no credential needed) |
+//     self_service: true (a user session acting on its own account; the comment says which extra
+//     permission reaches other users)
+//   camera_scoped: true | false (required)
+//   step_up: STEP_UP_NO | STEP_UP_YES | STEP_UP_ENROLLED
+//   enrolment_only_allowed: true (optional: the RPC answers an enrolment-only session too)
 // Permission names: camera.read camera.write camera.live camera.grant recording.read
 //   recording.export recording.delete recording.hold retention.manage storage.read user.read user.write
 //   session.manage apikey.manage key.manage audit.read audit.export audit.verify inference.read
 //   inference.write inference.run event.watch ids.read
-// "Camera-scoped: yes": the request touches specific cameras (by camera_id, camera_ids, or rows that
+// `camera_scoped: true`: the request touches specific cameras (by camera_id, camera_ids, or rows that
 // belong to cameras). The role is the ceiling: the caller's role must hold the permission. Admins
 // hold it on every camera; anyone else holds it on a camera only through a live camera grant there
 // that holds it too. Requests naming a camera the caller may not access answer PERMISSION_DENIED
@@ -51,9 +53,10 @@
 // its cameras does. Permissions a camera grant can hold: camera.read, camera.live, camera.write,
 // recording.read, recording.export; every other permission is site-wide only, so for it the check
 // reduces to the role (for non-admins still limited to cameras they hold a grant on).
-// "Step-up: yes": the RPC needs a recent second factor on the calling session (see
+// `step_up: STEP_UP_YES`: the RPC needs a recent second factor on the calling session (see
 // AuthService.StepUp); otherwise PERMISSION_DENIED with reason ERROR_REASON_STEP_UP_REQUIRED.
-// "Step-up: enrolled": the same, once the user has a second factor (so a first one can be enrolled).
+// `step_up: STEP_UP_ENROLLED`: the same, once the user has a second factor (so a first one can be
+// enrolled).
 // API keys cannot step up: they call a step-up RPC only when created with it in step_up_methods.
 //
 // Every RPC that changes state, and every denied or failed call, is written to the audit trail.
@@ -174,7 +177,7 @@ export enum ErrorReason {
   CREDENTIAL_REVOKED = 3,
 
   /**
-   * PERMISSION_DENIED: the RPC is "Step-up: yes" and the session's step-up is missing or too old.
+   * PERMISSION_DENIED: the RPC is STEP_UP_YES and the session's step-up is missing or too old.
    *
    * @generated from enum value: ERROR_REASON_STEP_UP_REQUIRED = 4;
    */
