@@ -1,5 +1,36 @@
 //! Output: human tables by default, JSON for scripts.
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use std::sync::{Arc, Mutex};
+
+/// Output kept for a caller that runs commands in process (see [`crate::run_captured`]).
+#[derive(Debug, Clone, Default)]
+pub struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Sink {
+    /// What was written so far, leaving the sink empty.
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Writes `text` and a newline to the invocation's output: standard output unless captured.
+pub fn line(text: std::fmt::Arguments<'_>) {
+    match crate::session::Invocation::current().out {
+        Some(sink) => {
+            let mut buffer = sink.0.lock().unwrap_or_else(|e| e.into_inner());
+            buffer.extend_from_slice(format!("{text}\n").as_bytes());
+        }
+        None => println!("{text}"),
+    }
+}
+
+/// `println!` to the invocation's output (see [`line`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -17,7 +48,7 @@ pub fn print(format: Format, header: &[&str], rows: Vec<Vec<String>>) {
             rows.into_iter().for_each(|r| {
                 t.add_row(r);
             });
-            println!("{t}");
+            line(format_args!("{t}"));
         }
         Format::Json => {
             let items: Vec<serde_json::Value> = rows
@@ -31,7 +62,7 @@ pub fn print(format: Format, header: &[&str], rows: Vec<Vec<String>>) {
                     serde_json::Value::Object(obj)
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
+            line(format_args!("{}", serde_json::to_string_pretty(&items).unwrap_or_default()));
         }
     }
 }

@@ -1,11 +1,39 @@
 //! The saved session: server URL and tokens in `<config dir>/nvrctl/session.json` (mode 0600),
-//! refreshed transparently before it expires.
+//! refreshed by the SDK before it expires and saved again when it is.
 use anyhow::{Context, Result, anyhow};
 use opennvr_sdk::{Client, pb};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+
+/// How this run of nvrctl was started: the page size of listings, and, when a caller runs
+/// commands in process, the session file and where output goes.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Rows asked for per page of a listing.
+    pub page_size: i32,
+    /// The session file [default: `NVRCTL_SESSION_FILE`, else in the config directory].
+    pub session_file: Option<PathBuf>,
+    /// Where output goes [default: standard output].
+    pub out: Option<crate::output::Sink>,
+}
+
+tokio::task_local! {
+    static INVOCATION: Invocation;
+}
+
+impl Invocation {
+    /// The invocation of the running command (defaults outside one).
+    pub fn current() -> Invocation {
+        INVOCATION.try_with(Clone::clone).unwrap_or(Invocation { page_size: 0, session_file: None, out: None })
+    }
+
+    /// Runs `f` as `self`.
+    pub async fn scope<T>(self, f: impl std::future::Future<Output = T>) -> T {
+        INVOCATION.scope(self, f).await
+    }
+}
 
 /// Default server URL.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7450";
@@ -21,6 +49,9 @@ struct Saved {
 }
 
 fn path() -> Result<PathBuf> {
+    if let Some(p) = Invocation::current().session_file {
+        return Ok(p);
+    }
     if let Some(p) = std::env::var_os("NVRCTL_SESSION_FILE") {
         return Ok(PathBuf::from(p));
     }
@@ -39,7 +70,11 @@ fn load() -> Result<Option<Saved>> {
 
 /// Saves `tokens` for `server`, readable only by the user.
 pub fn save(server: &str, tokens: &pb::Tokens) -> Result<()> {
-    let p = path()?;
+    save_to(&path()?, server, tokens)
+}
+
+/// Saves `tokens` for `server` in the session file `p`, readable only by the user.
+pub fn save_to(p: &std::path::Path, server: &str, tokens: &pb::Tokens) -> Result<()> {
     if let Some(dir) = p.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -61,7 +96,7 @@ pub fn save(server: &str, tokens: &pb::Tokens) -> Result<()> {
         .with_context(|| format!("writing {}", tmp.display()))?;
     f.write_all(&serde_json::to_vec_pretty(&saved)?)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
+    std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
     Ok(())
 }
 
@@ -113,7 +148,8 @@ fn lock() -> Result<std::fs::File> {
     Ok(f)
 }
 
-/// A client with the saved session, refreshed (and re-saved) when the access token is about to expire.
+/// A client with the saved session. The SDK refreshes the session whenever a call finds it about
+/// to expire, and the rotated tokens are saved; the first refresh happens here, under the lock.
 pub async fn signed_in(flag: Option<String>) -> Result<Client> {
     let _lock = lock()?;
     let saved = load()?.ok_or_else(|| anyhow!("not signed in: run `nvrctl login`"))?;
@@ -122,6 +158,7 @@ pub async fn signed_in(flag: Option<String>) -> Result<Client> {
         return Err(anyhow!("signed in to {}, not {server}: run `nvrctl login --server {server}`", saved.server));
     }
     let client = connect(&server).await?;
+    client.set_page_size(Invocation::current().page_size);
     client.set_tokens(Some(pb::Tokens {
         access_token: saved.access_token,
         access_token_expire_time: Some(prost_types::Timestamp { seconds: saved.access_token_expires, nanos: 0 }),
@@ -131,16 +168,12 @@ pub async fn signed_in(flag: Option<String>) -> Result<Client> {
         user: None,
         mfa_enrolment_required: false,
     }));
-    let before = client.tokens().map(|t| t.refresh_token);
-    client
-        .refresh_if_expiring(std::time::Duration::from_secs(30))
-        .await
-        .context("the session has ended: run `nvrctl login`")?;
-    let after = client.tokens();
-    if let Some(t) = after
-        && Some(&t.refresh_token) != before.as_ref()
-    {
-        save(&server, &t)?;
-    }
+    let file = path()?;
+    client.on_refresh(move |tokens| {
+        if let Err(e) = save_to(&file, &server, tokens) {
+            eprintln!("nvrctl: the session was refreshed but not saved: {e:#}");
+        }
+    });
+    client.ensure_fresh().await.context("the session has ended: run `nvrctl login`")?;
     Ok(client)
 }

@@ -42,19 +42,6 @@ fn health(h: i32) -> String {
         .unwrap_or_default()
 }
 
-/// The adapter named or with this id.
-pub async fn find(client: &opennvr_sdk::Client, which: &str) -> Result<pb::Adapter> {
-    let all = client
-        .inference()
-        .list_adapters(pb::ListAdaptersRequest { page_size: 1000, ..Default::default() })
-        .await?
-        .into_inner()
-        .adapters;
-    all.into_iter()
-        .find(|a| a.id == which || a.name.eq_ignore_ascii_case(which))
-        .ok_or_else(|| anyhow!("no adapter {which:?}"))
-}
-
 pub async fn run(server: Option<String>, format: Format, c: AdaptersCommand) -> Result<()> {
     let client = session::signed_in(server).await?;
     match c {
@@ -84,12 +71,7 @@ pub async fn run(server: Option<String>, format: Format, c: AdaptersCommand) -> 
             output::print(format, &["Id", "Name", "URL"], vec![vec![a.id, a.name, a.endpoint_url]]);
         }
         AdaptersCommand::List => {
-            let all = client
-                .inference()
-                .list_adapters(pb::ListAdaptersRequest { page_size: 1000, ..Default::default() })
-                .await?
-                .into_inner()
-                .adapters;
+            let all = client.all_adapters(pb::ListAdaptersRequest::default()).await?;
             let rows = all
                 .iter()
                 .map(|a| {
@@ -107,19 +89,14 @@ pub async fn run(server: Option<String>, format: Format, c: AdaptersCommand) -> 
             output::print(format, &["Name", "URL", "Health", "Tasks", "Labels", "Last error", "Id"], rows);
         }
         AdaptersCommand::Remove { adapter, force } => {
-            let a = find(&client, &adapter).await?;
+            let a = client.find_adapter(&adapter).await?;
             client
                 .inference()
                 .delete_adapter(pb::DeleteAdapterRequest { adapter_id: a.id, etag: String::new(), force })
                 .await?;
         }
         AdaptersCommand::Health => {
-            let st = client
-                .inference()
-                .list_adapter_statuses(pb::ListAdapterStatusesRequest { page_size: 1000, ..Default::default() })
-                .await?
-                .into_inner()
-                .statuses;
+            let st = client.all_adapter_statuses(pb::ListAdapterStatusesRequest::default()).await?;
             let ms = |d: Option<&prost_types::Duration>| {
                 d.map(|d| format!("{:.1}", d.seconds as f64 * 1000.0 + f64::from(d.nanos) / 1e6)).unwrap_or_default()
             };
@@ -177,7 +154,7 @@ pub async fn infer(
 ) -> Result<()> {
     let client = session::signed_in(server).await?;
     let adapter_id = match &adapter {
-        Some(a) => find(&client, a).await?.id,
+        Some(a) => client.find_adapter(a).await?.id,
         None => String::new(),
     };
     let req = match (image, camera) {
@@ -189,7 +166,7 @@ pub async fn infer(
             pb::RunInferenceRequest { adapter_id, image_jpeg: jpeg, task, ..Default::default() }
         }
         (None, Some(camera)) => {
-            let camera_id = crate::cmd::cameras::find(&client, &camera).await?.id;
+            let camera_id = client.find_camera(&camera).await?.id;
             pb::RunInferenceRequest { camera_id, adapter_id, task, ..Default::default() }
         }
         _ => return Err(anyhow!("give --image or --camera")),

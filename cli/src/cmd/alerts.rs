@@ -25,7 +25,7 @@ pub enum AlertsCommand {
         dest_ip: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 100)]
-        limit: i32,
+        limit: usize,
     },
 }
 
@@ -33,25 +33,24 @@ pub async fn run(server: Option<String>, format: Format, c: AlertsCommand) -> Re
     let client = session::signed_in(server).await?;
     let AlertsCommand::List { camera, last, max_severity, src_ip, dest_ip, limit } = c;
     let camera_id = match camera {
-        Some(c) => crate::cmd::cameras::find(&client, &c).await?.id,
+        Some(c) => client.find_camera(&c).await?.id,
         None => String::new(),
     };
     let start_time = crate::cmd::recordings::since(last.as_deref())?;
-    let list = client
-        .ids()
-        .list_ids_alerts(pb::ListIdsAlertsRequest {
-            page_size: limit,
-            start_time,
-            max_severity: max_severity.unwrap_or(0),
-            src_ip: src_ip.unwrap_or_default(),
-            dest_ip: dest_ip.unwrap_or_default(),
-            camera_id,
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    let rows = list
-        .alerts
+    let alerts = client
+        .first_ids_alerts(
+            pb::ListIdsAlertsRequest {
+                start_time,
+                max_severity: max_severity.unwrap_or(0),
+                src_ip: src_ip.unwrap_or_default(),
+                dest_ip: dest_ip.unwrap_or_default(),
+                camera_id,
+                ..Default::default()
+            },
+            limit,
+        )
+        .await?;
+    let rows = alerts
         .iter()
         .map(|a| {
             vec![

@@ -61,7 +61,7 @@ pub async fn run(server: Option<String>, format: Format, c: ApiKeysCommand) -> R
         ApiKeysCommand::Create { name, role, permissions, cameras, step_up_methods, expires } => {
             let mut camera_ids = Vec::new();
             for c in &cameras {
-                camera_ids.push(crate::cmd::cameras::find(&client, c).await?.id);
+                camera_ids.push(client.find_camera(c).await?.id);
             }
             let expire_time = match expires {
                 Some(span) => {
@@ -87,21 +87,17 @@ pub async fn run(server: Option<String>, format: Format, c: ApiKeysCommand) -> R
                 .into_inner();
             let key = made.api_key.unwrap_or_default();
             match format {
-                Format::Json => println!("{}", serde_json::json!({ "id": key.id, "secret": made.secret })),
+                Format::Json => crate::output::outln!("{}", serde_json::json!({ "id": key.id, "secret": made.secret })),
                 Format::Table => {
                     output::print(format, &HEADER, vec![row(&key)]);
-                    println!("Secret (shown once; send it as `authorization: Bearer <secret>`):");
-                    println!("  {}", made.secret);
+                    crate::output::outln!("Secret (shown once; send it as `authorization: Bearer <secret>`):");
+                    crate::output::outln!("  {}", made.secret);
                 }
             }
         }
         ApiKeysCommand::List { all } => {
-            let list = client
-                .api_keys()
-                .list_api_keys(pb::ListApiKeysRequest { show_revoked: all, page_size: 1000, ..Default::default() })
-                .await?
-                .into_inner();
-            output::print(format, &HEADER, list.api_keys.iter().map(row).collect());
+            let keys = client.all_api_keys(pb::ListApiKeysRequest { show_revoked: all, ..Default::default() }).await?;
+            output::print(format, &HEADER, keys.iter().map(row).collect());
         }
         ApiKeysCommand::Revoke { api_key_id } => {
             client.api_keys().revoke_api_key(pb::RevokeApiKeyRequest { api_key_id }).await?;

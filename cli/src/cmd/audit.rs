@@ -19,7 +19,7 @@ pub enum AuditCommand {
         user_id: String,
         /// How many entries.
         #[arg(long, default_value_t = 50)]
-        limit: i32,
+        limit: usize,
     },
     /// Follow new entries as they are written (Ctrl-C to stop).
     Tail {
@@ -92,16 +92,10 @@ pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Res
     match c {
         AuditCommand::List { action, user_id, limit } => {
             let filter = pb::AuditEventFilter { action, actor_user_id: user_id, ..Default::default() };
-            let page = client
-                .audit()
-                .list_audit_events(pb::ListAuditEventsRequest {
-                    page_size: limit,
-                    filter: Some(filter),
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            output::print(format, &HEADER, page.events.iter().map(row).collect());
+            let events = client
+                .first_audit_events(pb::ListAuditEventsRequest { filter: Some(filter), ..Default::default() }, limit)
+                .await?;
+            output::print(format, &HEADER, events.iter().map(row).collect());
         }
         AuditCommand::Tail { after } => {
             let mut stream = client
@@ -113,7 +107,7 @@ pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Res
                 if let Some(pb::watch_audit_events_response::Kind::Event(e)) = msg.kind {
                     match format {
                         Format::Json => output::print(format, &HEADER, vec![row(&e)]),
-                        Format::Table => println!("{}", row(&e).join("  ")),
+                        Format::Table => crate::output::outln!("{}", row(&e).join("  ")),
                     }
                 }
             }
@@ -148,9 +142,12 @@ pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Res
                 .await?
                 .into_inner();
             if r.ok {
-                println!(
+                crate::output::outln!(
                     "OK: events {}..{} ({} verified), {} checkpoint(s) verified",
-                    r.first_sequence, r.last_sequence, r.verified_count, r.checkpoints_verified
+                    r.first_sequence,
+                    r.last_sequence,
+                    r.verified_count,
+                    r.checkpoints_verified
                 );
             } else {
                 bail!(
@@ -161,12 +158,7 @@ pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Res
             }
         }
         AuditCommand::Keys => {
-            let keys = client
-                .audit()
-                .list_audit_signing_keys(pb::ListAuditSigningKeysRequest::default())
-                .await?
-                .into_inner()
-                .keys;
+            let keys = client.all_audit_signing_keys(pb::ListAuditSigningKeysRequest::default()).await?;
             let rows = keys
                 .iter()
                 .map(|k| {
@@ -197,7 +189,7 @@ fn verify(file: &PathBuf, pinned: &[String]) -> Result<()> {
                     "verification FAILED: checkpoints are signed by {kid} (public key SHA-256 {fingerprint}), not a key given with --key"
                 );
             }
-            println!(
+            crate::output::outln!(
                 "OK: {} event(s) {}..{}, {} checkpoint signature(s) verified.",
                 r.events,
                 r.first_sequence.unwrap_or(0),
@@ -206,23 +198,29 @@ fn verify(file: &PathBuf, pinned: &[String]) -> Result<()> {
             );
             for (kid, fingerprint) in &r.signing_keys {
                 if pinned.is_empty() {
-                    println!(
+                    crate::output::outln!(
                         "Checkpoints signed by {kid} (public key SHA-256 {fingerprint}): compare with `nvrctl audit keys` or your own record (or pass --key); the keys come from the export itself."
                     );
                 } else {
-                    println!("Checkpoints signed by {kid} (public key SHA-256 {fingerprint}), a key given with --key.");
+                    crate::output::outln!(
+                        "Checkpoints signed by {kid} (public key SHA-256 {fingerprint}), a key given with --key."
+                    );
                 }
             }
             if !r.anchored_at_genesis {
-                println!("The export starts after sequence 1: its first link rests on the anchor hash in its header.");
+                crate::output::outln!(
+                    "The export starts after sequence 1: its first link rests on the anchor hash in its header."
+                );
             }
             match r.last_checkpoint {
-                Some(cp) if r.unanchored() > 0 => println!(
+                Some(cp) if r.unanchored() > 0 => crate::output::outln!(
                     "Events up to {cp} are vouched for by a signed checkpoint; the {} event(s) after it are covered by the hash chain only.",
                     r.unanchored()
                 ),
-                Some(cp) => println!("Every event, up to {cp}, is vouched for by a signed checkpoint."),
-                None => println!("No checkpoint in the export: the events are covered by the hash chain only."),
+                Some(cp) => crate::output::outln!("Every event, up to {cp}, is vouched for by a signed checkpoint."),
+                None => {
+                    crate::output::outln!("No checkpoint in the export: the events are covered by the hash chain only.")
+                }
             }
             Ok(())
         }

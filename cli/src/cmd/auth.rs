@@ -62,10 +62,9 @@ pub async fn login(server: Option<String>, format: Format, a: LoginArgs) -> Resu
 
 pub async fn logout(server: Option<String>) -> Result<()> {
     let client = session::signed_in(server).await?;
-    let r = client.auth().logout(pb::LogoutRequest {}).await;
+    let ended = client.logout().await;
     session::clear()?;
-    r?;
-    Ok(())
+    Ok(ended?)
 }
 
 pub async fn whoami(server: Option<String>, format: Format) -> Result<()> {

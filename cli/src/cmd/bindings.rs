@@ -62,7 +62,7 @@ pub enum DetectionsCommand {
         min_confidence: f32,
         /// At most this many.
         #[arg(long, default_value_t = 100)]
-        limit: i32,
+        limit: usize,
     },
 }
 
@@ -89,8 +89,8 @@ pub async fn bindings(server: Option<String>, format: Format, c: BindingsCommand
     let client = session::signed_in(server).await?;
     match c {
         BindingsCommand::Add { camera, adapter, interval_ms, task, labels, min_confidence, regions, disabled } => {
-            let cam = crate::cmd::cameras::find(&client, &camera).await?;
-            let a = crate::cmd::adapters::find(&client, &adapter).await?;
+            let cam = client.find_camera(&camera).await?;
+            let a = client.find_adapter(&adapter).await?;
             let b = client
                 .inference()
                 .create_adapter_binding(pb::CreateAdapterBindingRequest {
@@ -121,24 +121,16 @@ pub async fn bindings(server: Option<String>, format: Format, c: BindingsCommand
         }
         BindingsCommand::List { camera, adapter } => {
             let camera_id = match camera {
-                Some(c) => crate::cmd::cameras::find(&client, &c).await?.id,
+                Some(c) => client.find_camera(&c).await?.id,
                 None => String::new(),
             };
             let adapter_id = match adapter {
-                Some(a) => crate::cmd::adapters::find(&client, &a).await?.id,
+                Some(a) => client.find_adapter(&a).await?.id,
                 None => String::new(),
             };
             let all = client
-                .inference()
-                .list_adapter_bindings(pb::ListAdapterBindingsRequest {
-                    page_size: 1000,
-                    camera_id,
-                    adapter_id,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner()
-                .bindings;
+                .all_adapter_bindings(pb::ListAdapterBindingsRequest { camera_id, adapter_id, ..Default::default() })
+                .await?;
             let rows = all
                 .iter()
                 .map(|b| {
@@ -191,21 +183,15 @@ pub async fn detections(server: Option<String>, format: Format, c: DetectionsCom
     let DetectionsCommand::List { cameras, labels, last, min_confidence, limit } = c;
     let mut camera_ids = Vec::new();
     for c in cameras {
-        camera_ids.push(crate::cmd::cameras::find(&client, &c).await?.id);
+        camera_ids.push(client.find_camera(&c).await?.id);
     }
     let start_time = crate::cmd::recordings::since(last.as_deref())?;
-    let list = client
-        .inference()
-        .list_detections(pb::ListDetectionsRequest {
-            page_size: limit,
-            camera_ids,
-            labels,
-            min_confidence,
-            start_time,
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    output::print(format, &DETECTION_HEADER, list.detections.iter().map(detection_row).collect());
+    let detections = client
+        .first_detections(
+            pb::ListDetectionsRequest { camera_ids, labels, min_confidence, start_time, ..Default::default() },
+            limit,
+        )
+        .await?;
+    output::print(format, &DETECTION_HEADER, detections.iter().map(detection_row).collect());
     Ok(())
 }

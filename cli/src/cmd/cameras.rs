@@ -154,29 +154,6 @@ fn row(c: &pb::Camera) -> Vec<String> {
 
 const HEADER: [&str; 6] = ["Name", "State", "Recording", "Source", "Transport", "Id"];
 
-/// A camera by id or (case-insensitive) name.
-pub async fn find(client: &opennvr_sdk::Client, which: &str) -> Result<pb::Camera> {
-    if uuid::Uuid::parse_str(which).is_ok() {
-        let c = client.cameras().get_camera(pb::GetCameraRequest { camera_id: which.to_owned() }).await?;
-        return c.into_inner().camera.ok_or_else(|| anyhow!("no camera {which}"));
-    }
-    let mut token = String::new();
-    loop {
-        let page = client
-            .cameras()
-            .list_cameras(pb::ListCamerasRequest { page_size: 500, page_token: token, ..Default::default() })
-            .await?
-            .into_inner();
-        if let Some(c) = page.cameras.into_iter().find(|c| c.name.eq_ignore_ascii_case(which)) {
-            return Ok(c);
-        }
-        if page.next_page_token.is_empty() {
-            return Err(anyhow!("no camera {which}"));
-        }
-        token = page.next_page_token;
-    }
-}
-
 /// Applies `s` to `camera`, returning the update-mask paths it touched.
 fn apply(s: &Settings, camera: &mut pb::Camera) -> Result<Vec<String>> {
     let mut paths = Vec::new();
@@ -241,33 +218,16 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
         }
         CamerasCommand::List { labels: wanted, enabled } => {
             let wanted = labels(&wanted)?;
-            let mut rows = Vec::new();
-            let mut token = String::new();
-            loop {
-                let page = client
-                    .cameras()
-                    .list_cameras(pb::ListCamerasRequest {
-                        page_size: 500,
-                        page_token: token,
-                        labels: wanted.clone(),
-                        enabled,
-                    })
-                    .await?
-                    .into_inner();
-                rows.extend(page.cameras.iter().map(row));
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                token = page.next_page_token;
-            }
-            output::print(format, &HEADER, rows);
+            let cameras =
+                client.all_cameras(pb::ListCamerasRequest { labels: wanted, enabled, ..Default::default() }).await?;
+            output::print(format, &HEADER, cameras.iter().map(row).collect());
         }
         CamerasCommand::Get { camera } => {
-            let c = find(&client, &camera).await?;
+            let c = client.find_camera(&camera).await?;
             output::print(format, &HEADER, vec![row(&c)]);
         }
         CamerasCommand::Update { camera, name, settings } => {
-            let mut c = find(&client, &camera).await?;
+            let mut c = client.find_camera(&camera).await?;
             let mut paths = apply(&settings, &mut c)?;
             if let Some(n) = name {
                 c.name = n;
@@ -286,7 +246,7 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
             output::print(format, &HEADER, updated.into_inner().camera.iter().map(row).collect());
         }
         CamerasCommand::Delete { camera } => {
-            let c = find(&client, &camera).await?;
+            let c = client.find_camera(&camera).await?;
             client
                 .cameras()
                 .delete_camera(pb::DeleteCameraRequest {
@@ -295,23 +255,16 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
                     delete_recordings: false,
                 })
                 .await?;
-            println!("Deleted camera {} ({}); its recordings stay under retention.", c.name, c.id);
+            crate::output::outln!("Deleted camera {} ({}); its recordings stay under retention.", c.name, c.id);
         }
         CamerasCommand::Status { camera } => {
             let ids = match camera {
-                Some(which) => vec![find(&client, &which).await?.id],
+                Some(which) => vec![client.find_camera(&which).await?.id],
                 None => Vec::new(),
             };
             let statuses = client
-                .cameras()
-                .list_camera_statuses(pb::ListCameraStatusesRequest {
-                    page_size: 1000,
-                    camera_ids: ids,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner()
-                .statuses;
+                .all_camera_statuses(pb::ListCameraStatusesRequest { camera_ids: ids, ..Default::default() })
+                .await?;
             let rows = statuses
                 .iter()
                 .map(|st| {
@@ -349,7 +302,7 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
         }
         CamerasCommand::Test { camera, url, username, timeout_secs } => {
             let camera_id = match camera {
-                Some(which) => find(&client, &which).await?.id,
+                Some(which) => client.find_camera(&which).await?.id,
                 None => String::new(),
             };
             if camera_id.is_empty() && url.is_none() {
@@ -388,7 +341,7 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
             );
         }
         CamerasCommand::Live { camera, ttl_secs } => {
-            let c = find(&client, &camera).await?;
+            let c = client.find_camera(&camera).await?;
             let t = client
                 .cameras()
                 .create_viewer_token(pb::CreateViewerTokenRequest {
@@ -416,32 +369,20 @@ pub async fn grants(server: Option<String>, format: Format, c: GrantsCommand) ->
     match c {
         GrantsCommand::List { camera, user_id } => {
             let camera_id = match camera {
-                Some(which) => find(&client, &which).await?.id,
+                Some(which) => client.find_camera(&which).await?.id,
                 None => String::new(),
             };
-            let mut rows = Vec::new();
-            let mut token = String::new();
-            loop {
-                let page = client
-                    .cameras()
-                    .list_camera_grants(pb::ListCameraGrantsRequest {
-                        page_size: 500,
-                        page_token: token,
-                        camera_id: camera_id.clone(),
-                        user_id: user_id.clone().unwrap_or_default(),
-                    })
-                    .await?
-                    .into_inner();
-                rows.extend(page.grants.iter().map(grant_row));
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                token = page.next_page_token;
-            }
-            output::print(format, &GRANT_HEADER, rows);
+            let grants = client
+                .all_camera_grants(pb::ListCameraGrantsRequest {
+                    camera_id,
+                    user_id: user_id.unwrap_or_default(),
+                    ..Default::default()
+                })
+                .await?;
+            output::print(format, &GRANT_HEADER, grants.iter().map(grant_row).collect());
         }
         GrantsCommand::Set { camera, user_id, permissions } => {
-            let c = find(&client, &camera).await?;
+            let c = client.find_camera(&camera).await?;
             let g = client
                 .cameras()
                 .grant_camera_access(pb::GrantCameraAccessRequest {
@@ -455,9 +396,9 @@ pub async fn grants(server: Option<String>, format: Format, c: GrantsCommand) ->
             output::print(format, &GRANT_HEADER, g.grant.iter().map(grant_row).collect());
         }
         GrantsCommand::Revoke { camera, user_id } => {
-            let c = find(&client, &camera).await?;
+            let c = client.find_camera(&camera).await?;
             client.cameras().revoke_camera_access(pb::RevokeCameraAccessRequest { camera_id: c.id, user_id }).await?;
-            println!("Revoked.");
+            crate::output::outln!("Revoked.");
         }
     }
     Ok(())

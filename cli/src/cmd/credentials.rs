@@ -30,13 +30,9 @@ pub async fn run(server: Option<String>, format: Format, c: CredentialsCommand) 
     let client = session::signed_in(server).await?;
     match c {
         CredentialsCommand::List { user_id } => {
-            let list = client
-                .auth()
-                .list_credentials(pb::ListCredentialsRequest { user_id, ..Default::default() })
-                .await?
-                .into_inner();
-            let rows = list
-                .credentials
+            let credentials =
+                client.all_credentials(pb::ListCredentialsRequest { user_id, ..Default::default() }).await?;
+            let rows = credentials
                 .iter()
                 .map(|c| {
                     vec![

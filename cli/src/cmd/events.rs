@@ -48,7 +48,7 @@ pub async fn run(server: Option<String>, format: Format, c: EventsCommand) -> Re
     let EventsCommand::Watch { cameras, types } = c;
     let mut camera_ids = Vec::new();
     for c in cameras {
-        camera_ids.push(crate::cmd::cameras::find(&client, &c).await?.id);
+        camera_ids.push(client.find_camera(&c).await?.id);
     }
     let types = types
         .iter()
@@ -82,7 +82,7 @@ pub async fn run(server: Option<String>, format: Format, c: EventsCommand) -> Re
         };
         match format {
             Format::Json => output::print(format, &HEADER, vec![row]),
-            Format::Table => println!("{}", row.join("  ")),
+            Format::Table => crate::output::outln!("{}", row.join("  ")),
         }
     }
     Ok(())

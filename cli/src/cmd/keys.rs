@@ -37,15 +37,19 @@ pub async fn run(server: Option<String>, format: Format, c: KeysCommand) -> Resu
         }
         KeysCommand::Rotate => {
             let r = client.master_key().rotate_master_key(pb::RotateMasterKeyRequest {}).await?.into_inner();
-            println!("Rewrapped {} secret(s).", r.rewrapped);
+            crate::output::outln!("Rewrapped {} secret(s).", r.rewrapped);
             if let Some(st) = &r.status {
                 print(format, st);
                 let left: i64 =
                     st.secrets_by_key_id.iter().filter(|(k, _)| **k != st.current_key_id).map(|(_, n)| n).sum();
                 if left == 0 {
-                    println!("No secret needs a previous key: remove it from OPENNVR_MASTER_KEY_PREVIOUS_FILES.");
+                    crate::output::outln!(
+                        "No secret needs a previous key: remove it from OPENNVR_MASTER_KEY_PREVIOUS_FILES."
+                    );
                 } else {
-                    println!("{left} secret(s) still need a previous key (being changed meanwhile): run it again.");
+                    crate::output::outln!(
+                        "{left} secret(s) still need a previous key (being changed meanwhile): run it again."
+                    );
                 }
             }
         }

@@ -33,12 +33,12 @@ pub async fn run(server: Option<String>, format: Format, c: MfaCommand) -> Resul
     match c {
         MfaCommand::Totp(TotpCommand::Enrol { name }) => {
             enrol_totp(&client, format, &name).await?;
-            refresh_saved(&client, server).await?;
+            // A full session follows the enrolment; refreshing saves it (see `session::signed_in`).
+            client.refresh().await?;
         }
         MfaCommand::Totp(TotpCommand::Disable) => {
-            let creds = client.auth().list_credentials(pb::ListCredentialsRequest::default()).await?.into_inner();
+            let creds = client.all_credentials(pb::ListCredentialsRequest::default()).await?;
             let totp = creds
-                .credentials
                 .iter()
                 .find(|c| c.r#type == pb::CredentialType::Totp as i32)
                 .ok_or_else(|| anyhow!("you have no TOTP enrolled"))?;
@@ -102,12 +102,17 @@ pub async fn enrol_totp(client: &Client, format: Format, name: &str) -> Result<(
     let started = client.auth().start_totp_enrollment(pb::StartTotpEnrollmentRequest {}).await?.into_inner();
     match format {
         Format::Json => {
-            println!("{}", serde_json::json!({ "otpauth_uri": started.otpauth_uri, "secret": started.secret }))
+            crate::output::outln!(
+                "{}",
+                serde_json::json!({ "otpauth_uri": started.otpauth_uri, "secret": started.secret })
+            )
         }
         Format::Table => {
-            println!("Add this account to your authenticator app (scan the URI as a QR code, or type the secret):");
-            println!("  {}", started.otpauth_uri);
-            println!("  secret: {}", started.secret);
+            crate::output::outln!(
+                "Add this account to your authenticator app (scan the URI as a QR code, or type the secret):"
+            );
+            crate::output::outln!("  {}", started.otpauth_uri);
+            crate::output::outln!("  secret: {}", started.secret);
         }
     }
     let code = read_code("Code shown by the app: ")?;
@@ -130,22 +135,17 @@ pub async fn enrol_totp(client: &Client, format: Format, name: &str) -> Result<(
 
 fn print_recovery_codes(format: Format, codes: &[String]) {
     match format {
-        Format::Json => println!("{}", serde_json::json!({ "recovery_codes": codes })),
+        Format::Json => crate::output::outln!("{}", serde_json::json!({ "recovery_codes": codes })),
         Format::Table => {
-            println!("Recovery codes — each works once instead of a TOTP code; keep them somewhere safe:");
+            crate::output::outln!("Recovery codes — each works once instead of a TOTP code; keep them somewhere safe:");
             for c in codes {
-                println!("  {c}");
+                crate::output::outln!("  {c}");
             }
         }
     }
 }
 
 /// Refreshes the saved session (after enrolling, an enrolment-only session becomes a full one).
-async fn refresh_saved(client: &Client, server: Option<String>) -> Result<()> {
-    let tokens = client.refresh().await?;
-    session::save(&session::server_url(server)?, &tokens)
-}
-
 /// After a sign-in: saves the session and, when it is enrolment-only, walks through enrolling TOTP
 /// and saves the full session that follows.
 pub async fn finish_sign_in(client: &Client, server: &str, format: Format, tokens: pb::Tokens) -> Result<pb::Tokens> {

@@ -1,6 +1,5 @@
 //! `recordings list|timeline|play|export|delete`, `holds list|create|release`,
 //! `retention show|set|run` and `storage`: what has been recorded, and how long it is kept.
-use super::cameras::find;
 use crate::output::{self, Format};
 use crate::session;
 use anyhow::{Context, Result, anyhow, bail};
@@ -194,7 +193,7 @@ fn limit(text: &str) -> Result<Option<i64>> {
 }
 
 async fn camera_id(client: &opennvr_sdk::Client, which: &str) -> Result<String> {
-    Ok(find(client, which).await?.id)
+    Ok(client.find_camera(which).await?.id)
 }
 
 pub async fn recordings(server: Option<String>, format: Format, c: RecordingsCommand) -> Result<()> {
@@ -203,29 +202,21 @@ pub async fn recordings(server: Option<String>, format: Format, c: RecordingsCom
         RecordingsCommand::List { camera, range } => {
             let (start, end) = range.bounds()?;
             let id = camera_id(&client, &camera).await?;
-            let mut token = String::new();
-            let mut rows = Vec::new();
-            loop {
-                let page = client
-                    .recordings()
-                    .list_segments(pb::ListSegmentsRequest {
-                        camera_id: id.clone(),
-                        start_time: Some(ts(start)),
-                        end_time: Some(ts(end)),
-                        page_size: 1000,
-                        page_token: token,
-                    })
-                    .await?
-                    .into_inner();
-                rows.extend(page.segments.iter().map(|s| {
+            let segments = client
+                .all_segments(pb::ListSegmentsRequest {
+                    camera_id: id,
+                    start_time: Some(ts(start)),
+                    end_time: Some(ts(end)),
+                    ..Default::default()
+                })
+                .await?;
+            let rows = segments
+                .iter()
+                .map(|s| {
                     let state = if s.in_progress { "recording" } else { "complete" };
                     vec![show(&s.start_time), secs(&s.duration), s.size_bytes.to_string(), state.to_owned()]
-                }));
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                token = page.next_page_token;
-            }
+                })
+                .collect();
             output::print(format, &["Start", "Seconds", "Bytes", "State"], rows);
         }
         RecordingsCommand::Timeline { camera, range } => {
@@ -258,10 +249,10 @@ pub async fn recordings(server: Option<String>, format: Format, c: RecordingsCom
                 })
                 .await?
                 .into_inner();
-            println!("URL:     {}", t.url);
-            println!("Token:   {}", t.token);
-            println!("Expires: {}", show(&t.expire_time));
-            println!("Send the token as `Authorization: Bearer <token>`.");
+            crate::output::outln!("URL:     {}", t.url);
+            crate::output::outln!("Token:   {}", t.token);
+            crate::output::outln!("Expires: {}", show(&t.expire_time));
+            crate::output::outln!("Send the token as `Authorization: Bearer <token>`.");
         }
         RecordingsCommand::Export { camera, range, reason, case, out } => {
             let (start, end) = range.bounds()?;
@@ -293,7 +284,7 @@ pub async fn recordings(server: Option<String>, format: Format, c: RecordingsCom
             let export = export.ok_or_else(|| anyhow!("the export ended without its result"))?;
             file.sync_all()?;
             std::fs::rename(&partial, &out)?;
-            println!(
+            crate::output::outln!(
                 "Exported {} bytes to {} (export {}, SHA-256 {}).",
                 export.size_bytes,
                 out.display(),
@@ -316,7 +307,7 @@ pub async fn recordings(server: Option<String>, format: Format, c: RecordingsCom
                 .await?
                 .into_inner();
             let verb = if dry_run { "Would delete" } else { "Deleted" };
-            println!("{verb} {} segment(s), {} bytes.", r.segment_count, r.size_bytes);
+            crate::output::outln!("{verb} {} segment(s), {} bytes.", r.segment_count, r.size_bytes);
         }
     }
     Ok(())
@@ -326,12 +317,7 @@ pub async fn holds(server: Option<String>, format: Format, c: HoldsCommand) -> R
     let client = session::signed_in(server).await?;
     match c {
         HoldsCommand::List { all } => {
-            let holds = client
-                .recordings()
-                .list_holds(pb::ListHoldsRequest { page_size: 1000, show_released: all, ..Default::default() })
-                .await?
-                .into_inner()
-                .holds;
+            let holds = client.all_holds(pb::ListHoldsRequest { show_released: all, ..Default::default() }).await?;
             let rows = holds
                 .iter()
                 .map(|h| {
@@ -362,11 +348,11 @@ pub async fn holds(server: Option<String>, format: Format, c: HoldsCommand) -> R
                 ..Default::default()
             };
             let h = client.recordings().create_hold(pb::CreateHoldRequest { hold: Some(hold) }).await?.into_inner();
-            println!("Hold {} placed.", h.hold.map(|h| h.id).unwrap_or_default());
+            crate::output::outln!("Hold {} placed.", h.hold.map(|h| h.id).unwrap_or_default());
         }
         HoldsCommand::Release { hold, reason } => {
             client.recordings().release_hold(pb::ReleaseHoldRequest { hold_id: hold.clone(), reason }).await?;
-            println!("Hold {hold} released.");
+            crate::output::outln!("Hold {hold} released.");
         }
     }
     Ok(())
@@ -376,12 +362,7 @@ pub async fn retention(server: Option<String>, format: Format, c: RetentionComma
     let client = session::signed_in(server).await?;
     match c {
         RetentionCommand::Show => {
-            let all = client
-                .recordings()
-                .list_retention_policies(pb::ListRetentionPoliciesRequest { page_size: 1000, ..Default::default() })
-                .await?
-                .into_inner()
-                .policies;
+            let all = client.all_retention_policies(pb::ListRetentionPoliciesRequest::default()).await?;
             let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
             let rows = all
                 .iter()
@@ -429,13 +410,13 @@ pub async fn retention(server: Option<String>, format: Format, c: RetentionComma
                     update_mask: Some(prost_types::FieldMask { paths: mask }),
                 })
                 .await?;
-            println!("Retention policy updated.");
+            crate::output::outln!("Retention policy updated.");
         }
         RetentionCommand::Run => {
             let r = client.recordings().enforce_retention(pb::EnforceRetentionRequest {}).await?.into_inner();
-            println!("Removed {} segment(s), {} bytes.", r.segment_count, r.size_bytes);
+            crate::output::outln!("Removed {} segment(s), {} bytes.", r.segment_count, r.size_bytes);
             for u in &r.unmet {
-                println!("Still unmet: {u}");
+                crate::output::outln!("Still unmet: {u}");
             }
         }
     }
@@ -447,7 +428,7 @@ pub async fn storage(server: Option<String>, format: Format) -> Result<()> {
     let st = client.recordings().get_storage_stats(pb::GetStorageStatsRequest {}).await?.into_inner();
     for v in &st.volumes {
         let low = if v.low { " (below the free-space floor)" } else { "" };
-        println!("{}: {} of {} bytes free{low}", v.path, v.free_bytes, v.total_bytes);
+        crate::output::outln!("{}: {} of {} bytes free{low}", v.path, v.free_bytes, v.total_bytes);
     }
     let rows = st
         .cameras

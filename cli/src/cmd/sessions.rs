@@ -19,13 +19,8 @@ pub async fn run(server: Option<String>, format: Format, c: SessionsCommand) -> 
     let client = session::signed_in(server).await?;
     match c {
         SessionsCommand::List { user_id } => {
-            let list = client
-                .auth()
-                .list_sessions(pb::ListSessionsRequest { user_id, ..Default::default() })
-                .await?
-                .into_inner();
-            let rows = list
-                .sessions
+            let sessions = client.all_sessions(pb::ListSessionsRequest { user_id, ..Default::default() }).await?;
+            let rows = sessions
                 .iter()
                 .map(|s| {
                     vec![

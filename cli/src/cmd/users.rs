@@ -70,47 +70,13 @@ fn row(u: &pb::User) -> Vec<String> {
 
 const HEADER: [&str; 6] = ["Username", "Role", "State", "Display name", "Id", "Created"];
 
-async fn find(client: &opennvr_sdk::Client, who: &str) -> Result<pb::User> {
-    let mut token = String::new();
-    loop {
-        let page = client
-            .users()
-            .list_users(pb::ListUsersRequest { page_size: 500, page_token: token, role: 0 })
-            .await?
-            .into_inner();
-        if let Some(u) = page.users.into_iter().find(|u| u.id == who || u.username == who.to_lowercase()) {
-            return Ok(u);
-        }
-        if page.next_page_token.is_empty() {
-            return Err(anyhow!("no user {who}"));
-        }
-        token = page.next_page_token;
-    }
-}
-
 pub async fn run(server: Option<String>, format: Format, c: UsersCommand) -> Result<()> {
     let client = session::signed_in(server).await?;
     match c {
         UsersCommand::List { role } => {
-            let mut rows = Vec::new();
-            let mut token = String::new();
-            loop {
-                let page = client
-                    .users()
-                    .list_users(pb::ListUsersRequest {
-                        page_size: 500,
-                        page_token: token,
-                        role: role.map(|r| pb::Role::from(r) as i32).unwrap_or(0),
-                    })
-                    .await?
-                    .into_inner();
-                rows.extend(page.users.iter().map(row));
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                token = page.next_page_token;
-            }
-            output::print(format, &HEADER, rows);
+            let role = role.map(|r| pb::Role::from(r) as i32).unwrap_or(0);
+            let users = client.all_users(pb::ListUsersRequest { role, ..Default::default() }).await?;
+            output::print(format, &HEADER, users.iter().map(row).collect());
         }
         UsersCommand::Create { username, role, display_name } => {
             let password = crate::cmd::read_password(&format!("Password for {username}: "))?;
@@ -119,7 +85,7 @@ pub async fn run(server: Option<String>, format: Format, c: UsersCommand) -> Res
             output::print(format, &HEADER, created.into_inner().user.iter().map(row).collect());
         }
         UsersCommand::Update { user, role, display_name, disabled } => {
-            let mut u = find(&client, &user).await?;
+            let mut u = client.find_user(&user).await?;
             let mut paths = Vec::new();
             if let Some(r) = role {
                 u.role = pb::Role::from(r) as i32;
@@ -146,7 +112,7 @@ pub async fn run(server: Option<String>, format: Format, c: UsersCommand) -> Res
             output::print(format, &HEADER, updated.into_inner().user.iter().map(row).collect());
         }
         UsersCommand::Delete { user } => {
-            let u = find(&client, &user).await?;
+            let u = client.find_user(&user).await?;
             client.users().delete_user(pb::DeleteUserRequest { user_id: u.id, etag: u.etag }).await?;
         }
     }

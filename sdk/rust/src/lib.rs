@@ -3,6 +3,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod audit;
+pub mod find;
+pub mod paging;
 
 pub use opennvr_proto::v1 as pb;
 use pb::api_key_service_client::ApiKeyServiceClient;
@@ -15,10 +17,14 @@ use pb::inference_service_client::InferenceServiceClient;
 use pb::master_key_service_client::MasterKeyServiceClient;
 use pb::recording_service_client::RecordingServiceClient;
 use pb::user_service_client::UserServiceClient;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, RwLock};
-use tonic::service::interceptor::InterceptedService;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tonic::Status;
+use tonic::body::Body;
+use tonic::codegen::{BoxFuture, Service, StdError, http};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-use tonic::{Request, Status};
 
 /// Errors of the client.
 #[derive(thiserror::Error)]
@@ -36,6 +42,12 @@ pub enum Error {
     /// [`Client::finish_mfa`] and the challenge's ticket.
     #[error("this account needs a second factor (TOTP, recovery code or passkey)")]
     MfaRequired(Box<pb::MfaChallenge>),
+    /// Nothing of this kind has this id or name (see [`find`]).
+    #[error("no {kind} {wanted:?}: no {kind} has that id or name")]
+    NotFound { kind: &'static str, wanted: String },
+    /// Several of this kind have this name, in different case (see [`find`]): give an id.
+    #[error("{} {kind}s are named {wanted:?} (ids {}): give an id", .ids.len(), .ids.join(", "))]
+    Ambiguous { kind: &'static str, wanted: String, ids: Vec<String> },
 }
 
 /// Result of client calls.
@@ -50,6 +62,12 @@ impl std::fmt::Debug for Error {
             }
             Error::Status(s) => f.debug_tuple("Status").field(s).finish(),
             Error::NoTokens => f.write_str("NoTokens"),
+            Error::NotFound { kind, wanted } => {
+                f.debug_struct("NotFound").field("kind", kind).field("wanted", wanted).finish()
+            }
+            Error::Ambiguous { kind, wanted, ids } => {
+                f.debug_struct("Ambiguous").field("kind", kind).field("wanted", wanted).field("ids", ids).finish()
+            }
             Error::MfaRequired(c) => f
                 .debug_struct("MfaRequired")
                 .field("methods", &c.methods)
@@ -83,25 +101,149 @@ enum Credential {
     ApiKey(String),
 }
 
-/// Attaches `authorization: Bearer <access token or API key>` when the client holds one.
-#[derive(Clone, Default)]
-pub struct Bearer(Arc<RwLock<Option<Credential>>>);
+/// What time it is, for judging token expiry: the system clock unless a test or an embedder sets
+/// another with [`Client::set_clock`].
+type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut req: Request<()>) -> std::result::Result<Request<()>, Status> {
-        let guard = self.0.read().unwrap_or_else(|e| e.into_inner());
-        let secret = match guard.as_ref() {
-            Some(Credential::Session(t)) => Some(t.access_token.as_str()),
-            Some(Credential::ApiKey(k)) => Some(k.as_str()),
-            None => None,
-        };
-        if let Some(secret) = secret {
-            let value = format!("Bearer {secret}")
-                .parse()
-                .map_err(|_| Status::internal("the credential is not a valid header value"))?;
-            req.metadata_mut().insert("authorization", value);
+/// Told the new tokens after every refresh (to save a rotated session).
+type RefreshHook = Arc<dyn Fn(&pb::Tokens) + Send + Sync>;
+
+/// How long before the access token expires a call refreshes it first, unless told otherwise.
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30);
+
+/// A client's credential and what keeps it fresh, shared by every service client it hands out.
+struct Session {
+    credential: RwLock<Option<Credential>>,
+    /// Held while a refresh is under way, so that one refresh token is exchanged once.
+    refreshing: tokio::sync::Mutex<()>,
+    margin: RwLock<Duration>,
+    clock: RwLock<Clock>,
+    on_refresh: RwLock<Option<RefreshHook>>,
+}
+
+impl Default for Session {
+    fn default() -> Session {
+        Session {
+            credential: RwLock::default(),
+            refreshing: tokio::sync::Mutex::default(),
+            margin: RwLock::new(DEFAULT_REFRESH_MARGIN),
+            clock: RwLock::new(Arc::new(SystemTime::now)),
+            on_refresh: RwLock::default(),
         }
-        Ok(req)
+    }
+}
+
+/// Reads a lock, whether or not a writer panicked while holding it.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes a lock, whether or not a writer panicked while holding it.
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Session {
+    fn tokens(&self) -> Option<pb::Tokens> {
+        match &*read(&self.credential) {
+            Some(Credential::Session(t)) => Some((**t).clone()),
+            _ => None,
+        }
+    }
+
+    fn secret(&self) -> Option<String> {
+        match &*read(&self.credential) {
+            Some(Credential::Session(t)) => Some(t.access_token.clone()),
+            Some(Credential::ApiKey(k)) => Some(k.clone()),
+            None => None,
+        }
+    }
+
+    fn set_tokens(&self, tokens: Option<pb::Tokens>) {
+        *write(&self.credential) = tokens.map(|t| Credential::Session(Box::new(t)));
+    }
+
+    /// Whether the session's access token expires within `margin` (tokens without an expiry time
+    /// count as expiring).
+    fn expires_within(&self, margin: Duration) -> bool {
+        let Some(t) = self.tokens() else { return false };
+        let expires = t.access_token_expire_time.map_or(0, |ts| ts.seconds);
+        let now = (read(&self.clock))().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        expires - now <= margin.as_secs() as i64
+    }
+
+    /// Whether a call should refresh first: a session (with a refresh token) whose access token
+    /// is known to expire within the margin.
+    fn needs_refresh(&self) -> bool {
+        let known = self.tokens().is_some_and(|t| !t.refresh_token.is_empty() && t.access_token_expire_time.is_some());
+        known && self.expires_within(*read(&self.margin))
+    }
+
+    /// Exchanges the refresh token for new tokens over `channel` (without this session's
+    /// interceptor), keeps them, and tells the refresh hook.
+    async fn refresh(&self, channel: Channel) -> Result<pb::Tokens> {
+        let refresh_token = self.tokens().map(|t| t.refresh_token).ok_or(Error::NoTokens)?;
+        let r = AuthServiceClient::new(channel).refresh(pb::RefreshRequest { refresh_token }).await?;
+        let tokens = r.into_inner().tokens.ok_or(Error::NoTokens)?;
+        self.set_tokens(Some(tokens.clone()));
+        let hook = read(&self.on_refresh).clone();
+        if let Some(hook) = hook {
+            hook(&tokens);
+        }
+        Ok(tokens)
+    }
+
+    /// Refreshes when `expiring` says so, one refresh at a time: a caller that waited for another
+    /// one's refresh finds the new tokens fresh and uses them.
+    async fn refresh_when(&self, channel: &Channel, expiring: impl Fn(&Session) -> bool) -> Result<()> {
+        if !expiring(self) {
+            return Ok(());
+        }
+        let _one_at_a_time = self.refreshing.lock().await;
+        if expiring(self) {
+            self.refresh(channel.clone()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The channel every service client calls through: it refreshes the session first when its
+/// access token is about to expire, then attaches `authorization: Bearer <access token or API
+/// key>` when the client holds one.
+#[derive(Clone)]
+pub struct Authorized {
+    channel: Channel,
+    session: Arc<Session>,
+}
+
+impl Service<http::Request<Body>> for Authorized {
+    type Response = http::Response<Body>;
+    type Error = StdError;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), Self::Error>> {
+        self.channel.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
+        // The channel polled ready is the one to call; a fresh clone takes its place.
+        let fresh = self.channel.clone();
+        let mut ready = std::mem::replace(&mut self.channel, fresh);
+        let session = self.session.clone();
+        Box::pin(async move {
+            let channel = ready.clone();
+            session.refresh_when(&channel, Session::needs_refresh).await.map_err(|e| match e {
+                Error::Status(status) => StdError::from(status),
+                other => StdError::from(Status::unauthenticated(other.to_string())),
+            })?;
+            if let Some(secret) = session.secret() {
+                let value = format!("Bearer {secret}")
+                    .parse()
+                    .map_err(|_| Status::internal("the credential is not a valid header value"))?;
+                req.headers_mut().insert("authorization", value);
+            }
+            ready.call(req).await.map_err(Into::into)
+        })
     }
 }
 
@@ -114,13 +256,16 @@ pub enum LoginOutcome {
     MfaRequired(pb::MfaChallenge),
 }
 
-type Svc = InterceptedService<Channel, Bearer>;
+type Svc = Authorized;
 
-/// A connection to one OpenNVR server, holding the signed-in session's tokens.
+/// A connection to one OpenNVR server, holding the signed-in session's tokens and refreshing them
+/// before a call when the access token is about to expire.
 #[derive(Clone)]
 pub struct Client {
     channel: Channel,
-    tokens: Bearer,
+    session: Arc<Session>,
+    /// The page size the `all_*` listings ask for when their filter sets none (0: the server's).
+    page_size: Arc<AtomicI32>,
 }
 
 impl Client {
@@ -143,34 +288,55 @@ impl Client {
             ep = ep.tls_config(tls).map_err(err)?;
         }
         let channel = ep.connect().await.map_err(|source| Error::Connect { endpoint: endpoint.to_owned(), source })?;
-        Ok(Client { channel, tokens: Bearer::default() })
+        Ok(Client { channel, session: Arc::default(), page_size: Arc::default() })
     }
 
     /// The tokens held, if signed in with a session.
     pub fn tokens(&self) -> Option<pb::Tokens> {
-        match &*self.tokens.0.read().unwrap_or_else(|e| e.into_inner()) {
-            Some(Credential::Session(t)) => Some((**t).clone()),
-            _ => None,
-        }
+        self.session.tokens()
     }
 
     /// Replaces the tokens (e.g. restored from a saved session).
     pub fn set_tokens(&self, tokens: Option<pb::Tokens>) {
-        *self.tokens.0.write().unwrap_or_else(|e| e.into_inner()) = tokens.map(|t| Credential::Session(Box::new(t)));
+        self.session.set_tokens(tokens);
     }
 
     /// The secret sent as `authorization: Bearer`: the access token, or the API key.
     pub fn credential(&self) -> Option<String> {
-        match &*self.tokens.0.read().unwrap_or_else(|e| e.into_inner()) {
-            Some(Credential::Session(t)) => Some(t.access_token.clone()),
-            Some(Credential::ApiKey(k)) => Some(k.clone()),
-            None => None,
-        }
+        self.session.secret()
     }
 
     /// Authenticates every call with an API key (`nvr_ak_...`) instead of a session.
     pub fn set_api_key(&self, secret: &str) {
-        *self.tokens.0.write().unwrap_or_else(|e| e.into_inner()) = Some(Credential::ApiKey(secret.to_owned()));
+        *write(&self.session.credential) = Some(Credential::ApiKey(secret.to_owned()));
+    }
+
+    /// The page size the `all_*` listings ask for when their filter sets none (0, the default,
+    /// leaves it to the server).
+    pub fn set_page_size(&self, page_size: i32) {
+        self.page_size.store(page_size, Ordering::Relaxed);
+    }
+
+    /// The page size the `all_*` listings ask for when their filter sets none.
+    pub fn page_size(&self) -> i32 {
+        self.page_size.load(Ordering::Relaxed)
+    }
+
+    /// How long before the access token expires a call refreshes it first
+    /// ([`DEFAULT_REFRESH_MARGIN`] unless set).
+    pub fn set_refresh_margin(&self, margin: Duration) {
+        *write(&self.session.margin) = margin;
+    }
+
+    /// The clock expiry is judged by (the system clock unless set; a test sets the server's).
+    pub fn set_clock(&self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) {
+        *write(&self.session.clock) = Arc::new(clock);
+    }
+
+    /// Calls `hook` with the new tokens after every refresh, automatic or asked for: the place to
+    /// save a rotated session (the old refresh token no longer works).
+    pub fn on_refresh(&self, hook: impl Fn(&pb::Tokens) + Send + Sync + 'static) {
+        *write(&self.session.on_refresh) = Some(Arc::new(hook));
     }
 
     fn keep(&self, tokens: Option<pb::Tokens>) -> Result<pb::Tokens> {
@@ -255,27 +421,35 @@ impl Client {
         Ok(r.into_inner())
     }
 
-    /// Exchanges the held refresh token for new tokens.
+    /// Exchanges the held refresh token for new tokens (waiting for a refresh under way first).
     pub async fn refresh(&self) -> Result<pb::Tokens> {
-        let refresh_token = self.tokens().map(|t| t.refresh_token).ok_or(Error::NoTokens)?;
-        let r = self.auth().refresh(pb::RefreshRequest { refresh_token }).await?;
-        self.keep(r.into_inner().tokens)
+        let _one_at_a_time = self.session.refreshing.lock().await;
+        self.session.refresh(self.channel.clone()).await
     }
 
-    /// Refreshes when the access token expires within `margin`.
-    pub async fn refresh_if_expiring(&self, margin: std::time::Duration) -> Result<()> {
-        let Some(t) = self.tokens() else { return Ok(()) };
-        let expires = t.access_token_expire_time.map(|ts| ts.seconds).unwrap_or(0);
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        if expires - now <= margin.as_secs() as i64 {
-            self.refresh().await?;
-        }
+    /// Refreshes when the access token expires within `margin` (or has no expiry time).
+    pub async fn refresh_if_expiring(&self, margin: Duration) -> Result<()> {
+        self.session.refresh_when(&self.channel, |s| s.expires_within(margin)).await
+    }
+
+    /// Refreshes now if the next call would (see [`Client::set_refresh_margin`]); every call does
+    /// this by itself, so this is for a caller that must refresh at a moment of its choosing (e.g.
+    /// while it holds a lock on a saved session).
+    pub async fn ensure_fresh(&self) -> Result<()> {
+        self.session.refresh_when(&self.channel, Session::needs_refresh).await
+    }
+
+    /// Ends the session on the server (its access and refresh tokens stop working) and forgets
+    /// the tokens. The tokens are forgotten even when the server cannot be told.
+    pub async fn logout(&self) -> Result<()> {
+        let ended = self.auth().logout(pb::LogoutRequest {}).await;
+        self.set_tokens(None);
+        ended?;
         Ok(())
     }
 
     fn svc(&self) -> Svc {
-        InterceptedService::new(self.channel.clone(), self.tokens.clone())
+        Authorized { channel: self.channel.clone(), session: self.session.clone() }
     }
 
     /// AuthService: sign-in, sessions, second factors.
