@@ -1,0 +1,290 @@
+//! Boot and serve: configuration → database (embedded or external) → migrations → keys → app →
+//! one listener for gRPC, grpc-web and HTTP (optionally TLS) → graceful shutdown.
+use crate::api::{self};
+use crate::app::auth::AuthApp;
+use crate::audit::AuditTrail;
+use crate::clock::SharedClock;
+use crate::config::{Config, Database};
+use crate::error::{Error, ErrorKind, Result};
+use crate::postgres::{self, EmbeddedPostgres};
+use crate::security::keyring::KeyRing;
+use crate::security::seal::MasterKey;
+use crate::security::secret;
+use crate::store::Store;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+mod boot;
+use boot::{Apps, Core, open_database, spawn_background};
+
+/// How often the last uses of API keys are written.
+const API_KEY_USE_FLUSH: Duration = Duration::from_secs(15);
+
+/// How long in-flight calls get to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(20);
+
+/// A booted server, before or while it serves.
+pub struct Server {
+    pub config: Config,
+    pub store: Store,
+    pub keys: KeyRing,
+    pub auth: AuthApp,
+    pub audit: AuditTrail,
+    pub cameras: crate::app::cameras::CameraApp,
+    pub events: crate::bus::EventBus,
+    /// API keys as the authentication layer knows them.
+    pub api_keys: crate::security::api_keys::ApiKeyCache,
+    pub local_addr: SocketAddr,
+    listener: Option<TcpListener>,
+    router: axum::Router,
+    embedded: Option<Arc<EmbeddedPostgres>>,
+    background: Vec<JoinHandle<()>>,
+    /// Frame sources of the AI adapters: their `ffmpeg` children end with the server.
+    pub frames: crate::inference::router::FrameRouter,
+}
+
+/// Runs migrations for `config` and returns how many were applied (`opennvr-server migrate`).
+pub async fn migrate_only(config: &Config) -> Result<usize> {
+    prepare_data_dir(&config.data_dir)?;
+    let (_, owner_url, embedded) = database_urls(config).await?;
+    let applied =
+        tokio::task::spawn_blocking(move || crate::store::migrate(&owner_url)).await.map_err(Error::internal)??;
+    if let Some(pg) = embedded {
+        pg.stop()?;
+    }
+    Ok(applied)
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::config(format!("OPENNVR_DATA_DIR: cannot create {}: {e}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::config(format!("OPENNVR_DATA_DIR: cannot restrict {}: {e}", dir.display())))
+}
+
+async fn database_urls(config: &Config) -> Result<(String, String, Option<EmbeddedPostgres>)> {
+    match &config.database {
+        Database::External { runtime_url, owner_url } => Ok((runtime_url.clone(), owner_url.clone(), None)),
+        Database::Embedded { pg_bin_dir } => {
+            let data_dir = std::fs::canonicalize(&config.data_dir).map_err(Error::internal)?;
+            let bin = pg_bin_dir.clone();
+            let pg = tokio::task::spawn_blocking(move || {
+                let bins = postgres::find_binaries(bin.as_deref())?;
+                EmbeddedPostgres::start(&data_dir, bins)
+            })
+            .await
+            .map_err(Error::internal)??;
+            Ok((
+                pg.url(postgres::RUNTIME_ROLE, postgres::DATABASE),
+                pg.url(postgres::OWNER_ROLE, postgres::DATABASE),
+                Some(pg),
+            ))
+        }
+    }
+}
+
+/// The master key: from the configured file, or (embedded default only) generated in the data directory.
+fn master_key(config: &Config) -> Result<MasterKey> {
+    const VAR: &str = "OPENNVR_MASTER_KEY_FILE";
+    let path = match &config.master_key_file {
+        Some(p) => p.clone(),
+        None if config.is_embedded() => {
+            let p = config.data_dir.join("master.key");
+            if !p.exists() {
+                secret::write_private_file(&p, &secret::random_bytes::<32>())
+                    .map_err(|e| Error::config(format!("cannot write {}: {e}", p.display())))?;
+                tracing::warn!(
+                    path = %p.display(),
+                    "generated a master key for the embedded database; back it up, or set OPENNVR_MASTER_KEY_FILE to a key you keep elsewhere"
+                );
+            }
+            p
+        }
+        None => return Err(Error::config(format!("{VAR} is required with DATABASE_URL"))),
+    };
+    let mut previous = Vec::new();
+    for p in &config.master_key_previous_files {
+        previous.push(secret::load_master_key("OPENNVR_MASTER_KEY_PREVIOUS_FILES", p)?);
+    }
+    Ok(MasterKey::new(&secret::load_master_key(VAR, &path)?).with_previous(&previous))
+}
+
+/// Refuses to run without a master key that some stored secret needs.
+async fn check_master_keys(store: &Store, master: &MasterKey) -> Result<()> {
+    let needed = store.run(crate::store::secrets::references).await?;
+    let loaded = master.known_ids();
+    if let Some((missing, n)) = needed.iter().find(|(id, _)| !loaded.contains(id)) {
+        return Err(Error::config(format!(
+            "{n} stored secret(s) are sealed with master key {missing}, which is not configured: set OPENNVR_MASTER_KEY_FILE to it, or list its file in OPENNVR_MASTER_KEY_PREVIOUS_FILES (and rotate with RotateMasterKey)"
+        )));
+    }
+    let unused: Vec<&String> = loaded.iter().skip(1).filter(|id| !needed.contains_key(*id)).collect();
+    if !unused.is_empty() {
+        tracing::info!(?unused, "previous master keys wrap no stored secret any more and can be removed");
+    }
+    Ok(())
+}
+
+impl Server {
+    /// Boots everything up to a bound listener; call [`Server::serve`] to answer calls.
+    pub async fn boot(config: Config, clock: SharedClock) -> Result<Server> {
+        prepare_data_dir(&config.data_dir)?;
+        let master = master_key(&config)?;
+        let (store, embedded) = open_database(&config, &master).await?;
+        let core = Core::start(&config, clock, master, store).await?;
+        let apps = Apps::build(&config, &core).await?;
+        let router = api::router(apps.router_parts(&config, &core)?)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::config(format!("OPENNVR_LISTEN: cannot listen on {}: {e}", config.listen)))?;
+        let local_addr = listener.local_addr().map_err(Error::internal)?;
+        let background = spawn_background(&config, &core, &apps, embedded.as_ref())?;
+        Ok(Server {
+            config,
+            store: core.store,
+            keys: core.keys,
+            auth: apps.auth,
+            audit: core.audit,
+            cameras: apps.cameras,
+            events: core.events,
+            api_keys: core.api_keys,
+            local_addr,
+            listener: Some(listener),
+            router,
+            embedded,
+            background,
+            frames: apps.frames,
+        })
+    }
+
+    /// Serves until `shutdown` turns true, lets in-flight calls finish, then closes the pool and
+    /// stops the embedded database.
+    pub async fn serve(mut self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+        let listener = self.listener.take().ok_or_else(|| Error::internal("server already served"))?;
+        let tls = match &self.config.tls {
+            Some(t) => Some(tls_acceptor(&t.cert_file, &t.key_file)?),
+            None => None,
+        };
+        tracing::info!(addr = %self.local_addr, tls = tls.is_some(), "serving gRPC, grpc-web and HTTP");
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = async { shutdown.wait_for(|stop| *stop).await.map(|_| ()) } => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let service =
+                self.router.clone().map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                });
+            let service = hyper_util::service::TowerToHyperService::new(service);
+            match &tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "connection ended");
+                        }
+                    });
+                }
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                            Ok(Ok(tls_stream)) => {
+                                let conn = builder
+                                    .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
+                                    .into_owned();
+                                if let Err(e) = watcher.watch(conn).await {
+                                    tracing::debug!(error = %e, "connection ended");
+                                }
+                            }
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        }
+                    });
+                }
+            }
+        }
+        tracing::info!("shutting down: letting in-flight calls finish");
+        if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+            tracing::warn!("some calls did not finish within {DRAIN:?}");
+        }
+        self.frames.stop().await;
+        // Sign the head once more, so the last entries are vouched for by the audit key.
+        if let Err(e) = self.audit.checkpoint().await {
+            tracing::warn!(error = %e, "final audit checkpoint failed");
+        }
+        self.stop();
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        self.frames.abort();
+        self.store.close();
+        if let Some(pg) = self.embedded.take()
+            && let Err(e) = pg.stop()
+        {
+            tracing::error!(error = %e, "stopping the embedded PostgreSQL");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
+    let read = |p: &Path, var: &str| {
+        std::fs::read(p).map_err(|e| Error::config(format!("{var}: cannot read {}: {e}", p.display())))
+    };
+    let certs = rustls_pemfile::certs(&mut read(cert, "OPENNVR_TLS_CERT_FILE")?.as_slice())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::config(format!("OPENNVR_TLS_CERT_FILE: {e}")))?;
+    let key = rustls_pemfile::private_key(&mut read(key, "OPENNVR_TLS_KEY_FILE")?.as_slice())
+        .map_err(|e| Error::config(format!("OPENNVR_TLS_KEY_FILE: {e}")))?
+        .ok_or_else(|| Error::config("OPENNVR_TLS_KEY_FILE holds no private key"))?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(Error::internal)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::config(format!("OPENNVR_TLS_CERT_FILE/OPENNVR_TLS_KEY_FILE: {e}")))?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))
+}
+
+/// Maps a boot error to a process exit message.
+pub fn describe(e: &Error) -> String {
+    match e.kind() {
+        ErrorKind::Internal => "internal error during start-up (see the log above)".to_owned(),
+        _ => e.message().to_owned(),
+    }
+}
