@@ -2,7 +2,9 @@
 //! every `opennvr.v1` service with the bearer token attached.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-pub mod audit;
+/// The audit trail's hash scheme and offline verification of exports (the `opennvr-audit-chain`
+/// crate, which the server uses too).
+pub use opennvr_audit_chain as audit;
 pub mod find;
 pub mod paging;
 

@@ -7,7 +7,7 @@ use crate::store::Store;
 use crate::store::audit::{AuditEventRow, AuditKeyRow, CheckpointRow, EventFilter};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use opennvr_sdk::audit::{HASH_SCHEME, format_time};
+use opennvr_audit_chain::{HASH_SCHEME, format_time};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -288,7 +288,7 @@ impl AuditApp {
         while let Some(chunk) = rx.recv().await {
             bytes.extend_from_slice(&chunk?);
         }
-        let report = opennvr_sdk::audit::verify_export(bytes.as_slice())
+        let report = opennvr_audit_chain::verify_export(bytes.as_slice())
             .map_err(|e| Error::internal(format!("the archive export does not verify: {e}")))?;
         if report.last_checkpoint != Some(cp.sequence) {
             return Err(Error::internal("the archive export does not end at its checkpoint"));

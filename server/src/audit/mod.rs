@@ -10,7 +10,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
-use opennvr_sdk::audit::{ChainFields, GENESIS, canonical_details, chain_hash, checkpoint_message, format_time};
+use opennvr_audit_chain::{ChainFields, GENESIS, canonical_details, chain_hash, checkpoint_message, format_time};
 use uuid::Uuid;
 
 /// Rows read per batch when verifying or exporting.

@@ -1,6 +1,7 @@
 //! The audit trail's hash scheme (`opennvr-audit-v1`) and offline verification of JSON Lines exports.
 //! The server chains entries with [`chain_hash`]; anyone holding an export and the audit public keys
 //! can check it with [`verify_export`], without the server or its database.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
@@ -393,4 +394,124 @@ pub fn jwk_fingerprint(jwk: &str) -> Option<String> {
 
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+    use std::fmt::Write;
+
+    /// An export of `count` events chained from genesis, with a checkpoint on the last one signed
+    /// by a fixed key.
+    fn export(count: i64) -> String {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let mut out = format!(
+            "{{\"type\":\"header\",\"hash_scheme\":\"{HASH_SCHEME}\",\"first_sequence\":1,\"last_sequence\":{count},\
+             \"anchor_hash\":\"{}\",\"keys\":[{{\"key_id\":\"k1\",\"public_key\":\"{}\"}}]}}\n",
+            B64.encode(GENESIS),
+            B64.encode(key.verifying_key().as_bytes()),
+        );
+        let mut prev = GENESIS.to_vec();
+        for sequence in 1..=count {
+            let id = format!("id-{sequence}");
+            let time = format_time(sequence * 1_000_000);
+            let fields = ChainFields {
+                sequence,
+                id: &id,
+                time: &time,
+                action: "user.create",
+                details: "{}",
+                ..Default::default()
+            };
+            let hash = chain_hash(&prev, &fields);
+            let (b64_prev, b64_hash) = (B64.encode(&prev), B64.encode(hash));
+            let _ = writeln!(
+                out,
+                "{{\"type\":\"event\",\"sequence\":{sequence},\"id\":\"{id}\",\"time\":\"{time}\",\"actor_type\":\"\",\
+                 \"actor_user_id\":\"\",\"actor_username\":\"\",\"actor_api_key_id\":\"\",\"actor_session_id\":\"\",\
+                 \"client_address\":\"\",\"user_agent\":\"\",\"action\":\"user.create\",\"method\":\"\",\
+                 \"target_type\":\"\",\"target_id\":\"\",\"camera_id\":\"\",\"result\":\"\",\"code\":\"\",\
+                 \"reason\":\"\",\"details\":{{}},\"request_id\":\"\",\"prev_hash\":\"{b64_prev}\",\"hash\":\"{b64_hash}\"}}"
+            );
+            prev = hash.to_vec();
+        }
+        let time = format_time(0);
+        let signature = key.sign(&checkpoint_message(count, &prev, &time));
+        let _ = writeln!(
+            out,
+            "{{\"type\":\"checkpoint\",\"sequence\":{count},\"hash\":\"{}\",\"time\":\"{time}\",\"key_id\":\"k1\",\
+             \"signature\":\"{}\"}}",
+            B64.encode(&prev),
+            B64.encode(signature.to_bytes()),
+        );
+        let _ = writeln!(
+            out,
+            "{{\"type\":\"trailer\",\"count\":{count},\"last_sequence\":{count},\"last_hash\":\"{}\"}}",
+            B64.encode(&prev)
+        );
+        out
+    }
+
+    #[test]
+    fn format_time_is_utc_with_six_fractional_digits() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(format_time(1_500_000), "1970-01-01T00:00:01.500000Z");
+        assert_eq!(format_time(-1), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn canonical_details_sorts_keys_without_whitespace() {
+        let details = BTreeMap::from([("b".to_owned(), "2".to_owned()), ("a".to_owned(), "1".to_owned())]);
+        assert_eq!(canonical_details(&details), r#"{"a":"1","b":"2"}"#);
+    }
+
+    #[test]
+    fn chain_hash_changes_with_every_field_and_the_previous_hash() {
+        let base = ChainFields { sequence: 1, id: "x", ..Default::default() };
+        let hash = chain_hash(&GENESIS, &base);
+        assert_ne!(hash, chain_hash(&[1; 32], &base));
+        assert_ne!(hash, chain_hash(&GENESIS, &ChainFields { sequence: 2, ..base.clone() }));
+        assert_ne!(hash, chain_hash(&GENESIS, &ChainFields { reason: "r", ..base.clone() }));
+        // Length prefixes keep a byte moved between neighbouring fields from hashing the same.
+        let moved = ChainFields { id: "", time: "x", ..base };
+        assert_ne!(hash, chain_hash(&GENESIS, &moved));
+    }
+
+    #[test]
+    fn a_signed_export_verifies() {
+        let report = verify_export(export(3).as_bytes()).unwrap();
+        assert_eq!(report.events, 3);
+        assert_eq!((report.first_sequence, report.last_sequence), (Some(1), Some(3)));
+        assert_eq!((report.checkpoints, report.last_checkpoint), (1, Some(3)));
+        assert_eq!(report.unanchored(), 0);
+        assert!(report.anchored_at_genesis);
+        let fingerprint = key_fingerprint(SigningKey::from_bytes(&[7; 32]).verifying_key().as_bytes());
+        assert_eq!(report.signing_keys, vec![("k1".to_owned(), fingerprint)]);
+    }
+
+    #[test]
+    fn an_altered_event_does_not_verify() {
+        let altered = export(3).replacen("user.create", "user.delete", 1);
+        let e = verify_export(altered.as_bytes()).unwrap_err();
+        assert_eq!((e.line, e.sequence), (2, Some(1)));
+    }
+
+    #[test]
+    fn a_truncated_export_does_not_verify() {
+        let full = export(2);
+        let without_trailer: String = full.lines().take(4).map(|l| format!("{l}\n")).collect();
+        assert!(verify_export(without_trailer.as_bytes()).unwrap_err().message.contains("missing trailer"));
+    }
+
+    #[test]
+    fn jwk_fingerprint_matches_the_raw_key_fingerprint() {
+        let raw = [9u8; 32];
+        let jwk = format!(
+            r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+        );
+        assert_eq!(jwk_fingerprint(&jwk), Some(key_fingerprint(&raw)));
+        assert_eq!(jwk_fingerprint("not json"), None);
+    }
 }
