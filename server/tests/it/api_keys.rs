@@ -178,18 +178,47 @@ async fn a_key_limited_to_cameras_sees_only_those() {
     assert!(e.message().contains("api_key.camera_ids"), "{}", e.message());
 }
 
+/// A key of `role` with the role's whole scope.
+fn whole_role(name: &str, role: pb::Role) -> Spec<'_> {
+    Spec { name, role, permissions: &[], cameras: vec![], step_up: &[] }
+}
+
+/// A key request for a viewer key expiring at `until`.
+fn expiring_viewer(name: &str, until: chrono::DateTime<chrono::Utc>) -> pb::CreateApiKeyRequest {
+    let mut r = request(&whole_role(name, pb::Role::Viewer));
+    r.api_key.as_mut().unwrap().expire_time = Some(opennvr_server::api::convert::timestamp(until));
+    r
+}
+
+/// A key that may make keys holding at most camera reads, and a client using it.
+async fn provisioner(s: &TestServer, admin: &opennvr_sdk::Client) -> opennvr_sdk::Client {
+    let spec = Spec {
+        name: "provisioner",
+        role: pb::Role::Admin,
+        permissions: &["apikey.manage", "camera.read"],
+        cameras: vec![],
+        step_up: &["ApiKeyService.CreateApiKey"],
+    };
+    key_client(s, admin, &spec).await.0
+}
+
+/// A viewer key narrowed to camera reads, which a [`provisioner`] may make.
+fn camera_reader() -> Spec<'static> {
+    Spec { name: "reader", role: pb::Role::Viewer, permissions: &["camera.read"], cameras: vec![], step_up: &[] }
+}
+
+/// Lists the cameras as `c`: the call every key test makes to see whether a key still works.
+async fn list_cameras(c: &opennvr_sdk::Client) -> Result<pb::ListCamerasResponse, tonic::Status> {
+    c.cameras().list_cameras(pb::ListCamerasRequest::default()).await.map(tonic::Response::into_inner)
+}
+
 #[tokio::test]
-async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_creator() {
+async fn a_bad_key_request_names_the_field() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
-    let camera = crate::cameras::create(&admin, "Dock").await;
-    // Bad requests name the field.
     for (spec, field) in [
-        (Spec { name: "", role: pb::Role::Viewer, permissions: &[], cameras: vec![], step_up: &[] }, "api_key.name"),
-        (
-            Spec { name: "x", role: pb::Role::Unspecified, permissions: &[], cameras: vec![], step_up: &[] },
-            "api_key.role",
-        ),
+        (whole_role("", pb::Role::Viewer), "api_key.name"),
+        (whole_role("x", pb::Role::Unspecified), "api_key.role"),
         (
             Spec { name: "x", role: pb::Role::Viewer, permissions: &["camera.fly"], cameras: vec![], step_up: &[] },
             "api_key.permissions",
@@ -233,42 +262,59 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
         assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e:?}");
         assert!(e.message().contains(field), "{field}: {}", e.message());
     }
-    let mut past =
-        request(&Spec { name: "old", role: pb::Role::Viewer, permissions: &[], cameras: vec![], step_up: &[] });
-    past.api_key.as_mut().unwrap().expire_time = Some(opennvr_server::api::convert::timestamp(s.clock_now()));
+    let past = expiring_viewer("old", s.clock_now());
     assert!(admin.api_keys().create_api_key(past).await.unwrap_err().message().contains("api_key.expire_time"));
+}
 
-    // A key that expires in an hour works, then does not.
-    let mut expiring =
-        request(&Spec { name: "temp", role: pb::Role::Viewer, permissions: &[], cameras: vec![], step_up: &[] });
-    expiring.api_key.as_mut().unwrap().expire_time =
-        Some(opennvr_server::api::convert::timestamp(s.clock_now() + chrono::Duration::hours(1)));
-    let made = admin.api_keys().create_api_key(expiring).await.unwrap().into_inner();
-    let temp = s.client().await;
-    temp.set_api_key(&made.secret);
-    temp.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
-    // Only the hash is stored; listings show the prefix, never the secret.
+#[tokio::test]
+async fn only_the_hash_of_a_key_is_stored_and_listings_show_its_prefix() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let made =
+        admin.api_keys().create_api_key(request(&whole_role("ci", pb::Role::Viewer))).await.unwrap().into_inner();
     let mut su = s.db.superuser();
     let clear = format!("SELECT count(*) AS n FROM api_keys k WHERE k::text LIKE '%{}%'", &made.secret[7..]);
     assert_eq!(crate::harness::count(&mut su, clear), 0);
     let listed = admin.api_keys().list_api_keys(pb::ListApiKeysRequest::default()).await.unwrap().into_inner().api_keys;
     let row = listed.iter().find(|k| k.id == made.api_key.as_ref().unwrap().id).unwrap();
     assert!(made.secret.starts_with(&row.secret_prefix) && row.secret_prefix.len() < 16);
-    // Last use is recorded in batches, not on every call.
-    assert!(row.last_use_time.is_none());
+}
+
+#[tokio::test]
+async fn the_last_use_of_a_key_is_recorded_in_batches_not_on_every_call() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let (ci, key) = key_client(&s, &admin, &whole_role("ci", pb::Role::Viewer)).await;
+    list_cameras(&ci).await.unwrap();
+    let last_use = |keys: Vec<pb::ApiKey>| keys.into_iter().find(|k| k.id == key.id).unwrap().last_use_time;
+    let listed = admin.api_keys().list_api_keys(pb::ListApiKeysRequest::default()).await.unwrap().into_inner().api_keys;
+    assert!(last_use(listed).is_none());
     s.api_keys.flush_uses().await.unwrap();
     let listed = admin.api_keys().list_api_keys(pb::ListApiKeysRequest::default()).await.unwrap().into_inner().api_keys;
-    assert!(listed.iter().find(|k| k.id == row.id).unwrap().last_use_time.is_some());
+    assert!(last_use(listed).is_some());
+}
+
+#[tokio::test]
+async fn a_key_that_expires_in_an_hour_works_then_does_not() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let expiring = expiring_viewer("temp", s.clock_now() + chrono::Duration::hours(1));
+    let made = admin.api_keys().create_api_key(expiring).await.unwrap().into_inner();
+    let temp = s.client().await;
+    temp.set_api_key(&made.secret);
+    list_cameras(&temp).await.unwrap();
     s.clock.advance(chrono::Duration::minutes(61));
-    let expired = temp.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap_err();
+    let expired = list_cameras(&temp).await.unwrap_err();
     assert_eq!(expired.code(), Code::Unauthenticated);
     assert!(expired.message().contains("expired"), "{}", expired.message());
-    admin.refresh().await.unwrap();
-    s.step_up(&admin, "admin").await;
+}
 
-    // A revoked key stops at once and stays listed with its revocation.
-    let spec = Spec { name: "ci", role: pb::Role::Operator, permissions: &[], cameras: vec![], step_up: &[] };
-    let (ci, key) = key_client(&s, &admin, &spec).await;
+#[tokio::test]
+async fn a_revoked_key_stops_at_once_and_stays_listed_with_its_revocation() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let camera = crate::cameras::create(&admin, "Dock").await;
+    let (ci, key) = key_client(&s, &admin, &whole_role("ci", pb::Role::Operator)).await;
     ci.cameras().get_camera(pb::GetCameraRequest { camera_id: camera.id.clone() }).await.unwrap();
     let revoked =
         admin.api_keys().revoke_api_key(pb::RevokeApiKeyRequest { api_key_id: key.id.clone() }).await.unwrap();
@@ -286,40 +332,42 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
         .into_inner()
         .api_keys;
     assert!(all.iter().any(|k| k.id == key.id && k.revoke_time.is_some()));
-    // An unknown secret is just refused.
+}
+
+#[tokio::test]
+async fn an_unknown_secret_is_refused() {
+    let s = TestServer::start().await;
     let forged = s.client().await;
     forged.set_api_key("nvr_ak_not-a-key-this-server-made");
-    assert_eq!(
-        forged.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap_err().code(),
-        Code::Unauthenticated
-    );
+    assert_eq!(list_cameras(&forged).await.unwrap_err().code(), Code::Unauthenticated);
+}
 
-    // A key that manages keys can give no more than it holds.
-    let spec = Spec {
-        name: "provisioner",
-        role: pb::Role::Admin,
-        permissions: &["apikey.manage", "camera.read"],
-        cameras: vec![],
-        step_up: &["ApiKeyService.CreateApiKey"],
-    };
-    let (provisioner, _) = key_client(&s, &admin, &spec).await;
+#[tokio::test]
+async fn a_key_that_manages_keys_can_give_no_more_than_it_holds() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let provisioner = provisioner(&s, &admin).await;
     let wider =
         Spec { name: "wider", role: pb::Role::Admin, permissions: &["camera.write"], cameras: vec![], step_up: &[] };
     assert_eq!(
         provisioner.api_keys().create_api_key(request(&wider)).await.unwrap_err().code(),
         Code::PermissionDenied
     );
-    let everything = Spec { name: "all", role: pb::Role::Admin, permissions: &[], cameras: vec![], step_up: &[] };
+    let everything = whole_role("all", pb::Role::Admin);
     assert_eq!(
         provisioner.api_keys().create_api_key(request(&everything)).await.unwrap_err().code(),
         Code::PermissionDenied
     );
-    let narrower =
-        Spec { name: "reader", role: pb::Role::Viewer, permissions: &["camera.read"], cameras: vec![], step_up: &[] };
-    let (reader, _) = key_client(&s, &provisioner, &narrower).await;
-    reader.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
+    let (reader, _) = key_client(&s, &provisioner, &camera_reader()).await;
+    list_cameras(&reader).await.unwrap();
+}
 
-    // A key limited to cameras holds only camera permissions: a site-wide one would reach every camera.
+#[tokio::test]
+async fn a_key_limited_to_cameras_holds_only_camera_permissions() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let camera = crate::cameras::create(&admin, "Dock").await;
+    // A site-wide permission would reach every camera.
     let limited = Spec {
         name: "limited",
         role: pb::Role::Admin,
@@ -329,7 +377,14 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
     };
     let e = admin.api_keys().create_api_key(request(&limited)).await.unwrap_err();
     assert!(e.code() == Code::InvalidArgument && e.message().contains("retention.manage"), "{e:?}");
-    // A key made by an expiring key expires no later; revoking a key revokes the keys it made.
+}
+
+#[tokio::test]
+async fn a_key_made_by_an_expiring_key_expires_no_later_and_dies_with_it() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    // A key made by another provisioner must outlive this one's revocation.
+    let (reader, _) = key_client(&s, &provisioner(&s, &admin).await, &camera_reader()).await;
     let mut parent = request(&Spec {
         name: "temporary provisioner",
         role: pb::Role::Admin,
@@ -355,12 +410,17 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
     let child = parent_client.api_keys().create_api_key(child).await.unwrap().into_inner();
     let child_client = s.client().await;
     child_client.set_api_key(&child.secret);
-    child_client.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
+    list_cameras(&child_client).await.unwrap();
     admin.api_keys().revoke_api_key(pb::RevokeApiKeyRequest { api_key_id: made.api_key.unwrap().id }).await.unwrap();
-    let gone = child_client.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap_err();
-    assert_eq!(gone.code(), Code::Unauthenticated);
-    reader.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
-    // What a key does is in the trail under the key.
+    assert_eq!(list_cameras(&child_client).await.unwrap_err().code(), Code::Unauthenticated);
+    list_cameras(&reader).await.unwrap();
+}
+
+#[tokio::test]
+async fn what_a_key_does_is_in_the_trail_under_the_key_without_its_secret() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    key_client(&s, &provisioner(&s, &admin).await, &camera_reader()).await;
     let entries = admin
         .audit()
         .list_audit_events(pb::ListAuditEventsRequest {
@@ -376,21 +436,17 @@ async fn keys_are_shown_once_hashed_revocable_expire_and_never_exceed_their_crea
     assert_eq!(actor.r#type, pb::ActorType::ApiKey as i32);
     assert!(!actor.api_key_id.is_empty());
     assert!(entries.iter().all(|e| !e.details.values().any(|v| v.starts_with("nvr_ak_"))), "no secret in the trail");
+}
 
-    // The keys of an administrator who leaves die with their account.
+#[tokio::test]
+async fn the_keys_of_an_administrator_who_leaves_die_with_their_account() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
     let ada = s.user(&admin, "ada", pb::Role::Admin).await;
-    let (ada_key, _) = key_client(
-        &s,
-        &ada,
-        &Spec { name: "ada's", role: pb::Role::Viewer, permissions: &[], cameras: vec![], step_up: &[] },
-    )
-    .await;
-    ada_key.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap();
+    let (ada_key, _) = key_client(&s, &ada, &whole_role("ada's", pb::Role::Viewer)).await;
+    list_cameras(&ada_key).await.unwrap();
     let ada_id = ada.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap().id;
     s.step_up(&admin, "admin").await;
     admin.users().delete_user(pb::DeleteUserRequest { user_id: ada_id, etag: String::new() }).await.unwrap();
-    assert_eq!(
-        ada_key.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap_err().code(),
-        Code::Unauthenticated
-    );
+    assert_eq!(list_cameras(&ada_key).await.unwrap_err().code(), Code::Unauthenticated);
 }

@@ -73,8 +73,56 @@ async fn list(c: &opennvr_sdk::Client) -> Vec<String> {
         .collect()
 }
 
+/// The names of the cameras `c` lists with `req`, in the order listed.
+async fn names_listed(c: &opennvr_sdk::Client, req: pb::ListCamerasRequest) -> Vec<String> {
+    let cameras = c.cameras().list_cameras(req).await.unwrap().into_inner().cameras;
+    cameras.into_iter().map(|c| c.name).collect()
+}
+
+/// Creates the enabled cameras "Dock North", "Alley" and "gate" as `c`.
+async fn create_three(c: &opennvr_sdk::Client) {
+    for name in ["Dock North", "Alley", "gate"] {
+        create(c, name).await;
+    }
+}
+
+/// Creates `camera` as `c`, without a password.
+async fn create_as_given(c: &opennvr_sdk::Client, camera: pb::Camera) -> pb::Camera {
+    let req = pb::CreateCameraRequest { camera: Some(camera), password: String::new() };
+    c.cameras().create_camera(req).await.unwrap().into_inner().camera.unwrap()
+}
+
+/// Updates the `paths` of `camera` as `c`, with the camera's etag.
+async fn update(c: &opennvr_sdk::Client, camera: pb::Camera, paths: &[&str]) -> Result<pb::Camera, tonic::Status> {
+    let paths = paths.iter().map(|p| p.to_string()).collect();
+    let req = pb::UpdateCameraRequest { camera: Some(camera), update_mask: Some(prost_types::FieldMask { paths }) };
+    c.cameras().update_camera(req).await.map(|r| r.into_inner().camera.unwrap())
+}
+
+/// Turns recording off and segments to 5 minutes through a mask, trying to rename on the way.
+async fn record_less(c: &opennvr_sdk::Client, cam: &pb::Camera) -> pb::Camera {
+    let changed = pb::Camera {
+        recording_enabled: false,
+        segment_duration: Some(prost_types::Duration { seconds: 300, nanos: 0 }),
+        name: "SHOULD NOT CHANGE".into(),
+        ..cam.clone()
+    };
+    update(c, changed, &["recording_enabled", "segment_duration"]).await.unwrap()
+}
+
+/// Tries to change the description of `cam` with the etag it had then (stale after any change).
+async fn describe_with_etag_of(c: &opennvr_sdk::Client, cam: &pb::Camera) -> tonic::Status {
+    update(c, pb::Camera { description: "x".into(), ..cam.clone() }, &["description"]).await.unwrap_err()
+}
+
+/// Deletes `cam` (keeping its recordings) as `c`, with `etag`.
+async fn delete(c: &opennvr_sdk::Client, cam: &pb::Camera, etag: String) {
+    let req = pb::DeleteCameraRequest { camera_id: cam.id.clone(), etag, delete_recordings: false };
+    c.cameras().delete_camera(req).await.unwrap();
+}
+
 #[tokio::test]
-async fn a_camera_is_created_read_listed_changed_and_deleted() {
+async fn a_new_camera_has_its_defaults_and_reads_back_as_created() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
     let cam = create(&admin, "Dock North").await;
@@ -85,17 +133,27 @@ async fn a_camera_is_created_read_listed_changed_and_deleted() {
     assert_eq!(cam.transport, pb::RtspTransport::Auto as i32);
     let got = admin.cameras().get_camera(pb::GetCameraRequest { camera_id: cam.id.clone() }).await.unwrap();
     assert_eq!(got.into_inner().camera.unwrap(), cam);
-    // Names are unique without regard to case.
+}
+
+#[tokio::test]
+async fn camera_names_are_unique_without_regard_to_case() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    create(&admin, "Dock North").await;
     let dup = admin
         .cameras()
         .create_camera(pb::CreateCameraRequest { camera: Some(camera("dock north")), password: String::new() })
         .await
         .unwrap_err();
     assert_eq!(dup.code(), Code::AlreadyExists);
-    create(&admin, "Alley").await;
-    create(&admin, "gate").await;
+}
+
+#[tokio::test]
+async fn cameras_list_in_name_order_in_pages_without_gaps_or_repeats() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    create_three(&admin).await;
     assert_eq!(list(&admin).await, vec!["Alley", "Dock North", "gate"]);
-    // Pages follow the name order without gaps or repeats.
     let first = admin
         .cameras()
         .list_cameras(pb::ListCamerasRequest { page_size: 2, ..Default::default() })
@@ -103,48 +161,22 @@ async fn a_camera_is_created_read_listed_changed_and_deleted() {
         .unwrap()
         .into_inner();
     assert_eq!(first.cameras.len(), 2);
-    let second = admin
-        .cameras()
-        .list_cameras(pb::ListCamerasRequest { page_size: 2, page_token: first.next_page_token, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(second.cameras.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["gate"]);
-    // Label filter.
-    let mut other = camera("Lobby");
-    other.labels = [("site".to_owned(), "office".to_owned())].into_iter().collect();
-    admin
-        .cameras()
-        .create_camera(pb::CreateCameraRequest { camera: Some(other), password: String::new() })
-        .await
-        .unwrap();
-    let office = admin
-        .cameras()
-        .list_cameras(pb::ListCamerasRequest {
-            labels: [("site".to_owned(), "office".to_owned())].into_iter().collect(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .cameras;
-    assert_eq!(office.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["Lobby"]);
-    // Enabled filter.
-    let mut off = camera("Spare");
-    off.enabled = false;
-    admin
-        .cameras()
-        .create_camera(pb::CreateCameraRequest { camera: Some(off), password: String::new() })
-        .await
-        .unwrap();
-    let disabled = admin
-        .cameras()
-        .list_cameras(pb::ListCamerasRequest { enabled: Some(false), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .cameras;
-    assert_eq!(disabled.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["Spare"]);
+    let next = pb::ListCamerasRequest { page_size: 2, page_token: first.next_page_token, ..Default::default() };
+    assert_eq!(names_listed(&admin, next).await, vec!["gate"]);
+}
+
+#[tokio::test]
+async fn cameras_are_listed_by_label_and_by_whether_they_are_enabled() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    create_three(&admin).await;
+    let office: std::collections::HashMap<String, String> = [("site".to_owned(), "office".to_owned())].into();
+    create_as_given(&admin, pb::Camera { labels: office.clone(), ..camera("Lobby") }).await;
+    create_as_given(&admin, pb::Camera { enabled: false, ..camera("Spare") }).await;
+    let by_label = pb::ListCamerasRequest { labels: office, ..Default::default() };
+    assert_eq!(names_listed(&admin, by_label).await, vec!["Lobby"]);
+    let disabled = pb::ListCamerasRequest { enabled: Some(false), ..Default::default() };
+    assert_eq!(names_listed(&admin, disabled).await, vec!["Spare"]);
     let enabled = admin
         .cameras()
         .list_cameras(pb::ListCamerasRequest { enabled: Some(true), ..Default::default() })
@@ -153,48 +185,27 @@ async fn a_camera_is_created_read_listed_changed_and_deleted() {
         .into_inner()
         .cameras;
     assert!(enabled.iter().all(|c| c.enabled) && enabled.len() == 4, "{enabled:?}");
-    // Update with a mask and an etag; a stale etag is refused.
-    let updated = admin
-        .cameras()
-        .update_camera(pb::UpdateCameraRequest {
-            camera: Some(pb::Camera {
-                recording_enabled: false,
-                segment_duration: Some(prost_types::Duration { seconds: 300, nanos: 0 }),
-                name: "SHOULD NOT CHANGE".into(),
-                ..cam.clone()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["recording_enabled".into(), "segment_duration".into()],
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .camera
-        .unwrap();
+}
+
+#[tokio::test]
+async fn a_camera_update_changes_only_the_masked_fields_and_refuses_a_stale_etag() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let cam = create(&admin, "Dock North").await;
+    let updated = record_less(&admin, &cam).await;
     assert!(!updated.recording_enabled);
     assert_eq!(updated.name, "Dock North", "only masked fields change");
     assert_eq!(updated.segment_duration.as_ref().map(|d| d.seconds), Some(300));
     assert_ne!(updated.etag, cam.etag);
-    let stale = admin
-        .cameras()
-        .update_camera(pb::UpdateCameraRequest {
-            camera: Some(pb::Camera { description: "x".into(), ..cam.clone() }),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(stale.code(), Code::Aborted);
-    // Delete: gone from the API, its name free again; the row stays for its footage.
-    admin
-        .cameras()
-        .delete_camera(pb::DeleteCameraRequest {
-            camera_id: cam.id.clone(),
-            etag: updated.etag,
-            delete_recordings: false,
-        })
-        .await
-        .unwrap();
+    assert_eq!(describe_with_etag_of(&admin, &cam).await.code(), Code::Aborted);
+}
+
+#[tokio::test]
+async fn a_deleted_camera_leaves_the_api_frees_its_name_and_keeps_its_row_without_password() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let cam = create(&admin, "Dock North").await;
+    delete(&admin, &cam, cam.etag.clone()).await;
     let gone = admin.cameras().get_camera(pb::GetCameraRequest { camera_id: cam.id.clone() }).await.unwrap_err();
     assert_eq!(gone.code(), Code::NotFound);
     assert!(!list(&admin).await.contains(&"Dock North".to_owned()));
@@ -211,7 +222,18 @@ async fn a_camera_is_created_read_listed_changed_and_deleted() {
         1,
         "the deleted camera's row stays, without its password"
     );
-    // Every change is in the audit trail with its camera.
+}
+
+#[tokio::test]
+async fn every_camera_change_and_failed_call_is_in_the_audit_trail_with_its_camera() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    // The calls run in this order because the trail is compared in the order it recorded them.
+    let cam = create(&admin, "Dock North").await;
+    let updated = record_less(&admin, &cam).await;
+    describe_with_etag_of(&admin, &cam).await;
+    delete(&admin, &cam, updated.etag).await;
+    admin.cameras().get_camera(pb::GetCameraRequest { camera_id: cam.id.clone() }).await.unwrap_err();
     let entries = admin
         .audit()
         .list_audit_events(pb::ListAuditEventsRequest {

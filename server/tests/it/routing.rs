@@ -308,36 +308,73 @@ async fn a_user_granted_camera_a_gets_no_detection_event_of_camera_b() {
     assert_eq!(e.r#type, pb::EventType::CameraUpdated as i32, "{e:?}");
 }
 
-#[tokio::test]
-async fn bindings_validate_their_fields_and_keep_one_per_camera_and_adapter() {
-    let s = TestServer::start().await;
-    let admin = s.admin().await;
-    let cam = crate::cameras::create(&admin, "gate").await;
-    let ta = TestAdapter::start().await;
-    let a = register(&admin, "people", &ta.url, 2000, 1, 0).await;
-    // Wait for the probe: the adapter's tasks are then known.
-    for _ in 0..100 {
-        let now = admin.inference().get_adapter(pb::GetAdapterRequest { adapter_id: a.id.clone() }).await.unwrap();
-        if !now.into_inner().adapter.unwrap().capabilities.is_empty() {
-            break;
+/// A server with a camera and a probed adapter (its tasks known), ready to be bound.
+struct Bindable {
+    s: TestServer,
+    admin: opennvr_sdk::Client,
+    cam: pb::Camera,
+    adapter: pb::Adapter,
+    _test_adapter: TestAdapter,
+}
+
+impl Bindable {
+    async fn start() -> Bindable {
+        let s = TestServer::start().await;
+        let admin = s.admin().await;
+        let cam = crate::cameras::create(&admin, "gate").await;
+        let test_adapter = TestAdapter::start().await;
+        let adapter = register(&admin, "people", &test_adapter.url, 2000, 1, 0).await;
+        for _ in 0..100 {
+            let req = pb::GetAdapterRequest { adapter_id: adapter.id.clone() };
+            let now = admin.inference().get_adapter(req).await.unwrap();
+            if !now.into_inner().adapter.unwrap().capabilities.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        Bindable { s, admin, cam, adapter, _test_adapter: test_adapter }
     }
-    let good = pb::AdapterBinding {
-        camera_id: cam.id.clone(),
-        adapter_id: a.id.clone(),
-        enabled: false,
-        ..Default::default()
-    };
+
+    /// A valid, disabled binding of the camera to the adapter.
+    fn good(&self) -> pb::AdapterBinding {
+        pb::AdapterBinding {
+            camera_id: self.cam.id.clone(),
+            adapter_id: self.adapter.id.clone(),
+            enabled: false,
+            ..Default::default()
+        }
+    }
+
+    async fn create(&self, b: pb::AdapterBinding) -> Result<pb::AdapterBinding, tonic::Status> {
+        let req = pb::CreateAdapterBindingRequest { binding: Some(b) };
+        Ok(self.admin.inference().create_adapter_binding(req).await?.into_inner().binding.unwrap())
+    }
+
+    async fn update(&self, b: pb::AdapterBinding, paths: &[&str]) -> Result<pb::AdapterBinding, tonic::Status> {
+        let paths = paths.iter().map(|p| p.to_string()).collect();
+        let req =
+            pb::UpdateAdapterBindingRequest { binding: Some(b), update_mask: Some(prost_types::FieldMask { paths }) };
+        Ok(self.admin.inference().update_adapter_binding(req).await?.into_inner().binding.unwrap())
+    }
+}
+
+/// A `prost_types::Duration` of `ms` milliseconds.
+fn millis(ms: i64) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration { seconds: ms / 1000, nanos: ((ms % 1000) * 1_000_000) as i32 })
+}
+
+#[tokio::test]
+async fn a_binding_with_a_bad_field_is_refused_naming_the_field() {
+    let b = Bindable::start().await;
+    let good = b.good();
     let square = |x: f32| pb::Polygon {
         points: [(0.0, 0.0), (x, 0.0), (x, x)].iter().map(|(x, y)| pb::NormalizedPoint { x: *x, y: *y }).collect(),
     };
-    let ms = |ms: i64| Some(prost_types::Duration { seconds: ms / 1000, nanos: ((ms % 1000) * 1_000_000) as i32 });
     for (bad, field) in [
         (pb::AdapterBinding { camera_id: "x".into(), ..good.clone() }, "binding.camera_id"),
         (pb::AdapterBinding { adapter_id: String::new(), ..good.clone() }, "binding.adapter_id"),
-        (pb::AdapterBinding { frame_interval: ms(100), ..good.clone() }, "binding.frame_interval"),
-        (pb::AdapterBinding { frame_interval: ms(3_600_001), ..good.clone() }, "binding.frame_interval"),
+        (pb::AdapterBinding { frame_interval: millis(100), ..good.clone() }, "binding.frame_interval"),
+        (pb::AdapterBinding { frame_interval: millis(3_600_001), ..good.clone() }, "binding.frame_interval"),
         (pb::AdapterBinding { regions: vec![square(1.5)], ..good.clone() }, "binding.regions"),
         (
             pb::AdapterBinding {
@@ -350,72 +387,63 @@ async fn bindings_validate_their_fields_and_keep_one_per_camera_and_adapter() {
         (pb::AdapterBinding { labels: vec![" ".into()], ..good.clone() }, "binding.labels"),
         (pb::AdapterBinding { task: "plates".into(), ..good.clone() }, "binding.task"),
     ] {
-        let e = admin
-            .inference()
-            .create_adapter_binding(pb::CreateAdapterBindingRequest { binding: Some(bad) })
-            .await
-            .unwrap_err();
+        let e = b.create(bad).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{field}: {e:?}");
         assert!(e.message().contains(field), "{field}: {}", e.message());
     }
-    // Unknown camera or adapter.
+}
+
+#[tokio::test]
+async fn a_binding_to_an_unknown_camera_or_adapter_is_not_found() {
+    let b = Bindable::start().await;
     for bad in [
-        pb::AdapterBinding { camera_id: uuid::Uuid::new_v4().to_string(), ..good.clone() },
-        pb::AdapterBinding { adapter_id: uuid::Uuid::new_v4().to_string(), ..good.clone() },
+        pb::AdapterBinding { camera_id: uuid::Uuid::new_v4().to_string(), ..b.good() },
+        pb::AdapterBinding { adapter_id: uuid::Uuid::new_v4().to_string(), ..b.good() },
     ] {
-        let e = admin
-            .inference()
-            .create_adapter_binding(pb::CreateAdapterBindingRequest { binding: Some(bad) })
-            .await
-            .unwrap_err();
-        assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+        assert_eq!(b.create(bad).await.unwrap_err().code(), tonic::Code::NotFound);
     }
-    let create = |b: pb::AdapterBinding| {
-        let admin = admin.clone();
-        async move { admin.inference().create_adapter_binding(pb::CreateAdapterBindingRequest { binding: Some(b) }).await }
-    };
-    let made = create(pb::AdapterBinding { labels: vec!["person".into(), "Person".into()], ..good.clone() })
+}
+
+#[tokio::test]
+async fn a_new_binding_gets_defaults_and_is_the_only_one_of_its_camera_and_adapter() {
+    let b = Bindable::start().await;
+    let made =
+        b.create(pb::AdapterBinding { labels: vec!["person".into(), "Person".into()], ..b.good() }).await.unwrap();
+    // Defaults and normalisation: 1 s, the labels once, the task left to the adapter.
+    assert_eq!(made.frame_interval, millis(1000));
+    assert_eq!(made.labels, vec!["person"]);
+    assert_eq!(b.create(b.good()).await.unwrap_err().code(), tonic::Code::AlreadyExists);
+    let listed = b
+        .admin
+        .inference()
+        .list_adapter_bindings(pb::ListAdapterBindingsRequest { camera_id: b.cam.id.clone(), ..Default::default() })
         .await
         .unwrap()
-        .into_inner()
-        .binding
+        .into_inner();
+    assert_eq!(listed.bindings, vec![made]);
+}
+
+#[tokio::test]
+async fn a_binding_update_changes_only_the_masked_fields_and_nothing_on_failure() {
+    let b = Bindable::start().await;
+    let made = b.create(pb::AdapterBinding { labels: vec!["person".into()], ..b.good() }).await.unwrap();
+    let e = b.update(pb::AdapterBinding { camera_id: b.cam.id.clone(), ..made.clone() }, &["camera_id"]).await;
+    assert_eq!(e.unwrap_err().code(), tonic::Code::InvalidArgument);
+    let e = b.update(pb::AdapterBinding { min_confidence: 2.0, ..made.clone() }, &["min_confidence"]).await;
+    assert!(e.unwrap_err().message().contains("binding.min_confidence"));
+    let changed = b
+        .update(
+            pb::AdapterBinding { min_confidence: 0.7, task: "person_detection".into(), ..made.clone() },
+            &["min_confidence", "task"],
+        )
+        .await
         .unwrap();
-    // Defaults and normalisation: 1 s, the labels once, the task left to the adapter.
-    assert_eq!(made.frame_interval, ms(1000));
-    assert_eq!(made.labels, vec!["person"]);
-    assert_eq!(create(good.clone()).await.unwrap_err().code(), tonic::Code::AlreadyExists);
-    // Updates: the mask names the fields; a stale etag is refused; nothing changes on failure.
-    let update = |b: pb::AdapterBinding, paths: &[&str]| {
-        let admin = admin.clone();
-        let paths = paths.iter().map(|p| p.to_string()).collect();
-        async move {
-            admin
-                .inference()
-                .update_adapter_binding(pb::UpdateAdapterBindingRequest {
-                    binding: Some(b),
-                    update_mask: Some(prost_types::FieldMask { paths }),
-                })
-                .await
-        }
-    };
-    let e = update(pb::AdapterBinding { camera_id: cam.id.clone(), ..made.clone() }, &["camera_id"]).await.unwrap_err();
-    assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    let e = update(pb::AdapterBinding { min_confidence: 2.0, ..made.clone() }, &["min_confidence"]).await.unwrap_err();
-    assert!(e.message().contains("binding.min_confidence"));
-    let changed = update(
-        pb::AdapterBinding { min_confidence: 0.7, task: "person_detection".into(), ..made.clone() },
-        &["min_confidence", "task"],
-    )
-    .await
-    .unwrap()
-    .into_inner()
-    .binding
-    .unwrap();
     assert_eq!((changed.min_confidence, changed.task.as_str()), (0.7, "person_detection"));
     assert_eq!(changed.labels, made.labels, "a field outside the mask is kept");
-    let stale = update(pb::AdapterBinding { enabled: true, ..made.clone() }, &["enabled"]).await.unwrap_err();
+    let stale = b.update(pb::AdapterBinding { enabled: true, ..made.clone() }, &["enabled"]).await.unwrap_err();
     assert_eq!(stale.code(), tonic::Code::Aborted);
-    let got = admin
+    let got = b
+        .admin
         .inference()
         .get_adapter_binding(pb::GetAdapterBindingRequest { binding_id: made.id.clone() })
         .await
@@ -424,47 +452,36 @@ async fn bindings_validate_their_fields_and_keep_one_per_camera_and_adapter() {
         .binding
         .unwrap();
     assert_eq!(got, changed);
-    // A listing by camera, then the adapter cannot go while bound (unless forced).
-    let listed = admin
-        .inference()
-        .list_adapter_bindings(pb::ListAdapterBindingsRequest { camera_id: cam.id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(listed.bindings, vec![changed.clone()]);
-    let e = admin
-        .inference()
-        .delete_adapter(pb::DeleteAdapterRequest { adapter_id: a.id.clone(), ..Default::default() })
+}
+
+#[tokio::test]
+async fn a_bound_adapter_stays_and_a_binding_goes_only_with_its_current_etag() {
+    let b = Bindable::start().await;
+    let made = b.create(b.good()).await.unwrap();
+    let changed = b.update(pb::AdapterBinding { enabled: true, ..made.clone() }, &["enabled"]).await.unwrap();
+    let mut inference = b.admin.inference();
+    let e = inference
+        .delete_adapter(pb::DeleteAdapterRequest { adapter_id: b.adapter.id.clone(), ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
-    let e = admin
-        .inference()
-        .delete_adapter_binding(pb::DeleteAdapterBindingRequest {
-            binding_id: made.id.clone(),
-            etag: made.etag.clone(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::Aborted);
-    admin
-        .inference()
-        .delete_adapter_binding(pb::DeleteAdapterBindingRequest { binding_id: made.id.clone(), etag: changed.etag })
-        .await
-        .unwrap();
-    let e = admin
-        .inference()
-        .get_adapter_binding(pb::GetAdapterBindingRequest { binding_id: made.id.clone() })
-        .await
-        .unwrap_err();
+    let stale = pb::DeleteAdapterBindingRequest { binding_id: made.id.clone(), etag: made.etag.clone() };
+    assert_eq!(inference.delete_adapter_binding(stale).await.unwrap_err().code(), tonic::Code::Aborted);
+    let current = pb::DeleteAdapterBindingRequest { binding_id: made.id.clone(), etag: changed.etag };
+    inference.delete_adapter_binding(current).await.unwrap();
+    let e = inference.get_adapter_binding(pb::GetAdapterBindingRequest { binding_id: made.id }).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
-    // Detections older than the retention go, the others stay.
+}
+
+#[tokio::test]
+async fn detections_older_than_the_retention_go_and_the_others_stay() {
+    let b = Bindable::start().await;
     let now = chrono::Utc::now();
     for age in [40, 31, 1] {
         let row = opennvr_server::store::inference::DetectionRow {
             id: uuid::Uuid::new_v4(),
-            camera_id: cam.id.parse().unwrap(),
-            adapter_id: a.id.parse().unwrap(),
+            camera_id: b.cam.id.parse().unwrap(),
+            adapter_id: b.adapter.id.parse().unwrap(),
             binding_id: None,
             task: String::new(),
             frame_time: now - chrono::Duration::days(age),
@@ -478,13 +495,18 @@ async fn bindings_validate_their_fields_and_keep_one_per_camera_and_adapter() {
             track_id: String::new(),
             created_at: now,
         };
-        s.store.run(move |c| opennvr_server::store::inference::DetectionRow::insert_all(c, &[row])).await.unwrap();
+        b.s.store.run(move |c| opennvr_server::store::inference::DetectionRow::insert_all(c, &[row])).await.unwrap();
     }
-    let gone = opennvr_server::app::bindings::expire_detections(&s.store, now - chrono::Duration::days(30)).await;
+    let gone = opennvr_server::app::bindings::expire_detections(&b.s.store, now - chrono::Duration::days(30)).await;
     assert_eq!(gone.unwrap(), 2);
-    let left = detections(&admin, pb::ListDetectionsRequest::default()).await;
+    let left = detections(&b.admin, pb::ListDetectionsRequest::default()).await;
     assert_eq!(left.iter().map(|d| d.label.as_str()).collect::<Vec<_>>(), vec!["1 days old"]);
-    // Bad detection filters are named.
+}
+
+#[tokio::test]
+async fn a_bad_detection_filter_is_refused_naming_the_field() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
     for (req, field) in [
         (pb::ListDetectionsRequest { camera_ids: vec!["nope".into()], ..Default::default() }, "camera_ids"),
         (pb::ListDetectionsRequest { min_confidence: -0.1, ..Default::default() }, "min_confidence"),
