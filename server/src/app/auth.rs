@@ -3,7 +3,6 @@
 use super::mfa::LoginOutcome;
 use super::setup::SetupToken;
 use super::{Call, Principal};
-use crate::audit::AuditTrail;
 use crate::clock::SharedClock;
 use crate::domain::mfa::AuthMethod;
 use crate::domain::{Actor, ActorType, AuditRecord};
@@ -76,7 +75,6 @@ pub struct AuthApp {
     pub setup: SetupToken,
     pub session_ttl: Duration,
     pub attempts: AttemptQueue,
-    pub audit: AuditTrail,
     /// Told when a user's rights shrink, so that their open viewing sessions are ended at once.
     pub media: crate::media::plane::MediaPlane,
     /// Second factors and the MFA policy.

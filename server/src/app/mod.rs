@@ -192,7 +192,8 @@ impl Call {
 
     /// [`Call::audited`] for a change that commits even when the call then fails (a counted wrong
     /// code, a spent single-use ticket): `change` answers the call's outcome, and the entry records
-    /// it — success, or the error the caller gets.
+    /// it — `entry` on success, or on failure the entry any failed call gets (what [`Call::about`]
+    /// noted, the code and the message the caller reads).
     pub async fn audited_outcome<R, F>(
         &self,
         store: &Store,
@@ -204,10 +205,13 @@ impl Call {
         F: FnOnce(&mut PgConnection, &mut AuditRecord) -> Result<Result<R>> + Send + 'static,
         R: Send + 'static,
     {
+        let failure = self.record("", "");
         self.audited(store, now, entry, move |c, entry| {
             let outcome = change(c, entry)?;
             if let Err(e) = &outcome {
-                *entry = entry.clone().ended(e.kind().code_name(), &e.caller_message());
+                // The entry the layer around the services would write for this failure, but in the
+                // transaction of what the failure changed.
+                *entry = failure.ended(e.kind().code_name(), &e.caller_message());
             }
             Ok(outcome)
         })

@@ -46,13 +46,15 @@ pub fn new_secret() -> String {
 }
 
 impl CachedKey {
-    /// The key of a row; `None` for a row this server cannot read (unknown role).
+    /// The key of a row; `None` for a row this server cannot honour: a stored permission it does
+    /// not know would otherwise drop out of the narrowing and widen the key to its whole role.
     fn of(row: &ApiKeyRow) -> Option<CachedKey> {
+        let permissions = row.permissions.iter().map(|p| p.parse().ok()).collect::<Option<Vec<_>>>()?;
         Some(CachedKey {
             id: row.id,
             name: row.name.clone(),
             role: row.role,
-            permissions: row.permissions.iter().filter_map(|p| p.parse().ok()).collect(),
+            permissions,
             cameras: row.camera_ids.clone(),
             step_up_methods: row.step_up_methods.clone(),
             creator: row.created_by.unwrap_or_default(),
@@ -87,7 +89,14 @@ impl Inner {
                 self.hash_of.insert(row.id, row.secret_hash.clone());
                 self.by_hash.insert(row.secret_hash.clone(), Arc::new(key));
             }
-            None => tracing::warn!(key = %row.id, role = %row.role, "API key with an unknown role ignored"),
+            None => {
+                // Forget whatever was cached for it, so that it stops working rather than keep a
+                // scope the row no longer says.
+                if let Some(hash) = self.hash_of.remove(&row.id) {
+                    self.by_hash.remove(&hash);
+                }
+                tracing::error!(key = %row.id, permissions = ?row.permissions, "API key with an unknown permission refused");
+            }
         }
     }
 }

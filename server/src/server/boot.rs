@@ -175,7 +175,6 @@ impl Apps {
             setup: setup.clone(),
             session_ttl: chrono_of(config.session_ttl)?,
             attempts: Default::default(),
-            audit: core.audit.clone(),
             media: core.media.clone(),
             mfa,
             api_keys: core.api_keys.clone(),

@@ -450,3 +450,40 @@ async fn the_keys_of_an_administrator_who_leaves_die_with_their_account() {
     admin.users().delete_user(pb::DeleteUserRequest { user_id: ada_id, etag: String::new() }).await.unwrap();
     assert_eq!(list_cameras(&ada_key).await.unwrap_err().code(), Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn a_key_whose_stored_scope_names_an_unknown_permission_is_refused_not_widened() {
+    use diesel::RunQueryDsl;
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let spec =
+        Spec { name: "reader", role: pb::Role::Admin, permissions: &["camera.read"], cameras: vec![], step_up: &[] };
+    let (key, made) = key_client(&s, &admin, &spec).await;
+    assert_eq!(
+        key.users().list_users(pb::ListUsersRequest::default()).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    // A scope this server cannot read (a newer server's permission, or a hand edit) must not fall
+    // back to the key's whole role.
+    // (updated_at on the server's clock, as every change of a key: the cache reads what changed.)
+    diesel::sql_query(format!(
+        "UPDATE api_keys SET permissions = '{{camera.read,camera.teleport}}', updated_at = '{}' WHERE id = '{}'",
+        s.clock_now().to_rfc3339(),
+        made.id
+    ))
+    .execute(&mut s.db.superuser())
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let who = key.auth().who_am_i(pb::WhoAmIRequest {}).await;
+        if who.as_ref().is_err_and(|e| e.code() == Code::Unauthenticated) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the key still works: {who:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        key.users().list_users(pb::ListUsersRequest::default()).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+}
