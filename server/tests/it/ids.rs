@@ -152,133 +152,154 @@ async fn every_alert_is_read_once_through_partial_lines_malformed_lines_restarts
     assert_eq!(stored(&s).await, (1..=16).collect::<Vec<_>>());
 }
 
-#[tokio::test]
-async fn alerts_follow_their_cameras_and_stay_out_of_reach_of_who_may_not_see_them() {
-    let s = TestServer::start().await;
-    let admin = s.admin().await;
-    let make = |name: &str, ip: &str| pb::Camera {
-        source_url: format!("rtsp://{ip}:554/stream1"),
-        ..crate::cameras::camera(name)
-    };
-    let mut cams = Vec::new();
-    for (name, ip) in [("Lobby", "10.0.0.23"), ("Vault", "10.0.0.24")] {
-        let created = admin
-            .cameras()
-            .create_camera(pb::CreateCameraRequest { camera: Some(make(name, ip)), password: String::new() })
-            .await
-            .unwrap();
-        cams.push(created.into_inner().camera.unwrap());
+/// Two cameras by address (Lobby A at 10.0.0.23, Vault B at 10.0.0.24) and Olga, an operator
+/// granted A only.
+struct TwoCameras {
+    s: TestServer,
+    admin: opennvr_sdk::Client,
+    a: pb::Camera,
+    b: pb::Camera,
+    olga: opennvr_sdk::Client,
+}
+
+impl TwoCameras {
+    async fn start() -> TwoCameras {
+        let s = TestServer::start().await;
+        let admin = s.admin().await;
+        let mut cams = Vec::new();
+        for (name, ip) in [("Lobby", "10.0.0.23"), ("Vault", "10.0.0.24")] {
+            let camera = pb::Camera { source_url: format!("rtsp://{ip}:554/stream1"), ..crate::cameras::camera(name) };
+            let req = pb::CreateCameraRequest { camera: Some(camera), password: String::new() };
+            cams.push(admin.cameras().create_camera(req).await.unwrap().into_inner().camera.unwrap());
+        }
+        let b = cams.pop().unwrap();
+        let a = cams.pop().unwrap();
+        let olga = s.user(&admin, "olga", pb::Role::Operator).await;
+        let user = olga.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+        crate::cameras::grant(&admin, &a, &user, &["camera.read"], None).await.unwrap();
+        TwoCameras { s, admin, a, b, olga }
     }
-    let (a, b) = (&cams[0], &cams[1]);
-    let op = s.user(&admin, "olga", pb::Role::Operator).await;
-    let olga = op.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
-    crate::cameras::grant(&admin, a, &olga, &["camera.read"], None).await.unwrap();
-    // Olga watches IDS alerts as they come.
-    let mut watch = op
+
+    /// Suricata reports five alerts, read in one pass: signature 1 about A, 2 about B, 3 about no
+    /// camera, 4 from A to B, 5 from B to A.
+    async fn five_alerts(&self) -> Vec<pb::IdsAlert> {
+        let eve = temp_dir("eve").join("eve.json");
+        let t = "2026-11-25T03:12:19.097374+0000";
+        let lines = [
+            alert_line(t, "10.0.0.23", 1),
+            alert_line(t, "10.0.0.24", 2),
+            alert_line(t, "192.168.9.9", 3),
+            alert_line(t, "10.0.0.23", 4).replace("198.51.100.7", "10.0.0.24"),
+            alert_line(t, "10.0.0.24", 5).replace("198.51.100.7", "10.0.0.23"),
+        ];
+        append(&eve, &(lines.join("\n") + "\n"));
+        follower(&self.s, &eve).pass().await.unwrap();
+        self.listed(&self.admin, pb::ListIdsAlertsRequest::default()).await
+    }
+
+    async fn listed(&self, c: &opennvr_sdk::Client, r: pb::ListIdsAlertsRequest) -> Vec<pb::IdsAlert> {
+        c.ids().list_ids_alerts(r).await.unwrap().into_inner().alerts
+    }
+}
+
+fn by_sid(alerts: &[pb::IdsAlert], sid: i64) -> pb::IdsAlert {
+    alerts.iter().find(|x| x.signature_id == sid).unwrap().clone()
+}
+
+fn sids(alerts: &[pb::IdsAlert]) -> Vec<i64> {
+    let mut sids: Vec<i64> = alerts.iter().map(|x| x.signature_id).collect();
+    sids.sort();
+    sids
+}
+
+#[tokio::test]
+async fn alerts_are_linked_to_the_cameras_whose_address_they_carry() {
+    let f = TwoCameras::start().await;
+    let all = f.five_alerts().await;
+    assert_eq!(all.len(), 5);
+    assert_eq!(by_sid(&all, 1).camera_ids, vec![f.a.id.clone()]);
+    assert_eq!(by_sid(&all, 2).camera_ids, vec![f.b.id.clone()]);
+    assert!(by_sid(&all, 3).camera_ids.is_empty());
+    assert_eq!(by_sid(&all, 4).camera_ids, vec![f.a.id.clone(), f.b.id.clone()]);
+    assert_eq!(by_sid(&all, 5).camera_ids, vec![f.b.id.clone(), f.a.id.clone()]);
+    let one = by_sid(&all, 1);
+    assert_eq!((one.src_ip.as_str(), one.dest_port, one.severity), ("10.0.0.23", 443, 2));
+    assert_eq!(one.action, pb::IdsAlertAction::Allowed as i32);
+    assert!(one.eve_json.contains("\"signature_id\":1,"));
+}
+
+#[tokio::test]
+async fn a_user_granted_one_camera_reads_only_its_alerts_and_the_network_wide_ones_naming_only_it() {
+    let f = TwoCameras::start().await;
+    let all = f.five_alerts().await;
+    // B's alert does not exist for her; the ones between A and B name A only.
+    let hers = f.listed(&f.olga, pb::ListIdsAlertsRequest::default()).await;
+    assert_eq!(sids(&hers), vec![1, 3, 4, 5]);
+    assert_eq!(by_sid(&hers, 4).camera_ids, vec![f.a.id.clone()], "camera B is not named to her");
+    assert_eq!(by_sid(&hers, 5).camera_ids, vec![f.a.id.clone()]);
+    let get = |id: String| async {
+        let mut ids = f.olga.ids();
+        ids.get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: id }).await.map(|r| r.into_inner().alert.unwrap())
+    };
+    assert_eq!(get(by_sid(&hers, 4).id).await.unwrap().camera_ids, vec![f.a.id.clone()]);
+    assert_eq!(get(by_sid(&all, 2).id).await.unwrap_err().code(), Code::NotFound);
+    get(by_sid(&all, 1).id).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_user_granted_one_camera_is_streamed_only_the_alerts_they_may_see() {
+    let f = TwoCameras::start().await;
+    let mut watch = f
+        .olga
         .events()
         .watch_events(pb::WatchEventsRequest { types: vec![pb::EventType::IdsAlert as i32], ..Default::default() })
         .await
         .unwrap()
         .into_inner();
-    let dir = temp_dir("eve");
-    let eve = dir.join("eve.json");
-    let t = "2026-11-25T03:12:19.097374+0000";
-    append(
-        &eve,
-        &[
-            alert_line(t, "10.0.0.23", 1),                                      // about A
-            alert_line(t, "10.0.0.24", 2),                                      // about B
-            alert_line(t, "192.168.9.9", 3),                                    // about no camera
-            alert_line(t, "10.0.0.23", 4).replace("198.51.100.7", "10.0.0.24"), // from A to B
-            alert_line(t, "10.0.0.24", 5).replace("198.51.100.7", "10.0.0.23"), // from B to A
-        ]
-        .join("\n"),
-    );
-    append(&eve, "\n");
-    follower(&s, &eve).pass().await.unwrap();
-    // The administrator sees all three, each with its cameras.
-    let all = admin.ids().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner();
-    assert_eq!(all.alerts.len(), 5);
-    let by_sid = |sid: i64| all.alerts.iter().find(|x| x.signature_id == sid).unwrap().clone();
-    assert_eq!(by_sid(1).camera_ids, vec![a.id.clone()]);
-    assert_eq!(by_sid(2).camera_ids, vec![b.id.clone()]);
-    assert!(by_sid(3).camera_ids.is_empty());
-    assert_eq!(by_sid(4).camera_ids, vec![a.id.clone(), b.id.clone()]);
-    assert_eq!(by_sid(5).camera_ids, vec![b.id.clone(), a.id.clone()]);
-    let one = by_sid(1);
-    assert_eq!((one.src_ip.as_str(), one.dest_port, one.severity), ("10.0.0.23", 443, 2));
-    assert_eq!(one.action, pb::IdsAlertAction::Allowed as i32);
-    assert!(one.eve_json.contains("\"signature_id\":1,"));
-    // Olga, granted A only: A's, the one from A to B (naming A only) and the network-wide one;
-    // B's does not exist for her.
-    let hers = op.ids().list_ids_alerts(pb::ListIdsAlertsRequest::default()).await.unwrap().into_inner();
-    let mut sids: Vec<i64> = hers.alerts.iter().map(|x| x.signature_id).collect();
-    sids.sort();
-    assert_eq!(sids, vec![1, 3, 4, 5]);
-    let a_to_b = hers.alerts.iter().find(|x| x.signature_id == 4).unwrap();
-    assert_eq!(a_to_b.camera_ids, vec![a.id.clone()], "camera B is not named to her");
-    let b_to_a = hers.alerts.iter().find(|x| x.signature_id == 5).unwrap();
-    assert_eq!(b_to_a.camera_ids, vec![a.id.clone()]);
-    let got = op.ids().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: a_to_b.id.clone() }).await.unwrap();
-    assert_eq!(got.into_inner().alert.unwrap().camera_ids, vec![a.id.clone()]);
-    let hidden = op.ids().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: by_sid(2).id }).await;
-    assert_eq!(hidden.unwrap_err().code(), Code::NotFound);
-    op.ids().get_ids_alert(pb::GetIdsAlertRequest { ids_alert_id: by_sid(1).id }).await.unwrap();
-    // Her stream carried the same four, never B's, nor B's name.
+    f.five_alerts().await;
     let mut streamed = Vec::new();
     while streamed.len() < 4 {
         let msg = tokio::time::timeout(std::time::Duration::from_secs(5), watch.message()).await.unwrap().unwrap();
         if let Some(pb::watch_events_response::Kind::Event(e)) = msg.and_then(|m| m.kind)
             && let Some(pb::event::Payload::IdsAlert(alert)) = e.payload
         {
-            assert!(!alert.camera_ids.contains(&b.id), "{alert:?}");
-            assert_ne!(e.camera_id, b.id, "{alert:?}");
+            assert!(!alert.camera_ids.contains(&f.b.id), "{alert:?}");
+            assert_ne!(e.camera_id, f.b.id, "{alert:?}");
             streamed.push(alert.signature_id);
         }
     }
     streamed.sort();
     assert_eq!(streamed, vec![1, 3, 4, 5]);
-    // Filters, and bad ones named.
-    let of_a = admin
-        .ids()
-        .list_ids_alerts(pb::ListIdsAlertsRequest { camera_id: a.id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut of_a: Vec<i64> = of_a.alerts.iter().map(|x| x.signature_id).collect();
-    of_a.sort();
-    assert_eq!(of_a, vec![1, 4, 5]);
-    let from_b = admin
-        .ids()
-        .list_ids_alerts(pb::ListIdsAlertsRequest { src_ip: "10.0.0.24".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut from_b: Vec<i64> = from_b.alerts.iter().map(|x| x.signature_id).collect();
-    from_b.sort();
-    assert_eq!(from_b, vec![2, 5]);
-    let severe = admin
-        .ids()
-        .list_ids_alerts(pb::ListIdsAlertsRequest { max_severity: 1, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(severe.alerts.is_empty(), "all are severity 2");
-    let bad = admin
-        .ids()
-        .list_ids_alerts(pb::ListIdsAlertsRequest { src_ip: "camera-7".into(), ..Default::default() })
-        .await
-        .unwrap_err();
+}
+
+#[tokio::test]
+async fn alert_listings_filter_by_camera_address_and_severity_and_name_a_bad_filter() {
+    let f = TwoCameras::start().await;
+    f.five_alerts().await;
+    let of_a = f.listed(&f.admin, pb::ListIdsAlertsRequest { camera_id: f.a.id.clone(), ..Default::default() }).await;
+    assert_eq!(sids(&of_a), vec![1, 4, 5]);
+    let from_b =
+        f.listed(&f.admin, pb::ListIdsAlertsRequest { src_ip: "10.0.0.24".into(), ..Default::default() }).await;
+    assert_eq!(sids(&from_b), vec![2, 5]);
+    let severe = f.listed(&f.admin, pb::ListIdsAlertsRequest { max_severity: 1, ..Default::default() }).await;
+    assert!(severe.is_empty(), "all are severity 2");
+    let bad = pb::ListIdsAlertsRequest { src_ip: "camera-7".into(), ..Default::default() };
+    let bad = f.admin.ids().list_ids_alerts(bad).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().contains("src_ip"), "{}", bad.message());
-    // Alerts older than the retention go.
+}
+
+#[tokio::test]
+async fn alerts_older_than_the_retention_are_removed() {
+    let f = TwoCameras::start().await;
+    f.five_alerts().await;
     let ids = opennvr_server::app::ids::IdsApp {
-        store: s.store.clone(),
-        clock: Arc::new(s.clock.clone()),
+        store: f.s.store.clone(),
+        clock: Arc::new(f.s.clock.clone()),
         retention: chrono::Duration::days(1),
     };
     assert_eq!(ids.enforce_retention().await.unwrap(), 5, "the fixtures are dated 2026-11-25");
-    assert!(stored(&s).await.is_empty());
+    assert!(stored(&f.s).await.is_empty());
 }
 
 #[tokio::test]

@@ -260,65 +260,100 @@ async fn adapters_register_with_a_sealed_token_report_health_and_capabilities_an
     assert_eq!(gone.code(), Code::NotFound);
 }
 
-#[tokio::test]
-async fn a_failing_adapter_trips_its_own_breaker_and_sheds_its_own_frames_while_everything_else_answers() {
-    let s = TestServer::start().await;
-    let admin = s.admin().await;
-    let bad = TestAdapter::start().await;
-    let good = TestAdapter::start().await;
-    let a = register(&admin, "flaky", &bad.url, 500, 1, 2).await;
-    let b = register(&admin, "steady", &good.url, 2000, 2, 0).await;
-    health_becomes(&admin, &a, pb::AdapterHealth::Healthy).await;
+/// A server with an adapter that misbehaves as the test says (one worker, a queue of two, a 500 ms
+/// timeout), healthy to begin with.
+struct Flaky {
+    s: TestServer,
+    admin: opennvr_sdk::Client,
+    adapter: TestAdapter,
+    a: pb::Adapter,
+}
 
-    // Errors: five in a row open the circuit; then calls are refused without reaching the adapter.
-    bad.set(Mode::Fail);
-    for _ in 0..5 {
-        let e = admin.inference().run_inference(run(&a)).await.unwrap_err();
+impl Flaky {
+    async fn start() -> Flaky {
+        let s = TestServer::start().await;
+        let admin = s.admin().await;
+        let adapter = TestAdapter::start().await;
+        let a = register(&admin, "flaky", &adapter.url, 500, 1, 2).await;
+        health_becomes(&admin, &a, pb::AdapterHealth::Healthy).await;
+        Flaky { s, admin, adapter, a }
+    }
+
+    /// Five failing calls: enough to open the circuit.
+    async fn trip(&self, mode: Mode) -> Vec<tonic::Status> {
+        self.adapter.set(mode);
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            errors.push(self.admin.inference().run_inference(run(&self.a)).await.unwrap_err());
+        }
+        errors
+    }
+
+    /// Past the breaker's cool-down: the next call is a trial.
+    fn cool_down(&self) {
+        self.s.clock.advance(chrono::Duration::seconds(31));
+    }
+}
+
+#[tokio::test]
+async fn five_errors_open_the_circuit_and_an_open_circuit_spares_the_adapter() {
+    let f = Flaky::start().await;
+    for e in f.trip(Mode::Fail).await {
         assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     }
-    let reached = bad.infers.load(Ordering::SeqCst);
-    let open = admin.inference().run_inference(run(&a)).await.unwrap_err();
+    let reached = f.adapter.infers.load(Ordering::SeqCst);
+    let open = f.admin.inference().run_inference(run(&f.a)).await.unwrap_err();
     assert_eq!(opennvr_sdk::error_reason(&open).as_deref(), Some("ERROR_REASON_ADAPTER_CIRCUIT_OPEN"), "{open:?}");
-    assert_eq!(bad.infers.load(Ordering::SeqCst), reached, "an open circuit does not call the adapter");
-    let st = status(&admin, &a).await;
+    assert_eq!(f.adapter.infers.load(Ordering::SeqCst), reached, "an open circuit does not call the adapter");
+    let st = status(&f.admin, &f.a).await;
     assert_eq!(st.circuit_state, pb::CircuitState::Open as i32);
     assert_eq!((st.failed_total, st.rejected_total), (5, 1));
-    assert_eq!(
-        admin
-            .inference()
-            .get_adapter(pb::GetAdapterRequest { adapter_id: a.id.clone() })
-            .await
-            .unwrap()
-            .into_inner()
-            .adapter
-            .unwrap()
-            .health,
-        pb::AdapterHealth::Unhealthy as i32
-    );
-    // After the cool-down a trial call goes through: it succeeds, and the circuit closes.
-    bad.set(Mode::Ok);
-    s.clock.advance(chrono::Duration::seconds(31));
-    admin.inference().run_inference(run(&a)).await.unwrap();
-    assert_eq!(status(&admin, &a).await.circuit_state, pb::CircuitState::Closed as i32);
-    // Garbage answers are failures too: a trial that gets garbage opens the circuit again at once.
-    bad.set(Mode::Garbage);
-    for _ in 0..5 {
-        let e = admin.inference().run_inference(run(&a)).await.unwrap_err();
+    let adapter = f.admin.inference().get_adapter(pb::GetAdapterRequest { adapter_id: f.a.id.clone() }).await;
+    assert_eq!(adapter.unwrap().into_inner().adapter.unwrap().health, pb::AdapterHealth::Unhealthy as i32);
+}
+
+#[tokio::test]
+async fn a_successful_trial_after_the_cool_down_closes_the_circuit() {
+    let f = Flaky::start().await;
+    f.trip(Mode::Fail).await;
+    f.adapter.set(Mode::Ok);
+    f.cool_down();
+    f.admin.inference().run_inference(run(&f.a)).await.unwrap();
+    assert_eq!(status(&f.admin, &f.a).await.circuit_state, pb::CircuitState::Closed as i32);
+}
+
+#[tokio::test]
+async fn garbage_answers_open_the_circuit_and_a_failed_trial_reopens_it() {
+    let f = Flaky::start().await;
+    for e in f.trip(Mode::Garbage).await {
         assert!(e.message().contains("not the contract"), "{e:?}");
     }
-    assert_eq!(status(&admin, &a).await.circuit_state, pb::CircuitState::Open as i32);
-    s.clock.advance(chrono::Duration::seconds(31));
-    admin.inference().run_inference(run(&a)).await.unwrap_err();
-    assert_eq!(status(&admin, &a).await.circuit_state, pb::CircuitState::Open as i32, "a failed trial reopens it");
+    assert_eq!(status(&f.admin, &f.a).await.circuit_state, pb::CircuitState::Open as i32);
+    f.cool_down();
+    f.admin.inference().run_inference(run(&f.a)).await.unwrap_err();
+    assert_eq!(status(&f.admin, &f.a).await.circuit_state, pb::CircuitState::Open as i32, "a failed trial reopens it");
+}
 
-    // A hung adapter: each call ends at the adapter's timeout.
-    bad.set(Mode::Hang);
-    s.clock.advance(chrono::Duration::seconds(31));
-    let timed_out = admin.inference().run_inference(run(&a)).await.unwrap_err();
+#[tokio::test]
+async fn a_hung_adapter_call_ends_at_the_adapters_timeout() {
+    let f = Flaky::start().await;
+    f.adapter.set(Mode::Hang);
+    let timed_out = f.admin.inference().run_inference(run(&f.a)).await.unwrap_err();
     assert_eq!(timed_out.code(), Code::DeadlineExceeded, "{timed_out:?}");
-    assert_eq!(status(&admin, &a).await.timeouts_total, 1);
-    // While an adapter hangs for good (a minute's timeout), the API and the other adapter answer
-    // within a deadline, and the stuck call is still waiting after all of them.
+    assert_eq!(status(&f.admin, &f.a).await.timeouts_total, 1);
+    let metrics = reqwest::get(format!("{}/metrics", f.s.url())).await.unwrap().text().await.unwrap();
+    let want =
+        format!("opennvr_adapter_frames_total{{adapter=\"flaky\",adapter_id=\"{}\",outcome=\"timeout\"}} 1\n", f.a.id);
+    assert!(metrics.contains(&want), "{want:?} not in {metrics}");
+}
+
+#[tokio::test]
+async fn an_adapter_that_hangs_for_good_stalls_neither_the_api_nor_another_adapter() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let good = TestAdapter::start().await;
+    let b = register(&admin, "steady", &good.url, 2000, 2, 0).await;
+    // A minute's timeout: the stuck call outlives every other call below.
     let stuck_adapter = TestAdapter::start().await;
     stuck_adapter.set(Mode::Hang);
     let stuck = register(&admin, "stuck", &stuck_adapter.url, 60_000, 1, 0).await;
@@ -341,23 +376,43 @@ async fn a_failing_adapter_trips_its_own_breaker_and_sheds_its_own_frames_while_
     }
     assert!(!hung.is_finished(), "the stuck call is still waiting on its adapter");
     assert_eq!(status(&admin, &stuck).await.in_flight, 1);
+    assert_eq!(status(&admin, &b).await.failed_total, 0, "the other adapter never suffered");
     hung.abort();
+    // The steady adapter's figures for Prometheus.
+    let metrics = reqwest::get(format!("{}/metrics", s.url())).await.unwrap().text().await.unwrap();
+    let series = |name: &str, extra: &str, value: &str| {
+        format!("opennvr_adapter_{name}{{adapter=\"steady\",adapter_id=\"{}\"{extra}}} {value}\n", b.id)
+    };
+    for want in [
+        series("frames_total", ",outcome=\"failed\"", "0"),
+        series("frames_sent_total", "", "5"),
+        series("frames_total", ",outcome=\"succeeded\"", "5"),
+        series("up", "", "1"),
+    ] {
+        assert!(metrics.contains(&want), "{want:?} not in {metrics}");
+    }
+    assert!(metrics.contains(&format!(
+        "opennvr_adapter_latency_seconds{{adapter=\"steady\",adapter_id=\"{}\",quantile=\"0.5\"}}",
+        b.id
+    )));
+}
 
-    // A crawling adapter with one worker and a queue of two: frames beyond that push out the
-    // oldest waiting ones, which are told so at once; nothing piles up.
-    bad.set(Mode::Slow(400));
-    s.clock.advance(chrono::Duration::seconds(31));
-    let before = bad.infers.load(Ordering::SeqCst);
+#[tokio::test]
+async fn a_crawling_adapter_drops_its_oldest_waiting_frames_and_nothing_piles_up() {
+    // One worker and a queue of two: frames beyond that push out the oldest waiting ones, which are
+    // told so at once.
+    let f = Flaky::start().await;
+    f.adapter.set(Mode::Slow(400));
     let first = {
-        let (admin, a) = (admin.clone(), a.clone());
+        let (admin, a) = (f.admin.clone(), f.a.clone());
         tokio::spawn(async move { admin.inference().run_inference(run(&a)).await })
     };
-    while bad.infers.load(Ordering::SeqCst) == before {
+    while f.adapter.infers.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let mut waiting = Vec::new();
     for _ in 0..4 {
-        let (admin, a) = (admin.clone(), a.clone());
+        let (admin, a) = (f.admin.clone(), f.a.clone());
         waiting.push(tokio::spawn(async move { admin.inference().run_inference(run(&a)).await }));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -372,32 +427,19 @@ async fn a_failing_adapter_trips_its_own_breaker_and_sheds_its_own_frames_while_
         vec![Err(overloaded.clone()), Err(overloaded), Ok(()), Ok(())],
         "the two oldest waiting were dropped"
     );
-    let st = status(&admin, &a).await;
+    let st = status(&f.admin, &f.a).await;
     assert_eq!((st.in_flight, st.queued), (0, 0));
-    assert_eq!(status(&admin, &b).await.failed_total, 0, "the other adapter never suffered");
-
-    // The same figures per adapter for Prometheus.
-    let metrics = reqwest::get(format!("{}/metrics", s.url())).await.unwrap().text().await.unwrap();
-    let series = |name: &str, ad: &pb::Adapter, extra: &str, value: &str| {
-        format!("opennvr_adapter_{name}{{adapter=\"{}\",adapter_id=\"{}\"{extra}}} {value}\n", ad.name, ad.id)
-    };
-    for want in [
-        series("frames_total", &a, ",outcome=\"dropped\"", "2"),
-        series("frames_total", &a, ",outcome=\"timeout\"", "1"),
-        series("frames_total", &b, ",outcome=\"failed\"", "0"),
-        series("frames_sent_total", &b, "", "5"),
-        series("frames_total", &b, ",outcome=\"succeeded\"", "5"),
-        series("up", &b, "", "1"),
-        series("in_flight", &a, "", "0"),
-    ] {
+    let metrics = reqwest::get(format!("{}/metrics", f.s.url())).await.unwrap().text().await.unwrap();
+    for (name, extra, value) in [("frames_total", ",outcome=\"dropped\"", "2"), ("in_flight", "", "0")] {
+        let want = format!("opennvr_adapter_{name}{{adapter=\"flaky\",adapter_id=\"{}\"{extra}}} {value}\n", f.a.id);
         assert!(metrics.contains(&want), "{want:?} not in {metrics}");
     }
-    assert!(metrics.contains(&format!(
-        "opennvr_adapter_latency_seconds{{adapter=\"steady\",adapter_id=\"{}\",quantile=\"0.5\"}}",
-        b.id
-    )));
+}
 
-    // An adapter that drops every connection: a failure like the others, told as such.
+#[tokio::test]
+async fn an_adapter_that_drops_every_connection_fails_like_the_others() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
     let closer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closer_url = format!("http://{}", closer.local_addr().unwrap());
     tokio::spawn(async move {
