@@ -87,18 +87,43 @@ fn writes_to(emu: &Emulator, path: &str) -> Vec<(String, Vec<String>)> {
     emu.writes().into_iter().filter(|w| w.name == path).map(|w| (w.op, w.body.keys().cloned().collect())).collect()
 }
 
+/// A server with MediaMTX (the emulator) holding a hand-made path of its own, and camera "Dock"
+/// created and applied.
+struct Dock {
+    _s: TestServer,
+    emu: Emulator,
+    admin: opennvr_sdk::Client,
+    cam: pb::Camera,
+    path: String,
+}
+
+impl Dock {
+    async fn start() -> Dock {
+        let (s, emu) = with_mediamtx().await;
+        let admin = s.admin().await;
+        emu.add_foreign_path(
+            "lobby-by-hand",
+            serde_json::Map::from_iter([("source".to_owned(), json!("rtsp://10.0.0.9/x"))]),
+        );
+        let cam = create(&admin, "Dock").await;
+        let path = path_of(&cam);
+        eventually("the camera's path in MediaMTX", || emu.path(&path).is_some()).await;
+        Dock { _s: s, emu, admin, cam, path }
+    }
+
+    /// Changes the fields named in `paths` and returns the writes MediaMTX then received for the path.
+    async fn change(&mut self, change: pb::Camera, paths: &[&str]) -> Vec<(String, Vec<String>)> {
+        self.emu.clear_writes();
+        self.cam = update(&self.admin, &self.cam, change, paths).await;
+        eventually("a write", || !writes_to(&self.emu, &self.path).is_empty()).await;
+        writes_to(&self.emu, &self.path)
+    }
+}
+
 #[tokio::test]
-async fn camera_changes_reach_mediamtx_as_the_right_write_and_nothing_else_is_touched() {
-    let (s, emu) = with_mediamtx().await;
-    let admin = s.admin().await;
-    emu.add_foreign_path(
-        "lobby-by-hand",
-        serde_json::Map::from_iter([("source".to_owned(), json!("rtsp://10.0.0.9/x"))]),
-    );
-    let cam = create(&admin, "Dock").await;
-    let path = path_of(&cam);
-    eventually("the camera's path in MediaMTX", || emu.path(&path).is_some()).await;
-    let conf = emu.path(&path).unwrap();
+async fn a_new_camera_reaches_mediamtx_with_its_credentials_only_in_the_source_and_retention_left_to_opennvr() {
+    let d = Dock::start().await;
+    let conf = d.emu.path(&d.path).unwrap();
     let mut keys: Vec<&str> = conf.keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(
@@ -130,36 +155,34 @@ async fn camera_changes_reach_mediamtx_as_the_right_write_and_nothing_else_is_to
         assert!(record_path.contains(part), "{record_path}");
     }
     assert!(conf.iter().filter(|(k, _)| k.starts_with("runOn")).all(|(_, v)| !v.as_str().unwrap().contains("Secret")));
+    // Every call carried a token MediaMTX verified against the server's JWKS.
+    assert!(d.emu.requests() > 0);
+}
 
-    // A recording-only change is a patch of exactly that key (no stream drop).
-    emu.clear_writes();
-    let cam =
-        update(&admin, &cam, pb::Camera { recording_enabled: false, ..cam.clone() }, &["recording_enabled"]).await;
-    eventually("the patch", || !writes_to(&emu, &path).is_empty()).await;
-    assert_eq!(writes_to(&emu, &path), vec![("patch".to_owned(), vec!["record".to_owned()])]);
-    emu.clear_writes();
-    let cam = update(
-        &admin,
-        &cam,
-        pb::Camera { segment_duration: Some(prost_types::Duration { seconds: 120, nanos: 0 }), ..cam.clone() },
-        &["segment_duration"],
-    )
-    .await;
-    eventually("the patch", || !writes_to(&emu, &path).is_empty()).await;
-    assert_eq!(writes_to(&emu, &path), vec![("patch".to_owned(), vec!["recordSegmentDuration".to_owned()])]);
-    // A transport or source change replaces the whole entry.
-    emu.clear_writes();
-    let cam =
-        update(&admin, &cam, pb::Camera { transport: pb::RtspTransport::Tcp as i32, ..cam.clone() }, &["transport"])
-            .await;
-    eventually("the replace", || !writes_to(&emu, &path).is_empty()).await;
-    assert_eq!(writes_to(&emu, &path).first().map(|w| w.0.as_str()), Some("replace"));
-    assert_eq!(emu.path(&path).unwrap()["rtspTransport"], json!("tcp"));
-    emu.clear_writes();
-    admin
+#[tokio::test]
+async fn a_recording_only_change_is_a_patch_of_exactly_that_key() {
+    let mut d = Dock::start().await;
+    let cam = d.cam.clone();
+    let writes = d.change(pb::Camera { recording_enabled: false, ..cam }, &["recording_enabled"]).await;
+    assert_eq!(writes, vec![("patch".to_owned(), vec!["record".to_owned()])]);
+    let minutes = Some(prost_types::Duration { seconds: 120, nanos: 0 });
+    let cam = d.cam.clone();
+    let writes = d.change(pb::Camera { segment_duration: minutes, ..cam }, &["segment_duration"]).await;
+    assert_eq!(writes, vec![("patch".to_owned(), vec!["recordSegmentDuration".to_owned()])]);
+}
+
+#[tokio::test]
+async fn a_transport_or_source_change_replaces_the_whole_path() {
+    let mut d = Dock::start().await;
+    let cam = d.cam.clone();
+    let writes = d.change(pb::Camera { transport: pb::RtspTransport::Tcp as i32, ..cam }, &["transport"]).await;
+    assert_eq!(writes.first().map(|w| w.0.as_str()), Some("replace"));
+    assert_eq!(d.emu.path(&d.path).unwrap()["rtspTransport"], json!("tcp"));
+    d.emu.clear_writes();
+    d.admin
         .cameras()
         .set_camera_source(pb::SetCameraSourceRequest {
-            camera_id: cam.id.clone(),
+            camera_id: d.cam.id.clone(),
             source_url: "rtsps://10.20.30.41/main".into(),
             username: "ad min".into(),
             password: "p@ss:/word".into(),
@@ -168,52 +191,48 @@ async fn camera_changes_reach_mediamtx_as_the_right_write_and_nothing_else_is_to
         .await
         .unwrap();
     eventually("the new source", || {
-        emu.path(&path).is_some_and(|c| c["source"] == json!("rtsps://ad%20min:p%40ss%3A%2Fword@10.20.30.41/main"))
+        d.emu.path(&d.path).is_some_and(|c| c["source"] == json!("rtsps://ad%20min:p%40ss%3A%2Fword@10.20.30.41/main"))
     })
     .await;
-    assert_eq!(writes_to(&emu, &path).iter().map(|w| w.0.as_str()).collect::<Vec<_>>(), vec!["replace"]);
-    // Converged: periodic passes write nothing.
-    emu.clear_writes();
+    assert_eq!(writes_to(&d.emu, &d.path).iter().map(|w| w.0.as_str()).collect::<Vec<_>>(), vec!["replace"]);
+}
+
+#[tokio::test]
+async fn a_converged_camera_gets_no_more_writes() {
+    let d = Dock::start().await;
+    d.emu.clear_writes();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert!(emu.writes().is_empty(), "no-op writes: {:?}", emu.writes());
-    // Disabling takes the camera out of MediaMTX; enabling brings it back; deleting removes it.
-    update(&admin, &cam, pb::Camera { enabled: false, ..cam.clone() }, &["enabled"]).await;
-    eventually("the path gone", || emu.path(&path).is_none()).await;
-    update(&admin, &cam, pb::Camera { enabled: true, ..cam.clone() }, &["enabled"]).await;
-    eventually("the path back", || emu.path(&path).is_some()).await;
-    admin
-        .cameras()
-        .delete_camera(pb::DeleteCameraRequest { camera_id: cam.id.clone(), ..Default::default() })
-        .await
-        .unwrap();
-    eventually("the path deleted", || emu.path(&path).is_none()).await;
-    // A source given by name reaches MediaMTX as the address checked when it was resolved, so
-    // MediaMTX never resolves the name again (no DNS rebinding past the camera networks).
-    let named = admin
-        .cameras()
-        .create_camera(pb::CreateCameraRequest {
-            camera: Some(pb::Camera {
-                source_url: "rtsp://localhost:8554/cam".into(),
-                ..crate::cameras::camera("Named")
-            }),
-            password: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .camera
-        .unwrap();
-    eventually("the named camera's path", || emu.path(&path_of(&named)).is_some()).await;
-    let source = emu.path(&path_of(&named)).unwrap()["source"].as_str().unwrap().to_owned();
+    assert!(d.emu.writes().is_empty(), "no-op writes: {:?}", d.emu.writes());
+}
+
+#[tokio::test]
+async fn disabling_takes_a_camera_out_of_mediamtx_enabling_brings_it_back_and_deleting_removes_it() {
+    let d = Dock::start().await;
+    update(&d.admin, &d.cam, pb::Camera { enabled: false, ..d.cam.clone() }, &["enabled"]).await;
+    eventually("the path gone", || d.emu.path(&d.path).is_none()).await;
+    update(&d.admin, &d.cam, pb::Camera { enabled: true, ..d.cam.clone() }, &["enabled"]).await;
+    eventually("the path back", || d.emu.path(&d.path).is_some()).await;
+    let delete = pb::DeleteCameraRequest { camera_id: d.cam.id.clone(), ..Default::default() };
+    d.admin.cameras().delete_camera(delete).await.unwrap();
+    eventually("the path deleted", || d.emu.path(&d.path).is_none()).await;
+    // The hand-made path was never written to, and is still there.
+    assert!(d.emu.writes().iter().all(|w| w.name != "lobby-by-hand"));
+    assert!(d.emu.path("lobby-by-hand").is_some());
+}
+
+#[tokio::test]
+async fn a_source_given_by_name_reaches_mediamtx_as_the_address_checked_when_it_was_resolved() {
+    // So MediaMTX never resolves the name again (no DNS rebinding past the camera networks).
+    let d = Dock::start().await;
+    let camera = pb::Camera { source_url: "rtsp://localhost:8554/cam".into(), ..crate::cameras::camera("Named") };
+    let req = pb::CreateCameraRequest { camera: Some(camera), password: String::new() };
+    let named = d.admin.cameras().create_camera(req).await.unwrap().into_inner().camera.unwrap();
+    eventually("the named camera's path", || d.emu.path(&path_of(&named)).is_some()).await;
+    let source = d.emu.path(&path_of(&named)).unwrap()["source"].as_str().unwrap().to_owned();
     assert!(
         source.starts_with("rtsp://viewer@127.0.0.1:8554/cam") || source.starts_with("rtsp://viewer@[::1]:8554/cam"),
         "{source}"
     );
-    // The hand-made path was never written to, and is still there.
-    assert!(emu.writes().iter().all(|w| w.name != "lobby-by-hand"));
-    assert!(emu.path("lobby-by-hand").is_some());
-    // Every call carried a token MediaMTX verified against the server's JWKS.
-    assert!(emu.requests() > 0);
 }
 
 #[tokio::test]
