@@ -703,6 +703,8 @@ fn aimed_at(
 
 #[tokio::test]
 async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
+    // One table over every camera-scoped RPC of the descriptor on purpose: a new one without a
+    // request aimed at camera B fails here.
     use prost::Message;
     let s = TestServer::start().await;
     let admin = s.admin().await;

@@ -726,6 +726,8 @@ pub async fn record_real(r: &Recorder, path: &str, camera_url: &str, secs: u32) 
 
 #[tokio::test]
 async fn a_real_recording_exports_to_an_mp4_ffprobe_reads_with_its_reason_audited() {
+    // One scenario on purpose: the export, its download, its audit entry, playback and who may do
+    // neither all use the same eleven seconds of real recorded video, which take that long to make.
     let r = Recorder::start().await;
     let admin = r.s.admin().await;
     let camera = crate::rtsp::RtspCamera::start(None);

@@ -93,6 +93,8 @@ fn holds_jpeg_of(body: &[u8], width: u16, height: u16) -> bool {
 
 #[tokio::test]
 async fn frames_of_a_real_camera_become_stored_streamed_detections_and_a_hung_adapter_sheds_only_its_own() {
+    // One scenario on purpose: a real camera, its restream and a supervised ffmpeg take seconds to
+    // start, and the hung adapter must run beside the healthy one on the same frames.
     let (s, port) = server_reading_port().await;
     let admin = s.admin().await;
     let cam = crate::cameras::create(&admin, "yard").await;
