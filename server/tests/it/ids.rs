@@ -22,7 +22,7 @@ fn alert(sid: i64) -> String {
 const FLOW: &str = r#"{"timestamp":"2026-11-25T03:12:20.000000+0000","event_type":"flow","src_ip":"10.0.0.23","dest_ip":"198.51.100.7"}
 "#;
 
-fn append(path: &Path, text: &str) {
+pub fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }
@@ -43,7 +43,7 @@ async fn stored(s: &TestServer) -> Vec<i64> {
     rows.into_iter().map(|r| r.signature_id).collect()
 }
 
-fn follower(s: &TestServer, path: &Path) -> EveFollower {
+pub fn follower(s: &TestServer, path: &Path) -> EveFollower {
     EveFollower::new(path.to_path_buf(), s.store.clone(), Arc::new(s.clock.clone()), s.events.clone())
 }
 
