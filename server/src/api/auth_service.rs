@@ -244,11 +244,10 @@ impl AuthService for AuthApi {
     async fn list_sessions(&self, req: Request<pb::ListSessionsRequest>) -> ApiResult<pb::ListSessionsResponse> {
         let who = principal(&call(&req)?)?;
         let r = req.into_inner();
-        // A user has few live sessions: they come in one page.
-        PageRequest::new(r.page_size, &r.page_token, &r.user_id).map_err(to_status)?;
-        respond(self.app.list_sessions(&who, &r.user_id).await.map(|rows| pb::ListSessionsResponse {
+        let page = PageRequest::new(r.page_size, &r.page_token, &r.user_id).map_err(to_status)?;
+        respond(self.app.list_sessions(&who, &r.user_id, page).await.map(|(rows, next)| pb::ListSessionsResponse {
             sessions: rows.iter().map(|s| session_message(s, who.session_id)).collect(),
-            next_page_token: String::new(),
+            next_page_token: next,
         }))
     }
 

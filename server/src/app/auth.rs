@@ -2,7 +2,7 @@
 //! sessions, users and the last-admin rule.
 use super::mfa::LoginOutcome;
 use super::setup::SetupToken;
-use super::{Call, Principal};
+use super::{Call, PageRequest, Principal};
 use crate::clock::SharedClock;
 use crate::domain::mfa::AuthMethod;
 use crate::domain::{Actor, ActorType, AuditRecord};
@@ -597,13 +597,21 @@ impl AuthApp {
     }
 
     /// Live sessions of `user_id` (empty: the caller). Other users' sessions need `session.manage`.
-    pub async fn list_sessions(&self, who: &Principal, user_id: &str) -> Result<Vec<SessionRow>> {
+    pub async fn list_sessions(
+        &self,
+        who: &Principal,
+        user_id: &str,
+        page: PageRequest,
+    ) -> Result<(Vec<SessionRow>, String)> {
         let target = if user_id.is_empty() { who.user_id } else { super::parse_id("user_id", user_id)? };
         if target != who.user_id {
             who.require(Permission::SessionManage)?;
         }
-        let now = self.clock.now();
-        self.store.run(move |c| SessionRow::live_of_user(c, target, now)).await
+        let (now, after, limit) = (self.clock.now(), page.after_time_and_id()?, page.size);
+        let rows = self.store.run(move |c| SessionRow::live_of_user(c, target, now, after, limit)).await?;
+        let last = rows.last().map(|r| super::time_and_id(r.created_at, r.id));
+        let next = page.next_token(rows.len(), last.as_deref());
+        Ok((rows, next))
     }
 
     /// Revokes a session: the caller's own, or anyone's with `session.manage`.

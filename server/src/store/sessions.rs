@@ -55,15 +55,27 @@ impl SessionRow {
         Ok(sessions::table.find(id).select(SessionRow::as_select()).for_update().first(c).optional()?)
     }
 
-    /// Live (not revoked, not expired) sessions of `user_id`, newest first.
-    pub fn live_of_user(c: &mut PgConnection, user_id: Uuid, now: DateTime<Utc>) -> Result<Vec<SessionRow>> {
-        Ok(sessions::table
+    /// A page of the live (not revoked, not expired) sessions of `user_id`, newest first, after the
+    /// (created_at, id) position `after`.
+    pub fn live_of_user(
+        c: &mut PgConnection,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<SessionRow>> {
+        let mut q = sessions::table
             .filter(sessions::user_id.eq(user_id))
             .filter(sessions::revoked_at.is_null())
             .filter(sessions::expires_at.gt(now))
-            .order(sessions::created_at.desc())
+            .order((sessions::created_at.desc(), sessions::id.desc()))
             .select(SessionRow::as_select())
-            .load(c)?)
+            .limit(limit)
+            .into_boxed();
+        if let Some((at, id)) = after {
+            q = q.filter(sessions::created_at.lt(at).or(sessions::created_at.eq(at).and(sessions::id.lt(id))));
+        }
+        Ok(q.load(c)?)
     }
 
     /// Records a refresh.

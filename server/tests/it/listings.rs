@@ -225,3 +225,17 @@ async fn detections_are_listed_to_the_last_page() {
     each_once(all.into_iter().map(|d| d.label).collect(), want.clone());
     each_once(nvrctl(&s, &a, &["detections", "list"], "label").await, want);
 }
+
+#[tokio::test]
+async fn sessions_are_listed_to_the_last_page() {
+    let s = TestServer::start().await;
+    let a = s.admin().await;
+    let mut want = vec![a.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().session_id];
+    for _ in 0..4 {
+        let c = s.client().await;
+        want.push(s.login(&c, "admin").await.session_id);
+    }
+    let all = a.all_sessions(pb::ListSessionsRequest { page_size: PAGE, ..Default::default() }).await.unwrap();
+    each_once(all.into_iter().map(|x| x.id).collect(), want.clone());
+    each_once(nvrctl(&s, &a, &["sessions", "list"], "id").await, want);
+}
