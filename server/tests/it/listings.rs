@@ -239,3 +239,26 @@ async fn sessions_are_listed_to_the_last_page() {
     each_once(all.into_iter().map(|x| x.id).collect(), want.clone());
     each_once(nvrctl(&s, &a, &["sessions", "list"], "id").await, want);
 }
+
+#[tokio::test]
+async fn segments_are_listed_to_the_last_page() {
+    let r = crate::recordings::Recorder::start().await;
+    let a = r.s.admin().await;
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-25T08:00:00Z").unwrap().to_utc();
+    let (cam, starts) = r.recorded(&a, "Dock", t0, 5).await;
+    let range = |page_size| pb::ListSegmentsRequest {
+        camera_id: cam.id.clone(),
+        start_time: Some(opennvr_server::api::convert::timestamp(t0)),
+        end_time: Some(opennvr_server::api::convert::timestamp(t0 + chrono::Duration::hours(1))),
+        page_size,
+        ..Default::default()
+    };
+    let all = a.all_segments(range(PAGE)).await.unwrap();
+    let secs = |s: &pb::Segment| s.start_time.as_ref().unwrap().seconds.to_string();
+    each_once(all.iter().map(secs).collect(), starts.iter().map(|t| t.timestamp().to_string()).collect());
+    let args = ["recordings", "list", "Dock", "--since", "2026-11-25T08:00:00Z", "--until", "2026-11-25T09:00:00Z"];
+    let mut listed = nvrctl(&r.s, &a, &args, "start").await;
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    listed.dedup();
+    assert_eq!(listed.len(), 5, "every segment once: {listed:?}");
+}
