@@ -222,10 +222,10 @@ impl AuditService for AuditApi {
         req: Request<pb::ListAuditSigningKeysRequest>,
     ) -> ApiResult<pb::ListAuditSigningKeysResponse> {
         let r = req.into_inner();
-        PageRequest::new(r.page_size, &r.page_token, "").map_err(to_status)?;
-        respond(self.app.keys().await.map(|keys| pb::ListAuditSigningKeysResponse {
+        let page = PageRequest::new(r.page_size, &r.page_token, "").map_err(to_status)?;
+        respond(self.app.keys(page).await.map(|(keys, next)| pb::ListAuditSigningKeysResponse {
             keys: keys.iter().map(audit_key).collect(),
-            next_page_token: String::new(),
+            next_page_token: next,
         }))
     }
 }

@@ -148,8 +148,22 @@ impl AuditApp {
     }
 
     /// Every audit signing key, oldest first.
-    pub async fn keys(&self) -> Result<Vec<AuditKeyRow>> {
-        self.store.run(AuditKeyRow::all).await
+    pub async fn keys(&self, page: PageRequest) -> Result<(Vec<AuditKeyRow>, String)> {
+        let bad = || Error::invalid("page_token", "page_token is not one this server issued");
+        let after = match &page.after {
+            Some(t) => {
+                let (micros, kid) = t.split_once('/').ok_or_else(bad)?;
+                let at =
+                    micros.parse::<i64>().ok().and_then(chrono::DateTime::from_timestamp_micros).ok_or_else(bad)?;
+                Some((at, kid.to_owned()))
+            }
+            None => None,
+        };
+        let limit = page.size;
+        let rows = self.store.run(move |c| AuditKeyRow::page(c, after, limit)).await?;
+        let last = rows.last().map(|k| format!("{}/{}", k.created_at.timestamp_micros(), k.kid));
+        let next = page.next_token(rows.len(), last.as_deref());
+        Ok((rows, next))
     }
 
     /// Streams entries matching `filter`: those after `after` first, then new ones as they commit,

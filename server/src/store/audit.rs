@@ -290,6 +290,23 @@ impl AuditKeyRow {
             .load(c)?)
     }
 
+    /// A page of keys, oldest first, after the (created_at, kid) position `after`.
+    pub fn page(c: &mut PgConnection, after: Option<(DateTime<Utc>, String)>, limit: i64) -> Result<Vec<AuditKeyRow>> {
+        let mut q = audit_signing_keys::table
+            .order((audit_signing_keys::created_at.asc(), audit_signing_keys::kid.asc()))
+            .select(AuditKeyRow::as_select())
+            .limit(limit)
+            .into_boxed();
+        if let Some((at, kid)) = after {
+            q = q.filter(
+                audit_signing_keys::created_at
+                    .gt(at)
+                    .or(audit_signing_keys::created_at.eq(at).and(audit_signing_keys::kid.gt(kid))),
+            );
+        }
+        Ok(q.load(c)?)
+    }
+
     /// Marks every current key retired.
     pub fn retire_current(c: &mut PgConnection, now: DateTime<Utc>) -> Result<()> {
         diesel::update(audit_signing_keys::table.filter(audit_signing_keys::retired_at.is_null()))

@@ -262,3 +262,40 @@ async fn segments_are_listed_to_the_last_page() {
     listed.dedup();
     assert_eq!(listed.len(), 5, "every segment once: {listed:?}");
 }
+
+#[tokio::test]
+async fn credentials_are_listed_to_the_last_page() {
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+    let s = crate::mfa::webauthn_server().await;
+    let a = s.admin().await;
+    // The administrator's TOTP, and two passkeys (the second one needs the step-up of the login).
+    let mut want: Vec<String> = Vec::new();
+    for name in ["Key 1", "Key 2"] {
+        let (done, _) = crate::mfa::register(&a, &mut SoftPasskey::new(true), name).await;
+        want.push(done.credential.unwrap().id);
+    }
+    let all = a.all_credentials(pb::ListCredentialsRequest { page_size: PAGE, ..Default::default() }).await.unwrap();
+    assert_eq!(all.len(), 3, "TOTP and two passkeys: {all:?}");
+    want.extend(all.iter().filter(|c| c.r#type == pb::CredentialType::Totp as i32).map(|c| c.id.clone()));
+    each_once(all.into_iter().map(|c| c.id).collect(), want.clone());
+    each_once(nvrctl(&s, &a, &["credentials", "list"], "id").await, want);
+}
+
+#[tokio::test]
+async fn audit_signing_keys_are_listed_to_the_last_page() {
+    let s = TestServer::start().await;
+    let a = s.admin().await;
+    // The first checkpoint makes the first key; each rotation retires it and makes another.
+    s.audit.checkpoint().await.unwrap();
+    for _ in 0..3 {
+        s.audit.rotate_key().await.unwrap();
+    }
+    let all = a.all_audit_signing_keys(pb::ListAuditSigningKeysRequest { page_size: PAGE, ..Default::default() });
+    let want: Vec<String> = all.await.unwrap().into_iter().map(|k| k.key_id).collect();
+    assert_eq!(want.len(), 4, "{want:?}");
+    let mut dedup = want.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(dedup.len(), 4, "every key once: {want:?}");
+    each_once(nvrctl(&s, &a, &["audit", "keys"], "key").await, want);
+}

@@ -401,7 +401,7 @@ async fn deleting_a_credential_ends_the_sessions_it_signed_in() {
 // ---- WebAuthn, driven by a software authenticator through the API ----
 
 /// A server whose relying party is `localhost`, as a browser at [`ORIGIN`] reaches it.
-async fn webauthn_server() -> TestServer {
+pub async fn webauthn_server() -> TestServer {
     let db = crate::harness::TestDb::new();
     let mut options = crate::harness::test_options(&db);
     options.webauthn_rp_id = Some("localhost".into());
@@ -414,7 +414,7 @@ fn origin() -> Url {
 }
 
 /// Registers `key` for the user signed in on `c`: the credential and the raw credential id.
-async fn register(
+pub async fn register(
     c: &opennvr_sdk::Client,
     key: &mut SoftPasskey,
     name: &str,
