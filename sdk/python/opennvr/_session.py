@@ -14,7 +14,20 @@ from typing import Any, FrozenSet, Iterable, Iterator, List, Optional, Tuple, Un
 from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
 
 import opennvr.v1
-from opennvr.v1 import auth_service_pb2, options_pb2
+from opennvr.v1 import (
+    api_key_service_pb2_grpc,
+    audit_service_pb2_grpc,
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+    camera_service_pb2_grpc,
+    event_service_pb2_grpc,
+    ids_service_pb2_grpc,
+    inference_service_pb2_grpc,
+    master_key_service_pb2_grpc,
+    options_pb2,
+    recording_service_pb2_grpc,
+    user_service_pb2_grpc,
+)
 
 
 def api_files() -> Iterator[FileDescriptor]:
@@ -61,6 +74,22 @@ def wants_credential(method: Union[str, bytes], metadata: Optional[Iterable[Tupl
 def bearer(credential: str) -> Tuple[str, str]:
     """The metadata entry carrying ``credential``."""
     return (AUTHORIZATION, f"Bearer {credential}")
+
+
+class Stubs:
+    """One stub per OpenNVR service over one channel; the sync and asyncio clients both are these."""
+
+    def _attach(self, channel: Any) -> None:
+        self.auth = auth_service_pb2_grpc.AuthServiceStub(channel)
+        self.cameras = camera_service_pb2_grpc.CameraServiceStub(channel)
+        self.recordings = recording_service_pb2_grpc.RecordingServiceStub(channel)
+        self.audit = audit_service_pb2_grpc.AuditServiceStub(channel)
+        self.events = event_service_pb2_grpc.EventServiceStub(channel)
+        self.inference = inference_service_pb2_grpc.InferenceServiceStub(channel)
+        self.users = user_service_pb2_grpc.UserServiceStub(channel)
+        self.api_keys = api_key_service_pb2_grpc.ApiKeyServiceStub(channel)
+        self.master_key = master_key_service_pb2_grpc.MasterKeyServiceStub(channel)
+        self.ids = ids_service_pb2_grpc.IdsServiceStub(channel)
 
 
 class Session:

@@ -29,21 +29,9 @@ import grpc
 import grpc.aio
 
 from opennvr import errors
-from opennvr._session import Session, wants_credential, with_bearer
+from opennvr._session import Session, Stubs, wants_credential, with_bearer
 from opennvr.client import ChannelOptions
-from opennvr.v1 import (
-    api_key_service_pb2_grpc,
-    audit_service_pb2_grpc,
-    auth_service_pb2,
-    auth_service_pb2_grpc,
-    camera_service_pb2_grpc,
-    event_service_pb2_grpc,
-    ids_service_pb2_grpc,
-    inference_service_pb2_grpc,
-    master_key_service_pb2_grpc,
-    recording_service_pb2_grpc,
-    user_service_pb2_grpc,
-)
+from opennvr.v1 import auth_service_pb2
 
 __all__ = ["AsyncOpenNvrClient", "bearer_interceptors", "connect"]
 
@@ -129,7 +117,7 @@ def bearer_interceptors(
     return [_UnaryUnary(credential, before_call), _UnaryStream(credential, before_call)]
 
 
-class AsyncOpenNvrClient:
+class AsyncOpenNvrClient(Stubs):
     """:class:`opennvr.OpenNvrClient` for asyncio: the session's tokens and one stub per service.
 
     ``target`` is ``"host:port"``; a ``grpc.aio`` channel takes its interceptors when it is
@@ -156,16 +144,7 @@ class AsyncOpenNvrClient:
         self.channel = connect(
             target, credentials=credentials, options=options, interceptors=[*own, *(interceptors or ())]
         )
-        self.auth = auth_service_pb2_grpc.AuthServiceStub(self.channel)
-        self.cameras = camera_service_pb2_grpc.CameraServiceStub(self.channel)
-        self.recordings = recording_service_pb2_grpc.RecordingServiceStub(self.channel)
-        self.audit = audit_service_pb2_grpc.AuditServiceStub(self.channel)
-        self.events = event_service_pb2_grpc.EventServiceStub(self.channel)
-        self.inference = inference_service_pb2_grpc.InferenceServiceStub(self.channel)
-        self.users = user_service_pb2_grpc.UserServiceStub(self.channel)
-        self.api_keys = api_key_service_pb2_grpc.ApiKeyServiceStub(self.channel)
-        self.master_key = master_key_service_pb2_grpc.MasterKeyServiceStub(self.channel)
-        self.ids = ids_service_pb2_grpc.IdsServiceStub(self.channel)
+        self._attach(self.channel)
 
     # ---- credential and tokens ----
 

@@ -22,20 +22,8 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 import grpc
 
 from opennvr import errors
-from opennvr._session import PUBLIC_METHODS, Session, wants_credential, with_bearer
-from opennvr.v1 import (
-    api_key_service_pb2_grpc,
-    audit_service_pb2_grpc,
-    auth_service_pb2,
-    auth_service_pb2_grpc,
-    camera_service_pb2_grpc,
-    event_service_pb2_grpc,
-    ids_service_pb2_grpc,
-    inference_service_pb2_grpc,
-    master_key_service_pb2_grpc,
-    recording_service_pb2_grpc,
-    user_service_pb2_grpc,
-)
+from opennvr._session import PUBLIC_METHODS, Session, Stubs, wants_credential, with_bearer
+from opennvr.v1 import auth_service_pb2
 
 __all__ = ["connect", "OpenNvrClient", "BearerInterceptor", "PUBLIC_METHODS"]
 
@@ -153,7 +141,7 @@ class BearerInterceptor(
 
 
 
-class OpenNvrClient:
+class OpenNvrClient(Stubs):
     """Holds the session's tokens and one stub per OpenNVR service.
 
     ``target_or_channel`` is ``"host:port"`` (opened with :func:`connect`) or an existing channel.
@@ -182,16 +170,7 @@ class OpenNvrClient:
         self.channel = grpc.intercept_channel(
             self._raw_channel, BearerInterceptor(lambda: self._session.credential, self._refresh_if_needed)
         )
-        self.auth = auth_service_pb2_grpc.AuthServiceStub(self.channel)
-        self.cameras = camera_service_pb2_grpc.CameraServiceStub(self.channel)
-        self.recordings = recording_service_pb2_grpc.RecordingServiceStub(self.channel)
-        self.audit = audit_service_pb2_grpc.AuditServiceStub(self.channel)
-        self.events = event_service_pb2_grpc.EventServiceStub(self.channel)
-        self.inference = inference_service_pb2_grpc.InferenceServiceStub(self.channel)
-        self.users = user_service_pb2_grpc.UserServiceStub(self.channel)
-        self.api_keys = api_key_service_pb2_grpc.ApiKeyServiceStub(self.channel)
-        self.master_key = master_key_service_pb2_grpc.MasterKeyServiceStub(self.channel)
-        self.ids = ids_service_pb2_grpc.IdsServiceStub(self.channel)
+        self._attach(self.channel)
 
     # ---- credential and tokens ----
 

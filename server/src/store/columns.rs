@@ -25,6 +25,23 @@ pub fn from_stored<T: StoredName>(name: &str) -> deserialize::Result<T> {
     T::from_stored_name(name).ok_or_else(|| unknown::<T>(name))
 }
 
+/// A type read from one column by its `FromSql` (what `#[derive(FromSqlRow)]` would write).
+macro_rules! single_value {
+    ($t:ty) => {
+        impl<ST, DB> Queryable<ST, DB> for $t
+        where
+            DB: Backend,
+            ST: SingleValue,
+            Self: FromSql<ST, DB>,
+        {
+            type Row = Self;
+            fn build(row: Self) -> deserialize::Result<Self> {
+                Ok(row)
+            }
+        }
+    };
+}
+
 macro_rules! stored_as_text {
     ($($t:ty),+ $(,)?) => {$(
         impl ToSql<Text, Pg> for $t {
@@ -61,17 +78,7 @@ macro_rules! stored_as_text {
             }
         }
 
-        impl<ST, DB> Queryable<ST, DB> for $t
-        where
-            DB: Backend,
-            ST: SingleValue,
-            Self: FromSql<ST, DB>,
-        {
-            type Row = Self;
-            fn build(row: Self) -> deserialize::Result<Self> {
-                Ok(row)
-            }
-        }
+        single_value!($t);
     )+};
 }
 
@@ -105,17 +112,7 @@ impl AsExpression<SmallInt> for &SegmentState {
     }
 }
 
-impl<ST, DB> Queryable<ST, DB> for SegmentState
-where
-    DB: Backend,
-    ST: SingleValue,
-    Self: FromSql<ST, DB>,
-{
-    type Row = Self;
-    fn build(row: Self) -> deserialize::Result<Self> {
-        Ok(row)
-    }
-}
+single_value!(SegmentState);
 
 #[cfg(test)]
 mod tests {
