@@ -79,6 +79,10 @@ pub struct Options {
     /// Comma-separated origins allowed to call grpc-web from a browser (CORS) [default: none].
     #[arg(long, env = "OPENNVR_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
+    /// A built web dashboard (the `dist` directory of `dashboard/`), served under `/ui/` [default: the
+    /// one this checkout builds, `dashboard/dist`].
+    #[arg(long, env = "OPENNVR_DASHBOARD_DIR")]
+    pub dashboard_dir: Option<PathBuf>,
     /// Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed [default: none].
     #[arg(long, env = "OPENNVR_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<IpAddr>>,
@@ -237,6 +241,7 @@ impl Options {
             tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
             tls_key_file: self.tls_key_file.or(file.tls_key_file),
             cors_origins: self.cors_origins.or(file.cors_origins),
+            dashboard_dir: self.dashboard_dir.or(file.dashboard_dir),
             trusted_proxies: self.trusted_proxies.or(file.trusted_proxies),
             log_format: self.log_format.or(file.log_format),
             access_token_ttl_secs: self.access_token_ttl_secs.or(file.access_token_ttl_secs),
@@ -309,6 +314,8 @@ pub struct Config {
     pub master_key_previous_files: Vec<PathBuf>,
     pub tls: Option<Tls>,
     pub cors_origins: Vec<String>,
+    /// Where the built dashboard is, when set explicitly.
+    pub dashboard_dir: Option<PathBuf>,
     pub trusted_proxies: Vec<IpAddr>,
     pub log_json: bool,
     pub access_token_ttl: Duration,
@@ -448,6 +455,7 @@ impl Config {
             master_key_previous_files: o.master_key_previous_files.unwrap_or_default(),
             tls,
             cors_origins: o.cors_origins.unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect(),
+            dashboard_dir: o.dashboard_dir,
             trusted_proxies: o.trusted_proxies.unwrap_or_default(),
             log_json,
             access_token_ttl: secs(o.access_token_ttl_secs, 600, "OPENNVR_ACCESS_TOKEN_TTL_SECS")?,

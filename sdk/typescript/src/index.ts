@@ -19,6 +19,8 @@ export * from "./gen/opennvr/v1/event_service_pb.js";
 
 export { createClient, createTransport, isPublicMethod, OpenNvrClient, PUBLIC_METHODS } from "./client.js";
 export type { OpenNvrClientOptions } from "./client.js";
+export { ERROR_DOMAIN, errorFacts, isStepUpRequired } from "./errors.js";
+export type { ErrorFacts, FieldViolation } from "./errors.js";
 
 // Re-exported so that callers need no direct dependency to create messages or inspect errors.
 export { create, fromBinary, fromJson, toBinary, toJson } from "@bufbuild/protobuf";

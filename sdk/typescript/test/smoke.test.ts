@@ -107,6 +107,24 @@ describe("OpenNVR TypeScript SDK smoke (grpc-web)", () => {
     }
   });
 
+  it("tells a fresh server from a set-up one before anyone signs in", async () => {
+    const options = await createClient(env("OPENNVR_SMOKE_URL")).auth.getSignInOptions({});
+    assert.equal(options.setupRequired, true, "a fresh server needs its first administrator");
+  });
+
+  it("names the invalid field of a refused request", async () => {
+    const client = createClient(env("OPENNVR_SMOKE_URL"));
+    const err = await rpcError(client.bootstrap("nvr_setup_x", "smoke-admin", "short"));
+    const facts = sdk.errorFacts(err);
+    assert.equal(facts.code, Code.InvalidArgument, `expected InvalidArgument, got ${Code[facts.code]}`);
+    assert.deepEqual(
+      facts.fieldViolations.map((v) => v.field),
+      ["password"],
+      `the violation names the field: ${JSON.stringify(facts)}`,
+    );
+    assert.ok(!facts.message.startsWith("["), `the message comes without the code prefix: ${facts.message}`);
+  });
+
   it("bootstraps the first administrator", async () => {
     const client = createClient(env("OPENNVR_SMOKE_URL"));
     const tokens = await client.bootstrap(
@@ -206,5 +224,7 @@ describe("OpenNVR TypeScript SDK smoke (grpc-web)", () => {
     const err = await rpcError(client.login(env("OPENNVR_SMOKE_USER"), `${env("OPENNVR_SMOKE_PASSWORD")}-wrong`));
     assert.equal(err.code, Code.Unauthenticated, `expected Unauthenticated, got ${Code[err.code]}: ${err.message}`);
     assert.equal(client.credential, undefined, "a failed login must not leave a credential behind");
+    assert.equal(sdk.errorFacts(err).reason, "ERROR_REASON_INVALID_CREDENTIALS");
+    assert.equal(sdk.isStepUpRequired(err), false);
   });
 });

@@ -161,6 +161,17 @@ impl AuthService for AuthApi {
         Ok(tonic::Response::new(pb::FinishMfaResponse { tokens: Some(tokens_message(&self.app, &t).await?) }))
     }
 
+    async fn get_sign_in_options(
+        &self,
+        _req: Request<pb::GetSignInOptionsRequest>,
+    ) -> ApiResult<pb::GetSignInOptionsResponse> {
+        respond(self.app.sign_in_options().await.map(|o| pb::GetSignInOptionsResponse {
+            setup_required: o.setup_required,
+            passkeys_enabled: o.passkeys_rp_id.is_some(),
+            webauthn_rp_id: o.passkeys_rp_id.unwrap_or_default(),
+        }))
+    }
+
     async fn start_passkey_login(
         &self,
         req: Request<pb::StartPasskeyLoginRequest>,

@@ -6,6 +6,7 @@ pub mod auth_service;
 pub mod authn;
 pub mod camera_service;
 pub mod convert;
+pub mod dashboard;
 pub mod event_service;
 pub mod http_routes;
 pub mod ids_service;
@@ -53,6 +54,8 @@ pub struct RouterParts {
     pub gate: Arc<authn::Gate>,
     pub http: Arc<http_routes::HttpState>,
     pub cors_origins: Vec<String>,
+    /// The web dashboard served under `/ui/`.
+    pub dashboard: dashboard::DashboardConfig,
 }
 
 /// Answers calls to services that are not built yet with UNIMPLEMENTED naming the capability.
@@ -97,7 +100,7 @@ pub fn router(parts: RouterParts) -> Result<Router> {
         .fallback(not_yet)
         .layer(axum::middleware::from_fn_with_state(parts.gate, authn::gate))
         .layer(tonic_web::GrpcWebLayer::new());
-    let mut app = http_routes::routes(parts.http).merge(grpc);
+    let mut app = http_routes::routes(parts.http).merge(dashboard::routes(&parts.dashboard)?).merge(grpc);
     if !parts.cors_origins.is_empty() {
         let origins = parts
             .cors_origins

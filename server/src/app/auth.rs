@@ -83,6 +83,15 @@ pub struct AuthApp {
     pub api_keys: crate::security::api_keys::ApiKeyCache,
 }
 
+/// What a sign-in page can offer before anyone signs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInOptions {
+    /// No user exists yet.
+    pub setup_required: bool,
+    /// The WebAuthn relying party id; `None`: passkeys are off.
+    pub passkeys_rp_id: Option<String>,
+}
+
 /// One queue per (username, client address): password checks of a pair run one at a time, so
 /// parallel guesses are judged in order and correct parallel logins are not mistaken for guessing.
 #[derive(Clone, Default)]
@@ -199,6 +208,14 @@ pub(super) fn user_actor(user: &UserRow, session: Option<Uuid>) -> Actor {
 type Prelude = Box<dyn FnOnce(&mut diesel::PgConnection) -> Result<()> + Send>;
 
 impl AuthApp {
+    /// What the sign-in page offers: whether the first administrator is still to be created, and the
+    /// relying party of passkeys when they are configured.
+    pub async fn sign_in_options(&self) -> Result<SignInOptions> {
+        let setup_required = self.store.run(|c| Ok(UserRow::count(c)? == 0)).await?;
+        let passkeys_rp_id = self.mfa.passkeys.as_ref().map(|p| p.rp_id().to_owned());
+        Ok(SignInOptions { setup_required, passkeys_rp_id })
+    }
+
     /// Creates the first administrator with the setup token. Works once, even when calls race.
     pub async fn bootstrap(
         &self,

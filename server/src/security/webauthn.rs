@@ -138,6 +138,11 @@ fn assertion(field: &'static str, json: &str) -> Result<PublicKeyCredential> {
 }
 
 impl PasskeyCeremonies {
+    /// The relying party's id (a domain name).
+    pub fn rp_id(&self) -> &str {
+        &self.rp.id
+    }
+
     /// Builds the relying party's WebAuthn.
     pub fn new(rp: RelyingParty) -> Result<PasskeyCeremonies> {
         let first = rp.origins.first().ok_or_else(|| Error::internal("no WebAuthn origin"))?;

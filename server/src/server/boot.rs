@@ -322,6 +322,10 @@ impl Apps {
                 adapters: self.registry.clone(),
             }),
             cors_origins: config.cors_origins.clone(),
+            dashboard: crate::api::dashboard::DashboardConfig::locate(
+                config.dashboard_dir.as_deref(),
+                &[config.media.whep_url.as_deref(), config.media.hls_url.as_deref()],
+            )?,
         })
     }
 }

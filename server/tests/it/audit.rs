@@ -625,6 +625,7 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
         }
         .encode_to_vec(),
         "AuthService.StartPasskeyLogin" => pb::StartPasskeyLoginRequest {}.encode_to_vec(),
+        "AuthService.GetSignInOptions" => pb::GetSignInOptionsRequest {}.encode_to_vec(),
         "AuthService.FinishPasskeyLogin" => {
             pb::FinishPasskeyLoginRequest { ticket: "nvr_mfa_x".into(), passkey_assertion_json: "{}".into() }
                 .encode_to_vec()
@@ -834,6 +835,7 @@ const PUBLIC: &[&str] = &[
     "AuthService.FinishMfa",
     "AuthService.StartPasskeyLogin",
     "AuthService.FinishPasskeyLogin",
+    "AuthService.GetSignInOptions",
 ];
 
 #[derive(diesel::QueryableByName)]

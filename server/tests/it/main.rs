@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod boot;
 mod cameras;
+mod dashboard;
 mod embedded;
 mod harness;
 mod http;

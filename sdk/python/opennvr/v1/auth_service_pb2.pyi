@@ -544,6 +544,51 @@ class FinishMfaResponse(_message.Message):
 Global___FinishMfaResponse: _TypeAlias = FinishMfaResponse  # noqa: Y015
 
 @_typing.final
+class GetSignInOptionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSignInOptionsRequest: _TypeAlias = GetSignInOptionsRequest  # noqa: Y015
+
+@_typing.final
+class GetSignInOptionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETUP_REQUIRED_FIELD_NUMBER: _builtins.int
+    PASSKEYS_ENABLED_FIELD_NUMBER: _builtins.int
+    WEBAUTHN_RP_ID_FIELD_NUMBER: _builtins.int
+    setup_required: _builtins.bool
+    """No user exists yet: create the first administrator with Bootstrap and the setup token."""
+    passkeys_enabled: _builtins.bool
+    """Passkeys (WebAuthn) are configured: passwordless sign-in and passkey registration work."""
+    webauthn_rp_id: _builtins.str
+    """The WebAuthn relying party id (a domain name) when passkeys are enabled, else empty: a browser
+    offers passkeys only on pages of that domain.
+    """
+    def __init__(
+        self,
+        *,
+        setup_required: _builtins.bool = ...,
+        passkeys_enabled: _builtins.bool = ...,
+        webauthn_rp_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["passkeys_enabled", b"passkeys_enabled", "setup_required", b"setup_required", "webauthn_rp_id", b"webauthn_rp_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSignInOptionsResponse: _TypeAlias = GetSignInOptionsResponse  # noqa: Y015
+
+@_typing.final
 class StartPasskeyLoginRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

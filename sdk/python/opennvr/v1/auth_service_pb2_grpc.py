@@ -55,6 +55,11 @@ class AuthServiceStub:
                 request_serializer=opennvr_dot_v1_dot_auth__service__pb2.FinishMfaRequest.SerializeToString,
                 response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.FinishMfaResponse.FromString,
                 _registered_method=True)
+        self.GetSignInOptions = channel.unary_unary(
+                '/opennvr.v1.AuthService/GetSignInOptions',
+                request_serializer=opennvr_dot_v1_dot_auth__service__pb2.GetSignInOptionsRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_auth__service__pb2.GetSignInOptionsResponse.FromString,
+                _registered_method=True)
         self.StartPasskeyLogin = channel.unary_unary(
                 '/opennvr.v1.AuthService/StartPasskeyLogin',
                 request_serializer=opennvr_dot_v1_dot_auth__service__pb2.StartPasskeyLoginRequest.SerializeToString,
@@ -190,6 +195,15 @@ class AuthServiceServicer:
         missing or malformed factor, FAILED_PRECONDITION for a passkey assertion when the ticket's
         passkey challenge was spent (call StartMfa), RESOURCE_EXHAUSTED (reason
         ERROR_REASON_RATE_LIMITED) after repeated wrong factors (counted per user).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSignInOptions(self, request, context):
+        """What a sign-in page can offer before anyone signs in: whether the site still needs its first
+        administrator (Bootstrap with the setup token) and whether passkeys work on this server. Reveals
+        nothing about any user.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -387,6 +401,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.FinishMfa,
                     request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.FinishMfaRequest.FromString,
                     response_serializer=opennvr_dot_v1_dot_auth__service__pb2.FinishMfaResponse.SerializeToString,
+            ),
+            'GetSignInOptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSignInOptions,
+                    request_deserializer=opennvr_dot_v1_dot_auth__service__pb2.GetSignInOptionsRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_auth__service__pb2.GetSignInOptionsResponse.SerializeToString,
             ),
             'StartPasskeyLogin': grpc.unary_unary_rpc_method_handler(
                     servicer.StartPasskeyLogin,
@@ -588,6 +607,33 @@ class AuthService:
             '/opennvr.v1.AuthService/FinishMfa',
             opennvr_dot_v1_dot_auth__service__pb2.FinishMfaRequest.SerializeToString,
             opennvr_dot_v1_dot_auth__service__pb2.FinishMfaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSignInOptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opennvr.v1.AuthService/GetSignInOptions',
+            opennvr_dot_v1_dot_auth__service__pb2.GetSignInOptionsRequest.SerializeToString,
+            opennvr_dot_v1_dot_auth__service__pb2.GetSignInOptionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

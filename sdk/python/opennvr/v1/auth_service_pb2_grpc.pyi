@@ -99,6 +99,11 @@ class AuthServiceStub:
     passkey challenge was spent (call StartMfa), RESOURCE_EXHAUSTED (reason
     ERROR_REASON_RATE_LIMITED) after repeated wrong factors (counted per user).
     """
+    GetSignInOptions: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.GetSignInOptionsRequest, _auth_service_pb2.GetSignInOptionsResponse]
+    """What a sign-in page can offer before anyone signs in: whether the site still needs its first
+    administrator (Bootstrap with the setup token) and whether passkeys work on this server. Reveals
+    nothing about any user.
+    """
     StartPasskeyLogin: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyLoginRequest, _auth_service_pb2.StartPasskeyLoginResponse]
     """Starts a passwordless login with a discoverable passkey: WebAuthn request options with no
     allowed credentials (the authenticator offers the user's passkeys) and a single-use ticket.
@@ -230,6 +235,11 @@ class AuthServiceAsyncStub(AuthServiceStub):
     missing or malformed factor, FAILED_PRECONDITION for a passkey assertion when the ticket's
     passkey challenge was spent (call StartMfa), RESOURCE_EXHAUSTED (reason
     ERROR_REASON_RATE_LIMITED) after repeated wrong factors (counted per user).
+    """
+    GetSignInOptions: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.GetSignInOptionsRequest, _auth_service_pb2.GetSignInOptionsResponse]  # type: ignore[assignment]
+    """What a sign-in page can offer before anyone signs in: whether the site still needs its first
+    administrator (Bootstrap with the setup token) and whether passkeys work on this server. Reveals
+    nothing about any user.
     """
     StartPasskeyLogin: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartPasskeyLoginRequest, _auth_service_pb2.StartPasskeyLoginResponse]  # type: ignore[assignment]
     """Starts a passwordless login with a discoverable passkey: WebAuthn request options with no
@@ -383,6 +393,17 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         missing or malformed factor, FAILED_PRECONDITION for a passkey assertion when the ticket's
         passkey challenge was spent (call StartMfa), RESOURCE_EXHAUSTED (reason
         ERROR_REASON_RATE_LIMITED) after repeated wrong factors (counted per user).
+        """
+
+    @_abc_1.abstractmethod
+    def GetSignInOptions(
+        self,
+        request: _auth_service_pb2.GetSignInOptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.GetSignInOptionsResponse, _abc.Awaitable[_auth_service_pb2.GetSignInOptionsResponse]]:
+        """What a sign-in page can offer before anyone signs in: whether the site still needs its first
+        administrator (Bootstrap with the setup token) and whether passkeys work on this server. Reveals
+        nothing about any user.
         """
 
     @_abc_1.abstractmethod

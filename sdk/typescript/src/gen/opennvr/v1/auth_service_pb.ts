@@ -56,7 +56,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file opennvr/v1/auth_service.proto.
  */
 export const file_opennvr_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1vcGVubnZyL3YxL2F1dGhfc2VydmljZS5wcm90bxIKb3Blbm52ci52MSLkAgoHU2Vzc2lvbhIKCgJpZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X3JlZnJlc2hfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsaWVudF9hZGRyZXNzGAYgASgJEhIKCnVzZXJfYWdlbnQYByABKAkSDwoHY3VycmVudBgIIAEoCBIwCgxzdGVwX3VwX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGF1dGhfbWV0aG9kcxgKIAMoCRIeChZtZmFfZW5yb2xtZW50X3JlcXVpcmVkGAsgASgIIoYCCgZUb2tlbnMSFAoMYWNjZXNzX3Rva2VuGAEgASgJEjwKGGFjY2Vzc190b2tlbl9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVmcmVzaF90b2tlbhgDIAEoCRI9ChlyZWZyZXNoX3Rva2VuX2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAUgASgJEh4KBHVzZXIYBiABKAsyEC5vcGVubnZyLnYxLlVzZXISHgoWbWZhX2Vucm9sbWVudF9yZXF1aXJlZBgHIAEoCCKmAQoMTWZhQ2hhbGxlbmdlEg4KBnRpY2tldBgBIAEoCRIvCgdtZXRob2RzGAIgAygOMh4ub3Blbm52ci52MS5TZWNvbmRGYWN0b3JNZXRob2QSJAoccGFzc2tleV9yZXF1ZXN0X29wdGlvbnNfanNvbhgDIAEoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoMU2Vjb25kRmFjdG9yEhMKCXRvdHBfY29kZRgBIAEoCUgAEiAKFnBhc3NrZXlfYXNzZXJ0aW9uX2pzb24YAiABKAlIABIXCg1yZWNvdmVyeV9jb2RlGAMgASgJSABCCAoGbWV0aG9kIsUBCgpDcmVkZW50aWFsEgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSKAoEdHlwZRgDIAEoDjIaLm9wZW5udnIudjEuQ3JlZGVudGlhbFR5cGUSDAoEbmFtZRgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNbGFzdF91c2VfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOwoRQ2FtZXJhUGVybWlzc2lvbnMSEQoJY2FtZXJhX2lkGAEgASgJEhMKC3Blcm1pc3Npb25zGAIgAygJImEKEEJvb3RzdHJhcFJlcXVlc3QSEwoLc2V0dXBfdG9rZW4YASABKAkSEAoIdXNlcm5hbWUYAiABKAkSEAoIcGFzc3dvcmQYAyABKAkSFAoMZGlzcGxheV9uYW1lGAQgASgJIjcKEUJvb3RzdHJhcFJlc3BvbnNlEiIKBnRva2VucxgBIAEoCzISLm9wZW5udnIudjEuVG9rZW5zIjIKDExvZ2luUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJxCg1Mb2dpblJlc3BvbnNlEiQKBnRva2VucxgBIAEoCzISLm9wZW5udnIudjEuVG9rZW5zSAASMAoMbWZhX3JlcXVpcmVkGAIgASgLMhgub3Blbm52ci52MS5NZmFDaGFsbGVuZ2VIAEIICgZyZXN1bHQiIQoPU3RhcnRNZmFSZXF1ZXN0Eg4KBnRpY2tldBgBIAEoCSI/ChBTdGFydE1mYVJlc3BvbnNlEisKCWNoYWxsZW5nZRgBIAEoCzIYLm9wZW5udnIudjEuTWZhQ2hhbGxlbmdlIkwKEEZpbmlzaE1mYVJlcXVlc3QSDgoGdGlja2V0GAEgASgJEigKBmZhY3RvchgCIAEoCzIYLm9wZW5udnIudjEuU2Vjb25kRmFjdG9yIjcKEUZpbmlzaE1mYVJlc3BvbnNlEiIKBnRva2VucxgBIAEoCzISLm9wZW5udnIudjEuVG9rZW5zIhoKGFN0YXJ0UGFzc2tleUxvZ2luUmVxdWVzdCJIChlTdGFydFBhc3NrZXlMb2dpblJlc3BvbnNlEisKCWNoYWxsZW5nZRgBIAEoCzIYLm9wZW5udnIudjEuTWZhQ2hhbGxlbmdlIksKGUZpbmlzaFBhc3NrZXlMb2dpblJlcXVlc3QSDgoGdGlja2V0GAEgASgJEh4KFnBhc3NrZXlfYXNzZXJ0aW9uX2pzb24YAiABKAkiQAoaRmluaXNoUGFzc2tleUxvZ2luUmVzcG9uc2USIgoGdG9rZW5zGAEgASgLMhIub3Blbm52ci52MS5Ub2tlbnMiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSI1Cg9SZWZyZXNoUmVzcG9uc2USIgoGdG9rZW5zGAEgASgLMhIub3Blbm52ci52MS5Ub2tlbnMiDwoNTG9nb3V0UmVxdWVzdCIQCg5Mb2dvdXRSZXNwb25zZSIPCg1XaG9BbUlSZXF1ZXN0ItgCCg5XaG9BbUlSZXNwb25zZRIeCgR1c2VyGAEgASgLMhAub3Blbm52ci52MS5Vc2VyEhIKCnNlc3Npb25faWQYAiABKAkSEwoLcGVybWlzc2lvbnMYAyADKAkSOQoSY2FtZXJhX3Blcm1pc3Npb25zGAQgAygLMh0ub3Blbm52ci52MS5DYW1lcmFQZXJtaXNzaW9ucxISCgphcGlfa2V5X2lkGAUgASgJEjAKDHN0ZXBfdXBfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoHYXBpX2tleRgHIAEoCzISLm9wZW5udnIudjEuQXBpS2V5Eh4KFm1mYV9lbnJvbG1lbnRfcmVxdWlyZWQYCCABKAgSNwoTc3RlcF91cF9leHBpcmVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZAoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJEhsKE2tlZXBfb3RoZXJfc2Vzc2lvbnMYAyABKAgiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSJNChNMaXN0U2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVgoUTGlzdFNlc3Npb25zUmVzcG9uc2USJQoIc2Vzc2lvbnMYASADKAsyEy5vcGVubnZyLnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIhQKElN0YXJ0U3RlcFVwUmVxdWVzdCJCChNTdGFydFN0ZXBVcFJlc3BvbnNlEisKCWNoYWxsZW5nZRgBIAEoCzIYLm9wZW5udnIudjEuTWZhQ2hhbGxlbmdlIkkKDVN0ZXBVcFJlcXVlc3QSDgoGdGlja2V0GAEgASgJEigKBmZhY3RvchgCIAEoCzIYLm9wZW5udnIudjEuU2Vjb25kRmFjdG9yIm8KDlN0ZXBVcFJlc3BvbnNlEiQKB3Nlc3Npb24YASABKAsyEy5vcGVubnZyLnYxLlNlc3Npb24SNwoTc3RlcF91cF9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiIQofU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdCKOAQogU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USGgoScmVnaXN0cmF0aW9uX3Rva2VuGAEgASgJEh0KFWNyZWF0aW9uX29wdGlvbnNfanNvbhgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZQogRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QSGgoScmVnaXN0cmF0aW9uX3Rva2VuGAEgASgJEhcKD2NyZWRlbnRpYWxfanNvbhgCIAEoCRIMCgRuYW1lGAMgASgJImcKIUZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXNwb25zZRIqCgpjcmVkZW50aWFsGAEgASgLMhYub3Blbm52ci52MS5DcmVkZW50aWFsEhYKDnJlY292ZXJ5X2NvZGVzGAIgAygJIhwKGlN0YXJ0VG90cEVucm9sbG1lbnRSZXF1ZXN0Io0BChtTdGFydFRvdHBFbnJvbGxtZW50UmVzcG9uc2USGAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCRITCgtvdHBhdXRoX3VyaRgCIAEoCRIOCgZzZWNyZXQYAyABKAkSLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlMKG0ZpbmlzaFRvdHBFbnJvbGxtZW50UmVxdWVzdBIYChBlbnJvbGxtZW50X3Rva2VuGAEgASgJEgwKBGNvZGUYAiABKAkSDAoEbmFtZRgDIAEoCSJiChxGaW5pc2hUb3RwRW5yb2xsbWVudFJlc3BvbnNlEioKCmNyZWRlbnRpYWwYASABKAsyFi5vcGVubnZyLnYxLkNyZWRlbnRpYWwSFgoOcmVjb3ZlcnlfY29kZXMYAiADKAkiIAoeUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0IjkKH1JlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVzcG9uc2USFgoOcmVjb3ZlcnlfY29kZXMYASADKAkiUAoWTGlzdENyZWRlbnRpYWxzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIl8KF0xpc3RDcmVkZW50aWFsc1Jlc3BvbnNlEisKC2NyZWRlbnRpYWxzGAEgAygLMhYub3Blbm52ci52MS5DcmVkZW50aWFsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI+ChdSZW5hbWVDcmVkZW50aWFsUmVxdWVzdBIVCg1jcmVkZW50aWFsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkiRgoYUmVuYW1lQ3JlZGVudGlhbFJlc3BvbnNlEioKCmNyZWRlbnRpYWwYASABKAsyFi5vcGVubnZyLnYxLkNyZWRlbnRpYWwiMAoXRGVsZXRlQ3JlZGVudGlhbFJlcXVlc3QSFQoNY3JlZGVudGlhbF9pZBgBIAEoCSIaChhEZWxldGVDcmVkZW50aWFsUmVzcG9uc2UqowEKElNlY29uZEZhY3Rvck1ldGhvZBIkCiBTRUNPTkRfRkFDVE9SX01FVEhPRF9VTlNQRUNJRklFRBAAEh0KGVNFQ09ORF9GQUNUT1JfTUVUSE9EX1RPVFAQARIgChxTRUNPTkRfRkFDVE9SX01FVEhPRF9QQVNTS0VZEAISJgoiU0VDT05EX0ZBQ1RPUl9NRVRIT0RfUkVDT1ZFUllfQ09ERRADKmgKDkNyZWRlbnRpYWxUeXBlEh8KG0NSRURFTlRJQUxfVFlQRV9VTlNQRUNJRklFRBAAEhgKFENSRURFTlRJQUxfVFlQRV9UT1RQEAESGwoXQ1JFREVOVElBTF9UWVBFX1BBU1NLRVkQAjK0EQoLQXV0aFNlcnZpY2USVAoJQm9vdHN0cmFwEhwub3Blbm52ci52MS5Cb290c3RyYXBSZXF1ZXN0Gh0ub3Blbm52ci52MS5Cb290c3RyYXBSZXNwb25zZSIK4uAYBiAAKAEIARJICgVMb2dpbhIYLm9wZW5udnIudjEuTG9naW5SZXF1ZXN0Ghkub3Blbm52ci52MS5Mb2dpblJlc3BvbnNlIgri4BgGIAAoAQgBElEKCFN0YXJ0TWZhEhsub3Blbm52ci52MS5TdGFydE1mYVJlcXVlc3QaHC5vcGVubnZyLnYxLlN0YXJ0TWZhUmVzcG9uc2UiCuLgGAYgACgBCAESVAoJRmluaXNoTWZhEhwub3Blbm52ci52MS5GaW5pc2hNZmFSZXF1ZXN0Gh0ub3Blbm52ci52MS5GaW5pc2hNZmFSZXNwb25zZSIK4uAYBiAAKAEIARJsChFTdGFydFBhc3NrZXlMb2dpbhIkLm9wZW5udnIudjEuU3RhcnRQYXNza2V5TG9naW5SZXF1ZXN0GiUub3Blbm52ci52MS5TdGFydFBhc3NrZXlMb2dpblJlc3BvbnNlIgri4BgGIAAoAQgBEm8KEkZpbmlzaFBhc3NrZXlMb2dpbhIlLm9wZW5udnIudjEuRmluaXNoUGFzc2tleUxvZ2luUmVxdWVzdBomLm9wZW5udnIudjEuRmluaXNoUGFzc2tleUxvZ2luUmVzcG9uc2UiCuLgGAYgACgBCAESTgoHUmVmcmVzaBIaLm9wZW5udnIudjEuUmVmcmVzaFJlcXVlc3QaGy5vcGVubnZyLnYxLlJlZnJlc2hSZXNwb25zZSIK4uAYBiAAKAEIARJNCgZMb2dvdXQSGS5vcGVubnZyLnYxLkxvZ291dFJlcXVlc3QaGi5vcGVubnZyLnYxLkxvZ291dFJlc3BvbnNlIgzi4BgIIAAoATABEAESTQoGV2hvQW1JEhkub3Blbm52ci52MS5XaG9BbUlSZXF1ZXN0Ghoub3Blbm52ci52MS5XaG9BbUlSZXNwb25zZSIM4uAYCCAAKAEwARABEmMKDkNoYW5nZVBhc3N3b3JkEiEub3Blbm52ci52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaIi5vcGVubnZyLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UiCuLgGAYgACgBEAESXQoMTGlzdFNlc3Npb25zEh8ub3Blbm52ci52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiAub3Blbm52ci52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZSIK4uAYBiAAKAEQARJgCg1SZXZva2VTZXNzaW9uEiAub3Blbm52ci52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBohLm9wZW5udnIudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlIgri4BgGIAAoARABElwKC1N0YXJ0U3RlcFVwEh4ub3Blbm52ci52MS5TdGFydFN0ZXBVcFJlcXVlc3QaHy5vcGVubnZyLnYxLlN0YXJ0U3RlcFVwUmVzcG9uc2UiDOLgGAggACgBMAEQARJNCgZTdGVwVXASGS5vcGVubnZyLnYxLlN0ZXBVcFJlcXVlc3QaGi5vcGVubnZyLnYxLlN0ZXBVcFJlc3BvbnNlIgzi4BgIIAAoATABEAESgwEKGFN0YXJ0UGFzc2tleVJlZ2lzdHJhdGlvbhIrLm9wZW5udnIudjEuU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBosLm9wZW5udnIudjEuU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2UiDOLgGAggACgDMAEQARKGAQoZRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvbhIsLm9wZW5udnIudjEuRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QaLS5vcGVubnZyLnYxLkZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXNwb25zZSIM4uAYCCAAKAEwARABEnQKE1N0YXJ0VG90cEVucm9sbG1lbnQSJi5vcGVubnZyLnYxLlN0YXJ0VG90cEVucm9sbG1lbnRSZXF1ZXN0Gicub3Blbm52ci52MS5TdGFydFRvdHBFbnJvbGxtZW50UmVzcG9uc2UiDOLgGAggACgDMAEQARJ3ChRGaW5pc2hUb3RwRW5yb2xsbWVudBInLm9wZW5udnIudjEuRmluaXNoVG90cEVucm9sbG1lbnRSZXF1ZXN0Gigub3Blbm52ci52MS5GaW5pc2hUb3RwRW5yb2xsbWVudFJlc3BvbnNlIgzi4BgIIAAoATABEAESfgoXUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXMSKi5vcGVubnZyLnYxLlJlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVxdWVzdBorLm9wZW5udnIudjEuUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXNwb25zZSIK4uAYBiAAKAIQARJoCg9MaXN0Q3JlZGVudGlhbHMSIi5vcGVubnZyLnYxLkxpc3RDcmVkZW50aWFsc1JlcXVlc3QaIy5vcGVubnZyLnYxLkxpc3RDcmVkZW50aWFsc1Jlc3BvbnNlIgzi4BgIIAAoATABEAESaQoQUmVuYW1lQ3JlZGVudGlhbBIjLm9wZW5udnIudjEuUmVuYW1lQ3JlZGVudGlhbFJlcXVlc3QaJC5vcGVubnZyLnYxLlJlbmFtZUNyZWRlbnRpYWxSZXNwb25zZSIK4uAYBiAAKAEQARJpChBEZWxldGVDcmVkZW50aWFsEiMub3Blbm52ci52MS5EZWxldGVDcmVkZW50aWFsUmVxdWVzdBokLm9wZW5udnIudjEuRGVsZXRlQ3JlZGVudGlhbFJlc3BvbnNlIgri4BgGIAAoAhABYgZwcm90bzM", [file_google_protobuf_timestamp, file_opennvr_v1_api_key_service, file_opennvr_v1_options, file_opennvr_v1_user_service]);
+  fileDesc("Ch1vcGVubnZyL3YxL2F1dGhfc2VydmljZS5wcm90bxIKb3Blbm52ci52MSLkAgoHU2Vzc2lvbhIKCgJpZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X3JlZnJlc2hfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsaWVudF9hZGRyZXNzGAYgASgJEhIKCnVzZXJfYWdlbnQYByABKAkSDwoHY3VycmVudBgIIAEoCBIwCgxzdGVwX3VwX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGF1dGhfbWV0aG9kcxgKIAMoCRIeChZtZmFfZW5yb2xtZW50X3JlcXVpcmVkGAsgASgIIoYCCgZUb2tlbnMSFAoMYWNjZXNzX3Rva2VuGAEgASgJEjwKGGFjY2Vzc190b2tlbl9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVmcmVzaF90b2tlbhgDIAEoCRI9ChlyZWZyZXNoX3Rva2VuX2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAUgASgJEh4KBHVzZXIYBiABKAsyEC5vcGVubnZyLnYxLlVzZXISHgoWbWZhX2Vucm9sbWVudF9yZXF1aXJlZBgHIAEoCCKmAQoMTWZhQ2hhbGxlbmdlEg4KBnRpY2tldBgBIAEoCRIvCgdtZXRob2RzGAIgAygOMh4ub3Blbm52ci52MS5TZWNvbmRGYWN0b3JNZXRob2QSJAoccGFzc2tleV9yZXF1ZXN0X29wdGlvbnNfanNvbhgDIAEoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoMU2Vjb25kRmFjdG9yEhMKCXRvdHBfY29kZRgBIAEoCUgAEiAKFnBhc3NrZXlfYXNzZXJ0aW9uX2pzb24YAiABKAlIABIXCg1yZWNvdmVyeV9jb2RlGAMgASgJSABCCAoGbWV0aG9kIsUBCgpDcmVkZW50aWFsEgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSKAoEdHlwZRgDIAEoDjIaLm9wZW5udnIudjEuQ3JlZGVudGlhbFR5cGUSDAoEbmFtZRgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNbGFzdF91c2VfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOwoRQ2FtZXJhUGVybWlzc2lvbnMSEQoJY2FtZXJhX2lkGAEgASgJEhMKC3Blcm1pc3Npb25zGAIgAygJImEKEEJvb3RzdHJhcFJlcXVlc3QSEwoLc2V0dXBfdG9rZW4YASABKAkSEAoIdXNlcm5hbWUYAiABKAkSEAoIcGFzc3dvcmQYAyABKAkSFAoMZGlzcGxheV9uYW1lGAQgASgJIjcKEUJvb3RzdHJhcFJlc3BvbnNlEiIKBnRva2VucxgBIAEoCzISLm9wZW5udnIudjEuVG9rZW5zIjIKDExvZ2luUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJxCg1Mb2dpblJlc3BvbnNlEiQKBnRva2VucxgBIAEoCzISLm9wZW5udnIudjEuVG9rZW5zSAASMAoMbWZhX3JlcXVpcmVkGAIgASgLMhgub3Blbm52ci52MS5NZmFDaGFsbGVuZ2VIAEIICgZyZXN1bHQiIQoPU3RhcnRNZmFSZXF1ZXN0Eg4KBnRpY2tldBgBIAEoCSI/ChBTdGFydE1mYVJlc3BvbnNlEisKCWNoYWxsZW5nZRgBIAEoCzIYLm9wZW5udnIudjEuTWZhQ2hhbGxlbmdlIkwKEEZpbmlzaE1mYVJlcXVlc3QSDgoGdGlja2V0GAEgASgJEigKBmZhY3RvchgCIAEoCzIYLm9wZW5udnIudjEuU2Vjb25kRmFjdG9yIjcKEUZpbmlzaE1mYVJlc3BvbnNlEiIKBnRva2VucxgBIAEoCzISLm9wZW5udnIudjEuVG9rZW5zIhkKF0dldFNpZ25Jbk9wdGlvbnNSZXF1ZXN0ImQKGEdldFNpZ25Jbk9wdGlvbnNSZXNwb25zZRIWCg5zZXR1cF9yZXF1aXJlZBgBIAEoCBIYChBwYXNza2V5c19lbmFibGVkGAIgASgIEhYKDndlYmF1dGhuX3JwX2lkGAMgASgJIhoKGFN0YXJ0UGFzc2tleUxvZ2luUmVxdWVzdCJIChlTdGFydFBhc3NrZXlMb2dpblJlc3BvbnNlEisKCWNoYWxsZW5nZRgBIAEoCzIYLm9wZW5udnIudjEuTWZhQ2hhbGxlbmdlIksKGUZpbmlzaFBhc3NrZXlMb2dpblJlcXVlc3QSDgoGdGlja2V0GAEgASgJEh4KFnBhc3NrZXlfYXNzZXJ0aW9uX2pzb24YAiABKAkiQAoaRmluaXNoUGFzc2tleUxvZ2luUmVzcG9uc2USIgoGdG9rZW5zGAEgASgLMhIub3Blbm52ci52MS5Ub2tlbnMiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSI1Cg9SZWZyZXNoUmVzcG9uc2USIgoGdG9rZW5zGAEgASgLMhIub3Blbm52ci52MS5Ub2tlbnMiDwoNTG9nb3V0UmVxdWVzdCIQCg5Mb2dvdXRSZXNwb25zZSIPCg1XaG9BbUlSZXF1ZXN0ItgCCg5XaG9BbUlSZXNwb25zZRIeCgR1c2VyGAEgASgLMhAub3Blbm52ci52MS5Vc2VyEhIKCnNlc3Npb25faWQYAiABKAkSEwoLcGVybWlzc2lvbnMYAyADKAkSOQoSY2FtZXJhX3Blcm1pc3Npb25zGAQgAygLMh0ub3Blbm52ci52MS5DYW1lcmFQZXJtaXNzaW9ucxISCgphcGlfa2V5X2lkGAUgASgJEjAKDHN0ZXBfdXBfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoHYXBpX2tleRgHIAEoCzISLm9wZW5udnIudjEuQXBpS2V5Eh4KFm1mYV9lbnJvbG1lbnRfcmVxdWlyZWQYCCABKAgSNwoTc3RlcF91cF9leHBpcmVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZAoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJEhsKE2tlZXBfb3RoZXJfc2Vzc2lvbnMYAyABKAgiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSJNChNMaXN0U2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVgoUTGlzdFNlc3Npb25zUmVzcG9uc2USJQoIc2Vzc2lvbnMYASADKAsyEy5vcGVubnZyLnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIhQKElN0YXJ0U3RlcFVwUmVxdWVzdCJCChNTdGFydFN0ZXBVcFJlc3BvbnNlEisKCWNoYWxsZW5nZRgBIAEoCzIYLm9wZW5udnIudjEuTWZhQ2hhbGxlbmdlIkkKDVN0ZXBVcFJlcXVlc3QSDgoGdGlja2V0GAEgASgJEigKBmZhY3RvchgCIAEoCzIYLm9wZW5udnIudjEuU2Vjb25kRmFjdG9yIm8KDlN0ZXBVcFJlc3BvbnNlEiQKB3Nlc3Npb24YASABKAsyEy5vcGVubnZyLnYxLlNlc3Npb24SNwoTc3RlcF91cF9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiIQofU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdCKOAQogU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USGgoScmVnaXN0cmF0aW9uX3Rva2VuGAEgASgJEh0KFWNyZWF0aW9uX29wdGlvbnNfanNvbhgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZQogRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QSGgoScmVnaXN0cmF0aW9uX3Rva2VuGAEgASgJEhcKD2NyZWRlbnRpYWxfanNvbhgCIAEoCRIMCgRuYW1lGAMgASgJImcKIUZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXNwb25zZRIqCgpjcmVkZW50aWFsGAEgASgLMhYub3Blbm52ci52MS5DcmVkZW50aWFsEhYKDnJlY292ZXJ5X2NvZGVzGAIgAygJIhwKGlN0YXJ0VG90cEVucm9sbG1lbnRSZXF1ZXN0Io0BChtTdGFydFRvdHBFbnJvbGxtZW50UmVzcG9uc2USGAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCRITCgtvdHBhdXRoX3VyaRgCIAEoCRIOCgZzZWNyZXQYAyABKAkSLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlMKG0ZpbmlzaFRvdHBFbnJvbGxtZW50UmVxdWVzdBIYChBlbnJvbGxtZW50X3Rva2VuGAEgASgJEgwKBGNvZGUYAiABKAkSDAoEbmFtZRgDIAEoCSJiChxGaW5pc2hUb3RwRW5yb2xsbWVudFJlc3BvbnNlEioKCmNyZWRlbnRpYWwYASABKAsyFi5vcGVubnZyLnYxLkNyZWRlbnRpYWwSFgoOcmVjb3ZlcnlfY29kZXMYAiADKAkiIAoeUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0IjkKH1JlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVzcG9uc2USFgoOcmVjb3ZlcnlfY29kZXMYASADKAkiUAoWTGlzdENyZWRlbnRpYWxzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIl8KF0xpc3RDcmVkZW50aWFsc1Jlc3BvbnNlEisKC2NyZWRlbnRpYWxzGAEgAygLMhYub3Blbm52ci52MS5DcmVkZW50aWFsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI+ChdSZW5hbWVDcmVkZW50aWFsUmVxdWVzdBIVCg1jcmVkZW50aWFsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkiRgoYUmVuYW1lQ3JlZGVudGlhbFJlc3BvbnNlEioKCmNyZWRlbnRpYWwYASABKAsyFi5vcGVubnZyLnYxLkNyZWRlbnRpYWwiMAoXRGVsZXRlQ3JlZGVudGlhbFJlcXVlc3QSFQoNY3JlZGVudGlhbF9pZBgBIAEoCSIaChhEZWxldGVDcmVkZW50aWFsUmVzcG9uc2UqowEKElNlY29uZEZhY3Rvck1ldGhvZBIkCiBTRUNPTkRfRkFDVE9SX01FVEhPRF9VTlNQRUNJRklFRBAAEh0KGVNFQ09ORF9GQUNUT1JfTUVUSE9EX1RPVFAQARIgChxTRUNPTkRfRkFDVE9SX01FVEhPRF9QQVNTS0VZEAISJgoiU0VDT05EX0ZBQ1RPUl9NRVRIT0RfUkVDT1ZFUllfQ09ERRADKmgKDkNyZWRlbnRpYWxUeXBlEh8KG0NSRURFTlRJQUxfVFlQRV9VTlNQRUNJRklFRBAAEhgKFENSRURFTlRJQUxfVFlQRV9UT1RQEAESGwoXQ1JFREVOVElBTF9UWVBFX1BBU1NLRVkQAjKfEgoLQXV0aFNlcnZpY2USVAoJQm9vdHN0cmFwEhwub3Blbm52ci52MS5Cb290c3RyYXBSZXF1ZXN0Gh0ub3Blbm52ci52MS5Cb290c3RyYXBSZXNwb25zZSIK4uAYBiAAKAEIARJICgVMb2dpbhIYLm9wZW5udnIudjEuTG9naW5SZXF1ZXN0Ghkub3Blbm52ci52MS5Mb2dpblJlc3BvbnNlIgri4BgGIAAoAQgBElEKCFN0YXJ0TWZhEhsub3Blbm52ci52MS5TdGFydE1mYVJlcXVlc3QaHC5vcGVubnZyLnYxLlN0YXJ0TWZhUmVzcG9uc2UiCuLgGAYgACgBCAESVAoJRmluaXNoTWZhEhwub3Blbm52ci52MS5GaW5pc2hNZmFSZXF1ZXN0Gh0ub3Blbm52ci52MS5GaW5pc2hNZmFSZXNwb25zZSIK4uAYBiAAKAEIARJpChBHZXRTaWduSW5PcHRpb25zEiMub3Blbm52ci52MS5HZXRTaWduSW5PcHRpb25zUmVxdWVzdBokLm9wZW5udnIudjEuR2V0U2lnbkluT3B0aW9uc1Jlc3BvbnNlIgri4BgGIAAoAQgBEmwKEVN0YXJ0UGFzc2tleUxvZ2luEiQub3Blbm52ci52MS5TdGFydFBhc3NrZXlMb2dpblJlcXVlc3QaJS5vcGVubnZyLnYxLlN0YXJ0UGFzc2tleUxvZ2luUmVzcG9uc2UiCuLgGAYgACgBCAESbwoSRmluaXNoUGFzc2tleUxvZ2luEiUub3Blbm52ci52MS5GaW5pc2hQYXNza2V5TG9naW5SZXF1ZXN0GiYub3Blbm52ci52MS5GaW5pc2hQYXNza2V5TG9naW5SZXNwb25zZSIK4uAYBiAAKAEIARJOCgdSZWZyZXNoEhoub3Blbm52ci52MS5SZWZyZXNoUmVxdWVzdBobLm9wZW5udnIudjEuUmVmcmVzaFJlc3BvbnNlIgri4BgGIAAoAQgBEk0KBkxvZ291dBIZLm9wZW5udnIudjEuTG9nb3V0UmVxdWVzdBoaLm9wZW5udnIudjEuTG9nb3V0UmVzcG9uc2UiDOLgGAggACgBMAEQARJNCgZXaG9BbUkSGS5vcGVubnZyLnYxLldob0FtSVJlcXVlc3QaGi5vcGVubnZyLnYxLldob0FtSVJlc3BvbnNlIgzi4BgIIAAoATABEAESYwoOQ2hhbmdlUGFzc3dvcmQSIS5vcGVubnZyLnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBoiLm9wZW5udnIudjEuQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSIK4uAYBiAAKAEQARJdCgxMaXN0U2Vzc2lvbnMSHy5vcGVubnZyLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaIC5vcGVubnZyLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIgri4BgGIAAoARABEmAKDVJldm9rZVNlc3Npb24SIC5vcGVubnZyLnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GiEub3Blbm52ci52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2UiCuLgGAYgACgBEAESXAoLU3RhcnRTdGVwVXASHi5vcGVubnZyLnYxLlN0YXJ0U3RlcFVwUmVxdWVzdBofLm9wZW5udnIudjEuU3RhcnRTdGVwVXBSZXNwb25zZSIM4uAYCCAAKAEwARABEk0KBlN0ZXBVcBIZLm9wZW5udnIudjEuU3RlcFVwUmVxdWVzdBoaLm9wZW5udnIudjEuU3RlcFVwUmVzcG9uc2UiDOLgGAggACgBMAEQARKDAQoYU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uEisub3Blbm52ci52MS5TdGFydFBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0Giwub3Blbm52ci52MS5TdGFydFBhc3NrZXlSZWdpc3RyYXRpb25SZXNwb25zZSIM4uAYCCAAKAMwARABEoYBChlGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uEiwub3Blbm52ci52MS5GaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBotLm9wZW5udnIudjEuRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlIgzi4BgIIAAoATABEAESdAoTU3RhcnRUb3RwRW5yb2xsbWVudBImLm9wZW5udnIudjEuU3RhcnRUb3RwRW5yb2xsbWVudFJlcXVlc3QaJy5vcGVubnZyLnYxLlN0YXJ0VG90cEVucm9sbG1lbnRSZXNwb25zZSIM4uAYCCAAKAMwARABEncKFEZpbmlzaFRvdHBFbnJvbGxtZW50Eicub3Blbm52ci52MS5GaW5pc2hUb3RwRW5yb2xsbWVudFJlcXVlc3QaKC5vcGVubnZyLnYxLkZpbmlzaFRvdHBFbnJvbGxtZW50UmVzcG9uc2UiDOLgGAggACgBMAEQARJ+ChdSZWdlbmVyYXRlUmVjb3ZlcnlDb2RlcxIqLm9wZW5udnIudjEuUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0Gisub3Blbm52ci52MS5SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1Jlc3BvbnNlIgri4BgGIAAoAhABEmgKD0xpc3RDcmVkZW50aWFscxIiLm9wZW5udnIudjEuTGlzdENyZWRlbnRpYWxzUmVxdWVzdBojLm9wZW5udnIudjEuTGlzdENyZWRlbnRpYWxzUmVzcG9uc2UiDOLgGAggACgBMAEQARJpChBSZW5hbWVDcmVkZW50aWFsEiMub3Blbm52ci52MS5SZW5hbWVDcmVkZW50aWFsUmVxdWVzdBokLm9wZW5udnIudjEuUmVuYW1lQ3JlZGVudGlhbFJlc3BvbnNlIgri4BgGIAAoARABEmkKEERlbGV0ZUNyZWRlbnRpYWwSIy5vcGVubnZyLnYxLkRlbGV0ZUNyZWRlbnRpYWxSZXF1ZXN0GiQub3Blbm52ci52MS5EZWxldGVDcmVkZW50aWFsUmVzcG9uc2UiCuLgGAYgACgCEAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_opennvr_v1_api_key_service, file_opennvr_v1_options, file_opennvr_v1_user_service]);
 
 /**
  * A signed-in session: one login, kept alive by refresh tokens.
@@ -534,6 +534,53 @@ export const FinishMfaResponseSchema: GenMessage<FinishMfaResponse> = /*@__PURE_
   messageDesc(file_opennvr_v1_auth_service, 13);
 
 /**
+ * @generated from message opennvr.v1.GetSignInOptionsRequest
+ */
+export type GetSignInOptionsRequest = Message<"opennvr.v1.GetSignInOptionsRequest"> & {
+};
+
+/**
+ * Describes the message opennvr.v1.GetSignInOptionsRequest.
+ * Use `create(GetSignInOptionsRequestSchema)` to create a new message.
+ */
+export const GetSignInOptionsRequestSchema: GenMessage<GetSignInOptionsRequest> = /*@__PURE__*/
+  messageDesc(file_opennvr_v1_auth_service, 14);
+
+/**
+ * @generated from message opennvr.v1.GetSignInOptionsResponse
+ */
+export type GetSignInOptionsResponse = Message<"opennvr.v1.GetSignInOptionsResponse"> & {
+  /**
+   * No user exists yet: create the first administrator with Bootstrap and the setup token.
+   *
+   * @generated from field: bool setup_required = 1;
+   */
+  setupRequired: boolean;
+
+  /**
+   * Passkeys (WebAuthn) are configured: passwordless sign-in and passkey registration work.
+   *
+   * @generated from field: bool passkeys_enabled = 2;
+   */
+  passkeysEnabled: boolean;
+
+  /**
+   * The WebAuthn relying party id (a domain name) when passkeys are enabled, else empty: a browser
+   * offers passkeys only on pages of that domain.
+   *
+   * @generated from field: string webauthn_rp_id = 3;
+   */
+  webauthnRpId: string;
+};
+
+/**
+ * Describes the message opennvr.v1.GetSignInOptionsResponse.
+ * Use `create(GetSignInOptionsResponseSchema)` to create a new message.
+ */
+export const GetSignInOptionsResponseSchema: GenMessage<GetSignInOptionsResponse> = /*@__PURE__*/
+  messageDesc(file_opennvr_v1_auth_service, 15);
+
+/**
  * @generated from message opennvr.v1.StartPasskeyLoginRequest
  */
 export type StartPasskeyLoginRequest = Message<"opennvr.v1.StartPasskeyLoginRequest"> & {
@@ -544,7 +591,7 @@ export type StartPasskeyLoginRequest = Message<"opennvr.v1.StartPasskeyLoginRequ
  * Use `create(StartPasskeyLoginRequestSchema)` to create a new message.
  */
 export const StartPasskeyLoginRequestSchema: GenMessage<StartPasskeyLoginRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 14);
+  messageDesc(file_opennvr_v1_auth_service, 16);
 
 /**
  * @generated from message opennvr.v1.StartPasskeyLoginResponse
@@ -563,7 +610,7 @@ export type StartPasskeyLoginResponse = Message<"opennvr.v1.StartPasskeyLoginRes
  * Use `create(StartPasskeyLoginResponseSchema)` to create a new message.
  */
 export const StartPasskeyLoginResponseSchema: GenMessage<StartPasskeyLoginResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 15);
+  messageDesc(file_opennvr_v1_auth_service, 17);
 
 /**
  * @generated from message opennvr.v1.FinishPasskeyLoginRequest
@@ -587,7 +634,7 @@ export type FinishPasskeyLoginRequest = Message<"opennvr.v1.FinishPasskeyLoginRe
  * Use `create(FinishPasskeyLoginRequestSchema)` to create a new message.
  */
 export const FinishPasskeyLoginRequestSchema: GenMessage<FinishPasskeyLoginRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 16);
+  messageDesc(file_opennvr_v1_auth_service, 18);
 
 /**
  * @generated from message opennvr.v1.FinishPasskeyLoginResponse
@@ -604,7 +651,7 @@ export type FinishPasskeyLoginResponse = Message<"opennvr.v1.FinishPasskeyLoginR
  * Use `create(FinishPasskeyLoginResponseSchema)` to create a new message.
  */
 export const FinishPasskeyLoginResponseSchema: GenMessage<FinishPasskeyLoginResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 17);
+  messageDesc(file_opennvr_v1_auth_service, 19);
 
 /**
  * @generated from message opennvr.v1.RefreshRequest
@@ -621,7 +668,7 @@ export type RefreshRequest = Message<"opennvr.v1.RefreshRequest"> & {
  * Use `create(RefreshRequestSchema)` to create a new message.
  */
 export const RefreshRequestSchema: GenMessage<RefreshRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 18);
+  messageDesc(file_opennvr_v1_auth_service, 20);
 
 /**
  * @generated from message opennvr.v1.RefreshResponse
@@ -638,7 +685,7 @@ export type RefreshResponse = Message<"opennvr.v1.RefreshResponse"> & {
  * Use `create(RefreshResponseSchema)` to create a new message.
  */
 export const RefreshResponseSchema: GenMessage<RefreshResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 19);
+  messageDesc(file_opennvr_v1_auth_service, 21);
 
 /**
  * @generated from message opennvr.v1.LogoutRequest
@@ -651,7 +698,7 @@ export type LogoutRequest = Message<"opennvr.v1.LogoutRequest"> & {
  * Use `create(LogoutRequestSchema)` to create a new message.
  */
 export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 20);
+  messageDesc(file_opennvr_v1_auth_service, 22);
 
 /**
  * @generated from message opennvr.v1.LogoutResponse
@@ -664,7 +711,7 @@ export type LogoutResponse = Message<"opennvr.v1.LogoutResponse"> & {
  * Use `create(LogoutResponseSchema)` to create a new message.
  */
 export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 21);
+  messageDesc(file_opennvr_v1_auth_service, 23);
 
 /**
  * @generated from message opennvr.v1.WhoAmIRequest
@@ -677,7 +724,7 @@ export type WhoAmIRequest = Message<"opennvr.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 22);
+  messageDesc(file_opennvr_v1_auth_service, 24);
 
 /**
  * @generated from message opennvr.v1.WhoAmIResponse
@@ -752,7 +799,7 @@ export type WhoAmIResponse = Message<"opennvr.v1.WhoAmIResponse"> & {
  * Use `create(WhoAmIResponseSchema)` to create a new message.
  */
 export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 23);
+  messageDesc(file_opennvr_v1_auth_service, 25);
 
 /**
  * @generated from message opennvr.v1.ChangePasswordRequest
@@ -781,7 +828,7 @@ export type ChangePasswordRequest = Message<"opennvr.v1.ChangePasswordRequest"> 
  * Use `create(ChangePasswordRequestSchema)` to create a new message.
  */
 export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 24);
+  messageDesc(file_opennvr_v1_auth_service, 26);
 
 /**
  * @generated from message opennvr.v1.ChangePasswordResponse
@@ -794,7 +841,7 @@ export type ChangePasswordResponse = Message<"opennvr.v1.ChangePasswordResponse"
  * Use `create(ChangePasswordResponseSchema)` to create a new message.
  */
 export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 25);
+  messageDesc(file_opennvr_v1_auth_service, 27);
 
 /**
  * @generated from message opennvr.v1.ListSessionsRequest
@@ -823,7 +870,7 @@ export type ListSessionsRequest = Message<"opennvr.v1.ListSessionsRequest"> & {
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 26);
+  messageDesc(file_opennvr_v1_auth_service, 28);
 
 /**
  * @generated from message opennvr.v1.ListSessionsResponse
@@ -845,7 +892,7 @@ export type ListSessionsResponse = Message<"opennvr.v1.ListSessionsResponse"> & 
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 27);
+  messageDesc(file_opennvr_v1_auth_service, 29);
 
 /**
  * @generated from message opennvr.v1.RevokeSessionRequest
@@ -862,7 +909,7 @@ export type RevokeSessionRequest = Message<"opennvr.v1.RevokeSessionRequest"> & 
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 28);
+  messageDesc(file_opennvr_v1_auth_service, 30);
 
 /**
  * @generated from message opennvr.v1.RevokeSessionResponse
@@ -875,7 +922,7 @@ export type RevokeSessionResponse = Message<"opennvr.v1.RevokeSessionResponse"> 
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 29);
+  messageDesc(file_opennvr_v1_auth_service, 31);
 
 /**
  * @generated from message opennvr.v1.StartStepUpRequest
@@ -888,7 +935,7 @@ export type StartStepUpRequest = Message<"opennvr.v1.StartStepUpRequest"> & {
  * Use `create(StartStepUpRequestSchema)` to create a new message.
  */
 export const StartStepUpRequestSchema: GenMessage<StartStepUpRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 30);
+  messageDesc(file_opennvr_v1_auth_service, 32);
 
 /**
  * @generated from message opennvr.v1.StartStepUpResponse
@@ -905,7 +952,7 @@ export type StartStepUpResponse = Message<"opennvr.v1.StartStepUpResponse"> & {
  * Use `create(StartStepUpResponseSchema)` to create a new message.
  */
 export const StartStepUpResponseSchema: GenMessage<StartStepUpResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 31);
+  messageDesc(file_opennvr_v1_auth_service, 33);
 
 /**
  * @generated from message opennvr.v1.StepUpRequest
@@ -929,7 +976,7 @@ export type StepUpRequest = Message<"opennvr.v1.StepUpRequest"> & {
  * Use `create(StepUpRequestSchema)` to create a new message.
  */
 export const StepUpRequestSchema: GenMessage<StepUpRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 32);
+  messageDesc(file_opennvr_v1_auth_service, 34);
 
 /**
  * @generated from message opennvr.v1.StepUpResponse
@@ -955,7 +1002,7 @@ export type StepUpResponse = Message<"opennvr.v1.StepUpResponse"> & {
  * Use `create(StepUpResponseSchema)` to create a new message.
  */
 export const StepUpResponseSchema: GenMessage<StepUpResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 33);
+  messageDesc(file_opennvr_v1_auth_service, 35);
 
 /**
  * @generated from message opennvr.v1.StartPasskeyRegistrationRequest
@@ -968,7 +1015,7 @@ export type StartPasskeyRegistrationRequest = Message<"opennvr.v1.StartPasskeyRe
  * Use `create(StartPasskeyRegistrationRequestSchema)` to create a new message.
  */
 export const StartPasskeyRegistrationRequestSchema: GenMessage<StartPasskeyRegistrationRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 34);
+  messageDesc(file_opennvr_v1_auth_service, 36);
 
 /**
  * @generated from message opennvr.v1.StartPasskeyRegistrationResponse
@@ -1000,7 +1047,7 @@ export type StartPasskeyRegistrationResponse = Message<"opennvr.v1.StartPasskeyR
  * Use `create(StartPasskeyRegistrationResponseSchema)` to create a new message.
  */
 export const StartPasskeyRegistrationResponseSchema: GenMessage<StartPasskeyRegistrationResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 35);
+  messageDesc(file_opennvr_v1_auth_service, 37);
 
 /**
  * @generated from message opennvr.v1.FinishPasskeyRegistrationRequest
@@ -1031,7 +1078,7 @@ export type FinishPasskeyRegistrationRequest = Message<"opennvr.v1.FinishPasskey
  * Use `create(FinishPasskeyRegistrationRequestSchema)` to create a new message.
  */
 export const FinishPasskeyRegistrationRequestSchema: GenMessage<FinishPasskeyRegistrationRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 36);
+  messageDesc(file_opennvr_v1_auth_service, 38);
 
 /**
  * @generated from message opennvr.v1.FinishPasskeyRegistrationResponse
@@ -1055,7 +1102,7 @@ export type FinishPasskeyRegistrationResponse = Message<"opennvr.v1.FinishPasske
  * Use `create(FinishPasskeyRegistrationResponseSchema)` to create a new message.
  */
 export const FinishPasskeyRegistrationResponseSchema: GenMessage<FinishPasskeyRegistrationResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 37);
+  messageDesc(file_opennvr_v1_auth_service, 39);
 
 /**
  * @generated from message opennvr.v1.StartTotpEnrollmentRequest
@@ -1068,7 +1115,7 @@ export type StartTotpEnrollmentRequest = Message<"opennvr.v1.StartTotpEnrollment
  * Use `create(StartTotpEnrollmentRequestSchema)` to create a new message.
  */
 export const StartTotpEnrollmentRequestSchema: GenMessage<StartTotpEnrollmentRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 38);
+  messageDesc(file_opennvr_v1_auth_service, 40);
 
 /**
  * @generated from message opennvr.v1.StartTotpEnrollmentResponse
@@ -1106,7 +1153,7 @@ export type StartTotpEnrollmentResponse = Message<"opennvr.v1.StartTotpEnrollmen
  * Use `create(StartTotpEnrollmentResponseSchema)` to create a new message.
  */
 export const StartTotpEnrollmentResponseSchema: GenMessage<StartTotpEnrollmentResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 39);
+  messageDesc(file_opennvr_v1_auth_service, 41);
 
 /**
  * @generated from message opennvr.v1.FinishTotpEnrollmentRequest
@@ -1137,7 +1184,7 @@ export type FinishTotpEnrollmentRequest = Message<"opennvr.v1.FinishTotpEnrollme
  * Use `create(FinishTotpEnrollmentRequestSchema)` to create a new message.
  */
 export const FinishTotpEnrollmentRequestSchema: GenMessage<FinishTotpEnrollmentRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 40);
+  messageDesc(file_opennvr_v1_auth_service, 42);
 
 /**
  * @generated from message opennvr.v1.FinishTotpEnrollmentResponse
@@ -1161,7 +1208,7 @@ export type FinishTotpEnrollmentResponse = Message<"opennvr.v1.FinishTotpEnrollm
  * Use `create(FinishTotpEnrollmentResponseSchema)` to create a new message.
  */
 export const FinishTotpEnrollmentResponseSchema: GenMessage<FinishTotpEnrollmentResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 41);
+  messageDesc(file_opennvr_v1_auth_service, 43);
 
 /**
  * @generated from message opennvr.v1.RegenerateRecoveryCodesRequest
@@ -1174,7 +1221,7 @@ export type RegenerateRecoveryCodesRequest = Message<"opennvr.v1.RegenerateRecov
  * Use `create(RegenerateRecoveryCodesRequestSchema)` to create a new message.
  */
 export const RegenerateRecoveryCodesRequestSchema: GenMessage<RegenerateRecoveryCodesRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 42);
+  messageDesc(file_opennvr_v1_auth_service, 44);
 
 /**
  * @generated from message opennvr.v1.RegenerateRecoveryCodesResponse
@@ -1193,7 +1240,7 @@ export type RegenerateRecoveryCodesResponse = Message<"opennvr.v1.RegenerateReco
  * Use `create(RegenerateRecoveryCodesResponseSchema)` to create a new message.
  */
 export const RegenerateRecoveryCodesResponseSchema: GenMessage<RegenerateRecoveryCodesResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 43);
+  messageDesc(file_opennvr_v1_auth_service, 45);
 
 /**
  * @generated from message opennvr.v1.ListCredentialsRequest
@@ -1222,7 +1269,7 @@ export type ListCredentialsRequest = Message<"opennvr.v1.ListCredentialsRequest"
  * Use `create(ListCredentialsRequestSchema)` to create a new message.
  */
 export const ListCredentialsRequestSchema: GenMessage<ListCredentialsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 44);
+  messageDesc(file_opennvr_v1_auth_service, 46);
 
 /**
  * @generated from message opennvr.v1.ListCredentialsResponse
@@ -1244,7 +1291,7 @@ export type ListCredentialsResponse = Message<"opennvr.v1.ListCredentialsRespons
  * Use `create(ListCredentialsResponseSchema)` to create a new message.
  */
 export const ListCredentialsResponseSchema: GenMessage<ListCredentialsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 45);
+  messageDesc(file_opennvr_v1_auth_service, 47);
 
 /**
  * @generated from message opennvr.v1.RenameCredentialRequest
@@ -1268,7 +1315,7 @@ export type RenameCredentialRequest = Message<"opennvr.v1.RenameCredentialReques
  * Use `create(RenameCredentialRequestSchema)` to create a new message.
  */
 export const RenameCredentialRequestSchema: GenMessage<RenameCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 46);
+  messageDesc(file_opennvr_v1_auth_service, 48);
 
 /**
  * @generated from message opennvr.v1.RenameCredentialResponse
@@ -1285,7 +1332,7 @@ export type RenameCredentialResponse = Message<"opennvr.v1.RenameCredentialRespo
  * Use `create(RenameCredentialResponseSchema)` to create a new message.
  */
 export const RenameCredentialResponseSchema: GenMessage<RenameCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 47);
+  messageDesc(file_opennvr_v1_auth_service, 49);
 
 /**
  * @generated from message opennvr.v1.DeleteCredentialRequest
@@ -1302,7 +1349,7 @@ export type DeleteCredentialRequest = Message<"opennvr.v1.DeleteCredentialReques
  * Use `create(DeleteCredentialRequestSchema)` to create a new message.
  */
 export const DeleteCredentialRequestSchema: GenMessage<DeleteCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 48);
+  messageDesc(file_opennvr_v1_auth_service, 50);
 
 /**
  * @generated from message opennvr.v1.DeleteCredentialResponse
@@ -1315,7 +1362,7 @@ export type DeleteCredentialResponse = Message<"opennvr.v1.DeleteCredentialRespo
  * Use `create(DeleteCredentialResponseSchema)` to create a new message.
  */
 export const DeleteCredentialResponseSchema: GenMessage<DeleteCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_auth_service, 49);
+  messageDesc(file_opennvr_v1_auth_service, 51);
 
 /**
  * Kinds of second factor.
@@ -1445,6 +1492,18 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof FinishMfaRequestSchema;
     output: typeof FinishMfaResponseSchema;
+  },
+  /**
+   * What a sign-in page can offer before anyone signs in: whether the site still needs its first
+   * administrator (Bootstrap with the setup token) and whether passkeys work on this server. Reveals
+   * nothing about any user.
+   *
+   * @generated from rpc opennvr.v1.AuthService.GetSignInOptions
+   */
+  getSignInOptions: {
+    methodKind: "unary";
+    input: typeof GetSignInOptionsRequestSchema;
+    output: typeof GetSignInOptionsResponseSchema;
   },
   /**
    * Starts a passwordless login with a discoverable passkey: WebAuthn request options with no
