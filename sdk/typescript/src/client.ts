@@ -204,6 +204,15 @@ export class OpenNvrClient {
     return this.#refreshing;
   }
 
+  /**
+   * Resumes a session from a refresh token kept elsewhere (e.g. a page's session storage): exchanges it
+   * for new tokens and keeps them.
+   */
+  async resumeSession(refreshToken: string, callOptions?: CallOptions): Promise<Tokens> {
+    const res = await this.auth.refresh({ refreshToken }, callOptions);
+    return this.#keep(res.tokens);
+  }
+
   /** Ends the session on the server and forgets the tokens. */
   async logout(callOptions?: CallOptions): Promise<void> {
     try {

@@ -1,0 +1,82 @@
+// The one step-up dialog: registered with the coordinator, it opens whenever a call needs a recent
+// second factor, asks for one (code, recovery code or passkey) and reports whether it was accepted.
+
+import { SecondFactorMethod } from "@opennvr/sdk";
+import type { MfaChallenge, SecondFactor } from "@opennvr/sdk";
+import { useEffect, useRef, useState } from "react";
+import { api, stepUp } from "../../api/client";
+import { describeError } from "../../api/errors";
+import type { Problem } from "../../api/errors";
+import { Dialog } from "../../ui/dialog";
+import { SecondFactorForm } from "./SignIn";
+
+export function StepUpDialog() {
+  const [challenge, setChallenge] = useState<MfaChallenge | undefined>();
+  const [problem, setProblem] = useState<Problem | undefined>();
+  const [busy, setBusy] = useState(false);
+  const settle = useRef<((ok: boolean) => void) | undefined>(undefined);
+
+  useEffect(
+    () =>
+      stepUp.setPrompt(async () => {
+        let c: MfaChallenge | undefined;
+        try {
+          c = (await api.auth.startStepUp({})).challenge;
+        } catch {
+          c = undefined;
+        }
+        setProblem(undefined);
+        setChallenge(c ?? ({ ticket: "", methods: [SecondFactorMethod.TOTP, SecondFactorMethod.RECOVERY_CODE], passkeyRequestOptionsJson: "" } as unknown as MfaChallenge));
+        return new Promise<boolean>((resolve) => {
+          settle.current = resolve;
+        });
+      }),
+    [],
+  );
+
+  const close = (ok: boolean) => {
+    settle.current?.(ok);
+    settle.current = undefined;
+    setChallenge(undefined);
+  };
+
+  const present = async (factor: SecondFactor["method"]) => {
+    if (!challenge) return;
+    setBusy(true);
+    setProblem(undefined);
+    try {
+      const ticket = factor.case === "passkeyAssertionJson" ? challenge.ticket : "";
+      await api.auth.stepUp({ ticket, factor: { method: factor } });
+      close(true);
+    } catch (err) {
+      setProblem(describeError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Dialog
+      open={!!challenge}
+      onOpenChange={(open) => !open && close(false)}
+      title="Confirm it is you"
+      description="This action needs a second factor presented in the last few minutes."
+    >
+      {challenge ? (
+        <SecondFactorForm
+          challenge={challenge}
+          busy={busy}
+          problem={problem}
+          onFactor={present}
+          onPasskeyOptions={async () => {
+            const fresh = (await api.auth.startStepUp({})).challenge;
+            if (fresh) setChallenge(fresh);
+            return fresh?.passkeyRequestOptionsJson ?? "";
+          }}
+          onCancel={() => close(false)}
+          submitLabel="Confirm"
+        />
+      ) : null}
+    </Dialog>
+  );
+}

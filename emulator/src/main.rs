@@ -1,0 +1,102 @@
+//! `mediamtx-emulator`: the emulator as a process, for tests that drive a real server binary (the
+//! dashboard's browser tests). It is a stand-in for MediaMTX's Control API in tests only, never a
+//! media server.
+//!
+//! Usage: `mediamtx-emulator --jwks-url URL [--auto-available]`
+//! Prints `api http://127.0.0.1:PORT` (the Control API) and `control http://127.0.0.1:PORT` (the test
+//! controls), then serves until SIGTERM or Ctrl-C. With `--auto-available` every path the server adds
+//! becomes available at once, as MediaMTX reports a camera that delivers media.
+//!
+//! Test controls: `POST /paths/{name}/available` with body `true` or `false` flips a path's source;
+//! `GET /paths` lists path names.
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use mediamtx_emulator::{AuthConfig, Emulator};
+use std::collections::HashSet;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn usage() -> ExitCode {
+    eprintln!("usage: mediamtx-emulator --jwks-url URL [--auto-available]");
+    ExitCode::from(2)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let (mut jwks_url, mut auto) = (None, false);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--jwks-url" => jwks_url = args.next(),
+            "--auto-available" => auto = true,
+            _ => return usage(),
+        }
+    }
+    let Some(jwks_url) = jwks_url else { return usage() };
+    let emulator = match Emulator::start(AuthConfig { jwks_url: Some(jwks_url), ..AuthConfig::default() }).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("mediamtx-emulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let controls = axum::Router::new()
+        .route("/paths", get(|State(e): State<Emulator>| async move { e.path_names().join("\n") }))
+        .route("/paths/{name}/available", post(set_available))
+        .with_state(emulator.clone());
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await.and_then(|l| Ok((l.local_addr()?, l))) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mediamtx-emulator: cannot listen for test controls: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (control_addr, listener) = listener;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, controls).await;
+    });
+    if auto {
+        let e = emulator.clone();
+        tokio::spawn(async move {
+            let mut seen = HashSet::new();
+            loop {
+                for name in e.path_names() {
+                    if seen.insert(name.clone()) {
+                        e.set_available(&name, true);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+    }
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "api {}\ncontrol http://{control_addr}", emulator.url());
+    let _ = out.flush();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mediamtx-emulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    ExitCode::SUCCESS
+}
+
+async fn set_available(State(e): State<Emulator>, Path(name): Path<String>, body: String) -> (StatusCode, String) {
+    match body.trim() {
+        "true" => e.set_available(&name, true),
+        "false" => e.set_available(&name, false),
+        other => return (StatusCode::BAD_REQUEST, format!("body must be true or false, not {other:?}\n")),
+    }
+    if e.path_names().contains(&name) {
+        (StatusCode::OK, String::new())
+    } else {
+        (StatusCode::NOT_FOUND, format!("no path {name:?}\n"))
+    }
+}
