@@ -5,7 +5,8 @@ Usage: rtsp_camera.py PORT [USER PASSWORD]
 Serves rtsp://127.0.0.1:PORT/stream (1280x720, 10 fps); with USER and PASSWORD, only to them
 (digest authentication). With RTSP_CAMERA_AUDIO_ONLY=1 in the environment it serves G.711 audio
 and no video; with RTSP_CAMERA_MOUNT=/name it serves at that path instead of /stream (as a media
-server's restream of a camera). Prints "ready" once listening; runs until killed.
+server's restream of a camera); with RTSP_CAMERA_SIZE=WIDTHxHEIGHT (e.g. 640x360) it streams video at
+that size instead (cheaper for tests that decode it). Prints "ready" once listening; runs until killed.
 """
 import os
 import sys
@@ -28,8 +29,10 @@ def main() -> None:
     if os.environ.get("RTSP_CAMERA_AUDIO_ONLY") == "1":
         factory.set_launch("( audiotestsrc is-live=true ! audioconvert ! mulawenc ! rtppcmupay name=pay0 pt=0 )")
     else:
+        width, height = os.environ.get("RTSP_CAMERA_SIZE", "1280x720").split("x")
         factory.set_launch(
-            "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=1280,height=720,framerate=10/1 "
+            "( videotestsrc is-live=true pattern=ball "
+            f"! video/x-raw,width={int(width)},height={int(height)},framerate=10/1 "
             "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 bitrate=500 "
             "! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1 )"
         )
