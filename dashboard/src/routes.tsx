@@ -10,10 +10,19 @@ import { EventsPage } from "./features/events/EventsPage";
 import { CameraView } from "./features/live/CameraView";
 import { LiveGrid } from "./features/live/LiveGrid";
 import { SystemPage } from "./features/system/SystemPage";
+import { useCan } from "./api/session";
 import { isLayoutId } from "./lib/layout";
+import { EmptyState } from "./ui/kit";
+import type { ReactNode } from "react";
 import type { LayoutId } from "./lib/layout";
 
 const rootRoute = createRootRoute({ component: Shell });
+
+/** A screen for holders of `permission` only (a link shared with someone else says so plainly). */
+function Guard({ permission, children }: { permission: string; children: ReactNode }) {
+  return useCan(permission) ? children : <EmptyState title="Not available">Your account may not use this screen.</EmptyState>;
+}
+
 
 export interface GridSearch {
   layout?: LayoutId;
@@ -33,14 +42,26 @@ const liveRoute = createRoute({
 });
 
 const cameraViewRoute = createRoute({ getParentRoute: () => rootRoute, path: "/camera/$cameraId", component: CameraView });
-const camerasRoute = createRoute({ getParentRoute: () => rootRoute, path: "/cameras", component: CamerasPage });
-const newCameraRoute = createRoute({ getParentRoute: () => rootRoute, path: "/cameras/new", component: () => <CameraForm /> });
+const camerasRoute = createRoute({ getParentRoute: () => rootRoute, path: "/cameras", component: () => (
+    <Guard permission="camera.write">
+      <CamerasPage />
+    </Guard>
+  ) });
+const newCameraRoute = createRoute({ getParentRoute: () => rootRoute, path: "/cameras/new", component: () => (
+    <Guard permission="camera.write">
+      <CameraForm />
+    </Guard>
+  ) });
 const editCameraRoute = createRoute({
   getParentRoute: () => rootRoute,
   path: "/cameras/$cameraId/edit",
   component: function EditCamera() {
     const { cameraId } = editCameraRoute.useParams();
-    return <CameraForm cameraId={cameraId} />;
+    return (
+      <Guard permission="camera.write">
+        <CameraForm cameraId={cameraId} />
+      </Guard>
+    );
   },
 });
 
@@ -56,7 +77,11 @@ const eventsRoute = createRoute({
     camera: typeof s.camera === "string" && s.camera ? s.camera : undefined,
     type: typeof s.type === "string" && s.type ? s.type : undefined,
   }),
-  component: EventsPage,
+  component: () => (
+    <Guard permission="event.watch">
+      <EventsPage />
+    </Guard>
+  ),
 });
 const systemRoute = createRoute({ getParentRoute: () => rootRoute, path: "/system", component: SystemPage });
 const accountRoute = createRoute({ getParentRoute: () => rootRoute, path: "/account", component: Account });

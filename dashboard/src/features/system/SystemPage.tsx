@@ -8,7 +8,7 @@ import { api } from "../../api/client";
 import { describeError } from "../../api/errors";
 import { keys } from "../../api/queries";
 import { useCan } from "../../api/session";
-import { Badge, Card, Loading, PageHeader, ProblemNote, QueryState } from "../../ui/kit";
+import { Badge, Card, EmptyState, Loading, PageHeader, ProblemNote, QueryState } from "../../ui/kit";
 
 export function bytes(n: bigint | number): string {
   let v = Number(n);
@@ -141,6 +141,7 @@ export function SystemPage() {
   const media = useCan("camera.write");
   const storage = useCan("storage.read");
   const adapters = useCan("inference.read");
+  if (!media && !storage && !adapters) return <EmptyState title="Not available">Your account may not use this screen.</EmptyState>;
   return (
     <div>
       <PageHeader title="System" />
