@@ -201,7 +201,7 @@ describe("the dashboard", () => {
       const videos = await videosAdvance(admin, '[data-testid="tile"]');
       for (const v of videos) assert.ok(v.width > 0 && v.advanced, `a tile is not playing: ${JSON.stringify(videos)}`);
       const stats = await stack.media.stats();
-      assert.ok(JSON.stringify(stats).includes("hls"), "the fixture served HLS");
+      assert.ok(Object.values(stats.hls_served).some((n) => n > 0), `the fixture served HLS: ${JSON.stringify(stats)}`);
       await screenshot(admin, "10-live-grid-hls");
     } finally {
       await stack.media.acceptWhep();
@@ -263,6 +263,21 @@ describe("the dashboard", () => {
     await screenshot(page, "14-viewer");
     await page.goto(`${stack.origin}/ui/cameras`);
     await page.getByText("Not available").waitFor();
+    site.viewer = { page, id: user.id };
+  });
+
+  it("signs the page out, saying why, when its session ends elsewhere", async () => {
+    const { page, id } = site.viewer;
+    await page.goto(stack.url);
+    await page.getByRole("banner").waitFor();
+    const api = await adminApi();
+    await api.stepUpWithTotp(await site.totp.next());
+    const { user } = await api.users.getUser({ userId: id });
+    await api.users.updateUser({ user: { ...user, disabled: true }, updateMask: { paths: ["disabled"] } });
+    // The grid's next status poll (every 5 s) finds the session revoked.
+    await page.getByText("Your session ended").waitFor({ timeout: 20_000 });
+    assert.equal(await page.getByLabel("Username").isVisible(), true, "back on the sign-in page");
+    await screenshot(page, "16-session-ended");
     await page.context().close();
   });
 

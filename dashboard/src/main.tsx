@@ -1,9 +1,10 @@
 // The dashboard's entry: theme, server state, session, toasts and routes.
 
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { RouterProvider } from "@tanstack/react-router";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
+import { reportError } from "./api/client";
 import { SessionProvider } from "./api/session";
 import { applyTheme } from "./app/theme";
 import "./index.css";
@@ -13,6 +14,8 @@ import { ToastProvider } from "./ui/toasts";
 applyTheme();
 
 const queries = new QueryClient({
+  queryCache: new QueryCache({ onError: reportError }),
+  mutationCache: new MutationCache({ onError: reportError }),
   defaultOptions: {
     queries: { staleTime: 2_000, retry: 1, refetchOnWindowFocus: true },
   },

@@ -2,6 +2,7 @@
 // the same grid or camera), under /ui/.
 
 import { createRootRoute, createRoute, createRouter } from "@tanstack/react-router";
+import { NotFound, RouteError } from "./app/RouteError";
 import { Shell } from "./app/Shell";
 import { Account } from "./features/system/Account";
 import { CameraForm } from "./features/cameras/CameraForm";
@@ -97,7 +98,13 @@ const routeTree = rootRoute.addChildren([
   accountRoute,
 ]);
 
-export const router = createRouter({ routeTree, basepath: "/ui", defaultPreload: false });
+export const router = createRouter({
+  routeTree,
+  basepath: "/ui",
+  defaultPreload: false,
+  defaultErrorComponent: RouteError,
+  defaultNotFoundComponent: NotFound,
+});
 
 declare module "@tanstack/react-router" {
   interface Register {

@@ -3,8 +3,8 @@
 // this tab's sessionStorage so that a reload does not sign the operator out (see README: it is
 // readable by script on the page, which the Content-Security-Policy keeps to the page's own bundle).
 
-import { createClient, timestampDate } from "@opennvr/sdk";
-import type { Tokens } from "@opennvr/sdk";
+import { Code, createClient, errorFacts, timestampDate } from "@opennvr/sdk";
+import type { Interceptor, Tokens } from "@opennvr/sdk";
 import { StepUpCoordinator } from "../lib/stepup";
 
 const REFRESH_KEY = "opennvr.session";
@@ -49,11 +49,35 @@ export function forgetStoredSession(): void {
   persist(undefined);
 }
 
+/** The one step-up path: a unary call refused for want of a recent second factor opens the dialog and runs again, once. */
+export const stepUp = new StepUpCoordinator();
+
+const stepUpInterceptor: Interceptor = (next) => (req) => (req.stream ? next(req) : stepUp.run(() => next(req)));
+
 export const api = createClient(window.location.origin, {
   onTokens: persist,
-  // Refresh a minute before the access token expires (on the next call).
+  // The SDK refreshes the access token on the first call in its last minute.
   refreshMarginMs: 60_000,
+  interceptors: [stepUpInterceptor],
 });
 
-/** Every destructive call goes through this: a step-up demand opens the dialog and retries once. */
-export const stepUp = new StepUpCoordinator();
+const endedListeners = new Set<(notice: string) => void>();
+
+/** Called with a notice when a call shows that the session is over (revoked, expired, user disabled). */
+export function onSessionEnded(listener: (notice: string) => void): () => void {
+  endedListeners.add(listener);
+  return () => endedListeners.delete(listener);
+}
+
+/** Whether `err` says the session is over (a wrong password or code says something else). */
+export function endsSession(err: unknown): boolean {
+  const f = errorFacts(err);
+  return f.code === Code.Unauthenticated && f.reason !== "ERROR_REASON_INVALID_CREDENTIALS";
+}
+
+/** Every failed call of the app passes through here: one that ends the session signs the page out. */
+export function reportError(err: unknown): void {
+  if (!endsSession(err)) return;
+  const notice = `Your session ended: ${errorFacts(err).message}. Sign in again.`;
+  for (const l of endedListeners) l(notice);
+}

@@ -1,12 +1,12 @@
 // Who is signed in, and the transitions between signed out, first-run setup, second-factor enrolment
 // and signed in. The rest of the app reads it through useSession().
 
-import { Code, errorFacts } from "@opennvr/sdk";
+import { errorFacts } from "@opennvr/sdk";
 import type { GetSignInOptionsResponse, Tokens, WhoAmIResponse } from "@opennvr/sdk";
 import { useQueryClient } from "@tanstack/react-query";
 import { createContext, useCallback, useContext, useEffect, useMemo, useState } from "react";
 import type { ReactNode } from "react";
-import { api, forgetStoredSession, storedRefreshToken } from "./client";
+import { api, forgetStoredSession, onSessionEnded, storedRefreshToken } from "./client";
 
 export type SessionState =
   | { kind: "loading" }
@@ -64,6 +64,17 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     };
   }, []);
 
+  // A call that finds the session over (revoked elsewhere, expired) signs this page out, saying why.
+  useEffect(
+    () =>
+      onSessionEnded((notice) => {
+        forgetStoredSession();
+        queries.clear();
+        setState((s) => (s.kind === "signedIn" || s.kind === "enrolling" ? { kind: "signedOut", options: s.options, notice } : s));
+      }),
+    [queries],
+  );
+
   const signedIn = useCallback(async () => {
     const options = await api.auth.getSignInOptions({});
     setState(await describeCaller(options));
@@ -109,10 +120,4 @@ export function useMe(): WhoAmIResponse {
 export function useCan(permission: string): boolean {
   const me = useMe();
   return me.permissions.includes(permission);
-}
-
-/** Whether an error means the session is over (revoked, expired beyond refresh). */
-export function endsSession(err: unknown): boolean {
-  const f = errorFacts(err);
-  return f.code === Code.Unauthenticated;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffMs, renewDelayMs } from "./timing";
+import { backoffMs, renewDelayMs, tokenLifetimeMs } from "./timing";
 
 describe("token renewal", () => {
   const minute = 60_000;
@@ -32,5 +32,18 @@ describe("reconnect backoff", () => {
   it("never exceeds the cap however many attempts failed", () => {
     expect(backoffMs(50, { random: () => 1 })).toBe(30_000);
     expect(backoffMs(50, { random: () => 0 })).toBe(15_000);
+  });
+});
+
+describe("token lifetime", () => {
+  const jwt = (claims: object) => `e30.${btoa(JSON.stringify(claims)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_")}.sig`;
+
+  it("is exp minus iat, whatever this machine's clock says", () => {
+    expect(tokenLifetimeMs(jwt({ iat: 1_700_000_000, exp: 1_700_000_300 }))).toBe(300_000);
+  });
+
+  it("is unknown for a token without times or not a JWT", () => {
+    expect(tokenLifetimeMs(jwt({ sub: "x" }))).toBeUndefined();
+    expect(tokenLifetimeMs("not-a-jwt")).toBeUndefined();
   });
 });

@@ -30,3 +30,20 @@ export function backoffMs(attempt: number, { baseMs = 1_000, capMs = 30_000, ran
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 20));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
+
+/**
+ * A JWT's lifetime (`exp` − `iat`, in milliseconds) read from its payload without verifying it (the
+ * server verified what it issued); undefined when the token does not say.
+ */
+export function tokenLifetimeMs(jwt: string): number | undefined {
+  try {
+    const part = jwt.split(".")[1];
+    if (!part) return undefined;
+    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4));
+    const claims = JSON.parse(json) as { iat?: unknown; exp?: unknown };
+    if (typeof claims.iat !== "number" || typeof claims.exp !== "number" || claims.exp <= claims.iat) return undefined;
+    return (claims.exp - claims.iat) * 1000;
+  } catch {
+    return undefined;
+  }
+}

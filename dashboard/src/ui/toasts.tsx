@@ -37,7 +37,7 @@ export function ToastProvider({ children }: { children: ReactNode }) {
             key={t.id}
             type={t.tone === "critical" || t.tone === "warning" ? "foreground" : "background"}
             onOpenChange={(open) => !open && drop(t.id)}
-            className={`rounded-md border-l-4 bg-white p-3 shadow-lg dark:bg-slate-900 ${TONES[t.tone ?? "info"]}`}
+            className={`relative rounded-md border-l-4 bg-white p-3 pr-8 shadow-lg dark:bg-slate-900 ${TONES[t.tone ?? "info"]}`}
           >
             <Toast.Title className="text-sm font-semibold">{t.title}</Toast.Title>
             {t.body ? <Toast.Description className="mt-1 text-sm text-slate-600 dark:text-slate-300">{t.body}</Toast.Description> : null}

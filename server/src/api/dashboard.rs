@@ -82,14 +82,22 @@ pub fn routes(config: &DashboardConfig) -> Result<Router> {
         .layer(set(header::CONTENT_SECURITY_POLICY, csp))
         .layer(set(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(set(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")));
-    let assets = hardened
-        .clone()
-        .layer(set(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")))
-        .service(ServeDir::new(dir.join("assets")));
+    // Only a bundle that exists is cached for good: a 404 (a stale page asking for an old bundle)
+    // must not stick.
+    let assets = hardened.clone().map_response(cache_for_good).service(ServeDir::new(dir.join("assets")));
     let pages = hardened.layer(set(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))).service(
         ServeDir::new(dir).append_index_html_on_directories(true).fallback(ServeFile::new(dir.join("index.html"))),
     );
     Ok(router.nest_service("/ui/assets", assets).nest_service("/ui", pages))
+}
+
+/// Marks a successful answer as cacheable for a year without revalidation (its name holds its hash).
+fn cache_for_good<B>(mut res: axum::http::Response<B>) -> axum::http::Response<B> {
+    if res.status().is_success() {
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    }
+    res
 }
 
 /// The answer under `/ui/` when no dashboard is built.

@@ -81,6 +81,8 @@ pub struct AuthApp {
     pub mfa: super::mfa::MfaSettings,
     /// Told when the keys a user created are revoked with their rights.
     pub api_keys: crate::security::api_keys::ApiKeyCache,
+    /// Set once a user exists (the site is set up for good).
+    pub set_up: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What a sign-in page can offer before anyone signs in.
@@ -211,7 +213,17 @@ impl AuthApp {
     /// What the sign-in page offers: whether the first administrator is still to be created, and the
     /// relying party of passkeys when they are configured.
     pub async fn sign_in_options(&self) -> Result<SignInOptions> {
-        let setup_required = self.store.run(|c| Ok(UserRow::count(c)? == 0)).await?;
+        // A site once set up stays so (the last administrator cannot be deleted): from then on the
+        // answer costs no database read, whoever asks.
+        let setup_required = if self.set_up.load(std::sync::atomic::Ordering::Relaxed) {
+            false
+        } else {
+            let none = self.store.run(|c| Ok(UserRow::count(c)? == 0)).await?;
+            if !none {
+                self.set_up.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            none
+        };
         let passkeys_rp_id = self.mfa.passkeys.as_ref().map(|p| p.rp_id().to_owned());
         Ok(SignInOptions { setup_required, passkeys_rp_id })
     }

@@ -178,12 +178,16 @@ impl Apps {
             media: core.media.clone(),
             mfa,
             api_keys: core.api_keys.clone(),
+            set_up: Default::default(),
         };
         if store.run(crate::store::users::UserRow::count).await? == 0 {
             let path = setup.issue(&config.data_dir)?;
             tracing::warn!(
                 path = %path.display(),
-                "no users yet: create the first administrator with `nvrctl bootstrap --setup-token-file {}`",
+                "no users yet: create the first administrator in the dashboard (http://{}/, with the setup token in \
+                 {}) or with `nvrctl bootstrap --setup-token-file {}`",
+                config.listen,
+                path.display(),
                 path.display()
             );
         }

@@ -64,7 +64,8 @@ export function EnrolTotp({ onDone, intro }: { onDone: () => Promise<void>; intr
 
   if (recovery) {
     const text = recovery.join("\n") + "\n";
-    const download = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+    // A data: URL built from the codes: nothing to revoke, and the codes never leave the page.
+    const download = `data:text/plain;charset=utf-8,${encodeURIComponent(text)}`;
     return (
       <div className="space-y-4">
         <Notice tone="warning">

@@ -116,6 +116,8 @@ export function SecondFactorForm({
   const [mode, setMode] = useState<"totp" | "recovery">(hasTotp ? "totp" : "recovery");
   const [code, setCode] = useState("");
   const [passkeyProblem, setPasskeyProblem] = useState<Problem | undefined>();
+  // The challenge's own passkey options work once; later attempts ask the server for fresh ones.
+  const [embeddedSpent, setEmbeddedSpent] = useState(false);
 
   const submit = (e: SubmitEvent) => {
     e.preventDefault();
@@ -126,7 +128,9 @@ export function SecondFactorForm({
   const presentPasskey = async () => {
     setPasskeyProblem(undefined);
     try {
-      const options = challenge.passkeyRequestOptionsJson || (await onPasskeyOptions());
+      const embedded = embeddedSpent ? "" : challenge.passkeyRequestOptionsJson;
+      setEmbeddedSpent(true);
+      const options = embedded || (await onPasskeyOptions());
       const assertion = await getAssertion(options);
       await onFactor({ case: "passkeyAssertionJson", value: assertion });
     } catch (err) {

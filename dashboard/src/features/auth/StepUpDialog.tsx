@@ -1,7 +1,7 @@
 // The one step-up dialog: registered with the coordinator, it opens whenever a call needs a recent
 // second factor, asks for one (code, recovery code or passkey) and reports whether it was accepted.
 
-import { SecondFactorMethod } from "@opennvr/sdk";
+import { create, MfaChallengeSchema, SecondFactorMethod } from "@opennvr/sdk";
 import type { MfaChallenge, SecondFactor } from "@opennvr/sdk";
 import { useEffect, useRef, useState } from "react";
 import { api, stepUp } from "../../api/client";
@@ -15,24 +15,31 @@ export function StepUpDialog() {
   const [problem, setProblem] = useState<Problem | undefined>();
   const [busy, setBusy] = useState(false);
   const settle = useRef<((ok: boolean) => void) | undefined>(undefined);
+  // The ticket of the latest passkey challenge (each challenge works once).
+  const ticket = useRef("");
 
-  useEffect(
-    () =>
-      stepUp.setPrompt(async () => {
-        let c: MfaChallenge | undefined;
-        try {
-          c = (await api.auth.startStepUp({})).challenge;
-        } catch {
-          c = undefined;
-        }
-        setProblem(undefined);
-        setChallenge(c ?? ({ ticket: "", methods: [SecondFactorMethod.TOTP, SecondFactorMethod.RECOVERY_CODE], passkeyRequestOptionsJson: "" } as unknown as MfaChallenge));
-        return new Promise<boolean>((resolve) => {
-          settle.current = resolve;
-        });
-      }),
-    [],
-  );
+  useEffect(() => {
+    const unregister = stepUp.setPrompt(async () => {
+      let c: MfaChallenge | undefined;
+      try {
+        c = (await api.auth.startStepUp({})).challenge;
+      } catch {
+        c = undefined;
+      }
+      ticket.current = c?.ticket ?? "";
+      setProblem(undefined);
+      setChallenge(c ?? create(MfaChallengeSchema, { methods: [SecondFactorMethod.TOTP, SecondFactorMethod.RECOVERY_CODE] }));
+      return new Promise<boolean>((resolve) => {
+        settle.current = resolve;
+      });
+    });
+    return () => {
+      unregister();
+      // Unmounted while asking (signed out): the waiting call is not carried out.
+      settle.current?.(false);
+      settle.current = undefined;
+    };
+  }, []);
 
   const close = (ok: boolean) => {
     settle.current?.(ok);
@@ -45,8 +52,7 @@ export function StepUpDialog() {
     setBusy(true);
     setProblem(undefined);
     try {
-      const ticket = factor.case === "passkeyAssertionJson" ? challenge.ticket : "";
-      await api.auth.stepUp({ ticket, factor: { method: factor } });
+      await api.auth.stepUp({ ticket: factor.case === "passkeyAssertionJson" ? ticket.current : "", factor: { method: factor } });
       close(true);
     } catch (err) {
       setProblem(describeError(err));
@@ -70,7 +76,7 @@ export function StepUpDialog() {
           onFactor={present}
           onPasskeyOptions={async () => {
             const fresh = (await api.auth.startStepUp({})).challenge;
-            if (fresh) setChallenge(fresh);
+            ticket.current = fresh?.ticket ?? "";
             return fresh?.passkeyRequestOptionsJson ?? "";
           }}
           onCancel={() => close(false)}

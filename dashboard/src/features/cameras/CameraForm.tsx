@@ -8,7 +8,7 @@ import { useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate } from "@tanstack/react-router";
 import { useState } from "react";
 import type { SubmitEvent } from "react";
-import { api, stepUp } from "../../api/client";
+import { api } from "../../api/client";
 import { describeError } from "../../api/errors";
 import type { Problem } from "../../api/errors";
 import { keys, useCameras } from "../../api/queries";
@@ -168,16 +168,14 @@ export function CameraForm({ cameraId }: { cameraId?: string }) {
         if (camera.segmentDuration) paths.push("segment_duration");
         let etag = existing.etag;
         if (sourceChanged) {
-          const r = await stepUp.run(() =>
-            api.cameras.setCameraSource({
-              cameraId: existing.id,
-              sourceUrl: form.sourceUrl,
-              username: form.username,
-              password: form.password,
-              keepPassword: form.password === "" && existing.hasPassword,
-              etag,
-            }),
-          );
+          const r = await api.cameras.setCameraSource({
+            cameraId: existing.id,
+            sourceUrl: form.sourceUrl,
+            username: form.username,
+            password: form.password,
+            keepPassword: form.password === "" && existing.hasPassword,
+            etag,
+          });
           etag = r.camera?.etag ?? etag;
         }
         saved = (await api.cameras.updateCamera({ camera: { ...camera, id: existing.id, etag }, updateMask: { paths } })).camera;

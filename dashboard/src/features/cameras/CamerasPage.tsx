@@ -5,7 +5,7 @@ import type { Camera } from "@opennvr/sdk";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link } from "@tanstack/react-router";
 import { useState } from "react";
-import { api, stepUp } from "../../api/client";
+import { api } from "../../api/client";
 import { describeError } from "../../api/errors";
 import type { Problem } from "../../api/errors";
 import { keys, useCameraStatuses, useCameras } from "../../api/queries";
@@ -41,7 +41,7 @@ export function CamerasPage() {
   });
 
   const remove = useMutation({
-    mutationFn: (c: Camera) => stepUp.run(() => api.cameras.deleteCamera({ cameraId: c.id, etag: c.etag, deleteRecordings: withFootage })),
+    mutationFn: (c: Camera) => api.cameras.deleteCamera({ cameraId: c.id, etag: c.etag, deleteRecordings: withFootage }),
     onSuccess: (_r, c) => {
       toast({ title: `${c.name} deleted`, tone: "success" });
       setDeleting(undefined);

@@ -6,7 +6,7 @@ import type { Event } from "@opennvr/sdk";
 import { useQueryClient } from "@tanstack/react-query";
 import { createContext, useContext, useEffect, useEffectEvent, useReducer } from "react";
 import type { ReactNode } from "react";
-import { api } from "../../api/client";
+import { api, reportError } from "../../api/client";
 import { describeError } from "../../api/errors";
 import { keys, useCameras } from "../../api/queries";
 import { useCan } from "../../api/session";
@@ -57,17 +57,20 @@ export function EventFeedProvider({ children }: { children: ReactNode }) {
       dispatch({ kind: "connecting", attempt });
       try {
         const stream = api.events.watchEvents({}, { signal: abort.signal });
+        let live = false;
         for await (const r of stream) {
-          if (attempt !== 0 || r.kind.case === "heartbeat") {
+          if (!live) {
+            live = true;
             attempt = 0;
+            dispatch({ kind: "connected", at: Date.now() });
           }
-          dispatch({ kind: "connected", at: Date.now() });
           if (r.kind.case === "event") onEvent(r.kind.value);
           else if (r.kind.case === "lagged") dispatch({ kind: "lagged", dropped: Number(r.kind.value.droppedEvents) });
         }
         throw new Error("the server ended the event stream");
       } catch (err) {
         if (abort.signal.aborted) return;
+        reportError(err);
         const wait = backoffMs(attempt++);
         dispatch({ kind: "disconnected", error: describeError(err).message, retryAt: Date.now() + wait, attempt });
         timer = setTimeout(() => void run(), wait);

@@ -28,6 +28,12 @@ export function CameraView() {
   const [play, setPlay] = useState<PlayerStatus>({ state: "idle" });
   const frame = useRef<HTMLDivElement>(null);
   const [snapshot, setSnapshot] = useState<string | undefined>();
+  useEffect(
+    () => () => {
+      if (snapshot) URL.revokeObjectURL(snapshot);
+    },
+    [snapshot],
+  );
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
@@ -60,9 +66,7 @@ export function CameraView() {
     canvas.height = v.videoHeight;
     canvas.getContext("2d")?.drawImage(v, 0, 0);
     canvas.toBlob((blob) => {
-      if (!blob) return;
-      if (snapshot) URL.revokeObjectURL(snapshot);
-      setSnapshot(URL.createObjectURL(blob));
+      if (blob) setSnapshot(URL.createObjectURL(blob));
     }, "image/jpeg", 0.92);
   };
 

@@ -49,7 +49,7 @@ export function LiveGrid() {
   const cameras = useCameras();
   const statuses = useCameraStatuses();
   const canAdd = useCan("camera.write");
-  const [focus, setFocus] = useState(0);
+  const [focusWanted, setFocus] = useState(0);
   const [help, setHelp] = useState(false);
   const gridRef = useRef<HTMLDivElement>(null);
   const tileRefs = useRef<(HTMLDivElement | null)[]>([]);
@@ -58,8 +58,15 @@ export function LiveGrid() {
     localStorage.setItem(REMEMBER, JSON.stringify({ layout: layoutId, group }));
   }, [layoutId, group]);
 
+  // A layout taken from this device's memory goes into the URL, so that the address shares it.
+  useEffect(() => {
+    if (!search.layout) void navigate({ search: (prev) => ({ ...prev, layout: layoutId, group }), replace: true });
+  }, [search.layout, layoutId, group, navigate]);
+
   const filtered = useMemo(() => (cameras.data ?? []).filter((c) => inGroup(c, group)), [cameras.data, group]);
   const shown = pageItems(layoutId, filtered, page);
+  // The focused tile stays one that exists when the layout or page shrinks.
+  const focus = Math.min(focusWanted, Math.max(0, shown.length - 1));
   const pages = pageCount(layoutId, filtered.length);
   const spec = layoutOf(layoutId);
 

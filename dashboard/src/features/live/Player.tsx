@@ -7,10 +7,17 @@ import type { CreateViewerTokenResponse } from "@opennvr/sdk";
 import { useEffect, useEffectEvent, useRef, useState } from "react";
 import { api } from "../../api/client";
 import { describeError } from "../../api/errors";
-import { backoffMs, renewDelayMs } from "../../lib/timing";
+import { backoffMs, renewDelayMs, tokenLifetimeMs } from "../../lib/timing";
 import { openWhep } from "./whep";
 
 export type Transport = "webrtc" | "hls";
+
+/** A viewer token and when it expires by this browser's clock. */
+interface ViewerGrant {
+  response: CreateViewerTokenResponse;
+  received: number;
+  expires: number;
+}
 export type PlayState = "idle" | "connecting" | "playing" | "stale" | "retrying" | "unavailable";
 
 export interface PlayerStatus {
@@ -23,6 +30,8 @@ export interface PlayerStatus {
 
 /** Frames must arrive at least this often, or the picture is called stale. */
 const STALE_AFTER_MS = 4_000;
+/** A picture stale for this long is reconnected. */
+const RECONNECT_STALE_MS = 15_000;
 /** WebRTC that has not shown a frame by then counts as failed, and HLS is tried. */
 const FIRST_FRAME_MS = 10_000;
 
@@ -98,28 +107,32 @@ export function Player({
       return;
     }
     const abort = new AbortController();
-    let grant: CreateViewerTokenResponse | undefined;
-    let grantIssued = 0;
+    let grant: ViewerGrant | undefined;
     let renewTimer: ReturnType<typeof setTimeout> | undefined;
     let retryTimer: ReturnType<typeof setTimeout> | undefined;
     let staleTimer: ReturnType<typeof setInterval> | undefined;
     let teardown: (() => void) | undefined;
     let attempt = 0;
+    // Each connection attempt has a generation; callbacks of an older one do nothing.
+    let generation = 0;
     let status: PlayerStatus = { state: "connecting" };
-    let lastFrame = 0;
     const set = (s: PlayerStatus) => {
       status = s;
       report(s);
     };
+    const current = (g: number) => g === generation && !abort.signal.aborted;
 
-    const renewToken = async () => {
-      grant = await api.cameras.createViewerToken({ cameraId }, { signal: abort.signal });
-      grantIssued = Date.now();
-      const expire = grant.expireTime ? timestampDate(grant.expireTime).getTime() : grantIssued + 60_000;
+    const renewToken = async (): Promise<ViewerGrant> => {
+      const r = await api.cameras.createViewerToken({ cameraId }, { signal: abort.signal });
+      const received = Date.now();
+      // The token's lifetime by the server's own clock (exp - iat): a browser clock that is off does
+      // not make the renewal spin or lapse.
+      const lifetime = tokenLifetimeMs(r.token) ?? (r.expireTime ? timestampDate(r.expireTime).getTime() - received : 60_000);
+      grant = { response: r, received, expires: received + lifetime };
       clearTimeout(renewTimer);
       renewTimer = setTimeout(() => {
         renewToken().catch(() => undefined);
-      }, renewDelayMs(grantIssued, expire, Date.now()));
+      }, renewDelayMs(received, grant.expires, Date.now(), { floorMs: 5_000 }));
       return grant;
     };
 
@@ -132,18 +145,27 @@ export function Player({
       video.load();
     };
 
-    const reconnect = (message: string) => {
-      if (abort.signal.aborted) return;
+    const reconnect = (g: number, message: string) => {
+      if (!current(g)) return;
+      generation++;
       stopStream();
       const wait = backoffMs(attempt++);
       set({ state: "retrying", message: `${message} — retrying in ${Math.ceil(wait / 1000)} s`, transport: status.transport });
+      clearTimeout(retryTimer);
       retryTimer = setTimeout(() => void connect(), wait);
     };
 
-    /** Resolves when the first frame shows; rejects after FIRST_FRAME_MS. */
-    const firstFrame = () =>
+    /** Resolves when the first frame shows; rejects after FIRST_FRAME_MS or when torn down. */
+    const firstFrame = (g: number) =>
       new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error("no picture arrived")), FIRST_FRAME_MS);
+        if (!current(g)) {
+          reject(new Error("stopped"));
+          return;
+        }
+        const t = setTimeout(() => {
+          stop();
+          reject(new Error("no picture arrived"));
+        }, FIRST_FRAME_MS);
         const stop = watchFrames(video, () => {
           clearTimeout(t);
           stop();
@@ -152,19 +174,20 @@ export function Player({
         abort.signal.addEventListener("abort", () => {
           clearTimeout(t);
           stop();
+          reject(new Error("stopped"));
         });
       });
 
-    const watchStale = (transport: Transport) => {
-      lastFrame = Date.now();
+    const watchStale = (g: number, transport: Transport) => {
+      let lastFrame = Date.now();
       const stopFrames = watchFrames(video, () => {
         lastFrame = Date.now();
         if (status.state !== "playing") set({ state: "playing", transport, width: video.videoWidth, height: video.videoHeight });
       });
       staleTimer = setInterval(() => {
-        if (Date.now() - lastFrame > STALE_AFTER_MS && status.state === "playing") {
-          set({ ...status, state: "stale", message: "No new frames" });
-        }
+        const quiet = Date.now() - lastFrame;
+        if (quiet > RECONNECT_STALE_MS) reconnect(g, "No frames");
+        else if (quiet > STALE_AFTER_MS && status.state === "playing") set({ ...status, state: "stale", message: "No new frames" });
       }, 1_000);
       const previous = teardown;
       teardown = () => {
@@ -173,74 +196,82 @@ export function Player({
       };
     };
 
-    const playWebRtc = async (g: CreateViewerTokenResponse) => {
-      const session = await openWhep(g.whepUrl, g.token, abort.signal);
+    const playWebRtc = async (g: number, r: CreateViewerTokenResponse) => {
+      const session = await openWhep(r.whepUrl, r.token, abort.signal);
+      if (!current(g)) {
+        session.close();
+        throw new Error("stopped");
+      }
       teardown = session.close;
       session.pc.addEventListener("connectionstatechange", () => {
-        if (session.pc.connectionState === "failed") reconnect("WebRTC connection lost");
+        if (session.pc.connectionState === "failed") reconnect(g, "WebRTC connection lost");
       });
       video.srcObject = session.stream;
       await video.play().catch(() => undefined);
-      await firstFrame();
-      watchStale("webrtc");
+      await firstFrame(g);
+      watchStale(g, "webrtc");
     };
 
-    const playHls = async (g: CreateViewerTokenResponse) => {
+    const playHls = async (g: number, r: CreateViewerTokenResponse) => {
       // hls.js is loaded only when a tile falls back to HLS: most views never need it.
       const { default: Hls } = await import("hls.js");
+      if (!current(g)) throw new Error("stopped");
       if (!Hls.isSupported()) throw new Error("This browser cannot play HLS");
       const hls = new Hls({
         lowLatencyMode: true,
         liveSyncDurationCount: 2,
-        xhrSetup: (xhr) => xhr.setRequestHeader("Authorization", `Bearer ${grant?.token ?? g.token}`),
+        // The latest token: hls.js keeps fetching playlists and segments for as long as it plays.
+        xhrSetup: (xhr) => xhr.setRequestHeader("Authorization", `Bearer ${grant?.response.token ?? r.token}`),
       });
       teardown = () => hls.destroy();
       hls.on(Hls.Events.ERROR, (_e, data) => {
-        if (data.fatal) reconnect(`HLS: ${data.details}`);
+        if (data.fatal) reconnect(g, `HLS: ${data.details}`);
       });
-      hls.loadSource(g.hlsUrl);
+      hls.loadSource(r.hlsUrl);
       hls.attachMedia(video);
       await video.play().catch(() => undefined);
-      await firstFrame();
-      watchStale("hls");
+      await firstFrame(g);
+      watchStale(g, "hls");
     };
 
     const connect = async () => {
+      const g = ++generation;
       set({ state: "connecting", transport: status.transport });
       try {
-        const g = grant && grant.expireTime && timestampDate(grant.expireTime).getTime() - Date.now() > 15_000 ? grant : await renewToken();
-        if (!g.whepUrl && !g.hlsUrl) {
+        const r = (grant && grant.expires - Date.now() > 15_000 ? grant : await renewToken()).response;
+        if (!current(g)) return;
+        if (!r.whepUrl && !r.hlsUrl) {
           set({ state: "unavailable", message: "Live view is not configured on the server (no WHEP or HLS URL)." });
           return;
         }
         let webrtcProblem: string | undefined;
-        if (g.whepUrl) {
+        if (r.whepUrl) {
           try {
-            await playWebRtc(g);
+            await playWebRtc(g, r);
             attempt = 0;
             return;
           } catch (err) {
-            if (abort.signal.aborted) return;
+            if (!current(g)) return;
             webrtcProblem = err instanceof Error ? err.message : String(err);
             stopStream();
           }
         }
-        if (g.hlsUrl) {
+        if (r.hlsUrl) {
           set({ state: "connecting", transport: "hls", message: webrtcProblem });
-          await playHls(g);
+          await playHls(g, r);
           attempt = 0;
           return;
         }
         throw new Error(webrtcProblem ?? "no transport");
       } catch (err) {
-        if (abort.signal.aborted) return;
-        reconnect(err instanceof Error ? err.message : describeError(err).message);
+        reconnect(g, err instanceof Error ? err.message : describeError(err).message);
       }
     };
 
     void connect();
     return () => {
       abort.abort();
+      generation++;
       clearTimeout(renewTimer);
       clearTimeout(retryTimer);
       stopStream();

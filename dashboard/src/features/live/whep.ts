@@ -1,6 +1,7 @@
-// A WHEP client (WebRTC-HTTP Egress Protocol) as MediaMTX serves it: POST an SDP offer with the viewer
-// token as bearer, get 201 with the answer and the session's Location, DELETE it to leave. The offer
-// is sent once ICE gathering is complete (no trickle), which is quick on a LAN.
+// A WHEP client (WebRTC-HTTP Egress Protocol, RFC 9725) as MediaMTX serves it: POST the SDP offer at
+// once with the viewer token as bearer, get 201 with the answer, the session's Location and its ICE
+// servers (Link), then trickle the browser's candidates with PATCH as they are found, and DELETE the
+// session to leave. Sending the offer before ICE gathering ends saves the gathering time.
 
 export class WhepError extends Error {
   constructor(
@@ -18,18 +19,45 @@ export interface WhepSession {
   close: () => void;
 }
 
-function gathered(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      pc.removeEventListener("icegatheringstatechange", check);
-      clearTimeout(timer);
-      resolve();
-    };
-    const check = () => pc.iceGatheringState === "complete" && done();
-    const timer = setTimeout(done, timeoutMs);
-    pc.addEventListener("icegatheringstatechange", check);
+/** ICE servers from the answer's `Link: <stun:…>; rel="ice-server"` headers. */
+export function iceServersFromLinks(header: string | null): RTCIceServer[] {
+  if (!header) return [];
+  const servers: RTCIceServer[] = [];
+  for (const link of header.split(/,\s*(?=<)/)) {
+    const m = /^<([^>]+)>;\s*rel="ice-server"(?:;\s*username="((?:[^"\\]|\\.)*)";\s*credential="((?:[^"\\]|\\.)*)")?/i.exec(link.trim());
+    if (!m?.[1]) continue;
+    const server: RTCIceServer = { urls: [m[1]] };
+    if (m[2] !== undefined && m[3] !== undefined) {
+      server.username = JSON.parse(`"${m[2]}"`) as string;
+      server.credential = JSON.parse(`"${m[3]}"`) as string;
+    }
+    servers.push(server);
+  }
+  return servers;
+}
+
+/** The `application/trickle-ice-sdpfrag` body (RFC 8840) carrying `candidates` of `offer`. */
+export function sdpFragment(offer: string, candidates: readonly RTCIceCandidate[]): string {
+  const ufrag = /^a=ice-ufrag:(.*)$/m.exec(offer)?.[1]?.trim() ?? "";
+  const pwd = /^a=ice-pwd:(.*)$/m.exec(offer)?.[1]?.trim() ?? "";
+  const medias: { line: string; mid: string }[] = [];
+  let current: { line: string; mid: string } | undefined;
+  for (const line of offer.split(/\r?\n/)) {
+    if (line.startsWith("m=")) {
+      current = { line, mid: "" };
+      medias.push(current);
+    } else if (current && line.startsWith("a=mid:")) {
+      current.mid = line.slice("a=mid:".length).trim();
+    }
+  }
+  let frag = `a=ice-ufrag:${ufrag}\r\na=ice-pwd:${pwd}\r\n`;
+  medias.forEach((media, index) => {
+    const mine = candidates.filter((c) => (c.sdpMid ? c.sdpMid === media.mid : c.sdpMLineIndex === index));
+    if (mine.length === 0) return;
+    frag += `${media.line}\r\na=mid:${media.mid}\r\n`;
+    for (const c of mine) frag += `a=${c.candidate}\r\n`;
   });
+  return frag;
 }
 
 /** Opens a WHEP session on `url`; rejects with WhepError when the server refuses. */
@@ -39,20 +67,35 @@ export async function openWhep(url: string, token: string, signal: AbortSignal):
   pc.addEventListener("track", (e) => stream.addTrack(e.track));
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
+  const auth = { Authorization: `Bearer ${token}` };
   let location: string | undefined;
+  let etag: string | null = null;
+  let queued: RTCIceCandidate[] = [];
+  let offer = "";
+
+  const patch = (candidates: RTCIceCandidate[]) => {
+    if (!location || candidates.length === 0) return;
+    const headers: Record<string, string> = { ...auth, "Content-Type": "application/trickle-ice-sdpfrag" };
+    if (etag) headers["If-Match"] = etag;
+    void fetch(location, { method: "PATCH", headers, body: sdpFragment(offer, candidates) }).catch(() => undefined);
+  };
+  pc.addEventListener("icecandidate", (e) => {
+    if (!e.candidate?.candidate) return;
+    if (location) patch([e.candidate]);
+    else queued.push(e.candidate);
+  });
+
   const close = () => {
     pc.close();
-    if (location) {
-      void fetch(location, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } }).catch(() => undefined);
-    }
+    if (location) void fetch(location, { method: "DELETE", headers: auth }).catch(() => undefined);
   };
   try {
     await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc, 3000);
+    offer = pc.localDescription?.sdp ?? "";
     const res = await fetch(url, {
       method: "POST",
-      headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
-      body: pc.localDescription?.sdp ?? "",
+      headers: { ...auth, "Content-Type": "application/sdp" },
+      body: offer,
       signal,
     });
     if (res.status !== 201) {
@@ -66,7 +109,12 @@ export async function openWhep(url: string, token: string, signal: AbortSignal):
     }
     const where = res.headers.get("Location");
     if (where) location = new URL(where, url).toString();
+    etag = res.headers.get("ETag");
+    const servers = iceServersFromLinks(res.headers.get("Link"));
+    if (servers.length) pc.setConfiguration({ iceServers: servers });
     await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    patch(queued);
+    queued = [];
     return { pc, stream, close };
   } catch (err) {
     close();

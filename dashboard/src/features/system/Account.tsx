@@ -4,7 +4,7 @@
 import { CredentialType, timestampDate } from "@opennvr/sdk";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
-import { api, stepUp } from "../../api/client";
+import { api } from "../../api/client";
 import { describeError } from "../../api/errors";
 import { keys } from "../../api/queries";
 import { useMe, useSession } from "../../api/session";
@@ -67,12 +67,11 @@ function Factors() {
   const q = useQuery({ queryKey: ["credentials"], queryFn: async () => (await api.auth.listCredentials({ pageSize: 100 })).credentials });
   const passkeysOn = state.kind === "signedIn" && state.options.passkeysEnabled && passkeysSupported();
   const add = useMutation({
-    mutationFn: () =>
-      stepUp.run(async () => {
-        const started = await api.auth.startPasskeyRegistration({});
-        const credentialJson = await createCredential(started.creationOptionsJson);
-        return api.auth.finishPasskeyRegistration({ registrationToken: started.registrationToken, credentialJson, name: name || "Passkey" });
-      }),
+    mutationFn: async () => {
+      const started = await api.auth.startPasskeyRegistration({});
+      const credentialJson = await createCredential(started.creationOptionsJson);
+      return api.auth.finishPasskeyRegistration({ registrationToken: started.registrationToken, credentialJson, name: name || "Passkey" });
+    },
     onSuccess: async () => {
       toast({ title: "Passkey added", tone: "success" });
       setName("");
