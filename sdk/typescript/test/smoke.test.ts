@@ -156,6 +156,7 @@ describe("OpenNVR TypeScript SDK smoke (grpc-web)", () => {
     );
     const full = await client.refresh();
     assert.equal(full.mfaEnrolmentRequired, false, "after enrolment the session is a full one");
+    assert.equal((await client.auth.getSignInOptions({})).setupRequired, false, "a set-up server needs no setup");
     assert.ok((await client.users.listUsers({})).users.length >= 1);
   });
 
