@@ -6,8 +6,12 @@
 //! (`plan_cache_mode = force_generic_plan`); hook ingestion rate; one retention pass over a day of 100
 //! cameras; and listing 100 cameras with their latest footage, before and after the seeding.
 //!
+//! The server's resident memory is sampled while it answers one timeline of every camera over the whole
+//! seeded range.
+//!
 //! Run: `cargo bench -p opennvr-server --bench recordings` (`RECORDING_BENCH_DAYS` changes the days
-//! seeded, default 70; needs `psql` and a PostgreSQL cluster as the tests do).
+//! seeded, default 70; `RECORDING_BENCH_ONLY=timeline` stops after the timelines; needs `psql` and a
+//! PostgreSQL cluster as the tests do).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/it/harness.rs"]
@@ -27,6 +31,28 @@ const SECRET: &str = "a-hook-secret-of-at-least-thirty-two-chars";
 
 fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+/// This process's resident memory, in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The runs of `cameras` over `range` as the server computes them (the bare statement; 60 s
+/// segments, the default bucket of a thousandth of the range).
+fn runs(
+    c: &mut diesel::PgConnection,
+    cameras: &[uuid::Uuid],
+    range: (DateTime<Utc>, DateTime<Utc>),
+) -> opennvr_server::error::Result<Vec<opennvr_server::store::recordings::RunRow>> {
+    let open_for = vec![120_000_000; cameras.len()];
+    let tolerance = ((range.1 - range.0) / 1000).max(CDuration::seconds(2));
+    SegmentRow::runs(c, cameras, &open_for, range, tolerance, Utc::now())
 }
 
 /// (p50, p99) in milliseconds.
@@ -276,8 +302,8 @@ async fn main() {
     let sql = measure(30, |i| {
         let (store, cam) = (s.store.clone(), cameras[i % CAMERAS].id.parse().unwrap());
         async move {
-            let rows = store.run(move |c| SegmentRow::overlapping(c, cam, month.0, month.1)).await.unwrap();
-            assert_eq!(rows.len(), 30 * 1440 + 1);
+            let rows = store.run(move |c| runs(c, &[cam], month)).await.unwrap();
+            assert_eq!(rows.len(), 1);
         }
     })
     .await;
@@ -304,19 +330,56 @@ async fn main() {
     let sql = measure(10, |_| {
         let (store, cams): (_, Vec<uuid::Uuid>) = (s.store.clone(), ids.iter().map(|i| i.parse().unwrap()).collect());
         async move {
-            let all = store
-                .run(move |c| {
-                    cams.into_iter()
-                        .map(|cam| SegmentRow::overlapping(c, cam, day.0, day.1))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .await
-                .unwrap();
-            assert!(all.iter().all(|rows| rows.len() == 1441));
+            let all = store.run(move |c| runs(c, &cams, day)).await.unwrap();
+            assert_eq!(all.len(), CAMERAS);
         }
     })
     .await;
     report("GetTimeline 100 cameras x 1 day", grpc, sql);
+
+    // 4b. The server's memory while it answers a timeline of every camera over the whole range
+    // (computed in the database: the range's segments never reach the server).
+    let whole = (start, end);
+    let rss_before = rss_kib();
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        })
+    };
+    let t = Instant::now();
+    let timelines = admin
+        .recordings()
+        .get_timeline(pb::GetTimelineRequest {
+            camera_ids: ids.clone(),
+            start_time: Some(ts(whole.0)),
+            end_time: Some(ts(whole.1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .camera_timelines;
+    let took = t.elapsed();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    assert_eq!(timelines.len(), CAMERAS);
+    println!(
+        "GetTimeline {CAMERAS} cameras x {days} days ({rows} segments) in one call: {:.2} s; process RSS {:.1} MiB before, peak {:.1} MiB (+{:.1} MiB)",
+        took.as_secs_f64(),
+        rss_before as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        peak.saturating_sub(rss_before) as f64 / 1024.0
+    );
+    if std::env::var("RECORDING_BENCH_ONLY").as_deref() == Ok("timeline") {
+        return;
+    }
 
     // 5. Listing 100 cameras with their latest footage: with no segments, and with them all.
     let full = measure(200, |_| list_cameras(admin.clone())).await;

@@ -26,6 +26,7 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + '
 
 /// The topics a request names; types not published yet are accepted (they simply do not occur).
 fn topics(types: &[i32]) -> Result<Option<Vec<Topic>>, Status> {
+    crate::app::distinct("types", types.to_vec()).map_err(to_status)?;
     let mut out = Vec::new();
     for t in types {
         let topic = match pb::EventType::try_from(*t) {

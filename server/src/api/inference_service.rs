@@ -157,12 +157,7 @@ fn detection_filter(r: &pb::ListDetectionsRequest) -> Result<crate::store::infer
     let time = |field: &'static str, t: &Option<prost_types::Timestamp>| {
         t.as_ref().map(|t| convert::from_timestamp(field, t)).transpose().map_err(to_status)
     };
-    let cameras = r
-        .camera_ids
-        .iter()
-        .map(|c| crate::app::parse_id("camera_ids", c))
-        .collect::<crate::error::Result<Vec<_>>>()
-        .map_err(to_status)?;
+    let cameras = crate::app::parse_ids("camera_ids", &r.camera_ids).map_err(to_status)?;
     let adapter = if r.adapter_id.is_empty() {
         None
     } else {
@@ -174,7 +169,11 @@ fn detection_filter(r: &pb::ListDetectionsRequest) -> Result<crate::store::infer
     let filter = crate::store::inference::DetectionFilter {
         cameras,
         adapter,
-        labels: r.labels.iter().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect(),
+        labels: crate::app::distinct(
+            "labels",
+            r.labels.iter().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect(),
+        )
+        .map_err(to_status)?,
         min_confidence: r.min_confidence,
         start: time("start_time", &r.start_time)?,
         end: time("end_time", &r.end_time)?,

@@ -217,6 +217,7 @@ impl RecordingService for RecordingApi {
     async fn get_timeline(&self, req: Request<pb::GetTimelineRequest>) -> ApiResult<pb::GetTimelineResponse> {
         let call = call(&req)?;
         let r = req.into_inner();
+        crate::app::distinct("event_types", r.event_types.clone()).map_err(to_status)?;
         if !r.event_types.is_empty() {
             return Err(Status::unimplemented(
                 "event_types: timeline overlays need the stored event history, not kept yet",

@@ -77,14 +77,7 @@ impl ApiKeyApp {
                 format!("a key cannot hold permission {} that its creator lacks", p.name()),
             ));
         }
-        let mut cameras = Vec::new();
-        for id in &spec.camera_ids {
-            let id = Uuid::parse_str(id)
-                .map_err(|_| Error::invalid("api_key.camera_ids", format!("camera id {id:?} is not a UUID")))?;
-            if !cameras.contains(&id) {
-                cameras.push(id);
-            }
-        }
+        let cameras = super::parse_ids("api_key.camera_ids", &spec.camera_ids)?;
         // A key limited to cameras holds only what a camera grant can hold: a site-wide permission
         // (retention, storage, audit, users...) would reach every camera.
         if !cameras.is_empty()

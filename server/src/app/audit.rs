@@ -84,8 +84,12 @@ pub fn event_json(row: &AuditEventRow) -> serde_json::Value {
     })
 }
 
+/// One CSV cell. A cell that a spreadsheet would take for a formula (it begins with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return: usernames of failed logins are chosen by whoever tried) is
+/// prefixed with `'`, so that opening the export never runs anything.
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
 fn csv_row(row: &AuditEventRow) -> String {

@@ -35,10 +35,7 @@ impl CameraApp {
             let (rows, next) = self.list(call, BTreeMap::new(), None, page).await?;
             return Ok((self.statuses_of(rows.into_iter().map(|(r, _)| r).collect()).await, next));
         }
-        if ids.len() > 1000 {
-            return Err(Error::invalid("camera_ids", "camera_ids holds at most 1000 ids"));
-        }
-        let ids = ids.iter().map(|id| parse_id("camera_ids", id)).collect::<Result<Vec<Uuid>>>()?;
+        let ids = super::parse_ids("camera_ids", ids)?;
         let visible = visible(call.principal()?, self.clock.now());
         let wanted = ids.clone();
         let rows = self.store.run(move |c| CameraRow::with_ids(c, visible, &wanted)).await?;

@@ -369,6 +369,33 @@ pub fn check_mask(mask: &[String], updatable: &[&str]) -> Result<()> {
     }
 }
 
+/// The most items a repeated field of a request may hold (ids, labels, types, addresses): every
+/// request's work stays bounded.
+pub const MAX_LIST: usize = 200;
+
+/// The distinct items of repeated field `field`, in order: at most [`MAX_LIST`] of them, none twice
+/// (INVALID_ARGUMENT naming the field otherwise).
+pub fn distinct<T: Eq + std::hash::Hash + std::fmt::Debug>(field: &'static str, items: Vec<T>) -> Result<Vec<T>> {
+    if items.len() > MAX_LIST {
+        return Err(Error::invalid(field, format!("{field} holds at most {MAX_LIST} items, not {}", items.len())));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    for item in &items {
+        if !seen.insert(item) {
+            return Err(Error::invalid(field, format!("{field} holds {item:?} twice")));
+        }
+    }
+    Ok(items)
+}
+
+/// The UUIDs of repeated field `field`: each a UUID, none twice, at most [`MAX_LIST`].
+pub fn parse_ids(field: &'static str, values: &[String]) -> Result<Vec<Uuid>> {
+    if values.len() > MAX_LIST {
+        return Err(Error::invalid(field, format!("{field} holds at most {MAX_LIST} ids, not {}", values.len())));
+    }
+    distinct(field, values.iter().map(|v| parse_id(field, v)).collect::<Result<Vec<Uuid>>>()?)
+}
+
 /// Parses a UUID request field.
 pub fn parse_id(field: &'static str, value: &str) -> Result<Uuid> {
     if value.is_empty() {

@@ -1,6 +1,6 @@
 //! Recording use cases: the segment index fed by MediaMTX's hooks and reconciled with what MediaMTX
 //! has on disk, segment listings and timelines for those who may play a camera back.
-use super::authorizer::authorize;
+use super::authorizer::{authorize, authorize_all};
 use super::{Call, PageRequest, parse_id};
 use crate::clock::SharedClock;
 use crate::domain::Permission;
@@ -213,8 +213,9 @@ impl RecordingApp {
 
     /// Recorded runs of each camera over `[from, to)`: segments joined across gaps shorter than the
     /// bucket (at least [`RUN_TOLERANCE`]), clipped to the range. The segment being written reaches to
-    /// now (at most two segment durations past its start, in case its hooks were lost). One call,
-    /// one database round trip per camera on one connection.
+    /// now (at most two segment durations past its start, in case its hooks were lost). The runs are
+    /// computed in the database (the range's segments never reach the server): three queries for
+    /// all cameras together, at most [`crate::app::MAX_LIST`] of them, none twice.
     pub async fn timelines(
         &self,
         call: &Call,
@@ -225,13 +226,7 @@ impl RecordingApp {
         if camera_ids.is_empty() {
             return Err(Error::invalid("camera_id", "camera_id or camera_ids is required"));
         }
-        if camera_ids.len() > 200 {
-            return Err(Error::invalid("camera_ids", "camera_ids holds at most 200 cameras"));
-        }
-        let mut cameras = Vec::with_capacity(camera_ids.len());
-        for id in camera_ids {
-            cameras.push(parse_id("camera_ids", id)?);
-        }
+        let cameras = crate::app::parse_ids("camera_ids", camera_ids)?;
         if let [one] = cameras[..] {
             call.about("camera", &one.to_string(), &one.to_string());
         }
@@ -245,32 +240,21 @@ impl RecordingApp {
         }
         let tolerance = bucket.max(RUN_TOLERANCE);
         let (p, now) = (call.principal()?.clone(), self.clock.now());
-        let found = self
+        let runs = self
             .store
             .run(move |c| {
-                let mut out = Vec::with_capacity(cameras.len());
-                for camera in cameras {
-                    let row = authorize(c, &p, camera, Permission::RecordingRead, now, false)?;
-                    out.push((camera, row.segment_seconds, SegmentRow::overlapping(c, camera, from, to)?));
-                }
-                Ok(out)
+                let rows = authorize_all(c, &p, &cameras, Permission::RecordingRead, now)?;
+                let open_for: Vec<i64> = rows.iter().map(|r| 2 * i64::from(r.segment_seconds) * 1_000_000).collect();
+                let runs = SegmentRow::runs(c, &cameras, &open_for, (from, to), tolerance, now)?;
+                Ok((cameras, runs))
             })
             .await?;
-        Ok(found
-            .into_iter()
-            .map(|(camera, segment_seconds, entries)| {
-                let open_for = chrono::Duration::seconds(2 * i64::from(segment_seconds));
-                let spans = entries.iter().map(|s| {
-                    let end = if s.state == SegmentState::Recording {
-                        s.end().max(now.min(s.start_time + open_for))
-                    } else {
-                        s.end()
-                    };
-                    Run { start: s.start_time, end }
-                });
-                (camera, recording::merge_runs(spans, tolerance, from, to))
-            })
-            .collect())
+        let (cameras, runs) = runs;
+        let mut by_camera: std::collections::HashMap<Uuid, Vec<Run>> = std::collections::HashMap::new();
+        for r in runs {
+            by_camera.entry(r.camera_id).or_default().push(Run { start: r.start_time, end: r.end_time });
+        }
+        Ok(cameras.into_iter().map(|id| (id, by_camera.remove(&id).unwrap_or_default())).collect())
     }
 
     /// Brings the index in line with what MediaMTX has recorded for every camera: adds segments
@@ -470,12 +454,8 @@ impl RecordingApp {
         if spec.camera_ids.is_empty() {
             return Err(Error::invalid("hold.camera_ids", "hold.camera_ids must name at least one camera"));
         }
-        let mut cameras = Vec::new();
-        for id in &spec.camera_ids {
-            cameras.push(parse_id("hold.camera_ids", id)?);
-        }
+        let mut cameras = super::parse_ids("hold.camera_ids", &spec.camera_ids)?;
         cameras.sort();
-        cameras.dedup();
         let start = spec.start.ok_or_else(|| Error::invalid("hold.start_time", "hold.start_time is required"))?;
         if spec.end.is_some_and(|e| e <= start) {
             return Err(Error::invalid("hold.end_time", "hold.end_time must be after hold.start_time"));

@@ -656,23 +656,20 @@ impl RecordingApp {
             .store
             .run(move |c| {
                 let site = SiteRetention::get(c)?;
-                let mut out = Vec::new();
-                for summary in RecordingSummary::all(c)? {
-                    let camera = summary.camera_id;
-                    let mut held_bytes = 0;
-                    for (from, to) in HoldRow::active_ranges(c, camera)? {
-                        let to = to.unwrap_or(now + chrono::Duration::days(1));
-                        let range = [(from, Some(to))];
-                        held_bytes += SegmentRow::overlapping(c, camera, from, to)?
-                            .iter()
-                            .filter(|s| held(&range, s.start_time, s.end()))
-                            .map(|s| s.size_bytes)
-                            .sum::<i64>();
-                    }
-                    let hour = SegmentRow::overlapping(c, camera, now - chrono::Duration::hours(1), now)?;
-                    let written: i64 = hour.iter().map(|s| s.size_bytes).sum();
-                    out.push(CameraStorage { summary, held_bytes, write_bytes_per_second: written / 3600 });
-                }
+                let bytes_of = |rows: Vec<crate::store::recordings::CameraBytes>| {
+                    rows.into_iter().map(|r| (r.camera_id, r.bytes)).collect::<std::collections::HashMap<_, _>>()
+                };
+                // Three statements for the whole site, however many cameras and holds.
+                let held = bytes_of(SegmentRow::held_bytes_by_camera(c)?);
+                let written = bytes_of(SegmentRow::bytes_since_by_camera(c, now - chrono::Duration::hours(1))?);
+                let mut out: Vec<CameraStorage> = RecordingSummary::all(c)?
+                    .into_iter()
+                    .map(|summary| CameraStorage {
+                        held_bytes: held.get(&summary.camera_id).copied().unwrap_or(0),
+                        write_bytes_per_second: written.get(&summary.camera_id).copied().unwrap_or(0) / 3600,
+                        summary,
+                    })
+                    .collect();
                 out.sort_by_key(|c| std::cmp::Reverse(c.summary.bytes));
                 Ok((site, out))
             })

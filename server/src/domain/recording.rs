@@ -169,24 +169,6 @@ pub struct Run {
     pub end: DateTime<Utc>,
 }
 
-/// Merges spans ordered by start into runs: a span starting no later than `tolerance` after the
-/// current run's end joins it. Runs are clipped to `[from, to)`; empty ones are dropped.
-pub fn merge_runs(
-    spans: impl IntoIterator<Item = Run>,
-    tolerance: chrono::Duration,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Vec<Run> {
-    let mut runs: Vec<Run> = Vec::new();
-    for span in spans {
-        match runs.last_mut() {
-            Some(run) if span.start <= run.end + tolerance => run.end = run.end.max(span.end),
-            _ => runs.push(span),
-        }
-    }
-    runs.into_iter().map(|r| Run { start: r.start.max(from), end: r.end.min(to) }).filter(|r| r.start < r.end).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,37 +205,5 @@ mod tests {
         for bad in ["", "-1", "NaN", "inf", "1e9", "60s"] {
             assert_eq!(segment_duration_us(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn spans_merge_within_the_tolerance_and_are_clipped() {
-        let s = |a: &str, b: &str| Run { start: t(a), end: t(b) };
-        let spans = [
-            s("2026-11-25T08:59:00Z", "2026-11-25T09:00:00Z"),
-            // 0.5 s gap: joins.
-            s("2026-11-25T09:00:00.5Z", "2026-11-25T09:01:00Z"),
-            // Overlap: joins, extends.
-            s("2026-11-25T09:00:30Z", "2026-11-25T09:02:00Z"),
-            // Contained: nothing changes.
-            s("2026-11-25T09:01:00Z", "2026-11-25T09:01:30Z"),
-            // 5 s gap: a new run.
-            s("2026-11-25T09:02:05Z", "2026-11-25T09:03:00Z"),
-            // Outside the range.
-            s("2026-11-25T10:00:00Z", "2026-11-25T10:01:00Z"),
-        ];
-        let runs =
-            merge_runs(spans, chrono::Duration::seconds(1), t("2026-11-25T09:00:00Z"), t("2026-11-25T09:30:00Z"));
-        assert_eq!(
-            runs,
-            vec![s("2026-11-25T09:00:00Z", "2026-11-25T09:02:00Z"), s("2026-11-25T09:02:05Z", "2026-11-25T09:03:00Z")]
-        );
-        // Exactly at the tolerance still joins; just past it does not.
-        let edge =
-            [s("2026-11-25T09:00:00Z", "2026-11-25T09:01:00Z"), s("2026-11-25T09:01:01Z", "2026-11-25T09:02:00Z")];
-        let from = t("2026-11-25T09:00:00Z");
-        let to = t("2026-11-25T10:00:00Z");
-        assert_eq!(merge_runs(edge, chrono::Duration::seconds(1), from, to).len(), 1);
-        assert_eq!(merge_runs(edge, chrono::Duration::milliseconds(999), from, to).len(), 2);
-        assert!(merge_runs([], chrono::Duration::seconds(1), from, to).is_empty());
     }
 }

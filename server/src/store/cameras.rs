@@ -149,6 +149,15 @@ impl CameraRow {
         Ok(q.load(c)?)
     }
 
+    /// The cameras in service among `ids`, in one query (in no particular order).
+    pub fn find_many(c: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<CameraRow>> {
+        Ok(cameras::table
+            .filter(cameras::deleted_at.is_null())
+            .filter(cameras::id.eq_any(ids))
+            .select(CameraRow::as_select())
+            .load(c)?)
+    }
+
     /// Every camera in service.
     pub fn all_live(c: &mut PgConnection) -> Result<Vec<CameraRow>> {
         Ok(cameras::table.filter(cameras::deleted_at.is_null()).select(CameraRow::as_select()).load(c)?)
@@ -234,6 +243,21 @@ impl CameraGrantRow {
             .select(CameraGrantRow::as_select())
             .first(c)
             .optional()?)
+    }
+
+    /// The live grants of `user` on any of `cameras`, in one query.
+    pub fn live_many(
+        c: &mut PgConnection,
+        cameras: &[Uuid],
+        user: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CameraGrantRow>> {
+        Ok(camera_grants::table
+            .filter(camera_grants::user_id.eq(user))
+            .filter(camera_grants::camera_id.eq_any(cameras))
+            .filter(camera_grants::expire_at.is_null().or(camera_grants::expire_at.gt(now)))
+            .select(CameraGrantRow::as_select())
+            .load(c)?)
     }
 
     /// Creates or replaces the grant of (camera, user).

@@ -30,6 +30,26 @@ pub struct SegmentEntry {
     pub state: crate::domain::recording::SegmentState,
 }
 
+/// A byte count of one camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct CameraBytes {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub camera_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub bytes: i64,
+}
+
+/// One recorded run of a camera, as [`SegmentRow::runs`] computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct RunRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub camera_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub start_time: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub end_time: DateTime<Utc>,
+}
+
 impl SegmentEntry {
     /// When it ends (its start while its duration is unknown).
     pub fn end(&self) -> DateTime<Utc> {
@@ -122,6 +142,92 @@ impl SegmentRow {
         to: DateTime<Utc>,
     ) -> Result<Vec<SegmentEntry>> {
         SegmentRow::overlapping_limited(c, camera, from, to, i64::MAX)
+    }
+
+    /// The recorded runs of each camera over `[from, to)`, computed in the database so that the
+    /// server never holds the range's segments: segments (the one running into the range included)
+    /// joined across gaps of at most `tolerance`, clipped to the range, ordered by camera and start.
+    /// A segment still being written reaches at least to `min(now, start + open_for)` (its hooks may
+    /// be late); `open_for_us` pairs with `cameras`. One statement for every camera.
+    pub fn runs(
+        c: &mut PgConnection,
+        cameras: &[Uuid],
+        open_for_us: &[i64],
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        tolerance: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RunRow>> {
+        use diesel::sql_types::{Array, BigInt, Timestamptz, Uuid as SqlUuid};
+        Ok(diesel::sql_query(
+            "WITH seg AS ( \
+               SELECT cam.id AS camera_id, s.start_time, \
+                      CASE WHEN s.state = 0 \
+                        THEN GREATEST(s.start_time + s.duration_us * interval '1 microsecond', \
+                                      LEAST($5, s.start_time + cam.open_us * interval '1 microsecond')) \
+                        ELSE s.start_time + s.duration_us * interval '1 microsecond' END AS end_time \
+                 FROM unnest($1::uuid[], $2::bigint[]) AS cam(id, open_us) \
+                 CROSS JOIN LATERAL ( \
+                   (SELECT start_time, duration_us, state FROM segments \
+                     WHERE camera_id = cam.id AND start_time < $3 AND state < 2 ORDER BY start_time DESC LIMIT 1) \
+                   UNION ALL \
+                   (SELECT start_time, duration_us, state FROM segments \
+                     WHERE camera_id = cam.id AND start_time >= $3 AND start_time < $4 AND state < 2) \
+                 ) s \
+             ), marked AS ( \
+               SELECT camera_id, start_time, end_time, \
+                      CASE WHEN start_time <= MAX(end_time) OVER w + $6 * interval '1 microsecond' THEN 0 ELSE 1 END \
+                        AS opens \
+                 FROM seg WINDOW w AS (PARTITION BY camera_id ORDER BY start_time \
+                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) \
+             ), numbered AS ( \
+               SELECT camera_id, start_time, end_time, \
+                      SUM(opens) OVER (PARTITION BY camera_id ORDER BY start_time) AS run \
+                 FROM marked \
+             ) \
+             SELECT camera_id, GREATEST(MIN(start_time), $3) AS start_time, LEAST(MAX(end_time), $4) AS end_time \
+               FROM numbered GROUP BY camera_id, run \
+             HAVING LEAST(MAX(end_time), $4) > GREATEST(MIN(start_time), $3) \
+             ORDER BY camera_id, start_time",
+        )
+        .bind::<Array<SqlUuid>, _>(cameras)
+        .bind::<Array<BigInt>, _>(open_for_us)
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(to)
+        .bind::<Timestamptz, _>(now)
+        .bind::<BigInt, _>(tolerance.num_microseconds().unwrap_or(i64::MAX))
+        .load(c)?)
+    }
+
+    /// Bytes under an active hold, per camera that has any: each segment counted once however many
+    /// holds cover it. One statement, index range scans per hold.
+    pub fn held_bytes_by_camera(c: &mut PgConnection) -> Result<Vec<CameraBytes>> {
+        use diesel::sql_types::BigInt;
+        let longest = (crate::domain::recording::MAX_SEGMENT_SECONDS * 1e6) as i64;
+        Ok(diesel::sql_query(
+            "SELECT s.camera_id, SUM(s.size_bytes)::bigint AS bytes FROM segments s \
+              WHERE s.state < 2 AND (s.camera_id, s.start_time) IN ( \
+                SELECT g.camera_id, g.start_time FROM hold_cameras hc \
+                  JOIN holds h ON h.id = hc.hold_id AND h.released_at IS NULL \
+                  JOIN segments g ON g.camera_id = hc.camera_id \
+                   AND g.start_time > h.start_time - $1 * interval '1 microsecond' \
+                   AND (h.end_time IS NULL OR g.start_time < h.end_time) \
+                   AND g.start_time + g.duration_us * interval '1 microsecond' > h.start_time) \
+              GROUP BY s.camera_id",
+        )
+        .bind::<BigInt, _>(longest)
+        .load(c)?)
+    }
+
+    /// Bytes of the segments started since `since`, per camera with recordings. One statement.
+    pub fn bytes_since_by_camera(c: &mut PgConnection, since: DateTime<Utc>) -> Result<Vec<CameraBytes>> {
+        use diesel::sql_types::Timestamptz;
+        Ok(diesel::sql_query(
+            "SELECT r.camera_id, w.bytes FROM recording_summaries r CROSS JOIN LATERAL ( \
+               SELECT COALESCE(SUM(size_bytes), 0)::bigint AS bytes FROM segments \
+                WHERE camera_id = r.camera_id AND start_time >= $1 AND state < 2) w",
+        )
+        .bind::<Timestamptz, _>(since)
+        .load(c)?)
     }
 
     /// The same, at most `limit` of those starting in the range: one statement, two index-only

@@ -445,6 +445,27 @@ async fn export(c: &opennvr_sdk::Client) -> Vec<u8> {
 }
 
 #[tokio::test]
+async fn csv_exports_show_formula_like_cells_as_text() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let anyone = s.client().await;
+    let login = pb::LoginRequest { username: "=HYPERLINK(\"http://evil.example\")".into(), password: "x".repeat(12) };
+    assert_eq!(anyone.auth().login(login).await.unwrap_err().code(), Code::Unauthenticated);
+    let request = pb::ExportAuditEventsRequest { format: pb::AuditExportFormat::Csv as i32, ..Default::default() };
+    let mut stream = admin.audit().export_audit_events(request).await.unwrap().into_inner();
+    let mut csv = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        csv.extend_from_slice(&chunk.data);
+    }
+    let csv = String::from_utf8(csv).unwrap();
+    // (Usernames are kept lowercased.)
+    assert!(csv.contains("\"'=hyperlink(\"\"http://evil.example\"\")\""), "the cell is kept, as text:\n{csv}");
+    for line in csv.lines() {
+        assert!(!line.contains(",=") && !line.contains(",\"="), "a cell starts a formula: {line}");
+    }
+}
+
+#[tokio::test]
 async fn exports_verify_offline_across_key_rotation_and_any_edit_fails() {
     let s = TestServer::start().await;
     let admin = s.admin().await;

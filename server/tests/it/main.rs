@@ -15,6 +15,7 @@ mod ids;
 mod inference;
 mod keys;
 mod lifecycle;
+mod limits;
 mod listings;
 mod media;
 mod mfa;

@@ -239,13 +239,14 @@ async fn timelines_join_segments_within_the_tolerance_and_reach_the_present() {
     let at = |secs: f64| t0 + Duration::microseconds((secs * 1e6) as i64);
     // 0–60, 60.5–120 (0.5 s gap: joined), 130–190 (10 s gap: new run), 185–200 (overlap: joined),
     // 300–360 (a run of its own), and one opened 20 s ago, still being written.
-    for (start, secs) in [(0.0, 60.0), (60.5, 59.5), (130.0, 60.0), (185.0, 15.0), (300.0, 60.0)] {
+    // 186–191 lies inside the run and changes nothing.
+    for (start, secs) in [(0.0, 60.0), (60.5, 59.5), (130.0, 60.0), (185.0, 15.0), (186.0, 5.0), (300.0, 60.0)] {
         assert_eq!(r.segment(&path, at(start), Some(secs)).await.0, 202);
     }
     let open = micros(now - Duration::seconds(20));
     assert_eq!(r.segment(&path, open, None).await.0, 202);
     let runs = timeline(&admin, &cam, t0 - Duration::hours(1), now + Duration::hours(1)).await;
-    assert_eq!(runs, vec![(at(0.0), at(120.0)), (at(130.0), at(200.0)), (at(300.0), at(360.0)), (open, now)]);
+    assert_eq!(runs, vec![(at(0.0), at(120.0)), (at(130.0), at(200.0)), (at(300.0), at(360.0)), (open, micros(now))]);
     // Clipped to the range, a run straddling its start included.
     let runs = timeline(&admin, &cam, at(30.0), at(150.0)).await;
     assert_eq!(runs, vec![(at(30.0), at(120.0)), (at(130.0), at(150.0))]);
@@ -311,7 +312,7 @@ async fn timelines_join_segments_within_the_tolerance_and_reach_the_present() {
         }
         token = page.next_page_token;
     }
-    assert_eq!(paged, vec![at(0.0), at(60.5), at(130.0), at(185.0), at(300.0), open]);
+    assert_eq!(paged, vec![at(0.0), at(60.5), at(130.0), at(185.0), at(186.0), at(300.0), open]);
     // Bad ranges are refused naming the field.
     let e = admin
         .recordings()
@@ -938,4 +939,31 @@ async fn retention_reads_past_a_long_held_stretch_to_the_footage_it_may_delete()
     assert_eq!(left.len(), 512);
     assert_eq!(&left[..510], &starts[..510]);
     assert_eq!(&left[510..], &starts[518..]);
+}
+
+#[tokio::test]
+async fn storage_stats_count_held_bytes_once_however_many_holds_cover_them() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let t0 = micros(r.s.clock.now() - Duration::minutes(30));
+    let (cam, starts) = r.recorded(&admin, "Dock", t0, 10).await;
+    let (_quiet, _) = r.recorded(&admin, "Roof", t0 - Duration::hours(5), 2).await;
+    // Two holds over segments 2..6 and 4..8: segments 2..7 are held, once each (6 × 1,000 bytes).
+    hold(&admin, &[&cam], starts[2], starts[6]).await.unwrap();
+    hold(&admin, &[&cam], starts[4] + Duration::seconds(30), starts[8]).await.unwrap();
+    // A released hold holds nothing.
+    let released = hold(&admin, &[&cam], starts[9], starts[9] + Duration::seconds(10)).await.unwrap();
+    r.s.step_up(&admin, "admin").await;
+    admin
+        .recordings()
+        .release_hold(pb::ReleaseHoldRequest { hold_id: released.id.clone(), reason: "closed".into() })
+        .await
+        .unwrap();
+    let stats = admin.recordings().get_storage_stats(pb::GetStorageStatsRequest::default()).await.unwrap().into_inner();
+    let of = |id: &str| stats.cameras.iter().find(|c| c.camera_id == id).unwrap().clone();
+    let dock = of(&cam.id);
+    assert_eq!((dock.recorded_bytes, dock.segment_count, dock.held_bytes), (10_000, 10, 6_000), "{dock:?}");
+    // Written in the last hour: the dock's ten segments; the roof recorded five hours ago.
+    assert_eq!(dock.write_bytes_per_second, 10_000 / 3600);
+    assert_eq!(stats.held_bytes, 6_000);
 }

@@ -76,7 +76,9 @@ class ApiKey(_message.Message):
 
     @_builtins.property
     def camera_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Cameras the key may touch (camera-scoped RPCs see only these); empty = every camera."""
+        """Cameras the key may touch (camera-scoped RPCs see only these); empty = every camera. At most 200,
+        none twice.
+        """
 
     @_builtins.property
     def step_up_methods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:

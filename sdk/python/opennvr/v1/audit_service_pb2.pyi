@@ -101,7 +101,8 @@ class _AuditExportFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Aud
     """
     AUDIT_EXPORT_FORMAT_CSV: _AuditExportFormat.ValueType  # 2
     """RFC 4180 CSV with a header row, one row per event (hashes in hex, details as JSON). For
-    spreadsheets; carries no checkpoints.
+    spreadsheets; carries no checkpoints. A cell a spreadsheet would take for a formula (beginning
+    with =, +, -, @, a tab or a carriage return) is prefixed with ' so that it shows as text.
     """
 
 class AuditExportFormat(_AuditExportFormat, metaclass=_AuditExportFormatEnumTypeWrapper):
@@ -117,7 +118,8 @@ sequence, last hash). Self-contained for offline verification.
 """
 AUDIT_EXPORT_FORMAT_CSV: AuditExportFormat.ValueType  # 2
 """RFC 4180 CSV with a header row, one row per event (hashes in hex, details as JSON). For
-spreadsheets; carries no checkpoints.
+spreadsheets; carries no checkpoints. A cell a spreadsheet would take for a formula (beginning
+with =, +, -, @, a tab or a carriage return) is prefixed with ' so that it shows as text.
 """
 Global___AuditExportFormat: _TypeAlias = AuditExportFormat  # noqa: Y015
 

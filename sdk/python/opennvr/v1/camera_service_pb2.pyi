@@ -902,7 +902,7 @@ class ListCameraStatusesRequest(_message.Message):
     page_token: _builtins.str
     @_builtins.property
     def camera_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Only these cameras; empty = all the caller may read."""
+        """Only these cameras; empty = all the caller may read. At most 200, none twice."""
 
     def __init__(
         self,

@@ -474,11 +474,13 @@ class WatchEventsRequest(_message.Message):
     """
     @_builtins.property
     def camera_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Only these cameras (site-wide events are then excluded); empty = all the caller may read."""
+        """Only these cameras (site-wide events are then excluded); empty = all the caller may read. At most
+        200, none twice.
+        """
 
     @_builtins.property
     def types(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.EventType.ValueType]:
-        """Only these types; empty = all the caller may see."""
+        """Only these types; empty = all the caller may see. None twice."""
 
     def __init__(
         self,

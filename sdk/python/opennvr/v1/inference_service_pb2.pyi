@@ -1175,7 +1175,7 @@ class ListDetectionsRequest(_message.Message):
     """Only detections at or above this confidence."""
     @_builtins.property
     def camera_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Optional filters; empty = no filter."""
+        """Optional filters; empty = no filter. The lists hold at most 200 items, none twice."""
 
     @_builtins.property
     def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...

@@ -383,7 +383,7 @@ class Hold(_message.Message):
     """Output only."""
     @_builtins.property
     def camera_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """At least one."""
+        """At least one, at most 200, none twice."""
 
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
@@ -646,11 +646,13 @@ class GetTimelineRequest(_message.Message):
     @_builtins.property
     def event_types(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.EventType.ValueType]:
         """Event types to overlay; empty = none. Not served yet (UNIMPLEMENTED): overlays need the stored
-        event history.
+        event history. None twice.
         """
 
     @_builtins.property
-    def camera_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def camera_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Several cameras at once (instead of camera_id): at most 200, none twice."""
+
     def __init__(
         self,
         *,

@@ -98,7 +98,8 @@ export type ApiKey = Message<"opennvr.v1.ApiKey"> & {
   secretPrefix: string;
 
   /**
-   * Cameras the key may touch (camera-scoped RPCs see only these); empty = every camera.
+   * Cameras the key may touch (camera-scoped RPCs see only these); empty = every camera. At most 200,
+   * none twice.
    *
    * @generated from field: repeated string camera_ids = 11;
    */

@@ -773,7 +773,8 @@ export enum AuditExportFormat {
 
   /**
    * RFC 4180 CSV with a header row, one row per event (hashes in hex, details as JSON). For
-   * spreadsheets; carries no checkpoints.
+   * spreadsheets; carries no checkpoints. A cell a spreadsheet would take for a formula (beginning
+   * with =, +, -, @, a tab or a carriage return) is prefixed with ' so that it shows as text.
    *
    * @generated from enum value: AUDIT_EXPORT_FORMAT_CSV = 2;
    */

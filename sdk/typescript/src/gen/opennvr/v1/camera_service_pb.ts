@@ -781,7 +781,7 @@ export type ListCameraStatusesRequest = Message<"opennvr.v1.ListCameraStatusesRe
   pageToken: string;
 
   /**
-   * Only these cameras; empty = all the caller may read.
+   * Only these cameras; empty = all the caller may read. At most 200, none twice.
    *
    * @generated from field: repeated string camera_ids = 3;
    */

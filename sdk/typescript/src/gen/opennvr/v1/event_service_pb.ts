@@ -464,14 +464,15 @@ export const MediaServerChangeSchema: GenMessage<MediaServerChange> = /*@__PURE_
  */
 export type WatchEventsRequest = Message<"opennvr.v1.WatchEventsRequest"> & {
   /**
-   * Only these cameras (site-wide events are then excluded); empty = all the caller may read.
+   * Only these cameras (site-wide events are then excluded); empty = all the caller may read. At most
+   * 200, none twice.
    *
    * @generated from field: repeated string camera_ids = 1;
    */
   cameraIds: string[];
 
   /**
-   * Only these types; empty = all the caller may see.
+   * Only these types; empty = all the caller may see. None twice.
    *
    * @generated from field: repeated opennvr.v1.EventType types = 2;
    */

@@ -1166,7 +1166,7 @@ export type ListDetectionsRequest = Message<"opennvr.v1.ListDetectionsRequest"> 
   pageToken: string;
 
   /**
-   * Optional filters; empty = no filter.
+   * Optional filters; empty = no filter. The lists hold at most 200 items, none twice.
    *
    * @generated from field: repeated string camera_ids = 3;
    */

@@ -359,7 +359,7 @@ export type Hold = Message<"opennvr.v1.Hold"> & {
   reason: string;
 
   /**
-   * At least one.
+   * At least one, at most 200, none twice.
    *
    * @generated from field: repeated string camera_ids = 4;
    */
@@ -669,13 +669,15 @@ export type GetTimelineRequest = Message<"opennvr.v1.GetTimelineRequest"> & {
 
   /**
    * Event types to overlay; empty = none. Not served yet (UNIMPLEMENTED): overlays need the stored
-   * event history.
+   * event history. None twice.
    *
    * @generated from field: repeated opennvr.v1.EventType event_types = 5;
    */
   eventTypes: EventType[];
 
   /**
+   * Several cameras at once (instead of camera_id): at most 200, none twice.
+   *
    * @generated from field: repeated string camera_ids = 6;
    */
   cameraIds: string[];

@@ -1,0 +1,128 @@
+//! Bounded work per request: every repeated id (or type, or label) field refuses more than 200
+//! items and any item twice, naming the field, before any work is done.
+use crate::cameras::create;
+use crate::harness::TestServer;
+use opennvr_sdk::pb;
+use tonic::Code;
+
+/// The field a refused call names.
+fn refused_field(e: &tonic::Status) -> String {
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let details = tonic_types::StatusExt::get_error_details(e);
+    details.bad_request().expect("a field violation").field_violations[0].field.clone()
+}
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect()
+}
+
+#[tokio::test]
+async fn repeated_id_fields_refuse_duplicates_and_more_than_200_items() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    s.step_up(&admin, "admin").await;
+    let cam = create(&admin, "Dock").await;
+    let twice = vec![cam.id.clone(), cam.id.clone()];
+    let start = Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 });
+
+    let timeline = |camera_ids: Vec<String>, event_types: Vec<i32>| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .recordings()
+                .get_timeline(pb::GetTimelineRequest {
+                    camera_ids,
+                    event_types,
+                    start_time: start,
+                    end_time: Some(prost_types::Timestamp { seconds: 1_700_003_600, nanos: 0 }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err()
+        }
+    };
+    assert_eq!(refused_field(&timeline(twice.clone(), vec![]).await), "camera_ids");
+    assert_eq!(refused_field(&timeline(ids(201), vec![]).await), "camera_ids");
+    let detection = pb::EventType::Detection as i32;
+    assert_eq!(refused_field(&timeline(vec![cam.id.clone()], vec![detection, detection]).await), "event_types");
+
+    let statuses = |camera_ids: Vec<String>| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .cameras()
+                .list_camera_statuses(pb::ListCameraStatusesRequest { camera_ids, ..Default::default() })
+                .await
+                .unwrap_err()
+        }
+    };
+    assert_eq!(refused_field(&statuses(twice.clone()).await), "camera_ids");
+    assert_eq!(refused_field(&statuses(ids(201)).await), "camera_ids");
+
+    let detections = |camera_ids: Vec<String>, labels: Vec<String>| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .inference()
+                .list_detections(pb::ListDetectionsRequest { camera_ids, labels, ..Default::default() })
+                .await
+                .unwrap_err()
+        }
+    };
+    assert_eq!(refused_field(&detections(twice.clone(), vec![]).await), "camera_ids");
+    assert_eq!(refused_field(&detections(ids(201), vec![]).await), "camera_ids");
+    assert_eq!(refused_field(&detections(vec![], vec!["person".into(), " person ".into()]).await), "labels");
+
+    let watch = |camera_ids: Vec<String>, types: Vec<i32>| {
+        let admin = admin.clone();
+        async move {
+            match admin.events().watch_events(pb::WatchEventsRequest { camera_ids, types, ..Default::default() }).await
+            {
+                Err(e) => e,
+                Ok(_) => panic!("the watch was accepted"),
+            }
+        }
+    };
+    assert_eq!(refused_field(&watch(twice.clone(), vec![]).await), "camera_ids");
+    assert_eq!(refused_field(&watch(ids(201), vec![]).await), "camera_ids");
+    assert_eq!(refused_field(&watch(vec![], vec![detection, detection]).await), "types");
+
+    let hold = |camera_ids: Vec<String>| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .recordings()
+                .create_hold(pb::CreateHoldRequest {
+                    hold: Some(pb::Hold {
+                        camera_ids,
+                        start_time: start,
+                        case_id: "CASE-1".into(),
+                        reason: "limits".into(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .unwrap_err()
+        }
+    };
+    assert_eq!(refused_field(&hold(twice.clone()).await), "hold.camera_ids");
+    assert_eq!(refused_field(&hold(ids(201)).await), "hold.camera_ids");
+
+    let key = admin
+        .api_keys()
+        .create_api_key(pb::CreateApiKeyRequest {
+            api_key: Some(pb::ApiKey {
+                name: "twice".into(),
+                role: pb::Role::Viewer as i32,
+                camera_ids: twice.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused_field(&key), "api_key.camera_ids");
+
+    // The limit itself is allowed: 200 distinct ids are judged on their merits (unknown cameras).
+    let at_limit = timeline(ids(200), vec![]).await;
+    assert_eq!(at_limit.code(), Code::NotFound, "{at_limit:?}");
+}
