@@ -43,16 +43,44 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// The runs of `cameras` over `range` as the server computes them (the bare statement; 60 s
-/// segments, the default bucket of a thousandth of the range).
-fn runs(
+/// What `f` returns, how long it took, and this process's resident memory (KiB) before it and at its
+/// peak while it ran (sampled every 2 ms).
+async fn peak_rss_during<F, Fut, T>(f: F) -> (T, Duration, (u64, u64))
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let before = rss_kib();
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        })
+    };
+    let t = Instant::now();
+    let out = f().await;
+    let took = t.elapsed();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    (out, took, (before, sampler.join().unwrap()))
+}
+
+/// The spans of `cameras` over `range` as the server streams them for a timeline (the bare
+/// statement, rows counted, nothing kept); 60 s segments.
+fn spans(
     c: &mut diesel::PgConnection,
     cameras: &[uuid::Uuid],
     range: (DateTime<Utc>, DateTime<Utc>),
-) -> opennvr_server::error::Result<Vec<opennvr_server::store::recordings::RunRow>> {
+) -> opennvr_server::error::Result<usize> {
     let open_for = vec![120_000_000; cameras.len()];
-    let tolerance = ((range.1 - range.0) / 1000).max(CDuration::seconds(2));
-    SegmentRow::runs(c, cameras, &open_for, range, tolerance, Utc::now())
+    let mut n = 0;
+    SegmentRow::visit_spans(c, cameras, &open_for, range, Utc::now(), |_| n += 1)?;
+    Ok(n)
 }
 
 /// (p50, p99) in milliseconds.
@@ -302,8 +330,8 @@ async fn main() {
     let sql = measure(30, |i| {
         let (store, cam) = (s.store.clone(), cameras[i % CAMERAS].id.parse().unwrap());
         async move {
-            let rows = store.run(move |c| runs(c, &[cam], month)).await.unwrap();
-            assert_eq!(rows.len(), 1);
+            let rows = store.run(move |c| spans(c, &[cam], month)).await.unwrap();
+            assert_eq!(rows, 30 * 1440 + 1);
         }
     })
     .await;
@@ -330,52 +358,62 @@ async fn main() {
     let sql = measure(10, |_| {
         let (store, cams): (_, Vec<uuid::Uuid>) = (s.store.clone(), ids.iter().map(|i| i.parse().unwrap()).collect());
         async move {
-            let all = store.run(move |c| runs(c, &cams, day)).await.unwrap();
-            assert_eq!(all.len(), CAMERAS);
+            let all = store.run(move |c| spans(c, &cams, day)).await.unwrap();
+            assert_eq!(all, CAMERAS * 1441);
         }
     })
     .await;
     report("GetTimeline 100 cameras x 1 day", grpc, sql);
 
-    // 4b. The server's memory while it answers a timeline of every camera over the whole range
-    // (computed in the database: the range's segments never reach the server).
+    // 4b. The server's memory while it answers a timeline of every camera over the whole range (the
+    // segments stream through; only runs are kept), then the former way in the same run: every
+    // segment of the range loaded, camera by camera, before merging (measured second, so that memory
+    // it leaves with the allocator cannot hide the first one's growth).
     let whole = (start, end);
-    let rss_before = rss_kib();
-    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = {
-        let sampling = sampling.clone();
-        std::thread::spawn(move || {
-            let mut peak = 0;
-            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(rss_kib());
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            peak
-        })
-    };
-    let t = Instant::now();
-    let timelines = admin
-        .recordings()
-        .get_timeline(pb::GetTimelineRequest {
-            camera_ids: ids.clone(),
-            start_time: Some(ts(whole.0)),
-            end_time: Some(ts(whole.1)),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .camera_timelines;
-    let took = t.elapsed();
-    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    let peak = sampler.join().unwrap();
+    let (timelines, took, (before, peak)) = peak_rss_during(|| async {
+        admin
+            .recordings()
+            .get_timeline(pb::GetTimelineRequest {
+                camera_ids: ids.clone(),
+                start_time: Some(ts(whole.0)),
+                end_time: Some(ts(whole.1)),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .camera_timelines
+    })
+    .await;
     assert_eq!(timelines.len(), CAMERAS);
     println!(
-        "GetTimeline {CAMERAS} cameras x {days} days ({rows} segments) in one call: {:.2} s; process RSS {:.1} MiB before, peak {:.1} MiB (+{:.1} MiB)",
+        "GetTimeline {CAMERAS} cameras x {days} days ({rows} segments) in one call: {:.2} s; RSS {:.1} MiB before, peak {:.1} MiB (+{:.1} MiB)",
         took.as_secs_f64(),
-        rss_before as f64 / 1024.0,
+        before as f64 / 1024.0,
         peak as f64 / 1024.0,
-        peak.saturating_sub(rss_before) as f64 / 1024.0
+        peak.saturating_sub(before) as f64 / 1024.0
+    );
+    let (former, took, (before, peak)) = peak_rss_during(|| async {
+        let (store, cams): (_, Vec<uuid::Uuid>) = (s.store.clone(), ids.iter().map(|i| i.parse().unwrap()).collect());
+        store
+            .run(move |c| {
+                cams.into_iter()
+                    .map(|cam| SegmentRow::overlapping(c, cam, whole.0, whole.1))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .map(Vec::len)
+            .sum::<usize>()
+    })
+    .await;
+    println!(
+        "Former timeline (every segment of {CAMERAS} cameras x {days} days loaded, {former} rows): {:.2} s; RSS {:.1} MiB before, peak {:.1} MiB (+{:.1} MiB)",
+        took.as_secs_f64(),
+        before as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        peak.saturating_sub(before) as f64 / 1024.0
     );
     if std::env::var("RECORDING_BENCH_ONLY").as_deref() == Ok("timeline") {
         return;

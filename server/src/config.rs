@@ -83,6 +83,9 @@ pub struct Options {
     /// one this checkout builds, `dashboard/dist`].
     #[arg(long, env = "OPENNVR_DASHBOARD_DIR")]
     pub dashboard_dir: Option<PathBuf>,
+    /// The most client connections served at once; past it new connections are closed [default: 4096].
+    #[arg(long, env = "OPENNVR_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed [default: none].
     #[arg(long, env = "OPENNVR_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<IpAddr>>,
@@ -242,6 +245,7 @@ impl Options {
             tls_key_file: self.tls_key_file.or(file.tls_key_file),
             cors_origins: self.cors_origins.or(file.cors_origins),
             dashboard_dir: self.dashboard_dir.or(file.dashboard_dir),
+            max_connections: self.max_connections.or(file.max_connections),
             trusted_proxies: self.trusted_proxies.or(file.trusted_proxies),
             log_format: self.log_format.or(file.log_format),
             access_token_ttl_secs: self.access_token_ttl_secs.or(file.access_token_ttl_secs),
@@ -316,6 +320,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Where the built dashboard is, when set explicitly.
     pub dashboard_dir: Option<PathBuf>,
+    /// The most client connections served at once.
+    pub max_connections: usize,
     pub trusted_proxies: Vec<IpAddr>,
     pub log_json: bool,
     pub access_token_ttl: Duration,
@@ -456,6 +462,13 @@ impl Config {
             tls,
             cors_origins: o.cors_origins.unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect(),
             dashboard_dir: o.dashboard_dir,
+            max_connections: match o.max_connections {
+                None => 4096,
+                Some(n) if (1..=1_000_000).contains(&n) => n,
+                Some(n) => {
+                    return Err(Error::config(format!("OPENNVR_MAX_CONNECTIONS: {n} is not within 1..=1000000")));
+                }
+            },
             trusted_proxies: o.trusted_proxies.unwrap_or_default(),
             log_json,
             access_token_ttl: secs(o.access_token_ttl_secs, 600, "OPENNVR_ACCESS_TOKEN_TTL_SECS")?,

@@ -27,7 +27,8 @@ pub enum ErrorKind {
     Unimplemented,
     /// A position (page, resume point) outside what is kept.
     OutOfRange,
-    /// A dependency (an inference adapter) did not answer in time.
+    /// A dependency (an inference adapter) did not answer in time, or a request needed more
+    /// database time than the statement timeout allows.
     DeadlineExceeded,
     /// A bug or an unexpected failure; details are logged, never returned.
     Internal,
@@ -192,6 +193,13 @@ impl From<diesel::result::Error> for Error {
             D::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
                 Error::new(ErrorKind::Unavailable, "database unavailable")
             }
+            // The statement timeout bounds every request's work in the database: a request that hits
+            // it asked for too much, and is told so.
+            D::DatabaseError(_, ref info) if info.message().contains("statement timeout") => Error::new(
+                ErrorKind::DeadlineExceeded,
+                "the request needs more database time than the statement timeout allows: ask for less (fewer \
+                 cameras, a shorter range)",
+            ),
             other => Error::internal(other),
         }
     }

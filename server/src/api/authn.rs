@@ -33,10 +33,11 @@ pub struct Gate {
     pub audit: AuditTrail,
 }
 
-/// Methods outside `opennvr.v1` that are open: health (probes) and reflection (the schema is public).
+/// Methods outside `opennvr.v1` that are open: the health check (probes) and reflection (the schema is
+/// public). The health Watch stream is not offered: anyone could hold it, and a connection with it,
+/// open for ever; probes poll Check.
 const OPEN_METHODS: &[&str] = &[
     "/grpc.health.v1.Health/Check",
-    "/grpc.health.v1.Health/Watch",
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
@@ -84,7 +85,9 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -
     let path = req.uri().path().to_owned();
     let open = OPEN_METHODS.contains(&path.as_str());
     let known = open || gate.policies.get(&path).is_some();
-    let (response, call) = if !known {
+    let (response, call) = if path == "/grpc.health.v1.Health/Watch" {
+        (deny(Status::unimplemented("grpc.health.v1.Health/Watch is not offered: poll Health/Check")), None)
+    } else if !known {
         (deny(Status::unimplemented(format!("unknown method {path}"))), None)
     } else if open {
         (next.run(req).await, None)

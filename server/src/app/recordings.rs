@@ -213,9 +213,10 @@ impl RecordingApp {
 
     /// Recorded runs of each camera over `[from, to)`: segments joined across gaps shorter than the
     /// bucket (at least [`RUN_TOLERANCE`]), clipped to the range. The segment being written reaches to
-    /// now (at most two segment durations past its start, in case its hooks were lost). The runs are
-    /// computed in the database (the range's segments never reach the server): three queries for
-    /// all cameras together, at most [`crate::app::MAX_LIST`] of them, none twice.
+    /// now (at most two segment durations past its start, in case its hooks were lost). The segments
+    /// stream in one row at a time and only the runs are kept, so memory does not grow with the
+    /// range: three queries for all cameras together, at most [`crate::app::MAX_LIST`] of them, none
+    /// twice.
     pub async fn timelines(
         &self,
         call: &Call,
@@ -240,21 +241,25 @@ impl RecordingApp {
         }
         let tolerance = bucket.max(RUN_TOLERANCE);
         let (p, now) = (call.principal()?.clone(), self.clock.now());
-        let runs = self
-            .store
+        self.store
             .run(move |c| {
                 let rows = authorize_all(c, &p, &cameras, Permission::RecordingRead, now)?;
                 let open_for: Vec<i64> = rows.iter().map(|r| 2 * i64::from(r.segment_seconds) * 1_000_000).collect();
-                let runs = SegmentRow::runs(c, &cameras, &open_for, (from, to), tolerance, now)?;
-                Ok((cameras, runs))
+                // Spans stream in camera by camera; only the runs are kept.
+                let mut builders: Vec<(Uuid, recording::RunBuilder)> =
+                    cameras.iter().map(|id| (*id, recording::RunBuilder::new(tolerance, from, to))).collect();
+                let mut at = 0;
+                SegmentRow::visit_spans(c, &cameras, &open_for, (from, to), now, |span| {
+                    while builders.get(at).is_some_and(|(id, _)| *id != span.camera_id) {
+                        at += 1;
+                    }
+                    if let Some((_, b)) = builders.get_mut(at) {
+                        b.push(Run { start: span.start_time, end: span.end_time });
+                    }
+                })?;
+                Ok(builders.into_iter().map(|(id, b)| (id, b.finish())).collect())
             })
-            .await?;
-        let (cameras, runs) = runs;
-        let mut by_camera: std::collections::HashMap<Uuid, Vec<Run>> = std::collections::HashMap::new();
-        for r in runs {
-            by_camera.entry(r.camera_id).or_default().push(Run { start: r.start_time, end: r.end_time });
-        }
-        Ok(cameras.into_iter().map(|id| (id, by_camera.remove(&id).unwrap_or_default())).collect())
+            .await
     }
 
     /// Brings the index in line with what MediaMTX has recorded for every camera: adds segments

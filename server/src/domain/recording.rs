@@ -169,6 +169,41 @@ pub struct Run {
     pub end: DateTime<Utc>,
 }
 
+/// Builds the runs of a timeline from spans fed in start order, holding only the runs: a span starting
+/// no later than `tolerance` after the current run's end joins it. Runs are clipped to `[from, to)`
+/// and empty ones dropped.
+#[derive(Debug)]
+pub struct RunBuilder {
+    tolerance: chrono::Duration,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    runs: Vec<Run>,
+}
+
+impl RunBuilder {
+    pub fn new(tolerance: chrono::Duration, from: DateTime<Utc>, to: DateTime<Utc>) -> RunBuilder {
+        RunBuilder { tolerance, from, to, runs: Vec::new() }
+    }
+
+    /// Adds the next span (by start).
+    pub fn push(&mut self, span: Run) {
+        match self.runs.last_mut() {
+            Some(run) if span.start <= run.end + self.tolerance => run.end = run.end.max(span.end),
+            _ => self.runs.push(span),
+        }
+    }
+
+    /// The runs, clipped to the range.
+    pub fn finish(self) -> Vec<Run> {
+        let (from, to) = (self.from, self.to);
+        self.runs
+            .into_iter()
+            .map(|r| Run { start: r.start.max(from), end: r.end.min(to) })
+            .filter(|r| r.start < r.end)
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +240,40 @@ mod tests {
         for bad in ["", "-1", "NaN", "inf", "1e9", "60s"] {
             assert_eq!(segment_duration_us(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn spans_merge_within_the_tolerance_and_are_clipped() {
+        let s = |a: &str, b: &str| Run { start: t(a), end: t(b) };
+        let build = |spans: &[Run], tolerance: chrono::Duration, from: &str, to: &str| {
+            let mut b = RunBuilder::new(tolerance, t(from), t(to));
+            spans.iter().for_each(|span| b.push(*span));
+            b.finish()
+        };
+        let spans = [
+            s("2026-11-25T08:59:00Z", "2026-11-25T09:00:00Z"),
+            // 0.5 s gap: joins.
+            s("2026-11-25T09:00:00.5Z", "2026-11-25T09:01:00Z"),
+            // Overlap: joins, extends.
+            s("2026-11-25T09:00:30Z", "2026-11-25T09:02:00Z"),
+            // Contained: nothing changes.
+            s("2026-11-25T09:01:00Z", "2026-11-25T09:01:30Z"),
+            // 5 s gap: a new run.
+            s("2026-11-25T09:02:05Z", "2026-11-25T09:03:00Z"),
+            // Outside the range.
+            s("2026-11-25T10:00:00Z", "2026-11-25T10:01:00Z"),
+        ];
+        let runs = build(&spans, chrono::Duration::seconds(1), "2026-11-25T09:00:00Z", "2026-11-25T09:30:00Z");
+        assert_eq!(
+            runs,
+            vec![s("2026-11-25T09:00:00Z", "2026-11-25T09:02:00Z"), s("2026-11-25T09:02:05Z", "2026-11-25T09:03:00Z")]
+        );
+        // Exactly at the tolerance still joins; just past it does not.
+        let edge =
+            [s("2026-11-25T09:00:00Z", "2026-11-25T09:01:00Z"), s("2026-11-25T09:01:01Z", "2026-11-25T09:02:00Z")];
+        let (from, to) = ("2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
+        assert_eq!(build(&edge, chrono::Duration::seconds(1), from, to).len(), 1);
+        assert_eq!(build(&edge, chrono::Duration::milliseconds(999), from, to).len(), 2);
+        assert!(build(&[], chrono::Duration::seconds(1), from, to).is_empty());
     }
 }

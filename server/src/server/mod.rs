@@ -12,7 +12,7 @@ use crate::security::seal::MasterKey;
 use crate::security::secret;
 use crate::store::Store;
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -177,7 +177,9 @@ impl Server {
         };
         tracing::info!(addr = %self.local_addr, tls = tls.is_some(), "serving gRPC, grpc-web and HTTP");
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let builder = connection_builder();
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.config.max_connections));
+        let mut refused_since_log = 0u64;
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -190,6 +192,20 @@ impl Server {
                 },
                 _ = async { shutdown.wait_for(|stop| *stop).await.map(|_| ()) } => break,
             };
+            // A connection cap: past it, new connections are closed at once (counted in the log),
+            // so that one client cannot take every socket and task the server has.
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                refused_since_log += 1;
+                if refused_since_log.is_power_of_two() {
+                    tracing::warn!(
+                        limit = self.config.max_connections,
+                        refused = refused_since_log,
+                        "connection limit reached: closing new connections"
+                    );
+                }
+                drop(stream);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let service =
                 self.router.clone().map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
@@ -199,10 +215,18 @@ impl Server {
             let service = hyper_util::service::TowerToHyperService::new(service);
             match &tls {
                 None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                    let conn = graceful.watch(conn);
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
                     tokio::spawn(async move {
-                        if let Err(e) = conn.await {
+                        let _slot = slot;
+                        // A client that connects and says nothing is let go: the protocol sniffing
+                        // below would otherwise wait for its first bytes for ever.
+                        let mut first = [0u8; 1];
+                        if !matches!(tokio::time::timeout(FIRST_BYTE, stream.peek(&mut first)).await, Ok(Ok(1..))) {
+                            return;
+                        }
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                        if let Err(e) = watcher.watch(conn).await {
                             tracing::debug!(error = %e, "connection ended");
                         }
                     });
@@ -212,7 +236,8 @@ impl Server {
                     let builder = builder.clone();
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
-                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                        let _slot = slot;
+                        match tokio::time::timeout(FIRST_BYTE, acceptor.accept(stream)).await {
                             Ok(Ok(tls_stream)) => {
                                 let conn = builder
                                     .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
@@ -259,6 +284,25 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// How long a new connection may stay silent, and a TLS handshake may take.
+const FIRST_BYTE: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers (slow-loris defence).
+const HEADER_READ: Duration = Duration::from_secs(10);
+
+/// HTTP/1.1 and HTTP/2 with timers that actually run: a header-read timeout, and HTTP/2 keep-alive
+/// pings that drop a peer which stops answering; at most 256 concurrent streams per connection.
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ).keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .max_concurrent_streams(256);
+    builder
 }
 
 fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {

@@ -39,9 +39,9 @@ pub struct CameraBytes {
     pub bytes: i64,
 }
 
-/// One recorded run of a camera, as [`SegmentRow::runs`] computes it.
+/// The span of one segment of a camera, as [`SegmentRow::visit_spans`] streams them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
-pub struct RunRow {
+pub struct SpanRow {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     pub camera_id: Uuid,
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
@@ -144,58 +144,48 @@ impl SegmentRow {
         SegmentRow::overlapping_limited(c, camera, from, to, i64::MAX)
     }
 
-    /// The recorded runs of each camera over `[from, to)`, computed in the database so that the
-    /// server never holds the range's segments: segments (the one running into the range included)
-    /// joined across gaps of at most `tolerance`, clipped to the range, ordered by camera and start.
+    /// Streams the spans recorded for each of `cameras` over `[from, to)` (the segment running into
+    /// the range included) to `visit`, camera by camera in the order given, each camera's in start
+    /// order, one row at a time: the server never holds the range's segments, however long it is.
     /// A segment still being written reaches at least to `min(now, start + open_for)` (its hooks may
     /// be late); `open_for_us` pairs with `cameras`. One statement for every camera.
-    pub fn runs(
+    pub fn visit_spans(
         c: &mut PgConnection,
         cameras: &[Uuid],
         open_for_us: &[i64],
         (from, to): (DateTime<Utc>, DateTime<Utc>),
-        tolerance: chrono::Duration,
         now: DateTime<Utc>,
-    ) -> Result<Vec<RunRow>> {
+        mut visit: impl FnMut(SpanRow),
+    ) -> Result<()> {
+        use diesel::pg::PgRowByRowLoadingMode;
         use diesel::sql_types::{Array, BigInt, Timestamptz, Uuid as SqlUuid};
-        Ok(diesel::sql_query(
-            "WITH seg AS ( \
-               SELECT cam.id AS camera_id, s.start_time, \
-                      CASE WHEN s.state = 0 \
-                        THEN GREATEST(s.start_time + s.duration_us * interval '1 microsecond', \
-                                      LEAST($5, s.start_time + cam.open_us * interval '1 microsecond')) \
-                        ELSE s.start_time + s.duration_us * interval '1 microsecond' END AS end_time \
-                 FROM unnest($1::uuid[], $2::bigint[]) AS cam(id, open_us) \
-                 CROSS JOIN LATERAL ( \
-                   (SELECT start_time, duration_us, state FROM segments \
-                     WHERE camera_id = cam.id AND start_time < $3 AND state < 2 ORDER BY start_time DESC LIMIT 1) \
-                   UNION ALL \
-                   (SELECT start_time, duration_us, state FROM segments \
-                     WHERE camera_id = cam.id AND start_time >= $3 AND start_time < $4 AND state < 2) \
-                 ) s \
-             ), marked AS ( \
-               SELECT camera_id, start_time, end_time, \
-                      CASE WHEN start_time <= MAX(end_time) OVER w + $6 * interval '1 microsecond' THEN 0 ELSE 1 END \
-                        AS opens \
-                 FROM seg WINDOW w AS (PARTITION BY camera_id ORDER BY start_time \
-                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) \
-             ), numbered AS ( \
-               SELECT camera_id, start_time, end_time, \
-                      SUM(opens) OVER (PARTITION BY camera_id ORDER BY start_time) AS run \
-                 FROM marked \
-             ) \
-             SELECT camera_id, GREATEST(MIN(start_time), $3) AS start_time, LEAST(MAX(end_time), $4) AS end_time \
-               FROM numbered GROUP BY camera_id, run \
-             HAVING LEAST(MAX(end_time), $4) > GREATEST(MIN(start_time), $3) \
-             ORDER BY camera_id, start_time",
+        let rows = diesel::sql_query(
+            "SELECT cam.id AS camera_id, s.start_time, \
+                    CASE WHEN s.state = 0 \
+                      THEN GREATEST(s.start_time + s.duration_us * interval '1 microsecond', \
+                                    LEAST($5, s.start_time + cam.open_us * interval '1 microsecond')) \
+                      ELSE s.start_time + s.duration_us * interval '1 microsecond' END AS end_time \
+               FROM unnest($1::uuid[], $2::bigint[]) WITH ORDINALITY AS cam(id, open_us, ord) \
+               CROSS JOIN LATERAL ( \
+                 (SELECT start_time, duration_us, state FROM segments \
+                   WHERE camera_id = cam.id AND start_time < $3 AND state < 2 ORDER BY start_time DESC LIMIT 1) \
+                 UNION ALL \
+                 (SELECT start_time, duration_us, state FROM segments \
+                   WHERE camera_id = cam.id AND start_time >= $3 AND start_time < $4 AND state < 2 \
+                   ORDER BY start_time) \
+               ) s \
+              ORDER BY cam.ord, s.start_time",
         )
         .bind::<Array<SqlUuid>, _>(cameras)
         .bind::<Array<BigInt>, _>(open_for_us)
         .bind::<Timestamptz, _>(from)
         .bind::<Timestamptz, _>(to)
         .bind::<Timestamptz, _>(now)
-        .bind::<BigInt, _>(tolerance.num_microseconds().unwrap_or(i64::MAX))
-        .load(c)?)
+        .load_iter::<SpanRow, PgRowByRowLoadingMode>(c)?;
+        for row in rows {
+            visit(row?);
+        }
+        Ok(())
     }
 
     /// Bytes under an active hold, per camera that has any: each segment counted once however many

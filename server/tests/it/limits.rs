@@ -126,3 +126,83 @@ async fn repeated_id_fields_refuse_duplicates_and_more_than_200_items() {
     let at_limit = timeline(ids(200), vec![]).await;
     assert_eq!(at_limit.code(), Code::NotFound, "{at_limit:?}");
 }
+
+/// Seconds until the server closes `stream` (reads return 0 or fail), feeding it `trickle` bytes
+/// one every two seconds meanwhile; at most `limit` seconds.
+async fn closed_after(mut stream: tokio::net::TcpStream, trickle: &[u8], limit: u64) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let mut fed = trickle.iter();
+    while started.elapsed().as_secs() < limit {
+        if let Some(b) = fed.next()
+            && stream.write_all(&[*b]).await.is_err()
+        {
+            return Some(started.elapsed().as_secs_f64());
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(2), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed().as_secs_f64()),
+            Ok(Ok(_)) => panic!("the server answered a request it never received whole"),
+            Err(_) => {}
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_slow_loris_client_is_disconnected_within_30_seconds() {
+    let s = TestServer::start().await;
+    let stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    // Headers that never end, a byte every two seconds.
+    let trickle = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let after = closed_after(stream, trickle, 40).await;
+    assert!(after.is_some_and(|secs| secs <= 30.0), "still open: {after:?}");
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_within_30_seconds() {
+    let s = TestServer::start().await;
+    let stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let after = closed_after(stream, b"", 40).await;
+    assert!(after.is_some_and(|secs| secs <= 30.0), "still open: {after:?}");
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_closed_and_the_cap_frees_as_they_end() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = crate::harness::TestDb::new();
+    let mut options = crate::harness::test_options(&db);
+    options.max_connections = Some(2);
+    let s = TestServer::start_with(db, options).await;
+    let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let open = || async {
+        let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        c.write_all(request).await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), c.read(&mut buf)).await.unwrap().unwrap_or(0);
+        (c, String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let (first, answer) = open().await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (_second, answer) = open().await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (_third, answer) = open().await;
+    assert_eq!(answer, "", "a third connection is closed unanswered");
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (_again, answer) = open().await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "a slot freed: {answer}");
+}
+
+#[tokio::test]
+async fn the_health_check_is_open_and_the_watch_stream_is_not_offered() {
+    let s = TestServer::start().await;
+    let channel = tonic::transport::Channel::from_shared(s.url()).unwrap().connect().await.unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let check = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await;
+    assert!(check.is_ok(), "{check:?}");
+    let watch = health.watch(tonic_health::pb::HealthCheckRequest { service: String::new() }).await;
+    let Err(refused) = watch else { panic!("the watch was accepted") };
+    assert_eq!(refused.code(), Code::Unimplemented);
+    assert!(refused.message().contains("poll Health/Check"), "{refused:?}");
+}
