@@ -177,3 +177,9 @@ pub async fn signed_in(flag: Option<String>) -> Result<Client> {
     client.ensure_fresh().await.context("the session has ended: run `nvrctl login`")?;
     Ok(client)
 }
+
+/// Whether a call (or a stream) ended because the access token expired: refreshing mends it.
+pub fn token_expired(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unauthenticated
+        && opennvr_sdk::error_reason(status).as_deref() == Some("ERROR_REASON_TOKEN_EXPIRED")
+}

@@ -98,13 +98,24 @@ pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Res
             output::print(format, &HEADER, events.iter().map(row).collect());
         }
         AuditCommand::Tail { after } => {
-            let mut stream = client
-                .audit()
-                .watch_audit_events(pb::WatchAuditEventsRequest { filter: None, after_sequence: after })
-                .await?
-                .into_inner();
-            while let Some(msg) = stream.message().await? {
+            let watch = |after_sequence| pb::WatchAuditEventsRequest { filter: None, after_sequence };
+            let mut last = after;
+            let mut stream = client.audit().watch_audit_events(watch(last)).await?.into_inner();
+            loop {
+                let msg = match stream.message().await {
+                    Ok(Some(msg)) => msg,
+                    Ok(None) => break,
+                    // The server ends a stream when its access token expires: refresh, and go on
+                    // after the last entry shown.
+                    Err(status) if crate::session::token_expired(&status) => {
+                        client.refresh().await?;
+                        stream = client.audit().watch_audit_events(watch(last)).await?.into_inner();
+                        continue;
+                    }
+                    Err(status) => return Err(status.into()),
+                };
                 if let Some(pb::watch_audit_events_response::Kind::Event(e)) = msg.kind {
+                    last = Some(e.sequence);
                     match format {
                         Format::Json => output::print(format, &HEADER, vec![row(&e)]),
                         Format::Table => crate::output::outln!("{}", row(&e).join("  ")),

@@ -69,10 +69,15 @@ export function onSessionEnded(listener: (notice: string) => void): () => void {
   return () => endedListeners.delete(listener);
 }
 
-/** Whether `err` says the session is over (a wrong password or code says something else). */
+/**
+ * Whether `err` says the session is over. A wrong password or code says something else, and so does
+ * an expired access token (a stream the server ends at its expiry): the next call refreshes it.
+ */
 export function endsSession(err: unknown): boolean {
   const f = errorFacts(err);
-  return f.code === Code.Unauthenticated && f.reason !== "ERROR_REASON_INVALID_CREDENTIALS";
+  return (
+    f.code === Code.Unauthenticated && f.reason !== "ERROR_REASON_INVALID_CREDENTIALS" && f.reason !== "ERROR_REASON_TOKEN_EXPIRED"
+  );
 }
 
 /** Every failed call of the app passes through here: one that ends the session signs the page out. */

@@ -83,6 +83,8 @@ fn is_plain_read(path: &str) -> bool {
 pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let path = req.uri().path().to_owned();
+    // Kept for streams, whose caller is checked again while they run.
+    let token = bearer(&req).map(str::to_owned);
     let open = OPEN_METHODS.contains(&path.as_str());
     let known = open || gate.policies.get(&path).is_some();
     let (response, call) = if path == "/grpc.health.v1.Health/Watch" {
@@ -121,6 +123,13 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -
         // away), so its entry is written when it ends.
         Some(call) if streaming && status.is_none() => {
             let gate = gate.clone();
+            // A stream outlives the check made when it opened: the caller's access is checked
+            // again every second, and the stream ends (recorded with that status) when it ends.
+            if let (Some(_), Some(token)) = (&call.principal, token) {
+                let g = gate.clone();
+                let check: AccessCheck = Box::new(move || still_allowed(&g, &token));
+                response = response.map(|inner| Body::new(AccessGuard::new(inner, check)));
+            }
             response = response.map(|inner| Body::new(AuditedStream::new(inner, gate, call)));
         }
         Some(call) => {
@@ -246,7 +255,82 @@ fn authorize(gate: &Gate, req: &Request, path: &str) -> Result<Option<Principal>
     Ok(Some(principal))
 }
 
-/// `Service.Method` of an RPC path.
+/// Whether the credential a stream was opened with still admits its caller: the access token's
+/// signature and expiry and its session's revocation, or the API key's revocation and expiry. In
+/// memory only (revocations reach the caches within a second); disabling, deleting or demoting a user
+/// revokes their sessions and keys.
+fn still_allowed(gate: &Gate, token: &str) -> Result<(), Status> {
+    if token.starts_with(crate::security::api_keys::SECRET_PREFIX) {
+        return gate.api_keys.authenticate(token).map(drop).map_err(super::status::to_status);
+    }
+    let claims = gate.tokens.verify(token).map_err(super::status::to_status)?;
+    if gate.revocations.is_revoked(claims.sid) {
+        return Err(super::status::to_status(
+            crate::error::Error::new(crate::error::ErrorKind::Unauthenticated, "session has been revoked")
+                .with_reason(crate::error::reason::CREDENTIAL_REVOKED),
+        ));
+    }
+    Ok(())
+}
+
+/// The check an [`AccessGuard`] runs.
+type AccessCheck = Box<dyn Fn() -> Result<(), Status> + Send + Sync>;
+
+/// How often a running stream checks its caller's access.
+const ACCESS_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A response stream that ends, with the status the check gives, once its caller's access ends.
+struct AccessGuard {
+    inner: Body,
+    check: AccessCheck,
+    tick: Pin<Box<tokio::time::Sleep>>,
+    ended: bool,
+}
+
+impl AccessGuard {
+    fn new(inner: Body, check: AccessCheck) -> AccessGuard {
+        AccessGuard { inner, check, tick: Box::pin(tokio::time::sleep(ACCESS_RECHECK)), ended: false }
+    }
+}
+
+impl http_body::Body for AccessGuard {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<axum::body::Bytes>, axum::Error>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        while self.tick.as_mut().poll(cx).is_ready() {
+            if let Err(status) = (self.check)() {
+                self.ended = true;
+                let mut trailers = http::HeaderMap::new();
+                if status.add_header(&mut trailers).is_err() {
+                    trailers.insert("grpc-status", http::HeaderValue::from(status.code() as i32));
+                }
+                return Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
+            }
+            let next = tokio::time::Instant::now() + ACCESS_RECHECK;
+            self.tick.as_mut().reset(next);
+        }
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && frame.is_trailers()
+        {
+            self.ended = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+}
+
+/// `Service.Method` of an RPC path./// `Service.Method` of an RPC path.
 fn short_name(path: &str) -> String {
     path.trim_start_matches('/').trim_start_matches("opennvr.v1.").replace('/', ".")
 }

@@ -32,6 +32,8 @@ const API_KEY_USE_FLUSH: Duration = Duration::from_secs(15);
 
 /// How long in-flight calls get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(20);
+/// How long each later step of a shutdown may take.
+const STEP: Duration = Duration::from_secs(10);
 
 /// A booted server, before or while it serves.
 pub struct Server {
@@ -257,10 +259,16 @@ impl Server {
         if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
             tracing::warn!("some calls did not finish within {DRAIN:?}");
         }
-        self.frames.stop().await;
+        // Shutdown never hangs on a part that does not stop: each step has its bound, then the rest
+        // is aborted (frame sources kill their ffmpeg children as their handles drop).
+        if tokio::time::timeout(STEP, self.frames.stop()).await.is_err() {
+            tracing::warn!("frame sources did not stop within {STEP:?}: aborting them");
+        }
         // Sign the head once more, so the last entries are vouched for by the audit key.
-        if let Err(e) = self.audit.checkpoint().await {
-            tracing::warn!(error = %e, "final audit checkpoint failed");
+        match tokio::time::timeout(STEP, self.audit.checkpoint()).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "final audit checkpoint failed"),
+            Err(_) => tracing::warn!("final audit checkpoint did not finish within {STEP:?}"),
+            Ok(Ok(_)) => {}
         }
         self.stop();
         Ok(())

@@ -1,5 +1,6 @@
-//! Bounded work per request: every repeated id (or type, or label) field refuses more than 200
-//! items and any item twice, naming the field, before any work is done.
+//! Bounded work and access per caller: repeated id (or type, or label) fields refuse more than 200
+//! items and any item twice, naming the field; slow, silent and surplus connections are closed;
+//! long streams end within 2 s of their caller's access ending.
 use crate::cameras::create;
 use crate::harness::TestServer;
 use opennvr_sdk::pb;
@@ -205,4 +206,87 @@ async fn the_health_check_is_open_and_the_watch_stream_is_not_offered() {
     let Err(refused) = watch else { panic!("the watch was accepted") };
     assert_eq!(refused.code(), Code::Unimplemented);
     assert!(refused.message().contains("poll Health/Check"), "{refused:?}");
+}
+
+/// How long after `since` the stream ended, and with what status; `None` if it did not end within
+/// `limit` seconds of `since`.
+async fn ended<T>(
+    mut stream: tonic::Streaming<T>,
+    since: std::time::Instant,
+    limit: f64,
+) -> Option<(f64, tonic::Status)> {
+    let deadline = since + std::time::Duration::from_secs_f64(limit);
+    loop {
+        match tokio::time::timeout_at(deadline.into(), stream.message()).await {
+            Err(_) => return None,
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None)) => panic!("the stream ended without a status"),
+            Ok(Err(status)) => return Some((since.elapsed().as_secs_f64(), status)),
+        }
+    }
+}
+
+async fn watch(c: &opennvr_sdk::Client) -> tonic::Streaming<pb::WatchEventsResponse> {
+    c.events().watch_events(pb::WatchEventsRequest::default()).await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn a_watch_ends_within_2_seconds_of_its_user_being_disabled() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let viewer = s.user(&admin, "vera", pb::Role::Viewer).await;
+    let me = viewer.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    let stream = watch(&viewer).await;
+    let since = std::time::Instant::now();
+    let update = pb::UpdateUserRequest {
+        user: Some(pb::User { id: me.id.clone(), disabled: true, ..Default::default() }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["disabled".into()] }),
+    };
+    admin.users().update_user(update).await.unwrap();
+    let (secs, status) = ended(stream, since, 2.0).await.expect("the watch ended within 2 s");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?} after {secs:.2} s");
+}
+
+#[tokio::test]
+async fn an_audit_watch_ends_within_2_seconds_of_its_session_being_revoked() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let stream = admin.audit().watch_audit_events(pb::WatchAuditEventsRequest::default()).await.unwrap().into_inner();
+    let other = s.client().await;
+    s.login(&other, "admin").await;
+    let sessions = other.auth().list_sessions(pb::ListSessionsRequest::default()).await.unwrap().into_inner().sessions;
+    let watched = sessions.iter().find(|x| !x.current).expect("the watching session");
+    let since = std::time::Instant::now();
+    other.auth().revoke_session(pb::RevokeSessionRequest { session_id: watched.id.clone() }).await.unwrap();
+    let (secs, status) = ended(stream, since, 2.0).await.expect("the watch ended within 2 s");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?} after {secs:.2} s");
+}
+
+#[tokio::test]
+async fn a_watch_ends_within_2_seconds_of_its_api_key_being_revoked() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    s.step_up(&admin, "admin").await;
+    let spec = pb::ApiKey { name: "wall".into(), role: pb::Role::Viewer as i32, ..Default::default() };
+    let made =
+        admin.api_keys().create_api_key(pb::CreateApiKeyRequest { api_key: Some(spec) }).await.unwrap().into_inner();
+    let wall = s.client().await;
+    wall.set_api_key(&made.secret);
+    let stream = watch(&wall).await;
+    let since = std::time::Instant::now();
+    let id = made.api_key.unwrap().id;
+    admin.api_keys().revoke_api_key(pb::RevokeApiKeyRequest { api_key_id: id }).await.unwrap();
+    let (secs, status) = ended(stream, since, 2.0).await.expect("the watch ended within 2 s");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?} after {secs:.2} s");
+}
+
+#[tokio::test]
+async fn a_watch_ends_within_2_seconds_of_its_access_token_expiring() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let stream = watch(&admin).await;
+    let since = std::time::Instant::now();
+    s.clock.advance(chrono::Duration::minutes(11));
+    let (secs, status) = ended(stream, since, 2.0).await.expect("the watch ended within 2 s");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?} after {secs:.2} s");
 }

@@ -118,8 +118,10 @@ async fn frames_of_a_real_camera_become_stored_streamed_detections_and_a_hung_ad
     let hb = bind(&admin, &cam, &h, 200, &[], 0.0).await.unwrap();
     assert_eq!(b.frame_interval, Some(prost_types::Duration { seconds: 0, nanos: 200_000_000 }));
     // A detection event arrives for the camera, from the binding.
+    // (One deadline for the whole wait: heartbeats keep arriving while nothing else does.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let event = loop {
-        let msg = tokio::time::timeout(Duration::from_secs(60), watch.message()).await.expect("a detection event");
+        let msg = tokio::time::timeout_at(deadline, watch.message()).await.expect("a detection event within 60 s");
         if let Some(pb::watch_events_response::Kind::Event(e)) = msg.unwrap().and_then(|m| m.kind) {
             break e;
         }
