@@ -232,7 +232,7 @@ impl CameraApp {
                 camera::validate_labels("camera.labels", &spec.labels)?;
                 labels_json(&spec.labels)
             },
-            ip_addresses: camera::validate_ip_addresses("camera.ip_addresses", &spec.ip_addresses)?,
+            ip_addresses: camera::validate_ip_addresses("camera.ip_addresses", &spec.ip_addresses, &self.networks)?,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -244,7 +244,8 @@ impl CameraApp {
             .detail("source_host", source.endpoint().0)
             .detail("password_set", row.password_sealed.is_some().to_string())
             .detail("enabled", row.enabled.to_string())
-            .detail("recording_enabled", row.recording_enabled.to_string());
+            .detail("recording_enabled", row.recording_enabled.to_string())
+            .detail("ip_addresses", row.ip_addresses.join(" "));
         let mut record = record;
         record.camera_id = id.to_string();
         let insert = row.clone();
@@ -371,7 +372,7 @@ impl CameraApp {
                 }
                 "ip_addresses" => {
                     changes.ip_addresses =
-                        Some(camera::validate_ip_addresses("camera.ip_addresses", &spec.ip_addresses)?)
+                        Some(camera::validate_ip_addresses("camera.ip_addresses", &spec.ip_addresses, &self.networks)?)
                 }
                 other => {
                     return Err(Error::invalid(
@@ -383,6 +384,10 @@ impl CameraApp {
         }
         let (p, now) = (call.principal()?.clone(), self.clock.now());
         let mut record = call.record("camera", &id.to_string()).detail("update_mask", mask.join(","));
+        if let Some(addresses) = &changes.ip_addresses {
+            // Addresses link intrusion alerts to the camera: who set which is on record.
+            record.details.insert("ip_addresses".into(), addresses.join(" "));
+        }
         record.camera_id = id.to_string();
         let name = changes.name.clone().unwrap_or_default();
         let row = call

@@ -278,8 +278,13 @@ pub fn validate_labels(field: &'static str, labels: &BTreeMap<String, String>) -
     Ok(())
 }
 
-/// Extra device addresses: literal IPs, at most 16, normalised.
-pub fn validate_ip_addresses(field: &'static str, addresses: &[String]) -> Result<Vec<String>> {
+/// Extra device addresses: literal IPs inside the camera networks (an address outside them would let
+/// a camera claim, and so hide or harvest, other hosts' intrusion alerts), at most 16, normalised.
+pub fn validate_ip_addresses(
+    field: &'static str,
+    addresses: &[String],
+    networks: &CameraNetworks,
+) -> Result<Vec<String>> {
     if addresses.len() > 16 {
         return Err(Error::invalid(field, format!("{field} holds at most 16 addresses")));
     }
@@ -287,6 +292,12 @@ pub fn validate_ip_addresses(field: &'static str, addresses: &[String]) -> Resul
     for a in addresses {
         let ip: IpAddr =
             a.trim().parse().map_err(|_| Error::invalid(field, format!("{field}: {a:?} is not an IP address")))?;
+        if !networks.contains(ip) {
+            return Err(Error::invalid(
+                field,
+                format!("{field}: {ip} lies outside the camera networks (OPENNVR_CAMERA_NETWORKS)"),
+            ));
+        }
         let ip = ip.to_canonical().to_string();
         if !out.contains(&ip) {
             out.push(ip);

@@ -886,3 +886,58 @@ async fn a_stored_value_outside_its_set_is_an_error_not_a_default() {
     let listed = admin.cameras().list_cameras(pb::ListCamerasRequest::default()).await.unwrap_err();
     assert_eq!(listed.code(), Code::Internal, "a listing does not show the camera as another transport");
 }
+
+#[tokio::test]
+async fn camera_addresses_must_lie_in_the_camera_networks_and_are_on_record() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let outside = pb::Camera { ip_addresses: vec!["10.0.0.7".into(), "8.8.8.8".into()], ..camera("Gate") };
+    let e = admin
+        .cameras()
+        .create_camera(pb::CreateCameraRequest { camera: Some(outside), password: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("camera.ip_addresses") && e.message().contains("8.8.8.8"), "{}", e.message());
+    let inside = pb::Camera { ip_addresses: vec!["10.0.0.7".into()], ..camera("Gate") };
+    let cam = admin
+        .cameras()
+        .create_camera(pb::CreateCameraRequest { camera: Some(inside), password: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .camera
+        .unwrap();
+    // The cloud metadata address is not a camera's, nor may it be claimed by an update.
+    let e = admin
+        .cameras()
+        .update_camera(pb::UpdateCameraRequest {
+            camera: Some(pb::Camera { ip_addresses: vec!["169.254.169.254".into()], ..cam.clone() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["ip_addresses".into()] }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    admin
+        .cameras()
+        .update_camera(pb::UpdateCameraRequest {
+            camera: Some(pb::Camera { ip_addresses: vec!["192.168.4.20".into()], ..cam.clone() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["ip_addresses".into()] }),
+        })
+        .await
+        .unwrap();
+    let mut conn = s.db.superuser();
+    let mut on_record = |sql: &str| count(&mut conn, sql);
+    assert_eq!(
+        on_record(
+            "SELECT count(*) AS n FROM audit_events WHERE action = 'camera.create' AND details::jsonb->>'ip_addresses' = '10.0.0.7'"
+        ),
+        1
+    );
+    assert_eq!(
+        on_record(
+            "SELECT count(*) AS n FROM audit_events WHERE action = 'camera.update' AND result = 'success' AND details::jsonb->>'ip_addresses' = '192.168.4.20'"
+        ),
+        1
+    );
+}
