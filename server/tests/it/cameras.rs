@@ -926,18 +926,20 @@ async fn camera_addresses_must_lie_in_the_camera_networks_and_are_on_record() {
         })
         .await
         .unwrap();
+    // Entries are linked into the chain in the background: wait for them (bounded).
     let mut conn = s.db.superuser();
-    let mut on_record = |sql: &str| count(&mut conn, sql);
-    assert_eq!(
-        on_record(
-            "SELECT count(*) AS n FROM audit_events WHERE action = 'camera.create' AND details::jsonb->>'ip_addresses' = '10.0.0.7'"
-        ),
-        1
-    );
-    assert_eq!(
-        on_record(
-            "SELECT count(*) AS n FROM audit_events WHERE action = 'camera.update' AND result = 'success' AND details::jsonb->>'ip_addresses' = '192.168.4.20'"
-        ),
-        1
-    );
+    let mut on_record = |action: &str, addresses: &str| {
+        count(
+            &mut conn,
+            format!(
+                "SELECT count(*) AS n FROM audit_events WHERE action = '{action}' AND result = 'success' \
+                 AND details::jsonb->>'ip_addresses' = '{addresses}'"
+            ),
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while (on_record("camera.create", "10.0.0.7"), on_record("camera.update", "192.168.4.20")) != (1, 1) {
+        assert!(std::time::Instant::now() < deadline, "the addresses set are not in the audit trail");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
