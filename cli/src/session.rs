@@ -178,8 +178,32 @@ pub async fn signed_in(flag: Option<String>) -> Result<Client> {
     Ok(client)
 }
 
+/// The next message of a watch. When the server ends the watch because the access token expired,
+/// the session is refreshed and the watch reopened with `reopen` (which knows where to go on from),
+/// so that a watch outlives its tokens.
+pub async fn next_watched<T, F, Fut>(
+    client: &Client,
+    stream: &mut tonic::Streaming<T>,
+    mut reopen: F,
+) -> Result<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>>,
+{
+    loop {
+        match stream.message().await {
+            Ok(message) => return Ok(message),
+            Err(status) if token_expired(&status) => {
+                client.refresh().await?;
+                *stream = reopen().await?.into_inner();
+            }
+            Err(status) => return Err(status.into()),
+        }
+    }
+}
+
 /// Whether a call (or a stream) ended because the access token expired: refreshing mends it.
-pub fn token_expired(status: &tonic::Status) -> bool {
+fn token_expired(status: &tonic::Status) -> bool {
     status.code() == tonic::Code::Unauthenticated
         && opennvr_sdk::error_reason(status).as_deref() == Some("ERROR_REASON_TOKEN_EXPIRED")
 }

@@ -98,24 +98,17 @@ pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Res
             output::print(format, &HEADER, events.iter().map(row).collect());
         }
         AuditCommand::Tail { after } => {
-            let watch = |after_sequence| pb::WatchAuditEventsRequest { filter: None, after_sequence };
-            let mut last = after;
-            let mut stream = client.audit().watch_audit_events(watch(last)).await?.into_inner();
-            loop {
-                let msg = match stream.message().await {
-                    Ok(Some(msg)) => msg,
-                    Ok(None) => break,
-                    // The server ends a stream when its access token expires: refresh, and go on
-                    // after the last entry shown.
-                    Err(status) if crate::session::token_expired(&status) => {
-                        client.refresh().await?;
-                        stream = client.audit().watch_audit_events(watch(last)).await?.into_inner();
-                        continue;
-                    }
-                    Err(status) => return Err(status.into()),
-                };
+            // Reopened after an expired token, it goes on after the last entry shown.
+            let last = std::cell::Cell::new(after);
+            let reopen = || {
+                let mut audit = client.audit();
+                let request = pb::WatchAuditEventsRequest { filter: None, after_sequence: last.get() };
+                async move { audit.watch_audit_events(request).await }
+            };
+            let mut stream = reopen().await?.into_inner();
+            while let Some(msg) = crate::session::next_watched(&client, &mut stream, reopen).await? {
                 if let Some(pb::watch_audit_events_response::Kind::Event(e)) = msg.kind {
-                    last = Some(e.sequence);
+                    last.set(Some(e.sequence));
                     match format {
                         Format::Json => output::print(format, &HEADER, vec![row(&e)]),
                         Format::Table => crate::output::outln!("{}", row(&e).join("  ")),

@@ -59,19 +59,12 @@ pub async fn run(server: Option<String>, format: Format, c: EventsCommand) -> Re
         })
         .collect::<Result<Vec<_>>>()?;
     let request = pb::WatchEventsRequest { camera_ids, types, ..Default::default() };
-    let mut stream = client.events().watch_events(request.clone()).await?.into_inner();
-    loop {
-        let msg = match stream.message().await {
-            Ok(Some(msg)) => msg,
-            Ok(None) => break,
-            // The server ends a stream when its access token expires: refresh and watch on.
-            Err(status) if crate::session::token_expired(&status) => {
-                client.refresh().await?;
-                stream = client.events().watch_events(request.clone()).await?.into_inner();
-                continue;
-            }
-            Err(status) => return Err(status.into()),
-        };
+    let reopen = || {
+        let (mut events, request) = (client.events(), request.clone());
+        async move { events.watch_events(request).await }
+    };
+    let mut stream = reopen().await?.into_inner();
+    while let Some(msg) = crate::session::next_watched(&client, &mut stream, reopen).await? {
         let row = match msg.kind {
             Some(pb::watch_events_response::Kind::Event(e)) => vec![
                 output::time(e.time.as_ref()),

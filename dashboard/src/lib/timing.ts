@@ -1,6 +1,8 @@
 // When to renew a short-lived token, and how long to wait before reconnecting: pure arithmetic, so
 // that players and streams share it and the tests pin it down.
 
+import { fromBase64Url } from "./base64url";
+
 /** Renew a token when this fraction of its remaining life is left (never closer than `minMarginMs`). */
 export const RENEW_FRACTION = 0.2;
 
@@ -39,7 +41,7 @@ export function tokenLifetimeMs(jwt: string): number | undefined {
   try {
     const part = jwt.split(".")[1];
     if (!part) return undefined;
-    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4));
+    const json = new TextDecoder().decode(fromBase64Url(part));
     const claims = JSON.parse(json) as { iat?: unknown; exp?: unknown };
     if (typeof claims.iat !== "number" || typeof claims.exp !== "number" || claims.exp <= claims.iat) return undefined;
     return (claims.exp - claims.iat) * 1000;

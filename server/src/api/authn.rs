@@ -217,16 +217,7 @@ fn authorize(gate: &Gate, req: &Request, path: &str) -> Result<Option<Principal>
         }
         return Ok(Some(principal));
     }
-    let claims = gate.tokens.verify(token).map_err(|e| (super::status::to_status(e), None))?;
-    if gate.revocations.is_revoked(claims.sid) {
-        return Err((
-            super::status::to_status(
-                crate::error::Error::new(crate::error::ErrorKind::Unauthenticated, "session has been revoked")
-                    .with_reason(crate::error::reason::CREDENTIAL_REVOKED),
-            ),
-            None,
-        ));
-    }
+    let claims = session_claims(gate, token).map_err(|e| (e, None))?;
     let principal = Principal {
         user_id: claims.sub,
         session_id: claims.sid,
@@ -263,6 +254,12 @@ fn still_allowed(gate: &Gate, token: &str) -> Result<(), Status> {
     if token.starts_with(crate::security::api_keys::SECRET_PREFIX) {
         return gate.api_keys.authenticate(token).map(drop).map_err(super::status::to_status);
     }
+    session_claims(gate, token).map(drop)
+}
+
+/// The claims of an access token that verifies (signature, expiry) and whose session is not revoked:
+/// the one check of a session's token, when a call arrives and while a stream runs.
+fn session_claims(gate: &Gate, token: &str) -> Result<crate::security::token::AccessClaims, Status> {
     let claims = gate.tokens.verify(token).map_err(super::status::to_status)?;
     if gate.revocations.is_revoked(claims.sid) {
         return Err(super::status::to_status(
@@ -270,7 +267,7 @@ fn still_allowed(gate: &Gate, token: &str) -> Result<(), Status> {
                 .with_reason(crate::error::reason::CREDENTIAL_REVOKED),
         ));
     }
-    Ok(())
+    Ok(claims)
 }
 
 /// The check an [`AccessGuard`] runs.

@@ -32,20 +32,29 @@ pub fn authorize(
     now: DateTime<Utc>,
     lock: bool,
 ) -> Result<CameraRow> {
-    let not_found = || Error::new(ErrorKind::NotFound, format!("camera {id} not found"));
     let row = if lock { CameraRow::find_for_update(c, id)? } else { CameraRow::find(c, id)? };
-    let row = row.ok_or_else(not_found)?;
+    let Some(row) = row else { return Err(camera_not_found(id)) };
     let held = held_on(c, p, id, now)?;
+    judge(row, &held, Some(permission))
+}
+
+fn camera_not_found(id: Uuid) -> Error {
+    Error::new(ErrorKind::NotFound, format!("camera {id} not found"))
+}
+
+/// The one judgement of a camera `row` given what the caller holds on it: NOT_FOUND when nothing
+/// (its existence is not revealed), PERMISSION_DENIED without `permission`.
+fn judge(row: CameraRow, held: &[Permission], permission: Option<Permission>) -> Result<CameraRow> {
     if held.is_empty() {
-        return Err(not_found());
+        return Err(camera_not_found(row.id));
     }
-    if !held.contains(&permission) {
-        return Err(Error::new(
+    match permission {
+        Some(wanted) if !held.contains(&wanted) => Err(Error::new(
             ErrorKind::PermissionDenied,
-            format!("permission {} on camera {id} required", permission.name()),
-        ));
+            format!("permission {} on camera {} required", wanted.name(), row.id),
+        )),
+        _ => Ok(row),
     }
-    Ok(row)
 }
 
 /// [`authorize`] for many cameras at once, in two queries whatever their number: the rows of `ids`,
@@ -61,26 +70,15 @@ pub fn authorize_all(
     let permission = permission.into();
     let mut rows: std::collections::HashMap<Uuid, CameraRow> =
         CameraRow::find_many(c, ids)?.into_iter().map(|r| (r.id, r)).collect();
-    let grants: std::collections::HashMap<Uuid, CameraGrantRow> = if p.api_key.is_none() && p.role != Role::Admin {
+    let grants: std::collections::HashMap<Uuid, CameraGrantRow> = if needs_grant(p) {
         CameraGrantRow::live_many(c, ids, p.user_id, now)?.into_iter().map(|g| (g.camera_id, g)).collect()
     } else {
         Default::default()
     };
     ids.iter()
         .map(|&id| {
-            let not_found = || Error::new(ErrorKind::NotFound, format!("camera {id} not found"));
-            let row = rows.remove(&id).ok_or_else(not_found)?;
-            let held = held_with(p, id, grants.get(&id));
-            if held.is_empty() {
-                return Err(not_found());
-            }
-            match permission {
-                Some(wanted) if !held.contains(&wanted) => Err(Error::new(
-                    ErrorKind::PermissionDenied,
-                    format!("permission {} on camera {id} required", wanted.name()),
-                )),
-                _ => Ok(row),
-            }
+            let row = rows.remove(&id).ok_or_else(|| camera_not_found(id))?;
+            judge(row, &held_with(p, id, grants.get(&id)), permission)
         })
         .collect()
 }
@@ -89,10 +87,13 @@ pub fn authorize_all(
 /// role) to those a live grant on that camera gives, and for an API key to its scope and cameras.
 /// Empty = the camera is invisible to them.
 pub fn held_on(c: &mut PgConnection, p: &Principal, id: Uuid, now: DateTime<Utc>) -> Result<Vec<Permission>> {
-    // Only a person outside the admin role needs their grant read.
-    let grant =
-        if p.api_key.is_none() && p.role != Role::Admin { CameraGrantRow::live(c, id, p.user_id, now)? } else { None };
+    let grant = if needs_grant(p) { CameraGrantRow::live(c, id, p.user_id, now)? } else { None };
     Ok(held_with(p, id, grant.as_ref()))
+}
+
+/// Only a person outside the admin role holds camera permissions through grants.
+fn needs_grant(p: &Principal) -> bool {
+    p.api_key.is_none() && p.role != Role::Admin
 }
 
 /// What `p` holds on camera `id` given its live grant there (if any): the one rule of [`held_on`].

@@ -290,3 +290,15 @@ async fn a_watch_ends_within_2_seconds_of_its_access_token_expiring() {
     let (secs, status) = ended(stream, since, 2.0).await.expect("the watch ended within 2 s");
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?} after {secs:.2} s");
 }
+
+#[tokio::test]
+async fn work_past_the_statement_timeout_answers_deadline_exceeded_saying_to_ask_for_less() {
+    use diesel::RunQueryDsl;
+    let db = crate::harness::TestDb::new();
+    let mut options = crate::harness::test_options(&db);
+    options.db_statement_timeout_secs = Some(1);
+    let s = TestServer::start_with(db, options).await;
+    let e = s.store.run(|c| diesel::sql_query("SELECT pg_sleep(3)").execute(c).map_err(Into::into)).await.unwrap_err();
+    assert_eq!(e.kind(), opennvr_server::error::ErrorKind::DeadlineExceeded, "{e}");
+    assert!(e.to_string().contains("ask for less"), "{e}");
+}

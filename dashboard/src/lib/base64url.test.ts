@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fromBase64Url, toBase64Url } from "./webauthn";
+import { fromBase64Url, toBase64Url } from "./base64url";
 
 describe("base64url", () => {
   it("round-trips every byte value without padding", () => {
