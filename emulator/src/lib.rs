@@ -61,6 +61,8 @@ struct Inner {
     delete_delay: Duration,
     /// Segment files deleted through the API, oldest first.
     deleted: Vec<std::path::PathBuf>,
+    /// How long the playback server takes before it starts answering `/get` (cutting a clip).
+    playback_delay: Duration,
 }
 
 /// A running emulator.
@@ -112,6 +114,7 @@ impl Emulator {
             time_zone: FixedOffset::east_opt(0).ok_or("no UTC offset")?,
             delete_delay: Duration::ZERO,
             deleted: Vec::new(),
+            playback_delay: Duration::ZERO,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;

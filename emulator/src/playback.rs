@@ -107,6 +107,8 @@ async fn playback_get(State(s): State<Shared>, headers: HeaderMap, Query(q): Que
     let Some(start) = q.start.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()) else {
         return error(StatusCode::BAD_REQUEST, "invalid start");
     };
+    let delay = lock(&s).playback_delay;
+    tokio::time::sleep(delay).await;
     let Some(duration) = q.duration.as_deref().and_then(|d| d.parse::<f64>().ok()).filter(|d| *d > 0.0) else {
         return error(StatusCode::BAD_REQUEST, "invalid duration");
     };

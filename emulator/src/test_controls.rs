@@ -85,6 +85,11 @@ impl Emulator {
         Ok(id)
     }
 
+    /// The playback server takes `d` before it answers a `/get` (a long clip being cut).
+    pub fn set_playback_delay(&self, d: Duration) {
+        lock(&self.inner).playback_delay = d;
+    }
+
     /// Every segment deletion takes this long before it answers.
     pub fn set_delete_delay(&self, d: Duration) {
         lock(&self.inner).delete_delay = d;

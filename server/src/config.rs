@@ -86,6 +86,10 @@ pub struct Options {
     /// The most client connections served at once; past it new connections are closed [default: 4096].
     #[arg(long, env = "OPENNVR_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Calls without a credential (sign-in, refusals) allowed per client address and second; ten
+    /// seconds' worth may come at once [default: 20].
+    #[arg(long, env = "OPENNVR_ANONYMOUS_CALLS_PER_SEC")]
+    pub anonymous_calls_per_sec: Option<u32>,
     /// Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed [default: none].
     #[arg(long, env = "OPENNVR_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<IpAddr>>,
@@ -177,6 +181,9 @@ pub struct Options {
     /// How long an exported file is kept for download, in hours [default: 168].
     #[arg(long, env = "OPENNVR_EXPORT_KEEP_HOURS")]
     pub export_keep_hours: Option<u64>,
+    /// Largest file one export may write, in bytes [default: 17179869184 (16 GiB)].
+    #[arg(long, env = "OPENNVR_EXPORT_MAX_BYTES")]
+    pub export_max_bytes: Option<u64>,
     /// How often retention runs (besides on demand), in seconds [default: 600].
     #[arg(long, env = "OPENNVR_RETENTION_SECS")]
     pub retention_secs: Option<u64>,
@@ -246,6 +253,7 @@ impl Options {
             cors_origins: self.cors_origins.or(file.cors_origins),
             dashboard_dir: self.dashboard_dir.or(file.dashboard_dir),
             max_connections: self.max_connections.or(file.max_connections),
+            anonymous_calls_per_sec: self.anonymous_calls_per_sec.or(file.anonymous_calls_per_sec),
             trusted_proxies: self.trusted_proxies.or(file.trusted_proxies),
             log_format: self.log_format.or(file.log_format),
             access_token_ttl_secs: self.access_token_ttl_secs.or(file.access_token_ttl_secs),
@@ -273,6 +281,7 @@ impl Options {
             mediamtx_public_playback_url: self.mediamtx_public_playback_url.or(file.mediamtx_public_playback_url),
             export_max_secs: self.export_max_secs.or(file.export_max_secs),
             export_keep_hours: self.export_keep_hours.or(file.export_keep_hours),
+            export_max_bytes: self.export_max_bytes.or(file.export_max_bytes),
             mfa_required_roles: self.mfa_required_roles.or(file.mfa_required_roles),
             suricata_eve_file: self.suricata_eve_file.or(file.suricata_eve_file),
             inference_allow_remote: self.inference_allow_remote.or(file.inference_allow_remote),
@@ -322,6 +331,8 @@ pub struct Config {
     pub dashboard_dir: Option<PathBuf>,
     /// The most client connections served at once.
     pub max_connections: usize,
+    /// Calls without a credential allowed per client address and second.
+    pub anonymous_calls_per_sec: u32,
     pub trusted_proxies: Vec<IpAddr>,
     pub log_json: bool,
     pub access_token_ttl: Duration,
@@ -433,7 +444,8 @@ impl Config {
                 o.mediamtx_public_playback_url,
                 secs(o.export_max_secs, 14_400, "OPENNVR_EXPORT_MAX_SECS")?,
                 secs(o.export_keep_hours.map(|h| h.saturating_mul(3600)), 168 * 3600, "OPENNVR_EXPORT_KEEP_HOURS")?,
-            )?,
+            )?
+            .with_export_cap(o.export_max_bytes)?,
             hook_secret: match &o.hook_secret_file {
                 None => None,
                 Some(p) => {
@@ -467,6 +479,15 @@ impl Config {
                 Some(n) if (1..=1_000_000).contains(&n) => n,
                 Some(n) => {
                     return Err(Error::config(format!("OPENNVR_MAX_CONNECTIONS: {n} is not within 1..=1000000")));
+                }
+            },
+            anonymous_calls_per_sec: match o.anonymous_calls_per_sec {
+                None => 20,
+                Some(n) if (1..=1_000_000).contains(&n) => n,
+                Some(n) => {
+                    return Err(Error::config(format!(
+                        "OPENNVR_ANONYMOUS_CALLS_PER_SEC: {n} is not within 1..=1000000"
+                    )));
                 }
             },
             trusted_proxies: o.trusted_proxies.unwrap_or_default(),

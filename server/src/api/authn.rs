@@ -31,6 +31,42 @@ pub struct Gate {
     pub trusted_proxies: Vec<IpAddr>,
     pub metrics: Metrics,
     pub audit: AuditTrail,
+    /// Calls without a credential (public RPCs, refusals) allowed per client address.
+    pub anonymous: crate::security::budget::Budget,
+    /// Streams open per caller.
+    pub streams: StreamSlots,
+}
+
+/// The most streams (watches, exports, downloads) one caller — a user across their sessions, or an
+/// API key — may hold open at once.
+pub const MAX_STREAMS_PER_CALLER: usize = 32;
+
+/// Streams open per caller.
+#[derive(Clone, Default)]
+pub struct StreamSlots(crate::security::budget::Occupancy<String>);
+
+/// One open stream of a caller; its slot frees when the stream's body is dropped.
+type StreamSlot = crate::security::budget::Place<String>;
+
+impl StreamSlots {
+    /// A slot for one more stream of `p`, or RESOURCE_EXHAUSTED naming the limit.
+    fn take(&self, p: &Principal) -> Result<StreamSlot, Status> {
+        let caller = match &p.api_key {
+            Some(key) => format!("key:{}", key.id),
+            None => format!("user:{}", p.user_id),
+        };
+        self.0.take(caller, |open, _| {
+            if open < MAX_STREAMS_PER_CALLER {
+                return Ok(());
+            }
+            Err(super::status::to_status(crate::error::Error::new(
+                crate::error::ErrorKind::ResourceExhausted,
+                format!(
+                    "at most {MAX_STREAMS_PER_CALLER} streams may be open at once per user or API key; close one first"
+                ),
+            )))
+        })
+    }
 }
 
 /// Methods outside `opennvr.v1` that are open: the health check (probes) and reflection (the schema is
@@ -64,7 +100,12 @@ pub fn client_address(req: &Request, trusted: &[IpAddr]) -> Option<IpAddr> {
 }
 
 fn bearer(req: &Request) -> Option<&str> {
-    let value = req.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_of(req.headers())
+}
+
+/// The bearer credential of `headers`, if any.
+fn bearer_of(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
@@ -86,7 +127,11 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -
     // Kept for streams, whose caller is checked again while they run.
     let token = bearer(&req).map(str::to_owned);
     let open = OPEN_METHODS.contains(&path.as_str());
-    let known = open || gate.policies.get(&path).is_some();
+    let policy = gate.policies.get(&path);
+    let known = open || policy.is_some();
+    let streaming = policy.is_some_and(|p| p.streaming);
+    // The caller's slot of a stream, held until the stream's body is dropped.
+    let mut slot: Option<StreamSlot> = None;
     let (response, call) = if path == "/grpc.health.v1.Health/Watch" {
         (deny(Status::unimplemented("grpc.health.v1.Health/Watch is not offered: poll Health/Check")), None)
     } else if !known {
@@ -95,8 +140,20 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -
         (next.run(req).await, None)
     } else {
         let mut call = new_call(&gate, &req, &path);
-        let authorized = match authorize(&gate, &req, &path) {
+        let anonymous = bearer(&req).is_none() || policy.is_some_and(|p| p.access == Access::Public);
+        let budget = if anonymous { gate.anonymous.spend(&call.client.throttle_key()) } else { Ok(()) };
+        let authorized = match budget
+            .map_err(|wait| (too_many_anonymous(wait), None))
+            .and_then(|()| authorize(&gate, &req, &path))
+        {
             Ok(Some(principal)) => match step_up(&gate, &principal, &path).await {
+                Ok(()) if streaming => match gate.streams.take(&principal) {
+                    Ok(s) => {
+                        slot = Some(s);
+                        Ok(Some(principal))
+                    }
+                    Err(status) => Err((status, Some(principal))),
+                },
                 Ok(()) => Ok(Some(principal)),
                 Err(status) => Err((status, Some(principal))),
             },
@@ -115,7 +172,6 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -
         }
     };
     let status = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let streaming = gate.policies.get(&path).is_some_and(|p| p.streaming);
     let code = status.clone().unwrap_or_else(|| "0".to_owned());
     let mut response = response;
     match call {
@@ -128,7 +184,8 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -
             if let (Some(_), Some(token)) = (&call.principal, token) {
                 let g = gate.clone();
                 let check: AccessCheck = Box::new(move || still_allowed(&g, &token));
-                response = response.map(|inner| Body::new(AccessGuard::new(inner, check)));
+                let slot = slot.take();
+                response = response.map(|inner| Body::new(AccessGuard::new(inner, check, slot)));
             }
             response = response.map(|inner| Body::new(AuditedStream::new(inner, gate, call)));
         }
@@ -175,6 +232,18 @@ fn new_call(gate: &Gate, req: &Request, path: &str) -> Call {
     Call::new(client, path.to_owned(), action_of(service, method), request_id)
 }
 
+/// The refusal of a call without a credential beyond its client address's budget.
+fn too_many_anonymous(wait: std::time::Duration) -> Status {
+    super::status::to_status(
+        crate::error::Error::new(
+            crate::error::ErrorKind::ResourceExhausted,
+            format!("too many calls without a credential from this address; retry in {} s", wait.as_secs().max(1)),
+        )
+        .with_retry_after(wait)
+        .with_reason(crate::error::reason::RATE_LIMITED),
+    )
+}
+
 /// The principal of an allowed call (`None` for public RPCs), or the status of a refused one with
 /// whoever was recognised.
 fn authorize(gate: &Gate, req: &Request, path: &str) -> Result<Option<Principal>, (Status, Option<Principal>)> {
@@ -218,15 +287,8 @@ fn authorize(gate: &Gate, req: &Request, path: &str) -> Result<Option<Principal>
         return Ok(Some(principal));
     }
     let claims = session_claims(gate, token).map_err(|e| (e, None))?;
-    let principal = Principal {
-        user_id: claims.sub,
-        session_id: claims.sid,
-        role: claims.role,
-        username: claims.preferred_username,
-        api_key: None,
-        enrolment_only: claims.mfa_enrol,
-    };
-    if claims.mfa_enrol && !policy.enrolment_only {
+    let principal = session_principal(claims);
+    if principal.enrolment_only && !policy.enrolment_only {
         return Err((
             super::status::to_status(
                 crate::error::Error::new(
@@ -244,6 +306,37 @@ fn authorize(gate: &Gate, req: &Request, path: &str) -> Result<Option<Principal>
         return Err((super::status::to_status(e), Some(principal)));
     }
     Ok(Some(principal))
+}
+
+/// The caller an access token names.
+fn session_principal(claims: crate::security::token::AccessClaims) -> Principal {
+    Principal {
+        user_id: claims.sub,
+        session_id: claims.sid,
+        role: claims.role,
+        username: claims.preferred_username,
+        api_key: None,
+        enrolment_only: claims.mfa_enrol,
+    }
+}
+
+/// The caller of a plain HTTP request that needs `permission` (a metrics scrape, readiness
+/// details): a bearer access token or API key that holds it. UNAUTHENTICATED without a valid one,
+/// PERMISSION_DENIED when it lacks the permission.
+pub fn http_caller(
+    gate: &Gate,
+    headers: &http::HeaderMap,
+    permission: crate::domain::Permission,
+) -> Result<Principal, Status> {
+    let token =
+        bearer_of(headers).ok_or_else(|| Status::unauthenticated("a bearer API key or access token is required"))?;
+    let principal = if token.starts_with(crate::security::api_keys::SECRET_PREFIX) {
+        crate::app::api_keys::principal_of(&*gate.api_keys.authenticate(token).map_err(super::status::to_status)?)
+    } else {
+        session_principal(session_claims(gate, token)?)
+    };
+    principal.require(permission).map_err(super::status::to_status)?;
+    Ok(principal)
 }
 
 /// Whether the credential a stream was opened with still admits its caller: the access token's
@@ -282,11 +375,13 @@ struct AccessGuard {
     check: AccessCheck,
     tick: Pin<Box<tokio::time::Sleep>>,
     ended: bool,
+    /// The caller's stream slot, freed with the stream.
+    _slot: Option<StreamSlot>,
 }
 
 impl AccessGuard {
-    fn new(inner: Body, check: AccessCheck) -> AccessGuard {
-        AccessGuard { inner, check, tick: Box::pin(tokio::time::sleep(ACCESS_RECHECK)), ended: false }
+    fn new(inner: Body, check: AccessCheck, slot: Option<StreamSlot>) -> AccessGuard {
+        AccessGuard { inner, check, tick: Box::pin(tokio::time::sleep(ACCESS_RECHECK)), ended: false, _slot: slot }
     }
 }
 
@@ -447,7 +542,12 @@ async fn record_unaudited(gate: &Gate, call: &Call, code: &str, message: &str) -
     if code != "0" {
         record = record.ended(grpc_code_name(code), &percent_decode(message));
     }
-    match gate.audit.record(record).await {
+    // Anyone can be refused without end: the refusals of callers nobody could identify (no valid
+    // credential, nothing the app recognised, such as the user of a sign-in ticket) are counted,
+    // not written one by one.
+    let anonymous = call.principal.is_none() && !call.has_target();
+    let written = if anonymous { gate.audit.record_refusal(record).await } else { gate.audit.record(record).await };
+    match written {
         Ok(_) => true,
         Err(e) => {
             tracing::error!(error = %e, method = %call.method, "could not write the audit entry of a call");

@@ -1,4 +1,5 @@
-//! Plain HTTP on the gRPC port: liveness, readiness, Prometheus metrics and the JWKS.
+//! Plain HTTP on the gRPC port: liveness and readiness (open), Prometheus metrics and readiness
+//! details (for a bearer credential holding `metrics.read`), the JWKS and MediaMTX's hooks.
 use crate::metrics::Metrics;
 use crate::security::keyring::KeyRing;
 use crate::store::Store;
@@ -21,6 +22,15 @@ pub struct HttpState {
     pub recordings: crate::app::recordings::RecordingApp,
     /// AI adapters, for their metrics.
     pub adapters: crate::inference::AdapterRegistry,
+    /// Who may read the metrics and readiness details.
+    pub gate: Arc<super::authn::Gate>,
+}
+
+/// The refusal of a plain request whose credential does not hold `metrics.read`.
+fn refused(status: &tonic::Status) -> (StatusCode, [(header::HeaderName, &'static str); 1], String) {
+    let code =
+        if status.code() == tonic::Code::PermissionDenied { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
+    (code, [(header::WWW_AUTHENTICATE, "Bearer")], format!("{}\n", status.message()))
 }
 
 /// The plain routes.
@@ -35,8 +45,18 @@ pub fn routes(state: Arc<HttpState>) -> Router {
 }
 
 /// Ready when the database answers: the API then works. The media plane's state is reported beside
-/// it, since cameras are stored and served while MediaMTX is away, and converge when it returns.
-async fn ready(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
+/// it, since cameras are stored and served while MediaMTX is away, and converge when it returns —
+/// to a caller holding `metrics.read` (anyone else gets the status alone).
+async fn ready(State(s): State<Arc<HttpState>>, headers: axum::http::HeaderMap) -> impl IntoResponse {
+    let detailed = super::authn::http_caller(&s.gate, &headers, crate::domain::Permission::MetricsRead).is_ok();
+    let up = s.store.ping().await;
+    if !detailed {
+        return if up {
+            (StatusCode::OK, "ready\n".to_owned())
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned())
+        };
+    }
     let media = s.media.state();
     let media_line = match (media.configured, media.reachable) {
         (false, _) => "media: not configured\n".to_owned(),
@@ -44,18 +64,23 @@ async fn ready(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
         (true, true) => format!("media: reachable, {} change(s) pending\n", media.pending),
         (true, false) => format!("media: unreachable ({})\n", media.last_error.as_deref().unwrap_or("no answer yet")),
     };
-    if s.store.ping().await {
+    if up {
         (StatusCode::OK, format!("ready\n{media_line}"))
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, format!("database unreachable\n{media_line}"))
     }
 }
 
-async fn metrics(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
+/// The Prometheus scrape, for a bearer credential holding `metrics.read` (an API key, typically).
+async fn metrics(State(s): State<Arc<HttpState>>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    if let Err(status) = super::authn::http_caller(&s.gate, &headers, crate::domain::Permission::MetricsRead) {
+        return refused(&status).into_response();
+    }
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         s.metrics.render(Some(s.store.usage()), Some(&s.media.state()), &s.adapters.figures()),
     )
+        .into_response()
 }
 
 async fn jwks(State(s): State<Arc<HttpState>>) -> impl IntoResponse {

@@ -425,10 +425,13 @@ impl RecordingService for RecordingApi {
         &self,
         req: Request<pb::GetRetentionPolicyRequest>,
     ) -> ApiResult<pb::GetRetentionPolicyResponse> {
+        let call = call(&req)?;
         let r = req.into_inner();
-        respond(self.app.retention_policy(&r.camera_id).await.map(|(own, effective)| pb::GetRetentionPolicyResponse {
-            policy: own.as_ref().map(retention_policy),
-            effective_policy: Some(retention_policy(&effective)),
+        respond(self.app.retention_policy(&call, &r.camera_id).await.map(|(own, effective)| {
+            pb::GetRetentionPolicyResponse {
+                policy: own.as_ref().map(retention_policy),
+                effective_policy: Some(retention_policy(&effective)),
+            }
         }))
     }
 
@@ -436,8 +439,9 @@ impl RecordingService for RecordingApi {
         &self,
         req: Request<pb::ListRetentionPoliciesRequest>,
     ) -> ApiResult<pb::ListRetentionPoliciesResponse> {
+        let call = call(&req)?;
         let r = req.into_inner();
-        respond(self.app.retention_policies(r.page_size, &r.page_token).await.map(|(page, next_page_token)| {
+        respond(self.app.retention_policies(&call, r.page_size, &r.page_token).await.map(|(page, next_page_token)| {
             pb::ListRetentionPoliciesResponse { policies: page.iter().map(retention_policy).collect(), next_page_token }
         }))
     }
@@ -487,8 +491,9 @@ impl RecordingService for RecordingApi {
 
     async fn get_storage_stats(
         &self,
-        _req: Request<pb::GetStorageStatsRequest>,
+        req: Request<pb::GetStorageStatsRequest>,
     ) -> ApiResult<pb::GetStorageStatsResponse> {
-        respond(self.app.storage_stats().await.map(|st| storage_stats(&st)))
+        let call = call(&req)?;
+        respond(self.app.storage_stats(&call).await.map(|st| storage_stats(&st)))
     }
 }

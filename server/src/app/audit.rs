@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 
 /// Size of one chunk of an export stream.
 const CHUNK: usize = 1 << 20;
-/// How often a watch looks for new entries.
-const WATCH_POLL: Duration = Duration::from_millis(250);
+/// A watch with nothing to send says it is alive this often.
+const WATCH_HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// What a watch stream carries.
 #[derive(Debug)]
@@ -181,12 +181,13 @@ impl AuditApp {
             Some(a) => a,
             None => store.run(|c| crate::store::audit::head(c).map(|h| h.0)).await?,
         };
+        // An idle watch costs nothing: it reads when the linker says entries were linked.
+        let mut linked = self.trail.linked();
+        linked.borrow_and_update();
         tokio::spawn(async move {
-            let mut idle = Duration::ZERO;
             loop {
                 let f = filter.clone();
                 let from = cursor;
-                // Read up to the head only: entries at or below it have all committed.
                 let batch = store
                     .run(move |c| {
                         // Entries at or below the committed head have all committed.
@@ -196,38 +197,45 @@ impl AuditApp {
                             .into_iter()
                             .filter(|r| r.sequence <= upto)
                             .collect::<Vec<_>>();
-                        Ok((upto, rows))
+                        Ok((upto, head, rows))
                     })
                     .await;
-                match batch {
-                    Ok((last, rows)) => {
+                let head = match batch {
+                    Ok((last, head, rows)) => {
                         cursor = last;
-                        if rows.is_empty() {
-                            idle += WATCH_POLL;
-                        } else {
-                            idle = Duration::ZERO;
-                        }
                         for row in rows {
                             if tx.send(Ok(WatchItem::Event(Box::new(row)))).await.is_err() {
                                 return;
                             }
                         }
-                        if idle >= Duration::from_secs(15) {
-                            idle = Duration::ZERO;
-                            if tx.send(Ok(WatchItem::Heartbeat)).await.is_err() {
-                                return;
-                            }
-                        }
+                        head
                     }
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
                         return;
                     }
+                };
+                if cursor < head {
+                    continue;
                 }
-                if tx.is_closed() {
-                    return;
+                let mut heartbeat = std::pin::pin!(tokio::time::sleep(WATCH_HEARTBEAT));
+                loop {
+                    tokio::select! {
+                        changed = linked.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            break;
+                        }
+                        _ = &mut heartbeat => {
+                            if tx.send(Ok(WatchItem::Heartbeat)).await.is_err() {
+                                return;
+                            }
+                            heartbeat.set(tokio::time::sleep(WATCH_HEARTBEAT));
+                        }
+                        _ = tx.closed() => return,
+                    }
                 }
-                tokio::time::sleep(WATCH_POLL).await;
             }
         });
         Ok(rx)

@@ -75,6 +75,8 @@ pub struct AuthApp {
     pub setup: SetupToken,
     pub session_ttl: Duration,
     pub attempts: AttemptQueue,
+    /// Password checks allowed per client address and per account.
+    pub password_checks: PasswordBudgets,
     /// Told when a user's rights shrink, so that their open viewing sessions are ended at once.
     pub media: crate::media::plane::MediaPlane,
     /// Second factors and the MFA policy.
@@ -92,6 +94,53 @@ pub struct SignInOptions {
     pub setup_required: bool,
     /// The WebAuthn relying party id; `None`: passkeys are off.
     pub passkeys_rp_id: Option<String>,
+}
+
+/// Budgets of password checks that may fail, kept apart from the per-(user, address) lockout: per
+/// client address across usernames (ever-new names from one address cannot keep every hashing
+/// worker busy), and per account across addresses (many addresses cannot guess one password
+/// quickly). A correct password gives its unit back; an exhausted budget is refused without hashing.
+#[derive(Clone)]
+pub struct PasswordBudgets {
+    pub per_address: crate::security::budget::Budget,
+    pub per_account: crate::security::budget::Budget,
+}
+
+impl Default for PasswordBudgets {
+    fn default() -> Self {
+        use crate::security::budget::{Budget, Rate};
+        PasswordBudgets {
+            per_address: Budget::new(Rate::per_minute(30)),
+            per_account: Budget::new(Rate::per_minute(20)),
+        }
+    }
+}
+
+impl PasswordBudgets {
+    /// Spends one check of `username` from `address`, or RESOURCE_EXHAUSTED saying which budget is
+    /// spent and when to retry.
+    fn spend(&self, username: &str, address: &str) -> Result<()> {
+        let refuse = |wait: std::time::Duration, whose: &str| {
+            Error::new(
+                ErrorKind::ResourceExhausted,
+                format!("too many failed password checks {whose}; retry in {} s", wait.as_secs().max(1)),
+            )
+            .with_retry_after(wait)
+            .with_reason(reason::RATE_LIMITED)
+        };
+        self.per_address.spend(address).map_err(|wait| refuse(wait, "from this address"))?;
+        if let Err(wait) = self.per_account.spend(username) {
+            self.per_address.refund(address);
+            return Err(refuse(wait, "for this account"));
+        }
+        Ok(())
+    }
+
+    /// Gives back the check of a correct password.
+    fn refund(&self, username: &str, address: &str) {
+        self.per_address.refund(address);
+        self.per_account.refund(username);
+    }
 }
 
 /// One queue per (username, client address): password checks of a pair run one at a time, so
@@ -303,15 +352,9 @@ impl AuthApp {
         let user = self.store.run(move |c| UserRow::by_username(c, &name)).await?;
         // An unknown user costs one argon2 verification too, so timing does not reveal who exists.
         let phc = user.as_ref().map(|u| u.password_hash.clone());
-        let ok = match self.check_password_throttled(&username, &address, password, phc).await {
-            Ok(ok) => ok,
-            Err(e) => {
-                if e.kind() == ErrorKind::ResourceExhausted {
-                    self.record_alone(call, entry("RESOURCE_EXHAUSTED", "too many failed attempts")).await?;
-                }
-                return Err(e);
-            }
-        };
+        // A throttled attempt is a refusal like any other of an anonymous caller: the layer around
+        // the services records it (counted per address and minute, not one entry each).
+        let ok = self.check_password_throttled(&username, &address, password, phc).await?;
         match user {
             Some(u) if ok && !u.disabled => {
                 if let Some(challenge) = self.login_challenge(&u, call).await? {
@@ -349,9 +392,11 @@ impl AuthApp {
         let (name, addr) = (username.to_owned(), address.to_owned());
         let record = self.store.run(move |c| LoginFailureRow::find(c, &name, &addr)).await?;
         refuse_while_blocked(record.as_ref(), self.clock.now(), "failed attempts")?;
+        self.password_checks.spend(username, address)?;
         let ok = self.hasher.verify(password.to_owned(), phc).await?;
         let (name, addr) = (username.to_owned(), address.to_owned());
         if ok {
+            self.password_checks.refund(username, address);
             if record.is_some() {
                 self.store.run(move |c| LoginFailureRow::clear(c, &name, &addr)).await?;
             }

@@ -21,6 +21,31 @@ pub fn visible(p: &Principal, now: DateTime<Utc>) -> Visible {
     }
 }
 
+/// Which cameras `p` may do `permission` on at `now`: as [`visible`], except that a user outside
+/// the admin role sees only the cameras whose live grant gives `permission` (one query).
+pub fn visible_for(c: &mut PgConnection, p: &Principal, permission: Permission, now: DateTime<Utc>) -> Result<Visible> {
+    Ok(match visible(p, now) {
+        Visible::GrantedTo(user, now) => {
+            Visible::Cameras(CameraGrantRow::live_camera_ids_granting(c, user, now, permission.name())?)
+        }
+        other => other,
+    })
+}
+
+/// Which of the cameras `ids` `p` may see at `now` (every one of them, deleted ones too, for whoever
+/// sees every camera), in at most one query.
+pub fn visible_among(
+    c: &mut PgConnection,
+    p: &Principal,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<std::collections::HashSet<Uuid>> {
+    Ok(match visible(p, now) {
+        Visible::All => ids.iter().copied().collect(),
+        scope => CameraRow::with_ids(c, scope, ids)?.into_iter().map(|r| r.id).collect(),
+    })
+}
+
 /// The authorizer: the camera `id` if `p` may do `permission` on it. NOT_FOUND when the camera does
 /// not exist or `p` may not see it (its existence is not revealed), PERMISSION_DENIED when `p` sees
 /// it but may not do that. With `lock`, the row stays locked until the transaction ends.

@@ -123,8 +123,8 @@ impl EventsApp {
                             continue;
                         }
                         if let EventKind::IdsAlert { cameras: linked, .. } = &e.kind {
-                            // For who may read IDS alerts: those of no camera, and those of a camera
-                            // they may see (one of those they asked for, if they asked).
+                            // For who may read IDS alerts (of the cameras they asked for, if they
+                            // asked).
                             if !p.allows(crate::domain::Permission::IdsRead) {
                                 continue;
                             }
@@ -149,10 +149,8 @@ impl EventsApp {
                                     shown.push(*c);
                                 }
                             }
-                            if !linked.is_empty() && shown.is_empty() {
-                                continue;
-                            }
-                            // Only the cameras they may see are named to them.
+                            // Every alert reaches who may read alerts (linking one to a camera
+                            // never hides it), naming only the cameras they may see.
                             let e = if shown.len() < linked.len() {
                                 let mut only = (*e).clone();
                                 only.camera_id = shown.first().copied();

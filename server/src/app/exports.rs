@@ -20,6 +20,62 @@ use uuid::Uuid;
 /// Size of the pieces a file is streamed in.
 const CHUNK: usize = 1 << 20;
 
+/// Exports one user may run at once.
+pub const MAX_EXPORTS_PER_USER: usize = 2;
+/// Exports the server runs at once.
+pub const MAX_EXPORTS_AT_ONCE: usize = 4;
+/// Free space exports always leave on their volume, whatever the site's free-space floor.
+pub const EXPORT_FREE_FLOOR: i64 = 256 << 20;
+/// How long the playback server may take to accept the connection.
+const PLAYBACK_CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the playback server may stay silent (before the clip starts, and between its pieces).
+const PLAYBACK_SILENCE: std::time::Duration = std::time::Duration::from_secs(60);
+/// The free space of the exports volume is checked again after every this many bytes written.
+const FREE_CHECK_EVERY: i64 = 4 << 20;
+
+/// The exports running, per user: the caps on how many run at once.
+#[derive(Clone, Default)]
+pub struct RunningExports(crate::security::budget::Occupancy<Uuid>);
+
+/// One running export's place; freed when the export ends, however it ends.
+pub type ExportTurn = crate::security::budget::Place<Uuid>;
+
+impl RunningExports {
+    /// A place for one more export of `user`, or RESOURCE_EXHAUSTED naming the limit reached.
+    fn start(&self, user: Uuid) -> Result<ExportTurn> {
+        self.0.take(user, |theirs, all| {
+            let full = |what: String| Err(Error::new(ErrorKind::ResourceExhausted, what));
+            if theirs >= MAX_EXPORTS_PER_USER {
+                return full(format!(
+                    "at most {MAX_EXPORTS_PER_USER} exports per user run at once; wait for one of yours to finish"
+                ));
+            }
+            if all >= MAX_EXPORTS_AT_ONCE {
+                return full(format!(
+                    "at most {MAX_EXPORTS_AT_ONCE} exports run at once on this server; try again when one has finished"
+                ));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Free bytes of the volume holding `dir`.
+pub(super) fn free_space(dir: &std::path::Path) -> Option<i64> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    i64::try_from(st.blocks_available().saturating_mul(st.fragment_size())).ok()
+}
+
+/// Fails when the volume of `dir` has less than `floor` bytes free.
+fn check_floor(dir: &std::path::Path, floor: i64) -> std::result::Result<(), String> {
+    match free_space(dir) {
+        Some(free) if free < floor => Err(format!(
+            "the exports volume has {free} bytes free, below its floor of {floor} (the site's min_free_bytes, at least {EXPORT_FREE_FLOOR}): free space first"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// What an export stream carries.
 #[derive(Debug, Clone)]
 pub enum ExportEvent {
@@ -141,6 +197,9 @@ impl RecordingApp {
         }
         let base = self.live.config.playback_url.clone();
         let (p, now) = (call.principal()?.clone(), self.clock.now());
+        let turn = self.running_exports.start(p.user_id)?;
+        tokio::fs::create_dir_all(&self.exports_dir).await.map_err(Error::internal)?;
+        let exports_dir = self.exports_dir.clone();
         let id = Uuid::new_v4();
         let row = ExportRow {
             id,
@@ -182,15 +241,22 @@ impl RecordingApp {
                 if media == 0 {
                     return Err(Error::new(ErrorKind::FailedPrecondition, "nothing is recorded in that range"));
                 }
+                // The disk keeps its free-space floor: an export never fills it.
+                let floor =
+                    crate::store::recordings::SiteRetention::get(c)?.min_free_bytes.unwrap_or(0).max(EXPORT_FREE_FLOOR);
+                check_floor(&exports_dir, floor).map_err(|e| Error::new(ErrorKind::ResourceExhausted, e))?;
                 let row = ExportRow { media_duration_us: media, ..row };
                 row.insert(c)?;
-                Ok((row, base))
+                Ok((row, base, floor))
             })
             .await?;
-        let (row, base) = row;
+        let (row, base, floor) = row;
         let (tx, rx) = mpsc::channel(8);
         let app = self.clone();
-        tokio::spawn(async move { app.run_export(row, base, spec.stream_data, tx).await });
+        tokio::spawn(async move {
+            let _turn = turn;
+            app.run_export(row, base, floor, spec.stream_data, tx).await
+        });
         Ok(rx)
     }
 
@@ -200,12 +266,19 @@ impl RecordingApp {
 
     /// Fetches the clip into its file, then finishes the record. Messages to a caller who left are
     /// dropped; the export itself goes on.
-    async fn run_export(&self, row: ExportRow, base: String, stream_data: bool, tx: mpsc::Sender<Result<ExportEvent>>) {
+    async fn run_export(
+        &self,
+        row: ExportRow,
+        base: String,
+        floor: i64,
+        stream_data: bool,
+        tx: mpsc::Sender<Result<ExportEvent>>,
+    ) {
         let id = row.id;
         let progress =
             |state: ExportState, progress: f64, bytes: i64| ExportEvent::Progress { id, state, progress, bytes };
         let _ = tx.send(Ok(progress(ExportState::Running, 0.0, 0))).await;
-        let outcome = self.fetch_clip(&row, &base, &tx, stream_data).await;
+        let outcome = self.fetch_clip(&row, &base, floor, &tx, stream_data).await;
         let now = self.clock.now();
         let keep = chrono::Duration::from_std(self.live.config.export_keep).unwrap_or(chrono::Duration::days(7));
         let result = match &outcome {
@@ -238,11 +311,14 @@ impl RecordingApp {
 
     /// Streams the clip from the playback server into the export's file and, with `stream_data`, to
     /// the caller as it arrives (a caller who left no longer gets it; the file is still written).
-    /// Returns its size and hash.
+    /// Returns its size and hash. It fails — and its caller removes the partial file — when the
+    /// clip outgrows OPENNVR_EXPORT_MAX_BYTES, the volume falls below `floor` free bytes, or the
+    /// playback server falls silent.
     async fn fetch_clip(
         &self,
         row: &ExportRow,
         base: &str,
+        floor: i64,
         tx: &mpsc::Sender<Result<ExportEvent>>,
         stream_data: bool,
     ) -> std::result::Result<(i64, Vec<u8>), String> {
@@ -253,7 +329,12 @@ impl RecordingApp {
             .token(&path, "opennvr-server", "playback", Some(chrono::Duration::hours(1)))
             .map_err(|e| e.to_string())?;
         let url = format!("{base}/get?{}", get_query(&path, row.start_time, secs, row.format == ExportFormat::Fmp4));
-        let mut resp = reqwest::Client::new().get(url).bearer_auth(token).send().await.map_err(|e| {
+        let http = reqwest::Client::builder()
+            .connect_timeout(PLAYBACK_CONNECT)
+            .read_timeout(PLAYBACK_SILENCE)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut resp = http.get(url).bearer_auth(token).send().await.map_err(|e| {
             format!("the playback server is unreachable ({})", if e.is_timeout() { "timed out" } else { "no answer" })
         })?;
         if !resp.status().is_success() {
@@ -268,7 +349,21 @@ impl RecordingApp {
         let mut file = tokio::fs::File::create(self.export_file(row.id)).await.map_err(|e| e.to_string())?;
         let mut hash = sha2::Sha256::new();
         let mut size = 0i64;
-        while let Some(chunk) = resp.chunk().await.map_err(|_| "the playback server stopped mid-clip".to_owned())? {
+        let cap = i64::try_from(self.live.config.export_max_bytes).unwrap_or(i64::MAX);
+        let mut checked_at = 0i64;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| {
+            let why = if e.is_timeout() { "fell silent" } else { "stopped" };
+            format!("the playback server {why} mid-clip")
+        })? {
+            if size + chunk.len() as i64 > cap {
+                return Err(format!(
+                    "the clip is larger than the export limit of {cap} bytes (OPENNVR_EXPORT_MAX_BYTES)"
+                ));
+            }
+            if size + chunk.len() as i64 - checked_at >= FREE_CHECK_EVERY {
+                check_floor(&self.exports_dir, floor)?;
+                checked_at = size;
+            }
             hash.update(&chunk);
             file.write_all(&chunk).await.map_err(|e| e.to_string())?;
             if stream_data {
@@ -347,7 +442,7 @@ impl RecordingApp {
         self.visible_export(call, id).await
     }
 
-    /// Exports newest first, of cameras the caller may see.
+    /// Exports newest first, of cameras the caller may export.
     pub async fn list_exports(
         &self,
         call: &Call,
@@ -363,9 +458,17 @@ impl RecordingApp {
         let case = (!case_id.is_empty()).then(|| case_id.to_owned());
         let page = PageRequest::new(page_size, page_token, &format!("{camera_id}/{case_id}/{creator_id}"))?;
         let after = page.after_time_and_id()?;
-        let visible = super::authorizer::visible(&p, self.clock.now());
+        let now = self.clock.now();
         let limit = page.size;
-        let rows = self.store.run(move |c| ExportRow::page(c, visible, camera, case, creator, after, limit)).await?;
+        // Only exports of cameras the caller may export: a grant to watch a camera does not show
+        // who exported its footage.
+        let rows = self
+            .store
+            .run(move |c| {
+                let visible = super::authorizer::visible_for(c, &p, Permission::RecordingExport, now)?;
+                ExportRow::page(c, visible, camera, case, creator, after, limit)
+            })
+            .await?;
         let last = rows.last().map(|r| super::time_and_id(r.created_at, r.id));
         let token = page.next_token(rows.len(), last.as_deref());
         Ok((rows, token))

@@ -1,5 +1,5 @@
-//! IDS alerts as callers see them: those of no camera (network-wide), and those of cameras the
-//! caller may see — filtered in the query, so pages stay whole.
+//! IDS alerts as callers see them: every alert to whoever may read alerts — linking one to a camera
+//! never hides it — naming only the cameras the caller may see.
 use super::{PageRequest, Principal, parse_id};
 use crate::clock::SharedClock;
 use crate::error::{Error, ErrorKind, Result};
@@ -40,7 +40,13 @@ impl IdsApp {
             .store
             .run(move |c| {
                 let scope = scope(c, &p, now)?;
-                let mut rows = IdsAlertRow::page(c, &scope, &filter, after, limit)?;
+                // Filtering by a camera the caller may not see would tell which alerts it is linked to.
+                if let (Some(camera), AlertScope::Cameras(ids)) = (filter.camera, &scope)
+                    && !ids.contains(&camera)
+                {
+                    return Err(Error::new(ErrorKind::NotFound, format!("camera {camera} not found")));
+                }
+                let mut rows = IdsAlertRow::page(c, &filter, after, limit)?;
                 rows.iter_mut().for_each(|r| only_visible(r, &scope));
                 Ok(rows)
             })
@@ -50,7 +56,7 @@ impl IdsApp {
         Ok((rows, next))
     }
 
-    /// One alert; NOT_FOUND for one the caller may not see.
+    /// One alert, naming only the cameras the caller may see.
     pub async fn get(&self, p: &Principal, id: &str) -> Result<IdsAlertRow> {
         let id = parse_id("ids_alert_id", id)?;
         let (p, now) = (p.clone(), self.clock.now());
@@ -58,15 +64,8 @@ impl IdsApp {
             .run(move |c| {
                 let not_found = || Error::new(ErrorKind::NotFound, format!("IDS alert {id} not found"));
                 let mut row = IdsAlertRow::find(c, id)?.ok_or_else(not_found)?;
-                let scope = scope(c, &p, now)?;
-                let seen = match &scope {
-                    AlertScope::All => true,
-                    AlertScope::Cameras(ids) => {
-                        row.camera_ids.is_empty() || row.camera_ids.iter().any(|c| ids.contains(c))
-                    }
-                };
-                only_visible(&mut row, &scope);
-                if seen { Ok(row) } else { Err(not_found()) }
+                only_visible(&mut row, &scope(c, &p, now)?);
+                Ok(row)
             })
             .await
     }

@@ -7,7 +7,7 @@ use crate::domain::inference::{Detection, Finding};
 use crate::error::{Error, ErrorKind, Result, reason};
 use crate::inference::bulkhead::{Job, Refusal};
 use crate::inference::client::CallError;
-use crate::inference::{AdapterRegistry, AdapterRuntime, check_endpoint, token_owner};
+use crate::inference::{AdapterRegistry, AdapterRuntime, token_owner};
 use crate::security::seal::MasterKey;
 use crate::store::Store;
 use crate::store::inference::{AdapterRow, BindingRow};
@@ -99,7 +99,7 @@ impl InferenceApp {
     /// Registers an adapter.
     pub async fn create(&self, call: &Call, spec: AdapterSpec, token: &str) -> Result<AdapterView> {
         let (timeout_ms, max_concurrency, max_queue) = check_spec(&spec)?;
-        check_endpoint("adapter.endpoint_url", &spec.endpoint_url, self.registry.allow_remote).await?;
+        self.registry.network.check_endpoint("adapter.endpoint_url", &spec.endpoint_url).await?;
         let now = self.clock.now();
         let id = Uuid::new_v4();
         let sealed = if token.is_empty() { None } else { Some(self.master.seal(&token_owner(id), token.as_bytes())?) };
@@ -181,15 +181,14 @@ impl InferenceApp {
         };
         let (timeout_ms, max_concurrency, max_queue) = check_spec(&merged)?;
         if has("endpoint_url") {
-            check_endpoint("adapter.endpoint_url", &merged.endpoint_url, self.registry.allow_remote).await?;
-            let host = |u: &str| url::Url::parse(u).ok().and_then(|u| u.host_str().map(str::to_owned));
+            self.registry.network.check_endpoint("adapter.endpoint_url", &merged.endpoint_url).await?;
             if current.token_sealed.is_some()
                 && !has("token")
-                && host(&merged.endpoint_url) != host(&current.endpoint_url)
+                && !crate::inference::same_origin(&current.endpoint_url, &merged.endpoint_url)
             {
                 return Err(Error::invalid(
                     "update_mask",
-                    "a new host for the adapter needs its token again (\"token\" in update_mask): a stored token never goes to another host",
+                    "a new scheme, host or port for the adapter needs its token again (\"token\" in update_mask): a stored token never goes anywhere else",
                 ));
             }
         }

@@ -224,6 +224,11 @@ impl Call {
         self.audited(store, now, entry, |_, _| Ok(())).await
     }
 
+    /// Whether the app noted what the call is about (see [`Call::about`]).
+    pub fn has_target(&self) -> bool {
+        self.target.lock().map(|t| t.is_some()).unwrap_or(false)
+    }
+
     /// Whether the app wrote this call's entry.
     pub fn is_audited(&self) -> bool {
         self.audited.load(Ordering::SeqCst)

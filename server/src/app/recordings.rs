@@ -49,6 +49,8 @@ pub struct RecordingApp {
     pub events: crate::bus::EventBus,
     /// When (on the server's clock) each camera last reported a segment (hook or reconcile).
     pub last_segment: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Uuid, DateTime<Utc>>>>,
+    /// The exports running now (their caps).
+    pub running_exports: super::exports::RunningExports,
 }
 
 /// What a segment hook did.

@@ -55,9 +55,7 @@ struct Need {
 impl RecordingApp {
     /// Free bytes on the recordings volume, when the server sees it.
     pub fn free_bytes(&self) -> Option<i64> {
-        let dir = self.recordings_dir.as_ref()?;
-        let st = nix::sys::statvfs::statvfs(dir).ok()?;
-        i64::try_from(st.blocks_available().saturating_mul(st.fragment_size())).ok()
+        super::exports::free_space(self.recordings_dir.as_ref()?)
     }
 
     /// Total bytes of the recordings volume, when the server sees it.
@@ -461,15 +459,19 @@ impl RecordingApp {
         if camera_id.is_empty() { Ok(None) } else { super::parse_id("policy.camera_id", camera_id).map(Some) }
     }
 
-    /// The default or a camera's override (None if it has none), and what applies to it.
-    pub async fn retention_policy(&self, camera_id: &str) -> Result<(Option<Policy>, Policy)> {
+    /// The default or a camera's override (None if it has none), and what applies to it; a camera
+    /// the caller may not see is not found.
+    pub async fn retention_policy(&self, call: &super::Call, camera_id: &str) -> Result<(Option<Policy>, Policy)> {
         let camera = RecordingApp::policy_camera(camera_id)
             .map_err(|_| Error::invalid("camera_id", "camera_id must be a UUID"))?;
+        let (p, now) = (call.principal()?.clone(), self.clock.now());
         self.store
             .run(move |c| {
                 let site: Policy = SiteRetention::get(c)?.into();
                 let Some(camera) = camera else { return Ok((Some(site.clone()), site)) };
-                if !crate::store::cameras::CameraRow::exists_any(c, camera)? {
+                if !crate::store::cameras::CameraRow::exists_any(c, camera)?
+                    || super::authorizer::visible_among(c, &p, &[camera], now)?.is_empty()
+                {
                     return Err(Error::new(ErrorKind::NotFound, format!("camera {camera} not found")));
                 }
                 let own: Option<Policy> = CameraRetention::find(c, camera)?.map(Into::into);
@@ -486,14 +488,24 @@ impl RecordingApp {
             .await
     }
 
-    /// The site default, then every camera override (by camera id), a page at a time.
-    pub async fn retention_policies(&self, page_size: i32, page_token: &str) -> Result<(Vec<Policy>, String)> {
+    /// The site default, then the override of every camera the caller may see (by camera id), a
+    /// page at a time.
+    pub async fn retention_policies(
+        &self,
+        call: &super::Call,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<Policy>, String)> {
         let page = super::PageRequest::new(page_size, page_token, "retention")?;
+        let (p, now) = (call.principal()?.clone(), self.clock.now());
         let all = self
             .store
-            .run(|c| {
+            .run(move |c| {
                 let mut out: Vec<Policy> = vec![SiteRetention::get(c)?.into()];
-                out.extend(CameraRetention::all(c)?.into_iter().map(Policy::from));
+                let overrides = CameraRetention::all(c)?;
+                let ids: Vec<Uuid> = overrides.iter().map(|o| o.camera_id).collect();
+                let seen = super::authorizer::visible_among(c, &p, &ids, now)?;
+                out.extend(overrides.into_iter().filter(|o| seen.contains(&o.camera_id)).map(Policy::from));
                 Ok(out)
             })
             .await?;
@@ -650,8 +662,9 @@ pub struct StorageStats {
 impl RecordingApp {
     /// Bytes and footage per camera (from the maintained totals: no scan of the segments), bytes under
     /// hold and the write rate over the last hour, and the volume's space when the server sees it.
-    pub async fn storage_stats(&self) -> Result<StorageStats> {
+    pub async fn storage_stats(&self, call: &super::Call) -> Result<StorageStats> {
         let now = self.clock.now();
+        let p = call.principal()?.clone();
         let (site, cameras) = self
             .store
             .run(move |c| {
@@ -659,11 +672,16 @@ impl RecordingApp {
                 let bytes_of = |rows: Vec<crate::store::recordings::CameraBytes>| {
                     rows.into_iter().map(|r| (r.camera_id, r.bytes)).collect::<std::collections::HashMap<_, _>>()
                 };
-                // Three statements for the whole site, however many cameras and holds.
+                // A few statements for the whole site, however many cameras and holds.
                 let held = bytes_of(SegmentRow::held_bytes_by_camera(c)?);
                 let written = bytes_of(SegmentRow::bytes_since_by_camera(c, now - chrono::Duration::hours(1))?);
-                let mut out: Vec<CameraStorage> = RecordingSummary::all(c)?
+                // The figures of the cameras the caller may see (the volume's are the site's).
+                let summaries = RecordingSummary::all(c)?;
+                let ids: Vec<Uuid> = summaries.iter().map(|s| s.camera_id).collect();
+                let seen = super::authorizer::visible_among(c, &p, &ids, now)?;
+                let mut out: Vec<CameraStorage> = summaries
                     .into_iter()
+                    .filter(|s| seen.contains(&s.camera_id))
                     .map(|summary| CameraStorage {
                         held_bytes: held.get(&summary.camera_id).copied().unwrap_or(0),
                         write_bytes_per_second: written.get(&summary.camera_id).copied().unwrap_or(0) / 3600,

@@ -13,6 +13,8 @@ use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use opennvr_audit_chain::{ChainFields, GENESIS, canonical_details, chain_hash, checkpoint_message, format_time};
 use uuid::Uuid;
 
+pub mod refusals;
+
 /// Rows read per batch when verifying or exporting.
 pub const BATCH: i64 = 5_000;
 
@@ -147,6 +149,10 @@ pub struct AuditTrail {
     clock: SharedClock,
     master: MasterKey,
     rotate_after: chrono::Duration,
+    refusals: std::sync::Arc<refusals::RefusalTally>,
+    /// The sequence of the last linked entry, as far as this process knows: watchers wait on it
+    /// instead of polling.
+    linked: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
 }
 
 fn key_owner(kid: &str) -> String {
@@ -157,28 +163,75 @@ impl AuditTrail {
     /// The trail over `store`; audit keys are sealed with `master` and replaced at the first
     /// checkpoint after they are `rotate_after` old.
     pub fn new(store: Store, clock: SharedClock, master: MasterKey, rotate_after: chrono::Duration) -> Self {
-        Self { store, clock, master, rotate_after }
+        let linked = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
+        Self { store, clock, master, rotate_after, refusals: Default::default(), linked }
+    }
+
+    /// Records the refusal of a caller nobody could identify: the first of its client address and
+    /// method in a minute as an entry of its own, the rest of that minute counted into one entry
+    /// (written once the minute is over: see [`AuditTrail::flush_refusals`]).
+    pub async fn record_refusal(&self, record: AuditRecord) -> Result<()> {
+        let now = self.clock.now();
+        self.append_alone(self.refusals.note(record, now), now).await
+    }
+
+    /// Writes the counted refusals of the minutes that are over (of every minute with `all`, at
+    /// shutdown).
+    pub async fn flush_refusals(&self, all: bool) -> Result<()> {
+        let now = self.clock.now();
+        self.append_alone(self.refusals.due(now, all), now).await
+    }
+
+    /// Appends `entries` in a transaction of their own.
+    async fn append_alone(&self, entries: Vec<AuditRecord>, now: DateTime<Utc>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .transaction(move |c| {
+                for entry in &entries {
+                    append(c, entry, now)?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     /// Appends one entry in a transaction of its own (denials, failures, sensitive reads).
     pub async fn record(&self, record: AuditRecord) -> Result<()> {
-        let now = self.clock.now();
-        self.store.transaction(move |c| append(c, &record, now)).await
+        self.append_alone(vec![record], self.clock.now()).await
     }
 
     /// Links every committed entry into the chain (readers call it first, so they see all committed
     /// entries; the linker task calls it as entries commit). Returns how many it linked.
     pub async fn link_pending(&self) -> Result<i64> {
-        self.store.run(q::link).await
+        let (linked, head) = self.store.run(|c| Ok((q::link(c)?, q::head(c)?.0))).await?;
+        // Wakes the watchers, also for entries another server process linked.
+        self.linked.send_if_modified(|known| {
+            let moved = head > *known;
+            *known = head.max(*known);
+            moved
+        });
+        Ok(linked)
     }
 
-    /// The linker: links entries as their transactions commit, and every few seconds in any case
-    /// (entries committed before a restart, or while linking failed). Runs until dropped.
+    /// Tells of every entry linked into the chain: the sequence of the last one changes.
+    pub fn linked(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.linked.subscribe()
+    }
+
+    /// The linker: links entries as their transactions commit, and every second in any case
+    /// (entries committed before a restart, by another server process, or while linking failed).
+    /// Runs until dropped.
     pub async fn run_linker(self) {
         loop {
             tokio::select! {
                 _ = self.store.appended() => {}
-                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+            // Summaries of refused calls are due once their minute is over.
+            if let Err(e) = self.flush_refusals(false).await {
+                tracing::warn!(error = %e, "writing the summary of refused calls failed; retrying");
             }
             if let Err(e) = self.link_pending().await {
                 tracing::warn!(error = %e, "linking audit entries failed; retrying");

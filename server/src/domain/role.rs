@@ -44,11 +44,13 @@ pub enum Permission {
     InferenceRun,
     EventWatch,
     IdsRead,
+    /// The Prometheus scrape and readiness details.
+    MetricsRead,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 23] = [
+    pub const ALL: [Permission; 24] = [
         Permission::CameraRead,
         Permission::CameraWrite,
         Permission::CameraLive,
@@ -72,6 +74,7 @@ impl Permission {
         Permission::InferenceRun,
         Permission::EventWatch,
         Permission::IdsRead,
+        Permission::MetricsRead,
     ];
 
     /// The permission's name, as written in the proto (`camera.read`).
@@ -101,6 +104,7 @@ impl Permission {
             InferenceRun => "inference.run",
             EventWatch => "event.watch",
             IdsRead => "ids.read",
+            MetricsRead => "metrics.read",
         }
     }
 }
@@ -145,9 +149,12 @@ impl Role {
                 InferenceRun,
                 EventWatch,
                 IdsRead,
+                MetricsRead,
             ],
             Role::Viewer => &[CameraRead, CameraLive, RecordingRead, EventWatch],
-            Role::Auditor => &[AuditRead, AuditExport, AuditVerify, UserRead, CameraRead, StorageRead, IdsRead],
+            Role::Auditor => {
+                &[AuditRead, AuditExport, AuditVerify, UserRead, CameraRead, StorageRead, IdsRead, MetricsRead]
+            }
         }
     }
 

@@ -121,6 +121,20 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<axum::body::Bytes, C
     Ok(body.into())
 }
 
+/// An error with the chain of its causes (a refused name says why only in its source).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn unit(v: f32) -> bool {
     v.is_finite() && (0.0..=1.0).contains(&v)
 }
@@ -145,7 +159,7 @@ impl AdapterClient {
             if e.is_timeout() {
                 CallError::Timeout
             } else {
-                CallError::Transient(format!("cannot reach the adapter: {e}"))
+                CallError::Transient(format!("cannot reach the adapter: {}", causes(&e)))
             }
         })?;
         let status = resp.status();

@@ -41,39 +41,137 @@ fn local_or_private(ip: IpAddr) -> bool {
     }
 }
 
-/// Checks where `url` leads: every address of its host must be loopback or private unless
-/// `allow_remote`. The message names `field`.
-pub async fn check_endpoint(field: &'static str, url: &str, allow_remote: bool) -> Result<()> {
-    let parsed = url::Url::parse(url).map_err(|_| Error::invalid(field, format!("{field} is not a URL")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(Error::invalid(field, format!("{field} must be http:// or https://")));
+/// Looks up the addresses of a host name.
+pub type Lookup = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<IpAddr>>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Where adapters may live, and the HTTP client that reaches them only there: every connection
+/// goes to an address checked at that moment (a name that resolves elsewhere the next time is
+/// refused, not followed), redirects are never followed, and an adapter URL carries no query,
+/// fragment or credentials.
+#[derive(Clone)]
+pub struct AdapterNetwork {
+    /// Adapters may live beyond this host and its private networks.
+    pub allow_remote: bool,
+    lookup: Lookup,
+}
+
+impl std::fmt::Debug for AdapterNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdapterNetwork").field("allow_remote", &self.allow_remote).finish()
     }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(Error::invalid(field, format!("{field} must not carry credentials (give the token separately)")));
+}
+
+/// The addresses of `host` an adapter may be reached at: all of them with `allow_remote`, else the
+/// loopback and private ones — none when any is neither (a name must not half lead outside).
+fn allowed(addrs: Vec<IpAddr>, allow_remote: bool) -> Vec<IpAddr> {
+    if allow_remote || addrs.iter().all(|ip| local_or_private(*ip)) { addrs } else { Vec::new() }
+}
+
+/// The resolver of the adapters' HTTP client: [`allowed`] addresses only.
+struct CheckedResolver(AdapterNetwork);
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let network = self.0.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs = allowed((network.lookup)(host.clone()).await?, network.allow_remote);
+            if addrs.is_empty() {
+                return Err(format!(
+                    "{host} resolves to no address on this host or a private network (remote adapters need OPENNVR_INFERENCE_ALLOW_REMOTE=true)"
+                )
+                .into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter().map(|ip| std::net::SocketAddr::new(ip, 0)));
+            Ok(addrs)
+        })
     }
-    let host = parsed.host_str().ok_or_else(|| Error::invalid(field, format!("{field} has no host")))?;
-    if allow_remote {
-        return Ok(());
+}
+
+impl AdapterNetwork {
+    /// Names resolved by the system's resolver.
+    pub fn system(allow_remote: bool) -> AdapterNetwork {
+        let lookup: Lookup = Arc::new(|host: String| {
+            Box::pin(async move {
+                Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.map(|a| a.ip()).collect::<Vec<_>>())
+            })
+        });
+        AdapterNetwork { allow_remote, lookup }
     }
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let host = host.trim_matches(['[', ']']).to_owned();
-    let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| Error::invalid(field, format!("{field}: {host} does not resolve: {e}")))?
-            .map(|a| a.ip())
-            .collect(),
+
+    /// Names resolved by `lookup` (tests: a name that answers differently each time).
+    pub fn with_lookup(allow_remote: bool, lookup: Lookup) -> AdapterNetwork {
+        AdapterNetwork { allow_remote, lookup }
+    }
+
+    /// The HTTP client of adapters: checked addresses, no redirects, no proxy from the environment.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .user_agent(concat!("opennvr/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(CheckedResolver(self.clone()))
+            .build()
+            .unwrap_or_default()
+    }
+
+    /// Checks an adapter URL: http(s), no credentials, query or fragment, and every address of its
+    /// host loopback or private unless remote adapters are allowed. The message names `field`.
+    pub async fn check_endpoint(&self, field: &'static str, url: &str) -> Result<()> {
+        let parsed = url::Url::parse(url).map_err(|_| Error::invalid(field, format!("{field} is not a URL")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::invalid(field, format!("{field} must be http:// or https://")));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(Error::invalid(
+                field,
+                format!("{field} must not carry credentials (give the token separately)"),
+            ));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{field} must not have a query string or fragment: it is the base the contract's paths go under"
+                ),
+            ));
+        }
+        let host = parsed.host_str().ok_or_else(|| Error::invalid(field, format!("{field} has no host")))?;
+        if self.allow_remote {
+            return Ok(());
+        }
+        let host = host.trim_matches(['[', ']']).to_owned();
+        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (self.lookup)(host.clone())
+                .await
+                .map_err(|e| Error::invalid(field, format!("{field}: {host} does not resolve: {e}")))?,
+        };
+        if allowed(addrs, false).is_empty() {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "{field}: {host} is not on this host or a private network; remote adapters need OPENNVR_INFERENCE_ALLOW_REMOTE=true"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a stored adapter token may go to `next`: only to the exact scheme, host and port it was
+/// given for at `given`.
+pub fn same_origin(given: &str, next: &str) -> bool {
+    let origin = |u: &str| {
+        url::Url::parse(u)
+            .ok()
+            .map(|u| (u.scheme().to_owned(), u.host_str().map(str::to_owned), u.port_or_known_default()))
     };
-    if addrs.is_empty() || addrs.iter().any(|ip| !local_or_private(*ip)) {
-        return Err(Error::new(
-            ErrorKind::FailedPrecondition,
-            format!(
-                "{field}: {host} is not on this host or a private network; remote adapters need OPENNVR_INFERENCE_ALLOW_REMOTE=true"
-            ),
-        ));
-    }
-    Ok(())
+    origin(given).is_some() && origin(given) == origin(next)
 }
 
 /// One adapter at run time.
@@ -167,7 +265,8 @@ pub struct AdapterRegistry {
     master: MasterKey,
     events: EventBus,
     http: reqwest::Client,
-    pub allow_remote: bool,
+    /// Where adapters may live.
+    pub network: AdapterNetwork,
     adapters: Arc<RwLock<HashMap<Uuid, Arc<AdapterRuntime>>>>,
     changed: Arc<tokio::sync::Notify>,
     syncing: Arc<tokio::sync::Mutex<()>>,
@@ -175,18 +274,14 @@ pub struct AdapterRegistry {
 
 impl AdapterRegistry {
     /// An empty registry; [`AdapterRegistry::sync`] fills it.
-    pub fn new(store: Store, clock: SharedClock, master: MasterKey, events: EventBus, allow_remote: bool) -> Self {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("opennvr/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+    pub fn new(store: Store, clock: SharedClock, master: MasterKey, events: EventBus, network: AdapterNetwork) -> Self {
         AdapterRegistry {
             store,
             clock,
             master,
             events,
-            http,
-            allow_remote,
+            http: network.client(),
+            network,
             adapters: Arc::default(),
             changed: Arc::default(),
             syncing: Arc::default(),
@@ -303,7 +398,7 @@ impl AdapterRegistry {
                 move |c| AdapterRow::find(c, id)
             });
             let outcome = match row.await {
-                Ok(Some(row)) => match check_endpoint("endpoint_url", &row.endpoint_url, self.allow_remote).await {
+                Ok(Some(row)) => match self.network.check_endpoint("endpoint_url", &row.endpoint_url).await {
                     Err(e) => Err(e.message().to_owned()),
                     Ok(()) => match rt.client.health().await {
                         Err(e) => Err(format!("health check: {e}")),

@@ -51,6 +51,8 @@ pub struct MediaConfig {
     pub export_max: Duration,
     /// How long exported files are kept.
     pub export_keep: Duration,
+    /// Largest file one export may write.
+    pub export_max_bytes: u64,
 }
 
 impl MediaConfig {
@@ -94,6 +96,7 @@ impl MediaConfig {
             public_playback_url: None,
             export_max: Duration::from_secs(4 * 3600),
             export_keep: Duration::from_secs(7 * 86_400),
+            export_max_bytes: DEFAULT_EXPORT_MAX_BYTES,
         })
     }
 
@@ -150,7 +153,20 @@ impl MediaConfig {
         self.export_keep = export_keep;
         Ok(self)
     }
+
+    /// Caps the file of one export at `max_bytes` (default [`DEFAULT_EXPORT_MAX_BYTES`]).
+    pub fn with_export_cap(mut self, max_bytes: Option<u64>) -> Result<MediaConfig> {
+        match max_bytes {
+            None => {}
+            Some(0) => return Err(Error::config("OPENNVR_EXPORT_MAX_BYTES must be more than 0")),
+            Some(n) => self.export_max_bytes = n,
+        }
+        Ok(self)
+    }
 }
+
+/// Largest file one export may write unless configured: 16 GiB (four hours of a busy 4K stream).
+pub const DEFAULT_EXPORT_MAX_BYTES: u64 = 16 << 30;
 
 /// Live view of one camera: a short-lived token MediaMTX verifies, and where to use it.
 #[derive(Debug, Clone)]

@@ -2,6 +2,7 @@
 //! access tokens and the session revocation cache.
 
 pub mod api_keys;
+pub mod budget;
 pub mod keyring;
 pub mod password;
 pub mod revocation;

@@ -53,6 +53,18 @@ pub fn parse_master_key(bytes: &[u8]) -> Option<[u8; 32]> {
 
 /// Reads and vets the master key at `path`. `var` names the setting in error messages.
 pub fn load_master_key(var: &str, path: &Path) -> Result<[u8; 32]> {
+    // A key other accounts on the machine can read is a key already given away.
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(Error::config(format!(
+                "{var}: {} is readable or writable by other users (mode {mode:04o}); run `chmod 600 {}` (owned by the user the server runs as)",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
     let bytes =
         std::fs::read(path).map_err(|e| Error::config(format!("{var}: cannot read {}: {e}", path.display())))?;
     let key = parse_master_key(&bytes).ok_or_else(|| {
@@ -61,12 +73,6 @@ pub fn load_master_key(var: &str, path: &Path) -> Result<[u8; 32]> {
             path.display()
         ))
     })?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        use std::os::unix::fs::PermissionsExt;
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), "{var}: the master key file is readable by other users; chmod 600 it");
-        }
-    }
     if weak_key(&key) {
         return Err(Error::config(format!(
             "{var}: {} holds a weak key (repeated bytes); generate one with `head -c 32 /dev/urandom`",

@@ -175,6 +175,7 @@ impl Apps {
             setup: setup.clone(),
             session_ttl: chrono_of(config.session_ttl)?,
             attempts: Default::default(),
+            password_checks: Default::default(),
             media: core.media.clone(),
             mfa,
             api_keys: core.api_keys.clone(),
@@ -220,6 +221,7 @@ impl Apps {
             media: core.media.clone(),
             events: events.clone(),
             last_segment: Default::default(),
+            running_exports: Default::default(),
         };
         recordings.recover_exports().await?;
         let registry = crate::inference::AdapterRegistry::new(
@@ -227,7 +229,7 @@ impl Apps {
             clock.clone(),
             master.clone(),
             events.clone(),
-            config.inference_allow_remote,
+            crate::inference::AdapterNetwork::system(config.inference_allow_remote),
         );
         registry.sync().await?;
         let frames = crate::inference::router::FrameRouter::new(
@@ -288,6 +290,11 @@ impl Apps {
             trusted_proxies: config.trusted_proxies.clone(),
             metrics: core.metrics.clone(),
             audit: core.audit.clone(),
+            anonymous: crate::security::budget::Budget::new(crate::security::budget::Rate::per_second(
+                config.anonymous_calls_per_sec,
+                10,
+            )),
+            streams: Default::default(),
         });
         Ok(RouterParts {
             auth: AuthApi { app: self.auth.clone() },
@@ -315,8 +322,9 @@ impl Apps {
                     bus: core.events.clone(),
                 },
             },
-            gate,
+            gate: gate.clone(),
             http: Arc::new(HttpState {
+                gate,
                 store: store.clone(),
                 keys: core.keys.clone(),
                 metrics: core.metrics.clone(),

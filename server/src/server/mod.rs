@@ -264,8 +264,16 @@ impl Server {
         if tokio::time::timeout(STEP, self.frames.stop()).await.is_err() {
             tracing::warn!("frame sources did not stop within {STEP:?}: aborting them");
         }
-        // Sign the head once more, so the last entries are vouched for by the audit key.
-        match tokio::time::timeout(STEP, self.audit.checkpoint()).await {
+        // Write the counts of refused calls not yet summarised, then sign the head once more, so the
+        // last entries are vouched for by the audit key.
+        let audit = self.audit.clone();
+        let last = async move {
+            if let Err(e) = audit.flush_refusals(true).await {
+                tracing::warn!(error = %e, "writing the summary of refused calls failed");
+            }
+            audit.checkpoint().await
+        };
+        match tokio::time::timeout(STEP, last).await {
             Ok(Err(e)) => tracing::warn!(error = %e, "final audit checkpoint failed"),
             Err(_) => tracing::warn!("final audit checkpoint did not finish within {STEP:?}"),
             Ok(Ok(_)) => {}

@@ -235,6 +235,18 @@ impl CameraGrantRow {
         Ok(CameraGrantRow::live_camera_ids(user, now).load(c)?)
     }
 
+    /// The cameras on which `user` holds a grant live at `now` that gives `permission` (its name).
+    pub fn live_camera_ids_granting(
+        c: &mut PgConnection,
+        user: Uuid,
+        now: DateTime<Utc>,
+        permission: &str,
+    ) -> Result<Vec<Uuid>> {
+        Ok(CameraGrantRow::live_camera_ids(user, now)
+            .filter(camera_grants::permissions.contains(vec![permission.to_owned()]))
+            .load(c)?)
+    }
+
     /// The grant of `user` on `camera`, if any and not expired at `now`.
     pub fn live(c: &mut PgConnection, camera: Uuid, user: Uuid, now: DateTime<Utc>) -> Result<Option<CameraGrantRow>> {
         Ok(camera_grants::table

@@ -110,7 +110,6 @@ impl IdsAlertRow {
     /// A page of alerts, newest first, after the (time, id) position `after`.
     pub fn page(
         c: &mut PgConnection,
-        scope: &AlertScope,
         f: &IdsAlertFilter,
         after: Option<(DateTime<Utc>, Uuid)>,
         limit: i64,
@@ -120,10 +119,6 @@ impl IdsAlertRow {
             .order((ids_alerts::time.desc(), ids_alerts::id.desc()))
             .limit(limit)
             .into_boxed();
-        if let AlertScope::Cameras(ids) = scope {
-            let none: Vec<Uuid> = Vec::new();
-            q = q.filter(ids_alerts::camera_ids.eq(none).or(ids_alerts::camera_ids.overlaps_with(ids.clone())));
-        }
         if let Some(t) = f.start {
             q = q.filter(ids_alerts::time.ge(t));
         }

@@ -5,6 +5,7 @@ use opennvr_server::config::{Config, Options};
 use opennvr_server::security::seal::{MasterKey, Sealed};
 use opennvr_server::server::Server;
 use opennvr_server::store;
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 async fn boot_error(options: Options) -> String {
@@ -35,10 +36,23 @@ async fn weak_or_missing_secrets_stop_the_server() {
         let dir = temp_dir("weak");
         let p = dir.join("master.key");
         std::fs::write(&p, &contents).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         let mut o = test_options(&db);
         o.master_key_file = Some(p);
         let e = boot_error(o).await;
-        assert!(e.contains("OPENNVR_MASTER_KEY_FILE"), "{e}");
+        assert!(e.contains("OPENNVR_MASTER_KEY_FILE") && (e.contains("32 random bytes") || e.contains("weak")), "{e}");
+    }
+    // A good key that other users can read (or write) stops the boot, saying what to run.
+    for mode in [0o640, 0o604, 0o620] {
+        let mut o = test_options(&db);
+        let p = master_key_file(&temp_dir("exposed"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        o.master_key_file = Some(p.clone());
+        let e = boot_error(o).await;
+        assert!(
+            e.contains("OPENNVR_MASTER_KEY_FILE") && e.contains(&format!("chmod 600 {}", p.display())),
+            "{mode:o}: {e}"
+        );
     }
     // A database URL with a placeholder password.
     let mut o = test_options(&db);

@@ -832,6 +832,13 @@ async fn every_camera_scoped_rpc_keeps_camera_b_from_a_user_granted_camera_a() {
                     }
                     // Aimed at B: B does not exist for them (not even "exists, but you may not").
                     (Err(st), false) if st.code() == Code::NotFound => {}
+                    // An alert linked to B is still theirs to read (linking never hides an alert),
+                    // but it does not name B.
+                    (Ok(messages), false) if rpc == "IdsService.GetIdsAlert" => {
+                        if messages.concat().windows(b.id.len()).any(|w| w == b.id.as_bytes()) {
+                            problems.push(format!("{rpc}: the alert names camera B"));
+                        }
+                    }
                     (Ok(messages), true) => {
                         let bytes: Vec<u8> = messages.concat();
                         if bytes.windows(b.id.len()).any(|w| w == b.id.as_bytes()) {

@@ -323,6 +323,15 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
+    /// The body of a plain GET of `path` (`/metrics`, `/readyz`) with `c`'s access token, as a
+    /// scrape holding `metrics.read` sends it.
+    pub async fn scrape(&self, path: &str, c: &opennvr_sdk::Client) -> String {
+        let token = c.tokens().expect("signed in").access_token;
+        let r = reqwest::Client::new().get(format!("{}{path}", self.url())).bearer_auth(token).send().await.unwrap();
+        assert!(r.status().is_success() || path == "/readyz", "{path}: {}", r.status());
+        r.text().await.unwrap()
+    }
+
     /// A client connected to this server, not signed in.
     pub async fn client(&self) -> opennvr_sdk::Client {
         opennvr_sdk::Client::connect(&self.url()).await.unwrap()

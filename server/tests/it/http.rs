@@ -74,8 +74,8 @@ async fn probes_metrics_and_cors() {
     let get = |path: &str| h.get(format!("{}{path}", s.url())).send();
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     assert_eq!(get("/readyz").await.unwrap().status(), 200);
-    let _admin = s.admin().await;
-    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    let admin = s.admin().await;
+    let metrics = s.scrape("/metrics", &admin).await;
     assert!(
         metrics.contains(r#"opennvr_rpc_requests_total{method="/opennvr.v1.AuthService/Bootstrap",code="OK"} 1"#),
         "{metrics}"
@@ -99,6 +99,43 @@ async fn probes_metrics_and_cors() {
         .await
         .unwrap();
     assert!(foreign.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn metrics_and_readiness_details_need_a_credential_holding_metrics_read() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let url = |path: &str| format!("{}{path}", s.url());
+    let h = http1();
+    // Anyone: liveness, and readiness as a status alone.
+    assert_eq!(h.get(url("/healthz")).send().await.unwrap().status(), 200);
+    let ready = h.get(url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.text().await.unwrap(), "ready\n", "no details without a credential");
+    let anonymous = h.get(url("/metrics")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    let forged = h.get(url("/metrics")).bearer_auth("nvr_ak_forged").send().await.unwrap();
+    assert_eq!(forged.status(), 401);
+    // A viewer's session does not hold metrics.read.
+    let viewer = s.user(&admin, "vera", pb::Role::Viewer).await;
+    let token = viewer.tokens().unwrap().access_token;
+    assert_eq!(h.get(url("/metrics")).bearer_auth(&token).send().await.unwrap().status(), 403);
+    // An API key scoped to metrics.read alone scrapes, and sees the readiness details.
+    let key = pb::CreateApiKeyRequest {
+        api_key: Some(pb::ApiKey {
+            name: "prometheus".into(),
+            role: pb::Role::Auditor as i32,
+            permissions: vec!["metrics.read".into()],
+            ..Default::default()
+        }),
+    };
+    let secret = admin.api_keys().create_api_key(key).await.unwrap().into_inner().secret;
+    let scraped = h.get(url("/metrics")).bearer_auth(&secret).send().await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("opennvr_rpc_requests_total"));
+    let detailed = h.get(url("/readyz")).bearer_auth(&secret).send().await.unwrap().text().await.unwrap();
+    assert!(detailed.contains("media:"), "{detailed}");
 }
 
 #[tokio::test]

@@ -341,7 +341,7 @@ async fn a_hung_adapter_call_ends_at_the_adapters_timeout() {
     let timed_out = f.admin.inference().run_inference(run(&f.a)).await.unwrap_err();
     assert_eq!(timed_out.code(), Code::DeadlineExceeded, "{timed_out:?}");
     assert_eq!(status(&f.admin, &f.a).await.timeouts_total, 1);
-    let metrics = reqwest::get(format!("{}/metrics", f.s.url())).await.unwrap().text().await.unwrap();
+    let metrics = f.s.scrape("/metrics", &f.admin).await;
     let want =
         format!("opennvr_adapter_frames_total{{adapter=\"flaky\",adapter_id=\"{}\",outcome=\"timeout\"}} 1\n", f.a.id);
     assert!(metrics.contains(&want), "{want:?} not in {metrics}");
@@ -379,7 +379,7 @@ async fn an_adapter_that_hangs_for_good_stalls_neither_the_api_nor_another_adapt
     assert_eq!(status(&admin, &b).await.failed_total, 0, "the other adapter never suffered");
     hung.abort();
     // The steady adapter's figures for Prometheus.
-    let metrics = reqwest::get(format!("{}/metrics", s.url())).await.unwrap().text().await.unwrap();
+    let metrics = s.scrape("/metrics", &admin).await;
     let series = |name: &str, extra: &str, value: &str| {
         format!("opennvr_adapter_{name}{{adapter=\"steady\",adapter_id=\"{}\"{extra}}} {value}\n", b.id)
     };
@@ -429,7 +429,7 @@ async fn a_crawling_adapter_drops_its_oldest_waiting_frames_and_nothing_piles_up
     );
     let st = status(&f.admin, &f.a).await;
     assert_eq!((st.in_flight, st.queued), (0, 0));
-    let metrics = reqwest::get(format!("{}/metrics", f.s.url())).await.unwrap().text().await.unwrap();
+    let metrics = f.s.scrape("/metrics", &f.admin).await;
     for (name, extra, value) in [("frames_total", ",outcome=\"dropped\"", "2"), ("in_flight", "", "0")] {
         let want = format!("opennvr_adapter_{name}{{adapter=\"flaky\",adapter_id=\"{}\"{extra}}} {value}\n", f.a.id);
         assert!(metrics.contains(&want), "{want:?} not in {metrics}");
@@ -549,4 +549,117 @@ async fn a_binding_made_before_its_adapter_answered_runs_the_task_the_adapter_na
         assert!(std::time::Instant::now() < deadline, "no detection stored");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Moves adapter `a` to `url` without giving its token again.
+async fn move_adapter(admin: &opennvr_sdk::Client, a: &pb::Adapter, url: &str) -> Result<pb::Adapter, tonic::Status> {
+    let moved = admin
+        .inference()
+        .update_adapter(pb::UpdateAdapterRequest {
+            adapter: Some(pb::Adapter { id: a.id.clone(), endpoint_url: url.into(), ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["endpoint_url".into()] }),
+            token: String::new(),
+        })
+        .await;
+    moved.map(|r| r.into_inner().adapter.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_stored_token_stays_with_its_scheme_host_and_port() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let ta = TestAdapter::start().await;
+    let a = register(&admin, "people", &ta.url, 2000, 2, 4).await;
+    let port: u16 = ta.url.rsplit(':').next().unwrap().parse().unwrap();
+    for elsewhere in [format!("http://127.0.0.1:{}", port + 1), format!("https://127.0.0.1:{port}")] {
+        let e = move_adapter(&admin, &a, &elsewhere).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{elsewhere}: {e:?}");
+        assert!(e.message().contains("token again"), "{elsewhere}: {}", e.message());
+    }
+    // Another path at the same origin keeps it.
+    move_adapter(&admin, &a, &format!("{}/v2", ta.url)).await.unwrap();
+}
+
+#[tokio::test]
+async fn adapter_urls_with_a_query_or_fragment_are_refused() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    for url in ["http://127.0.0.1:9/?next=http://169.254.169.254/", "http://127.0.0.1:9/#x"] {
+        let e = admin
+            .inference()
+            .create_adapter(pb::CreateAdapterRequest {
+                adapter: Some(pb::Adapter { name: "q".into(), endpoint_url: url.into(), ..Default::default() }),
+                token: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{url}: {e:?}");
+        assert!(e.message().contains("adapter.endpoint_url") && e.message().contains("query"), "{}", e.message());
+    }
+}
+
+#[tokio::test]
+async fn an_adapter_that_answers_a_redirect_is_not_followed() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    // The local service the redirect points at counts every connection it gets.
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target_port = target.local_addr().unwrap().port();
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = reached.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = target.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let location = format!("http://127.0.0.1:{target_port}/health");
+    let app = axum::Router::new().fallback(move || {
+        let location = location.clone();
+        async move { (axum::http::StatusCode::FOUND, [(axum::http::header::LOCATION, location)], "") }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let a = register(&admin, "redirecting", &url, 2000, 2, 4).await;
+    let down = health_becomes(&admin, &a, pb::AdapterHealth::Unhealthy).await;
+    assert!(down.last_error.contains("302"), "{}", down.last_error);
+    admin.inference().run_inference(run(&a)).await.unwrap_err();
+    assert_eq!(reached.load(Ordering::SeqCst), 0, "the second port received nothing");
+}
+
+#[tokio::test]
+async fn a_name_that_resolves_elsewhere_on_the_next_lookup_is_not_reached() {
+    use opennvr_server::inference::{AdapterNetwork, Lookup, client::AdapterClient};
+    let ta = TestAdapter::start().await;
+    let port = ta.url.rsplit(':').next().unwrap().to_owned();
+    let url = format!("http://adapter.rebind.test:{port}");
+    // A name that always resolves to this host is reached through the checking client...
+    let here: Lookup = Arc::new(|_| Box::pin(async { Ok(vec!["127.0.0.1".parse().unwrap()]) }));
+    let network = AdapterNetwork::with_lookup(false, here);
+    network.check_endpoint("endpoint_url", &url).await.unwrap();
+    let client = AdapterClient::new(network.client(), &url, None, Duration::from_secs(2));
+    client.health().await.unwrap();
+    // ...but one that resolves to this host when checked and to a public address at the next
+    // lookup is not: the connection goes only to a checked address.
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let seen = lookups.clone();
+    let rebinding: Lookup = Arc::new(move |host| {
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            assert_eq!(host, "adapter.rebind.test");
+            Ok(vec![if n == 0 { "127.0.0.1" } else { "93.184.215.14" }.parse().unwrap()])
+        })
+    });
+    let network = AdapterNetwork::with_lookup(false, rebinding);
+    network.check_endpoint("endpoint_url", &url).await.unwrap();
+    let client = AdapterClient::new(network.client(), &url, None, Duration::from_secs(2));
+    let refused = client.health().await.unwrap_err().to_string();
+    assert!(refused.contains("resolves to no address on this host or a private network"), "{refused}");
+    assert_eq!(lookups.load(Ordering::SeqCst), 2, "checked once, looked up again to connect");
+    // A name with any public address is refused when checked.
+    let mixed: Lookup =
+        Arc::new(|_| Box::pin(async { Ok(vec!["127.0.0.1".parse().unwrap(), "93.184.215.14".parse().unwrap()]) }));
+    let e = AdapterNetwork::with_lookup(false, mixed).check_endpoint("endpoint_url", &url).await.unwrap_err();
+    assert!(e.message().contains("OPENNVR_INFERENCE_ALLOW_REMOTE"), "{}", e.message());
 }

@@ -52,7 +52,6 @@ async fn shutdown_lets_in_flight_calls_finish() {
     options.argon2_iterations = Some(3);
     let s = TestServer::start_with(db, options).await;
     let admin = s.admin().await;
-    drop(admin);
     let c = s.client().await;
     let login = tokio::spawn(async move {
         // The password check answers the MFA challenge of the admin's second factor.
@@ -60,10 +59,9 @@ async fn shutdown_lets_in_flight_calls_finish() {
         (r, Instant::now())
     });
     // Wait until the server is hashing that password: the call is in flight.
-    let metrics = format!("{}/metrics", s.url());
     let mut in_flight = false;
     for _ in 0..400 {
-        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        let text = s.scrape("/metrics", &admin).await;
         if text.lines().any(|l| l.starts_with("opennvr_password_hashes_in_flight ") && !l.ends_with(" 0")) {
             in_flight = true;
             break;

@@ -2,7 +2,7 @@
 //! items and any item twice, naming the field; slow, silent and surplus connections are closed;
 //! long streams end within 2 s of their caller's access ending.
 use crate::cameras::create;
-use crate::harness::TestServer;
+use crate::harness::{ADMIN_PASSWORD, TestServer};
 use opennvr_sdk::pb;
 use tonic::Code;
 
@@ -301,4 +301,139 @@ async fn work_past_the_statement_timeout_answers_deadline_exceeded_saying_to_ask
     let e = s.store.run(|c| diesel::sql_query("SELECT pg_sleep(3)").execute(c).map_err(Into::into)).await.unwrap_err();
     assert_eq!(e.kind(), opennvr_server::error::ErrorKind::DeadlineExceeded, "{e}");
     assert!(e.to_string().contains("ask for less"), "{e}");
+}
+
+/// Audit rows written by anonymous callers, linked or not yet.
+fn anonymous_rows(s: &TestServer) -> Vec<(String, String)> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        code: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        count: String,
+    }
+    use diesel::RunQueryDsl;
+    let mut su = s.db.superuser();
+    diesel::sql_query(
+        "SELECT code, coalesce(details::jsonb->>'count', '') AS count FROM audit_events WHERE actor_type = 'anonymous' ORDER BY sequence",
+    )
+    .load::<Row>(&mut su)
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.code, r.count))
+    .collect()
+}
+
+#[tokio::test]
+async fn two_thousand_anonymous_refused_calls_add_a_handful_of_audit_rows() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let anyone = s.client().await;
+    let mut codes = std::collections::HashMap::new();
+    for _ in 0..2000 {
+        let e = anyone.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap_err();
+        *codes.entry(e.code()).or_insert(0) += 1;
+    }
+    // Calls without a credential are limited per address before anything else is done for them.
+    assert!(codes.get(&Code::ResourceExhausted).is_some_and(|n| *n > 1000), "{codes:?}");
+    let limited = anyone.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap_err();
+    assert_eq!(limited.code(), Code::ResourceExhausted);
+    assert!(tonic_types::StatusExt::get_error_details(&limited).retry_info().is_some(), "it says when to retry");
+    // A signed-in caller at the same address is not.
+    admin.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+    s.audit.link_pending().await.unwrap();
+    let rows = anonymous_rows(&s);
+    assert_eq!(rows, vec![("UNAUTHENTICATED".to_owned(), String::new())], "the first refusal, as it happened");
+    // Once the minute is over, the rest is one entry with its count.
+    s.clock.advance(chrono::Duration::seconds(61));
+    s.audit.flush_refusals(false).await.unwrap();
+    s.audit.link_pending().await.unwrap();
+    let rows = anonymous_rows(&s);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1].1, "2000", "{rows:?}");
+}
+
+/// Logs in as `username` from `address` (through the trusted proxy).
+async fn login_from(c: &opennvr_sdk::Client, address: &str, username: &str, password: &str) -> tonic::Status {
+    let mut req = tonic::Request::new(pb::LoginRequest { username: username.into(), password: password.into() });
+    req.metadata_mut().insert("x-forwarded-for", address.parse().unwrap());
+    match c.auth().login(req).await {
+        Ok(_) => tonic::Status::ok(""),
+        Err(e) => e,
+    }
+}
+
+async fn behind_proxy() -> TestServer {
+    let db = crate::harness::TestDb::new();
+    let mut options = crate::harness::test_options(&db);
+    options.trusted_proxies = Some(vec!["127.0.0.1".parse().unwrap()]);
+    TestServer::start_with(db, options).await
+}
+
+#[tokio::test]
+async fn ever_new_usernames_from_one_address_spend_its_budget_of_password_checks() {
+    let s = behind_proxy().await;
+    let _admin = s.admin().await;
+    let c = s.client().await;
+    for i in 0..30 {
+        let e = login_from(&c, "203.0.113.77", &format!("nobody-{i}"), "wrong-password-xyz").await;
+        assert_eq!(e.code(), Code::Unauthenticated, "attempt {i}: {e:?}");
+    }
+    let spent = login_from(&c, "203.0.113.77", "nobody-new", "wrong-password-xyz").await;
+    assert_eq!(spent.code(), Code::ResourceExhausted, "{spent:?}");
+    assert!(spent.message().contains("from this address"), "{}", spent.message());
+    // Even the right password is not checked from there now; elsewhere it is.
+    assert_eq!(login_from(&c, "203.0.113.77", "admin", ADMIN_PASSWORD).await.code(), Code::ResourceExhausted);
+    assert_eq!(login_from(&c, "198.51.100.7", "admin", ADMIN_PASSWORD).await.code(), Code::Ok);
+}
+
+#[tokio::test]
+async fn one_account_guessed_from_many_addresses_is_limited_across_them() {
+    let s = behind_proxy().await;
+    let _admin = s.admin().await;
+    let c = s.client().await;
+    // Each address stays within the free failures of the per-address lockout.
+    for i in 0..20 {
+        let e = login_from(&c, &format!("203.0.113.{}", 100 + i), "admin", "wrong-password-xyz").await;
+        assert_eq!(e.code(), Code::Unauthenticated, "attempt {i}: {e:?}");
+    }
+    let limited = login_from(&c, "203.0.113.200", "admin", "wrong-password-xyz").await;
+    assert_eq!(limited.code(), Code::ResourceExhausted, "{limited:?}");
+    assert!(limited.message().contains("for this account"), "{}", limited.message());
+    // Another account is not limited by it.
+    assert_eq!(
+        login_from(&c, "203.0.113.200", "someone-else", "wrong-password-xyz").await.code(),
+        Code::Unauthenticated
+    );
+}
+
+#[tokio::test]
+async fn one_caller_holds_at_most_32_streams_and_a_closed_one_frees_its_slot() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let viewer = s.user(&admin, "vera", pb::Role::Viewer).await;
+    let mut open = Vec::new();
+    for _ in 0..32 {
+        open.push(watch(&viewer).await);
+    }
+    let e = viewer.events().watch_events(pb::WatchEventsRequest::default()).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("32 streams"), "{}", e.message());
+    // Another caller is not limited by it, and a short call of the same caller still works.
+    let _other = watch(&admin).await;
+    viewer.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+    // A stream the caller closes gives its slot back.
+    open.pop();
+    let mut again = None;
+    for _ in 0..40 {
+        match viewer.events().watch_events(pb::WatchEventsRequest::default()).await {
+            Ok(stream) => {
+                again = Some(stream);
+                break;
+            }
+            Err(e) => assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(again.is_some(), "the closed stream's slot was freed");
 }

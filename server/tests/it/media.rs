@@ -51,11 +51,11 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
-/// `/readyz` once it says `needle` (or after 10 s).
-async fn readiness_saying(s: &TestServer, needle: &str) -> String {
+/// `/readyz` (with its details, for `scraper`) once it says `needle` (or after 10 s).
+async fn readiness_saying(s: &TestServer, scraper: &opennvr_sdk::Client, needle: &str) -> String {
     let mut said = String::new();
     for _ in 0..100 {
-        said = reqwest::get(format!("{}/readyz", s.url())).await.unwrap().text().await.unwrap();
+        said = s.scrape("/readyz", scraper).await;
         if said.contains(needle) {
             break;
         }
@@ -253,9 +253,9 @@ async fn a_mediamtx_restart_or_outage_is_converged_from() {
     emu.down();
     let four = create(&admin, "Four").await;
     paths.push(path_of(&four));
-    let said = readiness_saying(&s, "media: unreachable").await;
+    let said = readiness_saying(&s, &admin, "media: unreachable").await;
     assert!(said.starts_with("ready\n") && said.contains("media: unreachable"), "{said}");
-    let metrics = reqwest::get(format!("{}/metrics", s.url())).await.unwrap().text().await.unwrap();
+    let metrics = s.scrape("/metrics", &admin).await;
     assert!(metrics.contains("opennvr_media_reachable 0"), "{metrics}");
     let plane = media_plane(&admin).await;
     assert!(plane.configured && !plane.reachable, "{plane:?}");
@@ -265,7 +265,7 @@ async fn a_mediamtx_restart_or_outage_is_converged_from() {
     emu.restart();
     emu.up().await.unwrap();
     eventually("all four paths after the outage", || paths.iter().all(|p| emu.path(p).is_some())).await;
-    let said = readiness_saying(&s, "media: in sync").await;
+    let said = readiness_saying(&s, &admin, "media: in sync").await;
     assert!(said.contains("media: in sync"), "{said}");
     let plane = media_plane(&admin).await;
     assert!(plane.reachable && plane.pending_changes == 0 && plane.last_error.is_empty(), "{plane:?}");

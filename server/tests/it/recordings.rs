@@ -24,6 +24,11 @@ pub struct Recorder {
 
 impl Recorder {
     pub async fn start() -> Recorder {
+        Recorder::start_with(|_| {}).await
+    }
+
+    /// [`Recorder::start`] with options changed by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut opennvr_server::config::Options)) -> Recorder {
         let dir = temp_dir("recordings");
         let secret_file = temp_dir("hook").join("hook.secret");
         std::fs::write(&secret_file, HOOK_SECRET).unwrap();
@@ -39,6 +44,7 @@ impl Recorder {
         // The emulator serves MediaMTX's playback server too.
         options.mediamtx_playback_url = Some(emu.url());
         options.mediamtx_public_playback_url = Some(emu.url());
+        adjust(&mut options);
         let s = TestServer::start_with(db, options).await;
         emu.set_jwks_url(&format!("{}/.well-known/jwks.json", s.url()));
         Recorder { s, emu, dir }
@@ -966,4 +972,147 @@ async fn storage_stats_count_held_bytes_once_however_many_holds_cover_them() {
     // Written in the last hour: the dock's ten segments; the roof recorded five hours ago.
     assert_eq!(dock.write_bytes_per_second, 10_000 / 3600);
     assert_eq!(stats.held_bytes, 6_000);
+}
+
+/// An export request of `[from, to)` of `cam`.
+fn export_of(cam: &pb::Camera, from: DateTime<Utc>, to: DateTime<Utc>) -> pb::ExportClipRequest {
+    pb::ExportClipRequest {
+        camera_id: cam.id.clone(),
+        start_time: Some(ts(from)),
+        end_time: Some(ts(to)),
+        format: pb::MediaFormat::Mp4 as i32,
+        reason: "limits".into(),
+        case_id: String::new(),
+        stream_data: false,
+    }
+}
+
+/// Files in the server's exports directory.
+fn export_files(r: &Recorder) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(r.s.data_dir.join("exports"))
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn exports_running_at_once_are_capped_per_user_and_site_wide() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let t0 = micros(Utc::now() - Duration::hours(1));
+    let (cam, _) = r.recorded(&admin, "Dock", t0, 3).await;
+    // The playback server takes its time: the exports stay running meanwhile.
+    r.emu.set_playback_delay(std::time::Duration::from_secs(4));
+    let request = export_of(&cam, t0, t0 + Duration::seconds(30));
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        running.push(admin.recordings().export_clip(request.clone()).await.unwrap().into_inner());
+    }
+    let e = admin.recordings().export_clip(request.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("at most 2 exports per user"), "{}", e.message());
+    // Other users fill the site's four places; the fifth export anyone asks for waits its turn.
+    let mut others = Vec::new();
+    for name in ["olga", "omar"] {
+        let op = r.s.user(&admin, name, pb::Role::Operator).await;
+        let who = op.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+        grant(&admin, &cam, &who, &["camera.read", "recording.read", "recording.export"], None).await.unwrap();
+        others.push(op);
+    }
+    running.push(others[0].recordings().export_clip(request.clone()).await.unwrap().into_inner());
+    running.push(others[0].recordings().export_clip(request.clone()).await.unwrap().into_inner());
+    let e = others[1].recordings().export_clip(request.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("at most 4 exports run at once"), "{}", e.message());
+    // Once they end (here: the fake segments cannot be cut), the places are free again.
+    for mut stream in running {
+        while let Ok(Some(_)) = stream.message().await {}
+    }
+    r.emu.set_playback_delay(std::time::Duration::ZERO);
+    others[1].recordings().export_clip(request).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_export_past_its_byte_cap_or_the_free_space_floor_fails_and_leaves_no_file() {
+    let r = Recorder::start_with(|o| o.export_max_bytes = Some(2000)).await;
+    let admin = r.s.admin().await;
+    let camera = crate::rtsp::RtspCamera::start(None);
+    let cam = create(&admin, "Gate").await;
+    let path = path_of(&cam);
+    eventually("the path configured", || r.emu.path(&path).is_some()).await;
+    let completed = record_real(&r, &path, &camera.url(), 4).await;
+    assert!(completed >= 2, "{completed} segments");
+    let far = (DateTime::from_timestamp(0, 0).unwrap(), Utc::now() + Duration::days(1));
+    let listed = segments(&admin, &cam, far.0, far.1).await;
+    let first = time_of(&listed[0].start_time);
+    let request = export_of(&cam, first, first + Duration::seconds(2));
+    // Any real clip is larger than 2,000 bytes: the export fails saying why, and keeps no file.
+    let mut stream = admin.recordings().export_clip(request.clone()).await.unwrap().into_inner();
+    let failed = loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the export did not fail"),
+            Err(e) => break e,
+        }
+    };
+    assert!(failed.message().contains("OPENNVR_EXPORT_MAX_BYTES"), "{failed:?}");
+    assert!(export_files(&r).is_empty(), "{:?}", export_files(&r));
+    let listed = admin.recordings().list_exports(pb::ListExportsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(listed.exports[0].state, pb::ExportState::Failed as i32);
+    // A site floor above the free space refuses the export before anything is written.
+    let floor = pb::RetentionPolicy { min_free_bytes: Some(i64::MAX / 2), ..Default::default() };
+    set_policy(&admin, "", floor, &["min_free_bytes"]).await.unwrap();
+    let e = admin.recordings().export_clip(request).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("below its floor"), "{}", e.message());
+    assert!(export_files(&r).is_empty());
+    let listed = admin.recordings().list_exports(pb::ListExportsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(listed.exports.len(), 1, "the refused export left no record");
+}
+
+#[tokio::test]
+async fn a_user_sees_exports_retention_and_storage_only_of_the_cameras_they_may() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let t0 = micros(Utc::now() - Duration::hours(2));
+    let mut cams = Vec::new();
+    for name in ["Alpha", "Bravo", "Charlie"] {
+        let (cam, _) = r.recorded(&admin, name, t0, 2).await;
+        let age = prost_types::Duration { seconds: 86_400, nanos: 0 };
+        set_policy(&admin, &cam.id, pb::RetentionPolicy { max_age: Some(age), ..Default::default() }, &["max_age"])
+            .await
+            .unwrap();
+        let mut su = r.s.db.superuser();
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!(
+            "INSERT INTO exports (id, camera_id, start_time, end_time, format, state, reason, case_id, created_at, size_bytes, error, media_duration_us, file_name)
+             VALUES (gen_random_uuid(), '{}', now() - interval '1 hour', now(), 'mp4', 'succeeded', 'evidence of {name}', '', now(), 10, '', 1, 'x.mp4')",
+            cam.id
+        ))
+        .execute(&mut su)
+        .unwrap();
+        cams.push(cam);
+    }
+    let olga = r.s.user(&admin, "olga", pb::Role::Operator).await;
+    let who = olga.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    grant(&admin, &cams[0], &who, &["camera.read", "recording.read", "recording.export"], None).await.unwrap();
+    grant(&admin, &cams[1], &who, &["camera.read", "recording.read"], None).await.unwrap();
+    // Exports: of the cameras she may export only (watching a camera does not show who exported it).
+    let exports = olga.recordings().list_exports(pb::ListExportsRequest::default()).await.unwrap().into_inner();
+    let of: Vec<&str> = exports.exports.iter().map(|e| e.camera_id.as_str()).collect();
+    assert_eq!(of, vec![cams[0].id.as_str()]);
+    // Retention: the site default and the overrides of the cameras she may see.
+    let policies = olga.recordings().list_retention_policies(pb::ListRetentionPoliciesRequest::default()).await;
+    let of: Vec<String> = policies.unwrap().into_inner().policies.into_iter().map(|p| p.camera_id).collect();
+    let mut want = vec![String::new(), cams[0].id.clone(), cams[1].id.clone()];
+    want[1..].sort();
+    assert_eq!(of, want);
+    let hidden = pb::GetRetentionPolicyRequest { camera_id: cams[2].id.clone() };
+    assert_eq!(olga.recordings().get_retention_policy(hidden).await.unwrap_err().code(), tonic::Code::NotFound);
+    // Storage: the figures of those cameras only; the administrator sees all three.
+    let stats = olga.recordings().get_storage_stats(pb::GetStorageStatsRequest {}).await.unwrap().into_inner();
+    let mut of: Vec<String> = stats.cameras.into_iter().map(|c| c.camera_id).collect();
+    of.sort();
+    assert_eq!(of, want[1..].to_vec());
+    let stats = admin.recordings().get_storage_stats(pb::GetStorageStatsRequest {}).await.unwrap().into_inner();
+    assert_eq!(stats.cameras.len(), 3);
 }

@@ -45,7 +45,8 @@ server enforces and the SDKs read:
 Permission names: camera.read camera.write camera.live camera.grant recording.read
   recording.export recording.delete recording.hold retention.manage storage.read user.read user.write
   session.manage apikey.manage key.manage audit.read audit.export audit.verify inference.read
-  inference.write inference.run event.watch ids.read
+  inference.write inference.run event.watch ids.read metrics.read (the HTTP /metrics scrape and
+  /readyz details, not an RPC)
 `camera_scoped: true`: the request touches specific cameras (by camera_id, camera_ids, or rows that
 belong to cameras). The role is the ceiling: the caller's role must hold the permission. Admins
 hold it on every camera; anyone else holds it on a camera only through a live camera grant there
