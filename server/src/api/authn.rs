@@ -140,12 +140,21 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -
         (next.run(req).await, None)
     } else {
         let mut call = new_call(&gate, &req, &path);
+        // Calls without a credential spend their address's budget before any work; calls whose
+        // credential turns out not to be one spend it too (and are refused for good once it is
+        // spent), so a made-up bearer gains nothing.
+        let address = call.client.throttle_key();
         let anonymous = bearer(&req).is_none() || policy.is_some_and(|p| p.access == Access::Public);
-        let budget = if anonymous { gate.anonymous.spend(&call.client.throttle_key()) } else { Ok(()) };
-        let authorized = match budget
-            .map_err(|wait| (too_many_anonymous(wait), None))
-            .and_then(|()| authorize(&gate, &req, &path))
-        {
+        let budget = if anonymous { gate.anonymous.spend(&address) } else { Ok(()) };
+        let authorized = match budget.map_err(|wait| (too_many_anonymous(wait), None)).and_then(|()| {
+            authorize(&gate, &req, &path).map_err(|(status, principal)| match (&principal, anonymous) {
+                (None, false) => match gate.anonymous.spend(&address) {
+                    Ok(()) => (status, None),
+                    Err(wait) => (too_many_anonymous(wait), None),
+                },
+                _ => (status, principal),
+            })
+        }) {
             Ok(Some(principal)) => match step_up(&gate, &principal, &path).await {
                 Ok(()) if streaming => match gate.streams.take(&principal) {
                     Ok(s) => {
@@ -422,7 +431,7 @@ impl http_body::Body for AccessGuard {
     }
 }
 
-/// `Service.Method` of an RPC path./// `Service.Method` of an RPC path.
+/// `Service.Method` of an RPC path.
 fn short_name(path: &str) -> String {
     path.trim_start_matches('/').trim_start_matches("opennvr.v1.").replace('/', ".")
 }
@@ -545,8 +554,12 @@ async fn record_unaudited(gate: &Gate, call: &Call, code: &str, message: &str) -
     // Anyone can be refused without end: the refusals of callers nobody could identify (no valid
     // credential, nothing the app recognised, such as the user of a sign-in ticket) are counted,
     // not written one by one.
-    let anonymous = call.principal.is_none() && !call.has_target();
-    let written = if anonymous { gate.audit.record_refusal(record).await } else { gate.audit.record(record).await };
+    let anonymous = code != "0" && call.principal.is_none() && !call.has_target();
+    let written = if anonymous {
+        gate.audit.record_refusal(&call.client.throttle_key(), record).await
+    } else {
+        gate.audit.record(record).await
+    };
     match written {
         Ok(_) => true,
         Err(e) => {

@@ -342,9 +342,9 @@ impl AuthApp {
         };
         let denied = |reason: &str| entry("UNAUTHENTICATED", reason);
         if username.chars().count() > 64 {
-            // No such user can exist; answer like any wrong credential, without keeping the name.
-            let _ = self.hasher.verify(password.to_owned(), None).await?;
-            self.record_alone(call, denied("wrong username or password")).await?;
+            // No such user can exist, and the limit is public: answer like any wrong credential at
+            // once, without hashing (nothing to hide by timing) and without keeping the name — the
+            // layer around the services counts it with the other anonymous refusals.
             return Err(wrong_credentials());
         }
         let address = client.throttle_key();

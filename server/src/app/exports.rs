@@ -30,6 +30,9 @@ pub const EXPORT_FREE_FLOOR: i64 = 256 << 20;
 const PLAYBACK_CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long the playback server may stay silent (before the clip starts, and between its pieces).
 const PLAYBACK_SILENCE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long an export waits for its caller to take the next piece of the clip before it goes on
+/// writing the file alone.
+const STALLED_READER: std::time::Duration = std::time::Duration::from_secs(10);
 /// The free space of the exports volume is checked again after every this many bytes written.
 const FREE_CHECK_EVERY: i64 = 4 << 20;
 
@@ -349,6 +352,7 @@ impl RecordingApp {
         let mut file = tokio::fs::File::create(self.export_file(row.id)).await.map_err(|e| e.to_string())?;
         let mut hash = sha2::Sha256::new();
         let mut size = 0i64;
+        let mut streaming = stream_data;
         let cap = i64::try_from(self.live.config.export_max_bytes).unwrap_or(i64::MAX);
         let mut checked_at = 0i64;
         while let Some(chunk) = resp.chunk().await.map_err(|e| {
@@ -366,8 +370,13 @@ impl RecordingApp {
             }
             hash.update(&chunk);
             file.write_all(&chunk).await.map_err(|e| e.to_string())?;
-            if stream_data {
-                let _ = tx.send(Ok(ExportEvent::Chunk { offset: size, data: chunk.to_vec() })).await;
+            if streaming {
+                // A caller who stops reading does not hold the export (or its place) up: after a
+                // while the bytes go to the file only, and the caller can download it later.
+                let chunk = ExportEvent::Chunk { offset: size, data: chunk.to_vec() };
+                if !matches!(tokio::time::timeout(STALLED_READER, tx.send(Ok(chunk))).await, Ok(Ok(()))) {
+                    streaming = false;
+                }
             } else {
                 let _ = tx.try_send(Ok(ExportEvent::Progress {
                     id: row.id,

@@ -167,19 +167,24 @@ impl AuditTrail {
         Self { store, clock, master, rotate_after, refusals: Default::default(), linked }
     }
 
-    /// Records the refusal of a caller nobody could identify: the first of its client address and
-    /// method in a minute as an entry of its own, the rest of that minute counted into one entry
-    /// (written once the minute is over: see [`AuditTrail::flush_refusals`]).
-    pub async fn record_refusal(&self, record: AuditRecord) -> Result<()> {
+    /// Records the refusal of a caller nobody could identify, from `client` (its address, or its
+    /// IPv6 /64): the first in a minute as an entry of its own, the rest of that minute counted into
+    /// one entry (written once the minute is over: see [`AuditTrail::flush_refusals`]).
+    pub async fn record_refusal(&self, client: &str, record: AuditRecord) -> Result<()> {
         let now = self.clock.now();
-        self.append_alone(self.refusals.note(record, now), now).await
+        self.append_alone(self.refusals.note(client, record, now), now).await
     }
 
     /// Writes the counted refusals of the minutes that are over (of every minute with `all`, at
-    /// shutdown).
+    /// shutdown); those that cannot be written now are kept for the next time.
     pub async fn flush_refusals(&self, all: bool) -> Result<()> {
         let now = self.clock.now();
-        self.append_alone(self.refusals.due(now, all), now).await
+        let due = self.refusals.due(now, all);
+        let written = self.append_alone(due.clone(), now).await;
+        if written.is_err() {
+            self.refusals.restore(due);
+        }
+        written
     }
 
     /// Appends `entries` in a transaction of their own.

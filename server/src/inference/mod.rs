@@ -109,14 +109,15 @@ impl AdapterNetwork {
     }
 
     /// The HTTP client of adapters: checked addresses, no redirects, no proxy from the environment.
-    pub fn client(&self) -> reqwest::Client {
+    /// Fails rather than fall back to a client without those.
+    pub fn client(&self) -> Result<reqwest::Client> {
         reqwest::Client::builder()
             .user_agent(concat!("opennvr/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .dns_resolver(CheckedResolver(self.clone()))
             .build()
-            .unwrap_or_default()
+            .map_err(|e| Error::internal(format!("the AI adapters' HTTP client: {e}")))
     }
 
     /// Checks an adapter URL: http(s), no credentials, query or fragment, and every address of its
@@ -273,19 +274,26 @@ pub struct AdapterRegistry {
 }
 
 impl AdapterRegistry {
-    /// An empty registry; [`AdapterRegistry::sync`] fills it.
-    pub fn new(store: Store, clock: SharedClock, master: MasterKey, events: EventBus, network: AdapterNetwork) -> Self {
-        AdapterRegistry {
+    /// An empty registry; [`AdapterRegistry::sync`] fills it. Fails when the adapters' HTTP client
+    /// cannot be built.
+    pub fn new(
+        store: Store,
+        clock: SharedClock,
+        master: MasterKey,
+        events: EventBus,
+        network: AdapterNetwork,
+    ) -> Result<Self> {
+        Ok(AdapterRegistry {
             store,
             clock,
             master,
             events,
-            http: network.client(),
+            http: network.client()?,
             network,
             adapters: Arc::default(),
             changed: Arc::default(),
             syncing: Arc::default(),
-        }
+        })
     }
 
     /// The adapter `id`, if registered.

@@ -230,7 +230,7 @@ impl Apps {
             master.clone(),
             events.clone(),
             crate::inference::AdapterNetwork::system(config.inference_allow_remote),
-        );
+        )?;
         registry.sync().await?;
         let frames = crate::inference::router::FrameRouter::new(
             store.clone(),

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 mod boot;
+mod opening;
 use boot::{Apps, Core, open_database, spawn_background};
 
 /// How often the last uses of API keys are written.
@@ -181,6 +182,7 @@ impl Server {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let builder = connection_builder();
         let slots = Arc::new(tokio::sync::Semaphore::new(self.config.max_connections));
+        let per_address: crate::security::budget::Occupancy<std::net::IpAddr> = Default::default();
         let mut refused_since_log = 0u64;
         loop {
             let (stream, peer) = tokio::select! {
@@ -208,6 +210,21 @@ impl Server {
                 drop(stream);
                 continue;
             };
+            // And a cap per client address (reverse proxies the server trusts are not held to it).
+            let place = if self.config.trusted_proxies.contains(&peer.ip()) {
+                None
+            } else {
+                match per_address
+                    .take(peer.ip(), |theirs, _| (theirs < MAX_CONNECTIONS_PER_ADDRESS).then_some(()).ok_or(()))
+                {
+                    Ok(place) => Some(place),
+                    Err(()) => {
+                        tracing::debug!(client = %peer.ip(), "connection limit per address reached: closing");
+                        drop(stream);
+                        continue;
+                    }
+                }
+            };
             let _ = stream.set_nodelay(true);
             let service =
                 self.router.clone().map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
@@ -220,14 +237,11 @@ impl Server {
                     let builder = builder.clone();
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
-                        let _slot = slot;
-                        // A client that connects and says nothing is let go: the protocol sniffing
-                        // below would otherwise wait for its first bytes for ever.
-                        let mut first = [0u8; 1];
-                        if !matches!(tokio::time::timeout(FIRST_BYTE, stream.peek(&mut first)).await, Ok(Ok(1..))) {
-                            return;
-                        }
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                        let _slots = (slot, place);
+                        // A client that connects and says nothing, or stops inside its opening, is
+                        // let go: the protocol sniffing would otherwise wait for it for ever.
+                        let io = opening::Opening::new(stream, FIRST_BYTE);
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
                         if let Err(e) = watcher.watch(conn).await {
                             tracing::debug!(error = %e, "connection ended");
                         }
@@ -238,12 +252,13 @@ impl Server {
                     let builder = builder.clone();
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
-                        let _slot = slot;
+                        let _slots = (slot, place);
                         match tokio::time::timeout(FIRST_BYTE, acceptor.accept(stream)).await {
                             Ok(Ok(tls_stream)) => {
-                                let conn = builder
-                                    .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
-                                    .into_owned();
+                                // The same bound on the opening, after the handshake.
+                                let io = opening::Opening::new(tls_stream, FIRST_BYTE);
+                                let conn =
+                                    builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
                                 if let Err(e) = watcher.watch(conn).await {
                                     tracing::debug!(error = %e, "connection ended");
                                 }
@@ -302,8 +317,12 @@ impl Drop for Server {
     }
 }
 
-/// How long a new connection may stay silent, and a TLS handshake may take.
+/// How long a new connection may take to say what it speaks (the HTTP/2 preface or an HTTP/1
+/// request line), and a TLS handshake may take.
 const FIRST_BYTE: Duration = Duration::from_secs(10);
+/// Connections one client address may hold at once (a quarter of the default cap: one client
+/// cannot take every connection the server serves).
+const MAX_CONNECTIONS_PER_ADDRESS: usize = 1024;
 /// How long a client may take to send a request's headers (slow-loris defence).
 const HEADER_READ: Duration = Duration::from_secs(10);
 

@@ -937,8 +937,13 @@ fn audited_rpcs() -> Vec<(String, String, bool)> {
 #[tokio::test]
 async fn every_audited_rpc_leaves_one_entry() {
     // One table over every RPC of the descriptor on purpose: an RPC added without a fixture here
-    // fails this test, which is how a new RPC cannot go unaudited.
-    let s = TestServer::start().await;
+    // fails this test, which is how a new RPC cannot go unaudited. Each forged call comes from an
+    // address of its own (through a trusted proxy): the first refusal of an address in a minute is
+    // an entry as it happens, the rest are counted (see limits.rs).
+    let db = crate::harness::TestDb::new();
+    let mut options = crate::harness::test_options(&db);
+    options.trusted_proxies = Some(vec!["127.0.0.1".parse().unwrap()]);
+    let s = TestServer::start_with(db, options).await;
     let admin = s.admin().await;
     s.user(&admin, "victim", pb::Role::Viewer).await;
     let victim = admin.users().list_users(pb::ListUsersRequest::default()).await.unwrap().into_inner().users;
@@ -1026,6 +1031,8 @@ async fn every_audited_rpc_leaves_one_entry() {
         grpc.ready().await.unwrap();
         let mut forged = tonic::Request::new(body.clone());
         forged.metadata_mut().insert("authorization", "Bearer eyJhbGciOiJFZERTQSJ9.e30.AAAA".parse().unwrap());
+        let from = format!("198.51.{}.{}", checked / 200, checked % 200 + 1);
+        forged.metadata_mut().insert("x-forwarded-for", from.parse().unwrap());
         let refused = if public {
             None
         } else if streaming {
@@ -1055,6 +1062,9 @@ async fn every_audited_rpc_leaves_one_entry() {
         let mut req = tonic::Request::new(body);
         req.metadata_mut()
             .insert("authorization", format!("Bearer {}", admin.tokens().unwrap().access_token).parse().unwrap());
+        // A public RPC that fails is an anonymous refusal: from an address of its own too.
+        let from = format!("203.0.{}.{}", checked / 200, checked % 200 + 1);
+        req.metadata_mut().insert("x-forwarded-for", from.parse().unwrap());
         let code = if streaming {
             match grpc.server_streaming(req, pq, RawCodec).await {
                 // Read to the end: a stream the client leaves early ends as CANCELLED.

@@ -638,7 +638,7 @@ async fn a_name_that_resolves_elsewhere_on_the_next_lookup_is_not_reached() {
     let here: Lookup = Arc::new(|_| Box::pin(async { Ok(vec!["127.0.0.1".parse().unwrap()]) }));
     let network = AdapterNetwork::with_lookup(false, here);
     network.check_endpoint("endpoint_url", &url).await.unwrap();
-    let client = AdapterClient::new(network.client(), &url, None, Duration::from_secs(2));
+    let client = AdapterClient::new(network.client().unwrap(), &url, None, Duration::from_secs(2));
     client.health().await.unwrap();
     // ...but one that resolves to this host when checked and to a public address at the next
     // lookup is not: the connection goes only to a checked address.
@@ -653,7 +653,7 @@ async fn a_name_that_resolves_elsewhere_on_the_next_lookup_is_not_reached() {
     });
     let network = AdapterNetwork::with_lookup(false, rebinding);
     network.check_endpoint("endpoint_url", &url).await.unwrap();
-    let client = AdapterClient::new(network.client(), &url, None, Duration::from_secs(2));
+    let client = AdapterClient::new(network.client().unwrap(), &url, None, Duration::from_secs(2));
     let refused = client.health().await.unwrap_err().to_string();
     assert!(refused.contains("resolves to no address on this host or a private network"), "{refused}");
     assert_eq!(lookups.load(Ordering::SeqCst), 2, "checked once, looked up again to connect");

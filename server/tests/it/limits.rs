@@ -169,6 +169,15 @@ async fn a_connection_that_sends_nothing_is_closed_within_30_seconds() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_inside_the_http2_preface_is_closed_within_30_seconds() {
+    let s = TestServer::start().await;
+    let stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    // The first bytes of the HTTP/2 preface, then nothing: the protocol is never known.
+    let after = closed_after(stream, b"PRI * HT", 40).await;
+    assert!(after.is_some_and(|secs| secs <= 30.0), "still open: {after:?}");
+}
+
+#[tokio::test]
 async fn connections_past_the_cap_are_closed_and_the_cap_frees_as_they_end() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let db = crate::harness::TestDb::new();
@@ -436,4 +445,43 @@ async fn one_caller_holds_at_most_32_streams_and_a_closed_one_frees_its_slot() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(again.is_some(), "the closed stream's slot was freed");
+}
+
+#[tokio::test]
+async fn made_up_bearers_long_usernames_and_other_methods_are_limited_and_counted_alike() {
+    let s = TestServer::start().await;
+    let _admin = s.admin().await;
+    let anyone = s.client().await;
+    let forged = || {
+        let mut r = tonic::Request::new(pb::WhoAmIRequest {});
+        r.metadata_mut().insert("authorization", "Bearer not-a-token".parse().unwrap());
+        r
+    };
+    let mut codes = std::collections::HashMap::new();
+    for i in 0..450 {
+        let e = match i % 3 {
+            0 => anyone.auth().who_am_i(forged()).await.unwrap_err(),
+            1 => {
+                let mut r = tonic::Request::new(pb::ListRolesRequest::default());
+                r.metadata_mut().insert("authorization", "Bearer not-a-token".parse().unwrap());
+                anyone.users().list_roles(r).await.unwrap_err()
+            }
+            _ => {
+                let login = pb::LoginRequest { username: "x".repeat(65), password: "wrong-password-xyz".into() };
+                anyone.auth().login(login).await.unwrap_err()
+            }
+        };
+        *codes.entry(e.code()).or_insert(0) += 1;
+    }
+    // A made-up bearer spends the address's budget like no bearer at all.
+    assert!(codes.get(&Code::ResourceExhausted).is_some_and(|n| *n >= 200), "{codes:?}");
+    // Whatever the method, one address's refusals in a minute are one entry, then one count.
+    s.audit.link_pending().await.unwrap();
+    assert_eq!(anonymous_rows(&s).len(), 1, "{:?}", anonymous_rows(&s));
+    s.clock.advance(chrono::Duration::seconds(61));
+    s.audit.flush_refusals(false).await.unwrap();
+    s.audit.link_pending().await.unwrap();
+    let rows = anonymous_rows(&s);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1].1, "449");
 }
