@@ -311,11 +311,8 @@ impl BindingsApp {
         let rows = self
             .store
             .run(move |c| {
-                for cam in &filter.cameras {
-                    if held_on(c, &p, *cam, now)?.is_empty() {
-                        return Err(Error::new(ErrorKind::NotFound, format!("camera {cam} not found")));
-                    }
-                }
+                // Every camera named must be visible: one query for the whole list.
+                super::authorizer::authorize_all(c, &p, &filter.cameras, None, now)?;
                 DetectionRow::page(c, visible(&p, now), &filter, after, limit)
             })
             .await?;

@@ -504,8 +504,8 @@ impl RecordingApp {
                 for cam in &cameras {
                     lock_recordings(c, *cam)?;
                 }
+                super::authorizer::authorize_all(c, &p, &cameras, Permission::RecordingRead, now)?;
                 for cam in &cameras {
-                    authorize(c, &p, *cam, Permission::RecordingRead, now, false)?;
                     SegmentRow::unmark(c, *cam, hold.start_time, hold.end_time)?;
                 }
                 hold.insert(c, &cameras)?;
@@ -522,12 +522,7 @@ impl RecordingApp {
         cameras: &[Uuid],
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        for cam in cameras {
-            if authorize(c, p, *cam, Permission::RecordingRead, now, false).is_err() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(super::authorizer::authorize_all(c, p, cameras, Permission::RecordingRead, now).is_err())
     }
 
     /// One hold, if the caller may see all its cameras.
