@@ -527,10 +527,15 @@ impl RecordingApp {
         Ok(())
     }
 
-    /// Exports a stop interrupted are failed (at start).
+    /// Exports a stop interrupted are failed (at start), and their partial files removed.
     pub async fn recover_exports(&self) -> Result<usize> {
         let now = self.clock.now();
-        self.store.run(move |c| ExportRow::fail_running(c, now)).await
+        let failed = self.store.run(move |c| ExportRow::fail_running(c, now)).await?;
+        // Their partial files go with them.
+        for id in &failed {
+            let _ = tokio::fs::remove_file(self.export_file(*id)).await;
+        }
+        Ok(failed.len())
     }
 
     /// Removes expired export files (their records stay, marked expired).

@@ -115,15 +115,16 @@ impl ExportRow {
             .load(c)?)
     }
 
-    /// Fails every export still running (the server stopped during them).
-    pub fn fail_running(c: &mut PgConnection, now: DateTime<Utc>) -> Result<usize> {
+    /// Fails every export still running (the server stopped during them); answers their ids.
+    pub fn fail_running(c: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<Uuid>> {
         Ok(diesel::update(exports::table.filter(exports::state.eq(ExportState::Running)))
             .set((
                 exports::state.eq(ExportState::Failed),
                 exports::error.eq("the server stopped during the export"),
                 exports::finished_at.eq(Some(now)),
             ))
-            .execute(c)?)
+            .returning(exports::id)
+            .get_results(c)?)
     }
 
     /// Marks an export's file gone.
