@@ -214,22 +214,19 @@ impl AuthService for AuthApi {
         if who.api_key.is_some() {
             let (user, key) = self.app.who_am_i_key(&who).await.map_err(to_status)?;
             return Ok(tonic::Response::new(pb::WhoAmIResponse {
-                user: match &user {
-                    Some(u) => Some(user_message(&self.app, u).await?),
-                    None => None,
-                },
+                user: user.as_ref().map(|(u, factors)| user_with(u, Some(factors))),
                 permissions,
                 api_key_id: key.id.to_string(),
                 api_key: Some(super::api_key_service::api_key(&key)),
                 ..Default::default()
             }));
         }
-        let (user, session) = self.app.who_am_i(&who).await.map_err(to_status)?;
+        let (user, session, factors) = self.app.who_am_i(&who).await.map_err(to_status)?;
         let window = self.app.mfa.step_up_window;
         let now = self.app.clock.now();
         let enrol = who.enrolment_only;
         Ok(tonic::Response::new(pb::WhoAmIResponse {
-            user: Some(user_message(&self.app, &user).await?),
+            user: Some(user_with(&user, Some(&factors))),
             session_id: session.id.to_string(),
             permissions: if enrol { Vec::new() } else { permissions },
             camera_permissions: Vec::new(),

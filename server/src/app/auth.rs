@@ -14,7 +14,7 @@ use crate::security::token::TokenIssuer;
 use crate::store::Store;
 use crate::store::api_keys::ApiKeyRow;
 use crate::store::ceremonies::CeremonyRow;
-use crate::store::credentials::CredentialRow;
+use crate::store::credentials::{CredentialRow, FactorSummary};
 use crate::store::sessions::{RefreshTokenRow, SessionRow};
 use crate::store::throttle::LoginFailureRow;
 use crate::store::users::{UserChanges, UserRow};
@@ -96,10 +96,11 @@ pub struct SignInOptions {
     pub passkeys_rp_id: Option<String>,
 }
 
-/// Budgets of password checks that may fail, kept apart from the per-(user, address) lockout: per
-/// client address across usernames (ever-new names from one address cannot keep every hashing
-/// worker busy), and per account across addresses (many addresses cannot guess one password
-/// quickly). A correct password gives its unit back; an exhausted budget is refused without hashing.
+/// Budgets of failed password checks, kept apart from the per-(user, address) lockout: per client
+/// address across usernames (ever-new names from one address cannot keep every hashing worker
+/// busy), and per account across addresses (many addresses cannot guess one password quickly). A
+/// check is refused without hashing while either budget is spent; only failures spend them, so
+/// correct logins, however many at once, never do.
 #[derive(Clone)]
 pub struct PasswordBudgets {
     pub per_address: crate::security::budget::Budget,
@@ -117,9 +118,8 @@ impl Default for PasswordBudgets {
 }
 
 impl PasswordBudgets {
-    /// Spends one check of `username` from `address`, or RESOURCE_EXHAUSTED saying which budget is
-    /// spent and when to retry.
-    fn spend(&self, username: &str, address: &str) -> Result<()> {
+    /// RESOURCE_EXHAUSTED, saying which budget is spent and when to retry, while one is.
+    fn check(&self, username: &str, address: &str) -> Result<()> {
         let refuse = |wait: std::time::Duration, whose: &str| {
             Error::new(
                 ErrorKind::ResourceExhausted,
@@ -128,18 +128,14 @@ impl PasswordBudgets {
             .with_retry_after(wait)
             .with_reason(reason::RATE_LIMITED)
         };
-        self.per_address.spend(address).map_err(|wait| refuse(wait, "from this address"))?;
-        if let Err(wait) = self.per_account.spend(username) {
-            self.per_address.refund(address);
-            return Err(refuse(wait, "for this account"));
-        }
-        Ok(())
+        self.per_address.check(address).map_err(|wait| refuse(wait, "from this address"))?;
+        self.per_account.check(username).map_err(|wait| refuse(wait, "for this account"))
     }
 
-    /// Gives back the check of a correct password.
-    fn refund(&self, username: &str, address: &str) {
-        self.per_address.refund(address);
-        self.per_account.refund(username);
+    /// Counts a failed check against both budgets.
+    fn failed(&self, username: &str, address: &str) {
+        let _ = self.per_address.spend(address);
+        let _ = self.per_account.spend(username);
     }
 }
 
@@ -392,11 +388,13 @@ impl AuthApp {
         let (name, addr) = (username.to_owned(), address.to_owned());
         let record = self.store.run(move |c| LoginFailureRow::find(c, &name, &addr)).await?;
         refuse_while_blocked(record.as_ref(), self.clock.now(), "failed attempts")?;
-        self.password_checks.spend(username, address)?;
+        self.password_checks.check(username, address)?;
         let ok = self.hasher.verify(password.to_owned(), phc).await?;
         let (name, addr) = (username.to_owned(), address.to_owned());
+        if !ok {
+            self.password_checks.failed(username, address);
+        }
         if ok {
-            self.password_checks.refund(username, address);
             if record.is_some() {
                 self.store.run(move |c| LoginFailureRow::clear(c, &name, &addr)).await?;
             }
@@ -595,9 +593,10 @@ impl AuthApp {
     }
 
     /// The caller's user and session.
-    pub async fn who_am_i(&self, who: &Principal) -> Result<(UserRow, SessionRow)> {
+    pub async fn who_am_i(&self, who: &Principal) -> Result<(UserRow, SessionRow, FactorSummary)> {
         who.require_user()?;
         let (user_id, session_id) = (who.user_id, who.session_id);
+        // One trip to the database for all of it.
         self.store
             .run(move |c| {
                 let gone = |what: &str| {
@@ -606,13 +605,14 @@ impl AuthApp {
                 };
                 let user = UserRow::find(c, user_id)?.ok_or_else(|| gone("user"))?;
                 let session = SessionRow::find(c, session_id)?.ok_or_else(|| gone("session"))?;
-                Ok((user, session))
+                let factors = FactorSummary::of_users(c, &[user_id])?.remove(&user_id).unwrap_or_default();
+                Ok((user, session, factors))
             })
             .await
     }
 
     /// The calling API key and the user who created it (gone once deleted).
-    pub async fn who_am_i_key(&self, who: &Principal) -> Result<(Option<UserRow>, ApiKeyRow)> {
+    pub async fn who_am_i_key(&self, who: &Principal) -> Result<(Option<(UserRow, FactorSummary)>, ApiKeyRow)> {
         let key = who.api_key.as_ref().map(|k| k.id).ok_or_else(|| Error::internal("not an API key"))?;
         let user_id = who.user_id;
         self.store
@@ -621,7 +621,14 @@ impl AuthApp {
                     Error::new(ErrorKind::Unauthenticated, "the API key no longer exists")
                         .with_reason(reason::CREDENTIAL_REVOKED)
                 })?;
-                Ok((UserRow::find(c, user_id)?, row))
+                let user = match UserRow::find(c, user_id)? {
+                    Some(u) => {
+                        let factors = FactorSummary::of_users(c, &[user_id])?.remove(&user_id).unwrap_or_default();
+                        Some((u, factors))
+                    }
+                    None => None,
+                };
+                Ok((user, row))
             })
             .await
     }
@@ -639,7 +646,7 @@ impl AuthApp {
             return Err(Error::invalid("current_password", "current_password is required"));
         }
         let who = call.principal()?;
-        let (user, _) = self.who_am_i(who).await?;
+        let (user, _, _) = self.who_am_i(who).await?;
         check_policy("new_password", &user.username, new)?;
         // Guessing the current password with a stolen access token is throttled like a login.
         let phc = Some(user.password_hash.clone());

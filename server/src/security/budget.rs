@@ -92,12 +92,14 @@ impl Budget {
         outcome
     }
 
-    /// Gives back a unit spent on work that turned out not to count (a correct password).
-    pub fn refund(&self, key: &str) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let burst = f64::from(self.rate.burst);
-        if let Some(b) = inner.buckets.get_mut(key) {
-            b.tokens = (b.tokens + 1.0).min(burst);
+    /// Whether `key` has a unit left, without spending it: `Err` with the wait when it has none.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let key = if inner.buckets.contains_key(key) || inner.buckets.len() < MAX_KEYS { key } else { OVERFLOW };
+        match inner.buckets.get(key).map(|b| self.refilled(*b, now)) {
+            Some(b) if b.tokens < 1.0 => Err(self.rate.refill.mul_f64(1.0 - b.tokens)),
+            _ => Ok(()),
         }
     }
 }

@@ -187,6 +187,23 @@ fn owner(kid: &str) -> String {
     format!("signing_keys/{kid}")
 }
 
+#[cfg(test)]
+impl KeyRing {
+    /// A ring with one key that signs at once, in memory only (unit tests).
+    pub fn ephemeral(clock: SharedClock) -> KeyRing {
+        let master = MasterKey::new(&super::secret::random_bytes::<32>());
+        let policy = KeyPolicy {
+            publish_ahead: Duration::zero(),
+            rotate_after: Duration::days(30),
+            max_token_ttl: Duration::hours(1),
+        };
+        let ring = KeyRing::new(master.clone(), clock.clone(), policy);
+        let now = clock.now();
+        ring.load(vec![generate(&master, "access", now, now).expect("a key")]).expect("the key opens");
+        ring
+    }
+}
+
 fn generate(
     master: &MasterKey,
     purpose: &str,

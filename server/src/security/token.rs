@@ -36,12 +36,19 @@ pub struct TokenIssuer {
     clock: SharedClock,
     issuer: String,
     ttl: Duration,
+    /// Tokens whose signature, issuer and audience were verified, by their SHA-256, with their
+    /// claims: a signature is checked once per token, not once per call. Expiry is still checked on
+    /// every use, and revocation is the caller's to check on every call (in memory).
+    verified: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], AccessClaims>>>,
 }
+
+/// Verified tokens remembered at most; past it, the expired ones are forgotten, then all.
+const VERIFIED_TOKENS: usize = 20_000;
 
 impl TokenIssuer {
     /// Tokens from `ring`, valid for `ttl`, naming `issuer`.
     pub fn new(ring: KeyRing, clock: SharedClock, issuer: String, ttl: Duration) -> Self {
-        Self { ring, clock, issuer, ttl }
+        Self { ring, clock, issuer, ttl, verified: Default::default() }
     }
 
     /// A signed access token for `user` in session `session`, and when it expires. With `mfa_enrol`
@@ -71,8 +78,37 @@ impl TokenIssuer {
         Ok((self.ring.sign(&claims)?, exp))
     }
 
-    /// Verifies signature, issuer, audience and expiry of `token`.
+    /// Verifies signature, issuer, audience and expiry of `token` (the signature once per token:
+    /// see `verified`).
     pub fn verify(&self, token: &str) -> Result<AccessClaims> {
+        use sha2::Digest;
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = self.clock.now().timestamp();
+        let known = self.verified.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        let claims = match known {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signed(token)?;
+                let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+                if verified.len() >= VERIFIED_TOKENS {
+                    verified.retain(|_, c| c.exp > now);
+                    if verified.len() >= VERIFIED_TOKENS {
+                        verified.clear();
+                    }
+                }
+                verified.insert(key, claims.clone());
+                claims
+            }
+        };
+        if claims.exp <= now {
+            return Err(Error::new(ErrorKind::Unauthenticated, "access token expired")
+                .with_reason(crate::error::reason::TOKEN_EXPIRED));
+        }
+        Ok(claims)
+    }
+
+    /// The claims of `token` once its signature, issuer and audience verify (expiry not checked).
+    fn verify_signed(&self, token: &str) -> Result<AccessClaims> {
         let bad = || Error::new(ErrorKind::Unauthenticated, "invalid access token");
         let header = jsonwebtoken::decode_header(token).map_err(|_| bad())?;
         if header.alg != jsonwebtoken::Algorithm::EdDSA {
@@ -91,10 +127,40 @@ impl TokenIssuer {
             .ok_or_else(bad)?
             .map_err(|_| bad())?
             .claims;
-        if claims.exp <= self.clock.now().timestamp() {
-            return Err(Error::new(ErrorKind::Unauthenticated, "access token expired")
-                .with_reason(crate::error::reason::TOKEN_EXPIRED));
-        }
         Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn issuer() -> (TokenIssuer, crate::clock::ManualClock) {
+        let clock = crate::clock::ManualClock::new(chrono::Utc::now());
+        let ring = KeyRing::ephemeral(Arc::new(clock.clone()));
+        (TokenIssuer::new(ring, Arc::new(clock.clone()), "opennvr".into(), Duration::seconds(600)), clock)
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_a_forged_one_is_never_remembered() {
+        let (tokens, clock) = issuer();
+        let (token, _) = tokens.issue(Uuid::new_v4(), Uuid::new_v4(), Role::Viewer, "vera", false).unwrap();
+        assert!(tokens.verify(&token).is_ok());
+        assert!(tokens.verify(&token).is_ok(), "from what was verified");
+        clock.advance(Duration::seconds(601));
+        let e = tokens.verify(&token).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unauthenticated);
+        assert!(e.message().contains("expired"), "{e:?}");
+        // A token whose signature does not verify is refused every time, and not kept.
+        let (forged, _) = tokens.issue(Uuid::new_v4(), Uuid::new_v4(), Role::Admin, "mallory", false).unwrap();
+        let mut forged = forged.into_bytes();
+        let last = forged.len() - 2;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        for _ in 0..2 {
+            assert!(tokens.verify(&forged).is_err());
+        }
+        assert_eq!(tokens.verified.lock().unwrap().len(), 1, "the good token only");
     }
 }

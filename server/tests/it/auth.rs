@@ -456,3 +456,45 @@ async fn nobody_deletes_themselves_and_deleted_users_stay_locked_out() {
     );
     assert_eq!(n, 1);
 }
+
+#[tokio::test]
+async fn a_full_hashing_queue_refuses_logins_at_once_and_other_calls_go_on() {
+    let db = crate::harness::TestDb::new();
+    let mut options = crate::harness::test_options(&db);
+    // A real cost, so that the queue fills; logins from many addresses (through a trusted proxy),
+    // since one user's checks from one address run one at a time anyway.
+    options.argon2_memory_kib = Some(32 * 1024);
+    options.argon2_iterations = Some(2);
+    options.trusted_proxies = Some(vec!["127.0.0.1".parse().unwrap()]);
+    let s = TestServer::start_with(db, options).await;
+    let admin = s.admin().await;
+    let viewer = s.user(&admin, "vera", pb::Role::Viewer).await;
+    let mut logins = Vec::new();
+    for i in 0..120 {
+        let c = s.client().await;
+        logins.push(tokio::spawn(async move {
+            let mut req =
+                tonic::Request::new(pb::LoginRequest { username: "vera".into(), password: ADMIN_PASSWORD.into() });
+            req.metadata_mut().insert("x-forwarded-for", format!("198.51.100.{}", i + 1).parse().unwrap());
+            c.auth().login(req).await
+        }));
+    }
+    // Meanwhile the server answers everything else.
+    viewer.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+    let (mut checked, mut refused) = (0, 0);
+    for l in logins {
+        match l.await.unwrap() {
+            // The password was checked (a second factor follows).
+            Ok(_) => checked += 1,
+            Err(st) if st.code() == Code::ResourceExhausted => {
+                assert!(st.message().contains("password checks are waiting"), "{st:?}");
+                refused += 1;
+            }
+            Err(st) => panic!("{st:?}"),
+        }
+    }
+    assert!(refused > 0, "{checked} checked, none refused: the queue never filled");
+    assert!(checked >= 2, "{checked} checked");
+    // And once the storm is over, the password is checked again.
+    s.client().await.login_start("vera", ADMIN_PASSWORD).await.unwrap();
+}

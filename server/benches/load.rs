@@ -1,0 +1,432 @@
+//! The external load benchmark: the release server in its own process, on a seeded database
+//! (100 cameras and their one-minute segments, 10,080,000 by default), driven over real sockets by
+//! real gRPC clients on many HTTP/2 connections. For each call it prints calls/s, p50 and p99, the
+//! server's CPU per call (from /proc) and the ratio of its throughput to `grpc.health.v1.Health/Check`
+//! in the same run; then the server's memory through a storm of logins, and the latency of
+//! `ListSegments` under a mix of all the calls (logins one in ten).
+//!
+//! Run: `cargo bench -p opennvr-server --bench load` (needs `psql` and a PostgreSQL cluster as the
+//! tests do; `LOAD_BENCH_DAYS` seeds fewer days, default 70; `LOAD_BENCH_SECS` sets each
+//! measurement's length, default 5; `LOAD_BENCH_STORM_SECS` the login storm's, default 60).
+//! The server runs with `OPENNVR_ANONYMOUS_CALLS_PER_SEC` raised: every client here shares one
+//! address, and the logins are the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/it/harness.rs"]
+mod harness;
+
+use chrono::{DateTime, Duration as CDuration, Utc};
+use harness::TestDb;
+use opennvr_sdk::pb;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const CAMERAS: usize = 100;
+const PASSWORD: &str = "granite-harbor-lantern-42";
+/// HTTP/2 connections of a measurement, and calls in flight on each.
+const CONNECTIONS: usize = 16;
+const IN_FLIGHT: usize = 4;
+
+/// The server under test, as a child process.
+struct ServerProcess {
+    child: std::process::Child,
+    url: String,
+    data_dir: std::path::PathBuf,
+}
+
+impl ServerProcess {
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// User plus system CPU time the server has used.
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap_or(100) as u64;
+        Duration::from_micros(ticks * 1_000_000 / hz)
+    }
+
+    /// Resident memory, MiB.
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        kib / 1024.0
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(db: &TestDb) -> ServerProcess {
+    let dir = harness::temp_dir("load");
+    let key = harness::master_key_file(&dir);
+    let port = harness::free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_opennvr-server"))
+        .env("DATABASE_URL", db.runtime_url())
+        .env("OPENNVR_DATABASE_OWNER_URL", db.owner_url())
+        .env("OPENNVR_MASTER_KEY_FILE", key)
+        .env("OPENNVR_DATA_DIR", &dir)
+        .env("OPENNVR_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OPENNVR_MFA_REQUIRED_ROLES", "none")
+        .env("OPENNVR_ACCESS_TOKEN_TTL_SECS", "3600")
+        .env("OPENNVR_ANONYMOUS_CALLS_PER_SEC", "1000000")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the release server starts");
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ServerProcess { child, url, data_dir: dir }
+}
+
+/// (p50, p99) in milliseconds.
+fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    if samples.is_empty() {
+        return (0.0, 0.0);
+    }
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3;
+    (at(0.5), at(0.99))
+}
+
+/// One kind of call, made on one client (one HTTP/2 connection).
+type Call =
+    Arc<dyn Fn(opennvr_sdk::Client) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync>;
+
+/// What one measurement gave.
+struct Figures {
+    calls_per_sec: f64,
+    p50: f64,
+    p99: f64,
+    cpu_us_per_call: f64,
+    errors: usize,
+}
+
+/// Runs `call` on `clients` (`in_flight` at once on each) for `secs`.
+async fn measure(
+    server: &ServerProcess,
+    clients: &[opennvr_sdk::Client],
+    in_flight: usize,
+    secs: f64,
+    call: Call,
+) -> Figures {
+    let stop = Arc::new(AtomicBool::new(false));
+    let cpu0 = server.cpu();
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for c in clients {
+        for _ in 0..in_flight {
+            let (c, call, stop) = (c.clone(), call.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let (mut samples, mut errors) = (Vec::new(), 0usize);
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if call(c.clone()).await {
+                        samples.push(t.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (samples, errors)
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut samples, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        let (s, e) = t.await.unwrap();
+        samples.extend(s);
+        errors += e;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = (server.cpu() - cpu0).as_secs_f64();
+    let n = samples.len().max(1);
+    let (p50, p99) = percentiles(&mut samples);
+    Figures { calls_per_sec: n as f64 / elapsed, p50, p99, cpu_us_per_call: cpu * 1e6 / n as f64, errors }
+}
+
+fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 }
+}
+
+#[tokio::main]
+async fn main() {
+    let days: i64 = std::env::var("LOAD_BENCH_DAYS").ok().and_then(|v| v.parse().ok()).unwrap_or(70);
+    let secs: f64 = std::env::var("LOAD_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5.0);
+    let storm_secs: u64 = std::env::var("LOAD_BENCH_STORM_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let db = TestDb::new();
+    let server = start_server(&db);
+    let admin = opennvr_sdk::Client::connect(&server.url).await.unwrap();
+    let token = std::fs::read_to_string(server.data_dir.join("setup-token")).unwrap();
+    admin.bootstrap(token.trim(), "admin", PASSWORD).await.unwrap();
+    let mut cameras = Vec::new();
+    for i in 0..CAMERAS {
+        let camera = pb::Camera {
+            name: format!("cam-{i:03}"),
+            source_url: format!("rtsp://10.2.0.{}:554/stream1", i + 1),
+            enabled: true,
+            recording_enabled: true,
+            ..Default::default()
+        };
+        let r = admin
+            .cameras()
+            .create_camera(pb::CreateCameraRequest { camera: Some(camera), password: String::new() })
+            .await;
+        cameras.push(r.unwrap().into_inner().camera.unwrap());
+    }
+    // The footage: one COPY per day of all cameras, in time order.
+    let end: DateTime<Utc> = DateTime::from_timestamp(Utc::now().timestamp() / 60 * 60, 0).unwrap();
+    let start = end - CDuration::days(days);
+    let t = Instant::now();
+    for day in 0..days {
+        let mut copy = std::process::Command::new("psql")
+            .arg(db.superuser_url())
+            .args([
+                "-X",
+                "-q",
+                "-c",
+                "\\copy segments (camera_id, start_time, duration_us, size_bytes, state, file_path) FROM STDIN",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("psql");
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, copy.stdin.take().unwrap());
+        for minute in 0..1440 {
+            let at = start + CDuration::minutes(day * 1440 + minute);
+            let stamp = at.format("%Y-%m-%d %H:%M:%S+00");
+            for c in &cameras {
+                writeln!(w, "{}\t{stamp}\t60000000\t6000000\t1\t/recordings/{}/{minute}.mp4", c.id, c.id).unwrap();
+            }
+        }
+        drop(w);
+        assert!(copy.wait().unwrap().success());
+    }
+    let vacuum = std::process::Command::new("psql")
+        .arg(db.superuser_url())
+        .args(["-X", "-q", "-c", "VACUUM (ANALYZE) segments"])
+        .status()
+        .unwrap();
+    assert!(vacuum.success());
+    println!(
+        "seeded {} segments ({CAMERAS} cameras x {days} days of 60 s) in {:.0} s; server {} (release), {CONNECTIONS} HTTP/2 connections x {IN_FLIGHT} calls in flight, {secs} s each",
+        CAMERAS as i64 * days * 1440,
+        t.elapsed().as_secs_f64(),
+        server.url,
+    );
+    let tokens = admin.tokens().unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let c = opennvr_sdk::Client::connect(&server.url).await.unwrap();
+        c.set_tokens(Some(tokens.clone()));
+        clients.push(c);
+    }
+    let cam = cameras[0].id.clone();
+    let hour_ago = end - CDuration::hours(1);
+    let calls: Vec<(&str, Call)> = vec![
+        (
+            "grpc.health.v1.Health/Check",
+            Arc::new(|c: opennvr_sdk::Client| {
+                Box::pin(async move {
+                    let mut h = tonic_health::pb::health_client::HealthClient::new(c.channel());
+                    h.check(tonic_health::pb::HealthCheckRequest::default()).await.is_ok()
+                })
+            }),
+        ),
+        (
+            "WhoAmI",
+            Arc::new(|c: opennvr_sdk::Client| {
+                Box::pin(async move { c.auth().who_am_i(pb::WhoAmIRequest {}).await.is_ok() })
+            }),
+        ),
+        ("ListSegments 1 h", list_segments(&cam, hour_ago, end)),
+        ("ListSegments 1 day", list_segments(&cam, end - CDuration::days(1), end)),
+        ("GetTimeline 1 day", timeline(vec![cam.clone()], end - CDuration::days(1), end)),
+        ("GetTimeline 30 days", timeline(vec![cam.clone()], end - CDuration::days(30), end)),
+        (
+            "ListCameras (100, latest footage)",
+            Arc::new(|c: opennvr_sdk::Client| {
+                Box::pin(async move {
+                    let r =
+                        c.cameras().list_cameras(pb::ListCamerasRequest { page_size: 100, ..Default::default() }).await;
+                    r.is_ok_and(|r| r.into_inner().cameras.len() == CAMERAS)
+                })
+            }),
+        ),
+        ("Login (argon2id m=19 MiB, t=2)", login()),
+        ("WhoAmI over grpc-web (HTTP/1.1)", grpc_web(&server.url, &tokens.access_token)),
+    ];
+    let mut baseline = None;
+    println!(
+        "{:<36} {:>10} {:>9} {:>9} {:>12} {:>8}",
+        "call", "calls/s", "p50 ms", "p99 ms", "CPU µs/call", "x health"
+    );
+    for (name, call) in &calls {
+        let in_flight = if name.starts_with("Login") { 1 } else { IN_FLIGHT };
+        let f = measure(&server, &clients, in_flight, secs, call.clone()).await;
+        let base = *baseline.get_or_insert(f.calls_per_sec);
+        println!(
+            "{name:<36} {:>10.0} {:>9.3} {:>9.3} {:>12.1} {:>8.3}{}",
+            f.calls_per_sec,
+            f.p50,
+            f.p99,
+            f.cpu_us_per_call,
+            f.calls_per_sec / base,
+            if f.errors > 0 { format!("  ({} failed)", f.errors) } else { String::new() }
+        );
+    }
+
+    // Memory through a storm of 32 concurrent logins, and the minute after.
+    let idle = server.rss_mib();
+    let mut storm = Vec::new();
+    for _ in 0..32 {
+        storm.push(opennvr_sdk::Client::connect(&server.url).await.unwrap());
+    }
+    let sampler = {
+        let pid = server.pid();
+        tokio::spawn(async move {
+            let mut peak: f64 = 0.0;
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(storm_secs) {
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let kib: f64 = status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0.0);
+                peak = peak.max(kib / 1024.0);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            peak
+        })
+    };
+    let f = measure(&server, &storm, 1, storm_secs as f64, login()).await;
+    let peak = sampler.await.unwrap();
+    let at_end = server.rss_mib();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let after = server.rss_mib();
+    println!(
+        "login storm, 32 at once for {storm_secs} s: {:.1} logins/s ({} refused), RSS idle {idle:.1} MiB, peak {peak:.1} MiB, at its end {at_end:.1} MiB, 60 s later {after:.1} MiB",
+        f.calls_per_sec, f.errors
+    );
+
+    // 64 connections mixing the calls, logins one in ten: the latency of ListSegments 1 h.
+    let mut mixed = Vec::new();
+    for _ in 0..64 {
+        let c = opennvr_sdk::Client::connect(&server.url).await.unwrap();
+        c.set_tokens(Some(tokens.clone()));
+        mixed.push(c);
+    }
+    let reads: Vec<Call> = calls.iter().filter(|(n, _)| !n.starts_with("Login")).map(|(_, c)| c.clone()).collect();
+    let segments_1h = calls[2].1.clone();
+    let (stop, samples) = (Arc::new(AtomicBool::new(false)), Arc::new(std::sync::Mutex::new(Vec::new())));
+    let mut tasks = Vec::new();
+    for (i, c) in mixed.into_iter().enumerate() {
+        let (stop, samples, reads, segments_1h, login) =
+            (stop.clone(), samples.clone(), reads.clone(), segments_1h.clone(), login());
+        tasks.push(tokio::spawn(async move {
+            let mut n = i;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                if n % 10 == 0 {
+                    login(c.clone()).await;
+                } else if n % 10 == 1 {
+                    let t = Instant::now();
+                    if segments_1h(c.clone()).await {
+                        samples.lock().unwrap().push(t.elapsed());
+                    }
+                } else {
+                    reads[n % reads.len()](c.clone()).await;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(secs * 2.0)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut s = samples.lock().unwrap().clone();
+    let (p50, p99) = percentiles(&mut s);
+    println!(
+        "mixed load, 64 connections, logins 1 in 10: ListSegments 1 h p50 {p50:.3} ms, p99 {p99:.3} ms ({} calls)",
+        s.len()
+    );
+}
+
+fn list_segments(cam: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Call {
+    let cam = cam.to_owned();
+    Arc::new(move |c: opennvr_sdk::Client| {
+        let request = pb::ListSegmentsRequest {
+            camera_id: cam.clone(),
+            start_time: Some(ts(from)),
+            end_time: Some(ts(to)),
+            page_size: 1000,
+            ..Default::default()
+        };
+        Box::pin(async move {
+            c.recordings().list_segments(request).await.is_ok_and(|r| !r.into_inner().segments.is_empty())
+        })
+    })
+}
+
+fn timeline(cams: Vec<String>, from: DateTime<Utc>, to: DateTime<Utc>) -> Call {
+    Arc::new(move |c: opennvr_sdk::Client| {
+        let request = pb::GetTimelineRequest {
+            camera_ids: cams.clone(),
+            start_time: Some(ts(from)),
+            end_time: Some(ts(to)),
+            ..Default::default()
+        };
+        Box::pin(async move { c.recordings().get_timeline(request).await.is_ok() })
+    })
+}
+
+fn login() -> Call {
+    Arc::new(|c: opennvr_sdk::Client| {
+        Box::pin(async move {
+            let request = pb::LoginRequest { username: "admin".into(), password: PASSWORD.into() };
+            c.auth().login(request).await.is_ok()
+        })
+    })
+}
+
+/// WhoAmI as a browser sends it: grpc-web over HTTP/1.1 (one connection per client task, kept).
+fn grpc_web(url: &str, token: &str) -> Call {
+    let http = reqwest::Client::builder().http1_only().build().unwrap();
+    let (url, token) = (format!("{url}/opennvr.v1.AuthService/WhoAmI"), token.to_owned());
+    Arc::new(move |_c: opennvr_sdk::Client| {
+        let request = http
+            .post(&url)
+            .header("content-type", "application/grpc-web+proto")
+            .header("x-grpc-web", "1")
+            .bearer_auth(&token)
+            .body(vec![0u8, 0, 0, 0, 0]);
+        Box::pin(async move {
+            match request.send().await {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok_and(|b| b.len() > 5),
+                Err(_) => false,
+            }
+        })
+    })
+}
