@@ -14,11 +14,11 @@
 
 #[path = "../tests/it/harness.rs"]
 mod harness;
+mod seed;
 
 use chrono::{DateTime, Duration as CDuration, Utc};
 use harness::TestDb;
 use opennvr_sdk::pb;
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -53,14 +53,7 @@ impl ServerProcess {
 
     /// Resident memory, MiB.
     fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let kib: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        kib / 1024.0
+        rss_mib(self.pid())
     }
 }
 
@@ -96,6 +89,18 @@ fn start_server(db: &TestDb) -> ServerProcess {
         std::thread::sleep(Duration::from_millis(50));
     }
     ServerProcess { child, url, data_dir: dir }
+}
+
+/// Resident memory of process `pid`, MiB.
+fn rss_mib(pid: i32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
 }
 
 /// (p50, p99) in milliseconds.
@@ -198,29 +203,9 @@ async fn main() {
     let end: DateTime<Utc> = DateTime::from_timestamp(Utc::now().timestamp() / 60 * 60, 0).unwrap();
     let start = end - CDuration::days(days);
     let t = Instant::now();
-    for day in 0..days {
-        let mut copy = std::process::Command::new("psql")
-            .arg(db.superuser_url())
-            .args([
-                "-X",
-                "-q",
-                "-c",
-                "\\copy segments (camera_id, start_time, duration_us, size_bytes, state, file_path) FROM STDIN",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("psql");
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, copy.stdin.take().unwrap());
-        for minute in 0..1440 {
-            let at = start + CDuration::minutes(day * 1440 + minute);
-            let stamp = at.format("%Y-%m-%d %H:%M:%S+00");
-            for c in &cameras {
-                writeln!(w, "{}\t{stamp}\t60000000\t6000000\t1\t/recordings/{}/{minute}.mp4", c.id, c.id).unwrap();
-            }
-        }
-        drop(w);
-        assert!(copy.wait().unwrap().success());
-    }
+    let seeded: Vec<(String, String)> =
+        cameras.iter().map(|c| (c.id.clone(), format!("/recordings/{}", c.id))).collect();
+    seed::one_minute_segments(&db.superuser_url(), &seeded, start, days, |_, _| {});
     let vacuum = std::process::Command::new("psql")
         .arg(db.superuser_url())
         .args(["-X", "-q", "-c", "VACUUM (ANALYZE) segments"])
@@ -307,14 +292,7 @@ async fn main() {
             let mut peak: f64 = 0.0;
             let t = Instant::now();
             while t.elapsed() < Duration::from_secs(storm_secs) {
-                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                let kib: f64 = status
-                    .lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0.0);
-                peak = peak.max(kib / 1024.0);
+                peak = peak.max(rss_mib(pid));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             peak

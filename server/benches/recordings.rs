@@ -16,6 +16,7 @@
 
 #[path = "../tests/it/harness.rs"]
 mod harness;
+mod seed;
 
 use chrono::{DateTime, Duration as CDuration, Utc};
 use harness::{TestDb, TestServer, test_options};
@@ -23,7 +24,6 @@ use mediamtx_emulator::{AuthConfig, Emulator};
 use opennvr_sdk::pb;
 use opennvr_server::clock::Clock;
 use opennvr_server::store::recordings::SegmentRow;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 const CAMERAS: usize = 100;
@@ -206,35 +206,13 @@ async fn main() {
             d
         })
         .collect();
-    for day in 0..days {
-        let mut copy = std::process::Command::new("psql")
-            .arg(s.db.superuser_url())
-            .args([
-                "-X",
-                "-q",
-                "-c",
-                "\\copy segments (camera_id, start_time, duration_us, size_bytes, state, file_path) FROM STDIN",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("psql");
-        {
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, copy.stdin.take().unwrap());
-            for minute in 0..1440 {
-                let at = start + CDuration::minutes(day * 1440 + minute);
-                let stamp = at.format("%Y-%m-%d %H:%M:%S+00");
-                let name = at.format("%Y-%m-%d_%H-%M-%S-000000+0000");
-                for (id, dir) in ids.iter().zip(&dirs) {
-                    let file = format!("{}/{name}.mp4", dir.display());
-                    if day == 0 {
-                        std::fs::write(&file, b"").unwrap();
-                    }
-                    writeln!(w, "{id}\t{stamp}\t60000000\t6000000\t1\t{file}").unwrap();
-                }
-            }
+    let seeded: Vec<(String, String)> =
+        ids.iter().zip(&dirs).map(|(id, dir)| (id.clone(), dir.display().to_string())).collect();
+    seed::one_minute_segments(&s.db.superuser_url(), &seeded, start, days, |day, file| {
+        if day == 0 {
+            std::fs::write(file, b"").unwrap();
         }
-        assert!(copy.wait().unwrap().success());
-    }
+    });
     let loaded = t.elapsed();
     let t = Instant::now();
     psql(&s.db, "VACUUM (ANALYZE) segments");

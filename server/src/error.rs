@@ -179,9 +179,26 @@ macro_rules! bail {
     };
 }
 
+thread_local! {
+    /// Set when work on this thread saw its database connection lost (see [`connection_lost`]).
+    static CONNECTION_LOST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether work on this thread saw its database connection lost since the last call (and
+/// forgets it): the pool then drops that connection instead of handing it out again.
+pub fn connection_lost() -> bool {
+    CONNECTION_LOST.with(|l| l.replace(false))
+}
+
 impl From<diesel::result::Error> for Error {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error as D};
+        if matches!(
+            e,
+            D::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _)
+        ) {
+            CONNECTION_LOST.with(|l| l.set(true));
+        }
         match e {
             D::NotFound => Error::new(ErrorKind::NotFound, "not found"),
             D::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {

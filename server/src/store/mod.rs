@@ -17,7 +17,7 @@ pub mod throttle;
 pub mod users;
 
 use crate::error::{Error, ErrorKind, Result};
-use deadpool_diesel::postgres::{Hook, HookError, Manager, Pool, Runtime};
+use deadpool_diesel::postgres::{HookError, Runtime};
 use diesel::prelude::*;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -41,6 +41,49 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// A pooled connection.
+type Pooled = deadpool_diesel::Connection<PgConnection>;
+
+/// The runtime pool.
+type Pool = deadpool::managed::Pool<Checkout>;
+
+/// A connection used this recently is handed out again without a test query.
+const RECENTLY_USED: Duration = Duration::from_secs(1);
+
+/// How connections are checked out: deadpool-diesel's manager, except that a connection in steady
+/// use (used within [`RECENTLY_USED`]) is handed out again without the `SELECT 1` round trip — its
+/// transaction state is still checked, in place, without a thread hand-off. A connection that sat
+/// idle is tested as before, so connections broken while idle (PostgreSQL restarted) are replaced
+/// before anyone gets them; one that breaks in use fails its call and is dropped.
+pub struct Checkout(deadpool_diesel::postgres::Manager);
+
+impl deadpool::managed::Manager for Checkout {
+    type Type = Pooled;
+    type Error = deadpool_diesel::Error;
+
+    async fn create(&self) -> std::result::Result<Pooled, deadpool_diesel::Error> {
+        self.0.create().await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut Pooled,
+        metrics: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<deadpool_diesel::Error> {
+        if metrics.last_used() >= RECENTLY_USED {
+            return self.0.recycle(conn, metrics).await;
+        }
+        use diesel::connection::TransactionManager;
+        let Ok(mut c) = conn.try_lock() else {
+            return Err(deadpool::managed::RecycleError::message("the connection is busy or poisoned"));
+        };
+        if <PgConnection as Connection>::TransactionManager::is_broken_transaction_manager(&mut *c) {
+            return Err(deadpool::managed::RecycleError::Backend(deadpool_diesel::Error::BrokenTransactionManger));
+        }
+        Ok(())
+    }
+}
+
 /// A snapshot of pool usage, for `/metrics`.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolUsage {
@@ -54,7 +97,7 @@ impl Store {
     /// Builds the runtime pool on `url`; every new connection gets `statement_timeout`.
     pub fn connect(url: &str, max_size: usize, statement_timeout: Duration) -> Result<Store> {
         let timeout_ms = statement_timeout.as_millis();
-        let hook = Hook::async_fn(move |conn, _| {
+        let hook = deadpool::managed::Hook::async_fn(move |conn: &mut Pooled, _| {
             Box::pin(async move {
                 conn.interact(move |c| diesel::sql_query(format!("SET statement_timeout = {timeout_ms}")).execute(c))
                     .await
@@ -63,7 +106,7 @@ impl Store {
                 Ok(())
             })
         });
-        let pool = Pool::builder(Manager::new(url, Runtime::Tokio1))
+        let pool = Pool::builder(Checkout(deadpool_diesel::postgres::Manager::new(url, Runtime::Tokio1)))
             .max_size(max_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(5)))
@@ -100,16 +143,23 @@ impl Store {
     {
         let conn = self.pool.get().await?;
         let appended = self.appended.clone();
-        conn.interact(move |c| {
-            audit::take_pending();
-            let result = f(c);
-            // Entries this work wrote wait in the inbox: the linker links them as they commit.
-            if audit::take_pending() {
-                appended.notify_one();
-            }
-            result
-        })
-        .await?
+        let (result, lost) = conn
+            .interact(move |c| {
+                audit::take_pending();
+                crate::error::connection_lost();
+                let result = f(c);
+                // Entries this work wrote wait in the inbox: the linker links them as they commit.
+                if audit::take_pending() {
+                    appended.notify_one();
+                }
+                (result, crate::error::connection_lost())
+            })
+            .await?;
+        if lost {
+            // Not handed out again: the next checkout makes a new connection.
+            drop(deadpool::managed::Object::take(conn));
+        }
+        result
     }
 
     /// Runs `f` in a transaction on a pooled connection.

@@ -189,3 +189,41 @@ async fn issued_tokens_verify_against_the_published_jwks() {
     c.set_tokens(Some(pb::Tokens { access_token: forged, ..admin.tokens().unwrap() }));
     assert_eq!(c.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap_err().code(), tonic::Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn the_pool_replaces_connections_the_database_dropped() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let list = || {
+        let admin = admin.clone();
+        async move { admin.cameras().list_cameras(pb::ListCamerasRequest::default()).await }
+    };
+    // Every pooled connection in steady use (checked out again without a test query).
+    let mut warm = Vec::new();
+    for _ in 0..16 {
+        warm.push(tokio::spawn(list()));
+    }
+    for w in warm {
+        w.await.unwrap().unwrap();
+    }
+    // PostgreSQL drops all of them, as a restart does.
+    let mut su = <diesel::PgConnection as diesel::Connection>::establish(crate::harness::cluster_url()).unwrap();
+    let db = &s.db.name;
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+    ))
+    .execute(&mut su)
+    .unwrap();
+    // A connection that broke fails the one call that finds it so, and is never handed out again:
+    // at most one failure per pooled connection (8), then every call works.
+    let mut failed = 0;
+    for _ in 0..30 {
+        if list().await.is_err() {
+            failed += 1;
+        }
+    }
+    assert!(failed <= 8, "{failed} calls failed");
+    for _ in 0..20 {
+        list().await.unwrap();
+    }
+}

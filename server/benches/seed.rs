@@ -1,0 +1,43 @@
+//! Seeding the recording index for benchmarks: one-minute segments of many cameras, one `COPY` per
+//! day, in time order (as MediaMTX would have recorded them).
+use chrono::{DateTime, Duration, Utc};
+use std::io::Write;
+
+/// Loads `days` days of one-minute segments from `start` for every camera of `cameras` (id and
+/// the directory its files are named in) through `psql` at `superuser_url`. `each` is told of
+/// every segment file (first day only: `day == 0`), e.g. to create it.
+pub fn one_minute_segments(
+    superuser_url: &str,
+    cameras: &[(String, String)],
+    start: DateTime<Utc>,
+    days: i64,
+    mut each: impl FnMut(i64, &str),
+) {
+    for day in 0..days {
+        let mut copy = std::process::Command::new("psql")
+            .arg(superuser_url)
+            .args([
+                "-X",
+                "-q",
+                "-c",
+                "\\copy segments (camera_id, start_time, duration_us, size_bytes, state, file_path) FROM STDIN",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("psql");
+        {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, copy.stdin.take().expect("psql's input"));
+            for minute in 0..1440 {
+                let at = start + Duration::minutes(day * 1440 + minute);
+                let stamp = at.format("%Y-%m-%d %H:%M:%S+00");
+                let name = at.format("%Y-%m-%d_%H-%M-%S-000000+0000");
+                for (id, dir) in cameras {
+                    let file = format!("{dir}/{name}.mp4");
+                    each(day, &file);
+                    writeln!(w, "{id}\t{stamp}\t60000000\t6000000\t1\t{file}").expect("psql takes the rows");
+                }
+            }
+        }
+        assert!(copy.wait().expect("psql ends").success());
+    }
+}
