@@ -170,6 +170,14 @@ impl Memory {
     }
 }
 
+/// Lowers the calling thread's scheduling priority (nice 10): hashing takes whatever CPU the rest
+/// of the server leaves, so that a storm of logins does not slow every other call down with it.
+fn lower_priority() {
+    // SAFETY: setpriority only reads its integer arguments; on Linux, PRIO_PROCESS with id 0 names
+    // the calling thread. A failure leaves the priority as it was, which is harmless.
+    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+}
+
 impl PasswordHasherPool {
     /// argon2id with `memory_kib` and `iterations`, on `workers` threads (at least one).
     pub fn new(memory_kib: u32, iterations: u32, workers: usize) -> Result<Self> {
@@ -184,6 +192,7 @@ impl PasswordHasherPool {
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
+                    lower_priority();
                     // Taken at the first job, then kept: an idle server holds none of it.
                     let mut memory: Option<Memory> = None;
                     loop {
