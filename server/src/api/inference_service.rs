@@ -20,10 +20,13 @@ pub struct InferenceApi {
 /// Wire adapter.
 fn adapter(v: &AdapterView) -> pb::Adapter {
     let r = &v.row;
+    // Health first, then what the adapter said of itself: a probe takes that up before it counts,
+    // so a healthy adapter is never shown without its capabilities (the row may be older).
     let (health, last_error) = match &v.runtime {
         Some(rt) => (adapter_health(rt.health()), rt.last_error()),
         None => (pb::AdapterHealth::Unknown, None),
     };
+    let caps = v.runtime.as_ref().map_or_else(|| r.capabilities(), |rt| rt.capabilities());
     pb::Adapter {
         id: r.id.to_string(),
         name: r.name.clone(),
@@ -40,11 +43,11 @@ fn adapter(v: &AdapterView) -> pb::Adapter {
         health: health as i32,
         last_error: last_error.as_ref().map(|(e, _)| e.clone()).unwrap_or_default(),
         last_error_time: last_error.map(|(_, t)| convert::timestamp(t)),
-        capabilities: r.tasks.clone(),
-        supported_labels: r.supported_labels.clone(),
-        model: r.model.clone(),
-        model_version: r.model_version.clone(),
-        max_in_flight: r.max_in_flight,
+        capabilities: caps.tasks,
+        supported_labels: caps.labels,
+        model: caps.model,
+        model_version: caps.model_version,
+        max_in_flight: caps.max_in_flight,
         create_time: Some(convert::timestamp(r.created_at)),
         update_time: Some(convert::timestamp(r.updated_at)),
         etag: format!("\"{}\"", r.version),

@@ -187,8 +187,9 @@ pub struct AdapterRuntime {
     /// The row's version it was built from.
     version: i64,
     probe: Mutex<Probe>,
-    /// The tasks the adapter last said it runs.
-    tasks: Mutex<Vec<String>>,
+    /// What the adapter last said of itself (taken up before its probe counts as done, so that a
+    /// healthy adapter is never shown without it).
+    learned: Mutex<AdapterCapabilities>,
 }
 
 /// The last health probe.
@@ -224,12 +225,17 @@ impl AdapterRuntime {
         if !task.is_empty() {
             return task.to_owned();
         }
-        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).first().cloned().unwrap_or_default()
+        self.learned.lock().unwrap_or_else(|e| e.into_inner()).tasks.first().cloned().unwrap_or_default()
+    }
+
+    /// What the adapter last said of itself.
+    pub fn capabilities(&self) -> AdapterCapabilities {
+        self.learned.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Takes up what the adapter said of itself: its tasks, and how many calls it takes at once.
     fn learn(&self, caps: &AdapterCapabilities) {
-        *self.tasks.lock().unwrap_or_else(|e| e.into_inner()) = caps.tasks.clone();
+        *self.learned.lock().unwrap_or_else(|e| e.into_inner()) = caps.clone();
         self.bulkhead.set_max_in_flight(usize::try_from(caps.max_in_flight).unwrap_or(0));
     }
 
@@ -375,14 +381,10 @@ impl AdapterRegistry {
             client,
             version: row.version,
             probe: Mutex::default(),
-            tasks: Mutex::default(),
+            learned: Mutex::default(),
         };
         // What it said when last probed holds until it is probed again.
-        rt.learn(&AdapterCapabilities {
-            tasks: row.tasks.clone(),
-            max_in_flight: row.max_in_flight,
-            ..Default::default()
-        });
+        rt.learn(&row.capabilities());
         Ok(rt)
     }
 

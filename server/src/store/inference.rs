@@ -41,6 +41,17 @@ pub struct AdapterCapabilities {
 }
 
 impl AdapterRow {
+    /// What the adapter said of itself when last probed, as stored.
+    pub fn capabilities(&self) -> AdapterCapabilities {
+        AdapterCapabilities {
+            model: self.model.clone(),
+            model_version: self.model_version.clone(),
+            tasks: self.tasks.clone(),
+            labels: self.supported_labels.clone(),
+            max_in_flight: self.max_in_flight,
+        }
+    }
+
     /// Inserts an adapter.
     pub fn insert(&self, c: &mut PgConnection) -> Result<()> {
         diesel::insert_into(adapters::table).values(self).execute(c)?;
