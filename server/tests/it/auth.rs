@@ -498,3 +498,28 @@ async fn a_full_hashing_queue_refuses_logins_at_once_and_other_calls_go_on() {
     // And once the storm is over, the password is checked again.
     s.client().await.login_start("vera", ADMIN_PASSWORD).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_token_already_verified_is_refused_within_a_second_of_its_session_ending() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let viewer = s.user(&admin, "vera", pb::Role::Viewer).await;
+    // Another connection holding the same tokens; its access token is verified, and remembered.
+    let same = s.client().await;
+    same.set_tokens(viewer.tokens());
+    for _ in 0..2 {
+        same.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+    }
+    viewer.logout().await.unwrap();
+    let ended = std::time::Instant::now();
+    let refused = loop {
+        match same.auth().who_am_i(pb::WhoAmIRequest {}).await {
+            Err(st) => break st,
+            Ok(_) if ended.elapsed() < std::time::Duration::from_secs(1) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            Ok(_) => panic!("still answered {:?} after the session ended", ended.elapsed()),
+        }
+    };
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+}
