@@ -1000,8 +1000,15 @@ async fn exports_running_at_once_are_capped_per_user_and_site_wide() {
     let admin = r.s.admin().await;
     let t0 = micros(Utc::now() - Duration::hours(1));
     let (cam, _) = r.recorded(&admin, "Dock", t0, 3).await;
+    let mut others = Vec::new();
+    for name in ["olga", "omar"] {
+        let op = r.s.user(&admin, name, pb::Role::Operator).await;
+        let who = op.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+        grant(&admin, &cam, &who, &["camera.read", "recording.read", "recording.export"], None).await.unwrap();
+        others.push(op);
+    }
     // The playback server takes its time: the exports stay running meanwhile.
-    r.emu.set_playback_delay(std::time::Duration::from_secs(4));
+    r.emu.set_playback_delay(std::time::Duration::from_secs(6));
     let request = export_of(&cam, t0, t0 + Duration::seconds(30));
     let mut running = Vec::new();
     for _ in 0..2 {
@@ -1011,13 +1018,6 @@ async fn exports_running_at_once_are_capped_per_user_and_site_wide() {
     assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
     assert!(e.message().contains("at most 2 exports per user"), "{}", e.message());
     // Other users fill the site's four places; the fifth export anyone asks for waits its turn.
-    let mut others = Vec::new();
-    for name in ["olga", "omar"] {
-        let op = r.s.user(&admin, name, pb::Role::Operator).await;
-        let who = op.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
-        grant(&admin, &cam, &who, &["camera.read", "recording.read", "recording.export"], None).await.unwrap();
-        others.push(op);
-    }
     running.push(others[0].recordings().export_clip(request.clone()).await.unwrap().into_inner());
     running.push(others[0].recordings().export_clip(request.clone()).await.unwrap().into_inner());
     let e = others[1].recordings().export_clip(request.clone()).await.unwrap_err();
