@@ -184,21 +184,7 @@ async fn main() {
     let admin = opennvr_sdk::Client::connect(&server.url).await.unwrap();
     let token = std::fs::read_to_string(server.data_dir.join("setup-token")).unwrap();
     admin.bootstrap(token.trim(), "admin", PASSWORD).await.unwrap();
-    let mut cameras = Vec::new();
-    for i in 0..CAMERAS {
-        let camera = pb::Camera {
-            name: format!("cam-{i:03}"),
-            source_url: format!("rtsp://10.2.0.{}:554/stream1", i + 1),
-            enabled: true,
-            recording_enabled: true,
-            ..Default::default()
-        };
-        let r = admin
-            .cameras()
-            .create_camera(pb::CreateCameraRequest { camera: Some(camera), password: String::new() })
-            .await;
-        cameras.push(r.unwrap().into_inner().camera.unwrap());
-    }
+    let cameras = seed::cameras(&admin, CAMERAS).await;
     // The footage: one COPY per day of all cameras, in time order.
     let end: DateTime<Utc> = DateTime::from_timestamp(Utc::now().timestamp() / 60 * 60, 0).unwrap();
     let start = end - CDuration::days(days);

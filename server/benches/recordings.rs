@@ -171,22 +171,7 @@ async fn main() {
         });
     }
     let admin = s.admin().await;
-    let mut cameras = Vec::new();
-    for i in 0..CAMERAS {
-        let camera = pb::Camera {
-            name: format!("cam-{i:03}"),
-            source_url: format!("rtsp://10.2.0.{}:554/stream1", i + 1),
-            enabled: true,
-            recording_enabled: true,
-            ..Default::default()
-        };
-        let created = admin
-            .cameras()
-            .create_camera(pb::CreateCameraRequest { camera: Some(camera), password: String::new() })
-            .await
-            .unwrap();
-        cameras.push(created.into_inner().camera.unwrap());
-    }
+    let cameras = seed::cameras(&admin, CAMERAS).await;
     let list_cameras = |admin: opennvr_sdk::Client| async move {
         let r = admin.cameras().list_cameras(pb::ListCamerasRequest { page_size: 100, ..Default::default() }).await;
         assert_eq!(r.unwrap().into_inner().cameras.len(), CAMERAS);

@@ -1,7 +1,29 @@
-//! Seeding the recording index for benchmarks: one-minute segments of many cameras, one `COPY` per
-//! day, in time order (as MediaMTX would have recorded them).
+//! Seeding for benchmarks: cameras through the API, and the recording index — one-minute segments of
+//! many cameras, one `COPY` per day, in time order (as MediaMTX would have recorded them).
 use chrono::{DateTime, Duration, Utc};
+use opennvr_sdk::pb;
 use std::io::Write;
+
+/// Creates `n` recording cameras (`cam-000`, …) through `admin`.
+pub async fn cameras(admin: &opennvr_sdk::Client, n: usize) -> Vec<pb::Camera> {
+    let mut cameras = Vec::with_capacity(n);
+    for i in 0..n {
+        let camera = pb::Camera {
+            name: format!("cam-{i:03}"),
+            source_url: format!("rtsp://10.2.{}.{}:554/stream1", i / 250, i % 250 + 1),
+            enabled: true,
+            recording_enabled: true,
+            ..Default::default()
+        };
+        let created = admin
+            .cameras()
+            .create_camera(pb::CreateCameraRequest { camera: Some(camera), password: String::new() })
+            .await
+            .expect("the camera is created");
+        cameras.push(created.into_inner().camera.expect("the created camera"));
+    }
+    cameras
+}
 
 /// Loads `days` days of one-minute segments from `start` for every camera of `cameras` (id and
 /// the directory its files are named in) through `psql` at `superuser_url`. `each` is told of

@@ -5,7 +5,7 @@ use crate::clock::SharedClock;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Store;
 use crate::store::cameras::{CameraGrantRow, Visible};
-use crate::store::ids::{AlertScope, IdsAlertFilter, IdsAlertRow};
+use crate::store::ids::{IdsAlertFilter, IdsAlertRow};
 use chrono::Duration;
 
 /// IDS alert use cases.
@@ -17,7 +17,14 @@ pub struct IdsApp {
     pub retention: Duration,
 }
 
-/// What `p` may see of alerts, in query terms.
+/// Which cameras an alert may name to a caller: all, or these.
+#[derive(Debug, Clone)]
+enum AlertScope {
+    All,
+    Cameras(Vec<uuid::Uuid>),
+}
+
+/// Which cameras `p` may see named in alerts.
 fn scope(c: &mut diesel::PgConnection, p: &Principal, now: chrono::DateTime<chrono::Utc>) -> Result<AlertScope> {
     Ok(match super::authorizer::visible(p, now) {
         Visible::All => AlertScope::All,

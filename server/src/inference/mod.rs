@@ -55,7 +55,7 @@ pub type Lookup = Arc<
 #[derive(Clone)]
 pub struct AdapterNetwork {
     /// Adapters may live beyond this host and its private networks.
-    pub allow_remote: bool,
+    allow_remote: bool,
     lookup: Lookup,
 }
 

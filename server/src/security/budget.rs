@@ -52,6 +52,11 @@ struct Inner {
 /// The key of the bucket shared by keys beyond [`MAX_KEYS`].
 const OVERFLOW: &str = "\u{0}overflow";
 
+/// The bucket `key` spends from: its own, or the shared one once [`MAX_KEYS`] are remembered.
+fn bucket_of<'a>(buckets: &HashMap<String, Bucket>, key: &'a str) -> &'a str {
+    if buckets.contains_key(key) || buckets.len() < MAX_KEYS { key } else { OVERFLOW }
+}
+
 impl Budget {
     /// A budget filling at `rate`.
     pub fn new(rate: Rate) -> Budget {
@@ -79,8 +84,8 @@ impl Budget {
             inner.buckets.retain(|_, b| self.refilled(*b, now).tokens < burst);
             inner.pruned_at = Some(now);
         }
+        let key = bucket_of(&inner.buckets, key);
         let buckets = &mut inner.buckets;
-        let key = if buckets.contains_key(key) || buckets.len() < MAX_KEYS { key } else { OVERFLOW };
         let full = Bucket { tokens: f64::from(self.rate.burst), at: now };
         let bucket = buckets.get(key).map_or(full, |b| self.refilled(*b, now));
         let (bucket, outcome) = if bucket.tokens >= 1.0 {
@@ -96,8 +101,7 @@ impl Budget {
     pub fn check(&self, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let key = if inner.buckets.contains_key(key) || inner.buckets.len() < MAX_KEYS { key } else { OVERFLOW };
-        match inner.buckets.get(key).map(|b| self.refilled(*b, now)) {
+        match inner.buckets.get(bucket_of(&inner.buckets, key)).map(|b| self.refilled(*b, now)) {
             Some(b) if b.tokens < 1.0 => Err(self.rate.refill.mul_f64(1.0 - b.tokens)),
             _ => Ok(()),
         }

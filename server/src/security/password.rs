@@ -83,13 +83,11 @@ pub const QUEUE_PER_WORKER: usize = 16;
 /// of logins cannot grow the process — fed by a bounded queue.
 #[derive(Clone)]
 pub struct PasswordHasherPool {
-    params: Params,
     jobs: std::sync::mpsc::SyncSender<Job>,
     /// A hash of a random password: unknown users are checked against it, so that they take as
     /// long as known ones.
     decoy: Arc<String>,
     in_flight: Gauge,
-    workers: usize,
 }
 
 /// Counts a check in flight for as long as it lives.
@@ -215,19 +213,13 @@ impl PasswordHasherPool {
         }
         let decoy_password = hex::encode(super::secret::random_bytes::<16>());
         let decoy = Memory::new(&params).hash(&decoy_password)?;
-        Ok(Self { params, jobs, decoy: Arc::new(decoy), in_flight: Gauge::default(), workers })
+        Ok(Self { jobs, decoy: Arc::new(decoy), in_flight: Gauge::default() })
     }
 
     /// Reports checks in flight (queued or running) through `gauge`.
     pub fn with_in_flight_gauge(mut self, gauge: Gauge) -> Self {
         self.in_flight = gauge;
         self
-    }
-
-    /// The most memory the workers hold, in bytes (each takes its share at its first job and
-    /// keeps it): what the hashing costs the process, however many logins come.
-    pub fn memory_bytes(&self) -> usize {
-        self.workers * self.params.block_count() * std::mem::size_of::<argon2::Block>()
     }
 
     /// Hands `job` to a worker: RESOURCE_EXHAUSTED when the queue is full.

@@ -50,13 +50,6 @@ pub struct IdsAlertFilter {
     pub action: Option<String>,
 }
 
-/// Which alerts a caller may see: all, or those of no camera and those of one of these cameras.
-#[derive(Debug, Clone)]
-pub enum AlertScope {
-    All,
-    Cameras(Vec<Uuid>),
-}
-
 impl IdsAlertRow {
     /// The row of `alert`, stored under `id` and linked to `cameras`.
     pub fn of(
