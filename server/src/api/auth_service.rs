@@ -221,12 +221,13 @@ impl AuthService for AuthApi {
                 ..Default::default()
             }));
         }
-        let (user, session, factors) = self.app.who_am_i(&who).await.map_err(to_status)?;
+        let account = self.app.account(&who).await.map_err(to_status)?;
+        let (user, session, factors) = &*account;
         let window = self.app.mfa.step_up_window;
         let now = self.app.clock.now();
         let enrol = who.enrolment_only;
         Ok(tonic::Response::new(pb::WhoAmIResponse {
-            user: Some(user_with(&user, Some(&factors))),
+            user: Some(user_with(user, Some(factors))),
             session_id: session.id.to_string(),
             permissions: if enrol { Vec::new() } else { permissions },
             camera_permissions: Vec::new(),

@@ -15,6 +15,7 @@ use crate::store::Store;
 use crate::store::api_keys::ApiKeyRow;
 use crate::store::ceremonies::CeremonyRow;
 use crate::store::credentials::{CredentialRow, FactorSummary};
+use crate::store::recent::Account;
 use crate::store::sessions::{RefreshTokenRow, SessionRow};
 use crate::store::throttle::LoginFailureRow;
 use crate::store::users::{UserChanges, UserRow};
@@ -592,7 +593,20 @@ impl AuthApp {
         Ok(())
     }
 
-    /// The caller's user and session.
+    /// The caller's user, session and factors as WhoAmI shows them: remembered for up to a second
+    /// (`store::recent`), so that asking again and again costs no trip to the database.
+    pub async fn account(&self, who: &Principal) -> Result<Arc<Account>> {
+        let recent = self.store.recent();
+        if let Some(account) = recent.account(who.session_id).filter(|a| a.0.id == who.user_id) {
+            return Ok(account);
+        }
+        let stamp = recent.stamp();
+        let account = Arc::new(self.who_am_i(who).await?);
+        recent.remember_account(who.session_id, account.clone(), stamp);
+        Ok(account)
+    }
+
+    /// The caller's user and session, read now.
     pub async fn who_am_i(&self, who: &Principal) -> Result<(UserRow, SessionRow, FactorSummary)> {
         who.require_user()?;
         let (user_id, session_id) = (who.user_id, who.session_id);

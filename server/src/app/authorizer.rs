@@ -6,6 +6,7 @@ use super::Principal;
 use crate::domain::{Permission, Role};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::cameras::{CameraGrantRow, CameraRow, Visible};
+use crate::store::recent::Recent;
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
 use uuid::Uuid;
@@ -60,25 +61,44 @@ pub fn authorize(
     let row = if lock { CameraRow::find_for_update(c, id)? } else { CameraRow::find(c, id)? };
     let Some(row) = row else { return Err(camera_not_found(id)) };
     let held = held_on(c, p, id, now)?;
-    judge(row, &held, Some(permission))
+    judge(id, &held, Some(permission))?;
+    Ok(row)
+}
+
+/// [`authorize`] for a read that needs the decision only, not the camera's row: from memory when
+/// the camera and the caller's grants were read less than a second ago and nothing changed since
+/// ([`crate::store::recent`]), else from the database. Not for writes, which lock what they read.
+pub fn permit(
+    c: &mut PgConnection,
+    recent: &Recent,
+    p: &Principal,
+    id: Uuid,
+    permission: Permission,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if !recent.camera_exists(c, id)? {
+        return Err(camera_not_found(id));
+    }
+    let grant = if needs_grant(p) { recent.live_grant(c, id, p.user_id, now)? } else { None };
+    judge(id, &held_with(p, id, grant.as_ref()), Some(permission))
 }
 
 fn camera_not_found(id: Uuid) -> Error {
     Error::new(ErrorKind::NotFound, format!("camera {id} not found"))
 }
 
-/// The one judgement of a camera `row` given what the caller holds on it: NOT_FOUND when nothing
-/// (its existence is not revealed), PERMISSION_DENIED without `permission`.
-fn judge(row: CameraRow, held: &[Permission], permission: Option<Permission>) -> Result<CameraRow> {
+/// The one judgement of camera `id`, which exists, given what the caller holds on it: NOT_FOUND
+/// when nothing (its existence is not revealed), PERMISSION_DENIED without `permission`.
+fn judge(id: Uuid, held: &[Permission], permission: Option<Permission>) -> Result<()> {
     if held.is_empty() {
-        return Err(camera_not_found(row.id));
+        return Err(camera_not_found(id));
     }
     match permission {
         Some(wanted) if !held.contains(&wanted) => Err(Error::new(
             ErrorKind::PermissionDenied,
-            format!("permission {} on camera {} required", wanted.name(), row.id),
+            format!("permission {} on camera {} required", wanted.name(), id),
         )),
-        _ => Ok(row),
+        _ => Ok(()),
     }
 }
 
@@ -103,7 +123,8 @@ pub fn authorize_all(
     ids.iter()
         .map(|&id| {
             let row = rows.remove(&id).ok_or_else(|| camera_not_found(id))?;
-            judge(row, &held_with(p, id, grants.get(&id)), permission)
+            judge(id, &held_with(p, id, grants.get(&id)), permission)?;
+            Ok(row)
         })
         .collect()
 }

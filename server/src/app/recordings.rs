@@ -1,6 +1,6 @@
 //! Recording use cases: the segment index fed by MediaMTX's hooks and reconciled with what MediaMTX
 //! has on disk, segment listings and timelines for those who may play a camera back.
-use super::authorizer::{authorize, authorize_all};
+use super::authorizer::{authorize_all, permit};
 use super::{Call, PageRequest, parse_id};
 use crate::clock::SharedClock;
 use crate::domain::Permission;
@@ -189,10 +189,11 @@ impl RecordingApp {
         };
         let (p, now) = (call.principal()?.clone(), self.clock.now());
         let limit = page.size;
+        let store = self.store.clone();
         let segments = self
             .store
             .run(move |c| {
-                authorize(c, &p, camera, Permission::RecordingRead, now, false)?;
+                permit(c, store.recent(), &p, camera, Permission::RecordingRead, now)?;
                 if after.is_some() {
                     return SegmentRow::page(c, camera, from, to, after, limit);
                 }

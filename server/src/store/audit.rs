@@ -87,7 +87,7 @@ thread_local! {
 /// and is linked into the chain by [`link`]. `fields` are the chained text fields in canonical order
 /// (`ChainFields::texts`).
 pub fn append_pending(c: &mut PgConnection, fields: &[&str]) -> Result<()> {
-    diesel::sql_query("INSERT INTO audit_inbox (fields) VALUES ($1)")
+    super::prepared::prepared("INSERT INTO audit_inbox (fields) VALUES ($1)")
         .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(fields)
         .execute(c)?;
     PENDING.with(|p| p.set(true));

@@ -235,6 +235,15 @@ impl CameraGrantRow {
         Ok(CameraGrantRow::live_camera_ids(user, now).load(c)?)
     }
 
+    /// Every grant of `user` live at `now`.
+    pub fn live_of(c: &mut PgConnection, user: Uuid, now: DateTime<Utc>) -> Result<Vec<CameraGrantRow>> {
+        Ok(camera_grants::table
+            .filter(camera_grants::user_id.eq(user))
+            .filter(camera_grants::expire_at.is_null().or(camera_grants::expire_at.gt(now)))
+            .select(CameraGrantRow::as_select())
+            .load(c)?)
+    }
+
     /// The cameras on which `user` holds a grant live at `now` that gives `permission` (its name).
     pub fn live_camera_ids_granting(
         c: &mut PgConnection,

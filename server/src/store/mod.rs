@@ -9,6 +9,8 @@ pub mod exports;
 pub mod ids;
 pub mod inference;
 pub mod keys;
+pub mod prepared;
+pub mod recent;
 pub mod recordings;
 pub mod schema;
 pub mod secrets;
@@ -33,6 +35,8 @@ pub struct Store {
     pool: Pool,
     /// Signalled when work committed audit entries that await linking.
     appended: Arc<tokio::sync::Notify>,
+    /// Rows the request path reads again and again, remembered briefly.
+    recent: Arc<recent::Recent>,
 }
 
 impl std::fmt::Debug for Store {
@@ -114,7 +118,7 @@ impl Store {
             .post_create(hook)
             .build()
             .map_err(Error::internal)?;
-        Ok(Store { pool, appended: Arc::default() })
+        Ok(Store { pool, appended: Arc::default(), recent: Arc::default() })
     }
 
     /// Runs `delete` (which removes at most the number of rows it is given) until it removes
@@ -142,14 +146,16 @@ impl Store {
         R: Send + 'static,
     {
         let conn = self.pool.get().await?;
-        let appended = self.appended.clone();
+        let (appended, recent) = (self.appended.clone(), self.recent.clone());
         let (result, lost) = conn
             .interact(move |c| {
                 audit::take_pending();
                 crate::error::connection_lost();
                 let result = f(c);
                 // Entries this work wrote wait in the inbox: the linker links them as they commit.
+                // What it changed may be remembered: forgotten now.
                 if audit::take_pending() {
+                    recent.changed();
                     appended.notify_one();
                 }
                 (result, crate::error::connection_lost())
@@ -183,6 +189,11 @@ impl Store {
     /// Waits until work may have committed audit entries that await linking.
     pub async fn appended(&self) {
         self.appended.notified().await
+    }
+
+    /// Rows read recently on the request path.
+    pub fn recent(&self) -> &recent::Recent {
+        &self.recent
     }
 
     /// Current pool usage.

@@ -159,7 +159,7 @@ impl SegmentRow {
     ) -> Result<()> {
         use diesel::pg::PgRowByRowLoadingMode;
         use diesel::sql_types::{Array, BigInt, Timestamptz, Uuid as SqlUuid};
-        let rows = diesel::sql_query(
+        let rows = super::prepared::prepared(
             "SELECT cam.id AS camera_id, s.start_time, \
                     CASE WHEN s.state = 0 \
                       THEN GREATEST(s.start_time + s.duration_us * interval '1 microsecond', \
@@ -230,7 +230,7 @@ impl SegmentRow {
         limit: i64,
     ) -> Result<Vec<SegmentEntry>> {
         use diesel::sql_types::{BigInt, Timestamptz, Uuid as SqlUuid};
-        Ok(diesel::sql_query(
+        Ok(super::prepared::prepared(
             "SELECT start_time, duration_us, size_bytes, state FROM ( \
                (SELECT start_time, duration_us, size_bytes, state FROM segments \
                  WHERE camera_id = $1 AND start_time < $2 AND state < 2 ORDER BY start_time DESC LIMIT 1) \

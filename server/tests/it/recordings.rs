@@ -377,6 +377,61 @@ async fn a_live_only_viewer_cannot_list_or_see_the_timeline_of_recordings() {
 }
 
 #[tokio::test]
+async fn a_grant_revoked_takes_effect_within_a_second_for_callers_already_checked() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let cam = create(&admin, "Gate").await;
+    let start = micros(r.s.clock.now() - Duration::minutes(10));
+    assert_eq!(r.segment(&path_of(&cam), start, Some(60.0)).await.0, 202);
+    let viewer = r.s.user(&admin, "vera", pb::Role::Viewer).await;
+    let who = viewer.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    let list = pb::ListSegmentsRequest {
+        camera_id: cam.id.clone(),
+        start_time: Some(ts(start - Duration::hours(1))),
+        end_time: Some(ts(start + Duration::hours(1))),
+        ..Default::default()
+    };
+    let listed = |c: opennvr_sdk::Client, req: pb::ListSegmentsRequest| async move {
+        c.recordings().list_segments(req).await.map(|r| r.into_inner().segments.len())
+    };
+    let read = ["camera.read", "recording.read"];
+
+    // Revoked through this server: refused on the very next call.
+    grant(&admin, &cam, &who, &read, None).await.unwrap();
+    assert_eq!(listed(viewer.clone(), list.clone()).await.unwrap(), 1);
+    admin
+        .cameras()
+        .revoke_camera_access(pb::RevokeCameraAccessRequest { camera_id: cam.id.clone(), user_id: who.id.clone() })
+        .await
+        .unwrap();
+    assert_eq!(listed(viewer.clone(), list.clone()).await.unwrap_err().code(), tonic::Code::NotFound);
+
+    // Revoked by another server process on the same database (here, straight in SQL): refused
+    // within a second of the change.
+    grant(&admin, &cam, &who, &read, None).await.unwrap();
+    assert_eq!(listed(viewer.clone(), list.clone()).await.unwrap(), 1);
+    let mut db = r.s.db.superuser();
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query(format!("DELETE FROM camera_grants WHERE user_id = '{}'", who.id)),
+        &mut db,
+    )
+    .unwrap();
+    let revoked = std::time::Instant::now();
+    let refused = loop {
+        match listed(viewer.clone(), list.clone()).await {
+            Ok(_) if revoked.elapsed() < std::time::Duration::from_secs(5) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            Ok(_) => panic!("the revoked grant still admits the caller after 5 s"),
+            Err(e) => break (e, revoked.elapsed()),
+        }
+    };
+    assert_eq!(refused.0.code(), tonic::Code::NotFound, "{:?}", refused.0);
+    // One second of memory, and the call that noticed.
+    assert!(refused.1 < std::time::Duration::from_millis(1500), "refused only after {:?}", refused.1);
+}
+
+#[tokio::test]
 async fn what_the_hooks_missed_is_recovered_from_mediamtx() {
     let r = Recorder::start().await;
     let admin = r.s.admin().await;
