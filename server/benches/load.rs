@@ -7,7 +7,10 @@
 //!
 //! Run: `cargo bench -p opennvr-server --bench load` (needs `psql` and a PostgreSQL cluster as the
 //! tests do; `LOAD_BENCH_DAYS` seeds fewer days, default 70; `LOAD_BENCH_SECS` sets each
-//! measurement's length, default 5; `LOAD_BENCH_STORM_SECS` the login storm's, default 60).
+//! measurement's length, default 5; `LOAD_BENCH_STORM_SECS` the login storm's, default 60;
+//! `LOAD_BENCH_ONLY` runs only the parts whose names contain it — a call, "login storm" or
+//! "mixed load" — e.g. to profile one; `LOAD_BENCH_SERVER` runs another build of the server, e.g.
+//! an older commit's, to compare in one sitting).
 //! The server runs with `OPENNVR_ANONYMOUS_CALLS_PER_SEC` raised: every client here shares one
 //! address, and the logins are the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -68,7 +71,8 @@ fn start_server(db: &TestDb) -> ServerProcess {
     let dir = harness::temp_dir("load");
     let key = harness::master_key_file(&dir);
     let port = harness::free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_opennvr-server"))
+    let binary = std::env::var("LOAD_BENCH_SERVER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_opennvr-server").to_owned());
+    let child = std::process::Command::new(binary)
         .env("DATABASE_URL", db.runtime_url())
         .env("OPENNVR_DATABASE_OWNER_URL", db.owner_url())
         .env("OPENNVR_MASTER_KEY_FILE", key)
@@ -251,7 +255,12 @@ async fn main() {
         "{:<36} {:>10} {:>9} {:>9} {:>12} {:>8}",
         "call", "calls/s", "p50 ms", "p99 ms", "CPU µs/call", "x health"
     );
+    let only = std::env::var("LOAD_BENCH_ONLY").ok();
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     for (name, call) in &calls {
+        if !wanted(name) && !name.starts_with("grpc.health") {
+            continue;
+        }
         let in_flight = if name.starts_with("Login") { 1 } else { IN_FLIGHT };
         let f = measure(&server, &clients, in_flight, secs, call.clone()).await;
         let base = *baseline.get_or_insert(f.calls_per_sec);
@@ -266,7 +275,16 @@ async fn main() {
         );
     }
 
-    // Memory through a storm of 32 concurrent logins, and the minute after.
+    if wanted("login storm") {
+        login_storm(&server, storm_secs).await;
+    }
+    if wanted("mixed load") {
+        mixed_load(&server, &tokens, &calls, secs).await;
+    }
+}
+
+/// Memory through a storm of 32 concurrent logins, and the minute after.
+async fn login_storm(server: &ServerProcess, storm_secs: u64) {
     let idle = server.rss_mib();
     let mut storm = Vec::new();
     for _ in 0..32 {
@@ -284,7 +302,7 @@ async fn main() {
             peak
         })
     };
-    let f = measure(&server, &storm, 1, storm_secs as f64, login()).await;
+    let f = measure(server, &storm, 1, storm_secs as f64, login()).await;
     let peak = sampler.await.unwrap();
     let at_end = server.rss_mib();
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -293,8 +311,10 @@ async fn main() {
         "login storm, 32 at once for {storm_secs} s: {:.1} logins/s ({} refused), RSS idle {idle:.1} MiB, peak {peak:.1} MiB, at its end {at_end:.1} MiB, 60 s later {after:.1} MiB",
         f.calls_per_sec, f.errors
     );
+}
 
-    // 64 connections mixing the calls, logins one in ten: the latency of ListSegments 1 h.
+/// 64 connections mixing the calls, logins one in ten: the latency of ListSegments 1 h.
+async fn mixed_load(server: &ServerProcess, tokens: &pb::Tokens, calls: &[(&str, Call)], secs: f64) {
     let mut mixed = Vec::new();
     for _ in 0..64 {
         let c = opennvr_sdk::Client::connect(&server.url).await.unwrap();
@@ -304,16 +324,19 @@ async fn main() {
     let reads: Vec<Call> = calls.iter().filter(|(n, _)| !n.starts_with("Login")).map(|(_, c)| c.clone()).collect();
     let segments_1h = calls[2].1.clone();
     let (stop, samples) = (Arc::new(AtomicBool::new(false)), Arc::new(std::sync::Mutex::new(Vec::new())));
+    let logins = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for (i, c) in mixed.into_iter().enumerate() {
-        let (stop, samples, reads, segments_1h, login) =
-            (stop.clone(), samples.clone(), reads.clone(), segments_1h.clone(), login());
+        let (stop, samples, reads, segments_1h, login, logins) =
+            (stop.clone(), samples.clone(), reads.clone(), segments_1h.clone(), login(), logins.clone());
         tasks.push(tokio::spawn(async move {
             let mut n = i;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 if n % 10 == 0 {
-                    login(c.clone()).await;
+                    if login(c.clone()).await {
+                        logins.fetch_add(1, Ordering::Relaxed);
+                    }
                 } else if n % 10 == 1 {
                     let t = Instant::now();
                     if segments_1h(c.clone()).await {
@@ -333,8 +356,9 @@ async fn main() {
     let mut s = samples.lock().unwrap().clone();
     let (p50, p99) = percentiles(&mut s);
     println!(
-        "mixed load, 64 connections, logins 1 in 10: ListSegments 1 h p50 {p50:.3} ms, p99 {p99:.3} ms ({} calls)",
-        s.len()
+        "mixed load, 64 connections, logins 1 in 10: ListSegments 1 h p50 {p50:.3} ms, p99 {p99:.3} ms ({} calls); {:.1} logins/s",
+        s.len(),
+        logins.load(Ordering::Relaxed) as f64 / (secs * 2.0)
     );
 }
 
