@@ -27,6 +27,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const CAMERAS: usize = 100;
+/// Users the logins are spread over, each login from an address of its own: checks of one user
+/// from one address run one at a time, so a storm of one user from one address would hash one
+/// password at a time.
+const LOGIN_USERS: usize = 32;
 const PASSWORD: &str = "granite-harbor-lantern-42";
 /// HTTP/2 connections of a measurement, and calls in flight on each.
 const CONNECTIONS: usize = 16;
@@ -81,6 +85,8 @@ fn start_server(db: &TestDb) -> ServerProcess {
         .env("OPENNVR_MFA_REQUIRED_ROLES", "none")
         .env("OPENNVR_ACCESS_TOKEN_TTL_SECS", "3600")
         .env("OPENNVR_ANONYMOUS_CALLS_PER_SEC", "1000000")
+        // Logins come from many addresses (X-Forwarded-For), as users' logins do.
+        .env("OPENNVR_TRUSTED_PROXIES", "127.0.0.1")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -189,6 +195,11 @@ async fn main() {
     let token = std::fs::read_to_string(server.data_dir.join("setup-token")).unwrap();
     admin.bootstrap(token.trim(), "admin", PASSWORD).await.unwrap();
     let cameras = seed::cameras(&admin, CAMERAS).await;
+    for i in 0..LOGIN_USERS {
+        let user = pb::User { username: format!("bench-{i}"), role: pb::Role::Viewer as i32, ..Default::default() };
+        let request = pb::CreateUserRequest { user: Some(user), password: PASSWORD.into() };
+        admin.users().create_user(request).await.unwrap();
+    }
     // The footage: one COPY per day of all cameras, in time order.
     let end: DateTime<Utc> = DateTime::from_timestamp(Utc::now().timestamp() / 60 * 60, 0).unwrap();
     let start = end - CDuration::days(days);
@@ -208,6 +219,7 @@ async fn main() {
         t.elapsed().as_secs_f64(),
         server.url,
     );
+    let idle_at_start = server.rss_mib();
     let tokens = admin.tokens().unwrap();
     let mut clients = Vec::new();
     for _ in 0..CONNECTIONS {
@@ -247,7 +259,7 @@ async fn main() {
                 })
             }),
         ),
-        ("Login (argon2id m=19 MiB, t=2)", login()),
+        ("Login (argon2id m=19 MiB, t=2; 16 at once)", login()),
         ("WhoAmI over grpc-web (HTTP/1.1)", grpc_web(&server.url, &tokens.access_token)),
     ];
     let mut baseline = None;
@@ -276,7 +288,7 @@ async fn main() {
     }
 
     if wanted("login storm") {
-        login_storm(&server, storm_secs).await;
+        login_storm(&server, storm_secs, idle_at_start).await;
     }
     if wanted("mixed load") {
         mixed_load(&server, &tokens, &calls, secs).await;
@@ -284,32 +296,36 @@ async fn main() {
 }
 
 /// Memory through a storm of 32 concurrent logins, and the minute after.
-async fn login_storm(server: &ServerProcess, storm_secs: u64) {
-    let idle = server.rss_mib();
+async fn login_storm(server: &ServerProcess, storm_secs: u64, idle_at_start: f64) {
+    let before = server.rss_mib();
     let mut storm = Vec::new();
     for _ in 0..32 {
         storm.push(opennvr_sdk::Client::connect(&server.url).await.unwrap());
     }
-    let sampler = {
+    // Resident memory every second, through the storm and the minute after.
+    let curve = {
         let pid = server.pid();
         tokio::spawn(async move {
-            let mut peak: f64 = 0.0;
+            let mut samples = Vec::new();
             let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(storm_secs) {
-                peak = peak.max(rss_mib(pid));
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            while t.elapsed() < Duration::from_secs(storm_secs + 60) {
+                samples.push(rss_mib(pid));
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            peak
+            samples
         })
     };
     let f = measure(server, &storm, 1, storm_secs as f64, login()).await;
-    let peak = sampler.await.unwrap();
-    let at_end = server.rss_mib();
-    tokio::time::sleep(Duration::from_secs(60)).await;
-    let after = server.rss_mib();
+    let samples = curve.await.unwrap();
+    let storm_part = &samples[..(storm_secs as usize).min(samples.len())];
+    let peak = storm_part.iter().copied().fold(0.0, f64::max);
+    let after = samples.last().copied().unwrap_or(0.0);
+    let every_10s: Vec<String> = samples.iter().step_by(10).map(|m| format!("{m:.0}")).collect();
     println!(
-        "login storm, 32 at once for {storm_secs} s: {:.1} logins/s ({} refused), RSS idle {idle:.1} MiB, peak {peak:.1} MiB, at its end {at_end:.1} MiB, 60 s later {after:.1} MiB",
-        f.calls_per_sec, f.errors
+        "login storm, 32 users at once from 32 addresses for {storm_secs} s: {:.1} logins/s ({} refused); RSS idle at start {idle_at_start:.1} MiB, before the storm {before:.1} MiB, peak {peak:.1} MiB, 60 s after {after:.1} MiB; every 10 s from the start (MiB): {}",
+        f.calls_per_sec,
+        f.errors,
+        every_10s.join(" ")
     );
 }
 
@@ -326,9 +342,10 @@ async fn mixed_load(server: &ServerProcess, tokens: &pb::Tokens, calls: &[(&str,
     let (stop, samples) = (Arc::new(AtomicBool::new(false)), Arc::new(std::sync::Mutex::new(Vec::new())));
     let logins = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
+    let login_call = login();
     for (i, c) in mixed.into_iter().enumerate() {
         let (stop, samples, reads, segments_1h, login, logins) =
-            (stop.clone(), samples.clone(), reads.clone(), segments_1h.clone(), login(), logins.clone());
+            (stop.clone(), samples.clone(), reads.clone(), segments_1h.clone(), login_call.clone(), logins.clone());
         tasks.push(tokio::spawn(async move {
             let mut n = i;
             while !stop.load(Ordering::Relaxed) {
@@ -391,11 +408,14 @@ fn timeline(cams: Vec<String>, from: DateTime<Utc>, to: DateTime<Utc>) -> Call {
 }
 
 fn login() -> Call {
-    Arc::new(|c: opennvr_sdk::Client| {
-        Box::pin(async move {
-            let request = pb::LoginRequest { username: "admin".into(), password: PASSWORD.into() };
-            c.auth().login(request).await.is_ok()
-        })
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    Arc::new(move |c: opennvr_sdk::Client| {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        let request = pb::LoginRequest { username: format!("bench-{}", n % LOGIN_USERS), password: PASSWORD.into() };
+        let mut request = tonic::Request::new(request);
+        let address = format!("10.77.{}.{}", (n / 250) % 250, n % 250 + 1);
+        request.metadata_mut().insert("x-forwarded-for", address.parse().unwrap());
+        Box::pin(async move { c.auth().login(request).await.is_ok() })
     })
 }
 
@@ -412,7 +432,11 @@ fn grpc_web(url: &str, token: &str) -> Call {
             .body(vec![0u8, 0, 0, 0, 0]);
         Box::pin(async move {
             match request.send().await {
-                Ok(r) => r.status().is_success() && r.bytes().await.is_ok_and(|b| b.len() > 5),
+                // The answer's message, then its trailers frame: grpc-status 0.
+                Ok(r) => {
+                    r.status().is_success()
+                        && r.bytes().await.is_ok_and(|b| b.windows(14).any(|w| w == b"grpc-status:0\r"))
+                }
                 Err(_) => false,
             }
         })

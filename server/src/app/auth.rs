@@ -100,8 +100,8 @@ pub struct SignInOptions {
 /// Budgets of failed password checks, kept apart from the per-(user, address) lockout: per client
 /// address across usernames (ever-new names from one address cannot keep every hashing worker
 /// busy), and per account across addresses (many addresses cannot guess one password quickly). A
-/// check is refused without hashing while either budget is spent; only failures spend them, so
-/// correct logins, however many at once, never do.
+/// check reserves a unit of both before it hashes, so checks running at once cannot overdraw them,
+/// and gives both back when the password was right: only failures spend them.
 #[derive(Clone)]
 pub struct PasswordBudgets {
     pub per_address: crate::security::budget::Budget,
@@ -119,8 +119,9 @@ impl Default for PasswordBudgets {
 }
 
 impl PasswordBudgets {
-    /// RESOURCE_EXHAUSTED, saying which budget is spent and when to retry, while one is.
-    fn check(&self, username: &str, address: &str) -> Result<()> {
+    /// Reserves a unit of both budgets for one check; RESOURCE_EXHAUSTED, saying which budget is
+    /// spent and when to retry, when one has none.
+    fn reserve(&self, username: &str, address: &str) -> Result<()> {
         let refuse = |wait: std::time::Duration, whose: &str| {
             Error::new(
                 ErrorKind::ResourceExhausted,
@@ -129,14 +130,18 @@ impl PasswordBudgets {
             .with_retry_after(wait)
             .with_reason(reason::RATE_LIMITED)
         };
-        self.per_address.check(address).map_err(|wait| refuse(wait, "from this address"))?;
-        self.per_account.check(username).map_err(|wait| refuse(wait, "for this account"))
+        self.per_address.spend(address).map_err(|wait| refuse(wait, "from this address"))?;
+        self.per_account.spend(username).map_err(|wait| {
+            self.per_address.refund(address);
+            refuse(wait, "for this account")
+        })
     }
 
-    /// Counts a failed check against both budgets.
-    fn failed(&self, username: &str, address: &str) {
-        let _ = self.per_address.spend(address);
-        let _ = self.per_account.spend(username);
+    /// Gives back the reservation of a check that did not fail (the password was right, or the
+    /// check could not run).
+    fn release(&self, username: &str, address: &str) {
+        self.per_address.refund(address);
+        self.per_account.refund(username);
     }
 }
 
@@ -389,13 +394,17 @@ impl AuthApp {
         let (name, addr) = (username.to_owned(), address.to_owned());
         let record = self.store.run(move |c| LoginFailureRow::find(c, &name, &addr)).await?;
         refuse_while_blocked(record.as_ref(), self.clock.now(), "failed attempts")?;
-        self.password_checks.check(username, address)?;
-        let ok = self.hasher.verify(password.to_owned(), phc).await?;
+        self.password_checks.reserve(username, address)?;
+        let ok = match self.hasher.verify(password.to_owned(), phc).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.password_checks.release(username, address);
+                return Err(e);
+            }
+        };
         let (name, addr) = (username.to_owned(), address.to_owned());
-        if !ok {
-            self.password_checks.failed(username, address);
-        }
         if ok {
+            self.password_checks.release(username, address);
             if record.is_some() {
                 self.store.run(move |c| LoginFailureRow::clear(c, &name, &addr)).await?;
             }
@@ -596,6 +605,7 @@ impl AuthApp {
     /// The caller's user, session and factors as WhoAmI shows them: remembered for up to a second
     /// (`store::recent`), so that asking again and again costs no trip to the database.
     pub async fn account(&self, who: &Principal) -> Result<Arc<Account>> {
+        who.require_user()?;
         let recent = self.store.recent();
         if let Some(account) = recent.account(who.session_id).filter(|a| a.0.id == who.user_id) {
             return Ok(account);

@@ -97,13 +97,14 @@ impl Budget {
         outcome
     }
 
-    /// Whether `key` has a unit left, without spending it: `Err` with the wait when it has none.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
+    /// Gives back one unit spent by `key` for work that turned out not to count (a reservation).
+    pub fn refund(&self, key: &str) {
         let now = Instant::now();
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        match inner.buckets.get(bucket_of(&inner.buckets, key)).map(|b| self.refilled(*b, now)) {
-            Some(b) if b.tokens < 1.0 => Err(self.rate.refill.mul_f64(1.0 - b.tokens)),
-            _ => Ok(()),
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let key = bucket_of(&inner.buckets, key).to_owned();
+        if let Some(b) = inner.buckets.get(&key).copied() {
+            let b = self.refilled(b, now);
+            inner.buckets.insert(key, Bucket { tokens: (b.tokens + 1.0).min(f64::from(self.rate.burst)), ..b });
         }
     }
 }

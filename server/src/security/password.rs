@@ -151,8 +151,8 @@ impl Memory {
     /// Whether `password` is the one `phc` was made from (compared in constant time).
     fn verify(&mut self, password: &str, phc: &str) -> Result<bool> {
         let parsed = PasswordHash::new(phc).map_err(Error::internal)?;
-        if parsed.algorithm != argon2::ARGON2ID_IDENT {
-            // Not ours: the library checks it the slow way.
+        if parsed.algorithm != argon2::ARGON2ID_IDENT || parsed.version.is_some_and(|v| v != Version::V0x13 as u32) {
+            // Not ours (another algorithm or version): the library checks it the slow way.
             return Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok());
         }
         let params = Params::try_from(&parsed).map_err(Error::internal)?;

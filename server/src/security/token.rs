@@ -96,7 +96,10 @@ impl TokenIssuer {
                         verified.clear();
                     }
                 }
-                verified.insert(key, claims.clone());
+                // An expired token is refused below, and not remembered.
+                if claims.exp > now {
+                    verified.insert(key, claims.clone());
+                }
                 claims
             }
         };

@@ -73,6 +73,7 @@ where
 impl<B: Binds> QueryFragment<Pg> for Prepared<B> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let mut rest = self.sql;
+        let mut named = vec![false; self.binds.count()];
         while let Some(at) = rest.find('$') {
             out.push_sql(&rest[..at]);
             let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
@@ -80,10 +81,18 @@ impl<B: Binds> QueryFragment<Pg> for Prepared<B> {
                 diesel::result::Error::QueryBuilderError("a `$` not followed by a parameter number".into())
             })?;
             self.binds.push(n, &mut out)?;
+            if let Some(used) = n.checked_sub(1).and_then(|i| named.get_mut(i)) {
+                *used = true;
+            }
             rest = &rest[at + 1 + digits..];
         }
         out.push_sql(rest);
-        Ok(())
+        match named.iter().position(|used| !used) {
+            Some(i) => Err(diesel::result::Error::QueryBuilderError(
+                format!("value ${} is bound but never named", i + 1).into(),
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -110,6 +119,14 @@ mod tests {
         let sql = diesel::debug_query::<Pg, _>(&q).to_string();
         assert!(sql.starts_with("SELECT $1 AS a, $2 AS b WHERE $3 > 0"), "{sql}");
         assert!(sql.contains(r#"binds: [7, "x", 7]"#), "{sql}");
+    }
+
+    #[test]
+    fn a_value_the_sql_never_names_is_an_error() {
+        use std::fmt::Write;
+        let q = prepared("SELECT $1").bind::<Text, _>("x").bind::<Text, _>("y");
+        let mut sql = String::new();
+        assert!(write!(sql, "{}", diesel::debug_query::<Pg, _>(&q)).is_err());
     }
 
     #[test]

@@ -430,6 +430,28 @@ async fn one_account_guessed_from_many_addresses_is_limited_across_them() {
 }
 
 #[tokio::test]
+async fn guesses_at_one_account_made_at_once_cannot_overdraw_its_budget() {
+    let s = behind_proxy().await;
+    let _admin = s.admin().await;
+    let c = s.client().await;
+    let started = std::time::Instant::now();
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let c = c.clone();
+        guesses.spawn(async move {
+            login_from(&c, &format!("203.0.113.{}", 10 + i), "admin", "wrong-password-xyz").await.code()
+        });
+    }
+    let codes = guesses.join_all().await;
+    let hashed = codes.iter().filter(|c| **c == Code::Unauthenticated).count();
+    assert_eq!(hashed + codes.iter().filter(|c| **c == Code::ResourceExhausted).count(), 60, "{codes:?}");
+    // 20 failed checks a minute per account, all at once at most: checked are the burst plus what
+    // refilled while they ran, however many arrived together.
+    let refilled = (started.elapsed().as_secs_f64() / 3.0).ceil() as usize;
+    assert!(hashed <= 20 + refilled, "{hashed} guesses checked in {:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn one_caller_holds_at_most_32_streams_and_a_closed_one_frees_its_slot() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
