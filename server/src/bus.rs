@@ -1,32 +1,64 @@
-//! The site event bus: one bounded broadcast that camera changes, status changes, the media plane,
-//! inference and intrusion detection publish to. A leaf: it knows only the events themselves.
+//! The site event bus that camera changes, status changes, the media plane, inference and intrusion
+//! detection publish to. Every event goes to the history's recorder (which stores it; watchers read
+//! the history) and to in-process followers of the live stream (the inference router). A leaf: it
+//! knows only the events themselves.
 use crate::domain::event::SiteEvent;
-use std::sync::Arc;
-use tokio::sync::broadcast;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, mpsc};
 
-/// Events kept for watchers that are behind; beyond that they are told they lagged.
+/// Events kept for in-process followers that are behind.
 const CAPACITY: usize = 1024;
+/// Events waiting for the recorder (a database outage); past that they are dropped and counted.
+const RECORDER_BACKLOG: usize = 8192;
 
-/// The broadcast every publisher sends to.
+/// The bus every publisher sends to.
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Arc<SiteEvent>>,
+    history: mpsc::Sender<Arc<SiteEvent>>,
+    /// The recorder's end, until it takes it.
+    recorder: Arc<Mutex<Option<mpsc::Receiver<Arc<SiteEvent>>>>>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
-        EventBus { tx: broadcast::channel(CAPACITY).0 }
+        let (history, recorder) = mpsc::channel(RECORDER_BACKLOG);
+        EventBus {
+            tx: broadcast::channel(CAPACITY).0,
+            history,
+            recorder: Arc::new(Mutex::new(Some(recorder))),
+            dropped: Arc::default(),
+        }
     }
 }
 
 impl EventBus {
-    /// Publishes `event` to every watcher (none listening is fine).
+    /// Publishes `event`: to the history and to every live follower. Never waits.
     pub fn publish(&self, event: SiteEvent) {
-        let _ = self.tx.send(Arc::new(event));
+        let event = Arc::new(event);
+        if self.history.try_send(event.clone()).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "events could not be stored: the database is behind or unreachable");
+            }
+        }
+        let _ = self.tx.send(event);
     }
 
-    /// Events from now on.
+    /// Events from now on, for an in-process follower.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<SiteEvent>> {
         self.tx.subscribe()
+    }
+
+    /// The recorder's end of the history channel: once, for the one recorder.
+    pub fn take_recorder(&self) -> Option<mpsc::Receiver<Arc<SiteEvent>>> {
+        self.recorder.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Events that could not be queued for storing since the start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }

@@ -1,15 +1,17 @@
 //! `opennvr.v1.EventService`: decode, call [`EventsApp`], encode. Nothing else.
 use super::call;
 use super::camera_service::camera_state_pb;
+use super::convert;
 use super::convert::timestamp;
 use super::ids_service::ids_alert;
 use super::inference_service::adapter_health;
 use super::inference_service::circuit_state;
 use super::inference_service::detection;
 use super::status::{ApiResult, to_status};
-use crate::app::events::{EventsApp, Topic, WatchItem};
+use crate::app::PageRequest;
+use crate::app::events::{EventsApp, Topic, WatchItem, resume_token};
 use crate::domain::inference::Health;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use opennvr_proto::v1 as pb;
 use opennvr_proto::v1::event_service_server::EventService;
 use std::pin::Pin;
@@ -161,20 +163,40 @@ impl EventService for EventApi {
         };
         let rx = self.app.watch(&call, &r.camera_ids, topics, &r.resume_token).await.map_err(to_status)?;
         let stream = ReceiverStream::new(rx).map(|item| {
-            let kind = match item {
-                WatchItem::Event(e) => pb::watch_events_response::Kind::Event(site_event(&e)),
-                WatchItem::Heartbeat => pb::watch_events_response::Kind::Heartbeat(pb::Heartbeat::default()),
-                WatchItem::Lagged(n) => pb::watch_events_response::Kind::Lagged(pb::Lagged { dropped_events: n }),
+            let (kind, at) = match item {
+                WatchItem::Event(e, at) => (pb::watch_events_response::Kind::Event(site_event(&e)), at),
+                WatchItem::Heartbeat(at) => (pb::watch_events_response::Kind::Heartbeat(pb::Heartbeat::default()), at),
             };
-            Ok(pb::WatchEventsResponse { kind: Some(kind), resume_token: String::new() })
+            Ok(pb::WatchEventsResponse { kind: Some(kind), resume_token: resume_token(at) })
         });
         Ok(tonic::Response::new(Box::pin(stream)))
     }
 
-    async fn list_events(&self, _: Request<pb::ListEventsRequest>) -> ApiResult<pb::ListEventsResponse> {
-        Err(to_status(Error::new(
-            ErrorKind::Unimplemented,
-            "the stored event history is not built yet: follow events live with WatchEvents; stored detections and IDS alerts are listed by ListDetections and ListIdsAlerts",
-        )))
+    async fn list_events(&self, req: Request<pb::ListEventsRequest>) -> ApiResult<pb::ListEventsResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let Some(topics) = topics(&r.types)? else {
+            return Ok(tonic::Response::new(pb::ListEventsResponse::default()));
+        };
+        let time = |field, t: Option<&prost_types::Timestamp>| {
+            t.map(|t| convert::from_timestamp(field, t)).transpose().map_err(to_status)
+        };
+        let range = (time("start_time", r.start_time.as_ref())?, time("end_time", r.end_time.as_ref())?);
+        let binding = format!(
+            "{:?}|{:?}|{:?}|{:?}|{}",
+            r.camera_ids,
+            r.types,
+            range.0.map(|t| t.timestamp_micros()),
+            range.1.map(|t| t.timestamp_micros()),
+            r.oldest_first
+        );
+        let page = PageRequest::new(r.page_size, &r.page_token, &binding).map_err(to_status)?;
+        let listed =
+            self.app.list(&call, &r.camera_ids, topics, range, r.oldest_first, page).await.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::ListEventsResponse {
+            events: listed.events.iter().map(|e| site_event(e)).collect(),
+            next_page_token: listed.next_page_token,
+            watch_resume_token: listed.watch_resume_token.unwrap_or_default(),
+        }))
     }
 }

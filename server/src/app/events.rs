@@ -1,15 +1,21 @@
-//! Live site events: watch streams over the event bus that deliver to each caller only the events
-//! of cameras they may see. A slow watcher is told how many events it lost; it never slows the server.
-use super::{Call, Principal};
+//! Site events as history and as a live stream. The recorder stores every published event; the
+//! linker numbers stored events in commit order and tells this process's watchers (and, through
+//! PostgreSQL's NOTIFY, every other server process's) that the history grew. Watchers and listings
+//! read the stored rows, so a watcher resumes after its last position with no event lost and none
+//! repeated, also across a restart; each caller gets only the events of cameras they may see.
+use super::{Call, PageRequest, Principal};
 use crate::bus::EventBus;
 use crate::clock::SharedClock;
 use crate::domain::Role;
 use crate::domain::event::{EventKind, SiteEvent};
 use crate::error::{Error, ErrorKind, Result, reason};
 use crate::store::Store;
+use crate::store::events::{self as stored, EventFilter, EventRow};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use uuid::Uuid;
 
 /// How long a watcher trusts what it learnt of a camera's visibility (after a revoked grant, the
@@ -17,57 +23,159 @@ use uuid::Uuid;
 const VISIBILITY_TTL: Duration = Duration::from_secs(5);
 /// A heartbeat after this long without anything to send.
 const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Events a watcher reads from the history at a time.
+const READ_BATCH: i64 = 256;
+/// Events linked at a time.
+const LINK_BATCH: i32 = 1000;
+/// How often the listener looks for notifications (a read of its socket, no query).
+const LISTEN_EVERY: Duration = Duration::from_millis(50);
 
-/// The kinds of event a watcher can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Topic {
-    CameraOnline,
-    CameraOffline,
-    CameraCreated,
-    CameraUpdated,
-    CameraDeleted,
-    MediaServerRestarted,
-    MediaServerUnavailable,
-    RecordingStarted,
-    RecordingStopped,
-    IdsAlert,
-    AdapterHealth,
-    Detection,
+pub use crate::domain::event::Topic;
+
+/// What a watch stream carries, each with the position just after it.
+#[derive(Debug, Clone)]
+pub enum WatchItem {
+    Event(Arc<SiteEvent>, i64),
+    Heartbeat(i64),
 }
 
-impl Topic {
-    /// The topic of `e`.
-    pub fn of(e: &SiteEvent) -> Topic {
-        use crate::domain::camera::CameraState;
-        use crate::domain::event::ConfigChange;
-        match &e.kind {
-            EventKind::CameraState { state: CameraState::Online, .. } => Topic::CameraOnline,
-            EventKind::CameraState { .. } => Topic::CameraOffline,
-            EventKind::CameraConfig { change: ConfigChange::Created, .. } => Topic::CameraCreated,
-            EventKind::CameraConfig { change: ConfigChange::Updated, .. } => Topic::CameraUpdated,
-            EventKind::CameraConfig { change: ConfigChange::Deleted, .. } => Topic::CameraDeleted,
-            EventKind::MediaServer { restarted: true, .. } => Topic::MediaServerRestarted,
-            EventKind::MediaServer { .. } => Topic::MediaServerUnavailable,
-            EventKind::Recording { recording: true, .. } => Topic::RecordingStarted,
-            EventKind::Recording { .. } => Topic::RecordingStopped,
-            EventKind::IdsAlert { .. } => Topic::IdsAlert,
-            EventKind::AdapterHealth { .. } => Topic::AdapterHealth,
-            EventKind::Detections { .. } => Topic::Detection,
+/// The resume token of position `p`.
+pub fn resume_token(p: i64) -> String {
+    format!("ev1.{p}")
+}
+
+/// The position a resume token names.
+fn position_of(token: &str) -> Result<i64> {
+    token
+        .strip_prefix("ev1.")
+        .and_then(|p| p.parse::<i64>().ok())
+        .filter(|p| *p >= 0)
+        .ok_or_else(|| Error::invalid("resume_token", "resume_token is not one this server issued"))
+}
+
+/// The stored history of this process: where its head is, and the tasks that keep it.
+#[derive(Clone)]
+pub struct EventLog {
+    store: Store,
+    head: Arc<watch::Sender<i64>>,
+    poke: Arc<Notify>,
+}
+
+impl EventLog {
+    /// The history on `store`, its head not read yet.
+    pub fn new(store: Store) -> EventLog {
+        EventLog { store, head: Arc::new(watch::channel(0).0), poke: Arc::default() }
+    }
+
+    /// The newest position this process knows, as it moves.
+    pub fn head(&self) -> watch::Receiver<i64> {
+        self.head.subscribe()
+    }
+
+    /// Events were written to the inbox: link them now.
+    pub fn poke(&self) {
+        self.poke.notify_one();
+    }
+
+    /// Moves the head to `position` if that is newer.
+    fn advance(&self, position: i64) {
+        self.head.send_if_modified(|h| {
+            let newer = position > *h;
+            if newer {
+                *h = position;
+            }
+            newer
+        });
+    }
+
+    /// Stores every event published on `bus`, in batches, retrying while the database is away.
+    pub async fn run_recorder(self, bus: EventBus) {
+        let Some(mut rx) = bus.take_recorder() else {
+            tracing::error!("the event recorder runs once per bus");
+            return;
+        };
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < READ_BATCH as usize {
+                match rx.try_recv() {
+                    Ok(e) => batch.push(e),
+                    Err(_) => break,
+                }
+            }
+            let batch = Arc::new(batch);
+            loop {
+                let events = batch.clone();
+                let stored =
+                    self.store.transaction(move |c| events.iter().try_for_each(|e| stored::append(c, e))).await;
+                match stored {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, events = batch.len(), "storing events failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+            self.poke();
         }
     }
 
-    /// Whether watching this topic on a camera needs recording.read there (camera.read otherwise).
-    pub fn about_recordings(self) -> bool {
-        matches!(self, Topic::RecordingStarted | Topic::RecordingStopped)
+    /// The one loop that links stored events into the history: when poked, and every second (for
+    /// events another process wrote and did not link, e.g. it stopped).
+    pub async fn run_linker(self) {
+        loop {
+            if let Err(e) = self.link_all().await {
+                tracing::warn!(error = %e, "linking events failed; retrying");
+            }
+            tokio::select! {
+                _ = self.poke.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
     }
-}
 
-/// What a watch stream carries.
-#[derive(Debug, Clone)]
-pub enum WatchItem {
-    Event(Arc<SiteEvent>),
-    Heartbeat,
-    Lagged(u64),
+    /// Links every waiting event and moves the head.
+    async fn link_all(&self) -> Result<()> {
+        let head = self
+            .store
+            .run(|c| {
+                while stored::link(c, LINK_BATCH)? == LINK_BATCH {}
+                stored::head(c)
+            })
+            .await?;
+        self.advance(head.position);
+        Ok(())
+    }
+
+    /// Listens for other processes' links (PostgreSQL NOTIFY) on a connection of its own and moves
+    /// the head when one arrives; reconnects after a failure. Diesel offers no socket to wait on, so
+    /// the connection's socket is read every [`LISTEN_EVERY`] (a non-blocking read, no query).
+    pub async fn run_listener(self) {
+        loop {
+            let store = self.store.clone();
+            let opened = tokio::task::spawn_blocking(move || store.dedicated().and_then(stored::Listener::new)).await;
+            let mut listener = match opened.map_err(Error::internal).and_then(|l| l) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listening for events failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            // Anything linked while no one listened.
+            self.poke();
+            loop {
+                match listener.newest() {
+                    Ok(Some(p)) => self.advance(p),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the event listener lost its connection; reconnecting");
+                        break;
+                    }
+                }
+                tokio::time::sleep(LISTEN_EVERY).await;
+            }
+        }
+    }
 }
 
 /// Event use cases.
@@ -75,13 +183,33 @@ pub enum WatchItem {
 pub struct EventsApp {
     pub store: Store,
     pub clock: SharedClock,
-    pub bus: EventBus,
+    pub log: EventLog,
+}
+
+/// What a caller asked to see.
+#[derive(Clone)]
+struct Interest {
+    principal: Principal,
+    cameras: Vec<Uuid>,
+    topics: Vec<Topic>,
+}
+
+/// What a watcher learnt of a camera's visibility: (camera, about recordings) → (visible, when).
+type Seen = HashMap<(Uuid, bool), (bool, tokio::time::Instant)>;
+
+/// One page of stored events.
+pub struct EventPage {
+    pub events: Vec<Arc<SiteEvent>>,
+    pub next_page_token: String,
+    /// On the first page: where a watch that misses nothing after this listing starts.
+    pub watch_resume_token: Option<String>,
 }
 
 impl EventsApp {
-    /// Streams events from now on, of `camera_ids` only if given (site-wide events are then left
-    /// out) and of `topics` only if given; events of cameras the caller may not see never reach it.
-    /// A resume point needs the stored history, which is not kept yet: any token is expired.
+    /// Streams events of `camera_ids` only if given (site-wide events are then left out) and of
+    /// `topics` only if given; events of cameras the caller may not see never reach it. From
+    /// `resume_token`'s position when given (OUT_OF_RANGE once retention removed what follows it),
+    /// else from now.
     pub async fn watch(
         &self,
         call: &Call,
@@ -89,116 +217,226 @@ impl EventsApp {
         topics: Vec<Topic>,
         resume_token: &str,
     ) -> Result<mpsc::Receiver<WatchItem>> {
-        if !resume_token.is_empty() {
-            return Err(Error::new(ErrorKind::OutOfRange, "resume_token is older than the kept event history")
-                .with_reason(reason::RESUME_POINT_EXPIRED));
+        let interest = self.interest(call, camera_ids, topics).await?;
+        let resume = if resume_token.is_empty() { None } else { Some(position_of(resume_token)?) };
+        let mut head = self.log.head();
+        let history = self.store.run(stored::head).await?;
+        let start = match resume {
+            None => history.position,
+            Some(p) if p > history.position => {
+                return Err(Error::invalid("resume_token", "resume_token is ahead of this site's event history"));
+            }
+            Some(p) if p + 1 < history.kept_from => {
+                return Err(Error::new(ErrorKind::OutOfRange, "resume_token is older than the kept event history")
+                    .with_reason(reason::RESUME_POINT_EXPIRED));
+            }
+            Some(p) => p,
+        };
+        let (tx, out) = mpsc::channel(64);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut seen = Seen::default();
+            let mut at = start;
+            let mut quiet_since = tokio::time::Instant::now();
+            loop {
+                head.borrow_and_update();
+                let rows = match this.store.run(move |c| EventRow::after(c, at, READ_BATCH)).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the event history failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if rows.is_empty() {
+                    let wait = HEARTBEAT.saturating_sub(quiet_since.elapsed());
+                    tokio::select! {
+                        changed = head.changed() => if changed.is_err() { return },
+                        _ = tokio::time::sleep(wait) => {
+                            if tx.send(WatchItem::Heartbeat(at)).await.is_err() {
+                                return;
+                            }
+                            quiet_since = tokio::time::Instant::now();
+                        }
+                        _ = tx.closed() => return,
+                    }
+                    continue;
+                }
+                for row in rows {
+                    at = row.position;
+                    let Some(e) = this.readable(&row) else { continue };
+                    if let Some(e) = this.shown(&interest, e, &mut seen).await {
+                        if tx.send(WatchItem::Event(e, at)).await.is_err() {
+                            return;
+                        }
+                        quiet_since = tokio::time::Instant::now();
+                    }
+                }
+            }
+        });
+        Ok(out)
+    }
+
+    /// Stored events matching the filters, newest first unless `oldest_first`, only those the
+    /// caller may see.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list(
+        &self,
+        call: &Call,
+        camera_ids: &[String],
+        topics: Vec<Topic>,
+        range: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        oldest_first: bool,
+        page: PageRequest,
+    ) -> Result<EventPage> {
+        let (from, to) = super::recordings::checked_range(range.0, range.1, false)?;
+        let interest = self.interest(call, camera_ids, topics).await?;
+        let after = match &page.after {
+            None => None,
+            Some(t) => {
+                let bad = || Error::invalid("page_token", "page_token is not one this server issued");
+                let (micros, position) = t.split_once('/').ok_or_else(bad)?;
+                let time =
+                    micros.parse::<i64>().ok().and_then(DateTime::<Utc>::from_timestamp_micros).ok_or_else(bad)?;
+                Some((time, position.parse::<i64>().map_err(|_| bad())?))
+            }
+        };
+        let p = &interest.principal;
+        let visible = match super::authorizer::visible(p, self.clock.now()) {
+            crate::store::cameras::Visible::All => None,
+            crate::store::cameras::Visible::Cameras(ids) => Some(ids),
+            crate::store::cameras::Visible::GrantedTo(user, now) => Some(
+                self.store
+                    .run(move |c| crate::store::cameras::CameraGrantRow::live_camera_id_list(c, user, now))
+                    .await?,
+            ),
+        };
+        let filter = EventFilter {
+            cameras: interest.cameras.clone(),
+            topics: interest.topics.clone(),
+            from: Some(from),
+            to: Some(to),
+            oldest_first,
+            visible: visible.map(|ids| (ids, p.user_id)),
+        };
+        let first = page.after.is_none();
+        let history = if first { Some(self.store.run(stored::head).await?) } else { None };
+        let limit = page.size;
+        let mut events = Vec::new();
+        let mut seen = Seen::default();
+        let mut cursor = after;
+        let mut exhausted = false;
+        // Rows the caller may not see (per-type permissions) are skipped; read on until the page is
+        // full or the rows run out.
+        while (events.len() as i64) < limit && !exhausted {
+            let (f, c) = (filter.clone(), cursor);
+            let rows = self.store.run(move |conn| EventRow::page(conn, &f, c, limit)).await?;
+            exhausted = (rows.len() as i64) < limit;
+            for row in rows {
+                cursor = Some((row.time, row.position));
+                let Some(e) = self.readable(&row) else { continue };
+                if let Some(e) = self.shown(&interest, e, &mut seen).await {
+                    events.push(e);
+                    if events.len() as i64 == limit {
+                        break;
+                    }
+                }
+            }
         }
+        let last = cursor.map(|(t, p)| format!("{}/{p}", t.timestamp_micros()));
+        let next_page_token = if exhausted && (events.len() as i64) < limit {
+            String::new()
+        } else {
+            page.next_token(limit as usize, last.as_deref())
+        };
+        Ok(EventPage { events, next_page_token, watch_resume_token: history.map(|h| resume_token(h.position)) })
+    }
+
+    /// The caller, the cameras they asked for (each checked: NOT_FOUND when they may not see it)
+    /// and the topics.
+    async fn interest(&self, call: &Call, camera_ids: &[String], topics: Vec<Topic>) -> Result<Interest> {
         let p = call.principal()?.clone();
         let cameras = super::parse_ids("camera_ids", camera_ids)?;
         if !cameras.is_empty() {
             let (who, wanted, now) = (p.clone(), cameras.clone(), self.clock.now());
             self.store.run(move |c| super::authorizer::authorize_all(c, &who, &wanted, None, now).map(drop)).await?;
         }
-        let mut rx = self.bus.subscribe();
-        let (tx, out) = mpsc::channel(64);
-        let this = self.clone();
-        tokio::spawn(async move {
-            // What this watcher may see, remembered for a few seconds: a burst of events costs the
-            // database one lookup per camera, not one per event.
-            let mut seen: std::collections::HashMap<(Uuid, bool), (bool, tokio::time::Instant)> = Default::default();
-            loop {
-                let next = tokio::time::timeout(HEARTBEAT, rx.recv()).await;
-                let item = match next {
-                    Err(_) => WatchItem::Heartbeat,
-                    Ok(Err(broadcast::error::RecvError::Lagged(n))) => WatchItem::Lagged(n),
-                    Ok(Err(broadcast::error::RecvError::Closed)) => return,
-                    Ok(Ok(e)) => {
-                        if !topics.is_empty() && !topics.contains(&Topic::of(&e)) {
-                            continue;
-                        }
-                        // Adapter health and detections: for who may read inference.
-                        if matches!(e.kind, EventKind::AdapterHealth { .. } | EventKind::Detections { .. })
-                            && !p.allows(crate::domain::Permission::InferenceRead)
-                        {
-                            continue;
-                        }
-                        if let EventKind::IdsAlert { cameras: linked, .. } = &e.kind {
-                            // For who may read IDS alerts (of the cameras they asked for, if they
-                            // asked).
-                            if !p.allows(crate::domain::Permission::IdsRead) {
-                                continue;
-                            }
-                            if !cameras.is_empty() && !linked.iter().any(|c| cameras.contains(c)) {
-                                continue;
-                            }
-                            let mut shown = Vec::with_capacity(linked.len());
-                            for c in linked {
-                                let fresh = seen
-                                    .get(&(*c, false))
-                                    .filter(|(_, at)| at.elapsed() < VISIBILITY_TTL)
-                                    .map(|(v, _)| *v);
-                                let v = match fresh {
-                                    Some(v) => v,
-                                    None => {
-                                        let v = this.may_see_as(&p, *c, false).await.unwrap_or(false);
-                                        seen.insert((*c, false), (v, tokio::time::Instant::now()));
-                                        v
-                                    }
-                                };
-                                if v {
-                                    shown.push(*c);
-                                }
-                            }
-                            // Every alert reaches who may read alerts (linking one to a camera
-                            // never hides it), naming only the cameras they may see.
-                            let e = if shown.len() < linked.len() {
-                                let mut only = (*e).clone();
-                                only.camera_id = shown.first().copied();
-                                if let EventKind::IdsAlert { cameras, .. } = &mut only.kind {
-                                    *cameras = shown;
-                                }
-                                Arc::new(only)
-                            } else {
-                                e
-                            };
-                            if tx.send(WatchItem::Event(e)).await.is_err() {
-                                return;
-                            }
-                            continue;
-                        }
-                        match e.camera_id {
-                            None if !cameras.is_empty() => continue,
-                            Some(c) if !cameras.is_empty() && !cameras.contains(&c) => continue,
-                            Some(_) if e.also_for.contains(&p.user_id) => WatchItem::Event(e),
-                            Some(c) => {
-                                let recordings = Topic::of(&e).about_recordings();
-                                let fresh = seen
-                                    .get(&(c, recordings))
-                                    .filter(|(_, at)| at.elapsed() < VISIBILITY_TTL)
-                                    .map(|(v, _)| *v);
-                                let visible = match fresh {
-                                    Some(v) => v,
-                                    None => {
-                                        let v = this.may_see_as(&p, c, recordings).await.unwrap_or(false);
-                                        seen.insert((c, recordings), (v, tokio::time::Instant::now()));
-                                        v
-                                    }
-                                };
-                                if !visible {
-                                    continue;
-                                }
-                                WatchItem::Event(e)
-                            }
-                            None => WatchItem::Event(e),
-                        }
-                    }
-                };
-                if tx.send(item).await.is_err() {
-                    return;
+        Ok(Interest { principal: p, cameras, topics })
+    }
+
+    /// The event a stored row holds; a row this build cannot read is skipped (and said).
+    fn readable(&self, row: &EventRow) -> Option<Arc<SiteEvent>> {
+        match row.event() {
+            Ok(e) => Some(Arc::new(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, position = row.position, "skipping a stored event");
+                None
+            }
+        }
+    }
+
+    /// `e` as `interest`'s caller may see it, or `None` when they may not or did not ask for it.
+    async fn shown(&self, interest: &Interest, e: Arc<SiteEvent>, seen: &mut Seen) -> Option<Arc<SiteEvent>> {
+        let (p, cameras, topics) = (&interest.principal, &interest.cameras, &interest.topics);
+        if !topics.is_empty() && !topics.contains(&Topic::of(&e)) {
+            return None;
+        }
+        // Adapter health and detections: for who may read inference.
+        if matches!(e.kind, EventKind::AdapterHealth { .. } | EventKind::Detections { .. })
+            && !p.allows(crate::domain::Permission::InferenceRead)
+        {
+            return None;
+        }
+        if let EventKind::IdsAlert { cameras: linked, .. } = &e.kind {
+            // For who may read IDS alerts (of the cameras they asked for, if they asked).
+            if !p.allows(crate::domain::Permission::IdsRead) {
+                return None;
+            }
+            if !cameras.is_empty() && !linked.iter().any(|c| cameras.contains(c)) {
+                return None;
+            }
+            let mut shown = Vec::with_capacity(linked.len());
+            for c in linked {
+                if self.visible(p, *c, false, seen).await {
+                    shown.push(*c);
                 }
             }
-        });
-        Ok(out)
+            // Every alert reaches who may read alerts (linking one to a camera never hides it),
+            // naming only the cameras they may see.
+            if shown.len() == linked.len() {
+                return Some(e);
+            }
+            let mut only = (*e).clone();
+            only.camera_id = shown.first().copied();
+            if let EventKind::IdsAlert { cameras, .. } = &mut only.kind {
+                *cameras = shown;
+            }
+            return Some(Arc::new(only));
+        }
+        match e.camera_id {
+            None if !cameras.is_empty() => None,
+            Some(c) if !cameras.is_empty() && !cameras.contains(&c) => None,
+            Some(_) if e.also_for.contains(&p.user_id) => Some(e),
+            Some(c) => {
+                let recordings = Topic::of(&e).about_recordings();
+                self.visible(p, c, recordings, seen).await.then_some(e)
+            }
+            None => Some(e),
+        }
+    }
+
+    /// Whether `p` may see camera `c` (and its recordings), remembered for a few seconds: a burst
+    /// of events costs the database one lookup per camera, not one per event.
+    async fn visible(&self, p: &Principal, c: Uuid, recordings: bool, seen: &mut Seen) -> bool {
+        let fresh = seen.get(&(c, recordings)).filter(|(_, at)| at.elapsed() < VISIBILITY_TTL).map(|(v, _)| *v);
+        match fresh {
+            Some(v) => v,
+            None => {
+                let v = self.may_see_as(p, c, recordings).await.unwrap_or(false);
+                seen.insert((c, recordings), (v, tokio::time::Instant::now()));
+                v
+            }
+        }
     }
 
     /// Whether `p` may see camera `id` — and, with `recordings`, play back its recordings.

@@ -76,7 +76,7 @@ fn far_future() -> DateTime<Utc> {
 }
 
 /// A range asked for, checked.
-fn checked_range(
+pub(super) fn checked_range(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     required: bool,

@@ -67,7 +67,7 @@ impl super::StoredName for RecordingMode {
 }
 
 /// Summary state of a camera for its operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CameraState {
     /// Not enabled: not in MediaMTX.
     Disabled,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// A camera's configuration change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConfigChange {
     Created,
     Updated,
@@ -12,7 +12,7 @@ pub enum ConfigChange {
 }
 
 /// What an event is about.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum EventKind {
     /// A camera's source went up or down.
     CameraState { state: CameraState, previous: CameraState, error: String },
@@ -61,5 +61,82 @@ impl SiteEvent {
     /// A new event of `kind` at `time`.
     pub fn new(time: DateTime<Utc>, camera_id: Option<Uuid>, kind: EventKind) -> SiteEvent {
         SiteEvent { id: Uuid::new_v4(), time, camera_id, kind, also_for: Vec::new() }
+    }
+}
+
+/// The kinds of event: what a watcher asks for, and what the history stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    CameraOnline,
+    CameraOffline,
+    CameraCreated,
+    CameraUpdated,
+    CameraDeleted,
+    MediaServerRestarted,
+    MediaServerUnavailable,
+    RecordingStarted,
+    RecordingStopped,
+    IdsAlert,
+    AdapterHealth,
+    Detection,
+}
+
+impl Topic {
+    /// The topic of `e`.
+    pub fn of(e: &SiteEvent) -> Topic {
+        use super::camera::CameraState;
+        match &e.kind {
+            EventKind::CameraState { state: CameraState::Online, .. } => Topic::CameraOnline,
+            EventKind::CameraState { .. } => Topic::CameraOffline,
+            EventKind::CameraConfig { change: ConfigChange::Created, .. } => Topic::CameraCreated,
+            EventKind::CameraConfig { change: ConfigChange::Updated, .. } => Topic::CameraUpdated,
+            EventKind::CameraConfig { change: ConfigChange::Deleted, .. } => Topic::CameraDeleted,
+            EventKind::MediaServer { restarted: true, .. } => Topic::MediaServerRestarted,
+            EventKind::MediaServer { .. } => Topic::MediaServerUnavailable,
+            EventKind::Recording { recording: true, .. } => Topic::RecordingStarted,
+            EventKind::Recording { .. } => Topic::RecordingStopped,
+            EventKind::IdsAlert { .. } => Topic::IdsAlert,
+            EventKind::AdapterHealth { .. } => Topic::AdapterHealth,
+            EventKind::Detections { .. } => Topic::Detection,
+        }
+    }
+
+    /// Every topic.
+    pub const ALL: [Topic; 12] = [
+        Topic::CameraOnline,
+        Topic::CameraOffline,
+        Topic::CameraCreated,
+        Topic::CameraUpdated,
+        Topic::CameraDeleted,
+        Topic::MediaServerRestarted,
+        Topic::MediaServerUnavailable,
+        Topic::RecordingStarted,
+        Topic::RecordingStopped,
+        Topic::IdsAlert,
+        Topic::AdapterHealth,
+        Topic::Detection,
+    ];
+
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topic::CameraOnline => "camera.online",
+            Topic::CameraOffline => "camera.offline",
+            Topic::CameraCreated => "camera.created",
+            Topic::CameraUpdated => "camera.updated",
+            Topic::CameraDeleted => "camera.deleted",
+            Topic::MediaServerRestarted => "media_server.restarted",
+            Topic::MediaServerUnavailable => "media_server.unavailable",
+            Topic::RecordingStarted => "recording.started",
+            Topic::RecordingStopped => "recording.stopped",
+            Topic::IdsAlert => "ids.alert",
+            Topic::AdapterHealth => "adapter.health",
+            Topic::Detection => "detection",
+        }
+    }
+
+    /// Whether watching this topic on a camera needs recording.read there (camera.read otherwise).
+    pub fn about_recordings(self) -> bool {
+        matches!(self, Topic::RecordingStarted | Topic::RecordingStopped)
     }
 }

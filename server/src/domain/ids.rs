@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// What Suricata did with the flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AlertAction {
     Allowed,
     Blocked,
@@ -23,7 +23,7 @@ impl AlertAction {
 }
 
 /// One alert, as the EVE record gives it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EveAlert {
     pub time: DateTime<Utc>,
     pub flow_id: i64,

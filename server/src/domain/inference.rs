@@ -1,7 +1,7 @@
 //! AI adapters as the rest of the server speaks of them: their health and circuit. Plain data.
 
 /// The state of an adapter's circuit breaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Circuit {
     Closed,
     /// Calls are refused until then.
@@ -13,7 +13,7 @@ pub enum Circuit {
 }
 
 /// Health of an adapter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Health {
     /// Not probed yet.
     Unknown,
@@ -125,7 +125,7 @@ impl Keep {
 }
 
 /// One thing an adapter reported in a frame (checked: box and confidence within `[0, 1]`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     pub label: String,
     pub confidence: f32,
@@ -140,7 +140,7 @@ pub struct Finding {
 
 /// A finding of one adapter in one frame of a camera, as stored (with an id) or as returned on
 /// demand (without).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Detection {
     pub id: Option<uuid::Uuid>,
     pub camera_id: Option<uuid::Uuid>,

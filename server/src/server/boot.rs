@@ -70,6 +70,7 @@ pub(super) struct Core {
     pub(super) api_keys: crate::security::api_keys::ApiKeyCache,
     pub(super) metrics: Metrics,
     pub(super) events: crate::bus::EventBus,
+    pub(super) event_log: crate::app::events::EventLog,
     pub(super) mtx: Option<crate::media::mediamtx::MediaMtx>,
     pub(super) media: crate::media::plane::MediaPlane,
     pub(super) issuer: String,
@@ -106,6 +107,7 @@ impl Core {
             None => None,
         };
         let media = crate::media::plane::MediaPlane::new(mtx.clone());
+        let event_log = crate::app::events::EventLog::new(store.clone());
         Ok(Core {
             clock,
             master,
@@ -117,6 +119,7 @@ impl Core {
             api_keys,
             metrics: Metrics::new(),
             events: crate::bus::EventBus::default(),
+            event_log,
             mtx,
             media,
             issuer: config.token_issuer.clone(),
@@ -319,7 +322,7 @@ impl Apps {
                 app: crate::app::events::EventsApp {
                     store: store.clone(),
                     clock: clock.clone(),
-                    bus: core.events.clone(),
+                    log: core.event_log.clone(),
                 },
             },
             gate: gate.clone(),
@@ -379,6 +382,10 @@ pub(super) fn spawn_background(
         tokio::spawn(apps.frames.clone().run()),
         // The one linker of audit entries into the chain.
         tokio::spawn(core.audit.clone().run_linker()),
+        // The event history: stored, linked in commit order, followed across processes.
+        tokio::spawn(core.event_log.clone().run_recorder(core.events.clone())),
+        tokio::spawn(core.event_log.clone().run_linker()),
+        tokio::spawn(core.event_log.clone().run_listener()),
         every_on(config.audit_checkpoint, &core.audit, |a| async move { a.checkpoint().await.map(|_| ()) }),
     ];
     if let Some(path) = &config.suricata_eve_file {

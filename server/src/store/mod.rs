@@ -5,6 +5,7 @@ pub mod cameras;
 pub mod ceremonies;
 pub mod columns;
 pub mod credentials;
+pub mod events;
 pub mod exports;
 pub mod ids;
 pub mod inference;
@@ -37,6 +38,8 @@ pub struct Store {
     appended: Arc<tokio::sync::Notify>,
     /// Rows the request path reads again and again, remembered briefly.
     recent: Arc<recent::Recent>,
+    /// Where the pool connects, for connections of their own (listeners).
+    url: Arc<str>,
 }
 
 impl std::fmt::Debug for Store {
@@ -118,7 +121,7 @@ impl Store {
             .post_create(hook)
             .build()
             .map_err(Error::internal)?;
-        Ok(Store { pool, appended: Arc::default(), recent: Arc::default() })
+        Ok(Store { pool, appended: Arc::default(), recent: Arc::default(), url: url.into() })
     }
 
     /// Runs `delete` (which removes at most the number of rows it is given) until it removes
@@ -189,6 +192,11 @@ impl Store {
     /// Waits until work may have committed audit entries that await linking.
     pub async fn appended(&self) {
         self.appended.notified().await
+    }
+
+    /// A connection outside the pool, for a task that holds one for good (a listener). Blocking.
+    pub fn dedicated(&self) -> Result<PgConnection> {
+        Ok(PgConnection::establish(&self.url)?)
     }
 
     /// Rows read recently on the request path.

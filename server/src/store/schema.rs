@@ -237,6 +237,40 @@ diesel::table! {
 }
 
 diesel::table! {
+    event_head (singleton) {
+        singleton -> Bool,
+        position -> Int8,
+        kept_from -> Int8,
+    }
+}
+
+diesel::table! {
+    event_inbox (id) {
+        id -> Int8,
+        event_id -> Uuid,
+        time -> Timestamptz,
+        #[sql_name = "type"]
+        type_ -> Text,
+        camera_id -> Nullable<Uuid>,
+        also_for -> Array<Uuid>,
+        payload -> Jsonb,
+    }
+}
+
+diesel::table! {
+    events (position) {
+        position -> Int8,
+        id -> Uuid,
+        time -> Timestamptz,
+        #[sql_name = "type"]
+        type_ -> Text,
+        camera_id -> Nullable<Uuid>,
+        also_for -> Array<Uuid>,
+        payload -> Jsonb,
+    }
+}
+
+diesel::table! {
     exports (id) {
         id -> Uuid,
         camera_id -> Uuid,
@@ -464,6 +498,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     cameras,
     credentials,
     detections,
+    event_head,
+    event_inbox,
+    events,
     exports,
     hold_cameras,
     holds,

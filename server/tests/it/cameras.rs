@@ -661,6 +661,8 @@ fn aimed_at(
         "EventService.WatchEvents" => {
             (pb::WatchEventsRequest { camera_ids: vec![id], ..Default::default() }.encode_to_vec(), false)
         }
+        // The stored history: camera A's creation is listed, nothing of B.
+        "EventService.ListEvents" => (pb::ListEventsRequest::default().encode_to_vec(), true),
         "InferenceService.CreateAdapterBinding" => (
             pb::CreateAdapterBindingRequest {
                 binding: Some(pb::AdapterBinding {

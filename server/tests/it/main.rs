@@ -9,6 +9,7 @@ mod boot;
 mod cameras;
 mod dashboard;
 mod embedded;
+mod events;
 mod harness;
 mod http;
 mod ids;

@@ -602,7 +602,7 @@ async fn camera_events_reach_the_watchers_who_may_see_them() {
             break;
         }
     }
-    // Watching a camera one may not see, or resuming without a kept history, is refused.
+    // Watching a camera one may not see, or resuming from a token this server never issued, is refused.
     let e = viewer
         .events()
         .watch_events(pb::WatchEventsRequest { camera_ids: vec![b.id.clone()], ..Default::default() })
@@ -614,17 +614,17 @@ async fn camera_events_reach_the_watchers_who_may_see_them() {
         .watch_events(pb::WatchEventsRequest { resume_token: "old".into(), ..Default::default() })
         .await
         .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::OutOfRange);
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
 }
 
 #[tokio::test]
-async fn a_slow_watcher_is_told_it_lagged_and_never_holds_the_server_back() {
+async fn a_slow_watcher_misses_nothing_and_never_holds_the_server_back() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
     let mut stream = watch(&admin).await;
-    // Far more events than the broadcast keeps, while the watcher reads nothing: publishing never
-    // waits for it.
-    for i in 0..5000 {
+    // Far more events than any buffer in between, while the watcher reads nothing: publishing never
+    // waits for it, and it reads them all from the history afterwards, in order.
+    for i in 0..3000 {
         s.events.publish(opennvr_server::domain::event::SiteEvent::new(
             chrono::Utc::now(),
             None,
@@ -636,20 +636,17 @@ async fn a_slow_watcher_is_told_it_lagged_and_never_holds_the_server_back() {
             },
         ));
     }
-    let mut lagged = 0;
-    let mut events = 0;
-    while lagged == 0 && events < 5000 {
-        let msg = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
-        match msg.kind {
-            Some(pb::watch_events_response::Kind::Lagged(l)) => lagged = l.dropped_events,
-            Some(pb::watch_events_response::Kind::Event(_)) => events += 1,
-            _ => {}
-        }
-    }
-    assert!(lagged > 0, "told it lagged after {events} events");
-    assert!(events < 5000);
     // The API still answers.
     admin.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+    let mut next = 0;
+    while next < 3000 {
+        let msg = tokio::time::timeout(Duration::from_secs(30), stream.message()).await.unwrap().unwrap().unwrap();
+        if let Some(pb::watch_events_response::Kind::Event(e)) = msg.kind {
+            let Some(pb::event::Payload::MediaServer(m)) = e.payload else { panic!("{e:?}") };
+            assert_eq!(m.version, format!("v{next}"));
+            next += 1;
+        }
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,214 @@
+//! The stored event history: resuming a watch with nothing lost and nothing repeated (after a
+//! dropped stream and after a restart), listing stored events, and who sees which.
+use crate::cameras::{create, grant};
+use crate::harness::{TestDb, TestServer};
+use opennvr_sdk::pb;
+use std::time::Duration;
+
+/// A watch of camera creations, from `resume_token` (empty: from now).
+async fn watch_created(c: &opennvr_sdk::Client, resume_token: &str) -> tonic::Streaming<pb::WatchEventsResponse> {
+    c.events()
+        .watch_events(pb::WatchEventsRequest {
+            types: vec![pb::EventType::CameraCreated as i32],
+            resume_token: resume_token.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The next `n` events of `stream` (heartbeats skipped): each camera's name and the resume token
+/// just after it.
+async fn next_created(stream: &mut tonic::Streaming<pb::WatchEventsResponse>, n: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let msg = tokio::time::timeout(Duration::from_secs(20), stream.message())
+            .await
+            .expect("an event within 20 s")
+            .unwrap()
+            .expect("the stream goes on");
+        if let Some(pb::watch_events_response::Kind::Event(e)) = msg.kind {
+            let Some(pb::event::Payload::CameraConfig(change)) = e.payload else { panic!("{e:?}") };
+            out.push((change.camera_name, msg.resume_token));
+        }
+    }
+    out
+}
+
+fn names(events: &[(String, String)]) -> Vec<&str> {
+    events.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+/// Nothing more arrives on `stream` for a while (heartbeats aside).
+async fn nothing_more(stream: &mut tonic::Streaming<pb::WatchEventsResponse>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Ok(msg) = tokio::time::timeout_at(deadline, stream.message()).await {
+        let msg = msg.unwrap().unwrap();
+        assert!(!matches!(msg.kind, Some(pb::watch_events_response::Kind::Event(_))), "repeated: {msg:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_watch_resumed_after_a_dropped_stream_loses_and_repeats_nothing() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let mut stream = watch_created(&admin, "").await;
+    create(&admin, "Alpha").await;
+    create(&admin, "Bravo").await;
+    let seen = next_created(&mut stream, 2).await;
+    assert_eq!(names(&seen), ["Alpha", "Bravo"]);
+    drop(stream);
+    // Committed while nobody watched.
+    create(&admin, "Charlie").await;
+    create(&admin, "Delta").await;
+    let mut resumed = watch_created(&admin, &seen[1].1).await;
+    create(&admin, "Echo").await;
+    assert_eq!(names(&next_created(&mut resumed, 3).await), ["Charlie", "Delta", "Echo"]);
+    nothing_more(&mut resumed).await;
+    // From the first token, everything after Alpha, once.
+    let mut again = watch_created(&admin, &seen[0].1).await;
+    assert_eq!(names(&next_created(&mut again, 4).await), ["Bravo", "Charlie", "Delta", "Echo"]);
+    nothing_more(&mut again).await;
+}
+
+/// Waits until the stored events of `kind` satisfy `done`.
+async fn listed_until(c: &opennvr_sdk::Client, kind: pb::EventType, done: impl Fn(&[pb::Event]) -> bool) {
+    for _ in 0..200 {
+        let request = pb::ListEventsRequest { types: vec![kind as i32], ..Default::default() };
+        if done(&c.events().list_events(request).await.unwrap().into_inner().events) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the history never held the {kind:?} events awaited");
+}
+
+/// Waits until `name`'s creation is in the stored history.
+async fn stored(c: &opennvr_sdk::Client, name: &str) {
+    listed_until(c, pb::EventType::CameraCreated, |events| {
+        events.iter().any(|e| matches!(&e.payload, Some(pb::event::Payload::CameraConfig(c)) if c.camera_name == name))
+    })
+    .await
+}
+
+/// Waits until `n` camera updates are in the stored history.
+async fn stored_updates(c: &opennvr_sdk::Client, n: usize) {
+    listed_until(c, pb::EventType::CameraUpdated, |events| events.len() >= n).await
+}
+
+#[tokio::test]
+async fn a_watch_resumes_across_a_server_restart_with_events_committed_in_between() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let mut stream = watch_created(&admin, "").await;
+    create(&admin, "Before").await;
+    let token = next_created(&mut stream, 1).await.remove(0).1;
+    drop(stream);
+    create(&admin, "Unread").await;
+    stored(&admin, "Unread").await;
+    let tokens = admin.tokens().unwrap();
+    let (db, mut options) = (TestDb { name: s.db.name.clone() }, s.options.clone());
+    s.shutdown().await;
+    options.data_dir = Some(crate::harness::temp_dir("events-restart"));
+    let again = TestServer::start_with(db, options).await;
+    // The same session, on the restarted server.
+    let admin = again.client().await;
+    admin.set_tokens(Some(tokens));
+    create(&admin, "After").await;
+    let mut resumed = watch_created(&admin, &token).await;
+    assert_eq!(names(&next_created(&mut resumed, 2).await), ["Unread", "After"]);
+    nothing_more(&mut resumed).await;
+}
+
+#[tokio::test]
+async fn resume_tokens_that_are_not_the_servers_are_refused() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    for (token, code) in [
+        ("old", tonic::Code::InvalidArgument),
+        ("ev1.-4", tonic::Code::InvalidArgument),
+        ("ev1.999999", tonic::Code::InvalidArgument),
+    ] {
+        let e = admin
+            .events()
+            .watch_events(pb::WatchEventsRequest { resume_token: token.into(), ..Default::default() })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), code, "{token}: {e:?}");
+        assert!(e.message().contains("resume_token"), "{token}: {}", e.message());
+    }
+}
+
+#[tokio::test]
+async fn listed_events_are_only_those_of_cameras_the_caller_may_see_newest_first_in_pages() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let mine = create(&admin, "Mine").await;
+    create(&admin, "Theirs").await;
+    let op = s.user(&admin, "otto", pb::Role::Operator).await;
+    let who = op.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    grant(&admin, &mine, &who, &["camera.read"], None).await.unwrap();
+    for i in 0..5 {
+        let update = pb::UpdateCameraRequest {
+            camera: Some(pb::Camera { id: mine.id.clone(), description: format!("take {i}"), ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+        };
+        admin.cameras().update_camera(update).await.unwrap();
+    }
+    stored_updates(&admin, 5).await;
+    let list = |page_token: String, camera_ids: Vec<String>| pb::ListEventsRequest {
+        page_size: 2,
+        page_token,
+        camera_ids,
+        types: vec![pb::EventType::CameraCreated as i32, pb::EventType::CameraUpdated as i32],
+        ..Default::default()
+    };
+    // The admin sees both cameras' creations and the five updates.
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = admin.events().list_events(list(token, vec![])).await.unwrap().into_inner();
+        assert!(page.events.len() <= 2);
+        all.extend(page.events);
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    // Updates are linked after the creations they follow, so newest first puts them first.
+    let kinds: Vec<i32> = all.iter().map(|e| e.r#type).collect();
+    assert_eq!(kinds.iter().filter(|t| **t == pb::EventType::CameraUpdated as i32).count(), 5, "{all:?}");
+    assert_eq!(kinds.iter().filter(|t| **t == pb::EventType::CameraCreated as i32).count(), 2, "{all:?}");
+    let times: Vec<_> = all.iter().map(|e| e.time.unwrap().seconds).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    // The operator sees only the camera granted to them.
+    let theirs = op.events().list_events(list(String::new(), vec![])).await.unwrap().into_inner();
+    let mut seen = theirs.events;
+    let mut token = theirs.next_page_token;
+    while !token.is_empty() {
+        let page = op.events().list_events(list(token, vec![])).await.unwrap().into_inner();
+        seen.extend(page.events);
+        token = page.next_page_token;
+    }
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    assert!(seen.iter().all(|e| e.camera_id == mine.id));
+    // Asking for a camera they may not see is NOT_FOUND, as everywhere.
+    let hidden = all.iter().find(|e| e.camera_id != mine.id).unwrap().camera_id.clone();
+    let e = op.events().list_events(list(String::new(), vec![hidden])).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test]
+async fn the_first_page_gives_the_point_a_watch_misses_nothing_after() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    create(&admin, "Listed").await;
+    stored(&admin, "Listed").await;
+    let first = admin.events().list_events(pb::ListEventsRequest::default()).await.unwrap().into_inner();
+    assert!(!first.watch_resume_token.is_empty());
+    create(&admin, "Later").await;
+    let mut stream = watch_created(&admin, &first.watch_resume_token).await;
+    assert_eq!(names(&next_created(&mut stream, 1).await), ["Later"]);
+    nothing_more(&mut stream).await;
+}
