@@ -125,7 +125,7 @@ impl PasswordBudgets {
         let refuse = |wait: std::time::Duration, whose: &str| {
             Error::new(
                 ErrorKind::ResourceExhausted,
-                format!("too many failed password checks {whose}; retry in {} s", wait.as_secs().max(1)),
+                format!("too many password checks {whose}, failed or under way; retry in {} s", wait.as_secs().max(1)),
             )
             .with_retry_after(wait)
             .with_reason(reason::RATE_LIMITED)

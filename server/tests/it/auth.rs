@@ -469,12 +469,21 @@ async fn a_full_hashing_queue_refuses_logins_at_once_and_other_calls_go_on() {
     let s = TestServer::start_with(db, options).await;
     let admin = s.admin().await;
     let viewer = s.user(&admin, "vera", pb::Role::Viewer).await;
+    // Twelve accounts, so that no account's budget of checks under way is what refuses them.
+    for i in 0..11 {
+        let user = pb::User { username: format!("vera-{i}"), role: pb::Role::Viewer as i32, ..Default::default() };
+        admin
+            .users()
+            .create_user(pb::CreateUserRequest { user: Some(user), password: ADMIN_PASSWORD.into() })
+            .await
+            .unwrap();
+    }
     let mut logins = Vec::new();
     for i in 0..120 {
         let c = s.client().await;
+        let username = if i % 12 == 11 { "vera".to_owned() } else { format!("vera-{}", i % 12) };
         logins.push(tokio::spawn(async move {
-            let mut req =
-                tonic::Request::new(pb::LoginRequest { username: "vera".into(), password: ADMIN_PASSWORD.into() });
+            let mut req = tonic::Request::new(pb::LoginRequest { username, password: ADMIN_PASSWORD.into() });
             req.metadata_mut().insert("x-forwarded-for", format!("198.51.100.{}", i + 1).parse().unwrap());
             c.auth().login(req).await
         }));
