@@ -219,6 +219,9 @@ pub struct Options {
     /// How long stored detections are kept, in days [default: 30].
     #[arg(long, env = "OPENNVR_DETECTION_RETENTION_DAYS")]
     pub detection_retention_days: Option<u64>,
+    /// How long the event history is kept, in days [default: 90].
+    #[arg(long, env = "OPENNVR_EVENT_RETENTION_DAYS")]
+    pub event_retention_days: Option<u64>,
     /// RTSP base URL at which the server itself reads camera restreams (frames for AI adapters),
     /// e.g. `rtsp://127.0.0.1:8554` [default: OPENNVR_MEDIAMTX_RTSP_URL].
     #[arg(long, env = "OPENNVR_MEDIAMTX_INTERNAL_RTSP_URL")]
@@ -287,6 +290,7 @@ impl Options {
             inference_allow_remote: self.inference_allow_remote.or(file.inference_allow_remote),
             ids_alert_retention_days: self.ids_alert_retention_days.or(file.ids_alert_retention_days),
             detection_retention_days: self.detection_retention_days.or(file.detection_retention_days),
+            event_retention_days: self.event_retention_days.or(file.event_retention_days),
             mediamtx_internal_rtsp_url: self.mediamtx_internal_rtsp_url.or(file.mediamtx_internal_rtsp_url),
             ffmpeg: self.ffmpeg.or(file.ffmpeg),
             step_up_window_secs: self.step_up_window_secs.or(file.step_up_window_secs),
@@ -354,6 +358,8 @@ pub struct Config {
     pub suricata_eve_file: Option<PathBuf>,
     pub ids_alert_retention: Duration,
     pub detection_retention: Duration,
+    /// How long the event history is kept.
+    pub event_retention: Duration,
     /// Where frames for AI adapters come from.
     pub frames: crate::inference::frames::FrameSourceConfig,
     /// Adapters may live outside loopback and private networks.
@@ -525,6 +531,11 @@ impl Config {
                 o.detection_retention_days.map(|d| d.saturating_mul(86_400)),
                 30 * 86_400,
                 "OPENNVR_DETECTION_RETENTION_DAYS",
+            )?,
+            event_retention: secs(
+                o.event_retention_days.map(|d| d.saturating_mul(86_400)),
+                90 * 86_400,
+                "OPENNVR_EVENT_RETENTION_DAYS",
             )?,
             frames: crate::inference::frames::FrameSourceConfig {
                 rtsp_url: {

@@ -184,6 +184,8 @@ pub struct EventsApp {
     pub store: Store,
     pub clock: SharedClock,
     pub log: EventLog,
+    /// How long the history is kept.
+    pub retention: chrono::Duration,
 }
 
 /// What a caller asked to see.
@@ -206,6 +208,21 @@ pub struct EventPage {
 }
 
 impl EventsApp {
+    /// Removes events older than the retention (a prefix of the history: a watch resuming before
+    /// it is told its point expired). Returns how many went.
+    pub async fn enforce_retention(&self) -> Result<usize> {
+        const BATCH: i64 = 10_000;
+        let before = self.clock.now() - self.retention;
+        let mut total = 0;
+        loop {
+            let n = self.store.run(move |c| stored::expire(c, before, BATCH)).await?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Streams events of `camera_ids` only if given (site-wide events are then left out) and of
     /// `topics` only if given; events of cameras the caller may not see never reach it. From
     /// `resume_token`'s position when given (OUT_OF_RANGE once retention removed what follows it),

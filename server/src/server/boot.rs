@@ -152,6 +152,7 @@ pub(super) struct Apps {
     pub(super) inference: crate::app::inference::InferenceApp,
     pub(super) bindings: crate::app::bindings::BindingsApp,
     pub(super) ids: crate::app::ids::IdsApp,
+    pub(super) events: crate::app::events::EventsApp,
 }
 
 impl Apps {
@@ -261,6 +262,12 @@ impl Apps {
             clock: clock.clone(),
             retention: chrono_of(config.ids_alert_retention)?,
         };
+        let events = crate::app::events::EventsApp {
+            store: store.clone(),
+            clock: clock.clone(),
+            log: core.event_log.clone(),
+            retention: chrono_of(config.event_retention)?,
+        };
         Ok(Apps {
             auth,
             step_up_window,
@@ -274,6 +281,7 @@ impl Apps {
             inference,
             bindings,
             ids,
+            events,
         })
     }
 
@@ -318,13 +326,7 @@ impl Apps {
                 adapters: self.inference.clone(),
                 bindings: self.bindings.clone(),
             },
-            events: crate::api::event_service::EventApi {
-                app: crate::app::events::EventsApp {
-                    store: store.clone(),
-                    clock: clock.clone(),
-                    log: core.event_log.clone(),
-                },
-            },
+            events: crate::api::event_service::EventApi { app: self.events.clone() },
             gate: gate.clone(),
             http: Arc::new(HttpState {
                 gate,
@@ -378,6 +380,7 @@ pub(super) fn spawn_background(
         every_on(Duration::from_secs(600), &apps.auth, |a| async move { a.housekeeping().await }),
         every_on(Duration::from_secs(3600), &apps.ids, |i| async move { i.enforce_retention().await.map(|_| ()) }),
         every_on(Duration::from_secs(3600), &apps.bindings, |b| async move { b.enforce_retention().await.map(|_| ()) }),
+        every_on(Duration::from_secs(3600), &apps.events, |e| async move { e.enforce_retention().await.map(|_| ()) }),
         tokio::spawn(apps.registry.clone().run()),
         tokio::spawn(apps.frames.clone().run()),
         // The one linker of audit entries into the chain.

@@ -96,6 +96,25 @@ pub fn head(c: &mut PgConnection) -> Result<Head> {
     Ok(Head { position, kept_from })
 }
 
+/// Removes the oldest events: every one linked before the first event at or after `before` (a
+/// prefix of positions, so that what follows a kept position is always whole), at most `limit`
+/// at a time; moves `kept_from` past them. Returns how many went.
+pub fn expire(c: &mut PgConnection, before: DateTime<Utc>, limit: i64) -> Result<usize> {
+    c.transaction(|c| {
+        let head = head(c)?;
+        // The first position to keep: the oldest event still young enough, else past the newest.
+        let young: Option<i64> =
+            events::table.filter(events::time.ge(before)).select(diesel::dsl::min(events::position)).first(c)?;
+        let keep_from = young.unwrap_or(head.position + 1).min(head.kept_from.saturating_add(limit));
+        if keep_from <= head.kept_from {
+            return Ok(0);
+        }
+        let removed = diesel::delete(events::table.filter(events::position.lt(keep_from))).execute(c)?;
+        diesel::update(event_head::table).set(event_head::kept_from.eq(keep_from)).execute(c)?;
+        Ok(removed)
+    })
+}
+
 impl EventRow {
     /// At most `limit` events after `position`, in order.
     pub fn after(c: &mut PgConnection, position: i64, limit: i64) -> Result<Vec<EventRow>> {

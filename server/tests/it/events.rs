@@ -212,3 +212,47 @@ async fn the_first_page_gives_the_point_a_watch_misses_nothing_after() {
     assert_eq!(names(&next_created(&mut stream, 1).await), ["Later"]);
     nothing_more(&mut stream).await;
 }
+
+#[tokio::test]
+async fn a_resume_point_older_than_the_kept_history_is_out_of_range() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let start = admin.events().list_events(pb::ListEventsRequest::default()).await.unwrap().into_inner();
+    create(&admin, "Old").await;
+    stored(&admin, "Old").await;
+    s.clock.advance(chrono::Duration::days(2));
+    s.login(&admin, "admin").await;
+    create(&admin, "New").await;
+    stored(&admin, "New").await;
+    let events = opennvr_server::app::events::EventsApp {
+        store: s.store.clone(),
+        clock: std::sync::Arc::new(s.clock.clone()),
+        log: opennvr_server::app::events::EventLog::new(s.store.clone()),
+        retention: chrono::Duration::days(1),
+    };
+    assert!(events.enforce_retention().await.unwrap() >= 1);
+    // What followed the listing's point is partly gone: resuming there would skip it.
+    let e = admin
+        .events()
+        .watch_events(pb::WatchEventsRequest { resume_token: start.watch_resume_token, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
+    assert!(e.message().contains("older than the kept event history"), "{}", e.message());
+    // The kept history holds the new camera's creation, not the old one's.
+    let listed = admin
+        .events()
+        .list_events(pb::ListEventsRequest { types: vec![pb::EventType::CameraCreated as i32], ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let kept: Vec<String> = listed
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            Some(pb::event::Payload::CameraConfig(c)) => Some(c.camera_name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kept, ["New"]);
+}
