@@ -27,8 +27,10 @@ pub struct EventApi {
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// The topics a request names; types not published yet are accepted (they simply do not occur).
-fn topics(types: &[i32]) -> Result<Option<Vec<Topic>>, Status> {
-    crate::app::distinct("types", types.to_vec()).map_err(to_status)?;
+/// The topics of event `types` (field `field`): `None` when every type asked for is one the server
+/// never stores or streams.
+pub(super) fn topics(field: &'static str, types: &[i32]) -> Result<Option<Vec<Topic>>, Status> {
+    crate::app::distinct(field, types.to_vec()).map_err(to_status)?;
     let mut out = Vec::new();
     for t in types {
         let topic = match pb::EventType::try_from(*t) {
@@ -45,7 +47,7 @@ fn topics(types: &[i32]) -> Result<Option<Vec<Topic>>, Status> {
             Ok(pb::EventType::Detection) => Topic::Detection,
             Ok(pb::EventType::AdapterHealthy) | Ok(pb::EventType::AdapterUnhealthy) => Topic::AdapterHealth,
             Ok(pb::EventType::Unspecified) | Err(_) => {
-                return Err(to_status(Error::invalid("types", format!("types: {t} is not an event type"))));
+                return Err(to_status(Error::invalid(field, format!("{field}: {t} is not an event type"))));
             }
             Ok(_) => continue,
         };
@@ -56,6 +58,24 @@ fn topics(types: &[i32]) -> Result<Option<Vec<Topic>>, Status> {
 }
 
 /// Wire site event.
+/// The wire type of `topic` (adapter health as its unhealthy side: the topic holds both).
+pub fn event_type(topic: Topic) -> pb::EventType {
+    match topic {
+        Topic::CameraOnline => pb::EventType::CameraOnline,
+        Topic::CameraOffline => pb::EventType::CameraOffline,
+        Topic::CameraCreated => pb::EventType::CameraCreated,
+        Topic::CameraUpdated => pb::EventType::CameraUpdated,
+        Topic::CameraDeleted => pb::EventType::CameraDeleted,
+        Topic::MediaServerRestarted => pb::EventType::MediaServerRestarted,
+        Topic::MediaServerUnavailable => pb::EventType::MediaServerUnavailable,
+        Topic::RecordingStarted => pb::EventType::RecordingStarted,
+        Topic::RecordingStopped => pb::EventType::RecordingStopped,
+        Topic::IdsAlert => pb::EventType::IdsAlert,
+        Topic::AdapterHealth => pb::EventType::AdapterUnhealthy,
+        Topic::Detection => pb::EventType::Detection,
+    }
+}
+
 pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
     use crate::domain::camera::CameraState;
     use crate::domain::event::{ConfigChange, EventKind};
@@ -158,7 +178,7 @@ impl EventService for EventApi {
     async fn watch_events(&self, req: Request<pb::WatchEventsRequest>) -> ApiResult<Self::WatchEventsStream> {
         let call = call(&req)?;
         let r = req.into_inner();
-        let Some(topics) = topics(&r.types)? else {
+        let Some(topics) = topics("types", &r.types)? else {
             return Ok(tonic::Response::new(Box::pin(tokio_stream::pending())));
         };
         let rx = self.app.watch(&call, &r.camera_ids, topics, &r.resume_token).await.map_err(to_status)?;
@@ -175,7 +195,7 @@ impl EventService for EventApi {
     async fn list_events(&self, req: Request<pb::ListEventsRequest>) -> ApiResult<pb::ListEventsResponse> {
         let call = call(&req)?;
         let r = req.into_inner();
-        let Some(topics) = topics(&r.types)? else {
+        let Some(topics) = topics("types", &r.types)? else {
             return Ok(tonic::Response::new(pb::ListEventsResponse::default()));
         };
         let time = |field, t: Option<&prost_types::Timestamp>| {

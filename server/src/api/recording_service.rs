@@ -217,12 +217,11 @@ impl RecordingService for RecordingApi {
     async fn get_timeline(&self, req: Request<pb::GetTimelineRequest>) -> ApiResult<pb::GetTimelineResponse> {
         let call = call(&req)?;
         let r = req.into_inner();
-        crate::app::distinct("event_types", r.event_types.clone()).map_err(to_status)?;
-        if !r.event_types.is_empty() {
-            return Err(Status::unimplemented(
-                "event_types: timeline overlays need the stored event history, not kept yet",
-            ));
-        }
+        let overlay = if r.event_types.is_empty() {
+            Vec::new()
+        } else {
+            super::event_service::topics("event_types", &r.event_types)?.unwrap_or_default()
+        };
         let single = !r.camera_id.is_empty();
         if single && !r.camera_ids.is_empty() {
             return Err(to_status(crate::error::Error::invalid(
@@ -248,10 +247,21 @@ impl RecordingService for RecordingApi {
                 })
                 .collect()
         };
-        respond(self.app.timelines(&call, &ids, range, bucket).await.map(|all| {
+        respond(self.app.timelines(&call, &ids, range, bucket, &overlay).await.map(|(all, marks)| {
+            let marks = marks
+                .iter()
+                .map(|m| pb::TimelineMark {
+                    bucket_start_time: Some(convert::timestamp(m.bucket_start)),
+                    r#type: super::event_service::event_type(m.topic) as i32,
+                    count: i32::try_from(m.count).unwrap_or(i32::MAX),
+                    first_event_time: Some(convert::timestamp(m.first_time)),
+                    first_event_id: m.first_id.to_string(),
+                })
+                .collect();
             if single {
                 pb::GetTimelineResponse {
                     runs: all.first().map(|(_, r)| runs(r)).unwrap_or_default(),
+                    marks,
                     ..Default::default()
                 }
             } else {
@@ -260,6 +270,7 @@ impl RecordingService for RecordingApi {
                         .iter()
                         .map(|(camera, r)| pb::CameraTimeline { camera_id: camera.to_string(), runs: runs(r) })
                         .collect(),
+                    marks,
                     ..Default::default()
                 }
             }

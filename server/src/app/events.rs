@@ -395,20 +395,16 @@ impl EventsApp {
     /// `e` as `interest`'s caller may see it, or `None` when they may not or did not ask for it.
     async fn shown(&self, interest: &Interest, e: Arc<SiteEvent>, seen: &mut Seen) -> Option<Arc<SiteEvent>> {
         let (p, cameras, topics) = (&interest.principal, &interest.cameras, &interest.topics);
-        if !topics.is_empty() && !topics.contains(&Topic::of(&e)) {
+        let topic = Topic::of(&e);
+        if !topics.is_empty() && !topics.contains(&topic) {
             return None;
         }
-        // Adapter health and detections: for who may read inference.
-        if matches!(e.kind, EventKind::AdapterHealth { .. } | EventKind::Detections { .. })
-            && !p.allows(crate::domain::Permission::InferenceRead)
-        {
+        // Adapter health and detections for who may read inference, IDS alerts for who may read them.
+        if topic.permission().is_some_and(|needed| !p.allows(needed)) {
             return None;
         }
         if let EventKind::IdsAlert { cameras: linked, .. } = &e.kind {
-            // For who may read IDS alerts (of the cameras they asked for, if they asked).
-            if !p.allows(crate::domain::Permission::IdsRead) {
-                return None;
-            }
+            // Of the cameras they asked for, if they asked.
             if !cameras.is_empty() && !linked.iter().any(|c| cameras.contains(c)) {
                 return None;
             }
@@ -435,7 +431,7 @@ impl EventsApp {
             Some(c) if !cameras.is_empty() && !cameras.contains(&c) => None,
             Some(_) if e.also_for.contains(&p.user_id) => Some(e),
             Some(c) => {
-                let recordings = Topic::of(&e).about_recordings();
+                let recordings = topic.about_recordings();
                 self.visible(p, c, recordings, seen).await.then_some(e)
             }
             None => Some(e),

@@ -5,6 +5,7 @@ use super::{Call, PageRequest, parse_id};
 use crate::clock::SharedClock;
 use crate::domain::Permission;
 use crate::domain::camera::{PATH_PREFIX, path_name};
+use crate::domain::event::{Mark, Topic};
 use crate::domain::recording::{self, Run, SegmentState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::media::mediamtx::{MediaMtx, MtxError};
@@ -226,7 +227,8 @@ impl RecordingApp {
         camera_ids: &[String],
         range: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
         bucket: Option<chrono::Duration>,
-    ) -> Result<Vec<(Uuid, Vec<Run>)>> {
+        overlay: &[Topic],
+    ) -> Result<(Vec<(Uuid, Vec<Run>)>, Vec<Mark>)> {
         if camera_ids.is_empty() {
             return Err(Error::invalid("camera_id", "camera_id or camera_ids is required"));
         }
@@ -244,6 +246,13 @@ impl RecordingApp {
         }
         let tolerance = bucket.max(RUN_TOLERANCE);
         let (p, now) = (call.principal()?.clone(), self.clock.now());
+        // Overlays of events that need more than playback: for who holds that too.
+        for topic in overlay {
+            if let Some(needed) = topic.permission() {
+                p.require(needed)?;
+            }
+        }
+        let (overlay, bucket_us) = (overlay.to_vec(), bucket.num_microseconds().unwrap_or(i64::MAX));
         self.store
             .run(move |c| {
                 let rows = authorize_all(c, &p, &cameras, Permission::RecordingRead, now)?;
@@ -260,7 +269,13 @@ impl RecordingApp {
                         b.push(Run { start: span.start_time, end: span.end_time });
                     }
                 })?;
-                Ok(builders.into_iter().map(|(id, b)| (id, b.finish())).collect())
+                let runs = builders.into_iter().map(|(id, b)| (id, b.finish())).collect();
+                let marks = if overlay.is_empty() {
+                    Vec::new()
+                } else {
+                    crate::store::events::marks(c, &cameras, &overlay, (from, to), bucket_us)?
+                };
+                Ok((runs, marks))
             })
             .await
     }

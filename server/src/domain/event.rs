@@ -117,6 +117,11 @@ impl Topic {
         Topic::Detection,
     ];
 
+    /// The topic stored as `name`.
+    pub fn from_name(name: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     /// The stored name.
     pub fn name(self) -> &'static str {
         match self {
@@ -135,8 +140,27 @@ impl Topic {
         }
     }
 
+    /// The permission seeing events of this topic needs beyond seeing their camera, if any.
+    pub fn permission(self) -> Option<super::Permission> {
+        match self {
+            Topic::Detection | Topic::AdapterHealth => Some(super::Permission::InferenceRead),
+            Topic::IdsAlert => Some(super::Permission::IdsRead),
+            _ => None,
+        }
+    }
+
     /// Whether watching this topic on a camera needs recording.read there (camera.read otherwise).
     pub fn about_recordings(self) -> bool {
         matches!(self, Topic::RecordingStarted | Topic::RecordingStopped)
     }
+}
+
+/// One bucket of a timeline overlay: how many events of a topic fell in it, and the first of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub bucket_start: DateTime<Utc>,
+    pub topic: Topic,
+    pub count: i64,
+    pub first_time: DateTime<Utc>,
+    pub first_id: Uuid,
 }

@@ -2,7 +2,7 @@
 //! where there is one), the linker that numbers committed events in commit order (`events_link`),
 //! and the reads of the history — after a position (watch, resume) and by filters (listing).
 use super::schema::{event_head, event_inbox, events};
-use crate::domain::event::{EventKind, SiteEvent, Topic};
+use crate::domain::event::{EventKind, Mark, SiteEvent, Topic};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -113,6 +113,57 @@ pub fn expire(c: &mut PgConnection, before: DateTime<Utc>, limit: i64) -> Result
         diesel::update(event_head::table).set(event_head::kept_from.eq(keep_from)).execute(c)?;
         Ok(removed)
     })
+}
+
+/// Per bucket of `bucket_us` from `from`, per topic of `topics`: how many events of `cameras` fell in
+/// `[from, to)` and the first of them. One statement for all cameras, ordered by bucket then topic.
+pub fn marks(
+    c: &mut PgConnection,
+    cameras: &[Uuid],
+    topics: &[Topic],
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    bucket_us: i64,
+) -> Result<Vec<Mark>> {
+    use diesel::sql_types::{Array, BigInt, Text, Timestamptz, Uuid as SqlUuid};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Timestamptz)]
+        bucket: DateTime<Utc>,
+        #[diesel(sql_type = Text)]
+        topic: String,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+        #[diesel(sql_type = Timestamptz)]
+        first_time: DateTime<Utc>,
+        #[diesel(sql_type = SqlUuid)]
+        first_id: Uuid,
+    }
+    let names: Vec<&str> = topics.iter().map(|t| t.name()).collect();
+    let rows: Vec<Row> = super::prepared::prepared(
+        "SELECT date_bin($5 * interval '1 microsecond', time, $3) AS bucket, type AS topic, count(*) AS n, \
+                min(time) AS first_time, (array_agg(id ORDER BY time, position))[1] AS first_id \
+           FROM events \
+          WHERE camera_id = ANY($1) AND type = ANY($2) AND time >= $3 AND time < $4 \
+          GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind::<Array<SqlUuid>, _>(cameras)
+    .bind::<Array<Text>, _>(names)
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .bind::<BigInt, _>(bucket_us)
+    .load(c)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(Mark {
+                bucket_start: r.bucket,
+                topic: Topic::from_name(&r.topic)?,
+                count: r.n,
+                first_time: r.first_time,
+                first_id: r.first_id,
+            })
+        })
+        .collect())
 }
 
 impl EventRow {

@@ -256,3 +256,48 @@ async fn a_resume_point_older_than_the_kept_history_is_out_of_range() {
         .collect();
     assert_eq!(kept, ["New"]);
 }
+
+#[tokio::test]
+async fn timeline_overlays_count_each_type_per_bucket() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let t0 = s.clock_now();
+    let cam = create(&admin, "Dock").await;
+    let update = |description: &str| pb::UpdateCameraRequest {
+        camera: Some(pb::Camera { id: cam.id.clone(), description: description.into(), ..Default::default() }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+    };
+    for i in 0..3 {
+        admin.cameras().update_camera(update(&format!("early {i}"))).await.unwrap();
+    }
+    s.clock.advance(chrono::Duration::minutes(10));
+    s.login(&admin, "admin").await;
+    for i in 0..2 {
+        admin.cameras().update_camera(update(&format!("late {i}"))).await.unwrap();
+    }
+    stored_updates(&admin, 5).await;
+    let at = |t: chrono::DateTime<chrono::Utc>| prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 };
+    let from = t0 - chrono::Duration::minutes(5);
+    let timeline = admin
+        .recordings()
+        .get_timeline(pb::GetTimelineRequest {
+            camera_id: cam.id.clone(),
+            start_time: Some(at(from)),
+            end_time: Some(at(t0 + chrono::Duration::minutes(15))),
+            bucket: Some(prost_types::Duration { seconds: 300, nanos: 0 }),
+            event_types: vec![pb::EventType::CameraCreated as i32, pb::EventType::CameraUpdated as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let marks: Vec<(i64, i32, i32)> = timeline
+        .marks
+        .iter()
+        .map(|m| ((m.bucket_start_time.unwrap().seconds - from.timestamp()) / 300, m.r#type, m.count))
+        .collect();
+    // t0 falls in the second bucket (from starts 5 min before it), t0 + 10 min in the fourth.
+    let (created, updated) = (pb::EventType::CameraCreated as i32, pb::EventType::CameraUpdated as i32);
+    assert_eq!(marks, [(1, created, 1), (1, updated, 3), (3, updated, 2)], "{:?}", timeline.marks);
+    assert!(timeline.marks.iter().all(|m| !m.first_event_id.is_empty()));
+}

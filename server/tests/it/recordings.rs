@@ -280,19 +280,26 @@ async fn timelines_join_segments_within_the_tolerance_and_reach_the_present() {
     assert_eq!(both.iter().map(|t| t.camera_id.clone()).collect::<Vec<_>>(), vec![cam.id.clone(), other.id.clone()]);
     assert_eq!(runs_of(&both[0]), vec![(at(0.0), at(200.0)), (at(300.0), at(360.0))]);
     assert_eq!(runs_of(&both[1]), vec![(at(0.0), at(30.0))]);
-    // Overlays of events are refused until the event history is stored, not silently empty.
-    let e = admin
-        .recordings()
-        .get_timeline(pb::GetTimelineRequest {
-            camera_id: cam.id.clone(),
-            start_time: Some(ts(at(0.0))),
-            end_time: Some(ts(at(400.0))),
-            event_types: vec![pb::EventType::Detection as i32],
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::Unimplemented);
+    // Overlays: a type asked twice is refused naming the field; a viewer (who may play back but
+    // not read inference) may not overlay detections.
+    let overlay = |types: Vec<i32>| pb::GetTimelineRequest {
+        camera_id: cam.id.clone(),
+        start_time: Some(ts(at(0.0))),
+        end_time: Some(ts(at(400.0))),
+        event_types: types,
+        ..Default::default()
+    };
+    let twice = vec![pb::EventType::CameraUpdated as i32, pb::EventType::CameraUpdated as i32];
+    let e = admin.recordings().get_timeline(overlay(twice)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("event_types"), "{}", e.message());
+    let viewer = r.s.user(&admin, "vito", pb::Role::Viewer).await;
+    let who = viewer.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap();
+    grant(&admin, &cam, &who, &["camera.read", "recording.read"], None).await.unwrap();
+    let e = viewer.recordings().get_timeline(overlay(vec![pb::EventType::Detection as i32])).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("inference.read"), "{}", e.message());
+    viewer.recordings().get_timeline(overlay(vec![pb::EventType::CameraUpdated as i32])).await.unwrap();
     // The listing of the same range holds the straddling segment first.
     let listed = segments(&admin, &cam, at(30.0), at(150.0)).await;
     let starts: Vec<_> = listed.iter().map(|s| time_of(&s.start_time)).collect();

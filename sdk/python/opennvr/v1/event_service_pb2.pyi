@@ -515,8 +515,8 @@ class WatchEventsResponse(_message.Message):
     def heartbeat(self) -> _common_pb2.Heartbeat: ...
     @_builtins.property
     def lagged(self) -> Global___Lagged:
-        """The stream fell behind and this many events were dropped for it (the server never waits for
-        a slow watcher); re-read what matters and carry on.
+        """Not sent by this server: a watcher reads the stored history at its own pace and loses
+        nothing. Kept for clients written against earlier servers.
         """
 
     def __init__(

@@ -645,8 +645,9 @@ class GetTimelineRequest(_message.Message):
 
     @_builtins.property
     def event_types(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.EventType.ValueType]:
-        """Event types to overlay; empty = none. Not served yet (UNIMPLEMENTED): overlays need the stored
-        event history. None twice.
+        """Event types to overlay from the stored event history (counts per bucket in `marks`, for all the
+        cameras asked together); empty = none. Types that need a permission beyond playback
+        (DETECTION: inference.read, IDS_ALERT: ids.read) answer PERMISSION_DENIED without it. None twice.
         """
 
     @_builtins.property

@@ -515,8 +515,8 @@ export type WatchEventsResponse = Message<"opennvr.v1.WatchEventsResponse"> & {
     case: "heartbeat";
   } | {
     /**
-     * The stream fell behind and this many events were dropped for it (the server never waits for
-     * a slow watcher); re-read what matters and carry on.
+     * Not sent by this server: a watcher reads the stored history at its own pace and loses
+     * nothing. Kept for clients written against earlier servers.
      *
      * @generated from field: opennvr.v1.Lagged lagged = 4;
      */

@@ -668,8 +668,9 @@ export type GetTimelineRequest = Message<"opennvr.v1.GetTimelineRequest"> & {
   bucket?: Duration | undefined;
 
   /**
-   * Event types to overlay; empty = none. Not served yet (UNIMPLEMENTED): overlays need the stored
-   * event history. None twice.
+   * Event types to overlay from the stored event history (counts per bucket in `marks`, for all the
+   * cameras asked together); empty = none. Types that need a permission beyond playback
+   * (DETECTION: inference.read, IDS_ALERT: ids.read) answer PERMISSION_DENIED without it. None twice.
    *
    * @generated from field: repeated opennvr.v1.EventType event_types = 5;
    */
