@@ -186,6 +186,7 @@ impl EventService for EventApi {
             let (kind, at) = match item {
                 WatchItem::Event(e, at) => (pb::watch_events_response::Kind::Event(site_event(&e)), at),
                 WatchItem::Heartbeat(at) => (pb::watch_events_response::Kind::Heartbeat(pb::Heartbeat::default()), at),
+                WatchItem::Expired => return Err(to_status(crate::app::events::resume_point_expired())),
             };
             Ok(pb::WatchEventsResponse { kind: Some(kind), resume_token: resume_token(at) })
         });

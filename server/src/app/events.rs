@@ -37,6 +37,14 @@ pub use crate::domain::event::Topic;
 pub enum WatchItem {
     Event(Arc<SiteEvent>, i64),
     Heartbeat(i64),
+    /// Retention removed events the watcher had not read yet: the stream ends OUT_OF_RANGE.
+    Expired,
+}
+
+/// The refusal of a resume point retention has passed.
+pub fn resume_point_expired() -> Error {
+    Error::new(ErrorKind::OutOfRange, "resume_token is older than the kept event history")
+        .with_reason(reason::RESUME_POINT_EXPIRED)
 }
 
 /// The resume token of position `p`.
@@ -243,10 +251,7 @@ impl EventsApp {
             Some(p) if p > history.position => {
                 return Err(Error::invalid("resume_token", "resume_token is ahead of this site's event history"));
             }
-            Some(p) if p + 1 < history.kept_from => {
-                return Err(Error::new(ErrorKind::OutOfRange, "resume_token is older than the kept event history")
-                    .with_reason(reason::RESUME_POINT_EXPIRED));
-            }
+            Some(p) if p + 1 < history.kept_from => return Err(resume_point_expired()),
             Some(p) => p,
         };
         let (tx, out) = mpsc::channel(64);
@@ -278,6 +283,12 @@ impl EventsApp {
                         _ = tx.closed() => return,
                     }
                     continue;
+                }
+                // Positions are dense: a gap means retention removed what this watcher had not
+                // read, and it is told so rather than skipping it.
+                if rows.first().is_some_and(|r| r.position != at + 1) {
+                    let _ = tx.send(WatchItem::Expired).await;
+                    return;
                 }
                 for row in rows {
                     at = row.position;
@@ -429,7 +440,13 @@ impl EventsApp {
         match e.camera_id {
             None if !cameras.is_empty() => None,
             Some(c) if !cameras.is_empty() && !cameras.contains(&c) => None,
-            Some(_) if e.also_for.contains(&p.user_id) => Some(e),
+            // Who held a grant on a camera just deleted hears of it (an API key only within its cameras).
+            Some(c)
+                if e.also_for.contains(&p.user_id)
+                    && p.api_key.as_ref().is_none_or(|k| k.cameras.is_empty() || k.cameras.contains(&c)) =>
+            {
+                Some(e)
+            }
             Some(c) => {
                 let recordings = topic.about_recordings();
                 self.visible(p, c, recordings, seen).await.then_some(e)
@@ -445,7 +462,16 @@ impl EventsApp {
         match fresh {
             Some(v) => v,
             None => {
-                let v = self.may_see_as(p, c, recordings).await.unwrap_or(false);
+                // A failed lookup is tried again, not taken for "hidden": the event is not skipped.
+                let v = loop {
+                    match self.may_see_as(p, c, recordings).await {
+                        Ok(v) => break v,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "checking an event's camera failed; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                };
                 seen.insert((c, recordings), (v, tokio::time::Instant::now()));
                 v
             }

@@ -62,7 +62,8 @@ pub struct Head {
 /// Writes `e` into the inbox, in the caller's transaction: it is linked into the history once that
 /// commits, or never.
 pub fn append(c: &mut PgConnection, e: &SiteEvent) -> Result<()> {
-    let payload = serde_json::to_value(&e.kind).map_err(Error::internal)?;
+    let mut payload = serde_json::to_value(&e.kind).map_err(Error::internal)?;
+    without_nul(&mut payload);
     diesel::insert_into(event_inbox::table)
         .values(NewEvent {
             event_id: e.id,
@@ -74,6 +75,17 @@ pub fn append(c: &mut PgConnection, e: &SiteEvent) -> Result<()> {
         })
         .execute(c)?;
     Ok(())
+}
+
+/// Drops NUL characters from every string of `v`: PostgreSQL's jsonb cannot hold them, and one in an
+/// error text or a label must not keep the event out of the history.
+fn without_nul(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => s.retain(|c| c != '\0'),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(without_nul),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(without_nul),
+        _ => {}
+    }
 }
 
 /// Links up to `max` committed inbox events into the history; returns how many.
@@ -101,7 +113,12 @@ pub fn head(c: &mut PgConnection) -> Result<Head> {
 /// at a time; moves `kept_from` past them. Returns how many went.
 pub fn expire(c: &mut PgConnection, before: DateTime<Utc>, limit: i64) -> Result<usize> {
     c.transaction(|c| {
-        let head = head(c)?;
+        // Locked: passes of two processes take turns, and kept_from only moves forward.
+        let (position, kept_from) = event_head::table
+            .select((event_head::position, event_head::kept_from))
+            .for_update()
+            .first::<(i64, i64)>(c)?;
+        let head = Head { position, kept_from };
         // The first position to keep: the oldest event still young enough, else past the newest.
         let young: Option<i64> =
             events::table.filter(events::time.ge(before)).select(diesel::dsl::min(events::position)).first(c)?;
@@ -208,11 +225,14 @@ impl EventRow {
         }
         if filter.oldest_first {
             if let Some((t, p)) = after {
+                // The plain bound lets the index start at the page's edge.
+                q = q.filter(events::time.ge(t));
                 q = q.filter(events::time.gt(t).or(events::time.eq(t).and(events::position.gt(p))));
             }
             q = q.order((events::time.asc(), events::position.asc()));
         } else {
             if let Some((t, p)) = after {
+                q = q.filter(events::time.le(t));
                 q = q.filter(events::time.lt(t).or(events::time.eq(t).and(events::position.lt(p))));
             }
             q = q.order((events::time.desc(), events::position.desc()));
@@ -254,5 +274,17 @@ impl Listener {
             }
         }
         Ok(newest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_characters_are_dropped_from_every_string_of_a_payload() {
+        let mut v = serde_json::json!({"error": "lost\u{0}link", "labels": ["a\u{0}", "b"], "n": 1});
+        without_nul(&mut v);
+        assert_eq!(v, serde_json::json!({"error": "lostlink", "labels": ["a", "b"], "n": 1}));
     }
 }

@@ -176,12 +176,21 @@ async fn listed_events_are_only_those_of_cameras_the_caller_may_see_newest_first
             break;
         }
     }
-    // Updates are linked after the creations they follow, so newest first puts them first.
+    // All at one (test clock) time: newest first is then the order they were committed in,
+    // reversed — the five updates, then the two creations — each once across the pages.
     let kinds: Vec<i32> = all.iter().map(|e| e.r#type).collect();
-    assert_eq!(kinds.iter().filter(|t| **t == pb::EventType::CameraUpdated as i32).count(), 5, "{all:?}");
-    assert_eq!(kinds.iter().filter(|t| **t == pb::EventType::CameraCreated as i32).count(), 2, "{all:?}");
-    let times: Vec<_> = all.iter().map(|e| e.time.unwrap().seconds).collect();
-    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    let (created, updated) = (pb::EventType::CameraCreated as i32, pb::EventType::CameraUpdated as i32);
+    assert_eq!(kinds, [updated, updated, updated, updated, updated, created, created], "{all:?}");
+    let ids: std::collections::HashSet<&str> = all.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), all.len());
+    let descriptions: Vec<&str> = all
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Some(pb::event::Payload::CameraConfig(c)) if e.r#type == updated => Some(c.camera_name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(descriptions.iter().all(|n| *n == "Mine"), "{descriptions:?}");
     // The operator sees only the camera granted to them.
     let theirs = op.events().list_events(list(String::new(), vec![])).await.unwrap().into_inner();
     let mut seen = theirs.events;
@@ -218,8 +227,10 @@ async fn a_resume_point_older_than_the_kept_history_is_out_of_range() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
     let start = admin.events().list_events(pb::ListEventsRequest::default()).await.unwrap().into_inner();
+    let mut stream = watch_created(&admin, "").await;
     create(&admin, "Old").await;
-    stored(&admin, "Old").await;
+    let after_old = next_created(&mut stream, 1).await.remove(0).1;
+    drop(stream);
     s.clock.advance(chrono::Duration::days(2));
     s.login(&admin, "admin").await;
     create(&admin, "New").await;
@@ -239,6 +250,9 @@ async fn a_resume_point_older_than_the_kept_history_is_out_of_range() {
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
     assert!(e.message().contains("older than the kept event history"), "{}", e.message());
+    // Right after the removed events, nothing is missing: the watch resumes.
+    let mut resumed = watch_created(&admin, &after_old).await;
+    assert_eq!(names(&next_created(&mut resumed, 1).await), ["New"]);
     // The kept history holds the new camera's creation, not the old one's.
     let listed = admin
         .events()
