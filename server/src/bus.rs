@@ -1,11 +1,12 @@
 //! The site event bus that camera changes, status changes, the media plane, inference and intrusion
-//! detection publish to. Every event goes to the history's recorder (which stores it; watchers read
-//! the history) and to in-process followers of the live stream (the inference router). A leaf: it
-//! knows only the events themselves.
+//! detection publish to. An event of a change in the database is written into the history in that
+//! change's transaction and then announced; any other goes to the history's recorder, which stores
+//! it. Either way in-process followers of the live stream (the inference router) hear of it, and
+//! watchers read the history. A leaf: it knows only the events themselves.
 use crate::domain::event::SiteEvent;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc};
 
 /// Events kept for in-process followers that are behind.
 const CAPACITY: usize = 1024;
@@ -20,6 +21,8 @@ pub struct EventBus {
     /// The recorder's end, until it takes it.
     recorder: Arc<Mutex<Option<mpsc::Receiver<Arc<SiteEvent>>>>>,
     dropped: Arc<AtomicU64>,
+    /// Wakes the linker for events stored in their change's transaction.
+    stored: Arc<Notify>,
 }
 
 impl Default for EventBus {
@@ -30,6 +33,7 @@ impl Default for EventBus {
             history,
             recorder: Arc::new(Mutex::new(Some(recorder))),
             dropped: Arc::default(),
+            stored: Arc::default(),
         }
     }
 }
@@ -45,6 +49,18 @@ impl EventBus {
             }
         }
         let _ = self.tx.send(event);
+    }
+
+    /// Announces `event`, already written into the history's inbox in the transaction of its change:
+    /// to every live follower, and to the linker, which links it now.
+    pub fn announce_stored(&self, event: SiteEvent) {
+        self.stored.notify_one();
+        let _ = self.tx.send(Arc::new(event));
+    }
+
+    /// Signalled when events were written into the history's inbox in their change's transaction.
+    pub fn stored(&self) -> Arc<Notify> {
+        self.stored.clone()
     }
 
     /// Events from now on, for an in-process follower.

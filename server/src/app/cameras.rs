@@ -110,36 +110,29 @@ pub struct CameraStatusView {
     pub observed: DateTime<Utc>,
 }
 
-impl CameraApp {
-    /// Announces a configuration change of `row` by the caller.
-    fn announce(&self, call: &Call, row_id: Uuid, name: &str, change: ConfigChange, fields: &[String]) {
-        self.announce_to(call, row_id, name, change, fields, Vec::new());
-    }
-
-    /// The same, also to `also_for` (who held a grant on a camera just deleted).
-    fn announce_to(
-        &self,
-        call: &Call,
-        row_id: Uuid,
-        name: &str,
-        change: ConfigChange,
-        fields: &[String],
-        also_for: Vec<Uuid>,
-    ) {
-        let actor = call.principal.as_ref().map(|p| p.user_id.to_string()).unwrap_or_default();
-        let mut event = SiteEvent::new(
-            self.clock.now(),
-            Some(row_id),
-            EventKind::CameraConfig {
-                change,
-                name: name.to_owned(),
-                changed_fields: fields.to_vec(),
-                actor_user_id: actor,
-            },
-        );
-        event.also_for = also_for;
-        self.events.publish(event);
-    }
+/// The event of a configuration change of camera `id` (named `name`) by `call`'s caller at `at`, for
+/// its watchers and for `also_for` (who held a grant on a camera just deleted).
+fn config_event(
+    call: &Call,
+    at: DateTime<Utc>,
+    (id, name): (Uuid, &str),
+    change: ConfigChange,
+    fields: &[String],
+    also_for: Vec<Uuid>,
+) -> SiteEvent {
+    let actor = call.principal.as_ref().map(|p| p.user_id.to_string()).unwrap_or_default();
+    let mut event = SiteEvent::new(
+        at,
+        Some(id),
+        EventKind::CameraConfig {
+            change,
+            name: name.to_owned(),
+            changed_fields: fields.to_vec(),
+            actor_user_id: actor,
+        },
+    );
+    event.also_for = also_for;
+    event
 }
 
 fn password_owner(id: Uuid) -> String {
@@ -261,17 +254,19 @@ impl CameraApp {
             updated_at: now,
         });
         let name = row.name.clone();
+        let event = config_event(call, now, (row.id, &row.name), ConfigChange::Created, &[], Vec::new());
+        let stored = event.clone();
         call.audited(&self.store, now, record, move |c, _| {
             insert.insert(c)?;
             if let Some(g) = creator_grant {
                 g.upsert(c)?;
             }
-            Ok(())
+            crate::store::events::append(c, &stored)
         })
         .await
         .map_err(name_taken(&name))?;
         self.media.changed();
-        self.announce(call, row.id, &row.name, ConfigChange::Created, &[]);
+        self.events.announce_stored(event);
         Ok(row)
     }
 
@@ -390,19 +385,22 @@ impl CameraApp {
         }
         record.camera_id = id.to_string();
         let name = changes.name.clone().unwrap_or_default();
-        let row = call
+        let (who, fields) = (call.clone(), mask.to_vec());
+        let (row, event) = call
             .audited(&self.store, now, record, move |c, _| {
                 let current = authorize(c, &p, id, Permission::CameraWrite, now, true)?;
                 if expected_version.is_some_and(|v| v != current.version) {
                     return Err(etag_mismatch(id));
                 }
                 let row = CameraRow::update(c, id, &changes, now)?;
-                Ok(row)
+                let event = config_event(&who, now, (row.id, &row.name), ConfigChange::Updated, &fields, Vec::new());
+                crate::store::events::append(c, &event)?;
+                Ok((row, event))
             })
             .await
             .map_err(name_taken(&name))?;
         self.media.changed();
-        self.announce(call, row.id, &row.name, ConfigChange::Updated, mask);
+        self.events.announce_stored(event);
         Ok(row)
     }
 
@@ -433,7 +431,8 @@ impl CameraApp {
             },
         );
         record.camera_id = id.to_string();
-        let row = call.audited(&self.store, now, record, move |c, _| {
+        let who = call.clone();
+        let (row, event) = call.audited(&self.store, now, record, move |c, _| {
                 let current = authorize(c, &p, id, Permission::CameraWrite, now, true)?;
                 if change.expected_version.is_some_and(|v| v != current.version) {
                     return Err(etag_mismatch(id));
@@ -456,17 +455,14 @@ impl CameraApp {
                     changes.password_sealed = Some(sealed.map(|s| s.blob));
                 }
                 let row = CameraRow::update(c, id, &changes, now)?;
-                Ok(row)
+                let fields = ["source_url".to_owned(), "username".to_owned()];
+                let event = config_event(&who, now, (row.id, &row.name), ConfigChange::Updated, &fields, Vec::new());
+                crate::store::events::append(c, &event)?;
+                Ok((row, event))
             })
             .await?;
         self.media.changed();
-        self.announce(
-            call,
-            row.id,
-            &row.name,
-            ConfigChange::Updated,
-            &["source_url".to_owned(), "username".to_owned()],
-        );
+        self.events.announce_stored(event);
         Ok(row)
     }
 
@@ -490,7 +486,8 @@ impl CameraApp {
             if delete_recordings { "deleted by the next retention pass" } else { "kept under retention" },
         );
         record.camera_id = id.to_string();
-        let name = call
+        let who = call.clone();
+        let event = call
             .audited(&self.store, now, record, move |c, record| {
                 let current = authorize(c, &p, id, Permission::CameraWrite, now, true)?;
                 if expected_version.is_some_and(|v| v != current.version) {
@@ -512,13 +509,14 @@ impl CameraApp {
                 CameraRow::mark_deleted(c, id, now)?;
                 let revoked = CameraGrantRow::delete_for_camera(c, id)?;
                 record.note("grants_removed", revoked.len().to_string());
-                Ok((current.name, revoked))
+                // Those who held a grant hear of the deletion, although their grant went with it.
+                let event = config_event(&who, now, (id, &current.name), ConfigChange::Deleted, &[], revoked);
+                crate::store::events::append(c, &event)?;
+                Ok(event)
             })
             .await?;
-        let (name, revoked) = name;
         self.media.changed();
-        // Those who held a grant hear of the deletion, although their grant went with it.
-        self.announce_to(call, id, &name, ConfigChange::Deleted, &[], revoked);
+        self.events.announce_stored(event);
         Ok(())
     }
 }

@@ -70,9 +70,10 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// The history on `store`, its head not read yet.
-    pub fn new(store: Store) -> EventLog {
-        EventLog { store, head: Arc::new(watch::channel(0).0), poke: Arc::default() }
+    /// The history on `store`, its head not read yet; `bus` wakes its linker for events stored in
+    /// their change's transaction.
+    pub fn new(store: Store, bus: &EventBus) -> EventLog {
+        EventLog { store, head: Arc::new(watch::channel(0).0), poke: bus.stored() }
     }
 
     /// The newest position this process knows, as it moves.

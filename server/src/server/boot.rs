@@ -107,7 +107,8 @@ impl Core {
             None => None,
         };
         let media = crate::media::plane::MediaPlane::new(mtx.clone());
-        let event_log = crate::app::events::EventLog::new(store.clone());
+        let events = crate::bus::EventBus::default();
+        let event_log = crate::app::events::EventLog::new(store.clone(), &events);
         Ok(Core {
             clock,
             master,
@@ -118,7 +119,7 @@ impl Core {
             tokens,
             api_keys,
             metrics: Metrics::new(),
-            events: crate::bus::EventBus::default(),
+            events,
             event_log,
             mtx,
             media,

@@ -238,7 +238,7 @@ async fn a_resume_point_older_than_the_kept_history_is_out_of_range() {
     let events = opennvr_server::app::events::EventsApp {
         store: s.store.clone(),
         clock: std::sync::Arc::new(s.clock.clone()),
-        log: opennvr_server::app::events::EventLog::new(s.store.clone()),
+        log: opennvr_server::app::events::EventLog::new(s.store.clone(), &s.events),
         retention: chrono::Duration::days(1),
     };
     assert!(events.enforce_retention().await.unwrap() >= 1);
@@ -314,4 +314,43 @@ async fn timeline_overlays_count_each_type_per_bucket() {
     let (created, updated) = (pb::EventType::CameraCreated as i32, pb::EventType::CameraUpdated as i32);
     assert_eq!(marks, [(1, created, 1), (1, updated, 3), (3, updated, 2)], "{:?}", timeline.marks);
     assert!(timeline.marks.iter().all(|m| !m.first_event_id.is_empty()));
+}
+
+/// Events of `camera` of stored type `topic`, linked or still in the inbox.
+fn stored_now(s: &TestServer, camera: &str, topic: &str) -> i64 {
+    let mut db = s.db.superuser();
+    crate::harness::count(
+        &mut db,
+        format!(
+            "SELECT (SELECT count(*) FROM events WHERE camera_id = '{camera}' AND type = '{topic}') \
+                  + (SELECT count(*) FROM event_inbox WHERE camera_id = '{camera}' AND type = '{topic}') AS n"
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_camera_change_commits_with_its_event_and_a_refused_one_leaves_none() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let cam = create(&admin, "Gate").await;
+    // The moment the call returns, its event is stored (linked, or in the inbox with the change).
+    assert_eq!(stored_now(&s, &cam.id, "camera.created"), 1);
+    let stale = pb::UpdateCameraRequest {
+        camera: Some(pb::Camera {
+            id: cam.id.clone(),
+            description: "x".into(),
+            etag: "\"41\"".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+    };
+    let e = admin.cameras().update_camera(stale).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Aborted, "{e:?}");
+    assert_eq!(stored_now(&s, &cam.id, "camera.updated"), 0);
+    admin
+        .cameras()
+        .delete_camera(pb::DeleteCameraRequest { camera_id: cam.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(stored_now(&s, &cam.id, "camera.deleted"), 1);
 }
