@@ -320,14 +320,18 @@ impl EventsApp {
     ) -> Result<EventPage> {
         let (from, to) = super::recordings::checked_range(range.0, range.1, false)?;
         let interest = self.interest(call, camera_ids, topics).await?;
-        let after = match &page.after {
-            None => None,
+        // A listing is of the history as its first page found it: every page holds only events
+        // linked by then (the head, carried in the page token), so the first page's watch point
+        // and the pages never overlap.
+        let (after, head) = match &page.after {
+            None => (None, self.store.run(stored::head).await?.position),
             Some(t) => {
                 let bad = || Error::invalid("page_token", "page_token is not one this server issued");
-                let (micros, position) = t.split_once('/').ok_or_else(bad)?;
-                let time =
-                    micros.parse::<i64>().ok().and_then(DateTime::<Utc>::from_timestamp_micros).ok_or_else(bad)?;
-                Some((time, position.parse::<i64>().map_err(|_| bad())?))
+                let mut parts = t.splitn(3, '/');
+                let mut next = || parts.next().and_then(|p| p.parse::<i64>().ok()).ok_or_else(bad);
+                let (micros, position, head) = (next()?, next()?, next()?);
+                let time = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(bad)?;
+                (Some((time, position)), head)
             }
         };
         let p = &interest.principal;
@@ -347,9 +351,9 @@ impl EventsApp {
             to: Some(to),
             oldest_first,
             visible: visible.map(|ids| (ids, p.user_id)),
+            through: Some(head),
         };
         let first = page.after.is_none();
-        let history = if first { Some(self.store.run(stored::head).await?) } else { None };
         let limit = page.size;
         let mut events = Vec::new();
         let mut seen = Seen::default();
@@ -372,13 +376,13 @@ impl EventsApp {
                 }
             }
         }
-        let last = cursor.map(|(t, p)| format!("{}/{p}", t.timestamp_micros()));
+        let last = cursor.map(|(t, p)| format!("{}/{p}/{head}", t.timestamp_micros()));
         let next_page_token = if exhausted && (events.len() as i64) < limit {
             String::new()
         } else {
             page.next_token(limit as usize, last.as_deref())
         };
-        Ok(EventPage { events, next_page_token, watch_resume_token: history.map(|h| resume_token(h.position)) })
+        Ok(EventPage { events, next_page_token, watch_resume_token: first.then(|| resume_token(head)) })
     }
 
     /// The caller, the cameras they asked for (each checked: NOT_FOUND when they may not see it)

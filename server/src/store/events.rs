@@ -50,6 +50,8 @@ pub struct EventFilter {
     /// of other cameras are left out, except site-wide ones, IDS alerts (shown to who may read
     /// alerts, naming only cameras they see) and those addressed to them (`also_for`).
     pub visible: Option<(Vec<Uuid>, Uuid)>,
+    /// Only events linked at or before this position.
+    pub through: Option<i64>,
 }
 
 /// The newest position given and the oldest still kept.
@@ -216,6 +218,9 @@ impl EventRow {
                     .or(events::also_for.contains(vec![*user]))
                     .or(events::type_.eq(Topic::IdsAlert.name())),
             );
+        }
+        if let Some(through) = filter.through {
+            q = q.filter(events::position.le(through));
         }
         if let Some(from) = filter.from {
             q = q.filter(events::time.ge(from));
