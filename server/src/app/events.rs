@@ -67,13 +67,38 @@ pub struct EventLog {
     store: Store,
     head: Arc<watch::Sender<i64>>,
     poke: Arc<Notify>,
+    /// Asks the recorder to store what is queued and stop; it answers on the sender it is given.
+    closing: Arc<tokio::sync::Mutex<Option<mpsc::Sender<Stored>>>>,
+    closed: Arc<tokio::sync::Mutex<Option<mpsc::Receiver<Stored>>>>,
 }
+
+/// The recorder's answer that the last events are stored.
+type Stored = tokio::sync::oneshot::Sender<()>;
 
 impl EventLog {
     /// The history on `store`, its head not read yet; `bus` wakes its linker for events stored in
     /// their change's transaction.
     pub fn new(store: Store, bus: &EventBus) -> EventLog {
-        EventLog { store, head: Arc::new(watch::channel(0).0), poke: bus.stored() }
+        let (closing, closed) = mpsc::channel(1);
+        EventLog {
+            store,
+            head: Arc::new(watch::channel(0).0),
+            poke: bus.stored(),
+            closing: Arc::new(tokio::sync::Mutex::new(Some(closing))),
+            closed: Arc::new(tokio::sync::Mutex::new(Some(closed))),
+        }
+    }
+
+    /// Stores and links the events still queued for the recorder, and stops it (at shutdown).
+    pub async fn drain(&self) {
+        let Some(closing) = self.closing.lock().await.take() else { return };
+        let (done, stored) = tokio::sync::oneshot::channel();
+        if closing.send(done).await.is_ok() {
+            let _ = stored.await;
+        }
+        if let Err(e) = self.link_all().await {
+            tracing::warn!(error = %e, "linking the last events failed");
+        }
     }
 
     /// The newest position this process knows, as it moves.
@@ -99,32 +124,57 @@ impl EventLog {
 
     /// Stores every event published on `bus`, in batches, retrying while the database is away.
     pub async fn run_recorder(self, bus: EventBus) {
-        let Some(mut rx) = bus.take_recorder() else {
+        let (Some(mut rx), Some(mut closed)) = (bus.take_recorder(), self.closed.lock().await.take()) else {
             tracing::error!("the event recorder runs once per bus");
             return;
         };
-        while let Some(first) = rx.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < READ_BATCH as usize {
+        loop {
+            let (first, closing) = tokio::select! {
+                e = rx.recv() => (e, None),
+                done = closed.recv() => (None, done),
+            };
+            let stopping = closing.is_some();
+            let mut batch: Vec<_> = first.into_iter().collect();
+            // At shutdown, everything queued; else what arrived together, a batch at a time.
+            while stopping || batch.len() < READ_BATCH as usize {
                 match rx.try_recv() {
                     Ok(e) => batch.push(e),
                     Err(_) => break,
                 }
             }
-            let batch = Arc::new(batch);
-            loop {
-                let events = batch.clone();
-                let stored =
-                    self.store.transaction(move |c| events.iter().try_for_each(|e| stored::append(c, e))).await;
-                match stored {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, events = batch.len(), "storing events failed; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
+            let ended = batch.is_empty() && !stopping;
+            for chunk in batch.chunks(READ_BATCH as usize) {
+                self.store_batch(chunk.to_vec(), !stopping).await;
             }
             self.poke();
+            if let Some(done) = closing {
+                let _ = done.send(());
+                return;
+            }
+            if ended {
+                // The bus is gone: nothing more will come.
+                return;
+            }
+        }
+    }
+
+    /// Stores `batch` in one transaction, retrying while the database is away (unless `retry` is
+    /// false, at shutdown: then once).
+    async fn store_batch(&self, batch: Vec<Arc<SiteEvent>>, retry: bool) {
+        let batch = Arc::new(batch);
+        loop {
+            let events = batch.clone();
+            match self.store.transaction(move |c| events.iter().try_for_each(|e| stored::append(c, e))).await {
+                Ok(()) => return,
+                Err(e) if retry => {
+                    tracing::warn!(error = %e, events = batch.len(), "storing events failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, events = batch.len(), "storing the last events failed");
+                    return;
+                }
+            }
         }
     }
 

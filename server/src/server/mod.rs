@@ -45,6 +45,8 @@ pub struct Server {
     pub audit: AuditTrail,
     pub cameras: crate::app::cameras::CameraApp,
     pub events: crate::bus::EventBus,
+    /// The event history, whose recorder is drained when the server stops.
+    event_log: crate::app::events::EventLog,
     /// API keys as the authentication layer knows them.
     pub api_keys: crate::security::api_keys::ApiKeyCache,
     pub local_addr: SocketAddr,
@@ -160,6 +162,7 @@ impl Server {
             audit: core.audit,
             cameras: apps.cameras,
             events: core.events,
+            event_log: core.event_log,
             api_keys: core.api_keys,
             local_addr,
             listener: Some(listener),
@@ -278,6 +281,10 @@ impl Server {
         // is aborted (frame sources kill their ffmpeg children as their handles drop).
         if tokio::time::timeout(STEP, self.frames.stop()).await.is_err() {
             tracing::warn!("frame sources did not stop within {STEP:?}: aborting them");
+        }
+        // Events still waiting for the recorder are stored and linked, not lost with it.
+        if tokio::time::timeout(STEP, self.event_log.drain()).await.is_err() {
+            tracing::warn!("storing the last events did not finish within {STEP:?}");
         }
         // Write the counts of refused calls not yet summarised, then sign the head once more, so the
         // last entries are vouched for by the audit key.

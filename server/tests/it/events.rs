@@ -5,6 +5,23 @@ use crate::harness::{TestDb, TestServer};
 use opennvr_sdk::pb;
 use std::time::Duration;
 
+/// Publishes `n` site-wide events on `s`'s bus, as the media plane does: MediaMTX restarts with
+/// versions v0, v1, ...
+pub fn publish_media_server_restarts(s: &TestServer, n: usize) {
+    for i in 0..n {
+        s.events.publish(opennvr_server::domain::event::SiteEvent::new(
+            chrono::Utc::now(),
+            None,
+            opennvr_server::domain::event::EventKind::MediaServer {
+                restarted: true,
+                version: format!("v{i}"),
+                started: String::new(),
+                error: String::new(),
+            },
+        ));
+    }
+}
+
 /// A watch of camera creations, from `resume_token` (empty: from now).
 async fn watch_created(c: &opennvr_sdk::Client, resume_token: &str) -> tonic::Streaming<pb::WatchEventsResponse> {
     c.events()
@@ -391,4 +408,17 @@ async fn a_listing_holds_the_history_as_its_first_page_found_it() {
     let mut stream = watch_created(&admin, &first.watch_resume_token).await;
     assert_eq!(names(&next_created(&mut stream, 1).await), ["Later"]);
     nothing_more(&mut stream).await;
+}
+
+#[tokio::test]
+async fn events_published_just_before_a_shutdown_are_stored() {
+    let s = TestServer::start().await;
+    publish_media_server_restarts(&s, 500);
+    let mut db = s.db.superuser();
+    s.shutdown().await;
+    // Stored and linked on the way out, none left behind in the inbox.
+    let linked =
+        crate::harness::count(&mut db, "SELECT count(*) AS n FROM events WHERE type = 'media_server.restarted'");
+    assert_eq!(linked, 500);
+    assert_eq!(crate::harness::count(&mut db, "SELECT count(*) AS n FROM event_inbox"), 0);
 }

@@ -624,18 +624,7 @@ async fn a_slow_watcher_misses_nothing_and_never_holds_the_server_back() {
     let mut stream = watch(&admin).await;
     // Far more events than any buffer in between, while the watcher reads nothing: publishing never
     // waits for it, and it reads them all from the history afterwards, in order.
-    for i in 0..3000 {
-        s.events.publish(opennvr_server::domain::event::SiteEvent::new(
-            chrono::Utc::now(),
-            None,
-            opennvr_server::domain::event::EventKind::MediaServer {
-                restarted: true,
-                version: format!("v{i}"),
-                started: String::new(),
-                error: String::new(),
-            },
-        ));
-    }
+    crate::events::publish_media_server_restarts(&s, 3000);
     // The API still answers.
     admin.auth().who_am_i(pb::WhoAmIRequest {}).await.unwrap();
     let mut next = 0;
