@@ -158,13 +158,13 @@ impl EventLog {
         }
     }
 
-    /// Stores `batch` in one transaction, retrying while the database is away (unless `retry` is
+    /// Stores `batch` in one statement, retrying while the database is away (unless `retry` is
     /// false, at shutdown: then once).
     async fn store_batch(&self, batch: Vec<Arc<SiteEvent>>, retry: bool) {
         let batch = Arc::new(batch);
         loop {
             let events = batch.clone();
-            match self.store.transaction(move |c| events.iter().try_for_each(|e| stored::append(c, e))).await {
+            match self.store.run(move |c| stored::append_all(c, &events)).await {
                 Ok(()) => return,
                 Err(e) if retry => {
                     tracing::warn!(error = %e, events = batch.len(), "storing events failed; retrying");

@@ -64,18 +64,28 @@ pub struct Head {
 /// Writes `e` into the inbox, in the caller's transaction: it is linked into the history once that
 /// commits, or never.
 pub fn append(c: &mut PgConnection, e: &SiteEvent) -> Result<()> {
-    let mut payload = serde_json::to_value(&e.kind).map_err(Error::internal)?;
-    without_nul(&mut payload);
-    diesel::insert_into(event_inbox::table)
-        .values(NewEvent {
-            event_id: e.id,
-            time: e.time,
-            topic: Topic::of(e).name(),
-            camera_id: e.camera_id,
-            also_for: &e.also_for,
-            payload,
+    append_all(c, std::slice::from_ref(e))
+}
+
+/// Writes `events` into the inbox in one statement, in the caller's transaction.
+pub fn append_all<E: std::borrow::Borrow<SiteEvent>>(c: &mut PgConnection, events: &[E]) -> Result<()> {
+    let rows = events
+        .iter()
+        .map(|e| {
+            let e = e.borrow();
+            let mut payload = serde_json::to_value(&e.kind).map_err(Error::internal)?;
+            without_nul(&mut payload);
+            Ok(NewEvent {
+                event_id: e.id,
+                time: e.time,
+                topic: Topic::of(e).name(),
+                camera_id: e.camera_id,
+                also_for: &e.also_for,
+                payload,
+            })
         })
-        .execute(c)?;
+        .collect::<Result<Vec<_>>>()?;
+    diesel::insert_into(event_inbox::table).values(&rows).execute(c)?;
     Ok(())
 }
 
