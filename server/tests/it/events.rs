@@ -422,3 +422,18 @@ async fn events_published_just_before_a_shutdown_are_stored() {
     assert_eq!(linked, 500);
     assert_eq!(crate::harness::count(&mut db, "SELECT count(*) AS n FROM event_inbox"), 0);
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_database_streams_the_same_events() {
+    let one = TestServer::start().await;
+    let admin = one.admin().await;
+    let (db, mut options) = (TestDb { name: one.db.name.clone() }, one.options.clone());
+    options.data_dir = Some(crate::harness::temp_dir("events-second"));
+    let two = TestServer::start_with(db, options).await;
+    // The same session, on the other server.
+    let there = two.client().await;
+    there.set_tokens(Some(admin.tokens().unwrap()));
+    let mut stream = watch_created(&there, "").await;
+    create(&admin, "Made on one").await;
+    assert_eq!(names(&next_created(&mut stream, 1).await), ["Made on one"]);
+}
