@@ -48,7 +48,57 @@ fn spec(c: &pb::Camera) -> Result<CameraSpec> {
         event_post_roll: duration(&c.event_post_roll),
         labels: c.labels.clone().into_iter().collect(),
         ip_addresses: c.ip_addresses.clone(),
+        motion: c.motion.as_ref().map(motion_settings).transpose()?,
+        recording_event_types: super::event_service::topics("camera.recording_event_types", &c.recording_event_types)
+            .map_err(|_| {
+                Error::invalid("camera.recording_event_types", "camera.recording_event_types: unknown event type")
+            })?
+            .unwrap_or_default(),
     })
+}
+
+/// Milliseconds of a wire duration for `field`: unset = 0 (the default), else 1 ms to 10 min.
+fn millis(field: &'static str, d: &Option<prost_types::Duration>) -> Result<u32> {
+    let Some(d) = d else { return Ok(0) };
+    let ms = d.seconds.saturating_mul(1000).saturating_add(i64::from(d.nanos) / 1_000_000);
+    if d.seconds < 0 || d.nanos < 0 || !(1..=600_000).contains(&ms) {
+        return Err(Error::invalid(field, format!("{field} must be between 1 ms and 10 min")));
+    }
+    Ok(ms as u32)
+}
+
+/// The motion settings a request's camera carries (checked by the app).
+fn motion_settings(m: &pb::MotionSettings) -> Result<crate::domain::motion::MotionSettings> {
+    let pixel_threshold = u8::try_from(m.pixel_threshold)
+        .map_err(|_| Error::invalid("camera.motion", "camera.motion.pixel_threshold must be between 1 and 255"))?;
+    let start_frames = u32::try_from(m.start_frames)
+        .map_err(|_| Error::invalid("camera.motion", "camera.motion.start_frames must be between 1 and 100"))?;
+    if !m.min_area.is_finite() || m.min_area < 0.0 {
+        return Err(Error::invalid(
+            "camera.motion",
+            "camera.motion.min_area must be a share of the frame above 0 and at most 1",
+        ));
+    }
+    Ok(crate::domain::motion::MotionSettings {
+        frame_interval_ms: millis("camera.motion", &m.frame_interval)?,
+        pixel_threshold,
+        min_area: m.min_area,
+        start_frames,
+        end_quiet_ms: millis("camera.motion", &m.end_quiet)?,
+        masks: super::inference_service::regions(&m.masks),
+    })
+}
+
+/// Wire motion settings.
+fn motion_message(m: &crate::domain::motion::MotionSettings) -> pb::MotionSettings {
+    pb::MotionSettings {
+        frame_interval: Some(duration_of_ms(i64::from(m.frame_interval_ms))),
+        pixel_threshold: i32::from(m.pixel_threshold),
+        min_area: m.min_area,
+        start_frames: m.start_frames as i32,
+        end_quiet: Some(duration_of_ms(i64::from(m.end_quiet_ms))),
+        masks: super::inference_service::polygons(&m.masks),
+    }
 }
 
 /// Wire camera: never the password, only whether one is set.
@@ -81,6 +131,13 @@ pub fn camera_message(c: &crate::store::cameras::CameraRow) -> pb::Camera {
         event_post_roll: c.event_post_roll_ms.map(duration_of_ms),
         labels: crate::app::cameras::labels_of(c).into_iter().collect(),
         ip_addresses: c.ip_addresses.clone(),
+        motion: c.motion_settings().as_ref().map(motion_message),
+        recording_event_types: c
+            .footage_topics()
+            .into_iter()
+            .filter(|_| c.recording_event_types.is_some())
+            .map(|t| super::event_service::event_type(t) as i32)
+            .collect(),
         path_name: crate::domain::camera::path_name(c.id),
         create_time: Some(timestamp(c.created_at)),
         update_time: Some(timestamp(c.updated_at)),

@@ -45,6 +45,7 @@ pub(super) fn topics(field: &'static str, types: &[i32]) -> Result<Option<Vec<To
             Ok(pb::EventType::RecordingStopped) => Topic::RecordingStopped,
             Ok(pb::EventType::IdsAlert) => Topic::IdsAlert,
             Ok(pb::EventType::Detection) => Topic::Detection,
+            Ok(pb::EventType::Motion) => Topic::Motion,
             Ok(pb::EventType::AdapterHealthy) | Ok(pb::EventType::AdapterUnhealthy) => Topic::AdapterHealth,
             Ok(pb::EventType::Unspecified) | Err(_) => {
                 return Err(to_status(Error::invalid(field, format!("{field}: {t} is not an event type"))));
@@ -73,7 +74,13 @@ pub fn event_type(topic: Topic) -> pb::EventType {
         Topic::IdsAlert => pb::EventType::IdsAlert,
         Topic::AdapterHealth => pb::EventType::AdapterUnhealthy,
         Topic::Detection => pb::EventType::Detection,
+        Topic::Motion => pb::EventType::Motion,
     }
+}
+
+/// Wire box.
+pub fn frame_box(b: crate::domain::motion::FrameBox) -> pb::BoundingBox {
+    pb::BoundingBox { x: b.x, y: b.y, width: b.width, height: b.height }
 }
 
 pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
@@ -145,6 +152,17 @@ pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
                 detections: detections.iter().map(detection).collect(),
             }),
         ),
+        EventKind::Motion(ep) => (
+            pb::EventType::Motion,
+            pb::EventSeverity::Info,
+            pb::event::Payload::Motion(pb::MotionEpisode {
+                start_time: Some(timestamp(ep.start)),
+                end_time: Some(timestamp(ep.end)),
+                peak_area: ep.peak_area,
+                peak_time: Some(timestamp(ep.peak_time)),
+                peak_box: Some(frame_box(ep.peak_box)),
+            }),
+        ),
         EventKind::IdsAlert { id, alert, cameras, ingest_time } => (
             pb::EventType::IdsAlert,
             // Suricata's severity 1 is the highest.
@@ -167,6 +185,7 @@ pub fn site_event(e: &crate::domain::event::SiteEvent) -> pb::Event {
         r#type: ty as i32,
         severity: severity as i32,
         camera_id: e.camera_id.map(|c| c.to_string()).unwrap_or_default(),
+        has_snapshot: false,
         payload: Some(payload),
     }
 }
@@ -215,9 +234,29 @@ impl EventService for EventApi {
         let listed =
             self.app.list(&call, &r.camera_ids, topics, range, r.oldest_first, page).await.map_err(to_status)?;
         Ok(tonic::Response::new(pb::ListEventsResponse {
-            events: listed.events.iter().map(|e| site_event(e)).collect(),
+            events: listed
+                .events
+                .iter()
+                .map(|e| pb::Event { has_snapshot: listed.with_snapshot.contains(&e.id), ..site_event(e) })
+                .collect(),
             next_page_token: listed.next_page_token,
             watch_resume_token: listed.watch_resume_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn get_event_snapshot(
+        &self,
+        req: Request<pb::GetEventSnapshotRequest>,
+    ) -> ApiResult<pb::GetEventSnapshotResponse> {
+        let call = call(&req)?;
+        let r = req.into_inner();
+        let s = self.app.snapshot(&call, &r.camera_id, &r.event_id).await.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::GetEventSnapshotResponse {
+            jpeg: s.jpeg,
+            time: Some(timestamp(s.time)),
+            r#box: Some(pb::BoundingBox { x: s.box_x, y: s.box_y, width: s.box_width, height: s.box_height }),
+            label: s.label,
+            score: s.score,
         }))
     }
 }

@@ -103,6 +103,20 @@ fn spec(a: &pb::Adapter) -> AdapterSpec {
     }
 }
 
+/// Wire polygons.
+pub fn polygons(regions: &[crate::domain::inference::Region]) -> Vec<pb::Polygon> {
+    regions
+        .iter()
+        .map(|g| pb::Polygon { points: g.points.iter().map(|p| pb::NormalizedPoint { x: p.x, y: p.y }).collect() })
+        .collect()
+}
+
+/// The regions of wire polygons.
+pub fn regions(polygons: &[pb::Polygon]) -> Vec<crate::domain::inference::Region> {
+    use crate::domain::inference::{Point, Region};
+    polygons.iter().map(|g| Region { points: g.points.iter().map(|p| Point { x: p.x, y: p.y }).collect() }).collect()
+}
+
 /// Wire binding.
 fn binding(r: &crate::store::inference::BindingRow) -> pb::AdapterBinding {
     pb::AdapterBinding {
@@ -113,16 +127,12 @@ fn binding(r: &crate::store::inference::BindingRow) -> pb::AdapterBinding {
             seconds: i64::from(r.frame_interval_ms / 1000),
             nanos: (r.frame_interval_ms % 1000) * 1_000_000,
         }),
-        regions: crate::app::bindings::regions_of(r)
-            .into_iter()
-            .map(|g| pb::Polygon {
-                points: g.points.into_iter().map(|p| pb::NormalizedPoint { x: p.x, y: p.y }).collect(),
-            })
-            .collect(),
+        regions: polygons(&crate::app::bindings::regions_of(r)),
         min_confidence: r.min_confidence,
         labels: r.labels.clone(),
         enabled: r.enabled,
         task: r.task.clone(),
+        motion_gated: r.motion_gated,
         create_time: Some(convert::timestamp(r.created_at)),
         update_time: Some(convert::timestamp(r.updated_at)),
         etag: format!("\"{}\"", r.version),
@@ -131,7 +141,6 @@ fn binding(r: &crate::store::inference::BindingRow) -> pb::AdapterBinding {
 
 /// The binding fields of a request.
 fn binding_spec(b: &pb::AdapterBinding) -> Result<BindingSpec, Status> {
-    use crate::domain::inference::{Point, Region};
     let frame_interval_ms = match &b.frame_interval {
         None => None,
         Some(d) if d.seconds < 0 || d.nanos < 0 => {
@@ -144,14 +153,11 @@ fn binding_spec(b: &pb::AdapterBinding) -> Result<BindingSpec, Status> {
         adapter_id: b.adapter_id.clone(),
         task: b.task.clone(),
         frame_interval_ms,
-        regions: b
-            .regions
-            .iter()
-            .map(|g| Region { points: g.points.iter().map(|p| Point { x: p.x, y: p.y }).collect() })
-            .collect(),
+        regions: regions(&b.regions),
         min_confidence: b.min_confidence,
         labels: b.labels.clone(),
         enabled: b.enabled,
+        motion_gated: b.motion_gated,
     })
 }
 

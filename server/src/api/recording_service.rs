@@ -114,6 +114,7 @@ pub fn retention_policy(p: &crate::app::retention::Policy) -> pb::RetentionPolic
     pb::RetentionPolicy {
         camera_id: p.camera_id.map(|c| c.to_string()).unwrap_or_default(),
         max_age: p.max_age_secs.map(duration_of_secs),
+        event_max_age: p.event_max_age_secs.map(duration_of_secs),
         max_bytes: p.max_bytes,
         min_free_bytes: p.min_free_bytes,
         update_time: Some(timestamp(p.updated_at)),
@@ -145,12 +146,25 @@ pub fn policy_change(
                 };
                 change.max_age_secs = Some(secs);
             }
+            "event_max_age" => {
+                let secs = match &p.event_max_age {
+                    None => None,
+                    Some(d) if d.nanos == 0 => Some(d.seconds),
+                    Some(_) => {
+                        return Err(Error::invalid(
+                            "policy.event_max_age",
+                            "policy.event_max_age must be whole seconds",
+                        ));
+                    }
+                };
+                change.event_max_age_secs = Some(secs);
+            }
             "max_bytes" => change.max_bytes = Some(p.max_bytes),
             "min_free_bytes" => change.min_free_bytes = Some(p.min_free_bytes),
             other => {
                 return Err(Error::invalid(
                     "update_mask",
-                    format!("update_mask: {other:?} is not max_age, max_bytes or min_free_bytes"),
+                    format!("update_mask: {other:?} is not max_age, event_max_age, max_bytes or min_free_bytes"),
                 ));
             }
         }
@@ -171,6 +185,8 @@ pub fn storage_stats(st: &crate::app::retention::StorageStats) -> pb::GetStorage
             newest_segment_end_time: c.summary.newest_end.map(timestamp),
             held_bytes: c.held_bytes,
             write_bytes_per_second: c.write_bytes_per_second,
+            event_bytes: c.summary.event_bytes,
+            continuous_bytes: c.summary.bytes - c.summary.event_bytes,
         })
         .collect();
     pb::GetStorageStatsResponse {
@@ -189,6 +205,8 @@ pub fn storage_stats(st: &crate::app::retention::StorageStats) -> pb::GetStorage
         oldest_segment_time: st.cameras.iter().filter_map(|c| c.summary.oldest_start).min().map(timestamp),
         write_bytes_per_second: cameras.iter().map(|c| c.write_bytes_per_second).sum(),
         compute_time: Some(timestamp(st.computed)),
+        event_bytes: cameras.iter().map(|c| c.event_bytes).sum(),
+        continuous_bytes: cameras.iter().map(|c| c.continuous_bytes).sum(),
         cameras,
     }
 }

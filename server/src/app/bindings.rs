@@ -21,7 +21,8 @@ pub const MIN_FRAME_INTERVAL_MS: i64 = 200;
 pub const MAX_FRAME_INTERVAL_MS: i64 = 3_600_000;
 
 /// Fields an update may change.
-pub const UPDATABLE: [&str; 6] = ["frame_interval", "regions", "min_confidence", "labels", "enabled", "task"];
+pub const UPDATABLE: [&str; 7] =
+    ["frame_interval", "regions", "min_confidence", "labels", "enabled", "task", "motion_gated"];
 
 /// A binding as a request describes it.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +36,7 @@ pub struct BindingSpec {
     pub min_confidence: f32,
     pub labels: Vec<String>,
     pub enabled: bool,
+    pub motion_gated: bool,
 }
 
 /// The checked, normalised values of a spec: interval, regions (as stored), labels.
@@ -162,6 +164,7 @@ impl BindingsApp {
                     version: 1,
                     created_at: now,
                     updated_at: now,
+                    motion_gated: spec.motion_gated,
                 };
                 row.insert(c).map_err(|e| match e.kind() {
                     ErrorKind::AlreadyExists => Error::new(
@@ -256,6 +259,7 @@ impl BindingsApp {
                     min_confidence: if has("min_confidence") { spec.min_confidence } else { current.min_confidence },
                     labels: if has("labels") { spec.labels.clone() } else { current.labels.clone() },
                     enabled: if has("enabled") { spec.enabled } else { current.enabled },
+                    motion_gated: if has("motion_gated") { spec.motion_gated } else { current.motion_gated },
                 };
                 // A task the adapter no longer lists is only refused when it is the one being set.
                 let checked = check(&merged, &a, has("task"))?;
@@ -266,6 +270,7 @@ impl BindingsApp {
                     min_confidence: merged.min_confidence,
                     labels: checked.labels,
                     enabled: merged.enabled,
+                    motion_gated: merged.motion_gated,
                     updated_at: now,
                     ..current.clone()
                 };

@@ -32,10 +32,14 @@ pub struct CameraSpec {
     pub event_post_roll: Option<(i64, i32)>,
     pub labels: BTreeMap<String, String>,
     pub ip_addresses: Vec<String>,
+    /// `None`: no motion detection.
+    pub motion: Option<crate::domain::motion::MotionSettings>,
+    /// Empty: the default footage topics.
+    pub recording_event_types: Vec<crate::domain::event::Topic>,
 }
 
 /// Fields an update may change (the update mask's paths).
-pub const UPDATABLE: [&str; 12] = [
+pub const UPDATABLE: [&str; 14] = [
     "name",
     "description",
     "location",
@@ -48,6 +52,8 @@ pub const UPDATABLE: [&str; 12] = [
     "event_post_roll",
     "labels",
     "ip_addresses",
+    "motion",
+    "recording_event_types",
 ];
 
 /// A new source for a camera.
@@ -230,6 +236,11 @@ impl CameraApp {
             created_at: now,
             updated_at: now,
             deleted_at: None,
+            motion: camera::validate_motion("camera.motion", spec.motion.as_ref())?,
+            recording_event_types: camera::validate_footage_topics(
+                "camera.recording_event_types",
+                &spec.recording_event_types,
+            )?,
         };
         let record = call
             .record("camera", &id.to_string())
@@ -368,6 +379,13 @@ impl CameraApp {
                 "ip_addresses" => {
                     changes.ip_addresses =
                         Some(camera::validate_ip_addresses("camera.ip_addresses", &spec.ip_addresses, &self.networks)?)
+                }
+                "motion" => changes.motion = Some(camera::validate_motion("camera.motion", spec.motion.as_ref())?),
+                "recording_event_types" => {
+                    changes.recording_event_types = Some(camera::validate_footage_topics(
+                        "camera.recording_event_types",
+                        &spec.recording_event_types,
+                    )?)
                 }
                 other => {
                     return Err(Error::invalid(

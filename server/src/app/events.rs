@@ -6,11 +6,12 @@
 use super::{Call, PageRequest, Principal};
 use crate::bus::EventBus;
 use crate::clock::SharedClock;
-use crate::domain::Role;
 use crate::domain::event::{EventKind, SiteEvent};
+use crate::domain::{Permission, Role};
 use crate::error::{Error, ErrorKind, Result, reason};
 use crate::store::Store;
 use crate::store::events::{self as stored, EventFilter, EventRow};
+use crate::store::snapshots::SnapshotRow;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -264,6 +265,8 @@ pub struct EventPage {
     pub next_page_token: String,
     /// On the first page: where a watch that misses nothing after this listing starts.
     pub watch_resume_token: Option<String>,
+    /// The events of the page that have a snapshot.
+    pub with_snapshot: std::collections::HashSet<Uuid>,
 }
 
 impl EventsApp {
@@ -277,9 +280,12 @@ impl EventsApp {
             let n = self.store.run(move |c| stored::expire(c, before, BATCH)).await?;
             total += n;
             if n == 0 {
-                return Ok(total);
+                break;
             }
         }
+        // Snapshots go with their events.
+        while self.store.run(move |c| SnapshotRow::expire(c, before, BATCH)).await? as i64 == BATCH {}
+        Ok(total)
     }
 
     /// Streams events of `camera_ids` only if given (site-wide events are then left out) and of
@@ -432,7 +438,39 @@ impl EventsApp {
         } else {
             page.next_token(limit as usize, last.as_deref())
         };
-        Ok(EventPage { events, next_page_token, watch_resume_token: first.then(|| resume_token(head)) })
+        let ids: Vec<Uuid> =
+            events.iter().filter(|e| matches!(Topic::of(e), Topic::Motion | Topic::Detection)).map(|e| e.id).collect();
+        let with_snapshot = if ids.is_empty() {
+            Default::default()
+        } else {
+            self.store.run(move |c| SnapshotRow::which(c, &ids)).await?.into_iter().collect()
+        };
+        Ok(EventPage { events, next_page_token, watch_resume_token: first.then(|| resume_token(head)), with_snapshot })
+    }
+
+    /// The snapshot of event `event_id` of camera `camera_id`: footage, so recording.read on the
+    /// camera, and for a detection's the right to read detections.
+    pub async fn snapshot(&self, call: &Call, camera_id: &str, event_id: &str) -> Result<SnapshotRow> {
+        let p = call.principal()?.clone();
+        let camera = super::parse_id("camera_id", camera_id)?;
+        let event = super::parse_id("event_id", event_id)?;
+        call.about("event_snapshot", &event.to_string(), &camera.to_string());
+        let now = self.clock.now();
+        let not_found = || Error::new(ErrorKind::NotFound, format!("event {event} of camera {camera} has no snapshot"));
+        let row = self
+            .store
+            .run(move |c| {
+                super::authorizer::authorize(c, &p, camera, Permission::RecordingRead, now, false)?;
+                SnapshotRow::find(c, camera, event)
+            })
+            .await?
+            .ok_or_else(not_found)?;
+        let topic = if row.label == "motion" { Topic::Motion } else { Topic::Detection };
+        let p = call.principal()?;
+        if topic.permission().is_some_and(|needed| !p.allows(needed)) {
+            return Err(not_found());
+        }
+        Ok(row)
     }
 
     /// The caller, the cameras they asked for (each checked: NOT_FOUND when they may not see it)

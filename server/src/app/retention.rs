@@ -50,6 +50,43 @@ struct Need {
     cutoff: Option<DateTime<Utc>>,
     /// This many bytes go, oldest first.
     bytes: i64,
+    /// Only footage judged to overlap no event.
+    continuous_only: bool,
+}
+
+/// Segments judged per statement.
+const JUDGE_BATCH: i64 = 5000;
+/// How long after its rolls a segment waits to be judged: events stored a little late (detections
+/// queued for the database, an IDS alert read from its log) still count.
+const JUDGE_SETTLE: chrono::Duration = chrono::Duration::seconds(60);
+
+/// How a camera's footage is judged and kept.
+struct Footage {
+    events_mode: bool,
+    topics: Vec<&'static str>,
+    pre_ms: i64,
+    post_ms: i64,
+}
+
+impl Footage {
+    fn of(row: Option<&crate::store::cameras::CameraRow>) -> Footage {
+        use crate::domain::camera::{DEFAULT_POST_ROLL_MS, DEFAULT_PRE_ROLL_MS, RecordingMode};
+        use crate::domain::event::Topic;
+        match row {
+            Some(r) => Footage {
+                events_mode: r.recording_mode == RecordingMode::Events && r.deleted_at.is_none(),
+                topics: r.footage_topics().iter().map(|t| t.name()).collect(),
+                pre_ms: r.event_pre_roll_ms.unwrap_or(DEFAULT_PRE_ROLL_MS),
+                post_ms: r.event_post_roll_ms.unwrap_or(DEFAULT_POST_ROLL_MS),
+            },
+            None => Footage {
+                events_mode: false,
+                topics: Topic::FOOTAGE_DEFAULT.iter().map(|t| t.name()).collect(),
+                pre_ms: DEFAULT_PRE_ROLL_MS,
+                post_ms: DEFAULT_POST_ROLL_MS,
+            },
+        }
+    }
 }
 
 impl RecordingApp {
@@ -76,22 +113,47 @@ impl RecordingApp {
             let (n, bytes) = self.delete_marked(camera).await?;
             report.add(camera, n, bytes);
         }
-        let (site, overrides, summaries) = self
+        let (site, overrides, summaries, cameras) = self
             .store
-            .run(|c| Ok((SiteRetention::get(c)?, CameraRetention::all(c)?, RecordingSummary::all(c)?)))
+            .run(|c| {
+                let summaries = RecordingSummary::all(c)?;
+                let ids: Vec<Uuid> = summaries.iter().map(|s| s.camera_id).collect();
+                let cameras = crate::store::cameras::CameraRow::any_of(c, &ids)?;
+                Ok((SiteRetention::get(c)?, CameraRetention::all(c)?, summaries, cameras))
+            })
             .await?;
         let now = self.clock.now();
         for summary in &summaries {
-            let own = overrides.iter().find(|o| o.camera_id == summary.camera_id);
+            let camera = summary.camera_id;
+            let footage = Footage::of(cameras.iter().find(|c| c.id == camera));
+            self.judge(camera, &footage, now).await?;
+            let own = overrides.iter().find(|o| o.camera_id == camera);
             let max_age = own.and_then(|o| o.max_age_secs).or(site.max_age_secs);
+            let event_max_age = own.and_then(|o| o.event_max_age_secs).or(site.event_max_age_secs);
             let max_bytes = own.and_then(|o| o.max_bytes).or(site.max_bytes);
-            let cutoff = max_age.map(|secs| now - chrono::Duration::seconds(secs));
-            let over = max_bytes.map(|m| summary.bytes - m).unwrap_or(0).max(0);
-            if cutoff.is_none_or(|c| summary.oldest_start.is_none_or(|o| o >= c)) && over == 0 {
+            let age = |secs: i64| now - chrono::Duration::seconds(secs);
+            // Footage outside events: all of it in events mode (judged means its rolls passed),
+            // else what is older than max_age when event footage has a tier of its own.
+            let continuous_cutoff = if footage.events_mode { Some(now) } else { event_max_age.and(max_age).map(age) };
+            // Everything: the longer of the two ages when event footage has its own.
+            let all_cutoff = match (max_age, event_max_age) {
+                (Some(a), Some(e)) => Some(age(a.max(e))),
+                (_, Some(e)) => Some(age(e)),
+                (a, None) => a.map(age),
+            };
+            let mut over = max_bytes.map(|m| summary.bytes - m).unwrap_or(0).max(0);
+            if continuous_cutoff.is_some() || over > 0 {
+                let need = Need { cutoff: continuous_cutoff, bytes: over, continuous_only: true };
+                let (n, bytes) = self.trim(camera, need, &mut Vec::new()).await?;
+                report.add(camera, n, bytes);
+                over = (over - bytes).max(0);
+            }
+            if all_cutoff.is_none_or(|c| summary.oldest_start.is_none_or(|o| o >= c)) && over == 0 {
                 continue;
             }
-            let (n, bytes) = self.trim(summary.camera_id, Need { cutoff, bytes: over }, &mut report.unmet).await?;
-            report.add(summary.camera_id, n, bytes);
+            let need = Need { cutoff: all_cutoff, bytes: over, continuous_only: false };
+            let (n, bytes) = self.trim(camera, need, &mut report.unmet).await?;
+            report.add(camera, n, bytes);
         }
         if let Some(floor) = site.min_free_bytes {
             self.keep_free(floor, &mut report).await?;
@@ -122,6 +184,28 @@ impl RecordingApp {
         Ok(report)
     }
 
+    /// Judges which of `camera`'s segments overlap its events, as far as no event still to come
+    /// could change the answer: both rolls (and a settling margin) have passed since a segment's
+    /// end, and no motion episode that began within the pre-roll is still under way.
+    async fn judge(&self, camera: Uuid, footage: &Footage, now: DateTime<Utc>) -> Result<()> {
+        let (pre, post) = (footage.pre_ms, footage.post_ms);
+        let topics = footage.topics.clone();
+        let rolls = chrono::Duration::milliseconds(pre.max(post));
+        let fresh_after = now
+            - chrono::Duration::from_std(crate::domain::motion::MAX_EPISODE).unwrap_or_default()
+            - chrono::Duration::minutes(2);
+        self.store
+            .run(move |c| {
+                let mut before = now - rolls - JUDGE_SETTLE;
+                if let Some(since) = crate::store::snapshots::motion_since(c, camera, fresh_after)? {
+                    before = before.min(since - chrono::Duration::milliseconds(pre));
+                }
+                while SegmentRow::judge(c, camera, &topics, (pre, post), before, JUDGE_BATCH)? as i64 == JUDGE_BATCH {}
+                Ok(())
+            })
+            .await
+    }
+
     /// Deletes a camera's oldest unheld segments while `need` asks for it, reading past held ones.
     /// Returns (segments, bytes).
     async fn trim(&self, camera: Uuid, mut need: Need, unmet: &mut Vec<String>) -> Result<(usize, i64)> {
@@ -134,7 +218,7 @@ impl RecordingApp {
                 .transaction(move |c| {
                     lock_recordings(c, camera)?;
                     let holds = HoldRow::active_ranges(c, camera)?;
-                    let oldest = SegmentRow::oldest_complete(c, camera, cursor, MARK_BATCH)?;
+                    let oldest = SegmentRow::oldest_of_tier(c, camera, cursor, MARK_BATCH, need.continuous_only)?;
                     let mut picked = Vec::new();
                     let (mut bytes, mut held_now, mut satisfied, mut last) = (0, false, false, cursor);
                     for s in &oldest {
@@ -191,7 +275,7 @@ impl RecordingApp {
             };
             let mut unmet = Vec::new();
             // At most a batch of the oldest before looking again at which camera holds the oldest.
-            let need = Need { cutoff: None, bytes: (floor - free).min(64 * 1024 * 1024) };
+            let need = Need { cutoff: None, bytes: (floor - free).min(64 * 1024 * 1024), continuous_only: false };
             let (n, bytes) = self.trim(camera, need, &mut unmet).await?;
             if n == 0 {
                 report.unmet.push(format!("{free} bytes free, below the floor of {floor}: deleting failed"));
@@ -407,6 +491,7 @@ impl RecordingApp {
 pub struct Policy {
     pub camera_id: Option<Uuid>,
     pub max_age_secs: Option<i64>,
+    pub event_max_age_secs: Option<i64>,
     pub max_bytes: Option<i64>,
     pub min_free_bytes: Option<i64>,
     pub version: i64,
@@ -418,6 +503,7 @@ impl From<SiteRetention> for Policy {
         Policy {
             camera_id: None,
             max_age_secs: s.max_age_secs,
+            event_max_age_secs: s.event_max_age_secs,
             max_bytes: s.max_bytes,
             min_free_bytes: s.min_free_bytes,
             version: s.version,
@@ -431,6 +517,7 @@ impl From<CameraRetention> for Policy {
         Policy {
             camera_id: Some(r.camera_id),
             max_age_secs: r.max_age_secs,
+            event_max_age_secs: r.event_max_age_secs,
             max_bytes: r.max_bytes,
             min_free_bytes: None,
             version: r.version,
@@ -444,9 +531,21 @@ impl From<CameraRetention> for Policy {
 pub struct PolicyChange {
     pub camera_id: String,
     pub max_age_secs: Option<Option<i64>>,
+    pub event_max_age_secs: Option<Option<i64>>,
     pub max_bytes: Option<Option<i64>>,
     pub min_free_bytes: Option<Option<i64>>,
     pub expected_version: Option<i64>,
+}
+
+/// Event footage is kept at least as long as the rest.
+fn tiers_in_order((max_age, event_max_age): (Option<i64>, Option<i64>)) -> Result<()> {
+    match (max_age, event_max_age) {
+        (Some(a), Some(e)) if e < a => Err(Error::invalid(
+            "policy.event_max_age",
+            format!("policy.event_max_age ({e} s) must not be shorter than policy.max_age ({a} s)"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn policy_etag_mismatch() -> Error {
@@ -478,6 +577,7 @@ impl RecordingApp {
                 let effective = Policy {
                     camera_id: Some(camera),
                     max_age_secs: own.as_ref().and_then(|o| o.max_age_secs).or(site.max_age_secs),
+                    event_max_age_secs: own.as_ref().and_then(|o| o.event_max_age_secs).or(site.event_max_age_secs),
                     max_bytes: own.as_ref().and_then(|o| o.max_bytes).or(site.max_bytes),
                     min_free_bytes: site.min_free_bytes,
                     version: own.as_ref().map(|o| o.version).unwrap_or(site.version),
@@ -532,6 +632,7 @@ impl RecordingApp {
             }
         };
         positive("policy.max_age", change.max_age_secs)?;
+        positive("policy.event_max_age", change.event_max_age_secs)?;
         positive("policy.max_bytes", change.max_bytes)?;
         positive("policy.min_free_bytes", change.min_free_bytes)?;
         if camera.is_some() && change.min_free_bytes.is_some() {
@@ -553,8 +654,15 @@ impl RecordingApp {
                 }
             }
         }
-        if change.max_age_secs.is_none() && change.max_bytes.is_none() && change.min_free_bytes.is_none() {
-            return Err(Error::invalid("update_mask", "update_mask must name max_age, max_bytes or min_free_bytes"));
+        if change.max_age_secs.is_none()
+            && change.event_max_age_secs.is_none()
+            && change.max_bytes.is_none()
+            && change.min_free_bytes.is_none()
+        {
+            return Err(Error::invalid(
+                "update_mask",
+                "update_mask must name max_age, event_max_age, max_bytes or min_free_bytes",
+            ));
         }
         let target = camera.map(|c| c.to_string()).unwrap_or_else(|| "site".into());
         call.about("retention_policy", &target, &camera.map(|c| c.to_string()).unwrap_or_default());
@@ -562,6 +670,7 @@ impl RecordingApp {
         let mut record = call.record("retention_policy", &target);
         for (k, v) in [
             ("max_age_secs", change.max_age_secs),
+            ("event_max_age_secs", change.event_max_age_secs),
             ("max_bytes", change.max_bytes),
             ("min_free_bytes", change.min_free_bytes),
         ] {
@@ -578,12 +687,18 @@ impl RecordingApp {
                         if change.expected_version.is_some_and(|v| v != site.version) {
                             return Err(policy_etag_mismatch());
                         }
+                        let ages = (
+                            change.max_age_secs.unwrap_or(site.max_age_secs),
+                            change.event_max_age_secs.unwrap_or(site.event_max_age_secs),
+                        );
+                        tiers_in_order(ages)?;
                         SiteRetention::set(
                             c,
                             (
-                                change.max_age_secs.unwrap_or(site.max_age_secs),
+                                ages.0,
                                 change.max_bytes.unwrap_or(site.max_bytes),
                                 change.min_free_bytes.unwrap_or(site.min_free_bytes),
+                                ages.1,
                             ),
                             now,
                         )?
@@ -601,9 +716,13 @@ impl RecordingApp {
                             camera_id: cam,
                             max_age_secs: change.max_age_secs.unwrap_or(own.as_ref().and_then(|o| o.max_age_secs)),
                             max_bytes: change.max_bytes.unwrap_or(own.as_ref().and_then(|o| o.max_bytes)),
+                            event_max_age_secs: change
+                                .event_max_age_secs
+                                .unwrap_or(own.as_ref().and_then(|o| o.event_max_age_secs)),
                             version: 1,
                             updated_at: now,
                         };
+                        tiers_in_order((row.max_age_secs, row.event_max_age_secs))?;
                         CameraRetention::upsert(c, &row)?.into()
                     }
                 };

@@ -278,6 +278,36 @@ pub fn validate_labels(field: &'static str, labels: &BTreeMap<String, String>) -
     Ok(())
 }
 
+/// The event topics whose footage a camera keeps as event footage, as stored: `None` for an empty
+/// list (the defaults); only motion, detections and IDS alerts are accepted.
+pub fn validate_footage_topics(field: &'static str, topics: &[super::event::Topic]) -> Result<Option<Vec<String>>> {
+    use super::event::Topic;
+    if topics.is_empty() {
+        return Ok(None);
+    }
+    let mut names = Vec::new();
+    for t in topics {
+        if !Topic::FOOTAGE_DEFAULT.contains(t) {
+            return Err(Error::invalid(
+                field,
+                format!("{field}: only EVENT_TYPE_MOTION, EVENT_TYPE_DETECTION and EVENT_TYPE_IDS_ALERT mark footage"),
+            ));
+        }
+        if !names.contains(&t.name().to_owned()) {
+            names.push(t.name().to_owned());
+        }
+    }
+    Ok(Some(names))
+}
+
+/// A camera's motion detector settings, checked and with defaults filled, as stored.
+pub fn validate_motion(
+    field: &'static str,
+    motion: Option<&super::motion::MotionSettings>,
+) -> Result<Option<serde_json::Value>> {
+    motion.map(|m| m.clone().checked(field).and_then(|m| serde_json::to_value(m).map_err(Error::internal))).transpose()
+}
+
 /// Extra device addresses: literal IPs inside the camera networks (an address outside them would let
 /// a camera claim, and so hide or harvest, other hosts' intrusion alerts), at most 16, normalised.
 pub fn validate_ip_addresses(
@@ -315,6 +345,10 @@ pub fn validate_segment_seconds(field: &'static str, seconds: i64, nanos: i32) -
 }
 
 /// An event pre-roll or post-roll in milliseconds, at most an hour.
+/// Video kept before and after each event when a camera does not say.
+pub const DEFAULT_PRE_ROLL_MS: i64 = 10_000;
+pub const DEFAULT_POST_ROLL_MS: i64 = 30_000;
+
 pub fn validate_roll(field: &'static str, seconds: i64, nanos: i32) -> Result<i64> {
     let ms = seconds.checked_mul(1000).and_then(|s| s.checked_add(i64::from(nanos) / 1_000_000));
     match ms {

@@ -42,6 +42,8 @@ pub enum EventKind {
         frame_time: DateTime<Utc>,
         detections: Vec<super::inference::Detection>,
     },
+    /// A motion episode of the camera's built-in detector ended.
+    Motion(super::motion::Episode),
 }
 
 /// One event.
@@ -58,6 +60,14 @@ pub struct SiteEvent {
 }
 
 impl SiteEvent {
+    /// When a lasting event (a motion episode) ended; `None` for an instant.
+    pub fn until(&self) -> Option<DateTime<Utc>> {
+        match &self.kind {
+            EventKind::Motion(ep) => Some(ep.end),
+            _ => None,
+        }
+    }
+
     /// A new event of `kind` at `time`.
     pub fn new(time: DateTime<Utc>, camera_id: Option<Uuid>, kind: EventKind) -> SiteEvent {
         SiteEvent { id: Uuid::new_v4(), time, camera_id, kind, also_for: Vec::new() }
@@ -79,6 +89,7 @@ pub enum Topic {
     IdsAlert,
     AdapterHealth,
     Detection,
+    Motion,
 }
 
 impl Topic {
@@ -98,11 +109,12 @@ impl Topic {
             EventKind::IdsAlert { .. } => Topic::IdsAlert,
             EventKind::AdapterHealth { .. } => Topic::AdapterHealth,
             EventKind::Detections { .. } => Topic::Detection,
+            EventKind::Motion(_) => Topic::Motion,
         }
     }
 
     /// Every topic.
-    pub const ALL: [Topic; 12] = [
+    pub const ALL: [Topic; 13] = [
         Topic::CameraOnline,
         Topic::CameraOffline,
         Topic::CameraCreated,
@@ -115,7 +127,11 @@ impl Topic {
         Topic::IdsAlert,
         Topic::AdapterHealth,
         Topic::Detection,
+        Topic::Motion,
     ];
+
+    /// The topics whose footage counts as event footage unless a camera says otherwise.
+    pub const FOOTAGE_DEFAULT: [Topic; 3] = [Topic::Motion, Topic::Detection, Topic::IdsAlert];
 
     /// The topic stored as `name`.
     pub fn from_name(name: &str) -> Option<Topic> {
@@ -137,6 +153,7 @@ impl Topic {
             Topic::IdsAlert => "ids.alert",
             Topic::AdapterHealth => "adapter.health",
             Topic::Detection => "detection",
+            Topic::Motion => "motion",
         }
     }
 

@@ -5,6 +5,7 @@ pub mod event;
 pub mod ids;
 pub mod inference;
 pub mod mfa;
+pub mod motion;
 pub mod recording;
 mod role;
 mod user;

@@ -4,6 +4,7 @@
 pub mod bulkhead;
 pub mod client;
 pub mod frames;
+pub mod motion;
 pub mod router;
 
 use crate::bus::EventBus;

@@ -5,15 +5,18 @@
 use super::AdapterRegistry;
 use super::bulkhead::{Job, Refusal};
 use super::frames::{self, FrameSourceConfig, JpegSplitter};
+use super::motion::MotionTracker;
 use crate::bus::EventBus;
 use crate::clock::SharedClock;
 use crate::domain::camera::path_name;
 use crate::domain::event::{EventKind, SiteEvent};
 use crate::domain::inference::{Detection, Finding, Keep, Region};
+use crate::domain::motion::MotionSettings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::media::{LiveView, SERVER_READER};
 use crate::store::Store;
 use crate::store::inference::{BindingRow, DetectionRow};
+use crate::store::snapshots::{self, SnapshotRow};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,9 +55,9 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// A frame received now.
+    /// A frame received now, taken at `time` (kept to the microsecond, as the database keeps it).
     pub fn new(jpeg: Vec<u8>, time: DateTime<Utc>) -> Frame {
-        Frame { jpeg: Arc::new(jpeg), time, received: Instant::now() }
+        Frame { jpeg: Arc::new(jpeg), time: crate::audit::to_micros(time), received: Instant::now() }
     }
 }
 
@@ -81,6 +84,49 @@ pub struct RouteCounters {
     /// in how many batches.
     pub store_ns: AtomicU64,
     pub writes: AtomicU64,
+    /// Frames the motion detectors analysed, and the server time that took (decoding and
+    /// comparing), in total.
+    pub motion_frames: AtomicU64,
+    pub motion_ns: AtomicU64,
+    /// Frames of motion-gated bindings not sent: no motion then.
+    pub gated: AtomicU64,
+}
+
+/// What a frame source feeds: an adapter binding, or a camera's motion detector.
+#[derive(Debug, Clone)]
+enum Work {
+    Route(Route),
+    Motion { camera: Uuid, version: i64, settings: MotionSettings },
+}
+
+impl Work {
+    fn camera(&self) -> Uuid {
+        match self {
+            Work::Route(r) => r.camera_id,
+            Work::Motion { camera, .. } => *camera,
+        }
+    }
+
+    fn version(&self) -> i64 {
+        match self {
+            Work::Route(r) => r.version,
+            Work::Motion { version, .. } => *version,
+        }
+    }
+
+    fn interval(&self) -> Duration {
+        match self {
+            Work::Route(r) => r.interval,
+            Work::Motion { settings, .. } => Duration::from_millis(u64::from(settings.frame_interval_ms)),
+        }
+    }
+}
+
+/// Which frame source: a binding's, or a camera's motion detector's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SourceKey {
+    Binding(Uuid),
+    Motion(Uuid),
 }
 
 /// One binding as the router runs it.
@@ -93,6 +139,8 @@ pub struct Route {
     pub task: String,
     pub interval: Duration,
     pub keep: Keep,
+    /// Frames go to the adapter only while the camera's motion detector reports motion.
+    pub motion_gated: bool,
     version: i64,
 }
 
@@ -107,6 +155,7 @@ impl Route {
             task: row.task.clone(),
             interval: Duration::from_millis(u64::try_from(row.frame_interval_ms).unwrap_or(1000)),
             keep: Keep { labels: row.labels.clone(), min_confidence: row.min_confidence, regions },
+            motion_gated: row.motion_gated,
             version: row.version,
         }
     }
@@ -120,6 +169,7 @@ impl Route {
             task,
             interval: Duration::from_secs(1),
             keep: Keep::default(),
+            motion_gated: false,
             version: 0,
         }
     }
@@ -142,12 +192,36 @@ impl Route {
     }
 }
 
+/// What a frame source feeds, for the logs.
+fn work_name(work: &Work) -> String {
+    match work {
+        Work::Route(r) => format!("adapter {}", r.adapter_id),
+        Work::Motion { .. } => "motion".to_owned(),
+    }
+}
+
 /// The detections one frame kept, waiting to be stored and published.
 struct Kept {
     route: Route,
     time: DateTime<Utc>,
+    jpeg: Arc<Vec<u8>>,
     detections: Vec<Detection>,
 }
+
+/// A detection track seen lately: the best frame of it so far (the most confident sighting).
+struct Track {
+    camera: Uuid,
+    event_id: Uuid,
+    time: DateTime<Utc>,
+    jpeg: Arc<Vec<u8>>,
+    found: Finding,
+    last_seen: Instant,
+}
+
+/// A track not seen for this long has ended: its snapshot is stored.
+const TRACK_END: Duration = Duration::from_secs(10);
+/// Tracks followed at once at most (a new one beyond is not given a snapshot).
+const MAX_TRACKS: usize = 1024;
 
 struct Running {
     version: i64,
@@ -162,8 +236,12 @@ struct Inner {
     events: EventBus,
     live: LiveView,
     source: FrameSourceConfig,
-    running: Mutex<HashMap<Uuid, Running>>,
+    running: Mutex<HashMap<SourceKey, Running>>,
+    /// Cameras whose motion detector reports an episode under way.
+    moving: super::motion::Moving,
     latest: Mutex<HashMap<Uuid, Frame>>,
+    /// Detection tracks by (binding, track id or label).
+    tracks: Mutex<HashMap<(Uuid, String), Track>>,
     changed: Notify,
     counters: RouteCounters,
     /// Kept detections on their way to the writer ([`FrameRouter::run`] takes the receiver).
@@ -200,7 +278,9 @@ impl FrameRouter {
                 live,
                 source,
                 running: Mutex::default(),
+                moving: super::motion::Moving::default(),
                 latest: Mutex::default(),
+                tracks: Mutex::default(),
                 changed: Notify::new(),
                 counters: RouteCounters::default(),
                 kept,
@@ -224,23 +304,33 @@ impl FrameRouter {
     /// Starts the frame sources of new bindings, restarts those of changed ones and stops those of
     /// bindings gone, disabled, or whose camera or adapter is.
     pub async fn sync(&self) -> Result<()> {
-        let active = self.inner.store.run(BindingRow::active).await?;
-        let wanted: HashMap<Uuid, Route> = active.iter().map(|b| (b.id, Route::of(b))).collect();
+        let (active, motion) =
+            self.inner.store.run(|c| Ok((BindingRow::active(c)?, snapshots::motion_cameras(c)?))).await?;
+        let mut wanted: HashMap<SourceKey, Work> =
+            active.iter().map(|b| (SourceKey::Binding(b.id), Work::Route(Route::of(b)))).collect();
+        for (camera, version, settings) in motion {
+            match serde_json::from_value::<MotionSettings>(settings) {
+                Ok(settings) => {
+                    wanted.insert(SourceKey::Motion(camera), Work::Motion { camera, version, settings });
+                }
+                Err(e) => tracing::warn!(%camera, error = %e, "motion settings cannot be read; detector not started"),
+            }
+        }
         // Latest frames only of cameras still bound, or fresh.
         self.inner
             .latest
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|camera, f| active.iter().any(|b| b.camera_id == *camera) || f.received.elapsed() < FRESH);
+            .retain(|camera, f| wanted.values().any(|w| w.camera() == *camera) || f.received.elapsed() < FRESH);
         let mut stopped = Vec::new();
         {
             let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
             if self.inner.stopping.load(Ordering::Relaxed) {
                 return Ok(()); // the server is stopping: start nothing new
             }
-            let gone: Vec<Uuid> = running
+            let gone: Vec<SourceKey> = running
                 .iter()
-                .filter(|(id, r)| wanted.get(*id).is_none_or(|w| w.version != r.version))
+                .filter(|(id, r)| wanted.get(*id).is_none_or(|w| w.version() != r.version))
                 .map(|(id, _)| *id)
                 .collect();
             for id in gone {
@@ -249,13 +339,13 @@ impl FrameRouter {
                     stopped.push(r.task);
                 }
             }
-            for (id, route) in wanted {
+            for (id, work) in wanted {
                 if running.contains_key(&id) {
                     continue;
                 }
                 let (stop, rx) = watch::channel(false);
-                let version = route.version;
-                let task = tokio::spawn(self.clone().source(route, rx));
+                let version = work.version();
+                let task = tokio::spawn(self.clone().source(work, rx));
                 running.insert(id, Running { version, stop, task });
             }
         }
@@ -271,7 +361,7 @@ impl FrameRouter {
         let writer = self.inner.kept_rx.lock().unwrap_or_else(|e| e.into_inner()).take();
         match writer {
             Some(rx) => {
-                tokio::join!(self.follow_bindings(), self.write(rx));
+                tokio::join!(self.follow_bindings(), self.write(rx), self.end_tracks());
             }
             None => self.follow_bindings().await,
         }
@@ -322,6 +412,7 @@ impl FrameRouter {
         while self.inner.kept.capacity() < self.inner.kept.max_capacity() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        self.close_tracks(true).await;
     }
 
     /// Stops every frame source at once, without waiting (their children are killed as their
@@ -333,10 +424,36 @@ impl FrameRouter {
         }
     }
 
-    /// Runs one binding's frame source until told to stop: starts `ffmpeg`, routes its frames,
-    /// restarts it with backoff when it ends.
-    async fn source(self, route: Route, mut stop: watch::Receiver<bool>) {
-        let path = path_name(route.camera_id);
+    /// Runs one frame source until told to stop: starts `ffmpeg`, routes its frames to the binding's
+    /// adapter or the camera's motion detector, restarts it with backoff when it ends. A motion
+    /// episode under way when it stops is stored.
+    async fn source(self, work: Work, mut stop: watch::Receiver<bool>) {
+        let camera = work.camera();
+        let path = path_name(camera);
+        let mut tracker = match &work {
+            Work::Motion { settings, .. } => Some(MotionTracker::new(
+                camera,
+                settings.clone(),
+                self.inner.store.clone(),
+                self.inner.events.clone(),
+                self.inner.moving.clone(),
+            )),
+            Work::Route(_) => None,
+        };
+        self.run_source(&work, &path, &mut tracker, &mut stop).await;
+        if let Some(t) = tracker.as_mut() {
+            t.finish().await;
+        }
+    }
+
+    /// [`FrameRouter::source`]'s restart loop.
+    async fn run_source(
+        &self,
+        work: &Work,
+        path: &str,
+        tracker: &mut Option<MotionTracker>,
+        stop: &mut watch::Receiver<bool>,
+    ) {
         let mut backoff = BACKOFF_FIRST;
         let mut first = true;
         loop {
@@ -348,7 +465,7 @@ impl FrameRouter {
             }
             first = false;
             let started = Instant::now();
-            let ended = match self.stream(&route, &path, &mut stop).await {
+            let ended = match self.stream(work, path, tracker, stop).await {
                 Ok(true) => return,
                 Ok(false) => "the stream ended".to_owned(),
                 Err(e) => e.message().to_owned(),
@@ -357,7 +474,7 @@ impl FrameRouter {
                 backoff = BACKOFF_FIRST;
             }
             tracing::warn!(
-                camera = %route.camera_id, adapter = %route.adapter_id, error = %ended, retry_in = ?backoff,
+                camera = %work.camera(), source = ?work_name(work), error = %ended, retry_in = ?backoff,
                 "frame source stopped; restarting"
             );
             tokio::select! {
@@ -368,15 +485,21 @@ impl FrameRouter {
         }
     }
 
-    /// One run of `ffmpeg` for `route`: `Ok(true)` when told to stop, `Ok(false)` when the stream
+    /// One run of `ffmpeg` for `work`: `Ok(true)` when told to stop, `Ok(false)` when the stream
     /// ended, an error (never holding the token) when it could not run.
-    async fn stream(&self, route: &Route, path: &str, stop: &mut watch::Receiver<bool>) -> Result<bool> {
+    async fn stream(
+        &self,
+        work: &Work,
+        path: &str,
+        tracker: &mut Option<MotionTracker>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<bool> {
         if self.inner.source.rtsp_url.is_none() {
             // No media plane to read from: wait for a change.
             let _ = stop.changed().await;
             return Ok(true);
         }
-        let (mut child, mut out, said) = self.start_ffmpeg(path, Some(route.interval))?;
+        let (mut child, mut out, said) = self.start_ffmpeg(path, Some(work.interval()))?;
         let mut splitter = JpegSplitter::default();
         let mut buf = vec![0u8; 256 << 10];
         let stopped = loop {
@@ -386,7 +509,12 @@ impl FrameRouter {
                     Ok(0) | Err(_) => break false,
                     Ok(n) => {
                         for jpeg in splitter.push(&buf[..n]) {
-                            self.deliver(route, Frame::new(jpeg, self.inner.clock.now()));
+                            let frame = Frame::new(jpeg, self.inner.clock.now());
+                            match (work, tracker.as_mut()) {
+                                (Work::Route(route), _) => self.deliver(route, frame),
+                                (Work::Motion { .. }, Some(t)) => self.analyse(t, frame).await,
+                                (Work::Motion { .. }, None) => {}
+                            }
                         }
                     }
                 },
@@ -430,13 +558,33 @@ impl FrameRouter {
         Ok((child, out, said))
     }
 
+    /// Feeds one frame to a camera's motion detector (it is also the camera's latest frame).
+    async fn analyse(&self, tracker: &mut MotionTracker, frame: Frame) {
+        let c = &self.inner.counters;
+        c.frames.fetch_add(1, Ordering::Relaxed);
+        self.inner.latest.lock().unwrap_or_else(|e| e.into_inner()).insert(tracker.camera(), frame.clone());
+        let spent = tracker.frame(frame).await;
+        c.motion_frames.fetch_add(1, Ordering::Relaxed);
+        c.motion_ns.fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Whether `camera`'s motion detector reports an episode under way.
+    pub fn moving(&self, camera: Uuid) -> bool {
+        self.inner.moving.lock().unwrap_or_else(|e| e.into_inner()).contains(&camera)
+    }
+
     /// Hands one frame of `route`'s camera to its adapter; what comes back is filtered, stored and
-    /// published by a task of its own (the caller never waits on the adapter).
+    /// published by a task of its own (the caller never waits on the adapter). A motion-gated
+    /// route's frame goes only while its camera moves.
     pub fn deliver(&self, route: &Route, frame: Frame) {
         let began = Instant::now();
         let c = &self.inner.counters;
         c.frames.fetch_add(1, Ordering::Relaxed);
         self.inner.latest.lock().unwrap_or_else(|e| e.into_inner()).insert(route.camera_id, frame.clone());
+        if route.motion_gated && !self.moving(route.camera_id) {
+            c.gated.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let Some(rt) = self.inner.registry.get(route.adapter_id).filter(|rt| rt.enabled) else { return };
         // A binding without a task runs the adapter's first, as the adapter last said it.
         let mut route = route.clone();
@@ -460,7 +608,7 @@ impl FrameRouter {
             let back = Instant::now();
             this.inner.registry.report(&rt);
             if let Ok(Ok(found)) = outcome {
-                this.keep(&route, &found, frame.time);
+                this.keep(&route, &found, &frame);
             } else if let Ok(Err(Refusal::Call(e))) = outcome {
                 tracing::debug!(adapter = %rt.name, error = %e, "adapter call failed");
             }
@@ -470,15 +618,17 @@ impl FrameRouter {
         });
     }
 
-    /// Queues what `route` keeps of `found` for the writer.
-    fn keep(&self, route: &Route, found: &[Finding], time: DateTime<Utc>) {
+    /// Queues what `route` keeps of `found` in `frame` for the writer.
+    fn keep(&self, route: &Route, found: &[Finding], frame: &Frame) {
         let c = &self.inner.counters;
         c.answered.fetch_add(1, Ordering::Relaxed);
+        let time = frame.time;
         let detections = route.kept(found, time, true);
         if detections.is_empty() {
             return;
         }
-        if self.inner.kept.try_send(Kept { route: route.clone(), time, detections }).is_err() {
+        let kept = Kept { route: route.clone(), time, jpeg: frame.jpeg.clone(), detections };
+        if self.inner.kept.try_send(kept).is_err() {
             c.lost.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(camera = %route.camera_id, "detections lost: the database cannot keep up");
         }
@@ -495,19 +645,89 @@ impl FrameRouter {
             let c = &self.inner.counters;
             for k in stored {
                 c.detections.fetch_add(k.detections.len() as u64, Ordering::Relaxed);
-                self.inner.events.publish(SiteEvent::new(
+                let event = SiteEvent::new(
                     k.time,
                     Some(k.route.camera_id),
                     EventKind::Detections {
                         adapter_id: k.route.adapter_id,
                         binding_id: k.route.binding_id,
                         frame_time: k.time,
-                        detections: k.detections,
+                        detections: k.detections.clone(),
                     },
-                ));
+                );
+                self.follow_tracks(&k, event.id);
+                self.inner.events.publish(event);
             }
             c.store_ns.fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
             c.writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Follows the tracks `k`'s detections belong to (by track id, else by label): a sighting more
+    /// confident than the track's best so far makes its frame the track's snapshot.
+    fn follow_tracks(&self, k: &Kept, event_id: Uuid) {
+        let mut tracks = self.inner.tracks.lock().unwrap_or_else(|e| e.into_inner());
+        for d in &k.detections {
+            let f = &d.found;
+            let id =
+                if f.track_id.is_empty() { format!("label:{}", f.label.to_lowercase()) } else { f.track_id.clone() };
+            let key = (k.route.binding_id, id);
+            if !tracks.contains_key(&key) && tracks.len() >= MAX_TRACKS {
+                continue;
+            }
+            let track = tracks.entry(key).or_insert_with(|| Track {
+                camera: k.route.camera_id,
+                event_id,
+                time: k.time,
+                jpeg: k.jpeg.clone(),
+                found: f.clone(),
+                last_seen: Instant::now(),
+            });
+            track.last_seen = Instant::now();
+            if f.confidence > track.found.confidence {
+                (track.event_id, track.time, track.jpeg, track.found) = (event_id, k.time, k.jpeg.clone(), f.clone());
+            }
+        }
+    }
+
+    /// Stores the snapshots of tracks ended (not seen for [`TRACK_END`]), or of all (`all`).
+    async fn close_tracks(&self, all: bool) {
+        let ended: Vec<SnapshotRow> = {
+            let mut tracks = self.inner.tracks.lock().unwrap_or_else(|e| e.into_inner());
+            let gone: Vec<(Uuid, String)> = tracks
+                .iter()
+                .filter(|(_, t)| all || t.last_seen.elapsed() >= TRACK_END)
+                .map(|(k, _)| k.clone())
+                .collect();
+            gone.into_iter()
+                .filter_map(|k| tracks.remove(&k))
+                .map(|t| SnapshotRow {
+                    event_id: t.event_id,
+                    camera_id: t.camera,
+                    time: t.time,
+                    jpeg: t.jpeg.as_ref().clone(),
+                    box_x: t.found.x,
+                    box_y: t.found.y,
+                    box_width: t.found.width,
+                    box_height: t.found.height,
+                    label: t.found.label,
+                    score: t.found.confidence,
+                })
+                .collect()
+        };
+        if ended.is_empty() {
+            return;
+        }
+        if let Err(e) = self.inner.store.run(move |c| SnapshotRow::insert_all(c, &ended)).await {
+            tracing::warn!(error = %e.message(), "cannot store detection snapshots");
+        }
+    }
+
+    /// Stores the snapshots of ended tracks every few seconds, until the task is dropped.
+    async fn end_tracks(&self) {
+        loop {
+            tokio::time::sleep(TRACK_END / 4).await;
+            self.close_tracks(false).await;
         }
     }
 

@@ -33,6 +33,10 @@ pub struct CameraRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The motion detector's settings ([`crate::domain::motion::MotionSettings`]); `None`: off.
+    pub motion: Option<serde_json::Value>,
+    /// Topic names whose footage counts as event footage; `None`: the default ones.
+    pub recording_event_types: Option<Vec<String>>,
 }
 
 /// Changes to a camera; `None` leaves a column alone (`Some(None)` clears a nullable one).
@@ -55,6 +59,8 @@ pub struct CameraChanges {
     pub event_post_roll_ms: Option<Option<i64>>,
     pub labels: Option<serde_json::Value>,
     pub ip_addresses: Option<Vec<String>>,
+    pub motion: Option<Option<serde_json::Value>>,
+    pub recording_event_types: Option<Option<Vec<String>>>,
 }
 
 /// Which cameras a query may return.
@@ -69,10 +75,29 @@ pub enum Visible {
 }
 
 impl CameraRow {
+    /// The camera's motion detector settings, when it has one.
+    pub fn motion_settings(&self) -> Option<crate::domain::motion::MotionSettings> {
+        self.motion.as_ref().and_then(|m| serde_json::from_value(m.clone()).ok())
+    }
+
+    /// The topics whose footage counts as this camera's event footage.
+    pub fn footage_topics(&self) -> Vec<crate::domain::event::Topic> {
+        use crate::domain::event::Topic;
+        match &self.recording_event_types {
+            Some(names) => names.iter().filter_map(|n| Topic::from_name(n)).collect(),
+            None => Topic::FOOTAGE_DEFAULT.to_vec(),
+        }
+    }
+
     /// Inserts a new camera.
     pub fn insert(&self, c: &mut PgConnection) -> Result<()> {
         diesel::insert_into(cameras::table).values(self).execute(c)?;
         Ok(())
+    }
+
+    /// The cameras of `ids`, deleted ones included.
+    pub fn any_of(c: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<CameraRow>> {
+        Ok(cameras::table.filter(cameras::id.eq_any(ids)).select(CameraRow::as_select()).load(c)?)
     }
 
     /// The camera with `id`, unless deleted.

@@ -32,6 +32,7 @@ struct NewEvent<'a> {
     camera_id: Option<Uuid>,
     also_for: &'a [Uuid],
     payload: serde_json::Value,
+    until: Option<DateTime<Utc>>,
 }
 
 /// What a listing keeps.
@@ -82,6 +83,7 @@ pub fn append_all<E: std::borrow::Borrow<SiteEvent>>(c: &mut PgConnection, event
                 camera_id: e.camera_id,
                 also_for: &e.also_for,
                 payload,
+                until: e.until(),
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -139,6 +139,8 @@ pub struct BindingRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Frames go to the adapter only while the camera's motion detector reports motion.
+    pub motion_gated: bool,
 }
 
 impl BindingRow {
@@ -221,6 +223,7 @@ impl BindingRow {
                 adapter_bindings::min_confidence.eq(self.min_confidence),
                 adapter_bindings::labels.eq(&self.labels),
                 adapter_bindings::enabled.eq(self.enabled),
+                adapter_bindings::motion_gated.eq(self.motion_gated),
                 adapter_bindings::version.eq(adapter_bindings::version + 1),
                 adapter_bindings::updated_at.eq(self.updated_at),
             ))

@@ -16,6 +16,7 @@ pub mod recordings;
 pub mod schema;
 pub mod secrets;
 pub mod sessions;
+pub mod snapshots;
 pub mod throttle;
 pub mod users;
 

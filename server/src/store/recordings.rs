@@ -71,6 +71,8 @@ pub struct RecordingSummary {
     pub oldest_start: Option<DateTime<Utc>>,
     pub newest_start: Option<DateTime<Utc>>,
     pub newest_end: Option<DateTime<Utc>>,
+    /// Bytes of the segments judged to overlap events.
+    pub event_bytes: i64,
 }
 
 const LISTED: i16 = 2; // segments with a state code below this are listed
@@ -489,6 +491,18 @@ impl SegmentRow {
         after: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<SegmentEntry>> {
+        SegmentRow::oldest_of_tier(c, camera, after, limit, false)
+    }
+
+    /// [`SegmentRow::oldest_complete`], or with `continuous_only` only those judged to overlap no
+    /// event.
+    pub fn oldest_of_tier(
+        c: &mut PgConnection,
+        camera: Uuid,
+        after: Option<DateTime<Utc>>,
+        limit: i64,
+        continuous_only: bool,
+    ) -> Result<Vec<SegmentEntry>> {
         let mut q = segments::table
             .filter(segments::camera_id.eq(camera))
             .filter(segments::state.eq(SegmentState::Complete.code()))
@@ -499,7 +513,48 @@ impl SegmentRow {
         if let Some(after) = after {
             q = q.filter(segments::start_time.gt(after));
         }
+        if continuous_only {
+            q = q.filter(segments::event_footage.eq(false));
+        }
         Ok(q.load(c)?)
+    }
+
+    /// Judges up to `limit` complete segments of `camera` that end at or before `before` and are not
+    /// judged yet: event footage when an event of `topics` of the camera, widened by `pre` before
+    /// and `post` after (a lasting event from its time to its `until`), overlaps the segment.
+    /// Returns how many were judged.
+    pub fn judge(
+        c: &mut PgConnection,
+        camera: Uuid,
+        topics: &[&str],
+        (pre_ms, post_ms): (i64, i64),
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<usize> {
+        use diesel::sql_types::{Array, BigInt, SmallInt, Text, Timestamptz, Uuid as SqlUuid};
+        let longest = crate::domain::motion::MAX_EPISODE.as_millis() as i64;
+        Ok(super::prepared::prepared(
+            "UPDATE segments s SET event_footage = EXISTS ( \
+               SELECT 1 FROM events e \
+                WHERE e.camera_id = s.camera_id AND e.type = ANY($2) \
+                  AND e.time < s.start_time + s.duration_us * interval '1 microsecond' + $3 * interval '1 millisecond' \
+                  AND e.time > s.start_time - ($4 + $5) * interval '1 millisecond' \
+                  AND coalesce(e.until, e.time) + $4 * interval '1 millisecond' > s.start_time) \
+             WHERE s.camera_id = $1 AND s.start_time IN ( \
+               SELECT g.start_time FROM segments g \
+                WHERE g.camera_id = $1 AND g.event_footage IS NULL AND g.state = $6 \
+                  AND g.start_time + g.duration_us * interval '1 microsecond' <= $7 \
+                ORDER BY g.start_time LIMIT $8)",
+        )
+        .bind::<SqlUuid, _>(camera)
+        .bind::<Array<Text>, _>(topics)
+        .bind::<BigInt, _>(pre_ms)
+        .bind::<BigInt, _>(post_ms)
+        .bind::<BigInt, _>(longest)
+        .bind::<SmallInt, _>(SegmentState::Complete.code())
+        .bind::<Timestamptz, _>(before)
+        .bind::<BigInt, _>(limit)
+        .execute(c)?)
     }
 
     /// Marks every complete segment of a camera for deletion.
@@ -578,6 +633,8 @@ pub struct SiteRetention {
     pub min_free_bytes: Option<i64>,
     pub version: i64,
     pub updated_at: DateTime<Utc>,
+    /// How long footage overlapping events is kept (`None`: as long as the rest).
+    pub event_max_age_secs: Option<i64>,
 }
 
 /// A camera's own retention limits (`None`: the site default's).
@@ -589,6 +646,7 @@ pub struct CameraRetention {
     pub max_bytes: Option<i64>,
     pub version: i64,
     pub updated_at: DateTime<Utc>,
+    pub event_max_age_secs: Option<i64>,
 }
 
 impl SiteRetention {
@@ -600,7 +658,7 @@ impl SiteRetention {
     /// Sets the default's limits, bumping its version.
     pub fn set(
         c: &mut PgConnection,
-        limits: (Option<i64>, Option<i64>, Option<i64>),
+        limits: (Option<i64>, Option<i64>, Option<i64>, Option<i64>),
         now: DateTime<Utc>,
     ) -> Result<SiteRetention> {
         Ok(diesel::update(site_retention::table)
@@ -608,6 +666,7 @@ impl SiteRetention {
                 site_retention::max_age_secs.eq(limits.0),
                 site_retention::max_bytes.eq(limits.1),
                 site_retention::min_free_bytes.eq(limits.2),
+                site_retention::event_max_age_secs.eq(limits.3),
                 site_retention::version.eq(site_retention::version + 1),
                 site_retention::updated_at.eq(now),
             ))
@@ -636,6 +695,7 @@ impl CameraRetention {
             .set((
                 camera_retention::max_age_secs.eq(row.max_age_secs),
                 camera_retention::max_bytes.eq(row.max_bytes),
+                camera_retention::event_max_age_secs.eq(row.event_max_age_secs),
                 camera_retention::version.eq(camera_retention::version + 1),
                 camera_retention::updated_at.eq(row.updated_at),
             ))

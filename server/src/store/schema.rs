@@ -16,6 +16,7 @@ diesel::table! {
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        motion_gated -> Bool,
     }
 }
 
@@ -171,6 +172,7 @@ diesel::table! {
         max_bytes -> Nullable<Int8>,
         version -> Int8,
         updated_at -> Timestamptz,
+        event_max_age_secs -> Nullable<Int8>,
     }
 }
 
@@ -197,6 +199,8 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         deleted_at -> Nullable<Timestamptz>,
+        motion -> Nullable<Jsonb>,
+        recording_event_types -> Nullable<Array<Text>>,
     }
 }
 
@@ -254,6 +258,7 @@ diesel::table! {
         camera_id -> Nullable<Uuid>,
         also_for -> Array<Uuid>,
         payload -> Jsonb,
+        until -> Nullable<Timestamptz>,
     }
 }
 
@@ -267,6 +272,7 @@ diesel::table! {
         camera_id -> Nullable<Uuid>,
         also_for -> Array<Uuid>,
         payload -> Jsonb,
+        until -> Nullable<Timestamptz>,
     }
 }
 
@@ -367,6 +373,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    motion_open (camera_id) {
+        camera_id -> Uuid,
+        since -> Timestamptz,
+        seen -> Timestamptz,
+    }
+}
+
+diesel::table! {
     recording_summaries (camera_id) {
         camera_id -> Uuid,
         segments -> Int8,
@@ -375,6 +389,7 @@ diesel::table! {
         oldest_start -> Nullable<Timestamptz>,
         newest_start -> Nullable<Timestamptz>,
         newest_end -> Nullable<Timestamptz>,
+        event_bytes -> Int8,
     }
 }
 
@@ -404,6 +419,7 @@ diesel::table! {
         size_bytes -> Int8,
         state -> Int2,
         file_path -> Text,
+        event_footage -> Nullable<Bool>,
     }
 }
 
@@ -445,6 +461,22 @@ diesel::table! {
         min_free_bytes -> Nullable<Int8>,
         version -> Int8,
         updated_at -> Timestamptz,
+        event_max_age_secs -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    snapshots (event_id) {
+        event_id -> Uuid,
+        camera_id -> Uuid,
+        time -> Timestamptz,
+        jpeg -> Bytea,
+        box_x -> Float4,
+        box_y -> Float4,
+        box_width -> Float4,
+        box_height -> Float4,
+        label -> Text,
+        score -> Float4,
     }
 }
 
@@ -507,6 +539,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     ids_alerts,
     ids_eve_positions,
     login_failures,
+    motion_open,
     recording_summaries,
     recovery_codes,
     refresh_tokens,
@@ -514,5 +547,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     signing_keys,
     site_retention,
+    snapshots,
     users,
 );

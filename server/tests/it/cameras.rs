@@ -7,7 +7,7 @@ use opennvr_server::api::policy::Access;
 use opennvr_server::domain::Role;
 use tonic::Code;
 
-const CAMERA_PASSWORD: &str = "Cam-Secret-7f3a9";
+pub const CAMERA_PASSWORD: &str = "Cam-Secret-7f3a9";
 
 pub fn camera(name: &str) -> pb::Camera {
     pb::Camera {

@@ -20,6 +20,7 @@ mod limits;
 mod listings;
 mod media;
 mod mfa;
+mod motion;
 mod permissions;
 mod recordings;
 mod routing;

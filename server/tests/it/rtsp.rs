@@ -26,6 +26,32 @@ impl RtspCamera {
         RtspCamera::launch(None, false, port, mount)
     }
 
+    /// Restreams at `rtsp://127.0.0.1:{port}`, one per (mount, scene): each scene is a list of
+    /// (test pattern, seconds after start), e.g. `[("smpte", 0.0), ("ball", 8.0)]` ("ball" moves,
+    /// "smpte" is still). Started now: the scenes' clock starts before this returns.
+    pub fn scenes(port: u16, scenes: &[(&str, &[(&str, f64)])]) -> RtspCamera {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/rtsp_camera.py");
+        let spec: Vec<String> = scenes
+            .iter()
+            .map(|(mount, steps)| {
+                let steps: Vec<String> = steps.iter().map(|(p, at)| format!("{p}@{at}")).collect();
+                format!("{mount}={}", steps.join(","))
+            })
+            .collect();
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(port.to_string())
+            .env("RTSP_CAMERA_SCENES", spec.join(";"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 with GStreamer's RTSP server (see .ci/run)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the test camera did not start");
+        RtspCamera { child, port }
+    }
+
     fn launch(creds: Option<(&str, &str)>, audio_only: bool, port: u16, mount: &str) -> RtspCamera {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/rtsp_camera.py");
         let mut cmd = Command::new("/usr/bin/python3");

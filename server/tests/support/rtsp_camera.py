@@ -6,10 +6,14 @@ Serves rtsp://127.0.0.1:PORT/stream (1280x720, 10 fps); with USER and PASSWORD, 
 (digest authentication). With RTSP_CAMERA_AUDIO_ONLY=1 in the environment it serves G.711 audio
 and no video; with RTSP_CAMERA_MOUNT=/name it serves at that path instead of /stream (as a media
 server's restream of a camera); with RTSP_CAMERA_SIZE=WIDTHxHEIGHT (e.g. 640x360) it streams video at
-that size instead (cheaper for tests that decode it). Prints "ready" once listening; runs until killed.
+that size instead (cheaper for tests that decode it). With RTSP_CAMERA_SCENES="/a=smpte@0,ball@8;/b=smpte@0"
+it serves each mount with a scene that changes at known times: the test pattern named at each number
+of seconds after start ("ball" moves; "smpte" is still). Prints "ready" once listening; runs until
+killed.
 """
 import os
 import sys
+import time
 
 import gi
 
@@ -25,6 +29,10 @@ def main() -> None:
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(port)
+    scenes = os.environ.get("RTSP_CAMERA_SCENES")
+    if scenes:
+        serve_scenes(server, scenes)
+        return
     factory = GstRtspServer.RTSPMediaFactory()
     if os.environ.get("RTSP_CAMERA_AUDIO_ONLY") == "1":
         factory.set_launch("( audiotestsrc is-live=true ! audioconvert ! mulawenc ! rtppcmupay name=pay0 pt=0 )")
@@ -51,6 +59,62 @@ def main() -> None:
         permissions.add_permission_for_role("viewer", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
         factory.set_permissions(permissions)
     server.get_mount_points().add_factory(os.environ.get("RTSP_CAMERA_MOUNT", "/stream"), factory)
+    if server.attach(None) == 0:
+        print("cannot listen", flush=True)
+        sys.exit(1)
+    print("ready", flush=True)
+    GLib.MainLoop().run()
+
+
+def serve_scenes(server, scenes: str) -> None:
+    """Serves each mount of SCENES (see the module's doc) at 640x360, switching its pattern on time.
+
+    Each pattern is a source of its own behind an input-selector, which switches between them
+    safely while they stream (changing a running videotestsrc's pattern is not)."""
+    start = time.monotonic()
+    for entry in scenes.split(";"):
+        mount, schedule = entry.split("=", 1)
+        steps = []
+        for step in schedule.split(","):
+            pattern, at = step.split("@")
+            steps.append((float(at), pattern))
+        patterns = list(dict.fromkeys(p for _, p in steps))
+        caps = "video/x-raw,width=640,height=360,framerate=10/1"
+        sources = " ".join(
+            f"videotestsrc is-live=true pattern={p} ! {caps} ! sel.sink_{i}" for i, p in enumerate(patterns)
+        )
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(
+            f"( input-selector name=sel ! {caps} "
+            "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 bitrate=500 "
+            f"! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1 {sources} )"
+        )
+        factory.set_shared(True)
+
+        def configure(_factory, media, steps=steps, patterns=patterns):
+            sel = media.get_element().get_child_by_name("sel")
+            alive = [True]
+
+            def follow():
+                if not alive[0]:
+                    return False  # the media is gone (its last reader left)
+                elapsed = time.monotonic() - start
+                due = [p for at, p in steps if at <= elapsed]
+                if due:
+                    pad = sel.get_static_pad(f"sink_{patterns.index(due[-1])}")
+                    if pad is not None and sel.get_property("active-pad") != pad:
+                        sel.set_property("active-pad", pad)
+                return True
+
+            def gone(_media):
+                alive[0] = False
+
+            media.connect("unprepared", gone)
+            follow()
+            GLib.timeout_add(50, follow)
+
+        factory.connect("media-configure", configure)
+        server.get_mount_points().add_factory(mount, factory)
     if server.attach(None) == 0:
         print("cannot listen", flush=True)
         sys.exit(1)

@@ -14,6 +14,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from opennvr.v1 import common_pb2 as _common_pb2
+from opennvr.v1 import inference_service_pb2 as _inference_service_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -63,8 +64,11 @@ class _RecordingModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Recordi
     RECORDING_MODE_CONTINUOUS: _RecordingMode.ValueType  # 1
     """Everything is kept until retention removes it."""
     RECORDING_MODE_EVENTS: _RecordingMode.ValueType  # 2
-    """Recorded continuously, but segments that do not overlap an event (detection, IDS alert) widened
-    by event_pre_roll/event_post_roll are removed once the post-roll has passed.
+    """Recorded continuously, but segments that overlap no event of the camera's
+    recording_event_types (widened by event_pre_roll before and event_post_roll after) are removed
+    by the retention pass once no later event could still need them (both rolls have passed since
+    the segment's end, and no motion episode that began within the pre-roll is still under way).
+    Held segments are never removed.
     """
 
 class RecordingMode(_RecordingMode, metaclass=_RecordingModeEnumTypeWrapper):
@@ -75,8 +79,11 @@ RECORDING_MODE_UNSPECIFIED: RecordingMode.ValueType  # 0
 RECORDING_MODE_CONTINUOUS: RecordingMode.ValueType  # 1
 """Everything is kept until retention removes it."""
 RECORDING_MODE_EVENTS: RecordingMode.ValueType  # 2
-"""Recorded continuously, but segments that do not overlap an event (detection, IDS alert) widened
-by event_pre_roll/event_post_roll are removed once the post-roll has passed.
+"""Recorded continuously, but segments that overlap no event of the camera's
+recording_event_types (widened by event_pre_roll before and event_post_roll after) are removed
+by the retention pass once no later event could still need them (both rolls have passed since
+the segment's end, and no motion episode that began within the pre-roll is still under way).
+Held segments are never removed.
 """
 Global___RecordingMode: _TypeAlias = RecordingMode  # noqa: Y015
 
@@ -239,6 +246,8 @@ class Camera(_message.Message):
     SEGMENT_DURATION_FIELD_NUMBER: _builtins.int
     LATEST_FOOTAGE_START_TIME_FIELD_NUMBER: _builtins.int
     LATEST_FOOTAGE_END_TIME_FIELD_NUMBER: _builtins.int
+    MOTION_FIELD_NUMBER: _builtins.int
+    RECORDING_EVENT_TYPES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. UUID."""
     name: _builtins.str
@@ -263,7 +272,9 @@ class Camera(_message.Message):
     """Where the camera is, free text ("Dock door 3, north wall")."""
     @_builtins.property
     def event_pre_roll(self) -> _duration_pb2.Duration:
-        """RECORDING_MODE_EVENTS only: video kept before and after each event. Unset = server default."""
+        """Video kept before and after each event (RECORDING_MODE_EVENTS, and the event tier of
+        retention). Unset = 10 s before, 30 s after.
+        """
 
     @_builtins.property
     def event_post_roll(self) -> _duration_pb2.Duration: ...
@@ -298,6 +309,19 @@ class Camera(_message.Message):
 
     @_builtins.property
     def latest_footage_end_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def motion(self) -> Global___MotionSettings:
+        """Built-in motion detection on the camera's live frames; unset = off. Each episode is stored as
+        one EVENT_TYPE_MOTION event with a snapshot.
+        """
+
+    @_builtins.property
+    def recording_event_types(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.EventType.ValueType]:
+        """Which events make footage "event footage" (kept by RECORDING_MODE_EVENTS, and under a retention
+        policy's event_max_age): empty = EVENT_TYPE_MOTION, EVENT_TYPE_DETECTION and EVENT_TYPE_IDS_ALERT.
+        Only these three are accepted.
+        """
+
     def __init__(
         self,
         *,
@@ -323,14 +347,70 @@ class Camera(_message.Message):
         segment_duration: _duration_pb2.Duration | None = ...,
         latest_footage_start_time: _timestamp_pb2.Timestamp | None = ...,
         latest_footage_end_time: _timestamp_pb2.Timestamp | None = ...,
+        motion: Global___MotionSettings | None = ...,
+        recording_event_types: _abc.Iterable[_common_pb2.EventType.ValueType] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "event_post_roll", b"event_post_roll", "event_pre_roll", b"event_pre_roll", "latest_footage_end_time", b"latest_footage_end_time", "latest_footage_start_time", b"latest_footage_start_time", "segment_duration", b"segment_duration", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "event_post_roll", b"event_post_roll", "event_pre_roll", b"event_pre_roll", "latest_footage_end_time", b"latest_footage_end_time", "latest_footage_start_time", b"latest_footage_start_time", "motion", b"motion", "segment_duration", b"segment_duration", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "enabled", b"enabled", "etag", b"etag", "event_post_roll", b"event_post_roll", "event_pre_roll", b"event_pre_roll", "has_password", b"has_password", "id", b"id", "ip_addresses", b"ip_addresses", "labels", b"labels", "latest_footage_end_time", b"latest_footage_end_time", "latest_footage_start_time", b"latest_footage_start_time", "location", b"location", "name", b"name", "path_name", b"path_name", "recording_enabled", b"recording_enabled", "recording_mode", b"recording_mode", "segment_duration", b"segment_duration", "source_url", b"source_url", "transport", b"transport", "update_time", b"update_time", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "enabled", b"enabled", "etag", b"etag", "event_post_roll", b"event_post_roll", "event_pre_roll", b"event_pre_roll", "has_password", b"has_password", "id", b"id", "ip_addresses", b"ip_addresses", "labels", b"labels", "latest_footage_end_time", b"latest_footage_end_time", "latest_footage_start_time", b"latest_footage_start_time", "location", b"location", "motion", b"motion", "name", b"name", "path_name", b"path_name", "recording_enabled", b"recording_enabled", "recording_event_types", b"recording_event_types", "recording_mode", b"recording_mode", "segment_duration", b"segment_duration", "source_url", b"source_url", "transport", b"transport", "update_time", b"update_time", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Camera: _TypeAlias = Camera  # noqa: Y015
+
+@_typing.final
+class MotionSettings(_message.Message):
+    """A camera's motion detector. Each analysed frame is reduced to a grey grid at most 160 cells wide
+    (block averages of the luma); a cell changed when it differs from the previous frame's by more
+    than pixel_threshold; a frame moves when the changed share of the cells outside the masks reaches
+    min_area. An episode starts after start_frames moving frames in a row (its start is the first of
+    them) and ends after end_quiet without a moving frame; an episode is cut at 10 minutes and the next
+    begins at once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FRAME_INTERVAL_FIELD_NUMBER: _builtins.int
+    PIXEL_THRESHOLD_FIELD_NUMBER: _builtins.int
+    MIN_AREA_FIELD_NUMBER: _builtins.int
+    START_FRAMES_FIELD_NUMBER: _builtins.int
+    END_QUIET_FIELD_NUMBER: _builtins.int
+    MASKS_FIELD_NUMBER: _builtins.int
+    pixel_threshold: _builtins.int
+    """Grey levels (1 to 255) a cell must change by to count. 0 = 25."""
+    min_area: _builtins.float
+    """Share of the unmasked frame that must change, above 0 and at most 1. 0 = 0.005 (0.5 %)."""
+    start_frames: _builtins.int
+    """Moving frames in a row that start an episode, 1 to 100. 0 = 2."""
+    @_builtins.property
+    def frame_interval(self) -> _duration_pb2.Duration:
+        """Time between analysed frames. Unset = 1 s; between 100 ms and 10 s."""
+
+    @_builtins.property
+    def end_quiet(self) -> _duration_pb2.Duration:
+        """Time without a moving frame that ends an episode. Unset = 5 s; between 0.5 s and 5 min."""
+
+    @_builtins.property
+    def masks(self) -> _containers.RepeatedCompositeFieldContainer[_inference_service_pb2.Polygon]:
+        """Areas ignored (a tree in the wind, an on-screen clock), in fractions of the frame. At most 16."""
+
+    def __init__(
+        self,
+        *,
+        frame_interval: _duration_pb2.Duration | None = ...,
+        pixel_threshold: _builtins.int = ...,
+        min_area: _builtins.float = ...,
+        start_frames: _builtins.int = ...,
+        end_quiet: _duration_pb2.Duration | None = ...,
+        masks: _abc.Iterable[_inference_service_pb2.Polygon] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_quiet", b"end_quiet", "frame_interval", b"frame_interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_quiet", b"end_quiet", "frame_interval", b"frame_interval", "masks", b"masks", "min_area", b"min_area", "pixel_threshold", b"pixel_threshold", "start_frames", b"start_frames"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MotionSettings: _TypeAlias = MotionSettings  # noqa: Y015
 
 @_typing.final
 class CameraStatus(_message.Message):

@@ -139,7 +139,8 @@ class CameraServiceServicer:
     def UpdateCamera(self, request, context):
         """Updates a camera's settings. update_mask is required; allowed paths: "name", "description",
         "location", "transport", "enabled", "recording_enabled", "recording_mode", "segment_duration",
-        "event_pre_roll", "event_post_roll", "labels", "ip_addresses". The source URL and credentials change only through
+        "event_pre_roll", "event_post_roll", "labels", "ip_addresses", "motion",
+        "recording_event_types". The source URL and credentials change only through
         SetCameraSource. Changing "transport" restarts the stream (viewers are dropped). Returns ABORTED
         for a stale etag, ALREADY_EXISTS for a taken name, NOT_FOUND for an unknown camera.
         """

@@ -49,7 +49,8 @@ class CameraServiceStub:
     UpdateCamera: _grpc.UnaryUnaryMultiCallable[_camera_service_pb2.UpdateCameraRequest, _camera_service_pb2.UpdateCameraResponse]
     """Updates a camera's settings. update_mask is required; allowed paths: "name", "description",
     "location", "transport", "enabled", "recording_enabled", "recording_mode", "segment_duration",
-    "event_pre_roll", "event_post_roll", "labels", "ip_addresses". The source URL and credentials change only through
+    "event_pre_roll", "event_post_roll", "labels", "ip_addresses", "motion",
+    "recording_event_types". The source URL and credentials change only through
     SetCameraSource. Changing "transport" restarts the stream (viewers are dropped). Returns ABORTED
     for a stale etag, ALREADY_EXISTS for a taken name, NOT_FOUND for an unknown camera.
     """
@@ -125,7 +126,8 @@ class CameraServiceAsyncStub(CameraServiceStub):
     UpdateCamera: _aio.UnaryUnaryMultiCallable[_camera_service_pb2.UpdateCameraRequest, _camera_service_pb2.UpdateCameraResponse]  # type: ignore[assignment]
     """Updates a camera's settings. update_mask is required; allowed paths: "name", "description",
     "location", "transport", "enabled", "recording_enabled", "recording_mode", "segment_duration",
-    "event_pre_roll", "event_post_roll", "labels", "ip_addresses". The source URL and credentials change only through
+    "event_pre_roll", "event_post_roll", "labels", "ip_addresses", "motion",
+    "recording_event_types". The source URL and credentials change only through
     SetCameraSource. Changing "transport" restarts the stream (viewers are dropped). Returns ABORTED
     for a stale etag, ALREADY_EXISTS for a taken name, NOT_FOUND for an unknown camera.
     """
@@ -222,7 +224,8 @@ class CameraServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_camera_service_pb2.UpdateCameraResponse, _abc.Awaitable[_camera_service_pb2.UpdateCameraResponse]]:
         """Updates a camera's settings. update_mask is required; allowed paths: "name", "description",
         "location", "transport", "enabled", "recording_enabled", "recording_mode", "segment_duration",
-        "event_pre_roll", "event_post_roll", "labels", "ip_addresses". The source URL and credentials change only through
+        "event_pre_roll", "event_post_roll", "labels", "ip_addresses", "motion",
+        "recording_event_types". The source URL and credentials change only through
         SetCameraSource. Changing "transport" restarts the stream (viewers are dropped). Returns ABORTED
         for a stale etag, ALREADY_EXISTS for a taken name, NOT_FOUND for an unknown camera.
         """

@@ -219,6 +219,10 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_HOLD_RELEASED: _EventType.ValueType  # 19
     EVENT_TYPE_EXPORT_FINISHED: _EventType.ValueType  # 20
     """A clip export finished (succeeded or failed). Needs recording.export on the camera."""
+    EVENT_TYPE_MOTION: _EventType.ValueType  # 21
+    """A motion episode of the camera's built-in detector ended (time: its start). Needs no permission
+    beyond seeing the camera.
+    """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """Kinds of event (EventService), also overlaid on recording timelines. Watching an event type may
@@ -268,6 +272,10 @@ EVENT_TYPE_HOLD_CREATED: EventType.ValueType  # 18
 EVENT_TYPE_HOLD_RELEASED: EventType.ValueType  # 19
 EVENT_TYPE_EXPORT_FINISHED: EventType.ValueType  # 20
 """A clip export finished (succeeded or failed). Needs recording.export on the camera."""
+EVENT_TYPE_MOTION: EventType.ValueType  # 21
+"""A motion episode of the camera's built-in detector ended (time: its start). Needs no permission
+beyond seeing the camera.
+"""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final

@@ -105,6 +105,7 @@ class Event(_message.Message):
     TYPE_FIELD_NUMBER: _builtins.int
     SEVERITY_FIELD_NUMBER: _builtins.int
     CAMERA_ID_FIELD_NUMBER: _builtins.int
+    HAS_SNAPSHOT_FIELD_NUMBER: _builtins.int
     CAMERA_STATE_FIELD_NUMBER: _builtins.int
     CAMERA_CONFIG_FIELD_NUMBER: _builtins.int
     RECORDING_STATE_FIELD_NUMBER: _builtins.int
@@ -117,12 +118,17 @@ class Event(_message.Message):
     MEDIA_SERVER_FIELD_NUMBER: _builtins.int
     HOLD_FIELD_NUMBER: _builtins.int
     EXPORT_FIELD_NUMBER: _builtins.int
+    MOTION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """UUID."""
     type: _common_pb2.EventType.ValueType
     severity: Global___EventSeverity.ValueType
     camera_id: _builtins.str
     """Camera concerned; empty for site-wide events."""
+    has_snapshot: _builtins.bool
+    """Whether GetEventSnapshot has a picture for this event (set in ListEvents; a detection track's
+    snapshot is taken when the track ends, so a live event may get one later).
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When it happened (for detections: the frame's capture time)."""
@@ -175,6 +181,10 @@ class Event(_message.Message):
     def export(self) -> _recording_service_pb2.Export:
         """EXPORT_FINISHED."""
 
+    @_builtins.property
+    def motion(self) -> Global___MotionEpisode:
+        """MOTION."""
+
     def __init__(
         self,
         *,
@@ -183,6 +193,7 @@ class Event(_message.Message):
         type: _common_pb2.EventType.ValueType = ...,
         severity: Global___EventSeverity.ValueType = ...,
         camera_id: _builtins.str = ...,
+        has_snapshot: _builtins.bool = ...,
         camera_state: Global___CameraStateChange | None = ...,
         camera_config: Global___CameraConfigChange | None = ...,
         recording_state: Global___RecordingStateChange | None = ...,
@@ -195,16 +206,57 @@ class Event(_message.Message):
         media_server: Global___MediaServerChange | None = ...,
         hold: _recording_service_pb2.Hold | None = ...,
         export: _recording_service_pb2.Export | None = ...,
+        motion: Global___MotionEpisode | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["adapter_health", b"adapter_health", "camera_config", b"camera_config", "camera_state", b"camera_state", "detections", b"detections", "export", b"export", "hold", b"hold", "ids_alert", b"ids_alert", "media_server", b"media_server", "payload", b"payload", "recording_state", b"recording_state", "recordings_deleted", b"recordings_deleted", "segment", b"segment", "storage", b"storage", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["adapter_health", b"adapter_health", "camera_config", b"camera_config", "camera_state", b"camera_state", "detections", b"detections", "export", b"export", "hold", b"hold", "ids_alert", b"ids_alert", "media_server", b"media_server", "motion", b"motion", "payload", b"payload", "recording_state", b"recording_state", "recordings_deleted", b"recordings_deleted", "segment", b"segment", "storage", b"storage", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter_health", b"adapter_health", "camera_config", b"camera_config", "camera_id", b"camera_id", "camera_state", b"camera_state", "detections", b"detections", "export", b"export", "hold", b"hold", "id", b"id", "ids_alert", b"ids_alert", "media_server", b"media_server", "payload", b"payload", "recording_state", b"recording_state", "recordings_deleted", b"recordings_deleted", "segment", b"segment", "severity", b"severity", "storage", b"storage", "time", b"time", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter_health", b"adapter_health", "camera_config", b"camera_config", "camera_id", b"camera_id", "camera_state", b"camera_state", "detections", b"detections", "export", b"export", "has_snapshot", b"has_snapshot", "hold", b"hold", "id", b"id", "ids_alert", b"ids_alert", "media_server", b"media_server", "motion", b"motion", "payload", b"payload", "recording_state", b"recording_state", "recordings_deleted", b"recordings_deleted", "segment", b"segment", "severity", b"severity", "storage", b"storage", "time", b"time", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["camera_state", "camera_config", "recording_state", "segment", "recordings_deleted", "detections", "ids_alert", "storage", "adapter_health", "media_server", "hold", "export"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["camera_state", "camera_config", "recording_state", "segment", "recordings_deleted", "detections", "ids_alert", "storage", "adapter_health", "media_server", "hold", "export", "motion"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
 Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class MotionEpisode(_message.Message):
+    """A motion episode of a camera's built-in detector."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    PEAK_AREA_FIELD_NUMBER: _builtins.int
+    PEAK_TIME_FIELD_NUMBER: _builtins.int
+    PEAK_BOX_FIELD_NUMBER: _builtins.int
+    peak_area: _builtins.float
+    """The largest share of the frame that changed, when, and the box around the change then."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """The first and the last moving frame."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def peak_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def peak_box(self) -> _inference_service_pb2.BoundingBox: ...
+    def __init__(
+        self,
+        *,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        peak_area: _builtins.float = ...,
+        peak_time: _timestamp_pb2.Timestamp | None = ...,
+        peak_box: _inference_service_pb2.BoundingBox | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "peak_box", b"peak_box", "peak_time", b"peak_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "peak_area", b"peak_area", "peak_box", b"peak_box", "peak_time", b"peak_time", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MotionEpisode: _TypeAlias = MotionEpisode  # noqa: Y015
 
 @_typing.final
 class CameraStateChange(_message.Message):
@@ -633,3 +685,67 @@ class ListEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListEventsResponse: _TypeAlias = ListEventsResponse  # noqa: Y015
+
+@_typing.final
+class GetEventSnapshotRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMERA_ID_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    camera_id: _builtins.str
+    """Required: the camera of the event."""
+    event_id: _builtins.str
+    """Required: the event (a MOTION or DETECTION event)."""
+    def __init__(
+        self,
+        *,
+        camera_id: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "event_id", b"event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEventSnapshotRequest: _TypeAlias = GetEventSnapshotRequest  # noqa: Y015
+
+@_typing.final
+class GetEventSnapshotResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JPEG_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    BOX_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    jpeg: _builtins.bytes
+    """The frame, as taken (the box is not drawn on it)."""
+    label: _builtins.str
+    """"motion", or the detection's label."""
+    score: _builtins.float
+    """The changed share of the frame (MOTION) or the detection's confidence."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the frame was taken."""
+
+    @_builtins.property
+    def box(self) -> _inference_service_pb2.BoundingBox:
+        """What moved (MOTION) or was found (DETECTION) in it."""
+
+    def __init__(
+        self,
+        *,
+        jpeg: _builtins.bytes = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        box: _inference_service_pb2.BoundingBox | None = ...,
+        label: _builtins.str = ...,
+        score: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "jpeg", b"jpeg", "label", b"label", "score", b"score", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEventSnapshotResponse: _TypeAlias = GetEventSnapshotResponse  # noqa: Y015

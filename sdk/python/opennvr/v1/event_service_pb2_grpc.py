@@ -45,6 +45,11 @@ class EventServiceStub:
                 request_serializer=opennvr_dot_v1_dot_event__service__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=opennvr_dot_v1_dot_event__service__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.GetEventSnapshot = channel.unary_unary(
+                '/opennvr.v1.EventService/GetEventSnapshot',
+                request_serializer=opennvr_dot_v1_dot_event__service__pb2.GetEventSnapshotRequest.SerializeToString,
+                response_deserializer=opennvr_dot_v1_dot_event__service__pb2.GetEventSnapshotResponse.FromString,
+                _registered_method=True)
 
 
 class EventServiceServicer:
@@ -70,6 +75,17 @@ class EventServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetEventSnapshot(self, request, context):
+        """The snapshot of a motion episode or of a detection track: the best frame as a JPEG, and the box
+        of what moved or was found in it. Kept as long as its event. Needs recording.read on the camera
+        (it is footage), and the event type's own permission (inference.read for detections). Returns
+        NOT_FOUND when the event has no snapshot (not of that camera, expired, or not the best frame of
+        its track).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -82,6 +98,11 @@ def add_EventServiceServicer_to_server(servicer, server):
                     servicer.ListEvents,
                     request_deserializer=opennvr_dot_v1_dot_event__service__pb2.ListEventsRequest.FromString,
                     response_serializer=opennvr_dot_v1_dot_event__service__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'GetEventSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEventSnapshot,
+                    request_deserializer=opennvr_dot_v1_dot_event__service__pb2.GetEventSnapshotRequest.FromString,
+                    response_serializer=opennvr_dot_v1_dot_event__service__pb2.GetEventSnapshotResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -139,6 +160,33 @@ class EventService:
             '/opennvr.v1.EventService/ListEvents',
             opennvr_dot_v1_dot_event__service__pb2.ListEventsRequest.SerializeToString,
             opennvr_dot_v1_dot_event__service__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEventSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opennvr.v1.EventService/GetEventSnapshot',
+            opennvr_dot_v1_dot_event__service__pb2.GetEventSnapshotRequest.SerializeToString,
+            opennvr_dot_v1_dot_event__service__pb2.GetEventSnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,13 @@ class EventServiceStub:
     """Lists stored events matching the filters, newest first unless oldest_first. Returns
     INVALID_ARGUMENT for a reversed time range.
     """
+    GetEventSnapshot: _grpc.UnaryUnaryMultiCallable[_event_service_pb2.GetEventSnapshotRequest, _event_service_pb2.GetEventSnapshotResponse]
+    """The snapshot of a motion episode or of a detection track: the best frame as a JPEG, and the box
+    of what moved or was found in it. Kept as long as its event. Needs recording.read on the camera
+    (it is footage), and the event type's own permission (inference.read for detections). Returns
+    NOT_FOUND when the event has no snapshot (not of that camera, expired, or not the best frame of
+    its track).
+    """
 
 @_typing.type_check_only
 class EventServiceAsyncStub(EventServiceStub):
@@ -67,6 +74,13 @@ class EventServiceAsyncStub(EventServiceStub):
     ListEvents: _aio.UnaryUnaryMultiCallable[_event_service_pb2.ListEventsRequest, _event_service_pb2.ListEventsResponse]  # type: ignore[assignment]
     """Lists stored events matching the filters, newest first unless oldest_first. Returns
     INVALID_ARGUMENT for a reversed time range.
+    """
+    GetEventSnapshot: _aio.UnaryUnaryMultiCallable[_event_service_pb2.GetEventSnapshotRequest, _event_service_pb2.GetEventSnapshotResponse]  # type: ignore[assignment]
+    """The snapshot of a motion episode or of a detection track: the best frame as a JPEG, and the box
+    of what moved or was found in it. Kept as long as its event. Needs recording.read on the camera
+    (it is footage), and the event type's own permission (inference.read for detections). Returns
+    NOT_FOUND when the event has no snapshot (not of that camera, expired, or not the best frame of
+    its track).
     """
 
 class EventServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -93,6 +107,19 @@ class EventServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_event_service_pb2.ListEventsResponse, _abc.Awaitable[_event_service_pb2.ListEventsResponse]]:
         """Lists stored events matching the filters, newest first unless oldest_first. Returns
         INVALID_ARGUMENT for a reversed time range.
+        """
+
+    @_abc_1.abstractmethod
+    def GetEventSnapshot(
+        self,
+        request: _event_service_pb2.GetEventSnapshotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_event_service_pb2.GetEventSnapshotResponse, _abc.Awaitable[_event_service_pb2.GetEventSnapshotResponse]]:
+        """The snapshot of a motion episode or of a detection track: the best frame as a JPEG, and the box
+        of what moved or was found in it. Kept as long as its event. Needs recording.read on the camera
+        (it is footage), and the event type's own permission (inference.read for detections). Returns
+        NOT_FOUND when the event has no snapshot (not of that camera, expired, or not the best frame of
+        its track).
         """
 
 def add_EventServiceServicer_to_server(servicer: EventServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

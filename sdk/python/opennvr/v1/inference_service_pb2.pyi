@@ -381,6 +381,7 @@ class AdapterBinding(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     ENABLED_FIELD_NUMBER: _builtins.int
     TASK_FIELD_NUMBER: _builtins.int
+    MOTION_GATED_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
@@ -395,6 +396,10 @@ class AdapterBinding(_message.Message):
     enabled: _builtins.bool
     task: _builtins.str
     """The adapter task to run on the frames (one of the adapter's tasks); empty = its first."""
+    motion_gated: _builtins.bool
+    """Frames go to the adapter only while the camera's motion detector reports an episode under way
+    (none when the camera has no motion detection): the adapter costs nothing on a still scene.
+    """
     etag: _builtins.str
     """Output only."""
     @_builtins.property
@@ -431,13 +436,14 @@ class AdapterBinding(_message.Message):
         labels: _abc.Iterable[_builtins.str] | None = ...,
         enabled: _builtins.bool = ...,
         task: _builtins.str = ...,
+        motion_gated: _builtins.bool = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "frame_interval", b"frame_interval", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter_id", b"adapter_id", "camera_id", b"camera_id", "create_time", b"create_time", "enabled", b"enabled", "etag", b"etag", "frame_interval", b"frame_interval", "id", b"id", "labels", b"labels", "min_confidence", b"min_confidence", "regions", b"regions", "task", b"task", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter_id", b"adapter_id", "camera_id", b"camera_id", "create_time", b"create_time", "enabled", b"enabled", "etag", b"etag", "frame_interval", b"frame_interval", "id", b"id", "labels", b"labels", "min_confidence", b"min_confidence", "motion_gated", b"motion_gated", "regions", b"regions", "task", b"task", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

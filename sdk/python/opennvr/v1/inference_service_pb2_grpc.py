@@ -197,7 +197,7 @@ class InferenceServiceServicer:
 
     def UpdateAdapterBinding(self, request, context):
         """Updates a binding (camera.write on its camera). update_mask is required; allowed paths:
-        "frame_interval", "regions", "min_confidence", "labels", "enabled", "task" (camera_id and
+        "frame_interval", "regions", "min_confidence", "labels", "enabled", "task", "motion_gated" (camera_id and
         adapter_id are immutable). Its frame source restarts with the new settings. Returns ABORTED for
         a stale etag, NOT_FOUND for an unknown binding.
         """

@@ -81,7 +81,7 @@ class InferenceServiceStub:
     """Lists bindings, optionally of one camera or one adapter, ordered by camera then adapter."""
     UpdateAdapterBinding: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.UpdateAdapterBindingRequest, _inference_service_pb2.UpdateAdapterBindingResponse]
     """Updates a binding (camera.write on its camera). update_mask is required; allowed paths:
-    "frame_interval", "regions", "min_confidence", "labels", "enabled", "task" (camera_id and
+    "frame_interval", "regions", "min_confidence", "labels", "enabled", "task", "motion_gated" (camera_id and
     adapter_id are immutable). Its frame source restarts with the new settings. Returns ABORTED for
     a stale etag, NOT_FOUND for an unknown binding.
     """
@@ -152,7 +152,7 @@ class InferenceServiceAsyncStub(InferenceServiceStub):
     """Lists bindings, optionally of one camera or one adapter, ordered by camera then adapter."""
     UpdateAdapterBinding: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.UpdateAdapterBindingRequest, _inference_service_pb2.UpdateAdapterBindingResponse]  # type: ignore[assignment]
     """Updates a binding (camera.write on its camera). update_mask is required; allowed paths:
-    "frame_interval", "regions", "min_confidence", "labels", "enabled", "task" (camera_id and
+    "frame_interval", "regions", "min_confidence", "labels", "enabled", "task", "motion_gated" (camera_id and
     adapter_id are immutable). Its frame source restarts with the new settings. Returns ABORTED for
     a stale etag, NOT_FOUND for an unknown binding.
     """
@@ -286,7 +286,7 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inference_service_pb2.UpdateAdapterBindingResponse, _abc.Awaitable[_inference_service_pb2.UpdateAdapterBindingResponse]]:
         """Updates a binding (camera.write on its camera). update_mask is required; allowed paths:
-        "frame_interval", "regions", "min_confidence", "labels", "enabled", "task" (camera_id and
+        "frame_interval", "regions", "min_confidence", "labels", "enabled", "task", "motion_gated" (camera_id and
         adapter_id are immutable). Its frame source restarts with the new settings. Returns ABORTED for
         a stale etag, NOT_FOUND for an unknown binding.
         """

@@ -438,6 +438,7 @@ class RetentionPolicy(_message.Message):
     MIN_FREE_BYTES_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    EVENT_MAX_AGE_FIELD_NUMBER: _builtins.int
     camera_id: _builtins.str
     """Empty = the site default; otherwise this camera's override."""
     max_bytes: _builtins.int
@@ -458,6 +459,14 @@ class RetentionPolicy(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Output only."""
 
+    @_builtins.property
+    def event_max_age(self) -> _duration_pb2.Duration:
+        """Retention tiers: footage that overlaps events (see Camera.recording_event_types) is kept until
+        this age, while max_age then applies only to the rest. Unset: event footage follows max_age
+        (default) / inherit (camera). When set with max_age, must not be shorter. Over max_bytes,
+        footage outside events goes first, oldest first, then event footage.
+        """
+
     def __init__(
         self,
         *,
@@ -467,10 +476,11 @@ class RetentionPolicy(_message.Message):
         min_free_bytes: _builtins.int | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        event_max_age: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_bytes", b"_max_bytes", "_min_free_bytes", b"_min_free_bytes", "max_age", b"max_age", "max_bytes", b"max_bytes", "min_free_bytes", b"min_free_bytes", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_bytes", b"_max_bytes", "_min_free_bytes", b"_min_free_bytes", "event_max_age", b"event_max_age", "max_age", b"max_age", "max_bytes", b"max_bytes", "min_free_bytes", b"min_free_bytes", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_bytes", b"_max_bytes", "_min_free_bytes", b"_min_free_bytes", "camera_id", b"camera_id", "etag", b"etag", "max_age", b"max_age", "max_bytes", b"max_bytes", "min_free_bytes", b"min_free_bytes", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_bytes", b"_max_bytes", "_min_free_bytes", b"_min_free_bytes", "camera_id", b"camera_id", "etag", b"etag", "event_max_age", b"event_max_age", "max_age", b"max_age", "max_bytes", b"max_bytes", "min_free_bytes", b"min_free_bytes", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_bytes: _TypeAlias = _typing.Literal["max_bytes"]  # noqa: Y015
     _WhichOneofArgType__max_bytes: _TypeAlias = _typing.Literal["_max_bytes", b"_max_bytes"]  # noqa: Y015
@@ -527,6 +537,8 @@ class CameraStorage(_message.Message):
     NEWEST_SEGMENT_END_TIME_FIELD_NUMBER: _builtins.int
     HELD_BYTES_FIELD_NUMBER: _builtins.int
     WRITE_BYTES_PER_SECOND_FIELD_NUMBER: _builtins.int
+    EVENT_BYTES_FIELD_NUMBER: _builtins.int
+    CONTINUOUS_BYTES_FIELD_NUMBER: _builtins.int
     camera_id: _builtins.str
     recorded_bytes: _builtins.int
     segment_count: _builtins.int
@@ -534,6 +546,11 @@ class CameraStorage(_message.Message):
     """Bytes under an active hold."""
     write_bytes_per_second: _builtins.int
     """Average over the last hour."""
+    event_bytes: _builtins.int
+    """Bytes by retention tier: footage judged to overlap events, and the rest (footage not judged
+    yet, being too recent, counts here).
+    """
+    continuous_bytes: _builtins.int
     @_builtins.property
     def oldest_segment_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -548,10 +565,12 @@ class CameraStorage(_message.Message):
         newest_segment_end_time: _timestamp_pb2.Timestamp | None = ...,
         held_bytes: _builtins.int = ...,
         write_bytes_per_second: _builtins.int = ...,
+        event_bytes: _builtins.int = ...,
+        continuous_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["newest_segment_end_time", b"newest_segment_end_time", "oldest_segment_time", b"oldest_segment_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "held_bytes", b"held_bytes", "newest_segment_end_time", b"newest_segment_end_time", "oldest_segment_time", b"oldest_segment_time", "recorded_bytes", b"recorded_bytes", "segment_count", b"segment_count", "write_bytes_per_second", b"write_bytes_per_second"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["camera_id", b"camera_id", "continuous_bytes", b"continuous_bytes", "event_bytes", b"event_bytes", "held_bytes", b"held_bytes", "newest_segment_end_time", b"newest_segment_end_time", "oldest_segment_time", b"oldest_segment_time", "recorded_bytes", b"recorded_bytes", "segment_count", b"segment_count", "write_bytes_per_second", b"write_bytes_per_second"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1568,10 +1587,15 @@ class GetStorageStatsResponse(_message.Message):
     OLDEST_SEGMENT_TIME_FIELD_NUMBER: _builtins.int
     WRITE_BYTES_PER_SECOND_FIELD_NUMBER: _builtins.int
     COMPUTE_TIME_FIELD_NUMBER: _builtins.int
+    EVENT_BYTES_FIELD_NUMBER: _builtins.int
+    CONTINUOUS_BYTES_FIELD_NUMBER: _builtins.int
     recorded_bytes: _builtins.int
     held_bytes: _builtins.int
     write_bytes_per_second: _builtins.int
     """Average over the last hour, all cameras."""
+    event_bytes: _builtins.int
+    """All cameras, by retention tier (see CameraStorage)."""
+    continuous_bytes: _builtins.int
     @_builtins.property
     def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___StorageVolume]: ...
     @_builtins.property
@@ -1594,10 +1618,12 @@ class GetStorageStatsResponse(_message.Message):
         oldest_segment_time: _timestamp_pb2.Timestamp | None = ...,
         write_bytes_per_second: _builtins.int = ...,
         compute_time: _timestamp_pb2.Timestamp | None = ...,
+        event_bytes: _builtins.int = ...,
+        continuous_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["compute_time", b"compute_time", "oldest_segment_time", b"oldest_segment_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cameras", b"cameras", "compute_time", b"compute_time", "held_bytes", b"held_bytes", "oldest_segment_time", b"oldest_segment_time", "recorded_bytes", b"recorded_bytes", "volumes", b"volumes", "write_bytes_per_second", b"write_bytes_per_second"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cameras", b"cameras", "compute_time", b"compute_time", "continuous_bytes", b"continuous_bytes", "event_bytes", b"event_bytes", "held_bytes", b"held_bytes", "oldest_segment_time", b"oldest_segment_time", "recorded_bytes", b"recorded_bytes", "volumes", b"volumes", "write_bytes_per_second", b"write_bytes_per_second"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -275,7 +275,8 @@ class RecordingServiceServicer:
 
     def UpdateRetentionPolicy(self, request, context):
         """Changes the site default policy (policy.camera_id empty) or creates/changes a camera's override.
-        update_mask is required; paths: "max_age", "max_bytes", "min_free_bytes" (default policy only).
+        update_mask is required; paths: "max_age", "event_max_age", "max_bytes", "min_free_bytes"
+        (default policy only).
         A path in the mask whose field is unset removes that limit (default) or inherits it (camera).
         Tightening takes effect at the next retention pass and deletes accordingly. Returns ABORTED for a
         stale etag, INVALID_ARGUMENT for negative values, NOT_FOUND for an unknown camera.

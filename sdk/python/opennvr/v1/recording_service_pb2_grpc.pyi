@@ -114,7 +114,8 @@ class RecordingServiceStub:
     """Lists the site default policy first, then every camera override."""
     UpdateRetentionPolicy: _grpc.UnaryUnaryMultiCallable[_recording_service_pb2.UpdateRetentionPolicyRequest, _recording_service_pb2.UpdateRetentionPolicyResponse]
     """Changes the site default policy (policy.camera_id empty) or creates/changes a camera's override.
-    update_mask is required; paths: "max_age", "max_bytes", "min_free_bytes" (default policy only).
+    update_mask is required; paths: "max_age", "event_max_age", "max_bytes", "min_free_bytes"
+    (default policy only).
     A path in the mask whose field is unset removes that limit (default) or inherits it (camera).
     Tightening takes effect at the next retention pass and deletes accordingly. Returns ABORTED for a
     stale etag, INVALID_ARGUMENT for negative values, NOT_FOUND for an unknown camera.
@@ -211,7 +212,8 @@ class RecordingServiceAsyncStub(RecordingServiceStub):
     """Lists the site default policy first, then every camera override."""
     UpdateRetentionPolicy: _aio.UnaryUnaryMultiCallable[_recording_service_pb2.UpdateRetentionPolicyRequest, _recording_service_pb2.UpdateRetentionPolicyResponse]  # type: ignore[assignment]
     """Changes the site default policy (policy.camera_id empty) or creates/changes a camera's override.
-    update_mask is required; paths: "max_age", "max_bytes", "min_free_bytes" (default policy only).
+    update_mask is required; paths: "max_age", "event_max_age", "max_bytes", "min_free_bytes"
+    (default policy only).
     A path in the mask whose field is unset removes that limit (default) or inherits it (camera).
     Tightening takes effect at the next retention pass and deletes accordingly. Returns ABORTED for a
     stale etag, INVALID_ARGUMENT for negative values, NOT_FOUND for an unknown camera.
@@ -401,7 +403,8 @@ class RecordingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_recording_service_pb2.UpdateRetentionPolicyResponse, _abc.Awaitable[_recording_service_pb2.UpdateRetentionPolicyResponse]]:
         """Changes the site default policy (policy.camera_id empty) or creates/changes a camera's override.
-        update_mask is required; paths: "max_age", "max_bytes", "min_free_bytes" (default policy only).
+        update_mask is required; paths: "max_age", "event_max_age", "max_bytes", "min_free_bytes"
+        (default policy only).
         A path in the mask whose field is unset removes that limit (default) or inherits it (camera).
         Tightening takes effect at the next retention pass and deletes accordingly. Returns ABORTED for a
         stale etag, INVALID_ARGUMENT for negative values, NOT_FOUND for an unknown camera.

@@ -9,8 +9,10 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { MediaTrack } from "./common_pb.js";
+import type { EventType, MediaTrack } from "./common_pb.js";
 import { file_opennvr_v1_common } from "./common_pb.js";
+import type { Polygon } from "./inference_service_pb.js";
+import { file_opennvr_v1_inference_service } from "./inference_service_pb.js";
 import { file_opennvr_v1_options } from "./options_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file opennvr/v1/camera_service.proto.
  */
 export const file_opennvr_v1_camera_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9vcGVubnZyL3YxL2NhbWVyYV9zZXJ2aWNlLnByb3RvEgpvcGVubnZyLnYxIqIGCgZDYW1lcmESCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRISCgpzb3VyY2VfdXJsGAQgASgJEhAKCHVzZXJuYW1lGAUgASgJEhQKDGhhc19wYXNzd29yZBgGIAEoCBIsCgl0cmFuc3BvcnQYByABKA4yGS5vcGVubnZyLnYxLlJ0c3BUcmFuc3BvcnQSDwoHZW5hYmxlZBgIIAEoCBIZChFyZWNvcmRpbmdfZW5hYmxlZBgJIAEoCBIxCg5yZWNvcmRpbmdfbW9kZRgKIAEoDjIZLm9wZW5udnIudjEuUmVjb3JkaW5nTW9kZRIxCg5ldmVudF9wcmVfcm9sbBgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9ldmVudF9wb3N0X3JvbGwYDCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoGbGFiZWxzGA0gAygLMh4ub3Blbm52ci52MS5DYW1lcmEuTGFiZWxzRW50cnkSFAoMaXBfYWRkcmVzc2VzGA4gAygJEhEKCXBhdGhfbmFtZRgPIAEoCRIvCgtjcmVhdGVfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYEiABKAkSEAoIbG9jYXRpb24YEyABKAkSMwoQc2VnbWVudF9kdXJhdGlvbhgUIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI9ChlsYXRlc3RfZm9vdGFnZV9zdGFydF90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI7ChdsYXRlc3RfZm9vdGFnZV9lbmRfdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKwBAoMQ2FtZXJhU3RhdHVzEhEKCWNhbWVyYV9pZBgBIAEoCRImCgVzdGF0ZRgCIAEoDjIXLm9wZW5udnIudjEuQ2FtZXJhU3RhdGUSEQoJYXZhaWxhYmxlGAMgASgIEjIKDmF2YWlsYWJsZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxyZWFkZXJfY291bnQYBSABKAUSFQoNaW5ib3VuZF9ieXRlcxgGIAEoAxIWCg5vdXRib3VuZF9ieXRlcxgHIAEoAxIfChdpbmJvdW5kX2ZyYW1lc19pbl9lcnJvchgIIAEoAxImCgZ0cmFja3MYCSADKAsyFi5vcGVubnZyLnYxLk1lZGlhVHJhY2sSEgoKbGFzdF9lcnJvchgKIAEoCRIzCg9sYXN0X2Vycm9yX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXJlY29yZGluZxgMIAEoCBI1ChFsYXN0X3NlZ21lbnRfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3luY19zdGF0ZRgOIAEoDjIaLm9wZW5udnIudjEuTWVkaWFTeW5jU3RhdGUSMAoMb2JzZXJ2ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNpbmJvdW5kX2JpdHJhdGVfYnBzGBAgASgDIvIBCgtDYW1lcmFHcmFudBIRCgljYW1lcmFfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRITCgtwZXJtaXNzaW9ucxgDIAMoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPZ3JhbnRvcl91c2VyX2lkGAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSwoTQ3JlYXRlQ2FtZXJhUmVxdWVzdBIiCgZjYW1lcmEYASABKAsyEi5vcGVubnZyLnYxLkNhbWVyYRIQCghwYXNzd29yZBgCIAEoCSI6ChRDcmVhdGVDYW1lcmFSZXNwb25zZRIiCgZjYW1lcmEYASABKAsyEi5vcGVubnZyLnYxLkNhbWVyYSIlChBHZXRDYW1lcmFSZXF1ZXN0EhEKCWNhbWVyYV9pZBgBIAEoCSI3ChFHZXRDYW1lcmFSZXNwb25zZRIiCgZjYW1lcmEYASABKAsyEi5vcGVubnZyLnYxLkNhbWVyYSLIAQoSTGlzdENhbWVyYXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEjoKBmxhYmVscxgDIAMoCzIqLm9wZW5udnIudjEuTGlzdENhbWVyYXNSZXF1ZXN0LkxhYmVsc0VudHJ5EhQKB2VuYWJsZWQYBCABKAhIAIgBARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgoKCF9lbmFibGVkIlMKE0xpc3RDYW1lcmFzUmVzcG9uc2USIwoHY2FtZXJhcxgBIAMoCzISLm9wZW5udnIudjEuQ2FtZXJhEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJqChNVcGRhdGVDYW1lcmFSZXF1ZXN0EiIKBmNhbWVyYRgBIAEoCzISLm9wZW5udnIudjEuQ2FtZXJhEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI6ChRVcGRhdGVDYW1lcmFSZXNwb25zZRIiCgZjYW1lcmEYASABKAsyEi5vcGVubnZyLnYxLkNhbWVyYSKIAQoWU2V0Q2FtZXJhU291cmNlUmVxdWVzdBIRCgljYW1lcmFfaWQYASABKAkSEgoKc291cmNlX3VybBgCIAEoCRIQCgh1c2VybmFtZRgDIAEoCRIQCghwYXNzd29yZBgEIAEoCRIVCg1rZWVwX3Bhc3N3b3JkGAUgASgIEgwKBGV0YWcYBiABKAkiPQoXU2V0Q2FtZXJhU291cmNlUmVzcG9uc2USIgoGY2FtZXJhGAEgASgLMhIub3Blbm52ci52MS5DYW1lcmEiUQoTRGVsZXRlQ2FtZXJhUmVxdWVzdBIRCgljYW1lcmFfaWQYASABKAkSDAoEZXRhZxgCIAEoCRIZChFkZWxldGVfcmVjb3JkaW5ncxgDIAEoCCIWChREZWxldGVDYW1lcmFSZXNwb25zZSIrChZHZXRDYW1lcmFTdGF0dXNSZXF1ZXN0EhEKCWNhbWVyYV9pZBgBIAEoCSJDChdHZXRDYW1lcmFTdGF0dXNSZXNwb25zZRIoCgZzdGF0dXMYASABKAsyGC5vcGVubnZyLnYxLkNhbWVyYVN0YXR1cyIcChpHZXRNZWRpYVBsYW5lU3RhdHVzUmVxdWVzdCKIAgobR2V0TWVkaWFQbGFuZVN0YXR1c1Jlc3BvbnNlEhIKCmNvbmZpZ3VyZWQYASABKAgSEQoJcmVhY2hhYmxlGAIgASgIEjIKDmxhc3Rfc3luY190aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9wZW5kaW5nX2NoYW5nZXMYBCABKAUSFgoOZmFpbGVkX2NhbWVyYXMYBSABKAUSEgoKbGFzdF9lcnJvchgGIAEoCRIYChBtZWRpYW10eF92ZXJzaW9uGAcgASgJEhgKEG1lZGlhbXR4X3N0YXJ0ZWQYCCABKAkSFQoNY29uZmlnX3dyaXRlcxgJIAEoAyJWChlMaXN0Q2FtZXJhU3RhdHVzZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhIKCmNhbWVyYV9pZHMYAyADKAkiYQoaTGlzdENhbWVyYVN0YXR1c2VzUmVzcG9uc2USKgoIc3RhdHVzZXMYASADKAsyGC5vcGVubnZyLnYxLkNhbWVyYVN0YXR1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiwgEKG1Rlc3RDYW1lcmFDb25uZWN0aW9uUmVxdWVzdBISCgpzb3VyY2VfdXJsGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJEiwKCXRyYW5zcG9ydBgEIAEoDjIZLm9wZW5udnIudjEuUnRzcFRyYW5zcG9ydBIRCgljYW1lcmFfaWQYBSABKAkSKgoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKGAgocVGVzdENhbWVyYUNvbm5lY3Rpb25SZXNwb25zZRIwCgZyZXN1bHQYASABKA4yIC5vcGVubnZyLnYxLkNvbm5lY3Rpb25UZXN0UmVzdWx0EhEKCXJlYWNoYWJsZRgCIAEoCBIVCg1lcnJvcl9tZXNzYWdlGAMgASgJEiYKBnRyYWNrcxgEIAMoCzIWLm9wZW5udnIudjEuTWVkaWFUcmFjaxIqCgdsYXRlbmN5GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE2ZpcnN0X2ZyYW1lX2xhdGVuY3kYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iVQoYQ3JlYXRlVmlld2VyVG9rZW5SZXF1ZXN0EhEKCWNhbWVyYV9pZBgBIAEoCRImCgN0dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ikAEKGUNyZWF0ZVZpZXdlclRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHdoZXBfdXJsGAMgASgJEg8KB2hsc191cmwYBCABKAkSEAoIcnRzcF91cmwYBSABKAkihAEKGEdyYW50Q2FtZXJhQWNjZXNzUmVxdWVzdBIRCgljYW1lcmFfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRITCgtwZXJtaXNzaW9ucxgDIAMoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQwoZR3JhbnRDYW1lcmFBY2Nlc3NSZXNwb25zZRImCgVncmFudBgBIAEoCzIXLm9wZW5udnIudjEuQ2FtZXJhR3JhbnQiPwoZUmV2b2tlQ2FtZXJhQWNjZXNzUmVxdWVzdBIRCgljYW1lcmFfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSIcChpSZXZva2VDYW1lcmFBY2Nlc3NSZXNwb25zZSJkChdMaXN0Q2FtZXJhR3JhbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIRCgljYW1lcmFfaWQYAyABKAkSDwoHdXNlcl9pZBgEIAEoCSJcChhMaXN0Q2FtZXJhR3JhbnRzUmVzcG9uc2USJwoGZ3JhbnRzGAEgAygLMhcub3Blbm52ci52MS5DYW1lcmFHcmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqeAoNUnRzcFRyYW5zcG9ydBIeChpSVFNQX1RSQU5TUE9SVF9VTlNQRUNJRklFRBAAEhcKE1JUU1BfVFJBTlNQT1JUX0FVVE8QARIWChJSVFNQX1RSQU5TUE9SVF9UQ1AQAhIWChJSVFNQX1RSQU5TUE9SVF9VRFAQAyppCg1SZWNvcmRpbmdNb2RlEh4KGlJFQ09SRElOR19NT0RFX1VOU1BFQ0lGSUVEEAASHQoZUkVDT1JESU5HX01PREVfQ09OVElOVU9VUxABEhkKFVJFQ09SRElOR19NT0RFX0VWRU5UUxACKq4BCgtDYW1lcmFTdGF0ZRIcChhDQU1FUkFfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVDQU1FUkFfU1RBVEVfRElTQUJMRUQQARIbChdDQU1FUkFfU1RBVEVfQ09OTkVDVElORxACEhcKE0NBTUVSQV9TVEFURV9PTkxJTkUQAxIYChRDQU1FUkFfU1RBVEVfT0ZGTElORRAEEhYKEkNBTUVSQV9TVEFURV9FUlJPUhAFKosBCg5NZWRpYVN5bmNTdGF0ZRIgChxNRURJQV9TWU5DX1NUQVRFX1VOU1BFQ0lGSUVEEAASHAoYTUVESUFfU1lOQ19TVEFURV9JTl9TWU5DEAESHAoYTUVESUFfU1lOQ19TVEFURV9QRU5ESU5HEAISGwoXTUVESUFfU1lOQ19TVEFURV9GQUlMRUQQAyqPAwoUQ29ubmVjdGlvblRlc3RSZXN1bHQSJgoiQ09OTkVDVElPTl9URVNUX1JFU1VMVF9VTlNQRUNJRklFRBAAEh0KGUNPTk5FQ1RJT05fVEVTVF9SRVNVTFRfT0sQARImCiJDT05ORUNUSU9OX1RFU1RfUkVTVUxUX1VOUkVBQ0hBQkxFEAISIgoeQ09OTkVDVElPTl9URVNUX1JFU1VMVF9USU1FT1VUEAMSJgoiQ09OTkVDVElPTl9URVNUX1JFU1VMVF9BVVRIX0ZBSUxFRBAEEiQKIENPTk5FQ1RJT05fVEVTVF9SRVNVTFRfTk9UX0ZPVU5EEAUSJAogQ09OTkVDVElPTl9URVNUX1JFU1VMVF9UTFNfRVJST1IQBhImCiJDT05ORUNUSU9OX1RFU1RfUkVTVUxUX1VOU1VQUE9SVEVEEAcSIwofQ09OTkVDVElPTl9URVNUX1JFU1VMVF9OT1RfUlRTUBAIEiMKH0NPTk5FQ1RJT05fVEVTVF9SRVNVTFRfTk9fVklERU8QCTLmDAoNQ2FtZXJhU2VydmljZRJpCgxDcmVhdGVDYW1lcmESHy5vcGVubnZyLnYxLkNyZWF0ZUNhbWVyYVJlcXVlc3QaIC5vcGVubnZyLnYxLkNyZWF0ZUNhbWVyYVJlc3BvbnNlIhbi4BgSIAAoARoMY2FtZXJhLndyaXRlEl8KCUdldENhbWVyYRIcLm9wZW5udnIudjEuR2V0Q2FtZXJhUmVxdWVzdBodLm9wZW5udnIudjEuR2V0Q2FtZXJhUmVzcG9uc2UiFeLgGBEgASgBGgtjYW1lcmEucmVhZBJlCgtMaXN0Q2FtZXJhcxIeLm9wZW5udnIudjEuTGlzdENhbWVyYXNSZXF1ZXN0Gh8ub3Blbm52ci52MS5MaXN0Q2FtZXJhc1Jlc3BvbnNlIhXi4BgRIAEoARoLY2FtZXJhLnJlYWQSaQoMVXBkYXRlQ2FtZXJhEh8ub3Blbm52ci52MS5VcGRhdGVDYW1lcmFSZXF1ZXN0GiAub3Blbm52ci52MS5VcGRhdGVDYW1lcmFSZXNwb25zZSIW4uAYEiABKAEaDGNhbWVyYS53cml0ZRJyCg9TZXRDYW1lcmFTb3VyY2USIi5vcGVubnZyLnYxLlNldENhbWVyYVNvdXJjZVJlcXVlc3QaIy5vcGVubnZyLnYxLlNldENhbWVyYVNvdXJjZVJlc3BvbnNlIhbi4BgSIAEoAhoMY2FtZXJhLndyaXRlEmkKDERlbGV0ZUNhbWVyYRIfLm9wZW5udnIudjEuRGVsZXRlQ2FtZXJhUmVxdWVzdBogLm9wZW5udnIudjEuRGVsZXRlQ2FtZXJhUmVzcG9uc2UiFuLgGBIgASgCGgxjYW1lcmEud3JpdGUScQoPR2V0Q2FtZXJhU3RhdHVzEiIub3Blbm52ci52MS5HZXRDYW1lcmFTdGF0dXNSZXF1ZXN0GiMub3Blbm52ci52MS5HZXRDYW1lcmFTdGF0dXNSZXNwb25zZSIV4uAYESABKAEaC2NhbWVyYS5yZWFkEnoKEkxpc3RDYW1lcmFTdGF0dXNlcxIlLm9wZW5udnIudjEuTGlzdENhbWVyYVN0YXR1c2VzUmVxdWVzdBomLm9wZW5udnIudjEuTGlzdENhbWVyYVN0YXR1c2VzUmVzcG9uc2UiFeLgGBEgASgBGgtjYW1lcmEucmVhZBJ+ChNHZXRNZWRpYVBsYW5lU3RhdHVzEiYub3Blbm52ci52MS5HZXRNZWRpYVBsYW5lU3RhdHVzUmVxdWVzdBonLm9wZW5udnIudjEuR2V0TWVkaWFQbGFuZVN0YXR1c1Jlc3BvbnNlIhbi4BgSIAAoARoMY2FtZXJhLndyaXRlEoEBChRUZXN0Q2FtZXJhQ29ubmVjdGlvbhInLm9wZW5udnIudjEuVGVzdENhbWVyYUNvbm5lY3Rpb25SZXF1ZXN0Gigub3Blbm52ci52MS5UZXN0Q2FtZXJhQ29ubmVjdGlvblJlc3BvbnNlIhbi4BgSIAAoARoMY2FtZXJhLndyaXRlEncKEUNyZWF0ZVZpZXdlclRva2VuEiQub3Blbm52ci52MS5DcmVhdGVWaWV3ZXJUb2tlblJlcXVlc3QaJS5vcGVubnZyLnYxLkNyZWF0ZVZpZXdlclRva2VuUmVzcG9uc2UiFeLgGBEgASgBGgtjYW1lcmEubGl2ZRJ4ChFHcmFudENhbWVyYUFjY2VzcxIkLm9wZW5udnIudjEuR3JhbnRDYW1lcmFBY2Nlc3NSZXF1ZXN0GiUub3Blbm52ci52MS5HcmFudENhbWVyYUFjY2Vzc1Jlc3BvbnNlIhbi4BgSIAEoARoMY2FtZXJhLmdyYW50EnsKElJldm9rZUNhbWVyYUFjY2VzcxIlLm9wZW5udnIudjEuUmV2b2tlQ2FtZXJhQWNjZXNzUmVxdWVzdBomLm9wZW5udnIudjEuUmV2b2tlQ2FtZXJhQWNjZXNzUmVzcG9uc2UiFuLgGBIgASgBGgxjYW1lcmEuZ3JhbnQSdQoQTGlzdENhbWVyYUdyYW50cxIjLm9wZW5udnIudjEuTGlzdENhbWVyYUdyYW50c1JlcXVlc3QaJC5vcGVubnZyLnYxLkxpc3RDYW1lcmFHcmFudHNSZXNwb25zZSIW4uAYEiABKAEaDGNhbWVyYS5ncmFudGIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_opennvr_v1_common, file_opennvr_v1_options]);
+  fileDesc("Ch9vcGVubnZyL3YxL2NhbWVyYV9zZXJ2aWNlLnByb3RvEgpvcGVubnZyLnYxIoQHCgZDYW1lcmESCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRISCgpzb3VyY2VfdXJsGAQgASgJEhAKCHVzZXJuYW1lGAUgASgJEhQKDGhhc19wYXNzd29yZBgGIAEoCBIsCgl0cmFuc3BvcnQYByABKA4yGS5vcGVubnZyLnYxLlJ0c3BUcmFuc3BvcnQSDwoHZW5hYmxlZBgIIAEoCBIZChFyZWNvcmRpbmdfZW5hYmxlZBgJIAEoCBIxCg5yZWNvcmRpbmdfbW9kZRgKIAEoDjIZLm9wZW5udnIudjEuUmVjb3JkaW5nTW9kZRIxCg5ldmVudF9wcmVfcm9sbBgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9ldmVudF9wb3N0X3JvbGwYDCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoGbGFiZWxzGA0gAygLMh4ub3Blbm52ci52MS5DYW1lcmEuTGFiZWxzRW50cnkSFAoMaXBfYWRkcmVzc2VzGA4gAygJEhEKCXBhdGhfbmFtZRgPIAEoCRIvCgtjcmVhdGVfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYEiABKAkSEAoIbG9jYXRpb24YEyABKAkSMwoQc2VnbWVudF9kdXJhdGlvbhgUIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI9ChlsYXRlc3RfZm9vdGFnZV9zdGFydF90aW1lGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI7ChdsYXRlc3RfZm9vdGFnZV9lbmRfdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGbW90aW9uGBcgASgLMhoub3Blbm52ci52MS5Nb3Rpb25TZXR0aW5ncxI0ChVyZWNvcmRpbmdfZXZlbnRfdHlwZXMYGCADKA4yFS5vcGVubnZyLnYxLkV2ZW50VHlwZRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItYBCg5Nb3Rpb25TZXR0aW5ncxIxCg5mcmFtZV9pbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9waXhlbF90aHJlc2hvbGQYAiABKAUSEAoIbWluX2FyZWEYAyABKAISFAoMc3RhcnRfZnJhbWVzGAQgASgFEiwKCWVuZF9xdWlldBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIiCgVtYXNrcxgGIAMoCzITLm9wZW5udnIudjEuUG9seWdvbiKwBAoMQ2FtZXJhU3RhdHVzEhEKCWNhbWVyYV9pZBgBIAEoCRImCgVzdGF0ZRgCIAEoDjIXLm9wZW5udnIudjEuQ2FtZXJhU3RhdGUSEQoJYXZhaWxhYmxlGAMgASgIEjIKDmF2YWlsYWJsZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxyZWFkZXJfY291bnQYBSABKAUSFQoNaW5ib3VuZF9ieXRlcxgGIAEoAxIWCg5vdXRib3VuZF9ieXRlcxgHIAEoAxIfChdpbmJvdW5kX2ZyYW1lc19pbl9lcnJvchgIIAEoAxImCgZ0cmFja3MYCSADKAsyFi5vcGVubnZyLnYxLk1lZGlhVHJhY2sSEgoKbGFzdF9lcnJvchgKIAEoCRIzCg9sYXN0X2Vycm9yX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXJlY29yZGluZxgMIAEoCBI1ChFsYXN0X3NlZ21lbnRfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3luY19zdGF0ZRgOIAEoDjIaLm9wZW5udnIudjEuTWVkaWFTeW5jU3RhdGUSMAoMb2JzZXJ2ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNpbmJvdW5kX2JpdHJhdGVfYnBzGBAgASgDIvIBCgtDYW1lcmFHcmFudBIRCgljYW1lcmFfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRITCgtwZXJtaXNzaW9ucxgDIAMoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPZ3JhbnRvcl91c2VyX2lkGAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSwoTQ3JlYXRlQ2FtZXJhUmVxdWVzdBIiCgZjYW1lcmEYASABKAsyEi5vcGVubnZyLnYxLkNhbWVyYRIQCghwYXNzd29yZBgCIAEoCSI6ChRDcmVhdGVDYW1lcmFSZXNwb25zZRIiCgZjYW1lcmEYASABKAsyEi5vcGVubnZyLnYxLkNhbWVyYSIlChBHZXRDYW1lcmFSZXF1ZXN0EhEKCWNhbWVyYV9pZBgBIAEoCSI3ChFHZXRDYW1lcmFSZXNwb25zZRIiCgZjYW1lcmEYASABKAsyEi5vcGVubnZyLnYxLkNhbWVyYSLIAQoSTGlzdENhbWVyYXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEjoKBmxhYmVscxgDIAMoCzIqLm9wZW5udnIudjEuTGlzdENhbWVyYXNSZXF1ZXN0LkxhYmVsc0VudHJ5EhQKB2VuYWJsZWQYBCABKAhIAIgBARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgoKCF9lbmFibGVkIlMKE0xpc3RDYW1lcmFzUmVzcG9uc2USIwoHY2FtZXJhcxgBIAMoCzISLm9wZW5udnIudjEuQ2FtZXJhEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJqChNVcGRhdGVDYW1lcmFSZXF1ZXN0EiIKBmNhbWVyYRgBIAEoCzISLm9wZW5udnIudjEuQ2FtZXJhEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI6ChRVcGRhdGVDYW1lcmFSZXNwb25zZRIiCgZjYW1lcmEYASABKAsyEi5vcGVubnZyLnYxLkNhbWVyYSKIAQoWU2V0Q2FtZXJhU291cmNlUmVxdWVzdBIRCgljYW1lcmFfaWQYASABKAkSEgoKc291cmNlX3VybBgCIAEoCRIQCgh1c2VybmFtZRgDIAEoCRIQCghwYXNzd29yZBgEIAEoCRIVCg1rZWVwX3Bhc3N3b3JkGAUgASgIEgwKBGV0YWcYBiABKAkiPQoXU2V0Q2FtZXJhU291cmNlUmVzcG9uc2USIgoGY2FtZXJhGAEgASgLMhIub3Blbm52ci52MS5DYW1lcmEiUQoTRGVsZXRlQ2FtZXJhUmVxdWVzdBIRCgljYW1lcmFfaWQYASABKAkSDAoEZXRhZxgCIAEoCRIZChFkZWxldGVfcmVjb3JkaW5ncxgDIAEoCCIWChREZWxldGVDYW1lcmFSZXNwb25zZSIrChZHZXRDYW1lcmFTdGF0dXNSZXF1ZXN0EhEKCWNhbWVyYV9pZBgBIAEoCSJDChdHZXRDYW1lcmFTdGF0dXNSZXNwb25zZRIoCgZzdGF0dXMYASABKAsyGC5vcGVubnZyLnYxLkNhbWVyYVN0YXR1cyIcChpHZXRNZWRpYVBsYW5lU3RhdHVzUmVxdWVzdCKIAgobR2V0TWVkaWFQbGFuZVN0YXR1c1Jlc3BvbnNlEhIKCmNvbmZpZ3VyZWQYASABKAgSEQoJcmVhY2hhYmxlGAIgASgIEjIKDmxhc3Rfc3luY190aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9wZW5kaW5nX2NoYW5nZXMYBCABKAUSFgoOZmFpbGVkX2NhbWVyYXMYBSABKAUSEgoKbGFzdF9lcnJvchgGIAEoCRIYChBtZWRpYW10eF92ZXJzaW9uGAcgASgJEhgKEG1lZGlhbXR4X3N0YXJ0ZWQYCCABKAkSFQoNY29uZmlnX3dyaXRlcxgJIAEoAyJWChlMaXN0Q2FtZXJhU3RhdHVzZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhIKCmNhbWVyYV9pZHMYAyADKAkiYQoaTGlzdENhbWVyYVN0YXR1c2VzUmVzcG9uc2USKgoIc3RhdHVzZXMYASADKAsyGC5vcGVubnZyLnYxLkNhbWVyYVN0YXR1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiwgEKG1Rlc3RDYW1lcmFDb25uZWN0aW9uUmVxdWVzdBISCgpzb3VyY2VfdXJsGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJEiwKCXRyYW5zcG9ydBgEIAEoDjIZLm9wZW5udnIudjEuUnRzcFRyYW5zcG9ydBIRCgljYW1lcmFfaWQYBSABKAkSKgoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKGAgocVGVzdENhbWVyYUNvbm5lY3Rpb25SZXNwb25zZRIwCgZyZXN1bHQYASABKA4yIC5vcGVubnZyLnYxLkNvbm5lY3Rpb25UZXN0UmVzdWx0EhEKCXJlYWNoYWJsZRgCIAEoCBIVCg1lcnJvcl9tZXNzYWdlGAMgASgJEiYKBnRyYWNrcxgEIAMoCzIWLm9wZW5udnIudjEuTWVkaWFUcmFjaxIqCgdsYXRlbmN5GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE2ZpcnN0X2ZyYW1lX2xhdGVuY3kYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iVQoYQ3JlYXRlVmlld2VyVG9rZW5SZXF1ZXN0EhEKCWNhbWVyYV9pZBgBIAEoCRImCgN0dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ikAEKGUNyZWF0ZVZpZXdlclRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHdoZXBfdXJsGAMgASgJEg8KB2hsc191cmwYBCABKAkSEAoIcnRzcF91cmwYBSABKAkihAEKGEdyYW50Q2FtZXJhQWNjZXNzUmVxdWVzdBIRCgljYW1lcmFfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRITCgtwZXJtaXNzaW9ucxgDIAMoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQwoZR3JhbnRDYW1lcmFBY2Nlc3NSZXNwb25zZRImCgVncmFudBgBIAEoCzIXLm9wZW5udnIudjEuQ2FtZXJhR3JhbnQiPwoZUmV2b2tlQ2FtZXJhQWNjZXNzUmVxdWVzdBIRCgljYW1lcmFfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSIcChpSZXZva2VDYW1lcmFBY2Nlc3NSZXNwb25zZSJkChdMaXN0Q2FtZXJhR3JhbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIRCgljYW1lcmFfaWQYAyABKAkSDwoHdXNlcl9pZBgEIAEoCSJcChhMaXN0Q2FtZXJhR3JhbnRzUmVzcG9uc2USJwoGZ3JhbnRzGAEgAygLMhcub3Blbm52ci52MS5DYW1lcmFHcmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqeAoNUnRzcFRyYW5zcG9ydBIeChpSVFNQX1RSQU5TUE9SVF9VTlNQRUNJRklFRBAAEhcKE1JUU1BfVFJBTlNQT1JUX0FVVE8QARIWChJSVFNQX1RSQU5TUE9SVF9UQ1AQAhIWChJSVFNQX1RSQU5TUE9SVF9VRFAQAyppCg1SZWNvcmRpbmdNb2RlEh4KGlJFQ09SRElOR19NT0RFX1VOU1BFQ0lGSUVEEAASHQoZUkVDT1JESU5HX01PREVfQ09OVElOVU9VUxABEhkKFVJFQ09SRElOR19NT0RFX0VWRU5UUxACKq4BCgtDYW1lcmFTdGF0ZRIcChhDQU1FUkFfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVDQU1FUkFfU1RBVEVfRElTQUJMRUQQARIbChdDQU1FUkFfU1RBVEVfQ09OTkVDVElORxACEhcKE0NBTUVSQV9TVEFURV9PTkxJTkUQAxIYChRDQU1FUkFfU1RBVEVfT0ZGTElORRAEEhYKEkNBTUVSQV9TVEFURV9FUlJPUhAFKosBCg5NZWRpYVN5bmNTdGF0ZRIgChxNRURJQV9TWU5DX1NUQVRFX1VOU1BFQ0lGSUVEEAASHAoYTUVESUFfU1lOQ19TVEFURV9JTl9TWU5DEAESHAoYTUVESUFfU1lOQ19TVEFURV9QRU5ESU5HEAISGwoXTUVESUFfU1lOQ19TVEFURV9GQUlMRUQQAyqPAwoUQ29ubmVjdGlvblRlc3RSZXN1bHQSJgoiQ09OTkVDVElPTl9URVNUX1JFU1VMVF9VTlNQRUNJRklFRBAAEh0KGUNPTk5FQ1RJT05fVEVTVF9SRVNVTFRfT0sQARImCiJDT05ORUNUSU9OX1RFU1RfUkVTVUxUX1VOUkVBQ0hBQkxFEAISIgoeQ09OTkVDVElPTl9URVNUX1JFU1VMVF9USU1FT1VUEAMSJgoiQ09OTkVDVElPTl9URVNUX1JFU1VMVF9BVVRIX0ZBSUxFRBAEEiQKIENPTk5FQ1RJT05fVEVTVF9SRVNVTFRfTk9UX0ZPVU5EEAUSJAogQ09OTkVDVElPTl9URVNUX1JFU1VMVF9UTFNfRVJST1IQBhImCiJDT05ORUNUSU9OX1RFU1RfUkVTVUxUX1VOU1VQUE9SVEVEEAcSIwofQ09OTkVDVElPTl9URVNUX1JFU1VMVF9OT1RfUlRTUBAIEiMKH0NPTk5FQ1RJT05fVEVTVF9SRVNVTFRfTk9fVklERU8QCTLmDAoNQ2FtZXJhU2VydmljZRJpCgxDcmVhdGVDYW1lcmESHy5vcGVubnZyLnYxLkNyZWF0ZUNhbWVyYVJlcXVlc3QaIC5vcGVubnZyLnYxLkNyZWF0ZUNhbWVyYVJlc3BvbnNlIhbi4BgSIAAoARoMY2FtZXJhLndyaXRlEl8KCUdldENhbWVyYRIcLm9wZW5udnIudjEuR2V0Q2FtZXJhUmVxdWVzdBodLm9wZW5udnIudjEuR2V0Q2FtZXJhUmVzcG9uc2UiFeLgGBEgASgBGgtjYW1lcmEucmVhZBJlCgtMaXN0Q2FtZXJhcxIeLm9wZW5udnIudjEuTGlzdENhbWVyYXNSZXF1ZXN0Gh8ub3Blbm52ci52MS5MaXN0Q2FtZXJhc1Jlc3BvbnNlIhXi4BgRIAEoARoLY2FtZXJhLnJlYWQSaQoMVXBkYXRlQ2FtZXJhEh8ub3Blbm52ci52MS5VcGRhdGVDYW1lcmFSZXF1ZXN0GiAub3Blbm52ci52MS5VcGRhdGVDYW1lcmFSZXNwb25zZSIW4uAYEiABKAEaDGNhbWVyYS53cml0ZRJyCg9TZXRDYW1lcmFTb3VyY2USIi5vcGVubnZyLnYxLlNldENhbWVyYVNvdXJjZVJlcXVlc3QaIy5vcGVubnZyLnYxLlNldENhbWVyYVNvdXJjZVJlc3BvbnNlIhbi4BgSIAEoAhoMY2FtZXJhLndyaXRlEmkKDERlbGV0ZUNhbWVyYRIfLm9wZW5udnIudjEuRGVsZXRlQ2FtZXJhUmVxdWVzdBogLm9wZW5udnIudjEuRGVsZXRlQ2FtZXJhUmVzcG9uc2UiFuLgGBIgASgCGgxjYW1lcmEud3JpdGUScQoPR2V0Q2FtZXJhU3RhdHVzEiIub3Blbm52ci52MS5HZXRDYW1lcmFTdGF0dXNSZXF1ZXN0GiMub3Blbm52ci52MS5HZXRDYW1lcmFTdGF0dXNSZXNwb25zZSIV4uAYESABKAEaC2NhbWVyYS5yZWFkEnoKEkxpc3RDYW1lcmFTdGF0dXNlcxIlLm9wZW5udnIudjEuTGlzdENhbWVyYVN0YXR1c2VzUmVxdWVzdBomLm9wZW5udnIudjEuTGlzdENhbWVyYVN0YXR1c2VzUmVzcG9uc2UiFeLgGBEgASgBGgtjYW1lcmEucmVhZBJ+ChNHZXRNZWRpYVBsYW5lU3RhdHVzEiYub3Blbm52ci52MS5HZXRNZWRpYVBsYW5lU3RhdHVzUmVxdWVzdBonLm9wZW5udnIudjEuR2V0TWVkaWFQbGFuZVN0YXR1c1Jlc3BvbnNlIhbi4BgSIAAoARoMY2FtZXJhLndyaXRlEoEBChRUZXN0Q2FtZXJhQ29ubmVjdGlvbhInLm9wZW5udnIudjEuVGVzdENhbWVyYUNvbm5lY3Rpb25SZXF1ZXN0Gigub3Blbm52ci52MS5UZXN0Q2FtZXJhQ29ubmVjdGlvblJlc3BvbnNlIhbi4BgSIAAoARoMY2FtZXJhLndyaXRlEncKEUNyZWF0ZVZpZXdlclRva2VuEiQub3Blbm52ci52MS5DcmVhdGVWaWV3ZXJUb2tlblJlcXVlc3QaJS5vcGVubnZyLnYxLkNyZWF0ZVZpZXdlclRva2VuUmVzcG9uc2UiFeLgGBEgASgBGgtjYW1lcmEubGl2ZRJ4ChFHcmFudENhbWVyYUFjY2VzcxIkLm9wZW5udnIudjEuR3JhbnRDYW1lcmFBY2Nlc3NSZXF1ZXN0GiUub3Blbm52ci52MS5HcmFudENhbWVyYUFjY2Vzc1Jlc3BvbnNlIhbi4BgSIAEoARoMY2FtZXJhLmdyYW50EnsKElJldm9rZUNhbWVyYUFjY2VzcxIlLm9wZW5udnIudjEuUmV2b2tlQ2FtZXJhQWNjZXNzUmVxdWVzdBomLm9wZW5udnIudjEuUmV2b2tlQ2FtZXJhQWNjZXNzUmVzcG9uc2UiFuLgGBIgASgBGgxjYW1lcmEuZ3JhbnQSdQoQTGlzdENhbWVyYUdyYW50cxIjLm9wZW5udnIudjEuTGlzdENhbWVyYUdyYW50c1JlcXVlc3QaJC5vcGVubnZyLnYxLkxpc3RDYW1lcmFHcmFudHNSZXNwb25zZSIW4uAYEiABKAEaDGNhbWVyYS5ncmFudGIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_opennvr_v1_common, file_opennvr_v1_inference_service, file_opennvr_v1_options]);
 
 /**
  * A camera. Retention (max age, max bytes) is set per camera through RecordingService retention
@@ -91,7 +93,8 @@ export type Camera = Message<"opennvr.v1.Camera"> & {
   recordingMode: RecordingMode;
 
   /**
-   * RECORDING_MODE_EVENTS only: video kept before and after each event. Unset = server default.
+   * Video kept before and after each event (RECORDING_MODE_EVENTS, and the event tier of
+   * retention). Unset = 10 s before, 30 s after.
    *
    * @generated from field: google.protobuf.Duration event_pre_roll = 11;
    */
@@ -172,6 +175,23 @@ export type Camera = Message<"opennvr.v1.Camera"> & {
    * @generated from field: google.protobuf.Timestamp latest_footage_end_time = 22;
    */
   latestFootageEndTime?: Timestamp | undefined;
+
+  /**
+   * Built-in motion detection on the camera's live frames; unset = off. Each episode is stored as
+   * one EVENT_TYPE_MOTION event with a snapshot.
+   *
+   * @generated from field: opennvr.v1.MotionSettings motion = 23;
+   */
+  motion?: MotionSettings | undefined;
+
+  /**
+   * Which events make footage "event footage" (kept by RECORDING_MODE_EVENTS, and under a retention
+   * policy's event_max_age): empty = EVENT_TYPE_MOTION, EVENT_TYPE_DETECTION and EVENT_TYPE_IDS_ALERT.
+   * Only these three are accepted.
+   *
+   * @generated from field: repeated opennvr.v1.EventType recording_event_types = 24;
+   */
+  recordingEventTypes: EventType[];
 };
 
 /**
@@ -180,6 +200,67 @@ export type Camera = Message<"opennvr.v1.Camera"> & {
  */
 export const CameraSchema: GenMessage<Camera> = /*@__PURE__*/
   messageDesc(file_opennvr_v1_camera_service, 0);
+
+/**
+ * A camera's motion detector. Each analysed frame is reduced to a grey grid at most 160 cells wide
+ * (block averages of the luma); a cell changed when it differs from the previous frame's by more
+ * than pixel_threshold; a frame moves when the changed share of the cells outside the masks reaches
+ * min_area. An episode starts after start_frames moving frames in a row (its start is the first of
+ * them) and ends after end_quiet without a moving frame; an episode is cut at 10 minutes and the next
+ * begins at once.
+ *
+ * @generated from message opennvr.v1.MotionSettings
+ */
+export type MotionSettings = Message<"opennvr.v1.MotionSettings"> & {
+  /**
+   * Time between analysed frames. Unset = 1 s; between 100 ms and 10 s.
+   *
+   * @generated from field: google.protobuf.Duration frame_interval = 1;
+   */
+  frameInterval?: Duration | undefined;
+
+  /**
+   * Grey levels (1 to 255) a cell must change by to count. 0 = 25.
+   *
+   * @generated from field: int32 pixel_threshold = 2;
+   */
+  pixelThreshold: number;
+
+  /**
+   * Share of the unmasked frame that must change, above 0 and at most 1. 0 = 0.005 (0.5 %).
+   *
+   * @generated from field: float min_area = 3;
+   */
+  minArea: number;
+
+  /**
+   * Moving frames in a row that start an episode, 1 to 100. 0 = 2.
+   *
+   * @generated from field: int32 start_frames = 4;
+   */
+  startFrames: number;
+
+  /**
+   * Time without a moving frame that ends an episode. Unset = 5 s; between 0.5 s and 5 min.
+   *
+   * @generated from field: google.protobuf.Duration end_quiet = 5;
+   */
+  endQuiet?: Duration | undefined;
+
+  /**
+   * Areas ignored (a tree in the wind, an on-screen clock), in fractions of the frame. At most 16.
+   *
+   * @generated from field: repeated opennvr.v1.Polygon masks = 6;
+   */
+  masks: Polygon[];
+};
+
+/**
+ * Describes the message opennvr.v1.MotionSettings.
+ * Use `create(MotionSettingsSchema)` to create a new message.
+ */
+export const MotionSettingsSchema: GenMessage<MotionSettings> = /*@__PURE__*/
+  messageDesc(file_opennvr_v1_camera_service, 1);
 
 /**
  * Live state of a camera in MediaMTX. Output only.
@@ -292,7 +373,7 @@ export type CameraStatus = Message<"opennvr.v1.CameraStatus"> & {
  * Use `create(CameraStatusSchema)` to create a new message.
  */
 export const CameraStatusSchema: GenMessage<CameraStatus> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 1);
+  messageDesc(file_opennvr_v1_camera_service, 2);
 
 /**
  * Per-user permissions on one camera, on top of the user's role.
@@ -351,7 +432,7 @@ export type CameraGrant = Message<"opennvr.v1.CameraGrant"> & {
  * Use `create(CameraGrantSchema)` to create a new message.
  */
 export const CameraGrantSchema: GenMessage<CameraGrant> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 2);
+  messageDesc(file_opennvr_v1_camera_service, 3);
 
 /**
  * @generated from message opennvr.v1.CreateCameraRequest
@@ -377,7 +458,7 @@ export type CreateCameraRequest = Message<"opennvr.v1.CreateCameraRequest"> & {
  * Use `create(CreateCameraRequestSchema)` to create a new message.
  */
 export const CreateCameraRequestSchema: GenMessage<CreateCameraRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 3);
+  messageDesc(file_opennvr_v1_camera_service, 4);
 
 /**
  * @generated from message opennvr.v1.CreateCameraResponse
@@ -394,7 +475,7 @@ export type CreateCameraResponse = Message<"opennvr.v1.CreateCameraResponse"> & 
  * Use `create(CreateCameraResponseSchema)` to create a new message.
  */
 export const CreateCameraResponseSchema: GenMessage<CreateCameraResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 4);
+  messageDesc(file_opennvr_v1_camera_service, 5);
 
 /**
  * @generated from message opennvr.v1.GetCameraRequest
@@ -411,7 +492,7 @@ export type GetCameraRequest = Message<"opennvr.v1.GetCameraRequest"> & {
  * Use `create(GetCameraRequestSchema)` to create a new message.
  */
 export const GetCameraRequestSchema: GenMessage<GetCameraRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 5);
+  messageDesc(file_opennvr_v1_camera_service, 6);
 
 /**
  * @generated from message opennvr.v1.GetCameraResponse
@@ -428,7 +509,7 @@ export type GetCameraResponse = Message<"opennvr.v1.GetCameraResponse"> & {
  * Use `create(GetCameraResponseSchema)` to create a new message.
  */
 export const GetCameraResponseSchema: GenMessage<GetCameraResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 6);
+  messageDesc(file_opennvr_v1_camera_service, 7);
 
 /**
  * @generated from message opennvr.v1.ListCamerasRequest
@@ -464,7 +545,7 @@ export type ListCamerasRequest = Message<"opennvr.v1.ListCamerasRequest"> & {
  * Use `create(ListCamerasRequestSchema)` to create a new message.
  */
 export const ListCamerasRequestSchema: GenMessage<ListCamerasRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 7);
+  messageDesc(file_opennvr_v1_camera_service, 8);
 
 /**
  * @generated from message opennvr.v1.ListCamerasResponse
@@ -486,7 +567,7 @@ export type ListCamerasResponse = Message<"opennvr.v1.ListCamerasResponse"> & {
  * Use `create(ListCamerasResponseSchema)` to create a new message.
  */
 export const ListCamerasResponseSchema: GenMessage<ListCamerasResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 8);
+  messageDesc(file_opennvr_v1_camera_service, 9);
 
 /**
  * @generated from message opennvr.v1.UpdateCameraRequest
@@ -512,7 +593,7 @@ export type UpdateCameraRequest = Message<"opennvr.v1.UpdateCameraRequest"> & {
  * Use `create(UpdateCameraRequestSchema)` to create a new message.
  */
 export const UpdateCameraRequestSchema: GenMessage<UpdateCameraRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 9);
+  messageDesc(file_opennvr_v1_camera_service, 10);
 
 /**
  * @generated from message opennvr.v1.UpdateCameraResponse
@@ -529,7 +610,7 @@ export type UpdateCameraResponse = Message<"opennvr.v1.UpdateCameraResponse"> & 
  * Use `create(UpdateCameraResponseSchema)` to create a new message.
  */
 export const UpdateCameraResponseSchema: GenMessage<UpdateCameraResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 10);
+  messageDesc(file_opennvr_v1_camera_service, 11);
 
 /**
  * @generated from message opennvr.v1.SetCameraSourceRequest
@@ -581,7 +662,7 @@ export type SetCameraSourceRequest = Message<"opennvr.v1.SetCameraSourceRequest"
  * Use `create(SetCameraSourceRequestSchema)` to create a new message.
  */
 export const SetCameraSourceRequestSchema: GenMessage<SetCameraSourceRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 11);
+  messageDesc(file_opennvr_v1_camera_service, 12);
 
 /**
  * @generated from message opennvr.v1.SetCameraSourceResponse
@@ -598,7 +679,7 @@ export type SetCameraSourceResponse = Message<"opennvr.v1.SetCameraSourceRespons
  * Use `create(SetCameraSourceResponseSchema)` to create a new message.
  */
 export const SetCameraSourceResponseSchema: GenMessage<SetCameraSourceResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 12);
+  messageDesc(file_opennvr_v1_camera_service, 13);
 
 /**
  * @generated from message opennvr.v1.DeleteCameraRequest
@@ -629,7 +710,7 @@ export type DeleteCameraRequest = Message<"opennvr.v1.DeleteCameraRequest"> & {
  * Use `create(DeleteCameraRequestSchema)` to create a new message.
  */
 export const DeleteCameraRequestSchema: GenMessage<DeleteCameraRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 13);
+  messageDesc(file_opennvr_v1_camera_service, 14);
 
 /**
  * @generated from message opennvr.v1.DeleteCameraResponse
@@ -642,7 +723,7 @@ export type DeleteCameraResponse = Message<"opennvr.v1.DeleteCameraResponse"> & 
  * Use `create(DeleteCameraResponseSchema)` to create a new message.
  */
 export const DeleteCameraResponseSchema: GenMessage<DeleteCameraResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 14);
+  messageDesc(file_opennvr_v1_camera_service, 15);
 
 /**
  * @generated from message opennvr.v1.GetCameraStatusRequest
@@ -659,7 +740,7 @@ export type GetCameraStatusRequest = Message<"opennvr.v1.GetCameraStatusRequest"
  * Use `create(GetCameraStatusRequestSchema)` to create a new message.
  */
 export const GetCameraStatusRequestSchema: GenMessage<GetCameraStatusRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 15);
+  messageDesc(file_opennvr_v1_camera_service, 16);
 
 /**
  * @generated from message opennvr.v1.GetCameraStatusResponse
@@ -676,7 +757,7 @@ export type GetCameraStatusResponse = Message<"opennvr.v1.GetCameraStatusRespons
  * Use `create(GetCameraStatusResponseSchema)` to create a new message.
  */
 export const GetCameraStatusResponseSchema: GenMessage<GetCameraStatusResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 16);
+  messageDesc(file_opennvr_v1_camera_service, 17);
 
 /**
  * @generated from message opennvr.v1.GetMediaPlaneStatusRequest
@@ -689,7 +770,7 @@ export type GetMediaPlaneStatusRequest = Message<"opennvr.v1.GetMediaPlaneStatus
  * Use `create(GetMediaPlaneStatusRequestSchema)` to create a new message.
  */
 export const GetMediaPlaneStatusRequestSchema: GenMessage<GetMediaPlaneStatusRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 17);
+  messageDesc(file_opennvr_v1_camera_service, 18);
 
 /**
  * The reconciler's state. Output only.
@@ -764,7 +845,7 @@ export type GetMediaPlaneStatusResponse = Message<"opennvr.v1.GetMediaPlaneStatu
  * Use `create(GetMediaPlaneStatusResponseSchema)` to create a new message.
  */
 export const GetMediaPlaneStatusResponseSchema: GenMessage<GetMediaPlaneStatusResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 18);
+  messageDesc(file_opennvr_v1_camera_service, 19);
 
 /**
  * @generated from message opennvr.v1.ListCameraStatusesRequest
@@ -793,7 +874,7 @@ export type ListCameraStatusesRequest = Message<"opennvr.v1.ListCameraStatusesRe
  * Use `create(ListCameraStatusesRequestSchema)` to create a new message.
  */
 export const ListCameraStatusesRequestSchema: GenMessage<ListCameraStatusesRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 19);
+  messageDesc(file_opennvr_v1_camera_service, 20);
 
 /**
  * @generated from message opennvr.v1.ListCameraStatusesResponse
@@ -815,7 +896,7 @@ export type ListCameraStatusesResponse = Message<"opennvr.v1.ListCameraStatusesR
  * Use `create(ListCameraStatusesResponseSchema)` to create a new message.
  */
 export const ListCameraStatusesResponseSchema: GenMessage<ListCameraStatusesResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 20);
+  messageDesc(file_opennvr_v1_camera_service, 21);
 
 /**
  * @generated from message opennvr.v1.TestCameraConnectionRequest
@@ -866,7 +947,7 @@ export type TestCameraConnectionRequest = Message<"opennvr.v1.TestCameraConnecti
  * Use `create(TestCameraConnectionRequestSchema)` to create a new message.
  */
 export const TestCameraConnectionRequestSchema: GenMessage<TestCameraConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 21);
+  messageDesc(file_opennvr_v1_camera_service, 22);
 
 /**
  * @generated from message opennvr.v1.TestCameraConnectionResponse
@@ -918,7 +999,7 @@ export type TestCameraConnectionResponse = Message<"opennvr.v1.TestCameraConnect
  * Use `create(TestCameraConnectionResponseSchema)` to create a new message.
  */
 export const TestCameraConnectionResponseSchema: GenMessage<TestCameraConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 22);
+  messageDesc(file_opennvr_v1_camera_service, 23);
 
 /**
  * @generated from message opennvr.v1.CreateViewerTokenRequest
@@ -942,7 +1023,7 @@ export type CreateViewerTokenRequest = Message<"opennvr.v1.CreateViewerTokenRequ
  * Use `create(CreateViewerTokenRequestSchema)` to create a new message.
  */
 export const CreateViewerTokenRequestSchema: GenMessage<CreateViewerTokenRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 23);
+  messageDesc(file_opennvr_v1_camera_service, 24);
 
 /**
  * @generated from message opennvr.v1.CreateViewerTokenResponse
@@ -989,7 +1070,7 @@ export type CreateViewerTokenResponse = Message<"opennvr.v1.CreateViewerTokenRes
  * Use `create(CreateViewerTokenResponseSchema)` to create a new message.
  */
 export const CreateViewerTokenResponseSchema: GenMessage<CreateViewerTokenResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 24);
+  messageDesc(file_opennvr_v1_camera_service, 25);
 
 /**
  * @generated from message opennvr.v1.GrantCameraAccessRequest
@@ -1026,7 +1107,7 @@ export type GrantCameraAccessRequest = Message<"opennvr.v1.GrantCameraAccessRequ
  * Use `create(GrantCameraAccessRequestSchema)` to create a new message.
  */
 export const GrantCameraAccessRequestSchema: GenMessage<GrantCameraAccessRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 25);
+  messageDesc(file_opennvr_v1_camera_service, 26);
 
 /**
  * @generated from message opennvr.v1.GrantCameraAccessResponse
@@ -1043,7 +1124,7 @@ export type GrantCameraAccessResponse = Message<"opennvr.v1.GrantCameraAccessRes
  * Use `create(GrantCameraAccessResponseSchema)` to create a new message.
  */
 export const GrantCameraAccessResponseSchema: GenMessage<GrantCameraAccessResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 26);
+  messageDesc(file_opennvr_v1_camera_service, 27);
 
 /**
  * @generated from message opennvr.v1.RevokeCameraAccessRequest
@@ -1065,7 +1146,7 @@ export type RevokeCameraAccessRequest = Message<"opennvr.v1.RevokeCameraAccessRe
  * Use `create(RevokeCameraAccessRequestSchema)` to create a new message.
  */
 export const RevokeCameraAccessRequestSchema: GenMessage<RevokeCameraAccessRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 27);
+  messageDesc(file_opennvr_v1_camera_service, 28);
 
 /**
  * @generated from message opennvr.v1.RevokeCameraAccessResponse
@@ -1078,7 +1159,7 @@ export type RevokeCameraAccessResponse = Message<"opennvr.v1.RevokeCameraAccessR
  * Use `create(RevokeCameraAccessResponseSchema)` to create a new message.
  */
 export const RevokeCameraAccessResponseSchema: GenMessage<RevokeCameraAccessResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 28);
+  messageDesc(file_opennvr_v1_camera_service, 29);
 
 /**
  * @generated from message opennvr.v1.ListCameraGrantsRequest
@@ -1112,7 +1193,7 @@ export type ListCameraGrantsRequest = Message<"opennvr.v1.ListCameraGrantsReques
  * Use `create(ListCameraGrantsRequestSchema)` to create a new message.
  */
 export const ListCameraGrantsRequestSchema: GenMessage<ListCameraGrantsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 29);
+  messageDesc(file_opennvr_v1_camera_service, 30);
 
 /**
  * @generated from message opennvr.v1.ListCameraGrantsResponse
@@ -1134,7 +1215,7 @@ export type ListCameraGrantsResponse = Message<"opennvr.v1.ListCameraGrantsRespo
  * Use `create(ListCameraGrantsResponseSchema)` to create a new message.
  */
 export const ListCameraGrantsResponseSchema: GenMessage<ListCameraGrantsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_camera_service, 30);
+  messageDesc(file_opennvr_v1_camera_service, 31);
 
 /**
  * How the RTSP client in MediaMTX carries media.
@@ -1194,8 +1275,11 @@ export enum RecordingMode {
   CONTINUOUS = 1,
 
   /**
-   * Recorded continuously, but segments that do not overlap an event (detection, IDS alert) widened
-   * by event_pre_roll/event_post_roll are removed once the post-roll has passed.
+   * Recorded continuously, but segments that overlap no event of the camera's
+   * recording_event_types (widened by event_pre_roll before and event_post_roll after) are removed
+   * by the retention pass once no later event could still need them (both rolls have passed since
+   * the segment's end, and no motion episode that began within the pre-roll is still under way).
+   * Held segments are never removed.
    *
    * @generated from enum value: RECORDING_MODE_EVENTS = 2;
    */
@@ -1421,7 +1505,8 @@ export const CameraService: GenService<{
   /**
    * Updates a camera's settings. update_mask is required; allowed paths: "name", "description",
    * "location", "transport", "enabled", "recording_enabled", "recording_mode", "segment_duration",
-   * "event_pre_roll", "event_post_roll", "labels", "ip_addresses". The source URL and credentials change only through
+   * "event_pre_roll", "event_post_roll", "labels", "ip_addresses", "motion",
+   * "recording_event_types". The source URL and credentials change only through
    * SetCameraSource. Changing "transport" restarts the stream (viewers are dropped). Returns ABORTED
    * for a stale etag, ALREADY_EXISTS for a taken name, NOT_FOUND for an unknown camera.
    *

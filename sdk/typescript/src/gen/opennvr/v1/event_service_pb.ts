@@ -20,7 +20,7 @@ import type { EventType, Heartbeat } from "./common_pb.js";
 import { file_opennvr_v1_common } from "./common_pb.js";
 import type { IdsAlert } from "./ids_service_pb.js";
 import { file_opennvr_v1_ids_service } from "./ids_service_pb.js";
-import type { AdapterHealth, CircuitState, Detection } from "./inference_service_pb.js";
+import type { AdapterHealth, BoundingBox, CircuitState, Detection } from "./inference_service_pb.js";
 import { file_opennvr_v1_inference_service } from "./inference_service_pb.js";
 import { file_opennvr_v1_options } from "./options_pb.js";
 import type { Export, Hold, Segment } from "./recording_service_pb.js";
@@ -31,7 +31,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file opennvr/v1/event_service.proto.
  */
 export const file_opennvr_v1_event_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5vcGVubnZyL3YxL2V2ZW50X3NlcnZpY2UucHJvdG8SCm9wZW5udnIudjEihAYKBUV2ZW50EgoKAmlkGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBHR5cGUYAyABKA4yFS5vcGVubnZyLnYxLkV2ZW50VHlwZRIrCghzZXZlcml0eRgEIAEoDjIZLm9wZW5udnIudjEuRXZlbnRTZXZlcml0eRIRCgljYW1lcmFfaWQYBSABKAkSNQoMY2FtZXJhX3N0YXRlGAogASgLMh0ub3Blbm52ci52MS5DYW1lcmFTdGF0ZUNoYW5nZUgAEjcKDWNhbWVyYV9jb25maWcYCyABKAsyHi5vcGVubnZyLnYxLkNhbWVyYUNvbmZpZ0NoYW5nZUgAEjsKD3JlY29yZGluZ19zdGF0ZRgMIAEoCzIgLm9wZW5udnIudjEuUmVjb3JkaW5nU3RhdGVDaGFuZ2VIABImCgdzZWdtZW50GA0gASgLMhMub3Blbm52ci52MS5TZWdtZW50SAASOwoScmVjb3JkaW5nc19kZWxldGVkGA4gASgLMh0ub3Blbm52ci52MS5SZWNvcmRpbmdzRGVsZXRlZEgAEjAKCmRldGVjdGlvbnMYDyABKAsyGi5vcGVubnZyLnYxLkRldGVjdGlvbkJhdGNoSAASKQoJaWRzX2FsZXJ0GBAgASgLMhQub3Blbm52ci52MS5JZHNBbGVydEgAEiwKB3N0b3JhZ2UYESABKAsyGS5vcGVubnZyLnYxLlN0b3JhZ2VDaGFuZ2VIABI5Cg5hZGFwdGVyX2hlYWx0aBgSIAEoCzIfLm9wZW5udnIudjEuQWRhcHRlckhlYWx0aENoYW5nZUgAEjUKDG1lZGlhX3NlcnZlchgTIAEoCzIdLm9wZW5udnIudjEuTWVkaWFTZXJ2ZXJDaGFuZ2VIABIgCgRob2xkGBQgASgLMhAub3Blbm52ci52MS5Ib2xkSAASJAoGZXhwb3J0GBUgASgLMhIub3Blbm52ci52MS5FeHBvcnRIAEIJCgdwYXlsb2FkInsKEUNhbWVyYVN0YXRlQ2hhbmdlEiYKBXN0YXRlGAEgASgOMhcub3Blbm52ci52MS5DYW1lcmFTdGF0ZRIvCg5wcmV2aW91c19zdGF0ZRgCIAEoDjIXLm9wZW5udnIudjEuQ2FtZXJhU3RhdGUSDQoFZXJyb3IYAyABKAkiWAoSQ2FtZXJhQ29uZmlnQ2hhbmdlEhMKC2NhbWVyYV9uYW1lGAEgASgJEhYKDmNoYW5nZWRfZmllbGRzGAIgAygJEhUKDWFjdG9yX3VzZXJfaWQYAyABKAkiJgoUUmVjb3JkaW5nU3RhdGVDaGFuZ2USDgoGcmVhc29uGAEgASgJIsYBChFSZWNvcmRpbmdzRGVsZXRlZBIoCgVjYXVzZRgBIAEoDjIZLm9wZW5udnIudjEuRGVsZXRpb25DYXVzZRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNc2VnbWVudF9jb3VudBgEIAEoAxISCgpzaXplX2J5dGVzGAUgASgDIpMBCg5EZXRlY3Rpb25CYXRjaBISCgphZGFwdGVyX2lkGAEgASgJEhIKCmJpbmRpbmdfaWQYAiABKAkSLgoKZnJhbWVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoKZGV0ZWN0aW9ucxgEIAMoCzIVLm9wZW5udnIudjEuRGV0ZWN0aW9uImUKDVN0b3JhZ2VDaGFuZ2USEwoLdm9sdW1lX3BhdGgYASABKAkSEgoKZnJlZV9ieXRlcxgCIAEoAxITCgt0b3RhbF9ieXRlcxgDIAEoAxIWCg5taW5fZnJlZV9ieXRlcxgEIAEoAyLjAQoTQWRhcHRlckhlYWx0aENoYW5nZRISCgphZGFwdGVyX2lkGAEgASgJEhQKDGFkYXB0ZXJfbmFtZRgCIAEoCRIpCgZoZWFsdGgYAyABKA4yGS5vcGVubnZyLnYxLkFkYXB0ZXJIZWFsdGgSMgoPcHJldmlvdXNfaGVhbHRoGAQgASgOMhkub3Blbm52ci52MS5BZGFwdGVySGVhbHRoEi8KDWNpcmN1aXRfc3RhdGUYBSABKA4yGC5vcGVubnZyLnYxLkNpcmN1aXRTdGF0ZRISCgpsYXN0X2Vycm9yGAYgASgJIpoBChFNZWRpYVNlcnZlckNoYW5nZRIPCgd2ZXJzaW9uGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWVycm9yGAMgASgJEjUKEnJlY29uY2lsZV9kdXJhdGlvbhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJkChJXYXRjaEV2ZW50c1JlcXVlc3QSEgoKY2FtZXJhX2lkcxgBIAMoCRIkCgV0eXBlcxgCIAMoDjIVLm9wZW5udnIudjEuRXZlbnRUeXBlEhQKDHJlc3VtZV90b2tlbhgDIAEoCSKpAQoTV2F0Y2hFdmVudHNSZXNwb25zZRIiCgVldmVudBgBIAEoCzIRLm9wZW5udnIudjEuRXZlbnRIABIqCgloZWFydGJlYXQYAiABKAsyFS5vcGVubnZyLnYxLkhlYXJ0YmVhdEgAEiQKBmxhZ2dlZBgEIAEoCzISLm9wZW5udnIudjEuTGFnZ2VkSAASFAoMcmVzdW1lX3Rva2VuGAMgASgJQgYKBGtpbmQiIAoGTGFnZ2VkEhYKDmRyb3BwZWRfZXZlbnRzGAEgASgEIugBChFMaXN0RXZlbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRISCgpjYW1lcmFfaWRzGAMgAygJEiQKBXR5cGVzGAQgAygOMhUub3Blbm52ci52MS5FdmVudFR5cGUSLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDG9sZGVzdF9maXJzdBgHIAEoCCJsChJMaXN0RXZlbnRzUmVzcG9uc2USIQoGZXZlbnRzGAEgAygLMhEub3Blbm52ci52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGgoSd2F0Y2hfcmVzdW1lX3Rva2VuGAMgASgJKoEBCg1FdmVudFNldmVyaXR5Eh4KGkVWRU5UX1NFVkVSSVRZX1VOU1BFQ0lGSUVEEAASFwoTRVZFTlRfU0VWRVJJVFlfSU5GTxABEhoKFkVWRU5UX1NFVkVSSVRZX1dBUk5JTkcQAhIbChdFVkVOVF9TRVZFUklUWV9DUklUSUNBTBADKukBCg1EZWxldGlvbkNhdXNlEh4KGkRFTEVUSU9OX0NBVVNFX1VOU1BFQ0lGSUVEEAASGgoWREVMRVRJT05fQ0FVU0VfTUFYX0FHRRABEhwKGERFTEVUSU9OX0NBVVNFX01BWF9CWVRFUxACEiEKHURFTEVUSU9OX0NBVVNFX01JTl9GUkVFX1NQQUNFEAMSHQoZREVMRVRJT05fQ0FVU0VfRVZFTlRfTU9ERRAEEhkKFURFTEVUSU9OX0NBVVNFX01BTlVBTBAFEiEKHURFTEVUSU9OX0NBVVNFX0NBTUVSQV9ERUxFVEVEEAYy2wEKDEV2ZW50U2VydmljZRJnCgtXYXRjaEV2ZW50cxIeLm9wZW5udnIudjEuV2F0Y2hFdmVudHNSZXF1ZXN0Gh8ub3Blbm52ci52MS5XYXRjaEV2ZW50c1Jlc3BvbnNlIhXi4BgRIAEoARoLZXZlbnQud2F0Y2gwARJiCgpMaXN0RXZlbnRzEh0ub3Blbm52ci52MS5MaXN0RXZlbnRzUmVxdWVzdBoeLm9wZW5udnIudjEuTGlzdEV2ZW50c1Jlc3BvbnNlIhXi4BgRIAEoARoLZXZlbnQud2F0Y2hiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_opennvr_v1_camera_service, file_opennvr_v1_common, file_opennvr_v1_ids_service, file_opennvr_v1_inference_service, file_opennvr_v1_options, file_opennvr_v1_recording_service]);
+  fileDesc("Ch5vcGVubnZyL3YxL2V2ZW50X3NlcnZpY2UucHJvdG8SCm9wZW5udnIudjEixwYKBUV2ZW50EgoKAmlkGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBHR5cGUYAyABKA4yFS5vcGVubnZyLnYxLkV2ZW50VHlwZRIrCghzZXZlcml0eRgEIAEoDjIZLm9wZW5udnIudjEuRXZlbnRTZXZlcml0eRIRCgljYW1lcmFfaWQYBSABKAkSFAoMaGFzX3NuYXBzaG90GAYgASgIEjUKDGNhbWVyYV9zdGF0ZRgKIAEoCzIdLm9wZW5udnIudjEuQ2FtZXJhU3RhdGVDaGFuZ2VIABI3Cg1jYW1lcmFfY29uZmlnGAsgASgLMh4ub3Blbm52ci52MS5DYW1lcmFDb25maWdDaGFuZ2VIABI7Cg9yZWNvcmRpbmdfc3RhdGUYDCABKAsyIC5vcGVubnZyLnYxLlJlY29yZGluZ1N0YXRlQ2hhbmdlSAASJgoHc2VnbWVudBgNIAEoCzITLm9wZW5udnIudjEuU2VnbWVudEgAEjsKEnJlY29yZGluZ3NfZGVsZXRlZBgOIAEoCzIdLm9wZW5udnIudjEuUmVjb3JkaW5nc0RlbGV0ZWRIABIwCgpkZXRlY3Rpb25zGA8gASgLMhoub3Blbm52ci52MS5EZXRlY3Rpb25CYXRjaEgAEikKCWlkc19hbGVydBgQIAEoCzIULm9wZW5udnIudjEuSWRzQWxlcnRIABIsCgdzdG9yYWdlGBEgASgLMhkub3Blbm52ci52MS5TdG9yYWdlQ2hhbmdlSAASOQoOYWRhcHRlcl9oZWFsdGgYEiABKAsyHy5vcGVubnZyLnYxLkFkYXB0ZXJIZWFsdGhDaGFuZ2VIABI1CgxtZWRpYV9zZXJ2ZXIYEyABKAsyHS5vcGVubnZyLnYxLk1lZGlhU2VydmVyQ2hhbmdlSAASIAoEaG9sZBgUIAEoCzIQLm9wZW5udnIudjEuSG9sZEgAEiQKBmV4cG9ydBgVIAEoCzISLm9wZW5udnIudjEuRXhwb3J0SAASKwoGbW90aW9uGBYgASgLMhkub3Blbm52ci52MS5Nb3Rpb25FcGlzb2RlSABCCQoHcGF5bG9hZCLaAQoNTW90aW9uRXBpc29kZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGVha19hcmVhGAMgASgCEi0KCXBlYWtfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoIcGVha19ib3gYBSABKAsyFy5vcGVubnZyLnYxLkJvdW5kaW5nQm94InsKEUNhbWVyYVN0YXRlQ2hhbmdlEiYKBXN0YXRlGAEgASgOMhcub3Blbm52ci52MS5DYW1lcmFTdGF0ZRIvCg5wcmV2aW91c19zdGF0ZRgCIAEoDjIXLm9wZW5udnIudjEuQ2FtZXJhU3RhdGUSDQoFZXJyb3IYAyABKAkiWAoSQ2FtZXJhQ29uZmlnQ2hhbmdlEhMKC2NhbWVyYV9uYW1lGAEgASgJEhYKDmNoYW5nZWRfZmllbGRzGAIgAygJEhUKDWFjdG9yX3VzZXJfaWQYAyABKAkiJgoUUmVjb3JkaW5nU3RhdGVDaGFuZ2USDgoGcmVhc29uGAEgASgJIsYBChFSZWNvcmRpbmdzRGVsZXRlZBIoCgVjYXVzZRgBIAEoDjIZLm9wZW5udnIudjEuRGVsZXRpb25DYXVzZRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNc2VnbWVudF9jb3VudBgEIAEoAxISCgpzaXplX2J5dGVzGAUgASgDIpMBCg5EZXRlY3Rpb25CYXRjaBISCgphZGFwdGVyX2lkGAEgASgJEhIKCmJpbmRpbmdfaWQYAiABKAkSLgoKZnJhbWVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoKZGV0ZWN0aW9ucxgEIAMoCzIVLm9wZW5udnIudjEuRGV0ZWN0aW9uImUKDVN0b3JhZ2VDaGFuZ2USEwoLdm9sdW1lX3BhdGgYASABKAkSEgoKZnJlZV9ieXRlcxgCIAEoAxITCgt0b3RhbF9ieXRlcxgDIAEoAxIWCg5taW5fZnJlZV9ieXRlcxgEIAEoAyLjAQoTQWRhcHRlckhlYWx0aENoYW5nZRISCgphZGFwdGVyX2lkGAEgASgJEhQKDGFkYXB0ZXJfbmFtZRgCIAEoCRIpCgZoZWFsdGgYAyABKA4yGS5vcGVubnZyLnYxLkFkYXB0ZXJIZWFsdGgSMgoPcHJldmlvdXNfaGVhbHRoGAQgASgOMhkub3Blbm52ci52MS5BZGFwdGVySGVhbHRoEi8KDWNpcmN1aXRfc3RhdGUYBSABKA4yGC5vcGVubnZyLnYxLkNpcmN1aXRTdGF0ZRISCgpsYXN0X2Vycm9yGAYgASgJIpoBChFNZWRpYVNlcnZlckNoYW5nZRIPCgd2ZXJzaW9uGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWVycm9yGAMgASgJEjUKEnJlY29uY2lsZV9kdXJhdGlvbhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJkChJXYXRjaEV2ZW50c1JlcXVlc3QSEgoKY2FtZXJhX2lkcxgBIAMoCRIkCgV0eXBlcxgCIAMoDjIVLm9wZW5udnIudjEuRXZlbnRUeXBlEhQKDHJlc3VtZV90b2tlbhgDIAEoCSKpAQoTV2F0Y2hFdmVudHNSZXNwb25zZRIiCgVldmVudBgBIAEoCzIRLm9wZW5udnIudjEuRXZlbnRIABIqCgloZWFydGJlYXQYAiABKAsyFS5vcGVubnZyLnYxLkhlYXJ0YmVhdEgAEiQKBmxhZ2dlZBgEIAEoCzISLm9wZW5udnIudjEuTGFnZ2VkSAASFAoMcmVzdW1lX3Rva2VuGAMgASgJQgYKBGtpbmQiIAoGTGFnZ2VkEhYKDmRyb3BwZWRfZXZlbnRzGAEgASgEIugBChFMaXN0RXZlbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRISCgpjYW1lcmFfaWRzGAMgAygJEiQKBXR5cGVzGAQgAygOMhUub3Blbm52ci52MS5FdmVudFR5cGUSLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDG9sZGVzdF9maXJzdBgHIAEoCCJsChJMaXN0RXZlbnRzUmVzcG9uc2USIQoGZXZlbnRzGAEgAygLMhEub3Blbm52ci52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGgoSd2F0Y2hfcmVzdW1lX3Rva2VuGAMgASgJIj4KF0dldEV2ZW50U25hcHNob3RSZXF1ZXN0EhEKCWNhbWVyYV9pZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCSKWAQoYR2V0RXZlbnRTbmFwc2hvdFJlc3BvbnNlEgwKBGpwZWcYASABKAwSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJAoDYm94GAMgASgLMhcub3Blbm52ci52MS5Cb3VuZGluZ0JveBINCgVsYWJlbBgEIAEoCRINCgVzY29yZRgFIAEoAiqBAQoNRXZlbnRTZXZlcml0eRIeChpFVkVOVF9TRVZFUklUWV9VTlNQRUNJRklFRBAAEhcKE0VWRU5UX1NFVkVSSVRZX0lORk8QARIaChZFVkVOVF9TRVZFUklUWV9XQVJOSU5HEAISGwoXRVZFTlRfU0VWRVJJVFlfQ1JJVElDQUwQAyrpAQoNRGVsZXRpb25DYXVzZRIeChpERUxFVElPTl9DQVVTRV9VTlNQRUNJRklFRBAAEhoKFkRFTEVUSU9OX0NBVVNFX01BWF9BR0UQARIcChhERUxFVElPTl9DQVVTRV9NQVhfQllURVMQAhIhCh1ERUxFVElPTl9DQVVTRV9NSU5fRlJFRV9TUEFDRRADEh0KGURFTEVUSU9OX0NBVVNFX0VWRU5UX01PREUQBBIZChVERUxFVElPTl9DQVVTRV9NQU5VQUwQBRIhCh1ERUxFVElPTl9DQVVTRV9DQU1FUkFfREVMRVRFRBAGMtQCCgxFdmVudFNlcnZpY2USZwoLV2F0Y2hFdmVudHMSHi5vcGVubnZyLnYxLldhdGNoRXZlbnRzUmVxdWVzdBofLm9wZW5udnIudjEuV2F0Y2hFdmVudHNSZXNwb25zZSIV4uAYESABKAEaC2V2ZW50LndhdGNoMAESYgoKTGlzdEV2ZW50cxIdLm9wZW5udnIudjEuTGlzdEV2ZW50c1JlcXVlc3QaHi5vcGVubnZyLnYxLkxpc3RFdmVudHNSZXNwb25zZSIV4uAYESABKAEaC2V2ZW50LndhdGNoEncKEEdldEV2ZW50U25hcHNob3QSIy5vcGVubnZyLnYxLkdldEV2ZW50U25hcHNob3RSZXF1ZXN0GiQub3Blbm52ci52MS5HZXRFdmVudFNuYXBzaG90UmVzcG9uc2UiGOLgGBQgASgBGg5yZWNvcmRpbmcucmVhZGIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_opennvr_v1_camera_service, file_opennvr_v1_common, file_opennvr_v1_ids_service, file_opennvr_v1_inference_service, file_opennvr_v1_options, file_opennvr_v1_recording_service]);
 
 /**
  * Something that happened. Immutable.
@@ -69,6 +69,14 @@ export type Event = Message<"opennvr.v1.Event"> & {
    * @generated from field: string camera_id = 5;
    */
   cameraId: string;
+
+  /**
+   * Whether GetEventSnapshot has a picture for this event (set in ListEvents; a detection track's
+   * snapshot is taken when the track ends, so a live event may get one later).
+   *
+   * @generated from field: bool has_snapshot = 6;
+   */
+  hasSnapshot: boolean;
 
   /**
    * Details; which one is set follows from type (listed per field).
@@ -171,6 +179,14 @@ export type Event = Message<"opennvr.v1.Event"> & {
      */
     value: Export;
     case: "export";
+  } | {
+    /**
+     * MOTION.
+     *
+     * @generated from field: opennvr.v1.MotionEpisode motion = 22;
+     */
+    value: MotionEpisode;
+    case: "motion";
   } | { case: undefined; value?: undefined };
 };
 
@@ -180,6 +196,49 @@ export type Event = Message<"opennvr.v1.Event"> & {
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_opennvr_v1_event_service, 0);
+
+/**
+ * A motion episode of a camera's built-in detector.
+ *
+ * @generated from message opennvr.v1.MotionEpisode
+ */
+export type MotionEpisode = Message<"opennvr.v1.MotionEpisode"> & {
+  /**
+   * The first and the last moving frame.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * The largest share of the frame that changed, when, and the box around the change then.
+   *
+   * @generated from field: float peak_area = 3;
+   */
+  peakArea: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp peak_time = 4;
+   */
+  peakTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: opennvr.v1.BoundingBox peak_box = 5;
+   */
+  peakBox?: BoundingBox | undefined;
+};
+
+/**
+ * Describes the message opennvr.v1.MotionEpisode.
+ * Use `create(MotionEpisodeSchema)` to create a new message.
+ */
+export const MotionEpisodeSchema: GenMessage<MotionEpisode> = /*@__PURE__*/
+  messageDesc(file_opennvr_v1_event_service, 1);
 
 /**
  * A camera's source went up or down.
@@ -210,7 +269,7 @@ export type CameraStateChange = Message<"opennvr.v1.CameraStateChange"> & {
  * Use `create(CameraStateChangeSchema)` to create a new message.
  */
 export const CameraStateChangeSchema: GenMessage<CameraStateChange> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_event_service, 1);
+  messageDesc(file_opennvr_v1_event_service, 2);
 
 /**
  * A camera's configuration changed.
@@ -243,7 +302,7 @@ export type CameraConfigChange = Message<"opennvr.v1.CameraConfigChange"> & {
  * Use `create(CameraConfigChangeSchema)` to create a new message.
  */
 export const CameraConfigChangeSchema: GenMessage<CameraConfigChange> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_event_service, 2);
+  messageDesc(file_opennvr_v1_event_service, 3);
 
 /**
  * Recording of a camera started or stopped.
@@ -264,7 +323,7 @@ export type RecordingStateChange = Message<"opennvr.v1.RecordingStateChange"> & 
  * Use `create(RecordingStateChangeSchema)` to create a new message.
  */
 export const RecordingStateChangeSchema: GenMessage<RecordingStateChange> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_event_service, 3);
+  messageDesc(file_opennvr_v1_event_service, 4);
 
 /**
  * Recordings of a camera were removed.
@@ -305,7 +364,7 @@ export type RecordingsDeleted = Message<"opennvr.v1.RecordingsDeleted"> & {
  * Use `create(RecordingsDeletedSchema)` to create a new message.
  */
 export const RecordingsDeletedSchema: GenMessage<RecordingsDeleted> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_event_service, 4);
+  messageDesc(file_opennvr_v1_event_service, 5);
 
 /**
  * Objects one adapter found in one frame (after the binding's filters).
@@ -339,7 +398,7 @@ export type DetectionBatch = Message<"opennvr.v1.DetectionBatch"> & {
  * Use `create(DetectionBatchSchema)` to create a new message.
  */
 export const DetectionBatchSchema: GenMessage<DetectionBatch> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_event_service, 5);
+  messageDesc(file_opennvr_v1_event_service, 6);
 
 /**
  * Free space on a recording volume crossed the minimum.
@@ -373,7 +432,7 @@ export type StorageChange = Message<"opennvr.v1.StorageChange"> & {
  * Use `create(StorageChangeSchema)` to create a new message.
  */
 export const StorageChangeSchema: GenMessage<StorageChange> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_event_service, 6);
+  messageDesc(file_opennvr_v1_event_service, 7);
 
 /**
  * An adapter's health changed.
@@ -417,7 +476,7 @@ export type AdapterHealthChange = Message<"opennvr.v1.AdapterHealthChange"> & {
  * Use `create(AdapterHealthChangeSchema)` to create a new message.
  */
 export const AdapterHealthChangeSchema: GenMessage<AdapterHealthChange> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_event_service, 7);
+  messageDesc(file_opennvr_v1_event_service, 8);
 
 /**
  * The media server (MediaMTX) restarted or became unreachable.
@@ -457,7 +516,7 @@ export type MediaServerChange = Message<"opennvr.v1.MediaServerChange"> & {
  * Use `create(MediaServerChangeSchema)` to create a new message.
  */
 export const MediaServerChangeSchema: GenMessage<MediaServerChange> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_event_service, 8);
+  messageDesc(file_opennvr_v1_event_service, 9);
 
 /**
  * @generated from message opennvr.v1.WatchEventsRequest
@@ -492,7 +551,7 @@ export type WatchEventsRequest = Message<"opennvr.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_event_service, 9);
+  messageDesc(file_opennvr_v1_event_service, 10);
 
 /**
  * @generated from message opennvr.v1.WatchEventsResponse
@@ -538,7 +597,7 @@ export type WatchEventsResponse = Message<"opennvr.v1.WatchEventsResponse"> & {
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_event_service, 10);
+  messageDesc(file_opennvr_v1_event_service, 11);
 
 /**
  * Events dropped for a watcher that fell behind.
@@ -557,7 +616,7 @@ export type Lagged = Message<"opennvr.v1.Lagged"> & {
  * Use `create(LaggedSchema)` to create a new message.
  */
 export const LaggedSchema: GenMessage<Lagged> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_event_service, 11);
+  messageDesc(file_opennvr_v1_event_service, 12);
 
 /**
  * @generated from message opennvr.v1.ListEventsRequest
@@ -610,7 +669,7 @@ export type ListEventsRequest = Message<"opennvr.v1.ListEventsRequest"> & {
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_event_service, 12);
+  messageDesc(file_opennvr_v1_event_service, 13);
 
 /**
  * @generated from message opennvr.v1.ListEventsResponse
@@ -640,7 +699,80 @@ export type ListEventsResponse = Message<"opennvr.v1.ListEventsResponse"> & {
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PURE__*/
-  messageDesc(file_opennvr_v1_event_service, 13);
+  messageDesc(file_opennvr_v1_event_service, 14);
+
+/**
+ * @generated from message opennvr.v1.GetEventSnapshotRequest
+ */
+export type GetEventSnapshotRequest = Message<"opennvr.v1.GetEventSnapshotRequest"> & {
+  /**
+   * Required: the camera of the event.
+   *
+   * @generated from field: string camera_id = 1;
+   */
+  cameraId: string;
+
+  /**
+   * Required: the event (a MOTION or DETECTION event).
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+};
+
+/**
+ * Describes the message opennvr.v1.GetEventSnapshotRequest.
+ * Use `create(GetEventSnapshotRequestSchema)` to create a new message.
+ */
+export const GetEventSnapshotRequestSchema: GenMessage<GetEventSnapshotRequest> = /*@__PURE__*/
+  messageDesc(file_opennvr_v1_event_service, 15);
+
+/**
+ * @generated from message opennvr.v1.GetEventSnapshotResponse
+ */
+export type GetEventSnapshotResponse = Message<"opennvr.v1.GetEventSnapshotResponse"> & {
+  /**
+   * The frame, as taken (the box is not drawn on it).
+   *
+   * @generated from field: bytes jpeg = 1;
+   */
+  jpeg: Uint8Array;
+
+  /**
+   * When the frame was taken.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 2;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * What moved (MOTION) or was found (DETECTION) in it.
+   *
+   * @generated from field: opennvr.v1.BoundingBox box = 3;
+   */
+  box?: BoundingBox | undefined;
+
+  /**
+   * "motion", or the detection's label.
+   *
+   * @generated from field: string label = 4;
+   */
+  label: string;
+
+  /**
+   * The changed share of the frame (MOTION) or the detection's confidence.
+   *
+   * @generated from field: float score = 5;
+   */
+  score: number;
+};
+
+/**
+ * Describes the message opennvr.v1.GetEventSnapshotResponse.
+ * Use `create(GetEventSnapshotResponseSchema)` to create a new message.
+ */
+export const GetEventSnapshotResponseSchema: GenMessage<GetEventSnapshotResponse> = /*@__PURE__*/
+  messageDesc(file_opennvr_v1_event_service, 16);
 
 /**
  * How much attention an event deserves.
@@ -765,6 +897,20 @@ export const EventService: GenService<{
     methodKind: "unary";
     input: typeof ListEventsRequestSchema;
     output: typeof ListEventsResponseSchema;
+  },
+  /**
+   * The snapshot of a motion episode or of a detection track: the best frame as a JPEG, and the box
+   * of what moved or was found in it. Kept as long as its event. Needs recording.read on the camera
+   * (it is footage), and the event type's own permission (inference.read for detections). Returns
+   * NOT_FOUND when the event has no snapshot (not of that camera, expired, or not the best frame of
+   * its track).
+   *
+   * @generated from rpc opennvr.v1.EventService.GetEventSnapshot
+   */
+  getEventSnapshot: {
+    methodKind: "unary";
+    input: typeof GetEventSnapshotRequestSchema;
+    output: typeof GetEventSnapshotResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_opennvr_v1_event_service, 0);

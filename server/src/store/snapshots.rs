@@ -1,0 +1,97 @@
+//! Queries on `snapshots` (the best frame of a motion episode or a detection track, kept with its
+//! event's retention) and `motion_open` (motion episodes under way, which retention must not cut
+//! footage from).
+use super::schema::{cameras, motion_open, snapshots};
+use crate::error::Result;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+/// A row of `snapshots`.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = snapshots, check_for_backend(diesel::pg::Pg))]
+pub struct SnapshotRow {
+    pub event_id: Uuid,
+    pub camera_id: Uuid,
+    pub time: DateTime<Utc>,
+    pub jpeg: Vec<u8>,
+    pub box_x: f32,
+    pub box_y: f32,
+    pub box_width: f32,
+    pub box_height: f32,
+    pub label: String,
+    pub score: f32,
+}
+
+impl SnapshotRow {
+    /// Stores the snapshot (a second one for the same event is ignored).
+    pub fn insert(&self, c: &mut PgConnection) -> Result<()> {
+        SnapshotRow::insert_all(c, std::slice::from_ref(self))
+    }
+
+    /// Stores snapshots in one statement (those of events that have one already are ignored).
+    pub fn insert_all(c: &mut PgConnection, rows: &[SnapshotRow]) -> Result<()> {
+        diesel::insert_into(snapshots::table).values(rows).on_conflict_do_nothing().execute(c)?;
+        Ok(())
+    }
+
+    /// The snapshot of event `event` of camera `camera`.
+    pub fn find(c: &mut PgConnection, camera: Uuid, event: Uuid) -> Result<Option<SnapshotRow>> {
+        Ok(snapshots::table
+            .filter(snapshots::event_id.eq(event))
+            .filter(snapshots::camera_id.eq(camera))
+            .select(SnapshotRow::as_select())
+            .first(c)
+            .optional()?)
+    }
+
+    /// Which of `events` have a snapshot.
+    pub fn which(c: &mut PgConnection, events: &[Uuid]) -> Result<Vec<Uuid>> {
+        Ok(snapshots::table.filter(snapshots::event_id.eq_any(events)).select(snapshots::event_id).load(c)?)
+    }
+
+    /// Removes the snapshots of frames taken before `before`, at most `limit`; how many went.
+    pub fn expire(c: &mut PgConnection, before: DateTime<Utc>, limit: i64) -> Result<usize> {
+        let old: Vec<Uuid> =
+            snapshots::table.filter(snapshots::time.lt(before)).select(snapshots::event_id).limit(limit).load(c)?;
+        Ok(diesel::delete(snapshots::table.filter(snapshots::event_id.eq_any(old))).execute(c)?)
+    }
+}
+
+/// Notes that a motion episode of `camera` is under way since `since`.
+pub fn motion_started(c: &mut PgConnection, camera: Uuid, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
+    diesel::insert_into(motion_open::table)
+        .values((motion_open::camera_id.eq(camera), motion_open::since.eq(since), motion_open::seen.eq(now)))
+        .on_conflict(motion_open::camera_id)
+        .do_update()
+        .set((motion_open::since.eq(since), motion_open::seen.eq(now)))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Notes that the motion episode of `camera` ended (in the transaction storing its event).
+pub fn motion_ended(c: &mut PgConnection, camera: Uuid) -> Result<()> {
+    diesel::delete(motion_open::table.find(camera)).execute(c)?;
+    Ok(())
+}
+
+/// Since when `camera` has had a motion episode under way, if one started after `fresh_after` (an
+/// older row is left over from a server that stopped without ending it).
+pub fn motion_since(c: &mut PgConnection, camera: Uuid, fresh_after: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    Ok(motion_open::table
+        .find(camera)
+        .filter(motion_open::since.gt(fresh_after))
+        .select(motion_open::since)
+        .first(c)
+        .optional()?)
+}
+
+/// Cameras with motion detection on (enabled, not deleted): id, version, settings.
+pub fn motion_cameras(c: &mut PgConnection) -> Result<Vec<(Uuid, i64, serde_json::Value)>> {
+    Ok(cameras::table
+        .filter(cameras::enabled.eq(true))
+        .filter(cameras::deleted_at.is_null())
+        .filter(cameras::motion.is_not_null())
+        .select((cameras::id, cameras::version, cameras::motion.assume_not_null()))
+        .load(c)?)
+}
