@@ -26,3 +26,4 @@ mod recordings;
 mod routing;
 mod rtsp;
 mod sdk;
+mod tiers;
