@@ -16,7 +16,7 @@ fn each_once(mut got: Vec<String>, mut want: Vec<String>) {
 
 /// Runs `nvrctl --page-size 2 --output json ARGS` on the session of `c`, and returns the `column`
 /// of every row printed.
-async fn nvrctl(s: &TestServer, c: &Client, args: &[&str], column: &str) -> Vec<String> {
+pub(crate) async fn nvrctl(s: &TestServer, c: &Client, args: &[&str], column: &str) -> Vec<String> {
     let file = temp_dir("nvrctl").join("session.json");
     nvrctl::session::save_to(&file, &s.url(), &c.tokens().unwrap()).unwrap();
     let url = s.url();

@@ -204,6 +204,18 @@ async fn motion_episodes_come_at_the_scene_changes_gate_an_adapter_and_keep_a_sn
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
     let e = admin.events().get_event_snapshot(snapshot_of(&hall, &event)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+    // nvrctl lists the episode and writes its snapshot, with the box beside it.
+    let dir = crate::harness::temp_dir("snapshots");
+    let dir_arg = dir.display().to_string();
+    let args = ["events", "list", "--camera", "dock", "--type", "motion", "--snapshots", &dir_arg];
+    let ids = crate::listings::nvrctl(&s, &admin, &args, "type").await;
+    assert_eq!(ids, vec!["motion"]);
+    let jpeg = std::fs::read(dir.join(format!("{}.jpg", event.id))).unwrap();
+    assert_eq!(&jpeg[..2], &[0xff, 0xd8]);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{}.json", event.id))).unwrap()).unwrap();
+    assert_eq!(meta["label"], "motion");
+    assert!(meta["box"]["width"].as_f64().unwrap() > 0.0);
 }
 
 #[tokio::test]
