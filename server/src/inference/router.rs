@@ -57,7 +57,8 @@ pub struct Frame {
 impl Frame {
     /// A frame received now, taken at `time` (kept to the microsecond, as the database keeps it).
     pub fn new(jpeg: Vec<u8>, time: DateTime<Utc>) -> Frame {
-        Frame { jpeg: Arc::new(jpeg), time: crate::audit::to_micros(time), received: Instant::now() }
+        let time = DateTime::from_timestamp_micros(time.timestamp_micros()).unwrap_or(time);
+        Frame { jpeg: Arc::new(jpeg), time, received: Instant::now() }
     }
 }
 

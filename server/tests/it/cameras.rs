@@ -661,6 +661,10 @@ fn aimed_at(
         "EventService.WatchEvents" => {
             (pb::WatchEventsRequest { camera_ids: vec![id], ..Default::default() }.encode_to_vec(), false)
         }
+        "EventService.GetEventSnapshot" => (
+            pb::GetEventSnapshotRequest { camera_id: id, event_id: uuid::Uuid::new_v4().to_string() }.encode_to_vec(),
+            false,
+        ),
         // The stored history: camera A's creation is listed, nothing of B.
         "EventService.ListEvents" => (pb::ListEventsRequest::default().encode_to_vec(), true),
         "InferenceService.CreateAdapterBinding" => (
