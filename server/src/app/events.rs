@@ -461,11 +461,12 @@ impl EventsApp {
             .store
             .run(move |c| {
                 super::authorizer::authorize(c, &p, camera, Permission::RecordingRead, now, false)?;
-                SnapshotRow::find(c, camera, event)
+                Ok(SnapshotRow::find(c, camera, event)?.map(|row| (SnapshotRow::of_motion(c, event), row)))
             })
             .await?
             .ok_or_else(not_found)?;
-        let topic = if row.label == "motion" { Topic::Motion } else { Topic::Detection };
+        let (motion, row) = (row.0?, row.1);
+        let topic = if motion { Topic::Motion } else { Topic::Detection };
         let p = call.principal()?;
         if topic.permission().is_some_and(|needed| !p.allows(needed)) {
             return Err(not_found());

@@ -138,7 +138,8 @@ impl RecordingApp {
             // Everything: the longer of the two ages when event footage has its own.
             let all_cutoff = match (max_age, event_max_age) {
                 (Some(a), Some(e)) => Some(age(a.max(e))),
-                (_, Some(e)) => Some(age(e)),
+                // No age limit for the rest: event footage is kept at least as long.
+                (None, Some(_)) => None,
                 (a, None) => a.map(age),
             };
             let mut over = max_bytes.map(|m| summary.bytes - m).unwrap_or(0).max(0);

@@ -45,6 +45,18 @@ impl SnapshotRow {
             .optional()?)
     }
 
+    /// Whether stored event `event` is a motion episode (a snapshot's label comes from an adapter
+    /// for detections, so it cannot tell).
+    pub fn of_motion(c: &mut PgConnection, event: Uuid) -> Result<bool> {
+        use super::schema::events;
+        let n: i64 = events::table
+            .filter(events::id.eq(event))
+            .filter(events::type_.eq(crate::domain::event::Topic::Motion.name()))
+            .count()
+            .get_result(c)?;
+        Ok(n > 0)
+    }
+
     /// Which of `events` have a snapshot.
     pub fn which(c: &mut PgConnection, events: &[Uuid]) -> Result<Vec<Uuid>> {
         Ok(snapshots::table.filter(snapshots::event_id.eq_any(events)).select(snapshots::event_id).load(c)?)
