@@ -47,9 +47,11 @@ CREATE TABLE motion_open (
   seen timestamptz NOT NULL
 );
 
--- One JPEG per motion episode and per detection track: the best frame, and the box in it.
+-- One JPEG per motion episode and per detection track: the best frame, and the box in it (two
+-- tracks may have their best sighting in the same frame, so in the same event).
 CREATE TABLE snapshots (
-  event_id uuid PRIMARY KEY,
+  id uuid PRIMARY KEY,
+  event_id uuid NOT NULL,
   camera_id uuid NOT NULL,
   time timestamptz NOT NULL,
   jpeg bytea NOT NULL,
@@ -60,6 +62,7 @@ CREATE TABLE snapshots (
   label text NOT NULL,
   score real NOT NULL
 );
+CREATE INDEX snapshots_event_idx ON snapshots (event_id);
 CREATE INDEX snapshots_time_idx ON snapshots (time);
 
 -- Whether a segment overlaps an event of its camera (widened by the rolls): NULL until judged,

@@ -723,7 +723,12 @@ impl RecordingApp {
                             version: 1,
                             updated_at: now,
                         };
-                        tiers_in_order((row.max_age_secs, row.event_max_age_secs))?;
+                        // Against what the camera inherits, too.
+                        let site = SiteRetention::get(c)?;
+                        tiers_in_order((
+                            row.max_age_secs.or(site.max_age_secs),
+                            row.event_max_age_secs.or(site.event_max_age_secs),
+                        ))?;
                         CameraRetention::upsert(c, &row)?.into()
                     }
                 };

@@ -24,6 +24,9 @@ pub struct MotionTracker {
     keep: usize,
     /// The frame of the peak of the episode under way.
     best: Option<Frame>,
+    /// The start of the episode under way when noting it failed (retried with every frame: until
+    /// noted, retention does not know to keep its footage).
+    unnoted: Option<chrono::DateTime<chrono::Utc>>,
     store: Store,
     events: EventBus,
     moving: Moving,
@@ -39,6 +42,7 @@ impl MotionTracker {
             recent: VecDeque::new(),
             keep,
             best: None,
+            unnoted: None,
             store,
             events,
             moving,
@@ -72,6 +76,9 @@ impl MotionTracker {
         };
         let step = self.detector.feed(grey, frame.time);
         let spent = began.elapsed();
+        if let Some(since) = self.unnoted.take().filter(|_| self.detector.moving()) {
+            self.note_start(since, frame.time).await;
+        }
         self.recent.push_back(frame.clone());
         while self.recent.len() > self.keep {
             self.recent.pop_front();
@@ -80,11 +87,9 @@ impl MotionTracker {
             Step::Still => {}
             Step::Started { since } => {
                 self.set_moving(true);
-                let (camera, now) = (self.camera, frame.time);
+                let now = frame.time;
                 self.best = self.recent.iter().find(|f| f.time == since).cloned().or(Some(frame));
-                if let Err(e) = self.store.run(move |c| snapshots::motion_started(c, camera, since, now)).await {
-                    tracing::warn!(camera = %self.camera, error = %e.message(), "motion: cannot note an episode");
-                }
+                self.note_start(since, now).await;
             }
             Step::Moving { peak } => {
                 if peak {
@@ -97,14 +102,23 @@ impl MotionTracker {
                 if self.detector.moving() {
                     // Cut at its longest: the next episode began with this frame.
                     self.best = Some(frame.clone());
-                    let (camera, since, now) = (self.camera, frame.time, frame.time);
-                    let _ = self.store.run(move |c| snapshots::motion_started(c, camera, since, now)).await;
+                    self.note_start(frame.time, frame.time).await;
                 } else {
                     self.set_moving(false);
                 }
             }
         }
         spent
+    }
+
+    /// Notes that an episode is under way since `since` (retention keeps its footage); a failure is
+    /// retried with the next frame.
+    async fn note_start(&mut self, since: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) {
+        let camera = self.camera;
+        if let Err(e) = self.store.run(move |c| snapshots::motion_started(c, camera, since, now)).await {
+            tracing::warn!(%camera, error = %e.message(), "motion: cannot note an episode under way; retrying");
+            self.unnoted = Some(since);
+        }
     }
 
     /// Ends the episode under way, if any (the detector stops or its settings change).
@@ -122,6 +136,7 @@ impl MotionTracker {
         let camera = self.camera;
         let event = SiteEvent::new(episode.start, Some(camera), EventKind::Motion(episode));
         let snapshot = best.map(|f| SnapshotRow {
+            id: Uuid::new_v4(),
             event_id: event.id,
             camera_id: camera,
             time: f.time,

@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::media::{LiveView, SERVER_READER};
 use crate::store::Store;
 use crate::store::inference::{BindingRow, DetectionRow};
-use crate::store::snapshots::{self, SnapshotRow};
+use crate::store::snapshots::SnapshotRow;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -305,8 +305,11 @@ impl FrameRouter {
     /// Starts the frame sources of new bindings, restarts those of changed ones and stops those of
     /// bindings gone, disabled, or whose camera or adapter is.
     pub async fn sync(&self) -> Result<()> {
-        let (active, motion) =
-            self.inner.store.run(|c| Ok((BindingRow::active(c)?, snapshots::motion_cameras(c)?))).await?;
+        let (active, motion) = self
+            .inner
+            .store
+            .run(|c| Ok((BindingRow::active(c)?, crate::store::cameras::CameraRow::with_motion(c)?)))
+            .await?;
         let mut wanted: HashMap<SourceKey, Work> =
             active.iter().map(|b| (SourceKey::Binding(b.id), Work::Route(Route::of(b)))).collect();
         for (camera, version, settings) in motion {
@@ -703,6 +706,7 @@ impl FrameRouter {
             gone.into_iter()
                 .filter_map(|k| tracks.remove(&k))
                 .map(|t| SnapshotRow {
+                    id: Uuid::new_v4(),
                     event_id: t.event_id,
                     camera_id: t.camera,
                     time: t.time,
@@ -719,7 +723,7 @@ impl FrameRouter {
         if ended.is_empty() {
             return;
         }
-        if let Err(e) = self.inner.store.run(move |c| SnapshotRow::insert_all(c, &ended)).await {
+        if let Err(e) = self.inner.store.run(move |c| SnapshotRow::insert_of_stored_events(c, ended)).await {
             tracing::warn!(error = %e.message(), "cannot store detection snapshots");
         }
     }

@@ -95,6 +95,16 @@ impl CameraRow {
         Ok(())
     }
 
+    /// Cameras with motion detection on (enabled, not deleted): id, version, settings.
+    pub fn with_motion(c: &mut PgConnection) -> Result<Vec<(Uuid, i64, serde_json::Value)>> {
+        Ok(cameras::table
+            .filter(cameras::enabled.eq(true))
+            .filter(cameras::deleted_at.is_null())
+            .filter(cameras::motion.is_not_null())
+            .select((cameras::id, cameras::version, cameras::motion.assume_not_null()))
+            .load(c)?)
+    }
+
     /// The cameras of `ids`, deleted ones included.
     pub fn any_of(c: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<CameraRow>> {
         Ok(cameras::table.filter(cameras::id.eq_any(ids)).select(CameraRow::as_select()).load(c)?)

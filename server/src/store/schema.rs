@@ -466,7 +466,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    snapshots (event_id) {
+    snapshots (id) {
+        id -> Uuid,
         event_id -> Uuid,
         camera_id -> Uuid,
         time -> Timestamptz,

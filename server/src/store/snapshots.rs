@@ -1,7 +1,7 @@
 //! Queries on `snapshots` (the best frame of a motion episode or a detection track, kept with its
 //! event's retention) and `motion_open` (motion episodes under way, which retention must not cut
 //! footage from).
-use super::schema::{cameras, motion_open, snapshots};
+use super::schema::{motion_open, snapshots};
 use crate::error::Result;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -11,6 +11,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = snapshots, check_for_backend(diesel::pg::Pg))]
 pub struct SnapshotRow {
+    pub id: Uuid,
     pub event_id: Uuid,
     pub camera_id: Uuid,
     pub time: DateTime<Utc>,
@@ -24,22 +25,35 @@ pub struct SnapshotRow {
 }
 
 impl SnapshotRow {
-    /// Stores the snapshot (a second one for the same event is ignored).
+    /// Stores the snapshot.
     pub fn insert(&self, c: &mut PgConnection) -> Result<()> {
-        SnapshotRow::insert_all(c, std::slice::from_ref(self))
-    }
-
-    /// Stores snapshots in one statement (those of events that have one already are ignored).
-    pub fn insert_all(c: &mut PgConnection, rows: &[SnapshotRow]) -> Result<()> {
-        diesel::insert_into(snapshots::table).values(rows).on_conflict_do_nothing().execute(c)?;
+        diesel::insert_into(snapshots::table).values(self).execute(c)?;
         Ok(())
     }
 
-    /// The snapshot of event `event` of camera `camera`.
+    /// Stores, in one statement, those of `rows` whose event is stored (linked or still in the
+    /// inbox): a snapshot never outlives an event that was lost. Returns how many were stored.
+    pub fn insert_of_stored_events(c: &mut PgConnection, rows: Vec<SnapshotRow>) -> Result<usize> {
+        use super::schema::{event_inbox, events};
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
+        let mut known: Vec<Uuid> = events::table.filter(events::id.eq_any(&ids)).select(events::id).load(c)?;
+        known.extend(
+            event_inbox::table
+                .filter(event_inbox::event_id.eq_any(&ids))
+                .select(event_inbox::event_id)
+                .load::<Uuid>(c)?,
+        );
+        let kept: Vec<SnapshotRow> = rows.into_iter().filter(|r| known.contains(&r.event_id)).collect();
+        Ok(diesel::insert_into(snapshots::table).values(&kept).execute(c)?)
+    }
+
+    /// The snapshot of event `event` of camera `camera` (of several tracks seen best in the same
+    /// frame, the most confident).
     pub fn find(c: &mut PgConnection, camera: Uuid, event: Uuid) -> Result<Option<SnapshotRow>> {
         Ok(snapshots::table
             .filter(snapshots::event_id.eq(event))
             .filter(snapshots::camera_id.eq(camera))
+            .order(snapshots::score.desc())
             .select(SnapshotRow::as_select())
             .first(c)
             .optional()?)
@@ -59,14 +73,18 @@ impl SnapshotRow {
 
     /// Which of `events` have a snapshot.
     pub fn which(c: &mut PgConnection, events: &[Uuid]) -> Result<Vec<Uuid>> {
-        Ok(snapshots::table.filter(snapshots::event_id.eq_any(events)).select(snapshots::event_id).load(c)?)
+        Ok(snapshots::table
+            .filter(snapshots::event_id.eq_any(events))
+            .select(snapshots::event_id)
+            .distinct()
+            .load(c)?)
     }
 
     /// Removes the snapshots of frames taken before `before`, at most `limit`; how many went.
     pub fn expire(c: &mut PgConnection, before: DateTime<Utc>, limit: i64) -> Result<usize> {
         let old: Vec<Uuid> =
-            snapshots::table.filter(snapshots::time.lt(before)).select(snapshots::event_id).limit(limit).load(c)?;
-        Ok(diesel::delete(snapshots::table.filter(snapshots::event_id.eq_any(old))).execute(c)?)
+            snapshots::table.filter(snapshots::time.lt(before)).select(snapshots::id).limit(limit).load(c)?;
+        Ok(diesel::delete(snapshots::table.filter(snapshots::id.eq_any(old))).execute(c)?)
     }
 }
 
@@ -96,14 +114,4 @@ pub fn motion_since(c: &mut PgConnection, camera: Uuid, fresh_after: DateTime<Ut
         .select(motion_open::since)
         .first(c)
         .optional()?)
-}
-
-/// Cameras with motion detection on (enabled, not deleted): id, version, settings.
-pub fn motion_cameras(c: &mut PgConnection) -> Result<Vec<(Uuid, i64, serde_json::Value)>> {
-    Ok(cameras::table
-        .filter(cameras::enabled.eq(true))
-        .filter(cameras::deleted_at.is_null())
-        .filter(cameras::motion.is_not_null())
-        .select((cameras::id, cameras::version, cameras::motion.assume_not_null()))
-        .load(c)?)
 }

@@ -218,6 +218,12 @@ async fn tiers_remove_footage_outside_events_first_and_keep_event_footage_longer
     // Events in segments 0 and 7 only.
     let at = |m: i64, s: i64| t0 + Duration::minutes(m) + Duration::seconds(s);
     stored(&r, &admin, &yard, vec![detection(&yard, at(0, 10)), detection(&yard, at(7, 10))]).await;
+    // Event footage kept two hours with no age limit for the rest: nothing goes (event footage is
+    // kept at least as long as the rest).
+    let only_events = pb::RetentionPolicy { event_max_age: secs(2 * 3600), ..Default::default() };
+    set_policy(&admin, &yard, only_events, &["event_max_age"]).await.unwrap();
+    assert_eq!(enforce(&admin).await.segment_count, 0);
+    assert_eq!(listed(&admin, &yard).await, starts);
     // Over the size limit by three segments: the oldest three outside events go (1, 2, 3), not
     // the older event footage (0).
     set_policy(&admin, &yard, pb::RetentionPolicy { max_bytes: Some(7000), ..Default::default() }, &["max_bytes"])
@@ -247,6 +253,18 @@ async fn tiers_remove_footage_outside_events_first_and_keep_event_footage_longer
         .unwrap()
         .into_inner();
     assert_eq!(got.policy.unwrap().event_max_age, secs(5 * 3600));
+    // Against the site default a camera inherits too: with footage kept 10 hours site-wide, a
+    // camera without its own max_age cannot keep its event footage only 2.
+    let lane = crate::cameras::create(&admin, "Lane").await;
+    let site = pb::RetentionPolicy { max_age: secs(10 * 3600), ..Default::default() };
+    let request = pb::UpdateRetentionPolicyRequest {
+        policy: Some(site),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["max_age".into()] }),
+    };
+    admin.recordings().update_retention_policy(request).await.unwrap();
+    let short = pb::RetentionPolicy { event_max_age: secs(2 * 3600), ..Default::default() };
+    let e = set_policy(&admin, &lane, short, &["event_max_age"]).await.unwrap_err();
+    assert!(e.message().contains("policy.event_max_age"), "{e:?}");
     // Kept two hours only, the three-hour-old event footage goes too.
     let two = pb::RetentionPolicy { event_max_age: secs(2 * 3600), ..Default::default() };
     set_policy(&admin, &yard, two, &["event_max_age"]).await.unwrap();
