@@ -15,11 +15,14 @@
 //! address, and the logins are the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/external.rs"]
+mod external;
 #[path = "../tests/it/harness.rs"]
 mod harness;
 mod seed;
 
 use chrono::{DateTime, Duration as CDuration, Utc};
+use external::{Call, ServerProcess, measure, percentiles, rss_mib};
 use harness::TestDb;
 use opennvr_sdk::pb;
 use std::sync::Arc;
@@ -36,150 +39,6 @@ const PASSWORD: &str = "granite-harbor-lantern-42";
 const CONNECTIONS: usize = 16;
 const IN_FLIGHT: usize = 4;
 
-/// The server under test, as a child process.
-struct ServerProcess {
-    child: std::process::Child,
-    url: String,
-    data_dir: std::path::PathBuf,
-}
-
-impl ServerProcess {
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// User plus system CPU time the server has used.
-    fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = after.split(' ').collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap_or(100) as u64;
-        Duration::from_micros(ticks * 1_000_000 / hz)
-    }
-
-    /// Resident memory, MiB.
-    fn rss_mib(&self) -> f64 {
-        rss_mib(self.pid())
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGTERM);
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(db: &TestDb) -> ServerProcess {
-    let dir = harness::temp_dir("load");
-    let key = harness::master_key_file(&dir);
-    let port = harness::free_port();
-    let binary = std::env::var("LOAD_BENCH_SERVER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_opennvr-server").to_owned());
-    let child = std::process::Command::new(binary)
-        .env("DATABASE_URL", db.runtime_url())
-        .env("OPENNVR_DATABASE_OWNER_URL", db.owner_url())
-        .env("OPENNVR_MASTER_KEY_FILE", key)
-        .env("OPENNVR_DATA_DIR", &dir)
-        .env("OPENNVR_LISTEN", format!("127.0.0.1:{port}"))
-        .env("OPENNVR_MFA_REQUIRED_ROLES", "none")
-        .env("OPENNVR_ACCESS_TOKEN_TTL_SECS", "3600")
-        .env("OPENNVR_ANONYMOUS_CALLS_PER_SEC", "1000000")
-        // Logins come from many addresses (X-Forwarded-For), as users' logins do.
-        .env("OPENNVR_TRUSTED_PROXIES", "127.0.0.1")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("the release server starts");
-    let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..300 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    ServerProcess { child, url, data_dir: dir }
-}
-
-/// Resident memory of process `pid`, MiB.
-fn rss_mib(pid: i32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
-/// (p50, p99) in milliseconds.
-fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
-    samples.sort();
-    if samples.is_empty() {
-        return (0.0, 0.0);
-    }
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3;
-    (at(0.5), at(0.99))
-}
-
-/// One kind of call, made on one client (one HTTP/2 connection).
-type Call =
-    Arc<dyn Fn(opennvr_sdk::Client) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync>;
-
-/// What one measurement gave.
-struct Figures {
-    calls_per_sec: f64,
-    p50: f64,
-    p99: f64,
-    cpu_us_per_call: f64,
-    errors: usize,
-}
-
-/// Runs `call` on `clients` (`in_flight` at once on each) for `secs`.
-async fn measure(
-    server: &ServerProcess,
-    clients: &[opennvr_sdk::Client],
-    in_flight: usize,
-    secs: f64,
-    call: Call,
-) -> Figures {
-    let stop = Arc::new(AtomicBool::new(false));
-    let cpu0 = server.cpu();
-    let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for c in clients {
-        for _ in 0..in_flight {
-            let (c, call, stop) = (c.clone(), call.clone(), stop.clone());
-            tasks.push(tokio::spawn(async move {
-                let (mut samples, mut errors) = (Vec::new(), 0usize);
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    if call(c.clone()).await {
-                        samples.push(t.elapsed());
-                    } else {
-                        errors += 1;
-                    }
-                }
-                (samples, errors)
-            }));
-        }
-    }
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (mut samples, mut errors) = (Vec::new(), 0);
-    for t in tasks {
-        let (s, e) = t.await.unwrap();
-        samples.extend(s);
-        errors += e;
-    }
-    let elapsed = t0.elapsed().as_secs_f64();
-    let cpu = (server.cpu() - cpu0).as_secs_f64();
-    let n = samples.len().max(1);
-    let (p50, p99) = percentiles(&mut samples);
-    Figures { calls_per_sec: n as f64 / elapsed, p50, p99, cpu_us_per_call: cpu * 1e6 / n as f64, errors }
-}
-
 fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 }
 }
@@ -190,10 +49,7 @@ async fn main() {
     let secs: f64 = std::env::var("LOAD_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5.0);
     let storm_secs: u64 = std::env::var("LOAD_BENCH_STORM_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
     let db = TestDb::new();
-    let server = start_server(&db);
-    let admin = opennvr_sdk::Client::connect(&server.url).await.unwrap();
-    let token = std::fs::read_to_string(server.data_dir.join("setup-token")).unwrap();
-    admin.bootstrap(token.trim(), "admin", PASSWORD).await.unwrap();
+    let (server, admin) = external::start_bootstrapped(&db, PASSWORD).await;
     let cameras = seed::cameras(&admin, CAMERAS).await;
     for i in 0..LOGIN_USERS {
         let user = pb::User { username: format!("bench-{i}"), role: pb::Role::Viewer as i32, ..Default::default() };
@@ -230,15 +86,7 @@ async fn main() {
     let cam = cameras[0].id.clone();
     let hour_ago = end - CDuration::hours(1);
     let calls: Vec<(&str, Call)> = vec![
-        (
-            "grpc.health.v1.Health/Check",
-            Arc::new(|c: opennvr_sdk::Client| {
-                Box::pin(async move {
-                    let mut h = tonic_health::pb::health_client::HealthClient::new(c.channel());
-                    h.check(tonic_health::pb::HealthCheckRequest::default()).await.is_ok()
-                })
-            }),
-        ),
+        ("grpc.health.v1.Health/Check", external::health_check()),
         (
             "WhoAmI",
             Arc::new(|c: opennvr_sdk::Client| {

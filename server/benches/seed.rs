@@ -1,5 +1,7 @@
 //! Seeding for benchmarks: cameras through the API, and the recording index — one-minute segments of
 //! many cameras, one `COPY` per day, in time order (as MediaMTX would have recorded them).
+// Not every benchmark uses every piece.
+#![allow(dead_code)]
 use chrono::{DateTime, Duration, Utc};
 use opennvr_sdk::pb;
 use std::io::Write;

@@ -1,5 +1,6 @@
 //! Prometheus metrics: RPC counts and latencies by method and status code, database pool usage,
-//! MediaMTX convergence, and each AI adapter's frames, failures and latency.
+//! MediaMTX convergence, each AI adapter's frames, failures and latency, and the built-in motion
+//! detectors' work.
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -114,10 +115,23 @@ impl AdapterSeries {
     }
 }
 
+/// The built-in motion detectors' counters, which the frame router increments.
+#[derive(Clone, Default)]
+pub struct MotionMetrics {
+    /// Frames analysed, and the server time that took (decoding and comparing), in seconds.
+    pub frames: Counter,
+    pub seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Episodes stored.
+    pub episodes: Counter,
+    /// Frames of motion-gated bindings not sent to their adapter (no motion then).
+    pub gated: Counter,
+}
+
 /// The server's metrics.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
+    motion: MotionMetrics,
     rpcs: Family<RpcLabels, Counter>,
     latency: Family<RpcLabels, Histogram>,
     pool_size: Gauge,
@@ -180,8 +194,22 @@ impl Metrics {
         );
         let adapters = AdapterSeries::default();
         adapters.register(&mut registry);
+        let motion = MotionMetrics::default();
+        registry.register("motion_frames", "Frames analysed by the built-in motion detectors", motion.frames.clone());
+        registry.register(
+            "motion_analysis_seconds",
+            "Server time the motion detectors spent on frames (decoding and comparing)",
+            motion.seconds.clone(),
+        );
+        registry.register("motion_episodes", "Motion episodes stored", motion.episodes.clone());
+        registry.register(
+            "adapter_frames_gated",
+            "Frames of motion-gated bindings not sent to their adapter: no motion then",
+            motion.gated.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            motion,
             adapters,
             media_reachable,
             media_pending,
@@ -195,6 +223,11 @@ impl Metrics {
             pool_waiting,
             password_hashes,
         }
+    }
+
+    /// The motion detectors' counters, for the frame router to update.
+    pub fn motion(&self) -> MotionMetrics {
+        self.motion.clone()
     }
 
     /// The gauge of password hashes in flight, for the hasher pool to update.

@@ -188,17 +188,21 @@ impl Detector {
         self.episode.is_some()
     }
 
-    /// The changed share of the counted cells between `a` and `b`, and the box around them.
-    fn change(&mut self, a: &Grey, b: &Grey) -> (f32, FrameBox) {
-        if self.counted.len() != b.cells.len() {
-            let (w, h) = (b.width as f32, b.height as f32);
-            self.counted = (0..b.cells.len())
+    /// Per cell of a grid like `g`: whether it counts (outside every mask); built once per size.
+    fn counted_cells(&mut self, g: &Grey) {
+        if self.counted.len() != g.cells.len() {
+            let (w, h) = (g.width as f32, g.height as f32);
+            self.counted = (0..g.cells.len())
                 .map(|i| {
-                    let p = Point { x: ((i % b.width) as f32 + 0.5) / w, y: ((i / b.width) as f32 + 0.5) / h };
+                    let p = Point { x: ((i % g.width) as f32 + 0.5) / w, y: ((i / g.width) as f32 + 0.5) / h };
                     !self.settings.masks.iter().any(|m| m.contains(p))
                 })
                 .collect();
         }
+    }
+
+    /// The changed share of the counted cells between `a` and `b`, and the box around them.
+    fn change(&self, a: &Grey, b: &Grey) -> (f32, FrameBox) {
         let threshold = self.settings.pixel_threshold;
         let (mut changed, mut total) = (0u32, 0u32);
         let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
@@ -231,15 +235,13 @@ impl Detector {
 
     /// Takes the frame `grey` taken at `time`.
     pub fn feed(&mut self, grey: Grey, time: DateTime<Utc>) -> Step {
-        let previous = self.previous.replace(grey);
-        let (area, frame_box) = match (&previous, &self.previous) {
-            (Some(a), Some(b)) if a.cells.len() == b.cells.len() => {
-                let (a, b) = (a.clone(), b.clone());
-                self.change(&a, &b)
-            }
+        self.counted_cells(&grey);
+        let (area, frame_box) = match &self.previous {
+            Some(a) if a.cells.len() == grey.cells.len() => self.change(a, &grey),
             // The first frame, or the stream changed size: nothing to compare with yet.
             _ => (0.0, FrameBox::default()),
         };
+        self.previous = Some(grey);
         let moved = area >= self.settings.min_area;
         let quiet = Duration::from_millis(u64::from(self.settings.end_quiet_ms));
         if let Some(ep) = self.episode.as_mut() {

@@ -64,14 +64,15 @@ impl MotionTracker {
     }
 
     /// Takes one frame; a frame that cannot be decoded is skipped. Returns the time spent on the
-    /// frame itself (decoding and comparing), for the counters.
-    pub async fn frame(&mut self, frame: Frame) -> std::time::Duration {
+    /// frame itself (decoding and comparing), and whether an episode ended with it, for the
+    /// metrics.
+    pub async fn frame(&mut self, frame: Frame) -> (std::time::Duration, bool) {
         let began = std::time::Instant::now();
         let grey = match Grey::from_jpeg(&frame.jpeg) {
             Ok(g) => g,
             Err(e) => {
                 tracing::debug!(camera = %self.camera, error = %e.message(), "motion: frame skipped");
-                return began.elapsed();
+                return (began.elapsed(), false);
             }
         };
         let step = self.detector.feed(grey, frame.time);
@@ -83,6 +84,7 @@ impl MotionTracker {
         while self.recent.len() > self.keep {
             self.recent.pop_front();
         }
+        let ended = matches!(step, Step::Ended(_));
         match step {
             Step::Still => {}
             Step::Started { since } => {
@@ -108,7 +110,7 @@ impl MotionTracker {
                 }
             }
         }
-        spent
+        (spent, ended)
     }
 
     /// Notes that an episode is under way since `since` (retention keeps its footage); a failure is

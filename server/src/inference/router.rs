@@ -85,12 +85,6 @@ pub struct RouteCounters {
     /// in how many batches.
     pub store_ns: AtomicU64,
     pub writes: AtomicU64,
-    /// Frames the motion detectors analysed, and the server time that took (decoding and
-    /// comparing), in total.
-    pub motion_frames: AtomicU64,
-    pub motion_ns: AtomicU64,
-    /// Frames of motion-gated bindings not sent: no motion then.
-    pub gated: AtomicU64,
 }
 
 /// What a frame source feeds: an adapter binding, or a camera's motion detector.
@@ -112,6 +106,14 @@ impl Work {
         match self {
             Work::Route(r) => r.version,
             Work::Motion { version, .. } => *version,
+        }
+    }
+
+    /// What it feeds, for the logs.
+    fn name(&self) -> String {
+        match self {
+            Work::Route(r) => format!("adapter {}", r.adapter_id),
+            Work::Motion { .. } => "motion".to_owned(),
         }
     }
 
@@ -193,14 +195,6 @@ impl Route {
     }
 }
 
-/// What a frame source feeds, for the logs.
-fn work_name(work: &Work) -> String {
-    match work {
-        Work::Route(r) => format!("adapter {}", r.adapter_id),
-        Work::Motion { .. } => "motion".to_owned(),
-    }
-}
-
 /// The detections one frame kept, waiting to be stored and published.
 struct Kept {
     route: Route,
@@ -240,6 +234,7 @@ struct Inner {
     running: Mutex<HashMap<SourceKey, Running>>,
     /// Cameras whose motion detector reports an episode under way.
     moving: super::motion::Moving,
+    motion_metrics: crate::metrics::MotionMetrics,
     latest: Mutex<HashMap<Uuid, Frame>>,
     /// Detection tracks by (binding, track id or label).
     tracks: Mutex<HashMap<(Uuid, String), Track>>,
@@ -268,6 +263,7 @@ impl FrameRouter {
         events: EventBus,
         live: LiveView,
         source: FrameSourceConfig,
+        motion_metrics: crate::metrics::MotionMetrics,
     ) -> FrameRouter {
         let (kept, kept_rx) = tokio::sync::mpsc::channel(WRITE_QUEUE);
         FrameRouter {
@@ -280,6 +276,7 @@ impl FrameRouter {
                 source,
                 running: Mutex::default(),
                 moving: super::motion::Moving::default(),
+                motion_metrics,
                 latest: Mutex::default(),
                 tracks: Mutex::default(),
                 changed: Notify::new(),
@@ -478,7 +475,7 @@ impl FrameRouter {
                 backoff = BACKOFF_FIRST;
             }
             tracing::warn!(
-                camera = %work.camera(), source = ?work_name(work), error = %ended, retry_in = ?backoff,
+                camera = %work.camera(), source = %work.name(), error = %ended, retry_in = ?backoff,
                 "frame source stopped; restarting"
             );
             tokio::select! {
@@ -567,9 +564,13 @@ impl FrameRouter {
         let c = &self.inner.counters;
         c.frames.fetch_add(1, Ordering::Relaxed);
         self.inner.latest.lock().unwrap_or_else(|e| e.into_inner()).insert(tracker.camera(), frame.clone());
-        let spent = tracker.frame(frame).await;
-        c.motion_frames.fetch_add(1, Ordering::Relaxed);
-        c.motion_ns.fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+        let (spent, ended) = tracker.frame(frame).await;
+        let m = &self.inner.motion_metrics;
+        m.frames.inc();
+        m.seconds.inc_by(spent.as_secs_f64());
+        if ended {
+            m.episodes.inc();
+        }
     }
 
     /// Whether `camera`'s motion detector reports an episode under way.
@@ -586,7 +587,7 @@ impl FrameRouter {
         c.frames.fetch_add(1, Ordering::Relaxed);
         self.inner.latest.lock().unwrap_or_else(|e| e.into_inner()).insert(route.camera_id, frame.clone());
         if route.motion_gated && !self.moving(route.camera_id) {
-            c.gated.fetch_add(1, Ordering::Relaxed);
+            self.inner.motion_metrics.gated.inc();
             return;
         }
         let Some(rt) = self.inner.registry.get(route.adapter_id).filter(|rt| rt.enabled) else { return };
@@ -647,20 +648,10 @@ impl FrameRouter {
             let frames = std::mem::take(&mut batch);
             let stored = self.store_all(frames).await;
             let c = &self.inner.counters;
-            for k in stored {
+            for (k, event) in stored {
                 c.detections.fetch_add(k.detections.len() as u64, Ordering::Relaxed);
-                let event = SiteEvent::new(
-                    k.time,
-                    Some(k.route.camera_id),
-                    EventKind::Detections {
-                        adapter_id: k.route.adapter_id,
-                        binding_id: k.route.binding_id,
-                        frame_time: k.time,
-                        detections: k.detections.clone(),
-                    },
-                );
                 self.follow_tracks(&k, event.id);
-                self.inner.events.publish(event);
+                self.inner.events.announce_stored(event);
             }
             c.store_ns.fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
             c.writes.fetch_add(1, Ordering::Relaxed);
@@ -736,20 +727,39 @@ impl FrameRouter {
         }
     }
 
-    /// Stores the detections of `frames` in one statement; when that fails (a camera deleted
-    /// meanwhile, say), frame by frame, so that one bad frame loses only its own. What was stored.
-    async fn store_all(&self, frames: Vec<Kept>) -> Vec<Kept> {
+    /// Stores the detections of `frames` and their events (one per frame) in one transaction;
+    /// when that fails (a camera deleted meanwhile, say), frame by frame, so that one bad frame
+    /// loses only its own. What was stored, each frame with its event.
+    async fn store_all(&self, frames: Vec<Kept>) -> Vec<(Kept, SiteEvent)> {
         let now = self.inner.clock.now();
         let rows = |k: &Kept| k.detections.iter().filter_map(|d| DetectionRow::of(d, now)).collect::<Vec<_>>();
+        let event = |k: &Kept| {
+            SiteEvent::new(
+                k.time,
+                Some(k.route.camera_id),
+                EventKind::Detections {
+                    adapter_id: k.route.adapter_id,
+                    binding_id: k.route.binding_id,
+                    frame_time: k.time,
+                    detections: k.detections.clone(),
+                },
+            )
+        };
+        let write = |rows: Vec<DetectionRow>, events: Vec<SiteEvent>| {
+            self.inner.store.transaction(move |c| {
+                DetectionRow::insert_all(c, &rows)?;
+                crate::store::events::append_all(c, &events)?;
+                Ok(events)
+            })
+        };
         let all: Vec<DetectionRow> = frames.iter().flat_map(rows).collect();
-        if self.inner.store.run(move |c| DetectionRow::insert_all(c, &all)).await.is_ok() {
-            return frames;
+        if let Ok(events) = write(all, frames.iter().map(event).collect()).await {
+            return frames.into_iter().zip(events).collect();
         }
         let mut stored = Vec::with_capacity(frames.len());
         for k in frames {
-            let one = rows(&k);
-            match self.inner.store.run(move |c| DetectionRow::insert_all(c, &one)).await {
-                Ok(()) => stored.push(k),
+            match write(rows(&k), vec![event(&k)]).await {
+                Ok(mut events) => stored.extend(events.pop().map(|e| (k, e))),
                 Err(e) => {
                     // The detections are lost, not the router.
                     self.inner.counters.lost.fetch_add(1, Ordering::Relaxed);

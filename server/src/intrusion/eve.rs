@@ -395,11 +395,28 @@ impl EveFollower {
                     ));
                 }
                 IdsAlertRow::insert_all(c, &rows.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>())?;
-                Ok(rows)
+                // Each alert's event, in the same transaction: stored with it or not at all.
+                let events: Vec<SiteEvent> = rows
+                    .iter()
+                    .map(|(row, alert)| {
+                        SiteEvent::new(
+                            now,
+                            row.camera_ids.first().copied(),
+                            EventKind::IdsAlert {
+                                id: row.id,
+                                alert: Box::new(alert.clone()),
+                                cameras: row.camera_ids.clone(),
+                                ingest_time: now,
+                            },
+                        )
+                    })
+                    .collect();
+                crate::store::events::append_all(c, &events)?;
+                Ok(events)
             })
             .await;
         let stored = match stored {
-            Ok(rows) => rows,
+            Ok(events) => events,
             Err(e) => {
                 // Nothing was stored. Read again from the stored position next time.
                 drop(open);
@@ -410,13 +427,8 @@ impl EveFollower {
         self.open = Some(open);
         done.alerts += stored.len();
         self.stats.alerts.fetch_add(stored.len() as u64, Ordering::Relaxed);
-        for (row, alert) in stored {
-            let first = row.camera_ids.first().copied();
-            self.events.publish(SiteEvent::new(
-                now,
-                first,
-                EventKind::IdsAlert { id: row.id, alert: Box::new(alert), cameras: row.camera_ids, ingest_time: now },
-            ));
+        for event in stored {
+            self.events.announce_stored(event);
         }
         Ok(moved)
     }

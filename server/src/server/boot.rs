@@ -244,6 +244,7 @@ impl Apps {
             events.clone(),
             core.live_view(),
             config.frames.clone(),
+            core.metrics.motion(),
         );
         let inference = crate::app::inference::InferenceApp {
             store: store.clone(),

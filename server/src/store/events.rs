@@ -216,8 +216,12 @@ impl EventRow {
         limit: i64,
     ) -> Result<Vec<EventRow>> {
         let mut q = events::table.select(EventRow::as_select()).limit(limit).into_boxed();
-        if !filter.cameras.is_empty() {
-            q = q.filter(events::camera_id.eq_any(filter.cameras.clone()));
+        match filter.cameras.as_slice() {
+            [] => {}
+            // One camera by equality: the (camera, time, position) index then gives rows in the
+            // listing's order, and a page reads only its own rows (`= ANY` would sort the range).
+            [one] => q = q.filter(events::camera_id.eq(*one)),
+            many => q = q.filter(events::camera_id.eq_any(many.to_vec())),
         }
         if !filter.topics.is_empty() {
             q = q.filter(events::type_.eq_any(filter.topics.iter().map(|t| t.name()).collect::<Vec<_>>()));

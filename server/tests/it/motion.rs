@@ -162,6 +162,17 @@ async fn motion_episodes_come_at_the_scene_changes_gate_an_adapter_and_keep_a_sn
         // quiet time after the last moving frame).
         assert!(t >= start && t <= end + chrono::Duration::seconds(3), "a detection at {t} outside {start}..{end}");
     }
+    // The metrics count the work: frames analysed, the episode, and frames held back by the gate
+    // (the still seconds before the ball).
+    let metrics = s.scrape("/metrics", &admin).await;
+    let value = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("opennvr_motion_frames_total") >= 20.0, "{metrics}");
+    assert_eq!(value("opennvr_motion_episodes_total"), 1.0);
+    assert!(value("opennvr_adapter_frames_gated_total") > 0.0);
+    assert!(value("opennvr_motion_analysis_seconds_total") > 0.0);
     // Exactly one episode on the dock, none on the still hall.
     assert_eq!(events_of(&admin, &dock, pb::EventType::Motion).await.len(), 1);
     assert!(events_of(&admin, &hall, pb::EventType::Motion).await.is_empty(), "motion on a still camera");
