@@ -1,8 +1,8 @@
 //! The event history at scale: the release server in its own process on a database holding
 //! 10,000,000 stored events (100 cameras, 30 days; motion episodes and camera state changes), read
-//! over real sockets by 16 HTTP/2 connections × 4 calls in flight: `ListEvents` of one camera over
-//! one day and of all cameras (the newest page of 100 each), beside `grpc.health.v1.Health/Check`
-//! in the same run. Then the store's event insert throughput on the same database: events written
+//! over real sockets by 16 HTTP/2 connections × 4 calls in flight, then by one client one call at a
+//! time: `ListEvents` of one camera over one day and of all cameras (the newest page of 100 each),
+//! beside `grpc.health.v1.Health/Check` in the same run. Then the store's event insert throughput on the same database: events written
 //! the way the recorder writes them (256 per transaction, 4 writers) and the way a change writes
 //! its own (one per transaction, 16 writers), each with the linker numbering them as it runs.
 //!
@@ -185,18 +185,23 @@ async fn main() {
         "call", "calls/s", "p50 ms", "p99 ms", "CPU µs/call", "x health"
     );
     let mut baseline = None;
-    for (name, call) in &calls {
-        let f = measure(&server, &clients, 4, secs, call.clone()).await;
-        let base = *baseline.get_or_insert(f.calls_per_sec);
-        println!(
-            "{name:<40} {:>10.0} {:>9.3} {:>9.3} {:>12.1} {:>8.3}{}",
-            f.calls_per_sec,
-            f.p50,
-            f.p99,
-            f.cpu_us_per_call,
-            f.calls_per_sec / base,
-            if f.errors > 0 { format!("  ({} failed)", f.errors) } else { String::new() }
-        );
+    // Each call under load (64 in flight), then one at a time (the latency a user sees).
+    for (clients, in_flight, label) in [(&clients[..], 4, ""), (&clients[..1], 1, ", 1 at a time")] {
+        for (name, call) in &calls {
+            let f = measure(&server, clients, in_flight, secs, call.clone()).await;
+            let base = *baseline.get_or_insert(f.calls_per_sec);
+            println!(
+                "{:<40} {:>10.0} {:>9.3} {:>9.3} {:>12.1} {:>8.3}{}",
+                format!("{name}{label}"),
+                f.calls_per_sec,
+                f.p50,
+                f.p99,
+                f.cpu_us_per_call,
+                f.calls_per_sec / base,
+                if f.errors > 0 { format!("  ({} failed)", f.errors) } else { String::new() }
+            );
+        }
+        baseline = None;
     }
     let camera: uuid::Uuid = cameras[0].parse().unwrap();
     let batched = tokio::task::block_in_place(|| insert_throughput(&db, 4, 256, secs, camera));

@@ -379,15 +379,16 @@ impl EventsApp {
         // A listing is of the history as its first page found it: every page holds only events
         // linked by then (the head, carried in the page token), so the first page's watch point
         // and the pages never overlap.
-        let (after, head) = match &page.after {
-            None => (None, self.store.run(stored::head).await?.position),
+        // (The first page reads the head in the statement batch of its first rows.)
+        let (after, mut head) = match &page.after {
+            None => (None, None),
             Some(t) => {
                 let bad = || Error::invalid("page_token", "page_token is not one this server issued");
                 let mut parts = t.splitn(3, '/');
                 let mut next = || parts.next().and_then(|p| p.parse::<i64>().ok()).ok_or_else(bad);
                 let (micros, position, head) = (next()?, next()?, next()?);
                 let time = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(bad)?;
-                (Some((time, position)), head)
+                (Some((time, position)), Some(head))
             }
         };
         let p = &interest.principal;
@@ -400,14 +401,14 @@ impl EventsApp {
                     .await?,
             ),
         };
-        let filter = EventFilter {
+        let mut filter = EventFilter {
             cameras: interest.cameras.clone(),
             topics: interest.topics.clone(),
             from: Some(from),
             to: Some(to),
             oldest_first,
             visible: visible.map(|ids| (ids, p.user_id)),
-            through: Some(head),
+            through: head,
         };
         let first = page.after.is_none();
         let limit = page.size;
@@ -418,8 +419,20 @@ impl EventsApp {
         // Rows the caller may not see (per-type permissions) are skipped; read on until the page is
         // full or the rows run out.
         while (events.len() as i64) < limit && !exhausted {
-            let (f, c) = (filter.clone(), cursor);
-            let rows = self.store.run(move |conn| EventRow::page(conn, &f, c, limit)).await?;
+            let (mut f, c) = (filter.clone(), cursor);
+            let (rows, through) = self
+                .store
+                .run(move |conn| {
+                    let through = match f.through {
+                        Some(t) => t,
+                        None => stored::head(conn)?.position,
+                    };
+                    f.through = Some(through);
+                    Ok((EventRow::page(conn, &f, c, limit)?, through))
+                })
+                .await?;
+            filter.through = Some(through);
+            head = Some(through);
             exhausted = (rows.len() as i64) < limit;
             for row in rows {
                 cursor = Some((row.time, row.position));
@@ -432,6 +445,7 @@ impl EventsApp {
                 }
             }
         }
+        let head = head.unwrap_or_default();
         let last = cursor.map(|(t, p)| format!("{}/{p}/{head}", t.timestamp_micros()));
         let next_page_token = if exhausted && (events.len() as i64) < limit {
             String::new()
