@@ -115,23 +115,11 @@ impl AdapterSeries {
     }
 }
 
-/// The built-in motion detectors' counters, which the frame router increments.
-#[derive(Clone, Default)]
-pub struct MotionMetrics {
-    /// Frames analysed, and the server time that took (decoding and comparing), in seconds.
-    pub frames: Counter,
-    pub seconds: Counter<f64, std::sync::atomic::AtomicU64>,
-    /// Episodes stored.
-    pub episodes: Counter,
-    /// Frames of motion-gated bindings not sent to their adapter (no motion then).
-    pub gated: Counter,
-}
-
 /// The server's metrics.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
-    motion: MotionMetrics,
+    motion: crate::inference::motion::MotionMetrics,
     rpcs: Family<RpcLabels, Counter>,
     latency: Family<RpcLabels, Histogram>,
     pool_size: Gauge,
@@ -194,7 +182,7 @@ impl Metrics {
         );
         let adapters = AdapterSeries::default();
         adapters.register(&mut registry);
-        let motion = MotionMetrics::default();
+        let motion = crate::inference::motion::MotionMetrics::default();
         registry.register("motion_frames", "Frames analysed by the built-in motion detectors", motion.frames.clone());
         registry.register(
             "motion_analysis_seconds",
@@ -226,7 +214,7 @@ impl Metrics {
     }
 
     /// The motion detectors' counters, for the frame router to update.
-    pub fn motion(&self) -> MotionMetrics {
+    pub fn motion(&self) -> crate::inference::motion::MotionMetrics {
         self.motion.clone()
     }
 

@@ -8,9 +8,23 @@ use crate::domain::event::{EventKind, SiteEvent};
 use crate::domain::motion::{Detector, Episode, Grey, MotionSettings, Step};
 use crate::store::Store;
 use crate::store::snapshots::{self, SnapshotRow};
+use prometheus_client::metrics::counter::Counter;
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
+
+/// The built-in motion detectors' counters: the frame router increments them, `/metrics` shows
+/// them.
+#[derive(Clone, Default)]
+pub struct MotionMetrics {
+    /// Frames analysed, and the server time that took (decoding and comparing), in seconds.
+    pub frames: Counter,
+    pub seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Episodes stored.
+    pub episodes: Counter,
+    /// Frames of motion-gated bindings not sent to their adapter (no motion then).
+    pub gated: Counter,
+}
 
 /// Cameras whose detector reports an episode under way (gated bindings send frames only then).
 pub type Moving = Arc<Mutex<HashSet<Uuid>>>;

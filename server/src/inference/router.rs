@@ -234,7 +234,7 @@ struct Inner {
     running: Mutex<HashMap<SourceKey, Running>>,
     /// Cameras whose motion detector reports an episode under way.
     moving: super::motion::Moving,
-    motion_metrics: crate::metrics::MotionMetrics,
+    motion_metrics: super::motion::MotionMetrics,
     latest: Mutex<HashMap<Uuid, Frame>>,
     /// Detection tracks by (binding, track id or label).
     tracks: Mutex<HashMap<(Uuid, String), Track>>,
@@ -263,7 +263,7 @@ impl FrameRouter {
         events: EventBus,
         live: LiveView,
         source: FrameSourceConfig,
-        motion_metrics: crate::metrics::MotionMetrics,
+        motion_metrics: super::motion::MotionMetrics,
     ) -> FrameRouter {
         let (kept, kept_rx) = tokio::sync::mpsc::channel(WRITE_QUEUE);
         FrameRouter {

@@ -399,8 +399,9 @@ impl EveFollower {
                 let events: Vec<SiteEvent> = rows
                     .iter()
                     .map(|(row, alert)| {
+                        // When it happened: the alert's own time, however late the log was read.
                         SiteEvent::new(
-                            now,
+                            alert.time,
                             row.camera_ids.first().copied(),
                             EventKind::IdsAlert {
                                 id: row.id,

@@ -522,7 +522,8 @@ impl SegmentRow {
     /// Judges up to `limit` complete segments of `camera` that end at or before `before` and are not
     /// judged yet: event footage when an event of `topics` of the camera, widened by `pre` before
     /// and `post` after (a lasting event from its time to its `until`), overlaps the segment — a
-    /// linked event, or one committed and still in the inbox.
+    /// linked event, or one committed and still in the inbox. An IDS alert counts for every camera
+    /// it names, not only the one it is stored under.
     /// Returns how many were judged.
     pub fn judge(
         c: &mut PgConnection,
@@ -541,6 +542,12 @@ impl SegmentRow {
                   AND e.time < s.start_time + s.duration_us * interval '1 microsecond' + $3 * interval '1 millisecond' \
                   AND e.time > s.start_time - ($4 + $5) * interval '1 millisecond' \
                   AND coalesce(e.until, e.time) + $4 * interval '1 millisecond' > s.start_time \
+               UNION ALL \
+               SELECT 1 FROM events e \
+                WHERE e.type = 'ids.alert' AND 'ids.alert' = ANY($2) \
+                  AND e.time < s.start_time + s.duration_us * interval '1 microsecond' + $3 * interval '1 millisecond' \
+                  AND e.time + $4 * interval '1 millisecond' > s.start_time \
+                  AND e.payload -> 'IdsAlert' -> 'cameras' ? s.camera_id::text \
                UNION ALL \
                SELECT 1 FROM event_inbox e \
                 WHERE e.camera_id = s.camera_id AND e.type = ANY($2) \

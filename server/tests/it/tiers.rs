@@ -38,6 +38,17 @@ fn motion(cam: &pb::Camera, from: DateTime<Utc>, to: DateTime<Utc>) -> SiteEvent
     SiteEvent::new(from, Some(cam.id.parse().unwrap()), EventKind::Motion(ep))
 }
 
+/// An IDS alert at `at` naming `cameras`, stored under the first (as alerts are).
+fn ids_alert(cameras: &[&pb::Camera], at: DateTime<Utc>) -> SiteEvent {
+    let line = crate::ids::alert_line(&at.format("%Y-%m-%dT%H:%M:%S%.6f+0000").to_string(), "10.0.0.23", 7);
+    let opennvr_server::domain::ids::EveLine::Alert(alert) = opennvr_server::domain::ids::parse_line(&line) else {
+        panic!("a test alert line")
+    };
+    let ids: Vec<uuid::Uuid> = cameras.iter().map(|c| c.id.parse().unwrap()).collect();
+    let kind = EventKind::IdsAlert { id: uuid::Uuid::new_v4(), alert, cameras: ids.clone(), ingest_time: at };
+    SiteEvent::new(at, ids.first().copied(), kind)
+}
+
 /// Publishes `events` and waits until the history holds them all.
 async fn stored(r: &Recorder, admin: &opennvr_sdk::Client, cam: &pb::Camera, events: Vec<SiteEvent>) {
     let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
@@ -134,7 +145,9 @@ async fn events_mode_removes_exactly_the_footage_outside_the_rolls_of_events_onc
         },
     );
     stored(&r, &admin, &gate, vec![detection(&gate, at(5, 10)), motion(&gate, at(12, 30), at(14, 20)), offline]).await;
-    stored(&r, &admin, &roof, vec![detection(&roof, at(9, 30))]).await;
+    // An IDS alert at 8:30 naming the roof and the gate is stored under the roof, and counts for
+    // the gate too: 8:00 to 10:00 (segments 8 and 9).
+    stored(&r, &admin, &roof, vec![detection(&roof, at(9, 30)), ids_alert(&[&roof, &gate], at(8, 30))]).await;
     // Segment 1 is evidence.
     let hold = pb::Hold {
         camera_ids: vec![gate.id.clone()],
@@ -148,17 +161,17 @@ async fn events_mode_removes_exactly_the_footage_outside_the_rolls_of_events_onc
     let pass = enforce(&admin).await;
     // Segment 19 ended 2 minutes ago: an event in the next 30 s could still need it, and events
     // stored a little late still count for a minute, so it stays.
-    assert_eq!(listed(&admin, &gate).await, pick(&starts, &[1, 4, 5, 6, 12, 13, 14, 15, 19]), "{pass:?}");
-    assert_eq!(pass.segment_count, 11, "{pass:?}");
+    assert_eq!(listed(&admin, &gate).await, pick(&starts, &[1, 4, 5, 6, 8, 9, 12, 13, 14, 15, 19]), "{pass:?}");
+    assert_eq!(pass.segment_count, 9, "{pass:?}");
     // A continuous camera keeps everything.
     assert_eq!(listed(&admin, &roof).await, roof_starts);
-    // Storage per tier: the seven segments of events, and the rest (the held one, the newest).
+    // Storage per tier: the nine segments of events, and the rest (the held one, the newest).
     let figures = camera_storage(&admin, &gate).await;
-    assert_eq!((figures.event_bytes, figures.continuous_bytes), (7000, 2000));
+    assert_eq!((figures.event_bytes, figures.continuous_bytes), (9000, 2000));
     // A minute later the newest is judged: it overlaps no event and goes.
     r.s.clock.advance(Duration::minutes(1));
     enforce(&admin).await;
-    assert_eq!(listed(&admin, &gate).await, pick(&starts, &[1, 4, 5, 6, 12, 13, 14, 15]));
+    assert_eq!(listed(&admin, &gate).await, pick(&starts, &[1, 4, 5, 6, 8, 9, 12, 13, 14, 15]));
     // The deleted files went through MediaMTX.
     let path = crate::media::path_of(&gate);
     let utc = chrono::FixedOffset::east_opt(0).unwrap();
