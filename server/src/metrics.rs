@@ -183,7 +183,11 @@ impl Metrics {
         let adapters = AdapterSeries::default();
         adapters.register(&mut registry);
         let motion = crate::inference::motion::MotionMetrics::default();
-        registry.register("motion_frames", "Frames analysed by the built-in motion detectors", motion.frames.clone());
+        registry.register(
+            "motion_frames",
+            "Frames analysed by each camera's built-in motion detector",
+            motion.frames.clone(),
+        );
         registry.register(
             "motion_analysis_seconds",
             "Server time the motion detectors spent on frames (decoding and comparing)",

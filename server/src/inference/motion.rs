@@ -17,13 +17,20 @@ use uuid::Uuid;
 /// them.
 #[derive(Clone, Default)]
 pub struct MotionMetrics {
-    /// Frames analysed, and the server time that took (decoding and comparing), in seconds.
-    pub frames: Counter,
+    /// Frames analysed per camera, and the server time that took (decoding and comparing), in
+    /// seconds.
+    pub frames: prometheus_client::metrics::family::Family<CameraLabels, Counter>,
     pub seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     /// Episodes stored.
     pub episodes: Counter,
     /// Frames of motion-gated bindings not sent to their adapter (no motion then).
     pub gated: Counter,
+}
+
+/// The label of a camera's series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct CameraLabels {
+    pub camera_id: String,
 }
 
 /// Cameras whose detector reports an episode under way (gated bindings send frames only then).

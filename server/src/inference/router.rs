@@ -566,7 +566,7 @@ impl FrameRouter {
         self.inner.latest.lock().unwrap_or_else(|e| e.into_inner()).insert(tracker.camera(), frame.clone());
         let (spent, ended) = tracker.frame(frame).await;
         let m = &self.inner.motion_metrics;
-        m.frames.inc();
+        m.frames.get_or_create(&super::motion::CameraLabels { camera_id: tracker.camera().to_string() }).inc();
         m.seconds.inc_by(spent.as_secs_f64());
         if ended {
             m.episodes.inc();

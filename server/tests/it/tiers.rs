@@ -159,8 +159,8 @@ async fn events_mode_removes_exactly_the_footage_outside_the_rolls_of_events_onc
     };
     admin.recordings().create_hold(pb::CreateHoldRequest { hold: Some(hold) }).await.unwrap();
     let pass = enforce(&admin).await;
-    // Segment 19 ended 2 minutes ago: an event in the next 30 s could still need it, and events
-    // stored a little late still count for a minute, so it stays.
+    // Segment 19 ended 2 minutes ago: it is judged only once both rolls (the longer, 90 s) and the
+    // settling minute for events stored a little late have passed since its end, so it stays.
     assert_eq!(listed(&admin, &gate).await, pick(&starts, &[1, 4, 5, 6, 8, 9, 12, 13, 14, 15, 19]), "{pass:?}");
     assert_eq!(pass.segment_count, 9, "{pass:?}");
     // A continuous camera keeps everything.
@@ -283,4 +283,39 @@ async fn tiers_remove_footage_outside_events_first_and_keep_event_footage_longer
     set_policy(&admin, &yard, two, &["event_max_age"]).await.unwrap();
     enforce(&admin).await;
     assert!(listed(&admin, &yard).await.is_empty());
+}
+
+#[tokio::test]
+async fn only_the_event_types_a_camera_names_mark_its_footage() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let t0 = micros(r.s.clock.now() - Duration::minutes(22));
+    let (pier, starts) = r.recorded(&admin, "Pier", t0, 10).await;
+    let update = pb::UpdateCameraRequest {
+        camera: Some(pb::Camera {
+            recording_mode: pb::RecordingMode::Events as i32,
+            event_pre_roll: secs(0),
+            event_post_roll: secs(20),
+            recording_event_types: vec![pb::EventType::IdsAlert as i32],
+            etag: String::new(),
+            ..pier.clone()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec![
+                "recording_mode".into(),
+                "event_pre_roll".into(),
+                "event_post_roll".into(),
+                "recording_event_types".into(),
+            ],
+        }),
+    };
+    let updated = admin.cameras().update_camera(update).await.unwrap().into_inner().camera.unwrap();
+    assert_eq!(updated.recording_event_types, vec![pb::EventType::IdsAlert as i32]);
+    let at = |m: i64, s: i64| t0 + Duration::minutes(m) + Duration::seconds(s);
+    // A detection in segment 2 and a motion episode in segment 3 do not count for this camera; an
+    // IDS alert in segment 5 does.
+    let events = vec![detection(&pier, at(2, 10)), motion(&pier, at(3, 10), at(3, 30)), ids_alert(&[&pier], at(5, 10))];
+    stored(&r, &admin, &pier, events).await;
+    enforce(&admin).await;
+    assert_eq!(listed(&admin, &pier).await, pick(&starts, &[5]));
 }
