@@ -129,7 +129,12 @@ pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Res
                 .await?
                 .into_inner();
             let tmp = file.with_extension("partial");
-            let mut out = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            // Readable by its owner only: the trail names users, addresses and what they did.
+            let mut out = {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)
+            }
+            .with_context(|| format!("creating {}", tmp.display()))?;
             let mut bytes = 0usize;
             while let Some(chunk) = stream.message().await? {
                 out.write_all(&chunk.data)?;

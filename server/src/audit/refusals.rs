@@ -170,7 +170,7 @@ mod tests {
     use super::*;
 
     fn refused(address: &str, method: &str, code: &str) -> AuditRecord {
-        let mut r = AuditRecord::system("am_i.who", "", "").ended(code, "missing bearer access token");
+        let mut r = AuditRecord::system("session.whoami", "", "").ended(code, "missing bearer access token");
         r.actor = Actor::anonymous("");
         r.client_address = address.to_owned();
         r.method = method.to_owned();

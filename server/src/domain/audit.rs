@@ -165,8 +165,14 @@ impl AuditRecord {
 
 /// The action name of an RPC: `<noun>.<verb>` from its method name (`CreateUser` → `user.create`,
 /// `ListAuditEvents` → `audit_events.list`); one-word methods take the service's noun
-/// (`AuthService/Login` → `auth.login`).
+/// (`AuthService/Login` → `auth.login`). Methods whose names are not a verb and a noun are named
+/// by hand (`WhoAmI` → `session.whoami`, `StepUp` → `session.step_up`).
 pub fn action_of(service: &str, method: &str) -> String {
+    match method {
+        "WhoAmI" => return "session.whoami".to_owned(),
+        "StepUp" => return "session.step_up".to_owned(),
+        _ => {}
+    }
     let mut words: Vec<String> = Vec::new();
     for c in method.chars() {
         if c.is_ascii_uppercase() || words.is_empty() {
@@ -192,7 +198,8 @@ mod tests {
         assert_eq!(action_of("AuthService", "CreateUser"), "user.create");
         assert_eq!(action_of("AuthService", "Login"), "auth.login");
         assert_eq!(action_of("AuditService", "ListAuditEvents"), "audit_events.list");
-        assert_eq!(action_of("AuthService", "WhoAmI"), "am_i.who");
+        assert_eq!(action_of("AuthService", "WhoAmI"), "session.whoami");
+        assert_eq!(action_of("AuthService", "StepUp"), "session.step_up");
         assert_eq!(action_of("CameraService", "CreateCamera"), "camera.create");
     }
 }

@@ -1233,3 +1233,21 @@ async fn the_audit_key_rotates_on_schedule_and_old_checkpoints_still_verify() {
     let r = verify(&admin).await;
     assert!(r.ok && r.checkpoints_verified == 2, "{r:?}");
 }
+
+#[tokio::test]
+async fn nvrctl_writes_an_audit_export_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    s.step_up(&admin, "admin").await;
+    let dir = crate::harness::temp_dir("audit-export");
+    let session = dir.join("session.json");
+    nvrctl::session::save_to(&session, &s.url(), &admin.tokens().unwrap()).unwrap();
+    let file = dir.join("trail.jsonl");
+    let (url, path) = (s.url(), file.display().to_string());
+    let mut out = Vec::new();
+    nvrctl::run_captured(["nvrctl", "--server", &url, "audit", "export", &path], &session, &mut out).await.unwrap();
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(meta.len() > 0);
+}

@@ -223,3 +223,22 @@ fn the_deployment_files_agree_with_mediamtx_and_the_server() {
         compose["services"]["mediamtx"]["volumes"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(media_mounts.contains(&"recordings:/recordings"), "{media_mounts:?}");
 }
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let dir = crate::harness::temp_dir("no-colour");
+    let key = crate::harness::master_key_file(&dir);
+    // An unreachable database: the server logs a warning and an error, then stops.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opennvr-server"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("OPENNVR_LISTEN", "127.0.0.1:0")
+        .env("OPENNVR_DATA_DIR", &dir)
+        .env("OPENNVR_MASTER_KEY_FILE", key)
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("WARN") && text.contains("ERROR"), "{text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in piped logs: {text:?}");
+}

@@ -364,6 +364,12 @@ async fn two_thousand_anonymous_refused_calls_add_a_handful_of_audit_rows() {
     let rows = anonymous_rows(&s);
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows[1].1, "1999", "{rows:?}");
+    // The first refusal is recorded under an action that reads as a word (the summary has its own).
+    let named = crate::harness::count(
+        &mut s.db.superuser(),
+        "SELECT count(*) AS n FROM audit_events WHERE actor_type = 'anonymous' AND action = 'session.whoami'",
+    );
+    assert_eq!(named, 1);
 }
 
 /// Asserts that no more calls of `codes` got past the anonymous budget (they were answered
