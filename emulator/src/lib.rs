@@ -11,6 +11,7 @@
 //! config write slow (MediaMTX reloads its configuration on each), and flip paths available.
 mod api;
 mod auth;
+mod config_file;
 mod control;
 mod playback;
 mod recordings;
@@ -18,6 +19,7 @@ mod schema;
 mod sessions;
 mod test_controls;
 
+pub use config_file::ConfigFile;
 pub use control::Write;
 pub use sessions::{Protocol, Session};
 
@@ -96,6 +98,11 @@ fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Inner> {
 impl Emulator {
     /// Starts an emulator on a free loopback port.
     pub async fn start(auth: AuthConfig) -> Result<Emulator, String> {
+        Emulator::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), auth).await
+    }
+
+    /// Starts an emulator whose Control API listens on `address`.
+    pub async fn start_at(address: SocketAddr, auth: AuthConfig) -> Result<Emulator, String> {
         let schema = schema::load_schema()?;
         let inner = Inner {
             schema: Arc::new(schema),
@@ -116,7 +123,8 @@ impl Emulator {
             deleted: Vec::new(),
             playback_delay: Duration::ZERO,
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+        let listener =
+            tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let emulator = Emulator { inner: Arc::new(Mutex::new(inner)), addr, server: Arc::new(Mutex::new(None)) };
         emulator.serve(listener);
@@ -131,6 +139,17 @@ impl Emulator {
         if let Ok(mut s) = self.server.lock() {
             *s = Some(handle);
         }
+    }
+
+    /// Serves the same routes on `address` too (MediaMTX's playback server has its own listener).
+    pub async fn also_listen(&self, address: SocketAddr) -> Result<(), String> {
+        let listener =
+            tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        let app = router(self.inner.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(())
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -2,7 +2,10 @@
 //! dashboard's browser tests). It is a stand-in for MediaMTX's Control API in tests only, never a
 //! media server.
 //!
-//! Usage: `mediamtx-emulator --jwks-url URL [--auto-available]`
+//! Usage: `mediamtx-emulator --jwks-url URL [--auto-available]`, or `mediamtx-emulator FILE
+//! [--auto-available]` as MediaMTX itself is started: from a `mediamtx.yml`, checked as MediaMTX
+//! checks it (unknown keys and wrong kinds of value refused), whose `apiAddress`, `playbackAddress`
+//! and JWT settings it follows. OpenNVR's supervision of MediaMTX is tested with it.
 //! Prints `api http://127.0.0.1:PORT` (the Control API) and `control http://127.0.0.1:PORT` (the test
 //! controls), then serves until SIGTERM or Ctrl-C. With `--auto-available` every path the server adds
 //! becomes available at once, as MediaMTX reports a camera that delivers media.
@@ -12,30 +15,37 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use mediamtx_emulator::{AuthConfig, Emulator};
+use mediamtx_emulator::{AuthConfig, ConfigFile, Emulator};
 use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: mediamtx-emulator --jwks-url URL [--auto-available]");
+    eprintln!("usage: mediamtx-emulator (--jwks-url URL | MEDIAMTX_YML) [--auto-available]");
     ExitCode::from(2)
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let (mut jwks_url, mut auto) = (None, false);
+    let (mut jwks_url, mut file, mut auto) = (None, None, false);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--jwks-url" => jwks_url = args.next(),
             "--auto-available" => auto = true,
+            other if !other.starts_with('-') && file.is_none() => file = Some(other.to_owned()),
             _ => return usage(),
         }
     }
-    let Some(jwks_url) = jwks_url else { return usage() };
-    let emulator = match Emulator::start(AuthConfig { jwks_url: Some(jwks_url), ..AuthConfig::default() }).await {
+    let started = match (jwks_url, file) {
+        (Some(jwks_url), None) => {
+            Emulator::start(AuthConfig { jwks_url: Some(jwks_url), ..AuthConfig::default() }).await
+        }
+        (None, Some(file)) => from_file(&file).await,
+        _ => return usage(),
+    };
+    let emulator = match started {
         Ok(e) => e,
         Err(e) => {
             eprintln!("mediamtx-emulator: {e}");
@@ -86,6 +96,17 @@ async fn main() -> ExitCode {
         _ = tokio::signal::ctrl_c() => {}
     }
     ExitCode::SUCCESS
+}
+
+/// An emulator started as MediaMTX starts from `file`.
+async fn from_file(file: &str) -> Result<Emulator, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    let config = ConfigFile::parse(&text).map_err(|e| format!("{file}: {e}"))?;
+    let emulator = Emulator::start_at(config.api_address, config.auth).await?;
+    if let Some(playback) = config.playback_address {
+        emulator.also_listen(playback).await?;
+    }
+    Ok(emulator)
 }
 
 async fn set_available(State(e): State<Emulator>, Path(name): Path<String>, body: String) -> (StatusCode, String) {

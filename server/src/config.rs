@@ -133,6 +133,10 @@ pub struct Options {
     /// streamed or recorded until it is set].
     #[arg(long, env = "OPENNVR_MEDIAMTX_API_URL")]
     pub mediamtx_api_url: Option<String>,
+    /// The `mediamtx` binary the server runs itself when OPENNVR_MEDIAMTX_API_URL is not set: its
+    /// config is written to `<data dir>/mediamtx/mediamtx.yml` [default: `mediamtx` on PATH, if any].
+    #[arg(long, env = "OPENNVR_MEDIAMTX_BIN")]
+    pub mediamtx_bin: Option<PathBuf>,
     /// `recordPath` of every camera, as MediaMTX sees its recordings volume; must contain `%path`,
     /// `%Y %m %d %H %M %S`, `%f` and `%z` [default: /recordings/%path/%Y-%m-%d_%H-%M-%S-%f%z].
     #[arg(long, env = "OPENNVR_MEDIAMTX_RECORD_PATH")]
@@ -269,6 +273,7 @@ impl Options {
             audit_archive_days: self.audit_archive_days.or(file.audit_archive_days),
             audit_archive_dir: self.audit_archive_dir.or(file.audit_archive_dir),
             mediamtx_api_url: self.mediamtx_api_url.or(file.mediamtx_api_url),
+            mediamtx_bin: self.mediamtx_bin.or(file.mediamtx_bin),
             camera_networks: self.camera_networks.or(file.camera_networks),
             mediamtx_record_path: self.mediamtx_record_path.or(file.mediamtx_record_path),
             mediamtx_hook_command: self.mediamtx_hook_command.or(file.mediamtx_hook_command),
@@ -350,6 +355,8 @@ pub struct Config {
     pub audit_archive_after: Option<Duration>,
     pub audit_archive_dir: PathBuf,
     pub media: crate::media::MediaConfig,
+    /// The MediaMTX the server runs itself (no API URL configured, a binary found).
+    pub mediamtx: Option<crate::media::supervisor::Supervision>,
     pub camera_networks: crate::domain::camera::CameraNetworks,
     /// The hook client's secret, if hooks are on.
     pub hook_secret: Option<String>,
@@ -427,7 +434,19 @@ impl Config {
             return Err(Error::config("OPENNVR_DB_POOL_SIZE must be greater than zero"));
         }
         let data_dir = o.data_dir.unwrap_or_else(|| PathBuf::from("./var"));
-        Ok(Config {
+        let mediamtx = match (o.mediamtx_api_url.as_deref().filter(|u| !u.is_empty()), &o.mediamtx_bin) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    "OPENNVR_MEDIAMTX_BIN and OPENNVR_MEDIAMTX_API_URL are both set: set the binary for a MediaMTX the server runs, or the API URL of one you run",
+                ));
+            }
+            (Some(_), None) => None,
+            (None, bin) => crate::media::supervisor::find_binary(bin.as_deref())?.map(|binary| {
+                crate::media::supervisor::Supervision { binary, hook_command_set: o.mediamtx_hook_command.is_some() }
+            }),
+        };
+        let mut config = Config {
+            mediamtx,
             listen: match o.listen {
                 Some(l) => l,
                 None => DEFAULT_LISTEN.parse().map_err(Error::internal)?,
@@ -568,7 +587,10 @@ impl Config {
             },
             argon2_memory_kib: o.argon2_memory_kib.unwrap_or(19_456),
             argon2_iterations: o.argon2_iterations.unwrap_or(2),
-        })
+        };
+        // Without a secret the hook endpoint is off: MediaMTX is given no hook commands.
+        config.media.hooks = config.hook_secret.is_some();
+        Ok(config)
     }
 
     /// True when the server runs its own PostgreSQL (and may generate missing keys).

@@ -16,6 +16,7 @@ pub mod intrusion;
 pub mod media;
 pub mod metrics;
 pub mod postgres;
+pub mod process;
 pub mod security;
 pub mod server;
 pub mod store;

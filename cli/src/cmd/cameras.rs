@@ -288,7 +288,7 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
                 .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
                 .map(|t| t.to_rfc3339())
                 .unwrap_or_else(|| "never".into());
-            let rows = vec![
+            let mut rows = vec![
                 vec!["configured".into(), st.configured.to_string()],
                 vec!["reachable".into(), st.reachable.to_string()],
                 vec!["mediamtx".into(), format!("{} (started {})", st.mediamtx_version, st.mediamtx_started)],
@@ -298,6 +298,18 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
                 vec!["config writes".into(), st.config_writes.to_string()],
                 vec!["last error".into(), st.last_error],
             ];
+            if !st.reason.is_empty() {
+                rows.insert(1, vec!["reason".into(), st.reason]);
+            }
+            if let Some(m) = st.supervised {
+                let pid = if m.pid > 0 { format!(", pid {}", m.pid) } else { String::new() };
+                rows.push(vec!["supervised".into(), format!("{}{pid}, {} restart(s)", m.state, m.restarts)]);
+                rows.push(vec!["binary".into(), m.binary]);
+                rows.push(vec!["config file".into(), m.config_file]);
+                if !m.last_exit.is_empty() {
+                    rows.push(vec!["last exit".into(), m.last_exit]);
+                }
+            }
             output::print(format, &["Media plane", "Value"], rows);
         }
         CamerasCommand::Test { camera, url, username, timeout_secs } => {
@@ -350,6 +362,12 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
                 })
                 .await?
                 .into_inner();
+            if t.whep_url.is_empty() && t.hls_url.is_empty() && t.rtsp_url.is_empty() {
+                return Err(anyhow!(
+                    "this server offers no live-view address: its administrator sets OPENNVR_MEDIAMTX_WHEP_URL and \
+                     OPENNVR_MEDIAMTX_HLS_URL to the MediaMTX addresses viewers reach (or lets the server run MediaMTX)"
+                ));
+            }
             output::print(
                 format,
                 &["Token", "Expires", "WHEP", "HLS", "RTSP"],

@@ -115,16 +115,31 @@ pub async fn enrol_totp(client: &Client, format: Format, name: &str) -> Result<(
             crate::output::outln!("  secret: {}", started.secret);
         }
     }
-    let code = read_code("Code shown by the app: ")?;
-    let done = client
-        .auth()
-        .finish_totp_enrollment(pb::FinishTotpEnrollmentRequest {
-            enrollment_token: started.enrollment_token,
-            code,
-            name: name.to_owned(),
-        })
-        .await?
-        .into_inner();
+    // A mistyped code asks again for the same secret (the server allows a few wrong ones).
+    let mut attempt = 1;
+    let done = loop {
+        let code = read_code("Code shown by the app: ")?;
+        let finished = client
+            .auth()
+            .finish_totp_enrollment(pb::FinishTotpEnrollmentRequest {
+                enrollment_token: started.enrollment_token.clone(),
+                code,
+                name: name.to_owned(),
+            })
+            .await;
+        match finished {
+            Ok(done) => break done.into_inner(),
+            Err(e) if e.code() == tonic::Code::InvalidArgument && attempt < WRONG_CODES_ASKED_AGAIN => {
+                eprintln!("error: {}: type the code the app shows now", e.message());
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context(
+                    "the enrolment was not confirmed: sign in again (`nvrctl login`) to resume it with the same secret",
+                ));
+            }
+        }
+    };
     if done.recovery_codes.is_empty() {
         eprintln!("TOTP enrolled.");
     } else {
@@ -132,6 +147,9 @@ pub async fn enrol_totp(client: &Client, format: Format, name: &str) -> Result<(
     }
     Ok(())
 }
+
+/// How many codes an enrolment asks for before it gives up (the server takes five wrong ones).
+const WRONG_CODES_ASKED_AGAIN: u32 = 4;
 
 fn print_recovery_codes(format: Format, codes: &[String]) {
     match format {

@@ -179,6 +179,10 @@ pub enum RetentionCommand {
         /// Site only: free bytes to keep on the recordings volume, or none.
         #[arg(long)]
         min_free_bytes: Option<String>,
+        /// Site only: share of the recordings volume to keep free, 1 to 90 percent, or none (the
+        /// larger of this and --min-free-bytes is kept free).
+        #[arg(long)]
+        min_free_percent: Option<String>,
     },
     /// Run a retention pass now.
     Run,
@@ -372,12 +376,13 @@ pub async fn retention(server: Option<String>, format: Format, c: RetentionComma
                         p.max_age.as_ref().map(|d| format!("{}s", d.seconds)).unwrap_or_else(|| "-".into()),
                         opt(p.max_bytes),
                         opt(p.min_free_bytes),
+                        opt(p.min_free_percent.map(i64::from)),
                     ]
                 })
                 .collect();
-            output::print(format, &["Policy", "Max age", "Max bytes", "Min free bytes"], rows);
+            output::print(format, &["Policy", "Max age", "Max bytes", "Min free bytes", "Min free percent"], rows);
         }
-        RetentionCommand::Set { camera, max_age, max_bytes, min_free_bytes } => {
+        RetentionCommand::Set { camera, max_age, max_bytes, min_free_bytes, min_free_percent } => {
             let camera_id = match camera {
                 Some(c) => camera_id(&client, &c).await?,
                 None => String::new(),
@@ -400,8 +405,12 @@ pub async fn retention(server: Option<String>, format: Format, c: RetentionComma
                 policy.min_free_bytes = limit(&f)?;
                 mask.push("min_free_bytes".to_owned());
             }
+            if let Some(f) = min_free_percent {
+                policy.min_free_percent = limit(&f)?.map(i32::try_from).transpose()?;
+                mask.push("min_free_percent".to_owned());
+            }
             if mask.is_empty() {
-                bail!("give --max-age, --max-bytes or --min-free-bytes");
+                bail!("give --max-age, --max-bytes, --min-free-bytes or --min-free-percent");
             }
             client
                 .recordings()

@@ -365,6 +365,15 @@ impl CameraService for CameraApi {
             mediamtx_version: st.version.unwrap_or_default(),
             mediamtx_started: st.started.unwrap_or_default(),
             config_writes: i64::try_from(st.writes).unwrap_or(i64::MAX),
+            supervised: st.supervised.map(|c| pb::SupervisedMediaMtx {
+                binary: c.binary,
+                config_file: c.config_file,
+                state: c.state,
+                pid: c.pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(0),
+                restarts: i32::try_from(c.restarts).unwrap_or(i32::MAX),
+                last_exit: c.last_exit,
+            }),
+            reason: st.absent_reason.unwrap_or_default(),
         }))
     }
 

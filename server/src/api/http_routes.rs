@@ -58,12 +58,16 @@ async fn ready(State(s): State<Arc<HttpState>>, headers: axum::http::HeaderMap) 
         };
     }
     let media = s.media.state();
-    let media_line = match (media.configured, media.reachable) {
-        (false, _) => "media: not configured\n".to_owned(),
+    let mut media_line = match (media.configured, media.reachable) {
+        (false, _) => format!("media: not configured ({})\n", media.absent_reason.as_deref().unwrap_or("no MediaMTX")),
         (true, true) if media.pending == 0 => "media: in sync\n".to_owned(),
         (true, true) => format!("media: reachable, {} change(s) pending\n", media.pending),
         (true, false) => format!("media: unreachable ({})\n", media.last_error.as_deref().unwrap_or("no answer yet")),
     };
+    if let Some(c) = &media.supervised {
+        let pid = c.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
+        media_line.push_str(&format!("mediamtx: supervised, {}{pid}, {} restart(s)\n", c.state, c.restarts));
+    }
     if up {
         (StatusCode::OK, format!("ready\n{media_line}"))
     } else {

@@ -117,6 +117,7 @@ pub fn retention_policy(p: &crate::app::retention::Policy) -> pb::RetentionPolic
         event_max_age: p.event_max_age_secs.map(duration_of_secs),
         max_bytes: p.max_bytes,
         min_free_bytes: p.min_free_bytes,
+        min_free_percent: p.min_free_percent,
         update_time: Some(timestamp(p.updated_at)),
         etag: p.version.to_string(),
     }
@@ -161,10 +162,13 @@ pub fn policy_change(
             }
             "max_bytes" => change.max_bytes = Some(p.max_bytes),
             "min_free_bytes" => change.min_free_bytes = Some(p.min_free_bytes),
+            "min_free_percent" => change.min_free_percent = Some(p.min_free_percent),
             other => {
                 return Err(Error::invalid(
                     "update_mask",
-                    format!("update_mask: {other:?} is not max_age, event_max_age, max_bytes or min_free_bytes"),
+                    format!(
+                        "update_mask: {other:?} is not max_age, event_max_age, max_bytes, min_free_bytes or min_free_percent"
+                    ),
                 ));
             }
         }
@@ -193,11 +197,12 @@ pub fn storage_stats(st: &crate::app::retention::StorageStats) -> pb::GetStorage
         volumes: st
             .volume
             .iter()
-            .map(|(path, total, free, low)| pb::StorageVolume {
+            .map(|(path, total, free, floor)| pb::StorageVolume {
                 path: path.clone(),
                 total_bytes: *total,
                 free_bytes: *free,
-                low: *low,
+                low: floor.is_some_and(|f| *free < f),
+                floor_bytes: floor.unwrap_or(0),
             })
             .collect(),
         recorded_bytes: cameras.iter().map(|c| c.recorded_bytes).sum(),

@@ -21,21 +21,19 @@ use chrono::Duration;
 use uuid::Uuid;
 
 impl AuthApp {
-    /// Starts a TOTP enrolment: a fresh seed, sealed in a pending ceremony of the caller's session.
+    /// Starts a TOTP enrolment in a pending ceremony of the caller's session: the secret of the
+    /// user's enrolment still waiting for its first code (started in another session, or before a
+    /// crash), else a fresh one.
     pub async fn start_totp_enrollment(&self, call: &Call) -> Result<TotpEnrollment> {
         let who = call.principal()?.clone();
         who.require_user()?;
         let settings = self.mfa.clone();
         let now = self.clock.now();
-        let (seed, totp) = TotpSeed::generate(&settings.issuer, &who.username)?;
         let (token, hash) = new_ticket();
-        let expires_at = now + Duration::seconds(CEREMONY_SECS);
-        let mut row =
-            CeremonyRow::open(TOTP_ENROLLMENT, Some(who.user_id), Some(who.session_id), None, hash, now, expires_at);
-        let sealed = settings.master.seal(&pending_totp_owner(row.id), &seed)?;
-        (row.secret_sealed, row.kek_id) = (Some(sealed.blob), Some(sealed.kek_id));
-        let user = who.user_id;
-        self.store
+        let expires_at = now + Duration::seconds(mfa::TOTP_ENROLLMENT_SECS);
+        let (user, session, account) = (who.user_id, who.session_id, who.username.clone());
+        let seed = self
+            .store
             .transaction(move |c| {
                 if !CredentialRow::of_user(c, user, Some(TOTP), false)?.is_empty() {
                     return Err(Error::new(
@@ -43,9 +41,27 @@ impl AuthApp {
                         "TOTP is already enrolled: delete that credential first to enrol another",
                     ));
                 }
-                row.insert(c)
+                let pending = CeremonyRow::newest_open_of_user(c, user, TOTP_ENROLLMENT, now, CEREMONY_MAX_FAILURES)?;
+                let resumed = pending.as_ref().and_then(|old| {
+                    let sealed = Sealed { kek_id: old.kek_id.clone()?, blob: old.secret_sealed.clone()? };
+                    Some((settings.master.open(&pending_totp_owner(old.id), &sealed).ok()?, old.failures))
+                });
+                let (seed, failures) = match resumed {
+                    Some(r) => r,
+                    None => (TotpSeed::generate(&settings.issuer, &account)?.0, 0),
+                };
+                CeremonyRow::delete_of_user(c, user, TOTP_ENROLLMENT)?;
+                let mut row =
+                    CeremonyRow::open(TOTP_ENROLLMENT, Some(user), Some(session), None, hash, now, expires_at);
+                let sealed = settings.master.seal(&pending_totp_owner(row.id), &seed)?;
+                (row.secret_sealed, row.kek_id) = (Some(sealed.blob), Some(sealed.kek_id));
+                // Wrong codes count across resumptions.
+                row.failures = failures;
+                row.insert(c)?;
+                Ok(seed)
             })
             .await?;
+        let totp = TotpSeed::new(&seed, &self.mfa.issuer, &who.username)?;
         Ok(TotpEnrollment { token, uri: totp.uri()?, secret: totp.base32(), expires_at })
     }
 

@@ -73,7 +73,7 @@ pub(super) fn free_space(dir: &std::path::Path) -> Option<i64> {
 fn check_floor(dir: &std::path::Path, floor: i64) -> std::result::Result<(), String> {
     match free_space(dir) {
         Some(free) if free < floor => Err(format!(
-            "the exports volume has {free} bytes free, below its floor of {floor} (the site's min_free_bytes, at least {EXPORT_FREE_FLOOR}): free space first"
+            "the exports volume has {free} bytes free, below its floor of {floor} (the site's free-space floor, at least {EXPORT_FREE_FLOOR}): free space first"
         )),
         _ => Ok(()),
     }
@@ -203,6 +203,7 @@ impl RecordingApp {
         let turn = self.running_exports.start(p.user_id)?;
         tokio::fs::create_dir_all(&self.exports_dir).await.map_err(Error::internal)?;
         let exports_dir = self.exports_dir.clone();
+        let total = self.total_bytes();
         let id = Uuid::new_v4();
         let row = ExportRow {
             id,
@@ -245,8 +246,8 @@ impl RecordingApp {
                     return Err(Error::new(ErrorKind::FailedPrecondition, "nothing is recorded in that range"));
                 }
                 // The disk keeps its free-space floor: an export never fills it.
-                let floor =
-                    crate::store::recordings::SiteRetention::get(c)?.min_free_bytes.unwrap_or(0).max(EXPORT_FREE_FLOOR);
+                let site = crate::store::recordings::SiteRetention::get(c)?;
+                let floor = super::retention::free_floor(&site, total).unwrap_or(0).max(EXPORT_FREE_FLOOR);
                 check_floor(&exports_dir, floor).map_err(|e| Error::new(ErrorKind::ResourceExhausted, e))?;
                 let row = ExportRow { media_duration_us: media, ..row };
                 row.insert(c)?;

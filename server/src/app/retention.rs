@@ -95,6 +95,12 @@ impl RecordingApp {
         super::exports::free_space(self.recordings_dir.as_ref()?)
     }
 
+    /// The free-space floor in bytes of the site default `site`: the larger of its floor in bytes
+    /// and its share of the volume (`None`: no floor).
+    pub fn free_floor(&self, site: &SiteRetention) -> Option<i64> {
+        free_floor(site, self.total_bytes())
+    }
+
     /// Total bytes of the recordings volume, when the server sees it.
     pub fn total_bytes(&self) -> Option<i64> {
         let dir = self.recordings_dir.as_ref()?;
@@ -156,7 +162,7 @@ impl RecordingApp {
             let (n, bytes) = self.trim(camera, need, &mut report.unmet).await?;
             report.add(camera, n, bytes);
         }
-        if let Some(floor) = site.min_free_bytes {
+        if let Some(floor) = self.free_floor(&site) {
             self.keep_free(floor, &mut report).await?;
         }
         {
@@ -486,6 +492,16 @@ impl RecordingApp {
     }
 }
 
+/// The free-space floor of the site default `site` on a volume of `total` bytes: the larger of its
+/// floor in bytes and its share of the volume (`None`: no floor).
+pub fn free_floor(site: &SiteRetention, total: Option<i64>) -> Option<i64> {
+    let share = site.min_free_percent.zip(total).map(|(p, total)| total / 100 * i64::from(p));
+    match (site.min_free_bytes, share) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0).max(b.unwrap_or(0))),
+    }
+}
+
 /// A retention policy: the site default (`camera_id` None) or a camera's override. `None` limits
 /// are unset (no limit for the default; inherited for a camera).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -495,6 +511,7 @@ pub struct Policy {
     pub event_max_age_secs: Option<i64>,
     pub max_bytes: Option<i64>,
     pub min_free_bytes: Option<i64>,
+    pub min_free_percent: Option<i32>,
     pub version: i64,
     pub updated_at: DateTime<Utc>,
 }
@@ -507,6 +524,7 @@ impl From<SiteRetention> for Policy {
             event_max_age_secs: s.event_max_age_secs,
             max_bytes: s.max_bytes,
             min_free_bytes: s.min_free_bytes,
+            min_free_percent: s.min_free_percent,
             version: s.version,
             updated_at: s.updated_at,
         }
@@ -521,6 +539,7 @@ impl From<CameraRetention> for Policy {
             event_max_age_secs: r.event_max_age_secs,
             max_bytes: r.max_bytes,
             min_free_bytes: None,
+            min_free_percent: None,
             version: r.version,
             updated_at: r.updated_at,
         }
@@ -535,6 +554,7 @@ pub struct PolicyChange {
     pub event_max_age_secs: Option<Option<i64>>,
     pub max_bytes: Option<Option<i64>>,
     pub min_free_bytes: Option<Option<i64>>,
+    pub min_free_percent: Option<Option<i32>>,
     pub expected_version: Option<i64>,
 }
 
@@ -581,6 +601,7 @@ impl RecordingApp {
                     event_max_age_secs: own.as_ref().and_then(|o| o.event_max_age_secs).or(site.event_max_age_secs),
                     max_bytes: own.as_ref().and_then(|o| o.max_bytes).or(site.max_bytes),
                     min_free_bytes: site.min_free_bytes,
+                    min_free_percent: site.min_free_percent,
                     version: own.as_ref().map(|o| o.version).unwrap_or(site.version),
                     updated_at: own.as_ref().map(|o| o.updated_at).unwrap_or(site.updated_at),
                 };
@@ -636,15 +657,25 @@ impl RecordingApp {
         positive("policy.event_max_age", change.event_max_age_secs)?;
         positive("policy.max_bytes", change.max_bytes)?;
         positive("policy.min_free_bytes", change.min_free_bytes)?;
-        if camera.is_some() && change.min_free_bytes.is_some() {
-            return Err(Error::invalid(
-                "policy.min_free_bytes",
-                "policy.min_free_bytes belongs to the site default only",
-            ));
+        if let Some(Some(p)) = change.min_free_percent
+            && !(1..=90).contains(&p)
+        {
+            return Err(Error::invalid("policy.min_free_percent", "policy.min_free_percent must be within 1..=90"));
+        }
+        for (field, set) in [
+            ("policy.min_free_bytes", change.min_free_bytes.is_some()),
+            ("policy.min_free_percent", change.min_free_percent.is_some()),
+        ] {
+            if camera.is_some() && set {
+                return Err(Error::invalid(field, format!("{field} belongs to the site default only")));
+            }
         }
         if self.recordings_dir.is_none() {
-            for (field, v) in [("policy.max_bytes", change.max_bytes), ("policy.min_free_bytes", change.min_free_bytes)]
-            {
+            for (field, v) in [
+                ("policy.max_bytes", change.max_bytes),
+                ("policy.min_free_bytes", change.min_free_bytes),
+                ("policy.min_free_percent", change.min_free_percent.map(|p| p.map(i64::from))),
+            ] {
                 if matches!(v, Some(Some(_))) {
                     return Err(Error::new(
                         ErrorKind::FailedPrecondition,
@@ -659,10 +690,11 @@ impl RecordingApp {
             && change.event_max_age_secs.is_none()
             && change.max_bytes.is_none()
             && change.min_free_bytes.is_none()
+            && change.min_free_percent.is_none()
         {
             return Err(Error::invalid(
                 "update_mask",
-                "update_mask must name max_age, event_max_age, max_bytes or min_free_bytes",
+                "update_mask must name max_age, event_max_age, max_bytes, min_free_bytes or min_free_percent",
             ));
         }
         let target = camera.map(|c| c.to_string()).unwrap_or_else(|| "site".into());
@@ -674,6 +706,7 @@ impl RecordingApp {
             ("event_max_age_secs", change.event_max_age_secs),
             ("max_bytes", change.max_bytes),
             ("min_free_bytes", change.min_free_bytes),
+            ("min_free_percent", change.min_free_percent.map(|p| p.map(i64::from))),
         ] {
             if let Some(v) = show(v) {
                 record = record.detail(k, v);
@@ -693,17 +726,14 @@ impl RecordingApp {
                             change.event_max_age_secs.unwrap_or(site.event_max_age_secs),
                         );
                         tiers_in_order(ages)?;
-                        SiteRetention::set(
-                            c,
-                            (
-                                ages.0,
-                                change.max_bytes.unwrap_or(site.max_bytes),
-                                change.min_free_bytes.unwrap_or(site.min_free_bytes),
-                                ages.1,
-                            ),
-                            now,
-                        )?
-                        .into()
+                        let limits = crate::store::recordings::SiteLimits {
+                            max_age_secs: ages.0,
+                            max_bytes: change.max_bytes.unwrap_or(site.max_bytes),
+                            min_free_bytes: change.min_free_bytes.unwrap_or(site.min_free_bytes),
+                            event_max_age_secs: ages.1,
+                            min_free_percent: change.min_free_percent.unwrap_or(site.min_free_percent),
+                        };
+                        SiteRetention::set(c, limits, now)?.into()
                     }
                     Some(cam) => {
                         if crate::store::cameras::CameraRow::find(c, cam)?.is_none() {
@@ -777,8 +807,8 @@ pub struct CameraStorage {
 /// Storage figures of the site.
 #[derive(Debug, Clone)]
 pub struct StorageStats {
-    /// (path, total bytes, free bytes, below the free-space floor) of the volume the server sees.
-    pub volume: Option<(String, i64, i64, bool)>,
+    /// (path, total bytes, free bytes, the free-space floor) of the volume the server sees.
+    pub volume: Option<(String, i64, i64, Option<i64>)>,
     /// Largest first.
     pub cameras: Vec<CameraStorage>,
     pub computed: DateTime<Utc>,
@@ -819,7 +849,7 @@ impl RecordingApp {
             .await?;
         let volume = match (&self.recordings_dir, self.total_bytes(), self.free_bytes()) {
             (Some(dir), Some(total), Some(free)) => {
-                Some((dir.display().to_string(), total, free, site.min_free_bytes.is_some_and(|f| free < f)))
+                Some((dir.display().to_string(), total, free, self.free_floor(&site)))
             }
             _ => None,
         };

@@ -145,18 +145,7 @@ pub fn spawn(
 ) -> std::io::Result<tokio::process::Child> {
     let mut cmd = tokio::process::Command::new(ffmpeg);
     cmd.args(args(url, interval)).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    let parent = std::process::id();
-    // SAFETY: only async-signal-safe calls between fork and exec (prctl, getppid, _exit).
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)?;
-            // The server may have died between fork and prctl: then nobody would kill this child.
-            if nix::unistd::getppid().as_raw() as u32 != parent {
-                nix::libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
+    crate::process::end_with_server(&mut cmd, nix::sys::signal::Signal::SIGKILL);
     cmd.spawn()
 }
 

@@ -9,6 +9,10 @@ use crate::store::cameras::CameraRow;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
+/// The hook commands OpenNVR sets when its hook endpoint is on.
+const HOOK_KEYS: [&str; 4] =
+    ["runOnRecordSegmentCreate", "runOnRecordSegmentComplete", "runOnAvailable", "runOnUnavailable"];
+
 /// Keys that MediaMTX hot-reloads: changing only these does not drop the stream.
 const HOT_KEYS: [&str; 5] = ["record", "recordPath", "recordFormat", "recordSegmentDuration", "recordDeleteAfter"];
 
@@ -89,8 +93,7 @@ pub fn desired(
     let source = SourceUrl::parse("source_url", &camera.source_url)?
         .at(address)
         .with_credentials(&camera.username, password.unwrap_or(""));
-    let hook = |event: &str| format!("{} {event}", config.hook_command);
-    let conf = json!({
+    let mut conf = json!({
         "source": source,
         "sourceOnDemand": false,
         "rtspTransport": camera.transport.as_str(),
@@ -99,11 +102,12 @@ pub fn desired(
         "recordFormat": "fmp4",
         "recordSegmentDuration": format!("{}s", camera.segment_seconds),
         "recordDeleteAfter": "0s",
-        "runOnRecordSegmentCreate": hook("segment-create"),
-        "runOnRecordSegmentComplete": hook("segment-complete"),
-        "runOnAvailable": hook("available"),
-        "runOnUnavailable": hook("unavailable"),
     });
+    if config.hooks {
+        for (key, event) in HOOK_KEYS.iter().zip(["segment-create", "segment-complete", "available", "unavailable"]) {
+            conf[*key] = json!(format!("{} {event}", config.hook_command));
+        }
+    }
     match conf {
         Value::Object(m) => Ok(m),
         _ => Err(crate::error::Error::internal("path config is not an object")),
@@ -136,6 +140,14 @@ pub fn diff(
             None => writes.push(PathWrite::Add(name.clone(), conf.clone())),
             Some(have) => {
                 let changed: Vec<&String> = conf.keys().filter(|k| !same(k, have.get(*k), &conf[*k])).collect();
+                // Hook commands left from when hooks were on: the whole entry is replaced without them.
+                let stale_hooks = HOOK_KEYS.iter().any(|k| {
+                    !conf.contains_key(*k) && have.get(*k).and_then(Value::as_str).is_some_and(|v| !v.is_empty())
+                });
+                if stale_hooks {
+                    writes.push(PathWrite::Replace(name.clone(), conf.clone()));
+                    continue;
+                }
                 if changed.is_empty() {
                     continue;
                 }
@@ -216,6 +228,20 @@ mod tests {
             diff(&wanted, &actual, &["opennvr-kept".to_owned()]),
             vec![PathWrite::Delete("opennvr-gone".into())]
         );
+    }
+
+    #[test]
+    fn hook_commands_left_from_before_replace_the_path_without_them() {
+        let wanted = BTreeMap::from([("opennvr-a".to_owned(), conf(&[("record", json!(true))]))]);
+        let hooked = conf(&[("record", json!(true)), ("runOnAvailable", json!("/opennvr-hook available"))]);
+        let actual = BTreeMap::from([("opennvr-a".to_owned(), hooked)]);
+        assert_eq!(
+            diff(&wanted, &actual, &[]),
+            vec![PathWrite::Replace("opennvr-a".into(), conf(&[("record", json!(true))]))]
+        );
+        // MediaMTX reports an unset hook as "": nothing to do then.
+        let unset = conf(&[("record", json!(true)), ("runOnAvailable", json!(""))]);
+        assert!(diff(&wanted, &BTreeMap::from([("opennvr-a".to_owned(), unset)]), &[]).is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod desired;
 pub mod mediamtx;
 pub mod plane;
 pub mod probe;
+pub mod supervisor;
 
 use crate::error::{Error, Result};
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub struct MediaConfig {
     pub api_url: Option<String>,
     pub record_path: String,
     pub hook_command: String,
+    /// Whether MediaMTX is given hook commands (only when the hook endpoint is on).
+    pub hooks: bool,
     /// Convergence period without changes.
     pub sync_every: Duration,
     /// Public base URLs viewers use (WHEP, HLS, RTSP); `None` = not offered.
@@ -85,6 +88,7 @@ impl MediaConfig {
             api_url,
             record_path,
             hook_command,
+            hooks: false,
             sync_every,
             whep_url: None,
             hls_url: None,

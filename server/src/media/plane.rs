@@ -33,6 +33,24 @@ pub struct SyncState {
     pub writes: u64,
     /// Paths per camera that could not be applied, with MediaMTX's reason.
     pub failed: BTreeMap<String, String>,
+    /// The MediaMTX this server runs itself, if it does.
+    pub supervised: Option<ChildState>,
+    /// Without a media plane: why, and how to get one.
+    pub absent_reason: Option<String>,
+}
+
+/// A MediaMTX the server supervises, as last seen.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChildState {
+    pub binary: String,
+    pub config_file: String,
+    /// `starting`, `running`, `restarting` (after it ended) or `stopped`.
+    pub state: String,
+    pub pid: Option<u32>,
+    /// Starts after the first.
+    pub restarts: u32,
+    /// How the last run ended (`exit status: 1`, `signal: 9 (SIGKILL)`), if one did.
+    pub last_exit: String,
 }
 
 /// What one convergence did.

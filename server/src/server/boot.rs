@@ -139,6 +139,30 @@ impl Core {
     }
 }
 
+/// Says at boot what a site misses for want of a media setting: MediaMTX itself, its hooks, the
+/// public live-view URLs (the log names the setting; the media plane's status repeats the first).
+pub(super) fn warn_of_media_gaps(config: &Config, plane: &crate::media::plane::MediaPlane) {
+    let media = &config.media;
+    if media.api_url.is_none() {
+        tracing::warn!("{}", crate::media::supervisor::HOW_TO_GET);
+        plane.update(|s| s.absent_reason = Some(crate::media::supervisor::HOW_TO_GET.to_owned()));
+        return;
+    }
+    if !media.hooks {
+        tracing::warn!(
+            "OPENNVR_HOOK_SECRET_FILE is not set: MediaMTX's hooks are off and it is given no hook commands; new \
+             segments are indexed every {:?} (OPENNVR_RECORDING_RECONCILE_SECS) and camera availability is polled",
+            media.recording_reconcile_every
+        );
+    }
+    if media.whep_url.is_none() && media.hls_url.is_none() {
+        tracing::warn!(
+            "OPENNVR_MEDIAMTX_WHEP_URL and OPENNVR_MEDIAMTX_HLS_URL are not set: live view is not offered (set \
+             them to the MediaMTX addresses viewers reach)"
+        );
+    }
+}
+
 /// The use cases, built over the core.
 pub(super) struct Apps {
     pub(super) auth: AuthApp,

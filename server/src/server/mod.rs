@@ -56,6 +56,8 @@ pub struct Server {
     background: Vec<JoinHandle<()>>,
     /// Frame sources of the AI adapters: their `ffmpeg` children end with the server.
     pub frames: crate::inference::router::FrameRouter,
+    /// The MediaMTX the server runs itself, if it does.
+    mediamtx: Option<crate::media::supervisor::Supervisor>,
 }
 
 /// Runs migrations for `config` and returns how many were applied (`opennvr-server migrate`).
@@ -98,30 +100,47 @@ async fn database_urls(config: &Config) -> Result<(String, String, Option<Embedd
     }
 }
 
-/// The master key: from the configured file, or (embedded default only) generated in the data directory.
-fn master_key(config: &Config) -> Result<MasterKey> {
+/// A master key generated for the embedded default, written to its file only once the server is
+/// sure to start (a start refused for another reason leaves no key behind).
+struct NewMasterKey {
+    path: std::path::PathBuf,
+    key: [u8; 32],
+}
+
+impl NewMasterKey {
+    fn write(self) -> Result<()> {
+        secret::write_private_file(&self.path, &self.key)
+            .map_err(|e| Error::config(format!("cannot write {}: {e}", self.path.display())))?;
+        tracing::warn!(
+            path = %self.path.display(),
+            "generated a master key for the embedded database; back it up, or set OPENNVR_MASTER_KEY_FILE to a key you keep elsewhere"
+        );
+        Ok(())
+    }
+}
+
+/// The master key: from the configured file, or (embedded default only) generated for the data
+/// directory (then written by the caller once nothing else refuses the start).
+fn master_key(config: &Config) -> Result<(MasterKey, Option<NewMasterKey>)> {
     const VAR: &str = "OPENNVR_MASTER_KEY_FILE";
+    let mut previous = Vec::new();
+    for p in &config.master_key_previous_files {
+        previous.push(secret::load_master_key("OPENNVR_MASTER_KEY_PREVIOUS_FILES", p)?);
+    }
     let path = match &config.master_key_file {
         Some(p) => p.clone(),
         None if config.is_embedded() => {
             let p = config.data_dir.join("master.key");
             if !p.exists() {
-                secret::write_private_file(&p, &secret::random_bytes::<32>())
-                    .map_err(|e| Error::config(format!("cannot write {}: {e}", p.display())))?;
-                tracing::warn!(
-                    path = %p.display(),
-                    "generated a master key for the embedded database; back it up, or set OPENNVR_MASTER_KEY_FILE to a key you keep elsewhere"
-                );
+                let key = secret::random_bytes::<32>();
+                let master = MasterKey::new(&key).with_previous(&previous);
+                return Ok((master, Some(NewMasterKey { path: p, key })));
             }
             p
         }
         None => return Err(Error::config(format!("{VAR} is required with DATABASE_URL"))),
     };
-    let mut previous = Vec::new();
-    for p in &config.master_key_previous_files {
-        previous.push(secret::load_master_key("OPENNVR_MASTER_KEY_PREVIOUS_FILES", p)?);
-    }
-    Ok(MasterKey::new(&secret::load_master_key(VAR, &path)?).with_previous(&previous))
+    Ok((MasterKey::new(&secret::load_master_key(VAR, &path)?).with_previous(&previous), None))
 }
 
 /// Refuses to run without a master key that some stored secret needs.
@@ -142,19 +161,47 @@ async fn check_master_keys(store: &Store, master: &MasterKey) -> Result<()> {
 
 impl Server {
     /// Boots everything up to a bound listener; call [`Server::serve`] to answer calls.
-    pub async fn boot(config: Config, clock: SharedClock) -> Result<Server> {
+    pub async fn boot(mut config: Config, clock: SharedClock) -> Result<Server> {
         prepare_data_dir(&config.data_dir)?;
-        let master = master_key(&config)?;
-        let (store, embedded) = open_database(&config, &master).await?;
-        let core = Core::start(&config, clock, master, store).await?;
-        let apps = Apps::build(&config, &core).await?;
-        let router = api::router(apps.router_parts(&config, &core)?)?;
+        // The port first: a start refused because it is taken leaves nothing behind.
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::config(format!("OPENNVR_LISTEN: cannot listen on {}: {e}", config.listen)))?;
         let local_addr = listener.local_addr().map_err(Error::internal)?;
-        let background = spawn_background(&config, &core, &apps, embedded.as_ref())?;
+        let (master, new_key) = master_key(&config)?;
+        let mut mediamtx = match config.mediamtx.clone() {
+            Some(s) => {
+                use crate::media::supervisor::{Filled, Host, Supervisor};
+                let host = Host {
+                    data_dir: &config.data_dir,
+                    listen: local_addr,
+                    token_issuer: &config.token_issuer,
+                    tls: config.tls.is_some(),
+                };
+                let filled = Filled {
+                    media: &mut config.media,
+                    frames_rtsp_url: &mut config.frames.rtsp_url,
+                    hook_secret: &mut config.hook_secret,
+                };
+                Some(Supervisor::prepare(host, filled, &s)?)
+            }
+            None => None,
+        };
+        let (store, embedded) = open_database(&config, &master).await?;
+        // Nothing is sealed before this point: the new key is kept only by a start that goes on.
+        if let Some(key) = new_key {
+            key.write()?;
+        }
+        let core = Core::start(&config, clock, master, store).await?;
+        boot::warn_of_media_gaps(&config, &core.media);
+        let apps = Apps::build(&config, &core).await?;
+        let router = api::router(apps.router_parts(&config, &core)?)?;
+        let mut background = spawn_background(&config, &core, &apps, embedded.as_ref())?;
+        if let Some(m) = &mut mediamtx {
+            background.push(m.start(local_addr.port(), core.media.clone())?);
+        }
         Ok(Server {
+            mediamtx,
             config,
             store: core.store,
             keys: core.keys,
@@ -281,6 +328,9 @@ impl Server {
         // is aborted (frame sources kill their ffmpeg children as their handles drop).
         if tokio::time::timeout(STEP, self.frames.stop()).await.is_err() {
             tracing::warn!("frame sources did not stop within {STEP:?}: aborting them");
+        }
+        if let Some(m) = &self.mediamtx {
+            m.stop().await;
         }
         // Events still waiting for the recorder are stored and linked, not lost with it.
         if tokio::time::timeout(STEP, self.event_log.drain()).await.is_err() {

@@ -648,6 +648,18 @@ pub struct SiteRetention {
     pub updated_at: DateTime<Utc>,
     /// How long footage overlapping events is kept (`None`: as long as the rest).
     pub event_max_age_secs: Option<i64>,
+    /// The free-space floor as a share of the volume, in percent (the larger floor applies).
+    pub min_free_percent: Option<i32>,
+}
+
+/// The limits of the site default, as set (`None`: no such limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SiteLimits {
+    pub max_age_secs: Option<i64>,
+    pub max_bytes: Option<i64>,
+    pub min_free_bytes: Option<i64>,
+    pub event_max_age_secs: Option<i64>,
+    pub min_free_percent: Option<i32>,
 }
 
 /// A camera's own retention limits (`None`: the site default's).
@@ -669,17 +681,14 @@ impl SiteRetention {
     }
 
     /// Sets the default's limits, bumping its version.
-    pub fn set(
-        c: &mut PgConnection,
-        limits: (Option<i64>, Option<i64>, Option<i64>, Option<i64>),
-        now: DateTime<Utc>,
-    ) -> Result<SiteRetention> {
+    pub fn set(c: &mut PgConnection, limits: SiteLimits, now: DateTime<Utc>) -> Result<SiteRetention> {
         Ok(diesel::update(site_retention::table)
             .set((
-                site_retention::max_age_secs.eq(limits.0),
-                site_retention::max_bytes.eq(limits.1),
-                site_retention::min_free_bytes.eq(limits.2),
-                site_retention::event_max_age_secs.eq(limits.3),
+                site_retention::max_age_secs.eq(limits.max_age_secs),
+                site_retention::max_bytes.eq(limits.max_bytes),
+                site_retention::min_free_bytes.eq(limits.min_free_bytes),
+                site_retention::event_max_age_secs.eq(limits.event_max_age_secs),
+                site_retention::min_free_percent.eq(limits.min_free_percent),
                 site_retention::version.eq(site_retention::version + 1),
                 site_retention::updated_at.eq(now),
             ))

@@ -462,6 +462,7 @@ diesel::table! {
         version -> Int8,
         updated_at -> Timestamptz,
         event_max_age_secs -> Nullable<Int8>,
+        min_free_percent -> Nullable<Int4>,
     }
 }
 

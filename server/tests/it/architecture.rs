@@ -38,7 +38,7 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
 ];
 
 /// Leaves every layer may use: they import nothing of the crate.
-const LEAVES: &[&str] = &["error", "clock"];
+const LEAVES: &[&str] = &["error", "clock", "process"];
 
 /// The crate-root modules that `text` refers to through `crate::` paths, including those named inside
 /// `use crate::{a::…, b}` groups.

@@ -69,6 +69,18 @@ async fn missing_binaries_say_what_to_install() {
     o.pg_bin_dir = Some(temp_dir("empty-bin"));
     let e = boot_error(o).await;
     assert!(e.contains("OPENNVR_PG_BIN_DIR") && e.contains("apt-get install postgresql"), "{e}");
+    assert!(!dir.join("master.key").exists(), "a refused start leaves no master key behind");
+}
+
+#[tokio::test]
+async fn a_taken_port_refuses_the_start_before_anything_is_created() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = temp_dir("taken");
+    let mut o = embedded_options(&dir);
+    o.listen = Some(taken.local_addr().unwrap());
+    let e = boot_error(o).await;
+    assert!(e.contains("OPENNVR_LISTEN: cannot listen on"), "{e}");
+    assert!(!dir.join("master.key").exists() && !dir.join("postgres").exists(), "a refused start created files");
 }
 
 #[tokio::test]
@@ -127,4 +139,46 @@ async fn as_root_a_data_directory_the_postgres_user_cannot_reach_is_refused() {
     std::fs::set_permissions(&parent, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let e = boot_error(embedded_options(&parent.join("var"))).await;
     assert!(e.contains("cannot enter") && e.contains("OPENNVR_DATA_DIR"), "{e}");
+}
+
+/// `opennvr-server 2>&1 | tee log` and Ctrl-C: the terminal interrupts the whole pipeline, the
+/// reader of the log goes first, and the server still stops its PostgreSQL.
+#[tokio::test]
+async fn ctrl_c_through_a_pipe_stops_the_embedded_database() {
+    use std::os::unix::process::CommandExt;
+    let dir = temp_dir("pipe");
+    let mut pipeline = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("\"$0\" 2>&1 | cat >/dev/null")
+        .arg(env!("CARGO_BIN_EXE_opennvr-server"))
+        .env("OPENNVR_DATA_DIR", &dir)
+        .env("OPENNVR_LISTEN", "127.0.0.1:0")
+        .env("OPENNVR_ARGON2_MEMORY_KIB", "256")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid_file = dir.join("postgres/data/postmaster.pid");
+    let mut postmaster = None;
+    for _ in 0..600 {
+        if dir.join("setup-token").exists()
+            && let Ok(text) = std::fs::read_to_string(&pid_file)
+        {
+            postmaster = text.lines().next().and_then(|l| l.trim().parse::<u32>().ok());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let postmaster = postmaster.expect("the server started its PostgreSQL");
+    let group = nix::unistd::Pid::from_raw(pipeline.id() as i32);
+    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT).unwrap();
+    pipeline.wait().unwrap();
+    let running = || crate::harness::alive(postmaster);
+    for _ in 0..300 {
+        if !running() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!running(), "PostgreSQL (pid {postmaster}) outlived the interrupted server");
+    assert!(!pid_file.exists());
 }

@@ -577,3 +577,20 @@ pub async fn bind_adapter(
         .await
         .map(|r| r.into_inner().binding.unwrap())
 }
+
+/// Whether process `pid` runs (exists and is not a zombie waiting for its parent).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// A binary the workspace builds next to this test binary (`target/<profile>/`): `nvrctl`, the
+/// emulator's, the hook client.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(p.is_file(), "{} is missing: build the workspace first (cargo test --workspace builds it)", p.display());
+    p
+}

@@ -23,6 +23,10 @@ pub async fn with_mediamtx_syncing(sync_secs: u64) -> (TestServer, Emulator) {
     options.mediamtx_sync_secs = Some(sync_secs);
     // Loopback too, so that a source can be given by a name that resolves (localhost).
     options.camera_networks = Some("10.0.0.0/8,127.0.0.0/8".into());
+    // Hooks on, as in a deployment (the hook client's secret).
+    let secret_file = options.data_dir.clone().unwrap().join("hook.secret");
+    std::fs::write(&secret_file, crate::recordings::HOOK_SECRET).unwrap();
+    options.hook_secret_file = Some(secret_file);
     let s = TestServer::start_with(db, options).await;
     emu.set_jwks_url(&format!("{}/.well-known/jwks.json", s.url()));
     (s, emu)
@@ -157,6 +161,25 @@ async fn a_new_camera_reaches_mediamtx_with_its_credentials_only_in_the_source_a
     assert!(conf.iter().filter(|(k, _)| k.starts_with("runOn")).all(|(_, v)| !v.as_str().unwrap().contains("Secret")));
     // Every call carried a token MediaMTX verified against the server's JWKS.
     assert!(d.emu.requests() > 0);
+}
+
+#[tokio::test]
+async fn without_a_hook_secret_mediamtx_is_given_no_hook_commands() {
+    let emu = strict_emulator().await;
+    let db = TestDb::new();
+    let mut options = test_options(&db);
+    options.mediamtx_api_url = Some(emu.url());
+    let s = TestServer::start_with(db, options).await;
+    emu.set_jwks_url(&format!("{}/.well-known/jwks.json", s.url()));
+    let admin = s.admin().await;
+    let cam = create(&admin, "Hookless").await;
+    let path = path_of(&cam);
+    eventually("the path", || emu.path(&path).is_some()).await;
+    let written: Vec<String> = writes_to(&emu, &path).into_iter().flat_map(|(_, keys)| keys).collect();
+    assert!(written.iter().any(|k| k == "source"), "{written:?}");
+    assert!(!written.iter().any(|k| k.starts_with("runOn")), "hook keys pushed with hooks off: {written:?}");
+    let conf = emu.path(&path).unwrap();
+    assert!(conf.iter().filter(|(k, _)| k.starts_with("runOn")).all(|(_, v)| v == ""), "{conf:?}");
 }
 
 #[tokio::test]

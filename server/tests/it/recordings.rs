@@ -1178,3 +1178,39 @@ async fn a_user_sees_exports_retention_and_storage_only_of_the_cameras_they_may(
     let stats = admin.recordings().get_storage_stats(pb::GetStorageStatsRequest {}).await.unwrap().into_inner();
     assert_eq!(stats.cameras.len(), 3);
 }
+
+#[tokio::test]
+async fn a_new_site_keeps_a_free_space_floor_of_five_percent_or_ten_gib() {
+    let r = Recorder::start().await;
+    let admin = r.s.admin().await;
+    let site = admin
+        .recordings()
+        .get_retention_policy(pb::GetRetentionPolicyRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!(site.min_free_bytes, Some(10 << 30));
+    assert_eq!(site.min_free_percent, Some(5));
+    // The floor in force is the larger of the two on the volume the server sees.
+    let stats = admin.recordings().get_storage_stats(pb::GetStorageStatsRequest::default()).await.unwrap().into_inner();
+    let volume = &stats.volumes[0];
+    assert_eq!(volume.floor_bytes, (10i64 << 30).max(volume.total_bytes / 100 * 5));
+    assert_eq!(volume.low, volume.free_bytes < volume.floor_bytes);
+    // A share out of range names its field; a camera cannot have one.
+    let share = |p| pb::RetentionPolicy { min_free_percent: Some(p), ..Default::default() };
+    let e = set_policy(&admin, "", share(95), &["min_free_percent"]).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("policy.min_free_percent"), "{}", e.message());
+    let (cam, _) = r.recorded(&admin, "Floor", micros(Utc::now() - Duration::hours(1)), 1).await;
+    let e = set_policy(&admin, &cam.id, share(10), &["min_free_percent"]).await.unwrap_err();
+    assert!(e.message().contains("site default only"), "{}", e.message());
+    // Set to 90 % of a volume that has less free, the floor makes the volume low.
+    let set = set_policy(&admin, "", share(90), &["min_free_percent"]).await.unwrap();
+    assert_eq!(set.min_free_percent, Some(90));
+    let stats = admin.recordings().get_storage_stats(pb::GetStorageStatsRequest::default()).await.unwrap().into_inner();
+    let volume = &stats.volumes[0];
+    assert_eq!(volume.floor_bytes, volume.total_bytes / 100 * 90);
+    assert_eq!(volume.low, volume.free_bytes < volume.floor_bytes);
+}

@@ -931,6 +931,8 @@ class GetMediaPlaneStatusResponse(_message.Message):
     MEDIAMTX_VERSION_FIELD_NUMBER: _builtins.int
     MEDIAMTX_STARTED_FIELD_NUMBER: _builtins.int
     CONFIG_WRITES_FIELD_NUMBER: _builtins.int
+    SUPERVISED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     configured: _builtins.bool
     """Whether a MediaMTX API URL is configured at all."""
     reachable: _builtins.bool
@@ -946,9 +948,17 @@ class GetMediaPlaneStatusResponse(_message.Message):
     mediamtx_started: _builtins.str
     config_writes: _builtins.int
     """Configuration writes sent since the server started."""
+    reason: _builtins.str
+    """Not configured: why, and how to get a media plane."""
     @_builtins.property
     def last_sync_time(self) -> _timestamp_pb2.Timestamp:
         """End of the last complete convergence (MediaMTX held every enabled camera as wanted)."""
+
+    @_builtins.property
+    def supervised(self) -> Global___SupervisedMediaMtx:
+        """The MediaMTX this server runs itself (no MediaMTX API URL configured, a mediamtx binary
+        found); unset when MediaMTX is run by someone else, or not at all.
+        """
 
     def __init__(
         self,
@@ -962,14 +972,59 @@ class GetMediaPlaneStatusResponse(_message.Message):
         mediamtx_version: _builtins.str = ...,
         mediamtx_started: _builtins.str = ...,
         config_writes: _builtins.int = ...,
+        supervised: Global___SupervisedMediaMtx | None = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_sync_time", b"last_sync_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_sync_time", b"last_sync_time", "supervised", b"supervised"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_writes", b"config_writes", "configured", b"configured", "failed_cameras", b"failed_cameras", "last_error", b"last_error", "last_sync_time", b"last_sync_time", "mediamtx_started", b"mediamtx_started", "mediamtx_version", b"mediamtx_version", "pending_changes", b"pending_changes", "reachable", b"reachable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_writes", b"config_writes", "configured", b"configured", "failed_cameras", b"failed_cameras", "last_error", b"last_error", "last_sync_time", b"last_sync_time", "mediamtx_started", b"mediamtx_started", "mediamtx_version", b"mediamtx_version", "pending_changes", b"pending_changes", "reachable", b"reachable", "reason", b"reason", "supervised", b"supervised"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetMediaPlaneStatusResponse: _TypeAlias = GetMediaPlaneStatusResponse  # noqa: Y015
+
+@_typing.final
+class SupervisedMediaMtx(_message.Message):
+    """A MediaMTX process the server supervises."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BINARY_FIELD_NUMBER: _builtins.int
+    CONFIG_FILE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PID_FIELD_NUMBER: _builtins.int
+    RESTARTS_FIELD_NUMBER: _builtins.int
+    LAST_EXIT_FIELD_NUMBER: _builtins.int
+    binary: _builtins.str
+    """The binary and the configuration file the server wrote for it."""
+    config_file: _builtins.str
+    state: _builtins.str
+    """"starting", "running", "restarting" (after it ended; it is started again with backoff) or
+    "stopped".
+    """
+    pid: _builtins.int
+    """Its process id while it runs; 0 otherwise."""
+    restarts: _builtins.int
+    """How many times it was started again since the server started."""
+    last_exit: _builtins.str
+    """How its last run ended ("exit status: 1", "signal: 9 (SIGKILL)"); empty if none did."""
+    def __init__(
+        self,
+        *,
+        binary: _builtins.str = ...,
+        config_file: _builtins.str = ...,
+        state: _builtins.str = ...,
+        pid: _builtins.int = ...,
+        restarts: _builtins.int = ...,
+        last_exit: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary", "config_file", b"config_file", "last_exit", b"last_exit", "pid", b"pid", "restarts", b"restarts", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SupervisedMediaMtx: _TypeAlias = SupervisedMediaMtx  # noqa: Y015
 
 @_typing.final
 class ListCameraStatusesRequest(_message.Message):

@@ -439,6 +439,7 @@ class RetentionPolicy(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
     EVENT_MAX_AGE_FIELD_NUMBER: _builtins.int
+    MIN_FREE_PERCENT_FIELD_NUMBER: _builtins.int
     camera_id: _builtins.str
     """Empty = the site default; otherwise this camera's override."""
     max_bytes: _builtins.int
@@ -447,10 +448,14 @@ class RetentionPolicy(_message.Message):
     """
     min_free_bytes: _builtins.int
     """Default policy only: below this much free space on a recording volume, the oldest unheld
-    segments of any camera are deleted. Unset = no free-space floor.
+    segments of any camera are deleted. Unset = no floor in bytes. A new site starts with 10 GiB.
     """
     etag: _builtins.str
     """Output only."""
+    min_free_percent: _builtins.int
+    """Default policy only: the free-space floor as a share of the volume, 1 to 90 percent; the
+    larger of this and min_free_bytes is kept free. Unset = no share. A new site starts with 5.
+    """
     @_builtins.property
     def max_age(self) -> _duration_pb2.Duration:
         """Segments older than this are deleted. Unset: no age limit (default) / inherit (camera)."""
@@ -477,19 +482,24 @@ class RetentionPolicy(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
         event_max_age: _duration_pb2.Duration | None = ...,
+        min_free_percent: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_bytes", b"_max_bytes", "_min_free_bytes", b"_min_free_bytes", "event_max_age", b"event_max_age", "max_age", b"max_age", "max_bytes", b"max_bytes", "min_free_bytes", b"min_free_bytes", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_bytes", b"_max_bytes", "_min_free_bytes", b"_min_free_bytes", "_min_free_percent", b"_min_free_percent", "event_max_age", b"event_max_age", "max_age", b"max_age", "max_bytes", b"max_bytes", "min_free_bytes", b"min_free_bytes", "min_free_percent", b"min_free_percent", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_bytes", b"_max_bytes", "_min_free_bytes", b"_min_free_bytes", "camera_id", b"camera_id", "etag", b"etag", "event_max_age", b"event_max_age", "max_age", b"max_age", "max_bytes", b"max_bytes", "min_free_bytes", b"min_free_bytes", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_bytes", b"_max_bytes", "_min_free_bytes", b"_min_free_bytes", "_min_free_percent", b"_min_free_percent", "camera_id", b"camera_id", "etag", b"etag", "event_max_age", b"event_max_age", "max_age", b"max_age", "max_bytes", b"max_bytes", "min_free_bytes", b"min_free_bytes", "min_free_percent", b"min_free_percent", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_bytes: _TypeAlias = _typing.Literal["max_bytes"]  # noqa: Y015
     _WhichOneofArgType__max_bytes: _TypeAlias = _typing.Literal["_max_bytes", b"_max_bytes"]  # noqa: Y015
     _WhichOneofReturnType__min_free_bytes: _TypeAlias = _typing.Literal["min_free_bytes"]  # noqa: Y015
     _WhichOneofArgType__min_free_bytes: _TypeAlias = _typing.Literal["_min_free_bytes", b"_min_free_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__min_free_percent: _TypeAlias = _typing.Literal["min_free_percent"]  # noqa: Y015
+    _WhichOneofArgType__min_free_percent: _TypeAlias = _typing.Literal["_min_free_percent", b"_min_free_percent"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_bytes) -> _WhichOneofReturnType__max_bytes | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__min_free_bytes) -> _WhichOneofReturnType__min_free_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_free_percent) -> _WhichOneofReturnType__min_free_percent | None: ...
 
 Global___RetentionPolicy: _TypeAlias = RetentionPolicy  # noqa: Y015
 
@@ -503,11 +513,16 @@ class StorageVolume(_message.Message):
     TOTAL_BYTES_FIELD_NUMBER: _builtins.int
     FREE_BYTES_FIELD_NUMBER: _builtins.int
     LOW_FIELD_NUMBER: _builtins.int
+    FLOOR_BYTES_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     total_bytes: _builtins.int
     free_bytes: _builtins.int
     low: _builtins.bool
-    """True when free_bytes is below the default policy's min_free_bytes."""
+    """True when free_bytes is below the default policy's floor (the larger of min_free_bytes and
+    min_free_percent of total_bytes).
+    """
+    floor_bytes: _builtins.int
+    """That floor in bytes; 0 without one."""
     def __init__(
         self,
         *,
@@ -515,10 +530,11 @@ class StorageVolume(_message.Message):
         total_bytes: _builtins.int = ...,
         free_bytes: _builtins.int = ...,
         low: _builtins.bool = ...,
+        floor_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["free_bytes", b"free_bytes", "low", b"low", "path", b"path", "total_bytes", b"total_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["floor_bytes", b"floor_bytes", "free_bytes", b"free_bytes", "low", b"low", "path", b"path", "total_bytes", b"total_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

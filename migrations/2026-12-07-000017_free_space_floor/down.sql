@@ -1,0 +1,1 @@
+ALTER TABLE site_retention DROP COLUMN min_free_percent;
