@@ -5,6 +5,7 @@
 
 mod cmd;
 mod output;
+pub mod report;
 pub mod session;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,10 @@ struct Cli {
     /// Rows asked for per page of a listing (listings read every page).
     #[arg(long, global = true, env = "NVRCTL_PAGE_SIZE", default_value_t = 500)]
     page_size: i32,
+    /// The saved session to use, one per server and user [default: the one `nvrctl profile use`
+    /// chose, else `default`].
+    #[arg(long, global = true, env = "NVRCTL_PROFILE")]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +42,15 @@ enum Command {
     Logout,
     /// Show who you are signed in as.
     Whoami,
+    /// Saved sessions: one profile per server and user (`--profile NAME` picks one).
+    #[command(subcommand)]
+    Profile(cmd::profiles::ProfileCommand),
+    /// Print a shell completion script: `nvrctl completion bash > /etc/bash_completion.d/nvrctl`,
+    /// `nvrctl completion zsh > "${fpath[1]}/_nvrctl"`, `nvrctl completion fish > ~/.config/fish/completions/nvrctl.fish`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Manage users.
     #[command(subcommand)]
     Users(cmd::users::UsersCommand),
@@ -113,7 +127,11 @@ enum Command {
 pub async fn run_args(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
     let cli = Cli::try_parse_from(&args)?;
     let server = cli.server.clone();
-    let invocation = session::Invocation { page_size: cli.page_size, ..session::Invocation::current() };
+    let invocation = session::Invocation {
+        page_size: cli.page_size,
+        profile: cli.profile.clone().or(session::Invocation::current().profile),
+        ..session::Invocation::current()
+    };
     let result = session::Invocation::scope(invocation.clone(), run(cli)).await;
     // A destructive command refused for want of a recent second factor: on a terminal, ask for
     // one, step up the session, and run the command again (anything it reads is asked again);
@@ -132,6 +150,15 @@ pub async fn run_args(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
         }
         other => other,
     }
+}
+
+/// The server a command line talks to, as its errors name it.
+pub async fn server_of(args: &[std::ffi::OsString]) -> String {
+    let Ok(cli) = Cli::try_parse_from(args) else { return session::DEFAULT_SERVER.to_owned() };
+    let invocation = session::Invocation { profile: cli.profile, ..session::Invocation::current() };
+    session::Invocation::scope(invocation, async { session::server_url(cli.server) })
+        .await
+        .unwrap_or_else(|_| session::DEFAULT_SERVER.to_owned())
 }
 
 /// Runs the command line `args` with the session kept in `session_file`, writing what it prints
@@ -173,6 +200,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(a) => cmd::auth::login(cli.server, cli.output, a).await,
         Command::Logout => cmd::auth::logout(cli.server).await,
         Command::Whoami => cmd::auth::whoami(cli.server, cli.output).await,
+        Command::Profile(c) => cmd::profiles::run(cli.output, c),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "nvrctl", &mut out);
+            output::line(format_args!("{}", String::from_utf8_lossy(&out).trim_end()));
+            Ok(())
+        }
         Command::Users(c) => cmd::users::run(cli.server, cli.output, c).await,
         Command::Sessions(c) => cmd::sessions::run(cli.server, cli.output, c).await,
         Command::Audit(c) => cmd::audit::run(cli.server, cli.output, c).await,
@@ -201,6 +236,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    /// Every argument of every command, with the command's path, that has no help text.
+    fn without_help(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id != "help" && id != "version" && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_about().is_none() && sub.get_name() != "help" {
+                out.push(format!("{path} {} (command)", sub.get_name()));
+            }
+            without_help(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_command_and_argument_has_help_text() {
+        let mut missing = Vec::new();
+        without_help(&Cli::command(), "nvrctl", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
 
     #[test]
     fn the_command_line_is_consistent() {

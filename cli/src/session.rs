@@ -1,5 +1,7 @@
-//! The saved session: server URL and tokens in `<config dir>/nvrctl/session.json` (mode 0600),
-//! refreshed by the SDK before it expires and saved again when it is.
+//! Saved sessions, one per profile: server URL, username and tokens in
+//! `<config dir>/nvrctl/session.json` for the profile `default` and `profiles/<name>.json` for the
+//! others (mode 0600), refreshed by the SDK before they expire and saved again when they are. A
+//! script may use an API key instead (`NVRCTL_API_KEY`), and nothing is saved.
 use anyhow::{Context, Result, anyhow};
 use opennvr_sdk::{Client, pb};
 use serde::{Deserialize, Serialize};
@@ -17,6 +19,9 @@ pub struct Invocation {
     pub session_file: Option<PathBuf>,
     /// Where output goes [default: standard output].
     pub out: Option<crate::output::Sink>,
+    /// The profile [default: `NVRCTL_PROFILE`, else the one `nvrctl profile use` chose, else
+    /// `default`].
+    pub profile: Option<String>,
 }
 
 tokio::task_local! {
@@ -26,7 +31,12 @@ tokio::task_local! {
 impl Invocation {
     /// The invocation of the running command (defaults outside one).
     pub fn current() -> Invocation {
-        INVOCATION.try_with(Clone::clone).unwrap_or(Invocation { page_size: 0, session_file: None, out: None })
+        INVOCATION.try_with(Clone::clone).unwrap_or(Invocation {
+            page_size: 0,
+            session_file: None,
+            out: None,
+            profile: None,
+        })
     }
 
     /// Runs `f` as `self`.
@@ -38,14 +48,72 @@ impl Invocation {
 /// Default server URL.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7450";
 
+/// The profile used when none is named.
+pub const DEFAULT_PROFILE: &str = "default";
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Saved {
     server: String,
+    /// Who signed in (empty in files written before it was kept).
+    #[serde(default)]
+    username: String,
     access_token: String,
     access_token_expires: i64,
     refresh_token: String,
     refresh_token_expires: i64,
     session_id: String,
+}
+
+/// nvrctl's directory under the user's config directory.
+fn config_dir() -> Result<PathBuf> {
+    Ok(dirs::config_dir().ok_or_else(|| anyhow!("no config directory (set NVRCTL_SESSION_FILE)"))?.join("nvrctl"))
+}
+
+/// Profile names are file names: letters, digits, `-`, `_` and `.`, not starting with a dot.
+pub fn check_profile(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok { Ok(()) } else { Err(anyhow!("profile {name:?}: use letters, digits, '-', '_' or '.' (at most 64)")) }
+}
+
+/// The profile of this run: `--profile`, else `NVRCTL_PROFILE`, else the chosen default.
+pub fn profile() -> Result<String> {
+    let named =
+        Invocation::current().profile.or_else(|| std::env::var("NVRCTL_PROFILE").ok().filter(|p| !p.is_empty()));
+    let name = match named {
+        Some(p) => p,
+        None => default_profile()?,
+    };
+    check_profile(&name)?;
+    Ok(name)
+}
+
+/// The profile `nvrctl profile use` chose, else `default`.
+pub fn default_profile() -> Result<String> {
+    match std::fs::read_to_string(config_dir()?.join("default-profile")) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+        _ => Ok(DEFAULT_PROFILE.to_owned()),
+    }
+}
+
+/// Makes `name` the profile used when none is named.
+pub fn set_default_profile(name: &str) -> Result<()> {
+    check_profile(name)?;
+    let dir = config_dir()?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("default-profile"), format!("{name}\n")).context("saving the default profile")
+}
+
+/// The session file of profile `name`.
+fn profile_path(name: &str) -> Result<PathBuf> {
+    let dir = config_dir()?;
+    Ok(if name == DEFAULT_PROFILE {
+        dir.join("session.json")
+    } else {
+        dir.join("profiles").join(format!("{name}.json"))
+    })
 }
 
 fn path() -> Result<PathBuf> {
@@ -55,8 +123,31 @@ fn path() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("NVRCTL_SESSION_FILE") {
         return Ok(PathBuf::from(p));
     }
-    let dir = dirs::config_dir().ok_or_else(|| anyhow!("no config directory (set NVRCTL_SESSION_FILE)"))?;
-    Ok(dir.join("nvrctl").join("session.json"))
+    profile_path(&profile()?)
+}
+
+/// Every profile with a saved session: (name, server, username).
+pub fn profiles() -> Result<Vec<(String, String, String)>> {
+    let dir = config_dir()?;
+    let mut files = vec![(DEFAULT_PROFILE.to_owned(), dir.join("session.json"))];
+    if let Ok(entries) = std::fs::read_dir(dir.join("profiles")) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json")
+                && let Some(stem) = p.file_stem().and_then(|s| s.to_str())
+            {
+                files.push((stem.to_owned(), p));
+            }
+        }
+    }
+    files.sort();
+    Ok(files
+        .into_iter()
+        .filter_map(|(name, p)| {
+            let saved: Saved = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+            Some((name, saved.server, saved.username))
+        })
+        .collect())
 }
 
 fn load() -> Result<Option<Saved>> {
@@ -78,8 +169,18 @@ pub fn save_to(p: &std::path::Path, server: &str, tokens: &pb::Tokens) -> Result
     if let Some(dir) = p.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    // A refresh names no user: the one who signed in stays.
+    let username = match &tokens.user {
+        Some(u) => u.username.clone(),
+        None => std::fs::read(p)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Saved>(&b).ok())
+            .map(|s| s.username)
+            .unwrap_or_default(),
+    };
     let saved = Saved {
         server: server.to_owned(),
+        username,
         access_token: tokens.access_token.clone(),
         access_token_expires: tokens.access_token_expire_time.as_ref().map_or(0, |t| t.seconds),
         refresh_token: tokens.refresh_token.clone(),
@@ -106,6 +207,23 @@ pub fn clear() -> Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+/// Refuses to sign `username` in to `server` over a live session of someone else (or of another
+/// server) kept in this profile: that session would be lost without a word.
+pub fn check_replace(server: &str, username: &str) -> Result<()> {
+    let Some(saved) = load()? else { return Ok(()) };
+    let live = saved.refresh_token_expires > chrono::Utc::now().timestamp();
+    let same = saved.server == server && (saved.username.is_empty() || saved.username.eq_ignore_ascii_case(username));
+    if live && !same {
+        let who = if saved.username.is_empty() { "someone".to_owned() } else { saved.username.clone() };
+        return Err(anyhow!(
+            "profile {} holds the session of {who} on {}: sign in under another profile (nvrctl --profile NAME login …) or sign out first (nvrctl logout)",
+            profile()?,
+            saved.server
+        ));
+    }
+    Ok(())
 }
 
 /// The server to talk to: the flag, else the saved session's, else the default.
@@ -151,8 +269,20 @@ fn lock() -> Result<std::fs::File> {
 /// A client with the saved session. The SDK refreshes the session whenever a call finds it about
 /// to expire, and the rotated tokens are saved; the first refresh happens here, under the lock.
 pub async fn signed_in(flag: Option<String>) -> Result<Client> {
+    // A script's API key: no session, nothing saved.
+    if let Ok(key) = std::env::var("NVRCTL_API_KEY")
+        && !key.is_empty()
+    {
+        let server = flag.or_else(|| std::env::var("NVRCTL_SERVER").ok()).unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+        let client = connect(&server).await?;
+        client.set_page_size(Invocation::current().page_size);
+        client.set_api_key(&key);
+        return Ok(client);
+    }
     let _lock = lock()?;
-    let saved = load()?.ok_or_else(|| anyhow!("not signed in: run `nvrctl login`"))?;
+    let saved = load()?.ok_or_else(|| {
+        anyhow!("not signed in (profile {}): run `nvrctl login --username NAME`", profile().unwrap_or_default())
+    })?;
     let server = flag.unwrap_or(saved.server.clone());
     if server != saved.server {
         return Err(anyhow!("signed in to {}, not {server}: run `nvrctl login --server {server}`", saved.server));

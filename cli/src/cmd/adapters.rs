@@ -9,6 +9,7 @@ use opennvr_sdk::pb;
 pub enum AdaptersCommand {
     /// Register an adapter (its token, if any, is read from NVRCTL_ADAPTER_TOKEN).
     Add {
+        /// The adapter's name.
         name: String,
         /// The adapter's base URL, e.g. http://127.0.0.1:8090.
         #[arg(long)]
@@ -29,6 +30,7 @@ pub enum AdaptersCommand {
     Remove {
         /// Name or id.
         adapter: String,
+        /// Remove it with its bindings.
         #[arg(long)]
         force: bool,
     },

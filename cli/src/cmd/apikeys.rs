@@ -34,7 +34,10 @@ pub enum ApiKeysCommand {
         all: bool,
     },
     /// Revoke a key at once.
-    Revoke { api_key_id: String },
+    Revoke {
+        /// The key (its id, from `apikeys list`).
+        api_key_id: String,
+    },
 }
 
 fn row(k: &pb::ApiKey) -> Vec<String> {

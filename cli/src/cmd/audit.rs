@@ -14,9 +14,9 @@ pub enum AuditCommand {
         /// Exact action (`user.create`) or a prefix ending in `.` (`user.`).
         #[arg(long, default_value = "")]
         action: String,
-        /// Only entries by this user id.
-        #[arg(long, default_value = "")]
-        user_id: String,
+        /// Only entries by this user (username or id).
+        #[arg(long, alias = "user-id")]
+        user: Option<String>,
         /// How many entries.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -29,16 +29,21 @@ pub enum AuditCommand {
     },
     /// Export the trail (JSON Lines, verifiable offline; or CSV) to FILE.
     Export {
+        /// Where to write the export (created with mode 0600).
         file: PathBuf,
+        /// CSV instead of JSON Lines (CSV cannot be verified offline).
         #[arg(long)]
         csv: bool,
+        /// First entry (sequence number) [default: the first].
         #[arg(long)]
         start_sequence: Option<i64>,
+        /// Last entry (sequence number) [default: the last].
         #[arg(long)]
         end_sequence: Option<i64>,
     },
     /// Verify a JSON Lines export offline: every hash, link and checkpoint signature.
     Verify {
+        /// The export to verify (JSON Lines, as `audit export` writes it).
         file: PathBuf,
         /// Trust only these audit keys (public key SHA-256, hex, as `nvrctl audit keys` prints it):
         /// a checkpoint signed by any other key fails. Repeat for several keys.
@@ -49,8 +54,10 @@ pub enum AuditCommand {
     Keys,
     /// Ask the server to verify its chain in place.
     Check {
+        /// First entry (sequence number) [default: the first].
         #[arg(long)]
         start_sequence: Option<i64>,
+        /// Last entry (sequence number) [default: the last].
         #[arg(long)]
         end_sequence: Option<i64>,
     },
@@ -84,18 +91,30 @@ fn row(e: &pb::AuditEvent) -> Vec<String> {
 
 const HEADER: [&str; 8] = ["Seq", "Time", "Actor", "Client", "Action", "Target", "Outcome", "Reason"];
 
+/// An entry's row with the target's name in place of its id where it is known.
+fn named_row(e: &pb::AuditEvent, names: &crate::cmd::Names) -> Vec<String> {
+    let mut r = row(e);
+    r[5] = names.target(&e.target_type, &e.target_id);
+    r
+}
+
 pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Result<()> {
     if let AuditCommand::Verify { file, keys } = &c {
         return verify(file, keys);
     }
     let client = session::signed_in(server).await?;
     match c {
-        AuditCommand::List { action, user_id, limit } => {
-            let filter = pb::AuditEventFilter { action, actor_user_id: user_id, ..Default::default() };
+        AuditCommand::List { action, user, limit } => {
+            let actor_user_id = match user {
+                Some(which) => client.find_user(&which).await?.id,
+                None => String::new(),
+            };
+            let filter = pb::AuditEventFilter { action, actor_user_id, ..Default::default() };
             let events = client
                 .first_audit_events(pb::ListAuditEventsRequest { filter: Some(filter), ..Default::default() }, limit)
                 .await?;
-            output::print(format, &HEADER, events.iter().map(row).collect());
+            let names = crate::cmd::Names::load(&client, true).await;
+            output::print(format, &HEADER, events.iter().map(|e| named_row(e, &names)).collect());
         }
         AuditCommand::Tail { after } => {
             // Reopened after an expired token, it goes on after the last entry shown.
@@ -188,7 +207,15 @@ pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Res
 
 fn verify(file: &PathBuf, pinned: &[String]) -> Result<()> {
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    match opennvr_sdk::audit::verify_export(std::io::BufReader::new(f)) {
+    // On a terminal, a bar of the file read so far (standard error; nothing in a pipe).
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(size).with_style(
+        indicatif::ProgressStyle::with_template("verifying {wide_bar} {binary_bytes}/{binary_total_bytes} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let verified = opennvr_sdk::audit::verify_export(std::io::BufReader::new(bar.wrap_read(f)));
+    bar.finish_and_clear();
+    match verified {
         Ok(r) => {
             if !pinned.is_empty()
                 && let Some((kid, fingerprint)) =

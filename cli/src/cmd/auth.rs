@@ -20,6 +20,7 @@ pub struct BootstrapArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
+    /// Your username.
     #[arg(long, short = 'u')]
     username: String,
 }
@@ -31,6 +32,7 @@ pub async fn bootstrap(server: Option<String>, format: Format, a: BootstrapArgs)
         (None, None) => return Err(anyhow!("give --setup-token-file (or --setup-token)")),
     };
     let server = session::server_url(server)?;
+    session::check_replace(&server, &a.username)?;
     let password = crate::cmd::read_password("Password for the new administrator: ")?;
     let client = session::anonymous(&server).await?;
     let tokens = client.bootstrap(token.trim(), &a.username, &password).await?;
@@ -42,6 +44,7 @@ pub async fn bootstrap(server: Option<String>, format: Format, a: BootstrapArgs)
 
 pub async fn login(server: Option<String>, format: Format, a: LoginArgs) -> Result<()> {
     let server = session::server_url(server)?;
+    session::check_replace(&server, &a.username)?;
     let password = crate::cmd::read_password("Password: ")?;
     let client = session::anonymous(&server).await?;
     let tokens = match client.login_start(&a.username, &password).await? {
@@ -86,22 +89,22 @@ pub async fn whoami(server: Option<String>, format: Format) -> Result<()> {
             v.join(", ")
         }
     };
-    output::print(
+    output::print_one(
         format,
         &["Username", "Role", "Session", "Second factor", "Stepped up until", "Permissions"],
-        vec![vec![
-            user.username,
-            output::role(user.role),
-            me.session_id,
-            second_factor,
-            output::time(me.step_up_expire_time.as_ref()),
-            me.permissions.join(" "),
-        ]],
+        vec![
+            user.username.into(),
+            output::role(user.role).into(),
+            me.session_id.into(),
+            second_factor.into(),
+            output::time(me.step_up_expire_time.as_ref()).into(),
+            output::Cell::List(me.permissions),
+        ],
     );
     Ok(())
 }
 
 fn print_user(format: Format, user: Option<&pb::User>) {
     let u = user.cloned().unwrap_or_default();
-    output::print(format, &["Signed in as", "Role", "Id"], vec![vec![u.username, output::role(u.role), u.id]]);
+    output::print_one(format, &["Signed in as", "Role", "Id"], vec![u.username, output::role(u.role), u.id]);
 }

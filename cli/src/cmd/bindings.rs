@@ -35,13 +35,18 @@ pub enum BindingsCommand {
     },
     /// List bindings, optionally of one camera or adapter.
     List {
+        /// Only this camera (name or id).
         #[arg(long)]
         camera: Option<String>,
+        /// Only this adapter (name or id).
         #[arg(long)]
         adapter: Option<String>,
     },
     /// Remove a binding (by id); its detections are kept.
-    Remove { binding: String },
+    Remove {
+        /// The binding (its id, from `bindings list`).
+        binding: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]

@@ -24,12 +24,16 @@ impl From<TransportArg> for pb::RtspTransport {
 /// Settings shared by `add` and `update`.
 #[derive(Debug, clap::Args)]
 pub struct Settings {
+    /// A description.
     #[arg(long)]
     pub description: Option<String>,
+    /// Where the camera is (free text, e.g. "dock, north wall").
     #[arg(long)]
     pub location: Option<String>,
+    /// RTSP transport.
     #[arg(long)]
     pub transport: Option<TransportArg>,
+    /// Enabled (true) or disabled (false).
     #[arg(long)]
     pub enabled: Option<bool>,
     /// Record continuously.
@@ -48,10 +52,12 @@ pub enum CamerasCommand {
     /// Add a camera (the RTSP password is read from NVRCTL_PASSWORD, standard input, or a prompt
     /// when --username is given).
     Add {
+        /// The camera's name.
         name: String,
         /// rtsp:// or rtsps:// URL, without credentials.
         #[arg(long)]
         url: String,
+        /// RTSP username (the password is asked for).
         #[arg(long, default_value = "")]
         username: String,
         #[command(flatten)]
@@ -67,27 +73,41 @@ pub enum CamerasCommand {
         enabled: Option<bool>,
     },
     /// Show one camera.
-    Get { camera: String },
+    Get {
+        /// The camera (name or id).
+        camera: String,
+    },
     /// Change a camera's settings (only those given).
     Update {
+        /// The camera (name or id).
         camera: String,
+        /// The camera's name.
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
         settings: Settings,
     },
     /// Delete a camera (its recordings stay under retention).
-    Delete { camera: String },
+    Delete {
+        /// The camera (name or id).
+        camera: String,
+    },
     /// Live status of one camera, or of all you may see.
-    Status { camera: Option<String> },
+    Status {
+        /// Only this camera (name or id) [default: all you may see].
+        camera: Option<String>,
+    },
     /// How the media plane (MediaMTX) is doing: reachable, last sync, pending and failed changes.
     Media,
     /// Test an RTSP source: a saved camera (with its stored password), or --url (a password is read
     /// from NVRCTL_PASSWORD, standard input or a prompt when --username is given).
     Test {
+        /// The camera (name or id).
         camera: Option<String>,
+        /// An rtsp:// or rtsps:// URL without credentials to test instead of a stored camera.
         #[arg(long)]
         url: Option<String>,
+        /// RTSP username (the password is asked for).
         #[arg(long, default_value = "")]
         username: String,
         /// Seconds to wait (5-30, default 10).
@@ -96,6 +116,7 @@ pub enum CamerasCommand {
     },
     /// A short-lived live-view token and the URLs to use it on.
     Live {
+        /// The camera (name or id).
         camera: String,
         /// Token lifetime in seconds (default 300, at most 3600).
         #[arg(long)]
@@ -105,23 +126,33 @@ pub enum CamerasCommand {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum GrantsCommand {
-    /// List grants, optionally of one camera and/or one user (by id).
+    /// List grants, optionally of one camera and/or one user.
     List {
+        /// Only this camera (name or id).
         #[arg(long)]
         camera: Option<String>,
-        #[arg(long)]
-        user_id: Option<String>,
+        /// Only this user (username or id).
+        #[arg(long, alias = "user-id")]
+        user: Option<String>,
     },
     /// Give a user permissions on a camera (replacing their grant there): camera.read, camera.live,
     /// camera.write, recording.read, recording.export.
     Set {
+        /// The camera (name or id).
         camera: String,
-        user_id: String,
+        /// The user (username or id).
+        user: String,
+        /// The permissions granted.
         #[arg(required = true)]
         permissions: Vec<String>,
     },
     /// Remove a user's grant on a camera.
-    Revoke { camera: String, user_id: String },
+    Revoke {
+        /// The camera (name or id).
+        camera: String,
+        /// The user (username or id).
+        user: String,
+    },
 }
 
 fn labels(pairs: &[String]) -> Result<std::collections::HashMap<String, String>> {
@@ -153,6 +184,64 @@ fn row(c: &pb::Camera) -> Vec<String> {
 }
 
 const HEADER: [&str; 6] = ["Name", "State", "Recording", "Source", "Transport", "Id"];
+
+/// A stored enum value's short name: `RECORDING_MODE_EVENTS` → `events`.
+fn short_name(name: &str, prefix: &str) -> String {
+    name.trim_start_matches(prefix).to_lowercase()
+}
+
+/// Every field of a camera, as `cameras get` shows it.
+fn fields(c: &pb::Camera) -> Vec<(&'static str, output::Cell)> {
+    use output::Cell;
+    let secs = |d: &Option<prost_types::Duration>| d.as_ref().map_or(Cell::None, |d| Cell::Secs(d.seconds));
+    let mut labels: Vec<(String, String)> = c.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    labels.sort();
+    let mode = pb::RecordingMode::try_from(c.recording_mode)
+        .map(|m| short_name(m.as_str_name(), "RECORDING_MODE_"))
+        .unwrap_or_default();
+    let event_types: Vec<String> = c
+        .recording_event_types
+        .iter()
+        .filter_map(|t| pb::EventType::try_from(*t).ok())
+        .map(|t| short_name(t.as_str_name(), "EVENT_TYPE_"))
+        .collect();
+    let motion = c.motion.as_ref().map(|m| {
+        format!(
+            "every {}, threshold {}, min area {:.1} %, {} start frame(s), quiet {}, {} mask(s)",
+            output::duration(m.frame_interval.as_ref().map_or(0, |d| d.seconds)),
+            m.pixel_threshold,
+            m.min_area * 100.0,
+            m.start_frames,
+            output::duration(m.end_quiet.as_ref().map_or(0, |d| d.seconds)),
+            m.masks.len()
+        )
+    });
+    vec![
+        ("Name", c.name.clone().into()),
+        ("Id", c.id.clone().into()),
+        ("Description", c.description.clone().into()),
+        ("Location", c.location.clone().into()),
+        ("Labels", Cell::Map(labels)),
+        ("Source", c.source_url.clone().into()),
+        ("Username", c.username.clone().into()),
+        ("Password set", c.has_password.into()),
+        ("Transport", transport(c.transport).into()),
+        ("Addresses", c.ip_addresses.clone().into()),
+        ("Enabled", c.enabled.into()),
+        ("Recording", c.recording_enabled.into()),
+        ("Recording mode", mode.into()),
+        ("Segment length", secs(&c.segment_duration)),
+        ("Event pre-roll", secs(&c.event_pre_roll)),
+        ("Event post-roll", secs(&c.event_post_roll)),
+        ("Event types kept", event_types.into()),
+        ("Motion", motion.into()),
+        ("MediaMTX path", c.path_name.clone().into()),
+        ("Latest footage", output::time(c.latest_footage_end_time.as_ref()).into()),
+        ("Created", output::time(c.create_time.as_ref()).into()),
+        ("Updated", output::time(c.update_time.as_ref()).into()),
+        ("Etag", c.etag.clone().into()),
+    ]
+}
 
 /// Applies `s` to `camera`, returning the update-mask paths it touched.
 fn apply(s: &Settings, camera: &mut pb::Camera) -> Result<Vec<String>> {
@@ -224,7 +313,7 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
         }
         CamerasCommand::Get { camera } => {
             let c = client.find_camera(&camera).await?;
-            output::print(format, &HEADER, vec![row(&c)]);
+            output::print_fields(format, "Camera", fields(&c));
         }
         CamerasCommand::Update { camera, name, settings } => {
             let mut c = client.find_camera(&camera).await?;
@@ -265,6 +354,7 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
             let statuses = client
                 .all_camera_statuses(pb::ListCameraStatusesRequest { camera_ids: ids, ..Default::default() })
                 .await?;
+            let names = crate::cmd::Names::load(&client, false).await;
             let rows = statuses
                 .iter()
                 .map(|st| {
@@ -274,12 +364,18 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
                         .map(|t| {
                             if t.width > 0 { format!("{} {}x{}", t.codec, t.width, t.height) } else { t.codec.clone() }
                         })
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    vec![st.camera_id.clone(), state(st), video, st.reader_count.to_string(), st.last_error.clone()]
+                        .collect::<Vec<_>>();
+                    vec![
+                        names.camera(&st.camera_id).into(),
+                        state(st).into(),
+                        video.into(),
+                        st.reader_count.into(),
+                        st.last_error.clone().into(),
+                        st.camera_id.clone().into(),
+                    ]
                 })
-                .collect();
-            output::print(format, &["Camera", "State", "Tracks", "Readers", "Last error"], rows);
+                .collect::<Vec<Vec<output::Cell>>>();
+            output::print(format, &["Camera", "State", "Tracks", "Readers", "Last error", "Id"], rows);
         }
         CamerasCommand::Media => {
             let st = client.cameras().get_media_plane_status(pb::GetMediaPlaneStatusRequest {}).await?.into_inner();
@@ -288,29 +384,32 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
                 .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
                 .map(|t| t.to_rfc3339())
                 .unwrap_or_else(|| "never".into());
-            let mut rows = vec![
-                vec!["configured".into(), st.configured.to_string()],
-                vec!["reachable".into(), st.reachable.to_string()],
-                vec!["mediamtx".into(), format!("{} (started {})", st.mediamtx_version, st.mediamtx_started)],
-                vec!["last sync".into(), when],
-                vec!["pending changes".into(), st.pending_changes.to_string()],
-                vec!["failed cameras".into(), st.failed_cameras.to_string()],
-                vec!["config writes".into(), st.config_writes.to_string()],
-                vec!["last error".into(), st.last_error],
+            use output::Cell;
+            let mut rows: Vec<(&str, Cell)> = vec![
+                ("Configured", st.configured.into()),
+                ("Reachable", st.reachable.into()),
+                ("MediaMTX version", st.mediamtx_version.into()),
+                ("MediaMTX started", st.mediamtx_started.into()),
+                ("Last sync", when.into()),
+                ("Pending changes", st.pending_changes.into()),
+                ("Failed cameras", st.failed_cameras.into()),
+                ("Config writes", st.config_writes.into()),
+                ("Last error", st.last_error.into()),
             ];
             if !st.reason.is_empty() {
-                rows.insert(1, vec!["reason".into(), st.reason]);
+                rows.insert(1, ("Reason", st.reason.into()));
             }
             if let Some(m) = st.supervised {
-                let pid = if m.pid > 0 { format!(", pid {}", m.pid) } else { String::new() };
-                rows.push(vec!["supervised".into(), format!("{}{pid}, {} restart(s)", m.state, m.restarts)]);
-                rows.push(vec!["binary".into(), m.binary]);
-                rows.push(vec!["config file".into(), m.config_file]);
-                if !m.last_exit.is_empty() {
-                    rows.push(vec!["last exit".into(), m.last_exit]);
-                }
+                rows.extend([
+                    ("Supervised", m.state.into()),
+                    ("Pid", (m.pid > 0).then_some(m.pid).into()),
+                    ("Restarts", m.restarts.into()),
+                    ("Last exit", m.last_exit.into()),
+                    ("Binary", m.binary.into()),
+                    ("Config file", m.config_file.into()),
+                ]);
             }
-            output::print(format, &["Media plane", "Value"], rows);
+            output::print_fields(format, "Media plane", rows);
         }
         CamerasCommand::Test { camera, url, username, timeout_secs } => {
             let camera_id = match camera {
@@ -380,27 +479,36 @@ pub async fn run(server: Option<String>, format: Format, c: CamerasCommand) -> R
 
 pub async fn grants(server: Option<String>, format: Format, c: GrantsCommand) -> Result<()> {
     let client = session::signed_in(server).await?;
-    let grant_row = |g: &pb::CameraGrant| {
-        vec![g.camera_id.clone(), g.user_id.clone(), g.permissions.join(","), output::time(g.expire_time.as_ref())]
+    let names = crate::cmd::Names::load(&client, true).await;
+    let grant_row = |g: &pb::CameraGrant| -> Vec<output::Cell> {
+        vec![
+            names.camera(&g.camera_id).into(),
+            names.user(&g.user_id).into(),
+            g.permissions.clone().into(),
+            output::time(g.expire_time.as_ref()).into(),
+            g.camera_id.clone().into(),
+            g.user_id.clone().into(),
+        ]
     };
-    const GRANT_HEADER: [&str; 4] = ["Camera", "User", "Permissions", "Expires"];
+    const GRANT_HEADER: [&str; 6] = ["Camera", "User", "Permissions", "Expires", "Camera id", "User id"];
     match c {
-        GrantsCommand::List { camera, user_id } => {
+        GrantsCommand::List { camera, user } => {
             let camera_id = match camera {
                 Some(which) => client.find_camera(&which).await?.id,
                 None => String::new(),
             };
+            let user_id = match user {
+                Some(which) => client.find_user(&which).await?.id,
+                None => String::new(),
+            };
             let grants = client
-                .all_camera_grants(pb::ListCameraGrantsRequest {
-                    camera_id,
-                    user_id: user_id.unwrap_or_default(),
-                    ..Default::default()
-                })
+                .all_camera_grants(pb::ListCameraGrantsRequest { camera_id, user_id, ..Default::default() })
                 .await?;
             output::print(format, &GRANT_HEADER, grants.iter().map(grant_row).collect());
         }
-        GrantsCommand::Set { camera, user_id, permissions } => {
+        GrantsCommand::Set { camera, user, permissions } => {
             let c = client.find_camera(&camera).await?;
+            let user_id = client.find_user(&user).await?.id;
             let g = client
                 .cameras()
                 .grant_camera_access(pb::GrantCameraAccessRequest {
@@ -413,8 +521,9 @@ pub async fn grants(server: Option<String>, format: Format, c: GrantsCommand) ->
                 .into_inner();
             output::print(format, &GRANT_HEADER, g.grant.iter().map(grant_row).collect());
         }
-        GrantsCommand::Revoke { camera, user_id } => {
+        GrantsCommand::Revoke { camera, user } => {
             let c = client.find_camera(&camera).await?;
+            let user_id = client.find_user(&user).await?.id;
             client.cameras().revoke_camera_access(pb::RevokeCameraAccessRequest { camera_id: c.id, user_id }).await?;
             crate::output::outln!("Revoked.");
         }

@@ -9,13 +9,22 @@ use opennvr_sdk::pb;
 pub enum CredentialsCommand {
     /// List your second factors (or another user's, by id, with user.read).
     List {
+        /// Whose credentials (a user id; admins only) [default: yours].
         #[arg(long, default_value = "")]
         user_id: String,
     },
     /// Rename one of your credentials.
-    Rename { credential_id: String, name: String },
+    Rename {
+        /// The credential (its id, from `credentials list`).
+        credential_id: String,
+        /// The new name.
+        name: String,
+    },
     /// Remove a credential (yours, or another user's with user.write); its sessions end.
-    Delete { credential_id: String },
+    Delete {
+        /// The credential (its id, from `credentials list`).
+        credential_id: String,
+    },
 }
 
 fn kind(t: i32) -> &'static str {

@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod events;
 pub mod keys;
 pub mod mfa;
+pub mod profiles;
 pub mod recordings;
 pub mod sessions;
 pub mod users;
@@ -33,4 +34,49 @@ pub fn read_password(prompt: &str) -> Result<String> {
         return Ok(p);
     }
     Ok(rpassword::prompt_password(prompt)?)
+}
+
+/// Names of the cameras and users the caller may see, by id, so that tables show what a person
+/// reads; an id stays as it is when its name is unknown (deleted, or not the caller's to list).
+#[derive(Debug, Default)]
+pub struct Names {
+    cameras: std::collections::HashMap<String, String>,
+    users: std::collections::HashMap<String, String>,
+}
+
+impl Names {
+    /// Loads the cameras' names and, when `users` and the caller may list users, the users'.
+    pub async fn load(client: &opennvr_sdk::Client, users: bool) -> Names {
+        use opennvr_sdk::pb;
+        let cameras = client.all_cameras(pb::ListCamerasRequest::default()).await.unwrap_or_default();
+        let users = if users {
+            client.all_users(pb::ListUsersRequest::default()).await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Names {
+            cameras: cameras.into_iter().map(|c| (c.id, c.name)).collect(),
+            users: users.into_iter().map(|u| (u.id, u.username)).collect(),
+        }
+    }
+
+    /// Camera `id`'s name, else the id.
+    pub fn camera(&self, id: &str) -> String {
+        self.cameras.get(id).cloned().unwrap_or_else(|| id.to_owned())
+    }
+
+    /// User `id`'s username, else the id.
+    pub fn user(&self, id: &str) -> String {
+        self.users.get(id).cloned().unwrap_or_else(|| id.to_owned())
+    }
+
+    /// An audit target (`camera/<id>`, `user/<id>`, …) with the name in place of the id.
+    pub fn target(&self, kind: &str, id: &str) -> String {
+        let name = match kind {
+            "camera" => self.camera(id),
+            "user" => self.user(id),
+            _ => id.to_owned(),
+        };
+        if name.is_empty() { kind.to_owned() } else { format!("{kind}/{name}") }
+    }
 }

@@ -83,18 +83,21 @@ fn secs(d: &Option<prost_types::Duration>) -> String {
 pub enum RecordingsCommand {
     /// The segments of a camera in a range.
     List {
+        /// The camera (name or id).
         camera: String,
         #[command(flatten)]
         range: Range,
     },
     /// Recorded runs and gaps of a camera over a range.
     Timeline {
+        /// The camera (name or id).
         camera: String,
         #[command(flatten)]
         range: Range,
     },
     /// A short-lived playback URL and token for a stretch of recordings.
     Play {
+        /// The camera (name or id).
         camera: String,
         /// Start, RFC 3339.
         #[arg(long)]
@@ -105,6 +108,7 @@ pub enum RecordingsCommand {
     },
     /// Export a clip to a file; the reason is kept with the export and in the audit trail.
     Export {
+        /// The camera (name or id).
         camera: String,
         #[command(flatten)]
         range: Range,
@@ -120,6 +124,7 @@ pub enum RecordingsCommand {
     },
     /// Delete a camera's recordings lying wholly in a range (refused if any is under a hold).
     Delete {
+        /// The camera (name or id).
         camera: String,
         #[command(flatten)]
         range: Range,
@@ -136,6 +141,7 @@ pub enum RecordingsCommand {
 pub enum HoldsCommand {
     /// Active holds (with --all, released ones too).
     List {
+        /// Released and expired holds too.
         #[arg(long)]
         all: bool,
     },
@@ -150,14 +156,18 @@ pub enum HoldsCommand {
         /// End, RFC 3339 [default: open-ended].
         #[arg(long)]
         until: Option<String>,
+        /// The case or incident number.
         #[arg(long)]
         case: String,
+        /// Why (kept in the audit trail).
         #[arg(long)]
         reason: String,
     },
     /// Release a hold: its recordings follow retention again.
     Release {
+        /// The hold (its id).
         hold: String,
+        /// Why (kept in the audit trail).
         #[arg(long)]
         reason: String,
     },
@@ -169,6 +179,7 @@ pub enum RetentionCommand {
     Show,
     /// Change the site default (no camera) or a camera's override; `none` removes a limit.
     Set {
+        /// The camera (name or id).
         camera: Option<String>,
         /// Maximum age, e.g. 30d, or none.
         #[arg(long)]
@@ -278,19 +289,32 @@ pub async fn recordings(server: Option<String>, format: Format, c: RecordingsCom
             let mut file =
                 std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
             let mut export = None;
+            // On a terminal, a bar of the bytes written (standard error; nothing in a pipe).
+            let bar = indicatif::ProgressBar::new_spinner().with_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} {binary_bytes} ({binary_bytes_per_sec})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_message(format!("exporting to {}", out.display()));
             while let Some(msg) = stream.message().await? {
                 match msg.kind {
-                    Some(pb::export_clip_response::Kind::Chunk(c)) => file.write_all(&c.data)?,
+                    Some(pb::export_clip_response::Kind::Chunk(c)) => {
+                        file.write_all(&c.data)?;
+                        bar.inc(c.data.len() as u64);
+                    }
+                    Some(pb::export_clip_response::Kind::Progress(p)) => {
+                        bar.set_position(p.bytes_written.max(0) as u64)
+                    }
                     Some(pb::export_clip_response::Kind::Export(e)) => export = Some(e),
-                    _ => {}
+                    None => {}
                 }
             }
+            bar.finish_and_clear();
             let export = export.ok_or_else(|| anyhow!("the export ended without its result"))?;
             file.sync_all()?;
             std::fs::rename(&partial, &out)?;
             crate::output::outln!(
-                "Exported {} bytes to {} (export {}, SHA-256 {}).",
-                export.size_bytes,
+                "Exported {} to {} (export {}, SHA-256 {}).",
+                output::bytes(export.size_bytes),
                 out.display(),
                 export.id,
                 hex::encode(&export.sha256)
@@ -366,21 +390,29 @@ pub async fn retention(server: Option<String>, format: Format, c: RetentionComma
     let client = session::signed_in(server).await?;
     match c {
         RetentionCommand::Show => {
+            use output::Cell;
             let all = client.all_retention_policies(pb::ListRetentionPoliciesRequest::default()).await?;
-            let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
-            let rows = all
+            let names = crate::cmd::Names::load(&client, false).await;
+            let age = |d: &Option<prost_types::Duration>| d.as_ref().map_or(Cell::None, |d| Cell::Secs(d.seconds));
+            let size = |v: Option<i64>| v.map_or(Cell::None, Cell::Bytes);
+            let rows: Vec<Vec<Cell>> = all
                 .iter()
                 .map(|p| {
                     vec![
-                        if p.camera_id.is_empty() { "site default".to_owned() } else { p.camera_id.clone() },
-                        p.max_age.as_ref().map(|d| format!("{}s", d.seconds)).unwrap_or_else(|| "-".into()),
-                        opt(p.max_bytes),
-                        opt(p.min_free_bytes),
-                        opt(p.min_free_percent.map(i64::from)),
+                        if p.camera_id.is_empty() { "site default".to_owned() } else { names.camera(&p.camera_id) }
+                            .into(),
+                        age(&p.max_age),
+                        age(&p.event_max_age),
+                        size(p.max_bytes),
+                        size(p.min_free_bytes),
+                        p.min_free_percent.into(),
+                        p.camera_id.clone().into(),
                     ]
                 })
                 .collect();
-            output::print(format, &["Policy", "Max age", "Max bytes", "Min free bytes", "Min free percent"], rows);
+            let header =
+                ["Policy", "Max age", "Event max age", "Max size", "Min free", "Min free percent", "Camera id"];
+            output::print(format, &header, rows);
         }
         RetentionCommand::Set { camera, max_age, max_bytes, min_free_bytes, min_free_percent } => {
             let camera_id = match camera {
@@ -433,28 +465,76 @@ pub async fn retention(server: Option<String>, format: Format, c: RetentionComma
 }
 
 pub async fn storage(server: Option<String>, format: Format) -> Result<()> {
+    use output::Cell;
     let client = session::signed_in(server).await?;
     let st = client.recordings().get_storage_stats(pb::GetStorageStatsRequest {}).await?.into_inner();
-    for v in &st.volumes {
-        let low = if v.low { " (below the free-space floor)" } else { "" };
-        crate::output::outln!("{}: {} of {} bytes free{low}", v.path, v.free_bytes, v.total_bytes);
-    }
-    let rows = st
+    let names = crate::cmd::Names::load(&client, false).await;
+    const HEADER: [&str; 9] =
+        ["Camera", "Recorded", "Events", "Segments", "Oldest", "Newest end", "Held", "Written/s", "Id"];
+    let rows: Vec<Vec<Cell>> = st
         .cameras
         .iter()
         .map(|c| {
             vec![
-                c.camera_id.clone(),
-                c.recorded_bytes.to_string(),
-                c.segment_count.to_string(),
-                show(&c.oldest_segment_time),
-                show(&c.newest_segment_end_time),
-                c.held_bytes.to_string(),
-                c.write_bytes_per_second.to_string(),
+                names.camera(&c.camera_id).into(),
+                Cell::Bytes(c.recorded_bytes),
+                Cell::Bytes(c.event_bytes),
+                c.segment_count.into(),
+                show(&c.oldest_segment_time).into(),
+                show(&c.newest_segment_end_time).into(),
+                Cell::Bytes(c.held_bytes),
+                Cell::Bytes(c.write_bytes_per_second),
+                c.camera_id.clone().into(),
             ]
         })
         .collect();
-    output::print(format, &["Camera", "Bytes", "Segments", "Oldest", "Newest end", "Held bytes", "Bytes/s"], rows);
+    match format {
+        // One document for scripts: the volumes and the cameras.
+        Format::Json => {
+            let volumes: Vec<serde_json::Value> = st
+                .volumes
+                .iter()
+                .map(|v| {
+                    serde_json::json!({"path": v.path, "total_bytes": v.total_bytes, "free_bytes": v.free_bytes,
+                        "floor_bytes": v.floor_bytes, "low": v.low})
+                })
+                .collect();
+            let cameras: Vec<serde_json::Value> = rows
+                .into_iter()
+                .map(|r| {
+                    let keys = [
+                        "camera",
+                        "recorded_bytes",
+                        "event_bytes",
+                        "segments",
+                        "oldest",
+                        "newest_end",
+                        "held_bytes",
+                        "written_bytes_per_second",
+                        "id",
+                    ];
+                    serde_json::Value::Object(
+                        keys.iter().map(|k| (*k).to_owned()).zip(r.iter().map(Cell::json)).collect(),
+                    )
+                })
+                .collect();
+            let doc = serde_json::json!({"volumes": volumes, "cameras": cameras});
+            crate::output::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        Format::Table => {
+            for v in &st.volumes {
+                let low = if v.low { ", below the free-space floor" } else { "" };
+                crate::output::outln!(
+                    "{}: {} free of {} (floor {}{low})",
+                    v.path,
+                    output::bytes(v.free_bytes),
+                    output::bytes(v.total_bytes),
+                    output::bytes(v.floor_bytes)
+                );
+            }
+            output::print(format, &HEADER, rows);
+        }
+    }
     Ok(())
 }
 

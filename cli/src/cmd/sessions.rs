@@ -8,11 +8,15 @@ use opennvr_sdk::pb;
 pub enum SessionsCommand {
     /// List live sessions (yours, or another user's by id with session.manage).
     List {
+        /// Whose sessions (a user id; admins only) [default: yours].
         #[arg(long, default_value = "")]
         user_id: String,
     },
     /// Revoke a session by id.
-    Revoke { session_id: String },
+    Revoke {
+        /// The session (its id, from `sessions list`).
+        session_id: String,
+    },
 }
 
 pub async fn run(server: Option<String>, format: Format, c: SessionsCommand) -> Result<()> {

@@ -33,9 +33,12 @@ pub enum UsersCommand {
     },
     /// Create a user (the password is read from NVRCTL_PASSWORD, standard input, or a prompt).
     Create {
+        /// The new user's username.
         username: String,
+        /// The role: admin, operator or viewer.
         #[arg(long)]
         role: RoleArg,
+        /// The name shown to people.
         #[arg(long, default_value = "")]
         display_name: String,
     },
@@ -43,10 +46,13 @@ pub enum UsersCommand {
     Update {
         /// Username or id.
         user: String,
+        /// The role: admin, operator or viewer.
         #[arg(long)]
         role: Option<RoleArg>,
+        /// The name shown to people.
         #[arg(long)]
         display_name: Option<String>,
+        /// Disable (true) or enable (false) the account.
         #[arg(long)]
         disabled: Option<bool>,
     },
