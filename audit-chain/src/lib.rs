@@ -271,8 +271,11 @@ pub fn verify_export(input: impl BufRead) -> Result<VerifyReport, VerifyError> {
     let mut header_seen = false;
     let mut header_range = (None, None);
     let mut trailer_seen = false;
+    // Where the export ends: a missing trailer is reported at the line it should have been on.
+    let mut lines_read = 0;
     for (i, line) in input.lines().enumerate() {
         let n = i + 1;
+        lines_read = n;
         let err = |seq: Option<i64>, message: String| VerifyError { line: n, sequence: seq, message };
         let line = line.map_err(|e| err(None, format!("unreadable: {e}")))?;
         if line.trim().is_empty() {
@@ -371,9 +374,9 @@ pub fn verify_export(input: impl BufRead) -> Result<VerifyReport, VerifyError> {
     }
     if !trailer_seen {
         return Err(VerifyError {
-            line: 0,
-            sequence: None,
-            message: "missing trailer: the export is truncated".into(),
+            line: lines_read + 1,
+            sequence: report.last_sequence,
+            message: format!("missing trailer: the export is truncated after line {lines_read}"),
         });
     }
     report.anchored_at_genesis = report.first_sequence.is_none_or(|f| f == 1);
@@ -501,7 +504,9 @@ mod tests {
     fn a_truncated_export_does_not_verify() {
         let full = export(2);
         let without_trailer: String = full.lines().take(4).map(|l| format!("{l}\n")).collect();
-        assert!(verify_export(without_trailer.as_bytes()).unwrap_err().message.contains("missing trailer"));
+        let e = verify_export(without_trailer.as_bytes()).unwrap_err();
+        assert!(e.message.contains("missing trailer"), "{e}");
+        assert_eq!(e.line, 5, "reported where the trailer should have been, after the 4 lines read");
     }
 
     #[test]

@@ -168,6 +168,13 @@ impl Reconciler {
                 Err(e) => return Err(e),
             }
         }
+        // Each camera's trouble is logged by its name when it starts or changes, not at every pass.
+        let before = self.plane.state().failed;
+        for (path, reason) in failed.iter().filter(|(p, r)| before.get(*p) != Some(*r)) {
+            let row = rows.iter().find(|r| path_name(r.id) == *path);
+            let (camera, id) = row.map(|r| (r.name.clone(), r.id.to_string())).unwrap_or_default();
+            tracing::warn!(%camera, camera_id = %id, %reason, "MediaMTX does not hold this camera as wanted");
+        }
         let now = self.clock.now();
         self.plane.update(|s| {
             s.reachable = true;

@@ -293,14 +293,16 @@ impl RecordingApp {
                 Ok(s) => s,
                 Err(e @ MtxError::Unreachable(_)) => return Err(Error::new(ErrorKind::Unavailable, e.to_string())),
                 Err(e) => {
-                    tracing::warn!(camera = %camera.id, error = %e, "cannot list the camera's recordings in MediaMTX");
+                    tracing::warn!(camera = %camera.name, camera_id = %camera.id, error = %e, "cannot list the camera's recordings in MediaMTX");
                     continue;
                 }
             };
             // One camera's trouble never stops the others.
             match self.reconcile_camera(camera.id, &path, &starts).await {
                 Ok((a, c, r)) => totals = (totals.0 + a, totals.1 + c, totals.2 + r),
-                Err(e) => tracing::warn!(camera = %camera.id, error = %e, "recording index not reconciled"),
+                Err(e) => {
+                    tracing::warn!(camera = %camera.name, camera_id = %camera.id, error = %e, "recording index not reconciled")
+                }
             }
         }
         Ok(totals)

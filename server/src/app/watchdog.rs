@@ -73,7 +73,7 @@ impl RecordingApp {
                 _ => continue,
             };
             w.stalled = !recording;
-            tracing::info!(camera = %camera.id, recording, %reason, "recording watchdog");
+            tracing::info!(camera = %camera.name, camera_id = %camera.id, recording, %reason, "recording watchdog");
             self.events.publish(SiteEvent::new(now, Some(camera.id), EventKind::Recording { recording, reason }));
         }
         Ok(())
