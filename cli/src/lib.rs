@@ -155,6 +155,10 @@ pub async fn run_args(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
 /// The server a command line talks to, as its errors name it.
 pub async fn server_of(args: &[std::ffi::OsString]) -> String {
     let Ok(cli) = Cli::try_parse_from(args) else { return session::DEFAULT_SERVER.to_owned() };
+    // With an API key no saved session is read: the flag (or NVRCTL_SERVER), else the default.
+    if std::env::var("NVRCTL_API_KEY").is_ok_and(|k| !k.is_empty()) {
+        return cli.server.unwrap_or_else(|| session::DEFAULT_SERVER.to_owned());
+    }
     let invocation = session::Invocation { profile: cli.profile, ..session::Invocation::current() };
     session::Invocation::scope(invocation, async { session::server_url(cli.server) })
         .await

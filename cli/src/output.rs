@@ -104,7 +104,7 @@ impl<T: Into<Cell>> From<Option<T>> for Cell {
 /// `n` bytes in binary units: `512 B`, `1.5 KiB`, `20.0 GiB`.
 pub fn bytes(n: i64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if n.abs() < 1024 {
+    if n.unsigned_abs() < 1024 {
         return format!("{n} B");
     }
     let mut v = n as f64 / 1024.0;
@@ -116,7 +116,8 @@ pub fn bytes(n: i64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
-/// `secs` in the largest units that say it exactly, at most two: `45s`, `1h 30m`, `30d`.
+/// `secs` in its two largest units, the rest left out: `45s`, `1h 30m`, `30d`, `1d 1m` (for a day,
+/// a minute and a second).
 pub fn duration(secs: i64) -> String {
     if secs == 0 {
         return "0s".into();

@@ -57,6 +57,10 @@ struct Saved {
     /// Who signed in (empty in files written before it was kept).
     #[serde(default)]
     username: String,
+    /// The token of a TOTP enrolment started and not yet confirmed: a sign-in after a crash
+    /// resumes it with the same secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_enrollment: Option<String>,
     access_token: String,
     access_token_expires: i64,
     refresh_token: String,
@@ -169,24 +173,34 @@ pub fn save_to(p: &std::path::Path, server: &str, tokens: &pb::Tokens) -> Result
     if let Some(dir) = p.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    // A refresh names no user: the one who signed in stays.
+    let before = read(p);
+    // A refresh names no user: the one who signed in stays, and so does a pending enrolment of
+    // the same user on the same server.
+    let same = |b: &Saved| b.server == server && tokens.user.as_ref().is_none_or(|u| u.username == b.username);
     let username = match &tokens.user {
         Some(u) => u.username.clone(),
-        None => std::fs::read(p)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Saved>(&b).ok())
-            .map(|s| s.username)
-            .unwrap_or_default(),
+        None => before.as_ref().map(|b| b.username.clone()).unwrap_or_default(),
     };
     let saved = Saved {
         server: server.to_owned(),
         username,
+        pending_enrollment: before.filter(same).and_then(|b| b.pending_enrollment),
         access_token: tokens.access_token.clone(),
         access_token_expires: tokens.access_token_expire_time.as_ref().map_or(0, |t| t.seconds),
         refresh_token: tokens.refresh_token.clone(),
         refresh_token_expires: tokens.refresh_token_expire_time.as_ref().map_or(0, |t| t.seconds),
         session_id: tokens.session_id.clone(),
     };
+    write(p, &saved)
+}
+
+/// The saved session in `p`, if it reads.
+fn read(p: &std::path::Path) -> Option<Saved> {
+    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+}
+
+/// Writes `saved` to `p` at once (a temporary file renamed), readable only by the user.
+fn write(p: &std::path::Path, saved: &Saved) -> Result<()> {
     let tmp = p.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
@@ -195,10 +209,24 @@ pub fn save_to(p: &std::path::Path, server: &str, tokens: &pb::Tokens) -> Result
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(&serde_json::to_vec_pretty(&saved)?)?;
+    f.write_all(&serde_json::to_vec_pretty(saved)?)?;
     f.sync_all()?;
     std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
     Ok(())
+}
+
+/// The token of this profile's TOTP enrolment waiting for its first code, if any.
+pub fn pending_enrollment() -> Result<Option<String>> {
+    Ok(load()?.and_then(|s| s.pending_enrollment))
+}
+
+/// Keeps (or, with `None`, forgets) the token of the TOTP enrolment under way, before its secret is
+/// shown: a sign-in after a crash resumes it.
+pub fn set_pending_enrollment(token: Option<&str>) -> Result<()> {
+    let p = path()?;
+    let Some(mut saved) = read(&p) else { return Ok(()) };
+    saved.pending_enrollment = token.map(str::to_owned);
+    write(&p, &saved)
 }
 
 /// Forgets the saved session.
@@ -301,7 +329,7 @@ pub async fn signed_in(flag: Option<String>) -> Result<Client> {
     let file = path()?;
     client.on_refresh(move |tokens| {
         if let Err(e) = save_to(&file, &server, tokens) {
-            eprintln!("nvrctl: the session was refreshed but not saved: {e:#}");
+            eprintln!("warning: the session was refreshed but not saved: {e:#}");
         }
     });
     client.ensure_fresh().await.context("the session has ended: run `nvrctl login`")?;

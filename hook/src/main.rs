@@ -21,6 +21,8 @@ fn split_url(url: &str) -> Result<(String, u16, String), String> {
         Some((h, p)) => (h.to_owned(), p.parse::<u16>().map_err(|_| "bad port in OPENNVR_HOOK_URL")?),
         None => (authority.to_owned(), 80),
     };
+    // An IPv6 literal is written in brackets in a URL, and resolved without them.
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).map(str::to_owned).unwrap_or(host);
     if host.is_empty() {
         return Err("OPENNVR_HOOK_URL has no host".into());
     }
@@ -97,6 +99,7 @@ mod tests {
         );
         assert_eq!(split_url("http://h"), Ok(("h".into(), 80, "/".into())));
         assert!(split_url("https://h/x").is_err());
+        assert_eq!(split_url("http://[::1]:7450/hooks/mediamtx"), Ok(("::1".into(), 7450, "/hooks/mediamtx".into())));
     }
 
     #[test]

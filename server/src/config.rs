@@ -134,7 +134,8 @@ pub struct Options {
     #[arg(long, env = "OPENNVR_MEDIAMTX_API_URL")]
     pub mediamtx_api_url: Option<String>,
     /// The `mediamtx` binary the server runs itself when OPENNVR_MEDIAMTX_API_URL is not set: its
-    /// config is written to `<data dir>/mediamtx/mediamtx.yml` [default: `mediamtx` on PATH, if any].
+    /// config is written to `<data dir>/mediamtx/mediamtx.yml`; empty: never [default: `mediamtx` on
+    /// PATH, if any].
     #[arg(long, env = "OPENNVR_MEDIAMTX_BIN")]
     pub mediamtx_bin: Option<PathBuf>,
     /// `recordPath` of every camera, as MediaMTX sees its recordings volume; must contain `%path`,
@@ -434,16 +435,24 @@ impl Config {
             return Err(Error::config("OPENNVR_DB_POOL_SIZE must be greater than zero"));
         }
         let data_dir = o.data_dir.unwrap_or_else(|| PathBuf::from("./var"));
-        let mediamtx = match (o.mediamtx_api_url.as_deref().filter(|u| !u.is_empty()), &o.mediamtx_bin) {
+        // OPENNVR_MEDIAMTX_BIN set empty: never run MediaMTX (not even one found on PATH).
+        let off = o.mediamtx_bin.as_ref().is_some_and(|b| b.as_os_str().is_empty());
+        let bin = o.mediamtx_bin.as_deref().filter(|b| !b.as_os_str().is_empty());
+        let mediamtx = match (o.mediamtx_api_url.as_deref().filter(|u| !u.is_empty()), bin) {
             (Some(_), Some(_)) => {
                 return Err(Error::config(
                     "OPENNVR_MEDIAMTX_BIN and OPENNVR_MEDIAMTX_API_URL are both set: set the binary for a MediaMTX the server runs, or the API URL of one you run",
                 ));
             }
             (Some(_), None) => None,
-            (None, bin) => crate::media::supervisor::find_binary(bin.as_deref())?.map(|binary| {
-                crate::media::supervisor::Supervision { binary, hook_command_set: o.mediamtx_hook_command.is_some() }
-            }),
+            (None, _) if off => None,
+            (None, bin) => {
+                crate::media::supervisor::find_binary(bin)?.map(|binary| crate::media::supervisor::Supervision {
+                    binary,
+                    named: bin.is_some(),
+                    hook_command_set: o.mediamtx_hook_command.is_some(),
+                })
+            }
         };
         let mut config = Config {
             mediamtx,

@@ -174,10 +174,16 @@ pub async fn infer(
         _ => return Err(anyhow!("give --image or --camera")),
     };
     let res = client.inference().run_inference(req).await?.into_inner();
+    let names = crate::cmd::Names::load(&client, false).await;
     for run in res.runs.iter().filter(|r| !r.error.is_empty()) {
-        eprintln!("nvrctl: adapter {}: {}", run.adapter_id, run.error);
+        eprintln!("error: adapter {}: {}", names.adapter(&run.adapter_id), run.error);
     }
-    let rows = res.runs.iter().flat_map(|r| r.detections.iter()).map(crate::cmd::bindings::detection_row).collect();
+    let rows = res
+        .runs
+        .iter()
+        .flat_map(|r| r.detections.iter())
+        .map(|d| crate::cmd::bindings::detection_row(d, &names))
+        .collect();
     output::print(format, &crate::cmd::bindings::DETECTION_HEADER, rows);
     Ok(())
 }

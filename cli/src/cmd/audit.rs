@@ -63,7 +63,7 @@ pub enum AuditCommand {
     },
 }
 
-fn row(e: &pb::AuditEvent) -> Vec<String> {
+fn row(e: &pb::AuditEvent) -> Vec<output::Cell> {
     let actor = e.actor.clone().unwrap_or_default();
     // The outcome: OK, or the gRPC code the call was refused or failed with.
     let outcome = if e.code.is_empty() {
@@ -74,27 +74,28 @@ fn row(e: &pb::AuditEvent) -> Vec<String> {
         e.code.clone()
     };
     vec![
-        e.sequence.to_string(),
-        output::time(e.time.as_ref()),
-        if actor.username.is_empty() { actor.user_id } else { actor.username },
-        actor.client_address,
-        e.action.clone(),
+        e.sequence.into(),
+        output::time(e.time.as_ref()).into(),
+        if actor.username.is_empty() { actor.user_id } else { actor.username }.into(),
+        actor.client_address.into(),
+        e.action.clone().into(),
         format!(
             "{}{}",
             e.target_type,
             if e.target_id.is_empty() { String::new() } else { format!("/{}", e.target_id) }
-        ),
-        outcome,
-        e.reason.clone(),
+        )
+        .into(),
+        outcome.into(),
+        e.reason.clone().into(),
     ]
 }
 
 const HEADER: [&str; 8] = ["Seq", "Time", "Actor", "Client", "Action", "Target", "Outcome", "Reason"];
 
 /// An entry's row with the target's name in place of its id where it is known.
-fn named_row(e: &pb::AuditEvent, names: &crate::cmd::Names) -> Vec<String> {
+fn named_row(e: &pb::AuditEvent, names: &crate::cmd::Names) -> Vec<output::Cell> {
     let mut r = row(e);
-    r[5] = names.target(&e.target_type, &e.target_id);
+    r[5] = names.target(&e.target_type, &e.target_id).into();
     r
 }
 
@@ -118,6 +119,7 @@ pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Res
         }
         AuditCommand::Tail { after } => {
             // Reopened after an expired token, it goes on after the last entry shown.
+            let names = crate::cmd::Names::load(&client, true).await;
             let last = std::cell::Cell::new(after);
             let reopen = || {
                 let mut audit = client.audit();
@@ -128,9 +130,15 @@ pub async fn run(server: Option<String>, format: Format, c: AuditCommand) -> Res
             while let Some(msg) = crate::session::next_watched(&client, &mut stream, reopen).await? {
                 if let Some(pb::watch_audit_events_response::Kind::Event(e)) = msg.kind {
                     last.set(Some(e.sequence));
+                    let named = named_row(&e, &names);
                     match format {
-                        Format::Json => output::print(format, &HEADER, vec![row(&e)]),
-                        Format::Table => crate::output::outln!("{}", row(&e).join("  ")),
+                        Format::Json => output::print(format, &HEADER, vec![named]),
+                        Format::Table => {
+                            crate::output::outln!(
+                                "{}",
+                                named.iter().map(output::Cell::text).collect::<Vec<_>>().join("  ")
+                            )
+                        }
                     }
                 }
             }

@@ -64,6 +64,11 @@ pub async fn login(server: Option<String>, format: Format, a: LoginArgs) -> Resu
 }
 
 pub async fn logout(server: Option<String>) -> Result<()> {
+    if std::env::var("NVRCTL_API_KEY").is_ok_and(|k| !k.is_empty()) {
+        bail!(
+            "NVRCTL_API_KEY is set: an API key is no session to sign out of (revoke it with `nvrctl apikeys revoke`)"
+        );
+    }
     let client = session::signed_in(server).await?;
     let ended = client.logout().await;
     session::clear()?;

@@ -136,12 +136,13 @@ pub async fn bindings(server: Option<String>, format: Format, c: BindingsCommand
             let all = client
                 .all_adapter_bindings(pb::ListAdapterBindingsRequest { camera_id, adapter_id, ..Default::default() })
                 .await?;
+            let names = crate::cmd::Names::load(&client, false).await;
             let rows = all
                 .iter()
                 .map(|b| {
                     vec![
-                        b.camera_id.clone(),
-                        b.adapter_id.clone(),
+                        names.camera(&b.camera_id),
+                        names.adapter(&b.adapter_id),
                         b.task.clone(),
                         ms(b.frame_interval.as_ref()),
                         b.labels.join(" "),
@@ -168,16 +169,16 @@ pub async fn bindings(server: Option<String>, format: Format, c: BindingsCommand
     Ok(())
 }
 
-/// A detection as a row of `DETECTION_HEADER`.
-pub fn detection_row(d: &pb::Detection) -> Vec<String> {
+/// A detection as a row of `DETECTION_HEADER`, cameras and adapters by name.
+pub fn detection_row(d: &pb::Detection, names: &crate::cmd::Names) -> Vec<String> {
     let b = d.bounding_box.unwrap_or_default();
     vec![
         output::time(d.frame_time.as_ref()),
-        d.camera_id.clone(),
+        names.camera(&d.camera_id),
         d.label.clone(),
         format!("{:.2}", d.confidence),
         format!("{:.3},{:.3} {:.3}x{:.3}", b.x, b.y, b.width, b.height),
-        d.adapter_id.clone(),
+        names.adapter(&d.adapter_id),
     ]
 }
 
@@ -197,6 +198,7 @@ pub async fn detections(server: Option<String>, format: Format, c: DetectionsCom
             limit,
         )
         .await?;
-    output::print(format, &DETECTION_HEADER, detections.iter().map(detection_row).collect());
+    let names = crate::cmd::Names::load(&client, false).await;
+    output::print(format, &DETECTION_HEADER, detections.iter().map(|d| detection_row(d, &names)).collect());
     Ok(())
 }

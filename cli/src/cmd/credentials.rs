@@ -9,9 +9,9 @@ use opennvr_sdk::pb;
 pub enum CredentialsCommand {
     /// List your second factors (or another user's, by id, with user.read).
     List {
-        /// Whose credentials (a user id; admins only) [default: yours].
-        #[arg(long, default_value = "")]
-        user_id: String,
+        /// Whose credentials (username or id; admins only) [default: yours].
+        #[arg(long, alias = "user-id")]
+        user: Option<String>,
     },
     /// Rename one of your credentials.
     Rename {
@@ -38,7 +38,11 @@ fn kind(t: i32) -> &'static str {
 pub async fn run(server: Option<String>, format: Format, c: CredentialsCommand) -> Result<()> {
     let client = session::signed_in(server).await?;
     match c {
-        CredentialsCommand::List { user_id } => {
+        CredentialsCommand::List { user } => {
+            let user_id = match user {
+                Some(which) => client.find_user(&which).await?.id,
+                None => String::new(),
+            };
             let credentials =
                 client.all_credentials(pb::ListCredentialsRequest { user_id, ..Default::default() }).await?;
             let rows = credentials

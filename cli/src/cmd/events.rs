@@ -120,7 +120,7 @@ pub async fn run(server: Option<String>, format: Format, c: EventsCommand) -> Re
         let row = match msg.kind {
             Some(pb::watch_events_response::Kind::Event(e)) => row(&e),
             Some(pb::watch_events_response::Kind::Lagged(l)) => {
-                eprintln!("nvrctl: fell behind: {} events were dropped", l.dropped_events);
+                eprintln!("warning: fell behind: {} events were dropped", l.dropped_events);
                 continue;
             }
             _ => continue,
@@ -189,7 +189,7 @@ async fn list(
     }
     output::print(format, &HEADER, events.iter().map(row).collect());
     if let Some(dir) = snapshots {
-        eprintln!("nvrctl: {written} snapshots written to {}", dir.display());
+        eprintln!("{written} snapshots written to {}", dir.display());
     }
     Ok(())
 }

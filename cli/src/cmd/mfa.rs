@@ -99,7 +99,14 @@ pub async fn step_up(client: &Client) -> Result<pb::StepUpResponse> {
 /// Walks the signed-in user through enrolling TOTP: shows the URI and secret, asks for a code,
 /// shows the recovery codes of a first factor.
 pub async fn enrol_totp(client: &Client, format: Format, name: &str) -> Result<()> {
-    let started = client.auth().start_totp_enrollment(pb::StartTotpEnrollmentRequest {}).await?.into_inner();
+    // An enrolment this profile started and did not confirm (a crash midway) goes on with its secret.
+    let resume_enrollment_token = session::pending_enrollment()?.unwrap_or_default();
+    let started = client
+        .auth()
+        .start_totp_enrollment(pb::StartTotpEnrollmentRequest { resume_enrollment_token })
+        .await?
+        .into_inner();
+    session::set_pending_enrollment(Some(&started.enrollment_token))?;
     match format {
         Format::Json => {
             crate::output::outln!(
@@ -140,6 +147,7 @@ pub async fn enrol_totp(client: &Client, format: Format, name: &str) -> Result<(
             }
         }
     };
+    session::set_pending_enrollment(None)?;
     if done.recovery_codes.is_empty() {
         eprintln!("TOTP enrolled.");
     } else {

@@ -42,6 +42,7 @@ pub fn read_password(prompt: &str) -> Result<String> {
 pub struct Names {
     cameras: std::collections::HashMap<String, String>,
     users: std::collections::HashMap<String, String>,
+    adapters: std::collections::HashMap<String, String>,
 }
 
 impl Names {
@@ -54,10 +55,17 @@ impl Names {
         } else {
             Vec::new()
         };
+        let adapters = client.all_adapters(pb::ListAdaptersRequest::default()).await.unwrap_or_default();
         Names {
             cameras: cameras.into_iter().map(|c| (c.id, c.name)).collect(),
             users: users.into_iter().map(|u| (u.id, u.username)).collect(),
+            adapters: adapters.into_iter().map(|a| (a.id, a.name)).collect(),
         }
+    }
+
+    /// Adapter `id`'s name, else the id.
+    pub fn adapter(&self, id: &str) -> String {
+        self.adapters.get(id).cloned().unwrap_or_else(|| id.to_owned())
     }
 
     /// Camera `id`'s name, else the id.
@@ -75,6 +83,7 @@ impl Names {
         let name = match kind {
             "camera" => self.camera(id),
             "user" => self.user(id),
+            "adapter" => self.adapter(id),
             _ => id.to_owned(),
         };
         if name.is_empty() { kind.to_owned() } else { format!("{kind}/{name}") }

@@ -20,9 +20,9 @@ pub fn run(format: Format, c: ProfileCommand) -> Result<()> {
             let default = session::default_profile()?;
             let rows = session::profiles()?
                 .into_iter()
-                .map(|(name, server, user)| {
-                    let mark = if name == default { "yes" } else { "" };
-                    vec![name, server, user, mark.to_owned()]
+                .map(|(name, server, user)| -> Vec<output::Cell> {
+                    let is_default = name == default;
+                    vec![name.into(), server.into(), user.into(), output::Cell::Bool(is_default)]
                 })
                 .collect();
             output::print(format, &["Profile", "Server", "User", "Default"], rows);

@@ -8,9 +8,9 @@ use opennvr_sdk::pb;
 pub enum SessionsCommand {
     /// List live sessions (yours, or another user's by id with session.manage).
     List {
-        /// Whose sessions (a user id; admins only) [default: yours].
-        #[arg(long, default_value = "")]
-        user_id: String,
+        /// Whose sessions (username or id; admins only) [default: yours].
+        #[arg(long, alias = "user-id")]
+        user: Option<String>,
     },
     /// Revoke a session by id.
     Revoke {
@@ -22,7 +22,11 @@ pub enum SessionsCommand {
 pub async fn run(server: Option<String>, format: Format, c: SessionsCommand) -> Result<()> {
     let client = session::signed_in(server).await?;
     match c {
-        SessionsCommand::List { user_id } => {
+        SessionsCommand::List { user } => {
+            let user_id = match user {
+                Some(which) => client.find_user(&which).await?.id,
+                None => String::new(),
+            };
             let sessions = client.all_sessions(pb::ListSessionsRequest { user_id, ..Default::default() }).await?;
             let rows = sessions
                 .iter()

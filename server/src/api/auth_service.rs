@@ -314,7 +314,8 @@ impl AuthService for AuthApi {
         req: Request<pb::StartTotpEnrollmentRequest>,
     ) -> ApiResult<pb::StartTotpEnrollmentResponse> {
         let call = call(&req)?;
-        respond(self.app.start_totp_enrollment(&call).await.map(|e| pb::StartTotpEnrollmentResponse {
+        let resume = req.into_inner().resume_enrollment_token;
+        respond(self.app.start_totp_enrollment(&call, &resume).await.map(|e| pb::StartTotpEnrollmentResponse {
             enrollment_token: e.token,
             otpauth_uri: e.uri,
             secret: e.secret,

@@ -21,18 +21,18 @@ use chrono::Duration;
 use uuid::Uuid;
 
 impl AuthApp {
-    /// Starts a TOTP enrolment in a pending ceremony of the caller's session: the secret of the
-    /// user's enrolment still waiting for its first code (started in another session, or before a
-    /// crash), else a fresh one.
-    pub async fn start_totp_enrollment(&self, call: &Call) -> Result<TotpEnrollment> {
+    /// Starts a TOTP enrolment in a pending ceremony of the caller's session: with `resume` (the
+    /// token of the caller's own enrolment still waiting for its first code, started in another
+    /// session or before a crash) the same secret for the time it had left, else a fresh one.
+    pub async fn start_totp_enrollment(&self, call: &Call, resume: &str) -> Result<TotpEnrollment> {
         let who = call.principal()?.clone();
         who.require_user()?;
         let settings = self.mfa.clone();
         let now = self.clock.now();
         let (token, hash) = new_ticket();
-        let expires_at = now + Duration::seconds(mfa::TOTP_ENROLLMENT_SECS);
+        let resume_hash = (!resume.is_empty()).then(|| ticket_hash("resume_enrollment_token", resume)).transpose()?;
         let (user, session, account) = (who.user_id, who.session_id, who.username.clone());
-        let seed = self
+        let (seed, expires_at) = self
             .store
             .transaction(move |c| {
                 if !CredentialRow::of_user(c, user, Some(TOTP), false)?.is_empty() {
@@ -41,24 +41,36 @@ impl AuthApp {
                         "TOTP is already enrolled: delete that credential first to enrol another",
                     ));
                 }
-                let pending = CeremonyRow::newest_open_of_user(c, user, TOTP_ENROLLMENT, now, CEREMONY_MAX_FAILURES)?;
+                // Only the holder of the earlier token resumes: the password alone never shows the
+                // secret someone else is about to confirm.
+                let pending = match &resume_hash {
+                    Some(h) => CeremonyRow::find_for_update(c, h, TOTP_ENROLLMENT)?.filter(|r| {
+                        r.user_id == Some(user) && r.expires_at > now && r.failures < CEREMONY_MAX_FAILURES
+                    }),
+                    None => None,
+                };
                 let resumed = pending.as_ref().and_then(|old| {
                     let sealed = Sealed { kek_id: old.kek_id.clone()?, blob: old.secret_sealed.clone()? };
-                    Some((settings.master.open(&pending_totp_owner(old.id), &sealed).ok()?, old.failures))
+                    let seed = settings.master.open(&pending_totp_owner(old.id), &sealed).ok()?;
+                    Some((seed, old.failures, old.expires_at))
                 });
-                let (seed, failures) = match resumed {
+                let (seed, failures, expires_at) = match resumed {
                     Some(r) => r,
-                    None => (TotpSeed::generate(&settings.issuer, &account)?.0, 0),
+                    None => (
+                        TotpSeed::generate(&settings.issuer, &account)?.0,
+                        0,
+                        now + Duration::seconds(mfa::TOTP_ENROLLMENT_SECS),
+                    ),
                 };
                 CeremonyRow::delete_of_user(c, user, TOTP_ENROLLMENT)?;
                 let mut row =
                     CeremonyRow::open(TOTP_ENROLLMENT, Some(user), Some(session), None, hash, now, expires_at);
                 let sealed = settings.master.seal(&pending_totp_owner(row.id), &seed)?;
                 (row.secret_sealed, row.kek_id) = (Some(sealed.blob), Some(sealed.kek_id));
-                // Wrong codes count across resumptions.
+                // Wrong codes count across resumptions; the time left does not grow.
                 row.failures = failures;
                 row.insert(c)?;
-                Ok(seed)
+                Ok((seed, expires_at))
             })
             .await?;
         let totp = TotpSeed::new(&seed, &self.mfa.issuer, &who.username)?;

@@ -69,6 +69,12 @@ pub(super) fn free_space(dir: &std::path::Path) -> Option<i64> {
     i64::try_from(st.blocks_available().saturating_mul(st.fragment_size())).ok()
 }
 
+/// Total bytes of the volume of `dir`.
+pub(super) fn total_space(dir: &std::path::Path) -> Option<i64> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    i64::try_from(st.blocks().saturating_mul(st.fragment_size())).ok()
+}
+
 /// Fails when the volume of `dir` has less than `floor` bytes free.
 fn check_floor(dir: &std::path::Path, floor: i64) -> std::result::Result<(), String> {
     match free_space(dir) {
@@ -203,7 +209,8 @@ impl RecordingApp {
         let turn = self.running_exports.start(p.user_id)?;
         tokio::fs::create_dir_all(&self.exports_dir).await.map_err(Error::internal)?;
         let exports_dir = self.exports_dir.clone();
-        let total = self.total_bytes();
+        // The site's share is taken of the exports volume itself.
+        let total = total_space(&exports_dir);
         let id = Uuid::new_v4();
         let row = ExportRow {
             id,

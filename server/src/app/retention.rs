@@ -103,9 +103,7 @@ impl RecordingApp {
 
     /// Total bytes of the recordings volume, when the server sees it.
     pub fn total_bytes(&self) -> Option<i64> {
-        let dir = self.recordings_dir.as_ref()?;
-        let st = nix::sys::statvfs::statvfs(dir).ok()?;
-        i64::try_from(st.blocks().saturating_mul(st.fragment_size())).ok()
+        super::exports::total_space(self.recordings_dir.as_ref()?)
     }
 
     /// One retention pass over every camera that has footage (deleted cameras included: their

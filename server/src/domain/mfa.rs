@@ -5,9 +5,10 @@ use crate::error::{Error, Result};
 
 /// How long an MFA ticket, a step-up challenge or an enrolment stays open.
 pub const CEREMONY_SECS: i64 = 300;
-/// How long a TOTP secret waits for its first code: a start again within it (another session, after
-/// a crash midway) resumes the same secret, which the authenticator app may already hold.
-pub const TOTP_ENROLLMENT_SECS: i64 = 86_400;
+/// How long a TOTP secret waits for its first code: a start again within it with the enrolment's
+/// token (another session, after a crash midway) resumes the same secret, which the authenticator
+/// app may already hold.
+pub const TOTP_ENROLLMENT_SECS: i64 = 3600;
 /// Wrong factors one login ticket (or enrolment) takes before it dies.
 pub const CEREMONY_MAX_FAILURES: i32 = 5;
 /// How many recovery codes a user holds.

@@ -25,21 +25,34 @@ const DEFAULT_RTSP: u16 = 8554;
 const DEFAULT_HLS: u16 = 8888;
 const DEFAULT_WEBRTC: u16 = 8889;
 const DEFAULT_PLAYBACK: u16 = 9996;
+const DEFAULT_RTP: u16 = 8000;
+const DEFAULT_RTCP: u16 = 8001;
+const DEFAULT_WEBRTC_UDP: u16 = 8189;
 
 /// Backoff between restarts: doubled after each quick failure, up to the longest.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const LONGEST_BACKOFF: Duration = Duration::from_secs(30);
 /// A run this long resets the backoff.
 const STEADY: Duration = Duration::from_secs(60);
+/// Size past which MediaMTX's log is set aside at its next start.
+const LOG_LIMIT: u64 = 16 << 20;
 /// How long MediaMTX gets to stop after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// Supervision as configured: the binary, and whether the hook command was set explicitly.
+/// Supervision as configured: the binary (named, or found on PATH), and whether the hook command
+/// was set explicitly.
 #[derive(Debug, Clone)]
 pub struct Supervision {
     pub binary: PathBuf,
+    /// Named by OPENNVR_MEDIAMTX_BIN (not merely found on PATH).
+    pub named: bool,
     pub hook_command_set: bool,
 }
+
+/// Why a server serving TLS does not run MediaMTX itself.
+const NOT_WITH_TLS: &str = "a server serving TLS does not run MediaMTX itself yet (MediaMTX would have to \
+    trust the server's certificate for its JWKS and serve viewers over TLS too): run MediaMTX yourself with \
+    docker/mediamtx.yml and set OPENNVR_MEDIAMTX_API_URL";
 
 /// The `mediamtx` to supervise: `explicit` (which must be an executable file), else `mediamtx` on
 /// PATH; `None` when there is none.
@@ -106,11 +119,14 @@ pub fn config_yaml(s: &Settings) -> String {
          playbackAddress: {playback}\n\
          rtsp: true\n\
          rtspAddress: {rtsp}\n\
+         rtpAddress: {rtp}\n\
+         rtcpAddress: {rtcp}\n\
          rtmp: false\n\
          hls: true\n\
          hlsAddress: {hls}\n\
          webrtc: true\n\
          webrtcAddress: {webrtc}\n\
+         webrtcLocalUDPAddress: {webrtc_udp}\n\
          srt: false\n\
          pathDefaults:\n  \
            record: false\n  \
@@ -125,6 +141,9 @@ pub fn config_yaml(s: &Settings) -> String {
         audience = quoted(super::mediamtx::AUDIENCE),
         playback = at(s.playback_port),
         rtsp = at(s.rtsp_port),
+        rtp = at(DEFAULT_RTP),
+        rtcp = at(DEFAULT_RTCP),
+        webrtc_udp = at(DEFAULT_WEBRTC_UDP),
         hls = at(s.hls_port),
         webrtc = at(s.webrtc_port),
         record_path = quoted(&s.record_path),
@@ -158,7 +177,7 @@ pub struct Host<'a> {
     /// Where the server listens: MediaMTX listens there too.
     pub listen: SocketAddr,
     pub token_issuer: &'a str,
-    /// Whether the server serves TLS (the hook client speaks plain HTTP only).
+    /// Whether the server serves TLS (then it does not run MediaMTX).
     pub tls: bool,
 }
 
@@ -176,7 +195,6 @@ pub struct Supervisor {
     settings: Settings,
     /// Where MediaMTX reaches the server (JWKS, hooks), once the server listens.
     server_host: String,
-    tls: bool,
     hook_secret: Option<String>,
     stop: watch::Sender<bool>,
     done: watch::Receiver<bool>,
@@ -186,8 +204,16 @@ pub struct Supervisor {
 impl Supervisor {
     /// Fills `config`'s media settings for a MediaMTX the server runs: its API on a free loopback
     /// port, recordings under the data directory, public URLs from the listen address unless set,
-    /// and (the hook client being found) a fresh hook secret.
-    pub fn prepare(host: Host<'_>, filled: Filled<'_>, s: &Supervision) -> Result<Supervisor> {
+    /// and (the hook client being found) a hook secret. `None`: MediaMTX is found on PATH but the
+    /// server serves TLS (see [`NOT_WITH_TLS`]); named explicitly, that refuses the start.
+    pub fn prepare(host: Host<'_>, filled: Filled<'_>, s: &Supervision) -> Result<Option<Supervisor>> {
+        if host.tls {
+            if s.named {
+                return Err(Error::config(format!("OPENNVR_MEDIAMTX_BIN: {NOT_WITH_TLS}")));
+            }
+            tracing::warn!(binary = %s.binary.display(), "MediaMTX found on PATH is not started: {NOT_WITH_TLS}");
+            return Ok(None);
+        }
         let Filled { media, frames_rtsp_url, hook_secret } = filled;
         let data_dir = std::fs::canonicalize(host.data_dir).map_err(Error::internal)?;
         let dir = data_dir.join("mediamtx");
@@ -238,46 +264,45 @@ impl Supervisor {
         fill(&mut media.public_playback_url, format!("http://{public}:{}", settings.playback_port));
         fill(&mut media.playback_url, format!("http://{internal}:{}", settings.playback_port));
         fill(frames_rtsp_url, format!("rtsp://{internal}:{}", settings.rtsp_port));
-        let tls = host.tls;
-        if hook_secret.is_none() {
-            let hook = if s.hook_command_set {
-                Some(PathBuf::from(&media.hook_command))
-            } else {
-                std::env::current_exe().ok().and_then(|e| Some(e.parent()?.join("opennvr-hook")))
-            };
-            match hook {
-                Some(h) if h.is_file() && !tls => {
-                    media.hook_command = h.display().to_string();
+        // The hook client: the one named, else the one next to the server binary. Without it,
+        // hooks are off (and MediaMTX is given no hook commands).
+        let hook = if s.hook_command_set {
+            Some(PathBuf::from(&media.hook_command))
+        } else {
+            std::env::current_exe().ok().and_then(|e| Some(e.parent()?.join("opennvr-hook")))
+        };
+        match hook {
+            Some(h) if h.is_file() => {
+                media.hook_command = h.display().to_string();
+                if hook_secret.is_none() {
                     let secret: String =
                         crate::security::secret::random_bytes::<32>().iter().map(|b| format!("{b:02x}")).collect();
                     *hook_secret = Some(secret);
-                    media.hooks = true;
                 }
-                Some(_) if tls => tracing::warn!(
-                    "MediaMTX's hooks are off: the hook client speaks plain HTTP and this server serves TLS only; \
-                     segments are indexed by the periodic reconciliation (OPENNVR_RECORDING_RECONCILE_SECS)"
-                ),
-                other => tracing::warn!(
+                media.hooks = true;
+            }
+            other => {
+                media.hooks = false;
+                tracing::warn!(
                     hook = %other.map(|h| h.display().to_string()).unwrap_or_default(),
                     "MediaMTX's hooks are off: the hook client opennvr-hook is not next to the server binary \
-                     (build the workspace, or set OPENNVR_MEDIAMTX_HOOK_COMMAND); segments are indexed by the \
-                     periodic reconciliation (OPENNVR_RECORDING_RECONCILE_SECS)"
-                ),
+                     (build it with `cargo build --release -p opennvr-hook`, or set OPENNVR_MEDIAMTX_HOOK_COMMAND); \
+                     segments are indexed by the periodic reconciliation (OPENNVR_RECORDING_RECONCILE_SECS)"
+                );
             }
         }
         let (stop, _) = watch::channel(false);
         let (done_tx, done) = watch::channel(false);
-        Ok(Supervisor {
+        Ok(Some(Supervisor {
             binary: s.binary.clone(),
             dir,
             settings,
             server_host: internal,
-            tls,
-            hook_secret: hook_secret.clone(),
+            hook_secret: media.hooks.then(|| hook_secret.clone()).flatten(),
             stop,
             done,
             done_tx: Some(done_tx),
-        })
+        }))
     }
 
     /// The generated configuration file.
@@ -288,8 +313,7 @@ impl Supervisor {
     /// Writes the configuration for a server listening on `port` and starts supervising MediaMTX,
     /// reporting its state in `plane`.
     pub fn start(&mut self, port: u16, plane: MediaPlane) -> Result<tokio::task::JoinHandle<()>> {
-        let scheme = if self.tls { "https" } else { "http" };
-        let base = format!("{scheme}://{}:{port}", self.server_host);
+        let base = format!("http://{}:{port}", self.server_host);
         self.settings.jwks_url = format!("{base}/.well-known/jwks.json");
         let file = self.config_file();
         crate::security::secret::write_private_file(&file, config_yaml(&self.settings).as_bytes())
@@ -359,6 +383,10 @@ impl Child {
 
     fn spawn(&self) -> std::io::Result<tokio::process::Child> {
         use std::os::unix::fs::OpenOptionsExt;
+        // One earlier log is kept: the file never grows past twice the limit.
+        if std::fs::metadata(&self.log_file).is_ok_and(|m| m.len() > LOG_LIMIT) {
+            let _ = std::fs::rename(&self.log_file, self.log_file.with_extension("log.1"));
+        }
         let log = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.log_file)?;
         let mut cmd = tokio::process::Command::new(&self.binary);
         cmd.arg(&self.config_file)
@@ -368,6 +396,8 @@ impl Child {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
+            // Its own process group: a Ctrl-C at the terminal reaches the server, which stops it.
+            .process_group(0)
             .kill_on_drop(true);
         crate::process::end_with_server(&mut cmd, nix::sys::signal::Signal::SIGTERM);
         cmd.spawn()
@@ -404,15 +434,15 @@ impl Child {
                         Ok(st) => st.to_string(),
                         Err(e) => e.to_string(),
                     };
+                    if began.elapsed() >= STEADY {
+                        backoff = FIRST_BACKOFF;
+                    }
                     tracing::warn!(exit = %exit, log = %self.log_file.display(), "MediaMTX ended; restarting it in {backoff:?}");
                     self.report(|s| {
                         s.pid = None;
                         s.last_exit = exit;
                     });
                 }
-            }
-            if began.elapsed() >= STEADY {
-                backoff = FIRST_BACKOFF;
             }
             self.report(|s| {
                 s.state = "restarting".into();

@@ -148,7 +148,8 @@ pub(super) fn warn_of_media_gaps(config: &Config, plane: &crate::media::plane::M
         plane.update(|s| s.absent_reason = Some(crate::media::supervisor::HOW_TO_GET.to_owned()));
         return;
     }
-    if !media.hooks {
+    // A MediaMTX the server runs said already why its hooks are off.
+    if !media.hooks && config.mediamtx.is_none() {
         tracing::warn!(
             "OPENNVR_HOOK_SECRET_FILE is not set: MediaMTX's hooks are off and it is given no hook commands; new \
              segments are indexed every {:?} (OPENNVR_RECORDING_RECONCILE_SECS) and camera availability is polled",

@@ -183,7 +183,7 @@ impl Server {
                     frames_rtsp_url: &mut config.frames.rtsp_url,
                     hook_secret: &mut config.hook_secret,
                 };
-                Some(Supervisor::prepare(host, filled, &s)?)
+                Supervisor::prepare(host, filled, &s)?
             }
             None => None,
         };

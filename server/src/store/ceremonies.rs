@@ -72,27 +72,6 @@ impl CeremonyRow {
             .optional()?)
     }
 
-    /// The newest ceremony of `kind` of `user` still open at `now` (unexpired, fewer than
-    /// `max_failures` wrong factors), locked until the transaction ends.
-    pub fn newest_open_of_user(
-        c: &mut PgConnection,
-        user: Uuid,
-        kind: CeremonyKind,
-        now: DateTime<Utc>,
-        max_failures: i32,
-    ) -> Result<Option<CeremonyRow>> {
-        Ok(auth_ceremonies::table
-            .filter(auth_ceremonies::user_id.eq(user))
-            .filter(auth_ceremonies::kind.eq(kind))
-            .filter(auth_ceremonies::expires_at.gt(now))
-            .filter(auth_ceremonies::failures.lt(max_failures))
-            .order(auth_ceremonies::created_at.desc())
-            .select(CeremonyRow::as_select())
-            .for_update()
-            .first(c)
-            .optional()?)
-    }
-
     /// Deletes every ceremony of `kind` of `user`.
     pub fn delete_of_user(c: &mut PgConnection, user: Uuid, kind: CeremonyKind) -> Result<()> {
         diesel::delete(

@@ -673,7 +673,7 @@ fn fixture(rpc: &str, t: &Targets) -> Option<Vec<u8>> {
             name: "key".into(),
         }
         .encode_to_vec(),
-        "AuthService.StartTotpEnrollment" => pb::StartTotpEnrollmentRequest {}.encode_to_vec(),
+        "AuthService.StartTotpEnrollment" => pb::StartTotpEnrollmentRequest::default().encode_to_vec(),
         "AuthService.FinishTotpEnrollment" => pb::FinishTotpEnrollmentRequest {
             enrollment_token: "nvr_mfa_x".into(),
             code: "123456".into(),

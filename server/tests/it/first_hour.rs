@@ -252,6 +252,27 @@ async fn tables_name_cameras_and_json_keeps_types() {
     // Tables show the same in human units.
     let (_, out, _) = run(&s, &home, &["cameras", "get", "Dock North"], &[]).await;
     assert!(out.contains("1m") && out.contains("site=dock") && out.contains("yes"), "{out}");
+    // Retention, grants and the audit trail name the camera and the user too.
+    let age = prost_types::Duration { seconds: 30 * 86_400, nanos: 0 };
+    let policy =
+        opennvr_sdk::pb::RetentionPolicy { camera_id: cam.id.clone(), max_age: Some(age), ..Default::default() };
+    let update = opennvr_sdk::pb::UpdateRetentionPolicyRequest {
+        policy: Some(policy),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["max_age".into()] }),
+    };
+    admin.recordings().update_retention_policy(update).await.unwrap();
+    let (_, out, _) = run(&s, &home, &["retention", "show"], &[]).await;
+    let line = out.lines().find(|l| l.contains(&cam.id)).unwrap_or_default();
+    assert!(line.contains("Dock North") && line.contains("30d"), "{out}");
+    let wes = s.user(&admin, "wes", opennvr_sdk::pb::Role::Viewer).await;
+    let wes_id = wes.auth().who_am_i(opennvr_sdk::pb::WhoAmIRequest {}).await.unwrap().into_inner().user.unwrap().id;
+    let (ok, _, err) = run(&s, &home, &["grants", "set", "dock north", "WES", "camera.read"], &[]).await;
+    assert!(ok, "{err}");
+    let (_, out, _) = run(&s, &home, &["grants", "list", "--user", "wes"], &[]).await;
+    let line = out.lines().find(|l| l.contains(&wes_id)).unwrap_or_default();
+    assert!(line.contains("Dock North") && line.contains(" wes "), "{out}");
+    let (_, out, _) = run(&s, &home, &["audit", "list", "--action", "camera.", "--limit", "5"], &[]).await;
+    assert!(out.contains("camera/Dock North"), "{out}");
     // Storage for scripts is one document with numbers.
     let (ok, out, err) = run(&s, &home, &["--output", "json", "storage"], &[]).await;
     assert!(ok, "{err}");
@@ -270,4 +291,29 @@ async fn completions_are_generated_for_bash_zsh_and_fish() {
         assert!(out.contains(marker), "{shell}: {}", &out[..out.len().min(300)]);
         assert!(out.contains("retention"), "{shell} completes subcommands");
     }
+}
+
+#[tokio::test]
+async fn only_the_holder_of_an_enrolment_token_gets_its_secret_again() {
+    use opennvr_sdk::pb;
+    let s = TestServer::start().await;
+    let admin = s.client().await;
+    admin.bootstrap(&s.setup_token(), "admin", ADMIN_PASSWORD).await.unwrap();
+    let start = |c: &opennvr_sdk::Client, resume: &str| {
+        let (c, resume) = (c.clone(), resume.to_owned());
+        async move {
+            let request = pb::StartTotpEnrollmentRequest { resume_enrollment_token: resume };
+            c.auth().start_totp_enrollment(request).await.unwrap().into_inner()
+        }
+    };
+    let first = start(&admin, "").await;
+    let resumed = start(&admin, &first.enrollment_token).await;
+    assert_eq!(resumed.secret, first.secret, "the token's holder gets the same secret");
+    let seconds = |t: &Option<prost_types::Timestamp>| t.as_ref().unwrap().seconds;
+    assert_eq!(seconds(&resumed.expire_time), seconds(&first.expire_time), "for the time it had left");
+    assert_ne!(resumed.enrollment_token, first.enrollment_token);
+    // The password alone (a start without the token) gives a new secret, and ends the old one.
+    let fresh = start(&admin, "").await;
+    assert_ne!(fresh.secret, first.secret);
+    assert_ne!(start(&admin, &resumed.enrollment_token).await.secret, first.secret);
 }

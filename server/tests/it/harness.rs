@@ -245,6 +245,8 @@ pub fn test_options(db: &TestDb) -> Options {
         db_pool_size: Some(8),
         argon2_memory_kib: Some(256),
         argon2_iterations: Some(1),
+        // Never a MediaMTX found on the machine's PATH: tests name the one they use.
+        mediamtx_bin: Some(PathBuf::new()),
         ..Options::default()
     }
 }
@@ -356,7 +358,8 @@ impl TestServer {
     /// has completed MFA and is stepped up. Returns the ten recovery codes.
     pub async fn enrol_totp(&self, c: &opennvr_sdk::Client, name: &str) -> Vec<String> {
         use opennvr_sdk::pb;
-        let started = c.auth().start_totp_enrollment(pb::StartTotpEnrollmentRequest {}).await.unwrap().into_inner();
+        let started =
+            c.auth().start_totp_enrollment(pb::StartTotpEnrollmentRequest::default()).await.unwrap().into_inner();
         let seed = opennvr_server::security::totp::TotpSeed::from_base32(&started.secret).unwrap();
         let finished = c
             .auth()

@@ -25,7 +25,7 @@ pub(crate) async fn nvrctl(s: &TestServer, c: &Client, args: &[&str], column: &s
     let mut out = Vec::new();
     nvrctl::run_captured(head.iter().chain(args), &file, &mut out).await.unwrap();
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
-    rows.iter().map(|r| r[column].as_str().unwrap().to_owned()).collect()
+    rows.iter().map(|r| r[column].as_str().map(str::to_owned).unwrap_or_else(|| r[column].to_string())).collect()
 }
 
 async fn add_users(a: &Client, names: &[&str]) -> Vec<String> {

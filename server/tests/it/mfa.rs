@@ -208,7 +208,8 @@ async fn a_role_that_requires_mfa_gets_an_enrolment_only_session_until_a_factor_
     let no_passkeys = status(bea.auth().start_passkey_registration(pb::StartPasskeyRegistrationRequest {}).await);
     assert_eq!(no_passkeys.code(), Code::FailedPrecondition);
     assert!(no_passkeys.message().contains("OPENNVR_WEBAUTHN_RP_ID"), "{}", no_passkeys.message());
-    let started = bea.auth().start_totp_enrollment(pb::StartTotpEnrollmentRequest {}).await.unwrap().into_inner();
+    let started =
+        bea.auth().start_totp_enrollment(pb::StartTotpEnrollmentRequest::default()).await.unwrap().into_inner();
     assert!(started.otpauth_uri.starts_with("otpauth://totp/OpenNVR:bea?"), "{}", started.otpauth_uri);
     assert!(started.otpauth_uri.contains(&format!("secret={}", started.secret)));
     let seed = TotpSeed::from_base32(&started.secret).unwrap();
@@ -269,7 +270,7 @@ async fn a_role_that_requires_mfa_gets_an_enrolment_only_session_until_a_factor_
     other.auth().step_up(step_up("", totp(&right))).await.unwrap();
     assert!(!other.refresh().await.unwrap().mfa_enrolment_required);
     bea.users().list_users(pb::ListUsersRequest::default()).await.unwrap();
-    let twice = status(bea.auth().start_totp_enrollment(pb::StartTotpEnrollmentRequest {}).await);
+    let twice = status(bea.auth().start_totp_enrollment(pb::StartTotpEnrollmentRequest::default()).await);
     assert_eq!(twice.code(), Code::AlreadyExists);
     // Listings show who has which factor.
     let users = admin.users().list_users(pb::ListUsersRequest::default()).await.unwrap().into_inner().users;

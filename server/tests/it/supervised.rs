@@ -86,7 +86,7 @@ async fn the_server_runs_mediamtx_from_its_generated_config_restarts_it_and_stop
     })
     .await;
     let second = st.supervised.unwrap();
-    assert_eq!(second.restarts, 1);
+    assert_eq!(second.restarts, first.restarts + 1);
     assert!(second.last_exit.contains("signal: 9"), "{}", second.last_exit);
     assert!(!alive(first.pid as u32));
     let status = admin
@@ -160,4 +160,30 @@ async fn without_mediamtx_the_status_says_how_to_get_it() {
     );
     let ready = s.scrape("/readyz", &admin).await;
     assert!(ready.contains("media: not configured (no MediaMTX:"), "{ready}");
+}
+
+#[tokio::test]
+async fn a_server_serving_tls_refuses_to_run_a_named_mediamtx_saying_what_to_do() {
+    let dir = crate::harness::temp_dir("tls-mediamtx");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let db = TestDb::new();
+    let mut options = supervising(&db);
+    options.tls_cert_file = Some(cert);
+    options.tls_key_file = Some(key);
+    let config = opennvr_server::Config::from_options(options).unwrap();
+    let clock = std::sync::Arc::new(opennvr_server::clock::SystemClock);
+    let e = match opennvr_server::server::Server::boot(config, clock).await {
+        Ok(_) => panic!("booted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("OPENNVR_MEDIAMTX_BIN") && e.contains("OPENNVR_MEDIAMTX_API_URL"), "{e}");
 }

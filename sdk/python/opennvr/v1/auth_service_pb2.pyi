@@ -1129,12 +1129,21 @@ Global___FinishPasskeyRegistrationResponse: _TypeAlias = FinishPasskeyRegistrati
 class StartTotpEnrollmentRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    RESUME_ENROLLMENT_TOKEN_FIELD_NUMBER: _builtins.int
+    resume_enrollment_token: _builtins.str
+    """The enrollment_token of an enrolment this user started and has not confirmed (in another
+    session, or before a crash): its secret, which the authenticator app may already hold, is
+    given again for the time it had left, with a new token. Empty, unknown, expired or another
+    user's: a new secret.
+    """
     def __init__(
         self,
+        *,
+        resume_enrollment_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resume_enrollment_token", b"resume_enrollment_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
