@@ -597,3 +597,21 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     assert!(p.is_file(), "{} is missing: build the workspace first (cargo test --workspace builds it)", p.display());
     p
 }
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 (with `openssl`), written into `dir`:
+/// (certificate, key) PEM files.
+pub fn self_signed_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}

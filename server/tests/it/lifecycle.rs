@@ -1,23 +1,10 @@
 //! The process around the API: TLS on the one port, graceful shutdown.
 use crate::harness::{ADMIN_PASSWORD, TestDb, TestServer, temp_dir, test_options};
-use std::process::Command;
 use std::time::Instant;
 
 #[tokio::test]
 async fn tls_serves_http2_and_http1_on_one_port() {
-    let dir = temp_dir("tls");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let (cert, key) = crate::harness::self_signed_certificate(&temp_dir("tls"));
     let db = TestDb::new();
     let mut options = test_options(&db);
     options.tls_cert_file = Some(cert.clone());

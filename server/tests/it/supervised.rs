@@ -164,17 +164,7 @@ async fn without_mediamtx_the_status_says_how_to_get_it() {
 
 #[tokio::test]
 async fn a_server_serving_tls_refuses_to_run_a_named_mediamtx_saying_what_to_do() {
-    let dir = crate::harness::temp_dir("tls-mediamtx");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let (cert, key) = crate::harness::self_signed_certificate(&crate::harness::temp_dir("tls-mediamtx"));
     let db = TestDb::new();
     let mut options = supervising(&db);
     options.tls_cert_file = Some(cert);
