@@ -99,9 +99,12 @@ async fn the_server_runs_mediamtx_from_its_generated_config_restarts_it_and_stop
         .unwrap();
     assert!(status.last_error.is_empty(), "{status:?}");
 
-    // Stopped with the server.
+    // Stopped with the server: asked to stop (SIGTERM), not killed.
+    let log = file.with_file_name("mediamtx.log");
     s.shutdown().await;
     eventually("MediaMTX stopped with the server", || !alive(second.pid as u32)).await;
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.trim_end().ends_with("mediamtx-emulator: stopping on SIGTERM"), "{said}");
 }
 
 #[tokio::test]
