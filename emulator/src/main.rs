@@ -28,6 +28,14 @@ fn usage() -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Listened for from the start: a stop asked for at any time is a clean stop.
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mediamtx-emulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut args = std::env::args().skip(1);
     let (mut jwks_url, mut file, mut auto) = (None, None, false);
     while let Some(a) = args.next() {
@@ -84,13 +92,6 @@ async fn main() -> ExitCode {
     let mut out = std::io::stdout();
     let _ = writeln!(out, "api {}\ncontrol http://{control_addr}", emulator.url());
     let _ = out.flush();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("mediamtx-emulator: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let why = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = tokio::signal::ctrl_c() => "SIGINT",

@@ -634,3 +634,33 @@ fn url_password(url: &str) -> Option<&str> {
     let userinfo = rest.split_once('@')?.0;
     userinfo.split_once(':').map(|(_, p)| p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(bin: Option<&str>, api: Option<&str>) -> Result<Config> {
+        Config::from_options(Options {
+            mediamtx_bin: bin.map(PathBuf::from),
+            mediamtx_api_url: api.map(str::to_owned),
+            ..Options::default()
+        })
+    }
+
+    #[test]
+    fn an_empty_mediamtx_binary_means_never_even_beside_an_api_url() {
+        assert!(with(Some(""), None).unwrap().mediamtx.is_none());
+        let c = with(Some(""), Some("http://mediamtx:9997")).unwrap();
+        assert!(c.mediamtx.is_none() && c.media.api_url.is_some());
+    }
+
+    #[test]
+    fn a_named_mediamtx_binary_must_exist_and_excludes_an_api_url() {
+        let e = with(Some("/nonexistent/mediamtx"), None).unwrap_err();
+        assert!(e.message().contains("OPENNVR_MEDIAMTX_BIN"), "{}", e.message());
+        let e = with(Some("/bin/sh"), Some("http://mediamtx:9997")).unwrap_err();
+        assert!(e.message().contains("both set"), "{}", e.message());
+        let named = with(Some("/bin/sh"), None).unwrap().mediamtx.unwrap();
+        assert!(named.named && named.binary == std::path::Path::new("/bin/sh"));
+    }
+}

@@ -224,6 +224,9 @@ async fn an_api_key_in_the_environment_signs_a_script_in_without_a_session() {
     let cameras: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(cameras[0]["name"], "Gate");
     assert!(!home.join("nvrctl").exists(), "an API key run saves nothing");
+    let (ok, _, err) = run(&s, &home, &["logout"], &[("NVRCTL_API_KEY", &made.secret)]).await;
+    assert!(!ok);
+    assert!(err.contains("an API key is no session"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

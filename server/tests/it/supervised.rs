@@ -67,6 +67,10 @@ async fn the_server_runs_mediamtx_from_its_generated_config_restarts_it_and_stop
     let recordings = s.data_dir.canonicalize().unwrap().join("recordings");
     assert!(text.contains(&format!("recordPath: \"{}/%path/", recordings.display())), "{text}");
     assert!(!text.contains("HOOK_SECRET"), "{text}");
+    // Every listener, UDP ones included, binds where the server listens (loopback here).
+    for key in ["rtspAddress", "rtpAddress", "rtcpAddress", "hlsAddress", "webrtcAddress", "webrtcLocalUDPAddress"] {
+        assert!(text.contains(&format!("{key}: \"127.0.0.1:")), "{key}: {text}");
+    }
     // The hook client's address and secret are in MediaMTX's environment only.
     let env = std::fs::read(format!("/proc/{}/environ", first.pid)).unwrap();
     let env = String::from_utf8_lossy(&env);
@@ -107,12 +111,13 @@ async fn the_server_runs_mediamtx_from_its_generated_config_restarts_it_and_stop
     assert!(said.trim_end().ends_with("mediamtx-emulator: stopping on SIGTERM"), "{said}");
 }
 
-#[tokio::test]
-async fn a_killed_server_takes_its_mediamtx_along() {
-    let db = TestDb::new();
-    let options = supervising(&db);
+/// The server binary supervising the emulator in a process group of its own, as a shell starts
+/// it: the process, its data directory, and MediaMTX's pid once it runs.
+async fn server_process(db: &TestDb) -> (std::process::Child, PathBuf, u32) {
+    use std::os::unix::process::CommandExt;
+    let options = supervising(db);
     let data_dir = options.data_dir.clone().unwrap();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_opennvr-server"))
+    let server = std::process::Command::new(env!("CARGO_BIN_EXE_opennvr-server"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("OPENNVR_LISTEN", format!("127.0.0.1:{}", free_port()))
@@ -125,6 +130,7 @@ async fn a_killed_server_takes_its_mediamtx_along() {
         .env("OPENNVR_ARGON2_MEMORY_KIB", "256")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap();
     let child_of = |parent: u32| -> Option<u32> {
@@ -138,15 +144,37 @@ async fn a_killed_server_takes_its_mediamtx_along() {
     let mut mediamtx = None;
     for _ in 0..300 {
         mediamtx = child_of(server.id()).filter(|p| alive(*p));
-        if mediamtx.is_some() && data_dir.join("mediamtx/mediamtx.yml").exists() {
+        let log = std::fs::read_to_string(data_dir.join("mediamtx/mediamtx.log")).unwrap_or_default();
+        if mediamtx.is_some() && log.contains("api http://") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mediamtx = mediamtx.expect("the server started MediaMTX");
+    (server, data_dir, mediamtx)
+}
+
+#[tokio::test]
+async fn a_killed_server_takes_its_mediamtx_along() {
+    let db = TestDb::new();
+    let (mut server, _, mediamtx) = server_process(&db).await;
     server.kill().unwrap();
     server.wait().unwrap();
     eventually("MediaMTX gone with the killed server", || !alive(mediamtx)).await;
+}
+
+/// Ctrl-C at a terminal interrupts the server's process group: MediaMTX, in a group of its own, is
+/// not interrupted (and restarted) behind the server's back, but stopped by it.
+#[tokio::test]
+async fn ctrl_c_reaches_the_server_which_stops_its_mediamtx() {
+    let db = TestDb::new();
+    let (mut server, data_dir, mediamtx) = server_process(&db).await;
+    let group = nix::unistd::Pid::from_raw(server.id() as i32);
+    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT).unwrap();
+    assert!(server.wait().unwrap().success());
+    assert!(!alive(mediamtx));
+    let said = std::fs::read_to_string(data_dir.join("mediamtx/mediamtx.log")).unwrap();
+    assert!(said.trim_end().ends_with("mediamtx-emulator: stopping on SIGTERM"), "{said}");
 }
 
 #[tokio::test]
