@@ -5,8 +5,8 @@
 //
 // Environment:
 //   OPENNVR_TEST_PG_URL   PostgreSQL superuser URL of a running cluster (required)
-//   OPENNVR_SERVER_BIN    the server binary [../target/debug/opennvr-server]
-//   OPENNVR_EMULATOR_BIN  the emulator binary [../target/debug/mediamtx-emulator]
+//   OPENNVR_SERVER_BIN    the server binary [../target/release/opennvr-server]
+//   OPENNVR_EMULATOR_BIN  the emulator binary [../target/release/mediamtx-emulator]
 //   CHROMIUM_BIN          [/usr/bin/chromium]
 //
 // `node e2e/stack.mjs` starts it all and waits (for working on the dashboard by hand; Ctrl-C stops it).
@@ -102,8 +102,8 @@ function withDatabase(url, db) {
 export async function startStack({ cameras = 2, verbose = false } = {}) {
   const pg = process.env.OPENNVR_TEST_PG_URL;
   if (!pg) throw new Error("OPENNVR_TEST_PG_URL is not set: the browser tests need a PostgreSQL cluster (scripts/test starts one)");
-  const serverBin = process.env.OPENNVR_SERVER_BIN ?? join(TARGET, "debug", "opennvr-server");
-  const emulatorBin = process.env.OPENNVR_EMULATOR_BIN ?? join(TARGET, "debug", "mediamtx-emulator");
+  const serverBin = process.env.OPENNVR_SERVER_BIN ?? join(TARGET, "release", "opennvr-server");
+  const emulatorBin = process.env.OPENNVR_EMULATOR_BIN ?? join(TARGET, "release", "mediamtx-emulator");
   for (const bin of [serverBin, emulatorBin]) if (!existsSync(bin)) throw new Error(`${bin} not found: build the workspace first`);
   const fixturePython = join(DASHBOARD, "e2e", "media", ".venv", "bin", "python");
   if (!existsSync(fixturePython)) throw new Error(`${fixturePython} not found: scripts/venv-sync dashboard/e2e/media/.venv dashboard/e2e/media/requirements.txt`);

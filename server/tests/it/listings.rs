@@ -265,13 +265,13 @@ async fn segments_are_listed_to_the_last_page() {
 
 #[tokio::test]
 async fn credentials_are_listed_to_the_last_page() {
-    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+    use crate::passkey::SoftPasskey;
     let s = crate::mfa::webauthn_server().await;
     let a = s.admin().await;
     // The administrator's TOTP, and two passkeys (the second one needs the step-up of the login).
     let mut want: Vec<String> = Vec::new();
     for name in ["Key 1", "Key 2"] {
-        let (done, _) = crate::mfa::register(&a, &mut SoftPasskey::new(true), name).await;
+        let done = crate::mfa::register(&a, &mut SoftPasskey::new(crate::mfa::ORIGIN), name).await;
         want.push(done.credential.unwrap().id);
     }
     let all = a.all_credentials(pb::ListCredentialsRequest { page_size: PAGE, ..Default::default() }).await.unwrap();

@@ -22,6 +22,7 @@ mod listings;
 mod media;
 mod mfa;
 mod motion;
+mod passkey;
 mod permissions;
 mod recordings;
 mod routing;

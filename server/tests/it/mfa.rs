@@ -1,16 +1,13 @@
 //! Strong authentication through the API: TOTP and recovery codes at login, enrolment-only sessions,
 //! step-up before destructive RPCs, and full WebAuthn ceremonies driven by a software authenticator.
 use crate::harness::{ADMIN_PASSWORD, TestServer};
+use crate::passkey::SoftPasskey;
 use opennvr_sdk::pb;
 use opennvr_server::security::totp::TotpSeed;
 use tonic::Code;
-use webauthn_authenticator_rs::prelude::{
-    CreationChallengeResponse, RequestChallengeResponse, Url, WebauthnAuthenticator,
-};
-use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 /// Where the test "browser" runs: WebAuthn tests configure this as the relying party's origin.
-const ORIGIN: &str = "http://localhost:8443";
+pub const ORIGIN: &str = "http://localhost:8443";
 
 fn status<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Status {
     r.expect_err("expected an error")
@@ -410,38 +407,29 @@ pub async fn webauthn_server() -> TestServer {
     TestServer::start_with(db, options).await
 }
 
-fn origin() -> Url {
-    Url::parse(ORIGIN).unwrap()
-}
-
-/// Registers `key` for the user signed in on `c`: the credential and the raw credential id.
+/// Registers `key` for the user signed in on `c`.
 pub async fn register(
     c: &opennvr_sdk::Client,
     key: &mut SoftPasskey,
     name: &str,
-) -> (pb::FinishPasskeyRegistrationResponse, Vec<u8>) {
+) -> pb::FinishPasskeyRegistrationResponse {
     let started =
         c.auth().start_passkey_registration(pb::StartPasskeyRegistrationRequest {}).await.unwrap().into_inner();
-    let options: CreationChallengeResponse = serde_json::from_str(&started.creation_options_json).unwrap();
-    let created = key.do_registration(origin(), options).unwrap();
-    let raw_id = created.raw_id.to_vec();
-    let done = c
-        .auth()
+    let created = key.register(&started.creation_options_json);
+    c.auth()
         .finish_passkey_registration(pb::FinishPasskeyRegistrationRequest {
             registration_token: started.registration_token,
-            credential_json: serde_json::to_string(&created).unwrap(),
+            credential_json: created,
             name: name.into(),
         })
         .await
         .unwrap()
-        .into_inner();
-    (done, raw_id)
+        .into_inner()
 }
 
 /// The assertion `key` makes for the request options `json`, as JSON.
 fn assert_with(key: &mut SoftPasskey, json: &str) -> String {
-    let options: RequestChallengeResponse = serde_json::from_str(json).unwrap();
-    serde_json::to_string(&key.do_authentication(origin(), options).unwrap()).unwrap()
+    key.assert(json, None)
 }
 
 fn passkey(json: String) -> pb::second_factor::Method {
@@ -452,8 +440,8 @@ fn passkey(json: String) -> pb::second_factor::Method {
 async fn passkeys_register_and_complete_logins_and_refuse_replays_and_wrong_challenges() {
     let s = webauthn_server().await;
     let admin = s.admin().await;
-    let mut key = SoftPasskey::new(true);
-    let (done, _) = register(&admin, &mut key, "YubiKey 5C").await;
+    let mut key = SoftPasskey::new(ORIGIN);
+    let done = register(&admin, &mut key, "YubiKey 5C").await;
     assert!(done.recovery_codes.is_empty(), "the admin had TOTP already: no new recovery codes");
     let cred = done.credential.unwrap();
     assert_eq!((cred.r#type, cred.name.as_str()), (pb::CredentialType::Passkey as i32, "YubiKey 5C"));
@@ -502,8 +490,8 @@ async fn passkeys_register_and_complete_logins_and_refuse_replays_and_wrong_chal
 async fn a_passkey_whose_counter_goes_back_or_that_was_deleted_is_refused() {
     let s = webauthn_server().await;
     let admin = s.admin().await;
-    let mut key = SoftPasskey::new(true);
-    let (done, _) = register(&admin, &mut key, "key").await;
+    let mut key = SoftPasskey::new(ORIGIN);
+    let done = register(&admin, &mut key, "key").await;
     let cred = done.credential.unwrap();
     let c = s.client().await;
     let ch = challenge(&c, "admin").await;
@@ -561,19 +549,18 @@ async fn a_passkey_whose_counter_goes_back_or_that_was_deleted_is_refused() {
 async fn expired_ceremonies_are_refused() {
     let s = webauthn_server().await;
     let admin = s.admin().await;
-    let mut key = SoftPasskey::new(true);
+    let mut key = SoftPasskey::new(ORIGIN);
     // A registration finished after its state expired.
     let started =
         admin.auth().start_passkey_registration(pb::StartPasskeyRegistrationRequest {}).await.unwrap().into_inner();
-    let options: CreationChallengeResponse = serde_json::from_str(&started.creation_options_json).unwrap();
-    let created = key.do_registration(origin(), options).unwrap();
+    let created = key.register(&started.creation_options_json);
     s.clock.advance(chrono::Duration::seconds(301));
     s.step_up(&admin, "admin").await;
     let late = admin
         .auth()
         .finish_passkey_registration(pb::FinishPasskeyRegistrationRequest {
             registration_token: started.registration_token,
-            credential_json: serde_json::to_string(&created).unwrap(),
+            credential_json: created,
             name: String::new(),
         })
         .await;
@@ -598,10 +585,11 @@ async fn expired_ceremonies_are_refused() {
     assert_eq!(late.code(), Code::Unauthenticated);
     assert!(late.message().contains("expired"), "{}", late.message());
     // A passwordless login answered, well-formed, after its state expired.
-    let (user_id, raw_id) = (admin_id(&admin).await, credential_raw_id(&s).await);
+    let user_id = admin_id(&admin).await;
+    assert_eq!(credential_raw_id(&s).await, key.credential_id(), "the attested credential id is stored");
     let started = c.auth().start_passkey_login(pb::StartPasskeyLoginRequest {}).await.unwrap().into_inner();
     let ch = started.challenge.unwrap();
-    let json = discoverable_assertion(&mut key, &ch.passkey_request_options_json, &raw_id, user_id);
+    let json = discoverable_assertion(&mut key, &ch.passkey_request_options_json, user_id);
     s.clock.advance(chrono::Duration::seconds(301));
     let e = c
         .auth()
@@ -632,35 +620,27 @@ async fn credential_raw_id(s: &TestServer) -> Vec<u8> {
     row.id
 }
 
-/// A passwordless assertion by `key` for the options `json`, claiming `user` as its user handle.
-/// The software authenticator keeps no resident credentials: a browser's passkey would offer itself;
-/// here the test names it, and adds the user handle a resident credential returns. The signature
-/// covers neither, so the assertion is checked for real.
-fn discoverable_assertion(key: &mut SoftPasskey, json: &str, raw_id: &[u8], user: uuid::Uuid) -> String {
-    use base64::Engine;
-    let mut options: serde_json::Value = serde_json::from_str(json).unwrap();
+/// A passwordless assertion by `key` for the options `json`, which name no credential: the key answers
+/// as a resident credential does, with `user` as its user handle.
+fn discoverable_assertion(key: &mut SoftPasskey, json: &str, user: uuid::Uuid) -> String {
+    let options: serde_json::Value = serde_json::from_str(json).unwrap();
     assert_eq!(options["publicKey"]["allowCredentials"], serde_json::json!([]), "no credential named");
-    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw_id);
-    options["publicKey"]["allowCredentials"] = serde_json::json!([{ "type": "public-key", "id": id }]);
-    let request: RequestChallengeResponse = serde_json::from_value(options).unwrap();
-    let mut assertion = key.do_authentication(origin(), request).unwrap();
-    assertion.response.user_handle = Some(user.as_bytes().to_vec());
-    serde_json::to_string(&assertion).unwrap()
+    key.assert(json, Some(user.as_bytes()))
 }
 
 #[tokio::test]
 async fn a_discoverable_passkey_signs_in_without_a_password() {
     let s = webauthn_server().await;
     let admin = s.admin().await;
-    let mut key = SoftPasskey::new(true);
-    let (_, raw_id) = register(&admin, &mut key, "laptop").await;
+    let mut key = SoftPasskey::new(ORIGIN);
+    register(&admin, &mut key, "laptop").await;
     let user_id = admin_id(&admin).await;
     let c = s.client().await;
     // An assertion whose user handle is not the passkey's owner is refused.
     let vic = s.user(&admin, "vic", pb::Role::Viewer).await;
     let started = c.auth().start_passkey_login(pb::StartPasskeyLoginRequest {}).await.unwrap().into_inner();
     let ch = started.challenge.unwrap();
-    let impostor = discoverable_assertion(&mut key, &ch.passkey_request_options_json, &raw_id, admin_id(&vic).await);
+    let impostor = discoverable_assertion(&mut key, &ch.passkey_request_options_json, admin_id(&vic).await);
     let refused = c
         .auth()
         .finish_passkey_login(pb::FinishPasskeyLoginRequest { ticket: ch.ticket, passkey_assertion_json: impostor })
@@ -671,7 +651,7 @@ async fn a_discoverable_passkey_signs_in_without_a_password() {
     // The passkey's owner signs in with it alone.
     let started = c.auth().start_passkey_login(pb::StartPasskeyLoginRequest {}).await.unwrap().into_inner();
     let ch = started.challenge.unwrap();
-    let json = discoverable_assertion(&mut key, &ch.passkey_request_options_json, &raw_id, user_id);
+    let json = discoverable_assertion(&mut key, &ch.passkey_request_options_json, user_id);
     let tokens = c
         .auth()
         .finish_passkey_login(pb::FinishPasskeyLoginRequest {
@@ -721,8 +701,8 @@ async fn a_passkey_only_account_is_refused_not_let_in_when_passkeys_are_turned_o
         .unwrap();
     let pia = s.client().await;
     pia.login("pia", ADMIN_PASSWORD).await.unwrap();
-    let mut key = SoftPasskey::new(true);
-    let (done, _) = register(&pia, &mut key, "phone").await;
+    let mut key = SoftPasskey::new(ORIGIN);
+    let done = register(&pia, &mut key, "phone").await;
     assert_eq!(done.recovery_codes.len(), 10, "a first factor comes with recovery codes");
     let (name, mut options) = (s.db.name.clone(), s.options.clone());
     let totp = s.totp.lock().unwrap().clone();
