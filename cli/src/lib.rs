@@ -264,8 +264,51 @@ mod tests {
         assert!(missing.is_empty(), "without help text: {missing:#?}");
     }
 
+    /// The clashes clap's own `debug_assert` finds only in debug builds (the tests run in release):
+    /// in each command, with the global arguments it inherits once built, every argument id, long
+    /// flag (aliases too), short flag and subcommand name (aliases too) is used once.
+    fn clashes(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        fn once<T: Ord + std::fmt::Debug>(what: &str, path: &str, mut items: Vec<T>, out: &mut Vec<String>) {
+            items.sort();
+            for pair in items.windows(2).filter(|pair| pair[0] == pair[1]) {
+                out.push(format!("{path}: {what} {:?} twice", pair[0]));
+            }
+        }
+        let args: Vec<&clap::Arg> = cmd.get_arguments().collect();
+        once("argument", path, args.iter().map(|a| a.get_id().as_str()).collect(), out);
+        let longs = args.iter().flat_map(|a| a.get_long().into_iter().chain(a.get_all_aliases().unwrap_or_default()));
+        once("long flag", path, longs.collect(), out);
+        let shorts =
+            args.iter().flat_map(|a| a.get_short().into_iter().chain(a.get_all_short_aliases().unwrap_or_default()));
+        once("short flag", path, shorts.collect(), out);
+        let subs = cmd.get_subcommands().flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()));
+        once("subcommand", path, subs.collect(), out);
+        for sub in cmd.get_subcommands() {
+            clashes(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn a_flag_used_twice_is_a_clash() {
+        let cmd = clap::Command::new("nvrctl")
+            .arg(clap::Arg::new("server").long("server"))
+            .subcommand(
+                clap::Command::new("cameras").arg(clap::Arg::new("a").short('n')).arg(clap::Arg::new("b").short('n')),
+            )
+            .subcommand(clap::Command::new("login").alias("cameras"));
+        let mut found = Vec::new();
+        clashes(&cmd, "nvrctl", &mut found);
+        assert_eq!(found, ["nvrctl: subcommand \"cameras\" twice", "nvrctl cameras: short flag 'n' twice"]);
+    }
+
     #[test]
     fn the_command_line_is_consistent() {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut found = Vec::new();
+        clashes(&cli, "nvrctl", &mut found);
+        assert!(found.is_empty(), "{found:#?}");
+        // clap's fuller check, where it runs (debug builds).
         Cli::command().debug_assert();
         let parsed = Cli::try_parse_from([
             "nvrctl",

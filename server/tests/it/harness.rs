@@ -594,7 +594,11 @@ pub fn alive(pid: u32) -> bool {
 pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let p = exe.parent().unwrap().parent().unwrap().join(name);
-    assert!(p.is_file(), "{} is missing: build the workspace first (cargo test --workspace builds it)", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: build the workspace first (cargo test --release --workspace builds it)",
+        p.display()
+    );
     p
 }
 

@@ -2,6 +2,7 @@
 //! step-up before destructive RPCs, and full WebAuthn ceremonies driven by a software authenticator.
 use crate::harness::{ADMIN_PASSWORD, TestServer};
 use crate::passkey::SoftPasskey;
+use base64::Engine;
 use opennvr_sdk::pb;
 use opennvr_server::security::totp::TotpSeed;
 use tonic::Code;
@@ -448,7 +449,20 @@ async fn passkeys_register_and_complete_logins_and_refuse_replays_and_wrong_chal
     // The same authenticator cannot be registered twice: it is excluded, and refused if it answers.
     let again =
         admin.auth().start_passkey_registration(pb::StartPasskeyRegistrationRequest {}).await.unwrap().into_inner();
-    assert!(again.creation_options_json.contains("excludeCredentials"), "{}", again.creation_options_json);
+    let options: serde_json::Value = serde_json::from_str(&again.creation_options_json).unwrap();
+    let key_id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.credential_id());
+    assert_eq!(options["publicKey"]["excludeCredentials"][0]["id"], key_id.as_str(), "{options}");
+    let twice = admin
+        .auth()
+        .finish_passkey_registration(pb::FinishPasskeyRegistrationRequest {
+            registration_token: again.registration_token,
+            credential_json: key.register(&again.creation_options_json),
+            name: "again".into(),
+        })
+        .await;
+    let twice = status(twice);
+    assert_eq!(twice.code(), Code::InvalidArgument);
+    assert!(twice.message().contains("already registered"), "{}", twice.message());
 
     // Login with password + passkey.
     let c = s.client().await;
@@ -543,6 +557,50 @@ async fn a_passkey_whose_counter_goes_back_or_that_was_deleted_is_refused() {
     assert!(gone.unwrap_err().to_string().contains("not registered"));
     let ch = challenge(&c, "admin").await;
     assert!(ch.passkey_request_options_json.is_empty(), "no passkey left to ask for");
+}
+
+#[tokio::test]
+async fn a_passkey_answer_is_refused_for_a_bad_signature_origin_relying_party_or_unverified_user() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let s = webauthn_server().await;
+    let admin = s.admin().await;
+    let mut key = SoftPasskey::new(ORIGIN);
+    register(&admin, &mut key, "key").await;
+    let c = s.client().await;
+    let refused = |e: opennvr_sdk::Error, why: &str| {
+        assert!(matches!(&e, opennvr_sdk::Error::Status(st) if st.code() == Code::Unauthenticated), "{e}");
+        assert!(e.to_string().contains(why), "{e}, not {why:?}");
+    };
+    // One byte of the signature changed.
+    let ch = challenge(&c, "admin").await;
+    let mut answer: serde_json::Value =
+        serde_json::from_str(&assert_with(&mut key, &ch.passkey_request_options_json)).unwrap();
+    let mut signature = B64.decode(answer["response"]["signature"].as_str().unwrap()).unwrap();
+    let middle = signature.len() / 2;
+    signature[middle] ^= 0x01;
+    answer["response"]["signature"] = B64.encode(signature).into();
+    refused(c.finish_mfa(&ch.ticket, passkey(answer.to_string())).await.unwrap_err(), "does not verify");
+    // Signed for a page of another origin, for another relying party, without verifying the user.
+    key.origin = "http://localhost.example:8443".into();
+    let ch = challenge(&c, "admin").await;
+    let answer = assert_with(&mut key, &ch.passkey_request_options_json);
+    refused(c.finish_mfa(&ch.ticket, passkey(answer)).await.unwrap_err(), "origin this server does not accept");
+    key.origin = ORIGIN.into();
+    key.rp_id = Some("example.org".into());
+    let ch = challenge(&c, "admin").await;
+    let answer = assert_with(&mut key, &ch.passkey_request_options_json);
+    refused(c.finish_mfa(&ch.ticket, passkey(answer)).await.unwrap_err(), "another relying party");
+    key.rp_id = None;
+    key.verifies_user = false;
+    let ch = challenge(&c, "admin").await;
+    let answer = assert_with(&mut key, &ch.passkey_request_options_json);
+    refused(c.finish_mfa(&ch.ticket, passkey(answer)).await.unwrap_err(), "did not verify the user");
+    // The same key, answering properly, signs in once the lockout the four wrong answers earned
+    // has passed.
+    key.verifies_user = true;
+    s.clock.advance(chrono::Duration::seconds(2));
+    let ch = challenge(&c, "admin").await;
+    c.finish_mfa(&ch.ticket, passkey(assert_with(&mut key, &ch.passkey_request_options_json))).await.unwrap();
 }
 
 #[tokio::test]

@@ -120,7 +120,6 @@ async fn motion_episodes_come_at_the_scene_changes_gate_an_adapter_and_keep_a_sn
     assert_eq!(people.infers.load(Ordering::SeqCst), 0, "frames went to a gated adapter on a still scene");
     // While the ball moves the episode is noted as under way (retention keeps its footage), and
     // the note goes when its event is stored.
-    tokio::time::sleep(Duration::from_secs(6)).await;
     let open = |camera: &str| {
         use diesel::RunQueryDsl;
         #[derive(diesel::QueryableByName)]
@@ -131,7 +130,14 @@ async fn motion_episodes_come_at_the_scene_changes_gate_an_adapter_and_keep_a_sn
         let q = format!("SELECT count(*) AS n FROM motion_open WHERE camera_id = '{camera}'");
         diesel::sql_query(q).get_result::<N>(&mut s.db.superuser()).unwrap().n
     };
-    assert_eq!(open(&dock.id), 1, "no episode noted as under way at 15 s");
+    // Polled: the note stands from the episode's start to its event, seconds that a busy machine
+    // may shift in wall-clock time (the episode's own times come from the frames).
+    let noted = async {
+        while open(&dock.id) != 1 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(25), noted).await.expect("no episode noted as under way");
     // The episode is announced when it ends.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     let event = loop {

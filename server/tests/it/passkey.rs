@@ -18,7 +18,12 @@ const COSE_ES256: i64 = -7;
 const COSE_P256: i64 = 1;
 
 pub struct SoftPasskey {
-    origin: String,
+    /// The origin the "browser" reports in client data.
+    pub origin: String,
+    /// The relying party the authenticator signs for, when not the one the options name.
+    pub rp_id: Option<String>,
+    /// Whether it verifies the user (PIN or biometrics) before it signs.
+    pub verifies_user: bool,
     key: SigningKey,
     credential_id: Vec<u8>,
     counter: u32,
@@ -32,6 +37,8 @@ impl SoftPasskey {
         rand::rngs::OsRng.fill_bytes(&mut credential_id);
         Self {
             origin: origin.trim_end_matches('/').to_owned(),
+            rp_id: None,
+            verifies_user: true,
             key: SigningKey::random(&mut rand::rngs::OsRng),
             credential_id,
             counter: 0,
@@ -135,18 +142,27 @@ impl SoftPasskey {
         .to_string()
     }
 
-    /// The relying party's id hash, the flags (user present and verified, plus `extra`) and the counter.
+    /// The relying party's id hash, the flags (user present, verified unless told not to, plus
+    /// `extra`) and the counter.
     fn authenticator_data(&self, rp_id: &str, extra: u8) -> Vec<u8> {
+        let rp_id = self.rp_id.as_deref().unwrap_or(rp_id);
         let mut data = Sha256::digest(rp_id.as_bytes()).to_vec();
-        data.push(USER_PRESENT | USER_VERIFIED | extra);
+        let verified = if self.verifies_user { USER_VERIFIED } else { 0 };
+        data.push(USER_PRESENT | verified | extra);
         data.extend(self.counter.to_be_bytes());
         data
     }
 
+    /// Client data in the order browsers serialise it (WebAuthn §5.8.1.1).
     fn client_data(&self, kind: &str, challenge: &str) -> Vec<u8> {
-        serde_json::json!({ "type": kind, "challenge": challenge, "origin": self.origin, "crossOrigin": false })
-            .to_string()
-            .into_bytes()
+        let quoted = |v: &str| serde_json::Value::from(v).to_string();
+        format!(
+            r#"{{"type":{},"challenge":{},"origin":{},"crossOrigin":false}}"#,
+            quoted(kind),
+            quoted(challenge),
+            quoted(&self.origin)
+        )
+        .into_bytes()
     }
 }
 
