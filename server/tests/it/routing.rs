@@ -144,7 +144,15 @@ async fn frames_of_a_real_camera_become_stored_streamed_detections_and_a_hung_ad
     assert!(cars.is_empty());
     let sure = detections(&admin, pb::ListDetectionsRequest { min_confidence: 0.95, ..Default::default() }).await;
     assert!(sure.is_empty(), "the adapter says 0.9");
-    // Paging walks every stored detection once, newest first.
+    // Paging walks every stored detection once, newest first (once a second frame's is stored: the
+    // first event may come before it).
+    eventually(20, "a second detection stored", || async {
+        detections(&admin, pb::ListDetectionsRequest { camera_ids: vec![cam.id.clone()], ..Default::default() })
+            .await
+            .len()
+            >= 2
+    })
+    .await;
     let first = admin
         .inference()
         .list_detections(pb::ListDetectionsRequest { page_size: 1, ..Default::default() })
