@@ -382,12 +382,7 @@ impl Child {
     }
 
     fn spawn(&self) -> std::io::Result<tokio::process::Child> {
-        use std::os::unix::fs::OpenOptionsExt;
-        // One earlier log is kept: the file never grows past twice the limit.
-        if std::fs::metadata(&self.log_file).is_ok_and(|m| m.len() > LOG_LIMIT) {
-            let _ = std::fs::rename(&self.log_file, self.log_file.with_extension("log.1"));
-        }
-        let log = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.log_file)?;
+        let log = open_log(&self.log_file, LOG_LIMIT)?;
         let mut cmd = tokio::process::Command::new(&self.binary);
         cmd.arg(&self.config_file)
             .current_dir(self.config_file.parent().unwrap_or(Path::new("/")))
@@ -463,6 +458,16 @@ impl Child {
     }
 }
 
+/// MediaMTX's log, opened for appending (0600) at each start. Past `limit` bytes it is set aside as
+/// `<name>.1` first, replacing the one before: the logs never take more than twice the limit.
+fn open_log(path: &Path, limit: u64) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > limit) {
+        let _ = std::fs::rename(path, path.with_extension("log.1"));
+    }
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)
+}
+
 /// SIGTERM, then SIGKILL if MediaMTX is still there after the grace period.
 async fn terminate(child: &mut tokio::process::Child) {
     if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
@@ -476,6 +481,26 @@ async fn terminate(child: &mut tokio::process::Child) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_is_set_aside_past_its_limit_and_appended_to_below_it() {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("opennvr-log-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("mediamtx.log");
+        let (earlier, set_aside) = (dir.join("mediamtx.log.1"), b"first run, past the limit\n");
+        open_log(&log, 16).unwrap().write_all(set_aside).unwrap();
+        assert_eq!(std::fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
+        // Past 16 bytes at the next start: set aside, and a new log begun.
+        open_log(&log, 16).unwrap().write_all(b"second\n").unwrap();
+        assert_eq!(std::fs::read(&earlier).unwrap(), set_aside);
+        // Below the limit: appended to.
+        open_log(&log, 16).unwrap().write_all(b"third\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "second\nthird\n");
+        assert_eq!(std::fs::read(&earlier).unwrap(), set_aside, "the set-aside log is kept as it was");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn listeners_bind_where_the_server_listens() {
