@@ -241,51 +241,61 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    /// Every argument of every command, with the command's path, that has no help text.
-    fn without_help(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
-        for arg in cmd.get_arguments() {
-            let id = arg.get_id().as_str();
-            if id != "help" && id != "version" && arg.get_help().is_none() && arg.get_long_help().is_none() {
-                out.push(format!("{path} {id}"));
-            }
-        }
+    /// Calls `visit` with every command of the tree under `cmd`, and its path (`nvrctl cameras add`).
+    fn each_command(cmd: &clap::Command, path: &str, visit: &mut impl FnMut(&clap::Command, &str)) {
+        visit(cmd, path);
         for sub in cmd.get_subcommands() {
-            if sub.get_about().is_none() && sub.get_name() != "help" {
-                out.push(format!("{path} {} (command)", sub.get_name()));
-            }
-            without_help(sub, &format!("{path} {}", sub.get_name()), out);
+            each_command(sub, &format!("{path} {}", sub.get_name()), visit);
         }
+    }
+
+    /// Every argument of every command, with the command's path, that has no help text.
+    fn without_help(cmd: &clap::Command, out: &mut Vec<String>) {
+        each_command(cmd, "nvrctl", &mut |cmd, path| {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    out.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    out.push(format!("{path} {} (command)", sub.get_name()));
+                }
+            }
+        });
     }
 
     #[test]
     fn every_command_and_argument_has_help_text() {
         let mut missing = Vec::new();
-        without_help(&Cli::command(), "nvrctl", &mut missing);
+        without_help(&Cli::command(), &mut missing);
         assert!(missing.is_empty(), "without help text: {missing:#?}");
     }
 
     /// The clashes clap's own `debug_assert` finds only in debug builds (the tests run in release):
     /// in each command, with the global arguments it inherits once built, every argument id, long
     /// flag (aliases too), short flag and subcommand name (aliases too) is used once.
-    fn clashes(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+    fn clashes(cmd: &clap::Command, out: &mut Vec<String>) {
         fn once<T: Ord + std::fmt::Debug>(what: &str, path: &str, mut items: Vec<T>, out: &mut Vec<String>) {
             items.sort();
             for pair in items.windows(2).filter(|pair| pair[0] == pair[1]) {
                 out.push(format!("{path}: {what} {:?} twice", pair[0]));
             }
         }
-        let args: Vec<&clap::Arg> = cmd.get_arguments().collect();
-        once("argument", path, args.iter().map(|a| a.get_id().as_str()).collect(), out);
-        let longs = args.iter().flat_map(|a| a.get_long().into_iter().chain(a.get_all_aliases().unwrap_or_default()));
-        once("long flag", path, longs.collect(), out);
-        let shorts =
-            args.iter().flat_map(|a| a.get_short().into_iter().chain(a.get_all_short_aliases().unwrap_or_default()));
-        once("short flag", path, shorts.collect(), out);
-        let subs = cmd.get_subcommands().flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()));
-        once("subcommand", path, subs.collect(), out);
-        for sub in cmd.get_subcommands() {
-            clashes(sub, &format!("{path} {}", sub.get_name()), out);
-        }
+        each_command(cmd, "nvrctl", &mut |cmd, path| {
+            let args: Vec<&clap::Arg> = cmd.get_arguments().collect();
+            once("argument", path, args.iter().map(|a| a.get_id().as_str()).collect(), out);
+            let longs =
+                args.iter().flat_map(|a| a.get_long().into_iter().chain(a.get_all_aliases().unwrap_or_default()));
+            once("long flag", path, longs.collect(), out);
+            let shorts = args
+                .iter()
+                .flat_map(|a| a.get_short().into_iter().chain(a.get_all_short_aliases().unwrap_or_default()));
+            once("short flag", path, shorts.collect(), out);
+            let subs = cmd.get_subcommands().flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()));
+            once("subcommand", path, subs.collect(), out);
+        });
     }
 
     #[test]
@@ -297,7 +307,7 @@ mod tests {
             )
             .subcommand(clap::Command::new("login").alias("cameras"));
         let mut found = Vec::new();
-        clashes(&cmd, "nvrctl", &mut found);
+        clashes(&cmd, &mut found);
         assert_eq!(found, ["nvrctl: subcommand \"cameras\" twice", "nvrctl cameras: short flag 'n' twice"]);
     }
 
@@ -306,7 +316,7 @@ mod tests {
         let mut cli = Cli::command();
         cli.build();
         let mut found = Vec::new();
-        clashes(&cli, "nvrctl", &mut found);
+        clashes(&cli, &mut found);
         assert!(found.is_empty(), "{found:#?}");
         // clap's fuller check, where it runs (debug builds).
         Cli::command().debug_assert();
